@@ -1,0 +1,267 @@
+"""Benchmark of the `features` stage (not a test): throughput, scaling, memory, pandas baseline.
+
+For each size the stage's pure part (`pipelines.features.make_features`: split plan, peer table,
+batch features, splits) runs in a fresh subprocess on events from `data.simulator.simulate`,
+so peak RSS is per size. The smallest size is also run through a straightforward pandas
+`groupby().rolling()` / `ewm()` implementation of the per-(learner, topic) features, checked
+against ours (rolling means within 1e-9), and timed.
+
+    nice .venv/bin/python bench/features.py                 # 1M and 10M events
+    nice .venv/bin/python bench/features.py --sizes 100000,1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+logger = logging.getLogger("bench.features")
+
+
+def simulated_events(n_events: int, seed: int) -> tuple[Any, Any]:
+    """About ``n_events`` simulator events (default params, learners scaled), cut to exactly n."""
+    from data.simulator import SimulatorConfig, simulate
+    from pipelines.common import load_section
+
+    sim = dict(load_section("data")["simulator"])
+    pilot = SimulatorConfig(**{**sim, "seed": seed, "n_learners": 200})
+    per_learner = len(simulate(pilot, pass_mark=0.6)[0]) / 200
+    n_learners = max(10, math.ceil(1.15 * n_events / per_learner))
+    cfg = SimulatorConfig(**{**sim, "seed": seed, "n_learners": n_learners})
+    events, oracle = simulate(cfg, pass_mark=0.6)
+    return events.iloc[:n_events].reset_index(drop=True), oracle.iloc[:n_events].reset_index(
+        drop=True
+    )
+
+
+class PeakRSS:
+    """Samples this process's RSS every 10 ms in a thread; `peak` in bytes."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._proc = psutil.Process()
+        self.peak = self._proc.memory_info().rss
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss)
+            time.sleep(0.01)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss)
+
+
+def naive_topic_features(events: Any, windows: tuple[int, ...], half_life_s: float) -> Any:
+    """The per-(learner, topic) features the obvious pandas way (no tie handling)."""
+    import pandas as pd
+
+    keys = ["user_id", "topic_id"]
+    df = events.sort_values([*keys, "timestamp"], kind="stable")
+    g = df.groupby(keys, sort=False)
+    out = pd.DataFrame(index=df.index)
+    out["n_attempts"] = g.cumcount().astype(float)
+    fail = (df["score"] < 0.6).astype(float)
+    out["n_fails"] = fail.groupby([df[k] for k in keys], sort=False).cumsum() - fail
+    out["n_successes"] = out["n_attempts"] - out["n_fails"]
+    out["mean_score"] = g["score"].transform(lambda s: s.expanding().mean().shift(1))
+    for k in windows:
+        r = g["score"].rolling(k, min_periods=1).mean().reset_index(level=[0, 1], drop=True)
+        out[f"last{k}_mean"] = r.groupby([df[c] for c in keys], sort=False).shift(1)
+    times = pd.to_datetime(df["timestamp"], unit="s")
+    ewm = (
+        g["score"]
+        .ewm(halflife=pd.Timedelta(seconds=half_life_s), times=times)
+        .mean()
+        .reset_index(level=[0, 1], drop=True)
+    )
+    out["decayed_mean"] = ewm.groupby([df[c] for c in keys], sort=False).shift(1)
+    out["last_score"] = g["score"].shift(1)
+    out["hours_since_last"] = (df["timestamp"] - g["timestamp"].shift(1)) / 3600.0
+    for col in ("time_spent_s", "hints_used"):
+        out[f"mean_{col}"] = g[col].transform(lambda s: s.expanding().mean().shift(1))
+    out["prev_ts"] = g["timestamp"].shift(1)
+    return out.sort_index()
+
+
+def run_one(n_events: int, seed: int) -> dict[str, Any]:
+    """Build features for n events in this process; timings and peak RSS as a dict."""
+    from features.build import build_examples
+    from features.config import FeatureConfig
+    from features.kernel import compiled_kernel
+    from pipelines.common import build_config, load_section
+    from pipelines.features import make_features
+
+    cfg = build_config(FeatureConfig, load_section("features"), "features")
+    t0 = time.perf_counter()
+    events, oracle = simulated_events(n_events, seed)
+    t_sim = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    compiled_kernel()  # compile (or load from cache) outside the timed region
+    tiny = events.iloc[:1000]
+    build_examples(tiny, None, cfg=cfg, peer={"prior_mean": 0.5, "prior_weight": 1.0, "topics": {}})
+    t_compile = time.perf_counter() - t0
+    import psutil
+
+    rss_before = psutil.Process().memory_info().rss
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        splits, _spec, _ = make_features(events, oracle, cfg)
+        t_build = time.perf_counter() - t0
+    result: dict[str, Any] = {
+        "n_events": len(events),
+        "n_examples": sum(len(p) for p in splits.values()),
+        "simulate_s": t_sim,
+        "compile_s": t_compile,
+        "build_s": t_build,
+        "events_per_s": len(events) / t_build,
+        "rss_before_build_gb": rss_before / 1e9,
+        "peak_rss_build_gb": mem.peak / 1e9,
+    }
+    return result
+
+
+def run_baseline(n_events: int, seed: int) -> dict[str, Any]:
+    """Time the pandas baseline on n events and compare it with ours."""
+    from features.build import build_examples
+    from features.config import FeatureConfig
+    from pipelines.common import build_config, load_section
+
+    cfg = build_config(FeatureConfig, load_section("features"), "features")
+    events, _ = simulated_events(n_events, seed)
+    peer = {"prior_mean": 0.5, "prior_weight": 1.0, "topics": {}}
+    build_examples(events.iloc[:1000], None, cfg=cfg, peer=peer)  # compile
+    t0 = time.perf_counter()
+    ours = build_examples(events, None, cfg=cfg, peer=peer)
+    t_ours = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    naive = naive_topic_features(events, cfg.rolling_windows, cfg.half_life_s)
+    t_naive = time.perf_counter() - t0
+
+    quiz = events["activity"].isin(cfg.assessment_activities).to_numpy()
+    nv = naive.loc[quiz].reset_index(drop=True)
+    # the naive version has no tie blocks: compare rows not tied with their previous event
+    ok = (nv["prev_ts"] != events.loc[quiz, "timestamp"].to_numpy()).to_numpy()
+    diffs: dict[str, float] = {}
+    pairs = [(f"last{k}_mean", f"topic_last{k}_mean") for k in cfg.rolling_windows]
+    pairs += [("n_attempts", "topic_n_attempts"), ("decayed_mean", "topic_decayed_mean")]
+    # our table holds float32: compare the float64 kernel values behind it
+    from features import build as build_mod
+
+    full64 = _float64_topic_features(build_mod, events, cfg, peer)
+    for naive_col, our_col in pairs:
+        a = nv[naive_col].to_numpy(dtype=np.float64)[ok]
+        b = full64[our_col][ok]
+        both_nan = np.isnan(a) & np.isnan(b)
+        d = np.abs(a - b)
+        d[both_nan] = 0.0
+        diffs[our_col] = float(np.nanmax(d)) if np.isnan(d).sum() == 0 else math.inf
+    return {
+        "n_events": len(events),
+        "ours_build_examples_s": t_ours,
+        "pandas_s": t_naive,
+        "speedup": t_naive / t_ours,
+        "rows_compared": int(ok.sum()),
+        "rows_tied_skipped": int((~ok).sum()),
+        "max_abs_diff": diffs,
+        "ours_columns": len(ours.columns),
+    }
+
+
+def _float64_topic_features(
+    build_mod: Any, events: Any, cfg: Any, peer: dict[str, Any]
+) -> dict[str, np.ndarray]:
+    """Our per-(learner, topic) kernel columns in float64 (before the float32 cast)."""
+    import pandas as pd
+
+    from features.kernel import kernel_columns
+
+    spec = build_mod.spec_from_config(cfg, peer)
+    user_code, _ = pd.factorize(events["user_id"])
+    topic_code, uniq = pd.factorize(events["topic_id"])
+    arrays = {
+        "score": events["score"].to_numpy(dtype=np.float64),
+        "time_spent_s": events["time_spent_s"].to_numpy(dtype=np.float64),
+        "hints_used": events["hints_used"].to_numpy(dtype=np.float64),
+        "is_revisit": events["is_revisit"].to_numpy(dtype=np.bool_),
+    }
+    is_query = events["activity"].isin(spec["assessment_activities"]).to_numpy()
+    cols = kernel_columns(spec["rolling_windows"])
+    pair = user_code.astype(np.int64) * len(uniq) + topic_code
+    out = build_mod._grouped_run(
+        pair, events["timestamp"].to_numpy(np.int64), arrays, is_query, spec, len(cols)
+    )
+    return {f"topic_{c}": out[:, i] for i, c in enumerate(cols)}
+
+
+def main() -> None:
+    """Run each size in a subprocess, then the baseline; print a JSON summary."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000000,10000000", help="comma-separated event counts")
+    parser.add_argument("--baseline-size", type=int, default=None, help="default: first size")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--baseline", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one is not None:
+        print(json.dumps(run_one(args.one, args.seed)))
+        return
+    if args.baseline is not None:
+        print(json.dumps(run_baseline(args.baseline, args.seed)))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    results: dict[str, Any] = {"sizes": {}}
+    for n in sizes:
+        logger.info("features build on %d events (subprocess)", n)
+        res = _child(["--one", str(n), "--seed", str(args.seed)])
+        results["sizes"][str(n)] = res
+        logger.info("%s", res)
+    base_n = args.baseline_size or sizes[0]
+    logger.info("pandas baseline on %d events", base_n)
+    results["baseline"] = _child(["--baseline", str(base_n), "--seed", str(args.seed)])
+    if len(sizes) >= 2:
+        lo, hi = results["sizes"][str(sizes[0])], results["sizes"][str(sizes[-1])]
+        results["scaling_exponent"] = math.log(hi["build_s"] / lo["build_s"]) / math.log(
+            hi["n_events"] / lo["n_events"]
+        )
+    print(json.dumps(results, indent=2))
+
+
+def _child(extra: list[str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), *extra],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench child {extra} failed:\n{proc.stderr[-4000:]}")
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    main()

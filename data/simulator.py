@@ -1,0 +1,444 @@
+"""Seeded learner simulator: the default event source, with the ground truth kept beside it.
+
+Each (learner, topic) has a latent skill in logit units:
+
+    skill = ability[learner] + affinity[learner, topic] + learned(practice, time since practice)
+    P(correct on item i) = sigmoid(skill - difficulty[topic] - item_offset[i])
+
+``learned`` grows with practice with diminishing returns (``gain * (1 - exp(-rate * units /
+practice_scale))``) and decays between practices toward a floor (a fraction ``forget_floor`` of it
+is never lost), so the count, the recency and the learner's overall level all carry signal, and
+the skill never jumps at random between events. The simulator keeps, for every event, the exact
+probability that its score is below ``pass_mark`` (binomial CDF for quizzes, Beta CDF for
+minigames): the oracle a perfect predictor would reach.
+
+Vectorised: Python loops run over session index and activity slot only (a few hundred
+iterations); each iteration updates every learner active at that step with numpy.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from pipelines.common import ConfigError, require
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+_QUIZ, _MINIGAME = 0, 1
+_DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Simulator knobs (``params.yaml`` data.simulator); behaviour constants have defaults."""
+
+    seed: int
+    n_learners: int
+    n_topics: int
+    days: int
+    sessions_per_week: float
+    activities_per_session: int
+    quiz_share: float
+    start: str
+    quiz_questions: int = 5  # a quiz score is correct/n_questions: the binomial noise
+    items_per_topic: int = 30  # per activity type (quiz items, minigame items)
+    dropout_share: float = 0.3  # learners who stop early (after ~exp(dropout_mean_days))
+    dropout_mean_days: float = 30.0
+    join_window: float = 0.4  # learners join uniformly over the first join_window * days
+    ability_sd: float = 0.5  # learner ability, logits
+    difficulty_mean: float = 0.3  # mean topic difficulty, logits
+    difficulty_range: float = 1.0  # topic difficulties spread evenly over this many logits
+    affinity_sd: float = 0.3  # learner x topic deviation, logits
+    item_sd: float = 0.15  # item difficulty around its topic, logits
+    gain: float = 1.5  # logits learned at saturation
+    practice_scale: float = 8.0  # practice units to reach ~63% of the gain
+    learning_rate_sd: float = 0.3  # log-sd of the per-learner learning rate
+    forget_days: float = 10.0  # e-folding time of forgetting
+    forget_floor: float = 0.4  # share of what was learned that is never forgotten
+    minigame_concentration: float = 5.0  # Beta(kappa*mu, kappa*(1-mu)): lower = noisier
+    minigame_bonus: float = 0.4  # minigames are easier than quizzes, logits
+    weak_topic_bias: float = 3.0  # preference for weak topics when picking a session topic
+
+    def __post_init__(self) -> None:
+        where = "data.simulator"
+        require(self.n_learners >= 1, f"{where}.n_learners", f"{self.n_learners} not >= 1")
+        require(1 <= self.n_topics <= 10_000, f"{where}.n_topics", "allowed range [1, 10000]")
+        require(1 <= self.days <= 3650, f"{where}.days", f"{self.days} not in [1, 3650]")
+        require(
+            0 < self.sessions_per_week <= 70,
+            f"{where}.sessions_per_week",
+            f"{self.sessions_per_week} not in (0, 70]",
+        )
+        require(
+            1 <= self.activities_per_session <= 50,
+            f"{where}.activities_per_session",
+            f"{self.activities_per_session} not in [1, 50]",
+        )
+        require(
+            0.0 <= self.quiz_share <= 1.0, f"{where}.quiz_share", f"{self.quiz_share} not in [0, 1]"
+        )
+        require(
+            1 <= self.quiz_questions <= 100,
+            f"{where}.quiz_questions",
+            f"{self.quiz_questions} not in [1, 100]",
+        )
+        require(
+            1 <= self.items_per_topic <= 10_000,
+            f"{where}.items_per_topic",
+            f"{self.items_per_topic} not in [1, 10000]",
+        )
+        for name in ("dropout_share", "join_window", "forget_floor"):
+            value = getattr(self, name)
+            require(0.0 <= value <= 1.0, f"{where}.{name}", f"{value} not in [0, 1]")
+        for name in (
+            "dropout_mean_days",
+            "practice_scale",
+            "forget_days",
+            "minigame_concentration",
+        ):
+            value = getattr(self, name)
+            require(value > 0, f"{where}.{name}", f"{value} not > 0")
+        for name in (
+            "ability_sd",
+            "difficulty_range",
+            "affinity_sd",
+            "item_sd",
+            "gain",
+            "learning_rate_sd",
+            "weak_topic_bias",
+        ):
+            value = getattr(self, name)
+            require(value >= 0, f"{where}.{name}", f"{value} not >= 0")
+        try:
+            start_s = parse_start(self.start)
+        except ValueError as exc:
+            raise ConfigError(f"{where}.start: {exc}") from exc
+        require(start_s >= 0, f"{where}.start", "must be at or after 1970-01-01T00:00:00Z")
+
+
+def parse_start(text: str) -> int:
+    """ISO-8601 instant -> int seconds since epoch (UTC; a naive time is taken as UTC)."""
+    ts = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)
+    return int(ts.timestamp())
+
+
+def fail_threshold(n_questions: int, pass_mark: float) -> int:
+    """Number of correct answers k with k/n < pass_mark, computed exactly as labels are."""
+    k = np.arange(n_questions + 1, dtype=np.float64)
+    return int(np.count_nonzero(k / n_questions < pass_mark))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _session_plan(
+    cfg: SimulatorConfig, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per learner: planned session start times (s from start, padded with inf) and counts.
+
+    Returns (planned [L, K] float64, n_sessions [L], n_acts [L, K] int16).
+    """
+    n = cfg.n_learners
+    horizon = cfg.days * _DAY_S
+    join = rng.uniform(0.0, cfg.join_window * horizon, n)
+    drops = rng.random(n) < cfg.dropout_share
+    stop = np.where(drops, join + rng.exponential(cfg.dropout_mean_days * _DAY_S, n), horizon).clip(
+        max=horizon
+    )
+    # Activity rate varies by learner (lognormal, mean 1).
+    rate = cfg.sessions_per_week / 7.0 / _DAY_S * rng.lognormal(-0.125, 0.5, n)
+    n_sessions = np.maximum(1, rng.poisson(rate * (stop - join)))
+    k_max = int(n_sessions.max())
+    planned = rng.random((n, k_max))
+    planned[np.arange(k_max)[None, :] >= n_sessions[:, None]] = np.inf
+    planned.sort(axis=1)
+    planned = join[:, None] + planned * (stop - join)[:, None]
+    # Activities per session: 1 + Binomial(2(a-1), 1/2), mean a.
+    aps = cfg.activities_per_session
+    n_acts = (1 + rng.binomial(2 * (aps - 1), 0.5, (n, k_max))).astype(np.int16)
+    n_acts[~np.isfinite(planned)] = 0
+    return planned, n_sessions, n_acts
+
+
+def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Simulate learner events.
+
+    Returns ``(events, oracle)``: events in the schema of ``data/schema.py`` sorted by
+    ``(timestamp, user_id)``; oracle aligned row by row with ``p_fail_true`` (exact probability,
+    under the simulator, that the score is < ``pass_mark``) and ``mastery_true`` (the latent
+    probability of a correct answer on that activity's item).
+    """
+    if not 0.0 < pass_mark <= 1.0:
+        raise ConfigError(f"features.pass_mark: {pass_mark} not in (0, 1]")
+    from scipy.special import bdtr, betainc
+
+    rng = np.random.default_rng(cfg.seed)
+    n_l, n_t, n_i = cfg.n_learners, cfg.n_topics, cfg.items_per_topic
+    start_s = parse_start(cfg.start)
+
+    # ---- latent structure
+    ability = rng.normal(0.0, cfg.ability_sd, n_l)
+    difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, n_t)
+    rng.shuffle(difficulty)
+    affinity = rng.normal(0.0, cfg.affinity_sd, (n_l, n_t))
+    item_offset = rng.normal(0.0, cfg.item_sd, (n_t, 2, n_i))
+    learn_rate = rng.lognormal(0.0, cfg.learning_rate_sd, n_l) / cfg.practice_scale
+    speed = rng.lognormal(0.0, 0.2, n_l)  # a learner's own pace (time spent)
+    item_perm_shift = rng.integers(0, n_i, (n_l, n_t, 2))  # learners meet items in own order
+
+    planned, n_sessions, n_acts = _session_plan(cfg, rng)
+    # Learners sorted by session count (descending): the learners active at session k are a
+    # prefix, so each step works on slices instead of index arrays.
+    order = np.argsort(-n_sessions, kind="stable")
+    inv_order = np.empty_like(order)
+    inv_order[order] = np.arange(n_l)
+    planned, n_sessions, n_acts = planned[order], n_sessions[order], n_acts[order]
+    ability, affinity, learn_rate, speed = (
+        ability[order],
+        affinity[order],
+        learn_rate[order],
+        speed[order],
+    )
+    item_perm_shift = item_perm_shift[order]
+
+    counts = n_acts.astype(np.int64)
+    total = int(counts.sum())
+    offsets = (np.cumsum(counts.ravel()) - counts.ravel()).reshape(counts.shape)
+    logger.info(
+        "simulating %d learners x %d topics: %d sessions, %d events",
+        n_l,
+        n_t,
+        int(n_sessions.sum()),
+        total,
+    )
+
+    # ---- outputs (indexed by event position)
+    out_user = np.empty(total, np.int32)
+    out_topic = np.empty(total, np.int32)
+    out_item = np.empty(total, np.int32)
+    out_kind = np.empty(total, np.int8)
+    out_ts = np.empty(total, np.int64)
+    out_score = np.empty(total, np.float64)
+    out_time = np.empty(total, np.float64)
+    out_hints = np.empty(total, np.int64)
+    out_attempt = np.empty(total, np.int64)
+    out_revisit = np.empty(total, np.bool_)
+    out_pfail = np.empty(total, np.float64)
+    out_mastery = np.empty(total, np.float64)
+
+    # ---- state
+    units = np.zeros((n_l, n_t))  # practice units per (learner, topic)
+    last = np.full((n_l, n_t), -np.inf)  # time of last practice, s from start
+    seen = np.zeros((n_l, n_t, 2, n_i), np.int16)  # tries per item
+    next_item = np.zeros((n_l, n_t, 2), np.int32)
+    clock = np.full(n_l, -np.inf)  # end of the learner's last activity
+
+    k_fail = fail_threshold(cfg.quiz_questions, pass_mark)
+    nq = cfg.quiz_questions
+    kappa = cfg.minigame_concentration
+    floor = cfg.forget_floor
+    forget_s = cfg.forget_days * _DAY_S
+    gain = cfg.gain
+
+    def learned(u_units: np.ndarray, u_last: np.ndarray, now: np.ndarray) -> np.ndarray:
+        """Learned logits: saturating in practice, decaying toward the floor since last use."""
+        sat = gain * (1.0 - np.exp(-u_units))
+        age = np.maximum(now - u_last, 0.0)
+        return sat * (floor + (1.0 - floor) * np.exp(-age / forget_s))
+
+    n_active_by_k = np.searchsorted(-n_sessions, -np.arange(planned.shape[1]), side="right")
+    try:
+        from tqdm import tqdm
+
+        steps = tqdm(range(planned.shape[1]), desc="simulate", unit="session", leave=False)
+    except ImportError:  # pragma: no cover - tqdm is a declared dependency
+        steps = range(planned.shape[1])
+
+    for k in steps:
+        na = int(n_active_by_k[k])
+        if na == 0:
+            break
+        now = np.maximum(planned[:na, k], clock[:na] + 300.0)  # sessions never overlap
+        # Pick the session topic: weak topics are revisited more (Gumbel-max sampling).
+        skill_all = (
+            ability[:na, None]
+            + affinity[:na]
+            + learned(units[:na] * learn_rate[:na, None], last[:na], now[:, None])
+            - difficulty[None, :]
+        )
+        logits = -cfg.weak_topic_bias * _sigmoid(skill_all) + rng.gumbel(size=(na, n_t))
+        topic = np.argmax(logits, axis=1)
+        prev_failed = np.zeros(na, np.bool_)
+        prev_item = np.full(na, -1, np.int64)
+        prev_kind = np.zeros(na, np.int8)
+        for j in range(int(n_acts[:na, k].max())):
+            u = np.nonzero(n_acts[:na, k] > j)[0]
+            if u.size == 0:
+                break
+            t = topic[u]
+            now_u = now[u]
+            base_skill = (
+                ability[u]
+                + affinity[u, t]
+                + learned(units[u, t] * learn_rate[u], last[u, t], now_u)
+                - difficulty[t]
+            )
+            p_topic = _sigmoid(base_skill)
+            # Activity kind and item: immediate retry after a fail (weaker retries more),
+            # a revisit of a seen item (weaker revisits more), or the next new item.
+            r = rng.random((4, u.size))
+            kind = np.where(r[0] < cfg.quiz_share, _QUIZ, _MINIGAME).astype(np.int8)
+            retry = prev_failed[u] & (r[1] < 0.1 + 0.4 * (1.0 - p_topic))
+            kind = np.where(retry, prev_kind[u], kind)
+            n_next = next_item[u, t, kind]
+            revisit = ~retry & (n_next > 0) & (r[2] < 0.05 + 0.3 * (1.0 - p_topic))
+            pick_seen = (r[3] * np.maximum(n_next, 1)).astype(np.int64)
+            fresh = ~retry & ~revisit
+            slot = np.where(retry, -1, np.where(revisit, pick_seen, n_next))
+            item = np.where(retry, prev_item[u], (slot + item_perm_shift[u, t, kind]) % n_i)
+            next_item[u[fresh], t[fresh], kind[fresh]] += 1
+            tries = seen[u, t, kind, item]
+            attempt = tries.astype(np.int64) + 1
+            is_revisit = (tries > 0) & ~retry
+
+            p = _sigmoid(
+                base_skill
+                - item_offset[t, kind, item]
+                + np.where(kind == _MINIGAME, cfg.minigame_bonus, 0.0)
+            )
+            # Scores: quiz = fraction correct of nq questions; minigame = Beta around p.
+            is_quiz = kind == _QUIZ
+            correct = rng.binomial(nq, p)
+            p_c = np.clip(p, 1e-6, 1 - 1e-6)
+            mg = rng.beta(kappa * p_c, kappa * (1.0 - p_c))
+            score = np.where(is_quiz, correct / nq, mg)
+            p_fail = np.where(
+                is_quiz,
+                bdtr(k_fail - 1, nq, p) if k_fail > 0 else 0.0,
+                betainc(kappa * p_c, kappa * (1.0 - p_c), pass_mark),
+            )
+            weak = 1.0 - p
+            spent = (
+                np.where(is_quiz, 120.0, 90.0)
+                * (0.6 + 1.2 * weak)
+                * speed[u]
+                * rng.lognormal(-0.06, 0.35, u.size)
+            )
+            spent = np.round(spent, 1)
+            hints = np.minimum(rng.poisson(2.5 * weak * np.where(is_quiz, 1.0, 0.5)), 5)
+
+            pos = offsets[u, k] + j
+            out_user[pos] = u
+            out_topic[pos] = t
+            out_item[pos] = item + kind * n_i
+            out_kind[pos] = kind
+            out_ts[pos] = np.floor(now_u).astype(np.int64)
+            out_score[pos] = score
+            out_time[pos] = spent
+            out_hints[pos] = hints
+            out_attempt[pos] = attempt
+            out_revisit[pos] = is_revisit
+            out_pfail[pos] = p_fail
+            out_mastery[pos] = p
+
+            # State update: practice (quizzes count more), recency, the learner's clock.
+            units[u, t] += np.where(is_quiz, 1.0, 0.6)
+            last[u, t] = now_u
+            seen[u, t, kind, item] = tries + 1
+            now[u] = np.floor(now_u) + np.ceil(spent) + rng.integers(5, 60, u.size)
+            prev_failed[u] = score < pass_mark
+            prev_item[u] = item
+            prev_kind[u] = kind
+        clock[:na] = now
+
+    return _to_frames(
+        cfg,
+        start_s=start_s,
+        user=inv_order[out_user],
+        topic=out_topic,
+        item=out_item,
+        kind=out_kind,
+        ts=out_ts,
+        score=out_score,
+        time_spent=out_time,
+        hints=out_hints,
+        attempt=out_attempt,
+        revisit=out_revisit,
+        p_fail=out_pfail,
+        mastery=out_mastery,
+    )
+
+
+def _labels(prefix: str, n: int) -> list[str]:
+    """Zero-padded ids, so string order equals numeric order."""
+    width = max(1, len(str(max(n - 1, 0))))
+    return [f"{prefix}{i:0{width}d}" for i in range(n)]
+
+
+def _decode(codes: np.ndarray, labels: list[str]) -> pd.Series:
+    """Integer codes -> pandas string column, built in Arrow (no Python object per row)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    arr = pa.DictionaryArray.from_arrays(pa.array(codes), pa.array(labels)).dictionary_decode()
+    return pd.Series(arr.to_pandas(), dtype="str")
+
+
+def _to_frames(
+    cfg: SimulatorConfig,
+    *,
+    start_s: int,
+    user: np.ndarray,
+    topic: np.ndarray,
+    item: np.ndarray,
+    kind: np.ndarray,
+    ts: np.ndarray,
+    score: np.ndarray,
+    time_spent: np.ndarray,
+    hints: np.ndarray,
+    attempt: np.ndarray,
+    revisit: np.ndarray,
+    p_fail: np.ndarray,
+    mastery: np.ndarray,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Sort by (timestamp, user_id) and build the event and oracle frames."""
+    import pandas as pd
+
+    order = np.lexsort((user, ts))
+    n_i = cfg.items_per_topic
+    t_labels = _labels("t", cfg.n_topics)
+    width = len(str(n_i - 1))
+    item_labels = [
+        f"{tl}-{'q' if k == _QUIZ else 'g'}{i:0{width}d}"
+        for tl in t_labels
+        for k in (_QUIZ, _MINIGAME)
+        for i in range(n_i)
+    ]
+    topic_o = topic[order]
+    events = pd.DataFrame(
+        {
+            "user_id": _decode(user[order], _labels("u", cfg.n_learners)),
+            "topic_id": _decode(topic_o, t_labels),
+            "item_id": _decode(topic_o * (2 * n_i) + item[order], item_labels),
+            "timestamp": ts[order] + start_s,
+            "activity": _decode(kind[order].astype(np.int32), ["quiz", "minigame"]),
+            "score": score[order],
+            "time_spent_s": time_spent[order],
+            "hints_used": hints[order],
+            "attempt": attempt[order],
+            "is_revisit": revisit[order],
+        }
+    )
+    oracle = pd.DataFrame({"p_fail_true": p_fail[order], "mastery_true": mastery[order]})
+    return events, oracle

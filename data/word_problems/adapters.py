@@ -1,0 +1,366 @@
+"""Readers for real word-problem corpora: GSM8K JSONL, SVAMP JSON, MAWPS CSV.
+
+Each reader returns :class:`RawProblem` rows with one infix equation (parsed by
+``serving.arithmetic``) and its answer. Policy for bad input:
+- a file that is missing, unreadable or of the wrong shape (not JSONL / not a JSON list / missing
+  columns) raises :class:`CorpusError` naming the file (and the row for JSON syntax errors);
+- a row whose content cannot become a consistent record (missing field, equation that does not
+  parse or does not evaluate to the stated answer) is skipped, counted by reason in
+  :class:`ReadReport`, and logged once per file with the first few row numbers.
+Topics come from the equation's operations (and SVAMP's ``Type``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
+
+logger = logging.getLogger(__name__)
+
+_ANNOTATION = re.compile(r"<<([^<>]*)=([^<>]*)>>")
+_NUMBER_TOKEN = re.compile(r"\d+(?:\.\d*)?|\.\d+")
+SVAMP_TYPES = {
+    "Addition": "addition",
+    "Subtraction": "subtraction",
+    "Multiplication": "multiplication",
+    "Common-Division": "division",
+    "Common-Divison": "division",  # a typo present in the published file
+}
+MAX_EXAMPLES_LOGGED = 5
+
+
+class AnswerMismatch(EquationError):
+    """The equation parses but its value is not the corpus's answer."""
+
+
+class CorpusError(ValueError):
+    """A corpus file that cannot be read at all (missing, wrong format, missing columns)."""
+
+
+@dataclass(frozen=True)
+class RawProblem:
+    """A problem read from a corpus, before keywords and ids are attached."""
+
+    problem: str
+    equation: str
+    answer: float
+    topic: str
+    source: str
+    row: int
+
+
+@dataclass
+class ReadReport:
+    """Rows read and rows skipped (by reason) for one file."""
+
+    path: str
+    rows: int = 0
+    kept: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    examples: list[str] = field(default_factory=list)
+
+    def skip(self, row: int, reason: str, detail: str = "") -> None:
+        """Count a skipped row under ``reason``; keep the first few as examples for the log."""
+        self.skipped[reason] += 1
+        if len(self.examples) < MAX_EXAMPLES_LOGGED:
+            self.examples.append(f"row {row}: {reason}" + (f" ({detail})" if detail else ""))
+
+    def log(self) -> None:
+        """One warning per file for skipped rows, one info line for what was kept."""
+        if self.skipped:
+            logger.warning(
+                "%s: skipped %d of %d rows (%s); e.g. %s",
+                self.path,
+                sum(self.skipped.values()),
+                self.rows,
+                dict(self.skipped),
+                "; ".join(self.examples),
+            )
+        logger.info("%s: kept %d of %d rows", self.path, self.kept, self.rows)
+
+
+def fmt_number(x: float) -> str:
+    """``8.0`` -> ``8``, ``28.3`` -> ``28.3``: numbers as written in the problem text."""
+    if float(x).is_integer():
+        return str(int(x))
+    return repr(float(x))
+
+
+def _normalise_numbers(expr: str) -> str:
+    """Rewrite number literals in an equation the way the text writes them (``76.0`` -> ``76``)."""
+    return _NUMBER_TOKEN.sub(lambda m: fmt_number(float(m.group(0))), expr)
+
+
+def _clean_spaces(expr: str) -> str:
+    """One space around binary operators, none inside parentheses: ``( 4 - 3 )`` -> ``(4 - 3)``."""
+    expr = re.sub(r"\s+", "", expr)
+    expr = re.sub(r"(?<=[\d)])([-+*/^])", r" \1 ", expr)
+    return expr
+
+
+def topic_from_equation(equation: str, text: str = "") -> str:
+    """Topic name from the operations used (``%`` in the text makes it ``percentages``)."""
+    if "%" in text or "percent" in text.lower():
+        return "percentages"
+    ops = {c for c in _clean_spaces(equation).split() if c in "+-*/^"}
+    if ops == {"+"}:
+        return "addition"
+    if ops == {"-"}:
+        return "subtraction"
+    if ops == {"*"} or ops == {"^"} or ops == {"*", "^"}:
+        return "multiplication"
+    if ops == {"/"}:
+        return "division"
+    if ops <= {"+", "-"}:
+        return "addition and subtraction"
+    if ops <= {"*", "/"}:
+        return "multiplication and division"
+    return "mixed operations"
+
+
+def _reason(exc: Exception) -> str:
+    """Skip-reason category of an exception raised while building a row."""
+    if isinstance(exc, AnswerMismatch):
+        return "answer_mismatch"
+    if isinstance(exc, EquationError):
+        return "bad_equation"
+    return "bad_value"
+
+
+def _consistent(equation: str, answer: float) -> float:
+    """Value of ``equation``; raises EquationError when it does not equal ``answer``."""
+    value = evaluate(equation)
+    if not math.isclose(value, answer, rel_tol=1e-4, abs_tol=1e-4):
+        raise AnswerMismatch(f"equation gives {value:g}, answer is {answer:g}")
+    return value
+
+
+# ----------------------------------------------------------------------------- GSM8K
+
+
+def gsm8k_equation(question: str, solution: str) -> str:
+    """One infix equation from GSM8K's calculator annotations ``<<48/2=24>>``.
+
+    A number in a later step that equals an earlier step's result (and is not written in the
+    question) is replaced by that step's expression in parentheses, so the final step expands to
+    one equation over the question's numbers. Raises EquationError when there is no annotation.
+    """
+    steps = _ANNOTATION.findall(solution)
+    if not steps:
+        raise EquationError("no calculator annotations")
+    given = set(numbers_in(question))
+    expanded: dict[float, str] = {}
+    last = ""
+    for expr, result in steps:
+        expr = expr.replace(",", "").replace("x", "*").replace("×", "*")
+
+        def sub(m: re.Match[str]) -> str:
+            value = float(m.group(0))
+            if value in expanded and value not in given:
+                return f"({expanded[value]})"
+            return fmt_number(value)
+
+        last = _clean_spaces(_NUMBER_TOKEN.sub(sub, expr.strip()))
+        try:
+            expanded.setdefault(float(result.replace(",", "").strip()), last)
+        except ValueError:
+            continue
+    return last
+
+
+def read_gsm8k(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
+    """GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: GSM8K file not found")
+    report = ReadReport(str(path))
+    out: list[RawProblem] = []
+    with path.open(encoding="utf-8") as fh:
+        for row, line in enumerate(fh, start=1):
+            if max_rows is not None and report.rows >= max_rows:
+                break
+            if not line.strip():
+                continue
+            report.rows += 1
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise CorpusError(f"{path}: row {row}: not JSON ({exc.msg})") from exc
+            if not isinstance(obj, dict):
+                raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
+            question, solution = obj.get("question"), obj.get("answer")
+            if not isinstance(question, str) or not isinstance(solution, str):
+                report.skip(row, "missing question/answer")
+                continue
+            final = solution.rpartition("####")[2].strip().replace(",", "")
+            try:
+                answer = float(final)
+                equation = gsm8k_equation(question, solution)
+                _consistent(equation, answer)
+            except (ValueError, EquationError) as exc:
+                report.skip(row, _reason(exc), str(exc))
+                continue
+            problem = " ".join(question.split())
+            out.append(
+                RawProblem(problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row)
+            )
+            report.kept += 1
+    report.log()
+    return out, report
+
+
+# ----------------------------------------------------------------------------- SVAMP
+
+_QUESTION_WORDS = ("How", "What", "Which", "Who", "When", "Where", "If")
+
+
+def _join_body_question(body: str, question: str) -> str:
+    """SVAMP's Body often ends mid-sentence; join it to the Question as one readable text."""
+    body, question = " ".join(body.split()), " ".join(question.split())
+    if not body:
+        return question
+    if body[-1] in ".?!":
+        return f"{body} {question}"
+    first = question.split(" ", 1)[0]
+    if first in _QUESTION_WORDS:
+        return f"{body}, {question[0].lower()}{question[1:]}"
+    return f"{body}. {question}"
+
+
+def read_svamp(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
+    """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: SVAMP file not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from exc
+    if not isinstance(data, list):
+        raise CorpusError(f"{path}: expected a JSON list of problems, got {type(data).__name__}")
+    report = ReadReport(str(path))
+    out: list[RawProblem] = []
+    for row, obj in enumerate(data, start=1):
+        if max_rows is not None and report.rows >= max_rows:
+            break
+        report.rows += 1
+        if not isinstance(obj, dict):
+            report.skip(row, "not an object")
+            continue
+        body, question, eq, ans = (obj.get(k) for k in ("Body", "Question", "Equation", "Answer"))
+        if not isinstance(body, str) or not isinstance(question, str) or not isinstance(eq, str):
+            report.skip(row, "missing Body/Question/Equation")
+            continue
+        try:
+            answer = float(ans)  # type: ignore[arg-type]
+            equation = _clean_spaces(_normalise_numbers(eq))
+            _consistent(equation, answer)
+        except (TypeError, ValueError, EquationError) as exc:
+            report.skip(row, _reason(exc), str(exc))
+            continue
+        problem = _join_body_question(body, question)
+        topic = SVAMP_TYPES.get(str(obj.get("Type", ""))) or topic_from_equation(equation, problem)
+        out.append(RawProblem(problem, equation, answer, topic, "svamp", row))
+        report.kept += 1
+    report.log()
+    return out, report
+
+
+# ----------------------------------------------------------------------------- MAWPS
+
+MAWPS_COLUMNS = ("Question", "Numbers", "Equation", "Answer")
+_MASK = re.compile(r"number(\d+)")
+
+
+def prefix_to_infix(tokens: list[str]) -> str:
+    """Prefix (Polish) notation to a parenthesised infix string: ``- a b`` -> ``a - b``.
+
+    Raises EquationError on a malformed expression (too few operands or leftovers).
+    """
+    pos = 0
+
+    def walk(depth: int) -> tuple[str, bool]:
+        nonlocal pos
+        if depth > 64:
+            raise EquationError("prefix equation nested too deep")
+        if pos >= len(tokens):
+            raise EquationError("prefix equation ends early")
+        tok = tokens[pos]
+        pos += 1
+        if tok in ("+", "-", "*", "/", "^"):
+            left, lc = walk(depth + 1)
+            right, rc = walk(depth + 1)
+            left = f"({left})" if lc else left
+            right = f"({right})" if rc else right
+            return f"{left} {tok} {right}", True
+        return tok, False
+
+    expr, _ = walk(0)
+    if pos != len(tokens):
+        raise EquationError(f"prefix equation has leftover tokens {tokens[pos:]}")
+    return expr
+
+
+def _detokenize(text: str) -> str:
+    """MAWPS text is space-tokenised ('cake .'): re-attach punctuation."""
+    text = " ".join(text.split())
+    text = re.sub(r" ([.,?!;:%])", r"\1", text)
+    text = re.sub(r"\$ (?=\d)", "$", text)
+    return text
+
+
+def read_mawps(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
+    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix ``Equation``."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: MAWPS file not found")
+    report = ReadReport(str(path))
+    out: list[RawProblem] = []
+    with path.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in MAWPS_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CorpusError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
+        for row, rec in enumerate(reader, start=2):  # row 1 is the header
+            if max_rows is not None and report.rows >= max_rows:
+                break
+            report.rows += 1
+            try:
+                values = [fmt_number(float(v)) for v in (rec["Numbers"] or "").split()]
+
+                def unmask(m: re.Match[str], values: list[str] = values) -> str:
+                    idx = int(m.group(1))
+                    if idx >= len(values):
+                        raise EquationError(f"number{idx} has no value in Numbers")
+                    return values[idx]
+
+                problem = _detokenize(_MASK.sub(unmask, rec["Question"] or ""))
+                tokens = [_MASK.sub(unmask, t) for t in (rec["Equation"] or "").split()]
+                equation = _clean_spaces(prefix_to_infix(tokens))
+                answer = float(rec["Answer"])
+                _consistent(equation, answer)
+                if not set(equation_numbers(equation)) <= set(numbers_in(problem)) | {1.0, 2.0}:
+                    raise EquationError("equation uses numbers absent from the text")
+            except (TypeError, ValueError, EquationError) as exc:
+                report.skip(row, _reason(exc), str(exc))
+                continue
+            if not problem:
+                report.skip(row, "empty question")
+                continue
+            out.append(
+                RawProblem(problem, equation, answer, topic_from_equation(equation, problem), "mawps", row)
+            )
+            report.kept += 1
+    report.log()
+    return out, report
+
+
+READERS = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}

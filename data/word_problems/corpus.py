@@ -1,0 +1,277 @@
+"""Corpus assembly: records from templates and real corpora, combination-held-out splits,
+the generator's tokenizer.
+
+A record is a plain dict (the JSONL line format in docs/design.md): ``id, topic, keywords,
+prompt_prefix, problem, equation, answer, source, prompt, target``. ``prompt``/``target`` are
+derived with ``serving.prompt`` so training and serving word requests identically.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from data.word_problems.adapters import READERS, RawProblem, ReadReport
+from data.word_problems.keywords import document_frequency, extract_keywords, singular
+from data.word_problems.templates import generate_templates
+from serving.prompt import format_prompt, format_target
+
+logger = logging.getLogger(__name__)
+
+RECORD_FIELDS = (
+    "id",
+    "topic",
+    "keywords",
+    "prompt_prefix",
+    "problem",
+    "equation",
+    "answer",
+    "source",
+    "prompt",
+    "target",
+)
+SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: the T5 convention
+# Always in the tokenizer alphabet, so digits and arithmetic never become <unk> at serving time.
+BASE_ALPHABET = "0123456789+-*/^().,?!$%:'\"|"
+
+
+def make_record(
+    *,
+    rec_id: str,
+    topic: str,
+    keywords: Sequence[str],
+    prompt_prefix: str,
+    problem: str,
+    equation: str,
+    answer: float,
+    source: str,
+) -> dict[str, Any]:
+    """One corpus line, with the derived prompt and target."""
+    return {
+        "id": rec_id,
+        "topic": topic,
+        "keywords": list(keywords),
+        "prompt_prefix": prompt_prefix,
+        "problem": problem,
+        "equation": equation,
+        "answer": float(answer),
+        "source": source,
+        "prompt": format_prompt(topic, keywords, prompt_prefix),
+        "target": format_target(problem, equation),
+    }
+
+
+def template_records(*, n: int, seed: int, topics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """``n`` template problems as records; keyword order shuffled so prompts do not fix it."""
+    kwargs: dict[str, Any] = {"n": n, "seed": seed}
+    if topics:
+        kwargs["topics"] = tuple(topics)
+    rng = random.Random(seed + 1)
+    out = []
+    for i, p in enumerate(generate_templates(**kwargs)):
+        kws = list(p.keywords)
+        rng.shuffle(kws)
+        out.append(
+            make_record(
+                rec_id=f"templates-{i:06d}",
+                topic=p.topic,
+                keywords=kws,
+                prompt_prefix=p.prompt_prefix,
+                problem=p.problem,
+                equation=p.equation,
+                answer=p.answer,
+                source="templates",
+            )
+        )
+    return out
+
+
+def real_records(
+    source: str, path: Path | str, *, max_rows: int | None, n_keywords: int
+) -> tuple[list[dict[str, Any]], ReadReport]:
+    """Records from one real corpus file; keywords extracted with the file's document frequency."""
+    if source not in READERS:
+        raise ValueError(f"unknown source {source!r}; allowed: {sorted(READERS)}")
+    raw: list[RawProblem]
+    raw, report = READERS[source](path, max_rows=max_rows)
+    df, n_docs = document_frequency(r.problem for r in raw)
+    out = []
+    stem = Path(path).stem
+    for r in raw:
+        kws = extract_keywords(r.problem, n_keywords, doc_freq=df, n_docs=n_docs)
+        if not kws:
+            report.skip(r.row, "no_keywords")
+            continue
+        out.append(
+            make_record(
+                rec_id=f"{source}-{stem}-{r.row}",
+                topic=r.topic,
+                keywords=kws,
+                prompt_prefix="",
+                problem=r.problem,
+                equation=r.equation,
+                answer=r.answer,
+                source=source,
+            )
+        )
+    return out, report
+
+
+def dedupe(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Drop records whose problem text was already seen (first one wins)."""
+    seen: set[str] = set()
+    out = []
+    for rec in records:
+        if rec["problem"] not in seen:
+            seen.add(rec["problem"])
+            out.append(rec)
+    return out
+
+
+def combination(rec: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """The (topic, keyword set) a request asks for; plural/case variants count as one."""
+    return rec["topic"], tuple(sorted({singular(k) for k in rec["keywords"]}))
+
+
+def split_by_combination(
+    records: Sequence[dict[str, Any]], *, val_frac: float, test_frac: float, seed: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Train / val / test where val and test combinations never occur in train.
+
+    Whole combinations are drawn (seeded) into test, then val, until each holds its share of
+    records; the rest is train. Record order inside a split follows the input order.
+    """
+    combos = sorted({combination(r) for r in records})
+    random.Random(seed).shuffle(combos)
+    sizes = Counter(combination(r) for r in records)
+    n = len(records)
+    assign: dict[tuple[str, tuple[str, ...]], str] = {}
+    filled = {"test": 0, "val": 0}
+    targets = {"test": test_frac * n, "val": val_frac * n}
+    for combo in combos:
+        split = "train"
+        for name in ("test", "val"):
+            if filled[name] < targets[name]:
+                split = name
+                filled[name] += sizes[combo]
+                break
+        assign[combo] = split
+    out: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
+    for rec in records:
+        out[assign[combination(rec)]].append(rec)
+    return out
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    """One JSON object per line (UTF-8, fields in RECORD_FIELDS order)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps({k: rec[k] for k in RECORD_FIELDS}, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path | str) -> list[dict[str, Any]]:
+    """Read a split written by :func:`write_jsonl`, checking every line has every field."""
+    path = Path(path)
+    out = []
+    with path.open(encoding="utf-8") as fh:
+        for row, line in enumerate(fh, start=1):
+            rec = json.loads(line)
+            missing = [k for k in RECORD_FIELDS if k not in rec]
+            if missing:
+                raise ValueError(f"{path}: line {row}: missing field(s) {missing}")
+            out.append(rec)
+    return out
+
+
+# ----------------------------------------------------------------------------- tokenizer
+
+
+def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: str = "") -> Any:
+    """A SentencePiece-style Unigram tokenizer (HF ``tokenizers``) with T5 special ids.
+
+    Digits are split one by one so any number round-trips; every character of ``alphabet``
+    (plus digits and arithmetic) is in the vocabulary, so the corpus never maps to ``<unk>``.
+    Returns a ``tokenizers.Tokenizer``.
+
+    Why the extra "word," lines: HF's UnigramTrainer seeds candidate pieces from substrings that
+    occur in at least two *distinct* pre-tokenized words, so a frequent word that only ever
+    appears in one form ("How") never becomes a piece and is spelt letter by letter. Adding each
+    word once more with a trailing comma gives every word a second form (a negligible count for
+    the EM step), which restores whole-word pieces.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers.processors import TemplateProcessing
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence(
+        [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Strip()]
+    )
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+            pre_tokenizers.Digits(individual_digits=True),
+        ]
+    )
+    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    chars = sorted(set(BASE_ALPHABET) | set(alphabet) - {" "})
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        unk_token="<unk>",
+        initial_alphabet=chars,
+        show_progress=False,
+    )
+    words = sorted({w for t in texts for w in t.split()})
+    variants = [" ".join(f"{w}," for w in words[i : i + 64]) for i in range(0, len(words), 64)]
+    tok.train_from_iterator([*texts, *variants, *chars], trainer=trainer)
+    eos_id = tok.token_to_id("</s>")
+    tok.post_processor = TemplateProcessing(
+        single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
+    )
+    for i, t in enumerate(SPECIAL_TOKENS):
+        if tok.token_to_id(t) != i:
+            raise RuntimeError(f"tokenizer: {t} got id {tok.token_to_id(t)}, expected {i}")
+    return tok
+
+
+def save_tokenizer(tok: Any, out_dir: Path, *, model_max_length: int) -> None:
+    """Save as a ``T5TokenizerFast`` directory (tokenizer.json + configs) in ``out_dir``."""
+    from transformers import T5TokenizerFast
+
+    fast = T5TokenizerFast(
+        tokenizer_object=tok,
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        extra_ids=0,
+        additional_special_tokens=[],
+        model_max_length=model_max_length,
+    )
+    fast.save_pretrained(str(out_dir))
+
+
+def copy_pretrained_tokenizer(base_model: str, out_dir: Path) -> int:
+    """Save ``base_model``'s own tokenizer to ``out_dir``; returns its vocabulary size.
+
+    Local files only: this machine is offline, and a stage must never download at run time.
+    """
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
+    tok.save_pretrained(str(out_dir))
+    return len(tok)
+
+
+def unk_rate(tok: Any, texts: Sequence[str]) -> float:
+    """Share of tokens that are ``<unk>`` over ``texts`` (0.0 for the corpus it was built on)."""
+    unk = tok.token_to_id("<unk>")
+    total = bad = 0
+    for enc in tok.encode_batch(list(texts)):
+        total += len(enc.ids)
+        bad += sum(1 for i in enc.ids if i == unk)
+    return bad / total if total else 0.0

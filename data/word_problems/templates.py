@@ -1,0 +1,886 @@
+"""The embedded word-problem corpus: school-maths templates, deterministic for a seed.
+
+Each topic has a number sampler (constraints that keep answers whole and positive, scaled by a
+difficulty level) and at least six sentence shapes. A shape is a text template, an equation
+template over the same number slots, and the slots that are its keywords. Counted nouns are
+pre-rendered with :func:`count` so the text is grammatical ("1 apple", "3 apples"). The answer is
+always computed by ``serving.arithmetic.evaluate`` from the equation, so every record is
+consistent by construction (and the tests check it again).
+
+``prompt_prefix`` selects the difficulty: ``"For a grade N class:"`` (N = 2..5) scales the
+numbers; the empty prefix draws a level at random.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from serving.arithmetic import evaluate
+
+# ----------------------------------------------------------------------------- vocabulary
+
+
+@dataclass(frozen=True)
+class Noun:
+    """A countable noun with its plural (irregular plurals are written out)."""
+
+    one: str
+    many: str
+
+
+def _n(one: str, many: str | None = None) -> Noun:
+    return Noun(one, many or one + "s")
+
+
+# (name, subject pronoun, object pronoun, possessive)
+NAMES: tuple[tuple[str, str, str, str], ...] = (
+    ("Maya", "she", "her", "her"),
+    ("Liam", "he", "him", "his"),
+    ("Aisha", "she", "her", "her"),
+    ("Noah", "he", "him", "his"),
+    ("Sofia", "she", "her", "her"),
+    ("Kenji", "he", "him", "his"),
+    ("Priya", "she", "her", "her"),
+    ("Mateo", "he", "him", "his"),
+    ("Emma", "she", "her", "her"),
+    ("Omar", "he", "him", "his"),
+    ("Lena", "she", "her", "her"),
+    ("Tom", "he", "him", "his"),
+    ("Zara", "she", "her", "her"),
+    ("Diego", "he", "him", "his"),
+    ("Chloe", "she", "her", "her"),
+    ("Samir", "he", "him", "his"),
+    ("Hana", "she", "her", "her"),
+    ("Lucas", "he", "him", "his"),
+    ("Grace", "she", "her", "her"),
+    ("Ben", "he", "him", "his"),
+)
+OBJECTS: tuple[Noun, ...] = (
+    _n("apple"),
+    _n("orange"),
+    _n("pencil"),
+    _n("sticker"),
+    _n("marble"),
+    _n("book"),
+    _n("cookie"),
+    _n("card"),
+    _n("balloon"),
+    _n("shell"),
+    _n("crayon"),
+    _n("cupcake"),
+    _n("stamp"),
+    _n("flower"),
+    _n("egg"),
+    _n("banana"),
+    _n("strawberry", "strawberries"),
+    _n("button"),
+    _n("toy car"),
+    _n("seashell"),
+    _n("lemon"),
+    _n("muffin"),
+    _n("bead"),
+    _n("ribbon"),
+)
+CONTAINERS: tuple[Noun, ...] = (
+    _n("basket"),
+    _n("box", "boxes"),
+    _n("bag"),
+    _n("jar"),
+    _n("crate"),
+    _n("packet"),
+    _n("tray"),
+    _n("tin"),
+)
+ITEMS: tuple[Noun, ...] = (
+    _n("pen"),
+    _n("notebook"),
+    _n("sandwich", "sandwiches"),
+    _n("ball"),
+    _n("kite"),
+    _n("hat"),
+    _n("comic"),
+    _n("puzzle"),
+    _n("yo-yo"),
+    _n("lunch box", "lunch boxes"),
+    _n("scarf", "scarves"),
+    _n("ruler"),
+)
+VEHICLES: tuple[str, ...] = ("car", "train", "bus", "truck", "boat", "plane", "tractor")
+# Nouns counted by a number in some shapes: slot "<number>_<key>" renders count(number, noun).
+COUNTED: dict[str, Noun] = {
+    "hour": _n("hour"),
+    "day": _n("day"),
+    "minute": _n("minute"),
+    "week": _n("week"),
+    "friend": _n("friend"),
+    "litre": _n("litre"),
+    "page": _n("page"),
+    "night": _n("night"),
+    "group": _n("group"),
+    "child": _n("child", "children"),
+    "piece": _n("piece"),
+}
+PREFIXES: tuple[str, ...] = (
+    "",
+    "For a grade 2 class:",
+    "For a grade 3 class:",
+    "For a grade 4 class:",
+    "For a grade 5 class:",
+)
+N_LEVELS = 4
+
+
+def level_of_prefix(prefix: str, rng: random.Random) -> int:
+    """Difficulty level 0..3 of a prefix (grade 2..5); the empty prefix draws one."""
+    for level, p in enumerate(PREFIXES[1:]):
+        if prefix == p:
+            return level
+    return rng.randrange(N_LEVELS)
+
+
+def count(n: float, noun: Noun) -> str:
+    """``"1 apple"``, ``"3 apples"``: the number with the noun in agreement."""
+    return f"{fmt(n)} {noun.one if n == 1 else noun.many}"
+
+
+def fmt(x: float) -> str:
+    """Numbers as a pupil writes them: whole numbers without a decimal point, else 2 decimals."""
+    if float(x).is_integer():
+        return str(int(x))
+    return f"{x:.2f}"
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One sentence shape: text and equation templates, keyword slots (or literal words)."""
+
+    text: str
+    equation: str
+    keywords: tuple[str, ...]
+
+
+Sampler = Callable[[random.Random, int], dict[str, float]]
+
+
+def _r(rng: random.Random, lo: int, hi: int) -> int:
+    return rng.randint(lo, max(lo, hi))
+
+
+def _addition(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (10, 20, 50, 200)[lv]
+    return {"a": _r(rng, 2, hi), "b": _r(rng, 2, hi), "c": _r(rng, 2, hi)}
+
+
+def _subtraction(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (6, 15, 40, 150)[lv]
+    b, c = _r(rng, 1, hi), _r(rng, 1, hi)
+    return {"a": b + c + _r(rng, 1, hi), "b": b, "c": c}
+
+
+def _multiplication(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (5, 8, 10, 12)[lv]
+    return {"a": _r(rng, 2, hi), "b": _r(rng, 2, hi + 3 * lv)}
+
+
+def _division(rng: random.Random, lv: int) -> dict[str, float]:
+    b = _r(rng, 2, (5, 6, 10, 12)[lv])
+    q = _r(rng, 2, (5, 8, 10, 15)[lv])
+    return {"a": b * q, "b": b, "q": q}
+
+
+def _fractions(rng: random.Random, lv: int) -> dict[str, float]:
+    d = rng.choice(((2, 3, 4), (2, 3, 4, 5), (2, 3, 4, 5, 6, 8), (3, 4, 5, 6, 8, 10))[lv])
+    n = _r(rng, 1, d - 1)
+    a = d * _r(rng, 2, (3, 5, 8, 12)[lv])
+    b = _r(rng, 1, a - 1)
+    return {"a": a, "n": n, "d": d, "b": b}
+
+
+def _percentages(rng: random.Random, lv: int) -> dict[str, float]:
+    p = rng.choice(
+        ((10, 50), (10, 20, 25, 50), (5, 10, 20, 25, 50, 75), (5, 15, 30, 40, 60, 80))[lv]
+    )
+    a = 20 * _r(rng, 1, (3, 5, 10, 30)[lv])
+    return {"a": a, "p": p, "b": a * p // 100}
+
+
+def _speed(rng: random.Random, lv: int) -> dict[str, float]:
+    s = _r(rng, 3, (10, 20, 40, 90)[lv])
+    t = _r(rng, 1, (3, 4, 6, 8)[lv])
+    t2 = _r(rng, 2, (4, 5, 8, 10)[lv])
+    return {"s": s, "t": t, "t2": t2, "d": s * t}
+
+
+def _money(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (5, 10, 20, 50)[lv]
+    p, q = float(_r(rng, 1, hi)), float(_r(rng, 1, hi))
+    if lv == 3 and rng.random() < 0.5:
+        p += 0.5
+    a, b = _r(rng, 2, 6), _r(rng, 2, 6)
+    w = _r(rng, 2, 10)
+    return {
+        "p": p,
+        "q": q,
+        "a": a,
+        "b": b,
+        "m": a * p + _r(rng, 1, 2 * hi),
+        "w": w,
+        "pw": p * w,
+        "e": 2 * _r(rng, 2, 5 * hi),
+    }
+
+
+def _measurement(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (10, 30, 80, 300)[lv]
+    b = _r(rng, 1, hi)
+    k = _r(rng, 2, (4, 6, 9, 12)[lv])
+    q = _r(rng, 2, (5, 10, 20, 40)[lv])
+    return {"a": b + _r(rng, 1, hi), "b": b, "k": k, "q": q, "kq": k * q}
+
+
+def _area(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (6, 12, 25, 60)[lv]
+    length, width = _r(rng, 2, hi), _r(rng, 2, hi)
+    return {"l": length, "w": width, "s": _r(rng, 2, hi), "A": length * width}
+
+
+def _time(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (20, 45, 90, 180)[lv]
+    b = _r(rng, 5, hi)
+    return {
+        "a": b + _r(rng, 5, hi),
+        "b": b,
+        "m": _r(rng, 5, (20, 30, 45, 60)[lv]),
+        "d": _r(rng, 2, (5, 7, 10, 14)[lv]),
+        "h": _r(rng, 1, 9),
+        "k": _r(rng, 2, (4, 6, 8, 12)[lv]),
+    }
+
+
+@dataclass(frozen=True)
+class Topic:
+    """A school-maths topic: its sampler and its sentence shapes."""
+
+    name: str
+    sampler: Sampler
+    shapes: tuple[Shape, ...]
+
+
+S = Shape
+TOPICS: tuple[Topic, ...] = (
+    Topic(
+        "addition",
+        _addition,
+        (
+            S(
+                "{name} has {a_obj}. {name2} gives {him} {b_obj} more as a present. "
+                "How many {objs} does {name} have now?",
+                "{a} + {b}",
+                ("objs", "present"),
+            ),
+            S(
+                "One {cont} holds {a_obj} and another {cont} holds {b_obj}. "
+                "How many {objs} are there altogether?",
+                "{a} + {b}",
+                ("objs", "cont"),
+            ),
+            S(
+                "{name} picked {a_obj} on Monday and {b_obj} on Tuesday. "
+                "How many {objs} did {he} pick in total?",
+                "{a} + {b}",
+                ("objs", "Monday"),
+            ),
+            S(
+                "A {cont} holds {a_obj}. {name} puts {b_obj} more into the {cont}. "
+                "How many {objs} are in the {cont} now?",
+                "{a} + {b}",
+                ("objs", "cont"),
+            ),
+            S(
+                "{name} collected {a_obj}, {name2} collected {b_obj} and {name3} collected "
+                "{c_obj} for the school fair. How many {objs} did they collect altogether?",
+                "{a} + {b} + {c}",
+                ("objs", "fair"),
+            ),
+            S(
+                "{name} has {a_obj} and buys {b_obj} more at the shop. "
+                "How many {objs} does {he} have in total?",
+                "{a} + {b}",
+                ("objs", "shop"),
+            ),
+            S(
+                "The class {cont} had {a_obj}. The teacher added {b_obj}. "
+                "What is the total number of {objs} in the {cont}?",
+                "{a} + {b}",
+                ("objs", "cont"),
+            ),
+        ),
+    ),
+    Topic(
+        "subtraction",
+        _subtraction,
+        (
+            S(
+                "{name} had {a_obj}. {He} gave {b_obj} to {his} friend {name2}. "
+                "How many {objs} does {name} have left?",
+                "{a} - {b}",
+                ("objs", "friend"),
+            ),
+            S(
+                "A {cont} held {a_obj}. {name} took out {b_obj}. "
+                "How many {objs} are left in the {cont}?",
+                "{a} - {b}",
+                ("objs", "cont"),
+            ),
+            S(
+                "{name} bought {a_obj} and lost {b_obj} on the way home. "
+                "How many {objs} does {he} still have?",
+                "{a} - {b}",
+                ("objs", "home"),
+            ),
+            S(
+                "{name} has {a_obj} and {name2} has {b_obj}. What is the difference between "
+                "the number of {objs} {name} has and the number {name2} has?",
+                "{a} - {b}",
+                ("objs", "difference"),
+            ),
+            S(
+                "{name} needs {a_obj} for a project. {He} already has {b_obj}. "
+                "How many more {objs} does {he} need?",
+                "{a} - {b}",
+                ("objs", "project"),
+            ),
+            S(
+                "A shop had {a_obj} in stock and sold {b_obj} in the morning. "
+                "How many {objs} are left?",
+                "{a} - {b}",
+                ("objs", "shop"),
+            ),
+            S(
+                "{name} had {a_obj}. {He} gave {b_obj} to one friend and {c_obj} to another "
+                "friend. How many {objs} does {he} have left?",
+                "{a} - {b} - {c}",
+                ("objs", "friend"),
+            ),
+        ),
+    ),
+    Topic(
+        "multiplication",
+        _multiplication,
+        (
+            S(
+                "{name} has {a_cont}. Each {cont} holds {b_obj}. "
+                "How many {objs} does {he} have in total?",
+                "{a} * {b}",
+                ("objs", "conts"),
+            ),
+            S(
+                "A shop sells {objs} in {conts} of {b}. {name} buys {a_cont}. "
+                "How many {objs} does {he} buy?",
+                "{b} * {a}",
+                ("objs", "conts", "shop"),
+            ),
+            S(
+                "Each of the {a} children in a class brings {b_obj}. "
+                "How many {objs} do the children bring altogether?",
+                "{a} * {b}",
+                ("objs", "class"),
+            ),
+            S(
+                "{name} puts {b_obj} in each of {a_cont}. "
+                "How many {objs} are there in all the {conts}?",
+                "{b} * {a}",
+                ("objs", "conts"),
+            ),
+            S(
+                "A {cont} holds {b_obj}. How many {objs} are there in {a_cont}?",
+                "{b} * {a}",
+                ("objs", "cont"),
+            ),
+            S(
+                "{name} reads {b_page} every day for {a_day}. "
+                "How many pages does {he} read in all?",
+                "{b} * {a}",
+                ("pages", "days"),
+            ),
+            S(
+                "There are {a} rows of {objs} with {b_obj} in each row. How many {objs} are there?",
+                "{a} * {b}",
+                ("objs", "rows"),
+            ),
+        ),
+    ),
+    Topic(
+        "division",
+        _division,
+        (
+            S(
+                "{name} has {a_obj} and shares them equally among {b_friend}. "
+                "How many {objs} does each friend get?",
+                "{a} / {b}",
+                ("objs", "friends"),
+            ),
+            S(
+                "{a} {objs} are packed into {conts} of {b}. How many {conts} are needed?",
+                "{a} / {b}",
+                ("objs", "conts"),
+            ),
+            S(
+                "A teacher divides {a_obj} equally among {b_group}. "
+                "How many {objs} does each group get?",
+                "{a} / {b}",
+                ("objs", "groups"),
+            ),
+            S(
+                "{name} puts {a_obj} equally into {b_cont}. How many {objs} are in each {cont}?",
+                "{a} / {b}",
+                ("objs", "cont"),
+            ),
+            S(
+                "There are {a} children in a class. The teacher makes teams of {b}. "
+                "How many teams are there?",
+                "{a} / {b}",
+                ("children", "teams"),
+            ),
+            S(
+                "{name} walks {a} km in {b_day}, the same distance each day. "
+                "How many km does {he} walk each day?",
+                "{a} / {b}",
+                ("km", "days"),
+            ),
+            S(
+                "{name} cuts a ribbon {a} cm long into {b} equal pieces. "
+                "How long is each piece in cm?",
+                "{a} / {b}",
+                ("ribbon", "pieces"),
+            ),
+        ),
+    ),
+    Topic(
+        "fractions",
+        _fractions,
+        (
+            S(
+                "{name} has {a_obj}. {He} gives {n}/{d} of them to {his} sister. "
+                "How many {objs} does {he} give away?",
+                "{a} * {n} / {d}",
+                ("objs", "sister"),
+            ),
+            S(
+                "A {cont} holds {a_obj}. {n}/{d} of them are used today. How many {objs} are used?",
+                "{a} * {n} / {d}",
+                ("objs", "cont"),
+            ),
+            S(
+                "There are {a_child} in a class and {n}/{d} of them walk to school. "
+                "How many children walk to school?",
+                "{a} * {n} / {d}",
+                ("children", "school"),
+            ),
+            S(
+                "{name} read {n}/{d} of a book with {a_page}. How many pages did {he} read?",
+                "{n} / {d} * {a}",
+                ("book", "pages"),
+            ),
+            S(
+                "{name} has {a_obj} and gives {b_obj} to {name2}. "
+                "What fraction of the {objs} does {he} give to {name2}?",
+                "{b} / {a}",
+                ("objs", "fraction"),
+            ),
+            S(
+                "A rope is {a} m long. {name} cuts off {n}/{d} of it. "
+                "How many metres does {he} cut off?",
+                "{n} / {d} * {a}",
+                ("rope", "metres"),
+            ),
+            S(
+                "A garden has {a} plants and {n}/{d} of them are tomatoes. "
+                "How many tomato plants are there?",
+                "{a} * {n} / {d}",
+                ("garden", "plants"),
+            ),
+        ),
+    ),
+    Topic(
+        "percentages",
+        _percentages,
+        (
+            S(
+                "A shop has {a_obj}. {p}% of them are sold on Monday. "
+                "How many {objs} are sold on Monday?",
+                "{a} * {p} / 100",
+                ("objs", "shop"),
+            ),
+            S(
+                "There are {a} students in a school and {p}% of them play football. "
+                "How many students play football?",
+                "{a} * {p} / 100",
+                ("students", "football"),
+            ),
+            S(
+                "A jacket costs ${a}. It is on sale with {p}% off. "
+                "How many dollars is the discount?",
+                "{a} * {p} / 100",
+                ("jacket", "discount"),
+            ),
+            S(
+                "{name} scored {p}% on a test with {a} questions. "
+                "How many questions did {he} answer correctly?",
+                "{p} / 100 * {a}",
+                ("test", "questions"),
+            ),
+            S(
+                "{name} has {a_obj}. {name2} takes {b_obj}. "
+                "What percentage of the {objs} does {name2} take?",
+                "{b} / {a} * 100",
+                ("objs", "percentage"),
+            ),
+            S(
+                "A {item} costs ${a}. Its price goes up by {p}%. What is the new price in dollars?",
+                "{a} * (100 + {p}) / 100",
+                ("item", "price"),
+            ),
+            S(
+                "A {item} costs ${a} and is sold at {p}% off. What is the sale price in dollars?",
+                "{a} * (100 - {p}) / 100",
+                ("item", "sale"),
+            ),
+        ),
+    ),
+    Topic(
+        "speed",
+        _speed,
+        (
+            S(
+                "A {veh} travels at {s} km per hour for {t_hour}. How many km does it travel?",
+                "{s} * {t}",
+                ("veh", "km"),
+            ),
+            S(
+                "A {veh} travels {d} km in {t_hour}. What is its average speed in km per hour?",
+                "{d} / {t}",
+                ("veh", "speed"),
+            ),
+            S(
+                "{name} rides a bike at {s} km per hour. How many hours does it take {him} "
+                "to ride {d} km?",
+                "{d} / {s}",
+                ("bike", "hours"),
+            ),
+            S(
+                "A {veh} goes {d} km in {t_hour}. At the same speed, how far does it go "
+                "in {t2_hour}?",
+                "{d} / {t} * {t2}",
+                ("veh", "speed"),
+            ),
+            S(
+                "A machine makes {s_obj} every minute. How many {objs} does it make "
+                "in {t2_minute}?",
+                "{s} * {t2}",
+                ("machine", "objs"),
+            ),
+            S(
+                "A tap fills a tank at {s_litre} per minute. How many minutes does it take "
+                "to fill a tank of {d_litre}?",
+                "{d} / {s}",
+                ("tap", "litres"),
+            ),
+            S(
+                "{name} runs round a track at {s} metres per second. How many metres does {he} "
+                "run in {t2} seconds?",
+                "{s} * {t2}",
+                ("track", "seconds"),
+            ),
+        ),
+    ),
+    Topic(
+        "money",
+        _money,
+        (
+            S(
+                "A {item} costs ${p}. How many dollars do {a_item} cost?",
+                "{p} * {a}",
+                ("items", "dollars"),
+            ),
+            S(
+                "{name} buys a {item} for ${p} and a {item2} for ${q}. "
+                "How many dollars does {he} spend in total?",
+                "{p} + {q}",
+                ("item", "item2"),
+            ),
+            S(
+                "{name} has ${m}. {He} buys {a_item} that cost ${p} each. "
+                "How much money does {he} have left?",
+                "{m} - {a} * {p}",
+                ("items", "money"),
+            ),
+            S(
+                "{name} puts ${p} into {his} savings every week. How many weeks does it take "
+                "{him} to save ${pw}?",
+                "{pw} / {p}",
+                ("savings", "weeks"),
+            ),
+            S(
+                "Tickets for a show cost ${p} for adults and ${q} for children. "
+                "How many dollars do {a} adult tickets and {b} child tickets cost?",
+                "{a} * {p} + {b} * {q}",
+                ("tickets", "show"),
+            ),
+            S(
+                "{name} and {name2} share a prize of ${e} equally. How many dollars does each "
+                "of them get?",
+                "{e} / 2",
+                ("prize", "dollars"),
+            ),
+            S(
+                "A {item} costs ${p} and a {item2} costs ${q}. "
+                "How much more does the {item} cost than the {item2}?",
+                "{p} - {q}",
+                ("item", "item2"),
+            ),
+        ),
+    ),
+    Topic(
+        "measurement",
+        _measurement,
+        (
+            S(
+                "A ribbon is {a} cm long. {name} cuts off {b} cm. "
+                "How long is the ribbon now in cm?",
+                "{a} - {b}",
+                ("ribbon", "cm"),
+            ),
+            S(
+                "{name} has {k} bags of flour that each weigh {q} kg. "
+                "What is the total mass of the flour in kg?",
+                "{k} * {q}",
+                ("flour", "kg"),
+            ),
+            S(
+                "A jug holds {a_litre} of water. {name} pours out {b_litre}. "
+                "How many litres are left in the jug?",
+                "{a} - {b}",
+                ("jug", "litres"),
+            ),
+            S(
+                "A plank of wood is {kq} m long. It is cut into {k} equal pieces. "
+                "How long is each piece in m?",
+                "{kq} / {k}",
+                ("plank", "pieces"),
+            ),
+            S(
+                "{name} is {a} cm tall and {name2} is {b} cm taller. What is the height of "
+                "{name2} in cm?",
+                "{a} + {b}",
+                ("height", "cm"),
+            ),
+            S(
+                "One parcel weighs {a} kg and another parcel weighs {b} kg. "
+                "How many kg do the two parcels weigh together?",
+                "{a} + {b}",
+                ("parcel", "kg"),
+            ),
+            S(
+                "A bottle holds {q} ml of juice. How many ml of juice do {k} bottles hold?",
+                "{q} * {k}",
+                ("bottles", "juice"),
+            ),
+        ),
+    ),
+    Topic(
+        "area and perimeter",
+        _area,
+        (
+            S(
+                "A rectangular garden is {l} m long and {w} m wide. "
+                "What is its area in square metres?",
+                "{l} * {w}",
+                ("garden", "area"),
+            ),
+            S(
+                "A rectangle is {l} cm long and {w} cm wide. What is its perimeter in cm?",
+                "2 * ({l} + {w})",
+                ("rectangle", "perimeter"),
+            ),
+            S(
+                "A square has 4 sides that are each {s} cm long. What is its perimeter in cm?",
+                "4 * {s}",
+                ("square", "perimeter"),
+            ),
+            S(
+                "A square tile has sides of {s} cm. What is the area of the tile in square cm?",
+                "{s} ^ 2",
+                ("tile", "area"),
+            ),
+            S(
+                "A rectangular room has an area of {A} square metres and is {l} m long. "
+                "How wide is the room in m?",
+                "{A} / {l}",
+                ("room", "area"),
+            ),
+            S(
+                "A field is {l} m long and {w} m wide. A farmer puts a fence all the way "
+                "around it. How many metres of fence are needed?",
+                "2 * ({l} + {w})",
+                ("field", "fence"),
+            ),
+            S(
+                "A rug is {l} m long and {w} m wide. How many square metres of floor "
+                "does it cover?",
+                "{l} * {w}",
+                ("rug", "floor"),
+            ),
+        ),
+    ),
+    Topic(
+        "time",
+        _time,
+        (
+            S(
+                "{name} practises the piano for {m} minutes every day. "
+                "How many minutes does {he} practise in {d_day}?",
+                "{m} * {d}",
+                ("piano", "minutes"),
+            ),
+            S(
+                "A lesson lasts {a} minutes and the break after it lasts {b} minutes. "
+                "How many minutes do the lesson and the break last together?",
+                "{a} + {b}",
+                ("lesson", "break"),
+            ),
+            S(
+                "{name} spent {a} minutes on homework and {b} minutes reading. "
+                "How many more minutes did {he} spend on homework than reading?",
+                "{a} - {b}",
+                ("homework", "minutes"),
+            ),
+            S(
+                "A bus journey takes {a} minutes. The bus has already driven for {b} minutes. "
+                "How many minutes of the journey are left?",
+                "{a} - {b}",
+                ("bus", "journey"),
+            ),
+            S(
+                "{name} gets {h_hour} of sleep every night. How many hours does {he} sleep "
+                "in {d_night}?",
+                "{h} * {d}",
+                ("sleep", "nights"),
+            ),
+            S(
+                "A race has {k} laps and each lap takes {m} minutes. "
+                "How many minutes does the race take?",
+                "{k} * {m}",
+                ("race", "laps"),
+            ),
+            S(
+                "A film is {a} minutes long. {name} has watched {b} minutes of it. "
+                "How many minutes of the film are left to watch?",
+                "{a} - {b}",
+                ("film", "minutes"),
+            ),
+        ),
+    ),
+)
+TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
+
+
+# ----------------------------------------------------------------------------- generation
+
+
+@dataclass(frozen=True)
+class TemplateProblem:
+    """One generated problem, before it becomes a corpus record."""
+
+    topic: str
+    keywords: tuple[str, ...]
+    prompt_prefix: str
+    problem: str
+    equation: str
+    answer: float
+
+
+def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
+    """Every value a shape may use: names, pronouns, nouns, numbers and counted nouns."""
+    (name, he, him, his), n2, n3 = rng.sample(NAMES, 3)
+    obj = rng.choice(OBJECTS)
+    cont = rng.choice(CONTAINERS)
+    item, item2 = rng.sample(ITEMS, 2)
+    slots = {
+        "name": name,
+        "name2": n2[0],
+        "name3": n3[0],
+        "he": he,
+        "He": he.capitalize(),
+        "him": him,
+        "his": his,
+        "obj": obj.one,
+        "objs": obj.many,
+        "cont": cont.one,
+        "conts": cont.many,
+        "item": item.one,
+        "items": item.many,
+        "item2": item2.one,
+        "veh": rng.choice(VEHICLES),
+    }
+    nouns = {"obj": obj, "cont": cont, "item": item, **COUNTED}
+    for key, value in numbers.items():
+        slots[key] = fmt(value)
+        for noun_key, noun in nouns.items():
+            slots[f"{key}_{noun_key}"] = count(value, noun)
+    return slots
+
+
+def render(shape: Shape, slots: dict[str, str]) -> tuple[str, str, tuple[str, ...]]:
+    """Text, equation and keywords of a shape for the given slot values."""
+    text = shape.text.format(**slots)
+    equation = shape.equation.format(**slots)
+    keywords = tuple(slots.get(k, k) for k in shape.keywords)
+    return text, equation, keywords
+
+
+def generate_templates(
+    *, n: int, seed: int, topics: tuple[str, ...] = TOPIC_NAMES, max_tries_factor: int = 20
+) -> list[TemplateProblem]:
+    """``n`` distinct template problems, balanced over ``topics``, deterministic for ``seed``.
+
+    Raises ValueError when ``topics`` names an unknown topic or ``n`` distinct problems cannot be
+    drawn (the vocabulary is far larger than any sensible ``n``, so this signals a bad config).
+    """
+    by_name = {t.name: t for t in TOPICS}
+    unknown = [t for t in topics if t not in by_name]
+    if unknown:
+        raise ValueError(f"unknown template topic(s) {unknown}; allowed: {list(by_name)}")
+    rng = random.Random(seed)
+    seen: set[str] = set()
+    out: list[TemplateProblem] = []
+    tries = 0
+    while len(out) < n:
+        tries += 1
+        if tries > max_tries_factor * max(n, 1):
+            raise ValueError(f"could only draw {len(out)} distinct problems of {n} requested")
+        topic = by_name[topics[len(out) % len(topics)]]
+        shape = rng.choice(topic.shapes)
+        prefix = rng.choice(PREFIXES)
+        level = level_of_prefix(prefix, rng)
+        slots = _slots(rng, topic.sampler(rng, level))
+        text, equation, keywords = render(shape, slots)
+        if text in seen:
+            continue
+        seen.add(text)
+        out.append(
+            TemplateProblem(
+                topic=topic.name,
+                keywords=keywords,
+                prompt_prefix=prefix,
+                problem=text,
+                equation=equation,
+                answer=evaluate(equation),
+            )
+        )
+    return out

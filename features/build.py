@@ -1,0 +1,188 @@
+"""Batch build of the weakness examples: one row per assessment, features from earlier events.
+
+Every event (quiz, minigame, ...) updates the learner's state; only assessments become examples.
+The per-(learner, topic) and per-learner statistics come from the numba-compiled
+`features.kernel.feature_kernel`, the same function serving runs for one learner.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.config import FeatureConfig
+from features.kernel import (
+    N_LEARNER,
+    OPTIONAL_DEFAULTS,
+    assemble,
+    compiled_kernel,
+    decay_rate,
+    group_starts,
+    kernel_columns,
+    peer_topic_mean,
+    run_kernel,
+)
+from features.spec import build_spec
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "topic_id", "timestamp", "activity", "score")
+KEY_COLUMNS: tuple[str, ...] = ("user_id", "topic_id", "timestamp", "score", "label", "p_fail_true")
+
+
+def spec_from_config(cfg: FeatureConfig, peer: Mapping[str, Any]) -> dict[str, Any]:
+    """The feature spec for this config and peer table (what serving will read)."""
+    return build_spec(
+        pass_mark=cfg.pass_mark,
+        rolling_windows=cfg.rolling_windows,
+        half_life_s=cfg.half_life_s,
+        assessment_activities=cfg.assessment_activities,
+        peer=peer,
+    )
+
+
+def _column(events: pd.DataFrame, name: str, dtype: Any) -> np.ndarray:
+    """A column as a numpy array, or the documented default when the source lacks it."""
+    if name in events.columns:
+        return events[name].to_numpy(dtype=dtype)
+    return np.full(len(events), OPTIONAL_DEFAULTS[name], dtype=dtype)
+
+
+def _validate(events: pd.DataFrame, oracle: pd.DataFrame | None) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in events.columns]
+    if missing:
+        raise ValueError(f"events: missing column(s) {missing}; required {list(REQUIRED_COLUMNS)}")
+    score = events["score"].to_numpy(dtype=np.float64)
+    bad = np.flatnonzero(~((score >= 0.0) & (score <= 1.0)))
+    if bad.size:
+        raise ValueError(
+            f"events: column 'score' must be in [0, 1]; rows {bad[:5].tolist()} have "
+            f"{score[bad[:5]].tolist()}"
+        )
+    ts = events["timestamp"]
+    if not np.issubdtype(ts.dtype, np.integer):
+        raise ValueError(f"events: column 'timestamp' must be int64 seconds, got {ts.dtype}")
+    bad = np.flatnonzero(ts.to_numpy() < 0)
+    if bad.size:
+        raise ValueError(f"events: column 'timestamp' must be >= 0; rows {bad[:5].tolist()}")
+    if oracle is not None and len(oracle) != len(events):
+        raise ValueError(
+            f"oracle: {len(oracle)} rows but events have {len(events)}; must be aligned row by row"
+        )
+
+
+def _grouped_run(
+    group_code: np.ndarray,
+    ts: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    is_query: np.ndarray,
+    spec: Mapping[str, Any],
+    n_cols: int,
+) -> np.ndarray:
+    """Run the compiled kernel with ``group_code`` as the group; rows back in input order."""
+    order = np.lexsort((ts, group_code))
+    code_sorted = group_code[order]
+    change = np.empty(len(order), dtype=bool)
+    if len(order):
+        change[0] = True
+        np.not_equal(code_sorted[1:], code_sorted[:-1], out=change[1:])
+    query_sorted = is_query[order]
+    out = run_kernel(
+        compiled_kernel(),
+        starts=group_starts(change),
+        ts=ts[order],
+        score=arrays["score"][order],
+        time_spent=arrays["time_spent_s"][order],
+        hints=arrays["hints_used"][order],
+        revisit=arrays["is_revisit"][order],
+        contributes=np.ones(len(order), dtype=bool),
+        is_query=query_sorted,
+        windows=spec["rolling_windows"],
+        rate=decay_rate(spec["half_life_s"]),
+        pass_mark=spec["pass_mark"],
+        n_cols=n_cols,
+    )
+    # kernel rows follow the sorted order of the query rows; put them back in input order
+    back = np.argsort(order[query_sorted], kind="stable")
+    return out[back]
+
+
+def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarray:
+    """Feature matrix (float32, spec order) for every assessment row of ``events``, input order."""
+    import pandas as pd
+
+    user_code, _ = pd.factorize(events["user_id"])
+    topic_code, topic_uniques = pd.factorize(events["topic_id"])
+    n_topics = max(len(topic_uniques), 1)
+    ts = events["timestamp"].to_numpy(dtype=np.int64)
+    arrays = {
+        "score": events["score"].to_numpy(dtype=np.float64),
+        "time_spent_s": _column(events, "time_spent_s", np.float64),
+        "hints_used": _column(events, "hints_used", np.float64),
+        "is_revisit": _column(events, "is_revisit", np.bool_),
+    }
+    is_query = events["activity"].isin(spec["assessment_activities"]).to_numpy()
+    n_kernel = len(kernel_columns(spec["rolling_windows"]))
+    t0 = time.perf_counter()
+    pair_code = user_code.astype(np.int64) * n_topics + topic_code.astype(np.int64)
+    topic_cols = _grouped_run(pair_code, ts, arrays, is_query, spec, n_kernel)
+    learner_cols = _grouped_run(user_code.astype(np.int64), ts, arrays, is_query, spec, N_LEARNER)
+    peer_by_code = np.array([peer_topic_mean(spec["peer"], str(t)) for t in topic_uniques])
+    peer = peer_by_code[topic_code[is_query]] if len(peer_by_code) else np.empty(0)
+    features = assemble(topic_cols, learner_cols, peer)
+    logger.info(
+        "features: %d examples from %d events in %.2fs",
+        len(features),
+        len(events),
+        time.perf_counter() - t0,
+    )
+    return features
+
+
+def build_examples(
+    events: pd.DataFrame,
+    oracle: pd.DataFrame | None,
+    *,
+    cfg: FeatureConfig,
+    peer: Mapping[str, Any],
+) -> pd.DataFrame:
+    """One row per assessment event: keys, label (1 = score < pass_mark), p_fail_true, features.
+
+    ``peer`` is a table from `features.peer.compute_peer_table`. Optional event columns
+    (time_spent_s, hints_used, is_revisit) take `features.kernel.OPTIONAL_DEFAULTS` when absent,
+    so knowledge-tracing data (quizzes with 0/1 scores) works too.
+    """
+    import pandas as pd
+
+    _validate(events, oracle)
+    spec = spec_from_config(cfg, peer)
+    events = events.reset_index(drop=True)
+    features = compute_features(events, spec)
+    is_query = events["activity"].isin(spec["assessment_activities"]).to_numpy()
+    rows = events.loc[is_query, ["user_id", "topic_id", "timestamp", "score"]].reset_index(
+        drop=True
+    )
+    score = rows["score"].to_numpy(dtype=np.float64)
+    out = pd.DataFrame(
+        {
+            "user_id": rows["user_id"].astype(str),
+            "topic_id": rows["topic_id"].astype(str),
+            "timestamp": rows["timestamp"].to_numpy(dtype=np.int64),
+            "score": score,
+            "label": (score < cfg.pass_mark).astype(np.int8),
+            "p_fail_true": (
+                oracle["p_fail_true"].to_numpy(dtype=np.float64)[is_query]
+                if oracle is not None and "p_fail_true" in oracle.columns
+                else np.full(len(rows), np.nan)
+            ),
+        }
+    )
+    feat = pd.DataFrame(features, columns=spec["names"])
+    return pd.concat([out, feat], axis=1)

@@ -1,0 +1,141 @@
+"""Stage ``export_generator``: ONNX export of the generator with past key/values + parity gate.
+
+Exports into a temporary directory, opens it with the serving loop
+(:class:`serving.generation.OnnxSeq2SeqGenerator`), compares greedy ids and first-step logits
+with PyTorch on test prompts, and only then renames it to ``outputs/onnx/generator/`` and writes
+``metrics/generator_export.json``. A failed gate leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_path,
+    atomic_write_json,
+    build_config,
+    load_section,
+    require,
+    setup_logging,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_DIR = REPO_ROOT / "outputs" / "models" / "generator"
+TEST_FILE = REPO_ROOT / "outputs" / "text" / "test.jsonl"
+ONNX_DIR = REPO_ROOT / "outputs" / "onnx" / "generator"
+METRICS_FILE = REPO_ROOT / "metrics" / "generator_export.json"
+
+
+@dataclass(frozen=True)
+class ExportGeneratorConfig:
+    """The ``export_generator`` params section, validated once."""
+
+    opset: int = 18
+    n_parity_prompts: int = 50
+    parity_max_new_tokens: int = 64
+    min_match_share: float = 1.0
+    logits_atol: float = 1e-4
+    num_threads: int = 2
+
+    def __post_init__(self) -> None:
+        w = "export_generator"
+        require(14 <= self.opset <= 21, f"{w}.opset", "must be in [14, 21]")
+        require(1 <= self.n_parity_prompts <= 10_000, f"{w}.n_parity_prompts", "must be in [1, 10000]")
+        require(
+            1 <= self.parity_max_new_tokens <= 512, f"{w}.parity_max_new_tokens", "must be in [1, 512]"
+        )
+        require(0.0 <= self.min_match_share <= 1.0, f"{w}.min_match_share", "must be in [0, 1]")
+        require(0.0 < self.logits_atol <= 1.0, f"{w}.logits_atol", "must be in (0, 1]")
+        require(1 <= self.num_threads <= 64, f"{w}.num_threads", "must be in [1, 64]")
+
+
+def run(
+    cfg: ExportGeneratorConfig,
+    *,
+    model_dir: Path = MODEL_DIR,
+    test_file: Path = TEST_FILE,
+    onnx_dir: Path = ONNX_DIR,
+    metrics_file: Path = METRICS_FILE,
+) -> dict[str, Any]:
+    """Export, gate, and publish; returns the metrics written."""
+    import torch
+    from transformers import PreTrainedTokenizerFast
+
+    from export import generator_onnx as gx
+    from pipelines.train_generator import read_jsonl
+    from serving.generation import OnnxSeq2SeqGenerator
+    from training.generator import encode_text
+
+    torch.set_num_threads(cfg.num_threads)
+    # The exporter patches the model it traces (HF generate then rejects it): give it its own copy.
+    model = gx.load_torch_model(model_dir)
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    records = read_jsonl(test_file, cfg.n_parity_prompts)
+    prompts = [r["prompt"] for r in records]
+    max_source_len = _max_source_len(model_dir)
+    input_ids = [encode_text(tokenizer, p, max_source_len) for p in prompts]
+
+    with atomic_path(onnx_dir) as tmp:
+        files = gx.export_onnx(gx.load_torch_model(model_dir), model_dir, tmp, opset=cfg.opset)
+        generator = OnnxSeq2SeqGenerator(
+            tmp, intra_op_num_threads=cfg.num_threads, graph_optimization_level="all"
+        )
+        report = gx.check_parity(
+            model,
+            generator,
+            prompts,
+            input_ids,
+            max_new_tokens=cfg.parity_max_new_tokens,
+            atol=cfg.logits_atol,
+            min_match_share=cfg.min_match_share,
+        )
+        draft = gx.manifest_draft(
+            tmp,
+            opset=cfg.opset,
+            model_config=model.config,
+            max_new_tokens=int(model.generation_config.max_new_tokens or cfg.parity_max_new_tokens),
+        )
+        draft["parity"] = {
+            **report.as_metrics(),
+            "min_match_share": cfg.min_match_share,
+            "logits_atol": cfg.logits_atol,
+        }
+        atomic_write_json(tmp / "manifest.draft.json", draft)
+        logger.info("exported %s", files)
+    sizes = {k: int(v) for k, v in draft["sizes_bytes"].items() if k.endswith(".onnx")}
+    metrics = {
+        **report.as_metrics(),
+        "onnx_total_mb": round(sum(sizes.values()) / 2**20, 3),
+        **{f"size_mb.{k}": round(v / 2**20, 3) for k, v in sizes.items()},
+    }
+    atomic_write_json(metrics_file, metrics)
+    return metrics
+
+
+def _max_source_len(model_dir: Path) -> int:
+    """Prompt truncation length saved by training (same encoding as the evaluation)."""
+    import json
+
+    path = model_dir / "training_config.json"
+    if path.is_file():
+        value = json.loads(path.read_text()).get("max_source_len")
+        if isinstance(value, int) and value > 0:
+            return value
+    return 512
+
+
+def main() -> None:
+    """DVC entry point."""
+    section = load_section("export_generator")
+    cfg = build_config(ExportGeneratorConfig, section, "params.yaml:export_generator")
+    run(cfg)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

@@ -1,0 +1,205 @@
+"""Stage `export_weakness`: booster -> ONNX, parity gate on the whole test split, draft manifest.
+
+Reads `outputs/models/weakness/` and `outputs/features/test.parquet`; writes
+`outputs/onnx/weakness/` (model.onnx, calibration.json, thresholds.json, feature_spec.json,
+manifest.draft.json) and `metrics/weakness_export.json`. A failed gate writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_path,
+    atomic_write_json,
+    build_config,
+    git_commit,
+    load_section,
+    params_hash,
+    require,
+    setup_logging,
+    sha256_file,
+)
+
+logger = logging.getLogger(__name__)
+
+SECTION = "export_weakness"
+MODEL_DIR = REPO_ROOT / "outputs" / "models" / "weakness"
+TEST_FILE = REPO_ROOT / "outputs" / "features" / "test.parquet"
+OUT_DIR = REPO_ROOT / "outputs" / "onnx" / "weakness"
+METRICS_FILE = REPO_ROOT / "metrics" / "weakness_export.json"
+TRAIN_METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """The ``export_weakness`` params section."""
+
+    target_opset: int = 15
+    max_abs_diff: float = 1e-5
+    max_flips: int = 0
+    n_worst_rows: int = 5
+
+    def __post_init__(self) -> None:
+        require(9 <= self.target_opset <= 21, f"{SECTION}.target_opset", "must be in [9, 21]")
+        require(0 <= self.max_abs_diff <= 1, f"{SECTION}.max_abs_diff", "must be in [0, 1]")
+        require(self.max_flips >= 0, f"{SECTION}.max_flips", "must be >= 0")
+        require(1 <= self.n_worst_rows <= 100, f"{SECTION}.n_worst_rows", "must be in [1, 100]")
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found (run train_weakness)")
+    return json.loads(path.read_text())
+
+
+def run(
+    *,
+    cfg: ExportConfig,
+    section: dict[str, Any],
+    model_dir: Path,
+    test_file: Path,
+    out_dir: Path,
+    metrics_file: Path,
+    train_metrics_file: Path | None,
+) -> dict[str, Any]:
+    """Convert, check parity, and write the ONNX directory and export metrics."""
+    import lightgbm as lgb
+
+    from export.weakness_onnx import (
+        LABEL_OUTPUT,
+        PROBABILITY_OUTPUT,
+        convert_booster,
+        io_description,
+        onnx_fail_probability,
+        opsets,
+        parity_check,
+    )
+    from serving.weakness_post import apply_calibration
+    from training.weakness import load_split, predict_raw
+    from training.weakness_metrics import binary_metrics, nan_to_none
+
+    spec = _read_json(model_dir / "feature_spec.json")
+    calibration = _read_json(model_dir / "calibration.json")
+    thresholds = _read_json(model_dir / "thresholds.json")
+    summary = _read_json(model_dir / "training_summary.json")
+    booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
+    test = load_split(test_file, spec["names"])
+
+    model = convert_booster(booster, spec, target_opset=cfg.target_opset)
+    blob = model.SerializeToString()
+    p_native = predict_raw(booster, test.X)
+    p_onnx = onnx_fail_probability(blob, test.X, spec["input_name"])
+    report = parity_check(
+        p_native,
+        p_onnx,
+        calibration=calibration,
+        thresholds=thresholds["thresholds"],
+        meta=test.meta,
+        max_abs_diff=cfg.max_abs_diff,
+        max_flips=cfg.max_flips,
+        n_worst=cfg.n_worst_rows,
+    )
+    logger.info(
+        "parity on %d rows: max diff raw %.3g, calibrated %.3g, flips %s",
+        report.n_rows, report.max_abs_diff_raw, report.max_abs_diff_calibrated,
+        report.flips_per_threshold,
+    )
+    onnx_metrics = binary_metrics(
+        test.y, apply_calibration(p_onnx, calibration), n_bins=int(summary["config"]["ece_bins"])
+    )
+    gates = [
+        {"name": "onnx_vs_native_max_abs_diff_raw", "threshold": cfg.max_abs_diff,
+         "value": report.max_abs_diff_raw, "pass": report.max_abs_diff_raw <= cfg.max_abs_diff},
+        {"name": "onnx_vs_native_max_abs_diff_calibrated", "threshold": cfg.max_abs_diff,
+         "value": report.max_abs_diff_calibrated,
+         "pass": report.max_abs_diff_calibrated <= cfg.max_abs_diff},
+        {"name": "onnx_vs_native_decision_flips", "threshold": cfg.max_flips,
+         "value": report.total_flips, "pass": report.total_flips <= cfg.max_flips},
+    ]
+    metrics = {
+        "parity_rows": report.n_rows,
+        "max_abs_diff_raw": report.max_abs_diff_raw,
+        "max_abs_diff_calibrated": report.max_abs_diff_calibrated,
+        "decision_flips": report.total_flips,
+        "level_flips": report.level_flips,
+        "flips_per_threshold": report.flips_per_threshold,
+        "onnx_auc": onnx_metrics["auc"],
+        "onnx_logloss": onnx_metrics["logloss"],
+        "onnx_ece": onnx_metrics["ece"],
+        "gates_passed": all(g["pass"] for g in gates),
+    }
+    train_metrics = (
+        _read_json(train_metrics_file)
+        if train_metrics_file is not None and train_metrics_file.is_file()
+        else {}
+    )
+    io = io_description(model)
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        (tmp / "model.onnx").write_bytes(blob)
+        for name, obj in (
+            ("calibration.json", calibration),
+            ("thresholds.json", thresholds),
+            ("feature_spec.json", spec),
+        ):
+            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        files = {
+            p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
+            for p in sorted(tmp.iterdir())
+        }
+        manifest = {
+            "model": "weakness",
+            "variant": "fp32",
+            "files": files,
+            "onnx": {
+                **io,
+                "input_name": spec["input_name"],
+                "probability_output": PROBABILITY_OUTPUT,
+                "probability_column": 1,
+                "label_output": LABEL_OUTPUT,
+                "opset": opsets(model),
+                "target_opset": cfg.target_opset,
+            },
+            "feature_names": list(spec["names"]),
+            "n_features": len(spec["names"]),
+            "calibration": calibration,
+            "thresholds": thresholds,
+            "metrics": nan_to_none({"train_stage": train_metrics, "onnx_test": onnx_metrics}),
+            "gates": gates,
+            "mlflow_run_id": summary.get("mlflow_run_id"),
+            "git_commit": git_commit(),
+            "training_git_commit": summary.get("git_commit"),
+            "params_hash": summary.get("params_hash"),
+            "export_params_hash": params_hash(section),
+        }
+        (tmp / "manifest.draft.json").write_text(
+            json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        )
+    atomic_write_json(metrics_file, nan_to_none(metrics))
+    return metrics
+
+
+def main() -> None:
+    """Entry point of `python -m pipelines.export_weakness`."""
+    section = load_section(SECTION)
+    cfg = build_config(ExportConfig, section, SECTION)
+    run(
+        cfg=cfg,
+        section=section,
+        model_dir=MODEL_DIR,
+        test_file=TEST_FILE,
+        out_dir=OUT_DIR,
+        metrics_file=METRICS_FILE,
+        train_metrics_file=TRAIN_METRICS_FILE,
+    )
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

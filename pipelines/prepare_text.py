@@ -1,0 +1,264 @@
+"""Stage ``prepare_text``: the word-problem corpus, its splits and the generator's tokenizer.
+
+Reads params ``prepare_text`` (and ``train_generator.base_model``, to decide between training a
+Unigram tokenizer and saving the pretrained model's own). Writes ``outputs/text/`` (splits as
+JSONL + ``tokenizer/``) as one directory swapped in atomically, then ``metrics/text.json``.
+Everything that can fail (params, corpus files, splits, tokenizer) fails before anything is
+written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    PARAMS_FILE,
+    REPO_ROOT,
+    ConfigError,
+    atomic_path,
+    atomic_write_json,
+    build_config,
+    load_params,
+    load_section,
+    require,
+    setup_logging,
+)
+
+logger = logging.getLogger(__name__)
+
+TEXT_DIR = REPO_ROOT / "outputs" / "text"
+METRICS_FILE = REPO_ROOT / "metrics" / "text.json"
+SOURCES = ("templates", "gsm8k", "svamp", "mawps")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CorpusPaths:
+    """Real corpus files, relative to the repository root (read only when selected)."""
+
+    gsm8k: str = "../shared/data/word_problems/gsm8k/train.jsonl"
+    svamp: str = "../shared/data/word_problems/svamp/SVAMP.json"
+    mawps: str = "../shared/data/word_problems/mawps/fold0_train.csv"
+
+
+@dataclass(frozen=True)
+class PrepareTextConfig:
+    """The ``prepare_text`` params section."""
+
+    seed: int
+    sources: tuple[str, ...]
+    n_templates: int
+    val_frac: float
+    test_frac: float
+    vocab_size: int
+    template_topics: tuple[str, ...] = ()
+    paths: CorpusPaths = field(default_factory=CorpusPaths)
+    max_rows: int | None = None
+    keywords_per_problem: int = 3
+    model_max_length: int = 256
+
+    def __post_init__(self) -> None:
+        from data.word_problems.templates import TOPIC_NAMES
+
+        w = "prepare_text"
+        require(self.seed >= 0, f"{w}.seed", f"must be >= 0, got {self.seed}")
+        require(len(self.sources) > 0, f"{w}.sources", f"must name at least one of {SOURCES}")
+        bad = [s for s in self.sources if s not in SOURCES]
+        require(not bad, f"{w}.sources", f"unknown {bad}; allowed: {list(SOURCES)}")
+        require(
+            len(set(self.sources)) == len(self.sources), f"{w}.sources", "must not repeat a source"
+        )
+        require(
+            1 <= self.n_templates <= 200_000,
+            f"{w}.n_templates",
+            f"must be in [1, 200000], got {self.n_templates}",
+        )
+        bad = [t for t in self.template_topics if t not in TOPIC_NAMES]
+        require(not bad, f"{w}.template_topics", f"unknown {bad}; allowed: {list(TOPIC_NAMES)}")
+        require(
+            self.max_rows is None or self.max_rows >= 1,
+            f"{w}.max_rows",
+            f"must be null or >= 1, got {self.max_rows}",
+        )
+        require(
+            1 <= self.keywords_per_problem <= 5,
+            f"{w}.keywords_per_problem",
+            f"must be in [1, 5], got {self.keywords_per_problem}",
+        )
+        for name in ("val_frac", "test_frac"):
+            v = getattr(self, name)
+            require(0.0 < v < 0.5, f"{w}.{name}", f"must be in (0, 0.5), got {v}")
+        require(
+            self.val_frac + self.test_frac <= 0.6,
+            f"{w}.val_frac+test_frac",
+            f"must be <= 0.6, got {self.val_frac + self.test_frac}",
+        )
+        require(
+            100 <= self.vocab_size <= 64_000,
+            f"{w}.vocab_size",
+            f"must be in [100, 64000], got {self.vocab_size}",
+        )
+        require(
+            16 <= self.model_max_length <= 4096,
+            f"{w}.model_max_length",
+            f"must be in [16, 4096], got {self.model_max_length}",
+        )
+
+
+def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
+    """The stage config and ``train_generator.base_model`` (``scratch`` when not set)."""
+    cfg = build_config(
+        PrepareTextConfig, load_section("prepare_text", params_file), f"{params_file}:prepare_text"
+    )
+    gen = load_params(params_file).get("train_generator") or {}
+    base_model = gen.get("base_model", "scratch") if isinstance(gen, dict) else "scratch"
+    if not isinstance(base_model, str) or not base_model.strip():
+        raise ConfigError(f"{params_file}:train_generator.base_model: must be 'scratch' or a path")
+    return cfg, base_model
+
+
+def build_corpus(
+    cfg: PrepareTextConfig, *, root: Path = REPO_ROOT
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """Records from every selected source, deduplicated and split; plus per-file read reports."""
+    from data.word_problems.corpus import (
+        dedupe,
+        real_records,
+        split_by_combination,
+        template_records,
+    )
+
+    records: list[dict[str, Any]] = []
+    reports: dict[str, Any] = {}
+    for source in cfg.sources:
+        if source == "templates":
+            records += template_records(
+                n=cfg.n_templates, seed=cfg.seed, topics=cfg.template_topics or None
+            )
+            continue
+        path = Path(getattr(cfg.paths, source))
+        path = path if path.is_absolute() else (root / path)
+        recs, report = real_records(
+            source, path, max_rows=cfg.max_rows, n_keywords=cfg.keywords_per_problem
+        )
+        records += recs
+        reports[source] = {
+            "path": str(getattr(cfg.paths, source)),
+            "rows": report.rows,
+            "kept": len(recs),
+            "skipped": dict(report.skipped),
+        }
+    n_before = len(records)
+    records = dedupe(records)
+    if len(records) < n_before:
+        logger.info("dropped %d duplicate problems", n_before - len(records))
+    splits = split_by_combination(
+        records, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.seed
+    )
+    for name in SPLITS:
+        if not splits[name]:
+            raise ValueError(
+                f"split '{name}' is empty: {len(records)} records are too few for "
+                f"val_frac={cfg.val_frac}, test_frac={cfg.test_frac}"
+            )
+    return splits, reports
+
+
+def build_tokenizer(
+    cfg: PrepareTextConfig,
+    splits: dict[str, list[dict[str, Any]]],
+    base_model: str,
+    out_dir: Path,
+) -> str:
+    """Write the tokenizer directory; returns what it is (``unigram`` or the base model)."""
+    from data.word_problems.corpus import (
+        copy_pretrained_tokenizer,
+        save_tokenizer,
+        train_unigram_tokenizer,
+    )
+
+    if base_model != "scratch":
+        copy_pretrained_tokenizer(base_model, out_dir)
+        return base_model
+    train = splits["train"]
+    texts = [r["prompt"] for r in train] + [r["target"] for r in train]
+    every = [r[k] for recs in splits.values() for r in recs for k in ("prompt", "target")]
+    alphabet = "".join(sorted({c for t in every for c in t}))
+    tok = train_unigram_tokenizer(texts, vocab_size=cfg.vocab_size, alphabet=alphabet)
+    save_tokenizer(tok, out_dir, model_max_length=cfg.model_max_length)
+    return "unigram"
+
+
+def corpus_metrics(
+    splits: dict[str, list[dict[str, Any]]], tokenizer_dir: Path
+) -> dict[str, Any]:
+    """Sizes, topics, sources, combinations, vocabulary and token lengths for metrics/text.json."""
+    from tokenizers import Tokenizer
+
+    from data.word_problems.corpus import combination, unk_rate
+
+    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    out: dict[str, Any] = {
+        "sizes": {k: len(v) for k, v in splits.items()},
+        "n_records": sum(len(v) for v in splits.values()),
+        "vocab_size": tok.get_vocab_size(),
+    }
+    all_recs = [r for v in splits.values() for r in v]
+    out["topics"] = dict(sorted(Counter(r["topic"] for r in all_recs).items()))
+    out["n_topics"] = len(out["topics"])
+    out["sources"] = dict(sorted(Counter(r["source"] for r in all_recs).items()))
+    out["combinations"] = {k: len({combination(r) for r in v}) for k, v in splits.items()}
+    for name in ("train", "test"):
+        for key in ("prompt", "target"):
+            lens = [len(e.ids) for e in tok.encode_batch([r[key] for r in splits[name]])]
+            out[f"{name}_{key}_tokens_max"] = max(lens)
+            out[f"{name}_{key}_tokens_mean"] = round(sum(lens) / len(lens), 2)
+    out["unk_rate_test"] = unk_rate(tok, [r["target"] for r in splits["test"]])
+    return out
+
+
+def prepare_text(
+    cfg: PrepareTextConfig,
+    *,
+    base_model: str,
+    text_dir: Path = TEXT_DIR,
+    metrics_path: Path = METRICS_FILE,
+    root: Path = REPO_ROOT,
+) -> dict[str, Any]:
+    """Build everything in a temporary directory, then swap it in and write the metrics."""
+    from data.word_problems.corpus import write_jsonl
+
+    splits, reports = build_corpus(cfg, root=root)
+    with atomic_path(text_dir) as tmp:
+        tmp.mkdir(parents=True)
+        for name in SPLITS:
+            write_jsonl(tmp / f"{name}.jsonl", splits[name])
+        tokenizer_kind = build_tokenizer(cfg, splits, base_model, tmp / "tokenizer")
+        metrics = corpus_metrics(splits, tmp / "tokenizer")
+    metrics["tokenizer"] = tokenizer_kind
+    metrics["read_reports"] = reports
+    metrics["config"] = dataclasses.asdict(cfg)
+    atomic_write_json(metrics_path, metrics)
+    logger.info(
+        "prepare_text: %s records, vocab %d, written to %s",
+        metrics["sizes"],
+        metrics["vocab_size"],
+        text_dir,
+    )
+    return metrics
+
+
+def main(params_file: Path | str = PARAMS_FILE) -> None:
+    """Entry point for ``python -m pipelines.prepare_text``."""
+    cfg, base_model = load_config(params_file)
+    prepare_text(cfg, base_model=base_model, root=Path(params_file).resolve().parent)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

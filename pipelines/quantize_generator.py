@@ -1,0 +1,277 @@
+"""Stage `quantize_generator`: fp32 / dynamic int8 / static int8 generator variants, gated.
+
+Reads the exported fp32 generator, the text splits (training prompts calibrate the static
+variant, test prompts evaluate every variant) and params `quantize_generator` + `gates.generator`.
+Writes every variant's model directory, `metrics/quantize.json` (size, latency, quality, gates,
+pass/fail, excluded nodes, and the shipped variant) and `plots/quantize/variants.json`.
+A failed variant keeps its numbers in the metrics but is never the shipped one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_path,
+    atomic_write_json,
+    build_config,
+    load_section,
+    require,
+    setup_logging,
+)
+from quantize.gates import SHIP_RULES, choose_shipped
+
+logger = logging.getLogger(__name__)
+
+FP32_DIR = REPO_ROOT / "outputs/onnx/generator"
+TEXT_DIR = REPO_ROOT / "outputs/text"
+VARIANTS_DIR = REPO_ROOT / "outputs/onnx/generator_variants"
+METRICS_FILE = REPO_ROOT / "metrics/quantize.json"
+PLOT_FILE = REPO_ROOT / "plots/quantize/variants.json"
+
+VARIANTS = ("dynamic_int8", "static_int8")
+QUANTIZABLE_OPS = ("MatMul", "Gather", "Conv", "Attention")
+QType = Literal["qint8", "quint8"]
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeConfig:
+    """Params `quantize_generator`."""
+
+    variants: tuple[str, ...] = VARIANTS
+    weight_type: QType = "qint8"
+    per_channel: bool = True
+    reduce_range: bool = False
+    op_types_to_quantize: tuple[str, ...] = ("MatMul", "Gather")
+    dynamic_exclude_nodes: tuple[str, ...] = ()
+    static_exclude_nodes: tuple[str, ...] = ("DenseReluDense/wo",)
+    static_activation_type: QType = "qint8"
+    static_calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration_samples: int = 32
+    eval_samples: int = 64
+    max_new_tokens: int = 64
+    threads: int = 1
+    ship_rule: str = "fastest_passing"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        w = "quantize_generator"
+        unknown = [v for v in self.variants if v not in VARIANTS]
+        require(not unknown, f"{w}.variants", f"unknown {unknown}; allowed {list(VARIANTS)}")
+        bad_ops = [o for o in self.op_types_to_quantize if o not in QUANTIZABLE_OPS]
+        require(
+            bool(self.op_types_to_quantize) and not bad_ops,
+            f"{w}.op_types_to_quantize",
+            f"non-empty subset of {list(QUANTIZABLE_OPS)}, got {list(self.op_types_to_quantize)}",
+        )
+        require(
+            1 <= self.calibration_samples <= 10_000,
+            f"{w}.calibration_samples",
+            f"must be in [1, 10000], got {self.calibration_samples}",
+        )
+        require(
+            2 <= self.eval_samples <= 10_000,
+            f"{w}.eval_samples",
+            f"must be in [2, 10000], got {self.eval_samples}",
+        )
+        require(
+            1 <= self.max_new_tokens <= 512,
+            f"{w}.max_new_tokens",
+            f"must be in [1, 512], got {self.max_new_tokens}",
+        )
+        require(1 <= self.threads <= 64, f"{w}.threads", f"must be in [1, 64], got {self.threads}")
+        require(
+            self.ship_rule in SHIP_RULES,
+            f"{w}.ship_rule",
+            f"must be one of {list(SHIP_RULES)}, got {self.ship_rule!r}",
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GeneratorGates:
+    """Params `gates.generator`: drops vs fp32, changed-output share, absolute floors."""
+
+    max_drop: dict[str, float]
+    max_changed_share: float
+    floors: dict[str, float]
+
+    def __post_init__(self) -> None:
+        for name, v in self.max_drop.items():
+            require(
+                isinstance(v, int | float) and 0.0 <= v <= 1.0,
+                f"gates.generator.max_drop.{name}",
+                f"must be in [0, 1], got {v!r}",
+            )
+        require(
+            0.0 <= self.max_changed_share <= 1.0,
+            "gates.generator.max_changed_share",
+            f"must be in [0, 1], got {self.max_changed_share}",
+        )
+        for name, v in self.floors.items():
+            require(
+                isinstance(v, int | float) and 0.0 <= v <= 1.0,
+                f"gates.generator.floors.{name}",
+                f"must be in [0, 1], got {v!r}",
+            )
+
+
+def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
+    """Records of a JSONL split; errors name the file, line and missing field."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: text split not found")
+    records = []
+    with path.open() as fh:
+        for i, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{i}: not valid JSON ({exc})") from exc
+            missing = [k for k in required if k not in rec]
+            if missing:
+                raise ValueError(f"{path}:{i}: missing field(s) {missing}")
+            records.append(rec)
+    if not records:
+        raise ValueError(f"{path}: no records")
+    return records
+
+
+def sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """A fixed-seed subset (all records when there are fewer than ``n``), order kept."""
+    if len(records) <= n:
+        return list(records)
+    idx = sorted(random.Random(seed).sample(range(len(records)), n))
+    return [records[i] for i in idx]
+
+
+def text_metric_fn(train_problems: Sequence[str]) -> Any:
+    """Adapter from (outputs, records) to ``training.text_metrics.generation_metrics``."""
+    from training.text_metrics import generation_metrics
+
+    def _fn(outputs: list[str], records: list[dict[str, Any]]) -> dict[str, float]:
+        result = generation_metrics(
+            outputs,
+            [str(r["target"]) for r in records],
+            [list(r["keywords"]) for r in records],
+            list(train_problems),
+        )
+        return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+
+    return _fn
+
+
+def run_quantization(
+    *,
+    fp32_dir: Path,
+    out_dir: Path,
+    calib_prompts: Sequence[str],
+    eval_records: Sequence[dict[str, Any]],
+    cfg: QuantizeConfig,
+    gates: GeneratorGates,
+    metric_fn: Any,
+) -> dict[str, Any]:
+    """Build, evaluate and gate every variant under ``out_dir``; return metrics/quantize.json."""
+    from quantize import generator as qg
+    from quantize.runner import record_feeds
+
+    recipes: dict[str, dict[str, Any]] = {"fp32": qg.make_fp32(fp32_dir, out_dir / "fp32")}
+    common: dict[str, Any] = {
+        "weight_type": cfg.weight_type,
+        "per_channel": cfg.per_channel,
+        "reduce_range": cfg.reduce_range,
+        "op_types": cfg.op_types_to_quantize,
+    }
+    if "dynamic_int8" in cfg.variants:
+        recipes["dynamic_int8"] = qg.make_dynamic(
+            fp32_dir,
+            out_dir / "dynamic_int8",
+            exclude_patterns=cfg.dynamic_exclude_nodes,
+            **common,
+        )
+    if "static_int8" in cfg.variants:
+        feeds = record_feeds(fp32_dir, calib_prompts, cfg.max_new_tokens)
+        recipes["static_int8"] = qg.make_static(
+            fp32_dir,
+            out_dir / "static_int8",
+            feeds,
+            activation_type=cfg.static_activation_type,
+            calibrate_method=cfg.static_calibrate_method,
+            exclude_patterns=cfg.static_exclude_nodes,
+            **common,
+        )
+    evaluated = {
+        name: qg.evaluate_variant(
+            out_dir / name,
+            eval_records,
+            metric_fn=metric_fn,
+            max_new_tokens=cfg.max_new_tokens,
+            threads=cfg.threads,
+        )
+        for name in recipes
+    }
+    variants = qg.summarize(
+        evaluated, recipes, max_drop=gates.max_drop, max_changed_share=gates.max_changed_share
+    )
+    shipped = choose_shipped(variants, cfg.ship_rule)
+    return {
+        "variants": variants,
+        "shipped": shipped,
+        "ship_rule": cfg.ship_rule,
+        "n_eval_prompts": len(eval_records),
+        "n_calibration_prompts": len(calib_prompts) if "static_int8" in cfg.variants else 0,
+        "notes": [qg.MERGED_NOTE],
+    }
+
+
+def plot_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per variant for `dvc plots`: size, latency and quality side by side."""
+    rows = []
+    for name, v in result["variants"].items():
+        row = {
+            "variant": name,
+            "size_mb": v["size_mb"],
+            "latency_ms_median": v["latency_ms_median"],
+            "passed": v["passed"],
+        }
+        row.update({k: round(x, 4) for k, x in v["metrics"].items()})
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    """Load params and splits, quantize, evaluate, write variants, metrics and plot data."""
+    cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
+    gates = build_config(
+        GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"
+    )
+    train = read_jsonl(TEXT_DIR / "train.jsonl", ["prompt", "problem"])
+    test = read_jsonl(TEXT_DIR / "test.jsonl", ["prompt", "target", "keywords"])
+    calib = [r["prompt"] for r in sample(train, cfg.calibration_samples, cfg.seed)]
+    eval_records = sample(test, cfg.eval_samples, cfg.seed + 1)
+    metric_fn = text_metric_fn([str(r["problem"]) for r in train])
+    with atomic_path(VARIANTS_DIR) as tmp:
+        result = run_quantization(
+            fp32_dir=FP32_DIR,
+            out_dir=tmp,
+            calib_prompts=calib,
+            eval_records=eval_records,
+            cfg=cfg,
+            gates=gates,
+            metric_fn=metric_fn,
+        )
+    atomic_write_json(METRICS_FILE, result)
+    atomic_write_json(PLOT_FILE, plot_rows(result))
+    logger.info("shipped variant: %s", result["shipped"])
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

@@ -1,0 +1,297 @@
+"""Stage ``train_generator``: fine-tune (or train from scratch) the T5 word-problem generator.
+
+Reads ``outputs/text/{train,val,test}.jsonl`` and ``outputs/text/tokenizer/`` (from
+``prepare_text``), trains with the loop in :mod:`training.generator`, keeps the best validation
+epoch, evaluates greedy generations on test with :func:`training.text_metrics.generation_metrics`
+and writes the checkpoint, ``metrics/generator.json`` and ``plots/generator/loss.csv``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    build_config,
+    git_commit,
+    load_section,
+    params_hash,
+    require,
+    setup_logging,
+    setup_mlflow,
+)
+
+logger = logging.getLogger(__name__)
+
+TEXT_DIR = REPO_ROOT / "outputs" / "text"
+TOKENIZER_DIR = TEXT_DIR / "tokenizer"
+MODEL_DIR = REPO_ROOT / "outputs" / "models" / "generator"
+METRICS_FILE = REPO_ROOT / "metrics" / "generator.json"
+PLOTS_DIR = REPO_ROOT / "plots" / "generator"
+
+# T5Config keys a scratch model may set from params; anything else is a typo.
+_MODEL_KEYS = {
+    "d_model",
+    "d_ff",
+    "d_kv",
+    "num_layers",
+    "num_decoder_layers",
+    "num_heads",
+    "dropout_rate",
+    "feed_forward_proj",
+    "relative_attention_num_buckets",
+    "relative_attention_max_distance",
+    "tie_word_embeddings",
+}
+
+
+@dataclass(frozen=True)
+class TrainGeneratorConfig:
+    """The ``train_generator`` params section, validated once."""
+
+    base_model: str = "scratch"
+    model: dict = field(default_factory=dict)
+    seed: int = 42
+    num_threads: int = 2
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.05
+    max_grad_norm: float = 1.0
+    patience: int = 2
+    max_source_len: int = 64
+    max_target_len: int = 128
+    max_new_tokens: int = 96
+    eval_batch_size: int = 64
+    max_train_examples: int = 0
+    max_eval_examples: int = 0
+    n_samples_logged: int = 20
+
+    def __post_init__(self) -> None:
+        w = "train_generator"
+        require(bool(self.base_model.strip()), f"{w}.base_model", "must be 'scratch' or a model id/path")
+        unknown = sorted(set(self.model) - _MODEL_KEYS)
+        require(not unknown, f"{w}.model", f"unknown key(s) {unknown}; allowed {sorted(_MODEL_KEYS)}")
+        for key in ("d_model", "d_ff", "d_kv", "num_layers", "num_decoder_layers", "num_heads"):
+            if key in self.model:
+                v = self.model[key]
+                require(
+                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
+                    f"{w}.model.{key}",
+                    f"must be an integer in [1, 4096], got {v!r}",
+                )
+        if "dropout_rate" in self.model:
+            v = self.model["dropout_rate"]
+            require(
+                isinstance(v, int | float) and 0.0 <= v < 1.0,
+                f"{w}.model.dropout_rate",
+                f"must be in [0, 1), got {v!r}",
+            )
+        require(1 <= self.num_threads <= 64, f"{w}.num_threads", "must be in [1, 64]")
+        require(1 <= self.epochs <= 1000, f"{w}.epochs", "must be in [1, 1000]")
+        require(1 <= self.batch_size <= 4096, f"{w}.batch_size", "must be in [1, 4096]")
+        require(1 <= self.eval_batch_size <= 4096, f"{w}.eval_batch_size", "must be in [1, 4096]")
+        require(0 < self.learning_rate <= 1.0, f"{w}.learning_rate", "must be in (0, 1]")
+        require(0 <= self.weight_decay <= 1.0, f"{w}.weight_decay", "must be in [0, 1]")
+        require(0 <= self.warmup_ratio < 1.0, f"{w}.warmup_ratio", "must be in [0, 1)")
+        require(self.max_grad_norm > 0, f"{w}.max_grad_norm", "must be > 0")
+        require(0 <= self.patience <= 1000, f"{w}.patience", "must be in [0, 1000] (0 = off)")
+        require(4 <= self.max_source_len <= 2048, f"{w}.max_source_len", "must be in [4, 2048]")
+        require(4 <= self.max_target_len <= 2048, f"{w}.max_target_len", "must be in [4, 2048]")
+        require(1 <= self.max_new_tokens <= 512, f"{w}.max_new_tokens", "must be in [1, 512]")
+        require(self.max_train_examples >= 0, f"{w}.max_train_examples", "must be >= 0 (0 = all)")
+        require(self.max_eval_examples >= 0, f"{w}.max_eval_examples", "must be >= 0 (0 = all)")
+        require(0 <= self.n_samples_logged <= 1000, f"{w}.n_samples_logged", "must be in [0, 1000]")
+
+
+def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
+    """Records of a JSONL split (first ``limit`` when > 0); errors name the file and line."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: split not found (run the prepare_text stage)")
+    records: list[dict[str, Any]] = []
+    with path.open() as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+            if not isinstance(rec, dict):
+                raise ValueError(f"{path}:{lineno}: expected an object")
+            for key in ("prompt", "target"):
+                if not isinstance(rec.get(key), str) or not rec[key].strip():
+                    raise ValueError(f"{path}:{lineno}: field '{key}' must be a non-empty string")
+            records.append(rec)
+            if limit and len(records) >= limit:
+                break
+    if not records:
+        raise ValueError(f"{path}: no records")
+    return records
+
+
+def loss_csv(rows: list[dict[str, Any]]) -> str:
+    """The loss curve as CSV text (step, train_loss, val_loss; empty val between epochs)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["step", "train_loss", "val_loss"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: ("" if v is None else v) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def compute_metrics(
+    preds: list[str], test: list[dict[str, Any]], train_records: list[dict[str, Any]]
+) -> dict[str, float]:
+    """Text metrics of greedy generations against the test references."""
+    from training.text_metrics import generation_metrics
+
+    refs = [r["target"] for r in test]
+    keywords = [list(r.get("keywords", [])) for r in test]
+    train_problems = [str(r.get("problem", r["target"])) for r in train_records]
+    return dict(generation_metrics(preds, refs, keywords, train_problems))
+
+
+def run(
+    cfg: TrainGeneratorConfig,
+    *,
+    text_dir: Path = TEXT_DIR,
+    tokenizer_dir: Path = TOKENIZER_DIR,
+    model_dir: Path = MODEL_DIR,
+    metrics_file: Path = METRICS_FILE,
+    plots_dir: Path = PLOTS_DIR,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train, evaluate and write every declared output; returns the metrics dict."""
+    import mlflow
+    import torch
+    import transformers
+    from transformers import PreTrainedTokenizerFast
+
+    from training import generator as g
+
+    torch.manual_seed(cfg.seed)
+    transformers.set_seed(cfg.seed)
+    torch.set_num_threads(cfg.num_threads)
+
+    if not tokenizer_dir.is_dir():
+        raise FileNotFoundError(f"{tokenizer_dir}: tokenizer dir not found (run prepare_text)")
+    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
+    train_rec = read_jsonl(text_dir / "train.jsonl", cfg.max_train_examples)
+    val_rec = read_jsonl(text_dir / "val.jsonl", cfg.max_eval_examples)
+    test_rec = read_jsonl(text_dir / "test.jsonl", cfg.max_eval_examples)
+    lens = {"max_source_len": cfg.max_source_len, "max_target_len": cfg.max_target_len}
+    train_enc = g.encode_records(tokenizer, train_rec, **lens, where=str(text_dir / "train.jsonl"))
+    val_enc = g.encode_records(tokenizer, val_rec, **lens, where=str(text_dir / "val.jsonl"))
+    test_enc = g.encode_records(tokenizer, test_rec, **lens, where=str(text_dir / "test.jsonl"))
+    pad_id = int(tokenizer.pad_token_id)
+
+    model = g.build_model(cfg.base_model, model_config=cfg.model, tokenizer=tokenizer)
+    n_params = sum(p.numel() for p in model.parameters())
+    section = dict(params) if params is not None else asdict(cfg)
+
+    setup_mlflow("generator")
+    with mlflow.start_run() as active:
+        mlflow.set_tags({"git_commit": git_commit(), "stage": "train_generator"})
+        flat = {k: v for k, v in asdict(cfg).items() if k != "model"}
+        flat.update({f"model.{k}": v for k, v in cfg.model.items()})
+        mlflow.log_params({**flat, "n_params": n_params, "n_train": len(train_enc)})
+
+        def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+            mlflow.log_metrics({"epoch_train_loss": train_loss, "val_loss": val_loss}, step=epoch)
+
+        hist = g.train(
+            model,
+            train_enc,
+            val_enc,
+            epochs=cfg.epochs,
+            batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate,
+            weight_decay=cfg.weight_decay,
+            warmup_ratio=cfg.warmup_ratio,
+            max_grad_norm=cfg.max_grad_norm,
+            patience=cfg.patience,
+            seed=cfg.seed,
+            pad_id=pad_id,
+            on_epoch=on_epoch,
+        )
+        test_loss = g.evaluate_loss(model, test_enc, batch_size=cfg.eval_batch_size, pad_id=pad_id)
+        preds = g.generate_texts(
+            model,
+            tokenizer,
+            [r["prompt"] for r in test_rec],
+            max_source_len=cfg.max_source_len,
+            max_new_tokens=cfg.max_new_tokens,
+            batch_size=cfg.eval_batch_size,
+        )
+        metrics: dict[str, Any] = compute_metrics(preds, test_rec, train_rec)
+        metrics.update(
+            {
+                "val_loss": hist.best_val_loss,
+                "test_loss": test_loss,
+                "best_epoch": hist.best_epoch,
+                "epochs_run": len(hist.val_loss),
+                "train_seconds": round(hist.seconds, 1),
+                "n_params": n_params,
+                "n_test": len(test_rec),
+            }
+        )
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+
+        rows = hist.curve_rows()
+        curve = loss_csv(rows)
+        samples = [
+            {"prompt": r["prompt"], "reference": r["target"], "generated": p}
+            for r, p in zip(test_rec[: cfg.n_samples_logged], preds, strict=False)
+        ]
+        mlflow.log_text(curve, "loss.csv")
+        mlflow.log_table(
+            {k: [s[k] for s in samples] for k in ("prompt", "reference", "generated")},
+            "samples.json",
+        )
+        training_config = {
+            "params": section,
+            "params_hash": params_hash(section),
+            "git_commit": git_commit(),
+            "mlflow_run_id": active.info.run_id,
+            "n_params": n_params,
+            "best_epoch": hist.best_epoch,
+            "max_source_len": cfg.max_source_len,
+            "max_new_tokens": cfg.max_new_tokens,
+        }
+        with atomic_path(model_dir) as tmp:
+            g.save_checkpoint(
+                model,
+                tokenizer,
+                tmp,
+                max_new_tokens=cfg.max_new_tokens,
+                training_config=training_config,
+            )
+            mlflow.log_artifacts(str(tmp), "checkpoint")
+    atomic_write_text(plots_dir / "loss.csv", curve)
+    atomic_write_json(metrics_file, metrics)
+    logger.info("generator metrics: %s", json.dumps(metrics, sort_keys=True))
+    return metrics
+
+
+def main() -> None:
+    """DVC entry point: params section -> config -> run with the declared paths."""
+    section = load_section("train_generator")
+    cfg = build_config(TrainGeneratorConfig, section, "params.yaml:train_generator")
+    run(cfg, params=section)
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

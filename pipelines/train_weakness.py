@@ -1,0 +1,193 @@
+"""Stage `train_weakness`: tuned, calibrated LightGBM weakness model, tracked in MLflow.
+
+Reads `outputs/features/{train,val,test}.parquet` + `feature_spec.json`; writes
+`outputs/models/weakness/` (model.txt, calibration.json, feature_spec.json, thresholds.json,
+training_summary.json), `metrics/weakness.json` and `plots/weakness/*.csv`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_path,
+    atomic_write_json,
+    build_config,
+    git_commit,
+    load_params,
+    load_section,
+    params_hash,
+    setup_logging,
+    setup_mlflow,
+)
+from training.weakness import WeaknessConfig, as_dict, load_split
+
+logger = logging.getLogger(__name__)
+
+SECTION = "train_weakness"
+FEATURES_DIR = REPO_ROOT / "outputs" / "features"
+MODEL_DIR = REPO_ROOT / "outputs" / "models" / "weakness"
+METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
+PLOTS_DIR = REPO_ROOT / "plots" / "weakness"
+# plot name -> file; each is declared under `plots:` in dvc.yaml with its x/y columns.
+PLOT_FILES = {
+    "roc": "roc.csv",
+    "pr": "pr.csv",
+    "calibration_before": "calibration_before.csv",
+    "calibration_after": "calibration_after.csv",
+    "importance": "importance.csv",
+}
+
+
+def load_feature_spec(path: Path | str) -> dict[str, Any]:
+    """Read the feature spec and check the fields this stage and the export rely on."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: feature spec not found (run the features stage)")
+    spec = json.loads(path.read_text())
+    names = spec.get("names")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise ValueError(f"{path}: 'names' must be a non-empty list of strings")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: 'names' holds duplicates")
+    if not isinstance(spec.get("input_name"), str) or not spec["input_name"]:
+        raise ValueError(f"{path}: 'input_name' must be a non-empty string")
+    return spec
+
+
+def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}`` (lists kept as their JSON text) for MLflow params."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, list | tuple):
+            out[name] = json.dumps(list(value))
+        else:
+            out[name] = value
+    return out
+
+
+def write_plots(plots: Mapping[str, list[dict[str, Any]]], plots_dir: Path) -> list[Path]:
+    """Write the plot tables as CSV (one file each, atomically); returns the paths."""
+    import pandas as pd
+
+    tables = {
+        "roc": plots["roc"],
+        "pr": plots["pr"],
+        "calibration_before": [r for r in plots["calibration"] if r["stage"] == "before"],
+        "calibration_after": [r for r in plots["calibration"] if r["stage"] == "after"],
+        "importance": plots["importance"],
+    }
+    paths = []
+    for name, rows in tables.items():
+        path = plots_dir / PLOT_FILES[name]
+        with atomic_path(path) as tmp:
+            pd.DataFrame(rows).to_csv(tmp, index=False)
+        paths.append(path)
+    return paths
+
+
+def run(
+    *,
+    cfg: WeaknessConfig,
+    all_params: Mapping[str, Any],
+    features_dir: Path,
+    model_dir: Path,
+    metrics_file: Path,
+    plots_dir: Path,
+) -> dict[str, Any]:
+    """Train, evaluate, log to MLflow and write the declared outputs; returns the metrics."""
+    import mlflow
+
+    from training.weakness_tuning import fit_weakness, trials_table
+
+    spec = load_feature_spec(features_dir / "feature_spec.json")
+    names = spec["names"]
+    train = load_split(features_dir / "train.parquet", names)
+    val = load_split(features_dir / "val.parquet", names)
+    test = load_split(features_dir / "test.parquet", names)
+    logger.info("rows: train %d, val %d, test %d; %d features", len(train.y), len(val.y), len(test.y), len(names))
+
+    setup_mlflow("weakness")
+    commit = git_commit()
+    with mlflow.start_run(run_name="train_weakness") as run_info:
+        run_id = run_info.info.run_id
+        mlflow.set_tags({"git_commit": commit, "stage": SECTION, "params_hash": params_hash(all_params)})
+        mlflow.log_params(flatten(all_params))
+
+        def on_trial(number: int, params: dict[str, Any], auc: float, best_it: int, sec: float) -> None:
+            with mlflow.start_run(run_name=f"trial-{number}", nested=True):
+                mlflow.log_params(params)
+                mlflow.log_metrics({"val_auc": auc, "best_iteration": best_it, "seconds": sec})
+
+        result = fit_weakness(train, val, test, names, cfg, on_trial=on_trial)
+        metrics = result.metrics
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
+        if result.study is not None:
+            mlflow.log_dict(trials_table(result.study), "optuna/trials.json")
+            mlflow.log_dict(
+                {"best_value": result.study.best_value, "best_params": result.study.best_params,
+                 "n_trials": len(result.study.trials)},
+                "optuna/summary.json",
+            )
+        mlflow.log_dict(spec, "feature_spec.json")
+        mlflow.log_dict(result.calibration, "calibration.json")
+
+        thresholds = {"thresholds": list(cfg.action_thresholds), "labels": list(cfg.action_labels)}
+        summary = {
+            "mlflow_run_id": run_id,
+            "git_commit": commit,
+            "params_hash": params_hash(all_params),
+            "best_params": result.best_params,
+            "best_iteration": metrics["best_iteration"],
+            "config": as_dict(cfg),
+            "n_trials": 0 if result.study is None else len(result.study.trials),
+        }
+        with atomic_path(model_dir) as tmp:
+            tmp.mkdir()
+            result.booster.save_model(str(tmp / "model.txt"), num_iteration=result.booster.best_iteration)
+            for name, obj in (
+                ("calibration.json", result.calibration),
+                ("feature_spec.json", spec),
+                ("thresholds.json", thresholds),
+                ("training_summary.json", summary),
+            ):
+                (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        atomic_write_json(metrics_file, metrics)
+        for path in write_plots(result.plots, plots_dir):
+            mlflow.log_artifact(str(path), "plots")
+        mlflow.log_artifact(str(model_dir / "model.txt"), "model")
+        mlflow.log_artifact(str(model_dir / "thresholds.json"), "model")
+    logger.info(
+        "test auc %.4f (oracle %s), ece %.4f -> %.4f; run %s",
+        metrics["auc"], metrics["oracle_auc"], metrics["ece_before"], metrics["ece_after"], run_id,
+    )
+    return metrics
+
+
+def main() -> None:
+    """Entry point of `python -m pipelines.train_weakness`."""
+    cfg = build_config(WeaknessConfig, load_section(SECTION), SECTION)
+    # MLflow records the whole resolved params file, not only this section.
+    all_params = load_params()
+    run(
+        cfg=cfg,
+        all_params=all_params,
+        features_dir=FEATURES_DIR,
+        model_dir=MODEL_DIR,
+        metrics_file=METRICS_FILE,
+        plots_dir=PLOTS_DIR,
+    )
+
+
+if __name__ == "__main__":
+    setup_logging()
+    main()

@@ -1,0 +1,341 @@
+"""FastAPI app: the backend's contract over the two models, bounded and never a 500 by design.
+
+Wiring only: models are loaded once in the lifespan (verified artifacts, one session each), CPU
+work runs in a small thread pool behind a semaphore (``max_concurrency``), waiting for a slot is
+bounded (503) and so is the inference itself (504). Bad input is a 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from serving import limits
+from serving.errors import InferenceTimeout, RequestError, ServerBusy
+from serving.schemas import (
+    ModelInfo,
+    ModelsOutput,
+    WeaknessPredictionInput,
+    WeaknessPredictionOutput,
+    WordProblemInput,
+    WordProblemOutput,
+)
+from serving.settings import ServingSettings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+API = "/api/v1/ai"
+
+
+class Limiter:
+    """Bounded concurrency for CPU-bound inference; a slot is held until the thread finishes."""
+
+    def __init__(self, settings: ServingSettings) -> None:
+        self._settings = settings
+        self._sem = asyncio.Semaphore(settings.max_concurrency)
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.max_concurrency, thread_name_prefix="ludora-infer"
+        )
+
+    async def run(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` in the pool; ServerBusy if no slot in time, InferenceTimeout if too slow."""
+        try:
+            await asyncio.wait_for(self._sem.acquire(), self._settings.queue_timeout_s)
+        except TimeoutError as exc:
+            raise ServerBusy("all inference slots busy") from exc
+        loop = asyncio.get_running_loop()
+        try:
+            fut = loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+        except BaseException:
+            self._sem.release()
+            raise
+
+        def _done(f: asyncio.Future[Any]) -> None:
+            # Release only when the work really ended: a timed-out thread still holds its slot.
+            self._sem.release()
+            if not f.cancelled():
+                f.exception()  # retrieved, so an abandoned failure is not logged as unhandled
+
+        fut.add_done_callback(_done)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), self._settings.request_timeout_s)
+        except TimeoutError as exc:
+            raise InferenceTimeout(
+                f"inference exceeded {self._settings.request_timeout_s:g} s"
+            ) from exc
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+@dataclass
+class Runtime:
+    """What the app holds between requests."""
+
+    settings: ServingSettings
+    weakness_ref: str | None = None
+    generator_ref: str | None = None
+    weakness: Any = None
+    generator: Any = None
+    errors: dict[str, str] = field(default_factory=dict)
+    limiter: Limiter | None = None
+
+    def ready(self) -> bool:
+        want_w = self.weakness_ref is not None or self.weakness is not None
+        want_g = self.generator_ref is not None or self.generator is not None
+        return (
+            not self.errors
+            and (want_w or want_g)
+            and (not want_w or self.weakness is not None)
+            and (not want_g or self.generator is not None)
+        )
+
+
+def _load_models(rt: Runtime) -> None:
+    """Load and verify the configured artifacts; a failure is recorded, /readyz reports it."""
+    from serving.generator import load_generator
+    from serving.weakness import load_weakness
+
+    if rt.weakness is None and rt.weakness_ref is not None:
+        try:
+            rt.weakness = load_weakness(rt.weakness_ref, rt.settings)
+        except Exception as exc:
+            logger.exception("weakness model %r failed to load", rt.weakness_ref)
+            rt.errors["weakness"] = str(exc)
+    if rt.generator is None and rt.generator_ref is not None:
+        try:
+            rt.generator = load_generator(rt.generator_ref, rt.settings)
+        except Exception as exc:
+            logger.exception("generator model %r failed to load", rt.generator_ref)
+            rt.errors["generator"] = str(exc)
+
+
+def _safe(value: Any) -> Any:
+    """A JSON-encodable copy of a loc part or message (ints kept; strings without surrogates)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _error(status: int, detail: Any, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": detail}, headers=headers)
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to bodies over ``limits.MAX_BODY_BYTES`` (declared or streamed) before parsing."""
+
+    def __init__(self, app: Any, max_bytes: int = limits.MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = True
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        seen = 0
+
+        async def limited_receive() -> Any:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await self._reject(scope, receive, send)
+
+    async def _reject(self, scope: Any, receive: Any, send: Any) -> None:
+        response = _error(413, f"request body larger than {self.max_bytes} bytes")
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(
+    *,
+    weakness_ref: str | Path | None = None,
+    generator_ref: str | Path | None = None,
+    settings: ServingSettings | None = None,
+    weakness: Any = None,
+    generator: Any = None,
+) -> FastAPI:
+    """Build the app. Refs are loaded at start-up; ready models may be injected (tests, bench)."""
+    rt = Runtime(
+        settings=settings or ServingSettings.from_env(),
+        weakness_ref=None if weakness_ref is None else str(weakness_ref),
+        generator_ref=None if generator_ref is None else str(generator_ref),
+        weakness=weakness,
+        generator=generator,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(_load_models, rt)
+        rt.limiter = Limiter(rt.settings)
+        logger.info("serving ready=%s errors=%s", rt.ready(), rt.errors or "none")
+        try:
+            yield
+        finally:
+            rt.limiter.shutdown()
+
+    app = FastAPI(
+        title="ludora-ml serving",
+        version="1",
+        lifespan=lifespan,
+        description="Weakness prediction and word-problem generation (see docs/serving.md).",
+    )
+    app.state.runtime = rt
+    app.add_middleware(BodyLimitMiddleware)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo the input back: it may hold NaN/inf or lone surrogates, which JSON
+        # cannot encode (the default handler would turn a 422 into a 500).
+        detail = [
+            {
+                "loc": [_safe(p) for p in err.get("loc", ())],
+                "msg": _safe(err.get("msg", "")),
+                "type": _safe(err.get("type", "")),
+            }
+            for err in exc.errors()
+        ]
+        return _error(422, detail)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": too deep, huge number
+            return _error(
+                422, [{"loc": ["body"], "msg": f"unreadable JSON body: {exc.detail}",
+                       "type": "json_invalid"}]
+            )
+        return await http_exception_handler(request, exc)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        loc = ["body", *[p for p in exc.field.split(".") if p and p != "body"]]
+        return _error(422, [{"loc": loc, "msg": exc.message, "type": "value_error"}])
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        return _error(422, [{"loc": ["body"], "msg": "JSON nested too deeply", "type": "json"}])
+
+    @app.exception_handler(ServerBusy)
+    async def _busy(request: Request, exc: ServerBusy) -> JSONResponse:
+        return _error(503, str(exc), headers={"Retry-After": "1"})
+
+    @app.exception_handler(InferenceTimeout)
+    async def _timeout(request: Request, exc: InferenceTimeout) -> JSONResponse:
+        return _error(504, str(exc))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        logger.error("unhandled error %s on %s", error_id, request.url.path, exc_info=exc)
+        return _error(500, f"internal error (id {error_id})")
+
+    def _limiter() -> Limiter:
+        if rt.limiter is None:  # only before start-up completes
+            raise ServerBusy("server starting")
+        return rt.limiter
+
+    def _model(name: str) -> Any:
+        model = getattr(rt, name)
+        if model is None:
+            reason = rt.errors.get(name, "not configured")
+            raise _NotLoaded(f"{name} model not loaded: {reason}")
+        return model
+
+    @app.exception_handler(_NotLoaded)
+    async def _not_loaded(request: Request, exc: _NotLoaded) -> JSONResponse:
+        return _error(503, str(exc))
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        """Readiness: every configured model loaded and verified (503 otherwise)."""
+        body = {
+            "ready": rt.ready(),
+            "models": {
+                n: getattr(rt, n).version for n in ("weakness", "generator") if getattr(rt, n)
+            },
+            "errors": rt.errors,
+        }
+        return JSONResponse(status_code=200 if body["ready"] else 503, content=body)
+
+    @app.get(f"{API}/models", response_model=ModelsOutput)
+    async def models() -> ModelsOutput:
+        """Name, version, variant and gates of what is loaded."""
+        infos = [getattr(rt, n).info() for n in ("weakness", "generator") if getattr(rt, n)]
+        return ModelsOutput(models=[ModelInfo(**i) for i in infos])
+
+    @app.post(f"{API}/predict-weakness", response_model=WeaknessPredictionOutput)
+    async def predict_weakness(body: WeaknessPredictionInput) -> WeaknessPredictionOutput:
+        """Calibrated probability of failing the next assessment, per topic, with action level."""
+        model = _model("weakness")
+        return await _limiter().run(model.predict, body, now=int(time.time()))
+
+    @app.post(f"{API}/word-problem", response_model=WordProblemOutput)
+    async def word_problem(body: WordProblemInput) -> WordProblemOutput:
+        """A generated word problem; equation and answer only when they check out."""
+        model = _model("generator")
+        deadline = time.monotonic() + 0.8 * rt.settings.request_timeout_s
+        res = await _limiter().run(
+            model.generate,
+            topic=body.topic,
+            keywords=body.keywords,
+            prompt_prefix=body.prompt_prefix,
+            max_length=body.max_length,
+            seed=body.seed,
+            temperature=body.temperature,
+            deadline=deadline,
+        )
+        return WordProblemOutput(
+            generated_problem_text=res.generated_problem_text,
+            equation=res.equation,
+            answer=res.answer,
+            consistent=res.consistent,
+            attempts=res.attempts,
+            seed=res.seed,
+            model_version=model.version,
+        )
+
+    return app
+
+
+class _NotLoaded(RuntimeError):
+    pass

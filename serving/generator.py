@@ -1,0 +1,195 @@
+"""The word-problem generator at serving time: prompt -> ONNX loop -> parse -> consistency check.
+
+Sampling is seeded so a request with a seed is reproducible; when a sample fails the consistency
+check (equation missing, unparsable, or not answering the text with the text's own numbers) it is
+retried with a seed derived from the request's, up to ``settings.generator_max_attempts`` times and
+never past the request's deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from serving import limits
+from serving.consistency import check_consistency
+from serving.errors import ArtifactError, RequestError
+from serving.manifest import verify_artifact
+from serving.prompt import PromptError, format_prompt, parse_target
+from serving.settings import ServingSettings
+from serving.store import resolve_artifact
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "generator"
+
+
+class TextEngine(Protocol):
+    """What the service needs from a generation loop (``serving.generation`` provides it)."""
+
+    def generate_text(self, prompt: str, **kwargs: Any) -> str: ...
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    generated_problem_text: str
+    equation: str | None
+    answer: float | None
+    consistent: bool
+    attempts: int
+    seed: int
+    reason: str
+
+
+def derive_seed(base: int, attempt: int) -> int:
+    """Seed of retry ``attempt`` (0 = the request's own seed), deterministic and in range."""
+    if attempt == 0:
+        return base
+    return (base * 1_000_003 + attempt * 7_919) % (limits.SEED_RANGE[1] + 1)
+
+
+class GeneratorModel:
+    """A verified generator artifact whose ONNX sessions are opened once and reused."""
+
+    def __init__(
+        self,
+        *,
+        artifact_dir: Path,
+        manifest: Mapping[str, Any],
+        engine: TextEngine,
+        settings: ServingSettings,
+    ) -> None:
+        self.artifact_dir = artifact_dir
+        self.manifest = dict(manifest)
+        self.engine = engine
+        self.settings = settings
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version"))
+
+    def info(self) -> dict[str, Any]:
+        """Identity of the loaded artifact, for ``GET /api/v1/ai/models``."""
+        return {
+            "name": str(self.manifest.get("name", MODEL_NAME)),
+            "version": self.version,
+            "variant": self.manifest.get("variant"),
+            "path": str(self.artifact_dir),
+            "gates": self.manifest.get("gates"),
+        }
+
+    def generate(
+        self,
+        *,
+        topic: str,
+        keywords: Sequence[str],
+        prompt_prefix: str = "",
+        max_length: int = limits.DEFAULT_MAX_LENGTH,
+        seed: int | None = None,
+        temperature: float | None = None,
+        deadline: float | None = None,
+    ) -> GenerationResult:
+        """Sample until a consistent problem comes out or attempts/deadline run out.
+
+        ``deadline`` is a ``time.monotonic()`` value; the first attempt always runs.
+        The last sample is returned when none is consistent (``consistent=False``, no equation).
+        """
+        try:
+            prompt = format_prompt(topic, list(keywords), prompt_prefix)
+        except PromptError as exc:
+            field = str(exc).split(":", 1)[0] or "body"
+            raise RequestError(field, str(exc)) from exc
+        base = secrets.randbelow(limits.SEED_RANGE[1] + 1) if seed is None else int(seed)
+        temp = self.settings.temperature if temperature is None else float(temperature)
+        text, reason = "", "not_run"
+        attempts = 0
+        for attempt in range(self.settings.generator_max_attempts):
+            if attempt > 0 and deadline is not None and time.monotonic() >= deadline:
+                break
+            attempts = attempt + 1
+            try:
+                text = self.engine.generate_text(
+                    prompt,
+                    max_new_tokens=int(max_length),
+                    do_sample=True,
+                    temperature=temp,
+                    top_k=self.settings.top_k,
+                    top_p=self.settings.top_p,
+                    seed=derive_seed(base, attempt),
+                )
+            except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
+                raise RequestError("body", f"cannot generate for this input: {exc}") from exc
+            problem, equation = parse_target(text)
+            result = check_consistency(problem, equation)
+            reason = result.reason
+            if result.ok:
+                return GenerationResult(
+                    generated_problem_text=problem,
+                    equation=equation,
+                    answer=result.value,
+                    consistent=True,
+                    attempts=attempts,
+                    seed=base,
+                    reason=reason,
+                )
+            logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
+        problem, _ = parse_target(text)
+        return GenerationResult(
+            generated_problem_text=problem,
+            equation=None,
+            answer=None,
+            consistent=False,
+            attempts=attempts,
+            seed=base,
+            reason=reason,
+        )
+
+
+def _onnx_files(manifest: Mapping[str, Any]) -> dict[str, str | None]:
+    """Encoder / decoder / decoder-with-past file names as listed by the manifest."""
+    names = list(manifest.get("onnx", {}))
+    enc = next((n for n in names if "encoder" in n), None)
+    past = next((n for n in names if "with_past" in n), None)
+    dec = next((n for n in names if "decoder" in n and n != past), None)
+    if enc is None or dec is None:
+        raise ArtifactError(f"manifest lists no encoder/decoder ONNX files (got {names})")
+    return {"encoder": enc, "decoder": dec, "decoder_with_past": past}
+
+
+def load_generator(ref: str | Path, settings: ServingSettings | None = None) -> GeneratorModel:
+    """Resolve ``ref``, verify the artifact (sha256, io names) and open its sessions once."""
+    from serving.generation import OnnxSeq2SeqGenerator
+
+    settings = settings or ServingSettings.from_env()
+    artifact_dir = resolve_artifact(
+        ref,
+        MODEL_NAME,
+        artifact_root=settings.artifact_root,
+        tracking_uri=settings.tracking_uri,
+        http_timeout_s=settings.http_timeout_s,
+    )
+    manifest = verify_artifact(artifact_dir)
+    if manifest.get("name") not in (MODEL_NAME, f"ludora-{MODEL_NAME}"):
+        raise ArtifactError(
+            f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a generator model"
+        )
+    files = _onnx_files(manifest)
+    engine = OnnxSeq2SeqGenerator(
+        artifact_dir,
+        intra_op_num_threads=settings.intra_op_threads,
+        graph_optimization_level=settings.graph_optimization,
+        encoder_file=str(files["encoder"]),
+        decoder_file=str(files["decoder"]),
+        decoder_with_past_file=files["decoder_with_past"],
+    )
+    if engine.tokenizer is None:
+        raise ArtifactError(f"{artifact_dir}: tokenizer.json missing")
+    logger.info("loaded generator v%s from %s", manifest.get("version"), artifact_dir)
+    return GeneratorModel(
+        artifact_dir=artifact_dir, manifest=manifest, engine=engine, settings=settings
+    )

@@ -1,0 +1,40 @@
+"""Every bound a request must respect, in one place.
+
+The pydantic schemas, the ASGI body-size guard and the docs read these constants, so tightening a
+bound here tightens it everywhere. The numbers keep the worst request cheap: at most
+``MAX_TOTAL_EVENTS`` history events reach the (plain Python) feature kernel and at most
+``MAX_LENGTH_RANGE[1]`` tokens are decoded per generation attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- transport
+MAX_BODY_BYTES: Final = 256 * 1024  # larger bodies get 413 before any parsing
+
+# --- identifiers
+MAX_USER_ID_LEN: Final = 128
+MAX_TOPIC_LEN: Final = 64
+# Topic ids starting with this prefix are reserved for internal pseudo-topics.
+RESERVED_TOPIC_PREFIX: Final = "__"
+
+# --- weakness request
+MAX_TOPICS: Final = 64  # distinct topics across all fields of one request
+MAX_SCORES_PER_TOPIC: Final = 100  # recent_quiz_scores per topic (or in the flat list)
+MAX_ATTEMPTS_PER_TOPIC: Final = 200  # recent_attempts per topic
+MAX_TOTAL_EVENTS: Final = 4000  # all events built from one request
+MAX_MINUTES_PER_TOPIC: Final = 1_000_000.0  # time_spent_per_topic_minutes
+MAX_TIME_SPENT_S: Final = 86_400.0  # one attempt's time_spent_s
+MAX_HINTS: Final = 1_000
+# Epoch seconds accepted for `now` and attempt timestamps: 2000-01-01 .. 2100-01-01 UTC.
+TIMESTAMP_RANGE: Final = (946_684_800, 4_102_444_800)
+
+# --- word-problem request
+MAX_KEYWORDS: Final = 8
+MAX_KEYWORD_LEN: Final = 40
+MAX_PREFIX_LEN: Final = 200
+MAX_LENGTH_RANGE: Final = (8, 128)  # max_length: new tokens decoded per attempt
+DEFAULT_MAX_LENGTH: Final = 64
+SEED_RANGE: Final = (0, 2**31 - 1)
+TEMPERATURE_RANGE: Final = (0.05, 2.0)

@@ -1,0 +1,239 @@
+"""Request and response models of the HTTP API (the backend's contract).
+
+Every field is bounded by a constant of :mod:`serving.limits`; pydantic turns a violation into a
+422 whose ``loc`` names the field. Cross-field rules (topic count, timestamps after ``now``) are
+checked in model validators whose messages name the offending field path.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    model_validator,
+)
+
+from data.schema import ACTIVITIES
+from serving import limits
+
+# Printable text without control characters; topic ids must not use the reserved prefix.
+_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format).
+_WORD_PATTERN = r"^[^\x00-\x1f\x7f-\x9f,:]*[^\x00-\x1f\x7f-\x9f,:\s][^\x00-\x1f\x7f-\x9f,:]*$"
+
+
+
+def _not_reserved(topic: str) -> str:
+    if topic.startswith(limits.RESERVED_TOPIC_PREFIX):
+        raise ValueError(f"topic ids starting with {limits.RESERVED_TOPIC_PREFIX!r} are reserved")
+    return topic
+
+
+TopicId = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
+    ),
+    AfterValidator(_not_reserved),
+]
+Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Timestamp = Annotated[int, Field(ge=limits.TIMESTAMP_RANGE[0], le=limits.TIMESTAMP_RANGE[1])]
+Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
+
+
+def _quiz_scores_shape(value: object) -> str:
+    # A JSON list is the flat (topic-less) form; anything else is validated as the mapping.
+    return "flat" if isinstance(value, list) else "by_topic"
+
+
+class _Strict(BaseModel):
+    # Unknown fields are refused so a typo in a field name is a 422, not a silent default.
+    model_config = ConfigDict(extra="forbid")
+
+
+class Attempt(_Strict):
+    """One graded activity of the learner in a topic (an event of the shared schema)."""
+
+    score: Score
+    timestamp: Timestamp = Field(description="UTC seconds since the epoch")
+    time_spent_s: Annotated[
+        float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)
+    ] | None = None
+    hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS)] | None = None
+    is_revisit: bool = False
+    activity: Activity = "quiz"
+
+
+class WeaknessPredictionInput(_Strict):
+    """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
+
+    user_id: Annotated[
+        str,
+        StringConstraints(
+            min_length=1, max_length=limits.MAX_USER_ID_LEN, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
+        ),
+    ]
+    average_score_per_topic: Annotated[
+        dict[TopicId, Score], Field(max_length=limits.MAX_TOPICS)
+    ] = Field(default_factory=dict)
+    recent_quiz_scores: Annotated[
+        Annotated[
+            dict[
+                TopicId, Annotated[list[Score], Field(max_length=limits.MAX_SCORES_PER_TOPIC)]
+            ],
+            Field(max_length=limits.MAX_TOPICS),
+            Tag("by_topic"),
+        ]
+        | Annotated[list[Score], Field(max_length=limits.MAX_SCORES_PER_TOPIC), Tag("flat")],
+        Discriminator(_quiz_scores_shape),
+    ] = Field(default_factory=dict)
+    time_spent_per_topic_minutes: Annotated[
+        dict[
+            TopicId,
+            Annotated[float, Field(ge=0.0, le=limits.MAX_MINUTES_PER_TOPIC, allow_inf_nan=False)],
+        ],
+        Field(max_length=limits.MAX_TOPICS),
+    ] = Field(default_factory=dict)
+    recent_attempts: (
+        Annotated[
+            dict[
+                TopicId,
+                Annotated[list[Attempt], Field(max_length=limits.MAX_ATTEMPTS_PER_TOPIC)],
+            ],
+            Field(max_length=limits.MAX_TOPICS),
+        ]
+        | None
+    ) = None
+    now: Timestamp | None = Field(
+        default=None, description="UTC seconds since the epoch; default: the server's clock"
+    )
+
+    @model_validator(mode="after")
+    def _check_totals(self) -> WeaknessPredictionInput:
+        topics = self.topics()
+        if not topics:
+            raise ValueError(
+                "no topic given: average_score_per_topic, recent_quiz_scores, "
+                "time_spent_per_topic_minutes or recent_attempts must name at least one topic"
+            )
+        if len(topics) > limits.MAX_TOPICS:
+            raise ValueError(
+                f"{len(topics)} distinct topics across fields; allowed at most {limits.MAX_TOPICS}"
+            )
+        n_events = sum(len(v) for v in (self.recent_attempts or {}).values())
+        if isinstance(self.recent_quiz_scores, dict):
+            n_events += sum(len(v) for v in self.recent_quiz_scores.values())
+        else:
+            n_events += len(self.recent_quiz_scores)
+        n_events += len(self.average_score_per_topic)
+        if n_events > limits.MAX_TOTAL_EVENTS:
+            raise ValueError(
+                f"recent_attempts + recent_quiz_scores + average_score_per_topic make {n_events} "
+                f"events; allowed at most {limits.MAX_TOTAL_EVENTS}"
+            )
+        if self.now is not None and self.recent_attempts:
+            for topic, attempts in self.recent_attempts.items():
+                for i, attempt in enumerate(attempts):
+                    if attempt.timestamp > self.now:
+                        raise ValueError(
+                            f"recent_attempts[{topic!r}][{i}].timestamp={attempt.timestamp} is "
+                            f"after now={self.now}; attempts must precede the prediction time"
+                        )
+        return self
+
+    def topics(self) -> list[str]:
+        """Distinct topics named by any field, sorted (the topics a prediction is made for)."""
+        names: set[str] = set(self.average_score_per_topic) | set(
+            self.time_spent_per_topic_minutes
+        )
+        if isinstance(self.recent_quiz_scores, dict):
+            names |= set(self.recent_quiz_scores)
+        names |= set(self.recent_attempts or {})
+        return sorted(names)
+
+
+class TopicWeakness(BaseModel):
+    """One topic's calibrated probability of failing the next assessment, and what to do."""
+
+    topic_id: str
+    weakness_probability: float
+    suggested_action_level: str
+
+
+class WeaknessPredictionOutput(BaseModel):
+    """Predictions for every requested topic, most likely failure first."""
+
+    user_id: str
+    predicted_weaknesses: list[TopicWeakness]
+    model_version: str
+
+
+class WordProblemInput(_Strict):
+    """A request for one word problem about ``topic`` using ``keywords``."""
+
+    topic: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
+    ]
+    keywords: Annotated[
+        list[
+            Annotated[
+                str,
+                StringConstraints(
+                    min_length=1, max_length=limits.MAX_KEYWORD_LEN, pattern=_WORD_PATTERN
+                ),
+            ]
+        ],
+        Field(min_length=1, max_length=limits.MAX_KEYWORDS),
+    ]
+    prompt_prefix: Annotated[
+        str, StringConstraints(max_length=limits.MAX_PREFIX_LEN, pattern=_TEXT_PATTERN)
+    ] = ""
+    max_length: Annotated[
+        int, Field(ge=limits.MAX_LENGTH_RANGE[0], le=limits.MAX_LENGTH_RANGE[1])
+    ] = limits.DEFAULT_MAX_LENGTH
+    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
+    temperature: (
+        Annotated[
+            float,
+            Field(
+                ge=limits.TEMPERATURE_RANGE[0],
+                le=limits.TEMPERATURE_RANGE[1],
+                allow_inf_nan=False,
+            ),
+        ]
+        | None
+    ) = None
+
+
+class WordProblemOutput(BaseModel):
+    """The generated problem; ``equation``/``answer`` only when they passed the consistency check."""
+
+    generated_problem_text: str
+    equation: str | None = None
+    answer: float | None = None
+    consistent: bool
+    attempts: int
+    seed: int
+    model_version: str
+
+
+class ModelInfo(BaseModel):
+    """What is loaded: identity and the gates the artifact passed when it was packaged."""
+
+    name: str
+    version: str
+    variant: str | None = None
+    path: str
+    gates: dict[str, object] | list[object] | None = None
+
+
+class ModelsOutput(BaseModel):
+    models: list[ModelInfo]

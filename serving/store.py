@@ -1,0 +1,182 @@
+"""Resolve a model reference to an artifact directory, without importing MLflow.
+
+A reference is one of:
+
+- a directory holding ``manifest.json``;
+- a version (``3``), ``latest`` or an alias (``champion``) under the local store
+  ``<root>/<model>/`` (``aliases.json`` maps alias -> version; see :mod:`serving.manifest`);
+- an MLflow registry URI ``models:/<name>@<alias>`` or ``models:/<name>/<version>``, resolved
+  through the registry's REST API (http(s) tracking URI, with urllib) or by reading the registry
+  tables of a ``sqlite:///`` store (stdlib sqlite3); the model version's ``ludora.artifact_dir``
+  tag names the directory.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+from serving.manifest import MANIFEST_NAME, ManifestError, list_versions, read_aliases
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_DIR_TAG = "ludora.artifact_dir"
+REGISTRY_NAMES = {"weakness": "ludora-weakness", "generator": "ludora-generator"}
+
+
+class ArtifactResolutionError(ValueError):
+    """A model reference points at nothing usable; the message says what was tried."""
+
+
+def resolve_artifact(
+    ref: str | Path,
+    model: str,
+    *,
+    artifact_root: Path,
+    tracking_uri: str | None = None,
+    http_timeout_s: float = 5.0,
+) -> Path:
+    """Return the artifact directory ``ref`` points at (it holds a ``manifest.json``)."""
+    ref_s = str(ref).strip()
+    if not ref_s:
+        raise ArtifactResolutionError(f"{model}: empty model reference")
+    if ref_s.startswith("models:/"):
+        if not tracking_uri:
+            raise ArtifactResolutionError(f"{ref_s}: no MLflow tracking URI configured")
+        path = resolve_registry_uri(ref_s, tracking_uri=tracking_uri, timeout_s=http_timeout_s)
+        return _require_manifest(path, ref_s)
+    as_path = Path(ref_s).expanduser()
+    if as_path.is_dir():
+        return _require_manifest(as_path, ref_s)
+    path = resolve_local(Path(artifact_root), model, ref_s)
+    return _require_manifest(path, ref_s)
+
+
+def resolve_local(artifact_root: Path, model: str, ref: str) -> Path:
+    """``<root>/<model>/<version>`` for a version, ``latest`` or an alias of ``aliases.json``."""
+    model_root = artifact_root / model
+    try:
+        if ref.isdigit():
+            version = int(ref)
+        elif ref == "latest":
+            versions = list_versions(model_root)
+            if not versions:
+                raise ArtifactResolutionError(f"{model_root}: no packaged version")
+            version = versions[-1]
+        else:
+            aliases = read_aliases(model_root)
+            target = aliases.get(ref)
+            if target is None or isinstance(target, bool) or not str(target).isdigit():
+                known = sorted(
+                    k for k, v in aliases.items() if k != "history" and v is not None
+                )
+                raise ArtifactResolutionError(
+                    f"'{ref}' is not a directory, a version or a set alias of {model_root} "
+                    f"(aliases set: {known})"
+                )
+            version = int(target)
+    except (ManifestError, OSError, ValueError) as exc:
+        if isinstance(exc, ArtifactResolutionError):
+            raise
+        raise ArtifactResolutionError(f"{model_root}: cannot resolve '{ref}' ({exc})") from exc
+    path = model_root / str(version)
+    if not path.is_dir():
+        raise ArtifactResolutionError(f"{path}: version {version} of {model} not found")
+    return path
+
+
+def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
+    """Split ``models:/name@alias`` / ``models:/name/version`` into (name, alias, version)."""
+    body = uri[len("models:/") :]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        if name and alias and "/" not in name:
+            return name, alias, None
+    elif body.count("/") == 1:
+        name, version = body.split("/")
+        if name and version.isdigit():
+            return name, None, version
+    raise ArtifactResolutionError(
+        f"{uri}: expected models:/<name>@<alias> or models:/<name>/<version>"
+    )
+
+
+def resolve_registry_uri(uri: str, *, tracking_uri: str, timeout_s: float = 5.0) -> Path:
+    """Find the ``ludora.artifact_dir`` tag of the registry version ``uri`` points at."""
+    name, alias, version = parse_registry_uri(uri)
+    if tracking_uri.startswith(("http://", "https://")):
+        tags = _rest_version_tags(tracking_uri, name, alias, version, timeout_s)
+    elif tracking_uri.startswith("sqlite:///"):
+        tags = _sqlite_version_tags(Path(tracking_uri[len("sqlite:///") :]), name, alias, version)
+    else:
+        raise ArtifactResolutionError(
+            f"{uri}: tracking URI {tracking_uri!r} not supported (http(s):// or sqlite:/// only)"
+        )
+    if ARTIFACT_DIR_TAG not in tags:
+        raise ArtifactResolutionError(f"{uri}: model version has no '{ARTIFACT_DIR_TAG}' tag")
+    return Path(tags[ARTIFACT_DIR_TAG])
+
+
+def _rest_version_tags(
+    base: str, name: str, alias: str | None, version: str | None, timeout_s: float
+) -> dict[str, str]:
+    if alias is not None:
+        endpoint = "/api/2.0/mlflow/registered-models/alias"
+        query = {"name": name, "alias": alias}
+    else:
+        endpoint = "/api/2.0/mlflow/model-versions/get"
+        query = {"name": name, "version": str(version)}
+    url = base.rstrip("/") + endpoint + "?" + urllib.parse.urlencode(query)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (http(s) only)
+            payload = json.loads(resp.read().decode())
+    except urllib.error.HTTPError as exc:
+        raise ArtifactResolutionError(f"{url}: registry answered HTTP {exc.code}") from exc
+    except (urllib.error.URLError, OSError, json.JSONDecodeError) as exc:
+        raise ArtifactResolutionError(f"{url}: registry unreachable ({exc})") from exc
+    mv = payload.get("model_version") if isinstance(payload, dict) else None
+    if not isinstance(mv, dict):
+        raise ArtifactResolutionError(f"{url}: no model_version in the answer")
+    return {
+        str(t.get("key")): str(t.get("value"))
+        for t in mv.get("tags", [])
+        if isinstance(t, dict) and "key" in t
+    }
+
+
+def _sqlite_version_tags(
+    db: Path, name: str, alias: str | None, version: str | None
+) -> dict[str, str]:
+    if not db.is_file():
+        raise ArtifactResolutionError(f"{db}: MLflow sqlite store not found")
+    # Read-only URI: resolving a model must never create or migrate the store.
+    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        if alias is not None:
+            row = con.execute(
+                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
+                (name, alias),
+            ).fetchone()
+            if row is None:
+                raise ArtifactResolutionError(f"{db}: registered model '{name}' has no '{alias}'")
+            version = str(row[0])
+        rows = con.execute(
+            "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
+            (name, int(str(version))),
+        ).fetchall()
+    except sqlite3.Error as exc:
+        raise ArtifactResolutionError(f"{db}: cannot read the model registry ({exc})") from exc
+    finally:
+        con.close()
+    return {str(k): str(v) for k, v in rows}
+
+
+def _require_manifest(path: Path, what: str) -> Path:
+    if not (path / MANIFEST_NAME).is_file():
+        raise ArtifactResolutionError(f"{what}: {path} has no {MANIFEST_NAME}")
+    return path

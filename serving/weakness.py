@@ -1,0 +1,292 @@
+"""The weakness predictor at serving time: request -> history -> shared features -> ONNX -> levels.
+
+Features come only from :func:`features.online.request_features` (the one definition shared with
+the batch stage); calibration and action levels only from :mod:`serving.weakness_post`. This
+module just turns the backend's request into the learner's event history (docs/serving.md says
+what each field contributes), runs the verified ONNX session and orders the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.errors import ArtifactError, RequestError
+from serving.manifest import verify_artifact
+from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
+from serving.settings import ServingSettings
+from serving.store import resolve_artifact
+from serving.weakness_post import (
+    apply_calibration,
+    action_levels,
+    validate_calibration,
+    validate_thresholds,
+)
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "weakness"
+# Topic of the flat (topic-less) recent_quiz_scores: counted in the learner-level features only.
+UNASSIGNED_TOPIC = "__unassigned__"
+HISTORY_COLUMNS = (
+    "topic_id",
+    "timestamp",
+    "score",
+    "time_spent_s",
+    "hints_used",
+    "is_revisit",
+    "activity",
+)
+
+
+@dataclass(frozen=True)
+class TopicPrediction:
+    topic_id: str
+    probability: float
+    level: str
+
+
+def build_history(
+    request: WeaknessPredictionInput, *, now: int, quiz_spacing_s: int
+) -> dict[str, list[Any]]:
+    """The learner's events implied by a request (columns of the shared event schema).
+
+    Per topic the richest evidence wins: ``recent_attempts`` (real events) > ``recent_quiz_scores``
+    (quiz events spaced ``quiz_spacing_s`` apart, the last one ``quiz_spacing_s`` before ``now``)
+    > ``average_score_per_topic`` (one quiz event at ``now - quiz_spacing_s``).
+    ``time_spent_per_topic_minutes`` is shared equally by the topic's events that carry no
+    ``time_spent_s``; time spent and hints left unknown are NaN (the kernel's missing value). A flat ``recent_quiz_scores`` list becomes quiz events of a reserved topic
+    that is never predicted, so it moves only the learner-level features.
+    """
+    cols: dict[str, list[Any]] = {c: [] for c in HISTORY_COLUMNS}
+    quiz_by_topic = request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
+    attempts_by_topic = request.recent_attempts or {}
+
+    def add(
+        topic: str,
+        ts: int,
+        score: float,
+        spent: float | None,
+        hints: int | None,
+        revisit: bool,
+        activity: str,
+    ) -> None:
+        cols["topic_id"].append(topic)
+        cols["timestamp"].append(int(ts))
+        cols["score"].append(float(score))
+        cols["time_spent_s"].append(spent)
+        cols["hints_used"].append(math.nan if hints is None else float(hints))
+        cols["is_revisit"].append(bool(revisit))
+        cols["activity"].append(activity)
+
+    def spaced(n: int) -> list[int]:
+        return [now - (n - i) * quiz_spacing_s for i in range(n)]
+
+    for topic in request.topics():
+        first = len(cols["topic_id"])
+        if attempts_by_topic.get(topic):
+            for a in sorted(attempts_by_topic[topic], key=lambda a: a.timestamp):
+                add(
+                    topic,
+                    a.timestamp,
+                    a.score,
+                    a.time_spent_s,
+                    a.hints_used,
+                    a.is_revisit,
+                    a.activity,
+                )
+        elif quiz_by_topic.get(topic):
+            scores = quiz_by_topic[topic]
+            for ts, score in zip(spaced(len(scores)), scores, strict=True):
+                add(topic, ts, score, None, None, False, "quiz")
+        elif topic in request.average_score_per_topic:
+            add(
+                topic,
+                now - quiz_spacing_s,
+                request.average_score_per_topic[topic],
+                None,
+                None,
+                False,
+                "quiz",
+            )
+        minutes = request.time_spent_per_topic_minutes.get(topic)
+        missing = [i for i in range(first, len(cols["topic_id"])) if cols["time_spent_s"][i] is None]
+        if minutes is not None and missing:
+            share = float(minutes) * 60.0 / len(missing)
+            for i in missing:
+                cols["time_spent_s"][i] = share
+    if isinstance(request.recent_quiz_scores, list):
+        flat = request.recent_quiz_scores
+        for ts, score in zip(spaced(len(flat)), flat, strict=True):
+            add(UNASSIGNED_TOPIC, ts, score, None, None, False, "quiz")
+    # Unknown time spent / hints stay NaN: the kernel's "missing" value, as in the batch build.
+    cols["time_spent_s"] = [math.nan if v is None else float(v) for v in cols["time_spent_s"]]
+    return cols
+
+
+class WeaknessModel:
+    """A verified weakness artifact with one reused InferenceSession."""
+
+    def __init__(
+        self,
+        *,
+        artifact_dir: Path,
+        manifest: Mapping[str, Any],
+        session: Any,
+        spec: Mapping[str, Any],
+        calibration: Mapping[str, Any],
+        thresholds: Sequence[float],
+        labels: Sequence[str],
+        settings: ServingSettings,
+    ) -> None:
+        self.artifact_dir = artifact_dir
+        self.manifest = dict(manifest)
+        self.session = session
+        self.spec = dict(spec)
+        self.calibration = dict(calibration)
+        self.thresholds = list(thresholds)
+        self.labels = list(labels)
+        self.settings = settings
+        self.input_name = session.get_inputs()[0].name
+        outputs = session.get_outputs()
+        names = [o.name for o in outputs]
+        self.output_name = "probabilities" if "probabilities" in names else names[-1]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version"))
+
+    def info(self) -> dict[str, Any]:
+        """Identity of the loaded artifact, for ``GET /api/v1/ai/models``."""
+        return {
+            "name": str(self.manifest.get("name", MODEL_NAME)),
+            "version": self.version,
+            "variant": self.manifest.get("variant"),
+            "path": str(self.artifact_dir),
+            "gates": self.manifest.get("gates"),
+        }
+
+    def predict_features(self, rows: np.ndarray) -> np.ndarray:
+        """Calibrated failure probabilities (float64) of feature rows in spec order."""
+        x = np.ascontiguousarray(rows, dtype=np.float32)
+        (out,) = self.session.run([self.output_name], {self.input_name: x})
+        out = np.asarray(out)
+        p_raw = out[:, 1] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(-1)
+        return np.asarray(apply_calibration(p_raw.astype(np.float64), self.calibration))
+
+    def predict_history(
+        self, history: Mapping[str, Sequence[Any]], topics: Sequence[str], now: int
+    ) -> list[TopicPrediction]:
+        """Probability and action level per topic, from an event history, most at risk first."""
+        from features.online import request_features
+
+        rows = request_features(self.spec, history, list(topics), int(now))
+        p = np.clip(self.predict_features(rows), 0.0, 1.0)
+        levels = action_levels(p, self.thresholds, self.labels)
+        preds = [
+            TopicPrediction(t, float(pi), lvl) for t, pi, lvl in zip(topics, p, levels, strict=True)
+        ]
+        return sorted(preds, key=lambda r: (-r.probability, r.topic_id))
+
+    def predict(
+        self, request: WeaknessPredictionInput, *, now: int | None = None
+    ) -> WeaknessPredictionOutput:
+        """Answer one backend request (``now``: the request's, else the server clock)."""
+        t_now = int(request.now if request.now is not None else (now or time.time()))
+        for topic, attempts in (request.recent_attempts or {}).items():
+            for i, a in enumerate(attempts):
+                if a.timestamp > t_now:
+                    raise RequestError(
+                        f"recent_attempts[{topic!r}][{i}].timestamp",
+                        f"{a.timestamp} is after now={t_now}",
+                    )
+        history = build_history(request, now=t_now, quiz_spacing_s=self.settings.quiz_spacing_s)
+        try:
+            preds = self.predict_history(history, request.topics(), t_now)
+        except ValueError as exc:  # the shared feature code names the offending field
+            raise RequestError("body", str(exc)) from exc
+        return WeaknessPredictionOutput(
+            user_id=request.user_id,
+            predicted_weaknesses=[
+                TopicWeakness(
+                    topic_id=p.topic_id,
+                    weakness_probability=p.probability,
+                    suggested_action_level=p.level,
+                )
+                for p in preds
+            ],
+            model_version=self.version,
+        )
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        raise ArtifactError(f"{path}: required artifact file missing")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def load_weakness(ref: str | Path, settings: ServingSettings | None = None) -> WeaknessModel:
+    """Resolve ``ref``, verify the artifact (sha256, io names) and open its session once."""
+    import onnxruntime as ort
+
+    from features.spec import validate_spec
+
+    settings = settings or ServingSettings.from_env()
+    artifact_dir = resolve_artifact(
+        ref,
+        MODEL_NAME,
+        artifact_root=settings.artifact_root,
+        tracking_uri=settings.tracking_uri,
+        http_timeout_s=settings.http_timeout_s,
+    )
+    manifest = verify_artifact(artifact_dir)
+    if manifest.get("name") not in (MODEL_NAME, f"ludora-{MODEL_NAME}"):
+        raise ArtifactError(
+            f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a weakness model"
+        )
+    spec = validate_spec(_read_json(artifact_dir / "feature_spec.json"))
+    calibration = _read_json(artifact_dir / "calibration.json")
+    validate_calibration(calibration)
+    levels = _read_json(artifact_dir / "thresholds.json")
+    if not isinstance(levels, dict):
+        raise ArtifactError(f"{artifact_dir / 'thresholds.json'}: expected an object")
+    validate_thresholds(levels.get("thresholds", []), levels.get("labels", []))
+    session = ort.InferenceSession(
+        str(artifact_dir / "model.onnx"),
+        sess_options=settings.ort_session_options(),
+        providers=["CPUExecutionProvider"],
+    )
+    inp = session.get_inputs()[0]
+    if inp.name != spec["input_name"]:
+        raise ArtifactError(
+            f"{artifact_dir / 'model.onnx'}: input {inp.name!r} differs from the feature spec's "
+            f"input_name {spec['input_name']!r}"
+        )
+    width = inp.shape[1] if len(inp.shape) == 2 else None
+    if isinstance(width, int) and width != len(spec["names"]):
+        raise ArtifactError(
+            f"{artifact_dir / 'model.onnx'}: input width {width} differs from the "
+            f"{len(spec['names'])} features of feature_spec.json"
+        )
+    logger.info("loaded weakness v%s from %s", manifest.get("version"), artifact_dir)
+    return WeaknessModel(
+        artifact_dir=artifact_dir,
+        manifest=manifest,
+        session=session,
+        spec=spec,
+        calibration=calibration,
+        thresholds=levels["thresholds"],
+        labels=levels["labels"],
+        settings=settings,
+    )

@@ -1,0 +1,132 @@
+"""The simulator: determinism, schema, exact oracle, learning and forgetting."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom
+
+from data.schema import EVENT_COLUMNS, ORACLE_COLUMNS
+from data.simulator import SimulatorConfig, fail_threshold, simulate
+from data.validate import pandas_dtypes, validate_events
+from pipelines.common import ConfigError, build_config
+from tests.data.conftest import TINY_SIM
+
+PASS = 0.6
+
+
+@pytest.fixture(scope="module")
+def sim() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A larger-than-tiny run reused by the statistical tests (~20k events, < 1 s)."""
+    cfg = SimulatorConfig(**{**TINY_SIM, "n_learners": 300, "days": 60})
+    return simulate(cfg, pass_mark=PASS)
+
+
+def test_same_seed_same_frames(tiny_cfg: SimulatorConfig) -> None:
+    ev1, or1 = simulate(tiny_cfg, pass_mark=PASS)
+    ev2, or2 = simulate(tiny_cfg, pass_mark=PASS)
+    pd.testing.assert_frame_equal(ev1, ev2)
+    pd.testing.assert_frame_equal(or1, or2)
+
+
+def test_other_seed_other_frames(tiny_cfg: SimulatorConfig) -> None:
+    ev1, _ = simulate(tiny_cfg, pass_mark=PASS)
+    ev2, _ = simulate(dataclasses.replace(tiny_cfg, seed=tiny_cfg.seed + 1), pass_mark=PASS)
+    assert len(ev1) != len(ev2) or not ev1.equals(ev2)
+
+
+def test_schema_dtypes_order_and_validity(tiny_cfg: SimulatorConfig) -> None:
+    events, oracle = simulate(tiny_cfg, pass_mark=PASS)
+    assert list(events.columns) == list(EVENT_COLUMNS)
+    assert {c: str(t) for c, t in events.dtypes.items()} == pandas_dtypes()
+    assert list(oracle.columns) == list(ORACLE_COLUMNS)
+    assert len(oracle) == len(events) > 1000
+    # Sorted by (timestamp, user_id) and already valid.
+    key = list(zip(events["timestamp"], events["user_id"], strict=True))
+    assert key == sorted(key)
+    pd.testing.assert_frame_equal(validate_events(events, source="sim"), events)
+    assert set(events["activity"]) == {"quiz", "minigame"}
+    # A learner's events strictly increase in time (no two share a timestamp).
+    diffs = events.groupby("user_id")["timestamp"].diff().dropna()
+    assert (diffs > 0).all()
+    start = pd.Timestamp(tiny_cfg.start).timestamp()
+    assert events["timestamp"].min() >= start
+    assert events["timestamp"].max() <= start + tiny_cfg.days * 86_400 + 86_400
+
+
+def test_oracle_is_exact_and_calibrated(sim: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    events, oracle = sim
+    p_fail = oracle["p_fail_true"].to_numpy()
+    assert np.all((p_fail >= 0) & (p_fail <= 1))
+    assert np.all((oracle["mastery_true"] > 0) & (oracle["mastery_true"] < 1))
+    quiz = (events["activity"] == "quiz").to_numpy()
+    # Quizzes: p_fail is the binomial CDF of the number of correct answers below the mark.
+    k = fail_threshold(5, PASS)
+    expected = binom.cdf(k - 1, 5, oracle["mastery_true"].to_numpy()[quiz])
+    np.testing.assert_allclose(p_fail[quiz], expected, rtol=1e-9, atol=1e-12)
+    # Calibrated: the mean predicted fail probability matches the observed rate.
+    observed = (events["score"].to_numpy() < PASS)[quiz].mean()
+    assert 0.2 < observed < 0.5
+    assert abs(p_fail[quiz].mean() - observed) < 0.02
+    minigame = ~quiz
+    observed_mg = (events["score"].to_numpy() < PASS)[minigame].mean()
+    assert abs(p_fail[minigame].mean() - observed_mg) < 0.02
+    # Quiz scores are fractions of 5 questions; minigame scores are continuous.
+    assert set(np.round(events.loc[quiz, "score"] * 5, 9)) <= {0, 1, 2, 3, 4, 5}
+
+
+def test_fail_threshold_counts_scores_below_the_mark() -> None:
+    assert fail_threshold(5, 0.6) == 3  # 0, 1, 2 correct of 5 fail
+    assert fail_threshold(10, 0.55) == 6
+    assert fail_threshold(4, 1.0) == 4
+
+
+def test_mastery_grows_with_practice(sim: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    events, oracle = sim
+    nth = events.groupby(["user_id", "topic_id"]).cumcount()
+    mastery = oracle["mastery_true"]
+    first = mastery[nth == 0].mean()
+    practised = mastery[nth >= 15].mean()
+    assert practised > first + 0.05
+
+
+def test_forgetting_long_gaps_lower_mastery(sim: tuple[pd.DataFrame, pd.DataFrame]) -> None:
+    events, oracle = sim
+    frame = events[["user_id", "topic_id", "timestamp"]].assign(m=oracle["mastery_true"])
+    g = frame.groupby(["user_id", "topic_id"])
+    gap = g["timestamp"].diff()
+    change = g["m"].diff()
+    within_session = change[gap < 3_600].mean()
+    after_long_gap = change[gap > 20 * 86_400].mean()
+    assert within_session > 0
+    assert after_long_gap < 0
+
+
+def test_weaker_learners_spend_more_time_and_hints(
+    sim: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    events, oracle = sim
+    mastery = oracle["mastery_true"]
+    assert np.corrcoef(mastery, events["hints_used"])[0, 1] < -0.1
+    assert np.corrcoef(mastery, events["time_spent_s"])[0, 1] < -0.1
+    assert events["attempt"].max() > 1
+    assert 0 < events["is_revisit"].mean() < 0.5
+
+
+def test_config_range_errors_name_the_field() -> None:
+    with pytest.raises(ConfigError, match=r"n_learners.*>= 1"):
+        build_config(SimulatorConfig, {**TINY_SIM, "n_learners": 0}, "data.simulator")
+    with pytest.raises(ConfigError, match=r"quiz_share.*\[0, 1\]"):
+        build_config(SimulatorConfig, {**TINY_SIM, "quiz_share": 1.5}, "data.simulator")
+    with pytest.raises(ConfigError, match="start"):
+        build_config(SimulatorConfig, {**TINY_SIM, "start": "not a date"}, "data.simulator")
+    with pytest.raises(ConfigError, match="unknown key"):
+        build_config(SimulatorConfig, {**TINY_SIM, "n_learner": 3}, "data.simulator")
+
+
+def test_pass_mark_out_of_range(tiny_cfg: SimulatorConfig) -> None:
+    with pytest.raises(ConfigError, match="pass_mark"):
+        simulate(tiny_cfg, pass_mark=1.5)

@@ -1,0 +1,170 @@
+"""Validation: every kind of bad cell is reported with file, column, row, value and range."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data.schema import EVENT_COLUMNS
+from data.sources import read_events_file
+from data.validate import EventValidationError, pandas_dtypes, validate_events
+
+HEADER = ",".join(EVENT_COLUMNS)
+# Lines 2-4 of the file (line 1 is the header).
+ROWS = [
+    ["u1", "t1", "i1", "1767571200", "quiz", "0.8", "30.5", "0", "1", "false"],
+    ["u1", "t1", "i2", "1767571260", "minigame", "0.25", "12", "2", "1", "true"],
+    ["u2", "t2", "", "2026-01-05T00:10:00Z", "quiz", "1", "0", "1", "2", "0"],
+]
+
+
+def write_csv(path: Path, rows: list[list[str]]) -> Path:
+    path.write_text("\n".join([HEADER, *(",".join(r) for r in rows)]) + "\n")
+    return path
+
+
+def with_cell(row: int, column: str, value: str) -> list[list[str]]:
+    rows = [list(r) for r in ROWS]
+    rows[row][list(EVENT_COLUMNS).index(column)] = value
+    return rows
+
+
+def test_valid_csv_is_normalised(tmp_path: Path) -> None:
+    events = read_events_file(write_csv(tmp_path / "ok.csv", ROWS))
+    assert {c: str(t) for c, t in events.dtypes.items()} == pandas_dtypes()
+    # ISO-8601 text becomes int seconds since epoch (UTC).
+    assert events["timestamp"].tolist() == [1767571200, 1767571260, 1767571800]
+    assert events["is_revisit"].tolist() == [False, True, False]
+    assert events["item_id"].tolist() == ["i1", "i2", ""]
+    assert events["hints_used"].tolist() == [0, 2, 1]
+
+
+# (row index in ROWS, column, bad value, text the "allowed" part must contain)
+BAD_CELLS = [
+    (0, "score", "1.5", "[0, 1]"),
+    (1, "score", "-0.1", "[0, 1]"),
+    (2, "score", "abc", "[0, 1]"),
+    (0, "score", "", "[0, 1]"),
+    (1, "score", "nan", "[0, 1]"),
+    (0, "time_spent_s", "-3", ">= 0"),
+    (1, "hints_used", "-1", ">= 0"),
+    (2, "hints_used", "1.5", "integer"),
+    (0, "attempt", "0", ">= 1"),
+    (1, "attempt", "two", ">= 1"),
+    (2, "activity", "video", "'quiz', 'minigame', 'exercise'"),
+    (0, "user_id", "", "non-empty"),
+    (1, "topic_id", " ", "non-empty"),
+    (2, "timestamp", "yesterday", "ISO-8601"),
+    (0, "timestamp", "-5", "[0, "),
+    (1, "timestamp", "1767571200000", "[0, 4102444800]"),
+    (2, "is_revisit", "maybe", "true/false"),
+    (0, "is_revisit", "", "true/false"),
+]
+
+
+@pytest.mark.parametrize(("row", "column", "value", "allowed"), BAD_CELLS)
+def test_bad_cell_is_named(tmp_path: Path, row: int, column: str, value: str, allowed: str) -> None:
+    path = write_csv(tmp_path / "bad.csv", with_cell(row, column, value))
+    with pytest.raises(EventValidationError) as info:
+        read_events_file(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert len(info.value.problems) == 1, message
+    problem = info.value.problems[0]
+    assert f"column '{column}'" in problem
+    assert f"line {row + 2} " in problem  # file line: header is line 1
+    assert repr(value) in problem
+    assert "allowed:" in problem and allowed in problem.split("allowed:")[1]
+
+
+def test_all_problems_are_collected(tmp_path: Path) -> None:
+    rows = with_cell(0, "score", "2")
+    rows[2][list(EVENT_COLUMNS).index("attempt")] = "0"
+    rows[1][list(EVENT_COLUMNS).index("activity")] = "game"
+    with pytest.raises(EventValidationError) as info:
+        read_events_file(write_csv(tmp_path / "bad.csv", rows))
+    problems = info.value.problems
+    assert len(problems) == 3
+    joined = "\n".join(problems)
+    for needle in ("'score'", "line 2 ", "'attempt'", "line 4 ", "'activity'", "line 3 "):
+        assert needle in joined
+
+
+def test_duplicate_events(tmp_path: Path) -> None:
+    rows = [*ROWS, list(ROWS[1])]  # line 5 repeats line 3
+    with pytest.raises(EventValidationError, match=r"duplicate.*line 5 .*'u1', 't1', 'i2'"):
+        read_events_file(write_csv(tmp_path / "dup.csv", rows))
+
+
+def test_missing_and_extra_columns(tmp_path: Path) -> None:
+    frame = pd.DataFrame([r[:-1] for r in ROWS], columns=list(EVENT_COLUMNS)[:-1])
+    frame["colour"] = "red"
+    path = tmp_path / "cols.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(EventValidationError) as info:
+        read_events_file(path)
+    message = str(info.value)
+    assert "missing column(s) ['is_revisit']" in message
+    assert "unexpected column(s) ['colour']" in message
+    assert str(path) in message
+
+
+def test_parquet_types_and_row_numbers(tmp_path: Path) -> None:
+    good = read_events_file(write_csv(tmp_path / "ok.csv", ROWS))
+    bad = good.copy()
+    bad["score"] = [0.5, float("nan"), 0.2]
+    bad["hints_used"] = bad["hints_used"].astype("float64")
+    bad.loc[2, "hints_used"] = 0.5
+    path = tmp_path / "bad.parquet"
+    bad.to_parquet(path, index=False)
+    with pytest.raises(EventValidationError) as info:
+        read_events_file(path)
+    joined = "\n".join(info.value.problems)
+    assert "'score': 1 missing value(s) (NaN/empty) at row 2 (NaN)" in joined
+    assert "'hints_used': 1 non-integer value(s) at row 3 (0.5)" in joined
+
+
+def test_float_ids_are_wrong_type() -> None:
+    frame = pd.DataFrame(
+        {
+            "user_id": [1.5],
+            "topic_id": ["t"],
+            "item_id": [""],
+            "timestamp": [0],
+            "activity": ["quiz"],
+            "score": [0.5],
+            "time_spent_s": [1.0],
+            "hints_used": [0],
+            "attempt": [1],
+            "is_revisit": [False],
+        }
+    )
+    with pytest.raises(EventValidationError, match=r"'user_id'.*wrong type"):
+        validate_events(frame, source="mem")
+    # Integer ids are fine and become text.
+    frame["user_id"] = [7]
+    assert validate_events(frame, source="mem")["user_id"].tolist() == ["7"]
+
+
+def test_empty_table_is_rejected() -> None:
+    frame = pd.DataFrame({c: [] for c in EVENT_COLUMNS})
+    with pytest.raises(EventValidationError, match="no rows"):
+        validate_events(frame, source="empty")
+
+
+def test_unsupported_suffix(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.write_text("{}")
+    with pytest.raises(EventValidationError, match=r"(?s)events.json.*\.csv, \.parquet"):
+        read_events_file(path)
+
+
+def test_duplicates_are_reported_with_other_problems(tmp_path: Path) -> None:
+    rows = [*with_cell(0, "score", "7"), list(ROWS[0])]  # line 5 repeats line 2's key
+    with pytest.raises(EventValidationError) as info:
+        read_events_file(write_csv(tmp_path / "both.csv", rows))
+    joined = "\n".join(info.value.problems)
+    assert "'score'" in joined and "line 2 ('7')" in joined
+    assert "duplicate" in joined and "line 5 (('u1', 't1', 'i1', '1767571200'))" in joined

@@ -1,0 +1,54 @@
+"""Stage `features` end to end on a tiny simulated event file (offline, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from data.simulator import SimulatorConfig, simulate
+from features.build import KEY_COLUMNS
+from features.config import FeatureConfig
+from features.spec import read_spec
+from pipelines.features import run
+
+
+def test_stage_writes_splits_spec_and_metrics(tmp_path: Path) -> None:
+    sim = SimulatorConfig(
+        seed=3,
+        n_learners=30,
+        n_topics=3,
+        days=30,
+        sessions_per_week=3.0,
+        activities_per_session=5,
+        quiz_share=0.4,
+        start="2026-01-05T00:00:00Z",
+    )
+    events, oracle = simulate(sim, pass_mark=0.6)
+    events.to_parquet(tmp_path / "events.parquet", index=False)
+    oracle.to_parquet(tmp_path / "oracle.parquet", index=False)
+    out = tmp_path / "features"
+    metrics_file = tmp_path / "metrics" / "features.json"
+
+    metrics = run(
+        FeatureConfig(),
+        events_file=tmp_path / "events.parquet",
+        oracle_file=tmp_path / "oracle.parquet",
+        out_dir=out,
+        metrics_file=metrics_file,
+    )
+
+    spec = read_spec(out / "feature_spec.json")
+    parts = {s: pd.read_parquet(out / f"{s}.parquet") for s in ("train", "val", "test")}
+    assert metrics_file.is_file()
+    n_quiz = int((events["activity"] == "quiz").sum())
+    total = sum(len(p) for p in parts.values())
+    assert 0 < total <= n_quiz
+    for name, part in parts.items():
+        assert list(part.columns) == [*KEY_COLUMNS, *spec["names"]]
+        assert metrics[f"{name}_rows"] == len(part)
+        assert part["p_fail_true"].between(0, 1).all()
+    assert parts["train"]["timestamp"].max() < parts["test"]["timestamp"].min()
+    assert metrics["test_unseen_learners"] >= 1
+    assert metrics["n_features"] == len(spec["names"])
+    assert not list(tmp_path.glob(".features.*"))  # no temp leftovers

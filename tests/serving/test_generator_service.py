@@ -1,0 +1,124 @@
+"""The generator service: retries with derived seeds until consistent, bounded attempts and time,
+reproducible with a seed, request errors naming the field; and a real tiny ONNX artifact."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.errors import ArtifactError, RequestError
+from serving.generator import GeneratorModel, derive_seed, load_generator
+from serving.settings import ServingSettings
+from tests.serving._server import artifact_store
+
+GOOD = "Tom has 3 apples and gets 4 more. How many apples does Tom have? ||| 3 + 4"
+BAD = "Tom has 3 apples. How many apples? ||| 3 + 5"
+
+
+class ScriptedEngine:
+    """Returns scripted texts in order and records the sampling arguments."""
+
+    def __init__(self, texts: list[str], delay_s: float = 0.0) -> None:
+        self.texts = texts
+        self.calls: list[dict[str, Any]] = []
+        self.delay_s = delay_s
+
+    def generate_text(self, prompt: str, **kwargs: Any) -> str:
+        self.calls.append({"prompt": prompt, **kwargs})
+        time.sleep(self.delay_s)
+        return self.texts[min(len(self.calls) - 1, len(self.texts) - 1)]
+
+
+def _model(engine: ScriptedEngine, attempts: int = 3) -> GeneratorModel:
+    settings = ServingSettings(generator_max_attempts=attempts)
+    return GeneratorModel(artifact_dir=Path("."), manifest={"version": 4}, engine=engine,
+                          settings=settings)
+
+
+def test_consistent_first_try_returns_equation_and_answer() -> None:
+    eng = ScriptedEngine([GOOD])
+    res = _model(eng).generate(topic="addition", keywords=["apples"], seed=11, max_length=40)
+    assert res.consistent and res.attempts == 1 and res.seed == 11
+    assert res.equation == "3 + 4" and res.answer == 7.0
+    assert res.generated_problem_text.endswith("Tom have?")
+    call = eng.calls[0]
+    assert call["prompt"] == "generate word problem about addition using keywords apples:"
+    assert call["seed"] == 11 and call["do_sample"] and call["max_new_tokens"] == 40
+
+
+def test_retries_with_distinct_derived_seeds_until_consistent() -> None:
+    eng = ScriptedEngine([BAD, "no separator here", GOOD])
+    res = _model(eng).generate(topic="addition", keywords=["apples"], seed=5)
+    assert res.consistent and res.attempts == 3
+    seeds = [c["seed"] for c in eng.calls]
+    assert seeds == [derive_seed(5, i) for i in range(3)] and len(set(seeds)) == 3
+
+
+def test_gives_up_after_max_attempts_without_equation() -> None:
+    eng = ScriptedEngine([BAD])
+    res = _model(eng, attempts=2).generate(topic="addition", keywords=["apples"], seed=1)
+    assert not res.consistent and res.attempts == 2 and len(eng.calls) == 2
+    assert res.equation is None and res.answer is None
+    assert res.generated_problem_text == "Tom has 3 apples. How many apples?"
+    assert res.reason.startswith("numbers_")
+
+
+def test_deadline_stops_retries_but_first_attempt_runs() -> None:
+    eng = ScriptedEngine([BAD], delay_s=0.05)
+    res = _model(eng, attempts=5).generate(
+        topic="addition", keywords=["apples"], seed=1, deadline=time.monotonic() + 0.01
+    )
+    assert res.attempts == 1 and len(eng.calls) == 1
+
+
+def test_temperature_override_and_default() -> None:
+    eng = ScriptedEngine([GOOD])
+    m = _model(eng)
+    m.generate(topic="a", keywords=["b"], seed=1)
+    m.generate(topic="a", keywords=["b"], seed=1, temperature=1.5)
+    assert eng.calls[0]["temperature"] == m.settings.temperature
+    assert eng.calls[1]["temperature"] == 1.5
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"topic": "a,b", "keywords": ["x"]}, "topic"),
+     ({"topic": "a", "keywords": ["x:y"]}, "keywords[0]"),
+     ({"topic": "a", "keywords": []}, "keywords")],
+)
+def test_prompt_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
+    with pytest.raises(RequestError) as err:
+        _model(ScriptedEngine([GOOD])).generate(**kwargs)
+    assert err.value.field == field
+
+
+def test_derive_seed_in_range_and_deterministic() -> None:
+    for base in (0, 1, 2**31 - 1):
+        for i in range(5):
+            s = derive_seed(base, i)
+            assert 0 <= s <= 2**31 - 1 and s == derive_seed(base, i)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return artifact_store(tmp_path_factory.mktemp("gen"))
+
+
+def test_real_tiny_artifact_seed_reproducible(store: Path) -> None:
+    m = load_generator("latest", ServingSettings(artifact_root=store, generator_max_attempts=2))
+    a = m.generate(topic="fractions", keywords=["apples", "baskets"], seed=3, max_length=16)
+    b = m.generate(topic="fractions", keywords=["apples", "baskets"], seed=3, max_length=16)
+    c = m.generate(topic="fractions", keywords=["apples", "baskets"], seed=4, max_length=16)
+    assert a == b
+    assert 1 <= a.attempts <= 2
+    texts = {a.generated_problem_text, c.generated_problem_text}
+    assert len(texts) == 2  # a different seed samples a different text
+    assert m.info()["name"] == "generator" and m.version == "1"
+
+
+def test_weakness_artifact_is_not_a_generator(store: Path) -> None:
+    with pytest.raises(ArtifactError, match="not a generator model"):
+        load_generator(str(store / "weakness" / "1"), ServingSettings(artifact_root=store))

@@ -1,0 +1,170 @@
+"""Generator training: config checks, encoding, the loop, the from_pretrained path, the stage."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from pipelines.common import ConfigError, build_config
+from pipelines.train_generator import TrainGeneratorConfig, loss_csv, read_jsonl
+from tests.training.generator_tiny import (
+    TINY_T5,
+    make_records,
+    make_tokenizer,
+    save_checkpoint_dir,
+    tiny_model,
+    write_text_dir,
+)
+from training import generator as g
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"max_new_tokens": 10_000}, "max_new_tokens"),
+        ({"model": {"d_model": 0}}, "model.d_model"),
+        ({"model": {"d_modle": 32}}, "model"),
+        ({"warmup_ratio": 1.0}, "warmup_ratio"),
+    ],
+)
+def test_config_rejects_out_of_range(values: dict, field: str) -> None:
+    with pytest.raises(ConfigError, match=rf"train_generator\.{field}"):
+        build_config(TrainGeneratorConfig, values, "params.yaml:train_generator")
+
+
+def test_encode_text_ends_with_one_eos_and_truncates() -> None:
+    tok = make_tokenizer(make_records(8))
+    ids = g.encode_text(tok, "tom has 3 apples", max_len=64)
+    assert ids[-1] == tok.eos_token_id and ids.count(tok.eos_token_id) == 1
+    assert len(ids) == 5
+    short = g.encode_text(tok, "tom has 3 apples", max_len=3)
+    assert len(short) == 3 and short[-1] == tok.eos_token_id
+
+
+def test_collate_masks_padding_out_of_the_loss() -> None:
+    batch = g.collate([[5, 6, 1], [7, 1]], [[8, 1], [9, 9, 9, 1]], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 1], [7, 1, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["labels"].tolist() == [[8, 1, -100, -100], [9, 9, 9, 1]]
+
+
+def test_read_jsonl_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "target": "t"}) + "\n" + json.dumps({"prompt": "p"}))
+    with pytest.raises(ValueError, match=r"x\.jsonl:2: field 'target'"):
+        read_jsonl(path)
+
+
+def test_train_lowers_loss_and_keeps_best_epoch() -> None:
+    recs = make_records(32)
+    tok = make_tokenizer(recs)
+    model = tiny_model(tok)
+    enc = g.encode_records(tok, recs, max_source_len=64, max_target_len=64)
+    before = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
+    hist = g.train(
+        model,
+        enc,
+        enc,
+        epochs=3,
+        batch_size=8,
+        learning_rate=1e-2,
+        weight_decay=0.0,
+        warmup_ratio=0.0,
+        max_grad_norm=1.0,
+        patience=0,
+        seed=0,
+        pad_id=0,
+    )
+    after = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
+    assert after < before - 0.5
+    assert len(hist.val_loss) == 3 and hist.best_val_loss == min(hist.val_loss)
+    assert after == pytest.approx(hist.best_val_loss, rel=1e-5)  # best weights restored
+    rows = hist.curve_rows()
+    assert [r["step"] for r in rows] == hist.steps
+    assert sum(r["val_loss"] is not None for r in rows) == 3
+
+
+def test_build_model_scratch_takes_special_ids_from_tokenizer() -> None:
+    tok = make_tokenizer(make_records(8))
+    model = tiny_model(tok)
+    assert model.config.vocab_size == len(tok)
+    assert model.config.decoder_start_token_id == tok.pad_token_id == 0
+    assert model.config.eos_token_id == tok.eos_token_id == 1
+    assert model.config.d_model == TINY_T5["d_model"]
+
+
+def test_build_model_loads_a_saved_checkpoint_by_path(tmp_path: Path) -> None:
+    import torch
+
+    saved, tok, _ = save_checkpoint_dir(tmp_path / "ckpt", train_epochs=0)
+    loaded = g.build_model(str(tmp_path / "ckpt"), model_config={}, tokenizer=tok)
+    ref = saved.state_dict()
+    for name, tensor in loaded.state_dict().items():
+        assert torch.equal(tensor, ref[name]), name
+
+
+def test_loss_csv_leaves_val_empty_between_epochs() -> None:
+    text = loss_csv([{"step": 1, "train_loss": 2.0, "val_loss": None}, {"step": 2, "train_loss": 1.5, "val_loss": 1.7}])
+    rows = list(csv.DictReader(text.splitlines()))
+    assert rows == [
+        {"step": "1", "train_loss": "2.0", "val_loss": ""},
+        {"step": "2", "train_loss": "1.5", "val_loss": "1.7"},
+    ]
+
+
+@pytest.mark.slow
+def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole stage on tiny data, starting from a checkpoint saved to disk (from_pretrained)."""
+    pytest.importorskip("training.text_metrics")
+    from pipelines.train_generator import run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    text_dir = write_text_dir(tmp_path / "text")
+    # The base checkpoint must share the stage's tokenizer: build it from the same train split.
+    from transformers import PreTrainedTokenizerFast
+
+    tok = PreTrainedTokenizerFast.from_pretrained(str(text_dir / "tokenizer"))
+    tiny_model(tok).save_pretrained(str(tmp_path / "base"))
+    cfg = build_config(
+        TrainGeneratorConfig,
+        {
+            "base_model": str(tmp_path / "base"),
+            "epochs": 2,
+            "batch_size": 8,
+            "learning_rate": 0.01,
+            "max_new_tokens": 24,
+            "eval_batch_size": 8,
+            "num_threads": 1,
+            "n_samples_logged": 3,
+        },
+        "test",
+    )
+    out = tmp_path / "model"
+    metrics = run(
+        cfg,
+        text_dir=text_dir,
+        tokenizer_dir=text_dir / "tokenizer",
+        model_dir=out,
+        metrics_file=tmp_path / "metrics.json",
+        plots_dir=tmp_path / "plots",
+    )
+    for name in ("config.json", "generation_config.json", "tokenizer.json", "training_config.json"):
+        assert (out / name).is_file(), name
+    written = json.loads((tmp_path / "metrics.json").read_text())
+    assert written == pytest.approx(metrics)
+    for key in ("keyword_coverage", "well_formed_rate", "answer_consistency", "val_loss", "test_loss"):
+        assert key in written, key
+    train_cfg = json.loads((out / "training_config.json").read_text())
+    assert train_cfg["params"]["base_model"] == str(tmp_path / "base")
+    assert train_cfg["mlflow_run_id"]
+    gen_cfg = json.loads((out / "generation_config.json").read_text())
+    assert gen_cfg["decoder_start_token_id"] == 0 and gen_cfg["max_new_tokens"] == 24
+    header = (tmp_path / "plots" / "loss.csv").read_text().splitlines()[0]
+    assert header == "step,train_loss,val_loss"

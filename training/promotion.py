@@ -1,0 +1,368 @@
+"""Promotion and rollback of packaged models through the MLflow registry's `champion` alias.
+
+A candidate (a packaged version, registered by the `package` stage) is compared with the current
+champion on the same held-out data with MLflow's own ``MetricThreshold`` semantics
+(``mlflow.validate_evaluation_results``): each metric must pass its absolute floor
+(``threshold``) and, when there is a champion, improve on it by ``min_absolute_change`` and/or
+``min_relative_change`` (``min_relative_change: 0.0`` means "beats or holds"). Without a champion
+only the floors apply.
+
+History: the registered model's tag ``ludora.champion_history`` holds the promoted versions in
+order (a stack); ``previous-champion`` is an alias on the version below the top. Rollback pops the
+stack. Every change is mirrored to ``artifacts/<model>/aliases.json`` so serving can resolve
+``champion`` without MLflow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from serving.manifest import ALIASES_NAME, list_versions, load_manifest, read_aliases
+
+logger = logging.getLogger(__name__)
+
+REGISTRY_NAMES = {"weakness": "ludora-weakness", "generator": "ludora-generator"}
+CHAMPION = "champion"
+PREVIOUS = "previous-champion"
+HISTORY_TAG = "ludora.champion_history"
+
+EvalFn = Callable[[Path], dict[str, float]]
+
+
+class PromotionError(RuntimeError):
+    """Promotion or rollback cannot proceed (nothing to promote, nothing to roll back to)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricRule:
+    """One metric's rule, mirroring ``mlflow.models.MetricThreshold``'s arguments."""
+
+    greater_is_better: bool = True
+    threshold: float | None = None
+    min_absolute_change: float | None = None
+    min_relative_change: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.min_absolute_change is not None and self.min_absolute_change <= 0:
+            raise ValueError(
+                f"min_absolute_change: must be > 0 or null, got {self.min_absolute_change}"
+            )
+        if self.min_relative_change is not None and not 0 <= self.min_relative_change <= 1:
+            raise ValueError(
+                f"min_relative_change: must be in [0, 1] or null, got {self.min_relative_change}"
+            )
+
+
+@dataclasses.dataclass
+class Decision:
+    """Outcome of a promotion attempt; ``reasons`` says why it failed (empty when it passed)."""
+
+    model: str
+    candidate: int
+    champion: int | None
+    passed: bool
+    promoted: bool
+    reasons: list[str]
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float] | None
+
+    def summary(self) -> str:
+        head = (
+            f"{self.model}: candidate v{self.candidate} vs "
+            f"{'no champion' if self.champion is None else f'champion v{self.champion}'}: "
+        )
+        if self.passed:
+            return head + ("promoted" if self.promoted else "passes (not moved: dry run)")
+        return head + "refused\n  " + "\n  ".join(self.reasons)
+
+
+def rules_from_params(gates: Mapping[str, Any], model: str) -> dict[str, MetricRule]:
+    """Metric rules from `gates.<model>`: floors (`auc_floor` / `floors`) + `promotion` changes."""
+    section = gates.get(model) or {}
+    floors: dict[str, float] = dict(section.get("floors") or {})
+    if "auc_floor" in section:
+        floors["auc"] = float(section["auc_floor"])
+    promo: dict[str, Any] = dict(section.get("promotion") or {})
+    rules = {}
+    for metric in sorted(set(floors) | set(promo)):
+        spec = dict(promo.get(metric) or {})
+        try:
+            rules[metric] = MetricRule(
+                greater_is_better=bool(spec.get("greater_is_better", True)),
+                threshold=floors.get(metric),
+                min_absolute_change=spec.get("min_absolute_change"),
+                min_relative_change=spec.get("min_relative_change"),
+            )
+        except ValueError as exc:
+            raise ValueError(f"gates.{model}.promotion.{metric}: {exc}") from exc
+    if not rules:
+        raise ValueError(f"gates.{model}: no floors or promotion rules declared")
+    return rules
+
+
+def validate(
+    candidate: Mapping[str, float],
+    baseline: Mapping[str, float] | None,
+    rules: Mapping[str, MetricRule],
+) -> list[str]:
+    """Failure messages from ``mlflow.validate_evaluation_results`` (empty list: passed)."""
+    from mlflow.models import MetricThreshold
+    from mlflow.models.evaluation import EvaluationResult
+    from mlflow.models.evaluation.validation import ModelValidationFailedException
+
+    thresholds = {}
+    for metric, r in rules.items():
+        compare = baseline is not None
+        abs_change = r.min_absolute_change if compare else None
+        rel_change = r.min_relative_change if compare else None
+        if r.threshold is None and abs_change is None and rel_change is None:
+            continue  # a pure comparison rule has nothing to check without a champion
+        thresholds[metric] = MetricThreshold(
+            threshold=r.threshold,
+            min_absolute_change=abs_change,
+            min_relative_change=None if rel_change is None else float(rel_change),
+            greater_is_better=r.greater_is_better,
+        )
+    missing = [m for m in thresholds if m not in candidate]
+    if missing:
+        return [f"candidate lacks metric(s) {missing}"]
+    if baseline is not None:
+        lacking = [m for m, r in rules.items() if m not in baseline and m in thresholds]
+        if lacking:
+            return [f"champion lacks metric(s) {lacking}"]
+    cand = EvaluationResult(metrics=dict(candidate), artifacts={})
+    base = None if baseline is None else EvaluationResult(metrics=dict(baseline), artifacts={})
+    try:
+        import mlflow
+
+        mlflow.validate_evaluation_results(thresholds, cand, base)
+    except ModelValidationFailedException as exc:
+        return [line.strip() for line in str(exc.message).splitlines() if line.strip()]
+    return []
+
+
+# ----------------------------------------------------------------------------- registry helpers
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def registry_version_for(client: Any, name: str, version: int) -> Any:
+    """The registry model version tagged ``ludora.version == version``."""
+    from pipelines.package import find_registry_version
+
+    mv = find_registry_version(client, name, version)
+    if mv is None:
+        raise PromotionError(
+            f"{name}: ludora version {version} is not registered (run the package stage first)"
+        )
+    return mv
+
+
+def current_champion(client: Any, name: str) -> Any | None:
+    """The model version behind ``champion``, or None when the alias is not set."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def _history(client: Any, name: str) -> list[int]:
+    tags = client.get_registered_model(name).tags
+    return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
+
+
+def _set_champion(
+    client: Any, name: str, model: str, history: list[int], artifacts_root: Path, event: str
+) -> None:
+    """Point ``champion`` (and ``previous-champion``) at the history's top; mirror to JSON."""
+    from mlflow.exceptions import MlflowException
+
+    top = history[-1]
+    client.set_registered_model_alias(
+        name, CHAMPION, registry_version_for(client, name, top).version
+    )
+    if len(history) > 1:
+        prev = registry_version_for(client, name, history[-2]).version
+        client.set_registered_model_alias(name, PREVIOUS, prev)
+    else:
+        with contextlib.suppress(MlflowException):
+            client.delete_registered_model_alias(name, PREVIOUS)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    write_aliases(artifacts_root / model, history, event)
+
+
+def write_aliases(model_root: Path, history: list[int], event: str) -> None:
+    """Mirror the aliases for serving: ``{"champion", "previous-champion", "history", ...}``."""
+    from pipelines.common import atomic_write_json
+
+    old = read_aliases(model_root)
+    events = list(old.get("events", []))
+    events.append(
+        {
+            "event": event,
+            "champion": history[-1] if history else None,
+            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
+    data: dict[str, Any] = {
+        CHAMPION: history[-1] if history else None,
+        "history": history,
+        "events": events[-100:],
+    }
+    if len(history) > 1:
+        data[PREVIOUS] = history[-2]
+    atomic_write_json(model_root / ALIASES_NAME, data)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+def promote(
+    model: str,
+    *,
+    artifacts_root: Path,
+    rules: Mapping[str, MetricRule],
+    evaluate: Callable[[Path, Path | None], tuple[dict[str, float], dict[str, float] | None]],
+    version: int | None = None,
+    dry_run: bool = False,
+) -> Decision:
+    """Compare candidate ``version`` (default: latest packaged) with the champion; move the alias.
+
+    ``evaluate(candidate_dir, champion_dir)`` returns both models' metrics on the same held-out
+    data (the champion's is None when there is no champion).
+    """
+    name = REGISTRY_NAMES[model]
+    model_root = artifacts_root / model
+    versions = list_versions(model_root)
+    if version is None:
+        if not versions:
+            raise PromotionError(f"{model_root}: no packaged version to promote")
+        version = versions[-1]
+    if version not in versions:
+        raise PromotionError(f"{model_root / str(version)}: version {version} not packaged")
+    client = _client()
+    registry_version_for(client, name, version)
+    champ_mv = current_champion(client, name)
+    champ = None if champ_mv is None else int(champ_mv.tags["ludora.version"])
+    cand_dir = model_root / str(version)
+    if champ == version:
+        metrics, _ = evaluate(cand_dir, None)
+        return Decision(model, version, champ, True, False, [], metrics, None)
+    champ_dir = None if champ is None else model_root / str(champ)
+    cand_metrics, champ_metrics = evaluate(cand_dir, champ_dir)
+    reasons = validate(cand_metrics, champ_metrics, rules)
+    if not load_manifest(cand_dir).get("gates_passed"):
+        reasons.append(f"v{version}: manifest gates did not pass")
+    passed = not reasons
+    promoted = False
+    if passed and not dry_run:
+        history = [v for v in _history(client, name) if v != version] + [version]
+        _set_champion(client, name, model, history, artifacts_root, f"promote v{version}")
+        promoted = True
+    decision = Decision(
+        model, version, champ, passed, promoted, reasons, cand_metrics, champ_metrics
+    )
+    logger.info(decision.summary())
+    return decision
+
+
+def rollback(model: str, *, artifacts_root: Path) -> tuple[int, int]:
+    """Move ``champion`` back to the previous champion; returns (from_version, to_version)."""
+    name = REGISTRY_NAMES[model]
+    client = _client()
+    history = _history(client, name)
+    if len(history) < 2:
+        raise PromotionError(f"{name}: no previous champion to roll back to (history {history})")
+    current = history.pop()
+    _set_champion(client, name, model, history, artifacts_root, f"rollback v{current}")
+    logger.info("%s: champion rolled back from v%d to v%d", name, current, history[-1])
+    return current, history[-1]
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def weakness_metrics(artifact_dir: Path, test_file: Path) -> dict[str, float]:
+    """AUC, log loss, Brier, ECE of one weakness artifact on the test split (served probability).
+
+    Features are taken from the test table by the artifact's own feature names and order.
+    """
+    import numpy as np
+    import onnxruntime as ort
+    import pandas as pd
+
+    from serving.weakness_post import apply_calibration
+    from training.weakness_metrics import binary_metrics
+
+    manifest = load_manifest(artifact_dir)
+    names = list(manifest["feature_names"])
+    df = pd.read_parquet(test_file)
+    missing = [n for n in [*names, "label"] if n not in df.columns]
+    if missing:
+        raise PromotionError(f"{test_file}: missing column(s) {missing}")
+    x = df[names].to_numpy(dtype=np.float32)
+    sess = ort.InferenceSession(
+        str(artifact_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+    )
+    input_name = manifest.get("feature_input_name") or sess.get_inputs()[0].name
+    out_name = manifest.get("probability_output", "probabilities")
+    (proba,) = sess.run([out_name], {input_name: x})
+    p = np.asarray(proba, dtype=np.float64)[:, int(manifest.get("probability_column", 1))]
+    cal_path = artifact_dir / "calibration.json"
+    if cal_path.is_file():
+        p = apply_calibration(p, json.loads(cal_path.read_text()))
+    result = binary_metrics(df["label"].to_numpy(), p, n_bins=10)
+    return {k: float(v) for k, v in result.items()}
+
+
+def weakness_evaluator(test_file: Path) -> Callable[..., Any]:
+    """Both artifacts scored on the same test table."""
+
+    def _eval(cand: Path, champ: Path | None) -> tuple[dict[str, float], dict[str, float] | None]:
+        return (
+            weakness_metrics(cand, test_file),
+            None if champ is None else weakness_metrics(champ, test_file),
+        )
+
+    return _eval
+
+
+def generator_evaluator(
+    reevaluate: Callable[[Path], dict[str, float]] | None,
+) -> Callable[..., Any]:
+    """Manifest metrics when both were measured on identical held-out data, else re-measure.
+
+    The quantize stage measured each artifact's metrics on a fixed-seed sample of the test
+    split; when both manifests record the same ``eval_data`` (file sha256 + sample settings) the
+    numbers are comparable as they are. Otherwise both are re-evaluated with ``reevaluate``.
+    """
+
+    def _eval(cand: Path, champ: Path | None) -> tuple[dict[str, float], dict[str, float] | None]:
+        cm = load_manifest(cand)
+        if champ is None:
+            return dict(cm["metrics"]), None
+        hm = load_manifest(champ)
+        if cm.get("eval_data") == hm.get("eval_data") and cm.get("eval_data"):
+            return dict(cm["metrics"]), dict(hm["metrics"])
+        if reevaluate is None:
+            raise PromotionError(
+                f"{cand} and {champ} were evaluated on different data and no re-evaluation "
+                "is available"
+            )
+        logger.info("held-out data differ: re-evaluating both generator artifacts")
+        return reevaluate(cand), reevaluate(champ)
+
+    return _eval

@@ -1,0 +1,331 @@
+"""Weakness predictor: LightGBM on the feature splits, calibration on val, explanation helpers.
+
+The stage (``pipelines/train_weakness.py``) and ``ludora-ml eval-kt`` share this code: the typed
+config built from the ``train_weakness`` params section, the deterministic booster fit with early
+stopping, the calibration fit (applied later by ``serving.weakness_post.apply_calibration``) and
+the SHAP-style explanations from LightGBM's ``pred_contrib``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+
+from pipelines.common import ConfigError, require
+from serving.weakness_post import CalibrationError, ThresholdError, validate_thresholds
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+# Columns every example table carries before the features (docs/design.md).
+META_COLUMNS: tuple[str, ...] = ("user_id", "topic_id", "timestamp", "score", "label", "p_fail_true")
+# LightGBM keys the search may set; anything else in `base` is rejected to catch typos early.
+TUNABLE: tuple[str, ...] = (
+    "num_leaves",
+    "learning_rate",
+    "min_data_in_leaf",
+    "feature_fraction",
+    "bagging_fraction",
+    "bagging_freq",
+    "lambda_l1",
+    "lambda_l2",
+    "min_gain_to_split",
+    "max_depth",
+    "max_bin",
+)
+_INT_KEYS = {"num_leaves", "min_data_in_leaf", "bagging_freq", "max_depth", "max_bin"}
+
+
+@dataclass(frozen=True)
+class SearchDim:
+    """One dimension of the Optuna search space."""
+
+    low: float
+    high: float
+    log: bool = False
+    kind: Literal["int", "float"] = "float"
+
+    def __post_init__(self) -> None:
+        require(self.low < self.high, "search dim", f"low {self.low} must be < high {self.high}")
+        require(not self.log or self.low > 0, "search dim", "log scale needs low > 0")
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    """Optuna TPE search: trial count, row subsample for trials, search space."""
+
+    n_trials: int = 10
+    max_train_rows: int = 150_000
+    timeout_s: float = 600.0
+    space: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        require(0 <= self.n_trials <= 1000, "tuning.n_trials", "must be in [0, 1000]")
+        require(self.max_train_rows >= 100, "tuning.max_train_rows", "must be >= 100")
+        require(self.timeout_s > 0, "tuning.timeout_s", "must be > 0")
+        dims = {}
+        for name, spec in self.space.items():
+            require(name in TUNABLE, f"tuning.space.{name}", f"not one of {list(TUNABLE)}")
+            require(isinstance(spec, Mapping), f"tuning.space.{name}", "expected a mapping")
+            unknown = set(spec) - {"low", "high", "log", "kind"}
+            require(not unknown, f"tuning.space.{name}", f"unknown key(s) {sorted(unknown)}")
+            try:
+                dims[name] = SearchDim(**spec)
+            except (ConfigError, TypeError) as exc:
+                raise ConfigError(f"tuning.space.{name}: {exc}") from exc
+        object.__setattr__(self, "space", dims)
+
+
+@dataclass(frozen=True)
+class WeaknessConfig:
+    """The ``train_weakness`` params section, validated once at the edge."""
+
+    seed: int = 42
+    num_threads: int = 2
+    imbalance: Literal["none", "balanced", "scale_pos_weight"] = "none"
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 50
+    base: dict[str, Any] = field(default_factory=dict)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    calibration: Literal["isotonic", "platt", "none"] = "platt"
+    ece_bins: int = 15
+    action_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
+    action_labels: tuple[str, ...] = ("none", "review", "practice", "intervene")
+
+    def __post_init__(self) -> None:
+        w = "train_weakness"
+        require(self.num_threads >= 1, f"{w}.num_threads", "must be >= 1")
+        require(1 <= self.num_boost_round <= 100_000, f"{w}.num_boost_round", "in [1, 100000]")
+        require(self.early_stopping_rounds >= 1, f"{w}.early_stopping_rounds", "must be >= 1")
+        require(2 <= self.ece_bins <= 1000, f"{w}.ece_bins", "must be in [2, 1000]")
+        for key, value in self.base.items():
+            require(key in TUNABLE, f"{w}.base.{key}", f"not one of {list(TUNABLE)}")
+            require(
+                isinstance(value, int | float) and not isinstance(value, bool),
+                f"{w}.base.{key}",
+                f"expected a number, got {value!r}",
+            )
+        try:
+            validate_thresholds(self.action_thresholds, self.action_labels)
+        except ThresholdError as exc:
+            raise ConfigError(f"{w}.action_thresholds/action_labels: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Split:
+    """One example table as arrays: features (float32), labels (0/1) and the metadata frame."""
+
+    X: np.ndarray
+    y: np.ndarray
+    meta: pd.DataFrame
+
+
+def split_from_frame(df: pd.DataFrame, names: Sequence[str], where: str) -> Split:
+    """Check an example table against the spec's feature names and turn it into arrays."""
+    missing = [c for c in ("label", *names) if c not in df.columns]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing[:10]} (feature spec order)")
+    if len(df) == 0:
+        raise ValueError(f"{where}: no rows")
+    y = df["label"].to_numpy()
+    bad = np.flatnonzero(~np.isin(y, (0, 1)))
+    if bad.size:
+        raise ValueError(
+            f"{where}: column 'label' must be 0 or 1; rows {bad[:5].tolist()} hold "
+            f"{y[bad[:5]].tolist()}"
+        )
+    X = df[list(names)].to_numpy(dtype=np.float32)
+    inf_rows = np.flatnonzero(np.isinf(X).any(axis=1))
+    if inf_rows.size:
+        col = int(np.flatnonzero(np.isinf(X[inf_rows[0]]))[0])
+        raise ValueError(
+            f"{where}: row {int(inf_rows[0])} column '{names[col]}' is infinite "
+            f"({inf_rows.size} rows); features must be finite or NaN"
+        )
+    meta_cols = [c for c in META_COLUMNS if c in df.columns]
+    return Split(X=X, y=y.astype(np.int8), meta=df[meta_cols].reset_index(drop=True))
+
+
+def load_split(path: Path | str, names: Sequence[str]) -> Split:
+    """Read one Parquet example table (``outputs/features/<split>.parquet``)."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: example table not found (run the features stage)")
+    return split_from_frame(pd.read_parquet(path), names, str(path))
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def lgb_params(
+    overrides: Mapping[str, Any], *, seed: int, num_threads: int, scale_pos_weight: float | None
+) -> dict[str, Any]:
+    """Full LightGBM parameter dict: deterministic, col-wise, quiet, plus the tuned values."""
+    params: dict[str, Any] = {
+        "objective": "binary",
+        "metric": ["binary_logloss", "auc"],
+        "first_metric_only": True,
+        "verbosity": -1,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "num_threads": num_threads,
+    }
+    for key, value in overrides.items():
+        params[key] = int(round(value)) if key in _INT_KEYS else float(value)
+    if params.get("bagging_fraction", 1.0) < 1.0 and "bagging_freq" not in params:
+        params["bagging_freq"] = 1
+    if scale_pos_weight is not None:
+        params["scale_pos_weight"] = scale_pos_weight
+    return params
+
+
+def class_weights(
+    y: np.ndarray, imbalance: str
+) -> tuple[np.ndarray | None, float | None]:
+    """Sample weights (``balanced``) or ``scale_pos_weight`` from the train labels."""
+    n_pos = int(y.sum())
+    n_neg = int(y.size - n_pos)
+    if imbalance == "none" or n_pos == 0 or n_neg == 0:
+        return None, None
+    if imbalance == "balanced":
+        w = np.where(y == 1, y.size / (2.0 * n_pos), y.size / (2.0 * n_neg))
+        return w.astype(np.float64), None
+    if imbalance == "scale_pos_weight":
+        return None, n_neg / n_pos
+    raise ConfigError(f"train_weakness.imbalance: {imbalance!r} not one of none/balanced/...")
+
+
+def train_booster(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    *,
+    params: Mapping[str, Any],
+    feature_names: Sequence[str],
+    imbalance: str,
+    seed: int,
+    num_threads: int,
+    num_boost_round: int,
+    early_stopping_rounds: int,
+) -> lgb.Booster:
+    """Fit a booster on ``train`` with early stopping on ``val`` (later in time)."""
+    import lightgbm as lgb
+
+    X_tr, y_tr = train
+    X_va, y_va = val
+    weight, spw = class_weights(y_tr, imbalance)
+    full = lgb_params(params, seed=seed, num_threads=num_threads, scale_pos_weight=spw)
+    names = [str(n) for n in feature_names]
+    dtrain = lgb.Dataset(
+        X_tr, label=y_tr, weight=weight, feature_name=names, free_raw_data=True, params=full
+    )
+    dval = lgb.Dataset(X_va, label=y_va, reference=dtrain, feature_name=names)
+    booster = lgb.train(
+        full,
+        dtrain,
+        num_boost_round=num_boost_round,
+        valid_sets=[dval],
+        valid_names=["val"],
+        callbacks=[lgb.early_stopping(early_stopping_rounds, verbose=False)],
+    )
+    return booster
+
+
+def predict_raw(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
+    """Uncalibrated probability of a fail at the best iteration (float64)."""
+    return np.asarray(booster.predict(X, num_iteration=booster.best_iteration), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def fit_calibration(p_raw: np.ndarray, y: np.ndarray, method: str) -> dict[str, Any]:
+    """Fit the calibration map on held-out predictions; returns the JSON-able dict.
+
+    Platt (the default) is smooth and strictly increasing: it keeps the ranking (AUC), fixes the
+    logit shift that class weighting introduces, and keeps the ONNX parity gate meaningful on
+    calibrated probabilities (float32 noise of ~1e-7 stays ~1e-7). Isotonic is piecewise linear
+    between the fit's block ends; its ramps between adjacent blocks can be steep enough to blow a
+    1e-7 raw difference up to ~1e-4 (measured), so it is opt-in.
+    """
+    p = np.asarray(p_raw, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if method == "none":
+        return {"method": "identity"}
+    if y.min() == y.max():
+        raise CalibrationError("calibration: validation labels are all one class")
+    if method == "isotonic":
+        from sklearn.isotonic import IsotonicRegression
+
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
+        return {
+            "method": "isotonic",
+            "x": [float(v) for v in iso.X_thresholds_],
+            "y": [float(v) for v in iso.y_thresholds_],
+            "n_fit": int(p.size),
+        }
+    if method == "platt":
+        from sklearn.linear_model import LogisticRegression
+
+        q = np.clip(p, 1e-12, 1 - 1e-12)
+        z = np.log(q / (1 - q)).reshape(-1, 1)
+        lr = LogisticRegression(C=1e6, max_iter=1000).fit(z, y)
+        return {
+            "method": "platt",
+            "a": float(lr.coef_[0, 0]),
+            "b": float(lr.intercept_[0]),
+            "n_fit": int(p.size),
+        }
+    raise ConfigError(f"train_weakness.calibration: {method!r} not one of isotonic/platt/none")
+
+
+# ----------------------------------------------------------------------------- explanation
+
+
+def shap_values(booster: lgb.Booster, X: np.ndarray) -> np.ndarray:
+    """Per-row feature contributions in log-odds (last column = bias), from ``pred_contrib``."""
+    return np.asarray(
+        booster.predict(X, num_iteration=booster.best_iteration, pred_contrib=True),
+        dtype=np.float64,
+    )
+
+
+def global_importance(
+    booster: lgb.Booster, X: np.ndarray, names: Sequence[str]
+) -> list[dict[str, Any]]:
+    """Mean |SHAP| per feature, largest first (the global importance plot's data)."""
+    contrib = shap_values(booster, X)[:, : len(names)]
+    mean_abs = np.abs(contrib).mean(axis=0)
+    order = np.argsort(-mean_abs, kind="stable")
+    return [{"feature": names[i], "mean_abs_shap": float(mean_abs[i])} for i in order]
+
+
+def explain(
+    booster: lgb.Booster, x_row: np.ndarray, names: Sequence[str], top_k: int = 5
+) -> list[tuple[str, float]]:
+    """The ``top_k`` features that pushed this prediction most (log-odds contribution, signed)."""
+    x = np.asarray(x_row, dtype=np.float32).reshape(1, -1)
+    if x.shape[1] != len(names):
+        raise ValueError(f"x_row: expected {len(names)} features, got {x.shape[1]}")
+    contrib = shap_values(booster, x)[0, : len(names)]
+    order = np.argsort(-np.abs(contrib), kind="stable")[: max(top_k, 0)]
+    return [(str(names[i]), float(contrib[i])) for i in order]
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    """A config dataclass as plain JSON-able data (tuples to lists, nested dataclasses)."""
+    return dataclasses.asdict(cfg)
