@@ -231,8 +231,8 @@ def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, p
     out_ts = np.empty(total, np.int64)
     out_score = np.empty(total, np.float64)
     out_time = np.empty(total, np.float64)
-    out_hints = np.empty(total, np.int64)
-    out_attempt = np.empty(total, np.int64)
+    out_hints = np.empty(total, np.int16)
+    out_attempt = np.empty(total, np.int16)
     out_revisit = np.empty(total, np.bool_)
     out_pfail = np.empty(total, np.float64)
     out_mastery = np.empty(total, np.float64)
@@ -362,22 +362,25 @@ def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, p
             prev_kind[u] = kind
         clock[:na] = now
 
-    return _to_frames(
-        cfg,
-        start_s=start_s,
-        user=inv_order[out_user],
-        topic=out_topic,
-        item=out_item,
-        kind=out_kind,
-        ts=out_ts,
-        score=out_score,
-        time_spent=out_time,
-        hints=out_hints,
-        attempt=out_attempt,
-        revisit=out_revisit,
-        p_fail=out_pfail,
-        mastery=out_mastery,
-    )
+    # Free the simulation state before building the frames (peak memory at 10M events).
+    del planned, offsets, counts, n_acts, seen, units, last, next_item
+    cols: dict[str, np.ndarray] = {
+        "user": inv_order[out_user],
+        "topic": out_topic,
+        "item": out_item,
+        "kind": out_kind,
+        "ts": out_ts,
+        "score": out_score,
+        "time_spent": out_time,
+        "hints": out_hints,
+        "attempt": out_attempt,
+        "revisit": out_revisit,
+        "p_fail": out_pfail,
+        "mastery": out_mastery,
+    }
+    del out_user, out_topic, out_item, out_kind, out_ts, out_score, out_time, out_hints
+    del out_attempt, out_revisit, out_pfail, out_mastery
+    return _to_frames(cfg, start_s=start_s, cols=cols)
 
 
 def _labels(prefix: str, n: int) -> list[str]:
@@ -396,26 +399,20 @@ def _decode(codes: np.ndarray, labels: list[str]) -> pd.Series:
 
 
 def _to_frames(
-    cfg: SimulatorConfig,
-    *,
-    start_s: int,
-    user: np.ndarray,
-    topic: np.ndarray,
-    item: np.ndarray,
-    kind: np.ndarray,
-    ts: np.ndarray,
-    score: np.ndarray,
-    time_spent: np.ndarray,
-    hints: np.ndarray,
-    attempt: np.ndarray,
-    revisit: np.ndarray,
-    p_fail: np.ndarray,
-    mastery: np.ndarray,
+    cfg: SimulatorConfig, *, start_s: int, cols: dict[str, np.ndarray]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sort by (timestamp, user_id) and build the event and oracle frames."""
+    """Sort by (timestamp, user_id) and build the event and oracle frames.
+
+    Consumes ``cols`` (arrays indexed by event position), one column at a time, so that at
+    most one unsorted and one sorted copy of a column are alive together.
+    """
     import pandas as pd
 
-    order = np.lexsort((user, ts))
+    order = np.lexsort((cols["user"], cols["ts"]))
+
+    def take(name: str) -> np.ndarray:
+        return cols.pop(name)[order]
+
     n_i = cfg.items_per_topic
     t_labels = _labels("t", cfg.n_topics)
     width = len(str(n_i - 1))
@@ -425,20 +422,21 @@ def _to_frames(
         for k in (_QUIZ, _MINIGAME)
         for i in range(n_i)
     ]
-    topic_o = topic[order]
-    events = pd.DataFrame(
-        {
-            "user_id": _decode(user[order], _labels("u", cfg.n_learners)),
-            "topic_id": _decode(topic_o, t_labels),
-            "item_id": _decode(topic_o * (2 * n_i) + item[order], item_labels),
-            "timestamp": ts[order] + start_s,
-            "activity": _decode(kind[order].astype(np.int32), ["quiz", "minigame"]),
-            "score": score[order],
-            "time_spent_s": time_spent[order],
-            "hints_used": hints[order],
-            "attempt": attempt[order],
-            "is_revisit": revisit[order],
-        }
+    topic = take("topic")
+    data: dict[str, object] = {}
+    data["user_id"] = _decode(take("user"), _labels("u", cfg.n_learners))
+    data["topic_id"] = _decode(topic, t_labels)
+    data["item_id"] = _decode(topic * (2 * n_i) + take("item"), item_labels)
+    del topic
+    data["timestamp"] = take("ts") + start_s
+    data["activity"] = _decode(take("kind").astype(np.int32), ["quiz", "minigame"])
+    data["score"] = take("score")
+    data["time_spent_s"] = take("time_spent")
+    data["hints_used"] = take("hints").astype(np.int64)
+    data["attempt"] = take("attempt").astype(np.int64)
+    data["is_revisit"] = take("revisit")
+    events = pd.DataFrame(data, copy=False)
+    oracle = pd.DataFrame(
+        {"p_fail_true": take("p_fail"), "mastery_true": take("mastery")}, copy=False
     )
-    oracle = pd.DataFrame({"p_fail_true": p_fail[order], "mastery_true": mastery[order]})
     return events, oracle

@@ -132,9 +132,7 @@ def manifest_draft(
             "d_model": int(model_config.d_model),
             "vocab_size": int(model_config.vocab_size),
         },
-        "sizes_bytes": {
-            p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()
-        },
+        "sizes_bytes": {p.name: p.stat().st_size for p in sorted(out_dir.iterdir()) if p.is_file()},
     }
 
 
@@ -207,7 +205,9 @@ def check_parity(
             max_diff, worst = diff, i
     n = len(input_ids)
     share = (n - len(mismatched)) / n
-    report = ParityReport(n, n - len(mismatched), share, max_diff, tuple(mismatched), max_new_tokens)
+    report = ParityReport(
+        n, n - len(mismatched), share, max_diff, tuple(mismatched), max_new_tokens
+    )
     problems = []
     if share < min_match_share:
         named = "; ".join(f"#{i}: {prompts[i]!r}" for i in mismatched[:10])

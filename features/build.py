@@ -80,6 +80,8 @@ def _validate(events: pd.DataFrame, oracle: pd.DataFrame | None) -> None:
 
 def _grouped_run(
     group_code: np.ndarray,
+    n_codes: int,
+    time_order: np.ndarray,
     ts: np.ndarray,
     arrays: dict[str, np.ndarray],
     is_query: np.ndarray,
@@ -87,14 +89,19 @@ def _grouped_run(
     n_cols: int,
 ) -> np.ndarray:
     """Run the compiled kernel with ``group_code`` as the group; rows back in input order."""
-    order = np.lexsort((ts, group_code))
+    order = group_time_order(group_code, n_codes, time_order)
     code_sorted = group_code[order]
     change = np.empty(len(order), dtype=bool)
     if len(order):
         change[0] = True
         np.not_equal(code_sorted[1:], code_sorted[:-1], out=change[1:])
+    del code_sorted
     query_sorted = is_query[order]
-    out = run_kernel(
+    # output row of each query = its rank among the queries in input order (no second sort)
+    rank = np.cumsum(is_query, dtype=np.int64) - 1
+    dest = rank[order[query_sorted]]
+    del rank
+    return run_kernel(
         compiled_kernel(),
         starts=group_starts(change),
         ts=ts[order],
@@ -108,10 +115,60 @@ def _grouped_run(
         rate=decay_rate(spec["half_life_s"]),
         pass_mark=spec["pass_mark"],
         n_cols=n_cols,
+        dest=dest,
     )
-    # kernel rows follow the sorted order of the query rows; put them back in input order
-    back = np.argsort(order[query_sorted], kind="stable")
-    return out[back]
+
+
+def _counting_order(code: np.ndarray, n_codes: int, base: np.ndarray) -> np.ndarray:
+    """Stable counting sort of the rows ``base`` by ``code`` (O(n), compiled with numba)."""
+    counts = np.zeros(n_codes + 1, dtype=np.int64)
+    for i in range(code.shape[0]):
+        counts[code[i] + 1] += 1
+    for c in range(n_codes):
+        counts[c + 1] += counts[c]
+    out = np.empty(base.shape[0], dtype=np.int64)
+    for i in range(base.shape[0]):
+        r = base[i]
+        c = code[r]
+        out[counts[c]] = r
+        counts[c] += 1
+    return out
+
+
+_COUNTING: Any = None
+
+
+def group_time_order(code: np.ndarray, n_codes: int, time_order: np.ndarray) -> np.ndarray:
+    """Row order by (group code, timestamp), input order breaking ties: np.lexsort((ts, code)).
+
+    ``time_order`` is the stable time order of the rows; a counting sort by group on top of it
+    keeps the batch build linear in the number of events (lexsort without numba).
+    """
+    global _COUNTING
+    if len(code) != len(time_order):
+        raise ValueError(f"group codes ({len(code)}) and time order ({len(time_order)}) differ")
+    if len(code) and (int(code.min()) < 0 or int(code.max()) >= n_codes):
+        # the compiled sort does no bounds checks: refuse codes outside [0, n_codes)
+        raise ValueError(f"group codes must be in [0, {n_codes}), got [{code.min()}, {code.max()}]")
+    if _COUNTING is None:
+        try:
+            import numba
+        except ImportError:  # pragma: no cover - numba is pinned in the training install
+            _COUNTING = False
+        else:
+            _COUNTING = numba.njit(cache=True, nogil=True)(_counting_order)
+    if _COUNTING is False:
+        return np.lexsort((np.argsort(time_order, kind="stable"), code))
+    return np.asarray(
+        _COUNTING(np.ascontiguousarray(code, dtype=np.int64), int(n_codes), time_order)
+    )
+
+
+def time_order_of(ts: np.ndarray) -> np.ndarray:
+    """Stable time order of the rows (the identity when events come sorted by time)."""
+    if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
+        return np.arange(len(ts), dtype=np.int64)
+    return np.argsort(ts, kind="stable").astype(np.int64)
 
 
 def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarray:
@@ -120,6 +177,10 @@ def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarra
 
     user_code, _ = pd.factorize(events["user_id"])
     topic_code, topic_uniques = pd.factorize(events["topic_id"])
+    for name, codes in (("user_id", user_code), ("topic_id", topic_code)):
+        bad = np.flatnonzero(codes < 0)
+        if bad.size:
+            raise ValueError(f"events: column '{name}' is missing at rows {bad[:5].tolist()}")
     n_topics = max(len(topic_uniques), 1)
     ts = events["timestamp"].to_numpy(dtype=np.int64)
     arrays = {
@@ -131,9 +192,16 @@ def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarra
     is_query = events["activity"].isin(spec["assessment_activities"]).to_numpy()
     n_kernel = len(kernel_columns(spec["rolling_windows"]))
     t0 = time.perf_counter()
+    n_users = max(int(user_code.max()) + 1 if len(user_code) else 0, 1)
+    time_order = time_order_of(ts)
     pair_code = user_code.astype(np.int64) * n_topics + topic_code.astype(np.int64)
-    topic_cols = _grouped_run(pair_code, ts, arrays, is_query, spec, n_kernel)
-    learner_cols = _grouped_run(user_code.astype(np.int64), ts, arrays, is_query, spec, N_LEARNER)
+    topic_cols = _grouped_run(
+        pair_code, n_users * n_topics, time_order, ts, arrays, is_query, spec, n_kernel
+    )
+    del pair_code
+    learner_cols = _grouped_run(
+        user_code.astype(np.int64), n_users, time_order, ts, arrays, is_query, spec, N_LEARNER
+    )
     peer_by_code = np.array([peer_topic_mean(spec["peer"], str(t)) for t in topic_uniques])
     peer = peer_by_code[topic_code[is_query]] if len(peer_by_code) else np.empty(0)
     features = assemble(topic_cols, learner_cols, peer)

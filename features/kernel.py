@@ -80,14 +80,16 @@ def feature_kernel(
     windows: np.ndarray,
     rate: float,
     pass_mark: float,
+    dest: np.ndarray,
     out: np.ndarray,
 ) -> int:
-    """Fill ``out[q, :]`` for the q-th query row (in row order); return the number of queries.
+    """Fill ``out[dest[q], :]`` for the q-th query row (in row order); return the query count.
 
     starts: int64 group offsets (len n_groups + 1); ts: int64 seconds, sorted within a group;
     score/time_spent/hints: float64; revisit/contributes/is_query: bool; windows: int64 window
-    sizes; rate: decay per second (`decay_rate`); out: float64 (n_queries, n_cols) where n_cols
-    <= len(kernel_columns(windows)) selects the leading columns.
+    sizes; rate: decay per second (`decay_rate`); dest: int64 output row of each query (lets the
+    batch path write rows straight back in input order); out: float64 (n_queries, n_cols) where
+    n_cols <= len(kernel_columns(windows)) selects the leading columns.
     """
     n_windows = windows.shape[0]
     n_base = 12
@@ -155,7 +157,8 @@ def feature_kernel(
                     row[9] = sum_hints / n
                     row[10] = n_rev
                     row[11] = n_rev / n
-                    for w in range(n_windows):
+                    # the windows are the costliest columns: skip them when not requested
+                    for w in range(n_windows if n_cols > n_base else 0):
                         k = windows[w]
                         m = k if k < n else n
                         s = 0.0
@@ -168,7 +171,7 @@ def feature_kernel(
                 for r in range(i, j):
                     if is_query[r]:
                         for c in range(n_cols):
-                            out[q, c] = row[c]
+                            out[dest[q], c] = row[c]
                         q += 1
             for r in range(i, j):
                 if contributes[r]:
@@ -239,9 +242,17 @@ def run_kernel(
     rate: float,
     pass_mark: float,
     n_cols: int,
+    dest: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Coerce dtypes the same way for both paths, allocate the output and run ``kernel``."""
+    """Coerce dtypes the same way for both paths, allocate the output and run ``kernel``.
+
+    ``dest`` (default: kernel order) must be a permutation of range(n_queries).
+    """
     n_queries = int(np.count_nonzero(is_query))
+    if dest is None:
+        dest = np.arange(n_queries, dtype=np.int64)
+    if dest.shape != (n_queries,):
+        raise ValueError(f"dest: expected {n_queries} output rows, got shape {dest.shape}")
     out = np.empty((n_queries, n_cols), dtype=np.float64)  # the kernel fills every row
     got = kernel(
         np.ascontiguousarray(starts, dtype=np.int64),
@@ -255,6 +266,7 @@ def run_kernel(
         np.asarray(windows, dtype=np.int64),
         float(rate),
         float(pass_mark),
+        np.ascontiguousarray(dest, dtype=np.int64),
         out,
     )
     if got != n_queries:
@@ -276,7 +288,14 @@ def peer_topic_mean(peer: Mapping[str, Any], topic_id: str) -> float:
 
 
 def assemble(topic_cols: np.ndarray, learner_cols: np.ndarray, peer: np.ndarray) -> np.ndarray:
-    """Final float32 feature matrix in `feature_names` order (same arithmetic in both paths)."""
-    diff = topic_cols[:, 1] - peer
-    full = np.concatenate([topic_cols, learner_cols, peer[:, None], diff[:, None]], axis=1)
-    return full.astype(np.float32)
+    """Final float32 feature matrix in `feature_names` order (same arithmetic in both paths).
+
+    Filled block by block (each float64 value cast once) to avoid a float64 copy of the whole.
+    """
+    n_topic, n_learner = topic_cols.shape[1], learner_cols.shape[1]
+    full = np.empty((topic_cols.shape[0], n_topic + n_learner + 2), dtype=np.float32)
+    full[:, :n_topic] = topic_cols
+    full[:, n_topic : n_topic + n_learner] = learner_cols
+    full[:, n_topic + n_learner] = peer
+    full[:, n_topic + n_learner + 1] = topic_cols[:, 1] - peer
+    return full

@@ -28,12 +28,14 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     weakness: str | None = typer.Option(
-        None, help="Weakness artifact: dir, version, alias (champion) or models:/ludora-weakness@champion."
+        None, help="Weakness artifact: dir, version, alias or models:/ludora-weakness@champion."
     ),
     generator: str | None = typer.Option(
         None, help="Generator artifact: dir, version, alias or models:/ludora-generator@champion."
     ),
-    artifact_root: str | None = typer.Option(None, help="Local artifact store (default: artifacts/)."),
+    artifact_root: str | None = typer.Option(
+        None, help="Local artifact store (default: artifacts/)."
+    ),
     max_concurrency: int | None = typer.Option(None, help="Concurrent inferences (default 2)."),
     request_timeout_s: float | None = typer.Option(None, help="Per-request inference timeout."),
 ) -> None:
@@ -41,15 +43,18 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
-    from serving.settings import ServingSettings
+    from serving.settings import ServingSettings, SettingsError
 
     if weakness is None and generator is None:
         raise typer.BadParameter("give --weakness and/or --generator")
-    settings = ServingSettings.from_env(
-        artifact_root=artifact_root,
-        max_concurrency=max_concurrency,
-        request_timeout_s=request_timeout_s,
-    )
+    try:
+        settings = ServingSettings.from_env(
+            artifact_root=artifact_root,
+            max_concurrency=max_concurrency,
+            request_timeout_s=request_timeout_s,
+        )
+    except SettingsError as exc:
+        raise typer.BadParameter(str(exc)) from exc
     api = create_app(weakness_ref=weakness, generator_ref=generator, settings=settings)
     uvicorn.run(api, host=host, port=port, log_level="info")
 

@@ -45,9 +45,13 @@ class ExportGeneratorConfig:
     def __post_init__(self) -> None:
         w = "export_generator"
         require(14 <= self.opset <= 21, f"{w}.opset", "must be in [14, 21]")
-        require(1 <= self.n_parity_prompts <= 10_000, f"{w}.n_parity_prompts", "must be in [1, 10000]")
         require(
-            1 <= self.parity_max_new_tokens <= 512, f"{w}.parity_max_new_tokens", "must be in [1, 512]"
+            1 <= self.n_parity_prompts <= 10_000, f"{w}.n_parity_prompts", "must be in [1, 10000]"
+        )
+        require(
+            1 <= self.parity_max_new_tokens <= 512,
+            f"{w}.parity_max_new_tokens",
+            "must be in [1, 512]",
         )
         require(0.0 <= self.min_match_share <= 1.0, f"{w}.min_match_share", "must be in [0, 1]")
         require(0.0 < self.logits_atol <= 1.0, f"{w}.logits_atol", "must be in (0, 1]")

@@ -194,9 +194,7 @@ def build_tokenizer(
     return "unigram"
 
 
-def corpus_metrics(
-    splits: dict[str, list[dict[str, Any]]], tokenizer_dir: Path
-) -> dict[str, Any]:
+def corpus_metrics(splits: dict[str, list[dict[str, Any]]], tokenizer_dir: Path) -> dict[str, Any]:
     """Sizes, topics, sources, combinations, vocabulary and token lengths for metrics/text.json."""
     from tokenizers import Tokenizer
 

@@ -161,7 +161,7 @@ def text_metric_fn(train_problems: Sequence[str]) -> Any:
             outputs,
             [str(r["target"]) for r in records],
             [list(r["keywords"]) for r in records],
-            list(train_problems),
+            set(train_problems),
         )
         return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
 

@@ -80,9 +80,13 @@ class TrainGeneratorConfig:
 
     def __post_init__(self) -> None:
         w = "train_generator"
-        require(bool(self.base_model.strip()), f"{w}.base_model", "must be 'scratch' or a model id/path")
+        require(
+            bool(self.base_model.strip()), f"{w}.base_model", "must be 'scratch' or a model id/path"
+        )
         unknown = sorted(set(self.model) - _MODEL_KEYS)
-        require(not unknown, f"{w}.model", f"unknown key(s) {unknown}; allowed {sorted(_MODEL_KEYS)}")
+        require(
+            not unknown, f"{w}.model", f"unknown key(s) {unknown}; allowed {sorted(_MODEL_KEYS)}"
+        )
         for key in ("d_model", "d_ff", "d_kv", "num_layers", "num_decoder_layers", "num_heads"):
             if key in self.model:
                 v = self.model[key]
@@ -159,7 +163,9 @@ def compute_metrics(
 
     refs = [r["target"] for r in test]
     keywords = [list(r.get("keywords", [])) for r in test]
-    train_problems = [str(r.get("problem", r["target"])) for r in train_records]
+    from serving.prompt import parse_target
+
+    train_problems = {str(r.get("problem") or parse_target(r["target"])[0]) for r in train_records}
     return dict(generation_metrics(preds, refs, keywords, train_problems))
 
 

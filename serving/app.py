@@ -157,29 +157,43 @@ class BodyLimitMiddleware:
                 if too_big:
                     await self._reject(scope, receive, send)
                     return
-        seen = 0
-
-        async def limited_receive() -> Any:
-            nonlocal seen
+        if any(name == b"content-length" for name, _ in scope.get("headers", [])):
+            await self.app(scope, receive, send)  # the server enforces the declared length
+            return
+        # Streamed (chunked) body: buffer it up to the limit, then replay it to the app.
+        chunks: list[bytes] = []
+        size = 0
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise _BodyTooLarge
-            return message
-
-        try:
-            await self.app(scope, limited_receive, send)
-        except _BodyTooLarge:
-            await self._reject(scope, receive, send)
+            if message["type"] != "http.request":
+                await self.app(scope, _replay([message]), send)
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+        await self.app(scope, _replay([body]), send)
 
     async def _reject(self, scope: Any, receive: Any, send: Any) -> None:
         response = _error(413, f"request body larger than {self.max_bytes} bytes")
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    pass
+def _replay(messages: list[Any]) -> Callable[[], Any]:
+    """An ASGI receive() that yields ``messages`` then waits like a client that sent all."""
+    pending = list(messages)
+
+    async def receive() -> Any:
+        if pending:
+            return pending.pop(0)
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def create_app(
@@ -236,14 +250,21 @@ def create_app(
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:  # FastAPI's "error parsing the body": too deep, huge number
             return _error(
-                422, [{"loc": ["body"], "msg": f"unreadable JSON body: {exc.detail}",
-                       "type": "json_invalid"}]
+                422,
+                [
+                    {
+                        "loc": ["body"],
+                        "msg": f"unreadable JSON body: {exc.detail}",
+                        "type": "json_invalid",
+                    }
+                ],
             )
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestError)
     async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        loc = ["body", *[p for p in exc.field.split(".") if p and p != "body"]]
+        parts = exc.loc or tuple(p for p in exc.field.split(".") if p and p != "body")
+        loc = ["body", *[_safe(p) for p in parts]]
         return _error(422, [{"loc": loc, "msg": exc.message, "type": "value_error"}])
 
     @app.exception_handler(RecursionError)

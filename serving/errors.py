@@ -6,10 +6,11 @@ from __future__ import annotations
 class RequestError(ValueError):
     """A request that passed the schema but cannot be served; ``field`` names the culprit (422)."""
 
-    def __init__(self, field: str, message: str) -> None:
+    def __init__(self, field: str, message: str, loc: tuple[str | int, ...] = ()) -> None:
         super().__init__(f"{field}: {message}")
         self.field = field
         self.message = message
+        self.loc = loc  # structured path (pydantic style) when known
 
 
 class ArtifactError(ValueError):

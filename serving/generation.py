@@ -137,7 +137,9 @@ class OnnxSeq2SeqGenerator:
             ]
             self._with_past_outputs = [o.name for o in self.decoder_with_past.get_outputs()]
             # present.<i>.<decoder|encoder>.<key|value> feeds past_key_values.<same suffix>.
-            available = {n.replace("present.", "past_key_values.", 1) for n in self._decoder_outputs}
+            available = {
+                n.replace("present.", "past_key_values.", 1) for n in self._decoder_outputs
+            }
             missing = [n for n in self._past_names if n not in available]
             if missing:
                 raise ValueError(
@@ -211,7 +213,11 @@ class OnnxSeq2SeqGenerator:
     ) -> dict[str, np.ndarray]:
         outs = self.decoder.run(
             self._decoder_outputs,
-            {"input_ids": decoder_ids, "encoder_hidden_states": hidden, "encoder_attention_mask": mask},
+            {
+                "input_ids": decoder_ids,
+                "encoder_hidden_states": hidden,
+                "encoder_attention_mask": mask,
+            },
         )
         return dict(zip(self._decoder_outputs, outs, strict=True))
 
@@ -240,7 +246,9 @@ class OnnxSeq2SeqGenerator:
         ``use_cache=False`` re-runs the full decoder over all tokens each step (benchmark only).
         """
         n_new = self.default_max_new_tokens if max_new_tokens is None else max_new_tokens
-        _check_sampling_args(max_new_tokens=n_new, temperature=temperature, top_k=top_k, top_p=top_p)
+        _check_sampling_args(
+            max_new_tokens=n_new, temperature=temperature, top_k=top_k, top_p=top_p
+        )
         if use_cache and self.decoder_with_past is None:
             raise ValueError("use_cache: this model was opened without decoder_with_past")
         rng = np.random.default_rng(seed) if do_sample else None

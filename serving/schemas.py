@@ -29,7 +29,6 @@ _TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
 _WORD_PATTERN = r"^[^\x00-\x1f\x7f-\x9f,:]*[^\x00-\x1f\x7f-\x9f,:\s][^\x00-\x1f\x7f-\x9f,:]*$"
 
 
-
 def _not_reserved(topic: str) -> str:
     if topic.startswith(limits.RESERVED_TOPIC_PREFIX):
         raise ValueError(f"topic ids starting with {limits.RESERVED_TOPIC_PREFIX!r} are reserved")
@@ -63,9 +62,9 @@ class Attempt(_Strict):
 
     score: Score
     timestamp: Timestamp = Field(description="UTC seconds since the epoch")
-    time_spent_s: Annotated[
-        float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)
-    ] | None = None
+    time_spent_s: (
+        Annotated[float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)] | None
+    ) = None
     hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS)] | None = None
     is_revisit: bool = False
     activity: Activity = "quiz"
@@ -85,9 +84,7 @@ class WeaknessPredictionInput(_Strict):
     ] = Field(default_factory=dict)
     recent_quiz_scores: Annotated[
         Annotated[
-            dict[
-                TopicId, Annotated[list[Score], Field(max_length=limits.MAX_SCORES_PER_TOPIC)]
-            ],
+            dict[TopicId, Annotated[list[Score], Field(max_length=limits.MAX_SCORES_PER_TOPIC)]],
             Field(max_length=limits.MAX_TOPICS),
             Tag("by_topic"),
         ]
@@ -150,9 +147,7 @@ class WeaknessPredictionInput(_Strict):
 
     def topics(self) -> list[str]:
         """Distinct topics named by any field, sorted (the topics a prediction is made for)."""
-        names: set[str] = set(self.average_score_per_topic) | set(
-            self.time_spent_per_topic_minutes
-        )
+        names: set[str] = set(self.average_score_per_topic) | set(self.time_spent_per_topic_minutes)
         if isinstance(self.recent_quiz_scores, dict):
             names |= set(self.recent_quiz_scores)
         names |= set(self.recent_attempts or {})
@@ -214,7 +209,7 @@ class WordProblemInput(_Strict):
 
 
 class WordProblemOutput(BaseModel):
-    """The generated problem; ``equation``/``answer`` only when they passed the consistency check."""
+    """The generated problem; ``equation``/``answer`` only when they pass the consistency check."""
 
     generated_problem_text: str
     equation: str | None = None

@@ -72,9 +72,7 @@ def resolve_local(artifact_root: Path, model: str, ref: str) -> Path:
             aliases = read_aliases(model_root)
             target = aliases.get(ref)
             if target is None or isinstance(target, bool) or not str(target).isdigit():
-                known = sorted(
-                    k for k, v in aliases.items() if k != "history" and v is not None
-                )
+                known = sorted(k for k, v in aliases.items() if k != "history" and v is not None)
                 raise ArtifactResolutionError(
                     f"'{ref}' is not a directory, a version or a set alias of {model_root} "
                     f"(aliases set: {known})"
@@ -133,7 +131,7 @@ def _rest_version_tags(
         query = {"name": name, "version": str(version)}
     url = base.rstrip("/") + endpoint + "?" + urllib.parse.urlencode(query)
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s) as resp:  # noqa: S310 (http(s) only)
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
             payload = json.loads(resp.read().decode())
     except urllib.error.HTTPError as exc:
         raise ArtifactResolutionError(f"{url}: registry answered HTTP {exc.code}") from exc

@@ -25,8 +25,8 @@ from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPred
 from serving.settings import ServingSettings
 from serving.store import resolve_artifact
 from serving.weakness_post import (
-    apply_calibration,
     action_levels,
+    apply_calibration,
     validate_calibration,
     validate_thresholds,
 )
@@ -63,11 +63,14 @@ def build_history(
     (quiz events spaced ``quiz_spacing_s`` apart, the last one ``quiz_spacing_s`` before ``now``)
     > ``average_score_per_topic`` (one quiz event at ``now - quiz_spacing_s``).
     ``time_spent_per_topic_minutes`` is shared equally by the topic's events that carry no
-    ``time_spent_s``; time spent and hints left unknown are NaN (the kernel's missing value). A flat ``recent_quiz_scores`` list becomes quiz events of a reserved topic
-    that is never predicted, so it moves only the learner-level features.
+    ``time_spent_s``; time spent and hints left unknown are NaN (the kernel's missing value).
+    A flat ``recent_quiz_scores`` list becomes quiz events of a reserved topic that is never
+    predicted, so it moves only the learner-level features.
     """
     cols: dict[str, list[Any]] = {c: [] for c in HISTORY_COLUMNS}
-    quiz_by_topic = request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
+    quiz_by_topic = (
+        request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
+    )
     attempts_by_topic = request.recent_attempts or {}
 
     def add(
@@ -118,7 +121,9 @@ def build_history(
                 "quiz",
             )
         minutes = request.time_spent_per_topic_minutes.get(topic)
-        missing = [i for i in range(first, len(cols["topic_id"])) if cols["time_spent_s"][i] is None]
+        missing = [
+            i for i in range(first, len(cols["topic_id"])) if cols["time_spent_s"][i] is None
+        ]
         if minutes is not None and missing:
             share = float(minutes) * 60.0 / len(missing)
             for i in missing:
@@ -207,6 +212,7 @@ class WeaknessModel:
                     raise RequestError(
                         f"recent_attempts[{topic!r}][{i}].timestamp",
                         f"{a.timestamp} is after now={t_now}",
+                        loc=("recent_attempts", topic, i, "timestamp"),
                     )
         history = build_history(request, now=t_now, quiz_spacing_s=self.settings.quiz_spacing_s)
         try:

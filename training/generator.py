@@ -154,7 +154,11 @@ def collate(
     """Padded batch; padded label positions are -100 so the loss ignores them."""
     input_ids = _pad(sources, pad_id)
     labels = _pad(targets, -100)
-    return {"input_ids": input_ids, "attention_mask": (input_ids != pad_id).long(), "labels": labels}
+    return {
+        "input_ids": input_ids,
+        "attention_mask": (input_ids != pad_id).long(),
+        "labels": labels,
+    }
 
 
 def _batches(n: int, batch_size: int, order: Sequence[int]) -> list[list[int]]:
@@ -271,9 +275,7 @@ def train(
         hist.val_steps.append(step)
         hist.val_loss.append(val)
         hist.epoch_train_loss.append(running / max(1, n_batches))
-        logger.info(
-            "epoch %d: train loss %.4f, val loss %.4f", epoch + 1, running / n_batches, val
-        )
+        logger.info("epoch %d: train loss %.4f, val loss %.4f", epoch + 1, running / n_batches, val)
         if on_epoch is not None:
             on_epoch(epoch + 1, running / max(1, n_batches), val)
         if val < hist.best_val_loss:
@@ -313,7 +315,9 @@ def generate_texts(
     texts: dict[int, str] = {}
     with torch.no_grad():
         for idx in tqdm(_batches(len(order), batch_size, order), desc="generate"):
-            input_ids = _pad([encode_text(tokenizer, prompts[i], max_source_len) for i in idx], pad_id)
+            input_ids = _pad(
+                [encode_text(tokenizer, prompts[i], max_source_len) for i in idx], pad_id
+            )
             gen = model.generate(
                 input_ids=input_ids,
                 attention_mask=(input_ids != pad_id).long(),

@@ -24,7 +24,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from serving.manifest import ALIASES_NAME, list_versions, load_manifest, read_aliases
+from serving.manifest import (
+    ALIASES_NAME,
+    ManifestError,
+    list_versions,
+    load_manifest,
+    read_aliases,
+    verify_artifact,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +79,7 @@ class Decision:
     reasons: list[str]
     candidate_metrics: dict[str, float]
     champion_metrics: dict[str, float] | None
+    note: str = ""
 
     def summary(self) -> str:
         head = (
@@ -79,7 +87,7 @@ class Decision:
             f"{'no champion' if self.champion is None else f'champion v{self.champion}'}: "
         )
         if self.passed:
-            return head + ("promoted" if self.promoted else "passes (not moved: dry run)")
+            return head + ("promoted" if self.promoted else self.note or "passes (not moved)")
         return head + "refused\n  " + "\n  ".join(self.reasons)
 
 
@@ -260,12 +268,16 @@ def promote(
     cand_dir = model_root / str(version)
     if champ == version:
         metrics, _ = evaluate(cand_dir, None)
-        return Decision(model, version, champ, True, False, [], metrics, None)
+        return Decision(
+            model, version, champ, True, False, [], metrics, None, note="already the champion"
+        )
     champ_dir = None if champ is None else model_root / str(champ)
     cand_metrics, champ_metrics = evaluate(cand_dir, champ_dir)
     reasons = validate(cand_metrics, champ_metrics, rules)
-    if not load_manifest(cand_dir).get("gates_passed"):
-        reasons.append(f"v{version}: manifest gates did not pass")
+    try:  # never promote files that differ from what was packaged and gated
+        verify_artifact(cand_dir)
+    except ManifestError as exc:
+        reasons.append(str(exc))
     passed = not reasons
     promoted = False
     if passed and not dry_run:
@@ -273,7 +285,15 @@ def promote(
         _set_champion(client, name, model, history, artifacts_root, f"promote v{version}")
         promoted = True
     decision = Decision(
-        model, version, champ, passed, promoted, reasons, cand_metrics, champ_metrics
+        model,
+        version,
+        champ,
+        passed,
+        promoted,
+        reasons,
+        cand_metrics,
+        champ_metrics,
+        note="dry run: nothing moved" if dry_run else "",
     )
     logger.info(decision.summary())
     return decision

@@ -86,7 +86,10 @@ def generation_metrics(
     pred_problems = [p for p, _ in pred_parsed]
     ref_problems = [parse_target(r)[0] for r in refs]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
-    rouge = [scorer.score(r, p)["rougeL"].fmeasure for p, r in zip(pred_problems, ref_problems)]
+    rouge = [
+        scorer.score(r, p)["rougeL"].fmeasure
+        for p, r in zip(pred_problems, ref_problems, strict=True)
+    ]
     bleu = sacrebleu.corpus_bleu(pred_problems, [ref_problems]).score / 100.0
     train_norm = {_norm(t) for t in train_problems}
     n = len(preds)
@@ -94,7 +97,7 @@ def generation_metrics(
         "rouge_l": sum(rouge) / n,
         "bleu": bleu,
         "keyword_coverage": sum(
-            keyword_coverage(p, k) for p, k in zip(pred_problems, keywords)
+            keyword_coverage(p, k) for p, k in zip(pred_problems, keywords, strict=True)
         )
         / n,
         "well_formed_rate": sum(well_formed(p) for p in pred_problems) / n,

@@ -1,0 +1,1 @@
+"""Word-problem corpora: embedded templates, real-corpus adapters, keywords, splits."""

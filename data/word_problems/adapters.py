@@ -146,12 +146,14 @@ def _consistent(equation: str, answer: float) -> float:
 # ----------------------------------------------------------------------------- GSM8K
 
 
-def gsm8k_equation(question: str, solution: str) -> str:
+def gsm8k_equation(question: str, solution: str, answer: float | None = None) -> str:
     """One infix equation from GSM8K's calculator annotations ``<<48/2=24>>``.
 
     A number in a later step that equals an earlier step's result (and is not written in the
-    question) is replaced by that step's expression in parentheses, so the final step expands to
-    one equation over the question's numbers. Raises EquationError when there is no annotation.
+    question) is replaced by that step's expression in parentheses, so a step expands to one
+    equation over the question's numbers. The step returned is the last one whose result is
+    ``answer`` (solutions often end with an unannotated remark), else the last step. Raises
+    EquationError when there is no annotation.
     """
     steps = _ANNOTATION.findall(solution)
     if not steps:
@@ -159,6 +161,7 @@ def gsm8k_equation(question: str, solution: str) -> str:
     given = set(numbers_in(question))
     expanded: dict[float, str] = {}
     last = ""
+    best: str | None = None
     for expr, result in steps:
         expr = expr.replace(",", "").replace("x", "*").replace("×", "*")
 
@@ -170,13 +173,18 @@ def gsm8k_equation(question: str, solution: str) -> str:
 
         last = _clean_spaces(_NUMBER_TOKEN.sub(sub, expr.strip()))
         try:
-            expanded.setdefault(float(result.replace(",", "").strip()), last)
+            value = float(result.replace(",", "").strip())
         except ValueError:
             continue
-    return last
+        expanded.setdefault(value, last)
+        if answer is not None and math.isclose(value, answer, rel_tol=1e-9, abs_tol=1e-9):
+            best = last
+    return best if best is not None else last
 
 
-def read_gsm8k(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
+def read_gsm8k(
+    path: Path | str, *, max_rows: int | None = None
+) -> tuple[list[RawProblem], ReadReport]:
     """GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``)."""
     path = Path(path)
     if not path.is_file():
@@ -198,19 +206,21 @@ def read_gsm8k(path: Path | str, *, max_rows: int | None = None) -> tuple[list[R
                 raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
             question, solution = obj.get("question"), obj.get("answer")
             if not isinstance(question, str) or not isinstance(solution, str):
-                report.skip(row, "missing question/answer")
+                report.skip(row, "missing_field", "question/answer")
                 continue
             final = solution.rpartition("####")[2].strip().replace(",", "")
             try:
                 answer = float(final)
-                equation = gsm8k_equation(question, solution)
+                equation = gsm8k_equation(question, solution, answer)
                 _consistent(equation, answer)
             except (ValueError, EquationError) as exc:
                 report.skip(row, _reason(exc), str(exc))
                 continue
             problem = " ".join(question.split())
             out.append(
-                RawProblem(problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row)
+                RawProblem(
+                    problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row
+                )
             )
             report.kept += 1
     report.log()
@@ -235,7 +245,9 @@ def _join_body_question(body: str, question: str) -> str:
     return f"{body}. {question}"
 
 
-def read_svamp(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
+def read_svamp(
+    path: Path | str, *, max_rows: int | None = None
+) -> tuple[list[RawProblem], ReadReport]:
     """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
     path = Path(path)
     if not path.is_file():
@@ -253,11 +265,11 @@ def read_svamp(path: Path | str, *, max_rows: int | None = None) -> tuple[list[R
             break
         report.rows += 1
         if not isinstance(obj, dict):
-            report.skip(row, "not an object")
+            report.skip(row, "not_an_object")
             continue
         body, question, eq, ans = (obj.get(k) for k in ("Body", "Question", "Equation", "Answer"))
         if not isinstance(body, str) or not isinstance(question, str) or not isinstance(eq, str):
-            report.skip(row, "missing Body/Question/Equation")
+            report.skip(row, "missing_field", "Body/Question/Equation")
             continue
         try:
             answer = float(ans)  # type: ignore[arg-type]
@@ -317,8 +329,10 @@ def _detokenize(text: str) -> str:
     return text
 
 
-def read_mawps(path: Path | str, *, max_rows: int | None = None) -> tuple[list[RawProblem], ReadReport]:
-    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix ``Equation``."""
+def read_mawps(
+    path: Path | str, *, max_rows: int | None = None
+) -> tuple[list[RawProblem], ReadReport]:
+    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: MAWPS file not found")
@@ -353,10 +367,12 @@ def read_mawps(path: Path | str, *, max_rows: int | None = None) -> tuple[list[R
                 report.skip(row, _reason(exc), str(exc))
                 continue
             if not problem:
-                report.skip(row, "empty question")
+                report.skip(row, "empty_question")
                 continue
             out.append(
-                RawProblem(problem, equation, answer, topic_from_equation(equation, problem), "mawps", row)
+                RawProblem(
+                    problem, equation, answer, topic_from_equation(equation, problem), "mawps", row
+                )
             )
             report.kept += 1
     report.log()

@@ -66,7 +66,9 @@ def make_record(
     }
 
 
-def template_records(*, n: int, seed: int, topics: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def template_records(
+    *, n: int, seed: int, topics: Sequence[str] | None = None
+) -> list[dict[str, Any]]:
     """``n`` template problems as records; keyword order shuffled so prompts do not fix it."""
     kwargs: dict[str, Any] = {"n": n, "seed": seed}
     if topics:
@@ -144,22 +146,33 @@ def split_by_combination(
     """Train / val / test where val and test combinations never occur in train.
 
     Whole combinations are drawn (seeded) into test, then val, until each holds its share of
-    records; the rest is train. Record order inside a split follows the input order.
+    records; the rest is train. A combination is held out only if each of its keywords stays in
+    some training combination: the held-out sets test new *combinations* of known words (a
+    keyword the model never saw cannot be learnt, it would only be spelt letter by letter).
+    Record order inside a split follows the input order.
     """
     combos = sorted({combination(r) for r in records})
     random.Random(seed).shuffle(combos)
     sizes = Counter(combination(r) for r in records)
+    in_train: Counter[str] = Counter()  # records per keyword still assigned to train
+    for combo, size in sizes.items():
+        for kw in combo[1]:
+            in_train[kw] += size
     n = len(records)
     assign: dict[tuple[str, tuple[str, ...]], str] = {}
     filled = {"test": 0, "val": 0}
     targets = {"test": test_frac * n, "val": val_frac * n}
     for combo in combos:
         split = "train"
-        for name in ("test", "val"):
-            if filled[name] < targets[name]:
-                split = name
-                filled[name] += sizes[combo]
-                break
+        size = sizes[combo]
+        if all(in_train[kw] > size for kw in combo[1]):
+            for name in ("test", "val"):
+                if filled[name] < targets[name]:
+                    split = name
+                    filled[name] += size
+                    for kw in combo[1]:
+                        in_train[kw] -= size
+                    break
         assign[combo] = split
     out: dict[str, list[dict[str, Any]]] = {"train": [], "val": [], "test": []}
     for rec in records:

@@ -14,38 +14,44 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
-STOPWORDS: frozenset[str] = frozenset(
-    """
-    a about above after again against all almost along already also although always am among an
-    and another any anything are around as at away back be became because become been before
-    being below between both but by can cannot could did do does doing done down during each
-    either else enough even ever every few for from further get gets getting give gives given
-    go goes going got had has have having he her here hers herself him himself his how however
-    i if in into is it its itself just last least left less let like little long lot lots made
-    make makes many may me more most much must my myself need needs new next no nor not now of
-    off often on once one only or other others our ours out over own per put puts rest same
-    several she should since so some still such than that the their theirs them themselves then
-    there these they this those though through to together too total toward under until up upon
-    us used uses using very was we were what when where whether which while who whom whose why
-    will with within without would yet you your yours
-    altogether amount answer average bought buy buys cost costs each equal equally find first
-    half how much number numbers second third twice times took take takes want wants wanted
-    went will day days week weeks many much much more remaining remain remains rest bring brought
-    found find gave keep kept sold sell sells spent spend spends paid pay pays received receive
-    said asked ate eat eats tell told know knew think thought see saw look looked start started
-    end ended includes include include included use end finished finish full whole part parts
-    zero two three four five six seven eight nine ten eleven twelve hundred thousand dozen
-    """.split()
-)
-_DETERMINERS = frozenset("a an the each every of some her his their per".split())
+_STOPWORD_TEXT = """
+a about above after again against all almost along already also although always am among an
+and another any anything are around as at away back be became because become been before
+being below between both but by can cannot could did do does doing done down during each
+either else enough even ever every few for from further get gets getting give gives given
+go goes going got had has have having he her here hers herself him himself his how however
+i if in into is it its itself just last least left less let like little long lot lots made
+make makes many may me more most much must my myself need needs new next no nor not now of
+off often on once one only or other others our ours out over own per put puts rest same
+several she should since so some still such than that the their theirs them themselves then
+there these they this those though through to together too total toward under until up upon
+us used uses using very was we were what when where whether which while who whom whose why
+will with within without would yet you your yours
+altogether amount answer average bought buy buys cost costs equal equally find first half
+number numbers second third twice times took take takes want wants wanted went day days week
+weeks remaining remain remains bring brought found gave keep kept sold sell sells spent spend
+spends paid pay pays received receive said asked ate eat eats tell told know knew think
+thought see saw look looked start started end ended include includes included use finished
+finish full whole part parts zero two three four five six seven eight nine ten eleven twelve
+hundred thousand dozen
+"""
+STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
+_DETERMINER_TEXT = "a an the each every of some her his their per"
+_DETERMINERS = frozenset(_DETERMINER_TEXT.split())
 _SENTENCE_END = frozenset(".?!")
 
 
 def singular(word: str) -> str:
-    """A crude singular form used to merge 'apple'/'apples' and to match plural-tolerantly."""
+    """A canonical singular key that merges 'apple'/'apples', 'box'/'boxes', 'cookie'/'cookies'.
+
+    Crude on purpose (no dictionary): both forms of a word must map to the same key, which is
+    not always a real word ('cookie' -> 'cooky').
+    """
     w = word.lower()
     if len(w) > 4 and w.endswith("ies"):
         return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("ie"):
+        return w[:-2] + "y"
     if len(w) > 4 and w.endswith(("ches", "shes", "xes", "sses", "zes")):
         return w[:-2]
     if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):

@@ -13,6 +13,7 @@ numbers; the empty prefix draws a level at random.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,6 +109,35 @@ ITEMS: tuple[Noun, ...] = (
     _n("ruler"),
 )
 VEHICLES: tuple[str, ...] = ("car", "train", "bus", "truck", "boat", "plane", "tractor")
+# Word lists that give the fixed-context shapes a variable keyword, so one (topic, keyword set)
+# combination never stands for a whole shape (held-out combinations must leave shapes in train).
+WORDS: dict[str, tuple[str, ...]] = {
+    "place": ("garden", "field", "playground", "yard", "park", "patio", "lawn", "farm"),
+    "sq": ("tile", "photo", "window", "napkin", "card", "board"),
+    "cover": ("rug", "carpet", "mat", "blanket"),
+    "mat": ("ribbon", "rope", "string", "wire", "tape", "yarn"),
+    "dry": ("flour", "rice", "sugar", "sand", "potatoes", "salt"),
+    "vessel": ("jug", "tank", "bucket", "barrel", "bowl"),
+    "liquid": ("water", "juice", "milk", "lemonade", "soup"),
+    "long": ("plank", "pipe", "log", "pole", "rail"),
+    "pkg": ("parcel", "suitcase", "sack", "crate", "backpack"),
+    "instrument": ("piano", "violin", "guitar", "drums", "flute", "trumpet"),
+    "subject": ("maths", "art", "music", "science", "history", "spelling"),
+    "hobby": ("reading", "drawing", "swimming", "painting", "cycling", "gardening"),
+    "race": ("bike", "car", "horse", "running", "swimming", "boat"),
+    "show": ("film", "cartoon", "match", "play", "concert", "documentary"),
+    "sport": ("football", "tennis", "chess", "basketball", "hockey", "netball"),
+    "veg": ("tomatoes", "carrots", "beans", "roses", "tulips", "peppers"),
+    "event": ("show", "concert", "match", "museum", "zoo", "circus"),
+    "reading": ("book", "comic", "magazine", "novel", "story"),
+}
+CUPS: tuple[Noun, ...] = (
+    _n("bottle"),
+    _n("cup"),
+    _n("glass", "glasses"),
+    _n("carton"),
+    _n("flask"),
+)
 # Nouns counted by a number in some shapes: slot "<number>_<key>" renders count(number, noun).
 COUNTED: dict[str, Noun] = {
     "hour": _n("hour"),
@@ -195,7 +225,7 @@ def _division(rng: random.Random, lv: int) -> dict[str, float]:
 
 def _fractions(rng: random.Random, lv: int) -> dict[str, float]:
     d = rng.choice(((2, 3, 4), (2, 3, 4, 5), (2, 3, 4, 5, 6, 8), (3, 4, 5, 6, 8, 10))[lv])
-    n = _r(rng, 1, d - 1)
+    n = rng.choice([k for k in range(1, d) if math.gcd(k, d) == 1])  # 2/3, never 4/6
     a = d * _r(rng, 2, (3, 5, 8, 12)[lv])
     b = _r(rng, 1, a - 1)
     return {"a": a, "n": n, "d": d, "b": b}
@@ -218,7 +248,8 @@ def _speed(rng: random.Random, lv: int) -> dict[str, float]:
 
 def _money(rng: random.Random, lv: int) -> dict[str, float]:
     hi = (5, 10, 20, 50)[lv]
-    p, q = float(_r(rng, 1, hi)), float(_r(rng, 1, hi))
+    q = float(_r(rng, 1, hi))
+    p = q + _r(rng, 1, hi)  # p > q: "how much more does the first cost" stays positive
     if lv == 3 and rng.random() < 0.5:
         p += 0.5
     a, b = _r(rng, 2, 6), _r(rng, 2, 6)
@@ -454,10 +485,10 @@ TOPICS: tuple[Topic, ...] = (
                 ("km", "days"),
             ),
             S(
-                "{name} cuts a ribbon {a} cm long into {b} equal pieces. "
+                "{name} cuts a piece of {mat} {a} cm long into {b} equal pieces. "
                 "How long is each piece in cm?",
                 "{a} / {b}",
-                ("ribbon", "pieces"),
+                ("mat", "pieces"),
             ),
         ),
     ),
@@ -483,9 +514,9 @@ TOPICS: tuple[Topic, ...] = (
                 ("children", "school"),
             ),
             S(
-                "{name} read {n}/{d} of a book with {a_page}. How many pages did {he} read?",
+                "{name} read {n}/{d} of a {reading} with {a_page}. How many pages did {he} read?",
                 "{n} / {d} * {a}",
-                ("book", "pages"),
+                ("reading", "pages"),
             ),
             S(
                 "{name} has {a_obj} and gives {b_obj} to {name2}. "
@@ -494,16 +525,16 @@ TOPICS: tuple[Topic, ...] = (
                 ("objs", "fraction"),
             ),
             S(
-                "A rope is {a} m long. {name} cuts off {n}/{d} of it. "
+                "A {long} is {a} m long. {name} cuts off {n}/{d} of it. "
                 "How many metres does {he} cut off?",
                 "{n} / {d} * {a}",
-                ("rope", "metres"),
+                ("long", "metres"),
             ),
             S(
-                "A garden has {a} plants and {n}/{d} of them are tomatoes. "
-                "How many tomato plants are there?",
+                "A garden has {a} plants and {n}/{d} of them are {veg}. "
+                "How many of the plants are {veg}?",
                 "{a} * {n} / {d}",
-                ("garden", "plants"),
+                ("plants", "veg"),
             ),
         ),
     ),
@@ -518,22 +549,22 @@ TOPICS: tuple[Topic, ...] = (
                 ("objs", "shop"),
             ),
             S(
-                "There are {a} students in a school and {p}% of them play football. "
-                "How many students play football?",
+                "There are {a} students in a school and {p}% of them play {sport}. "
+                "How many students play {sport}?",
                 "{a} * {p} / 100",
-                ("students", "football"),
+                ("students", "sport"),
             ),
             S(
-                "A jacket costs ${a}. It is on sale with {p}% off. "
+                "A {item} costs ${a}. It is on sale with {p}% off. "
                 "How many dollars is the discount?",
                 "{a} * {p} / 100",
-                ("jacket", "discount"),
+                ("item", "discount"),
             ),
             S(
-                "{name} scored {p}% on a test with {a} questions. "
+                "{name} scored {p}% on a {subject} test with {a} questions. "
                 "How many questions did {he} answer correctly?",
                 "{p} / 100 * {a}",
-                ("test", "questions"),
+                ("subject", "questions"),
             ),
             S(
                 "{name} has {a_obj}. {name2} takes {b_obj}. "
@@ -627,10 +658,10 @@ TOPICS: tuple[Topic, ...] = (
                 ("savings", "weeks"),
             ),
             S(
-                "Tickets for a show cost ${p} for adults and ${q} for children. "
+                "Tickets for the {event} cost ${p} for adults and ${q} for children. "
                 "How many dollars do {a} adult tickets and {b} child tickets cost?",
                 "{a} * {p} + {b} * {q}",
-                ("tickets", "show"),
+                ("tickets", "event"),
             ),
             S(
                 "{name} and {name2} share a prize of ${e} equally. How many dollars does each "
@@ -651,28 +682,28 @@ TOPICS: tuple[Topic, ...] = (
         _measurement,
         (
             S(
-                "A ribbon is {a} cm long. {name} cuts off {b} cm. "
-                "How long is the ribbon now in cm?",
+                "A piece of {mat} is {a} cm long. {name} cuts off {b} cm. "
+                "How long is the {mat} now in cm?",
                 "{a} - {b}",
-                ("ribbon", "cm"),
+                ("mat", "cm"),
             ),
             S(
-                "{name} has {k} bags of flour that each weigh {q} kg. "
-                "What is the total mass of the flour in kg?",
+                "{name} has {k} bags of {dry} that each weigh {q} kg. "
+                "What is the total mass of the {dry} in kg?",
                 "{k} * {q}",
-                ("flour", "kg"),
+                ("dry", "kg"),
             ),
             S(
-                "A jug holds {a_litre} of water. {name} pours out {b_litre}. "
-                "How many litres are left in the jug?",
+                "A {vessel} holds {a_litre} of {liquid}. {name} pours out {b_litre}. "
+                "How many litres are left in the {vessel}?",
                 "{a} - {b}",
-                ("jug", "litres"),
+                ("vessel", "liquid"),
             ),
             S(
-                "A plank of wood is {kq} m long. It is cut into {k} equal pieces. "
+                "A {long} is {kq} m long. It is cut into {k} equal pieces. "
                 "How long is each piece in m?",
                 "{kq} / {k}",
-                ("plank", "pieces"),
+                ("long", "pieces"),
             ),
             S(
                 "{name} is {a} cm tall and {name2} is {b} cm taller. What is the height of "
@@ -681,15 +712,15 @@ TOPICS: tuple[Topic, ...] = (
                 ("height", "cm"),
             ),
             S(
-                "One parcel weighs {a} kg and another parcel weighs {b} kg. "
-                "How many kg do the two parcels weigh together?",
+                "One {pkg} weighs {a} kg and another {pkg} weighs {b} kg. "
+                "How many kg do the two together weigh?",
                 "{a} + {b}",
-                ("parcel", "kg"),
+                ("pkg", "kg"),
             ),
             S(
-                "A bottle holds {q} ml of juice. How many ml of juice do {k} bottles hold?",
+                "A {cup} holds {q} ml of {liquid}. How many ml of {liquid} do {k} {cups} hold?",
                 "{q} * {k}",
-                ("bottles", "juice"),
+                ("cups", "liquid"),
             ),
         ),
     ),
@@ -698,43 +729,43 @@ TOPICS: tuple[Topic, ...] = (
         _area,
         (
             S(
-                "A rectangular garden is {l} m long and {w} m wide. "
+                "A rectangular {place} is {l} m long and {w} m wide. "
                 "What is its area in square metres?",
                 "{l} * {w}",
-                ("garden", "area"),
+                ("place", "area"),
             ),
             S(
-                "A rectangle is {l} cm long and {w} cm wide. What is its perimeter in cm?",
+                "A rectangular {place} is {l} m long and {w} m wide. What is its perimeter in m?",
                 "2 * ({l} + {w})",
-                ("rectangle", "perimeter"),
+                ("place", "perimeter"),
             ),
             S(
-                "A square has 4 sides that are each {s} cm long. What is its perimeter in cm?",
+                "A square {sq} has 4 sides that are each {s} cm long. What is its perimeter in cm?",
                 "4 * {s}",
-                ("square", "perimeter"),
+                ("sq", "perimeter"),
             ),
             S(
-                "A square tile has sides of {s} cm. What is the area of the tile in square cm?",
+                "A square {sq} has sides of {s} cm. What is the area of the {sq} in square cm?",
                 "{s} ^ 2",
-                ("tile", "area"),
+                ("sq", "area"),
             ),
             S(
-                "A rectangular room has an area of {A} square metres and is {l} m long. "
-                "How wide is the room in m?",
+                "A rectangular {place} has an area of {A} square metres and is {l} m long. "
+                "How wide is the {place} in m?",
                 "{A} / {l}",
-                ("room", "area"),
+                ("place", "area"),
             ),
             S(
-                "A field is {l} m long and {w} m wide. A farmer puts a fence all the way "
+                "A {place} is {l} m long and {w} m wide. A fence is put all the way "
                 "around it. How many metres of fence are needed?",
                 "2 * ({l} + {w})",
-                ("field", "fence"),
+                ("place", "fence"),
             ),
             S(
-                "A rug is {l} m long and {w} m wide. How many square metres of floor "
+                "A {cover} is {l} m long and {w} m wide. How many square metres of floor "
                 "does it cover?",
                 "{l} * {w}",
-                ("rug", "floor"),
+                ("cover", "floor"),
             ),
         ),
     ),
@@ -743,28 +774,28 @@ TOPICS: tuple[Topic, ...] = (
         _time,
         (
             S(
-                "{name} practises the piano for {m} minutes every day. "
+                "{name} practises the {instrument} for {m} minutes every day. "
                 "How many minutes does {he} practise in {d_day}?",
                 "{m} * {d}",
-                ("piano", "minutes"),
+                ("instrument", "minutes"),
             ),
             S(
-                "A lesson lasts {a} minutes and the break after it lasts {b} minutes. "
+                "A {subject} lesson lasts {a} minutes and the break after it lasts {b} minutes. "
                 "How many minutes do the lesson and the break last together?",
                 "{a} + {b}",
-                ("lesson", "break"),
+                ("subject", "break"),
             ),
             S(
-                "{name} spent {a} minutes on homework and {b} minutes reading. "
-                "How many more minutes did {he} spend on homework than reading?",
+                "{name} spent {a} minutes on homework and {b} minutes {hobby}. "
+                "How many more minutes did {he} spend on homework than {hobby}?",
                 "{a} - {b}",
-                ("homework", "minutes"),
+                ("homework", "hobby"),
             ),
             S(
-                "A bus journey takes {a} minutes. The bus has already driven for {b} minutes. "
-                "How many minutes of the journey are left?",
+                "A {veh} journey takes {a} minutes. The {veh} has already travelled for "
+                "{b} minutes. How many minutes of the journey are left?",
                 "{a} - {b}",
-                ("bus", "journey"),
+                ("veh", "journey"),
             ),
             S(
                 "{name} gets {h_hour} of sleep every night. How many hours does {he} sleep "
@@ -773,16 +804,16 @@ TOPICS: tuple[Topic, ...] = (
                 ("sleep", "nights"),
             ),
             S(
-                "A race has {k} laps and each lap takes {m} minutes. "
+                "A {race} race has {k} laps and each lap takes {m} minutes. "
                 "How many minutes does the race take?",
                 "{k} * {m}",
                 ("race", "laps"),
             ),
             S(
-                "A film is {a} minutes long. {name} has watched {b} minutes of it. "
-                "How many minutes of the film are left to watch?",
+                "A {show} is {a} minutes long. {name} has watched {b} minutes of it. "
+                "How many minutes of the {show} are left to watch?",
                 "{a} - {b}",
-                ("film", "minutes"),
+                ("show", "minutes"),
             ),
         ),
     ),
@@ -827,7 +858,10 @@ def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
         "items": item.many,
         "item2": item2.one,
         "veh": rng.choice(VEHICLES),
+        **{key: rng.choice(words) for key, words in WORDS.items()},
     }
+    cup = rng.choice(CUPS)
+    slots["cup"], slots["cups"] = cup.one, cup.many
     nouns = {"obj": obj, "cont": cont, "item": item, **COUNTED}
     for key, value in numbers.items():
         slots[key] = fmt(value)

@@ -168,3 +168,11 @@ def test_duplicates_are_reported_with_other_problems(tmp_path: Path) -> None:
     joined = "\n".join(info.value.problems)
     assert "'score'" in joined and "line 2 ('7')" in joined
     assert "duplicate" in joined and "line 5 (('u1', 't1', 'i1', '1767571200'))" in joined
+
+
+def test_datetime_timestamps_become_seconds(tmp_path: Path) -> None:
+    good = read_events_file(write_csv(tmp_path / "ok.csv", ROWS))
+    frame = good.assign(timestamp=pd.to_datetime(good["timestamp"], unit="s", utc=True))
+    path = tmp_path / "dt.parquet"
+    frame.to_parquet(path, index=False)
+    assert read_events_file(path)["timestamp"].tolist() == good["timestamp"].tolist()

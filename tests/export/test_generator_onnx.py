@@ -41,7 +41,9 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
     root = tmp_path_factory.mktemp("gen_export")
     save_checkpoint_dir(root / "ckpt")
-    files = gx.export_onnx(gx.load_torch_model(root / "ckpt"), root / "ckpt", root / "onnx", opset=18)
+    files = gx.export_onnx(
+        gx.load_torch_model(root / "ckpt"), root / "ckpt", root / "onnx", opset=18
+    )
     tok = PreTrainedTokenizerFast.from_pretrained(str(root / "ckpt"))
     prompts = [r["prompt"] for r in make_records(6, seed=5)]
     return {
@@ -72,7 +74,10 @@ def test_describe_reads_past_inputs_from_the_graph(exported: dict[str, Any]) -> 
 
 def test_manifest_draft_carries_generation_settings(exported: dict[str, Any]) -> None:
     draft = gx.manifest_draft(
-        exported["root"] / "onnx", opset=18, model_config=exported["model"].config, max_new_tokens=16
+        exported["root"] / "onnx",
+        opset=18,
+        model_config=exported["model"].config,
+        max_new_tokens=16,
     )
     assert draft["variant"] == "fp32" and draft["opset"] == 18
     gen = draft["generation"]

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from features.build import KEY_COLUMNS, build_examples
+from features import build as build_module
+from features.build import KEY_COLUMNS, build_examples, group_time_order, time_order_of
 from features.kernel import feature_names
 from tests.features.helpers import PEER, config, random_events
 
@@ -110,3 +111,27 @@ def test_missing_column_and_misaligned_oracle() -> None:
         build_examples(events.drop(columns="activity"), None, cfg=config(), peer=PEER)
     with pytest.raises(ValueError, match="oracle"):
         build_examples(events, events.iloc[:5], cfg=config(), peer=PEER)
+
+
+@pytest.mark.parametrize("numba_sort", [True, False])
+@pytest.mark.parametrize("presorted", [True, False])
+def test_group_time_order_equals_lexsort(
+    presorted: bool, numba_sort: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not numba_sort:
+        monkeypatch.setattr(build_module, "_COUNTING", False)  # the fallback without numba
+    rng = np.random.default_rng(7)
+    ts = rng.integers(0, 50, 3000)
+    if presorted:
+        ts = np.sort(ts)
+    code = rng.integers(0, 40, 3000)
+    got = group_time_order(code, 40, time_order_of(ts))
+    np.testing.assert_array_equal(got, np.lexsort((ts, code)))
+
+
+def test_missing_user_id_is_named() -> None:
+    events = random_events(1, n=20)
+    events["user_id"] = events["user_id"].astype(object)
+    events.loc[4, "user_id"] = None
+    with pytest.raises(ValueError, match="'user_id' is missing at rows \\[4\\]"):
+        build_examples(events, None, cfg=config(), peer=PEER)

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pipelines.common import ConfigError, build_config
 from pipelines.package import (
     PackageConfig,
     generator_candidate,
@@ -13,9 +14,8 @@ from pipelines.package import (
     register_version,
     weakness_candidate,
 )
-from pipelines.common import ConfigError, build_config
 from serving.manifest import list_versions, verify_artifact
-from tests.quantize.tiny_models import make_weakness_export
+from tests.quantize.tiny_models import fresh_tracking_uri, make_weakness_export
 
 
 @pytest.fixture()
@@ -86,13 +86,17 @@ def test_generator_floor_gate(tmp_path):
     }
     with pytest.raises(FileNotFoundError, match="shipped variant lacks"):
         generator_candidate(
-            tmp_path, quantize, draft={}, training_config={}, floors={"rouge_l": 0.2},
+            tmp_path,
+            quantize,
+            draft={},
+            training_config={},
+            floors={"rouge_l": 0.2},
             eval_data={},
         )
 
 
 def test_register_tags_the_model_version(export_dir, tmp_path, monkeypatch):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
     from mlflow import MlflowClient
 
     result = package_candidate(weakness_candidate(export_dir, auc_floor=0.5), tmp_path / "a")

@@ -28,7 +28,9 @@ def test_gate(kind, threshold, value, passed):
 
 
 def test_drop_gates_measure_reference_minus_candidate():
-    gates = drop_gates({"rouge_l": 0.5, "kw": 0.9}, {"rouge_l": 0.45, "kw": 0.95}, {"rouge_l": 0.02, "kw": 0.0})
+    gates = drop_gates(
+        {"rouge_l": 0.5, "kw": 0.9}, {"rouge_l": 0.45, "kw": 0.95}, {"rouge_l": 0.02, "kw": 0.0}
+    )
     by = {g["name"]: g for g in gates}
     assert by["rouge_l_drop"]["value"] == pytest.approx(0.05)
     assert not by["rouge_l_drop"]["passed"]

@@ -53,7 +53,7 @@ def quantized(t5_dir, tmp_path_factory):
 
 
 def test_every_variant_is_recorded_with_numbers(quantized):
-    out, result = quantized
+    _, result = quantized
     variants = result["variants"]
     assert set(variants) == {"fp32", "dynamic_int8", "static_int8"}
     for v in variants.values():
@@ -74,7 +74,9 @@ def test_exclusions_and_merged_decoder_are_recorded(quantized):
     excluded = result["variants"]["static_int8"]["recipe"]["excluded_nodes"]
     assert all("DenseReluDense/wo" in n for n in excluded["decoder_with_past_model.onnx"])
     assert len(excluded["decoder_with_past_model.onnx"]) == 2  # one per decoder layer
-    assert result["variants"]["static_int8"]["recipe"]["calibration_feeds"]["encoder_model.onnx"] == 3
+    assert (
+        result["variants"]["static_int8"]["recipe"]["calibration_feeds"]["encoder_model.onnx"] == 3
+    )
     assert any("If subgraph" in n for n in result["notes"])
     for name in ("fp32", "dynamic_int8", "static_int8"):
         files = {p.name for p in (out / name).iterdir()}
@@ -111,9 +113,7 @@ def test_degraded_variant_fails_its_gate_and_is_not_shipped(t5_dir, tmp_path):
     _degrade(t5_dir, tmp_path / "degraded")
     records = tiny_records(10)
     evaluated = {
-        name: qg.evaluate_variant(
-            d, records, metric_fn=overlap_metric, max_new_tokens=8, threads=1
-        )
+        name: qg.evaluate_variant(d, records, metric_fn=overlap_metric, max_new_tokens=8, threads=1)
         for name, d in (("fp32", t5_dir), ("degraded", tmp_path / "degraded"))
     }
     evaluated["degraded"]["latency_ms_median"] = 1e-3  # even if it were the fastest
@@ -146,5 +146,19 @@ def test_config_errors_name_the_field():
 def test_read_jsonl_names_file_and_line(tmp_path):
     path = tmp_path / "test.jsonl"
     path.write_text('{"prompt": "a", "target": "b", "keywords": []}\n{"prompt": "a"}\n')
-    with pytest.raises(ValueError, match=r"test.jsonl:2: missing field\(s\) \['target', 'keywords'\]"):
+    with pytest.raises(
+        ValueError, match=r"test.jsonl:2: missing field\(s\) \['target', 'keywords'\]"
+    ):
         read_jsonl(path, ["prompt", "target", "keywords"])
+
+
+def test_text_metric_adapter_uses_generation_metrics():
+    from pipelines.quantize_generator import text_metric_fn
+
+    rec = {"target": "Tom has 3 apples. How many? ||| 1 + 2", "keywords": ["apples"]}
+    metrics = text_metric_fn(["Tom has 3 apples. How many?"])(
+        ["Tom has 3 apples. How many? ||| 1 + 2"], [rec]
+    )
+    assert metrics["rouge_l"] == pytest.approx(1.0)
+    assert metrics["keyword_coverage"] == pytest.approx(1.0)
+    assert metrics["copy_rate"] == pytest.approx(1.0)

@@ -43,8 +43,14 @@ def write_manifest(
         "files": files,
         "onnx": onnx,
         "gates": [
-            {"name": "auc_floor", "metric": "auc", "kind": "floor", "threshold": 0.5,
-             "value": 0.7, "passed": True}
+            {
+                "name": "auc_floor",
+                "metric": "auc",
+                "kind": "floor",
+                "threshold": 0.5,
+                "value": 0.7,
+                "passed": True,
+            }
         ],
         "gates_passed": True,
         **extra,
@@ -107,8 +113,15 @@ def make_weakness_artifact(root: Path, version: int = 1) -> Path:
     spec = tiny_spec()
     x, y = training_rows(spec)
     ds = lgb.Dataset(x, label=y, feature_name=list(spec["names"]), free_raw_data=False)
-    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1,
-              "seed": 1, "deterministic": True, "num_threads": 1}
+    params = {
+        "objective": "binary",
+        "num_leaves": 7,
+        "min_data_in_leaf": 10,
+        "verbose": -1,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+    }
     booster = lgb.train(params, ds, num_boost_round=20)
     out = root / "weakness" / str(version)
     out.mkdir(parents=True)
@@ -117,17 +130,54 @@ def make_weakness_artifact(root: Path, version: int = 1) -> Path:
     (out / "feature_spec.json").write_text(json.dumps(spec))
     (out / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.0, "b": 0.0}))
     (out / "thresholds.json").write_text(
-        json.dumps({"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice",
-                                                               "intervene"]})
+        json.dumps(
+            {"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}
+        )
     )
     write_manifest(out, name="weakness", version=version, feature_names=spec["names"])
     return out
 
 
-_WORDS = (
-    "generate word problem about using keywords fractions addition apples baskets coins "
-    "Tom has gives Anna how many are left ? . + - * / ( ) ||| 0 1 2 3 4 5 6 7 8 9"
-).split()
+_WORDS = [
+    "generate",
+    "word",
+    "problem",
+    "about",
+    "using",
+    "keywords",
+    "fractions",
+    "addition",
+    "apples",
+    "baskets",
+    "coins",
+    "Tom",
+    "has",
+    "gives",
+    "Anna",
+    "how",
+    "many",
+    "are",
+    "left",
+    "?",
+    ".",
+    "+",
+    "-",
+    "*",
+    "/",
+    "(",
+    ")",
+    "|||",
+    "0",
+    "1",
+    "2",
+    "3",
+    "4",
+    "5",
+    "6",
+    "7",
+    "8",
+    "9",
+]
 
 
 def make_generator_artifact(root: Path, version: int = 1) -> Path:
@@ -148,21 +198,36 @@ def make_generator_artifact(root: Path, version: int = 1) -> Path:
     import torch
 
     torch.manual_seed(0)
-    cfg = T5Config(vocab_size=len(vocab), d_model=16, d_ff=32, num_layers=1,
-                   num_decoder_layers=1, num_heads=2, d_kv=8, decoder_start_token_id=0,
-                   pad_token_id=0, eos_token_id=1)
+    cfg = T5Config(
+        vocab_size=len(vocab),
+        d_model=16,
+        d_ff=32,
+        num_layers=1,
+        num_decoder_layers=1,
+        num_heads=2,
+        d_kv=8,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     model = T5ForConditionalGeneration(cfg).eval()
     model.save_pretrained(ckpt)
-    GenerationConfig(decoder_start_token_id=0, pad_token_id=0, eos_token_id=1,
-                     max_new_tokens=32).save_pretrained(ckpt)
+    GenerationConfig(
+        decoder_start_token_id=0, pad_token_id=0, eos_token_id=1, max_new_tokens=32
+    ).save_pretrained(ckpt)
     out = root / "generator" / str(version)
     tmp = root / "_generator_export"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch tracer chatter about a tiny random model
         export_onnx(model, ckpt, tmp, opset=17)
     out.mkdir(parents=True)
-    for name in ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx",
-                 "tokenizer.json", "generation_config.json"):
+    for name in (
+        "encoder_model.onnx",
+        "decoder_model.onnx",
+        "decoder_with_past_model.onnx",
+        "tokenizer.json",
+        "generation_config.json",
+    ):
         shutil.copy2(tmp / name, out / name)
     shutil.rmtree(tmp)
     write_manifest(out, name="generator", version=version)

@@ -25,12 +25,18 @@ WEAK = {
     "average_score_per_topic": {"fractions": 0.4, "addition": 0.9},
     "recent_quiz_scores": {"fractions": [0.2, 0.5, 0.3]},
     "time_spent_per_topic_minutes": {"fractions": 30.0},
-    "recent_attempts": {"division": [{"score": 0.7, "timestamp": NOW - 3600,
-                                      "time_spent_s": 120, "hints_used": 1}]},
+    "recent_attempts": {
+        "division": [{"score": 0.7, "timestamp": NOW - 3600, "time_spent_s": 120, "hints_used": 1}]
+    },
     "now": NOW,
 }
-WORD = {"topic": "fractions", "keywords": ["apples", "baskets"], "prompt_prefix": "",
-        "max_length": 24, "seed": 7}
+WORD = {
+    "topic": "fractions",
+    "keywords": ["apples", "baskets"],
+    "prompt_prefix": "",
+    "max_length": 24,
+    "seed": 7,
+}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +72,12 @@ def test_predict_weakness_contract(client: httpx.Client) -> None:
     assert {w["topic_id"] for w in rows} == {"fractions", "addition", "division"}
     probs = [w["weakness_probability"] for w in rows]
     assert probs == sorted(probs, reverse=True) and all(0 <= p <= 1 for p in probs)
-    assert {w["suggested_action_level"] for w in rows} <= {"none", "review", "practice",
-                                                           "intervene"}
+    assert {w["suggested_action_level"] for w in rows} <= {
+        "none",
+        "review",
+        "practice",
+        "intervene",
+    }
     # the same request gives the same answer (no hidden state between requests)
     assert client.post(f"{API}/predict-weakness", json=WEAK).json() == body
 
@@ -76,13 +86,21 @@ def test_word_problem_contract_and_seed(client: httpx.Client) -> None:
     r = client.post(f"{API}/word-problem", json=WORD)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"generated_problem_text", "equation", "answer", "consistent",
-                         "attempts", "seed", "model_version"}
+    assert set(body) == {
+        "generated_problem_text",
+        "equation",
+        "answer",
+        "consistent",
+        "attempts",
+        "seed",
+        "model_version",
+    }
     assert body["seed"] == 7 and 1 <= body["attempts"] <= 2
     assert body["consistent"] == (body["equation"] is not None)
     assert client.post(f"{API}/word-problem", json=WORD).json() == body
-    no_seed = client.post(f"{API}/word-problem", json={k: v for k, v in WORD.items()
-                                                       if k != "seed"}).json()
+    no_seed = client.post(
+        f"{API}/word-problem", json={k: v for k, v in WORD.items() if k != "seed"}
+    ).json()
     assert 0 <= no_seed["seed"] <= limits.SEED_RANGE[1]
 
 
@@ -95,15 +113,21 @@ def _loc(r: httpx.Response) -> list[list[Any]]:
     ("patch", "field"),
     [
         ({"average_score_per_topic": {"fractions": 1.5}}, "average_score_per_topic"),
-        ({"recent_quiz_scores": {"fractions": [0.1] * (limits.MAX_SCORES_PER_TOPIC + 1)}},
-         "recent_quiz_scores"),
+        (
+            {"recent_quiz_scores": {"fractions": [0.1] * (limits.MAX_SCORES_PER_TOPIC + 1)}},
+            "recent_quiz_scores",
+        ),
         ({"recent_quiz_scores": [2.0]}, "recent_quiz_scores"),
         ({"time_spent_per_topic_minutes": {"fractions": -1}}, "time_spent_per_topic_minutes"),
         ({"recent_attempts": {"x": [{"score": 0.5}]}}, "recent_attempts"),
-        ({"recent_attempts": {"x": [{"score": 0.5, "timestamp": NOW, "activity": "chess"}]}},
-         "recent_attempts"),
-        ({"average_score_per_topic": {f"t{i}": 0.5 for i in range(limits.MAX_TOPICS + 1)}},
-         "average_score_per_topic"),
+        (
+            {"recent_attempts": {"x": [{"score": 0.5, "timestamp": NOW, "activity": "chess"}]}},
+            "recent_attempts",
+        ),
+        (
+            {"average_score_per_topic": {f"t{i}": 0.5 for i in range(limits.MAX_TOPICS + 1)}},
+            "average_score_per_topic",
+        ),
         ({"user_id": ""}, "user_id"),
         ({"user_id": "x" * (limits.MAX_USER_ID_LEN + 1)}, "user_id"),
         ({"now": -5}, "now"),
@@ -111,8 +135,9 @@ def _loc(r: httpx.Response) -> list[list[Any]]:
         ({"favourite_colour": "blue"}, "favourite_colour"),
     ],
 )
-def test_weakness_422_names_the_field(client: httpx.Client, patch: dict[str, Any],
-                                      field: str) -> None:
+def test_weakness_422_names_the_field(
+    client: httpx.Client, patch: dict[str, Any], field: str
+) -> None:
     locs = _loc(client.post(f"{API}/predict-weakness", json={**WEAK, **patch}))
     assert any(len(loc) > 1 and loc[1] == field for loc in locs), locs
 
@@ -124,8 +149,10 @@ def test_weakness_cross_field_errors_name_the_field(client: httpx.Client) -> Non
     r = client.post(f"{API}/predict-weakness", json={"user_id": "u"})
     assert r.status_code == 422 and "average_score_per_topic" in r.text
     # without `now`, the server clock is used: an attempt in the future is refused by field
-    future = {"user_id": "u", "recent_attempts": {"a": [{"score": 0.5,
-                                                         "timestamp": limits.TIMESTAMP_RANGE[1]}]}}
+    future = {
+        "user_id": "u",
+        "recent_attempts": {"a": [{"score": 0.5, "timestamp": limits.TIMESTAMP_RANGE[1]}]},
+    }
     r = client.post(f"{API}/predict-weakness", json=future)
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][1] == "recent_attempts"
 
@@ -147,16 +174,23 @@ def test_weakness_cross_field_errors_name_the_field(client: httpx.Client) -> Non
         ({"temperature": "hot"}, "temperature"),
     ],
 )
-def test_word_problem_422_names_the_field(client: httpx.Client, patch: dict[str, Any],
-                                          field: str) -> None:
+def test_word_problem_422_names_the_field(
+    client: httpx.Client, patch: dict[str, Any], field: str
+) -> None:
     locs = _loc(client.post(f"{API}/word-problem", json={**WORD, **patch}))
     assert any(len(loc) > 1 and loc[1] == field for loc in locs), locs
 
 
 @pytest.mark.parametrize(
     "raw",
-    [b"not json", b"[" * 50_000 + b"]" * 50_000, b'{"now": ' + b"9" * 5000 + b"}",
-     b'{"user_id": "\\ud800", "average_score_per_topic": {"a": NaN}}', b"\xff\xfe", b""],
+    [
+        b"not json",
+        b"[" * 50_000 + b"]" * 50_000,
+        b'{"now": ' + b"9" * 5000 + b"}",
+        b'{"user_id": "\\ud800", "average_score_per_topic": {"a": NaN}}',
+        b"\xff\xfe",
+        b"",
+    ],
 )
 def test_malformed_bodies_are_422_never_500(client: httpx.Client, raw: bytes) -> None:
     for ep in ("predict-weakness", "word-problem"):
@@ -167,8 +201,9 @@ def test_malformed_bodies_are_422_never_500(client: httpx.Client, raw: bytes) ->
 
 def test_oversized_body_is_413(client: httpx.Client) -> None:
     big = json.dumps({**WORD, "prompt_prefix": "x" * (limits.MAX_BODY_BYTES + 10)})
-    r = client.post(f"{API}/word-problem", content=big,
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        f"{API}/word-problem", content=big, headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
     def chunks() -> Iterator[bytes]:  # no content-length: counted while streaming
@@ -177,8 +212,9 @@ def test_oversized_body_is_413(client: httpx.Client) -> None:
             yield b"x" * 4096
         yield b'"}'
 
-    r = client.post(f"{API}/word-problem", content=chunks(),
-                    headers={"content-type": "application/json"})
+    r = client.post(
+        f"{API}/word-problem", content=chunks(), headers={"content-type": "application/json"}
+    )
     assert r.status_code == 413
 
 

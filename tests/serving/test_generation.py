@@ -108,7 +108,7 @@ def test_invalid_arguments_raise_naming_the_argument(
 def test_constructor_and_inputs_are_validated(two_layer: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="graph_optimization_level"):
         OnnxSeq2SeqGenerator(two_layer["root"] / "onnx", graph_optimization_level="max")
-    with pytest.raises(FileNotFoundError, match="encoder_model.onnx"):
+    with pytest.raises(FileNotFoundError, match=r"encoder_model\.onnx"):
         OnnxSeq2SeqGenerator(tmp_path)
     with pytest.raises(ValueError, match="input_ids"):
         two_layer["gen"].generate([])

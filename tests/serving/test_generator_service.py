@@ -34,8 +34,9 @@ class ScriptedEngine:
 
 def _model(engine: ScriptedEngine, attempts: int = 3) -> GeneratorModel:
     settings = ServingSettings(generator_max_attempts=attempts)
-    return GeneratorModel(artifact_dir=Path("."), manifest={"version": 4}, engine=engine,
-                          settings=settings)
+    return GeneratorModel(
+        artifact_dir=Path("."), manifest={"version": 4}, engine=engine, settings=settings
+    )
 
 
 def test_consistent_first_try_returns_equation_and_answer() -> None:
@@ -85,9 +86,11 @@ def test_temperature_override_and_default() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"topic": "a,b", "keywords": ["x"]}, "topic"),
-     ({"topic": "a", "keywords": ["x:y"]}, "keywords[0]"),
-     ({"topic": "a", "keywords": []}, "keywords")],
+    [
+        ({"topic": "a,b", "keywords": ["x"]}, "topic"),
+        ({"topic": "a", "keywords": ["x:y"]}, "keywords[0]"),
+        ({"topic": "a", "keywords": []}, "keywords"),
+    ],
 )
 def test_prompt_errors_name_the_field(kwargs: dict[str, Any], field: str) -> None:
     with pytest.raises(RequestError) as err:

@@ -31,7 +31,10 @@ def test_verify_accepts_an_untouched_artifact(artifact):
     manifest = verify_artifact(artifact)
     assert manifest["name"] == "weakness" and manifest["version"] == 1
     assert set(manifest["files"]) == {
-        "model.onnx", "calibration.json", "thresholds.json", "feature_spec.json"
+        "model.onnx",
+        "calibration.json",
+        "thresholds.json",
+        "feature_spec.json",
     }
     assert manifest["onnx"]["model.onnx"]["inputs"][0]["name"] == "features"
     assert manifest["content_sha256"] == content_hash(manifest["files"])

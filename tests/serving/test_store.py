@@ -36,7 +36,8 @@ def store(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("ref", "expected"), [("1", "1"), ("latest", "10"), ("champion", "2"), ("previous-champion", "1")]
+    ("ref", "expected"),
+    [("1", "1"), ("latest", "10"), ("champion", "2"), ("previous-champion", "1")],
 )
 def test_local_refs(store: Path, ref: str, expected: str) -> None:
     assert resolve_artifact(ref, "weakness", artifact_root=store) == store / "weakness" / expected
@@ -55,13 +56,15 @@ def test_unknown_refs_name_the_ref(store: Path, ref: str) -> None:
 
 
 def test_directory_without_manifest_refused(tmp_path: Path) -> None:
-    with pytest.raises(ArtifactResolutionError, match="manifest.json"):
+    with pytest.raises(ArtifactResolutionError, match=r"manifest\.json"):
         resolve_artifact(str(tmp_path), "weakness", artifact_root=tmp_path)
 
 
 def test_parse_registry_uri() -> None:
     assert parse_registry_uri("models:/ludora-weakness@champion") == (
-        "ludora-weakness", "champion", None
+        "ludora-weakness",
+        "champion",
+        None,
     )
     assert parse_registry_uri("models:/ludora-weakness/3") == ("ludora-weakness", None, "3")
     with pytest.raises(ArtifactResolutionError):
@@ -79,11 +82,15 @@ def _registry_tables(db: Path, store: Path) -> None:
         "CREATE TABLE model_version_tags (workspace VARCHAR(63), name VARCHAR(256), "
         "version INTEGER, key VARCHAR(250), value TEXT)"
     )
-    con.execute("INSERT INTO registered_model_aliases VALUES ('default', 'ludora-weakness', "
-                "'champion', 2)")
+    con.execute(
+        "INSERT INTO registered_model_aliases VALUES ('default', 'ludora-weakness', 'champion', 2)"
+    )
     for v in (1, 2):
-        con.execute("INSERT INTO model_version_tags VALUES ('default', 'ludora-weakness', ?, "
-                    "'ludora.artifact_dir', ?)", (v, str(store / "weakness" / str(v))))
+        con.execute(
+            "INSERT INTO model_version_tags VALUES ('default', 'ludora-weakness', ?, "
+            "'ludora.artifact_dir', ?)",
+            (v, str(store / "weakness" / str(v))),
+        )
     con.commit()
     con.close()
 
@@ -96,11 +103,16 @@ def test_sqlite_registry_tables(store: Path, tmp_path: Path) -> None:
         got = resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri=uri)
         assert got == store / "weakness" / v
     with pytest.raises(ArtifactResolutionError, match="no 'staging'"):
-        resolve_artifact("models:/ludora-weakness@staging", "weakness", artifact_root=store,
-                         tracking_uri=uri)
+        resolve_artifact(
+            "models:/ludora-weakness@staging", "weakness", artifact_root=store, tracking_uri=uri
+        )
     with pytest.raises(ArtifactResolutionError, match="not found"):
-        resolve_artifact("models:/ludora-weakness@champion", "weakness", artifact_root=store,
-                         tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}")
+        resolve_artifact(
+            "models:/ludora-weakness@champion",
+            "weakness",
+            artifact_root=store,
+            tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}",
+        )
 
 
 @pytest.mark.slow
@@ -109,7 +121,7 @@ def test_sqlite_registry_tables(store: Path, tmp_path: Path) -> None:
     reason="creating a real MLflow store takes ~15 s here; set LUDORA_TEST_MLFLOW=1",
 )
 def test_sqlite_registry_real_mlflow_store(store: Path, tmp_path: Path) -> None:
-    """A real MLflow registry (sqlite) resolved by stdlib sqlite3, mlflow not imported by serving."""
+    """A real MLflow registry (sqlite) resolved by stdlib sqlite3; serving never imports mlflow."""
     mlflow = pytest.importorskip("mlflow")
     db = tmp_path / "mlflow.db"
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
@@ -125,12 +137,14 @@ def test_sqlite_registry_real_mlflow_store(store: Path, tmp_path: Path) -> None:
         "models:/ludora-weakness@champion", "weakness", artifact_root=store, tracking_uri=uri
     )
     assert got == store / "weakness" / "2"
-    got = resolve_artifact("models:/ludora-weakness/1", "weakness", artifact_root=store,
-                           tracking_uri=uri)
+    got = resolve_artifact(
+        "models:/ludora-weakness/1", "weakness", artifact_root=store, tracking_uri=uri
+    )
     assert got == store / "weakness" / "1"
     with pytest.raises(ArtifactResolutionError, match="no 'staging'"):
-        resolve_artifact("models:/ludora-weakness@staging", "weakness", artifact_root=store,
-                         tracking_uri=uri)
+        resolve_artifact(
+            "models:/ludora-weakness@staging", "weakness", artifact_root=store, tracking_uri=uri
+        )
 
 
 class _Registry(BaseHTTPRequestHandler):
@@ -142,9 +156,9 @@ class _Registry(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = parse_qs(url.query)
         tags = [{"key": "ludora.artifact_dir", "value": self.artifact_dir}]
-        if url.path == "/api/2.0/mlflow/registered-models/alias" and q.get("alias") == ["champion"]:
-            body = {"model_version": {"name": q["name"][0], "version": "2", "tags": tags}}
-        elif url.path == "/api/2.0/mlflow/model-versions/get" and q.get("version") == ["2"]:
+        by_alias = url.path.endswith("/registered-models/alias") and q.get("alias") == ["champion"]
+        by_version = url.path.endswith("/model-versions/get") and q.get("version") == ["2"]
+        if by_alias or by_version:
             body = {"model_version": {"name": q["name"][0], "version": "2", "tags": tags}}
         else:
             self.send_response(404)
@@ -176,8 +190,12 @@ def test_rest_registry(store: Path, rest_registry: str) -> None:
         got = resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri=rest_registry)
         assert got == store / "weakness" / "2"
     with pytest.raises(ArtifactResolutionError, match="HTTP 404"):
-        resolve_artifact("models:/ludora-weakness@nope", "weakness", artifact_root=store,
-                         tracking_uri=rest_registry)
+        resolve_artifact(
+            "models:/ludora-weakness@nope",
+            "weakness",
+            artifact_root=store,
+            tracking_uri=rest_registry,
+        )
 
 
 def test_store_module_does_not_import_mlflow() -> None:

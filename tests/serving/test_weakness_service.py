@@ -36,8 +36,18 @@ def _req(**kw: object) -> WeaknessPredictionInput:
 
 def test_history_attempts_win_over_scores_and_average() -> None:
     req = _req(
-        recent_attempts={"a": [{"score": 0.5, "timestamp": NOW - 10, "time_spent_s": 60,
-                                "hints_used": 2, "is_revisit": True, "activity": "minigame"}]},
+        recent_attempts={
+            "a": [
+                {
+                    "score": 0.5,
+                    "timestamp": NOW - 10,
+                    "time_spent_s": 60,
+                    "hints_used": 2,
+                    "is_revisit": True,
+                    "activity": "minigame",
+                }
+            ]
+        },
         recent_quiz_scores={"a": [0.1, 0.2], "b": [0.3, 0.4]},
         average_score_per_topic={"a": 0.9, "b": 0.9, "c": 0.8},
         time_spent_per_topic_minutes={"b": 4.0},
@@ -67,8 +77,10 @@ def test_prediction_equals_shared_pipeline_functions(model: WeaknessModel) -> No
     from features.online import request_features
     from serving.weakness_post import action_levels, apply_calibration
 
-    req = _req(recent_quiz_scores={"fractions": [0.1, 0.3, 0.2], "addition": [1.0, 0.9]},
-               average_score_per_topic={"division": 0.7})
+    req = _req(
+        recent_quiz_scores={"fractions": [0.1, 0.3, 0.2], "addition": [1.0, 0.9]},
+        average_score_per_topic={"division": 0.7},
+    )
     out = model.predict(req)
     h = build_history(req, now=NOW, quiz_spacing_s=model.settings.quiz_spacing_s)
     topics = req.topics()
@@ -77,9 +89,13 @@ def test_prediction_equals_shared_pipeline_functions(model: WeaknessModel) -> No
     p_raw = sess.run(["probabilities"], {"features": x})[0][:, 1]
     p = apply_calibration(p_raw, model.calibration)
     want = dict(zip(topics, p, strict=True))
-    levels = dict(zip(topics, action_levels(p, [0.3, 0.5, 0.7],
-                                            ["none", "review", "practice", "intervene"]),
-                      strict=True))
+    levels = dict(
+        zip(
+            topics,
+            action_levels(p, [0.3, 0.5, 0.7], ["none", "review", "practice", "intervene"]),
+            strict=True,
+        )
+    )
     got = {w.topic_id: w.weakness_probability for w in out.predicted_weaknesses}
     assert got == pytest.approx(want, abs=1e-12)
     assert {w.topic_id: w.suggested_action_level for w in out.predicted_weaknesses} == levels
@@ -89,8 +105,14 @@ def test_prediction_equals_shared_pipeline_functions(model: WeaknessModel) -> No
 
 
 def test_low_scores_predict_higher_risk(model: WeaknessModel) -> None:
-    out = model.predict(_req(recent_quiz_scores={"weak": [0.1, 0.0, 0.2, 0.1, 0.15],
-                                                 "strong": [1.0, 0.95, 0.9, 1.0, 0.95]}))
+    out = model.predict(
+        _req(
+            recent_quiz_scores={
+                "weak": [0.1, 0.0, 0.2, 0.1, 0.15],
+                "strong": [1.0, 0.95, 0.9, 1.0, 0.95],
+            }
+        )
+    )
     p = {w.topic_id: w.weakness_probability for w in out.predicted_weaknesses}
     assert p["weak"] > p["strong"]
     assert out.predicted_weaknesses[0].topic_id == "weak"
@@ -111,7 +133,7 @@ def test_tampered_file_is_refused(store: Path, tmp_path: Path) -> None:
     spec = json.loads((bad / "feature_spec.json").read_text())
     spec["pass_mark"] = 0.5
     (bad / "feature_spec.json").write_text(json.dumps(spec))
-    with pytest.raises(ManifestError, match="feature_spec.json"):
+    with pytest.raises(ManifestError, match=r"feature_spec\.json"):
         load_weakness(str(bad), ServingSettings(artifact_root=tmp_path))
 
 

@@ -109,7 +109,12 @@ def test_build_model_loads_a_saved_checkpoint_by_path(tmp_path: Path) -> None:
 
 
 def test_loss_csv_leaves_val_empty_between_epochs() -> None:
-    text = loss_csv([{"step": 1, "train_loss": 2.0, "val_loss": None}, {"step": 2, "train_loss": 1.5, "val_loss": 1.7}])
+    text = loss_csv(
+        [
+            {"step": 1, "train_loss": 2.0, "val_loss": None},
+            {"step": 2, "train_loss": 1.5, "val_loss": 1.7},
+        ]
+    )
     rows = list(csv.DictReader(text.splitlines()))
     assert rows == [
         {"step": "1", "train_loss": "2.0", "val_loss": ""},
@@ -159,7 +164,13 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
         assert (out / name).is_file(), name
     written = json.loads((tmp_path / "metrics.json").read_text())
     assert written == pytest.approx(metrics)
-    for key in ("keyword_coverage", "well_formed_rate", "answer_consistency", "val_loss", "test_loss"):
+    for key in (
+        "keyword_coverage",
+        "well_formed_rate",
+        "answer_consistency",
+        "val_loss",
+        "test_loss",
+    ):
         assert key in written, key
     train_cfg = json.loads((out / "training_config.json").read_text())
     assert train_cfg["params"]["base_model"] == str(tmp_path / "base")

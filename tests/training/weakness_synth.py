@@ -38,7 +38,9 @@ def make_frame(n: int, seed: int, t0: int = 1_700_000_000, n_users: int = 40) ->
     return df
 
 
-def write_features_dir(root: Path, n_train: int = 1500, n_val: int = 500, n_test: int = 500) -> Path:
+def write_features_dir(
+    root: Path, n_train: int = 1500, n_val: int = 500, n_test: int = 500
+) -> Path:
     """Write train/val/test parquet + feature_spec.json under ``root`` and return it."""
     root.mkdir(parents=True, exist_ok=True)
     make_frame(n_train, 1).to_parquet(root / "train.parquet", index=False)

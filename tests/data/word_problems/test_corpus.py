@@ -1,0 +1,166 @@
+"""Records, combination-held-out splits and the Unigram tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.word_problems.corpus import (
+    RECORD_FIELDS,
+    combination,
+    dedupe,
+    make_record,
+    read_jsonl,
+    real_records,
+    save_tokenizer,
+    split_by_combination,
+    template_records,
+    train_unigram_tokenizer,
+    unk_rate,
+    write_jsonl,
+)
+from serving.prompt import format_prompt, format_target, parse_target
+
+
+@pytest.fixture(scope="module")
+def records():
+    return template_records(n=600, seed=4)
+
+
+@pytest.fixture(scope="module")
+def splits(records):
+    return split_by_combination(records, val_frac=0.15, test_frac=0.15, seed=9)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(splits):
+    train = splits["train"]
+    every = [r[k] for v in splits.values() for r in v for k in ("prompt", "target")]
+    return train_unigram_tokenizer(
+        [r["prompt"] for r in train] + [r["target"] for r in train],
+        vocab_size=400,
+        alphabet="".join(sorted({c for t in every for c in t})),
+    )
+
+
+def test_records_have_every_field_and_derived_text(records) -> None:
+    for rec in records[:50]:
+        assert set(rec) == set(RECORD_FIELDS)
+        assert rec["prompt"] == format_prompt(rec["topic"], rec["keywords"], rec["prompt_prefix"])
+        assert rec["target"] == format_target(rec["problem"], rec["equation"])
+        assert parse_target(rec["target"]) == (rec["problem"], rec["equation"])
+    assert len({r["id"] for r in records}) == len(records)
+
+
+def test_keyword_order_is_shuffled_but_seeded(records) -> None:
+    again = template_records(n=600, seed=4)
+    assert again == records
+    from data.word_problems.templates import generate_templates
+
+    raw = generate_templates(n=600, seed=4)
+    assert any(list(p.keywords) != r["keywords"] for p, r in zip(raw, records, strict=True))
+
+
+def test_split_holds_out_combinations(records, splits) -> None:
+    train_combos = {combination(r) for r in splits["train"]}
+    for name in ("val", "test"):
+        assert splits[name], name
+        assert not train_combos & {combination(r) for r in splits[name]}
+    assert not {combination(r) for r in splits["val"]} & {combination(r) for r in splits["test"]}
+    train_words = {k for _, kws in train_combos for k in kws}
+    for name in ("val", "test"):
+        for _, kws in {combination(r) for r in splits[name]}:
+            assert set(kws) <= train_words, kws  # new combinations of known keywords
+    assert sum(len(v) for v in splits.values()) == len(records)
+    assert 0.1 * len(records) <= len(splits["test"]) <= 0.3 * len(records)
+
+
+def test_split_plural_variants_are_one_combination() -> None:
+    base = dict(topic="t", prompt_prefix="", equation="1 + 2", answer=3.0, source="x")
+    a = make_record(rec_id="a", keywords=["apples", "box"], problem="1 apples 2?", **base)
+    b = make_record(rec_id="b", keywords=["Boxes", "apple"], problem="2 apple 1?", **base)
+    assert combination(a) == combination(b)
+
+
+def test_split_is_seeded(records, splits) -> None:
+    again = split_by_combination(records, val_frac=0.15, test_frac=0.15, seed=9)
+    assert [r["id"] for r in again["test"]] == [r["id"] for r in splits["test"]]
+    other = split_by_combination(records, val_frac=0.15, test_frac=0.15, seed=10)
+    assert [r["id"] for r in other["test"]] != [r["id"] for r in splits["test"]]
+
+
+def test_dedupe_keeps_first() -> None:
+    base = dict(topic="t", keywords=["k"], prompt_prefix="", equation="1", answer=1.0, source="s")
+    recs = [
+        make_record(rec_id=i, problem=p, **base)
+        for i, p in (("a", "P1?"), ("b", "P1?"), ("c", "P2?"))
+    ]
+    assert [r["id"] for r in dedupe(recs)] == ["a", "c"]
+
+
+def test_jsonl_round_trip(tmp_path: Path, records) -> None:
+    path = tmp_path / "train.jsonl"
+    write_jsonl(path, records[:5])
+    assert read_jsonl(path) == records[:5]
+    first = json.loads(path.read_text().splitlines()[0])
+    assert list(first) == list(RECORD_FIELDS)
+    path.write_text('{"id": "x"}\n')
+    with pytest.raises(ValueError, match="line 1: missing field"):
+        read_jsonl(path)
+
+
+def test_tokenizer_special_ids_and_no_unk(tokenizer, splits) -> None:
+    assert [tokenizer.token_to_id(t) for t in ("<pad>", "</s>", "<unk>")] == [0, 1, 2]
+    for name in ("train", "test"):
+        texts = [r[k] for r in splits[name] for k in ("prompt", "target")]
+        assert unk_rate(tokenizer, texts) == 0.0
+    assert tokenizer.encode("How many apples?").ids[-1] == 1  # eos appended
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Maya has 1234567 apples.", "It costs $0.05 or $12.50?", "3/4 of 96 ||| 96 * 3 / 4", "10^2"],
+)
+def test_tokenizer_numbers_round_trip(tokenizer, text: str) -> None:
+    enc = tokenizer.encode(text)
+    assert tokenizer.decode(enc.ids) == text
+    digits = [t for t in enc.tokens if any(c.isdigit() for c in t)]
+    assert all(len(t) == 1 for t in digits)  # one token per digit
+
+
+def test_tokenizer_whole_word_pieces(tokenizer) -> None:
+    toks = tokenizer.encode("How many apples does Maya have?").tokens
+    assert "▁How" in toks and "▁many" in toks
+
+
+def test_saved_tokenizer_loads_in_transformers(tmp_path: Path, tokenizer) -> None:
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    save_tokenizer(tokenizer, tmp_path, model_max_length=128)
+    assert (tmp_path / "tokenizer.json").is_file()
+    for cls in (AutoTokenizer, PreTrainedTokenizerFast):
+        tok = cls.from_pretrained(str(tmp_path))
+        assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id) == (0, 1, 2)
+        ids = tok("Tom has 305 pens ||| 305 - 5")["input_ids"]
+        assert ids[-1] == 1
+        assert tok.decode(ids, skip_special_tokens=True) == "Tom has 305 pens ||| 305 - 5"
+
+
+def test_real_records_get_keywords(tmp_path: Path) -> None:
+    path = tmp_path / "g.jsonl"
+    rows = [
+        {
+            "question": f"Ann has {n} kites and buys 2 more kites. How many kites now?",
+            "answer": f"<<{n}+2={n + 2}>>\n#### {n + 2}",
+        }
+        for n in (3, 4, 5)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs, report = real_records("gsm8k", path, max_rows=None, n_keywords=2)
+    assert len(recs) == 3 and report.kept == 3
+    assert recs[0]["id"] == "gsm8k-g-1" and recs[0]["prompt_prefix"] == ""
+    assert "kites" in recs[0]["keywords"] and recs[0]["topic"] == "addition"
+    with pytest.raises(ValueError, match="unknown source"):
+        real_records("nope", path, max_rows=None, n_keywords=2)

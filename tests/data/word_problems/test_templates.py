@@ -1,0 +1,128 @@
+"""The embedded template corpus: grammar, consistency, balance, determinism."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from data.word_problems.templates import (
+    CONTAINERS,
+    COUNTED,
+    CUPS,
+    ITEMS,
+    OBJECTS,
+    PREFIXES,
+    TOPIC_NAMES,
+    TOPICS,
+    count,
+    generate_templates,
+)
+from serving.arithmetic import equation_numbers, evaluate, numbers_in
+from serving.consistency import check_consistency
+from training.text_metrics import keyword_present
+
+N = 1500
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return generate_templates(n=N, seed=11)
+
+
+def test_enough_topics_and_shapes() -> None:
+    assert len(TOPICS) >= 10
+    for topic in TOPICS:
+        assert len(topic.shapes) >= 6, topic.name
+        assert len({s.text for s in topic.shapes}) == len(topic.shapes)
+
+
+def test_count_agrees() -> None:
+    strawberry = next(o for o in OBJECTS if o.one == "strawberry")
+    assert count(1, strawberry) == "1 strawberry"
+    assert count(3, strawberry) == "3 strawberries"
+    assert count(2.5, COUNTED["litre"]) == "2.50 litres"
+
+
+def test_deterministic_and_seeded(problems) -> None:
+    assert generate_templates(n=50, seed=11) == problems[:50]
+    assert generate_templates(n=50, seed=12) != problems[:50]
+
+
+def test_distinct_and_balanced(problems) -> None:
+    assert len({p.problem for p in problems}) == N
+    per_topic = Counter(p.topic for p in problems)
+    assert set(per_topic) == set(TOPIC_NAMES)
+    assert max(per_topic.values()) - min(per_topic.values()) <= 1
+    assert {p.prompt_prefix for p in problems} == set(PREFIXES)
+
+
+def test_every_shape_is_used(problems) -> None:
+    texts = " ".join(p.problem for p in problems)
+    for topic in TOPICS:
+        for shape in topic.shapes:
+            head = shape.text.split("{")[0]
+            tail = shape.text.rsplit("}", 1)[-1]
+            assert head in texts and tail in texts, shape.text
+
+
+def test_equations_answer_with_the_texts_numbers(problems) -> None:
+    for p in problems:
+        assert evaluate(p.equation) == pytest.approx(p.answer)
+        res = check_consistency(p.problem, p.equation, p.answer)
+        assert res.ok, (p.problem, p.equation, res.reason)
+        # the strict multiset rule, apart from the documented constants 2 and 100
+        extra = Counter(equation_numbers(p.equation)) - Counter(numbers_in(p.problem))
+        assert set(extra) <= {2.0, 100.0}, p
+
+
+def test_answers_positive(problems) -> None:
+    assert all(p.answer > 0 for p in problems)
+
+
+def test_problems_end_with_a_question(problems) -> None:
+    for p in problems:
+        assert p.problem.endswith("?"), p.problem
+        assert p.problem.count("?") == 1, p.problem
+        assert "  " not in p.problem and "{" not in p.problem
+
+
+def test_grammar_singular_plural(problems) -> None:
+    nouns = [*OBJECTS, *CONTAINERS, *ITEMS, *CUPS, *COUNTED.values()]
+    text = "\n".join(p.problem for p in problems)
+    for noun in nouns:
+        if noun.one == noun.many:
+            continue
+        assert not re.search(rf"(?<![\d./])1 {re.escape(noun.many)}\b", text), noun
+        bad = re.search(
+            rf"(?<![\d./])(?!1 )\d+(?:\.\d+)? {re.escape(noun.one)}\b(?!-| ticket)", text
+        )
+        assert bad is None, (noun, bad and text[bad.start() - 40 : bad.end() + 20])
+    assert re.search(r"\b1 [a-z]+ies\b", text) is None
+
+
+def test_keywords_are_in_the_text(problems) -> None:
+    for p in problems:
+        assert 2 <= len(p.keywords) <= 3, p
+        for kw in p.keywords:
+            assert keyword_present(kw, p.problem), (kw, p.problem)
+            assert "," not in kw and ":" not in kw
+
+
+def test_unknown_topic_rejected() -> None:
+    with pytest.raises(ValueError, match="unknown template topic"):
+        generate_templates(n=5, seed=0, topics=("algebra",))
+
+
+def test_topic_subset() -> None:
+    got = generate_templates(n=20, seed=0, topics=("money", "time"))
+    assert {p.topic for p in got} == {"money", "time"}
+
+
+def test_fractions_are_in_lowest_terms(problems) -> None:
+    import math
+
+    fracs = [tuple(map(int, m)) for p in problems for m in re.findall(r"(\d+)/(\d+)", p.problem)]
+    assert fracs
+    assert all(math.gcd(n, d) == 1 and 0 < n < d for n, d in fracs)

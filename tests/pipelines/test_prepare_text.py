@@ -1,0 +1,153 @@
+"""The prepare_text stage end to end on a tiny params file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipelines.common import ConfigError
+from pipelines.prepare_text import PrepareTextConfig, load_config, prepare_text
+
+TINY = {
+    "seed": 3,
+    "sources": ["templates"],
+    "n_templates": 300,
+    "template_topics": [],
+    "max_rows": None,
+    "keywords_per_problem": 3,
+    "val_frac": 0.15,
+    "test_frac": 0.15,
+    "vocab_size": 300,
+    "model_max_length": 128,
+}
+
+
+def _params(tmp_path: Path, section: dict, generator: dict | None = None) -> Path:
+    params = {"prepare_text": section}
+    if generator is not None:
+        params["train_generator"] = generator
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
+    cfg, base_model = load_config(_params(tmp_path, TINY, {"base_model": "scratch"}))
+    assert base_model == "scratch"
+    text_dir, metrics_path = tmp_path / "outputs" / "text", tmp_path / "metrics" / "text.json"
+    metrics = prepare_text(cfg, base_model=base_model, text_dir=text_dir, metrics_path=metrics_path)
+    assert sorted(p.name for p in text_dir.iterdir()) == [
+        "test.jsonl",
+        "tokenizer",
+        "train.jsonl",
+        "val.jsonl",
+    ]
+    assert (text_dir / "tokenizer" / "tokenizer.json").is_file()
+    written = json.loads(metrics_path.read_text())
+    assert written["sizes"] == metrics["sizes"]
+    assert sum(written["sizes"].values()) == 300 == written["n_records"]
+    assert written["n_topics"] == 11 and written["unk_rate_test"] == 0.0
+    assert written["tokenizer"] == "unigram" and written["vocab_size"] <= 300
+    lines = (text_dir / "test.jsonl").read_text().splitlines()
+    assert len(lines) == written["sizes"]["test"]
+    assert {"prompt", "target", "keywords"} <= set(json.loads(lines[0]))
+    # no stray temporary directories next to the outputs
+    assert sorted(p.name for p in text_dir.parent.iterdir()) == ["text"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("sources", [], "prepare_text.sources"),
+        ("sources", ["templates", "wikipedia"], "prepare_text.sources"),
+        ("n_templates", 0, "prepare_text.n_templates"),
+        ("val_frac", 0.7, "prepare_text.val_frac"),
+        ("test_frac", 0.0, "prepare_text.test_frac"),
+        ("vocab_size", 10, "prepare_text.vocab_size"),
+        ("template_topics", ["algebra"], "prepare_text.template_topics"),
+        ("max_rows", 0, "prepare_text.max_rows"),
+        ("keywords_per_problem", 9, "prepare_text.keywords_per_problem"),
+        ("unknown_key", 1, "unknown key"),
+        ("seed", "x", "seed"),
+    ],
+)
+def test_bad_params_write_nothing(tmp_path: Path, key: str, value, fragment: str) -> None:
+    path = _params(tmp_path, {**TINY, key: value})
+    with pytest.raises(ConfigError, match=fragment):
+        load_config(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]
+
+
+def test_missing_real_corpus_writes_nothing(tmp_path: Path) -> None:
+    section = {**TINY, "sources": ["templates", "svamp"], "paths": {"svamp": "nope/SVAMP.json"}}
+    cfg, base_model = load_config(_params(tmp_path, section))
+    assert base_model == "scratch"  # no train_generator section: default
+    with pytest.raises(ValueError, match="SVAMP file not found"):
+        prepare_text(
+            cfg,
+            base_model=base_model,
+            text_dir=tmp_path / "out" / "text",
+            metrics_path=tmp_path / "m.json",
+            root=tmp_path,
+        )
+    assert not (tmp_path / "out" / "text").exists() and not (tmp_path / "m.json").exists()
+
+
+def test_too_few_records_for_splits(tmp_path: Path) -> None:
+    cfg = PrepareTextConfig(**{**TINY, "n_templates": 1, "sources": ("templates",)})
+    with pytest.raises(ValueError, match="is empty"):
+        prepare_text(
+            cfg, base_model="scratch", text_dir=tmp_path / "t", metrics_path=tmp_path / "m.json"
+        )
+    assert not (tmp_path / "t").exists()
+
+
+def test_mixed_real_corpus(tmp_path: Path) -> None:
+    svamp = tmp_path / "SVAMP.json"
+    svamp.write_text(
+        json.dumps(
+            [
+                {
+                    "ID": f"s{i}",
+                    "Body": f"Dan had {i + 5} kites and lost {i} kites.",
+                    "Question": "How many kites does Dan have now?",
+                    "Equation": f"( {i + 5}.0 - {i}.0 )",
+                    "Answer": 5.0,
+                    "Type": "Subtraction",
+                }
+                for i in range(1, 40)
+            ]
+        )
+    )
+    section = {
+        **TINY,
+        "n_templates": 100,
+        "sources": ["templates", "svamp"],
+        "paths": {"svamp": str(svamp)},
+    }
+    cfg, _ = load_config(_params(tmp_path, section))
+    metrics = prepare_text(
+        cfg, base_model="scratch", text_dir=tmp_path / "t", metrics_path=tmp_path / "m.json"
+    )
+    assert metrics["sources"] == {"svamp": 39, "templates": 100}
+    assert metrics["read_reports"]["svamp"]["kept"] == 39
+
+
+def test_pretrained_base_model_tokenizer_is_copied(tmp_path: Path) -> None:
+    """A local pretrained path: its own tokenizer is saved instead of training one."""
+    cfg, _ = load_config(_params(tmp_path, TINY))
+    first = prepare_text(
+        cfg, base_model="scratch", text_dir=tmp_path / "a", metrics_path=tmp_path / "a.json"
+    )
+    model_dir = tmp_path / "a" / "tokenizer"  # stands in for a checkpoint directory
+    metrics = prepare_text(
+        cfg, base_model=str(model_dir), text_dir=tmp_path / "b", metrics_path=tmp_path / "b.json"
+    )
+    assert metrics["tokenizer"] == str(model_dir)
+    assert metrics["vocab_size"] == first["vocab_size"]
+    a = json.loads((tmp_path / "a" / "tokenizer" / "tokenizer.json").read_text())["model"]
+    b = json.loads((tmp_path / "b" / "tokenizer" / "tokenizer.json").read_text())["model"]
+    assert a == b

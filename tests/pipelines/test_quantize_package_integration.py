@@ -1,0 +1,95 @@
+"""The two stages' main() end to end on tiny models: quantize -> package -> verify -> promote."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serving.manifest import verify_artifact
+from tests.quantize.tiny_models import (
+    export_tiny_t5,
+    fresh_tracking_uri,
+    make_weakness_export,
+    tiny_records,
+)
+
+pytestmark = pytest.mark.slow
+
+
+def test_stages_end_to_end(tmp_path, monkeypatch):
+    import pipelines.package as pkg
+    import pipelines.quantize_generator as qz
+    from pipelines import common
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
+    fp32 = export_tiny_t5(tmp_path / "onnx/generator")
+    (fp32 / "manifest.draft.json").write_text(json.dumps({"generation": {"max_new_tokens": 8}}))
+    text = tmp_path / "text"
+    text.mkdir()
+    for split, n in (("train", 6), ("test", 6)):
+        rows = tiny_records(n, seed=1 if split == "train" else 2)
+        (text / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    weak = tmp_path / "onnx/weakness"
+    weak.mkdir(parents=True)
+    make_weakness_export(weak).to_parquet(tmp_path / "test.parquet", index=False)
+    (tmp_path / "training_config.json").write_text(json.dumps({"mlflow_run_id": "gen-run"}))
+
+    params = common.load_params()
+    params["quantize_generator"].update(
+        calibration_samples=2, eval_samples=6, max_new_tokens=6, variants=["dynamic_int8"]
+    )
+    params["gates"]["generator"]["floors"] = {"rouge_l": 0.0}
+    monkeypatch.setattr(qz, "load_section", lambda s: params[s])
+    monkeypatch.setattr(pkg, "load_section", lambda s: params[s])
+    for name, value in {
+        "FP32_DIR": fp32,
+        "TEXT_DIR": text,
+        "VARIANTS_DIR": tmp_path / "variants",
+        "METRICS_FILE": tmp_path / "metrics/quantize.json",
+        "PLOT_FILE": tmp_path / "plots/quantize/variants.json",
+    }.items():
+        monkeypatch.setattr(qz, name, value)
+    qz.main()
+    quantize = json.loads((tmp_path / "metrics/quantize.json").read_text())
+    assert set(quantize["variants"]) == {"fp32", "dynamic_int8"}
+    assert quantize["shipped"] in quantize["variants"]
+
+    for name, value in {
+        "WEAKNESS_DIR": weak,
+        "VARIANTS_DIR": tmp_path / "variants",
+        "QUANTIZE_METRICS": tmp_path / "metrics/quantize.json",
+        "GENERATOR_FP32_DIR": fp32,
+        "GENERATOR_TRAINING_CONFIG": tmp_path / "training_config.json",
+        "TEXT_TEST": text / "test.jsonl",
+        "FEATURES_TEST": tmp_path / "test.parquet",
+        "METRICS_FILE": tmp_path / "metrics/package.json",
+        "ARTIFACTS_ROOT": tmp_path / "artifacts",
+    }.items():
+        monkeypatch.setattr(pkg, name, value)
+    pkg.main()
+    report = json.loads((tmp_path / "metrics/package.json").read_text())
+    assert (
+        report["weakness"]["status"] == "packaged" and report["generator"]["status"] == "packaged"
+    )
+    gen = verify_artifact(tmp_path / "artifacts/generator/1")
+    assert gen["variant"] == quantize["shipped"]
+    assert gen["mlflow_run_id"] == "gen-run"
+    assert gen["eval_data"]["sha256"] and gen["generation"] == {"max_new_tokens": 8}
+    assert set(gen["onnx"]) == {
+        "encoder_model.onnx",
+        "decoder_model.onnx",
+        "decoder_with_past_model.onnx",
+    }
+    pkg.main()  # nothing changed: versions reused, not duplicated
+    again = json.loads((tmp_path / "metrics/package.json").read_text())
+    assert again["generator"]["status"] == "reused" and again["generator"]["version"] == 1
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+
+    result = CliRunner().invoke(app, ["promote", "--model", "generator"])
+    assert result.exit_code == 0, result.output
+    aliases = json.loads((tmp_path / "artifacts/generator/aliases.json").read_text())
+    assert aliases["champion"] == 1

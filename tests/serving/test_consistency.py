@@ -1,0 +1,63 @@
+"""The problem/equation/answer consistency check."""
+
+from __future__ import annotations
+
+import pytest
+
+from serving.consistency import check_consistency
+
+PROBLEM = "Maya has 12 apples and gives 5 to Tom. How many apples does she have left?"
+
+
+def test_consistent_problem() -> None:
+    res = check_consistency(PROBLEM, "12 - 5", 7)
+    assert res.ok and res.reason == "ok" and res.value == 7.0
+
+
+def test_answer_is_optional() -> None:
+    assert check_consistency(PROBLEM, "12 - 5").ok
+
+
+@pytest.mark.parametrize(
+    ("equation", "answer", "reason"),
+    [
+        (None, None, "no_equation"),
+        ("  ", None, "no_equation"),
+        ("12 -", None, "parse_error"),
+        ("12 / 0", None, "parse_error"),
+        ("12 - 4", None, "numbers_missing: [5]"),
+        ("12 - 5 + 3", None, "numbers_extra: [3]"),
+        ("12 - 5", 8.0, "answer_mismatch"),
+        ("12", None, "numbers_missing: [5]"),
+    ],
+)
+def test_inconsistent(equation, answer, reason: str) -> None:
+    res = check_consistency(PROBLEM, equation, answer)
+    assert not res.ok
+    assert res.reason.startswith(reason)
+
+
+def test_numbers_are_a_multiset() -> None:
+    problem = "A square has 4 sides, each 4 cm long. What is its perimeter?"
+    assert check_consistency(problem, "4 * 4", 16).ok
+    assert not check_consistency(problem, "4 * 4 * 4", 64).ok
+    assert check_consistency("Tom has 3 pens and 3 hats. How many?", "3 + 3").ok
+    assert not check_consistency("Tom has 3 pens and 3 hats. How many?", "3").ok
+
+
+def test_implicit_constants() -> None:
+    pct = "A shop has 80 pens and sells 25% of them. How many pens are sold?"
+    assert check_consistency(pct, "80 * 25 / 100", 20).ok
+    assert not check_consistency(pct, "80 * 25 / 100", 20, constants=()).ok
+    rect = "A rectangle is 8 m long and 5 m wide. What is its perimeter?"
+    assert check_consistency(rect, "2 * (8 + 5)", 26).ok
+
+
+def test_problem_without_numbers() -> None:
+    assert check_consistency("How many apples?", "3 + 4").reason == "no_numbers_in_problem"
+
+
+def test_answer_tolerance() -> None:
+    problem = "Split 1 cake into 3 parts. How big is each part?"
+    assert check_consistency(problem, "1 / 3", 0.3333333333).ok
+    assert not check_consistency(problem, "1 / 3", 0.33).ok

@@ -1,0 +1,117 @@
+"""Serving stays light: a subprocess starts `ludora-ml serve` (the CLI), loads both models,
+answers both endpoints, and none of the heavy training libraries is ever imported."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.serving._artifacts import NOW, set_alias
+from tests.serving._server import artifact_store, free_port
+
+FORBIDDEN = (
+    "torch",
+    "transformers",
+    "lightgbm",
+    "sklearn",
+    "pandas",
+    "mlflow",
+    "optimum",
+    "datasets",
+    "numba",
+)
+REPO = Path(__file__).resolve().parents[2]
+
+PROBE = r"""
+import json, os, signal, sys, threading, time, urllib.request, urllib.error
+port, store, out = sys.argv[1], sys.argv[2], sys.argv[3]
+forbidden = sys.argv[4].split(",")
+base = f"http://127.0.0.1:{port}"
+
+def post(path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+def probe():
+    result = {"ready": False}
+    try:
+        for _ in range(1200):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
+                    result["ready"] = r.status == 200
+                    break
+            except Exception:
+                time.sleep(0.05)
+        weak = {"user_id": "u", "recent_quiz_scores": {"fractions": [0.2, 0.4]},
+                "now": int(sys.argv[5])}
+        result["weakness"] = post("/api/v1/ai/predict-weakness", weak)
+        word = {"topic": "fractions", "keywords": ["apples"], "max_length": 12, "seed": 1}
+        result["word"] = post("/api/v1/ai/word-problem", word)
+        result["forbidden"] = sorted(m for m in forbidden if m in sys.modules)
+    finally:
+        with open(out, "w") as fh:
+            json.dump(result, fh)
+        os.kill(os.getpid(), signal.SIGINT)
+
+threading.Thread(target=probe, daemon=True).start()
+from pipelines.cli import app
+app(["serve", "--port", port, "--weakness", "1", "--generator", "champion",
+     "--artifact-root", store])
+"""
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = artifact_store(tmp_path_factory.mktemp("imports"))
+    set_alias(root, "generator", "champion", 1)
+    return root
+
+
+def test_cli_serves_both_models_without_heavy_imports(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PROBE,
+            str(free_port()),
+            str(store),
+            str(out),
+            ",".join(FORBIDDEN),
+            str(NOW),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.is_file(), proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["ready"], proc.stderr[-2000:]
+    status, body = result["weakness"]
+    assert status == 200 and body["predicted_weaknesses"][0]["topic_id"] == "fractions"
+    status, body = result["word"]
+    assert status == 200 and body["model_version"] == "1"
+    assert result["forbidden"] == [], f"serving imported {result['forbidden']}"
+
+
+def test_serving_modules_import_only_light_packages() -> None:
+    code = (
+        "import sys, serving.app, serving.weakness, serving.generator, serving.store, "
+        "serving.schemas, serving.limits, serving.settings, features.online, features.spec; "
+        f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == ""
