@@ -166,16 +166,22 @@ def run_one(n_events: int, seed: int) -> dict[str, Any]:
     import psutil
 
     rss_before = psutil.Process().memory_info().rss
+    t_build = cpu_build = math.inf
     with PeakRSS() as mem:
-        t0 = time.perf_counter()
-        splits, _spec, _ = make_features(events, oracle, cfg)
-        t_build = time.perf_counter() - t0
+        for _ in range(3 if n_events <= 2_000_000 else 2):  # best of: the machine is shared
+            t0, c0 = time.perf_counter(), time.process_time()
+            splits, _spec, _ = make_features(events, oracle, cfg)
+            t_build = min(t_build, time.perf_counter() - t0)
+            cpu_build = min(cpu_build, time.process_time() - c0)
+            n_examples = sum(len(p) for p in splits.values())
+            del splits, _spec  # free before the next repeat so the peak is one build's
     result: dict[str, Any] = {
         "n_events": len(events),
-        "n_examples": sum(len(p) for p in splits.values()),
+        "n_examples": n_examples,
         "simulate_s": t_sim,
         "compile_s": t_compile,
         "build_s": t_build,
+        "build_cpu_s": cpu_build,
         "events_per_s": len(events) / t_build,
         "rss_before_build_gb": rss_before / 1e9,
         "peak_rss_build_gb": mem.peak / 1e9,
@@ -194,14 +200,16 @@ def run_baseline(n_events: int, seed: int) -> dict[str, Any]:
     peer = {"prior_mean": 0.5, "prior_weight": 1.0, "topics": {}}
     build_examples(events.iloc[:1000], None, cfg=cfg, peer=peer)  # compile
     # best of 3 for each side: the machine is shared, the minimum is the least disturbed run
-    t_ours = t_naive = math.inf
+    t_ours = t_naive = c_ours = c_naive = math.inf
     for _ in range(3):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         ours = build_examples(events, None, cfg=cfg, peer=peer)
         t_ours = min(t_ours, time.perf_counter() - t0)
-        t0 = time.perf_counter()
+        c_ours = min(c_ours, time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
         naive = naive_topic_features(events, cfg.rolling_windows, cfg.half_life_s)
         t_naive = min(t_naive, time.perf_counter() - t0)
+        c_naive = min(c_naive, time.process_time() - c0)
 
     quiz = events["activity"].isin(cfg.assessment_activities).to_numpy()
     nv = naive.loc[quiz].reset_index(drop=True)
@@ -226,6 +234,9 @@ def run_baseline(n_events: int, seed: int) -> dict[str, Any]:
         "ours_build_examples_s": t_ours,
         "pandas_s": t_naive,
         "speedup": t_naive / t_ours,
+        "ours_cpu_s": c_ours,
+        "pandas_cpu_s": c_naive,
+        "speedup_cpu": c_naive / c_ours,
         "rows_compared": int(ok.sum()),
         "rows_tied_skipped": int((~ok).sum()),
         "max_abs_diff": diffs,
@@ -295,9 +306,9 @@ def main() -> None:
     results["baseline"] = _child(["--baseline", str(base_n), "--seed", str(args.seed)])
     if len(sizes) >= 2:
         lo, hi = results["sizes"][str(sizes[0])], results["sizes"][str(sizes[-1])]
-        results["scaling_exponent"] = math.log(hi["build_s"] / lo["build_s"]) / math.log(
-            hi["n_events"] / lo["n_events"]
-        )
+        span = math.log(hi["n_events"] / lo["n_events"])
+        results["scaling_exponent"] = math.log(hi["build_s"] / lo["build_s"]) / span
+        results["scaling_exponent_cpu"] = math.log(hi["build_cpu_s"] / lo["build_cpu_s"]) / span
     print(json.dumps(results, indent=2))
 
 

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -105,7 +106,7 @@ def main() -> None:
     if args.arch is not None or not (src / "encoder_model.onnx").is_file():
         src = random_model(work / "random", prompts, args.arch)
         source = f"random-weight T5 (train_generator.model + {args.arch or {}})"
-    common = {
+    common: dict[str, Any] = {
         "weight_type": cfg.weight_type,
         "per_channel": cfg.per_channel,
         "reduce_range": cfg.reduce_range,
@@ -123,7 +124,7 @@ def main() -> None:
         activation_type=cfg.static_activation_type,
         calibrate_method=cfg.static_calibrate_method,
         exclude_patterns=cfg.static_exclude_nodes,
-        **common,
+        **{**common, "per_channel": cfg.static_per_channel},
     )
     names = ["fp32", "dynamic_int8", "static_int8"]
     gens = {n: OnnxSeq2SeqGenerator(work / n, intra_op_num_threads=1) for n in names}

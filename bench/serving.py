@@ -107,18 +107,31 @@ def naive_features(body: dict[str, Any], spec: dict[str, Any]) -> Any:
     return out[list(spec["names"])].to_numpy(dtype=np.float32)
 
 
-def _time(fn: Callable[[], Any], repeats: int) -> dict[str, float]:
-    fn()  # warm-up
-    lat = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        lat.append((time.perf_counter() - t0) * 1000.0)
-    lat.sort()
+def _stats(lat: list[float]) -> dict[str, float]:
+    lat = sorted(lat)
     return {
         "median_ms": round(statistics.median(lat), 3),
         "p99_ms": round(lat[min(len(lat) - 1, int(0.99 * len(lat)))], 3),
     }
+
+
+def _time_interleaved(
+    fast: Callable[[], Any], slow: Callable[[], Any], repeats: int, block: int = 20
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Latencies (ms) of both paths, run in alternating blocks so machine noise hits both alike
+    (blocks rather than single calls, so one path does not evict the other's caches each call).
+    """
+    fast()
+    slow()  # warm-up
+    lat_fast: list[float] = []
+    lat_slow: list[float] = []
+    while len(lat_fast) < repeats:
+        for fn, lat in ((fast, lat_fast), (slow, lat_slow)):
+            for _ in range(block):
+                t0 = time.perf_counter()
+                fn()
+                lat.append((time.perf_counter() - t0) * 1000.0)
+    return _stats(lat_fast), _stats(lat_slow)
 
 
 def _artifacts(ref: str, tmp: Path) -> tuple[str, Path, Path, str]:
@@ -167,8 +180,7 @@ def main() -> None:
         max_diff = max(
             abs(served[t] - p) for t, p in zip(body["recent_attempts"], p_naive, strict=True)
         )
-        fast = _time(serving_path, args.repeats)
-        slow = _time(naive_path, max(20, args.repeats // 5))
+        fast, slow = _time_interleaved(serving_path, naive_path, args.repeats)
     result = {
         "source": source,
         "learner": f"{N_TOPICS} topics x {N_ATTEMPTS} attempts",

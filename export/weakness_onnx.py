@@ -92,7 +92,9 @@ def round_thresholds_down(model: onnx.ModelProto, booster: lgb.Booster) -> int:
     exact_or_down = set(thr32[thr32.astype(np.float64) <= thr64].tolist())
     ambiguous = rounded_up & exact_or_down
     if ambiguous:
-        logger.warning("%d float32 thresholds are shared by splits rounding both ways", len(ambiguous))
+        logger.warning(
+            "%d float32 thresholds are shared by splits rounding both ways", len(ambiguous)
+        )
     n_fixed = 0
     for node in model.graph.node:
         if not node.op_type.startswith("TreeEnsemble"):
@@ -135,7 +137,10 @@ def io_description(model: onnx.ModelProto) -> dict[str, list[dict[str, Any]]]:
         rows = []
         for v in values:
             t = v.type.tensor_type
-            dims = [d.dim_param or (d.dim_value if d.HasField("dim_value") else None) for d in t.shape.dim]
+            dims = [
+                d.dim_param or (d.dim_value if d.HasField("dim_value") else None)
+                for d in t.shape.dim
+            ]
             rows.append(
                 {
                     "name": v.name,
@@ -187,9 +192,7 @@ def parity_check(
     cb = apply_calibration(b, calibration)
     diff_raw = np.abs(a - b)
     diff_cal = np.abs(ca - cb)
-    flips = {
-        f"{t:g}": int(np.count_nonzero((ca >= t) != (cb >= t))) for t in thresholds
-    }
+    flips = {f"{t:g}": int(np.count_nonzero((ca >= t) != (cb >= t))) for t in thresholds}
     level_flips = int(
         np.count_nonzero(action_level_index(ca, thresholds) != action_level_index(cb, thresholds))
     )
@@ -202,10 +205,13 @@ def parity_check(
     )
     problems = []
     if report.max_abs_diff_raw > max_abs_diff:
-        problems.append(f"max |p_onnx - p_native| raw {report.max_abs_diff_raw:.3g} > {max_abs_diff:g}")
+        problems.append(
+            f"max |p_onnx - p_native| raw {report.max_abs_diff_raw:.3g} > {max_abs_diff:g}"
+        )
     if report.max_abs_diff_calibrated > max_abs_diff:
         problems.append(
-            f"max |p_onnx - p_native| calibrated {report.max_abs_diff_calibrated:.3g} > {max_abs_diff:g}"
+            "max |p_onnx - p_native| calibrated "
+            f"{report.max_abs_diff_calibrated:.3g} > {max_abs_diff:g}"
         )
     if report.total_flips > max_flips:
         problems.append(f"{report.total_flips} decision flips {flips} > {max_flips}")

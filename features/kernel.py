@@ -85,13 +85,15 @@ def feature_kernel(
 ) -> int:
     """Fill ``out[dest[q], :]`` for the q-th query row (in row order); return the query count.
 
+    Inputs are numpy arrays (numba) or, on the plain path, Python lists of the same values,
+    which index several times faster in CPython and give identical float results.
     starts: int64 group offsets (len n_groups + 1); ts: int64 seconds, sorted within a group;
     score/time_spent/hints: float64; revisit/contributes/is_query: bool; windows: int64 window
     sizes; rate: decay per second (`decay_rate`); dest: int64 output row of each query (lets the
     batch path write rows straight back in input order); out: float64 (n_queries, n_cols) where
     n_cols <= len(kernel_columns(windows)) selects the leading columns.
     """
-    n_windows = windows.shape[0]
+    n_windows = len(windows)
     n_base = 12
     n_cols = out.shape[1]
     max_k = 1
@@ -102,7 +104,7 @@ def feature_kernel(
     row = np.empty(n_base + n_windows, dtype=np.float64)
     nan = math.nan
     q = 0
-    for g in range(starts.shape[0] - 1):
+    for g in range(len(starts) - 1):
         a = starts[g]
         b = starts[g + 1]
         if a >= b:
@@ -243,10 +245,12 @@ def run_kernel(
     pass_mark: float,
     n_cols: int,
     dest: np.ndarray | None = None,
+    plain: bool = False,
 ) -> np.ndarray:
     """Coerce dtypes the same way for both paths, allocate the output and run ``kernel``.
 
-    ``dest`` (default: kernel order) must be a permutation of range(n_queries).
+    ``dest`` (default: kernel order) must be a permutation of range(n_queries). ``plain`` passes
+    the inputs as Python lists (after the same dtype coercion), for the uncompiled kernel.
     """
     n_queries = int(np.count_nonzero(is_query))
     if dest is None:
@@ -254,7 +258,7 @@ def run_kernel(
     if dest.shape != (n_queries,):
         raise ValueError(f"dest: expected {n_queries} output rows, got shape {dest.shape}")
     out = np.empty((n_queries, n_cols), dtype=np.float64)  # the kernel fills every row
-    got = kernel(
+    inputs: list[Any] = [
         np.ascontiguousarray(starts, dtype=np.int64),
         np.ascontiguousarray(ts, dtype=np.int64),
         np.ascontiguousarray(score, dtype=np.float64),
@@ -264,9 +268,15 @@ def run_kernel(
         np.ascontiguousarray(contributes, dtype=np.bool_),
         np.ascontiguousarray(is_query, dtype=np.bool_),
         np.asarray(windows, dtype=np.int64),
+    ]
+    dest_arr = np.ascontiguousarray(dest, dtype=np.int64)
+    if plain:
+        inputs = [a.tolist() for a in inputs]
+    got = kernel(
+        *inputs,
         float(rate),
         float(pass_mark),
-        np.ascontiguousarray(dest, dtype=np.int64),
+        dest_arr.tolist() if plain else dest_arr,
         out,
     )
     if got != n_queries:

@@ -20,6 +20,7 @@ from features.kernel import (
     assemble,
     decay_rate,
     feature_kernel,
+    group_starts,
     kernel_columns,
     peer_topic_mean,
     run_kernel,
@@ -86,40 +87,45 @@ def _validated(
     return np.asarray(topic_ids, dtype=object), ts, score, spent, hints, revisit
 
 
-def _one_query(
+def _kernel_rows(
     spec: Mapping[str, Any],
-    ts: np.ndarray,
-    score: np.ndarray,
-    spent: np.ndarray,
-    hints: np.ndarray,
-    revisit: np.ndarray,
+    code: np.ndarray,
+    n_groups: int,
+    cols: tuple[np.ndarray, ...],
     now: int,
     n_cols: int,
 ) -> np.ndarray:
-    """Kernel row for a query at ``now`` over one group's events (stable-sorted by time)."""
-    order = np.argsort(ts, kind="stable")
-    n = len(order)
-    ts_q = np.append(ts[order], np.int64(now))
-    contributes = np.ones(n + 1, dtype=bool)
-    contributes[n] = False
-    is_query = np.zeros(n + 1, dtype=bool)
-    is_query[n] = True
-    out = run_kernel(
+    """Kernel rows for a query at ``now`` in each group 0..n_groups-1 (one plain-Python call).
+
+    Events are ordered by (group, timestamp) with a stable sort, as in the batch build; the query
+    rows (contributing nothing) join each group's block at ``now``.
+    """
+    ts, score, spent, hints, revisit = cols
+    n = len(code)
+    code_q = np.concatenate([code, np.arange(n_groups, dtype=np.int64)])
+    ts_q = np.concatenate([ts, np.full(n_groups, now, dtype=np.int64)])
+    order = np.lexsort((ts_q, code_q))
+    code_sorted = code_q[order]
+    change = np.ones(len(order), dtype=bool)
+    change[1:] = code_sorted[1:] != code_sorted[:-1]
+    is_query = order >= n
+    pad = np.zeros(n_groups)
+    return run_kernel(
         feature_kernel,
-        starts=np.array([0, n + 1], dtype=np.int64),
-        ts=ts_q,
-        score=np.append(score[order], 0.0),
-        time_spent=np.append(spent[order], 0.0),
-        hints=np.append(hints[order], 0.0),
-        revisit=np.append(revisit[order], False),
-        contributes=contributes,
+        starts=group_starts(change),
+        ts=ts_q[order],
+        score=np.concatenate([score, pad])[order],
+        time_spent=np.concatenate([spent, pad])[order],
+        hints=np.concatenate([hints, pad])[order],
+        revisit=np.concatenate([revisit, np.zeros(n_groups, dtype=bool)])[order],
+        contributes=~is_query,
         is_query=is_query,
         windows=spec["rolling_windows"],
         rate=decay_rate(spec["half_life_s"]),
         pass_mark=spec["pass_mark"],
         n_cols=n_cols,
+        plain=True,
     )
-    return out[0]
 
 
 def request_features(
@@ -138,14 +144,20 @@ def request_features(
     (`features.spec.read_spec`).
     """
     topic_ids, ts, score, spent, hints, revisit = _validated(history, topics, now)
-    n_kernel = len(kernel_columns(spec["rolling_windows"]))
-    topic_rows = np.empty((len(topics), n_kernel), dtype=np.float64)
-    for i, topic in enumerate(topics):
-        m = topic_ids == topic
-        topic_rows[i] = _one_query(
-            spec, ts[m], score[m], spent[m], hints[m], revisit[m], now, n_kernel
-        )
-    learner_row = _one_query(spec, ts, score, spent, hints, revisit, now, N_LEARNER)
-    learner_rows = np.tile(learner_row, (len(topics), 1))
+    wanted = list(dict.fromkeys(topics))  # distinct requested topics, request order
+    index = {t: i for i, t in enumerate(wanted)}
+    code = np.array([index.get(t, -1) for t in topic_ids], dtype=np.int64)
+    keep = code >= 0
+    cols = (ts, score, spent, hints, revisit)
+    topic_rows = _kernel_rows(
+        spec,
+        code[keep],
+        len(wanted),
+        tuple(c[keep] for c in cols),
+        now,
+        len(kernel_columns(spec["rolling_windows"])),
+    )
+    learner_row = _kernel_rows(spec, np.zeros(len(ts), dtype=np.int64), 1, cols, now, N_LEARNER)
+    rows = np.array([index[t] for t in topics], dtype=np.int64)
     peer = np.array([peer_topic_mean(spec["peer"], t) for t in topics], dtype=np.float64)
-    return assemble(topic_rows, learner_rows, peer)
+    return assemble(topic_rows[rows], np.repeat(learner_row, len(topics), axis=0), peer)

@@ -141,3 +141,34 @@ def rollback_cmd(model: str = typer.Option(..., help="weakness or generator.")) 
         typer.echo(f"rollback: {exc}", err=True)
         raise typer.Exit(1) from exc
     typer.echo(f"{model}: champion moved back from v{old} to v{new}")
+
+
+@app.command("eval-kt")
+def eval_kt_cmd(
+    train: str = typer.Option(..., "--train", help="KT TSV of the training learners."),
+    test: str = typer.Option(..., "--test", help="KT TSV of other (unseen) learners."),
+    item_difficulty: bool = typer.Option(
+        False, "--item-difficulty", help="Add the item's out-of-fold peer success rate."
+    ),
+    out: str | None = typer.Option(None, "--out", help="Also write the JSON result here."),
+) -> None:
+    """Train the weakness model on a knowledge-tracing split and score the test learners."""
+    import json
+    from pathlib import Path
+
+    from features.config import FeatureConfig
+    from pipelines.common import atomic_write_json, build_config, load_section
+    from training.kt_eval import eval_kt
+    from training.weakness import WeaknessConfig
+
+    for flag, path in (("--train", Path(train)), ("--test", Path(test))):
+        if not path.is_file():
+            raise typer.BadParameter(f"{flag}: {path} is not a file")
+    cfg = build_config(WeaknessConfig, load_section("train_weakness"), "train_weakness")
+    feat_cfg = build_config(FeatureConfig, load_section("features"), "features")
+    result = eval_kt(
+        Path(train), Path(test), cfg=cfg, feat_cfg=feat_cfg, item_difficulty=item_difficulty
+    )
+    if out is not None:
+        atomic_write_json(Path(out), result)
+    typer.echo(json.dumps(result, sort_keys=True))

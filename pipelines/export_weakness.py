@@ -107,20 +107,33 @@ def run(
     )
     logger.info(
         "parity on %d rows: max diff raw %.3g, calibrated %.3g, flips %s",
-        report.n_rows, report.max_abs_diff_raw, report.max_abs_diff_calibrated,
+        report.n_rows,
+        report.max_abs_diff_raw,
+        report.max_abs_diff_calibrated,
         report.flips_per_threshold,
     )
     onnx_metrics = binary_metrics(
         test.y, apply_calibration(p_onnx, calibration), n_bins=int(summary["config"]["ece_bins"])
     )
     gates = [
-        {"name": "onnx_vs_native_max_abs_diff_raw", "threshold": cfg.max_abs_diff,
-         "value": report.max_abs_diff_raw, "pass": report.max_abs_diff_raw <= cfg.max_abs_diff},
-        {"name": "onnx_vs_native_max_abs_diff_calibrated", "threshold": cfg.max_abs_diff,
-         "value": report.max_abs_diff_calibrated,
-         "pass": report.max_abs_diff_calibrated <= cfg.max_abs_diff},
-        {"name": "onnx_vs_native_decision_flips", "threshold": cfg.max_flips,
-         "value": report.total_flips, "pass": report.total_flips <= cfg.max_flips},
+        {
+            "name": "onnx_vs_native_max_abs_diff_raw",
+            "threshold": cfg.max_abs_diff,
+            "value": report.max_abs_diff_raw,
+            "pass": report.max_abs_diff_raw <= cfg.max_abs_diff,
+        },
+        {
+            "name": "onnx_vs_native_max_abs_diff_calibrated",
+            "threshold": cfg.max_abs_diff,
+            "value": report.max_abs_diff_calibrated,
+            "pass": report.max_abs_diff_calibrated <= cfg.max_abs_diff,
+        },
+        {
+            "name": "onnx_vs_native_decision_flips",
+            "threshold": cfg.max_flips,
+            "value": report.total_flips,
+            "pass": report.total_flips <= cfg.max_flips,
+        },
     ]
     metrics = {
         "parity_rows": report.n_rows,

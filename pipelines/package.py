@@ -418,6 +418,9 @@ def main() -> None:
             )
         result = package_candidate(cand, ARTIFACTS_ROOT)
         result["gates"] = cand.fields.get("gates", [])
+        result["variant"] = cand.fields.get("variant")
+        if model == "weakness":  # why fp32 ships: no operator int8 quantization acts on
+            result["quantization"] = cand.fields.get("quantization")
         if cfg.register and result["version"] is not None:
             result["registry_version"] = register_version(
                 Path(result["path"]), experiment=cfg.experiment

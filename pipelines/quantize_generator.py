@@ -52,6 +52,7 @@ class QuantizeConfig:
     op_types_to_quantize: tuple[str, ...] = ("MatMul", "Gather")
     dynamic_exclude_nodes: tuple[str, ...] = ()
     static_exclude_nodes: tuple[str, ...] = ("DenseReluDense/wo",)
+    static_per_channel: bool = False
     static_activation_type: QType = "qint8"
     static_calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_samples: int = 32
@@ -59,6 +60,7 @@ class QuantizeConfig:
     max_new_tokens: int = 64
     threads: int = 1
     ship_rule: str = "fastest_passing"
+    speed_tolerance: float = 0.05
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -86,6 +88,11 @@ class QuantizeConfig:
             f"{w}.max_new_tokens",
             f"must be in [1, 512], got {self.max_new_tokens}",
         )
+        require(
+            0.0 <= self.speed_tolerance <= 1.0,
+            f"{w}.speed_tolerance",
+            f"must be in [0, 1], got {self.speed_tolerance}",
+        )
         require(1 <= self.threads <= 64, f"{w}.threads", f"must be in [1, 64], got {self.threads}")
         require(
             self.ship_rule in SHIP_RULES,
@@ -96,11 +103,15 @@ class QuantizeConfig:
 
 @dataclasses.dataclass(frozen=True)
 class GeneratorGates:
-    """Params `gates.generator`: drops vs fp32, changed-output share, absolute floors."""
+    """Params `gates.generator`: drops vs fp32, changed-output share, absolute floors.
+
+    ``promotion`` (rules against the champion) is read by `ludora-ml promote`, not here.
+    """
 
     max_drop: dict[str, float]
     max_changed_share: float
     floors: dict[str, float]
+    promotion: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name, v in self.max_drop.items():
@@ -205,26 +216,24 @@ def run_quantization(
             activation_type=cfg.static_activation_type,
             calibrate_method=cfg.static_calibrate_method,
             exclude_patterns=cfg.static_exclude_nodes,
-            **common,
+            **{**common, "per_channel": cfg.static_per_channel},
         )
-    evaluated = {
-        name: qg.evaluate_variant(
-            out_dir / name,
-            eval_records,
-            metric_fn=metric_fn,
-            max_new_tokens=cfg.max_new_tokens,
-            threads=cfg.threads,
-        )
-        for name in recipes
-    }
+    evaluated = qg.evaluate_variants(
+        {name: out_dir / name for name in recipes},
+        eval_records,
+        metric_fn=metric_fn,
+        max_new_tokens=cfg.max_new_tokens,
+        threads=cfg.threads,
+    )
     variants = qg.summarize(
         evaluated, recipes, max_drop=gates.max_drop, max_changed_share=gates.max_changed_share
     )
-    shipped = choose_shipped(variants, cfg.ship_rule)
+    shipped = choose_shipped(variants, cfg.ship_rule, cfg.speed_tolerance)
     return {
         "variants": variants,
         "shipped": shipped,
         "ship_rule": cfg.ship_rule,
+        "speed_tolerance": cfg.speed_tolerance,
         "n_eval_prompts": len(eval_records),
         "n_calibration_prompts": len(calib_prompts) if "static_int8" in cfg.variants else 0,
         "notes": [qg.MERGED_NOTE],

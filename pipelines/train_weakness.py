@@ -113,16 +113,26 @@ def run(
     train = load_split(features_dir / "train.parquet", names)
     val = load_split(features_dir / "val.parquet", names)
     test = load_split(features_dir / "test.parquet", names)
-    logger.info("rows: train %d, val %d, test %d; %d features", len(train.y), len(val.y), len(test.y), len(names))
+    logger.info(
+        "rows: train %d, val %d, test %d; %d features",
+        len(train.y),
+        len(val.y),
+        len(test.y),
+        len(names),
+    )
 
     setup_mlflow("weakness")
     commit = git_commit()
     with mlflow.start_run(run_name="train_weakness") as run_info:
         run_id = run_info.info.run_id
-        mlflow.set_tags({"git_commit": commit, "stage": SECTION, "params_hash": params_hash(all_params)})
+        mlflow.set_tags(
+            {"git_commit": commit, "stage": SECTION, "params_hash": params_hash(all_params)}
+        )
         mlflow.log_params(flatten(all_params))
 
-        def on_trial(number: int, params: dict[str, Any], auc: float, best_it: int, sec: float) -> None:
+        def on_trial(
+            number: int, params: dict[str, Any], auc: float, best_it: int, sec: float
+        ) -> None:
             with mlflow.start_run(run_name=f"trial-{number}", nested=True):
                 mlflow.log_params(params)
                 mlflow.log_metrics({"val_auc": auc, "best_iteration": best_it, "seconds": sec})
@@ -132,10 +142,13 @@ def run(
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
         mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
         if result.study is not None:
-            mlflow.log_dict(trials_table(result.study), "optuna/trials.json")
+            mlflow.log_dict({"trials": trials_table(result.study)}, "optuna/trials.json")
             mlflow.log_dict(
-                {"best_value": result.study.best_value, "best_params": result.study.best_params,
-                 "n_trials": len(result.study.trials)},
+                {
+                    "best_value": result.study.best_value,
+                    "best_params": result.study.best_params,
+                    "n_trials": len(result.study.trials),
+                },
                 "optuna/summary.json",
             )
         mlflow.log_dict(spec, "feature_spec.json")
@@ -153,7 +166,9 @@ def run(
         }
         with atomic_path(model_dir) as tmp:
             tmp.mkdir()
-            result.booster.save_model(str(tmp / "model.txt"), num_iteration=result.booster.best_iteration)
+            result.booster.save_model(
+                str(tmp / "model.txt"), num_iteration=result.booster.best_iteration
+            )
             for name, obj in (
                 ("calibration.json", result.calibration),
                 ("feature_spec.json", spec),
@@ -168,7 +183,11 @@ def run(
         mlflow.log_artifact(str(model_dir / "thresholds.json"), "model")
     logger.info(
         "test auc %.4f (oracle %s), ece %.4f -> %.4f; run %s",
-        metrics["auc"], metrics["oracle_auc"], metrics["ece_before"], metrics["ece_after"], run_id,
+        metrics["auc"],
+        metrics["oracle_auc"],
+        metrics["ece_before"],
+        metrics["ece_after"],
+        run_id,
     )
     return metrics
 

@@ -63,12 +63,15 @@ def all_passed(gates: Sequence[Mapping[str, Any]]) -> bool:
     return bool(gates) and all(g["passed"] for g in gates)
 
 
-def choose_shipped(variants: Mapping[str, Mapping[str, Any]], rule: str) -> str | None:
+def choose_shipped(
+    variants: Mapping[str, Mapping[str, Any]], rule: str, speed_tolerance: float = 0.0
+) -> str | None:
     """Pick the shipped variant among those whose ``passed`` is true, by ``rule``.
 
-    ``fastest_passing``: lowest ``latency_ms_median``; ``smallest_passing``: lowest ``size_mb``;
-    ``fp32``: fp32 if it passed. Ties go to the smaller model, then to the name. Returns None
-    when nothing passed.
+    ``fastest_passing``: lowest ``latency_ms_median``, where latencies within ``speed_tolerance``
+    (relative) of the fastest count as a tie, because timing noise on a shared machine must not
+    decide; ties go to the smaller model, then to the name. ``smallest_passing``: lowest
+    ``size_mb``; ``fp32``: fp32 if it passed. Returns None when nothing passed.
     """
     if rule not in SHIP_RULES:
         raise ValueError(f"unknown ship rule {rule!r}, expected one of {list(SHIP_RULES)}")
@@ -78,7 +81,9 @@ def choose_shipped(variants: Mapping[str, Mapping[str, Any]], rule: str) -> str 
     if rule == "fp32":
         return "fp32" if "fp32" in passing else None
     if rule == "fastest_passing":
-        return min(
-            passing, key=lambda k: (passing[k]["latency_ms_median"], passing[k]["size_mb"], k)
-        )
+        best = min(v["latency_ms_median"] for v in passing.values())
+        tied = [
+            k for k, v in passing.items() if v["latency_ms_median"] <= best * (1 + speed_tolerance)
+        ]
+        return min(tied, key=lambda k: (passing[k]["size_mb"], passing[k]["latency_ms_median"], k))
     return min(passing, key=lambda k: (passing[k]["size_mb"], passing[k]["latency_ms_median"], k))

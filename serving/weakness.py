@@ -67,74 +67,64 @@ def build_history(
     A flat ``recent_quiz_scores`` list becomes quiz events of a reserved topic that is never
     predicted, so it moves only the learner-level features.
     """
-    cols: dict[str, list[Any]] = {c: [] for c in HISTORY_COLUMNS}
+    topic_col: list[str] = []
+    ts_col: list[int] = []
+    score_col: list[float] = []
+    spent_col: list[float | None] = []
+    hints_col: list[float] = []
+    revisit_col: list[bool] = []
+    activity_col: list[str] = []
+    nan = math.nan
     quiz_by_topic = (
         request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
     )
     attempts_by_topic = request.recent_attempts or {}
 
-    def add(
-        topic: str,
-        ts: int,
-        score: float,
-        spent: float | None,
-        hints: int | None,
-        revisit: bool,
-        activity: str,
-    ) -> None:
-        cols["topic_id"].append(topic)
-        cols["timestamp"].append(int(ts))
-        cols["score"].append(float(score))
-        cols["time_spent_s"].append(spent)
-        cols["hints_used"].append(math.nan if hints is None else float(hints))
-        cols["is_revisit"].append(bool(revisit))
-        cols["activity"].append(activity)
+    def add_quizzes(topic: str, scores: list[float]) -> None:
+        # Timestamp-less scores, oldest first: one spacing apart, the last one before now.
+        n = len(scores)
+        topic_col.extend([topic] * n)
+        ts_col.extend([now - (n - i) * quiz_spacing_s for i in range(n)])
+        score_col.extend(scores)
+        spent_col.extend([None] * n)
+        hints_col.extend([nan] * n)
+        revisit_col.extend([False] * n)
+        activity_col.extend(["quiz"] * n)
 
-    def spaced(n: int) -> list[int]:
-        return [now - (n - i) * quiz_spacing_s for i in range(n)]
-
+    # Comprehensions per column, not a call per event: this runs for every request.
     for topic in request.topics():
-        first = len(cols["topic_id"])
-        if attempts_by_topic.get(topic):
-            for a in sorted(attempts_by_topic[topic], key=lambda a: a.timestamp):
-                add(
-                    topic,
-                    a.timestamp,
-                    a.score,
-                    a.time_spent_s,
-                    a.hints_used,
-                    a.is_revisit,
-                    a.activity,
-                )
+        first = len(topic_col)
+        attempts = attempts_by_topic.get(topic)
+        if attempts:
+            topic_col.extend([topic] * len(attempts))
+            ts_col.extend([a.timestamp for a in attempts])
+            score_col.extend([a.score for a in attempts])
+            spent_col.extend([a.time_spent_s for a in attempts])
+            hints_col.extend([nan if a.hints_used is None else a.hints_used for a in attempts])
+            revisit_col.extend([a.is_revisit for a in attempts])
+            activity_col.extend([a.activity for a in attempts])
         elif quiz_by_topic.get(topic):
-            scores = quiz_by_topic[topic]
-            for ts, score in zip(spaced(len(scores)), scores, strict=True):
-                add(topic, ts, score, None, None, False, "quiz")
+            add_quizzes(topic, list(quiz_by_topic[topic]))
         elif topic in request.average_score_per_topic:
-            add(
-                topic,
-                now - quiz_spacing_s,
-                request.average_score_per_topic[topic],
-                None,
-                None,
-                False,
-                "quiz",
-            )
+            # One summary event: the topic's average as a single quiz one spacing before now.
+            add_quizzes(topic, [request.average_score_per_topic[topic]])
         minutes = request.time_spent_per_topic_minutes.get(topic)
-        missing = [
-            i for i in range(first, len(cols["topic_id"])) if cols["time_spent_s"][i] is None
-        ]
-        if minutes is not None and missing:
-            share = float(minutes) * 60.0 / len(missing)
+        if minutes is not None:
+            missing = [i for i in range(first, len(spent_col)) if spent_col[i] is None]
             for i in missing:
-                cols["time_spent_s"][i] = share
+                spent_col[i] = float(minutes) * 60.0 / len(missing)
     if isinstance(request.recent_quiz_scores, list):
-        flat = request.recent_quiz_scores
-        for ts, score in zip(spaced(len(flat)), flat, strict=True):
-            add(UNASSIGNED_TOPIC, ts, score, None, None, False, "quiz")
-    # Unknown time spent / hints stay NaN: the kernel's "missing" value, as in the batch build.
-    cols["time_spent_s"] = [math.nan if v is None else float(v) for v in cols["time_spent_s"]]
-    return cols
+        add_quizzes(UNASSIGNED_TOPIC, list(request.recent_quiz_scores))
+    return {
+        "topic_id": topic_col,
+        "timestamp": ts_col,
+        "score": score_col,
+        # Unknown time spent / hints stay NaN: the kernel's "missing" value, as in batch.
+        "time_spent_s": [nan if v is None else v for v in spent_col],
+        "hints_used": hints_col,
+        "is_revisit": revisit_col,
+        "activity": activity_col,
+    }
 
 
 class WeaknessModel:
@@ -161,9 +151,14 @@ class WeaknessModel:
         self.labels = list(labels)
         self.settings = settings
         self.input_name = session.get_inputs()[0].name
-        outputs = session.get_outputs()
-        names = [o.name for o in outputs]
-        self.output_name = "probabilities" if "probabilities" in names else names[-1]
+        names = [o.name for o in session.get_outputs()]
+        # The manifest says which output / column is P(fail); older drafts default to
+        # onnxmltools' names (zipmap=False: "probabilities", column 1 = the positive class).
+        wanted = str(self.manifest.get("probability_output", "probabilities"))
+        if wanted not in names:
+            raise ArtifactError(f"{artifact_dir}: ONNX outputs {names} lack {wanted!r}")
+        self.output_name = wanted
+        self.probability_column = int(self.manifest.get("probability_column", 1))
 
     @property
     def version(self) -> str:
@@ -184,7 +179,7 @@ class WeaknessModel:
         x = np.ascontiguousarray(rows, dtype=np.float32)
         (out,) = self.session.run([self.output_name], {self.input_name: x})
         out = np.asarray(out)
-        p_raw = out[:, 1] if out.ndim == 2 and out.shape[1] == 2 else out.reshape(-1)
+        p_raw = out[:, self.probability_column] if out.ndim == 2 else out.reshape(-1)
         return np.asarray(apply_calibration(p_raw.astype(np.float64), self.calibration))
 
     def predict_history(
@@ -193,7 +188,10 @@ class WeaknessModel:
         """Probability and action level per topic, from an event history, most at risk first."""
         from features.online import request_features
 
-        rows = request_features(self.spec, history, list(topics), int(now))
+        try:
+            rows = request_features(self.spec, history, list(topics), int(now))
+        except ValueError as exc:  # the shared feature code names the offending history field
+            raise RequestError("body", str(exc)) from exc
         p = np.clip(self.predict_features(rows), 0.0, 1.0)
         levels = action_levels(p, self.thresholds, self.labels)
         preds = [
@@ -207,6 +205,8 @@ class WeaknessModel:
         """Answer one backend request (``now``: the request's, else the server clock)."""
         t_now = int(request.now if request.now is not None else (now or time.time()))
         for topic, attempts in (request.recent_attempts or {}).items():
+            if not attempts or max(a.timestamp for a in attempts) <= t_now:
+                continue  # the common case: one pass, no per-attempt bookkeeping
             for i, a in enumerate(attempts):
                 if a.timestamp > t_now:
                     raise RequestError(
@@ -215,10 +215,7 @@ class WeaknessModel:
                         loc=("recent_attempts", topic, i, "timestamp"),
                     )
         history = build_history(request, now=t_now, quiz_spacing_s=self.settings.quiz_spacing_s)
-        try:
-            preds = self.predict_history(history, request.topics(), t_now)
-        except ValueError as exc:  # the shared feature code names the offending field
-            raise RequestError("body", str(exc)) from exc
+        preds = self.predict_history(history, request.topics(), t_now)
         return WeaknessPredictionOutput(
             user_id=request.user_id,
             predicted_weaknesses=[

@@ -61,13 +61,22 @@ def learner_folds(users: np.ndarray, n_folds: int, seed: int) -> np.ndarray:
 
 
 def smoothed_rate(
-    keys_fit: np.ndarray, success_fit: np.ndarray, keys_query: np.ndarray, prior: float, weight: float
+    keys_fit: np.ndarray,
+    success_fit: np.ndarray,
+    keys_query: np.ndarray,
+    prior: float | np.ndarray,
+    weight: float,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(sum + w * prior) / (count + w) and count of each query key among the fit rows."""
+    """(sum + w * prior) / (count + w) and count of each query key among the fit rows.
+
+    ``prior`` is one value or one per query row (hierarchical smoothing toward a coarser rate).
+    """
     import pandas as pd
 
-    stats = pd.DataFrame({"k": keys_fit, "s": success_fit}).groupby("k", sort=False)["s"].agg(
-        ["sum", "count"]
+    stats = (
+        pd.DataFrame({"k": keys_fit, "s": success_fit})
+        .groupby("k", sort=False)["s"]
+        .agg(["sum", "count"])
     )
     idx = stats.index.get_indexer(keys_query)
     found = idx >= 0
@@ -76,6 +85,42 @@ def smoothed_rate(
     total[found] = stats["sum"].to_numpy()[idx[found]]
     count[found] = stats["count"].to_numpy()[idx[found]]
     return (total + weight * prior) / (count + weight), count
+
+
+def _bucket(values: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Bucket index as text; NaN (no history) gets its own bucket 'n'."""
+    out = np.digitize(np.nan_to_num(values, nan=-1e9), edges).astype(str)
+    return np.where(np.isnan(values), "n", out)
+
+
+def state_keys(ex: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Keys (topic + coarse learning state from the kernel's features) for peer state rates.
+
+    PFA fits per-skill learning rates; here the same skill-specific learning curve comes from
+    peers: how often other learners succeed on this topic after this many attempts, after
+    this recent record, after this long away. The states are buckets of kernel features.
+    """
+    topic = ex["topic_id"].astype(str).to_numpy()
+    n = _bucket(ex["topic_n_attempts"].to_numpy(dtype=np.float64), [1, 2, 3, 4, 6, 9, 14, 21, 31])
+    last = _bucket(ex["topic_last_score"].to_numpy(dtype=np.float64), [0.5])
+    last3 = _bucket(ex["topic_last3_mean"].to_numpy(dtype=np.float64), [0.17, 0.5, 0.84])
+    last10 = _bucket(ex["topic_last10_mean"].to_numpy(dtype=np.float64), [0.1, 0.3, 0.5, 0.7, 0.9])
+    gap = _bucket(ex["kt_topic_answers_since_last"].to_numpy(dtype=np.float64), [1.5, 5, 30, 200])
+    level = _bucket(ex["learner_mean_score"].to_numpy(dtype=np.float64), [0.4, 0.55, 0.7, 0.85])
+    return {
+        "peer_state_success": _join(topic, n, last, last3),
+        "peer_state_gap_success": _join(topic, n, gap),
+        "peer_state_recent_success": _join(topic, last, last3, last10),
+        "peer_state_level_success": _join(topic, level, n),
+    }
+
+
+def _join(*parts: np.ndarray) -> np.ndarray:
+    """Row-wise 'a|b|c' keys from equal-length string arrays."""
+    out = parts[0].astype(object)
+    for part in parts[1:]:
+        out = out + "|" + part.astype(object)
+    return out
 
 
 def _peer_columns(topic_mean: np.ndarray, peer: np.ndarray) -> dict[str, np.ndarray]:
@@ -124,6 +169,21 @@ def add_peer_and_item_features(
         tm = frame["topic_mean_score"].to_numpy(dtype=np.float64)
         for name, col in _peer_columns(tm, peer).items():
             frame[name] = col.astype(np.float32)
+
+    # peers' success rate in the same learning state on the same topic (out-of-fold on train)
+    keys_tr = state_keys(train)
+    keys_te = state_keys(test)
+    for name in keys_tr:
+        oof = np.empty(len(train))
+        for f in range(settings.n_folds):
+            q = folds == f
+            oof[q], _ = smoothed_rate(
+                keys_tr[name][~q], score[~q], keys_tr[name][q], oof_peer[q], peer_weight
+            )
+        train[name] = oof.astype(np.float32)
+        test[name] = smoothed_rate(keys_tr[name], score, keys_te[name], test_peer, peer_weight)[
+            0
+        ].astype(np.float32)
     if item_difficulty:
         test_items = test["item_id"].to_numpy().astype(str)
         test_item, test_item_n = smoothed_rate(
@@ -139,8 +199,12 @@ def add_peer_and_item_features(
 
 
 def _kernel_block(
-    group_code: np.ndarray, step: np.ndarray, score: np.ndarray, windows: tuple[int, ...],
-    half_life_steps: float, pass_mark: float,
+    group_code: np.ndarray,
+    step: np.ndarray,
+    score: np.ndarray,
+    windows: tuple[int, ...],
+    half_life_steps: float,
+    pass_mark: float,
 ) -> np.ndarray:
     """All kernel columns for every answer, grouped by ``group_code``, time = answer step."""
     from features.kernel import compiled_kernel, group_starts, kernel_columns, run_kernel
@@ -171,8 +235,19 @@ def _kernel_block(
 
 
 # Kernel columns that carry information on 0/1 quiz data (time spent, hints, re-visits do not).
-_KT_KERNEL_KEEP = ("n_attempts", "mean_score", "decayed_mean", "n_fails", "last_score",
-                   "hours_since_last")
+_KT_KERNEL_KEEP = (
+    "n_attempts",
+    "mean_score",
+    "decayed_mean",
+    "n_fails",
+    "last_score",
+    "hours_since_last",
+)
+
+
+# duplicates of shared features (same counts) or constant (the learner's previous answer is
+# always one step back)
+_DUP = {"kt_topic_n_attempts", "kt_learner_n_attempts", "kt_learner_hours_since_last"}
 
 
 def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame:
@@ -192,7 +267,9 @@ def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame
     ts = events["timestamp"].to_numpy(dtype=np.int64)
     # answer step per learner: dense rank of the timestamp (ties stay simultaneous)
     step = (
-        pd.DataFrame({"u": user_code, "t": ts}).groupby("u")["t"].rank(method="dense")
+        pd.DataFrame({"u": user_code, "t": ts})
+        .groupby("u")["t"]
+        .rank(method="dense")
         .to_numpy(dtype=np.int64)
     )
     score = events["score"].to_numpy(dtype=np.float64)
@@ -205,7 +282,7 @@ def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame
         cols = kernel_columns(windows)
         block = _kernel_block(code, step, score, windows, half_life, pass_mark)
         for j, name in enumerate(cols):
-            if name in _KT_KERNEL_KEEP or name.startswith("last"):
+            if (name in _KT_KERNEL_KEEP or name.startswith("last")) and prefix + name not in _DUP:
                 # hours_since_last is (step gap) / 3600 here: rescale to answers
                 scale = 3600.0 if name == "hours_since_last" else 1.0
                 label = "answers_since_last" if name == "hours_since_last" else name
@@ -278,7 +355,7 @@ def eval_kt(
     users = ex_tr["user_id"].to_numpy().astype(str)
     uniq = np.unique(users)
     rng = np.random.default_rng(settings.seed)
-    n_es = max(1, int(round(settings.early_stop_frac * uniq.size)))
+    n_es = max(1, round(settings.early_stop_frac * uniq.size))
     es_users = set(rng.choice(uniq, size=n_es, replace=False).tolist())
     is_es = np.isin(users, list(es_users))
     X = ex_tr[names].to_numpy(dtype=np.float32)
@@ -302,8 +379,8 @@ def eval_kt(
     result = {
         "auc": float(roc_auc_score(y_te, p_te)),
         "logloss": float(log_loss(y_te, np.clip(p_te, 1e-15, 1 - 1e-15), labels=[0, 1])),
-        "n_train": int(len(y)),
-        "n_test": int(len(y_te)),
+        "n_train": len(y),
+        "n_test": len(y_te),
         "n_train_learners": int(uniq.size),
         "n_test_learners": int(ex_te["user_id"].nunique()),
         "n_features": len(names),
@@ -315,5 +392,7 @@ def eval_kt(
         "seconds_features": round(t_features, 2),
         "seconds_total": round(seconds, 2),
     }
-    logger.info("eval-kt: auc %.4f logloss %.4f in %.1fs", result["auc"], result["logloss"], seconds)
+    logger.info(
+        "eval-kt: auc %.4f logloss %.4f in %.1fs", result["auc"], result["logloss"], seconds
+    )
     return result

@@ -27,7 +27,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Columns every example table carries before the features (docs/design.md).
-META_COLUMNS: tuple[str, ...] = ("user_id", "topic_id", "timestamp", "score", "label", "p_fail_true")
+META_COLUMNS: tuple[str, ...] = (
+    "user_id",
+    "topic_id",
+    "timestamp",
+    "score",
+    "label",
+    "p_fail_true",
+)
 # LightGBM keys the search may set; anything else in `base` is rejected to catch typos early.
 TUNABLE: tuple[str, ...] = (
     "num_leaves",
@@ -186,7 +193,7 @@ def lgb_params(
         "num_threads": num_threads,
     }
     for key, value in overrides.items():
-        params[key] = int(round(value)) if key in _INT_KEYS else float(value)
+        params[key] = round(value) if key in _INT_KEYS else float(value)
     if params.get("bagging_fraction", 1.0) < 1.0 and "bagging_freq" not in params:
         params["bagging_freq"] = 1
     if scale_pos_weight is not None:
@@ -194,9 +201,7 @@ def lgb_params(
     return params
 
 
-def class_weights(
-    y: np.ndarray, imbalance: str
-) -> tuple[np.ndarray | None, float | None]:
+def class_weights(y: np.ndarray, imbalance: str) -> tuple[np.ndarray | None, float | None]:
     """Sample weights (``balanced``) or ``scale_pos_weight`` from the train labels."""
     n_pos = int(y.sum())
     n_neg = int(y.size - n_pos)

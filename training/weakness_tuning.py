@@ -79,7 +79,9 @@ def tune(
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     idx = subsample_rows(len(train.y), cfg.tuning.max_train_rows, cfg.seed)
     X_tr, y_tr = train.X[idx], train.y[idx]
-    logger.info("tuning on %d of %d train rows, %d trials", idx.size, len(train.y), cfg.tuning.n_trials)
+    logger.info(
+        "tuning on %d of %d train rows, %d trials", idx.size, len(train.y), cfg.tuning.n_trials
+    )
 
     def objective(trial: optuna.Trial) -> float:
         params = suggest(trial, cfg)
@@ -99,7 +101,13 @@ def tune(
         seconds = time.perf_counter() - t0
         trial.set_user_attr("best_iteration", int(booster.best_iteration))
         trial.set_user_attr("seconds", seconds)
-        logger.info("trial %d: val auc %.4f (%d rounds, %.1fs)", trial.number, auc, booster.best_iteration, seconds)
+        logger.info(
+            "trial %d: val auc %.4f (%d rounds, %.1fs)",
+            trial.number,
+            auc,
+            booster.best_iteration,
+            seconds,
+        )
         if on_trial is not None:
             on_trial(trial.number, params, auc, int(booster.best_iteration), seconds)
         return auc
@@ -113,7 +121,7 @@ def tune(
 
 
 def trials_table(study: optuna.Study | None) -> list[dict[str, Any]]:
-    """One row per trial (number, value, params, best iteration, seconds) for the MLflow artifact."""
+    """One row per trial (number, value, params, best iteration, seconds): an MLflow artifact."""
     if study is None:
         return []
     rows = []
@@ -147,7 +155,6 @@ def fit_weakness(
     on_trial: TrialCallback | None = None,
 ) -> WeaknessResult:
     """Search, refit on the full train split with the best params, calibrate on val, score test."""
-    import pandas as pd
     from sklearn.metrics import roc_auc_score
 
     best, study = tune(train, val, names, cfg, on_trial)
@@ -182,9 +189,9 @@ def fit_weakness(
         "ece_before": raw["ece"],
         "ece_after": cal["ece"],
         "positive_rate": cal["positive_rate"],
-        "n_train": int(len(train.y)),
-        "n_val": int(len(val.y)),
-        "n_test": int(len(test.y)),
+        "n_train": len(train.y),
+        "n_val": len(val.y),
+        "n_test": len(test.y),
         "best_iteration": int(booster.best_iteration),
         "val_auc": float(roc_auc_score(val.y, p_val)) if 0 < val.y.sum() < val.y.size else None,
         "oracle_auc": None,
@@ -207,7 +214,7 @@ def fit_weakness(
         metrics[f"share_{label}"] = float(count / len(p_cal))
 
     shap_idx = subsample_rows(len(test.y), _SHAP_ROWS, cfg.seed)
-    plots = {
+    plots: dict[str, list[dict[str, Any]]] = {
         "roc": roc_table(test.y, p_cal),
         "pr": pr_table(test.y, p_cal),
         "calibration": [

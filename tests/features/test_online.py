@@ -111,3 +111,16 @@ def test_serving_path_imports_numpy_only() -> None:
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_repeated_and_unknown_topics_in_one_request() -> None:
+    events = random_events(8, n=120, n_users=1, n_topics=3)
+    spec = spec_from_config(config(), PEER)
+    now = int(events["timestamp"].max()) + 60
+    h = {c: events[c].tolist() for c in events.columns}
+    both = request_features(spec, h, ["t1", "zz", "t0", "t1"], now)
+    np.testing.assert_array_equal(both[0], both[3])
+    np.testing.assert_array_equal(both[2], request_features(spec, h, ["t0"], now)[0])
+    names = spec["names"]
+    assert both[1, names.index("topic_n_attempts")] == 0.0
+    assert both[1, names.index("learner_n_attempts")] == len(events)

@@ -101,7 +101,7 @@ def test_cli_promote_exits_1_when_refused(env, monkeypatch):
     root, test_file, package = env
     monkeypatch.setattr(pkg, "ARTIFACTS_ROOT", root)
     monkeypatch.setattr(pkg, "FEATURES_TEST", test_file)
-    package(0.0)
+    package(0.2)
     runner = CliRunner()
     ok = runner.invoke(app, ["promote", "--model", "weakness"])
     assert ok.exit_code == 0, ok.output
@@ -112,6 +112,12 @@ def test_cli_promote_exits_1_when_refused(env, monkeypatch):
     assert "refused" in refused.output and "auc" in refused.output
     missing = runner.invoke(app, ["promote", "--model", "weakness", "--version", "9"])
     assert missing.exit_code == 1
+    nothing = runner.invoke(app, ["rollback", "--model", "weakness"])
+    assert nothing.exit_code == 1  # one champion so far: nothing to roll back to
+    package(0.0)
+    assert runner.invoke(app, ["promote", "--model", "weakness", "--version", "3"]).exit_code == 0
+    back = runner.invoke(app, ["rollback", "--model", "weakness"])
+    assert back.exit_code == 0 and "from v3 to v1" in back.output
 
 
 def test_rules_from_params_and_mlflow_semantics():

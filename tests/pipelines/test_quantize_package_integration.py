@@ -72,6 +72,8 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     assert (
         report["weakness"]["status"] == "packaged" and report["generator"]["status"] == "packaged"
     )
+    assert report["weakness"]["quantization"]["shipped_variant"] == "fp32"
+    assert "TreeEnsembleClassifier" in report["weakness"]["quantization"]["reason"]
     gen = verify_artifact(tmp_path / "artifacts/generator/1")
     assert gen["variant"] == quantize["shipped"]
     assert gen["mlflow_run_id"] == "gen-run"
@@ -89,6 +91,10 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
 
     from pipelines.cli import app
 
+    refused = CliRunner().invoke(app, ["promote", "--model", "generator"])
+    assert refused.exit_code == 1  # params.yaml's rouge_l floor: a random model stays out
+    assert "rouge_l" in refused.output
+    monkeypatch.setattr(common, "load_section", lambda s: params[s])
     result = CliRunner().invoke(app, ["promote", "--model", "generator"])
     assert result.exit_code == 0, result.output
     aliases = json.loads((tmp_path / "artifacts/generator/aliases.json").read_text())

@@ -54,6 +54,11 @@ def test_choose_shipped_never_picks_a_failed_variant():
     assert choose_shipped(variants, "fastest_passing") == "dynamic_int8"
     assert choose_shipped(variants, "smallest_passing") == "dynamic_int8"
     assert choose_shipped(variants, "fp32") == "fp32"
+    near = {**variants, "fp32": {**variants["fp32"], "latency_ms_median": 6.1}}
+    assert choose_shipped(near, "fastest_passing") == "dynamic_int8"
+    near["dynamic_int8"] = {**near["dynamic_int8"], "latency_ms_median": 6.2}
+    assert choose_shipped(near, "fastest_passing") == "fp32"  # strictly fastest
+    assert choose_shipped(near, "fastest_passing", 0.05) == "dynamic_int8"  # tie: smaller wins
     none_pass = {k: {**v, "passed": False} for k, v in variants.items()}
     assert choose_shipped(none_pass, "fastest_passing") is None
     with pytest.raises(ValueError, match="unknown ship rule"):
