@@ -218,26 +218,13 @@ def evaluate_variant(
 
     Uses serving's generation loop, so outputs and timings are what serving would produce.
     """
-    from tqdm import tqdm
-
-    from serving.generation import OnnxSeq2SeqGenerator
-
-    runner = OnnxSeq2SeqGenerator(model_dir, intra_op_num_threads=threads)
-    runner.generate_text(str(records[0]["prompt"]), max_new_tokens=max_new_tokens)  # warm-up
-    outputs: list[str] = []
-    times_ms: list[float] = []
-    for rec in tqdm(records, desc=f"eval {model_dir.name}", leave=False):
-        t0 = time.perf_counter()
-        outputs.append(runner.generate_text(str(rec["prompt"]), max_new_tokens=max_new_tokens))
-        times_ms.append((time.perf_counter() - t0) * 1e3)
-    metrics = {k: float(v) for k, v in metric_fn(outputs, [dict(r) for r in records]).items()}
-    metrics["degenerate_share"] = sum(map(degenerate, outputs)) / len(outputs)
-    return {
-        "outputs": outputs,
-        "metrics": metrics,
-        "latency_ms_median": float(statistics.median(times_ms)),
-        "size_mb": size_mb(model_dir),
-    }
+    return evaluate_variants(
+        {model_dir.name: model_dir},
+        records,
+        metric_fn=metric_fn,
+        max_new_tokens=max_new_tokens,
+        threads=threads,
+    )[model_dir.name]
 
 
 def evaluate_variants(
