@@ -68,7 +68,7 @@ def run(
 ) -> dict[str, Any]:
     """Export, gate, and publish; returns the metrics written."""
     import torch
-    from transformers import PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
     from export import generator_onnx as gx
     from pipelines.train_generator import read_jsonl
@@ -78,7 +78,7 @@ def run(
     torch.set_num_threads(cfg.num_threads)
     # The exporter patches the model it traces (HF generate then rejects it): give it its own copy.
     model = gx.load_torch_model(model_dir)
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(model_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     records = read_jsonl(test_file, cfg.n_parity_prompts)
     prompts = [r["prompt"] for r in records]
     max_source_len = _max_source_len(model_dir)

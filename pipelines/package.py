@@ -49,11 +49,11 @@ from serving.manifest import (
     list_versions,
     load_manifest,
 )
+from training.promotion import REGISTRY_NAMES, find_registry_version
 
 logger = logging.getLogger(__name__)
 
 MODELS = ("weakness", "generator")
-REGISTRY_NAMES = {"weakness": "ludora-weakness", "generator": "ludora-generator"}
 ARTIFACTS_ROOT = main_repo_root(REPO_ROOT) / "artifacts"
 WEAKNESS_DIR = REPO_ROOT / "outputs/onnx/weakness"
 GENERATOR_FP32_DIR = REPO_ROOT / "outputs/onnx/generator"
@@ -329,20 +329,6 @@ def registry_tags(manifest: Mapping[str, Any], artifact_dir: Path) -> dict[str, 
     for g in manifest.get("gates", []):
         tags[f"gate.{g['name']}"] = f"{g['value']} ({'pass' if g['passed'] else 'fail'})"
     return tags
-
-
-def find_registry_version(client: Any, name: str, version: int) -> Any | None:
-    """The registry model version tagged ``ludora.version == version`` (or None)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return None
-    for mv in found:
-        if mv.tags.get("ludora.version") == str(version):
-            return mv
-    return None
 
 
 def register_version(artifact_dir: Path, *, experiment: str) -> str:

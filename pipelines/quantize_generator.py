@@ -60,7 +60,7 @@ class QuantizeConfig:
     max_new_tokens: int = 64
     threads: int = 1
     ship_rule: str = "fastest_passing"
-    speed_tolerance: float = 0.05
+    speed_tolerance: float = 0.15
     seed: int = 0
 
     def __post_init__(self) -> None:

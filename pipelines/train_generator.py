@@ -183,7 +183,7 @@ def run(
     import mlflow
     import torch
     import transformers
-    from transformers import PreTrainedTokenizerFast
+    from transformers import AutoTokenizer
 
     from training import generator as g
 
@@ -193,7 +193,7 @@ def run(
 
     if not tokenizer_dir.is_dir():
         raise FileNotFoundError(f"{tokenizer_dir}: tokenizer dir not found (run prepare_text)")
-    tokenizer = PreTrainedTokenizerFast.from_pretrained(str(tokenizer_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     train_rec = read_jsonl(text_dir / "train.jsonl", cfg.max_train_examples)
     val_rec = read_jsonl(text_dir / "val.jsonl", cfg.max_eval_examples)
     test_rec = read_jsonl(text_dir / "test.jsonl", cfg.max_eval_examples)

@@ -194,8 +194,14 @@ def size_mb(model_dir: Path) -> float:
     return sum((model_dir / n).stat().st_size for n in ONNX_FILES) / 1e6
 
 
+_RUN = re.compile(r"(\S{1,4}?)\1{7,}")
+
+
 def degenerate(text: str, n: int = 3, repeats: int = 3) -> bool:
-    """True when some word n-gram occurs ``repeats`` times: the repetition-collapse symptom."""
+    """True when generation looped: a word n-gram occurs ``repeats`` times, or a 1-4 character
+    unit repeats 8+ times in a row (``1111111111``, digits being single tokens)."""
+    if _RUN.search(text):
+        return True
     words = text.split()
     counts: dict[tuple[str, ...], int] = {}
     for i in range(len(words) - n + 1):

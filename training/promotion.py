@@ -165,10 +165,22 @@ def _client() -> Any:
     return MlflowClient()
 
 
+def find_registry_version(client: Any, name: str, version: int) -> Any | None:
+    """The registry model version tagged ``ludora.version == version`` (or None)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return None
+    for mv in found:
+        if mv.tags.get("ludora.version") == str(version):
+            return mv
+    return None
+
+
 def registry_version_for(client: Any, name: str, version: int) -> Any:
     """The registry model version tagged ``ludora.version == version``."""
-    from pipelines.package import find_registry_version
-
     mv = find_registry_version(client, name, version)
     if mv is None:
         raise PromotionError(

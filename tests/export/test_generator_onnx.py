@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from export import generator_onnx as gx
-from tests.training.generator_tiny import make_records, save_checkpoint_dir
+from tests.training.generator_tiny import make_records, one_thread, save_checkpoint_dir
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +149,8 @@ def test_stage_publishes_only_after_the_gate(
         "onnx_dir": tmp_path / "onnx",
         "metrics_file": tmp_path / "metrics.json",
     }
-    metrics = stage.run(cfg, **paths)
+    with one_thread():
+        metrics = stage.run(cfg, **paths)
     assert metrics["match_share"] == 1.0 and metrics["n_prompts"] == 3
     manifest = json.loads((tmp_path / "onnx" / "manifest.draft.json").read_text())
     assert manifest["parity"]["match_share"] == 1.0
@@ -165,7 +166,7 @@ def test_stage_publishes_only_after_the_gate(
 
     monkeypatch.setattr(gx, "export_onnx", broken_export)
     paths.update(onnx_dir=tmp_path / "onnx2", metrics_file=tmp_path / "metrics2.json")
-    with pytest.raises(gx.ParityError):
+    with one_thread(), pytest.raises(gx.ParityError):
         stage.run(cfg, **paths)
     assert not (tmp_path / "onnx2").exists()
     assert not (tmp_path / "metrics2.json").exists()

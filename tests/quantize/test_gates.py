@@ -63,3 +63,19 @@ def test_choose_shipped_never_picks_a_failed_variant():
     assert choose_shipped(none_pass, "fastest_passing") is None
     with pytest.raises(ValueError, match="unknown ship rule"):
         choose_shipped(variants, "best")
+
+
+@pytest.mark.parametrize(
+    ("text", "looped"),
+    [
+        ("A shop has 12 apples. How many?", False),
+        ("A shop has 100000 apples", False),
+        ("A shop has 11111111111111111111", True),
+        ("the cat the cat the cat the cat", True),
+        ("a b c a b c a b c", True),
+    ],
+)
+def test_degenerate_detects_repetition(text, looped):
+    from quantize.generator import degenerate
+
+    assert degenerate(text) is looped

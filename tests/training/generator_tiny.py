@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,19 @@ def make_tokenizer(records: list[dict[str, Any]]) -> Any:
     )
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny ops on a shared, loaded machine thrash with more."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 TINY_T5 = {
     "d_model": 32,
     "d_ff": 64,
@@ -93,20 +108,21 @@ def quick_train(model: Any, tok: Any, recs: list[dict[str, Any]], epochs: int = 
     from training.generator import encode_records, train
 
     enc = encode_records(tok, recs, max_source_len=64, max_target_len=64)
-    train(
-        model,
-        enc,
-        enc,
-        epochs=epochs,
-        batch_size=8,
-        learning_rate=1e-2,
-        weight_decay=0.0,
-        warmup_ratio=0.0,
-        max_grad_norm=1.0,
-        patience=0,
-        seed=0,
-        pad_id=int(tok.pad_token_id),
-    )
+    with one_thread():
+        train(
+            model,
+            enc,
+            enc,
+            epochs=epochs,
+            batch_size=8,
+            learning_rate=1e-2,
+            weight_decay=0.0,
+            warmup_ratio=0.0,
+            max_grad_norm=1.0,
+            patience=0,
+            seed=0,
+            pad_id=int(tok.pad_token_id),
+        )
     return model
 
 

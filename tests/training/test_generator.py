@@ -14,6 +14,7 @@ from tests.training.generator_tiny import (
     TINY_T5,
     make_records,
     make_tokenizer,
+    one_thread,
     save_checkpoint_dir,
     tiny_model,
     write_text_dir,
@@ -66,20 +67,21 @@ def test_train_lowers_loss_and_keeps_best_epoch() -> None:
     model = tiny_model(tok)
     enc = g.encode_records(tok, recs, max_source_len=64, max_target_len=64)
     before = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
-    hist = g.train(
-        model,
-        enc,
-        enc,
-        epochs=3,
-        batch_size=8,
-        learning_rate=1e-2,
-        weight_decay=0.0,
-        warmup_ratio=0.0,
-        max_grad_norm=1.0,
-        patience=0,
-        seed=0,
-        pad_id=0,
-    )
+    with one_thread():
+        hist = g.train(
+            model,
+            enc,
+            enc,
+            epochs=3,
+            batch_size=8,
+            learning_rate=1e-2,
+            weight_decay=0.0,
+            warmup_ratio=0.0,
+            max_grad_norm=1.0,
+            patience=0,
+            seed=0,
+            pad_id=0,
+        )
     after = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
     assert after < before - 0.5
     assert len(hist.val_loss) == 3 and hist.best_val_loss == min(hist.val_loss)
@@ -152,14 +154,15 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
         "test",
     )
     out = tmp_path / "model"
-    metrics = run(
-        cfg,
-        text_dir=text_dir,
-        tokenizer_dir=text_dir / "tokenizer",
-        model_dir=out,
-        metrics_file=tmp_path / "metrics.json",
-        plots_dir=tmp_path / "plots",
-    )
+    with one_thread():
+        metrics = run(
+            cfg,
+            text_dir=text_dir,
+            tokenizer_dir=text_dir / "tokenizer",
+            model_dir=out,
+            metrics_file=tmp_path / "metrics.json",
+            plots_dir=tmp_path / "plots",
+        )
     for name in ("config.json", "generation_config.json", "tokenizer.json", "training_config.json"):
         assert (out / name).is_file(), name
     written = json.loads((tmp_path / "metrics.json").read_text())
