@@ -22,14 +22,15 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import shutil
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from pipelines.common import (
     REPO_ROOT,
-    atomic_path,
     atomic_write_json,
     build_config,
     load_section,
@@ -301,13 +302,21 @@ def package_candidate(
         "onnx": {n: onnx_info(cand.source_dir / n) for n in cand.files if n.endswith(".onnx")},
         **cand.fields,
     }
-    with atomic_path(target) as tmp:
-        tmp.mkdir()
+    model_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=model_root))
+    try:
         for name in cand.files:
             shutil.copy2(cand.source_dir / name, tmp / name)
         (tmp / MANIFEST_NAME).write_text(
             json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
         )
+        # Unlike atomic_path (which replaces an existing directory), a plain rename fails when
+        # another writer created this version meanwhile: a version is never overwritten.
+        os.rename(tmp, target)
+    except OSError as exc:
+        raise FileExistsError(f"{target}: could not create version {version} ({exc})") from exc
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("%s: packaged version %d at %s", cand.model, version, target)
     return {
         "status": "packaged",
