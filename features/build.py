@@ -175,6 +175,8 @@ def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarra
     """Feature matrix (float32, spec order) for every assessment row of ``events``, input order."""
     import pandas as pd
 
+    _validate(events, None)
+
     user_code, _ = pd.factorize(events["user_id"])
     topic_code, topic_uniques = pd.factorize(events["topic_id"])
     for name, codes in (("user_id", user_code), ("topic_id", topic_code)):

@@ -35,7 +35,7 @@ def expected_calibration_error(y_true: Any, p: Any, n_bins: int) -> float:
         raise ValueError(f"n_bins: must be >= 1, got {n_bins}")
     y, q = _check_binary(y_true, p)
     idx = np.minimum((q * n_bins).astype(np.int64), n_bins - 1)
-    np.bincount(idx, minlength=n_bins).astype(np.float64)
+    # n_b/N * |mean_y - mean_p| == |sum_y - sum_p| / N in every bin
     sum_y = np.bincount(idx, weights=y, minlength=n_bins)
     sum_p = np.bincount(idx, weights=q, minlength=n_bins)
     return float(np.sum(np.abs(sum_y - sum_p)) / y.size)

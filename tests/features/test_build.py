@@ -7,7 +7,14 @@ import pandas as pd
 import pytest
 
 from features import build as build_module
-from features.build import KEY_COLUMNS, build_examples, group_time_order, time_order_of
+from features.build import (
+    KEY_COLUMNS,
+    build_examples,
+    compute_features,
+    group_time_order,
+    spec_from_config,
+    time_order_of,
+)
 from features.kernel import feature_names
 from tests.features.helpers import PEER, config, random_events
 
@@ -135,3 +142,13 @@ def test_missing_user_id_is_named() -> None:
     events.loc[4, "user_id"] = None
     with pytest.raises(ValueError, match="'user_id' is missing at rows \\[4\\]"):
         build_examples(events, None, cfg=config(), peer=PEER)
+
+
+def test_compute_features_validates_and_matches_build() -> None:
+    events = random_events(3, n=100)
+    spec = spec_from_config(config(), PEER)
+    ex = build_examples(events, None, cfg=config(), peer=PEER)
+    np.testing.assert_array_equal(compute_features(events, spec), ex[spec["names"]].to_numpy())
+    events.loc[0, "score"] = -0.5
+    with pytest.raises(ValueError, match="'score'"):
+        compute_features(events, spec)
