@@ -112,6 +112,8 @@ def state_keys(ex: pd.DataFrame) -> dict[str, np.ndarray]:
         "peer_state_gap_success": _join(topic, n, gap),
         "peer_state_recent_success": _join(topic, last, last3, last10),
         "peer_state_level_success": _join(topic, level, n),
+        # curricula order skills: how peers do on this topic right after the previous one
+        "peer_transition_success": _join(topic, previous_topic(ex).astype(str)),
     }
 
 
@@ -141,6 +143,8 @@ def add_peer_and_item_features(
 
     ``train`` rows align with ``train_events`` (every KT answer is an example).
     """
+    import pandas as pd
+
     users = train_events["user_id"].to_numpy().astype(str)
     topics = train_events["topic_id"].to_numpy().astype(str)
     items = train_events["item_id"].to_numpy().astype(str)
@@ -184,6 +188,8 @@ def add_peer_and_item_features(
         test[name] = smoothed_rate(keys_tr[name], score, keys_te[name], test_peer, peer_weight)[
             0
         ].astype(np.float32)
+    train = pd.concat([train, residual_features(train, "peer_state_success")], axis=1)
+    test = pd.concat([test, residual_features(test, "peer_state_success")], axis=1)
     if item_difficulty:
         test_items = test["item_id"].to_numpy().astype(str)
         test_item, test_item_n = smoothed_rate(
@@ -250,6 +256,68 @@ _KT_KERNEL_KEEP = (
 _DUP = {"kt_topic_n_attempts", "kt_learner_n_attempts", "kt_learner_hours_since_last"}
 
 
+def answer_step(user_code: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The learner's answer count as a clock: dense rank of the timestamp (ties stay together)."""
+    import pandas as pd
+
+    return (
+        pd.DataFrame({"u": user_code, "t": ts})
+        .groupby("u")["t"]
+        .rank(method="dense")
+        .to_numpy(dtype=np.int64)
+    )
+
+
+def previous_topic(ex: pd.DataFrame) -> np.ndarray:
+    """Topic of the learner's previous answer ('' for the first), rows in ``ex`` order."""
+    users = ex["user_id"].astype(str).to_numpy()
+    topics = ex["topic_id"].astype(str).to_numpy().astype(object)
+    order = np.lexsort((ex["timestamp"].to_numpy(dtype=np.int64), users))
+    prev_sorted = np.empty(order.size, dtype=object)
+    if order.size:
+        prev_sorted[0] = ""
+        prev_sorted[1:] = topics[order[:-1]]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = users[order[1:]] != users[order[:-1]]
+        prev_sorted[first] = ""
+    out = np.empty(order.size, dtype=object)
+    out[order] = prev_sorted
+    return out
+
+
+def residual_features(ex: pd.DataFrame, expected_col: str) -> pd.DataFrame:
+    """The learner's running mean of (score - peers' expected success), from the shared kernel.
+
+    An ability estimate that accounts for which topics and states the learner met: per learner
+    (half-life 10 answers, last 5/20/50) and per (learner, topic) (half-life 3, last 3/10).
+    """
+    import pandas as pd
+
+    from features.kernel import kernel_columns
+
+    user_code, _ = pd.factorize(ex["user_id"])
+    topic_code, topics = pd.factorize(ex["topic_id"])
+    step = answer_step(user_code, ex["timestamp"].to_numpy(dtype=np.int64))
+    resid = ex["score"].to_numpy(dtype=np.float64) - ex[expected_col].to_numpy(dtype=np.float64)
+    out: dict[str, np.ndarray] = {}
+    blocks = (
+        ("resid_learner_", user_code.astype(np.int64), (5, 20, 50), 10.0),
+        (
+            "resid_topic_",
+            user_code.astype(np.int64) * max(len(topics), 1) + topic_code,
+            (3, 10),
+            3.0,
+        ),
+    )
+    for prefix, code, windows, half_life in blocks:
+        # pass_mark -10 so the (unused) fail count never triggers on residuals in [-1, 1]
+        block = _kernel_block(code, step, resid, windows, half_life, -10.0)
+        for j, name in enumerate(kernel_columns(windows)):
+            if name in ("mean_score", "decayed_mean") or name.startswith("last"):
+                out[prefix + name] = block[:, j].astype(np.float32)
+    return pd.DataFrame(out, index=ex.index)
+
+
 def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame:
     """Extra KT features from the shared kernel with the learner's answer count as the clock.
 
@@ -264,14 +332,7 @@ def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame
 
     user_code, _ = pd.factorize(events["user_id"])
     topic_code, topics = pd.factorize(events["topic_id"])
-    ts = events["timestamp"].to_numpy(dtype=np.int64)
-    # answer step per learner: dense rank of the timestamp (ties stay simultaneous)
-    step = (
-        pd.DataFrame({"u": user_code, "t": ts})
-        .groupby("u")["t"]
-        .rank(method="dense")
-        .to_numpy(dtype=np.int64)
-    )
+    step = answer_step(user_code, events["timestamp"].to_numpy(dtype=np.int64))
     score = events["score"].to_numpy(dtype=np.float64)
     out: dict[str, np.ndarray] = {}
     blocks = (

@@ -10,7 +10,7 @@ import pytest
 
 from features.config import FeatureConfig
 from pipelines.common import build_config
-from training.kt_eval import KTSettings, eval_kt, learner_folds, smoothed_rate
+from training.kt_eval import KTSettings, eval_kt, learner_folds, previous_topic, smoothed_rate
 from training.weakness import WeaknessConfig
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "learner_events" / "assistments09"
@@ -54,6 +54,20 @@ def test_smoothed_rate_never_sees_query_rows() -> None:
     )
     np.testing.assert_allclose(rate, [(1 + 2 * 0.5) / (2 + 2), 0.5])  # unseen item -> prior
     np.testing.assert_array_equal(count, [2, 0])
+
+
+def test_previous_topic_uses_only_the_learners_own_past() -> None:
+    import pandas as pd
+
+    ex = pd.DataFrame(
+        {
+            "user_id": ["a", "b", "a", "a", "b"],
+            "topic_id": ["t1", "t9", "t2", "t3", "t8"],
+            "timestamp": [30, 10, 10, 20, 20],
+        }
+    )
+    # a: t2 (10) -> t3 (20) -> t1 (30); b: t9 (10) -> t8 (20)
+    assert previous_topic(ex).tolist() == ["t3", "", "", "t2", "t9"]
 
 
 @pytest.mark.parametrize("item_difficulty", [False, True])
