@@ -17,8 +17,9 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
+# DVC stages run `python -m pipelines.<stage>`: put the venv first on PATH.
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 # pytest exits 5 when it collects no test: that is not a failure of the code.
 test: $(STAMP)
@@ -38,3 +39,10 @@ mlflow-ui: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The CI pipeline, locally: small params, tests, promotion of both models.
+ci-pipeline: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run $$(grep -v '^#' .github/small-params.txt | tr '\n' ' ')
+	$(MAKE) test
+	$(BIN)/ludora-ml promote --model weakness
+	$(BIN)/ludora-ml promote --model generator

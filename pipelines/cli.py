@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import typer
 
-app = typer.Typer(help="Ludora ML pipeline: training, export, promotion and serving.", no_args_is_help=True)
+app = typer.Typer(
+    help="Ludora ML pipeline: training, export, promotion and serving.", no_args_is_help=True
+)
 
 
 @app.callback()

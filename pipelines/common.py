@@ -138,8 +138,7 @@ def build_config(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         if name in values:
             kwargs[name] = _check_type(values[name], hints[name], f"{where}.{name}")
         elif (
-            field.default is dataclasses.MISSING
-            and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
+            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
         ):
             raise ConfigError(f"{where}: missing required key '{name}'")
     try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -38,6 +39,8 @@ RECORD_FIELDS = (
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: the T5 convention
 # Always in the tokenizer alphabet, so digits and arithmetic never become <unk> at serving time.
 BASE_ALPHABET = "0123456789+-*/^().,?!$%:'\"|"
+# Word boundaries of the tokenizer's pre-tokenizer (whitespace, punctuation, digits).
+_PUNCT_SPLIT = re.compile(r"[\s\d\W]+")
 
 
 def make_record(
@@ -227,6 +230,7 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
     tok.pre_tokenizer = pre_tokenizers.Sequence(
         [
             pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always"),
+            pre_tokenizers.Punctuation(behavior="isolated"),
             pre_tokenizers.Digits(individual_digits=True),
         ]
     )
@@ -239,8 +243,8 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
         initial_alphabet=chars,
         show_progress=False,
     )
-    words = sorted({w for t in texts for w in t.split()})
-    variants = [" ".join(f"{w}," for w in words[i : i + 64]) for i in range(0, len(words), 64)]
+    words = sorted({w for t in texts for w in _PUNCT_SPLIT.split(t) if w})
+    variants = [" ".join(f"{w}{w}" for w in words[i : i + 64]) for i in range(0, len(words), 64)]
     tok.train_from_iterator([*texts, *variants, *chars], trainer=trainer)
     eos_id = tok.token_to_id("</s>")
     tok.post_processor = TemplateProcessing(
