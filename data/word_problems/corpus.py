@@ -214,11 +214,17 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
     (plus digits and arithmetic) is in the vocabulary, so the corpus never maps to ``<unk>``.
     Returns a ``tokenizers.Tokenizer``.
 
-    Why the extra "word," lines: HF's UnigramTrainer seeds candidate pieces from substrings that
-    occur in at least two *distinct* pre-tokenized words, so a frequent word that only ever
+    Punctuation is split off each word (``"▁strawberries:"`` -> ``"▁strawberries", ":"``), so a
+    keyword is the same piece in the prompt (``"keywords friend, strawberries:"``) and in the
+    problem text: the model can learn to copy it. Without the split the trainer makes pieces
+    such as ``"▁strawberries:"`` that never occur in a target. Decoding still restores the text
+    exactly (the Metaspace marker carries the spaces; punctuation pieces have none).
+
+    Why the extra "wordword" lines: HF's UnigramTrainer seeds candidate pieces from substrings
+    that occur in at least two *distinct* pre-tokenized words, so a frequent word that only ever
     appears in one form ("How") never becomes a piece and is spelt letter by letter. Adding each
-    word once more with a trailing comma gives every word a second form (a negligible count for
-    the EM step), which restores whole-word pieces.
+    word once more doubled (``"▁HowHow"``, a negligible count for the EM step) gives ``"▁How"`` a
+    second occurrence, which restores whole-word pieces.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from tokenizers.processors import TemplateProcessing

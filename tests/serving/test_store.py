@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import sys
 import threading
@@ -116,10 +115,6 @@ def test_sqlite_registry_tables(store: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    os.environ.get("LUDORA_TEST_MLFLOW") != "1",
-    reason="creating a real MLflow store takes ~15 s here; set LUDORA_TEST_MLFLOW=1",
-)
 def test_sqlite_registry_real_mlflow_store(store: Path, tmp_path: Path) -> None:
     """A real MLflow registry (sqlite) resolved by stdlib sqlite3; serving never imports mlflow."""
     mlflow = pytest.importorskip("mlflow")

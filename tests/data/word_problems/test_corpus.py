@@ -135,6 +135,27 @@ def test_tokenizer_whole_word_pieces(tokenizer) -> None:
     assert "▁How" in toks and "▁many" in toks
 
 
+def test_tokenizer_round_trips_the_corpus(tokenizer, splits) -> None:
+    texts = [r[k] for v in splits.values() for r in v for k in ("prompt", "target")]
+    assert [tokenizer.decode(e.ids) for e in tokenizer.encode_batch(texts)] == texts
+
+
+def test_tokenizer_splits_punctuation_so_keywords_are_copyable(tokenizer, splits) -> None:
+    """A keyword gets the same pieces in the prompt ("friend, x:") as in the problem text."""
+    toks = tokenizer.encode("keywords apples, baskets: How many apples?").tokens
+    assert {",", ":", "?"} <= set(toks) and "▁keywords" in toks
+    assert not any(len(t) > 1 and t[-1] in ",.:?" for t in toks)
+    for rec in splits["train"][:100]:
+        prompt = tokenizer.encode(rec["prompt"]).tokens
+        target = tokenizer.encode(rec["target"]).tokens
+        for kw in rec["keywords"]:
+            if kw in rec["problem"].split(" ") or f" {kw}." in rec["problem"]:
+                pieces = tokenizer.encode(kw).tokens[:-1]  # without eos
+                n = len(pieces)
+                assert any(prompt[i : i + n] == pieces for i in range(len(prompt)))
+                assert any(target[i : i + n] == pieces for i in range(len(target)))
+
+
 def test_saved_tokenizer_loads_in_transformers(tmp_path: Path, tokenizer) -> None:
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
