@@ -19,10 +19,9 @@ from typing import Any, Protocol
 from serving import limits
 from serving.consistency import check_consistency
 from serving.errors import ArtifactError, RequestError
-from serving.manifest import verify_artifact
 from serving.prompt import PromptError, format_prompt, parse_target
 from serving.settings import ServingSettings
-from serving.store import resolve_artifact
+from serving.store import open_verified_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -166,18 +165,7 @@ def load_generator(ref: str | Path, settings: ServingSettings | None = None) -> 
     from serving.generation import OnnxSeq2SeqGenerator
 
     settings = settings or ServingSettings.from_env()
-    artifact_dir = resolve_artifact(
-        ref,
-        MODEL_NAME,
-        artifact_root=settings.artifact_root,
-        tracking_uri=settings.tracking_uri,
-        http_timeout_s=settings.http_timeout_s,
-    )
-    manifest = verify_artifact(artifact_dir)
-    if manifest.get("name") not in (MODEL_NAME, f"ludora-{MODEL_NAME}"):
-        raise ArtifactError(
-            f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a generator model"
-        )
+    artifact_dir, manifest = open_verified_artifact(ref, MODEL_NAME, settings)
     files = _onnx_files(manifest)
     engine = OnnxSeq2SeqGenerator(
         artifact_dir,

@@ -20,6 +20,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from serving.settings import ServingSettings
 
 from serving.manifest import MANIFEST_NAME, ManifestError, list_versions, read_aliases
 
@@ -178,3 +182,29 @@ def _require_manifest(path: Path, what: str) -> Path:
     if not (path / MANIFEST_NAME).is_file():
         raise ArtifactResolutionError(f"{what}: {path} has no {MANIFEST_NAME}")
     return path
+
+
+def open_verified_artifact(
+    ref: str | Path, model: str, settings: ServingSettings
+) -> tuple[Path, dict[str, Any]]:
+    """Resolve ``ref`` for ``model``, verify every file's sha256 and io names, check its name.
+
+    The one gate both loaders pass through, so a weakness artifact can never be opened as a
+    generator (or the reverse) and no unverified file reaches an InferenceSession.
+    """
+    from serving.errors import ArtifactError
+    from serving.manifest import verify_artifact
+
+    artifact_dir = resolve_artifact(
+        ref,
+        model,
+        artifact_root=settings.artifact_root,
+        tracking_uri=settings.tracking_uri,
+        http_timeout_s=settings.http_timeout_s,
+    )
+    manifest = verify_artifact(artifact_dir)
+    if manifest.get("name") not in (model, f"ludora-{model}"):
+        raise ArtifactError(
+            f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a {model} model"
+        )
+    return artifact_dir, manifest

@@ -20,10 +20,9 @@ from typing import Any
 import numpy as np
 
 from serving.errors import ArtifactError, RequestError
-from serving.manifest import verify_artifact
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
 from serving.settings import ServingSettings
-from serving.store import resolve_artifact
+from serving.store import open_verified_artifact
 from serving.weakness_post import (
     action_levels,
     apply_calibration,
@@ -246,18 +245,7 @@ def load_weakness(ref: str | Path, settings: ServingSettings | None = None) -> W
     from features.spec import validate_spec
 
     settings = settings or ServingSettings.from_env()
-    artifact_dir = resolve_artifact(
-        ref,
-        MODEL_NAME,
-        artifact_root=settings.artifact_root,
-        tracking_uri=settings.tracking_uri,
-        http_timeout_s=settings.http_timeout_s,
-    )
-    manifest = verify_artifact(artifact_dir)
-    if manifest.get("name") not in (MODEL_NAME, f"ludora-{MODEL_NAME}"):
-        raise ArtifactError(
-            f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a weakness model"
-        )
+    artifact_dir, manifest = open_verified_artifact(ref, MODEL_NAME, settings)
     spec = validate_spec(_read_json(artifact_dir / "feature_spec.json"))
     calibration = _read_json(artifact_dir / "calibration.json")
     validate_calibration(calibration)
