@@ -95,6 +95,14 @@ class TrainGeneratorConfig:
                     f"{w}.model.{key}",
                     f"must be an integer in [1, 4096], got {v!r}",
                 )
+        # transformers 4.57 generate() sizes the decoder KV cache by num_layers: a deeper decoder
+        # trains but fails at generation (IndexError in cache_utils) after the whole run.
+        n_enc, n_dec = self.model.get("num_layers", 6), self.model.get("num_decoder_layers")
+        require(
+            n_dec is None or n_dec <= n_enc,
+            f"{w}.model.num_decoder_layers",
+            f"must be <= model.num_layers ({n_enc}), got {n_dec!r}",
+        )
         if "dropout_rate" in self.model:
             v = self.model["dropout_rate"]
             require(

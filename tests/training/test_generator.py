@@ -31,6 +31,7 @@ from training import generator as g
         ({"model": {"d_model": 0}}, "model.d_model"),
         ({"model": {"d_modle": 32}}, "model"),
         ({"warmup_ratio": 1.0}, "warmup_ratio"),
+        ({"model": {"num_layers": 2, "num_decoder_layers": 3}}, "model.num_decoder_layers"),
     ],
 )
 def test_config_rejects_out_of_range(values: dict, field: str) -> None:
