@@ -10,7 +10,6 @@ A failed variant keeps its numbers in the metrics but is never the shipped one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import random
 from collections.abc import Mapping, Sequence
@@ -134,25 +133,10 @@ class GeneratorGates:
 
 
 def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    """Records of a JSONL split; errors name the file, line and missing field."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: text split not found")
-    records = []
-    with path.open() as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{i}: not valid JSON ({exc})") from exc
-            missing = [k for k in required if k not in rec]
-            if missing:
-                raise ValueError(f"{path}:{i}: missing field(s) {missing}")
-            records.append(rec)
-    if not records:
-        raise ValueError(f"{path}: no records")
-    return records
+    """Records of a JSONL split with the ``required`` fields (the shared split reader)."""
+    from data.word_problems.corpus import read_jsonl as read_split
+
+    return read_split(path, required=required)
 
 
 def sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:

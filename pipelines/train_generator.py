@@ -128,29 +128,10 @@ class TrainGeneratorConfig:
 
 
 def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
-    """Records of a JSONL split (first ``limit`` when > 0); errors name the file and line."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: split not found (run the prepare_text stage)")
-    records: list[dict[str, Any]] = []
-    with path.open() as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{lineno}: expected an object")
-            for key in ("prompt", "target"):
-                if not isinstance(rec.get(key), str) or not rec[key].strip():
-                    raise ValueError(f"{path}:{lineno}: field '{key}' must be a non-empty string")
-            records.append(rec)
-            if limit and len(records) >= limit:
-                break
-    if not records:
-        raise ValueError(f"{path}: no records")
-    return records
+    """Records of a text split for training (first ``limit`` when > 0): prompt and target set."""
+    from data.word_problems.corpus import read_jsonl as read_split
+
+    return read_split(path, required=(), nonempty=("prompt", "target"), limit=limit)
 
 
 def loss_csv(rows: list[dict[str, Any]]) -> str:

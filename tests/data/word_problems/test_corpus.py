@@ -107,7 +107,7 @@ def test_jsonl_round_trip(tmp_path: Path, records) -> None:
     first = json.loads(path.read_text().splitlines()[0])
     assert list(first) == list(RECORD_FIELDS)
     path.write_text('{"id": "x"}\n')
-    with pytest.raises(ValueError, match="line 1: missing field"):
+    with pytest.raises(ValueError, match=r"train\.jsonl:1: missing field"):
         read_jsonl(path)
 
 
@@ -126,8 +126,16 @@ def test_tokenizer_special_ids_and_no_unk(tokenizer, splits) -> None:
 def test_tokenizer_numbers_round_trip(tokenizer, text: str) -> None:
     enc = tokenizer.encode(text)
     assert tokenizer.decode(enc.ids) == text
-    digits = [t for t in enc.tokens if any(c.isdigit() for c in t)]
-    assert all(len(t) == 1 for t in digits)  # one token per digit
+    assert "<unk>" not in enc.tokens
+    # A number is its own pre-token: pieces never mix digits with letters or punctuation.
+    digits = [t.lstrip("▁") for t in enc.tokens if any(c.isdigit() for c in t)]
+    assert all(t.isdigit() for t in digits)
+    assert "".join(digits) == "".join(c for c in text if c.isdigit())
+
+
+def test_frequent_numbers_are_single_pieces(tokenizer) -> None:
+    """Whole-number pieces: the model copies "12" as one token instead of counting digits."""
+    assert any(len(t.lstrip("▁")) >= 2 for t in tokenizer.encode("He has 12 pens.").tokens)
 
 
 def test_tokenizer_whole_word_pieces(tokenizer) -> None:
