@@ -21,7 +21,7 @@ from serving.consistency import check_consistency
 from serving.errors import ArtifactError, RequestError
 from serving.prompt import PromptError, format_prompt, parse_target
 from serving.settings import ServingSettings
-from serving.store import open_verified_artifact
+from serving.store import ArtifactIdentity, open_verified_artifact
 
 logger = logging.getLogger(__name__)
 
@@ -52,8 +52,10 @@ def derive_seed(base: int, attempt: int) -> int:
     return (base * 1_000_003 + attempt * 7_919) % (limits.SEED_RANGE[1] + 1)
 
 
-class GeneratorModel:
+class GeneratorModel(ArtifactIdentity):
     """A verified generator artifact whose ONNX sessions are opened once and reused."""
+
+    model_name = MODEL_NAME
 
     def __init__(
         self,
@@ -67,20 +69,6 @@ class GeneratorModel:
         self.manifest = dict(manifest)
         self.engine = engine
         self.settings = settings
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest.get("version"))
-
-    def info(self) -> dict[str, Any]:
-        """Identity of the loaded artifact, for ``GET /api/v1/ai/models``."""
-        return {
-            "name": str(self.manifest.get("name", MODEL_NAME)),
-            "version": self.version,
-            "variant": self.manifest.get("variant"),
-            "path": str(self.artifact_dir),
-            "gates": self.manifest.get("gates"),
-        }
 
     def generate(
         self,

@@ -208,3 +208,25 @@ def open_verified_artifact(
             f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a {model} model"
         )
     return artifact_dir, manifest
+
+
+class ArtifactIdentity:
+    """``version`` and ``info()`` of a loaded, verified artifact (both model wrappers share it)."""
+
+    model_name: str
+    artifact_dir: Path
+    manifest: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version"))
+
+    def info(self) -> dict[str, Any]:
+        """Identity of the loaded artifact, for ``GET /api/v1/ai/models``."""
+        return {
+            "name": str(self.manifest.get("name", self.model_name)),
+            "version": self.version,
+            "variant": self.manifest.get("variant"),
+            "path": str(self.artifact_dir),
+            "gates": self.manifest.get("gates"),
+        }

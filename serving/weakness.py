@@ -22,7 +22,7 @@ import numpy as np
 from serving.errors import ArtifactError, RequestError
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
 from serving.settings import ServingSettings
-from serving.store import open_verified_artifact
+from serving.store import ArtifactIdentity, open_verified_artifact
 from serving.weakness_post import (
     action_levels,
     apply_calibration,
@@ -126,8 +126,10 @@ def build_history(
     }
 
 
-class WeaknessModel:
+class WeaknessModel(ArtifactIdentity):
     """A verified weakness artifact with one reused InferenceSession."""
+
+    model_name = MODEL_NAME
 
     def __init__(
         self,
@@ -158,20 +160,6 @@ class WeaknessModel:
             raise ArtifactError(f"{artifact_dir}: ONNX outputs {names} lack {wanted!r}")
         self.output_name = wanted
         self.probability_column = int(self.manifest.get("probability_column", 1))
-
-    @property
-    def version(self) -> str:
-        return str(self.manifest.get("version"))
-
-    def info(self) -> dict[str, Any]:
-        """Identity of the loaded artifact, for ``GET /api/v1/ai/models``."""
-        return {
-            "name": str(self.manifest.get("name", MODEL_NAME)),
-            "version": self.version,
-            "variant": self.manifest.get("variant"),
-            "path": str(self.artifact_dir),
-            "gates": self.manifest.get("gates"),
-        }
 
     def predict_features(self, rows: np.ndarray) -> np.ndarray:
         """Calibrated failure probabilities (float64) of feature rows in spec order."""
