@@ -281,6 +281,7 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
     words = sorted({w for t in texts for w in _PUNCT_SPLIT.split(t) if w})
     variants = [" ".join(f"{w}{w}" for w in words[i : i + 64]) for i in range(0, len(words), 64)]
     tok.train_from_iterator([*texts, *variants, *chars], trainer=trainer)
+    tok = _canonical_vocab(tok, n_special=len(SPECIAL_TOKENS))
     eos_id = tok.token_to_id("</s>")
     tok.post_processor = TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
@@ -289,6 +290,33 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
         if tok.token_to_id(t) != i:
             raise RuntimeError(f"tokenizer: {t} got id {tok.token_to_id(t)}, expected {i}")
     return tok
+
+
+def _canonical_vocab(tok: Any, *, n_special: int) -> Any:
+    """The same tokenizer with piece scores rounded to 1e-9 and pieces ordered by (score, text).
+
+    HF's UnigramTrainer is not bit-reproducible: scores move by ~1e-15 between identical runs
+    (even with TOKENIZERS_PARALLELISM=false), so tied pieces swap ids and the whole generator run
+    diverges. Rounding and a total order make the ids a function of the corpus alone.
+    """
+    from tokenizers import Tokenizer
+
+    state = json.loads(tok.to_str())
+    vocab = state["model"]["vocab"]
+    pieces = [[piece, round(score, 9)] for piece, score in vocab[n_special:]]
+    # The trainer appends the required characters it did not keep at the very bottom, with scores
+    # stepping down by 1e-4 in hash-map order: give them those scores in character order instead.
+    bottom = min((item[1] for item in pieces), default=0.0) + 0.01
+    tail = sorted(
+        (item for item in pieces if len(item[0]) == 1 and item[1] <= bottom),
+        key=lambda item: item[0],
+    )
+    tail_scores = sorted((item[1] for item in tail), reverse=True)
+    for item, score in zip(tail, tail_scores, strict=True):
+        item[1] = score
+    rest = sorted(pieces, key=lambda item: (-item[1], item[0]))
+    state["model"]["vocab"] = vocab[:n_special] + rest
+    return Tokenizer.from_str(json.dumps(state))
 
 
 def save_tokenizer(tok: Any, out_dir: Path, *, model_max_length: int) -> None:
