@@ -204,15 +204,6 @@ def atomic_write_parquet(path: Path | str, df: Any) -> None:
 # ----------------------------------------------------------------------------- provenance
 
 
-def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def git_commit(root: Path = REPO_ROOT) -> str:
     """The current git commit (with ``-dirty`` when the tree has changes), or ``unknown``."""
     try:

@@ -23,8 +23,8 @@ from pipelines.common import (
     params_hash,
     require,
     setup_logging,
-    sha256_file,
 )
+from serving.manifest import file_entry
 
 logger = logging.getLogger(__name__)
 
@@ -162,10 +162,7 @@ def run(
             ("feature_spec.json", spec),
         ):
             (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
-        files = {
-            p.name: {"sha256": sha256_file(p), "size": p.stat().st_size}
-            for p in sorted(tmp.iterdir())
-        }
+        files = {p.name: file_entry(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "model": "weakness",
             "variant": "fp32",
