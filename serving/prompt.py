@@ -4,7 +4,17 @@ Training (``prepare_text`` / ``train_generator``) and serving build prompts with
 so a served request is worded exactly like the training examples. Stdlib only (serving-reachable).
 
 Prompt: ``generate word problem about <topic> using keywords <k1>, <k2>: <prefix>``
-Target: ``<problem> ||| <equation>``
+Target: ``<problem> ||| <equation with number slots>``
+
+Number slots: in the target, each equation number that the problem states is written as a slot
+``n<i>``, the i-th number of the problem text (1-based, ``serving.arithmetic.numbers_in`` order),
+and :func:`parse_target` renders the slots back into numbers. ``Maya has 164 shells and finds 4
+more...`` is trained as ``... ||| n1 + n2``, not ``... ||| 164 + 4``: the decoder learns which
+stated quantity goes where (the equation's structure) instead of copying multi-digit numbers
+token by token, which a small model does poorly (it wrote ``164 + 164``). This is the "number
+mapping" of the math-word-problem literature (SVAMP / MAWPS publish their equations this way).
+Numbers the text does not state (the implicit 2 and 100, or a corpus' extra constants) stay
+literal. Serving and every metric see rendered equations, so the output contract is unchanged.
 """
 
 from __future__ import annotations
@@ -12,10 +22,16 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from serving.arithmetic import numbers_in
+
 TARGET_SEP = "|||"
 PROMPT_TEMPLATE = "generate word problem about {topic} using keywords {keywords}: {prefix}"
 
 _SPACES = re.compile(r"\s+")
+SLOT_PREFIX = "n"
+# An equation number literal (same shape as serving.arithmetic's tokenizer), and a slot.
+_EQ_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)(?![\w.])")
+_SLOT = re.compile(rf"(?<![\w.]){SLOT_PREFIX}\s?(\d+)(?![\w.])")
 
 
 class PromptError(ValueError):
@@ -57,22 +73,68 @@ def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") 
     return text.rstrip()
 
 
+def _number_text(value: float) -> str:
+    """A problem number as an equation literal: ``12`` not ``12.0``; no exponent notation."""
+    if value == int(value):
+        return str(int(value))
+    return repr(value)
+
+
+def equation_to_slots(problem: str, equation: str) -> str:
+    """Write each equation number the problem states as its slot ``n<i>`` (see module doc).
+
+    Equal numbers are matched to the problem's occurrences in order, each used once, so
+    ``3 + 3 + 4`` over ``... 3 ... 3 ... 4 ...`` becomes ``n1 + n2 + n3``; a number with no
+    unused occurrence left stays literal.
+    """
+    stated = numbers_in(problem)
+    used = [False] * len(stated)
+
+    def to_slot(m: re.Match[str]) -> str:
+        value = float(m.group(1))
+        for i, (x, taken) in enumerate(zip(stated, used, strict=True)):
+            if not taken and x == value:
+                used[i] = True
+                return f"{SLOT_PREFIX}{i + 1}"
+        return m.group(1)
+
+    return _EQ_NUMBER.sub(to_slot, equation)
+
+
+def render_slots(problem: str, equation: str) -> str:
+    """Replace every slot ``n<i>`` by the problem's i-th number; an out-of-range slot stays
+    as written, so the arithmetic parser rejects the equation (letters are not arithmetic)."""
+    stated = numbers_in(problem)
+
+    def to_number(m: re.Match[str]) -> str:
+        i = int(m.group(1)) - 1
+        return _number_text(stated[i]) if 0 <= i < len(stated) else m.group(0)
+
+    return _SLOT.sub(to_number, equation)
+
+
 def format_target(problem: str, equation: str) -> str:
-    """Decoder target: the problem text, the separator, then the equation that answers it."""
+    """Decoder target: the problem text, the separator, then the equation in slot form."""
     problem_c = _clean(problem, "problem")
     equation_c = _clean(equation, "equation")
     if not problem_c:
         raise PromptError("problem: must not be empty")
     if TARGET_SEP in problem_c or TARGET_SEP in equation_c:
         raise PromptError(f"problem/equation: must not contain the separator {TARGET_SEP!r}")
-    return f"{problem_c} {TARGET_SEP} {equation_c}"
+    if _SLOT.search(equation_c):
+        raise PromptError(
+            f"equation: {equation_c!r} already holds a slot ({SLOT_PREFIX}<digits>); "
+            "pass the equation with numbers"
+        )
+    return f"{problem_c} {TARGET_SEP} {equation_to_slots(problem_c, equation_c)}"
 
 
 def parse_target(text: str) -> tuple[str, str | None]:
-    """Split generated text into (problem, equation); equation is None when absent or empty.
+    """Split generated text into (problem, rendered equation); equation None when absent/empty.
 
-    Generated text is untrusted: a missing separator just means no equation, never an error.
-    Text after a second separator is ignored.
+    Slots are rendered with the problem's numbers (:func:`render_slots`). Generated text is
+    untrusted: a missing separator just means no equation, never an error. Text after a second
+    separator is ignored.
     """
     if not isinstance(text, str):
         raise PromptError(f"text: expected a string, got {type(text).__name__}")
@@ -81,4 +143,4 @@ def parse_target(text: str) -> tuple[str, str | None]:
     if not sep:
         return problem_c, None
     equation = _SPACES.sub(" ", rest.partition(TARGET_SEP)[0]).strip()
-    return problem_c, (equation or None)
+    return problem_c, (render_slots(problem_c, equation) if equation else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -47,17 +49,44 @@ def test_prompt_rejects_ambiguous_input(topic, keywords, prefix) -> None:
 
 
 @pytest.mark.parametrize(
-    ("problem", "equation"),
+    ("problem", "equation", "slotted"),
     [
-        ("Maya has 3 apples and buys 2 more. How many apples does she have?", "3 + 2"),
-        ("A rope is 12.5 m long. How long are 2 ropes?", "12.5 * 2"),
-        ("What is (3 + 4) * 2?", "(3 + 4) * 2"),
+        ("Maya has 3 apples and buys 2 more. How many apples does she have?", "3 + 2", "n1 + n2"),
+        ("A rope is 12.5 m long. How long are 2 ropes?", "12.5 * 2", "n1 * n2"),
+        ("What is (3 + 4) * 2?", "(3 + 4) * 2", "(n1 + n2) * n3"),
+        # repeated values map to successive occurrences; unstated constants stay literal
+        ("Lena has 4 red and 4 blue beads and 9 more. How many?", "4 + 4 + 9", "n1 + n2 + n3"),
+        ("A tile has sides of 7 cm. What is its perimeter?", "4 * 7", "4 * n1"),
+        ("A hat costs $480 with 5% off. How many dollars off?", "480 * 5 / 100", "n1 * n2 / 100"),
     ],
 )
-def test_target_round_trip(problem: str, equation: str) -> None:
+def test_target_round_trip(problem: str, equation: str, slotted: str) -> None:
     target = format_target(problem, equation)
-    assert target == f"{problem} ||| {equation}"
+    assert target == f"{problem} ||| {slotted}"
     assert parse_target(target) == (problem, equation)
+
+
+@pytest.mark.parametrize(
+    ("text", "equation"),
+    [
+        ("A 1,200 m road and 2.5 m? ||| n1 / n2", "1200 / 2.5"),
+        ("A 3 m rope? ||| n 1 * 2", "3 * 2"),  # the tokenizer may space a slot's digits
+        ("A 3 m rope? ||| n1 + n2", "3 + n2"),  # no second number: left for the parser to reject
+        ("A 3 m rope? ||| n0 + 3", "n0 + 3"),
+        ("A 3 m rope? ||| n12n1 + 3", "n12n1 + 3"),
+    ],
+)
+def test_parse_target_renders_slots(text: str, equation: str) -> None:
+    assert parse_target(text)[1] == equation
+
+
+def test_unrendered_slot_fails_consistency() -> None:
+    from serving.consistency import check_consistency
+
+    problem, equation = parse_target("Maya has 3 apples. How many? ||| n1 + n2")
+    result = check_consistency(problem, equation)
+    assert not result.ok
+    assert result.reason.startswith("parse_error")
 
 
 @pytest.mark.parametrize(
@@ -90,6 +119,20 @@ def test_target_round_trip_property(problem: str, equation: str) -> None:
     clean_p, clean_e = " ".join(problem.split()), " ".join(equation.split())
     if not clean_p or "|||" in clean_p or "|||" in clean_e or clean_p.endswith("|"):
         return
-    if clean_e.startswith("|"):
-        return
-    assert parse_target(format_target(problem, equation)) == (clean_p, clean_e or None)
+    if clean_e.startswith("|") or re.search(r"(?<![\w.])n\s?\d", clean_e):
+        return  # a slot-like equation is rejected (tested below)
+
+    def canonical(text: str | None) -> str | None:  # rendering normalises "007" to "7"
+        return None if text is None else _NUM.sub(lambda m: repr(float(m.group(0))), text)
+
+    got_p, got_e = parse_target(format_target(problem, equation))
+    assert got_p == clean_p
+    assert canonical(got_e) == canonical(clean_e or None)
+
+
+_NUM = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)")
+
+
+def test_target_rejects_slot_in_equation() -> None:
+    with pytest.raises(PromptError, match="slot"):
+        format_target("Maya has 3 apples?", "n1 + 2")

@@ -69,10 +69,11 @@ def test_split_holds_out_combinations(records, splits) -> None:
         assert splits[name], name
         assert not train_combos & {combination(r) for r in splits[name]}
     assert not {combination(r) for r in splits["val"]} & {combination(r) for r in splits["test"]}
-    train_words = {k for _, kws in train_combos for k in kws}
+    train_words = {(t, k) for t, kws in train_combos for k in kws}
     for name in ("val", "test"):
-        for _, kws in {combination(r) for r in splits[name]}:
-            assert set(kws) <= train_words, kws  # new combinations of known keywords
+        for topic, kws in {combination(r) for r in splits[name]}:
+            # new combinations of keywords known *for that topic*
+            assert {(topic, k) for k in kws} <= train_words, (topic, kws)
     assert sum(len(v) for v in splits.values()) == len(records)
     assert 0.1 * len(records) <= len(splits["test"]) <= 0.3 * len(records)
 
