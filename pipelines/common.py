@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import numbers
 import os
 import shutil
 import subprocess
@@ -153,6 +154,64 @@ def require(cond: bool, where: str, message: str) -> None:
     """Raise ConfigError naming the field when a range check fails (used in __post_init__)."""
     if not cond:
         raise ConfigError(f"{where}: {message}")
+
+
+def _fmt_bound(x: float) -> str:
+    """A range bound as written in params: ``0`` rather than ``0.0``, ``1e-05`` as is."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(x)
+
+
+def _fmt_range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
+    """Interval notation: ``in [1, 64]``, ``in (0, 1]``, ``>= 0``, ``> 0``, ``<= 1``, ``< 1``."""
+    if lo is not None and hi is not None:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        return f"in {left}{_fmt_bound(lo)}, {_fmt_bound(hi)}{right}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {_fmt_bound(lo)}"
+    assert hi is not None
+    return f"{'<' if hi_open else '<='} {_fmt_bound(hi)}"
+
+
+def require_range(
+    value: object,
+    where: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    note: str = "",
+) -> None:
+    """Raise ConfigError unless ``value`` is a number in the given range (used in __post_init__).
+
+    Bounds are inclusive unless ``lo_open``/``hi_open``; leave ``lo`` or ``hi`` as None for a
+    one-sided bound. ``integer=True`` also rejects floats (even ``2.0``). Bools, strings, None
+    and NaN are always rejected. The message names the field, the range in interval notation
+    and the value, e.g. ``train_generator.epochs: must be an integer in [1, 1000], got 0``;
+    ``note`` (e.g. ``"0 = off"``) is added in parentheses after the range.
+    """
+    if lo is None and hi is None:
+        raise TypeError("require_range needs lo, hi or both")
+    rng = _fmt_range(lo, hi, lo_open, hi_open)
+    if note:
+        rng = f"{rng} ({note})"
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integer else "a number"
+        raise ConfigError(f"{where}: must be {what} {rng}, got {value!r}")
+    num = typing.cast(float, value)  # a Real; compared as is, so big ints stay exact
+    # Written as "ok" conditions so that NaN (which fails every comparison) is rejected.
+    ok = True
+    if lo is not None:
+        ok = ok and (num > lo if lo_open else num >= lo)
+    if hi is not None:
+        ok = ok and (num < hi if hi_open else num <= hi)
+    if not ok:
+        what = "an integer " if integer else ""
+        raise ConfigError(f"{where}: must be {what}{rng}, got {value}")
 
 
 # ----------------------------------------------------------------------------- atomic writes

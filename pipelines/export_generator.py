@@ -19,7 +19,7 @@ from pipelines.common import (
     atomic_write_json,
     build_config,
     load_section,
-    require,
+    require_range,
     setup_logging,
 )
 
@@ -44,18 +44,14 @@ class ExportGeneratorConfig:
 
     def __post_init__(self) -> None:
         w = "export_generator"
-        require(14 <= self.opset <= 21, f"{w}.opset", "must be in [14, 21]")
-        require(
-            1 <= self.n_parity_prompts <= 10_000, f"{w}.n_parity_prompts", "must be in [1, 10000]"
+        require_range(self.opset, f"{w}.opset", lo=14, hi=21, integer=True)
+        require_range(self.n_parity_prompts, f"{w}.n_parity_prompts", lo=1, hi=10_000, integer=True)
+        require_range(
+            self.parity_max_new_tokens, f"{w}.parity_max_new_tokens", lo=1, hi=512, integer=True
         )
-        require(
-            1 <= self.parity_max_new_tokens <= 512,
-            f"{w}.parity_max_new_tokens",
-            "must be in [1, 512]",
-        )
-        require(0.0 <= self.min_match_share <= 1.0, f"{w}.min_match_share", "must be in [0, 1]")
-        require(0.0 < self.logits_atol <= 1.0, f"{w}.logits_atol", "must be in (0, 1]")
-        require(1 <= self.num_threads <= 64, f"{w}.num_threads", "must be in [1, 64]")
+        require_range(self.min_match_share, f"{w}.min_match_share", lo=0.0, hi=1.0)
+        require_range(self.logits_atol, f"{w}.logits_atol", lo=0.0, hi=1.0, lo_open=True)
+        require_range(self.num_threads, f"{w}.num_threads", lo=1, hi=64, integer=True)
 
 
 def run(

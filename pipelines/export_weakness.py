@@ -21,7 +21,7 @@ from pipelines.common import (
     git_commit,
     load_section,
     params_hash,
-    require,
+    require_range,
     setup_logging,
 )
 from serving.manifest import file_entry
@@ -46,10 +46,10 @@ class ExportConfig:
     n_worst_rows: int = 5
 
     def __post_init__(self) -> None:
-        require(9 <= self.target_opset <= 21, f"{SECTION}.target_opset", "must be in [9, 21]")
-        require(0 <= self.max_abs_diff <= 1, f"{SECTION}.max_abs_diff", "must be in [0, 1]")
-        require(self.max_flips >= 0, f"{SECTION}.max_flips", "must be >= 0")
-        require(1 <= self.n_worst_rows <= 100, f"{SECTION}.n_worst_rows", "must be in [1, 100]")
+        require_range(self.target_opset, f"{SECTION}.target_opset", lo=9, hi=21, integer=True)
+        require_range(self.max_abs_diff, f"{SECTION}.max_abs_diff", lo=0, hi=1)
+        require_range(self.max_flips, f"{SECTION}.max_flips", lo=0, integer=True)
+        require_range(self.n_worst_rows, f"{SECTION}.n_worst_rows", lo=1, hi=100, integer=True)
 
 
 def _read_json(path: Path) -> Any:

@@ -26,6 +26,7 @@ from pipelines.common import (
     load_params,
     load_section,
     require,
+    require_range,
     setup_logging,
 )
 
@@ -66,18 +67,14 @@ class PrepareTextConfig:
         from data.word_problems.templates import TOPIC_NAMES
 
         w = "prepare_text"
-        require(self.seed >= 0, f"{w}.seed", f"must be >= 0, got {self.seed}")
+        require_range(self.seed, f"{w}.seed", lo=0, integer=True)
         require(len(self.sources) > 0, f"{w}.sources", f"must name at least one of {SOURCES}")
         bad = [s for s in self.sources if s not in SOURCES]
         require(not bad, f"{w}.sources", f"unknown {bad}; allowed: {list(SOURCES)}")
         require(
             len(set(self.sources)) == len(self.sources), f"{w}.sources", "must not repeat a source"
         )
-        require(
-            1 <= self.n_templates <= 200_000,
-            f"{w}.n_templates",
-            f"must be in [1, 200000], got {self.n_templates}",
-        )
+        require_range(self.n_templates, f"{w}.n_templates", lo=1, hi=200_000, integer=True)
         bad = [t for t in self.template_topics if t not in TOPIC_NAMES]
         require(not bad, f"{w}.template_topics", f"unknown {bad}; allowed: {list(TOPIC_NAMES)}")
         require(
@@ -85,29 +82,20 @@ class PrepareTextConfig:
             f"{w}.max_rows",
             f"must be null or >= 1, got {self.max_rows}",
         )
-        require(
-            1 <= self.keywords_per_problem <= 5,
-            f"{w}.keywords_per_problem",
-            f"must be in [1, 5], got {self.keywords_per_problem}",
+        require_range(
+            self.keywords_per_problem, f"{w}.keywords_per_problem", lo=1, hi=5, integer=True
         )
         for name in ("val_frac", "test_frac"):
-            v = getattr(self, name)
-            require(0.0 < v < 0.5, f"{w}.{name}", f"must be in (0, 0.5), got {v}")
+            require_range(
+                getattr(self, name), f"{w}.{name}", lo=0.0, hi=0.5, lo_open=True, hi_open=True
+            )
         require(
             self.val_frac + self.test_frac <= 0.6,
             f"{w}.val_frac+test_frac",
             f"must be <= 0.6, got {self.val_frac + self.test_frac}",
         )
-        require(
-            100 <= self.vocab_size <= 64_000,
-            f"{w}.vocab_size",
-            f"must be in [100, 64000], got {self.vocab_size}",
-        )
-        require(
-            16 <= self.model_max_length <= 4096,
-            f"{w}.model_max_length",
-            f"must be in [16, 4096], got {self.model_max_length}",
-        )
+        require_range(self.vocab_size, f"{w}.vocab_size", lo=100, hi=64_000, integer=True)
+        require_range(self.model_max_length, f"{w}.model_max_length", lo=16, hi=4096, integer=True)
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:

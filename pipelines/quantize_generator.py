@@ -23,6 +23,7 @@ from pipelines.common import (
     build_config,
     load_section,
     require,
+    require_range,
     setup_logging,
 )
 from quantize.gates import SHIP_RULES, choose_shipped
@@ -72,27 +73,13 @@ class QuantizeConfig:
             f"{w}.op_types_to_quantize",
             f"non-empty subset of {list(QUANTIZABLE_OPS)}, got {list(self.op_types_to_quantize)}",
         )
-        require(
-            1 <= self.calibration_samples <= 10_000,
-            f"{w}.calibration_samples",
-            f"must be in [1, 10000], got {self.calibration_samples}",
+        require_range(
+            self.calibration_samples, f"{w}.calibration_samples", lo=1, hi=10_000, integer=True
         )
-        require(
-            2 <= self.eval_samples <= 10_000,
-            f"{w}.eval_samples",
-            f"must be in [2, 10000], got {self.eval_samples}",
-        )
-        require(
-            1 <= self.max_new_tokens <= 512,
-            f"{w}.max_new_tokens",
-            f"must be in [1, 512], got {self.max_new_tokens}",
-        )
-        require(
-            0.0 <= self.speed_tolerance <= 1.0,
-            f"{w}.speed_tolerance",
-            f"must be in [0, 1], got {self.speed_tolerance}",
-        )
-        require(1 <= self.threads <= 64, f"{w}.threads", f"must be in [1, 64], got {self.threads}")
+        require_range(self.eval_samples, f"{w}.eval_samples", lo=2, hi=10_000, integer=True)
+        require_range(self.max_new_tokens, f"{w}.max_new_tokens", lo=1, hi=512, integer=True)
+        require_range(self.speed_tolerance, f"{w}.speed_tolerance", lo=0.0, hi=1.0)
+        require_range(self.threads, f"{w}.threads", lo=1, hi=64, integer=True)
         require(
             self.ship_rule in SHIP_RULES,
             f"{w}.ship_rule",
@@ -114,22 +101,10 @@ class GeneratorGates:
 
     def __post_init__(self) -> None:
         for name, v in self.max_drop.items():
-            require(
-                isinstance(v, int | float) and 0.0 <= v <= 1.0,
-                f"gates.generator.max_drop.{name}",
-                f"must be in [0, 1], got {v!r}",
-            )
-        require(
-            0.0 <= self.max_changed_share <= 1.0,
-            "gates.generator.max_changed_share",
-            f"must be in [0, 1], got {self.max_changed_share}",
-        )
+            require_range(v, f"gates.generator.max_drop.{name}", lo=0.0, hi=1.0)
+        require_range(self.max_changed_share, "gates.generator.max_changed_share", lo=0.0, hi=1.0)
         for name, v in self.floors.items():
-            require(
-                isinstance(v, int | float) and 0.0 <= v <= 1.0,
-                f"gates.generator.floors.{name}",
-                f"must be in [0, 1], got {v!r}",
-            )
+            require_range(v, f"gates.generator.floors.{name}", lo=0.0, hi=1.0)
 
 
 def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from pipelines.common import (
     load_section,
     params_hash,
     require,
+    require_range,
     setup_logging,
     setup_mlflow,
 )
@@ -89,12 +90,7 @@ class TrainGeneratorConfig:
         )
         for key in ("d_model", "d_ff", "d_kv", "num_layers", "num_decoder_layers", "num_heads"):
             if key in self.model:
-                v = self.model[key]
-                require(
-                    isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 4096,
-                    f"{w}.model.{key}",
-                    f"must be an integer in [1, 4096], got {v!r}",
-                )
+                require_range(self.model[key], f"{w}.model.{key}", lo=1, hi=4096, integer=True)
         # transformers 4.57 generate() sizes the decoder KV cache by num_layers: a deeper decoder
         # trains but fails at generation (IndexError in cache_utils) after the whole run.
         n_enc, n_dec = self.model.get("num_layers", 6), self.model.get("num_decoder_layers")
@@ -104,27 +100,28 @@ class TrainGeneratorConfig:
             f"must be <= model.num_layers ({n_enc}), got {n_dec!r}",
         )
         if "dropout_rate" in self.model:
-            v = self.model["dropout_rate"]
-            require(
-                isinstance(v, int | float) and 0.0 <= v < 1.0,
-                f"{w}.model.dropout_rate",
-                f"must be in [0, 1), got {v!r}",
+            require_range(
+                self.model["dropout_rate"], f"{w}.model.dropout_rate", lo=0.0, hi=1.0, hi_open=True
             )
-        require(1 <= self.num_threads <= 64, f"{w}.num_threads", "must be in [1, 64]")
-        require(1 <= self.epochs <= 1000, f"{w}.epochs", "must be in [1, 1000]")
-        require(1 <= self.batch_size <= 4096, f"{w}.batch_size", "must be in [1, 4096]")
-        require(1 <= self.eval_batch_size <= 4096, f"{w}.eval_batch_size", "must be in [1, 4096]")
-        require(0 < self.learning_rate <= 1.0, f"{w}.learning_rate", "must be in (0, 1]")
-        require(0 <= self.weight_decay <= 1.0, f"{w}.weight_decay", "must be in [0, 1]")
-        require(0 <= self.warmup_ratio < 1.0, f"{w}.warmup_ratio", "must be in [0, 1)")
-        require(self.max_grad_norm > 0, f"{w}.max_grad_norm", "must be > 0")
-        require(0 <= self.patience <= 1000, f"{w}.patience", "must be in [0, 1000] (0 = off)")
-        require(4 <= self.max_source_len <= 2048, f"{w}.max_source_len", "must be in [4, 2048]")
-        require(4 <= self.max_target_len <= 2048, f"{w}.max_target_len", "must be in [4, 2048]")
-        require(1 <= self.max_new_tokens <= 512, f"{w}.max_new_tokens", "must be in [1, 512]")
-        require(self.max_train_examples >= 0, f"{w}.max_train_examples", "must be >= 0 (0 = all)")
-        require(self.max_eval_examples >= 0, f"{w}.max_eval_examples", "must be >= 0 (0 = all)")
-        require(0 <= self.n_samples_logged <= 1000, f"{w}.n_samples_logged", "must be in [0, 1000]")
+        require_range(self.num_threads, f"{w}.num_threads", lo=1, hi=64, integer=True)
+        require_range(self.epochs, f"{w}.epochs", lo=1, hi=1000, integer=True)
+        require_range(self.batch_size, f"{w}.batch_size", lo=1, hi=4096, integer=True)
+        require_range(self.eval_batch_size, f"{w}.eval_batch_size", lo=1, hi=4096, integer=True)
+        require_range(self.learning_rate, f"{w}.learning_rate", lo=0, hi=1.0, lo_open=True)
+        require_range(self.weight_decay, f"{w}.weight_decay", lo=0, hi=1.0)
+        require_range(self.warmup_ratio, f"{w}.warmup_ratio", lo=0, hi=1.0, hi_open=True)
+        require_range(self.max_grad_norm, f"{w}.max_grad_norm", lo=0, lo_open=True)
+        require_range(self.patience, f"{w}.patience", lo=0, hi=1000, integer=True, note="0 = off")
+        require_range(self.max_source_len, f"{w}.max_source_len", lo=4, hi=2048, integer=True)
+        require_range(self.max_target_len, f"{w}.max_target_len", lo=4, hi=2048, integer=True)
+        require_range(self.max_new_tokens, f"{w}.max_new_tokens", lo=1, hi=512, integer=True)
+        require_range(
+            self.max_train_examples, f"{w}.max_train_examples", lo=0, integer=True, note="0 = all"
+        )
+        require_range(
+            self.max_eval_examples, f"{w}.max_eval_examples", lo=0, integer=True, note="0 = all"
+        )
+        require_range(self.n_samples_logged, f"{w}.n_samples_logged", lo=0, hi=1000, integer=True)
 
 
 def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:

@@ -350,6 +350,7 @@ def create_app(
             equation=res.equation,
             answer=res.answer,
             consistent=res.consistent,
+            missing_keywords=list(res.missing_keywords),
             attempts=res.attempts,
             seed=res.seed,
             model_version=model.version,

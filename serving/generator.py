@@ -1,9 +1,10 @@
 """The word-problem generator at serving time: prompt -> ONNX loop -> parse -> consistency check.
 
 Sampling is seeded so a request with a seed is reproducible; when a sample fails the consistency
-check (equation missing, unparsable, or not answering the text with the text's own numbers) it is
-retried with a seed derived from the request's, up to ``settings.generator_max_attempts`` times and
-never past the request's deadline.
+check (equation missing, unparsable, or not answering the text with the text's own numbers) or
+leaves out a requested keyword, it is retried with a seed derived from the request's, up to
+``settings.generator_max_attempts`` times and never past the request's deadline. When no sample
+passes both, the consistent one with the fewest missing keywords is returned (and names them).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 from serving import limits
 from serving.consistency import check_consistency
 from serving.errors import ArtifactError, RequestError
+from serving.keywords import missing_keywords
 from serving.prompt import PromptError, format_prompt, parse_target
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
@@ -43,6 +45,7 @@ class GenerationResult:
     attempts: int
     seed: int
     reason: str
+    missing_keywords: tuple[str, ...] = ()
 
 
 def derive_seed(base: int, attempt: int) -> int:
@@ -81,10 +84,11 @@ class GeneratorModel(ArtifactIdentity):
         temperature: float | None = None,
         deadline: float | None = None,
     ) -> GenerationResult:
-        """Sample until a consistent problem comes out or attempts/deadline run out.
+        """Sample until a consistent problem with every keyword comes out, or attempts run out.
 
-        ``deadline`` is a ``time.monotonic()`` value; the first attempt always runs.
-        The last sample is returned when none is consistent (``consistent=False``, no equation).
+        ``deadline`` is a ``time.monotonic()`` value; the first attempt always runs. Without a
+        sample passing both checks, the consistent sample missing the fewest keywords is returned
+        (first such attempt), else the last sample (``consistent=False``, no equation).
         """
         try:
             prompt = format_prompt(topic, list(keywords), prompt_prefix)
@@ -95,6 +99,7 @@ class GeneratorModel(ArtifactIdentity):
         temp = self.settings.temperature if temperature is None else float(temperature)
         text, reason = "", "not_run"
         attempts = 0
+        best: GenerationResult | None = None
         for attempt in range(self.settings.generator_max_attempts):
             if attempt > 0 and deadline is not None and time.monotonic() >= deadline:
                 break
@@ -115,16 +120,25 @@ class GeneratorModel(ArtifactIdentity):
             result = check_consistency(problem, equation)
             reason = result.reason
             if result.ok:
-                return GenerationResult(
-                    generated_problem_text=problem,
-                    equation=equation,
-                    answer=result.value,
-                    consistent=True,
-                    attempts=attempts,
-                    seed=base,
-                    reason=reason,
-                )
-            logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
+                missing = tuple(missing_keywords(problem, keywords))
+                if best is None or len(missing) < len(best.missing_keywords):
+                    best = GenerationResult(
+                        generated_problem_text=problem,
+                        equation=equation,
+                        answer=result.value,
+                        consistent=True,
+                        attempts=attempts,
+                        seed=base,
+                        reason=reason if not missing else "missing_keywords",
+                        missing_keywords=missing,
+                    )
+                if not missing:
+                    break
+                logger.debug("attempt %d misses keywords %s: %r", attempts, missing, text)
+            else:
+                logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
+        if best is not None:
+            return GenerationResult(**{**best.__dict__, "attempts": attempts})
         problem, _ = parse_target(text)
         return GenerationResult(
             generated_problem_text=problem,
@@ -134,6 +148,7 @@ class GeneratorModel(ArtifactIdentity):
             attempts=attempts,
             seed=base,
             reason=reason,
+            missing_keywords=tuple(missing_keywords(problem, keywords)),
         )
 
 

@@ -215,6 +215,10 @@ class WordProblemOutput(BaseModel):
     equation: str | None = None
     answer: float | None = None
     consistent: bool
+    missing_keywords: list[str] = Field(
+        default_factory=list,
+        description="requested keywords the text lacks (empty when every keyword is used)",
+    )
     attempts: int
     seed: int
     model_version: str

@@ -10,26 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from data.word_problems.keywords import singular
 from serving.consistency import check_consistency
+from serving.keywords import keyword_present
 from serving.prompt import parse_target
 
-_WORDS = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
 _DIGIT = re.compile(r"\d")
-
-
-def _words(text: str) -> list[str]:
-    return [singular(w) for w in _WORDS.findall(text.lower())]
-
-
-def keyword_present(keyword: str, text: str) -> bool:
-    """Whole-word, case-insensitive, plural-tolerant match (``"box"`` finds ``"3 boxes"``)."""
-    kw = _words(keyword)
-    words = _words(text)
-    if not kw:
-        return False
-    n = len(kw)
-    return any(words[i : i + n] == kw for i in range(len(words) - n + 1))
 
 
 def keyword_coverage(problem: str, keywords: Sequence[str]) -> float:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipelines.common import ConfigError, require
+from pipelines.common import ConfigError, require, require_range
 from serving.weakness_post import CalibrationError, ThresholdError, validate_thresholds
 
 if TYPE_CHECKING:
@@ -76,9 +76,9 @@ class TuningConfig:
     space: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        require(0 <= self.n_trials <= 1000, "tuning.n_trials", "must be in [0, 1000]")
-        require(self.max_train_rows >= 100, "tuning.max_train_rows", "must be >= 100")
-        require(self.timeout_s > 0, "tuning.timeout_s", "must be > 0")
+        require_range(self.n_trials, "tuning.n_trials", lo=0, hi=1000, integer=True)
+        require_range(self.max_train_rows, "tuning.max_train_rows", lo=100, integer=True)
+        require_range(self.timeout_s, "tuning.timeout_s", lo=0, lo_open=True)
         dims = {}
         for name, spec in self.space.items():
             require(name in TUNABLE, f"tuning.space.{name}", f"not one of {list(TUNABLE)}")
@@ -110,10 +110,10 @@ class WeaknessConfig:
 
     def __post_init__(self) -> None:
         w = "train_weakness"
-        require(self.num_threads >= 1, f"{w}.num_threads", "must be >= 1")
-        require(1 <= self.num_boost_round <= 100_000, f"{w}.num_boost_round", "in [1, 100000]")
-        require(self.early_stopping_rounds >= 1, f"{w}.early_stopping_rounds", "must be >= 1")
-        require(2 <= self.ece_bins <= 1000, f"{w}.ece_bins", "must be in [2, 1000]")
+        require_range(self.num_threads, f"{w}.num_threads", lo=1, integer=True)
+        require_range(self.num_boost_round, f"{w}.num_boost_round", lo=1, hi=100_000, integer=True)
+        require_range(self.early_stopping_rounds, f"{w}.early_stopping_rounds", lo=1, integer=True)
+        require_range(self.ece_bins, f"{w}.ece_bins", lo=2, hi=1000, integer=True)
         for key, value in self.base.items():
             require(key in TUNABLE, f"{w}.base.{key}", f"not one of {list(TUNABLE)}")
             require(

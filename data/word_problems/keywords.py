@@ -14,6 +14,10 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 
+from serving.keywords import singular
+
+__all__ = ["document_frequency", "extract_keywords", "singular"]
+
 _STOPWORD_TEXT = """
 a about above after again against all almost along already also although always am among an
 and another any anything are around as at away back be became because become been before
@@ -39,24 +43,6 @@ STOPWORDS: frozenset[str] = frozenset(_STOPWORD_TEXT.split())
 _DETERMINER_TEXT = "a an the each every of some her his their per"
 _DETERMINERS = frozenset(_DETERMINER_TEXT.split())
 _SENTENCE_END = frozenset(".?!")
-
-
-def singular(word: str) -> str:
-    """A canonical singular key that merges 'apple'/'apples', 'box'/'boxes', 'cookie'/'cookies'.
-
-    Crude on purpose (no dictionary): both forms of a word must map to the same key, which is
-    not always a real word ('cookie' -> 'cooky').
-    """
-    w = word.lower()
-    if len(w) > 4 and w.endswith("ies"):
-        return w[:-3] + "y"
-    if len(w) > 3 and w.endswith("ie"):
-        return w[:-2] + "y"
-    if len(w) > 4 and w.endswith(("ches", "shes", "xes", "sses", "zes")):
-        return w[:-2]
-    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
-        return w[:-1]
-    return w
 
 
 def _candidates(text: str) -> list[tuple[str, bool]]:

@@ -124,7 +124,7 @@ def test_mixed_real_corpus(tmp_path: Path) -> None:
     )
     section = {
         **TINY,
-        "n_templates": 100,
+        "n_templates": 400,
         "sources": ["templates", "svamp"],
         "paths": {"svamp": str(svamp)},
     }
@@ -132,7 +132,7 @@ def test_mixed_real_corpus(tmp_path: Path) -> None:
     metrics = prepare_text(
         cfg, base_model="scratch", text_dir=tmp_path / "t", metrics_path=tmp_path / "m.json"
     )
-    assert metrics["sources"] == {"svamp": 39, "templates": 100}
+    assert metrics["sources"] == {"svamp": 39, "templates": 400}
     assert metrics["read_reports"]["svamp"]["kept"] == 39
 
 

@@ -94,8 +94,10 @@ def test_word_problem_contract_and_seed(client: httpx.Client) -> None:
         "attempts",
         "seed",
         "model_version",
+        "missing_keywords",
     }
     assert body["seed"] == 7 and 1 <= body["attempts"] <= 2
+    assert set(body["missing_keywords"]) <= set(WORD["keywords"])
     assert body["consistent"] == (body["equation"] is not None)
     assert client.post(f"{API}/word-problem", json=WORD).json() == body
     no_seed = client.post(

@@ -67,6 +67,31 @@ def test_gives_up_after_max_attempts_without_equation() -> None:
     assert res.reason.startswith("numbers_")
 
 
+PEARS = "Tom has 3 pears and gets 4 more. How many pears does Tom have? ||| 3 + 4"
+
+
+def test_retries_a_consistent_sample_that_misses_a_keyword() -> None:
+    eng = ScriptedEngine([PEARS, GOOD])
+    res = _model(eng).generate(topic="addition", keywords=["apples", "Tom"], seed=2)
+    assert res.consistent and res.attempts == 2 and res.missing_keywords == ()
+    assert res.reason == "ok" and "apples" in res.generated_problem_text
+
+
+def test_keeps_the_consistent_sample_with_fewest_missing_keywords() -> None:
+    eng = ScriptedEngine([PEARS, BAD])
+    res = _model(eng, attempts=3).generate(topic="addition", keywords=["apples", "Tom"], seed=2)
+    assert res.consistent and res.attempts == 3 and len(eng.calls) == 3
+    assert res.equation == "3 + 4" and res.missing_keywords == ("apples",)
+    assert res.reason == "missing_keywords"
+
+
+def test_inconsistent_result_names_missing_keywords() -> None:
+    res = _model(ScriptedEngine([BAD]), attempts=1).generate(
+        topic="addition", keywords=["apples", "pears"], seed=1
+    )
+    assert not res.consistent and res.missing_keywords == ("pears",)
+
+
 def test_deadline_stops_retries_but_first_attempt_runs() -> None:
     eng = ScriptedEngine([BAD], delay_s=0.05)
     res = _model(eng, attempts=5).generate(
@@ -78,8 +103,8 @@ def test_deadline_stops_retries_but_first_attempt_runs() -> None:
 def test_temperature_override_and_default() -> None:
     eng = ScriptedEngine([GOOD])
     m = _model(eng)
-    m.generate(topic="a", keywords=["b"], seed=1)
-    m.generate(topic="a", keywords=["b"], seed=1, temperature=1.5)
+    m.generate(topic="a", keywords=["apples"], seed=1)
+    m.generate(topic="a", keywords=["apples"], seed=1, temperature=1.5)
     assert eng.calls[0]["temperature"] == m.settings.temperature
     assert eng.calls[1]["temperature"] == 1.5
 

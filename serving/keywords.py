@@ -1,0 +1,49 @@
+"""Is a requested keyword in a generated problem? One matcher for metrics and serving (stdlib).
+
+``training.text_metrics`` scores keyword coverage with it and ``serving.generator`` uses it to
+retry samples that miss a keyword, so what the metric counts is what the API checks.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+_WORDS = re.compile(r"[a-z0-9]+(?:['-][a-z0-9]+)*")
+
+
+def singular(word: str) -> str:
+    """A canonical singular key that merges 'apple'/'apples', 'box'/'boxes', 'cookie'/'cookies'.
+
+    Crude on purpose (no dictionary): both forms of a word must map to the same key, which is
+    not always a real word ('cookie' -> 'cooky').
+    """
+    w = word.lower()
+    if len(w) > 4 and w.endswith("ies"):
+        return w[:-3] + "y"
+    if len(w) > 3 and w.endswith("ie"):
+        return w[:-2] + "y"
+    if len(w) > 4 and w.endswith(("ches", "shes", "xes", "sses", "zes")):
+        return w[:-2]
+    if len(w) > 3 and w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        return w[:-1]
+    return w
+
+
+def _words(text: str) -> list[str]:
+    return [singular(w) for w in _WORDS.findall(text.lower())]
+
+
+def keyword_present(keyword: str, text: str) -> bool:
+    """Whole-word, case-insensitive, plural-tolerant match (``"box"`` finds ``"3 boxes"``)."""
+    kw = _words(keyword)
+    words = _words(text)
+    if not kw:
+        return False
+    n = len(kw)
+    return any(words[i : i + n] == kw for i in range(len(words) - n + 1))
+
+
+def missing_keywords(text: str, keywords: Sequence[str]) -> list[str]:
+    """The requested keywords not present in ``text``, in request order."""
+    return [k for k in keywords if not keyword_present(k, text)]
