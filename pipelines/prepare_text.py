@@ -62,6 +62,7 @@ class PrepareTextConfig:
     max_rows: int | None = None
     keywords_per_problem: int = 3
     model_max_length: int = 256
+    copy_augment: float = 0.0
 
     def __post_init__(self) -> None:
         from data.word_problems.templates import TOPIC_NAMES
@@ -96,6 +97,7 @@ class PrepareTextConfig:
         )
         require_range(self.vocab_size, f"{w}.vocab_size", lo=100, hi=64_000, integer=True)
         require_range(self.model_max_length, f"{w}.model_max_length", lo=16, hi=4096, integer=True)
+        require_range(self.copy_augment, f"{w}.copy_augment", lo=0.0, hi=1.0)
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
@@ -154,6 +156,13 @@ def build_corpus(
                 f"split '{name}' is empty: {len(records)} records are too few for "
                 f"val_frac={cfg.val_frac}, test_frac={cfg.test_frac}"
             )
+    if cfg.copy_augment > 0:
+        from data.word_problems.augment import copy_augment
+
+        extra = copy_augment(splits["train"], share=cfg.copy_augment, seed=cfg.seed)
+        splits["train"] = splits["train"] + extra
+        reports["copy_augment"] = {"share": cfg.copy_augment, "added": len(extra)}
+        logger.info("copy augmentation: %d extra training records", len(extra))
     return splits, reports
 
 

@@ -58,6 +58,21 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     assert sorted(p.name for p in text_dir.parent.iterdir()) == ["text"]
 
 
+def test_copy_augment_adds_to_train_only(tmp_path: Path) -> None:
+    cfg, _ = load_config(_params(tmp_path, {**TINY, "copy_augment": 0.5}))
+    text_dir = tmp_path / "t"
+    metrics = prepare_text(cfg, base_model="scratch", text_dir=text_dir, metrics_path=tmp_path / "m")
+    added = metrics["read_reports"]["copy_augment"]["added"]
+    assert added > 0 and sum(metrics["sizes"].values()) == 300 + added
+
+    def sources(split: str) -> list[str]:
+        lines = (text_dir / f"{split}.jsonl").read_text().splitlines()
+        return [json.loads(line)["source"] for line in lines]
+
+    assert sources("train").count("templates+copy") == added
+    assert "templates+copy" not in sources("val") + sources("test")
+
+
 @pytest.mark.parametrize(
     ("key", "value", "fragment"),
     [
@@ -72,6 +87,7 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
         ("keywords_per_problem", 9, "prepare_text.keywords_per_problem"),
         ("unknown_key", 1, "unknown key"),
         ("seed", "x", "seed"),
+        ("copy_augment", 1.5, "prepare_text.copy_augment"),
     ],
 )
 def test_bad_params_write_nothing(tmp_path: Path, key: str, value, fragment: str) -> None:

@@ -1,0 +1,144 @@
+"""Copy augmentation: extra training records whose entity keyword is a word seen nowhere else.
+
+Why: the scratch generator learns which noun goes with which sentence shape from co-occurrence.
+Asked for a held-out combination ("fence, yard" when training only had fences around farms and
+parks) it wrote "A farm is ..." and missed the keyword; that was most of the remaining keyword
+misses. In an augmented record the entity keyword (an object, container, item, place, ...) is
+replaced, in the prompt's keywords and in the problem, by a nonce noun from
+:data:`COPY_LEXICON`: the only way to predict that noun is to copy it from the prompt, so the
+model learns to copy the requested noun into whatever shape it writes. Shape-selecting keywords
+("area", "perimeter", "discount", "friend") are never replaced, so the keyword -> shape signal
+stays intact.
+
+Only the training split is augmented, after the split: the lexicon shares no word with the
+template vocabulary (tested), so no augmented record can recreate a held-out (topic, keyword
+set) combination, and val / test stay untouched.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from data.word_problems import templates as tpl
+from serving.keywords import keyword_present, singular
+
+# (singular, plural); consonant-initial so "a <noun>" stays grammatical.
+COPY_LEXICON: tuple[tuple[str, str], ...] = (
+    ("lantern", "lanterns"),
+    ("pebble", "pebbles"),
+    ("feather", "feathers"),
+    ("magnet", "magnets"),
+    ("candle", "candles"),
+    ("whistle", "whistles"),
+    ("helmet", "helmets"),
+    ("teapot", "teapots"),
+    ("compass", "compasses"),
+    ("kettle", "kettles"),
+    ("pillow", "pillows"),
+    ("saddle", "saddles"),
+    ("robot", "robots"),
+    ("rocket", "rockets"),
+    ("turnip", "turnips"),
+    ("walnut", "walnuts"),
+    ("dumpling", "dumplings"),
+    ("pancake", "pancakes"),
+    ("marker", "markers"),
+    ("thimble", "thimbles"),
+    ("tent", "tents"),
+    ("wagon", "wagons"),
+    ("ladder", "ladders"),
+    ("barn", "barns"),
+    ("cabin", "cabins"),
+    ("meadow", "meadows"),
+    ("pond", "ponds"),
+    ("tunnel", "tunnels"),
+    ("gadget", "gadgets"),
+    ("parrot", "parrots"),
+    ("puppet", "puppets"),
+    ("dragon", "dragons"),
+    ("goblet", "goblets"),
+    ("sponge", "sponges"),
+)
+_WORD = re.compile(r"[A-Za-z]+(?:['-][A-Za-z]+)*")
+
+
+def entity_words() -> frozenset[str]:
+    """Singular keys of the template nouns a request names as things (not shape words)."""
+    words: set[str] = set()
+    for group in (tpl.OBJECTS, tpl.CONTAINERS, tpl.ITEMS, tpl.CUPS):
+        for noun in group:
+            words.update({noun.one, noun.many})
+    words.update(tpl.VEHICLES)
+    for values in tpl.WORDS.values():
+        words.update(values)
+    return frozenset(singular(w) for w in words if " " not in w)
+
+
+def _swap_word(text: str, key: str, nonce: tuple[str, str]) -> str:
+    """Replace every word whose singular key is ``key`` by the nonce noun, keeping number and
+    capitalisation; "an <nonce>" becomes "a <nonce>" (the lexicon is consonant-initial)."""
+
+    def repl(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if singular(word) != key:
+            return word
+        plural = word.lower() != key and word.lower().endswith("s")
+        new = nonce[1] if plural else nonce[0]
+        return new.capitalize() if word[0].isupper() else new
+
+    out = _WORD.sub(repl, text)
+    for form in nonce:
+        out = re.sub(rf"\b([Aa])n ({form})\b", r"\1 \2", out)
+    return out
+
+
+def copy_augment(
+    records: Sequence[dict[str, Any]], *, share: float, seed: int
+) -> list[dict[str, Any]]:
+    """About ``share * len(records)`` new records (see module doc); ``records`` are unchanged.
+
+    A record qualifies when one of its single-word keywords is a template entity word present in
+    its problem; records without one are skipped, so fewer may come back.
+    """
+    from data.word_problems.corpus import make_record
+
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"copy_augment: share must be in [0, 1], got {share!r}")
+    rng = random.Random(seed)
+    entities = entity_words()
+    lexicon_keys = {singular(w) for pair in COPY_LEXICON for w in pair}
+    chosen = rng.sample(range(len(records)), round(share * len(records)))
+    out = []
+    for i in sorted(chosen):
+        rec = records[i]
+        candidates = [
+            k
+            for k in rec["keywords"]
+            if " " not in k
+            and singular(k) in entities
+            and singular(k) not in lexicon_keys
+            and keyword_present(k, rec["problem"])
+        ]
+        if not candidates:
+            continue
+        kw = rng.choice(candidates)
+        nonce = rng.choice(COPY_LEXICON)
+        key = singular(kw)
+        plural = kw.lower() != key and kw.lower().endswith("s")
+        new_kw = nonce[1] if plural else nonce[0]
+        out.append(
+            make_record(
+                rec_id=f"{rec['id']}-copy",
+                topic=rec["topic"],
+                keywords=[new_kw if k == kw else k for k in rec["keywords"]],
+                prompt_prefix=rec["prompt_prefix"],
+                problem=_swap_word(rec["problem"], key, nonce),
+                equation=rec["equation"],
+                answer=rec["answer"],
+                source=f"{rec['source']}+copy",
+            )
+        )
+    return out

@@ -1,0 +1,84 @@
+"""Copy augmentation: nonce nouns replace entity keywords only, consistently, reproducibly."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from data.word_problems.augment import COPY_LEXICON, _swap_word, copy_augment, entity_words
+from data.word_problems.corpus import template_records
+from serving.consistency import check_consistency
+from serving.keywords import keyword_present, singular
+from serving.prompt import parse_target
+
+
+@pytest.fixture(scope="module")
+def records():
+    return template_records(n=800, seed=4)
+
+
+def test_lexicon_shares_no_word_with_the_templates(records) -> None:
+    vocab = {
+        singular(w)
+        for r in template_records(n=4000, seed=1)
+        for w in re.findall(r"[a-z]+", (r["problem"] + " " + r["prompt"]).lower())
+    }
+    clashes = [p for p in COPY_LEXICON if {singular(p[0]), singular(p[1])} & vocab]
+    assert not clashes
+    assert all(p[0][0] not in "aeiou" for p in COPY_LEXICON)  # "a <noun>" stays grammatical
+
+
+def test_augmented_records_copy_a_nonce_keyword(records) -> None:
+    aug = copy_augment(records, share=0.5, seed=3)
+    assert 0.3 * len(records) <= len(aug) <= 0.5 * len(records)
+    nonce = {singular(w) for p in COPY_LEXICON for w in p}
+    by_id = {r["id"]: r for r in records}
+    for rec in aug:
+        orig = by_id[rec["id"].removesuffix("-copy")]
+        new = [k for k in rec["keywords"] if singular(k) in nonce]
+        assert len(new) == 1 and keyword_present(new[0], rec["problem"])
+        swapped = [k for k in orig["keywords"] if k not in rec["keywords"]]
+        assert len(swapped) == 1 and singular(swapped[0]) in entity_words()
+        assert not keyword_present(swapped[0], rec["problem"])
+        # numbers and equation are untouched, so the record stays consistent
+        problem, equation = parse_target(rec["target"])
+        assert equation == parse_target(orig["target"])[1]
+        assert check_consistency(problem, equation).ok
+        assert rec["source"] == orig["source"] + "+copy"
+
+
+def test_shape_words_are_never_replaced(records) -> None:
+    shape_words = {"area", "perimeter", "discount", "friend", "money", "difference", "speed"}
+    assert not shape_words & entity_words()
+    by_id = {r["id"]: r for r in records}
+    aug = copy_augment(records, share=1.0, seed=5)
+    assert aug
+    for rec in aug:
+        orig = by_id[rec["id"].removesuffix("-copy")]
+        for k in orig["keywords"]:
+            if singular(k) in shape_words:
+                assert k in rec["keywords"]
+
+
+def test_augment_is_seeded_and_leaves_input_alone(records) -> None:
+    before = [dict(r) for r in records]
+    a = copy_augment(records, share=0.3, seed=9)
+    assert a == copy_augment(records, share=0.3, seed=9)
+    assert a != copy_augment(records, share=0.3, seed=10)
+    assert records == before
+    assert copy_augment(records, share=0.0, seed=9) == []
+    with pytest.raises(ValueError, match="share"):
+        copy_augment(records, share=1.5, seed=9)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A box holds 3 apples. Tom buys 2 Apples?", "A box holds 3 pebbles. Tom buys 2 Pebbles?"),
+        ("She eats an apple and 1 apple?", "She eats a pebble and 1 pebble?"),
+        ("Pineapples and apple-pie?", "Pineapples and apple-pie?"),
+    ],
+)
+def test_swap_word_keeps_number_and_case(text: str, expected: str) -> None:
+    assert _swap_word(text, "apple", ("pebble", "pebbles")) == expected
