@@ -1,8 +1,9 @@
 """Batch build of the weakness examples: one row per assessment, features from earlier events.
 
 Every event (quiz, minigame, ...) updates the learner's state; only assessments become examples.
-The per-(learner, topic) and per-learner statistics come from the numba-compiled
-`features.kernel.feature_kernel`, the same function serving runs for one learner.
+The per-(learner, topic) and per-learner statistics come from `features.kernel.run_kernel`
+(numpy, two calls for all learners: ~0.17 s for 1M events), the code serving runs for one
+learner.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import numpy as np
 
 from features.config import FeatureConfig
 from features.kernel import (
+    BASE_FEATURES,
     N_LEARNER,
     OPTIONAL_DEFAULTS,
     assemble,
-    compiled_kernel,
     decay_rate,
     group_starts,
     kernel_columns,
@@ -81,14 +82,19 @@ def _validate(events: pd.DataFrame, oracle: pd.DataFrame | None) -> None:
 def _grouped_run(
     group_code: np.ndarray,
     n_codes: int,
-    time_order: np.ndarray,
+    time_order: np.ndarray | None,
     ts: np.ndarray,
     arrays: dict[str, np.ndarray],
     is_query: np.ndarray,
     spec: Mapping[str, Any],
     n_cols: int,
-) -> np.ndarray:
-    """Run the compiled kernel with ``group_code`` as the group; rows back in input order."""
+    position: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run the kernel with ``group_code`` as the group.
+
+    Returns the kernel rows and the input row of each query in the (group, time) order. Rows
+    come in that order, or at ``position[input row]`` when ``position`` is given.
+    """
     order = group_time_order(group_code, n_codes, time_order)
     code_sorted = group_code[order]
     change = np.empty(len(order), dtype=bool)
@@ -97,77 +103,62 @@ def _grouped_run(
         np.not_equal(code_sorted[1:], code_sorted[:-1], out=change[1:])
     del code_sorted
     query_sorted = is_query[order]
-    # output row of each query = its rank among the queries in input order (no second sort)
-    rank = np.cumsum(is_query, dtype=np.int64) - 1
-    dest = rank[order[query_sorted]]
-    del rank
-    return run_kernel(
-        compiled_kernel(),
+    query_rows = order[query_sorted]
+
+    def sorted_column(name: str, feature: str) -> np.ndarray:
+        # an event column only feeds its feature: none needed when that column is not asked for
+        if n_cols > BASE_FEATURES.index(feature):
+            return arrays[name][order]
+        return np.broadcast_to(np.zeros(1, dtype=arrays[name].dtype), order.shape)
+
+    rows = run_kernel(
         starts=group_starts(change),
         ts=ts[order],
         score=arrays["score"][order],
-        time_spent=arrays["time_spent_s"][order],
-        hints=arrays["hints_used"][order],
-        revisit=arrays["is_revisit"][order],
+        time_spent=sorted_column("time_spent_s", "mean_time_spent_s"),
+        hints=sorted_column("hints_used", "mean_hints"),
+        revisit=sorted_column("is_revisit", "n_revisits"),
         contributes=np.ones(len(order), dtype=bool),
         is_query=query_sorted,
         windows=spec["rolling_windows"],
         rate=decay_rate(spec["half_life_s"]),
         pass_mark=spec["pass_mark"],
         n_cols=n_cols,
-        dest=dest,
+        dest=None if position is None else position[query_rows],
     )
+    return rows, query_rows
 
 
-def _counting_order(code: np.ndarray, n_codes: int, base: np.ndarray) -> np.ndarray:
-    """Stable counting sort of the rows ``base`` by ``code`` (O(n), compiled with numba)."""
-    counts = np.zeros(n_codes + 1, dtype=np.int64)
-    for i in range(code.shape[0]):
-        counts[code[i] + 1] += 1
-    for c in range(n_codes):
-        counts[c + 1] += counts[c]
-    out = np.empty(base.shape[0], dtype=np.int64)
-    for i in range(base.shape[0]):
-        r = base[i]
-        c = code[r]
-        out[counts[c]] = r
-        counts[c] += 1
-    return out
-
-
-_COUNTING: Any = None
-
-
-def group_time_order(code: np.ndarray, n_codes: int, time_order: np.ndarray) -> np.ndarray:
+def group_time_order(code: np.ndarray, n_codes: int, time_order: np.ndarray | None) -> np.ndarray:
     """Row order by (group code, timestamp), input order breaking ties: np.lexsort((ts, code)).
 
-    ``time_order`` is the stable time order of the rows; a counting sort by group on top of it
-    keeps the batch build linear in the number of events (lexsort without numba).
+    ``time_order`` is the stable time order of the rows (None: they are in time order); a
+    stable sort by group on top of it gives the (group, time) order. numpy sorts 16-bit keys
+    stably by radix (linear), so wider codes are sorted in 16-bit passes, least significant
+    first.
     """
-    global _COUNTING
-    if len(code) != len(time_order):
+    if time_order is not None and len(code) != len(time_order):
         raise ValueError(f"group codes ({len(code)}) and time order ({len(time_order)}) differ")
     if len(code) and (int(code.min()) < 0 or int(code.max()) >= n_codes):
-        # the compiled sort does no bounds checks: refuse codes outside [0, n_codes)
         raise ValueError(f"group codes must be in [0, {n_codes}), got [{code.min()}, {code.max()}]")
-    if _COUNTING is None:
-        try:
-            import numba
-        except ImportError:  # pragma: no cover - numba is pinned in the training install
-            _COUNTING = False
-        else:
-            _COUNTING = numba.njit(cache=True, nogil=True)(_counting_order)
-    if _COUNTING is False:
-        return np.lexsort((np.argsort(time_order, kind="stable"), code))
-    return np.asarray(
-        _COUNTING(np.ascontiguousarray(code, dtype=np.int64), int(n_codes), time_order)
-    )
+    key = np.asarray(code, dtype=np.int64)
+    if time_order is not None:
+        key = key[time_order]
+    if n_codes > 1 << 32:
+        order = key.argsort(kind="stable")
+    else:
+        order = None
+        for shift in range(0, max(int(n_codes) - 1, 1).bit_length(), 16):
+            digit = ((key if order is None else key[order]) >> shift).astype(np.uint16)  # mod 2**16
+            step = digit.argsort(kind="stable")
+            order = step if order is None else order[step]
+    return np.asarray(order if time_order is None else time_order[order], dtype=np.int64)
 
 
-def time_order_of(ts: np.ndarray) -> np.ndarray:
-    """Stable time order of the rows (the identity when events come sorted by time)."""
+def time_order_of(ts: np.ndarray) -> np.ndarray | None:
+    """Stable time order of the rows; None when events come sorted by time (the identity)."""
     if len(ts) < 2 or bool(np.all(ts[1:] >= ts[:-1])):
-        return np.arange(len(ts), dtype=np.int64)
+        return None
     return np.argsort(ts, kind="stable").astype(np.int64)
 
 
@@ -197,16 +188,29 @@ def compute_features(events: pd.DataFrame, spec: Mapping[str, Any]) -> np.ndarra
     n_users = max(int(user_code.max()) + 1 if len(user_code) else 0, 1)
     time_order = time_order_of(ts)
     pair_code = user_code.astype(np.int64) * n_topics + topic_code.astype(np.int64)
-    topic_cols = _grouped_run(
+    # Both levels are assembled in the (learner, topic, time) order of the topic level, and the
+    # float32 matrix is put back in input order with one row take at the end (cheaper than
+    # permuting each float64 column).
+    topic_cols, pair_rows = _grouped_run(
         pair_code, n_users * n_topics, time_order, ts, arrays, is_query, spec, n_kernel
     )
     del pair_code
-    learner_cols = _grouped_run(
-        user_code.astype(np.int64), n_users, time_order, ts, arrays, is_query, spec, N_LEARNER
+    position = np.zeros(len(ts), dtype=np.int64)  # of each query row in that order
+    position[pair_rows] = np.arange(len(pair_rows))
+    learner_cols, _ = _grouped_run(
+        user_code.astype(np.int64),
+        n_users,
+        time_order,
+        ts,
+        arrays,
+        is_query,
+        spec,
+        N_LEARNER,
+        position=position,
     )
     peer_by_code = np.array([peer_topic_mean(spec["peer"], str(t)) for t in topic_uniques])
-    peer = peer_by_code[topic_code[is_query]] if len(peer_by_code) else np.empty(0)
-    features = assemble(topic_cols, learner_cols, peer)
+    peer = peer_by_code[topic_code[pair_rows]] if len(peer_by_code) else np.empty(0)
+    features = assemble(topic_cols, learner_cols, peer).take(position[is_query], axis=0)
     logger.info(
         "features: %d examples from %d events in %.2fs",
         len(features),

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,12 @@ HISTORY_COLUMNS = (
     "is_revisit",
     "activity",
 )
+_TIMESTAMP = itemgetter("timestamp")
+_SCORE = itemgetter("score")
+_SPENT = itemgetter("time_spent_s")
+_HINTS = itemgetter("hints_used")
+_REVISIT = itemgetter("is_revisit")
+_ACTIVITY = itemgetter("activity")
 
 
 @dataclass(frozen=True)
@@ -78,9 +85,28 @@ def build_history(
         request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
     )
     attempts_by_topic = request.recent_attempts or {}
+    # Attempts of consecutive topics are split into columns in one C-level map per field over
+    # the whole run, not a comprehension per topic and field: this runs on every request. The
+    # maps read each model's __dict__ (where pydantic keeps the validated field values): item
+    # lookups there cost ~30% less than attribute lookups on the models.
+    pending: list[Any] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        fields = [a.__dict__ for a in pending]
+        ts_col.extend(map(_TIMESTAMP, fields))
+        score_col.extend(map(_SCORE, fields))
+        spent_col.extend(map(_SPENT, fields))
+        hints = list(map(_HINTS, fields))
+        hints_col.extend([nan if h is None else h for h in hints] if None in hints else hints)
+        revisit_col.extend(map(_REVISIT, fields))
+        activity_col.extend(map(_ACTIVITY, fields))
+        pending.clear()
 
     def add_quizzes(topic: str, scores: list[float]) -> None:
         # Timestamp-less scores, oldest first: one spacing apart, the last one before now.
+        flush()
         n = len(scores)
         topic_col.extend([topic] * n)
         ts_col.extend([now - (n - i) * quiz_spacing_s for i in range(n)])
@@ -90,18 +116,13 @@ def build_history(
         revisit_col.extend([False] * n)
         activity_col.extend(["quiz"] * n)
 
-    # Comprehensions per column, not a call per event: this runs for every request.
+    minutes_spans: list[tuple[float, int, int]] = []  # minutes, first row, end row of a topic
     for topic in request.topics():
         first = len(topic_col)
         attempts = attempts_by_topic.get(topic)
         if attempts:
             topic_col.extend([topic] * len(attempts))
-            ts_col.extend([a.timestamp for a in attempts])
-            score_col.extend([a.score for a in attempts])
-            spent_col.extend([a.time_spent_s for a in attempts])
-            hints_col.extend([nan if a.hints_used is None else a.hints_used for a in attempts])
-            revisit_col.extend([a.is_revisit for a in attempts])
-            activity_col.extend([a.activity for a in attempts])
+            pending.extend(attempts)
         elif quiz_by_topic.get(topic):
             add_quizzes(topic, list(quiz_by_topic[topic]))
         elif topic in request.average_score_per_topic:
@@ -109,9 +130,12 @@ def build_history(
             add_quizzes(topic, [request.average_score_per_topic[topic]])
         minutes = request.time_spent_per_topic_minutes.get(topic)
         if minutes is not None:
-            missing = [i for i in range(first, len(spent_col)) if spent_col[i] is None]
-            for i in missing:
-                spent_col[i] = float(minutes) * 60.0 / len(missing)
+            minutes_spans.append((float(minutes), first, len(topic_col)))
+    flush()
+    for minutes, first, end in minutes_spans:
+        missing = [i for i in range(first, end) if spent_col[i] is None]
+        for i in missing:
+            spent_col[i] = minutes * 60.0 / len(missing)
     if isinstance(request.recent_quiz_scores, list):
         add_quizzes(UNASSIGNED_TOPIC, list(request.recent_quiz_scores))
     return {
@@ -119,7 +143,9 @@ def build_history(
         "timestamp": ts_col,
         "score": score_col,
         # Unknown time spent / hints stay NaN: the kernel's "missing" value, as in batch.
-        "time_spent_s": [nan if v is None else v for v in spent_col],
+        "time_spent_s": [nan if v is None else v for v in spent_col]
+        if None in spent_col
+        else spent_col,
         "hints_used": hints_col,
         "is_revisit": revisit_col,
         "activity": activity_col,
@@ -191,17 +217,17 @@ class WeaknessModel(ArtifactIdentity):
     ) -> WeaknessPredictionOutput:
         """Answer one backend request (``now``: the request's, else the server clock)."""
         t_now = int(request.now if request.now is not None else (now or time.time()))
-        for topic, attempts in (request.recent_attempts or {}).items():
-            if not attempts or max(a.timestamp for a in attempts) <= t_now:
-                continue  # the common case: one pass, no per-attempt bookkeeping
-            for i, a in enumerate(attempts):
-                if a.timestamp > t_now:
-                    raise RequestError(
-                        f"recent_attempts[{topic!r}][{i}].timestamp",
-                        f"{a.timestamp} is after now={t_now}",
-                        loc=("recent_attempts", topic, i, "timestamp"),
-                    )
         history = build_history(request, now=t_now, quiz_spacing_s=self.settings.quiz_spacing_s)
+        if history["timestamp"] and max(history["timestamp"]) > t_now:
+            # only attempts can lie after now: find the first one to name it
+            for topic, attempts in (request.recent_attempts or {}).items():
+                for i, a in enumerate(attempts):
+                    if a.timestamp > t_now:
+                        raise RequestError(
+                            f"recent_attempts[{topic!r}][{i}].timestamp",
+                            f"{a.timestamp} is after now={t_now}",
+                            loc=("recent_attempts", topic, i, "timestamp"),
+                        )
         preds = self.predict_history(history, request.topics(), t_now)
         return WeaknessPredictionOutput(
             user_id=request.user_id,

@@ -213,7 +213,7 @@ def _kernel_block(
     pass_mark: float,
 ) -> np.ndarray:
     """All kernel columns for every answer, grouped by ``group_code``, time = answer step."""
-    from features.kernel import compiled_kernel, group_starts, kernel_columns, run_kernel
+    from features.kernel import group_starts, kernel_columns, run_kernel
 
     order = np.lexsort((step, group_code))
     code_sorted = group_code[order]
@@ -221,7 +221,6 @@ def _kernel_block(
     change[1:] = code_sorted[1:] != code_sorted[:-1]
     n = order.size
     out = run_kernel(
-        compiled_kernel(),
         starts=group_starts(change),
         ts=step[order],
         score=score[order],

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from features.build import build_examples, spec_from_config
-from features.kernel import compiled_kernel, feature_names, kernel_columns
+from features.kernel import feature_names, kernel_columns
 from features.online import request_features
 from tests.features.helpers import PEER, config
 
@@ -115,8 +115,3 @@ def test_unseen_topic_online_uses_prior_and_learner_level(online_row: np.ndarray
     b = online_row[1]
     assert b[names.index("topic_n_attempts")] == 1.0
     assert b[names.index("topic_last_score")] == 0.0
-
-
-def test_batch_path_is_numba_compiled() -> None:
-    kernel = compiled_kernel()
-    assert hasattr(kernel, "py_func")  # a numba dispatcher wrapping the plain function

@@ -61,7 +61,9 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
 def test_copy_augment_adds_to_train_only(tmp_path: Path) -> None:
     cfg, _ = load_config(_params(tmp_path, {**TINY, "copy_augment": 0.5}))
     text_dir = tmp_path / "t"
-    metrics = prepare_text(cfg, base_model="scratch", text_dir=text_dir, metrics_path=tmp_path / "m")
+    metrics = prepare_text(
+        cfg, base_model="scratch", text_dir=text_dir, metrics_path=tmp_path / "m"
+    )
     added = metrics["read_reports"]["copy_augment"]["added"]
     assert added > 0 and sum(metrics["sizes"].values()) == 300 + added
 
