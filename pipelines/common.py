@@ -311,6 +311,24 @@ def main_repo_root(root: Path = REPO_ROOT) -> Path:
     return root.resolve()
 
 
+def resolve_input_path(path: Path | str, base: Path) -> Path:
+    """An input file named in params: absolute as is, relative to ``base`` (the params file's
+    folder), else relative to the main checkout.
+
+    ``dvc exp run --temp`` / ``dvc queue`` copy the repo to ``.dvc/tmp/exps/...``: a file inside
+    the repo is copied along, but one beside it (``../shared/data/...``) is only reachable from
+    the main checkout, so the fallback keeps such params working in every way DVC runs a stage.
+    """
+    p = Path(path)
+    if p.is_absolute():
+        return p
+    local = base / p
+    if local.exists():
+        return local
+    main = main_repo_root(base) / p
+    return main if main.exists() else local
+
+
 def setup_mlflow(experiment: str, root: Path = REPO_ROOT) -> None:
     """Point MLflow at the tracking store and select ``experiment`` (artifacts under the root)."""
     import mlflow

@@ -22,6 +22,7 @@ from pipelines.common import (
     atomic_write_json,
     build_config,
     load_params,
+    resolve_input_path,
     setup_logging,
 )
 
@@ -52,8 +53,7 @@ def load_config(params_path: Path | str = PARAMS_FILE) -> DataConfig:
         raise ConfigError(f"{params_path}: features.pass_mark is required by the data stage")
     values = {**section, "pass_mark": features["pass_mark"]}
     if values.get("path"):
-        path = Path(str(values["path"]))
-        values["path"] = str(path if path.is_absolute() else params_path.parent / path)
+        values["path"] = str(resolve_input_path(str(values["path"]), params_path.parent))
     return build_config(DataConfig, values, f"{params_path}:{SECTION}")
 
 

@@ -27,6 +27,7 @@ from pipelines.common import (
     load_section,
     require,
     require_range,
+    resolve_input_path,
     setup_logging,
 )
 
@@ -131,8 +132,7 @@ def build_corpus(
                 n=cfg.n_templates, seed=cfg.seed, topics=cfg.template_topics or None
             )
             continue
-        path = Path(getattr(cfg.paths, source))
-        path = path if path.is_absolute() else (root / path)
+        path = resolve_input_path(getattr(cfg.paths, source), root)
         recs, report = real_records(
             source, path, max_rows=cfg.max_rows, n_keywords=cfg.keywords_per_problem
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,23 @@ def test_stage_config_reports_the_value() -> None:
 
     with pytest.raises(ConfigError, match=r"train_generator\.learning_rate: .*\(0, 1\], got 0\.0"):
         build_config(TrainGeneratorConfig, {"learning_rate": 0.0}, "train_generator")
+
+
+def test_resolve_input_path_escapes_dvc_temp_workspace(tmp_path: Path) -> None:
+    from pipelines.common import resolve_input_path
+
+    main = tmp_path / "repo"
+    temp = main / ".dvc" / "tmp" / "exps" / "standalone" / "tmpabc"
+    temp.mkdir(parents=True)
+    shared = tmp_path / "shared" / "corpus.json"
+    shared.parent.mkdir()
+    shared.write_text("[]")
+    (temp / "inside.csv").write_text("x")
+    # beside the repo: only reachable from the main checkout
+    assert resolve_input_path("../shared/corpus.json", temp) == main / "../shared/corpus.json"
+    assert resolve_input_path("../shared/corpus.json", temp).resolve() == shared.resolve()
+    # inside the repo: the temp copy's own file wins
+    assert resolve_input_path("inside.csv", temp) == temp / "inside.csv"
+    # missing everywhere: the local path, so the error names where it was looked for
+    assert resolve_input_path("nope.csv", temp) == temp / "nope.csv"
+    assert resolve_input_path(shared, temp) == shared
