@@ -9,6 +9,7 @@ passes both, the consistent one with the fewest missing keywords is returned (an
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import time
@@ -138,7 +139,7 @@ class GeneratorModel(ArtifactIdentity):
             else:
                 logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
         if best is not None:
-            return GenerationResult(**{**best.__dict__, "attempts": attempts})
+            return dataclasses.replace(best, attempts=attempts)
         problem, _ = parse_target(text)
         return GenerationResult(
             generated_problem_text=problem,

@@ -19,6 +19,7 @@ literal. Serving and every metric see rendered equations, so the output contract
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 
@@ -102,13 +103,16 @@ def equation_to_slots(problem: str, equation: str) -> str:
 
 
 def render_slots(problem: str, equation: str) -> str:
-    """Replace every slot ``n<i>`` by the problem's i-th number; an out-of-range slot stays
-    as written, so the arithmetic parser rejects the equation (letters are not arithmetic)."""
+    """Replace every slot ``n<i>`` by the problem's i-th number; an out-of-range slot (or one
+    naming a number too large for a float) stays as written, so the arithmetic parser rejects
+    the equation (letters are not arithmetic)."""
     stated = numbers_in(problem)
 
     def to_number(m: re.Match[str]) -> str:
         i = int(m.group(1)) - 1
-        return _number_text(stated[i]) if 0 <= i < len(stated) else m.group(0)
+        if not 0 <= i < len(stated) or not math.isfinite(stated[i]):
+            return m.group(0)  # e.g. a degenerate 400-digit run that overflows a float
+        return _number_text(stated[i])
 
     return _SLOT.sub(to_number, equation)
 

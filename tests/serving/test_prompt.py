@@ -74,6 +74,8 @@ def test_target_round_trip(problem: str, equation: str, slotted: str) -> None:
         ("A 3 m rope? ||| n1 + n2", "3 + n2"),  # no second number: left for the parser to reject
         ("A 3 m rope? ||| n0 + 3", "n0 + 3"),
         ("A 3 m rope? ||| n12n1 + 3", "n12n1 + 3"),
+        # a degenerate generation: a digit run too long for a float is never rendered
+        ("Tom has " + "1" * 400 + " apples? ||| n1 + 2", "n1 + 2"),
     ],
 )
 def test_parse_target_renders_slots(text: str, equation: str) -> None:
