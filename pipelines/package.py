@@ -5,7 +5,8 @@ the variant `quantize_generator` shipped), evaluates its gates, and then:
 
 - gates failed  -> nothing is packaged; the failure is recorded in `metrics/package.json`
   (the stage still succeeds, so `dvc repro` finishes and the champion keeps serving);
-- same content as the latest version (same files, same sha256) -> that version is reused;
+- same content as an existing version (same files, same sha256; newest first) -> that version
+  is reused, so returning to earlier params after a `dvc exp run` mints no duplicate;
 - otherwise -> a new version `max(existing) + 1` is written atomically; an existing version
   directory is never overwritten.
 
@@ -267,8 +268,8 @@ def package_candidate(
 ) -> dict[str, Any]:
     """Write (or reuse) a version of ``cand``; returns its status record for metrics/package.json.
 
-    Status is ``packaged`` (new version), ``reused`` (same content as the latest version) or
-    ``skipped_gates_failed`` (nothing written).
+    Status is ``packaged`` (new version), ``reused`` (same content as an existing version, the
+    newest such) or ``skipped_gates_failed`` (nothing written).
     """
     if not cand.gates_passed:
         failed = failed_gate_names(cand.fields.get("gates", []))
@@ -278,15 +279,15 @@ def package_candidate(
     digest = content_hash(entries)
     model_root = artifacts_root / cand.model
     versions = list_versions(model_root)
-    if versions:
-        latest = model_root / str(versions[-1])
-        if load_manifest(latest).get("content_sha256") == digest:
-            logger.info("%s: content unchanged, reusing version %d", cand.model, versions[-1])
+    for existing in reversed(versions):
+        path = model_root / str(existing)
+        if load_manifest(path).get("content_sha256") == digest:
+            logger.info("%s: same content as version %d, reusing it", cand.model, existing)
             return {
                 "status": "reused",
-                "version": versions[-1],
+                "version": existing,
                 "content_sha256": digest,
-                "path": str(latest.resolve()),
+                "path": str(path.resolve()),
             }
     version = (versions[-1] if versions else 0) + 1
     target = model_root / str(version)

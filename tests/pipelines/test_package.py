@@ -33,6 +33,7 @@ def test_versions_are_monotonic_and_never_overwritten(export_dir, tmp_path):
     again = package_candidate(weakness_candidate(export_dir, auc_floor=0.5), root)
     assert again["status"] == "reused" and again["version"] == 1  # identical content
     before = (root / "weakness/1/manifest.json").read_text()
+    thresholds_v1 = (export_dir / "thresholds.json").read_text()
     (export_dir / "thresholds.json").write_text(
         json.dumps({"thresholds": [0.2, 0.5], "labels": ["low", "medium", "high"]})
     )
@@ -41,6 +42,11 @@ def test_versions_are_monotonic_and_never_overwritten(export_dir, tmp_path):
     assert (root / "weakness/1/manifest.json").read_text() == before  # v1 untouched
     assert list_versions(root / "weakness") == [1, 2]
     verify_artifact(root / "weakness/2")
+    # back to v1's content (an experiment reverted): v1 is reused, no duplicate v3
+    (export_dir / "thresholds.json").write_text(thresholds_v1)
+    back = package_candidate(weakness_candidate(export_dir, auc_floor=0.5), root)
+    assert back["status"] == "reused" and back["version"] == 1
+    assert list_versions(root / "weakness") == [1, 2]
 
 
 def test_manifest_carries_provenance_gates_and_why_fp32(export_dir, tmp_path):
