@@ -13,6 +13,7 @@ ratios are what we report.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import statistics
@@ -20,7 +21,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,9 +84,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
 
     from pipelines.common import build_config, load_section
-    from pipelines.quantize_generator import QuantizeConfig
+    from pipelines.quantize_generator import QuantizeConfig, build_variants
     from quantize import generator as qg
-    from quantize.runner import record_feeds
     from serving.generation import OnnxSeq2SeqGenerator
 
     cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
@@ -106,27 +105,8 @@ def main() -> None:
     if args.arch is not None or not (src / "encoder_model.onnx").is_file():
         src = random_model(work / "random", prompts, args.arch)
         source = f"random-weight T5 (train_generator.model + {args.arch or {}})"
-    common: dict[str, Any] = {
-        "weight_type": cfg.weight_type,
-        "per_channel": cfg.per_channel,
-        "reduce_range": cfg.reduce_range,
-        "op_types": cfg.op_types_to_quantize,
-    }
-    qg.make_fp32(src, work / "fp32")
-    qg.make_dynamic(
-        src, work / "dynamic_int8", exclude_patterns=cfg.dynamic_exclude_nodes, **common
-    )
-    feeds = record_feeds(src, calib, args.max_new_tokens)
-    qg.make_static(
-        src,
-        work / "static_int8",
-        feeds,
-        activation_type=cfg.static_activation_type,
-        calibrate_method=cfg.static_calibrate_method,
-        exclude_patterns=cfg.static_exclude_nodes,
-        **{**common, "per_channel": cfg.static_per_channel},
-    )
-    names = ["fp32", "dynamic_int8", "static_int8"]
+    cfg = dataclasses.replace(cfg, max_new_tokens=args.max_new_tokens)
+    names = list(build_variants(cfg, src, work, calib))
     gens = {n: OnnxSeq2SeqGenerator(work / n, intra_op_num_threads=1) for n in names}
     per_prompt: dict[str, list[float]] = {n: [] for n in names}
     per_token: dict[str, list[float]] = {n: [] for n in names}

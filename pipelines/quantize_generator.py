@@ -138,17 +138,14 @@ def text_metric_fn(train_problems: Sequence[str]) -> Any:
     return _fn
 
 
-def run_quantization(
-    *,
-    fp32_dir: Path,
-    out_dir: Path,
-    calib_prompts: Sequence[str],
-    eval_records: Sequence[dict[str, Any]],
-    cfg: QuantizeConfig,
-    gates: GeneratorGates,
-    metric_fn: Any,
-) -> dict[str, Any]:
-    """Build, evaluate and gate every variant under ``out_dir``; return metrics/quantize.json."""
+def build_variants(
+    cfg: QuantizeConfig, fp32_dir: Path, out_dir: Path, calib_prompts: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Write fp32 and every variant in ``cfg.variants`` under ``out_dir``; their recipes by name.
+
+    The one place the params turn into quantization calls: the stage and `bench/quantize.py`
+    both build through it, so the benchmark times exactly what the stage ships.
+    """
     from quantize import generator as qg
     from quantize.runner import record_feeds
 
@@ -177,6 +174,23 @@ def run_quantization(
             exclude_patterns=cfg.static_exclude_nodes,
             **{**common, "per_channel": cfg.static_per_channel},
         )
+    return recipes
+
+
+def run_quantization(
+    *,
+    fp32_dir: Path,
+    out_dir: Path,
+    calib_prompts: Sequence[str],
+    eval_records: Sequence[dict[str, Any]],
+    cfg: QuantizeConfig,
+    gates: GeneratorGates,
+    metric_fn: Any,
+) -> dict[str, Any]:
+    """Build, evaluate and gate every variant under ``out_dir``; return metrics/quantize.json."""
+    from quantize import generator as qg
+
+    recipes = build_variants(cfg, fp32_dir, out_dir, calib_prompts)
     evaluated = qg.evaluate_variants(
         {name: out_dir / name for name in recipes},
         eval_records,

@@ -26,7 +26,9 @@ MAX_DEPTH = 32
 MAX_EXPONENT = 12.0
 MAX_MAGNITUDE = 1e12
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(\*\*|[-+*/^()×÷]))")
+# A number literal of an equation; serving.prompt's number slots match the same shape.
+NUMBER_LITERAL = r"\d+(?:\.\d*)?|\.\d+"
+_TOKEN = re.compile(rf"\s*(?:({NUMBER_LITERAL})|(\*\*|[-+*/^()×÷]))")
 _NUMBER_IN_TEXT = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
 
 

@@ -23,15 +23,15 @@ import math
 import re
 from collections.abc import Sequence
 
-from serving.arithmetic import numbers_in
+from serving.arithmetic import NUMBER_LITERAL, numbers_in
 
 TARGET_SEP = "|||"
 PROMPT_TEMPLATE = "generate word problem about {topic} using keywords {keywords}: {prefix}"
 
 _SPACES = re.compile(r"\s+")
 SLOT_PREFIX = "n"
-# An equation number literal (same shape as serving.arithmetic's tokenizer), and a slot.
-_EQ_NUMBER = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)(?![\w.])")
+# An equation number literal standing alone (not inside a word or a longer number), and a slot.
+_EQ_NUMBER = re.compile(rf"(?<![\w.])({NUMBER_LITERAL})(?![\w.])")
 _SLOT = re.compile(rf"(?<![\w.]){SLOT_PREFIX}\s?(\d+)(?![\w.])")
 
 

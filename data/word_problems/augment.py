@@ -77,6 +77,12 @@ def entity_words() -> frozenset[str]:
     return frozenset(singular(w) for w in words if " " not in w)
 
 
+def _nonce_form(word: str, key: str, nonce: tuple[str, str]) -> str:
+    """The nonce noun in the number of ``word`` (whose singular key is ``key``)."""
+    plural = word.lower() != key and word.lower().endswith("s")
+    return nonce[1] if plural else nonce[0]
+
+
 def _swap_word(text: str, key: str, nonce: tuple[str, str]) -> str:
     """Replace every word whose singular key is ``key`` by the nonce noun, keeping number and
     capitalisation; "an <nonce>" becomes "a <nonce>" (the lexicon is consonant-initial)."""
@@ -85,8 +91,7 @@ def _swap_word(text: str, key: str, nonce: tuple[str, str]) -> str:
         word = m.group(0)
         if singular(word) != key:
             return word
-        plural = word.lower() != key and word.lower().endswith("s")
-        new = nonce[1] if plural else nonce[0]
+        new = _nonce_form(word, key, nonce)
         return new.capitalize() if word[0].isupper() else new
 
     out = _WORD.sub(repl, text)
@@ -108,8 +113,7 @@ def copy_augment(
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"copy_augment: share must be in [0, 1], got {share!r}")
     rng = random.Random(seed)
-    entities = entity_words()
-    lexicon_keys = {singular(w) for pair in COPY_LEXICON for w in pair}
+    entities = entity_words()  # disjoint from the lexicon (tested): no nonce is re-swapped
     chosen = rng.sample(range(len(records)), round(share * len(records)))
     out = []
     for i in sorted(chosen):
@@ -117,18 +121,14 @@ def copy_augment(
         candidates = [
             k
             for k in rec["keywords"]
-            if " " not in k
-            and singular(k) in entities
-            and singular(k) not in lexicon_keys
-            and keyword_present(k, rec["problem"])
+            if " " not in k and singular(k) in entities and keyword_present(k, rec["problem"])
         ]
         if not candidates:
             continue
         kw = rng.choice(candidates)
         nonce = rng.choice(COPY_LEXICON)
         key = singular(kw)
-        plural = kw.lower() != key and kw.lower().endswith("s")
-        new_kw = nonce[1] if plural else nonce[0]
+        new_kw = _nonce_form(kw, key, nonce)
         out.append(
             make_record(
                 rec_id=f"{rec['id']}-copy",

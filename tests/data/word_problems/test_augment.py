@@ -26,6 +26,8 @@ def test_lexicon_shares_no_word_with_the_templates(records) -> None:
     }
     clashes = [p for p in COPY_LEXICON if {singular(p[0]), singular(p[1])} & vocab]
     assert not clashes
+    # so an augmented record never offers a nonce for swapping again
+    assert not {singular(w) for p in COPY_LEXICON for w in p} & entity_words()
     assert all(p[0][0] not in "aeiou" for p in COPY_LEXICON)  # "a <noun>" stays grammatical
 
 
