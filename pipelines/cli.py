@@ -159,13 +159,23 @@ def eval_kt_cmd(
     from pathlib import Path
 
     from features.config import FeatureConfig
-    from pipelines.common import atomic_write_json, build_config, load_section
+    from pipelines.common import (
+        atomic_write_json,
+        build_config,
+        load_section,
+        require_file_target,
+    )
     from training.kt_eval import eval_kt
     from training.weakness import WeaknessConfig
 
     for flag, path in (("--train", Path(train)), ("--test", Path(test))):
         if not path.is_file():
             raise typer.BadParameter(f"{flag}: {path} is not a file")
+    if out is not None:
+        try:  # checked before the run: --out must never replace (delete) a directory
+            require_file_target(out)
+        except IsADirectoryError as exc:
+            raise typer.BadParameter(f"--out: {exc}") from exc
     cfg = build_config(WeaknessConfig, load_section("train_weakness"), "train_weakness")
     feat_cfg = build_config(FeatureConfig, load_section("features"), "features")
     result = eval_kt(

@@ -221,7 +221,9 @@ def require_range(
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
 
-    Works for files and directories (a directory target is replaced as a whole).
+    Works for files and directories (a directory target is replaced as a whole by a new
+    directory). A file never replaces an existing directory, nor a directory a file: that would
+    delete what the user did not ask to delete (``--out results/`` once wiped a results folder).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -231,6 +233,10 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         yield target
         if not target.exists():
             raise FileNotFoundError(f"atomic write of {path}: nothing was written")
+        if path.is_dir() and not path.is_symlink() and not target.is_dir():
+            raise IsADirectoryError(f"{path} is an existing directory; refusing to replace it")
+        if path.exists() and not path.is_dir() and target.is_dir():
+            raise NotADirectoryError(f"{path} is an existing file; refusing to replace it")
         if path.is_dir() and not path.is_symlink():
             old = path.with_name(f".{path.name}.old")
             shutil.rmtree(old, ignore_errors=True)
@@ -243,8 +249,17 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def require_file_target(path: Path | str) -> Path:
+    """Refuse, before any work is done, a file output that names an existing directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path} is an existing directory; give a file path")
+    return path
+
+
 def atomic_write_text(path: Path | str, text: str) -> None:
     """Write text to ``path`` atomically."""
+    require_file_target(path)
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
@@ -256,6 +271,7 @@ def atomic_write_json(path: Path | str, obj: Any) -> None:
 
 def atomic_write_parquet(path: Path | str, df: Any) -> None:
     """Write a pandas DataFrame to Parquet atomically."""
+    require_file_target(path)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
 

@@ -132,3 +132,33 @@ def test_resolve_input_path_escapes_dvc_temp_workspace(tmp_path: Path) -> None:
     # missing everywhere: the local path, so the error names where it was looked for
     assert resolve_input_path("nope.csv", temp) == temp / "nope.csv"
     assert resolve_input_path(shared, temp) == shared
+
+
+def test_atomic_json_never_replaces_an_existing_directory(tmp_path: Path) -> None:
+    """Issue 12, defect 1: ``--out DIR/`` once deleted DIR and everything in it."""
+    from pipelines.common import atomic_write_json
+
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "keep").write_text("precious")
+    with pytest.raises(IsADirectoryError, match="existing directory"):
+        atomic_write_json(res, {"auc": 0.7})
+    assert (res / "keep").read_text() == "precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res"]  # no temp folder left
+
+
+def test_atomic_path_refuses_a_file_over_a_directory_and_back(tmp_path: Path) -> None:
+    from pipelines.common import atomic_path
+
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "keep").write_text("x")
+    with pytest.raises(IsADirectoryError), atomic_path(d) as tmp:
+        tmp.write_text("file")
+    assert (d / "keep").exists()
+    f = tmp_path / "f"
+    f.write_text("old")
+    with pytest.raises(NotADirectoryError), atomic_path(f) as tmp:
+        tmp.mkdir()
+    assert f.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
