@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
-from pipelines.common import ConfigError, require
+from data.params import ConfigError, Range, require
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,92 +36,59 @@ _QUIZ, _MINIGAME = 0, 1
 _DAY_S = 86_400.0
 
 
+# Field constraints (data/params.Range): a bad value fails at load time naming
+# `data.simulator.<key>`, the allowed range and the value.
+_Count = Annotated[int, Range(1, integer=True)]
+_Share = Annotated[float, Range(0.0, 1.0)]
+_Positive = Annotated[float, Range(0.0, lo_open=True)]
+_NonNegative = Annotated[float, Range(0.0)]
+
+
 @dataclass(frozen=True)
 class SimulatorConfig:
     """Simulator knobs (``params.yaml`` data.simulator); behaviour constants have defaults."""
 
-    seed: int
-    n_learners: int
-    n_topics: int
-    days: int
-    sessions_per_week: float
-    activities_per_session: int
-    quiz_share: float
+    seed: Annotated[int, Range(0, integer=True)]
+    n_learners: Annotated[int, Range(1, 10_000_000, integer=True)]
+    n_topics: Annotated[int, Range(1, 10_000, integer=True)]
+    days: Annotated[int, Range(1, 3650, integer=True)]
+    sessions_per_week: Annotated[float, Range(0.0, 70.0, lo_open=True)]
+    activities_per_session: Annotated[int, Range(1, 50, integer=True)]
+    quiz_share: _Share
     start: str
-    quiz_questions: int = 5  # a quiz score is correct/n_questions: the binomial noise
-    items_per_topic: int = 30  # per activity type (quiz items, minigame items)
-    dropout_share: float = 0.3  # learners who stop early (after ~exp(dropout_mean_days))
-    dropout_mean_days: float = 30.0
-    join_window: float = 0.4  # learners join uniformly over the first join_window * days
-    ability_sd: float = 0.5  # learner ability, logits
+    # a quiz score is correct/n_questions: the binomial noise
+    quiz_questions: Annotated[int, Range(1, 100, integer=True)] = 5
+    # per activity type (quiz items, minigame items)
+    items_per_topic: Annotated[int, Range(1, 10_000, integer=True)] = 30
+    dropout_share: _Share = 0.3  # learners who stop early (after ~exp(dropout_mean_days))
+    dropout_mean_days: _Positive = 30.0
+    join_window: _Share = 0.4  # learners join uniformly over the first join_window * days
+    ability_sd: _NonNegative = 0.5  # learner ability, logits
     difficulty_mean: float = 0.3  # mean topic difficulty, logits
-    difficulty_range: float = 1.0  # topic difficulties spread evenly over this many logits
-    affinity_sd: float = 0.3  # learner x topic deviation, logits
-    item_sd: float = 0.15  # item difficulty around its topic, logits
-    gain: float = 1.5  # logits learned at saturation
-    practice_scale: float = 8.0  # practice units to reach ~63% of the gain
-    learning_rate_sd: float = 0.3  # log-sd of the per-learner learning rate
-    forget_days: float = 10.0  # e-folding time of forgetting
-    forget_floor: float = 0.4  # share of what was learned that is never forgotten
-    minigame_concentration: float = 5.0  # Beta(kappa*mu, kappa*(1-mu)): lower = noisier
+    difficulty_range: _NonNegative = 1.0  # topic difficulties spread evenly over this many logits
+    affinity_sd: _NonNegative = 0.3  # learner x topic deviation, logits
+    item_sd: _NonNegative = 0.15  # item difficulty around its topic, logits
+    gain: _NonNegative = 1.5  # logits learned at saturation
+    practice_scale: _Positive = 8.0  # practice units to reach ~63% of the gain
+    learning_rate_sd: _NonNegative = 0.3  # log-sd of the per-learner learning rate
+    forget_days: _Positive = 10.0  # e-folding time of forgetting
+    forget_floor: _Share = 0.4  # share of what was learned that is never forgotten
+    minigame_concentration: _Positive = 5.0  # Beta(kappa*mu, kappa*(1-mu)): lower = noisier
     minigame_bonus: float = 0.4  # minigames are easier than quizzes, logits
-    weak_topic_bias: float = 3.0  # preference for weak topics when picking a session topic
+    weak_topic_bias: _NonNegative = 3.0  # preference for weak topics when picking a session topic
 
     def __post_init__(self) -> None:
         where = "data.simulator"
-        require(self.n_learners >= 1, f"{where}.n_learners", f"{self.n_learners} not >= 1")
-        require(1 <= self.n_topics <= 10_000, f"{where}.n_topics", "allowed range [1, 10000]")
-        require(1 <= self.days <= 3650, f"{where}.days", f"{self.days} not in [1, 3650]")
-        require(
-            0 < self.sessions_per_week <= 70,
-            f"{where}.sessions_per_week",
-            f"{self.sessions_per_week} not in (0, 70]",
-        )
-        require(
-            1 <= self.activities_per_session <= 50,
-            f"{where}.activities_per_session",
-            f"{self.activities_per_session} not in [1, 50]",
-        )
-        require(
-            0.0 <= self.quiz_share <= 1.0, f"{where}.quiz_share", f"{self.quiz_share} not in [0, 1]"
-        )
-        require(
-            1 <= self.quiz_questions <= 100,
-            f"{where}.quiz_questions",
-            f"{self.quiz_questions} not in [1, 100]",
-        )
-        require(
-            1 <= self.items_per_topic <= 10_000,
-            f"{where}.items_per_topic",
-            f"{self.items_per_topic} not in [1, 10000]",
-        )
-        for name in ("dropout_share", "join_window", "forget_floor"):
-            value = getattr(self, name)
-            require(0.0 <= value <= 1.0, f"{where}.{name}", f"{value} not in [0, 1]")
-        for name in (
-            "dropout_mean_days",
-            "practice_scale",
-            "forget_days",
-            "minigame_concentration",
-        ):
-            value = getattr(self, name)
-            require(value > 0, f"{where}.{name}", f"{value} not > 0")
-        for name in (
-            "ability_sd",
-            "difficulty_range",
-            "affinity_sd",
-            "item_sd",
-            "gain",
-            "learning_rate_sd",
-            "weak_topic_bias",
-        ):
-            value = getattr(self, name)
-            require(value >= 0, f"{where}.{name}", f"{value} not >= 0")
         try:
             start_s = parse_start(self.start)
-        except ValueError as exc:
-            raise ConfigError(f"{where}.start: {exc}") from exc
-        require(start_s >= 0, f"{where}.start", "must be at or after 1970-01-01T00:00:00Z")
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(
+                f"{where}.start: must be an ISO-8601 instant such as 2026-01-05T00:00:00Z, "
+                f"got {self.start!r}"
+            ) from exc
+        require(
+            start_s >= 0, f"{where}.start", f"must be at or after 1970-01-01, got {self.start!r}"
+        )
 
 
 def parse_start(text: str) -> int:

@@ -8,16 +8,19 @@ for real data, where the truth is unknown.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
-from data.schema import ORACLE_COLUMNS
+from data.params import ConfigError, Range, require, require_range
+from data.schema import EVENT_COLUMNS, ORACLE_COLUMNS
 from data.simulator import SimulatorConfig, parse_start, simulate
 from data.validate import EventValidationError, ProblemReport, validate_events
-from pipelines.common import ConfigError, require
+from serving.ids import TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_rule_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,6 +31,7 @@ KT_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "timestamp", "correct", "sk
 # KT files with no clock (all timestamps 0) get one event a minute in file order from here.
 KT_DEFAULT_START = "2020-01-01T00:00:00Z"
 KT_STEP_S = 60
+TIMESTAMP_RULE = timestamp_rule_text()
 
 
 @dataclass(frozen=True)
@@ -36,19 +40,24 @@ class DataConfig:
 
     source: Literal["simulator", "events_file", "kt_tsv"]
     path: str | None
-    pass_mark: float
+    pass_mark: Annotated[float, Range(0.0, 1.0, lo_open=True)]
     simulator: SimulatorConfig | None = None  # required when source is 'simulator'
     kt_start: str = KT_DEFAULT_START  # clock for KT files without timestamps
 
     def __post_init__(self) -> None:
-        require(
-            0.0 < self.pass_mark <= 1.0, "features.pass_mark", f"{self.pass_mark} not in (0, 1]"
-        )
+        require_range(self.pass_mark, "features.pass_mark", lo=0.0, hi=1.0, lo_open=True)
         if self.source == "simulator":
             require(
                 self.simulator is not None,
                 "data.simulator",
                 "required (a mapping) when data.source is 'simulator'",
+            )
+            # A path next to the simulator would be silently ignored: refuse the ambiguity.
+            require(
+                not self.path,
+                "data.path",
+                f"must be null when data.source is 'simulator' (it would be ignored), "
+                f"got {self.path!r}",
             )
         else:
             require(
@@ -74,23 +83,105 @@ def _nan_oracle(n: int) -> pd.DataFrame:
     return pd.DataFrame({c: np.full(n, np.nan) for c in ORACLE_COLUMNS})
 
 
+def require_input_file(path: Path | str, what: str) -> Path:
+    """The path of an existing regular file; one-line errors for missing or a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a directory, expected a {what} file")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {what} file not found")
+    return path
+
+
+def read_text_table(path: Path, *, sep: str, columns: Sequence[str]) -> pd.DataFrame:
+    """A CSV/TSV as text cells, header names stripped; file-level problems are one line each.
+
+    Empty or blank files, binary or non-UTF-8 bytes, a repeated header name and a row with more
+    fields than the header are reported with the file (and line) instead of a pandas traceback.
+    """
+    import csv
+
+    import pandas as pd
+
+    source = str(path)
+    kind = "TSV" if sep == "\t" else "CSV"
+    head = path.read_bytes()[:65_536]
+    if b"\x00" in head:
+        raise EventValidationError(source, [f"binary file (NUL bytes), not {kind} text"])
+    try:
+        with path.open(encoding="utf-8", newline="") as fh:
+            lines = (line for line in fh if line.strip())
+            header_line = next(lines, None)
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(
+            source, [f"not UTF-8 text (byte offset {exc.start}); save the file as UTF-8 {kind}"]
+        ) from None
+    if header_line is None:
+        raise EventValidationError(
+            source, [f"empty file (no header line); expected a header with {list(columns)}"]
+        )
+    header = [h.strip() for h in next(csv.reader([header_line], delimiter=sep))]
+    dups = sorted({h for h in header if header.count(h) > 1})
+    if dups:
+        raise EventValidationError(
+            source,
+            [f"header names {dups} appear more than once; each column once: {list(columns)}"],
+        )
+    try:
+        raw = pd.read_csv(
+            path,
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            encoding="utf-8",
+            skip_blank_lines=True,
+        )
+    except UnicodeDecodeError as exc:
+        raise EventValidationError(
+            source, [f"not UTF-8 text (byte offset {exc.start}); save the file as UTF-8 {kind}"]
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise EventValidationError(
+            source, [f"empty file (no header line); expected a header with {list(columns)}"]
+        ) from None
+    except pd.errors.ParserError as exc:
+        match = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if match is None:
+            raise EventValidationError(source, [f"unreadable {kind}: {exc}"]) from None
+        expected, line, saw = match.groups()
+        raise EventValidationError(
+            source,
+            [
+                f"line {line}: {saw} fields, but the header has {expected}; every line needs one "
+                f"value per header column"
+            ],
+        ) from None
+    raw.columns = [str(c).strip() for c in raw.columns]
+    return raw
+
+
 def read_events_file(path: Path | str) -> pd.DataFrame:
     """Read a CSV or Parquet event table in the schema, validated and normalised.
 
     CSV cells are read as text so that bad cells are reported verbatim with their file line;
-    timestamps may be int seconds or ISO-8601 (UTC or with an offset).
+    timestamps may be int seconds or ISO-8601 (UTC or with an offset). Header names are
+    stripped of spaces (as the KT reader does).
     """
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: events file not found")
+    path = require_input_file(path, "events")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        raw = pd.read_parquet(path)
+        try:
+            raw = pd.read_parquet(path)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+            raise EventValidationError(
+                str(path), [f"not a readable Parquet file ({type(exc).__name__}: {exc})"]
+            ) from None
         return validate_events(raw, source=str(path), row_offset=1, row_label="row")
     if suffix == ".csv":
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+        raw = read_text_table(path, sep=",", columns=list(EVENT_COLUMNS))
         return validate_events(raw, source=str(path), row_offset=2, row_label="line")
     raise EventValidationError(
         str(path), [f"unsupported file type '{suffix}'; allowed: .csv, .parquet"]
@@ -108,14 +199,11 @@ def read_kt_tsv(path: Path | str, *, start: str = KT_DEFAULT_START) -> pd.DataFr
     """
     import pandas as pd
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: KT file not found")
-    raw = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_filter=False)
+    path = require_input_file(path, "KT")
+    raw = read_text_table(path, sep="\t", columns=KT_COLUMNS)
     source = str(path)
     report = ProblemReport(row_offset=2, row_label="line")
-    columns = [str(c).strip() for c in raw.columns]
-    raw.columns = columns
+    columns = list(raw.columns)
     missing = [c for c in KT_COLUMNS if c not in columns]
     extra = [c for c in columns if c not in KT_COLUMNS]
     if missing:
@@ -137,6 +225,11 @@ def read_kt_tsv(path: Path | str, *, start: str = KT_DEFAULT_START) -> pd.DataFr
     ts = pd.to_numeric(text["timestamp"], errors="coerce").to_numpy(np.float64)
     bad_ts = ~np.isfinite(ts) | (ts < 0) | (ts != np.round(ts))
     report.add("timestamp", "invalid value(s)", bad_ts, raw["timestamp"], "integer seconds >= 0")
+    if not bad_ts.any() and ts.any():
+        # Range checked here, on the values as written: after tie-breaking they may differ.
+        with np.errstate(invalid="ignore"):
+            out = (ts < TIMESTAMP_MIN) | (ts > TIMESTAMP_MAX)
+        report.add("timestamp", "value(s) out of range", out, raw["timestamp"], TIMESTAMP_RULE)
     if report.problems:
         raise EventValidationError(source, report.problems)
 
@@ -190,6 +283,29 @@ def _untie(user: np.ndarray, ts: np.ndarray, row: np.ndarray) -> np.ndarray:
     return out
 
 
+def untie_learner_times(events: pd.DataFrame, *, source: str) -> pd.DataFrame:
+    """Same-learner, same-second events: later file rows move up 1 s (as the KT reader does).
+
+    docs/data_schema.md promises that a learner's timestamps strictly increase; exports with
+    one-second clocks tie, so ties are broken deterministically by file row order (logged),
+    after validation has quoted the file's own values and refused exact duplicates.
+    """
+    ts = events["timestamp"].to_numpy(dtype=np.int64)
+    user = events["user_id"].to_numpy(dtype=object)
+    seconds = _untie(user, ts, np.arange(len(events), dtype=np.int64))
+    moved = np.flatnonzero(seconds != ts)
+    if moved.size:
+        logger.warning(
+            "%s: %d event(s) share a second with an earlier event of the same learner; moved "
+            "later by file row order (first: row %d)",
+            source,
+            moved.size,
+            int(moved[0]),
+        )
+        events = events.assign(timestamp=seconds)
+    return events
+
+
 def load_events(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Load events from the configured source; returns ``(events, oracle)`` aligned by row."""
     if cfg.source == "simulator":
@@ -201,7 +317,7 @@ def load_events(cfg: DataConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     if cfg.path is None:  # guarded in DataConfig; kept for the type checker
         raise ConfigError("data.path: required when data.source is not 'simulator'")
     if cfg.source == "events_file":
-        events = read_events_file(cfg.path)
+        events = untie_learner_times(read_events_file(cfg.path), source=cfg.path)
     else:
         events = read_kt_tsv(cfg.path, start=cfg.kt_start)
     events = _sorted(events)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from data.schema import ACTIVITIES, DUPLICATE_KEY, EVENT_COLUMNS
+from serving import ids
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -22,8 +23,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_SHOWN = 5  # offending rows quoted per problem
-# Timestamps are seconds: anything past 2100-01-01 is most likely milliseconds.
-MAX_TIMESTAMP = 4_102_444_800
+# Serving's time range (serving.ids): 2000-01-01 .. 2100-01-01 UTC. Past 2100 is most likely
+# milliseconds; before 2000 a relative clock. Serving would refuse such events in a request.
+MIN_TIMESTAMP = ids.TIMESTAMP_MIN
+MAX_TIMESTAMP = ids.TIMESTAMP_MAX
 _TRUE = {"true", "1", "t", "yes"}
 _FALSE = {"false", "0", "f", "no"}
 _MISSING_TEXT = {"", "nan", "NaN", "NAN", "null", "NULL", "None", "NA", "<NA>"}
@@ -35,6 +38,9 @@ class EventValidationError(ValueError):
     def __init__(self, source: str, problems: list[str]) -> None:
         self.source = source
         self.problems = list(problems)
+        if len(self.problems) == 1:  # one line: what, where, allowed
+            super().__init__(f"{source}: {self.problems[0]}")
+            return
         body = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{source}: {len(self.problems)} problem(s) in the event table:\n{body}")
 
@@ -191,6 +197,21 @@ def _check_text(
     return stripped
 
 
+def _check_ids(report: ProblemReport, text: pd.Series, raw: Any, kind: ids.IdKind) -> None:
+    """Serving's id rules (length, control characters, reserved prefix) on each distinct id."""
+    import pandas as pd
+
+    codes, uniques = pd.factorize(text)
+    problems = [ids.id_problem(str(u), kind) if u != "" else None for u in uniques]
+    by_problem: dict[str, list[int]] = {}
+    for i, problem in enumerate(problems):
+        if problem:
+            by_problem.setdefault(problem, []).append(i)
+    for problem, which in by_problem.items():
+        mask = np.isin(codes, which)
+        report.add(kind, f"id(s) {problem}", mask, raw, ids.id_rule_text(kind))
+
+
 def _check_bool(report: ProblemReport, df: pd.DataFrame, column: str) -> np.ndarray:
     """Booleans from bool dtype, 0/1 numbers or true/false text."""
     import pandas as pd
@@ -252,6 +273,9 @@ def validate_events(
     for col in ("user_id", "topic_id", "item_id", "activity"):
         if col in present:
             out[col] = _check_text(report, df, col, allow_empty=col == "item_id")
+    for col in ("user_id", "topic_id"):
+        if out.get(col) is not None:
+            _check_ids(report, out[col], df[col], col)
     if out.get("activity") is not None:
         act = out["activity"]
         unknown = ~act.isin(ACTIVITIES).to_numpy(dtype=bool, na_value=False)
@@ -268,10 +292,10 @@ def validate_events(
             df,
             "timestamp",
             integer=True,
-            low=0,
+            low=MIN_TIMESTAMP,
             high=MAX_TIMESTAMP,
             parse=_timestamps,
-            type_name="integer seconds since epoch (UTC, up to 2100) or ISO-8601 text",
+            type_name="integer seconds since epoch (UTC, 2000..2100) or ISO-8601 text",
         )
     if "score" in present:
         out["score"] = _check_numeric(report, df, "score", integer=False, low=0.0, high=1.0)

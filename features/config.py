@@ -1,24 +1,28 @@
 """Typed config of the `features` stage, built once from the `features:` section of params.yaml.
 
-Kept apart from `spec.py` because it depends on `pipelines.common` (ConfigError, require), which
-serving never needs: serving reads the feature spec JSON, never params.
+Kept apart from `spec.py` because it depends on the params layer (`data.params`), which serving
+never needs: serving reads the feature spec JSON, never params. Field constraints are pydantic
+validators (`Range`, `OneOf`) checked when `build_config` loads the section, so a bad value
+fails at load time naming `features.<key>`, what is allowed and the value.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from pipelines.common import require
+from data.params import OneOf, Range, require
+from data.schema import ACTIVITIES
 
 
 @dataclass(frozen=True)
 class SplitConfig:
     """Time split of the examples and the share of learners held out entirely for test."""
 
-    val_start_quantile: float = 0.70
-    test_start_quantile: float = 0.85
-    unseen_learner_frac: float = 0.10
-    seed: int = 13
+    val_start_quantile: Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)] = 0.70
+    test_start_quantile: Annotated[float, Range(0.0, 1.0, lo_open=True, hi_open=True)] = 0.85
+    unseen_learner_frac: Annotated[float, Range(0.0, 1.0, hi_open=True)] = 0.10
+    seed: Annotated[int, Range(0, integer=True)] = 13
 
     def __post_init__(self) -> None:
         require(
@@ -44,11 +48,12 @@ class SplitConfig:
 class FeatureConfig:
     """Everything that defines the feature values (the spec copies it) plus the split."""
 
-    pass_mark: float = 0.6
-    assessment_activities: tuple[str, ...] = ("quiz",)
-    rolling_windows: tuple[int, ...] = (3, 10)
-    half_life_days: float = 7.0
-    peer_prior_weight: float = 20.0
+    pass_mark: Annotated[float, Range(0.0, 1.0, lo_open=True)] = 0.6
+    # Known activities only: a typo (`quizz`) would otherwise end in "no assessment timestamps".
+    assessment_activities: Annotated[tuple[str, ...], OneOf(ACTIVITIES, each=True)] = ("quiz",)
+    rolling_windows: tuple[Annotated[int, Range(1, 1000, integer=True)], ...] = (3, 10)
+    half_life_days: Annotated[float, Range(0.0, 3650.0, lo_open=True)] = 7.0
+    peer_prior_weight: Annotated[float, Range(0.0, 1e6)] = 20.0
     split: SplitConfig = field(default_factory=SplitConfig)
 
     def __post_init__(self) -> None:
@@ -59,9 +64,10 @@ class FeatureConfig:
         )
         require(
             len(self.assessment_activities) > 0
-            and all(isinstance(a, str) and a for a in self.assessment_activities),
+            and all(a in ACTIVITIES for a in self.assessment_activities),
             "features.assessment_activities",
-            f"must be a non-empty list of activity names, got {list(self.assessment_activities)}",
+            f"must be a non-empty list of {list(ACTIVITIES)}, "
+            f"got {list(self.assessment_activities)}",
         )
         require(
             0 < len(self.rolling_windows) <= 8

@@ -5,19 +5,41 @@ Each command imports its heavy dependencies inside its body so `ludora-ml --help
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-app = typer.Typer(
+
+class _App(typer.Typer):
+    """Typer whose expected errors (bad params, files, inputs) print one line and exit 1.
+
+    The same wrapper as the stages (pipelines.common.run_stage): a traceback only with
+    ``--debug`` or LUDORA_DEBUG=1.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        from pipelines.common import run_stage
+
+        return run_stage(super().__call__, *args, name="ludora-ml", **kwargs)
+
+
+app = _App(
     help="Ludora ML pipeline: training, export, promotion and serving.", no_args_is_help=True
 )
 
 
 @app.callback()
-def _main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
+def _main(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of expected errors."),
+) -> None:
     import logging
+    import os
 
-    from pipelines.common import setup_logging
+    from pipelines.common import DEBUG_ENV, setup_logging
 
+    if debug:
+        os.environ[DEBUG_ENV] = "1"
     setup_logging(logging.DEBUG if verbose else logging.INFO)
 
 
@@ -30,10 +52,17 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
     weakness: str | None = typer.Option(
-        None, help="Weakness artifact: dir, version, alias or models:/ludora-weakness@champion."
+        None,
+        help="Weakness artifact: dir, version, alias or models:/ludora-weakness@champion "
+        "(default: the champion).",
     ),
     generator: str | None = typer.Option(
-        None, help="Generator artifact: dir, version, alias or models:/ludora-generator@champion."
+        None,
+        help="Generator artifact: dir, version, alias or models:/ludora-generator@champion "
+        "(default: the champion).",
+    ),
+    allow_partial: bool = typer.Option(
+        False, "--allow-partial", help="Start even if a model fails to load (/readyz says which)."
     ),
     artifact_root: str | None = typer.Option(
         None, help="Local artifact store (default: artifacts/)."
@@ -45,19 +74,36 @@ def serve(
     import uvicorn
 
     from serving.app import create_app
+    from serving.generator import load_generator
     from serving.settings import ServingSettings, SettingsError
+    from serving.weakness import load_weakness
 
-    if weakness is None and generator is None:
-        raise typer.BadParameter("give --weakness and/or --generator")
-    try:
-        settings = ServingSettings.from_env(
-            artifact_root=artifact_root,
-            max_concurrency=max_concurrency,
-            request_timeout_s=request_timeout_s,
-        )
-    except SettingsError as exc:
-        raise typer.BadParameter(str(exc)) from exc
-    api = create_app(weakness_ref=weakness, generator_ref=generator, settings=settings)
+    settings = ServingSettings.from_env(  # SettingsError: one line, exit 1 (run_stage)
+        artifact_root=artifact_root,
+        max_concurrency=max_concurrency,
+        request_timeout_s=request_timeout_s,
+    )
+    # No flags: serve the champions. Models are loaded here, before binding the port, so a bad
+    # reference fails the start (exit 1) instead of a server that answers 503 forever.
+    refs = {"weakness": weakness or "champion", "generator": generator or "champion"}
+    loaded: dict[str, Any] = {}
+    for model, load in (("weakness", load_weakness), ("generator", load_generator)):
+        try:
+            loaded[model] = load(refs[model], settings)
+        except Exception as exc:
+            if not allow_partial:
+                raise SettingsError(
+                    f"{model} model {refs[model]!r} failed to load: {exc} "
+                    "(--allow-partial starts without it)"
+                ) from exc
+            typer.echo(f"serve: {model} model {refs[model]!r} not loaded: {exc}", err=True)
+    api = create_app(
+        weakness_ref=refs["weakness"] if "weakness" not in loaded else None,
+        generator_ref=refs["generator"] if "generator" not in loaded else None,
+        settings=settings,
+        weakness=loaded.get("weakness"),
+        generator=loaded.get("generator"),
+    )
     uvicorn.run(api, host=host, port=port, log_level="info")
 
 
@@ -71,7 +117,7 @@ def promote_cmd(
     """Promote a packaged version to `champion` if it passes floors and beats (or holds) it."""
     from pipelines.common import build_config, load_section, setup_mlflow
     from pipelines.package import ARTIFACTS_ROOT, FEATURES_TEST, TEXT_TEST, PackageConfig
-    from training import promotion as pr
+    from training.packaging import promotion as pr
 
     if model not in pr.REGISTRY_NAMES:
         raise typer.BadParameter(
@@ -82,32 +128,19 @@ def promote_cmd(
     if model == "weakness":
         evaluate = pr.weakness_evaluator(FEATURES_TEST)
     else:
+        from pipelines.quantize_generator import QuantizeConfig
 
-        def _reevaluate(artifact_dir):  # type: ignore[no-untyped-def]
-            from pipelines.quantize_generator import (
-                QuantizeConfig,
-                read_jsonl,
-                sample,
-                text_metric_fn,
-            )
-            from quantize.generator import evaluate_variant
-
-            section = load_section("quantize_generator")
-            q = build_config(QuantizeConfig, section, "quantize_generator")
-            train_file = TEXT_TEST.with_name("train.jsonl")
-            train = [str(r["problem"]) for r in read_jsonl(train_file, ["problem"])]
-            records = sample(
-                read_jsonl(TEXT_TEST, ["prompt", "target", "keywords"]), q.eval_samples, q.seed + 1
-            )
-            return evaluate_variant(
-                artifact_dir,
-                records,
-                metric_fn=text_metric_fn(train),
+        q = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
+        evaluate = pr.generator_evaluator(
+            pr.generator_reevaluator(
+                TEXT_TEST,
+                TEXT_TEST.with_name("train.jsonl"),
+                eval_samples=q.eval_samples,
+                seed=q.seed + 1,  # the quantize stage's evaluation sample
                 max_new_tokens=q.max_new_tokens,
                 threads=q.threads,
-            )["metrics"]
-
-        evaluate = pr.generator_evaluator(_reevaluate)
+            )
+        )
     try:
         decision = pr.promote(
             model,
@@ -130,7 +163,7 @@ def rollback_cmd(model: str = typer.Option(..., help="weakness or generator.")) 
     """Move `champion` back to the previous champion (history kept in the registry)."""
     from pipelines.common import build_config, load_section, setup_mlflow
     from pipelines.package import ARTIFACTS_ROOT, PackageConfig
-    from training import promotion as pr
+    from training.packaging import promotion as pr
 
     if model not in pr.REGISTRY_NAMES:
         raise typer.BadParameter(
@@ -158,6 +191,7 @@ def eval_kt_cmd(
     import json
     from pathlib import Path
 
+    from data.sources import read_kt_tsv, require_input_file
     from features.config import FeatureConfig
     from pipelines.common import (
         atomic_write_json,
@@ -168,19 +202,99 @@ def eval_kt_cmd(
     from training.kt_eval import eval_kt
     from training.weakness import WeaknessConfig
 
-    for flag, path in (("--train", Path(train)), ("--test", Path(test))):
-        if not path.is_file():
-            raise typer.BadParameter(f"{flag}: {path} is not a file")
     if out is not None:
-        try:  # checked before the run: --out must never replace (delete) a directory
-            require_file_target(out)
-        except IsADirectoryError as exc:
-            raise typer.BadParameter(f"--out: {exc}") from exc
+        # checked before the run: --out must never replace (delete) a directory
+        require_file_target(out)
     cfg = build_config(WeaknessConfig, load_section("train_weakness"), "train_weakness")
     feat_cfg = build_config(FeatureConfig, load_section("features"), "features")
+    # Both files are read and checked before any training (one-line errors naming the file);
+    # eval_kt then reads them from this cache.
+    events = {
+        Path(p): read_kt_tsv(require_input_file(p, f"{flag} KT"))
+        for flag, p in (("--train", train), ("--test", test))
+    }
+    check_kt_inputs(events[Path(train)], events[Path(test)], train, test, feat_cfg.pass_mark)
     result = eval_kt(
-        Path(train), Path(test), cfg=cfg, feat_cfg=feat_cfg, item_difficulty=item_difficulty
+        Path(train),
+        Path(test),
+        cfg=cfg,
+        feat_cfg=feat_cfg,
+        item_difficulty=item_difficulty,
+        reader=lambda p: events[Path(p)],
     )
+    # NaN is not JSON: a metric that cannot be computed is an error, never `"auc": NaN`.
+    text = json.dumps(result, sort_keys=True, allow_nan=False)
     if out is not None:
         atomic_write_json(Path(out), result)
-    typer.echo(json.dumps(result, sort_keys=True))
+    typer.echo(text)
+
+
+def check_kt_inputs(
+    train: Any, test: Any, train_path: str, test_path: str, pass_mark: float
+) -> None:
+    """Refuse, before training, KT splits on which eval-kt cannot fit or score a model.
+
+    A label is ``score < pass_mark`` (a wrong answer): training needs both classes and at
+    least two learners (one is held out for early stopping and calibration); the test AUC
+    needs both classes.
+    """
+    for path, events, role in ((train_path, train, "train"), (test_path, test, "test")):
+        fails = int((events["score"] < pass_mark).sum())
+        if fails in (0, len(events)):
+            only = "wrong" if fails else "correct"
+            raise ValueError(
+                f"{path}: every {role} answer is {only} (one class, {len(events)} answers); "
+                f"eval-kt needs both correct and wrong answers in the {role} file"
+            )
+    n_learners = int(train["user_id"].nunique())
+    if n_learners < 2:
+        raise ValueError(
+            f"{train_path}: {n_learners} learner; eval-kt needs at least 2 train learners "
+            "(one is held out for early stopping and calibration)"
+        )
+
+
+# ----------------------------------------------------------------------------- export-backend
+@app.command("export-backend")
+def export_backend_cmd(
+    to: str = typer.Option(..., "--to", help="Directory to write (created; see --force)."),
+    weakness: str = typer.Option("champion", help="Weakness artifact: dir, version or alias."),
+    generator: str = typer.Option("champion", help="Generator artifact: dir, version or alias."),
+    force: bool = typer.Option(
+        False, "--force", help="Move an existing foreign DIR aside (DIR.replaced-<time>)."
+    ),
+    features_test: str = typer.Option(
+        "outputs/features/test.parquet", help="Weakness parity rows (the test split)."
+    ),
+    prompts: str = typer.Option(
+        "outputs/text/test.jsonl", help="Generator parity prompts (JSONL 'prompt' field)."
+    ),
+    max_prompts: int | None = typer.Option(None, min=1, help="Parity prompts (default: all)."),
+    artifact_root: str | None = typer.Option(None, help="Local artifact store."),
+) -> None:
+    """Write the backend's drop-in: one-file weakness and generator ONNX, tokenizer, manifest."""
+    from pathlib import Path
+
+    from export.backend import BackendExportConfig, export_backend, summarize
+    from pipelines.common import REPO_ROOT
+    from serving.settings import ServingSettings
+
+    def _path(p: str) -> Path:
+        return Path(p) if Path(p).is_absolute() else REPO_ROOT / p
+
+    cfg = BackendExportConfig(
+        to=Path(to),
+        weakness_ref=weakness,
+        generator_ref=generator,
+        force=force,
+        features_test=_path(features_test),
+        prompts_file=_path(prompts),
+        max_prompts=max_prompts,
+    )
+    manifest = export_backend(cfg, ServingSettings.from_env(artifact_root=artifact_root))
+    for line in summarize(manifest):
+        typer.echo(line)
+
+
+if __name__ == "__main__":
+    app()

@@ -8,20 +8,30 @@ declared outputs with the ``atomic_*`` helpers so that a failed stage leaves not
 from __future__ import annotations
 
 import contextlib
-import dataclasses
+import glob
 import hashlib
 import json
 import logging
-import numbers
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
-import types
-import typing
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
+
+# The config layer lives at the bottom of the stack (data/params.py); re-exported here so stage
+# code written against pipelines.common keeps working.
+from data.params import (  # noqa: F401
+    ConfigError,
+    build_config,
+    check_value,
+    require,
+    require_range,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -29,10 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO_ROOT / "params.yaml"
 
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A params section is missing a key, has an unknown key, or a value out of range."""
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -66,155 +72,99 @@ def load_section(section: str, path: Path | str = PARAMS_FILE) -> dict[str, Any]
     return dict(params[section])
 
 
-def _check_type(value: Any, hint: Any, where: str) -> Any:
-    """Check (and lightly coerce) ``value`` against a dataclass field type hint."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if hint is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                if value is None:
-                    return None
-                continue
-            try:
-                return _check_type(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} matches none of {hint}")
-    if origin is typing.Literal:
-        if value not in args:
-            raise ConfigError(f"{where}: {value!r} not one of {list(args)}")
-        return value
-    if origin in (list, tuple):
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        inner = args[0] if args else Any
-        items = [_check_type(v, inner, f"{where}[{i}]") for i, v in enumerate(value)]
-        return tuple(items)
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return dict(value)
-    if dataclasses.is_dataclass(hint) and isinstance(hint, type):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return build_config(hint, value, where)
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
-        return float(value)
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return value
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
-        return value
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
-        return value
-    return value
-
-
-def build_config(cls: type[T], values: Mapping[str, Any], where: str) -> T:
-    """Build a frozen dataclass from a params mapping, rejecting unknown and missing keys.
-
-    Type hints are checked (lists become tuples so the config stays hashable and frozen);
-    range checks belong in the dataclass's ``__post_init__``, which should raise ConfigError.
-    """
-    if not dataclasses.is_dataclass(cls):
-        raise TypeError(f"{cls} is not a dataclass")
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(fields)}")
-    kwargs: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name in values:
-            kwargs[name] = _check_type(values[name], hints[name], f"{where}.{name}")
-        elif (
-            field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING  # type: ignore[misc]
-        ):
-            raise ConfigError(f"{where}: missing required key '{name}'")
-    try:
-        return cls(**kwargs)
-    except ConfigError:
-        raise
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{where}: {exc}") from exc
-
-
-def require(cond: bool, where: str, message: str) -> None:
-    """Raise ConfigError naming the field when a range check fails (used in __post_init__)."""
-    if not cond:
-        raise ConfigError(f"{where}: {message}")
-
-
-def _fmt_bound(x: float) -> str:
-    """A range bound as written in params: ``0`` rather than ``0.0``, ``1e-05`` as is."""
-    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
-        return str(int(x))
-    return str(x)
-
-
-def _fmt_range(lo: float | None, hi: float | None, lo_open: bool, hi_open: bool) -> str:
-    """Interval notation: ``in [1, 64]``, ``in (0, 1]``, ``>= 0``, ``> 0``, ``<= 1``, ``< 1``."""
-    if lo is not None and hi is not None:
-        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
-        return f"in {left}{_fmt_bound(lo)}, {_fmt_bound(hi)}{right}"
-    if lo is not None:
-        return f"{'>' if lo_open else '>='} {_fmt_bound(lo)}"
-    assert hi is not None
-    return f"{'<' if hi_open else '<='} {_fmt_bound(hi)}"
-
-
-def require_range(
-    value: object,
-    where: str,
-    *,
-    lo: float | None = None,
-    hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-    note: str = "",
-) -> None:
-    """Raise ConfigError unless ``value`` is a number in the given range (used in __post_init__).
-
-    Bounds are inclusive unless ``lo_open``/``hi_open``; leave ``lo`` or ``hi`` as None for a
-    one-sided bound. ``integer=True`` also rejects floats (even ``2.0``). Bools, strings, None
-    and NaN are always rejected. The message names the field, the range in interval notation
-    and the value, e.g. ``train_generator.epochs: must be an integer in [1, 1000], got 0``;
-    ``note`` (e.g. ``"0 = off"``) is added in parentheses after the range.
-    """
-    if lo is None and hi is None:
-        raise TypeError("require_range needs lo, hi or both")
-    rng = _fmt_range(lo, hi, lo_open, hi_open)
-    if note:
-        rng = f"{rng} ({note})"
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind):
-        what = "an integer" if integer else "a number"
-        raise ConfigError(f"{where}: must be {what} {rng}, got {value!r}")
-    num = typing.cast(float, value)  # a Real; compared as is, so big ints stay exact
-    # Written as "ok" conditions so that NaN (which fails every comparison) is rejected.
-    ok = True
-    if lo is not None:
-        ok = ok and (num > lo if lo_open else num >= lo)
-    if hi is not None:
-        ok = ok and (num < hi if hi_open else num <= hi)
-    if not ok:
-        what = "an integer " if integer else ""
-        raise ConfigError(f"{where}: must be {what}{rng}, got {value}")
-
-
 # ----------------------------------------------------------------------------- atomic writes
+
+
+# A test hook: when LUDORA_PAUSE_BEFORE_RENAME names a target (its file or folder name),
+# atomic_path touches ``<target>.paused`` beside it and sleeps just before the rename, so a test
+# can kill a real stage at the worst moment. Unset in normal runs.
+PAUSE_ENV = "LUDORA_PAUSE_BEFORE_RENAME"
+# Leftovers whose name carries no pid (older code) are swept once this old (seconds).
+_LEGACY_LEFTOVER_AGE_S = 600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (owned by anyone)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _leftover_pid(name: str, target: str, suffix: str) -> int | None:
+    """The creator pid in ``.{target}.{pid}.{rand}.tmp`` / ``.{target}.{pid}.old``.
+
+    0 for the pid-less names older code wrote (``.{target}.{8 random chars}.tmp`` and
+    ``.{target}.old``); None when the name is not one of ours (another target's leftover).
+    """
+    middle = name[len(target) + 2 : len(name) - len(suffix)]
+    if suffix == ".old" and middle == "":
+        return 0
+    head, _, rest = middle.partition(".")
+    if head.isdigit() and (rest if suffix == ".tmp" else not rest) and "." not in rest:
+        return int(head)
+    if suffix == ".tmp" and len(middle) == 8 and "." not in middle:
+        return 0
+    return None
+
+
+def sweep_leftovers(path: Path | str) -> list[Path]:
+    """Remove what killed writes of ``path`` left beside it; return what was removed/restored.
+
+    Only temp folders ``.{name}.{pid}.*.tmp`` and swap copies ``.{name}.{pid}.old`` whose pid is
+    dead are touched (never a live process's write in progress); pid-less ones from older code
+    once they are ten minutes old. A swap copy whose target is missing (killed between the two
+    renames of a directory swap) is the only copy of the previous output: it is renamed back.
+    """
+    path = Path(path)
+    parent, name = path.parent, path.name
+    if not parent.is_dir():
+        return []
+    done: list[Path] = []
+    now = time.time()
+    if name.startswith("."):
+        return []  # our own temp names start with a dot: never sweep around those
+    for entry in parent.glob(f".{glob.escape(name)}.*"):
+        suffix = (
+            ".tmp"
+            if entry.name.endswith(".tmp")
+            else ".old"
+            if entry.name.endswith(".old")
+            else None
+        )
+        if suffix is None:
+            continue
+        pid = _leftover_pid(entry.name, name, suffix)
+        if pid is None or pid == os.getpid() or (pid and _pid_alive(pid)):
+            continue
+        if pid == 0:
+            try:
+                if now - entry.lstat().st_mtime < _LEGACY_LEFTOVER_AGE_S:
+                    continue
+            except FileNotFoundError:
+                continue
+        if suffix == ".old" and not path.exists() and not path.is_symlink():
+            entry.rename(path)
+            logger.warning("restored %s from an interrupted swap (%s)", path, entry.name)
+        elif entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        done.append(entry)
+    if done:
+        logger.info("removed %d leftover(s) of interrupted writes of %s", len(done), path)
+    return done
+
+
+def _pause_hook(path: Path) -> None:
+    if os.environ.get(PAUSE_ENV) == path.name:
+        path.with_name(f"{path.name}.paused").write_text(str(os.getpid()))
+        time.sleep(3600)
 
 
 @contextlib.contextmanager
@@ -224,10 +174,14 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     Works for files and directories (a directory target is replaced as a whole by a new
     directory). A file never replaces an existing directory, nor a directory a file: that would
     delete what the user did not ask to delete (``--out results/`` once wiped a results folder).
+    The temp folder's name carries this pid, so a later write of the same target sweeps what a
+    killed run left (:func:`sweep_leftovers`) without touching a live run's work.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    sweep_leftovers(path)
+    pid = os.getpid()
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{pid}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
     try:
         yield target
@@ -237,8 +191,9 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             raise IsADirectoryError(f"{path} is an existing directory; refusing to replace it")
         if path.exists() and not path.is_dir() and target.is_dir():
             raise NotADirectoryError(f"{path} is an existing file; refusing to replace it")
+        _pause_hook(path)
         if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.old")
+            old = path.with_name(f".{path.name}.{pid}.old")
             shutil.rmtree(old, ignore_errors=True)
             path.rename(old)
             target.rename(path)
@@ -247,6 +202,46 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
             os.replace(target, path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_outputs(out: Path | str, metrics_file: Path | str) -> Iterator[tuple[Path, Path]]:
+    """Temp paths for a stage's output and its metrics file, committed so they never disagree.
+
+    The old metrics file is removed only once both are fully written, just before the output's
+    rename, and the new metrics land after it: a SIGKILL at any moment leaves either the old
+    pair, or the new output without metrics (DVC then re-runs the stage), never new outputs
+    beside stale metrics. An exception or SIGTERM before the output's rename puts the old
+    metrics back.
+    """
+    metrics_file = require_file_target(metrics_file)
+    with atomic_path(metrics_file) as m_tmp:
+        out_cm = atomic_path(out)
+        o_tmp = out_cm.__enter__()
+        try:
+            yield o_tmp, m_tmp
+            if not m_tmp.exists():
+                raise FileNotFoundError(f"atomic write of {metrics_file}: nothing was written")
+        except BaseException:
+            out_cm.__exit__(*sys.exc_info())
+            raise
+        old = metrics_file.read_bytes() if metrics_file.is_file() else None
+        metrics_file.unlink(missing_ok=True)
+        try:
+            out_cm.__exit__(None, None, None)  # the output's rename
+        except BaseException:
+            if old is not None and not metrics_file.exists():
+                _write_bytes_atomic(metrics_file, old)
+            raise
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
+    )
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
 
 
 def require_file_target(path: Path | str) -> Path:
@@ -274,6 +269,78 @@ def atomic_write_parquet(path: Path | str, df: Any) -> None:
     require_file_target(path)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+# ----------------------------------------------------------------------------- entry points
+
+DEBUG_ENV = "LUDORA_DEBUG"
+# Packages of this repo: their own exception types are expected errors (a gate failed, an
+# artifact is bad), never bugs of a library underneath.
+_REPO_PACKAGES = ("data", "features", "training", "export", "quantize", "serving", "pipelines")
+
+
+def debug_enabled() -> bool:
+    """``--debug`` (which sets LUDORA_DEBUG=1) or ``LUDORA_DEBUG=1``: show tracebacks."""
+    return os.environ.get(DEBUG_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def is_expected_error(exc: BaseException) -> bool:
+    """Errors a user causes and can fix from the message (bad params, files, inputs, gates).
+
+    ValueError (ConfigError, EventValidationError, SpecError, ... all derive from it) and the
+    OSErrors of missing or misplaced files, plus any exception class defined in this repo.
+    """
+    if isinstance(exc, ValueError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return True
+    if isinstance(exc, PermissionError | FileExistsError):
+        return True
+    return type(exc).__module__.split(".", 1)[0] in _REPO_PACKAGES
+
+
+def error_line(exc: BaseException) -> str:
+    """The message a user sees: the exception's text (its own first line names file/key)."""
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{exc.filename}: {text}"
+    return text
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def install_sigterm_handler() -> None:
+    """Turn SIGTERM into KeyboardInterrupt so ``finally`` blocks (atomic_path) clean up."""
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+
+
+def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
+    """Run a stage or CLI body: expected errors -> one line on stderr and exit 1.
+
+    Tracebacks only with LUDORA_DEBUG=1 (or the CLI's ``--debug``). SIGTERM and Ctrl-C both
+    unwind through ``finally`` (temp outputs removed) and exit 130 / 143.
+    """
+    label = name or getattr(main, "__module__", "ludora-ml")
+    install_sigterm_handler()
+    try:
+        return main(*args, **kwargs)
+    except KeyboardInterrupt as exc:
+        sys.stderr.write(f"{label}: interrupted; nothing was written\n")
+        raise SystemExit(143 if "signal" in str(exc) else 130) from None
+    except Exception as exc:
+        if debug_enabled() or not is_expected_error(exc):
+            raise
+        sys.stderr.write(f"error: {error_line(exc)}\n")
+        raise SystemExit(1) from None
+
+
+def stage_main(main: Callable[..., Any]) -> None:
+    """``if __name__ == "__main__": stage_main(main)``: logging, then :func:`run_stage`."""
+    setup_logging()
+    run_stage(main)
 
 
 # ----------------------------------------------------------------------------- provenance

@@ -7,23 +7,24 @@ writes `outputs/events/{events,oracle}.parquet` (one directory, replaced atomica
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 
+from data.params import Range, check_value
 from data.sources import DataConfig, load_events
 from pipelines.common import (
     PARAMS_FILE,
     REPO_ROOT,
     ConfigError,
-    atomic_path,
-    atomic_write_json,
+    atomic_outputs,
     build_config,
     load_params,
     resolve_input_path,
-    setup_logging,
+    stage_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,14 @@ def load_config(params_path: Path | str = PARAMS_FILE) -> DataConfig:
     features = params.get("features")
     if not isinstance(features, dict) or "pass_mark" not in features:
         raise ConfigError(f"{params_path}: features.pass_mark is required by the data stage")
-    values = {**section, "pass_mark": features["pass_mark"]}
+    # Checked under its own key: the value is injected into DataConfig, whose errors would
+    # otherwise name it `data.pass_mark`.
+    pass_mark = check_value(
+        Annotated[float, Range(0.0, 1.0, lo_open=True)],
+        features["pass_mark"],
+        f"{params_path}:features.pass_mark",
+    )
+    values = {**section, "pass_mark": pass_mark}
     if values.get("path"):
         values["path"] = str(resolve_input_path(str(values["path"]), params_path.parent))
     return build_config(DataConfig, values, f"{params_path}:{SECTION}")
@@ -100,12 +108,13 @@ def data_metrics(events: Any, oracle: Any, *, pass_mark: float) -> dict[str, Any
 def write_outputs(
     events: Any, oracle: Any, metrics: dict[str, Any], *, out_dir: Path, metrics_file: Path
 ) -> None:
-    """Write the events directory (as a whole) then the metrics, each atomically."""
-    with atomic_path(out_dir) as tmp:
+    """Write the events directory (as a whole) and the metrics; they never disagree after a kill."""
+    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
         events.to_parquet(tmp / EVENTS_NAME, index=False)
         oracle.to_parquet(tmp / ORACLE_NAME, index=False)
-    atomic_write_json(metrics_file, metrics)
+        text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        metrics_tmp.write_text(text)
 
 
 def main(
@@ -130,5 +139,4 @@ def main(
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pipelines.common import (
     git_commit,
     load_section,
     params_hash,
+    require,
     require_range,
     setup_logging,
 )
@@ -44,12 +46,83 @@ class ExportConfig:
     max_abs_diff: float = 1e-5
     max_flips: int = 0
     n_worst_rows: int = 5
+    topic_aliases: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for src, dst in self.topic_aliases.items():
+            require(
+                bool(src) and bool(dst) and not src.startswith("__"),
+                f"{SECTION}.topic_aliases.{src}",
+                f"ids must be non-empty and not start with '__', got {src!r} -> {dst!r}",
+            )
         require_range(self.target_opset, f"{SECTION}.target_opset", lo=9, hi=21, integer=True)
         require_range(self.max_abs_diff, f"{SECTION}.max_abs_diff", lo=0, hi=1)
         require_range(self.max_flips, f"{SECTION}.max_flips", lo=0, integer=True)
         require_range(self.n_worst_rows, f"{SECTION}.n_worst_rows", lo=1, hi=100, integer=True)
+
+
+@dataclass(frozen=True)
+class ViewGates:
+    """``gates.weakness.views``: per-view floors on the test split (metrics/weakness.json)."""
+
+    min_auc: float = 0.75
+    max_ece: float = 0.02
+    max_auc_gap: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        where = "gates.weakness.views"
+        require_range(self.min_auc, f"{where}.min_auc", lo=0, hi=1)
+        require_range(self.max_ece, f"{where}.max_ece", lo=0, hi=1)
+        for view, gap in self.max_auc_gap.items():
+            require_range(gap, f"{where}.max_auc_gap.{view}", lo=0, hi=1)
+
+
+def view_gates(
+    view_metrics: Mapping[str, Any], calibration: Mapping[str, Any], gates: ViewGates
+) -> list[dict[str, Any]]:
+    """Per view: AUC floor, ECE ceiling, AUC gap to the full view, increasing calibration."""
+    out: list[dict[str, Any]] = []
+    full_auc = (view_metrics.get("full") or {}).get("auc")
+    for view, m in view_metrics.items():
+        auc, ece = m.get("auc"), m.get("ece")
+        out.append(
+            {
+                "name": f"view_auc_floor[{view}]",
+                "threshold": gates.min_auc,
+                "value": auc,
+                "pass": auc is not None and auc >= gates.min_auc,
+            }
+        )
+        out.append(
+            {
+                "name": f"view_ece_max[{view}]",
+                "threshold": gates.max_ece,
+                "value": ece,
+                "pass": ece is not None and ece <= gates.max_ece,
+            }
+        )
+        if view in gates.max_auc_gap:
+            gap = None if auc is None or full_auc is None else full_auc - auc
+            out.append(
+                {
+                    "name": f"view_auc_gap_to_full[{view}]",
+                    "threshold": gates.max_auc_gap[view],
+                    "value": gap,
+                    "pass": gap is not None and gap <= gates.max_auc_gap[view],
+                }
+            )
+        # a decreasing map would turn "more success -> lower weakness" around
+        sub = (calibration.get("views") or {}).get(view, calibration)
+        slope = sub.get("a", 1.0) if sub.get("method") == "platt" else 1.0
+        out.append(
+            {
+                "name": f"view_calibration_increasing[{view}]",
+                "threshold": 0.0,
+                "value": slope,
+                "pass": slope > 0.0,
+            }
+        )
+    return out
 
 
 def _read_json(path: Path) -> Any:
@@ -67,6 +140,7 @@ def run(
     out_dir: Path,
     metrics_file: Path,
     train_metrics_file: Path | None,
+    gates_views: ViewGates | None = None,
 ) -> dict[str, Any]:
     """Convert, check parity, and write the ONNX directory and export metrics."""
     import lightgbm as lgb
@@ -105,6 +179,35 @@ def run(
         max_flips=cfg.max_flips,
         n_worst=cfg.n_worst_rows,
     )
+    # the summary views' test rows the train stage kept (other regions of feature space), each
+    # with its own calibration; the full test split with each view's map too
+    view_rows = model_dir / "parity_rows.npz"
+    n_view_rows = 0
+    if view_rows.is_file():
+        import numpy as np
+
+        with np.load(view_rows) as saved:
+            kept = {v: saved[v] for v in saved.files}
+        for view, sub in (calibration.get("views") or {}).items():
+            checks = [(test.X, p_native, p_onnx, test.meta)]
+            if view in kept and len(kept[view]):
+                x_v = kept[view]
+                n_view_rows += len(x_v)
+                checks.append(
+                    (x_v, predict_raw(booster, x_v), onnx_fail_probability(blob, x_v, spec["input_name"]), None)
+                )
+            for _, a, b, meta in checks:
+                r = parity_check(
+                    a,
+                    b,
+                    calibration=sub,
+                    thresholds=thresholds["thresholds"],
+                    meta=meta,
+                    max_abs_diff=cfg.max_abs_diff,
+                    max_flips=cfg.max_flips,
+                    n_worst=cfg.n_worst_rows,
+                )
+                report = _worse(report, r)
     logger.info(
         "parity on %d rows: max diff raw %.3g, calibrated %.3g, flips %s",
         report.n_rows,
@@ -112,31 +215,49 @@ def run(
         report.max_abs_diff_calibrated,
         report.flips_per_threshold,
     )
+    full_view = "full" if "full" in (calibration.get("views") or {}) else None
     onnx_metrics = binary_metrics(
-        test.y, apply_calibration(p_onnx, calibration), n_bins=int(summary["config"]["ece_bins"])
+        test.y,
+        apply_calibration(p_onnx, calibration, full_view),
+        n_bins=int(summary["config"]["ece_bins"]),
     )
     gates = [
         {
             "name": "onnx_vs_native_max_abs_diff_raw",
             "threshold": cfg.max_abs_diff,
             "value": report.max_abs_diff_raw,
-            "pass": report.max_abs_diff_raw <= cfg.max_abs_diff,
+            "passed": report.max_abs_diff_raw <= cfg.max_abs_diff,
         },
         {
             "name": "onnx_vs_native_max_abs_diff_calibrated",
             "threshold": cfg.max_abs_diff,
             "value": report.max_abs_diff_calibrated,
-            "pass": report.max_abs_diff_calibrated <= cfg.max_abs_diff,
+            "passed": report.max_abs_diff_calibrated <= cfg.max_abs_diff,
         },
         {
             "name": "onnx_vs_native_decision_flips",
             "threshold": cfg.max_flips,
             "value": report.total_flips,
-            "pass": report.total_flips <= cfg.max_flips,
+            "passed": report.total_flips <= cfg.max_flips,
         },
     ]
+    train_metrics = (
+        _read_json(train_metrics_file)
+        if train_metrics_file is not None and train_metrics_file.is_file()
+        else {}
+    )
+    if gates_views is not None and train_metrics.get("views"):
+        gates += view_gates(train_metrics["views"], calibration, gates_views)
+    topics = sorted(spec["peer"]["topics"])
+    unknown = sorted(dst for dst in cfg.topic_aliases.values() if dst not in topics)
+    if unknown:
+        raise ValueError(
+            f"{SECTION}.topic_aliases: target(s) {unknown} are not training topics; "
+            f"allowed: {topics}"
+        )
     metrics = {
         "parity_rows": report.n_rows,
+        "parity_view_rows": n_view_rows,
         "max_abs_diff_raw": report.max_abs_diff_raw,
         "max_abs_diff_calibrated": report.max_abs_diff_calibrated,
         "decision_flips": report.total_flips,
@@ -145,13 +266,8 @@ def run(
         "onnx_auc": onnx_metrics["auc"],
         "onnx_logloss": onnx_metrics["logloss"],
         "onnx_ece": onnx_metrics["ece"],
-        "gates_passed": all(g["pass"] for g in gates),
+        "gates_passed": all(g["passed"] for g in gates),
     }
-    train_metrics = (
-        _read_json(train_metrics_file)
-        if train_metrics_file is not None and train_metrics_file.is_file()
-        else {}
-    )
     io = io_description(model)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
@@ -180,6 +296,11 @@ def run(
             "n_features": len(spec["names"]),
             "calibration": calibration,
             "thresholds": thresholds,
+            # training topics, Ludora id -> training topic, and the request views the model
+            # was trained and calibrated on (serving reads all three from the manifest)
+            "topics": topics,
+            "topic_aliases": dict(sorted(cfg.topic_aliases.items())),
+            "views": summary.get("views") or {"names": []},
             "metrics": nan_to_none({"train_stage": train_metrics, "onnx_test": onnx_metrics}),
             "gates": gates,
             "mlflow_run_id": summary.get("mlflow_run_id"),
@@ -195,10 +316,32 @@ def run(
     return metrics
 
 
+def _worse(a: Any, b: Any) -> Any:
+    """The parity report holding the larger differences and flip counts of the two."""
+    from export.weakness_onnx import ParityReport
+
+    return ParityReport(
+        n_rows=a.n_rows,  # the full test split's rows; the view rows are counted apart
+        max_abs_diff_raw=max(a.max_abs_diff_raw, b.max_abs_diff_raw),
+        max_abs_diff_calibrated=max(a.max_abs_diff_calibrated, b.max_abs_diff_calibrated),
+        flips_per_threshold={
+            k: a.flips_per_threshold.get(k, 0) + b.flips_per_threshold.get(k, 0)
+            for k in {**a.flips_per_threshold, **b.flips_per_threshold}
+        },
+        level_flips=a.level_flips + b.level_flips,
+    )
+
+
 def main() -> None:
     """Entry point of `python -m pipelines.export_weakness`."""
     section = load_section(SECTION)
     cfg = build_config(ExportConfig, section, SECTION)
+    views_section = (load_section("gates").get("weakness") or {}).get("views")
+    gates_views = (
+        None
+        if views_section is None
+        else build_config(ViewGates, views_section, "gates.weakness.views")
+    )
     run(
         cfg=cfg,
         section=section,
@@ -207,6 +350,7 @@ def main() -> None:
         out_dir=OUT_DIR,
         metrics_file=METRICS_FILE,
         train_metrics_file=TRAIN_METRICS_FILE,
+        gates_views=gates_views,
     )
 
 

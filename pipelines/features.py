@@ -7,6 +7,7 @@ with `outputs/features/feature_spec.json` (one directory, replaced atomically) a
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,11 +19,10 @@ from features.spec import SPEC_FILENAME, write_spec_text
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
 from pipelines.common import (
     REPO_ROOT,
-    atomic_path,
-    atomic_write_json,
+    atomic_outputs,
     build_config,
     load_section,
-    setup_logging,
+    stage_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ def run(
     """Read events, build the splits and spec, write them atomically; return the metrics."""
     import pandas as pd
 
+    if Path(events_file).is_dir():
+        raise IsADirectoryError(f"{events_file}: is a directory, expected a file")
     if not Path(events_file).is_file():
         raise FileNotFoundError(f"{events_file}: events not found (run the data stage)")
     events = pd.read_parquet(events_file)
@@ -87,12 +89,14 @@ def run(
     metrics["n_features"] = len(spec["names"])
     metrics["val_start"] = plan.val_start
     metrics["test_start"] = plan.test_start
-    with atomic_path(out_dir) as tmp:
+    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir()
         for name, part in splits.items():
             part.to_parquet(tmp / f"{name}.parquet", index=False)
         (tmp / SPEC_FILENAME).write_text(write_spec_text(spec))
-    atomic_write_json(metrics_file, metrics)
+        metrics_tmp.write_text(
+            json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
+        )
     logger.info("features written to %s: %s", out_dir, metrics)
     return metrics
 
@@ -104,5 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

@@ -10,6 +10,7 @@ written.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,6 +38,8 @@ TEXT_DIR = REPO_ROOT / "outputs" / "text"
 METRICS_FILE = REPO_ROOT / "metrics" / "text.json"
 SOURCES = ("templates", "gsm8k", "svamp", "mawps")
 SPLITS = ("train", "val", "test")
+UNSEEN_FILE = "test_unseen.jsonl"
+UNSEEN_FIELDS = ("id", "topic", "keywords", "prompt_prefix", "prompt", "keyword_sources")
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,29 @@ class CorpusPaths:
     gsm8k: str = "../shared/data/word_problems/gsm8k/train.jsonl"
     svamp: str = "../shared/data/word_problems/svamp/SVAMP.json"
     mawps: str = "../shared/data/word_problems/mawps/fold0_train.csv"
+
+
+@dataclass(frozen=True)
+class UnseenConfig:
+    """``prepare_text.unseen``: the open-vocabulary test split ``test_unseen.jsonl``."""
+
+    n_requests: int = 300
+    seed: int = 23
+    corpus_share: float = 0.5  # share of keywords drawn from the held-out corpus files
+    paths: dict[str, str] = field(
+        default_factory=lambda: {
+            "gsm8k": "../shared/data/word_problems/gsm8k/test.jsonl",
+            "mawps": "../shared/data/word_problems/mawps/fold0_dev.csv",
+        }
+    )
+
+    def __post_init__(self) -> None:
+        w = "prepare_text.unseen"
+        require_range(self.n_requests, f"{w}.n_requests", lo=1, hi=100_000, integer=True)
+        require_range(self.seed, f"{w}.seed", lo=0, integer=True)
+        require_range(self.corpus_share, f"{w}.corpus_share", lo=0.0, hi=1.0)
+        bad = [k for k in self.paths if k not in ("gsm8k", "mawps", "svamp")]
+        require(not bad, f"{w}.paths", f"unknown corpus {bad}; allowed: ['gsm8k', 'mawps', 'svamp']")
 
 
 @dataclass(frozen=True)
@@ -64,6 +90,10 @@ class PrepareTextConfig:
     keywords_per_problem: int = 3
     model_max_length: int = 256
     copy_augment: float = 0.0
+    missing_sources: str = "error"  # error | skip: a selected real corpus whose file is absent
+    max_problem_words: int | None = None  # longer real problems are skipped (training budget)
+    request_subsets: float = 0.0  # share of train records asking for a subset of their keywords
+    unseen: UnseenConfig = field(default_factory=UnseenConfig)
 
     def __post_init__(self) -> None:
         from data.word_problems.templates import TOPIC_NAMES
@@ -99,6 +129,17 @@ class PrepareTextConfig:
         require_range(self.vocab_size, f"{w}.vocab_size", lo=100, hi=64_000, integer=True)
         require_range(self.model_max_length, f"{w}.model_max_length", lo=16, hi=4096, integer=True)
         require_range(self.copy_augment, f"{w}.copy_augment", lo=0.0, hi=1.0)
+        require(
+            self.missing_sources in ("error", "skip"),
+            f"{w}.missing_sources",
+            f"must be 'error' or 'skip', got {self.missing_sources!r}",
+        )
+        require(
+            self.max_problem_words is None or self.max_problem_words >= 5,
+            f"{w}.max_problem_words",
+            f"must be null or >= 5, got {self.max_problem_words}",
+        )
+        require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
@@ -113,35 +154,75 @@ def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfi
     return cfg, base_model
 
 
+def _supported_topics() -> tuple[str, ...] | None:
+    """The topics serving accepts (``serving.topics``), or None before that module exists."""
+    try:
+        from serving.topics import SUPPORTED_TOPICS
+    except ImportError:  # pragma: no cover - only while serving.topics is being written
+        return None
+    return tuple(SUPPORTED_TOPICS)
+
+
+def _real_text_defect(problem: str) -> str | None:
+    """Why a real corpus text should not be trained on (a grammar defect it would teach)."""
+    try:
+        from serving.grammar import grammar_defects
+    except ImportError:  # pragma: no cover - only while serving.grammar is being written
+        return None
+    defects = grammar_defects(problem)
+    return f"grammar_{defects[0]}" if defects else None
+
+
 def build_corpus(
     cfg: PrepareTextConfig, *, root: Path = REPO_ROOT
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
-    """Records from every selected source, deduplicated and split; plus per-file read reports."""
+    """Records from every selected source, deduplicated and split; plus per-file read reports.
+
+    A selected real corpus whose file is absent fails the stage (``missing_sources: error``) or
+    is left out and named in ``reports["sources_missing"]`` (``skip``: a fresh clone without
+    ``../shared/data`` still runs the pipeline, on templates alone).
+    """
     from data.word_problems.corpus import (
+        combination,
         dedupe,
         real_records,
+        request_subsets,
         split_by_combination,
         template_records,
     )
 
     records: list[dict[str, Any]] = []
-    reports: dict[str, Any] = {}
+    reports: dict[str, Any] = {"sources_used": [], "sources_missing": []}
+    topics = _supported_topics()
     for source in cfg.sources:
         if source == "templates":
             records += template_records(
                 n=cfg.n_templates, seed=cfg.seed, topics=cfg.template_topics or None
             )
+            reports["sources_used"].append(source)
             continue
         path = resolve_input_path(getattr(cfg.paths, source), root)
+        if not path.is_file() and cfg.missing_sources == "skip":
+            logger.warning("%s: %s not found; left out (missing_sources: skip)", source, path)
+            reports["sources_missing"].append(source)
+            continue
         recs, report = real_records(
-            source, path, max_rows=cfg.max_rows, n_keywords=cfg.keywords_per_problem
+            source,
+            path,
+            max_rows=cfg.max_rows,
+            n_keywords=cfg.keywords_per_problem,
+            max_words=cfg.max_problem_words,
+            topics=topics,
+            reject=_real_text_defect,
         )
         records += recs
+        reports["sources_used"].append(source)
         reports[source] = {
             "path": str(getattr(cfg.paths, source)),
+            "sha256": _sha256(path),
             "rows": report.rows,
             "kept": len(recs),
-            "skipped": dict(report.skipped),
+            "skipped": dict(sorted(report.skipped.items())),
         }
     n_before = len(records)
     records = dedupe(records)
@@ -156,6 +237,12 @@ def build_corpus(
                 f"split '{name}' is empty: {len(records)} records are too few for "
                 f"val_frac={cfg.val_frac}, test_frac={cfg.test_frac}"
             )
+    if cfg.request_subsets > 0:
+        held_out = {combination(r) for name in ("val", "test") for r in splits[name]}
+        splits["train"], changed = request_subsets(
+            splits["train"], share=cfg.request_subsets, seed=cfg.seed, avoid=held_out
+        )
+        reports["request_subsets"] = {"share": cfg.request_subsets, "rebuilt": changed}
     if cfg.copy_augment > 0:
         from data.word_problems.augment import copy_augment
 
@@ -164,6 +251,62 @@ def build_corpus(
         reports["copy_augment"] = {"share": cfg.copy_augment, "added": len(extra)}
         logger.info("copy augmentation: %d extra training records", len(extra))
     return splits, reports
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def build_unseen(
+    cfg: PrepareTextConfig, splits: dict[str, list[dict[str, Any]]], *, root: Path = REPO_ROOT
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The open-vocabulary requests (``data.word_problems.unseen``) and their report.
+
+    Topics: every supported topic the training split has (so each request asks for something
+    the model was taught); nouns: the held-out files of the real corpora that exist, plus the
+    written held-out list.
+    """
+    from dataclasses import asdict
+
+    from data.word_problems.heldout_nouns import HELDOUT_NOUNS
+    from data.word_problems.unseen import (
+        build_unseen_requests,
+        corpus_nouns,
+        heldout_corpus_texts,
+        record_words,
+    )
+
+    u = cfg.unseen
+    trained = sorted({r["topic"] for r in splits["train"]})
+    supported = _supported_topics()
+    topics = [t for t in (supported or trained) if t in trained]
+    vocabulary = record_words(r for recs in splits.values() for r in recs)
+    pools: dict[str, list[str]] = {}
+    used: dict[str, str] = {}
+    missing: list[str] = []
+    for source, rel in sorted(u.paths.items()):
+        path = resolve_input_path(rel, root)
+        if not path.is_file():
+            missing.append(source)
+            continue
+        pools[source] = corpus_nouns(heldout_corpus_texts(source, path))
+        used[source] = rel
+    requests, report = build_unseen_requests(
+        n=u.n_requests,
+        seed=u.seed,
+        topics=topics,
+        vocabulary=vocabulary,
+        list_nouns=HELDOUT_NOUNS,
+        corpus_pools=pools,
+        corpus_share=u.corpus_share,
+    )
+    report.corpus_files = used
+    report.missing_files = missing
+    out = asdict(report)
+    out["untrained_supported_topics"] = sorted(set(supported or ()) - set(trained))
+    return requests, out
 
 
 def build_tokenizer(
@@ -217,6 +360,28 @@ def corpus_metrics(splits: dict[str, list[dict[str, Any]]], tokenizer_dir: Path)
     return out
 
 
+def write_unseen_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """The open-vocabulary requests, one JSON object per line (fields in UNSEEN_FIELDS order)."""
+    with path.open("w", encoding="utf-8") as fh:
+        for rec in records:
+            fh.write(json.dumps({k: rec[k] for k in UNSEEN_FIELDS}, ensure_ascii=False) + "\n")
+
+
+def unseen_token_metrics(unseen: list[dict[str, Any]], tokenizer_dir: Path) -> dict[str, Any]:
+    """Prompt lengths and unknown-token share of the open-vocabulary prompts."""
+    from tokenizers import Tokenizer
+
+    from data.word_problems.corpus import unk_rate
+
+    tok = Tokenizer.from_file(str(tokenizer_dir / "tokenizer.json"))
+    lens = [len(e.ids) for e in tok.encode_batch([r["prompt"] for r in unseen])]
+    return {
+        "prompt_tokens_max": max(lens),
+        "prompt_tokens_mean": round(sum(lens) / len(lens), 2),
+        "unk_rate_prompts": unk_rate(tok, [r["prompt"] for r in unseen]),
+    }
+
+
 def prepare_text(
     cfg: PrepareTextConfig,
     *,
@@ -229,13 +394,18 @@ def prepare_text(
     from data.word_problems.corpus import write_jsonl
 
     splits, reports = build_corpus(cfg, root=root)
+    unseen, unseen_report = build_unseen(cfg, splits, root=root)
     with atomic_path(text_dir) as tmp:
         tmp.mkdir(parents=True)
         for name in SPLITS:
             write_jsonl(tmp / f"{name}.jsonl", splits[name])
+        write_unseen_jsonl(tmp / UNSEEN_FILE, unseen)
         tokenizer_kind = build_tokenizer(cfg, splits, base_model, tmp / "tokenizer")
         metrics = corpus_metrics(splits, tmp / "tokenizer")
+        metrics["unseen"] = {**unseen_report, **unseen_token_metrics(unseen, tmp / "tokenizer")}
     metrics["tokenizer"] = tokenizer_kind
+    metrics["sources_used"] = reports.pop("sources_used")
+    metrics["sources_missing"] = reports.pop("sources_missing")
     metrics["read_reports"] = reports
     metrics["config"] = dataclasses.asdict(cfg)
     atomic_write_json(metrics_path, metrics)

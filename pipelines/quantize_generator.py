@@ -1,7 +1,8 @@
 """Stage `quantize_generator`: fp32 / dynamic int8 / static int8 generator variants, gated.
 
 Reads the exported fp32 generator, the text splits (training prompts calibrate the static
-variant, test prompts evaluate every variant) and params `quantize_generator` + `gates.generator`.
+variant; a fixed sample of test prompts and one of the open-vocabulary requests of
+`test_unseen.jsonl` evaluate every variant) and params `quantize_generator` + `gates.generator`.
 Writes every variant's model directory, `metrics/quantize.json` (size, latency, quality, gates,
 pass/fail, excluded nodes, and the shipped variant) and `plots/quantize/variants.json`.
 A failed variant keeps its numbers in the metrics but is never the shipped one.
@@ -32,6 +33,7 @@ logger = logging.getLogger(__name__)
 
 FP32_DIR = REPO_ROOT / "outputs/onnx/generator"
 TEXT_DIR = REPO_ROOT / "outputs/text"
+UNSEEN_FILE = "test_unseen.jsonl"
 VARIANTS_DIR = REPO_ROOT / "outputs/onnx/generator_variants"
 METRICS_FILE = REPO_ROOT / "metrics/quantize.json"
 PLOT_FILE = REPO_ROOT / "plots/quantize/variants.json"
@@ -57,6 +59,7 @@ class QuantizeConfig:
     static_calibrate_method: Literal["minmax", "entropy", "percentile"] = "minmax"
     calibration_samples: int = 32
     eval_samples: int = 64
+    unseen_eval_samples: int = 64  # open-vocabulary requests (test_unseen.jsonl) per variant
     max_new_tokens: int = 64
     threads: int = 1
     ship_rule: str = "fastest_passing"
@@ -77,6 +80,9 @@ class QuantizeConfig:
             self.calibration_samples, f"{w}.calibration_samples", lo=1, hi=10_000, integer=True
         )
         require_range(self.eval_samples, f"{w}.eval_samples", lo=2, hi=10_000, integer=True)
+        require_range(
+            self.unseen_eval_samples, f"{w}.unseen_eval_samples", lo=0, hi=10_000, integer=True
+        )
         require_range(self.max_new_tokens, f"{w}.max_new_tokens", lo=1, hi=512, integer=True)
         require_range(self.speed_tolerance, f"{w}.speed_tolerance", lo=0.0, hi=1.0)
         require_range(self.threads, f"{w}.threads", lo=1, hi=64, integer=True)
@@ -123,19 +129,25 @@ def sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[st
 
 
 def text_metric_fn(train_problems: Sequence[str]) -> Any:
-    """Adapter from (outputs, records) to ``training.text_metrics.generation_metrics``."""
-    from training.text_metrics import generation_metrics
+    """Adapter from (outputs, records) to ``training.text_metrics.mixed_metrics``: template
+    metrics on test records, open-vocabulary metrics on ``test_unseen`` requests."""
+    from training.text_metrics import mixed_metrics
 
     def _fn(outputs: list[str], records: list[dict[str, Any]]) -> dict[str, float]:
-        result = generation_metrics(
-            outputs,
-            [str(r["target"]) for r in records],
-            [list(r["keywords"]) for r in records],
-            set(train_problems),
-        )
+        result = mixed_metrics(outputs, records, set(train_problems))
         return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
 
     return _fn
+
+
+def eval_records(
+    cfg: QuantizeConfig, test: Sequence[dict[str, Any]], unseen: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The prompts every variant is scored on: a fixed sample of the template test split, then
+    one of the open-vocabulary requests (the same draw for the stage and for promotion)."""
+    return sample(test, cfg.eval_samples, cfg.seed + 1) + (
+        sample(unseen, cfg.unseen_eval_samples, cfg.seed + 2) if cfg.unseen_eval_samples else []
+    )
 
 
 def build_variants(
@@ -236,15 +248,16 @@ def main() -> None:
     )
     train = read_jsonl(TEXT_DIR / "train.jsonl", ["prompt", "problem"])
     test = read_jsonl(TEXT_DIR / "test.jsonl", ["prompt", "target", "keywords"])
+    unseen = read_jsonl(TEXT_DIR / UNSEEN_FILE, ["id", "prompt", "topic", "keywords"])
     calib = [r["prompt"] for r in sample(train, cfg.calibration_samples, cfg.seed)]
-    eval_records = sample(test, cfg.eval_samples, cfg.seed + 1)
+    records = eval_records(cfg, test, unseen)
     metric_fn = text_metric_fn([str(r["problem"]) for r in train])
     with atomic_path(VARIANTS_DIR) as tmp:
         result = run_quantization(
             fp32_dir=FP32_DIR,
             out_dir=tmp,
             calib_prompts=calib,
-            eval_records=eval_records,
+            eval_records=records,
             cfg=cfg,
             gates=gates,
             metric_fn=metric_fn,

@@ -38,7 +38,9 @@ TEXT_DIR = REPO_ROOT / "outputs" / "text"
 TOKENIZER_DIR = TEXT_DIR / "tokenizer"
 MODEL_DIR = REPO_ROOT / "outputs" / "models" / "generator"
 METRICS_FILE = REPO_ROOT / "metrics" / "generator.json"
+SAMPLES_FILE = REPO_ROOT / "metrics" / "generator_samples.md"
 PLOTS_DIR = REPO_ROOT / "plots" / "generator"
+UNSEEN_FILE = "test_unseen.jsonl"
 
 # T5Config keys a scratch model may set from params; anything else is a typo.
 _MODEL_KEYS = {
@@ -78,6 +80,8 @@ class TrainGeneratorConfig:
     max_train_examples: int = 0
     max_eval_examples: int = 0
     n_samples_logged: int = 20
+    n_unseen_samples: int = 30  # open-vocabulary outputs written to metrics/generator_samples.md
+    samples_seed: int = 0
 
     def __post_init__(self) -> None:
         w = "train_generator"
@@ -122,6 +126,8 @@ class TrainGeneratorConfig:
             self.max_eval_examples, f"{w}.max_eval_examples", lo=0, integer=True, note="0 = all"
         )
         require_range(self.n_samples_logged, f"{w}.n_samples_logged", lo=0, hi=1000, integer=True)
+        require_range(self.n_unseen_samples, f"{w}.n_unseen_samples", lo=0, hi=1000, integer=True)
+        require_range(self.samples_seed, f"{w}.samples_seed", lo=0, integer=True)
 
 
 def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
@@ -141,18 +147,90 @@ def loss_csv(rows: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
+def read_unseen(path: Path, limit: int = 0) -> list[dict[str, Any]]:
+    """The open-vocabulary requests (``prepare_text``'s ``test_unseen.jsonl``)."""
+    from data.word_problems.corpus import read_jsonl as read_split
+
+    return read_split(
+        path, required=("id", "topic", "keywords", "prompt"), nonempty=("prompt",), limit=limit
+    )
+
+
 def compute_metrics(
     preds: list[str], test: list[dict[str, Any]], train_records: list[dict[str, Any]]
 ) -> dict[str, float]:
-    """Text metrics of greedy generations against the test references."""
+    """Text metrics of greedy generations against the test references (rendered outputs)."""
     from training.text_metrics import generation_metrics
 
     refs = [r["target"] for r in test]
     keywords = [list(r.get("keywords", [])) for r in test]
-    from serving.prompt import parse_target
-
-    train_problems = {str(r.get("problem") or parse_target(r["target"])[0]) for r in train_records}
+    train_problems = {str(r["problem"]) for r in train_records if r.get("problem")}
     return dict(generation_metrics(preds, refs, keywords, train_problems))
+
+
+def sample_rows(
+    preds: list[str], unseen: list[dict[str, Any]], *, n: int, seed: int
+) -> list[dict[str, Any]]:
+    """``n`` seeded random open-vocabulary requests with their rendered output and its checks."""
+    import random
+
+    from serving.realize import render_output
+    from training.text_metrics import judge_unseen
+
+    idx = sorted(random.Random(seed).sample(range(len(unseen)), min(n, len(unseen))))
+    rows = []
+    for i in idx:
+        rec = unseen[i]
+        rendered = render_output(preds[i], list(rec["keywords"]))
+        rows.append(
+            {
+                "id": rec["id"],
+                "request": {
+                    "topic": rec["topic"],
+                    "keywords": list(rec["keywords"]),
+                    "prompt_prefix": rec.get("prompt_prefix", ""),
+                },
+                "raw": preds[i],
+                "problem": rendered.problem_text,
+                "equation": rendered.equation_text,
+                **judge_unseen(rendered, str(rec["topic"]), list(rec["keywords"])),
+            }
+        )
+    return rows
+
+
+def samples_markdown(rows: list[dict[str, Any]], *, seed: int, n_requests: int) -> str:
+    """The samples as a page docs can link (every output printed as it is)."""
+    import json as _json
+
+    lines = [
+        "# Generator samples: open-vocabulary requests",
+        "",
+        f"{len(rows)} of the {n_requests} requests of `outputs/text/test_unseen.jsonl`, drawn with "
+        f"seed {seed} (`train_generator.samples_seed`); keywords never occur in any training "
+        "record. Greedy output of the trained model after `serving.realize.render_output`, the "
+        "post-processing serving uses. Written by the `train_generator` stage; do not edit.",
+        "",
+    ]
+
+    def mark(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    for k, row in enumerate(rows, start=1):
+        req = row["request"]
+        lines += [
+            f"## {k}. `{_json.dumps(req, ensure_ascii=False)}`",
+            "",
+            f"> {row['problem']}",
+            "",
+            f"- equation: `{row['equation']}`; consistent: {mark(row['consistent'])}; "
+            f"fits topic: {mark(row['fits_topic'])}",
+            f"- grammar defects: {', '.join(row['grammar_defects']) or 'none'}; "
+            f"missing keywords: {', '.join(row['missing_keywords']) or 'none'}",
+            f"- raw: `{row['raw']}`",
+            "",
+        ]
+    return "\n".join(lines)
 
 
 def run(
@@ -163,9 +241,16 @@ def run(
     model_dir: Path = MODEL_DIR,
     metrics_file: Path = METRICS_FILE,
     plots_dir: Path = PLOTS_DIR,
+    samples_file: Path = SAMPLES_FILE,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train, evaluate and write every declared output; returns the metrics dict."""
+    """Train, evaluate and write every declared output; returns the metrics dict.
+
+    Evaluation: greedy generations on the template test split (the historical metrics) and on
+    the open-vocabulary requests (``test_unseen.jsonl``), all rendered by the serving
+    post-processing; timings say where the stage's time went.
+    """
+    import time
     import mlflow
     import torch
     import transformers
@@ -183,6 +268,7 @@ def run(
     train_rec = read_jsonl(text_dir / "train.jsonl", cfg.max_train_examples)
     val_rec = read_jsonl(text_dir / "val.jsonl", cfg.max_eval_examples)
     test_rec = read_jsonl(text_dir / "test.jsonl", cfg.max_eval_examples)
+    unseen_rec = read_unseen(text_dir / UNSEEN_FILE, cfg.max_eval_examples)
     lens = {"max_source_len": cfg.max_source_len, "max_target_len": cfg.max_target_len}
     train_enc = g.encode_records(tokenizer, train_rec, **lens, where=str(text_dir / "train.jsonl"))
     val_enc = g.encode_records(tokenizer, val_rec, **lens, where=str(text_dir / "val.jsonl"))
@@ -219,15 +305,20 @@ def run(
             on_epoch=on_epoch,
         )
         test_loss = g.evaluate_loss(model, test_enc, batch_size=cfg.eval_batch_size, pad_id=pad_id)
-        preds = g.generate_texts(
-            model,
-            tokenizer,
-            [r["prompt"] for r in test_rec],
-            max_source_len=cfg.max_source_len,
-            max_new_tokens=cfg.max_new_tokens,
-            batch_size=cfg.eval_batch_size,
-        )
+        t0 = time.perf_counter()
+        gen = {
+            "max_source_len": cfg.max_source_len,
+            "max_new_tokens": cfg.max_new_tokens,
+            "batch_size": cfg.eval_batch_size,
+        }
+        preds = g.generate_texts(model, tokenizer, [r["prompt"] for r in test_rec], **gen)
+        t1 = time.perf_counter()
+        unseen_preds = g.generate_texts(model, tokenizer, [r["prompt"] for r in unseen_rec], **gen)
+        t2 = time.perf_counter()
+        from training.text_metrics import unseen_metrics
+
         metrics: dict[str, Any] = compute_metrics(preds, test_rec, train_rec)
+        metrics.update(unseen_metrics(unseen_preds, unseen_rec))
         metrics.update(
             {
                 "val_loss": hist.best_val_loss,
@@ -235,11 +326,26 @@ def run(
                 "best_epoch": hist.best_epoch,
                 "epochs_run": len(hist.val_loss),
                 "train_seconds": round(hist.seconds, 1),
+                "steps": len(hist.steps),
+                "steps_per_s": round(hist.steps_per_s, 2),
+                "train_examples_per_s": round(hist.steps_per_s * cfg.batch_size, 1),
+                **{f"time_s.{k}": round(v, 1) for k, v in hist.time_s.items()},
+                "time_s.generate_test": round(t1 - t0, 1),
+                "time_s.generate_unseen": round(t2 - t1, 1),
                 "n_params": n_params,
+                "n_train": len(train_rec),
                 "n_test": len(test_rec),
+                "n_unseen": len(unseen_rec),
             }
         )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        rows_unseen = sample_rows(
+            unseen_preds, unseen_rec, n=cfg.n_unseen_samples, seed=cfg.samples_seed
+        )
+        samples_md = samples_markdown(
+            rows_unseen, seed=cfg.samples_seed, n_requests=len(unseen_rec)
+        )
+        mlflow.log_text(samples_md, "generator_samples.md")
 
         rows = hist.curve_rows()
         curve = loss_csv(rows)
@@ -272,6 +378,7 @@ def run(
             )
             mlflow.log_artifacts(str(tmp), "checkpoint")
     atomic_write_text(plots_dir / "loss.csv", curve)
+    atomic_write_text(samples_file, samples_md)
     atomic_write_json(metrics_file, metrics)
     logger.info("generator metrics: %s", json.dumps(metrics, sort_keys=True))
     return metrics

@@ -1,8 +1,10 @@
 """Stage `train_weakness`: tuned, calibrated LightGBM weakness model, tracked in MLflow.
 
-Reads `outputs/features/{train,val,test}.parquet` + `feature_spec.json`; writes
+Reads `outputs/features/{train,val,test}.parquet` + `feature_spec.json` and, for the request
+views (`train_weakness.views.names`), `outputs/events/events.parquet`; writes
 `outputs/models/weakness/` (model.txt, calibration.json, feature_spec.json, thresholds.json,
-training_summary.json), `metrics/weakness.json` and `plots/weakness/*.csv`.
+training_summary.json), `metrics/weakness.json`, `plots/weakness/*.csv` and one calibration table
+per view in `plots/weakness/views/`.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import json
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipelines.common import (
     REPO_ROOT,
@@ -25,15 +27,21 @@ from pipelines.common import (
     setup_logging,
     setup_mlflow,
 )
-from training.weakness import WeaknessConfig, as_dict, load_split
+from training.weakness import Split, WeaknessConfig, as_dict, load_split
+
+if TYPE_CHECKING:
+    from training.weakness_tuning import ViewData
 
 logger = logging.getLogger(__name__)
 
 SECTION = "train_weakness"
 FEATURES_DIR = REPO_ROOT / "outputs" / "features"
+EVENTS_FILE = REPO_ROOT / "outputs" / "events" / "events.parquet"
 MODEL_DIR = REPO_ROOT / "outputs" / "models" / "weakness"
 METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
 PLOTS_DIR = REPO_ROOT / "plots" / "weakness"
+# test rows per summary view kept for the export's ONNX parity check (parity_rows.npz)
+PARITY_VIEW_ROWS = 5000
 # plot name -> file; each is declared under `plots:` in dvc.yaml with its x/y columns.
 PLOT_FILES = {
     "roc": "roc.csv",
@@ -94,6 +102,68 @@ def write_plots(plots: Mapping[str, list[dict[str, Any]]], plots_dir: Path) -> l
     return paths
 
 
+def build_view_data(
+    cfg: WeaknessConfig,
+    spec: Mapping[str, Any],
+    events_file: Path | None,
+    splits: tuple[Split, Split, Split],
+) -> ViewData | None:
+    """Every configured view of the splits (None: only the full view is configured).
+
+    Train rows each get one seeded view (augmentation), a seeded subset of val rows every view
+    (early stopping, per-view calibration), every test row every view (the per-view metrics).
+    """
+    import numpy as np
+    import pandas as pd
+
+    from training.weakness_tuning import ViewData, subsample_rows
+    from training.weakness_views import (
+        ViewBuilder,
+        ViewSettings,
+        all_views,
+        assign_views,
+        augmented_rows,
+    )
+
+    if len(cfg.views.names) == 1:
+        return None
+    if events_file is None or not Path(events_file).is_file():
+        raise FileNotFoundError(
+            f"{events_file}: events needed for train_weakness.views.names "
+            f"{list(cfg.views.names)} (run the data stage, or set names: [full])"
+        )
+    settings = ViewSettings(recent_k=cfg.views.recent_k, spacing_s=cfg.views.spacing_s)
+    builder = ViewBuilder(pd.read_parquet(events_file), spec, settings)
+    names = builder.available(cfg.views.names)
+    train, val, test = splits
+    which = assign_views(len(train.y), names, cfg.views.full_share, cfg.seed)
+    train_X = augmented_rows(builder, train.X, train.meta, names, which)
+    val_rows = subsample_rows(len(val.y), cfg.views.max_val_rows, cfg.seed)
+    val_keys = val.meta.iloc[val_rows].reset_index(drop=True)
+    return ViewData(
+        names=tuple(names),
+        train_X=train_X,
+        train_view=np.asarray(which),
+        val_rows=val_rows,
+        val=all_views(builder, val.X[val_rows], val_keys, names),
+        test=all_views(builder, test.X, test.meta, names),
+    )
+
+
+def write_view_plots(rows: list[dict[str, Any]], views_dir: Path) -> list[Path]:
+    """One reliability table per view: ``plots/weakness/views/calibration_<view>.csv``."""
+    import pandas as pd
+
+    paths = []
+    for view in dict.fromkeys(r["view"] for r in rows):
+        path = views_dir / f"calibration_{view}.csv"
+        table = [{k: v for k, v in r.items() if k != "view"} for r in rows if r["view"] == view]
+        with atomic_path(path) as tmp:
+            pd.DataFrame(table).to_csv(tmp, index=False)
+        paths.append(path)
+    return paths
+
+
 def run(
     *,
     cfg: WeaknessConfig,
@@ -102,6 +172,7 @@ def run(
     model_dir: Path,
     metrics_file: Path,
     plots_dir: Path,
+    events_file: Path | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate, log to MLflow and write the declared outputs; returns the metrics."""
     import mlflow
@@ -120,6 +191,7 @@ def run(
         len(test.y),
         len(names),
     )
+    views = build_view_data(cfg, spec, events_file, (train, val, test))
 
     setup_mlflow("weakness")
     commit = git_commit()
@@ -137,9 +209,13 @@ def run(
                 mlflow.log_params(params)
                 mlflow.log_metrics({"val_auc": auc, "best_iteration": best_it, "seconds": sec})
 
-        result = fit_weakness(train, val, test, names, cfg, on_trial=on_trial)
+        result = fit_weakness(train, val, test, names, cfg, on_trial=on_trial, views=views)
         metrics = result.metrics
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
+        for view, vm in (metrics.get("views") or {}).items():
+            mlflow.log_metrics(
+                {f"{view}.{k}": float(v) for k, v in vm.items() if isinstance(v, int | float)}
+            )
         mlflow.log_params({f"best.{k}": v for k, v in result.best_params.items()})
         if result.study is not None:
             mlflow.log_dict({"trials": trials_table(result.study)}, "optuna/trials.json")
@@ -163,12 +239,25 @@ def run(
             "best_iteration": metrics["best_iteration"],
             "config": as_dict(cfg),
             "n_trials": 0 if result.study is None else len(result.study.trials),
+            "views": {
+                "names": [] if views is None else list(views.names),
+                "recent_k": cfg.views.recent_k,
+                "spacing_s": cfg.views.spacing_s,
+            },
         }
         with atomic_path(model_dir) as tmp:
             tmp.mkdir()
             result.booster.save_model(
                 str(tmp / "model.txt"), num_iteration=result.booster.best_iteration
             )
+            if views is not None:
+                # rows of each summary view for the export's ONNX parity check
+                import numpy as np
+
+                np.savez_compressed(
+                    tmp / "parity_rows.npz",
+                    **{v: views.test[v][:PARITY_VIEW_ROWS] for v in views.names if v != "full"},
+                )
             for name, obj in (
                 ("calibration.json", result.calibration),
                 ("feature_spec.json", spec),
@@ -179,6 +268,8 @@ def run(
         atomic_write_json(metrics_file, metrics)
         for path in write_plots(result.plots, plots_dir):
             mlflow.log_artifact(str(path), "plots")
+        for path in write_view_plots(result.plots.get("views", []), plots_dir / "views"):
+            mlflow.log_artifact(str(path), "plots/views")
         mlflow.log_artifact(str(model_dir / "model.txt"), "model")
         mlflow.log_artifact(str(model_dir / "thresholds.json"), "model")
     logger.info(
@@ -204,6 +295,7 @@ def main() -> None:
         model_dir=MODEL_DIR,
         metrics_file=METRICS_FILE,
         plots_dir=PLOTS_DIR,
+        events_file=EVENTS_FILE,
     )
 
 

@@ -36,6 +36,7 @@ from serving.schemas import (
     WordProblemOutput,
 )
 from serving.settings import ServingSettings
+from serving.topics import artifact_topics, canonical_topic, synonyms_for, unknown_topic_message
 
 logger = logging.getLogger(__name__)
 
@@ -322,6 +323,12 @@ def create_app(
     async def models() -> ModelsOutput:
         """Name, version, variant and gates of what is loaded."""
         infos = [getattr(rt, n).info() for n in ("weakness", "generator") if getattr(rt, n)]
+        if rt.generator is not None:  # the generator's topics and synonyms (docs/serving.md)
+            topics = artifact_topics(getattr(rt.generator, "manifest", None))
+            for info in infos:
+                if info.get("name") == "generator":
+                    info.setdefault("topics", list(topics))
+                    info.setdefault("topic_synonyms", synonyms_for(topics))
         return ModelsOutput(models=[ModelInfo(**i) for i in infos])
 
     @app.post(f"{API}/predict-weakness", response_model=WeaknessPredictionOutput)
@@ -334,10 +341,15 @@ def create_app(
     async def word_problem(body: WordProblemInput) -> WordProblemOutput:
         """A generated word problem; equation and answer only when they check out."""
         model = _model("generator")
+        # The schema mapped synonyms to a canonical topic; this artifact may serve fewer.
+        topics = artifact_topics(getattr(model, "manifest", None))
+        topic = canonical_topic(body.topic, topics)
+        if topic is None:
+            raise RequestError("topic", unknown_topic_message(body.topic, topics))
         deadline = time.monotonic() + 0.8 * rt.settings.request_timeout_s
         res = await _limiter().run(
             model.generate,
-            topic=body.topic,
+            topic=topic,
             keywords=body.keywords,
             prompt_prefix=body.prompt_prefix,
             max_length=body.max_length,
@@ -354,9 +366,25 @@ def create_app(
             attempts=res.attempts,
             seed=res.seed,
             model_version=model.version,
+            **_completeness(res, body.max_length),
         )
 
     return app
+
+
+def _completeness(res: Any, max_length: int) -> dict[str, Any]:
+    """``complete``/``incomplete_reason``: a text without its final question is never passed
+    off as a whole problem (the generator's own verdict wins when it gives one)."""
+    complete = getattr(res, "complete", None)
+    if complete is None:
+        complete = res.generated_problem_text.rstrip().endswith("?")
+    if complete:
+        return {"complete": True, "incomplete_reason": None}
+    reason = getattr(res, "incomplete_reason", None) or (
+        f"the text stops before its question (no final '?'): cut at max_length={max_length} "
+        "tokens or never asked; raise max_length or retry"
+    )
+    return {"complete": False, "incomplete_reason": reason}
 
 
 class _NotLoaded(RuntimeError):

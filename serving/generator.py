@@ -1,10 +1,13 @@
-"""The word-problem generator at serving time: prompt -> ONNX loop -> parse -> consistency check.
+"""The word-problem generator at serving time: prompt -> ONNX loop -> render -> checks.
 
+Every decoded string goes through ``serving.realize.render_output`` (keyword slots rendered with
+the requested nouns, then number slots), the one post-processing that evaluation uses too.
 Sampling is seeded so a request with a seed is reproducible; when a sample fails the consistency
-check (equation missing, unparsable, or not answering the text with the text's own numbers) or
-leaves out a requested keyword, it is retried with a seed derived from the request's, up to
-``settings.generator_max_attempts`` times and never past the request's deadline. When no sample
-passes both, the consistent one with the fewest missing keywords is returned (and names them).
+check (equation missing, unparsable, or not answering the text with the text's own numbers),
+leaves out a requested keyword or has a grammar defect (``serving.grammar``), it is retried with
+a seed derived from the request's, up to ``settings.generator_max_attempts`` times and never past
+the request's deadline. When no sample passes every check, the consistent one with the fewest
+missing keywords, then the fewest grammar defects, is returned (and names what is wrong).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from typing import Any, Protocol
 from serving import limits
 from serving.consistency import check_consistency
 from serving.errors import ArtifactError, RequestError
+from serving.grammar import grammar_defects
 from serving.keywords import missing_keywords
-from serving.prompt import PromptError, format_prompt, parse_target
+from serving.prompt import PromptError, format_prompt
+from serving.realize import render_output
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
 
@@ -47,6 +52,11 @@ class GenerationResult:
     seed: int
     reason: str
     missing_keywords: tuple[str, ...] = ()
+    grammar_defects: tuple[str, ...] = ()
+
+    def rank(self) -> tuple[int, int]:
+        """Smaller is better among consistent samples: missing keywords, then defects."""
+        return len(self.missing_keywords), len(self.grammar_defects)
 
 
 def derive_seed(base: int, attempt: int) -> int:
@@ -85,11 +95,13 @@ class GeneratorModel(ArtifactIdentity):
         temperature: float | None = None,
         deadline: float | None = None,
     ) -> GenerationResult:
-        """Sample until a consistent problem with every keyword comes out, or attempts run out.
+        """Sample until a consistent, grammatical problem with every keyword comes out, or
+        attempts run out.
 
         ``deadline`` is a ``time.monotonic()`` value; the first attempt always runs. Without a
-        sample passing both checks, the consistent sample missing the fewest keywords is returned
-        (first such attempt), else the last sample (``consistent=False``, no equation).
+        sample passing every check, the consistent sample missing the fewest keywords (then with
+        the fewest grammar defects) is returned (first such attempt), else the last sample
+        (``consistent=False``, no equation).
         """
         try:
             prompt = format_prompt(topic, list(keywords), prompt_prefix)
@@ -98,7 +110,8 @@ class GeneratorModel(ArtifactIdentity):
             raise RequestError(field, str(exc)) from exc
         base = secrets.randbelow(limits.SEED_RANGE[1] + 1) if seed is None else int(seed)
         temp = self.settings.temperature if temperature is None else float(temperature)
-        text, reason = "", "not_run"
+        reason = "not_run"
+        problem = ""
         attempts = 0
         best: GenerationResult | None = None
         for attempt in range(self.settings.generator_max_attempts):
@@ -117,30 +130,35 @@ class GeneratorModel(ArtifactIdentity):
                 )
             except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
                 raise RequestError("body", f"cannot generate for this input: {exc}") from exc
-            problem, equation = parse_target(text)
+            rendered = render_output(text, list(keywords))
+            problem, equation = rendered.problem_text, rendered.equation_text
             result = check_consistency(problem, equation)
             reason = result.reason
-            if result.ok:
-                missing = tuple(missing_keywords(problem, keywords))
-                if best is None or len(missing) < len(best.missing_keywords):
-                    best = GenerationResult(
-                        generated_problem_text=problem,
-                        equation=equation,
-                        answer=result.value,
-                        consistent=True,
-                        attempts=attempts,
-                        seed=base,
-                        reason=reason if not missing else "missing_keywords",
-                        missing_keywords=missing,
-                    )
-                if not missing:
-                    break
-                logger.debug("attempt %d misses keywords %s: %r", attempts, missing, text)
-            else:
+            if not result.ok:
                 logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
+                continue
+            missing = tuple(missing_keywords(problem, keywords))
+            defects = tuple(grammar_defects(problem, list(keywords)))
+            candidate = GenerationResult(
+                generated_problem_text=problem,
+                equation=equation,
+                answer=result.value,
+                consistent=True,
+                attempts=attempts,
+                seed=base,
+                reason="missing_keywords" if missing else "grammar_defects" if defects else "ok",
+                missing_keywords=missing,
+                grammar_defects=defects,
+            )
+            if best is None or candidate.rank() < best.rank():
+                best = candidate
+            if not missing and not defects:
+                break
+            logger.debug(
+                "attempt %d misses keywords %s, defects %s: %r", attempts, missing, defects, text
+            )
         if best is not None:
             return dataclasses.replace(best, attempts=attempts)
-        problem, _ = parse_target(text)
         return GenerationResult(
             generated_problem_text=problem,
             equation=None,
@@ -150,6 +168,7 @@ class GeneratorModel(ArtifactIdentity):
             seed=base,
             reason=reason,
             missing_keywords=tuple(missing_keywords(problem, keywords)),
+            grammar_defects=tuple(grammar_defects(problem, list(keywords))) if problem else (),
         )
 
 

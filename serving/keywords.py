@@ -1,4 +1,4 @@
-"""Is a requested keyword in a generated problem? One matcher for metrics and serving (stdlib).
+"""Is a requested keyword in a generated problem? One matcher for metrics and serving.
 
 ``training.text_metrics`` scores keyword coverage with it and ``serving.generator`` uses it to
 retry samples that miss a keyword, so what the metric counts is what the API checks.
@@ -34,14 +34,26 @@ def _words(text: str) -> list[str]:
     return [singular(w) for w in _WORDS.findall(text.lower())]
 
 
+def _forms(keyword: str) -> list[str]:
+    """The keyword as typed plus inflect's singular and plural (``serving.realize.noun_forms``),
+    so irregular inflections count too ("mouse" finds "mice", "geese" finds "goose")."""
+    from serving.realize import RealizeError, noun_forms
+
+    try:
+        return [keyword, *noun_forms(keyword)]
+    except RealizeError:
+        return [keyword]
+
+
 def keyword_present(keyword: str, text: str) -> bool:
-    """Whole-word, case-insensitive, plural-tolerant match (``"box"`` finds ``"3 boxes"``)."""
-    kw = _words(keyword)
+    """Whole-word, case-insensitive match of any inflection (``"box"`` finds ``"3 boxes"``)."""
     words = _words(text)
-    if not kw:
-        return False
-    n = len(kw)
-    return any(words[i : i + n] == kw for i in range(len(words) - n + 1))
+    for form in dict.fromkeys(_forms(keyword)):
+        kw = _words(form)
+        n = len(kw)
+        if kw and any(words[i : i + n] == kw for i in range(len(words) - n + 1)):
+            return True
+    return False
 
 
 def missing_keywords(text: str, keywords: Sequence[str]) -> list[str]:

@@ -3,8 +3,14 @@
 Training (``prepare_text`` / ``train_generator``) and serving build prompts with these functions,
 so a served request is worded exactly like the training examples. Stdlib only (serving-reachable).
 
-Prompt: ``generate word problem about <topic> using keywords <k1>, <k2>: <prefix>``
-Target: ``<problem> ||| <equation with number slots>``
+Prompt: ``generate word problem about <topic> using keywords <k1> boxes, <k2> garden: <prefix>``
+Target: ``<problem with keyword slots> ||| <equation with number slots>``
+
+Keyword slots (issue 10, docs/design.md): the prompt names each requested keyword after its slot
+marker ``<ki>`` (i = 1-based request order), so the model learns to write the slot wherever the
+keyword goes and the realizer (``serving.realize``) renders the real word, any noun a teacher types,
+correctly inflected. The keyword text itself stays in the prompt, so a pretrained base can use its
+meaning and the scratch model its role (``perimeter``, ``discount`` select a sentence shape).
 
 Number slots: in the target, each equation number that the problem states is written as a slot
 ``n<i>``, the i-th number of the problem text (1-based, ``serving.arithmetic.numbers_in`` order),
@@ -27,6 +33,9 @@ from serving.arithmetic import NUMBER_LITERAL, numbers_in
 
 TARGET_SEP = "|||"
 PROMPT_TEMPLATE = "generate word problem about {topic} using keywords {keywords}: {prefix}"
+# Keyword slot markers: `<k1>`..`<k8>` (serving.realize.SLOT_TOKENS holds them with the plurals).
+MAX_KEYWORD_SLOTS = 8
+KEYWORD_MARKER = "<k{index}>"
 
 _SPACES = re.compile(r"\s+")
 SLOT_PREFIX = "n"
@@ -49,8 +58,9 @@ def _clean(text: str, what: str) -> str:
 def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") -> str:
     """Encoder input for (topic, keywords, prefix).
 
-    Keywords keep their order (the caller's choice); commas and colons inside a keyword or topic
-    are rejected because they would make the prompt ambiguous to the model.
+    Keywords keep their order (the caller's choice) and each follows its slot marker
+    (``<k1> boxes, <k2> garden``); commas and colons inside a keyword or topic, and angle brackets
+    inside a keyword, are rejected because they would make the prompt ambiguous to the model.
     """
     topic_c = _clean(topic, "topic")
     if not topic_c:
@@ -66,11 +76,16 @@ def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") 
             raise PromptError(f"keywords[{i}]: must not be empty")
         if any(c in kw_c for c in ",:"):
             raise PromptError(f"keywords[{i}]: {kw!r} must not contain ',' or ':'")
+        if any(c in kw_c for c in "<>"):
+            raise PromptError(f"keywords[{i}]: {kw!r} must not contain '<' or '>'")
         kws.append(kw_c)
     if not kws:
         raise PromptError("keywords: at least one keyword is required")
+    if len(kws) > MAX_KEYWORD_SLOTS:
+        raise PromptError(f"keywords: at most {MAX_KEYWORD_SLOTS} keywords, got {len(kws)}")
     prefix_c = _clean(prompt_prefix, "prompt_prefix")
-    text = PROMPT_TEMPLATE.format(topic=topic_c, keywords=", ".join(kws), prefix=prefix_c)
+    marked = ", ".join(f"{KEYWORD_MARKER.format(index=i)} {kw}" for i, kw in enumerate(kws, 1))
+    text = PROMPT_TEMPLATE.format(topic=topic_c, keywords=marked, prefix=prefix_c)
     return text.rstrip()
 
 
@@ -117,8 +132,14 @@ def render_slots(problem: str, equation: str) -> str:
     return _SLOT.sub(to_number, equation)
 
 
-def format_target(problem: str, equation: str) -> str:
-    """Decoder target: the problem text, the separator, then the equation in slot form."""
+def format_target(problem: str, equation: str, *, slotted_problem: str | None = None) -> str:
+    """Decoder target: the problem text, the separator, then the equation in slot form.
+
+    ``slotted_problem`` (the problem with keyword slots, from ``serving.realize.delexicalize``)
+    is the text written when given; the number slots are always counted on the lexical
+    ``problem``, because that is the text the realizer gives back before rendering them (a
+    keyword slot's digit, as in ``<k2s>``, is not a number of the problem).
+    """
     problem_c = _clean(problem, "problem")
     equation_c = _clean(equation, "equation")
     if not problem_c:
@@ -130,7 +151,10 @@ def format_target(problem: str, equation: str) -> str:
             f"equation: {equation_c!r} already holds a slot ({SLOT_PREFIX}<digits>); "
             "pass the equation with numbers"
         )
-    return f"{problem_c} {TARGET_SEP} {equation_to_slots(problem_c, equation_c)}"
+    shown = problem_c if slotted_problem is None else _clean(slotted_problem, "slotted_problem")
+    if not shown or TARGET_SEP in shown:
+        raise PromptError(f"slotted_problem: must be non-empty and free of {TARGET_SEP!r}")
+    return f"{shown} {TARGET_SEP} {equation_to_slots(problem_c, equation_c)}"
 
 
 def parse_target(text: str) -> tuple[str, str | None]:

@@ -21,7 +21,12 @@ from pydantic import (
 )
 
 from data.schema import ACTIVITIES
-from serving import limits
+from serving import ids, limits
+from serving.topics import SUPPORTED_TOPICS, canonical_topic, unknown_topic_message
+
+# Largest attempts_per_topic value accepted; the features count at most
+# features.summary.MAX_SUMMARY_COUNT of them (docs/serving.md).
+MAX_ATTEMPTS_COUNT = 1_000_000
 
 # Printable text without control characters; topic ids must not use the reserved prefix.
 _TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
@@ -35,15 +40,14 @@ def _not_reserved(topic: str) -> str:
     return topic
 
 
+# Id and time rules are serving.ids's, which the data stage applies to training events too.
 TopicId = Annotated[
     str,
-    StringConstraints(
-        min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
-    ),
+    StringConstraints(min_length=1, max_length=ids.MAX_LEN["topic_id"], pattern=ids.ID_PATTERN),
     AfterValidator(_not_reserved),
 ]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Timestamp = Annotated[int, Field(ge=limits.TIMESTAMP_RANGE[0], le=limits.TIMESTAMP_RANGE[1])]
+Timestamp = Annotated[int, Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX)]
 Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
 
 
@@ -75,9 +79,7 @@ class WeaknessPredictionInput(_Strict):
 
     user_id: Annotated[
         str,
-        StringConstraints(
-            min_length=1, max_length=limits.MAX_USER_ID_LEN, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$"
-        ),
+        StringConstraints(min_length=1, max_length=ids.MAX_LEN["user_id"], pattern=ids.ID_PATTERN),
     ]
     average_score_per_topic: Annotated[
         dict[TopicId, Score], Field(max_length=limits.MAX_TOPICS)
@@ -98,6 +100,16 @@ class WeaknessPredictionInput(_Strict):
         ],
         Field(max_length=limits.MAX_TOPICS),
     ] = Field(default_factory=dict)
+    attempts_per_topic: (
+        Annotated[
+            dict[TopicId, Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_COUNT)]],
+            Field(max_length=limits.MAX_TOPICS),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="number of graded attempts behind each average_score_per_topic entry",
+    )
     recent_attempts: (
         Annotated[
             dict[
@@ -135,6 +147,12 @@ class WeaknessPredictionInput(_Strict):
                 f"recent_attempts + recent_quiz_scores + average_score_per_topic make {n_events} "
                 f"events; allowed at most {limits.MAX_TOTAL_EVENTS}"
             )
+        orphans = sorted(set(self.attempts_per_topic or {}) - set(self.average_score_per_topic))
+        if orphans:
+            raise ValueError(
+                f"attempts_per_topic[{orphans[0]!r}]: no average_score_per_topic entry for this "
+                "topic; a count goes beside the average it was computed over"
+            )
         if self.now is not None and self.recent_attempts:
             for topic, attempts in self.recent_attempts.items():
                 for i, attempt in enumerate(attempts):
@@ -160,6 +178,11 @@ class TopicWeakness(BaseModel):
     topic_id: str
     weakness_probability: float
     suggested_action_level: str
+    topic_known: bool = Field(
+        default=True,
+        description="false when the model was not trained on this topic (nor an alias of it): "
+        "its probability then uses the all-topic peer prior instead of the topic's peer mean",
+    )
 
 
 class WeaknessPredictionOutput(BaseModel):
@@ -170,12 +193,31 @@ class WeaknessPredictionOutput(BaseModel):
     model_version: str
 
 
+def _canonical_topic(name: str) -> str:
+    # A synonym ("sums", "percent") becomes its canonical topic before prompting.
+    topic = canonical_topic(name)
+    if topic is None:
+        raise ValueError(unknown_topic_message(name, SUPPORTED_TOPICS))
+    return topic
+
+
+def _complete_length(n: int) -> int:
+    if n < limits.MIN_COMPLETE_LENGTH:
+        raise ValueError(
+            f"max_length={n} is too small to hold a complete problem (statement, question and "
+            f"equation); the minimum is {limits.MIN_COMPLETE_LENGTH}"
+        )
+    return n
+
+
 class WordProblemInput(_Strict):
     """A request for one word problem about ``topic`` using ``keywords``."""
 
     topic: Annotated[
         str,
         StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
+        AfterValidator(_canonical_topic),
+        Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
     ]
     keywords: Annotated[
         list[
@@ -192,7 +234,11 @@ class WordProblemInput(_Strict):
         str, StringConstraints(max_length=limits.MAX_PREFIX_LEN, pattern=_TEXT_PATTERN)
     ] = ""
     max_length: Annotated[
-        int, Field(ge=limits.MAX_LENGTH_RANGE[0], le=limits.MAX_LENGTH_RANGE[1])
+        int,
+        Field(
+            le=limits.MAX_LENGTH_RANGE[1], json_schema_extra={"minimum": limits.MAX_LENGTH_RANGE[0]}
+        ),
+        AfterValidator(_complete_length),
     ] = limits.DEFAULT_MAX_LENGTH
     seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
     temperature: (
@@ -222,6 +268,11 @@ class WordProblemOutput(BaseModel):
     attempts: int
     seed: int
     model_version: str
+    complete: bool = Field(
+        default=True,
+        description="false when the text does not end with its question (cut by max_length)",
+    )
+    incomplete_reason: str | None = None
 
 
 class ModelInfo(BaseModel):
@@ -232,6 +283,12 @@ class ModelInfo(BaseModel):
     variant: str | None = None
     path: str
     gates: dict[str, object] | list[object] | None = None
+    topics: list[str] | None = Field(
+        default=None, description="generator: the topics it serves (canonical names)"
+    )
+    topic_synonyms: dict[str, str] | None = Field(
+        default=None, description="generator: accepted synonym -> canonical topic"
+    )
 
 
 class ModelsOutput(BaseModel):

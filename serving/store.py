@@ -5,17 +5,19 @@ A reference is one of:
 - a directory holding ``manifest.json``;
 - a version (``3``), ``latest`` or an alias (``champion``) under the local store
   ``<root>/<model>/`` (``aliases.json`` maps alias -> version; see :mod:`serving.manifest`);
-- an MLflow registry URI ``models:/<name>@<alias>`` or ``models:/<name>/<version>``, resolved
-  through the registry's REST API (http(s) tracking URI, with urllib) or by reading the registry
-  tables of a ``sqlite:///`` store (stdlib sqlite3); the model version's ``ludora.artifact_dir``
-  tag names the directory.
+- an MLflow registry URI ``models:/<name>@<alias>`` or ``models:/<name>/<version>``. With an
+  http(s) tracking URI it is resolved through the tracking server's public REST API (urllib;
+  the model version's ``ludora.artifact_dir`` tag names the directory). Otherwise the alias is
+  read from the artifact store's own ``aliases.json``, which promotion writes beside every
+  registry alias change; MLflow's database is never opened (its tables are MLflow's private
+  schema, which changes between releases). Registry version numbers exist only in the registry,
+  so ``models:/<name>/<version>`` needs the REST API.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -50,9 +52,12 @@ def resolve_artifact(
     if not ref_s:
         raise ArtifactResolutionError(f"{model}: empty model reference")
     if ref_s.startswith("models:/"):
-        if not tracking_uri:
-            raise ArtifactResolutionError(f"{ref_s}: no MLflow tracking URI configured")
-        path = resolve_registry_uri(ref_s, tracking_uri=tracking_uri, timeout_s=http_timeout_s)
+        path = resolve_registry_uri(
+            ref_s,
+            tracking_uri=tracking_uri,
+            artifact_root=Path(artifact_root),
+            timeout_s=http_timeout_s,
+        )
         return _require_manifest(path, ref_s)
     as_path = Path(ref_s).expanduser()
     if as_path.is_dir():
@@ -108,20 +113,27 @@ def parse_registry_uri(uri: str) -> tuple[str, str | None, str | None]:
     )
 
 
-def resolve_registry_uri(uri: str, *, tracking_uri: str, timeout_s: float = 5.0) -> Path:
-    """Find the ``ludora.artifact_dir`` tag of the registry version ``uri`` points at."""
+def resolve_registry_uri(
+    uri: str, *, tracking_uri: str | None, artifact_root: Path, timeout_s: float = 5.0
+) -> Path:
+    """The artifact directory behind ``models:/...``: REST API for http(s), else aliases.json."""
     name, alias, version = parse_registry_uri(uri)
-    if tracking_uri.startswith(("http://", "https://")):
+    if tracking_uri and tracking_uri.startswith(("http://", "https://")):
         tags = _rest_version_tags(tracking_uri, name, alias, version, timeout_s)
-    elif tracking_uri.startswith("sqlite:///"):
-        tags = _sqlite_version_tags(Path(tracking_uri[len("sqlite:///") :]), name, alias, version)
-    else:
+        if ARTIFACT_DIR_TAG not in tags:
+            raise ArtifactResolutionError(f"{uri}: model version has no '{ARTIFACT_DIR_TAG}' tag")
+        return Path(tags[ARTIFACT_DIR_TAG])
+    models = {v: k for k, v in REGISTRY_NAMES.items()}
+    if name not in models:
         raise ArtifactResolutionError(
-            f"{uri}: tracking URI {tracking_uri!r} not supported (http(s):// or sqlite:/// only)"
+            f"{uri}: unknown registered model '{name}' (known: {sorted(models)})"
         )
-    if ARTIFACT_DIR_TAG not in tags:
-        raise ArtifactResolutionError(f"{uri}: model version has no '{ARTIFACT_DIR_TAG}' tag")
-    return Path(tags[ARTIFACT_DIR_TAG])
+    if alias is None:
+        raise ArtifactResolutionError(
+            f"{uri}: registry version numbers need an http(s) tracking URI (MLflow server); "
+            f"with a local store use the packaged version ('{version}') or an alias"
+        )
+    return resolve_local(artifact_root, models[name], alias)
 
 
 def _rest_version_tags(
@@ -149,33 +161,6 @@ def _rest_version_tags(
         for t in mv.get("tags", [])
         if isinstance(t, dict) and "key" in t
     }
-
-
-def _sqlite_version_tags(
-    db: Path, name: str, alias: str | None, version: str | None
-) -> dict[str, str]:
-    if not db.is_file():
-        raise ArtifactResolutionError(f"{db}: MLflow sqlite store not found")
-    # Read-only URI: resolving a model must never create or migrate the store.
-    con = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        if alias is not None:
-            row = con.execute(
-                "SELECT version FROM registered_model_aliases WHERE name = ? AND alias = ?",
-                (name, alias),
-            ).fetchone()
-            if row is None:
-                raise ArtifactResolutionError(f"{db}: registered model '{name}' has no '{alias}'")
-            version = str(row[0])
-        rows = con.execute(
-            "SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?",
-            (name, int(str(version))),
-        ).fetchall()
-    except sqlite3.Error as exc:
-        raise ArtifactResolutionError(f"{db}: cannot read the model registry ({exc})") from exc
-    finally:
-        con.close()
-    return {str(k): str(v) for k, v in rows}
 
 
 def _require_manifest(path: Path, what: str) -> Path:

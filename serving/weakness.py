@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from features.summary import UNASSIGNED_TOPIC, summary_events, view_of
 from serving.errors import ArtifactError, RequestError
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
 from serving.settings import ServingSettings
@@ -34,8 +35,7 @@ from serving.weakness_post import (
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "weakness"
-# Topic of the flat (topic-less) recent_quiz_scores: counted in the learner-level features only.
-UNASSIGNED_TOPIC = "__unassigned__"
+__all__ = ["UNASSIGNED_TOPIC", "WeaknessModel", "build_history", "load_weakness"]
 HISTORY_COLUMNS = (
     "topic_id",
     "timestamp",
@@ -58,6 +58,37 @@ class TopicPrediction:
     topic_id: str
     probability: float
     level: str
+    topic_known: bool = True
+
+
+def _summary_rows(
+    request: WeaknessPredictionInput, topics: Sequence[str]
+) -> tuple[list[int], list[float], list[int], list[float], list[int], list[float]]:
+    """Topic rows of `features.summary.summary_events` for ``topics`` (index into ``topics``)."""
+    quiz_by_topic = (
+        request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
+    )
+    counts = request.attempts_per_topic or {}
+    codes: list[int] = []
+    average: list[float] = []
+    count: list[int] = []
+    minutes: list[float] = []
+    offsets = [0]
+    recent: list[float] = []
+    nan = math.nan
+    for i, topic in enumerate(topics):
+        scores = quiz_by_topic.get(topic) or []
+        avg = request.average_score_per_topic.get(topic)
+        spent = request.time_spent_per_topic_minutes.get(topic)
+        if not scores and avg is None and spent is None:
+            continue
+        codes.append(i)
+        average.append(nan if avg is None else float(avg))
+        count.append(int(counts.get(topic, 0)))
+        minutes.append(nan if spent is None else float(spent))
+        recent.extend(scores)
+        offsets.append(len(recent))
+    return codes, average, count, minutes, offsets, recent
 
 
 def build_history(
@@ -65,13 +96,14 @@ def build_history(
 ) -> dict[str, list[Any]]:
     """The learner's events implied by a request (columns of the shared event schema).
 
-    Per topic the richest evidence wins: ``recent_attempts`` (real events) > ``recent_quiz_scores``
-    (quiz events spaced ``quiz_spacing_s`` apart, the last one ``quiz_spacing_s`` before ``now``)
-    > ``average_score_per_topic`` (one quiz event at ``now - quiz_spacing_s``).
-    ``time_spent_per_topic_minutes`` is shared equally by the topic's events that carry no
-    ``time_spent_s``; time spent and hints left unknown are NaN (the kernel's missing value).
-    A flat ``recent_quiz_scores`` list becomes quiz events of a reserved topic that is never
-    predicted, so it moves only the learner-level features.
+    Per topic the richest evidence wins: ``recent_attempts`` (real events) > the summary fields,
+    which become pseudo-events by `features.summary.summary_events`, the rule training and
+    evaluation apply to every example (recent quiz scores spaced ``quiz_spacing_s`` apart > the
+    average, repeated ``attempts_per_topic`` times). ``time_spent_per_topic_minutes`` is shared
+    equally by the topic's events that carry no ``time_spent_s``; time spent and hints left
+    unknown are NaN (the kernel's missing value). A flat ``recent_quiz_scores`` list becomes quiz
+    events of a reserved topic that is never predicted, so it moves only the learner-level
+    features. Attempt events come first (topics in order), then the summary events.
     """
     topic_col: list[str] = []
     ts_col: list[int] = []
@@ -81,19 +113,26 @@ def build_history(
     revisit_col: list[bool] = []
     activity_col: list[str] = []
     nan = math.nan
-    quiz_by_topic = (
-        request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
-    )
     attempts_by_topic = request.recent_attempts or {}
     # Attempts of consecutive topics are split into columns in one C-level map per field over
     # the whole run, not a comprehension per topic and field: this runs on every request. The
     # maps read each model's __dict__ (where pydantic keeps the validated field values): item
     # lookups there cost ~30% less than attribute lookups on the models.
     pending: list[Any] = []
-
-    def flush() -> None:
-        if not pending:
-            return
+    minutes_spans: list[tuple[float, int, int]] = []  # minutes, first row, end row of a topic
+    summary_topics: list[str] = []
+    for topic in request.topics():
+        attempts = attempts_by_topic.get(topic)
+        if not attempts:
+            summary_topics.append(topic)
+            continue
+        first = len(topic_col)
+        topic_col.extend([topic] * len(attempts))
+        pending.extend(attempts)
+        minutes = request.time_spent_per_topic_minutes.get(topic)
+        if minutes is not None:
+            minutes_spans.append((float(minutes), first, len(topic_col)))
+    if pending:
         fields = [a.__dict__ for a in pending]
         ts_col.extend(map(_TIMESTAMP, fields))
         score_col.extend(map(_SCORE, fields))
@@ -102,42 +141,35 @@ def build_history(
         hints_col.extend([nan if h is None else h for h in hints] if None in hints else hints)
         revisit_col.extend(map(_REVISIT, fields))
         activity_col.extend(map(_ACTIVITY, fields))
-        pending.clear()
-
-    def add_quizzes(topic: str, scores: list[float]) -> None:
-        # Timestamp-less scores, oldest first: one spacing apart, the last one before now.
-        flush()
-        n = len(scores)
-        topic_col.extend([topic] * n)
-        ts_col.extend([now - (n - i) * quiz_spacing_s for i in range(n)])
-        score_col.extend(scores)
-        spent_col.extend([None] * n)
-        hints_col.extend([nan] * n)
-        revisit_col.extend([False] * n)
-        activity_col.extend(["quiz"] * n)
-
-    minutes_spans: list[tuple[float, int, int]] = []  # minutes, first row, end row of a topic
-    for topic in request.topics():
-        first = len(topic_col)
-        attempts = attempts_by_topic.get(topic)
-        if attempts:
-            topic_col.extend([topic] * len(attempts))
-            pending.extend(attempts)
-        elif quiz_by_topic.get(topic):
-            add_quizzes(topic, list(quiz_by_topic[topic]))
-        elif topic in request.average_score_per_topic:
-            # One summary event: the topic's average as a single quiz one spacing before now.
-            add_quizzes(topic, [request.average_score_per_topic[topic]])
-        minutes = request.time_spent_per_topic_minutes.get(topic)
-        if minutes is not None:
-            minutes_spans.append((float(minutes), first, len(topic_col)))
-    flush()
     for minutes, first, end in minutes_spans:
         missing = [i for i in range(first, end) if spent_col[i] is None]
         for i in missing:
             spent_col[i] = minutes * 60.0 / len(missing)
-    if isinstance(request.recent_quiz_scores, list):
-        add_quizzes(UNASSIGNED_TOPIC, list(request.recent_quiz_scores))
+    flat = list(request.recent_quiz_scores) if isinstance(request.recent_quiz_scores, list) else []
+    codes, average, count, minutes_list, offsets, recent = _summary_rows(request, summary_topics)
+    if codes or flat:
+        ev = summary_events(
+            now=np.array([now], dtype=np.int64),
+            spacing_s=quiz_spacing_s,
+            topic_request=np.zeros(len(codes), dtype=np.int64),
+            topic_code=np.array(codes, dtype=np.int64),
+            average=np.array(average, dtype=np.float64),
+            count=np.array(count, dtype=np.int64),
+            minutes=np.array(minutes_list, dtype=np.float64),
+            recent_offsets=np.array(offsets, dtype=np.int64),
+            recent_scores=np.array(recent, dtype=np.float64),
+            flat_offsets=np.array([0, len(flat)], dtype=np.int64),
+            flat_scores=np.array(flat, dtype=np.float64),
+        )
+        names = [*summary_topics, UNASSIGNED_TOPIC]  # code -1 picks the last
+        n = ev.timestamp.shape[0]
+        topic_col.extend([names[c] for c in ev.topic.tolist()])
+        ts_col.extend(ev.timestamp.tolist())
+        score_col.extend(ev.score.tolist())
+        spent_col.extend(ev.time_spent_s.tolist())
+        hints_col.extend([nan] * n)
+        revisit_col.extend([False] * n)
+        activity_col.extend(["quiz"] * n)
     return {
         "topic_id": topic_col,
         "timestamp": ts_col,
@@ -150,6 +182,31 @@ def build_history(
         "is_revisit": revisit_col,
         "activity": activity_col,
     }
+
+
+def request_views(request: WeaknessPredictionInput, topics: Sequence[str]) -> list[str]:
+    """The view (`features.summary.VIEWS`) of each topic's evidence: picks its calibration."""
+    quiz_by_topic = (
+        request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
+    )
+    attempts_by_topic = request.recent_attempts or {}
+    counts = request.attempts_per_topic or {}
+    has_flat = isinstance(request.recent_quiz_scores, list) and bool(request.recent_quiz_scores)
+    views = []
+    for topic in topics:
+        attempts = attempts_by_topic.get(topic) or []
+        views.append(
+            view_of(
+                has_attempts=bool(attempts),
+                attempts_timed=any(a.time_spent_s is not None for a in attempts),
+                has_recent=bool(quiz_by_topic.get(topic)),
+                has_average=topic in request.average_score_per_topic,
+                has_count=topic in counts,
+                has_minutes=topic in request.time_spent_per_topic_minutes,
+                has_flat=has_flat,
+            )
+        )
+    return views
 
 
 class WeaknessModel(ArtifactIdentity):
@@ -186,17 +243,44 @@ class WeaknessModel(ArtifactIdentity):
             raise ArtifactError(f"{artifact_dir}: ONNX outputs {names} lack {wanted!r}")
         self.output_name = wanted
         self.probability_column = int(self.manifest.get("probability_column", 1))
+        # Training topics (the peer table's) and the Ludora-id -> training-topic aliases: an
+        # aliased topic reads its training topic's peer statistics; its id in the answer stays.
+        peer_topics = self.spec["peer"]["topics"]
+        self.topics = frozenset(self.manifest.get("topics") or peer_topics)
+        aliases = self.manifest.get("topic_aliases") or {}
+        if not isinstance(aliases, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+        ):
+            raise ArtifactError(f"{artifact_dir}: manifest topic_aliases must map str -> str")
+        self.topic_aliases = dict(aliases)
+        if aliases:
+            extended = dict(peer_topics)
+            for src, dst in aliases.items():
+                if dst in peer_topics:
+                    extended[src] = peer_topics[dst]
+            self.spec = {**self.spec, "peer": {**self.spec["peer"], "topics": extended}}
 
-    def predict_features(self, rows: np.ndarray) -> np.ndarray:
-        """Calibrated failure probabilities (float64) of feature rows in spec order."""
+    def topic_known(self, topic: str) -> bool:
+        """The model was trained on this topic (directly or through ``topic_aliases``)."""
+        return self.topic_aliases.get(topic, topic) in self.topics
+
+    def predict_features(self, rows: np.ndarray, views: Sequence[str] | None = None) -> np.ndarray:
+        """Calibrated failure probabilities (float64) of feature rows in spec order.
+
+        ``views``: the request view of each row (its calibration); None: the full-history one.
+        """
         x = np.ascontiguousarray(rows, dtype=np.float32)
         (out,) = self.session.run([self.output_name], {self.input_name: x})
         out = np.asarray(out)
         p_raw = out[:, self.probability_column] if out.ndim == 2 else out.reshape(-1)
-        return np.asarray(apply_calibration(p_raw.astype(np.float64), self.calibration))
+        return np.asarray(apply_calibration(p_raw.astype(np.float64), self.calibration, views))
 
     def predict_history(
-        self, history: Mapping[str, Sequence[Any]], topics: Sequence[str], now: int
+        self,
+        history: Mapping[str, Sequence[Any]],
+        topics: Sequence[str],
+        now: int,
+        views: Sequence[str] | None = None,
     ) -> list[TopicPrediction]:
         """Probability and action level per topic, from an event history, most at risk first."""
         from features.online import request_features
@@ -205,10 +289,11 @@ class WeaknessModel(ArtifactIdentity):
             rows = request_features(self.spec, history, list(topics), int(now))
         except ValueError as exc:  # the shared feature code names the offending history field
             raise RequestError("body", str(exc)) from exc
-        p = np.clip(self.predict_features(rows), 0.0, 1.0)
+        p = np.clip(self.predict_features(rows, views), 0.0, 1.0)
         levels = action_levels(p, self.thresholds, self.labels)
         preds = [
-            TopicPrediction(t, float(pi), lvl) for t, pi, lvl in zip(topics, p, levels, strict=True)
+            TopicPrediction(t, float(pi), lvl, self.topic_known(t))
+            for t, pi, lvl in zip(topics, p, levels, strict=True)
         ]
         return sorted(preds, key=lambda r: (-r.probability, r.topic_id))
 
@@ -228,7 +313,8 @@ class WeaknessModel(ArtifactIdentity):
                             f"{a.timestamp} is after now={t_now}",
                             loc=("recent_attempts", topic, i, "timestamp"),
                         )
-        preds = self.predict_history(history, request.topics(), t_now)
+        topics = request.topics()
+        preds = self.predict_history(history, topics, t_now, request_views(request, topics))
         return WeaknessPredictionOutput(
             user_id=request.user_id,
             predicted_weaknesses=[
@@ -236,6 +322,7 @@ class WeaknessModel(ArtifactIdentity):
                     topic_id=p.topic_id,
                     weakness_probability=p.probability,
                     suggested_action_level=p.level,
+                    topic_known=p.topic_known,
                 )
                 for p in preds
             ],

@@ -9,6 +9,12 @@ The calibration is a JSON-able dict stored next to the model (``calibration.json
   uses with ``out_of_bounds="clip"``);
 - ``{"method": "platt", "a": a, "b": b}``: ``sigmoid(a * logit(p) + b)``;
 - ``{"method": "identity"}``: no calibration.
+
+Any of them may carry ``"views": {view: <calibration dict without views>}``: one map per request
+view (`features.summary.VIEWS`: full history, recent scores, averages with counts, ...), fitted on
+that view's validation rows. A row of a listed view uses its map; other rows the top-level one.
+The pipeline writes Platt maps throughout: ``{"method": "platt", "a", "b", "views": {"averages":
+{"method": "platt", "a", "b"}, ...}}``, so a backend export needs one (a, b) pair per view.
 """
 
 from __future__ import annotations
@@ -32,44 +38,81 @@ class ThresholdError(ValueError):
     """Action thresholds or labels are invalid."""
 
 
-def validate_calibration(calibration: Mapping[str, Any]) -> None:
+def validate_calibration(calibration: Mapping[str, Any], where: str = "calibration") -> None:
     """Raise CalibrationError naming the field when ``calibration`` cannot be applied."""
     if not isinstance(calibration, Mapping):
-        raise CalibrationError(f"calibration: expected a mapping, got {type(calibration).__name__}")
+        raise CalibrationError(f"{where}: expected a mapping, got {type(calibration).__name__}")
+    views = calibration.get("views")
+    if views is not None:
+        if where != "calibration" or not isinstance(views, Mapping):
+            raise CalibrationError(f"{where}.views: expected a mapping of view -> calibration")
+        for name, sub in views.items():
+            if not isinstance(name, str) or not name:
+                raise CalibrationError(f"{where}.views: view names must be non-empty strings")
+            validate_calibration(sub, f"{where}.views[{name!r}]")
+    _validate_one(calibration, where)
+
+
+def _validate_one(calibration: Mapping[str, Any], where: str) -> None:
+    """Check one map's method and parameters."""
     method = calibration.get("method")
     if method not in CALIBRATION_METHODS:
-        raise CalibrationError(
-            f"calibration.method: {method!r} not one of {list(CALIBRATION_METHODS)}"
-        )
+        raise CalibrationError(f"{where}.method: {method!r} not one of {list(CALIBRATION_METHODS)}")
     if method == "isotonic":
         for key in ("x", "y"):
             if key not in calibration:
-                raise CalibrationError(f"calibration.{key}: missing for method 'isotonic'")
+                raise CalibrationError(f"{where}.{key}: missing for method 'isotonic'")
         x = np.asarray(calibration["x"], dtype=np.float64)
         y = np.asarray(calibration["y"], dtype=np.float64)
         if x.ndim != 1 or x.shape != y.shape or x.size < 1:
             raise CalibrationError(
-                f"calibration.x/y: need two 1-D lists of the same non-zero length, "
+                f"{where}.x/y: need two 1-D lists of the same non-zero length, "
                 f"got {x.shape} and {y.shape}"
             )
         if not (np.all(np.isfinite(x)) and np.all(np.isfinite(y))):
-            raise CalibrationError("calibration.x/y: values must be finite")
+            raise CalibrationError(f"{where}.x/y: values must be finite")
         if np.any(np.diff(x) < 0):
-            raise CalibrationError("calibration.x: breakpoints must be non-decreasing")
+            raise CalibrationError(f"{where}.x: breakpoints must be non-decreasing")
         if np.any(np.diff(y) < 0) or y.min() < 0 or y.max() > 1:
-            raise CalibrationError("calibration.y: must be non-decreasing and in [0, 1]")
+            raise CalibrationError(f"{where}.y: must be non-decreasing and in [0, 1]")
     elif method == "platt":
         for key in ("a", "b"):
             value = calibration.get(key)
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise CalibrationError(f"calibration.{key}: expected a number, got {value!r}")
+                raise CalibrationError(f"{where}.{key}: expected a number, got {value!r}")
             if not np.isfinite(value):
-                raise CalibrationError(f"calibration.{key}: must be finite, got {value!r}")
+                raise CalibrationError(f"{where}.{key}: must be finite, got {value!r}")
 
 
-def apply_calibration(p_raw: Any, calibration: Mapping[str, Any]) -> np.ndarray:
-    """Map raw model probabilities to calibrated ones (float64 array of the same shape)."""
+def apply_calibration(
+    p_raw: Any, calibration: Mapping[str, Any], views: str | Sequence[str] | None = None
+) -> np.ndarray:
+    """Map raw model probabilities to calibrated ones (float64 array of the same shape).
+
+    ``views``: one view for all rows or one per row; each row uses its view's map when the
+    calibration has one, else the top-level map (also when ``views`` is None).
+    """
     validate_calibration(calibration)
+    per_view = calibration.get("views") or {}
+    if views is None or not per_view:
+        return _apply_one(p_raw, calibration)
+    p = np.asarray(p_raw, dtype=np.float64)
+    if isinstance(views, str):
+        return _apply_one(p, per_view.get(views, calibration))
+    names = np.asarray(list(views), dtype=object)
+    if names.shape != p.reshape(-1).shape:
+        raise ValueError(f"views: {names.size} given for {p.size} probabilities")
+    flat = p.reshape(-1)
+    out = _apply_one(flat, calibration)
+    for name, sub in per_view.items():
+        rows = names == name
+        if rows.any():
+            out[rows] = _apply_one(flat[rows], sub)
+    return out.reshape(p.shape)
+
+
+def _apply_one(p_raw: Any, calibration: Mapping[str, Any]) -> np.ndarray:
+    """One calibration map (the top-level fields of ``calibration``)."""
     p = np.asarray(p_raw, dtype=np.float64)
     method = calibration["method"]
     if method == "identity":

@@ -43,6 +43,22 @@ class TrainHistory:
     best_epoch: int = -1
     best_val_loss: float = math.inf
     seconds: float = 0.0
+    # Where the loop's time goes (seconds): batching, forward, backward, optimizer, validation.
+    time_s: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("collate", "forward", "backward", "optimizer", "validation"), 0.0
+        )
+    )
+
+    @property
+    def step_seconds(self) -> float:
+        """Seconds spent in optimizer steps (everything but validation)."""
+        return sum(v for k, v in self.time_s.items() if k != "validation")
+
+    @property
+    def steps_per_s(self) -> float:
+        """Optimizer steps per second of step time (the budget's unit, docs/design.md)."""
+        return len(self.steps) / self.step_seconds if self.step_seconds > 0 else 0.0
 
     def curve_rows(self, every: int = 1) -> list[dict[str, float | int | None]]:
         """Rows (step, train_loss, val_loss) for the DVC plot; val_loss only at epoch ends."""
@@ -253,15 +269,24 @@ def train(
         running, n_batches = 0.0, 0
         bar = tqdm(_batches(len(order), batch_size, order), desc=f"epoch {epoch + 1}/{epochs}")
         for idx in bar:
+            t_start = time.perf_counter()
             batch = collate(
                 [train_data.sources[i] for i in idx], [train_data.targets[i] for i in idx], pad_id
             )
+            t_collate = time.perf_counter()
             loss = model(**batch).loss
+            t_forward = time.perf_counter()
             optim.zero_grad(set_to_none=True)
             loss.backward()
+            t_backward = time.perf_counter()
             torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
             optim.step()
             sched.step()
+            t_end = time.perf_counter()
+            hist.time_s["collate"] += t_collate - t_start
+            hist.time_s["forward"] += t_forward - t_collate
+            hist.time_s["backward"] += t_backward - t_forward
+            hist.time_s["optimizer"] += t_end - t_backward
             step += 1
             value = loss.item()
             if not math.isfinite(value):
@@ -271,7 +296,9 @@ def train(
             running += value
             n_batches += 1
             bar.set_postfix(loss=f"{value:.3f}")
+        t_val = time.perf_counter()
         val = evaluate_loss(model, val_data, batch_size=batch_size * 2, pad_id=pad_id)
+        hist.time_s["validation"] += time.perf_counter() - t_val
         hist.val_steps.append(step)
         hist.val_loss.append(val)
         hist.epoch_train_loss.append(running / max(1, n_batches))

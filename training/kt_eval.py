@@ -380,6 +380,7 @@ def eval_kt(
     """Train on the train learners, score every answer of the test learners; returns the metrics."""
     from sklearn.metrics import log_loss, roc_auc_score
 
+    from features.build import spec_from_config
     from features.peer import compute_peer_table
 
     settings = settings or KTSettings(seed=cfg.seed)
@@ -399,6 +400,7 @@ def eval_kt(
     peer = compute_peer_table(ev_tr, prior_weight=feat_cfg.peer_prior_weight)
     ex_tr = _examples(ev_tr, feat_cfg, peer)
     ex_te = _examples(ev_te, feat_cfg, peer)
+    shared = (ex_tr.copy(), ex_te.copy())  # the shared features alone, for the summary views
     ex_tr, ex_te = add_peer_and_item_features(
         ex_tr,
         ex_te,
@@ -455,4 +457,73 @@ def eval_kt(
     logger.info(
         "eval-kt: auc %.4f logloss %.4f in %.1fs", result["auc"], result["logloss"], seconds
     )
+    if cfg.views.names != ("full",):
+        t1 = time.perf_counter()
+        result["views"] = summary_views(
+            ev_tr, ev_te, shared, spec_from_config(feat_cfg, peer), cfg, es_users, settings.seed
+        )
+        result["seconds_views"] = round(time.perf_counter() - t1, 2)
     return result
+
+
+def summary_views(
+    ev_tr: pd.DataFrame,
+    ev_te: pd.DataFrame,
+    examples: tuple[pd.DataFrame, pd.DataFrame],
+    spec: dict[str, Any],
+    cfg: WeaknessConfig,
+    es_users: set[str],
+    seed: int,
+) -> dict[str, Any]:
+    """The request views on the KT split: what the weakness model gets from summaries.
+
+    A second booster on the shared features only (summaries cannot carry the KT sequence
+    features), trained on view-augmented train rows exactly as `train_weakness` does (peer
+    topic means in-sample), calibrated per view on the early-stopping learners and scored per
+    view on every test answer: AUC, log loss, ECE.
+    """
+    from training.weakness_metrics import binary_metrics
+    from training.weakness_views import (
+        ViewBuilder,
+        ViewSettings,
+        all_views,
+        assign_views,
+        augmented_rows,
+    )
+
+    ex_tr, ex_te = examples
+    names = list(spec["names"])
+    vs = ViewSettings(recent_k=cfg.views.recent_k, spacing_s=cfg.views.spacing_s)
+    b_tr = ViewBuilder(ev_tr, spec, vs)
+    b_te = ViewBuilder(ev_te, spec, vs)
+    views = b_tr.available(cfg.views.names)
+    X_tr = ex_tr[names].to_numpy(dtype=np.float32)
+    y_tr = ex_tr["label"].to_numpy(dtype=np.int8)
+    which = assign_views(len(y_tr), views, cfg.views.full_share, seed)
+    X_aug = augmented_rows(b_tr, X_tr, ex_tr, views, which)
+    is_es = ex_tr["user_id"].astype(str).isin(es_users).to_numpy()
+    es_keys = ex_tr[is_es].reset_index(drop=True)
+    X_es = all_views(b_tr, X_tr[is_es], es_keys, views)
+    booster = train_booster(
+        (X_aug[~is_es], y_tr[~is_es]),
+        (np.concatenate([X_es[v] for v in views]), np.tile(y_tr[is_es], len(views))),
+        params=cfg.base,
+        feature_names=names,
+        imbalance=cfg.imbalance,
+        seed=cfg.seed,
+        num_threads=cfg.num_threads,
+        num_boost_round=cfg.num_boost_round,
+        early_stopping_rounds=cfg.early_stopping_rounds,
+        monotone=cfg.monotone,
+        monotone_method=cfg.monotone_method,
+    )
+    y_te = ex_te["label"].to_numpy(dtype=np.int8)
+    X_te = all_views(b_te, ex_te[names].to_numpy(dtype=np.float32), ex_te, views)
+    out: dict[str, Any] = {}
+    for v in views:
+        cal = fit_calibration(predict_raw(booster, X_es[v]), y_tr[is_es], cfg.calibration)
+        p = apply_calibration(predict_raw(booster, X_te[v]), cal)
+        m = binary_metrics(y_te, p, n_bins=cfg.ece_bins)
+        out[v] = {k: m[k] for k in ("auc", "logloss", "ece", "brier")}
+        logger.info("eval-kt view %s: auc %.4f ece %.4f", v, m["auc"], m["ece"])
+    return out

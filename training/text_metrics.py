@@ -1,20 +1,26 @@
 """Quality metrics of generated word problems (used by train_generator, export and quantize gates).
 
-Every metric works on ``serving.prompt.parse_target`` of each text: ROUGE-L, BLEU, keywords,
-well-formedness, diversity and copying look at the problem part; consistency checks the problem
-against its equation. All values are in [0, 1].
+Every metric looks at what a user gets: each raw decoded text goes through
+``serving.realize.render_output`` (keyword slots rendered, then number slots), the one
+post-processing serving uses. ROUGE-L, BLEU, keywords, well-formedness, diversity and copying
+look at the rendered problem; consistency checks it against its rendered equation. The
+open-vocabulary metrics (:func:`unseen_metrics`) add grammar defects (``serving.grammar``) and
+topic fidelity (``serving.topics``). All values are in [0, 1].
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present
-from serving.prompt import parse_target
+from serving.realize import RenderedProblem, render_output
 
 _DIGIT = re.compile(r"\d")
+UNSEEN_PREFIX = "unseen"
 
 
 def keyword_coverage(problem: str, keywords: Sequence[str]) -> float:
@@ -46,6 +52,11 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
+def render_all(preds: Sequence[str], keywords: Sequence[Sequence[str]]) -> list[RenderedProblem]:
+    """``render_output`` of every raw decoded text with its request's keywords."""
+    return [render_output(p, list(k)) for p, k in zip(preds, keywords, strict=True)]
+
+
 def generation_metrics(
     preds: list[str],
     refs: list[str],
@@ -54,8 +65,9 @@ def generation_metrics(
 ) -> dict[str, float]:
     """rouge_l, bleu, keyword_coverage, well_formed_rate, answer_consistency, distinct_2, copy_rate.
 
-    ``preds``/``refs`` are targets (``problem ||| equation``); ``keywords[i]`` are those requested
-    for ``preds[i]``; ``train_problems`` holds the training problems' texts (for copy_rate).
+    ``preds``/``refs`` are raw targets (``problem ||| equation`` with keyword and number slots),
+    both rendered with ``keywords[i]``, the keywords requested for ``preds[i]``;
+    ``train_problems`` holds the training problems' texts (for copy_rate).
     """
     import sacrebleu
     from rouge_score import rouge_scorer
@@ -67,9 +79,9 @@ def generation_metrics(
             f"generation_metrics: lengths differ (preds {len(preds)}, refs {len(refs)}, "
             f"keywords {len(keywords)})"
         )
-    pred_parsed = [parse_target(p) for p in preds]
-    pred_problems = [p for p, _ in pred_parsed]
-    ref_problems = [parse_target(r)[0] for r in refs]
+    rendered = render_all(preds, keywords)
+    pred_problems = [r.problem_text for r in rendered]
+    ref_problems = [r.problem_text for r in render_all(refs, keywords)]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     rouge = [
         scorer.score(r, p)["rougeL"].fmeasure
@@ -86,7 +98,94 @@ def generation_metrics(
         )
         / n,
         "well_formed_rate": sum(well_formed(p) for p in pred_problems) / n,
-        "answer_consistency": sum(check_consistency(p, e).ok for p, e in pred_parsed) / n,
+        "answer_consistency": sum(
+            check_consistency(r.problem_text, r.equation_text).ok for r in rendered
+        )
+        / n,
         "distinct_2": distinct_n(pred_problems, 2),
         "copy_rate": sum(_norm(p) in train_norm for p in pred_problems) / n,
     }
+
+
+def judge_unseen(rendered: RenderedProblem, topic: str, keywords: Sequence[str]) -> dict[str, Any]:
+    """Everything the open-vocabulary metrics ask of one rendered output (also for samples)."""
+    from serving.grammar import grammar_defects
+    from serving.topics import equation_fits_topic
+
+    problem, equation = rendered.problem_text, rendered.equation_text
+    consistency = check_consistency(problem, equation)
+    return {
+        "missing_keywords": [k for k in keywords if not keyword_present(k, problem)],
+        "keyword_coverage": keyword_coverage(problem, keywords),
+        "grammar_defects": list(grammar_defects(problem, list(keywords))),
+        "fits_topic": bool(equation is not None and equation_fits_topic(topic, equation)),
+        "consistent": consistency.ok,
+        "consistency_reason": consistency.reason,
+        "well_formed": well_formed(problem),
+    }
+
+
+def unseen_metrics(preds: Sequence[str], records: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """Metrics on the open-vocabulary requests (``records`` of ``test_unseen.jsonl``).
+
+    ``keyword_coverage_unseen`` (whole word, any inflection: ``serving.keywords``),
+    ``grammar_defect_rate`` (share of outputs with at least one ``serving.grammar`` defect, plus
+    one ``grammar_<class>_rate`` per defect class; ``grammar_clean_rate`` is its complement),
+    ``topic_fidelity`` (the rendered equation
+    uses the topic's operations), ``answer_consistency_unseen`` and ``well_formed_unseen``.
+    """
+    if not preds:
+        raise ValueError("unseen_metrics: no predictions")
+    if len(preds) != len(records):
+        raise ValueError(
+            f"unseen_metrics: lengths differ (preds {len(preds)}, records {len(records)})"
+        )
+    judged = [
+        judge_unseen(render_output(p, list(r["keywords"])), str(r["topic"]), list(r["keywords"]))
+        for p, r in zip(preds, records, strict=True)
+    ]
+    n = len(judged)
+    classes: Counter[str] = Counter()
+    for j in judged:
+        classes.update(set(j["grammar_defects"]))
+    out = {
+        "keyword_coverage_unseen": sum(j["keyword_coverage"] for j in judged) / n,
+        "grammar_defect_rate": sum(bool(j["grammar_defects"]) for j in judged) / n,
+        # the same, higher-is-better, for max-drop gates (which all read "a drop is worse")
+        "grammar_clean_rate": sum(not j["grammar_defects"] for j in judged) / n,
+        "topic_fidelity": sum(j["fits_topic"] for j in judged) / n,
+        "answer_consistency_unseen": sum(j["consistent"] for j in judged) / n,
+        "well_formed_unseen": sum(j["well_formed"] for j in judged) / n,
+    }
+    for name in ("doubled_word", "article", "number_agreement", "question", "unknown_token"):
+        out[f"grammar_{name}_rate"] = classes.get(name, 0) / n
+    return out
+
+
+def is_unseen_record(rec: Mapping[str, Any]) -> bool:
+    """An open-vocabulary request (no reference target) rather than a template test record."""
+    return str(rec.get("id", "")).startswith(UNSEEN_PREFIX) or "target" not in rec
+
+
+def mixed_metrics(
+    outputs: Sequence[str], records: Sequence[Mapping[str, Any]], train_problems: set[str]
+) -> dict[str, float]:
+    """Template metrics on the records with a reference target, open-vocabulary metrics on the
+    unseen requests, in one dict: how the quantize stage and promotion score one artifact."""
+    test = [(o, r) for o, r in zip(outputs, records, strict=True) if not is_unseen_record(r)]
+    unseen = [(o, r) for o, r in zip(outputs, records, strict=True) if is_unseen_record(r)]
+    out: dict[str, float] = {}
+    if test:
+        out.update(
+            generation_metrics(
+                [o for o, _ in test],
+                [str(r["target"]) for _, r in test],
+                [list(r["keywords"]) for _, r in test],
+                train_problems,
+            )
+        )
+    if unseen:
+        out.update(unseen_metrics([o for o, _ in unseen], [r for _, r in unseen]))
+    if not out:
+        raise ValueError("mixed_metrics: no records")
+    return out

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from pipelines.common import ConfigError, require, require_range
+from data.params import ConfigError, require, require_range
 from serving.weakness_post import CalibrationError, ThresholdError, validate_thresholds
 
 if TYPE_CHECKING:
@@ -92,6 +92,50 @@ class TuningConfig:
         object.__setattr__(self, "space", dims)
 
 
+# Default monotone constraints (feature name -> +1 / -1; others free): more evidence of success
+# (a higher score of any kind, more attempts or successes) never raises the failure probability;
+# more fails never lowers it. Names absent from a model's features are ignored.
+MONOTONE_DEFAULT: dict[str, int] = {
+    "topic_n_attempts": -1,
+    "topic_mean_score": -1,
+    "topic_decayed_mean": -1,
+    "topic_decayed_weight": -1,
+    "topic_n_fails": 1,
+    "topic_n_successes": -1,
+    "topic_last_score": -1,
+    "topic_last3_mean": -1,
+    "topic_last10_mean": -1,
+    "learner_n_attempts": -1,
+    "learner_mean_score": -1,
+    "learner_decayed_mean": -1,
+    "topic_mean_minus_peer": -1,
+}
+
+
+@dataclass(frozen=True)
+class ViewsConfig:
+    """Request views the model is trained, calibrated and scored on (docs/weakness.md)."""
+
+    names: tuple[str, ...] = ("full",)
+    full_share: float = 0.3
+    recent_k: int = 10
+    spacing_s: int = 86_400
+    max_val_rows: int = 20_000
+
+    def __post_init__(self) -> None:
+        from training.weakness_views import check_views
+
+        w = "train_weakness.views"
+        try:
+            object.__setattr__(self, "names", check_views(list(self.names), f"{w}.names"))
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+        require_range(self.full_share, f"{w}.full_share", lo=0, hi=1)
+        require_range(self.recent_k, f"{w}.recent_k", lo=1, hi=100, integer=True)
+        require_range(self.spacing_s, f"{w}.spacing_s", lo=1, hi=10**7, integer=True)
+        require_range(self.max_val_rows, f"{w}.max_val_rows", lo=100, integer=True)
+
+
 @dataclass(frozen=True)
 class WeaknessConfig:
     """The ``train_weakness`` params section, validated once at the edge."""
@@ -107,9 +151,18 @@ class WeaknessConfig:
     ece_bins: int = 15
     action_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
     action_labels: tuple[str, ...] = ("none", "review", "practice", "intervene")
+    monotone: dict[str, int] = field(default_factory=lambda: dict(MONOTONE_DEFAULT))
+    monotone_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
+    views: ViewsConfig = field(default_factory=ViewsConfig)
 
     def __post_init__(self) -> None:
         w = "train_weakness"
+        for key, value in self.monotone.items():
+            require(
+                value in (-1, 0, 1) and not isinstance(value, bool),
+                f"{w}.monotone.{key}",
+                f"must be -1, 0 or 1, got {value!r}",
+            )
         require_range(self.num_threads, f"{w}.num_threads", lo=1, integer=True)
         require_range(self.num_boost_round, f"{w}.num_boost_round", lo=1, hi=100_000, integer=True)
         require_range(self.early_stopping_rounds, f"{w}.early_stopping_rounds", lo=1, integer=True)
@@ -178,6 +231,11 @@ def load_split(path: Path | str, names: Sequence[str]) -> Split:
 # ----------------------------------------------------------------------------- training
 
 
+def monotone_vector(monotone: Mapping[str, int], names: Sequence[str]) -> list[int]:
+    """LightGBM's ``monotone_constraints`` in feature order (0 for unconstrained features)."""
+    return [int(monotone.get(str(n), 0)) for n in names]
+
+
 def lgb_params(
     overrides: Mapping[str, Any], *, seed: int, num_threads: int, scale_pos_weight: float | None
 ) -> dict[str, Any]:
@@ -226,8 +284,13 @@ def train_booster(
     num_threads: int,
     num_boost_round: int,
     early_stopping_rounds: int,
+    monotone: Mapping[str, int] | None = None,
+    monotone_method: str = "intermediate",
 ) -> lgb.Booster:
-    """Fit a booster on ``train`` with early stopping on ``val`` (later in time)."""
+    """Fit a booster on ``train`` with early stopping on ``val`` (later in time).
+
+    ``monotone``: feature name -> +1 / -1 constraint (LightGBM ``monotone_constraints``).
+    """
     import lightgbm as lgb
 
     X_tr, y_tr = train
@@ -235,6 +298,10 @@ def train_booster(
     weight, spw = class_weights(y_tr, imbalance)
     full = lgb_params(params, seed=seed, num_threads=num_threads, scale_pos_weight=spw)
     names = [str(n) for n in feature_names]
+    constraints = monotone_vector(monotone or {}, names)
+    if any(constraints):
+        full["monotone_constraints"] = constraints
+        full["monotone_constraints_method"] = monotone_method
     dtrain = lgb.Dataset(
         X_tr, label=y_tr, weight=weight, feature_name=names, free_raw_data=True, params=full
     )

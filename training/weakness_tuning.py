@@ -96,6 +96,8 @@ def tune(
             num_threads=cfg.num_threads,
             num_boost_round=cfg.num_boost_round,
             early_stopping_rounds=cfg.early_stopping_rounds,
+            monotone=cfg.monotone,
+            monotone_method=cfg.monotone_method,
         )
         auc = float(roc_auc_score(val.y, predict_raw(booster, val.X)))
         seconds = time.perf_counter() - t0
@@ -134,6 +136,23 @@ def trials_table(study: optuna.Study | None) -> list[dict[str, Any]]:
 
 
 @dataclass
+class ViewData:
+    """The examples as each request view shows them (`training.weakness_views`).
+
+    ``train_X``: every train row in the view drawn for it (augmentation); ``val``: each view's
+    rows of the same ``val_rows`` of the val split (early stopping on all of them together,
+    per-view calibration on each); ``test``: each view's rows of every test row.
+    """
+
+    names: tuple[str, ...]
+    train_X: np.ndarray
+    train_view: np.ndarray
+    val_rows: np.ndarray
+    val: dict[str, np.ndarray]
+    test: dict[str, np.ndarray]
+
+
+@dataclass
 class WeaknessResult:
     """Everything the stage writes: model, calibration, metrics, plot tables, study."""
 
@@ -153,15 +172,30 @@ def fit_weakness(
     names: Sequence[str],
     cfg: WeaknessConfig,
     on_trial: TrialCallback | None = None,
+    views: ViewData | None = None,
 ) -> WeaknessResult:
-    """Search, refit on the full train split with the best params, calibrate on val, score test."""
+    """Search, refit on the full train split with the best params, calibrate on val, score test.
+
+    With ``views``, training uses the view-augmented train rows, early stopping and the search
+    all views of the val rows, and each view gets its own calibration (``calibration["views"]``)
+    and test metrics (``metrics["views"]``); the headline metrics stay those of the full view.
+    """
     from sklearn.metrics import roc_auc_score
 
-    best, study = tune(train, val, names, cfg, on_trial)
+    fit_train, fit_val = train, val
+    if views is not None:
+        fit_train = Split(X=views.train_X, y=train.y, meta=train.meta)
+        val_y = val.y[views.val_rows]
+        fit_val = Split(
+            X=np.concatenate([views.val[v] for v in views.names]),
+            y=np.tile(val_y, len(views.names)),
+            meta=val.meta.iloc[:0],
+        )
+    best, study = tune(fit_train, fit_val, names, cfg, on_trial)
     t0 = time.perf_counter()
     booster = train_booster(
-        (train.X, train.y),
-        (val.X, val.y),
+        (fit_train.X, fit_train.y),
+        (fit_val.X, fit_val.y),
         params=best,
         feature_names=names,
         imbalance=cfg.imbalance,
@@ -169,12 +203,29 @@ def fit_weakness(
         num_threads=cfg.num_threads,
         num_boost_round=cfg.num_boost_round,
         early_stopping_rounds=cfg.early_stopping_rounds,
+        monotone=cfg.monotone,
+        monotone_method=cfg.monotone_method,
     )
     logger.info("final fit: %d rounds in %.1fs", booster.best_iteration, time.perf_counter() - t0)
     p_val = predict_raw(booster, val.X)
     calibration = fit_calibration(p_val, val.y, cfg.calibration)
+    view_metrics: dict[str, Any] = {}
+    view_plots: dict[str, list[dict[str, Any]]] = {}
+    if views is not None:
+        calibration["views"] = {
+            v: fit_calibration(predict_raw(booster, views.val[v]), val_y, cfg.calibration)
+            for v in views.names
+        }
+        for v in views.names:
+            p_v = apply_calibration(predict_raw(booster, views.test[v]), calibration, v)
+            view_metrics[v] = {
+                **binary_metrics(test.y, p_v, n_bins=cfg.ece_bins),
+                "n_test": len(test.y),
+                "n_train_rows": int(np.count_nonzero(views.train_view == views.names.index(v))),
+            }
+            view_plots[v] = calibration_table(test.y, p_v, cfg.ece_bins)
     p_raw = predict_raw(booster, test.X)
-    p_cal = apply_calibration(p_raw, calibration)
+    p_cal = apply_calibration(p_raw, calibration, "full" if views is not None else None)
 
     raw = binary_metrics(test.y, p_raw, n_bins=cfg.ece_bins)
     cal = binary_metrics(test.y, p_cal, n_bins=cfg.ece_bins)
@@ -212,6 +263,8 @@ def fit_weakness(
     )
     for label, count in zip(cfg.action_labels, levels, strict=True):
         metrics[f"share_{label}"] = float(count / len(p_cal))
+    if view_metrics:
+        metrics["views"] = view_metrics
 
     shap_idx = subsample_rows(len(test.y), _SHAP_ROWS, cfg.seed)
     plots: dict[str, list[dict[str, Any]]] = {
@@ -223,6 +276,7 @@ def fit_weakness(
             for row in calibration_table(test.y, p, cfg.ece_bins)
         ],
         "importance": global_importance(booster, test.X[shap_idx], list(names)),
+        "views": [{**row, "view": v} for v, rows in view_plots.items() for row in rows],
     }
     test_pred = test.meta.assign(p_raw=p_raw, p_calibrated=p_cal)
     return WeaknessResult(

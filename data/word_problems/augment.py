@@ -24,6 +24,7 @@ from typing import Any
 
 from data.word_problems import templates as tpl
 from serving.keywords import keyword_present, singular
+from serving.realize import noun_forms
 
 # (singular, plural); consonant-initial so "a <noun>" stays grammatical.
 COPY_LEXICON: tuple[tuple[str, str], ...] = (
@@ -83,13 +84,16 @@ def _nonce_form(word: str, key: str, nonce: tuple[str, str]) -> str:
     return nonce[1] if plural else nonce[0]
 
 
-def _swap_word(text: str, key: str, nonce: tuple[str, str]) -> str:
-    """Replace every word whose singular key is ``key`` by the nonce noun, keeping number and
+def _swap_word(
+    text: str, key: str, nonce: tuple[str, str], forms: frozenset[str] = frozenset()
+) -> str:
+    """Replace every word whose singular key is ``key`` (or that is one of ``forms``, the
+    keyword's inflections: "scarf" for "scarves") by the nonce noun, keeping number and
     capitalisation; "an <nonce>" becomes "a <nonce>" (the lexicon is consonant-initial)."""
 
     def repl(m: re.Match[str]) -> str:
         word = m.group(0)
-        if singular(word) != key:
+        if singular(word) != key and word.lower() not in forms:
             return word
         new = _nonce_form(word, key, nonce)
         return new.capitalize() if word[0].isupper() else new
@@ -128,6 +132,7 @@ def copy_augment(
         kw = rng.choice(candidates)
         nonce = rng.choice(COPY_LEXICON)
         key = singular(kw)
+        forms = frozenset(f.lower() for f in noun_forms(kw))
         new_kw = _nonce_form(kw, key, nonce)
         out.append(
             make_record(
@@ -135,7 +140,7 @@ def copy_augment(
                 topic=rec["topic"],
                 keywords=[new_kw if k == kw else k for k in rec["keywords"]],
                 prompt_prefix=rec["prompt_prefix"],
-                problem=_swap_word(rec["problem"], key, nonce),
+                problem=_swap_word(rec["problem"], key, nonce, forms),
                 equation=rec["equation"],
                 answer=rec["answer"],
                 source=f"{rec['source']}+copy",

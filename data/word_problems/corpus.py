@@ -3,7 +3,10 @@ the generator's tokenizer.
 
 A record is a plain dict (the JSONL line format in docs/design.md): ``id, topic, keywords,
 prompt_prefix, problem, equation, answer, source, prompt, target``. ``prompt``/``target`` are
-derived with ``serving.prompt`` so training and serving word requests identically.
+derived with ``serving.prompt`` so training and serving word requests identically. ``problem`` is
+the lexical text; ``target`` writes each requested keyword as its slot (``<k1s>``, issue 10):
+``serving.realize.delexicalize`` of the problem, with the equation's number slots counted on the
+lexical text (what ``serving.realize.render_output`` gives back before rendering them).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import logging
 import random
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,7 @@ from data.word_problems.adapters import READERS, RawProblem, ReadReport
 from data.word_problems.keywords import document_frequency, extract_keywords, singular
 from data.word_problems.templates import generate_templates
 from serving.prompt import format_prompt, format_target
+from serving.realize import SLOT_TOKENS, delexicalize
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,22 @@ SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: the T5 convention
 BASE_ALPHABET = "0123456789+-*/^().,?!$%:'\"|"
 # Word boundaries of the tokenizer's pre-tokenizer (whitespace, punctuation, digits).
 _PUNCT_SPLIT = re.compile(r"[\s\d\W]+")
+_KEYWORD_SLOT = re.compile(r"<k\d+s?>")
+
+
+class DelexicalizeError(ValueError):
+    """A requested keyword does not occur in the problem text, so it cannot become a slot."""
+
+
+def slotted_target(problem: str, equation: str, keywords: Sequence[str]) -> str:
+    """The decoder target: keyword slots in the problem text, number slots in the equation.
+
+    Raises DelexicalizeError when some keyword does not occur in ``problem`` (any inflection).
+    """
+    slotted = delexicalize(problem, list(keywords))
+    if slotted is None:
+        raise DelexicalizeError(f"a keyword of {list(keywords)} does not occur in {problem!r}")
+    return format_target(problem, equation, slotted_problem=slotted)
 
 
 def make_record(
@@ -54,7 +74,8 @@ def make_record(
     answer: float,
     source: str,
 ) -> dict[str, Any]:
-    """One corpus line, with the derived prompt and target."""
+    """One corpus line, with the derived prompt and slotted target (DelexicalizeError when a
+    keyword is absent from ``problem``)."""
     return {
         "id": rec_id,
         "topic": topic,
@@ -65,7 +86,7 @@ def make_record(
         "answer": float(answer),
         "source": source,
         "prompt": format_prompt(topic, keywords, prompt_prefix),
-        "target": format_target(problem, equation),
+        "target": slotted_target(problem, equation, keywords),
     }
 
 
@@ -97,9 +118,23 @@ def template_records(
 
 
 def real_records(
-    source: str, path: Path | str, *, max_rows: int | None, n_keywords: int
+    source: str,
+    path: Path | str,
+    *,
+    max_rows: int | None,
+    n_keywords: int,
+    max_words: int | None = None,
+    topics: Sequence[str] | None = None,
+    reject: Callable[[str], str | None] | None = None,
 ) -> tuple[list[dict[str, Any]], ReadReport]:
-    """Records from one real corpus file; keywords extracted with the file's document frequency."""
+    """Records from one real corpus file; keywords extracted with the file's document frequency.
+
+    Rows are skipped (and counted in the report by reason) when the problem is longer than
+    ``max_words`` words (``too_long``: the budget trains on short problems), its topic is not in
+    ``topics`` (``unsupported_topic``), ``reject`` names a reason (e.g. a grammar defect of the
+    source text, which the model would learn), no keyword is found, or a keyword cannot become a
+    slot (``keyword_not_delexicalized``).
+    """
     if source not in READERS:
         raise ValueError(f"unknown source {source!r}; allowed: {sorted(READERS)}")
     raw: list[RawProblem]
@@ -107,13 +142,24 @@ def real_records(
     df, n_docs = document_frequency(r.problem for r in raw)
     out = []
     stem = Path(path).stem
+    allowed = None if topics is None else set(topics)
     for r in raw:
+        if max_words is not None and len(r.problem.split()) > max_words:
+            report.skip(r.row, "too_long")
+            continue
+        if allowed is not None and r.topic not in allowed:
+            report.skip(r.row, "unsupported_topic", r.topic)
+            continue
+        why = reject(r.problem) if reject is not None else None
+        if why:
+            report.skip(r.row, why)
+            continue
         kws = extract_keywords(r.problem, n_keywords, doc_freq=df, n_docs=n_docs)
         if not kws:
             report.skip(r.row, "no_keywords")
             continue
-        out.append(
-            make_record(
+        try:
+            rec = make_record(
                 rec_id=f"{source}-{stem}-{r.row}",
                 topic=r.topic,
                 keywords=kws,
@@ -123,7 +169,11 @@ def real_records(
                 answer=r.answer,
                 source=source,
             )
-        )
+        except DelexicalizeError as exc:
+            report.skip(r.row, "keyword_not_delexicalized", str(exc))
+            continue
+        out.append(rec)
+    report.kept = len(out)
     return out, report
 
 
@@ -185,6 +235,53 @@ def split_by_combination(
     for rec in records:
         out[assign[combination(rec)]].append(rec)
     return out
+
+
+def request_subsets(
+    records: Sequence[dict[str, Any]],
+    *,
+    share: float,
+    seed: int,
+    avoid: Iterable[tuple[str, tuple[str, ...]]] = (),
+) -> tuple[list[dict[str, Any]], int]:
+    """Records where about ``share`` of those with 2+ keywords request only a random subset.
+
+    Why: templates always ask for 2-3 keywords, but a teacher often types one ("boxes"). A
+    record rebuilt for a proper subset of its keywords (1 .. n-1 of them, order kept) has slots
+    for the requested ones and the others literal, so the model learns to write exactly the
+    slots it was given. A subset whose (topic, keyword set) is in ``avoid`` (the held-out
+    combinations) is not used. Returns (records in the same order, number rebuilt).
+    """
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"request_subsets: share must be in [0, 1], got {share!r}")
+    rng = random.Random(seed)
+    blocked = set(avoid)
+    out: list[dict[str, Any]] = []
+    changed = 0
+    for rec in records:
+        kws = list(rec["keywords"])
+        if len(kws) < 2 or rng.random() >= share:
+            out.append(rec)
+            continue
+        size = rng.randint(1, len(kws) - 1)
+        keep = sorted(rng.sample(range(len(kws)), size))
+        subset = [kws[i] for i in keep]
+        new = make_record(
+            rec_id=rec["id"],
+            topic=rec["topic"],
+            keywords=subset,
+            prompt_prefix=rec["prompt_prefix"],
+            problem=rec["problem"],
+            equation=rec["equation"],
+            answer=rec["answer"],
+            source=rec["source"],
+        )
+        if combination(new) in blocked:
+            out.append(rec)
+            continue
+        out.append(new)
+        changed += 1
+    return out, changed
 
 
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -282,10 +379,13 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
         initial_alphabet=chars,
         show_progress=False,
     )
+    # Keyword slots become whole added tokens below: keep their pieces out of the Unigram model.
+    texts = [_KEYWORD_SLOT.sub(" ", t) for t in texts]
     words = sorted({w for t in texts for w in _PUNCT_SPLIT.split(t) if w})
     variants = [" ".join(f"{w}{w}" for w in words[i : i + 64]) for i in range(0, len(words), 64)]
     tok.train_from_iterator([*texts, *variants, *chars], trainer=trainer)
     tok = _canonical_vocab(tok, n_special=len(SPECIAL_TOKENS))
+    add_slot_tokens(tok)
     eos_id = tok.token_to_id("</s>")
     tok.post_processor = TemplateProcessing(
         single="$A </s>", pair="$A </s> $B </s>", special_tokens=[("</s>", eos_id)]
@@ -294,6 +394,23 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
         if tok.token_to_id(t) != i:
             raise RuntimeError(f"tokenizer: {t} got id {tok.token_to_id(t)}, expected {i}")
     return tok
+
+
+def add_slot_tokens(tok: Any) -> int:
+    """Add the keyword slots ``<k1>``..``<k8s>`` to a ``tokenizers.Tokenizer`` as ordinary
+    (non-special) added tokens; returns how many were new.
+
+    Not special, so ``decode(..., skip_special_tokens=True)`` (training, export parity and the
+    serving loop) keeps them for the realizer; added tokens are matched before the
+    pre-tokenizer, so a slot is one id and never split at its ``<`` / ``>``.
+    """
+    from tokenizers import AddedToken
+
+    return int(
+        tok.add_tokens(
+            [AddedToken(t, single_word=False, normalized=False, special=False) for t in SLOT_TOKENS]
+        )
+    )
 
 
 def _canonical_vocab(tok: Any, *, n_special: int) -> Any:
@@ -340,13 +457,16 @@ def save_tokenizer(tok: Any, out_dir: Path, *, model_max_length: int) -> None:
 
 
 def copy_pretrained_tokenizer(base_model: str, out_dir: Path) -> int:
-    """Save ``base_model``'s own tokenizer to ``out_dir``; returns its vocabulary size.
+    """Save ``base_model``'s own tokenizer plus the keyword slots to ``out_dir``; returns its size.
 
     Local files only: this machine is offline, and a stage must never download at run time.
     """
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
+    # The keyword slots as ordinary added tokens: train_generator resizes the embeddings to
+    # len(tokenizer) when the checkpoint's vocabulary is smaller.
+    tok.add_tokens(list(SLOT_TOKENS), special_tokens=False)
     tok.save_pretrained(str(out_dir))
     return len(tok)
 

@@ -293,6 +293,31 @@ def _time(rng: random.Random, lv: int) -> dict[str, float]:
     }
 
 
+def _add_sub(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (8, 15, 40, 150)[lv]
+    a, b = _r(rng, 2, hi), _r(rng, 2, hi)
+    return {"a": a, "b": b, "c": _r(rng, 1, a + b - 1)}
+
+
+def _mul_div(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (5, 8, 10, 12)[lv]
+    a, q = _r(rng, 2, hi), _r(rng, 2, hi)
+    c = _r(rng, 2, min(a, (4, 5, 6, 10)[lv]))  # c <= a: "the objects from c of the a boxes"
+    return {"a": a, "b": c * q, "c": c, "ab": a * c * q}
+
+
+def _mixed(rng: random.Random, lv: int) -> dict[str, float]:
+    hi = (5, 8, 10, 12)[lv]
+    a, b = _r(rng, 2, hi), _r(rng, 2, hi + 3 * lv)
+    return {
+        "a": a,
+        "b": b,
+        "c": _r(rng, 1, a * b - 1),
+        "d": _r(rng, 2, (10, 20, 50, 100)[lv]),
+        "m": a * b + _r(rng, 1, 4 * hi),  # money left stays positive
+    }
+
+
 @dataclass(frozen=True)
 class Topic:
     """A school-maths topic: its sampler and its sentence shapes."""
@@ -814,6 +839,130 @@ TOPICS: tuple[Topic, ...] = (
                 "How many minutes of the {show} are left to watch?",
                 "{a} - {b}",
                 ("show", "minutes"),
+            ),
+        ),
+    ),
+)
+# The operation mixes real corpora are labelled with (data.word_problems.adapters), written as
+# short shapes too, so every supported topic has clean examples with or without those corpora.
+TOPICS += (
+    Topic(
+        "addition and subtraction",
+        _add_sub,
+        (
+            S(
+                "{name} had {a_obj}. {He} bought {b_obj} more and then gave {c_obj} to "
+                "{his} friend {name2}. How many {objs} does {name} have now?",
+                "{a} + {b} - {c}",
+                ("objs", "friend"),
+            ),
+            S(
+                "A {cont} held {a_obj}. {name} added {b_obj} and took out {c_obj}. "
+                "How many {objs} are in the {cont} now?",
+                "{a} + {b} - {c}",
+                ("objs", "cont"),
+            ),
+            S(
+                "A shop had {a_obj}. It sold {c_obj} in the morning and got {b_obj} more in the "
+                "afternoon. How many {objs} does the shop have now?",
+                "{a} - {c} + {b}",
+                ("objs", "shop"),
+            ),
+            S(
+                "{name} picked {a_obj} in the garden and {name2} picked {b_obj}. They ate "
+                "{c_obj}. How many {objs} are left?",
+                "{a} + {b} - {c}",
+                ("objs", "garden"),
+            ),
+            S(
+                "There were {a} children on a bus. At the first stop {b} more got on and {c} "
+                "got off. How many children are on the bus now?",
+                "{a} + {b} - {c}",
+                ("children", "bus"),
+            ),
+            S(
+                "{name} has {a_obj} in one {cont} and {b_obj} in another {cont}. {He} gives "
+                "away {c_obj}. How many {objs} does {he} have left?",
+                "{a} + {b} - {c}",
+                ("objs", "cont"),
+            ),
+        ),
+    ),
+    Topic(
+        "multiplication and division",
+        _mul_div,
+        (
+            S(
+                "{name} has {a_cont} with {b_obj} in each {cont}. {He} shares all the {objs} "
+                "equally among {c_friend}. How many {objs} does each friend get?",
+                "{a} * {b} / {c}",
+                ("objs", "conts"),
+            ),
+            S(
+                "A teacher buys {a_cont} of {objs} with {b} in each {cont} and splits them "
+                "equally into {c_group}. How many {objs} does each group get?",
+                "{a} * {b} / {c}",
+                ("objs", "groups"),
+            ),
+            S(
+                "A machine makes {b_obj} every minute for {a_minute}. The {objs} are packed "
+                "into {conts} of {c}. How many {conts} are filled?",
+                "{b} * {a} / {c}",
+                ("objs", "machine"),
+            ),
+            S(
+                "{name} reads {b_page} a day for {a_day}. {He} writes one summary for every "
+                "{c} pages. How many summaries does {he} write?",
+                "{b} * {a} / {c}",
+                ("pages", "days"),
+            ),
+            S(
+                "There are {ab} {objs} shared equally among {a_cont}. {name} takes the "
+                "{objs} from {c_cont}. How many {objs} does {name} take?",
+                "{ab} / {a} * {c}",
+                ("objs", "conts"),
+            ),
+        ),
+    ),
+    Topic(
+        "mixed operations",
+        _mixed,
+        (
+            S(
+                "{name} buys {a_cont} with {b_obj} in each {cont} and already has {c_obj}. "
+                "How many {objs} does {he} have in total?",
+                "{a} * {b} + {c}",
+                ("objs", "conts"),
+            ),
+            S(
+                "{name} has {a_cont} with {b_obj} in each {cont}. {He} gives {c_obj} to "
+                "{name2}. How many {objs} does {name} have left?",
+                "{a} * {b} - {c}",
+                ("objs", "cont"),
+            ),
+            S(
+                "A {item} costs ${a} and a {item2} costs ${d}. How many dollars do {b} {items} "
+                "and one {item2} cost?",
+                "{b} * {a} + {d}",
+                ("items", "item2"),
+            ),
+            S(
+                "There are {a} rows of {objs} with {b_obj} in each row, and {c_obj} more on a "
+                "table. How many {objs} are there altogether?",
+                "{a} * {b} + {c}",
+                ("objs", "rows"),
+            ),
+            S(
+                "{name} had ${m} and bought {a_item} that cost ${b} each. {name2} gave {him} "
+                "${c}. How much money does {name} have now?",
+                "{m} + {c} - {a} * {b}",
+                ("items", "money"),
+            ),
+            S(
+                "A {cont} holds {b_obj}. {name} fills {a_cont} and eats {c_obj}. "
+                "How many {objs} are left?",
+                "{a} * {b} - {c}",
+                ("objs", "cont"),
             ),
         ),
     ),

@@ -117,14 +117,40 @@ def test_weaker_learners_spend_more_time_and_hints(
 
 
 def test_config_range_errors_name_the_field() -> None:
-    with pytest.raises(ConfigError, match=r"n_learners.*>= 1"):
-        build_config(SimulatorConfig, {**TINY_SIM, "n_learners": 0}, "data.simulator")
-    with pytest.raises(ConfigError, match=r"quiz_share.*\[0, 1\]"):
-        build_config(SimulatorConfig, {**TINY_SIM, "quiz_share": 1.5}, "data.simulator")
-    with pytest.raises(ConfigError, match="start"):
-        build_config(SimulatorConfig, {**TINY_SIM, "start": "not a date"}, "data.simulator")
-    with pytest.raises(ConfigError, match="unknown key"):
-        build_config(SimulatorConfig, {**TINY_SIM, "n_learner": 3}, "data.simulator")
+    def message(values: dict) -> str:
+        with pytest.raises(ConfigError) as err:
+            build_config(SimulatorConfig, {**TINY_SIM, **values}, "data.simulator")
+        assert "\n" not in str(err.value)
+        return str(err.value)
+
+    assert message({"n_learners": 0}) == (
+        "data.simulator.n_learners: must be an integer in [1, 10000000], got 0"
+    )
+    assert message({"quiz_share": 1.5}) == "data.simulator.quiz_share: must be in [0, 1], got 1.5"
+    assert message({"start": "not a date"}).startswith(
+        "data.simulator.start: must be an ISO-8601 instant"
+    )
+    assert message({"n_learner": 3}).startswith("data.simulator.n_learner: unknown key; allowed:")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"n_topics": "5"}, "data.simulator.n_topics: must be an integer in [1, 10000], got '5'"),
+        ({"days": 2.0}, "data.simulator.days: must be an integer in [1, 3650], got 2.0"),
+        ({"quiz_share": True}, "data.simulator.quiz_share: must be a number in [0, 1], got True"),
+        ({"start": 20260105}, "data.simulator.start: must be a string, got 20260105"),
+        ({"sessions_per_week": 0}, "data.simulator.sessions_per_week: must be in (0, 70], got 0"),
+    ],
+)
+def test_simulator_errors_name_key_range_and_value(values: dict, expected: str) -> None:
+    """Issue 12 defect 3: not "data.simulator: {...} matches none of SimulatorConfig | None"."""
+    from data.sources import DataConfig
+
+    section = {"source": "simulator", "path": None, "pass_mark": 0.6}
+    with pytest.raises(ConfigError) as err:
+        build_config(DataConfig, {**section, "simulator": {**TINY_SIM, **values}}, "data")
+    assert str(err.value) == expected
 
 
 def test_pass_mark_out_of_range(tiny_cfg: SimulatorConfig) -> None:

@@ -55,23 +55,36 @@ def test_kt_zero_timestamps_row_order_is_time(tmp_path: Path) -> None:
 
 
 def test_kt_real_timestamps_ties_broken_by_row_order(tmp_path: Path) -> None:
+    t = 1_700_000_000  # epoch seconds (2023): inside serving's 2000..2100 range
     path = write_tsv(
         tmp_path / "kt.tsv",
         [
-            "a\t1\t1000\t1\ts",
-            "a\t2\t1000\t0\ts",  # tie with the row above: comes after it
-            "b\t1\t1000\t1\ts",  # another learner may share the second
-            "a\t1\t1001\t1\ts",  # would collide with the shifted tie: pushed on
-            "a\t3\t900\t1\ts",  # earlier in time than the rows above
-            "a\t4\t5000\t1\ts",  # leaves room: unchanged
+            f"a\t1\t{t + 100}\t1\ts",
+            f"a\t2\t{t + 100}\t0\ts",  # tie with the row above: comes after it
+            f"b\t1\t{t + 100}\t1\ts",  # another learner may share the second
+            f"a\t1\t{t + 101}\t1\ts",  # would collide with the shifted tie: pushed on
+            f"a\t3\t{t}\t1\ts",  # earlier in time than the rows above
+            f"a\t4\t{t + 500}\t1\ts",  # leaves room: unchanged
         ],
     )
     events = read_kt_tsv(path)
-    assert events["timestamp"].tolist() == [1000, 1001, 1000, 1002, 900, 5000]
+    assert (events["timestamp"] - t).tolist() == [100, 101, 100, 102, 0, 500]
     # attempt follows time order: item 1 of learner a is answered at 1000 then 1002.
     assert events["attempt"].tolist() == [1, 1, 1, 2, 1, 1]
     per_learner = events[events["user_id"] == "a"].sort_values("timestamp")["timestamp"]
     assert per_learner.is_monotonic_increasing and per_learner.is_unique
+
+
+def test_kt_errors_quote_timestamps_as_in_the_file(tmp_path: Path) -> None:
+    """Issue 12 defect 9: a relative clock (before 2000) is quoted as written, not tie-broken."""
+    path = write_tsv(tmp_path / "kt.tsv", ["a\t1\t1000\t1\ts", "a\t2\t1000\t0\ts"])
+    with pytest.raises(EventValidationError) as err:
+        read_kt_tsv(path)
+    assert str(err.value) == (
+        f"{path}: column 'timestamp': 2 value(s) out of range at line 2 ('1000'), "
+        "line 3 ('1000'); allowed: integer seconds in [946684800, 4102444800] "
+        "(2000-01-01 .. 2100-01-01 UTC)"
+    )
 
 
 def test_kt_bad_rows_are_named(tmp_path: Path) -> None:
@@ -107,13 +120,15 @@ def test_events_file_round_trip(tmp_path: Path, suffix: str) -> None:
 
 
 def test_load_events_dispatch(tmp_path: Path) -> None:
-    path = write_tsv(tmp_path / "kt.tsv", ["b\t1\t20\t1\ts", "a\t1\t10\t0\ts", "a\t2\t20\t1\ts"])
-    cfg = DataConfig(
-        source="kt_tsv", path=str(path), simulator=SimulatorConfig(**TINY_SIM), pass_mark=0.6
+    t = 1_700_000_000
+    path = write_tsv(
+        tmp_path / "kt.tsv",
+        [f"b\t1\t{t + 20}\t1\ts", f"a\t1\t{t + 10}\t0\ts", f"a\t2\t{t + 20}\t1\ts"],
     )
+    cfg = DataConfig(source="kt_tsv", path=str(path), simulator=None, pass_mark=0.6)
     events, oracle = load_events(cfg)
     # Sorted by (timestamp, user_id); the oracle is unknown for real data.
-    assert list(zip(events["timestamp"], events["user_id"], strict=True)) == [
+    assert list(zip(events["timestamp"] - t, events["user_id"], strict=True)) == [
         (10, "a"),
         (20, "a"),
         (20, "b"),

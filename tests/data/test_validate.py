@@ -57,8 +57,9 @@ BAD_CELLS = [
     (0, "user_id", "", "non-empty"),
     (1, "topic_id", " ", "non-empty"),
     (2, "timestamp", "yesterday", "ISO-8601"),
-    (0, "timestamp", "-5", "[0, "),
-    (1, "timestamp", "1767571200000", "[0, 4102444800]"),
+    (0, "timestamp", "-5", "[946684800, "),
+    (0, "timestamp", "900", "[946684800, "),  # relative clock: serving refuses it too
+    (1, "timestamp", "1767571200000", "[946684800, 4102444800]"),
     (2, "is_revisit", "maybe", "true/false"),
     (0, "is_revisit", "", "true/false"),
 ]
@@ -132,7 +133,7 @@ def test_float_ids_are_wrong_type() -> None:
             "user_id": [1.5],
             "topic_id": ["t"],
             "item_id": [""],
-            "timestamp": [0],
+            "timestamp": [1_767_571_200],
             "activity": ["quiz"],
             "score": [0.5],
             "time_spent_s": [1.0],
@@ -176,3 +177,68 @@ def test_datetime_timestamps_become_seconds(tmp_path: Path) -> None:
     path = tmp_path / "dt.parquet"
     frame.to_parquet(path, index=False)
     assert read_events_file(path)["timestamp"].tolist() == good["timestamp"].tolist()
+
+
+# ----------------------------------------------------------------------------- issue 12 defect 8
+# One set of id/time rules (serving.ids) for the data stage and serving.
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("user_id", "u" * 129, "id(s) longer than 128 characters"),
+        ("topic_id", "t" * 65, "id(s) longer than 64 characters"),
+        ("user_id", "a\x07b", "id(s) contains a control character"),
+        ("topic_id", "__global", "id(s) starts with the reserved prefix '__'"),
+    ],
+)
+def test_ids_serving_refuses_are_refused_here(
+    tmp_path: Path, column: str, value: str, problem: str
+) -> None:
+    path = write_csv(tmp_path / "ids.csv", with_cell(1, column, value))
+    with pytest.raises(EventValidationError) as err:
+        read_events_file(path)
+    message = str(err.value)
+    assert "\n" not in message
+    assert f"column '{column}': 1 {problem} at line 3" in message
+    assert "allowed: 1-" in message
+
+
+def test_the_same_rules_refuse_these_ids_in_a_request() -> None:
+    """The request schema reads the same module: what the data stage refuses, serving refuses."""
+    from pydantic import ValidationError
+
+    from serving import ids
+    from serving.schemas import WeaknessPredictionInput
+
+    for user in ("u" * (ids.MAX_LEN["user_id"] + 1), "a\x07b"):
+        assert ids.id_problem(user, "user_id")
+        with pytest.raises(ValidationError):
+            WeaknessPredictionInput(user_id=user, average_score_per_topic={"t": 0.5})
+    assert ids.id_problem("__global", "topic_id")
+    with pytest.raises(ValidationError):
+        WeaknessPredictionInput(user_id="u", average_score_per_topic={"__global": 0.5})
+    assert ids.id_problem("u" * ids.MAX_LEN["user_id"], "user_id") is None
+
+
+def test_same_learner_same_second_is_tie_broken_by_row_order(tmp_path: Path) -> None:
+    """docs/data_schema.md: a learner's timestamps strictly increase after loading."""
+    from data.sources import DataConfig, load_events
+
+    rows = [
+        ["u1", "t1", "i1", "1767571200", "quiz", "0.8", "30", "0", "1", "false"],
+        ["u1", "t2", "i2", "1767571200", "quiz", "0.4", "30", "0", "1", "false"],  # same second
+        ["u2", "t1", "i1", "1767571200", "quiz", "0.4", "30", "0", "1", "false"],  # other learner
+    ]
+    path = write_csv(tmp_path / "ties.csv", rows)
+    cfg = DataConfig(source="events_file", path=str(path), pass_mark=0.6)
+    events, _ = load_events(cfg)
+    cols = zip(events["user_id"], events["topic_id"], events["timestamp"], strict=True)
+    by = {(u, t): ts for u, t, ts in cols}
+    assert by[("u1", "t1")] == 1767571200
+    assert by[("u1", "t2")] == 1767571201  # the later file row moves up one second
+    assert by[("u2", "t1")] == 1767571200
+    # an exact duplicate is still refused, not tie-broken
+    dup = write_csv(tmp_path / "dup.csv", [rows[0], rows[0]])
+    with pytest.raises(EventValidationError, match="duplicate event"):
+        read_events_file(dup)

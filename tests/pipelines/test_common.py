@@ -162,3 +162,177 @@ def test_atomic_path_refuses_a_file_over_a_directory_and_back(tmp_path: Path) ->
         tmp.mkdir()
     assert f.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
+
+
+# ----------------------------------------------------------------------------- issue 12 defect 4
+
+
+def _dead_pid() -> int:
+    """A pid that surely belongs to no process: a child that has exited and been reaped."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return int(proc.stdout)
+
+
+def test_rerun_sweeps_dead_leftovers_but_never_a_live_write(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from pipelines.common import atomic_path
+
+    target = tmp_path / "events"
+    dead = tmp_path / f".events.{_dead_pid()}.abcd1234.tmp"
+    (dead / "events").mkdir(parents=True)
+    (dead / "events" / "partial.parquet").write_bytes(b"x" * 1000)
+    live_proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = tmp_path / f".events.{live_proc.pid}.efgh5678.tmp"
+        live.mkdir()
+        legacy = tmp_path / ".events.q1w2e3r4.tmp"  # older code: no pid in the name
+        legacy.mkdir()
+        os.utime(legacy, (0, 0))
+        other = tmp_path / f".events.csv.{_dead_pid()}.zzzz9999.tmp"  # another target's
+        other.mkdir()
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "events.parquet").write_bytes(b"new")
+        names = sorted(p.name for p in tmp_path.iterdir())
+        assert names == sorted(["events", live.name, other.name])
+    finally:
+        live_proc.kill()
+        live_proc.wait()
+
+
+def test_interrupted_directory_swap_is_restored(tmp_path: Path) -> None:
+    """Killed between the two renames of a swap: the old output is the only copy; keep it."""
+    from pipelines.common import sweep_leftovers
+
+    old = tmp_path / f".events.{_dead_pid()}.old"
+    old.mkdir()
+    (old / "events.parquet").write_text("previous")
+    sweep_leftovers(tmp_path / "events")
+    assert (tmp_path / "events" / "events.parquet").read_text() == "previous"
+    assert not old.exists()
+
+
+STAGE = (
+    "import sys; from pipelines.common import run_stage; import pipelines.data as d; "
+    "run_stage(d.main, *sys.argv[1:])"
+)
+HEADER = (
+    "user_id,topic_id,item_id,timestamp,activity,score,time_spent_s,hints_used,attempt,is_revisit"
+)
+
+
+def _stage_setup(tmp_path: Path, n_rows: int) -> list[str]:
+    import yaml
+
+    csv = tmp_path / f"events{n_rows}.csv"
+    rows = [f"u{i % 3},t1,i{i},{1767571200 + 60 * i},quiz,0.5,10,0,1,false" for i in range(n_rows)]
+    csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    params = tmp_path / f"params{n_rows}.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {"data": {"source": "events_file", "path": str(csv)}, "features": {"pass_mark": 0.6}}
+        )
+    )
+    return [str(params), str(tmp_path / "out" / "events"), str(tmp_path / "metrics" / "data.json")]
+
+
+def _start(args: list[str], pause_at: str):  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "LUDORA_PAUSE_BEFORE_RENAME": pause_at}
+    return subprocess.Popen(
+        [sys.executable, "-c", STAGE, *args],
+        cwd=repo,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_paused(marker: Path, proc) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    deadline = time.monotonic() + 120
+    while not marker.exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "stage never reached the rename"
+        time.sleep(0.1)
+
+
+def _state(tmp_path: Path) -> tuple[int | None, int | None]:
+    import json
+
+    import pandas as pd
+
+    events = tmp_path / "out" / "events" / "events.parquet"
+    metrics = tmp_path / "metrics" / "data.json"
+    n_events = len(pd.read_parquet(events)) if events.exists() else None
+    n_metrics = json.loads(metrics.read_text())["n_events"] if metrics.exists() else None
+    return n_events, n_metrics
+
+
+@pytest.mark.parametrize("pause_at", ["events", "data.json"])
+def test_sigkill_at_the_worst_moment_never_leaves_outputs_and_metrics_disagreeing(
+    tmp_path: Path, pause_at: str
+) -> None:
+    import signal
+
+    from pipelines import data as stage
+
+    first = _stage_setup(tmp_path, 4)
+    stage.main(*first)
+    assert _state(tmp_path) == (4, 4)
+    second = _stage_setup(tmp_path, 7)
+    proc = _start(second, pause_at)
+    marker = Path(second[1] if pause_at == "events" else second[2]).with_name(f"{pause_at}.paused")
+    _wait_paused(marker, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    marker.unlink()
+    n_events, n_metrics = _state(tmp_path)
+    # old events and no metrics (before the events rename) or new events and no metrics
+    # (before the metrics rename): never a metrics file describing other events.
+    assert n_metrics is None and n_events == (4 if pause_at == "events" else 7)
+    leftovers = [p.name for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    leftovers += [p.name for p in (tmp_path / "metrics").iterdir() if p.name.startswith(".")]
+    assert leftovers  # the kill left temp folders: the re-run must sweep them
+    stage.main(*second)
+    assert _state(tmp_path) == (7, 7)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["events"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["data.json"]
+
+
+def test_sigterm_cleans_up_like_ctrl_c_and_keeps_the_old_pair(tmp_path: Path) -> None:
+    import signal
+
+    from pipelines import data as stage
+
+    first = _stage_setup(tmp_path, 4)
+    stage.main(*first)
+    second = _stage_setup(tmp_path, 7)
+    proc = _start(second, "events")
+    marker = Path(second[1]).with_name("events.paused")
+    _wait_paused(marker, proc)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    marker.unlink()
+    assert proc.returncode == 143, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _state(tmp_path) == (4, 4)  # the old pair, metrics put back
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["events"]
+    assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["data.json"]

@@ -110,3 +110,26 @@ def test_repo_params_build() -> None:
     cfg = stage.load_config()
     assert cfg.source in {"simulator", "events_file", "kt_tsv"}
     assert 0 < cfg.pass_mark <= 1
+
+
+def test_string_pass_mark_is_named_features_pass_mark(tmp_path: Path) -> None:
+    """Issue 12 defect 9: the value lives in `features`, so the error says so."""
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"source": "simulator", "path": None, "simulator": TINY_SIM},
+                "features": {"pass_mark": "0.6"},
+            }
+        )
+    )
+    with pytest.raises(ConfigError) as err:
+        stage.load_config(params)
+    assert str(err.value) == f"{params}:features.pass_mark: must be a number in (0, 1], got '0.6'"
+
+
+def test_path_with_simulator_is_refused(tmp_path: Path) -> None:
+    """Issue 12 defect 8: a path that would be ignored is an error, not a log line."""
+    params = write_params(tmp_path, {"source": "simulator", "path": "x.csv", "simulator": TINY_SIM})
+    with pytest.raises(ConfigError, match=r"data\.path: must be null when data\.source is"):
+        stage.load_config(params)

@@ -52,3 +52,44 @@ def test_stage_writes_splits_spec_and_metrics(tmp_path: Path) -> None:
     assert metrics["test_unseen_learners"] >= 1
     assert metrics["n_features"] == len(spec["names"])
     assert not list(tmp_path.glob(".features.*"))  # no temp leftovers
+
+
+def test_params_fail_at_load_time_with_the_dotted_key() -> None:
+    """Issue 12 defect 7: `[quizz]` once ended in "no assessment timestamps" after the work."""
+    import pytest
+
+    from pipelines.common import ConfigError, build_config, load_section
+
+    section = load_section("features")
+    cases = {
+        "assessment_activities": (
+            ["quizz"],
+            "features.assessment_activities: must be one of ['quiz', 'minigame', 'exercise'], "
+            "got 'quizz'",
+        ),
+        "rolling_windows": (
+            [3, 0],
+            "features.rolling_windows[1]: must be an integer in [1, 1000], got 0",
+        ),
+        "half_life_days": (0, "features.half_life_days: must be in (0, 3650], got 0"),
+        "split": (
+            {**section["split"], "seed": 1.5},
+            "features.split.seed: must be an integer >= 0, got 1.5",
+        ),
+    }
+    for key, (value, expected) in cases.items():
+        with pytest.raises(ConfigError) as err:
+            build_config(FeatureConfig, {**section, key: value}, "features")
+        assert str(err.value) == expected
+
+
+def test_missing_events_is_one_clear_error(tmp_path: Path) -> None:
+    import pytest
+
+    with pytest.raises(IsADirectoryError, match="is a directory, expected a file"):
+        run(
+            FeatureConfig(),
+            events_file=tmp_path,
+            out_dir=tmp_path / "f",
+            metrics_file=tmp_path / "m.json",
+        )

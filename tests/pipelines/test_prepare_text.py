@@ -22,6 +22,8 @@ TINY = {
     "test_frac": 0.15,
     "vocab_size": 300,
     "model_max_length": 128,
+    # no held-out corpus files: the tests never depend on ../shared/data being there
+    "unseen": {"n_requests": 40, "paths": {}},
 }
 
 
@@ -41,6 +43,7 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     metrics = prepare_text(cfg, base_model=base_model, text_dir=text_dir, metrics_path=metrics_path)
     assert sorted(p.name for p in text_dir.iterdir()) == [
         "test.jsonl",
+        "test_unseen.jsonl",
         "tokenizer",
         "train.jsonl",
         "val.jsonl",
@@ -50,12 +53,62 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     assert written["sizes"] == metrics["sizes"]
     assert sum(written["sizes"].values()) == 300 == written["n_records"]
     assert written["n_topics"] == 11 and written["unk_rate_test"] == 0.0
-    assert written["tokenizer"] == "unigram" and written["vocab_size"] <= 300
+    assert written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 16  # + the keyword slots
     lines = (text_dir / "test.jsonl").read_text().splitlines()
     assert len(lines) == written["sizes"]["test"]
     assert {"prompt", "target", "keywords"} <= set(json.loads(lines[0]))
     # no stray temporary directories next to the outputs
     assert sorted(p.name for p in text_dir.parent.iterdir()) == ["text"]
+    assert written["sources_used"] == ["templates"] and written["sources_missing"] == []
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_unseen_split_keywords_occur_in_no_training_record(tmp_path: Path) -> None:
+    """The open-vocabulary requests ask for nouns no training record holds, in any inflection."""
+    from serving.keywords import keyword_present
+
+    cfg, _ = load_config(_params(tmp_path, {**TINY, "unseen": {"n_requests": 60, "seed": 4, "paths": {}}}))
+    text_dir = tmp_path / "t"
+    metrics = prepare_text(
+        cfg, base_model="scratch", text_dir=text_dir, metrics_path=tmp_path / "m.json"
+    )
+    unseen = _lines(text_dir / "test_unseen.jsonl")
+    assert len(unseen) == 60 == metrics["unseen"]["n_requests"]
+    assert metrics["unseen"]["unk_rate_prompts"] == 0.0
+    train = _lines(text_dir / "train.jsonl")
+    texts = [" ".join([r["problem"], r["prompt"], *r["keywords"]]) for r in train]
+    for req in unseen:
+        for kw in req["keywords"]:
+            assert not any(keyword_present(kw, t) for t in texts), kw
+    # every trained topic is asked for (templates only here: the 11 template topics)
+    assert set(metrics["unseen"]["topics"]) == {r["topic"] for r in train}
+    assert {s for r in unseen for s in r["keyword_sources"]} == {"list"}
+    again = tmp_path / "t2"
+    prepare_text(cfg, base_model="scratch", text_dir=again, metrics_path=tmp_path / "m2.json")
+    assert (again / "test_unseen.jsonl").read_text() == (text_dir / "test_unseen.jsonl").read_text()
+
+
+def test_absent_real_corpora_are_skipped_and_recorded(tmp_path: Path) -> None:
+    """A fresh clone without ../shared/data: the stage runs on templates and says so."""
+    section = {
+        **TINY,
+        "sources": ["templates", "svamp", "gsm8k"],
+        "missing_sources": "skip",
+        "paths": {"svamp": "nope/SVAMP.json", "gsm8k": "nope/train.jsonl"},
+        "unseen": {"n_requests": 20, "paths": {"gsm8k": "nope/test.jsonl"}},
+    }
+    cfg, _ = load_config(_params(tmp_path, section))
+    metrics = prepare_text(
+        cfg, base_model="scratch", text_dir=tmp_path / "t", metrics_path=tmp_path / "m.json",
+        root=tmp_path,
+    )
+    assert metrics["sources_used"] == ["templates"]
+    assert metrics["sources_missing"] == ["svamp", "gsm8k"]
+    assert metrics["unseen"]["missing_files"] == ["gsm8k"] and metrics["unseen"]["corpus_files"] == {}
+    assert metrics["sources"] == {"templates": 300}
 
 
 def test_copy_augment_adds_to_train_only(tmp_path: Path) -> None:
@@ -90,6 +143,10 @@ def test_copy_augment_adds_to_train_only(tmp_path: Path) -> None:
         ("unknown_key", 1, "unknown key"),
         ("seed", "x", "seed"),
         ("copy_augment", 1.5, "prepare_text.copy_augment"),
+        ("missing_sources", "ignore", "prepare_text.missing_sources"),
+        ("request_subsets", -0.1, "prepare_text.request_subsets"),
+        ("unseen", {"n_requests": 0}, "prepare_text.unseen.n_requests"),
+        ("unseen", {"paths": {"wiki": "x"}}, "prepare_text.unseen.paths"),
     ],
 )
 def test_bad_params_write_nothing(tmp_path: Path, key: str, value, fragment: str) -> None:
@@ -165,7 +222,33 @@ def test_pretrained_base_model_tokenizer_is_copied(tmp_path: Path) -> None:
         cfg, base_model=str(model_dir), text_dir=tmp_path / "b", metrics_path=tmp_path / "b.json"
     )
     assert metrics["tokenizer"] == str(model_dir)
-    assert metrics["vocab_size"] == first["vocab_size"]
+    assert metrics["vocab_size"] == first["vocab_size"]  # its slots were there already
     a = json.loads((tmp_path / "a" / "tokenizer" / "tokenizer.json").read_text())["model"]
     b = json.loads((tmp_path / "b" / "tokenizer" / "tokenizer.json").read_text())["model"]
     assert a == b
+
+
+def test_pretrained_tokenizer_without_slots_gets_them_as_ordinary_tokens(tmp_path: Path) -> None:
+    """A base model's own tokenizer (here a WordLevel one saved by the test) gains <k1>..<k8s>
+    as non-special added tokens, kept by `tokenizers`' decode with skip_special_tokens=True."""
+    from tokenizers import Tokenizer
+
+    from serving.realize import SLOT_TOKENS
+    from tests.training.generator_tiny import make_records, make_tokenizer
+
+    base = make_tokenizer(make_records(16))
+    n_base = len(base)
+    base.save_pretrained(str(tmp_path / "base"))
+    cfg, _ = load_config(_params(tmp_path, TINY))
+    metrics = prepare_text(
+        cfg, base_model=str(tmp_path / "base"), text_dir=tmp_path / "t",
+        metrics_path=tmp_path / "m.json",
+    )
+    assert metrics["vocab_size"] == n_base + len(SLOT_TOKENS)
+    tok = Tokenizer.from_file(str(tmp_path / "t" / "tokenizer" / "tokenizer.json"))
+    ids = tok.encode("tom has 3 <k1s> and <k2> ?").ids
+    assert tok.decode(ids, skip_special_tokens=True).split() == [
+        "tom", "has", "3", "<k1s>", "and", "<k2>", "?"
+    ]
+    added = {t.content: t for t in tok.get_added_tokens_decoder().values()}
+    assert all(not added[s].special for s in SLOT_TOKENS)

@@ -9,7 +9,8 @@ from typer.testing import CliRunner
 
 from pipelines.package import package_candidate, register_version, weakness_candidate
 from tests.quantize.tiny_models import fresh_tracking_uri, make_weakness_export
-from training import promotion as pr
+from training.packaging import promotion as pr
+from training.packaging import registry as reg
 
 
 @pytest.fixture()
@@ -57,7 +58,7 @@ def test_first_candidate_is_promoted_iff_its_floors_pass(env):
     refused = _promote(root, test_file, floor=0.999)
     assert not refused.passed and not refused.promoted and refused.champion is None
     assert any("auc" in r for r in refused.reasons)
-    assert pr.current_champion(pr._client(), "ludora-weakness") is None
+    assert reg.current_champion(reg.client(), "ludora-weakness") is None
     accepted = _promote(root, test_file, floor=0.5)
     assert accepted.passed and accepted.promoted
     assert _champion(root) == v1
@@ -135,3 +136,19 @@ def test_rules_from_params_and_mlflow_semantics():
         pr.rules_from_params(
             {"weakness": {"promotion": {"auc": {"min_absolute_change": 0}}}}, "weakness"
         )
+
+
+def test_cli_rollback_on_a_new_registry_is_one_line(tmp_path, monkeypatch):
+    """Issue 12, defect 6: an 87-line MlflowException traceback on a registry never used."""
+    import pipelines.package as pkg
+    from pipelines.cli import app
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
+    monkeypatch.setattr(pkg, "ARTIFACTS_ROOT", tmp_path / "artifacts")
+    result = CliRunner().invoke(app, ["rollback", "--model", "weakness"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert "no previous champion" in lines[0] and "no champion yet" in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "artifacts").exists()  # a refused rollback creates nothing

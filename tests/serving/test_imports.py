@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from serving import limits
 from tests.serving._artifacts import NOW, set_alias
 from tests.serving._server import artifact_store, free_port
 
@@ -54,7 +55,8 @@ def probe():
         weak = {"user_id": "u", "recent_quiz_scores": {"fractions": [0.2, 0.4]},
                 "now": int(sys.argv[5])}
         result["weakness"] = post("/api/v1/ai/predict-weakness", weak)
-        word = {"topic": "fractions", "keywords": ["apples"], "max_length": 12, "seed": 1}
+        word = {"topic": "fractions", "keywords": ["apples"], "max_length": int(sys.argv[6]),
+                "seed": 1}
         result["word"] = post("/api/v1/ai/word-problem", word)
         result["forbidden"] = sorted(m for m in forbidden if m in sys.modules)
     finally:
@@ -88,6 +90,7 @@ def test_cli_serves_both_models_without_heavy_imports(store: Path, tmp_path: Pat
             str(out),
             ",".join(FORBIDDEN),
             str(NOW),
+            str(limits.MIN_COMPLETE_LENGTH),
         ],
         cwd=REPO,
         capture_output=True,
@@ -107,7 +110,8 @@ def test_cli_serves_both_models_without_heavy_imports(store: Path, tmp_path: Pat
 def test_serving_modules_import_only_light_packages() -> None:
     code = (
         "import sys, serving.app, serving.weakness, serving.generator, serving.store, "
-        "serving.schemas, serving.limits, serving.settings, features.online, features.spec; "
+        "serving.schemas, serving.limits, serving.settings, features.online, features.spec, "
+        "serving.realize, serving.grammar, serving.topics; "
         f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
     )
     proc = subprocess.run(

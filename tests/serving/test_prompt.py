@@ -14,15 +14,35 @@ from serving.prompt import PromptError, format_prompt, format_target, parse_targ
 def test_prompt_format_is_exact() -> None:
     assert (
         format_prompt("fractions", ["apples", "baskets"], "For a grade 3 class:")
-        == "generate word problem about fractions using keywords apples, baskets: "
+        == "generate word problem about fractions using keywords <k1> apples, <k2> baskets: "
         "For a grade 3 class:"
     )
 
 
 def test_prompt_without_prefix_has_no_trailing_space() -> None:
     assert (
-        format_prompt("money", ["pens"]) == "generate word problem about money using keywords pens:"
+        format_prompt("money", ["pens"])
+        == "generate word problem about money using keywords <k1> pens:"
     )
+
+
+def test_prompt_marks_up_to_eight_keywords() -> None:
+    eight = [f"w{i}" for i in range(1, 9)]
+    assert format_prompt("money", eight).endswith("<k7> w7, <k8> w8:")
+    with pytest.raises(PromptError, match="at most 8"):
+        format_prompt("money", [*eight, "w9"])
+
+
+def test_slotted_target_counts_numbers_on_the_lexical_text() -> None:
+    """The digit of a keyword slot (<k2s>) is not a number of the problem."""
+    target = format_target(
+        "One box holds 7 apples and another box holds 5 apples. How many apples?",
+        "7 + 5",
+        slotted_problem="One <k2> holds 7 <k1s> and another <k2> holds 5 <k1s>. How many <k1s>?",
+    )
+    assert target.endswith("How many <k1s>? ||| n1 + n2")
+    with pytest.raises(PromptError, match="slotted_problem"):
+        format_target("Maya has 3 apples?", "3", slotted_problem="a ||| b")
 
 
 def test_prompt_whitespace_is_normalised() -> None:
@@ -41,6 +61,8 @@ def test_prompt_whitespace_is_normalised() -> None:
         ("mo:ney", ["pens"], ""),
         ("money", ["  "], ""),
         ("money", [3], ""),
+        ("money", ["<k1>"], ""),
+        ("money", ["pens>"], ""),
     ],
 )
 def test_prompt_rejects_ambiguous_input(topic, keywords, prefix) -> None:

@@ -1,19 +1,24 @@
-"""Artifact references: directory, version, latest, alias, and MLflow registry URIs (no mlflow)."""
+"""Artifact references: directory, version, latest, alias, ``models:/`` (alias file, REST)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
-import sqlite3
+import os
+import signal
+import socket
+import subprocess
 import sys
-import threading
+import time
+import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 
 from serving.store import ArtifactResolutionError, parse_registry_uri, resolve_artifact
+
+SERVER_START_S = 120.0  # ~30 s measured on the shared 2-core machine under load
 
 
 def _version(root: Path, model: str, v: int) -> Path:
@@ -70,56 +75,56 @@ def test_parse_registry_uri() -> None:
         parse_registry_uri("models:/a/b/c")
 
 
-def _registry_tables(db: Path, store: Path) -> None:
-    """The two MLflow registry tables serving reads, with MLflow's column layout."""
-    con = sqlite3.connect(db)
-    con.execute(
-        "CREATE TABLE registered_model_aliases (workspace VARCHAR(63), name VARCHAR(256), "
-        "alias VARCHAR(256), version INTEGER)"
-    )
-    con.execute(
-        "CREATE TABLE model_version_tags (workspace VARCHAR(63), name VARCHAR(256), "
-        "version INTEGER, key VARCHAR(250), value TEXT)"
-    )
-    con.execute(
-        "INSERT INTO registered_model_aliases VALUES ('default', 'ludora-weakness', 'champion', 2)"
-    )
-    for v in (1, 2):
-        con.execute(
-            "INSERT INTO model_version_tags VALUES ('default', 'ludora-weakness', ?, "
-            "'ludora.artifact_dir', ?)",
-            (v, str(store / "weakness" / str(v))),
-        )
-    con.commit()
-    con.close()
-
-
-def test_sqlite_registry_tables(store: Path, tmp_path: Path) -> None:
-    db = tmp_path / "mlflow.db"
-    _registry_tables(db, store)
-    uri = f"sqlite:///{db}"
-    for ref, v in (("models:/ludora-weakness@champion", "2"), ("models:/ludora-weakness/1", "1")):
-        got = resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri=uri)
-        assert got == store / "weakness" / v
-    with pytest.raises(ArtifactResolutionError, match="no 'staging'"):
-        resolve_artifact(
-            "models:/ludora-weakness@staging", "weakness", artifact_root=store, tracking_uri=uri
-        )
-    with pytest.raises(ArtifactResolutionError, match="not found"):
-        resolve_artifact(
-            "models:/ludora-weakness@champion",
+@pytest.mark.parametrize("tracking_uri", [None, "sqlite:///unused.db", "file:///mlruns"])
+def test_registry_alias_from_the_store_alias_file(store: Path, tracking_uri: str | None) -> None:
+    """Without a tracking server, ``models:/name@alias`` reads the store's aliases.json."""
+    for alias, v in (("champion", "2"), ("previous-champion", "1")):
+        got = resolve_artifact(
+            f"models:/ludora-weakness@{alias}",
             "weakness",
             artifact_root=store,
-            tracking_uri=f"sqlite:///{tmp_path / 'missing.db'}",
+            tracking_uri=tracking_uri,
         )
+        assert got == store / "weakness" / v
 
 
-@pytest.mark.slow
-def test_sqlite_registry_real_mlflow_store(store: Path, tmp_path: Path) -> None:
-    """A real MLflow registry (sqlite) resolved by stdlib sqlite3; serving never imports mlflow."""
+@pytest.mark.parametrize(
+    ("ref", "message"),
+    [
+        (
+            "models:/ludora-weakness@staging",
+            "'staging' is not a directory, a version or a set alias",
+        ),
+        ("models:/ludora-weakness/2", "registry version numbers need an http"),
+        ("models:/ludora-ranker@champion", "unknown registered model 'ludora-ranker'"),
+    ],
+)
+def test_registry_refs_a_local_store_cannot_answer(store: Path, ref: str, message: str) -> None:
+    with pytest.raises(ArtifactResolutionError, match=message):
+        resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri="sqlite:///x.db")
+
+
+def test_store_module_reads_no_mlflow_tables() -> None:
+    src = Path(sys.modules["serving.store"].__file__ or "").read_text()
+    assert "sqlite3" not in src and "SELECT" not in src
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A real ``mlflow server`` on a private SQLite store with two registered versions."""
     mlflow = pytest.importorskip("mlflow")
-    db = tmp_path / "mlflow.db"
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{db}", registry_uri=f"sqlite:///{db}")
+    base = tmp_path_factory.mktemp("registry")
+    store = base / "artifacts"
+    for v in (1, 2):
+        _version(store, "weakness", v)
+    db = f"sqlite:///{base / 'mlflow.db'}"
+    client = mlflow.MlflowClient(tracking_uri=db, registry_uri=db)
     client.create_registered_model("ludora-weakness")
     for v in ("1", "2"):
         mv = client.create_model_version("ludora-weakness", source=str(store / "weakness" / v))
@@ -127,69 +132,54 @@ def test_sqlite_registry_real_mlflow_store(store: Path, tmp_path: Path) -> None:
             "ludora-weakness", mv.version, "ludora.artifact_dir", str(store / "weakness" / v)
         )
     client.set_registered_model_alias("ludora-weakness", "champion", "2")
-    uri = f"sqlite:///{db}"
-    got = resolve_artifact(
-        "models:/ludora-weakness@champion", "weakness", artifact_root=store, tracking_uri=uri
+    port = _free_port()
+    exe = Path(sys.executable).with_name("mlflow")
+    cmd = [str(exe), "server", "--backend-store-uri", db, "--host", "127.0.0.1"]
+    proc = subprocess.Popen(
+        [*cmd, "--port", str(port), "--workers", "1"],
+        cwd=base,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its uvicorn and job-runner children go down with it
     )
-    assert got == store / "weakness" / "2"
-    got = resolve_artifact(
-        "models:/ludora-weakness/1", "weakness", artifact_root=store, tracking_uri=uri
-    )
-    assert got == store / "weakness" / "1"
-    with pytest.raises(ArtifactResolutionError, match="no 'staging'"):
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"mlflow server did not answer within {SERVER_START_S:.0f} s")
+                time.sleep(0.5)
+        yield url, store
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_rest_registry_of_a_real_mlflow_server(mlflow_server: tuple[str, Path]) -> None:
+    url, store = mlflow_server
+    for ref, v in (("models:/ludora-weakness@champion", "2"), ("models:/ludora-weakness/1", "1")):
+        got = resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri=url)
+        assert got == store / "weakness" / v
+    with pytest.raises(ArtifactResolutionError, match=r"registry answered HTTP 4\d\d"):
         resolve_artifact(
-            "models:/ludora-weakness@staging", "weakness", artifact_root=store, tracking_uri=uri
+            "models:/ludora-weakness@staging", "weakness", artifact_root=store, tracking_uri=url
         )
-
-
-class _Registry(BaseHTTPRequestHandler):
-    """Answers like MLflow's REST API for one alias and one version."""
-
-    artifact_dir = ""
-
-    def do_GET(self) -> None:
-        url = urlparse(self.path)
-        q = parse_qs(url.query)
-        tags = [{"key": "ludora.artifact_dir", "value": self.artifact_dir}]
-        by_alias = url.path.endswith("/registered-models/alias") and q.get("alias") == ["champion"]
-        by_version = url.path.endswith("/model-versions/get") and q.get("version") == ["2"]
-        if by_alias or by_version:
-            body = {"model_version": {"name": q["name"][0], "version": "2", "tags": tags}}
-        else:
-            self.send_response(404)
-            self.end_headers()
-            return
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def rest_registry(store: Path) -> Iterator[str]:
-    _Registry.artifact_dir = str(store / "weakness" / "2")
-    httpd = HTTPServer(("127.0.0.1", 0), _Registry)
-    t = threading.Thread(target=httpd.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-def test_rest_registry(store: Path, rest_registry: str) -> None:
-    for ref in ("models:/ludora-weakness@champion", "models:/ludora-weakness/2"):
-        got = resolve_artifact(ref, "weakness", artifact_root=store, tracking_uri=rest_registry)
-        assert got == store / "weakness" / "2"
-    with pytest.raises(ArtifactResolutionError, match="HTTP 404"):
+    with pytest.raises(ArtifactResolutionError, match="registry unreachable"):
         resolve_artifact(
-            "models:/ludora-weakness@nope",
+            "models:/ludora-weakness@champion",
             "weakness",
             artifact_root=store,
-            tracking_uri=rest_registry,
+            tracking_uri=f"http://127.0.0.1:{_free_port()}",
         )
 
 

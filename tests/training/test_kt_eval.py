@@ -135,3 +135,19 @@ def test_real_assistments_subsample(tmp_path: Path) -> None:
     res = eval_kt(tmp_path / "train.tsv", tmp_path / "test.tsv", cfg=cfg, feat_cfg=FeatureConfig())
     assert res["n_test"] == len(te)
     assert res["auc"] > 0.70
+
+
+def test_eval_kt_reports_summary_views(tmp_path: Path) -> None:
+    """With views configured, every view the KT data can express is scored on the test answers."""
+    train = write_tsv(tmp_path / "train.tsv", 40, 0, 0)
+    test = write_tsv(tmp_path / "test.tsv", 15, 1, 1000)
+    names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat"]
+    cfg = build_config(
+        WeaknessConfig, {**FAST, "views": {"names": [*names, "averages_time"]}}, "train_weakness"
+    )
+    res = eval_kt(train, test, cfg=cfg, feat_cfg=FeatureConfig())
+    # KT answers carry no time spent: the _time views are left out, not faked
+    assert list(res["views"]) == names
+    for view, m in res["views"].items():
+        assert 0.0 <= m["ece"] <= 1.0 and m["logloss"] > 0, view
+        assert m["auc"] > 0.5, view

@@ -10,7 +10,7 @@ from data.word_problems.augment import COPY_LEXICON, _swap_word, copy_augment, e
 from data.word_problems.corpus import template_records
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present, singular
-from serving.prompt import parse_target
+from serving.realize import render_output
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +44,9 @@ def test_augmented_records_copy_a_nonce_keyword(records) -> None:
         assert len(swapped) == 1 and singular(swapped[0]) in entity_words()
         assert not keyword_present(swapped[0], rec["problem"])
         # numbers and equation are untouched, so the record stays consistent
-        problem, equation = parse_target(rec["target"])
-        assert equation == parse_target(orig["target"])[1]
-        assert check_consistency(problem, equation).ok
+        rendered = render_output(rec["target"], rec["keywords"])
+        assert rendered.equation_text == render_output(orig["target"], orig["keywords"]).equation_text
+        assert check_consistency(rendered.problem_text, rendered.equation_text).ok
         assert rec["source"] == orig["source"] + "+copy"
 
 

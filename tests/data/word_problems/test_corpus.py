@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from data.word_problems.corpus import (
     RECORD_FIELDS,
+    DelexicalizeError,
     combination,
     dedupe,
     make_record,
     read_jsonl,
     real_records,
+    request_subsets,
     save_tokenizer,
     split_by_combination,
     template_records,
@@ -21,7 +24,12 @@ from data.word_problems.corpus import (
     unk_rate,
     write_jsonl,
 )
-from serving.prompt import format_prompt, format_target, parse_target
+from serving.arithmetic import evaluate
+from serving.keywords import keyword_present
+from serving.prompt import TARGET_SEP, format_prompt, format_target
+from serving.realize import SLOT_TOKENS, delexicalize, render_output
+
+_SLOT = re.compile(r"<k\d+s?>")
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +54,54 @@ def tokenizer(splits):
 
 
 def test_records_have_every_field_and_derived_text(records) -> None:
-    for rec in records[:50]:
+    for rec in records[:200]:
         assert set(rec) == set(RECORD_FIELDS)
         assert rec["prompt"] == format_prompt(rec["topic"], rec["keywords"], rec["prompt_prefix"])
-        assert rec["target"] == format_target(rec["problem"], rec["equation"])
-        assert parse_target(rec["target"]) == (rec["problem"], rec["equation"])
+        slotted = delexicalize(rec["problem"], rec["keywords"])
+        assert rec["target"] == format_target(
+            rec["problem"], rec["equation"], slotted_problem=slotted
+        )
+        problem_part = rec["target"].partition(TARGET_SEP)[0]
+        # every requested keyword travels as a slot, none as a word
+        assert _SLOT.search(problem_part)
+        assert not any(keyword_present(k, problem_part) for k in rec["keywords"])
+        rendered = render_output(rec["target"], rec["keywords"])
+        assert rendered.equation_text is not None
+        assert evaluate(rendered.equation_text) == pytest.approx(evaluate(rec["equation"]))
+        assert all(keyword_present(k, rendered.problem_text) for k in rec["keywords"])
     assert len({r["id"] for r in records}) == len(records)
+
+
+def test_a_keyword_missing_from_the_text_cannot_become_a_slot() -> None:
+    with pytest.raises(DelexicalizeError, match="kites"):
+        make_record(
+            rec_id="x",
+            topic="addition",
+            keywords=["apples", "kites"],
+            prompt_prefix="",
+            problem="Tom has 3 apples and 2 more. How many apples?",
+            equation="3 + 2",
+            answer=5.0,
+            source="t",
+        )
+
+
+def test_request_subsets_ask_for_fewer_keywords_with_the_rest_literal(records) -> None:
+    out, changed = request_subsets(records, share=1.0, seed=2)
+    assert changed == sum(len(r["keywords"]) >= 2 for r in records) and len(out) == len(records)
+    for old, new in zip(records[:100], out[:100], strict=True):
+        assert 1 <= len(new["keywords"]) < len(old["keywords"])
+        assert set(new["keywords"]) < set(old["keywords"]) and new["problem"] == old["problem"]
+        problem_part = new["target"].partition(TARGET_SEP)[0]
+        for k in set(old["keywords"]) - set(new["keywords"]):
+            assert keyword_present(k, problem_part)  # not requested: stays a word
+        n_slots = len(set(re.findall(r"<k(\d+)", problem_part)))
+        assert n_slots == len(new["keywords"])
+    again, _ = request_subsets(records, share=0.5, seed=2)
+    assert again == request_subsets(records, share=0.5, seed=2)[0]
+    blocked = {combination(r) for r in out}
+    kept, n = request_subsets(records, share=1.0, seed=2, avoid=blocked)
+    assert n == 0 and kept == list(records)
 
 
 def test_keyword_order_is_shuffled_but_seeded(records) -> None:
@@ -80,8 +130,8 @@ def test_split_holds_out_combinations(records, splits) -> None:
 
 def test_split_plural_variants_are_one_combination() -> None:
     base = dict(topic="t", prompt_prefix="", equation="1 + 2", answer=3.0, source="x")
-    a = make_record(rec_id="a", keywords=["apples", "box"], problem="1 apples 2?", **base)
-    b = make_record(rec_id="b", keywords=["Boxes", "apple"], problem="2 apple 1?", **base)
+    a = make_record(rec_id="a", keywords=["apples", "box"], problem="1 apples 2 box?", **base)
+    b = make_record(rec_id="b", keywords=["Boxes", "apple"], problem="2 apple 1 boxes?", **base)
     assert combination(a) == combination(b)
 
 
@@ -96,7 +146,7 @@ def test_dedupe_keeps_first() -> None:
     base = dict(topic="t", keywords=["k"], prompt_prefix="", equation="1", answer=1.0, source="s")
     recs = [
         make_record(rec_id=i, problem=p, **base)
-        for i, p in (("a", "P1?"), ("b", "P1?"), ("c", "P2?"))
+        for i, p in (("a", "P1 k?"), ("b", "P1 k?"), ("c", "P2 k?"))
     ]
     assert [r["id"] for r in dedupe(recs)] == ["a", "c"]
 
@@ -144,25 +194,43 @@ def test_tokenizer_whole_word_pieces(tokenizer) -> None:
     assert "▁How" in toks and "▁many" in toks
 
 
+def _slot_spacing(text: str) -> str:
+    """Decoding drops the space before an added token and puts one after it: compare texts
+    with one space on each side of every slot (the realizer fixes the spacing)."""
+    return " ".join(_SLOT.sub(lambda m: f" {m.group(0)} ", text).split())
+
+
 def test_tokenizer_round_trips_the_corpus(tokenizer, splits) -> None:
     texts = [r[k] for v in splits.values() for r in v for k in ("prompt", "target")]
-    assert [tokenizer.decode(e.ids) for e in tokenizer.encode_batch(texts)] == texts
+    decoded = [tokenizer.decode(e.ids) for e in tokenizer.encode_batch(texts)]
+    assert [_slot_spacing(t) for t in decoded] == [_slot_spacing(t) for t in texts]
+    plain = [t for t in texts if not _SLOT.search(t)] + ["How many apples does Maya have?"]
+    assert [tokenizer.decode(tokenizer.encode(t).ids) for t in plain] == plain
 
 
-def test_tokenizer_splits_punctuation_so_keywords_are_copyable(tokenizer, splits) -> None:
-    """A keyword gets the same pieces in the prompt ("friend, x:") as in the problem text."""
+def test_keyword_slots_are_single_ordinary_tokens(tokenizer, splits) -> None:
+    """One id per slot, in prompt and target; not special, so decode keeps them for the
+    realizer (skip_special_tokens=True is what training, export and serving decode with)."""
+    ids = [tokenizer.token_to_id(t) for t in SLOT_TOKENS]
+    assert None not in ids and len(set(ids)) == 16
+    for rec in splits["train"][:50]:
+        for key in ("prompt", "target"):
+            enc = tokenizer.encode(rec[key])
+            assert [t for t in enc.tokens if "<k" in t] == _SLOT.findall(rec[key])
+    text = "A <k1> held 12 <k1s>. How many <k2s> are left? ||| n1 - 3"
+    enc = tokenizer.encode(text)
+    assert enc.tokens.count("<k1s>") == 1 and "<" not in enc.tokens
+    decoded = tokenizer.decode(enc.ids, skip_special_tokens=True)
+    assert _SLOT.findall(decoded) == ["<k1>", "<k1s>", "<k2s>"]
+    assert render_output(decoded, ["box", "apples"]).problem_text == (
+        "A box held 12 boxes. How many apples are left?"
+    )
+
+
+def test_tokenizer_splits_punctuation_from_words(tokenizer) -> None:
     toks = tokenizer.encode("keywords apples, baskets: How many apples?").tokens
     assert {",", ":", "?"} <= set(toks) and "▁keywords" in toks
     assert not any(len(t) > 1 and t[-1] in ",.:?" for t in toks)
-    for rec in splits["train"][:100]:
-        prompt = tokenizer.encode(rec["prompt"]).tokens
-        target = tokenizer.encode(rec["target"]).tokens
-        for kw in rec["keywords"]:
-            if kw in rec["problem"].split(" ") or f" {kw}." in rec["problem"]:
-                pieces = tokenizer.encode(kw).tokens[:-1]  # without eos
-                n = len(pieces)
-                assert any(prompt[i : i + n] == pieces for i in range(len(prompt)))
-                assert any(target[i : i + n] == pieces for i in range(len(target)))
 
 
 def test_saved_tokenizer_loads_in_transformers(tmp_path: Path, tokenizer) -> None:
@@ -176,6 +244,8 @@ def test_saved_tokenizer_loads_in_transformers(tmp_path: Path, tokenizer) -> Non
         ids = tok("Tom has 305 pens ||| 305 - 5")["input_ids"]
         assert ids[-1] == 1
         assert tok.decode(ids, skip_special_tokens=True) == "Tom has 305 pens ||| 305 - 5"
+        slotted = tok.decode(tok("Tom has 3 <k1s>.")["input_ids"], skip_special_tokens=True)
+        assert "<k1s>" in slotted and len(tok) == tokenizer.get_vocab_size()
 
 
 def test_real_records_get_keywords(tmp_path: Path) -> None:

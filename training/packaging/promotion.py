@@ -1,50 +1,52 @@
-"""Promotion and rollback of packaged models through the MLflow registry's `champion` alias.
+"""Promotion and rollback of packaged models through the registry's ``champion`` alias.
 
-A candidate (a packaged version, registered by the `package` stage) is compared with the current
-champion on the same held-out data with MLflow's own ``MetricThreshold`` semantics
+A candidate (a packaged version, registered by the ``package`` stage) is compared with the
+current champion on the same held-out data with MLflow's own ``MetricThreshold`` semantics
 (``mlflow.validate_evaluation_results``): each metric must pass its absolute floor
 (``threshold``) and, when there is a champion, improve on it by ``min_absolute_change`` and/or
 ``min_relative_change`` (``min_relative_change: 0.0`` means "beats or holds"). Without a champion
 only the floors apply.
 
 History: the registered model's tag ``ludora.champion_history`` holds the promoted versions in
-order (a stack); ``previous-champion`` is an alias on the version below the top. Rollback pops the
-stack. Every change is mirrored to ``artifacts/<model>/aliases.json`` so serving can resolve
-``champion`` without MLflow.
+order (a stack); ``previous-champion`` is an alias on the version below the top. Rollback pops
+the stack. Every change is mirrored to ``artifacts/<model>/aliases.json`` so serving can resolve
+``champion`` without MLflow. Both commands hold the model's store lock, so they never interleave
+with a ``package`` stage or with each other.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import datetime as dt
 import json
 import logging
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from serving.manifest import (
-    ALIASES_NAME,
-    ManifestError,
-    list_versions,
-    load_manifest,
-    read_aliases,
-    verify_artifact,
-)
+from serving.manifest import ManifestError, list_versions, load_manifest, verify_artifact
+from training.packaging import registry as reg
+from training.packaging.registry import REGISTRY_NAMES, PromotionError
+from training.packaging.store import model_lock
 
 logger = logging.getLogger(__name__)
 
-REGISTRY_NAMES = {"weakness": "ludora-weakness", "generator": "ludora-generator"}
-CHAMPION = "champion"
-PREVIOUS = "previous-champion"
-HISTORY_TAG = "ludora.champion_history"
+__all__ = [
+    "REGISTRY_NAMES",
+    "Decision",
+    "MetricRule",
+    "PromotionError",
+    "generator_evaluator",
+    "generator_reevaluator",
+    "promote",
+    "rollback",
+    "rules_from_params",
+    "validate",
+    "weakness_evaluator",
+    "weakness_metrics",
+]
 
-EvalFn = Callable[[Path], dict[str, float]]
-
-
-class PromotionError(RuntimeError):
-    """Promotion or rollback cannot proceed (nothing to promote, nothing to roll back to)."""
+EvalFn = Callable[[Path, Path | None], tuple[dict[str, float], dict[str, float] | None]]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -156,97 +158,6 @@ def validate(
     return []
 
 
-# ----------------------------------------------------------------------------- registry helpers
-
-
-def _client() -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient()
-
-
-def find_registry_version(client: Any, name: str, version: int) -> Any | None:
-    """The registry model version tagged ``ludora.version == version`` (or None)."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return None
-    for mv in found:
-        if mv.tags.get("ludora.version") == str(version):
-            return mv
-    return None
-
-
-def registry_version_for(client: Any, name: str, version: int) -> Any:
-    """The registry model version tagged ``ludora.version == version``."""
-    mv = find_registry_version(client, name, version)
-    if mv is None:
-        raise PromotionError(
-            f"{name}: ludora version {version} is not registered (run the package stage first)"
-        )
-    return mv
-
-
-def current_champion(client: Any, name: str) -> Any | None:
-    """The model version behind ``champion``, or None when the alias is not set."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
-
-
-def _history(client: Any, name: str) -> list[int]:
-    tags = client.get_registered_model(name).tags
-    return [int(v) for v in json.loads(tags.get(HISTORY_TAG, "[]"))]
-
-
-def _set_champion(
-    client: Any, name: str, model: str, history: list[int], artifacts_root: Path, event: str
-) -> None:
-    """Point ``champion`` (and ``previous-champion``) at the history's top; mirror to JSON."""
-    from mlflow.exceptions import MlflowException
-
-    top = history[-1]
-    client.set_registered_model_alias(
-        name, CHAMPION, registry_version_for(client, name, top).version
-    )
-    if len(history) > 1:
-        prev = registry_version_for(client, name, history[-2]).version
-        client.set_registered_model_alias(name, PREVIOUS, prev)
-    else:
-        with contextlib.suppress(MlflowException):
-            client.delete_registered_model_alias(name, PREVIOUS)
-    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
-    write_aliases(artifacts_root / model, history, event)
-
-
-def write_aliases(model_root: Path, history: list[int], event: str) -> None:
-    """Mirror the aliases for serving: ``{"champion", "previous-champion", "history", ...}``."""
-    from pipelines.common import atomic_write_json
-
-    old = read_aliases(model_root)
-    events = list(old.get("events", []))
-    events.append(
-        {
-            "event": event,
-            "champion": history[-1] if history else None,
-            "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-    )
-    data: dict[str, Any] = {
-        CHAMPION: history[-1] if history else None,
-        "history": history,
-        "events": events[-100:],
-    }
-    if len(history) > 1:
-        data[PREVIOUS] = history[-2]
-    atomic_write_json(model_root / ALIASES_NAME, data)
-
-
 # ----------------------------------------------------------------------------- commands
 
 
@@ -255,7 +166,7 @@ def promote(
     *,
     artifacts_root: Path,
     rules: Mapping[str, MetricRule],
-    evaluate: Callable[[Path, Path | None], tuple[dict[str, float], dict[str, float] | None]],
+    evaluate: EvalFn,
     version: int | None = None,
     dry_run: bool = False,
 ) -> Decision:
@@ -266,36 +177,40 @@ def promote(
     """
     name = REGISTRY_NAMES[model]
     model_root = artifacts_root / model
-    versions = list_versions(model_root)
-    if version is None:
-        if not versions:
-            raise PromotionError(f"{model_root}: no packaged version to promote")
-        version = versions[-1]
-    if version not in versions:
-        raise PromotionError(f"{model_root / str(version)}: version {version} not packaged")
-    client = _client()
-    registry_version_for(client, name, version)
-    champ_mv = current_champion(client, name)
-    champ = None if champ_mv is None else int(champ_mv.tags["ludora.version"])
-    cand_dir = model_root / str(version)
-    if champ == version:
-        metrics, _ = evaluate(cand_dir, None)
-        return Decision(
-            model, version, champ, True, False, [], metrics, None, note="already the champion"
-        )
-    champ_dir = None if champ is None else model_root / str(champ)
-    cand_metrics, champ_metrics = evaluate(cand_dir, champ_dir)
-    reasons = validate(cand_metrics, champ_metrics, rules)
-    try:  # never promote files that differ from what was packaged and gated
-        verify_artifact(cand_dir)
-    except ManifestError as exc:
-        reasons.append(str(exc))
-    passed = not reasons
-    promoted = False
-    if passed and not dry_run:
-        history = [v for v in _history(client, name) if v != version] + [version]
-        _set_champion(client, name, model, history, artifacts_root, f"promote v{version}")
-        promoted = True
+    if not list_versions(model_root):  # checked before the lock, which creates the folder
+        raise PromotionError(f"{model_root}: no packaged version to promote")
+    with model_lock(model_root):
+        versions = list_versions(model_root)
+        if version is None:
+            if not versions:
+                raise PromotionError(f"{model_root}: no packaged version to promote")
+            version = versions[-1]
+        if version not in versions:
+            raise PromotionError(f"{model_root / str(version)}: version {version} not packaged")
+        client = reg.client()
+        reg.registry_version_for(client, name, version)
+        reg.reconcile(client, name, model_root)
+        champ_mv = reg.current_champion(client, name)
+        champ = None if champ_mv is None else int(champ_mv.tags["ludora.version"])
+        cand_dir = model_root / str(version)
+        if champ == version:
+            metrics, _ = evaluate(cand_dir, None)
+            return Decision(
+                model, version, champ, True, False, [], metrics, None, note="already the champion"
+            )
+        champ_dir = None if champ is None else model_root / str(champ)
+        cand_metrics, champ_metrics = evaluate(cand_dir, champ_dir)
+        reasons = validate(cand_metrics, champ_metrics, rules)
+        try:  # never promote files that differ from what was packaged and gated
+            verify_artifact(cand_dir)
+        except ManifestError as exc:
+            reasons.append(str(exc))
+        passed = not reasons
+        promoted = False
+        if passed and not dry_run:
+            hist = [v for v in reg.history(client, name) if v != version] + [version]
+            reg.set_champion(client, name, model_root, hist, f"promote v{version}")
+            promoted = True
     decision = Decision(
         model,
         version,
@@ -311,17 +226,26 @@ def promote(
     return decision
 
 
+def _require_previous(name: str, hist: Sequence[int]) -> None:
+    if len(hist) < 2:
+        state = "no champion yet" if not hist else f"only v{hist[-1]} was ever champion"
+        raise PromotionError(f"{name}: no previous champion to roll back to ({state})")
+
+
 def rollback(model: str, *, artifacts_root: Path) -> tuple[int, int]:
     """Move ``champion`` back to the previous champion; returns (from_version, to_version)."""
     name = REGISTRY_NAMES[model]
-    client = _client()
-    history = _history(client, name)
-    if len(history) < 2:
-        raise PromotionError(f"{name}: no previous champion to roll back to (history {history})")
-    current = history.pop()
-    _set_champion(client, name, model, history, artifacts_root, f"rollback v{current}")
-    logger.info("%s: champion rolled back from v%d to v%d", name, current, history[-1])
-    return current, history[-1]
+    model_root = artifacts_root / model
+    client = reg.client()
+    _require_previous(name, reg.history(client, name))  # before the lock: creates nothing
+    with model_lock(model_root):
+        reg.reconcile(client, name, model_root)
+        hist = reg.history(client, name)
+        _require_previous(name, hist)
+        current = hist.pop()
+        reg.set_champion(client, name, model_root, hist, f"rollback v{current}")
+    logger.info("%s: champion rolled back from v%d to v%d", name, current, hist[-1])
+    return current, hist[-1]
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -360,7 +284,7 @@ def weakness_metrics(artifact_dir: Path, test_file: Path) -> dict[str, float]:
     return {k: float(v) for k, v in result.items()}
 
 
-def weakness_evaluator(test_file: Path) -> Callable[..., Any]:
+def weakness_evaluator(test_file: Path) -> EvalFn:
     """Both artifacts scored on the same test table."""
 
     def _eval(cand: Path, champ: Path | None) -> tuple[dict[str, float], dict[str, float] | None]:
@@ -374,7 +298,7 @@ def weakness_evaluator(test_file: Path) -> Callable[..., Any]:
 
 def generator_evaluator(
     reevaluate: Callable[[Path], dict[str, float]] | None,
-) -> Callable[..., Any]:
+) -> EvalFn:
     """Manifest metrics when both were measured on identical held-out data, else re-measure.
 
     The quantize stage measured each artifact's metrics on a fixed-seed sample of the test
@@ -398,3 +322,60 @@ def generator_evaluator(
         return reevaluate(cand), reevaluate(champ)
 
     return _eval
+
+
+def fixed_sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """A fixed-seed subset in input order (all records when fewer than ``n``).
+
+    The same draw as the quantize stage's evaluation sample, so a re-evaluation scores the
+    prompts the manifests' metrics were measured on.
+    """
+    if len(records) <= n:
+        return list(records)
+    idx = sorted(random.Random(seed).sample(range(len(records)), n))
+    return [records[i] for i in idx]
+
+
+def generator_reevaluator(
+    test_file: Path,
+    train_file: Path,
+    *,
+    eval_samples: int,
+    seed: int,
+    max_new_tokens: int,
+    threads: int,
+) -> Callable[[Path], dict[str, float]]:
+    """Score a generator artifact on the quantize stage's test sample with serving's loop.
+
+    ``seed`` is the sample's seed as the quantize stage draws it (its params seed + 1).
+    """
+
+    def _reevaluate(artifact_dir: Path) -> dict[str, float]:
+        from data.word_problems.corpus import read_jsonl
+        from quantize.generator import evaluate_variant
+        from training.text_metrics import generation_metrics
+
+        train = {str(r["problem"]) for r in read_jsonl(train_file, required=["problem"])}
+        records = fixed_sample(
+            read_jsonl(test_file, required=["prompt", "target", "keywords"]), eval_samples, seed
+        )
+
+        def metric_fn(outputs: list[str], recs: list[dict[str, Any]]) -> dict[str, float]:
+            result = generation_metrics(
+                outputs,
+                [str(r["target"]) for r in recs],
+                [list(r["keywords"]) for r in recs],
+                train,
+            )
+            return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
+
+        result = evaluate_variant(
+            artifact_dir,
+            records,
+            metric_fn=metric_fn,
+            max_new_tokens=max_new_tokens,
+            threads=threads,
+        )
+        return {k: float(v) for k, v in result["metrics"].items()}
+
+    return _reevaluate

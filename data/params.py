@@ -1,0 +1,400 @@
+"""Typed params: the one config layer at the bottom of the stack (imports nothing from the repo).
+
+Every stage section of ``params.yaml`` becomes a frozen dataclass through :func:`build_config`,
+which validates with pydantic (a ``TypeAdapter`` over the dataclass, strict types, unknown keys
+rejected) instead of a hand-written checker. Field constraints are written on the dataclass as
+``Annotated[int, Range(1, 3650, integer=True)]``; cross-field rules stay in ``__post_init__``
+and raise :class:`ConfigError` with their dotted key. Whatever fails, the caller gets ONE line
+naming the dotted key, what is allowed and the bad value, e.g.
+``params.yaml:data.simulator.n_learners: must be an integer >= 1, got 0``.
+
+Why here: ``data``, ``features`` and ``training`` build configs too, and a lower layer must not
+import ``pipelines`` (which imports them). ``pipelines.common`` re-exports these names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import numbers
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A params section is missing a key, has an unknown key, or a value out of range."""
+
+
+def require(cond: bool, where: str, message: str) -> None:
+    """Raise ConfigError naming the field when a check fails (used in __post_init__)."""
+    if not cond:
+        raise ConfigError(f"{where}: {message}")
+
+
+def _fmt_bound(x: float) -> str:
+    """A range bound as written in params: ``0`` rather than ``0.0``, ``1e-05`` as is."""
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x))
+    return str(x)
+
+
+def fmt_range(
+    lo: float | None, hi: float | None, lo_open: bool = False, hi_open: bool = False
+) -> str:
+    """Interval notation: ``in [1, 64]``, ``in (0, 1]``, ``>= 0``, ``> 0``, ``<= 1``, ``< 1``."""
+    if lo is not None and hi is not None:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        return f"in {left}{_fmt_bound(lo)}, {_fmt_bound(hi)}{right}"
+    if lo is not None:
+        return f"{'>' if lo_open else '>='} {_fmt_bound(lo)}"
+    if hi is None:
+        raise TypeError("a range needs lo, hi or both")
+    return f"{'<' if hi_open else '<='} {_fmt_bound(hi)}"
+
+
+def range_problem(
+    value: object,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    note: str = "",
+) -> str | None:
+    """``"must be an integer in [1, 64], got 0"`` when ``value`` is outside the range, else None.
+
+    Bools, strings, None and NaN are always rejected; ``integer=True`` also rejects floats.
+    """
+    if lo is None and hi is None:
+        raise TypeError("require_range needs lo, hi or both")
+    rng = fmt_range(lo, hi, lo_open, hi_open)
+    if note:
+        rng = f"{rng} ({note})"
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind):
+        what = "an integer" if integer else "a number"
+        return f"must be {what} {rng}, got {value!r}"
+    num = typing.cast(float, value)  # a Real; compared as is, so big ints stay exact
+    # Written as "ok" conditions so that NaN (which fails every comparison) is rejected.
+    ok = True
+    if lo is not None:
+        ok = ok and (num > lo if lo_open else num >= lo)
+    if hi is not None:
+        ok = ok and (num < hi if hi_open else num <= hi)
+    if not ok:
+        what = "an integer " if integer else ""
+        return f"must be {what}{rng}, got {value}"
+    return None
+
+
+def require_range(
+    value: object,
+    where: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    note: str = "",
+) -> None:
+    """Raise ConfigError unless ``value`` is a number in the given range (used in __post_init__).
+
+    The message names the field, the range in interval notation and the value, e.g.
+    ``train_generator.epochs: must be an integer in [1, 1000], got 0``; ``note`` (e.g.
+    ``"0 = off"``) is added in parentheses after the range.
+    """
+    problem = range_problem(
+        value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, integer=integer, note=note
+    )
+    if problem:
+        raise ConfigError(f"{where}: {problem}")
+
+
+class FieldProblem(ValueError):
+    """Raised by a field validator; :func:`build_config` prefixes the dotted key."""
+
+
+def Range(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    integer: bool = False,
+    note: str = "",
+) -> Any:
+    """Annotated metadata: the field must be a number in the range (message as require_range).
+
+    Runs before pydantic's type check, so the message quotes the value as written in params and
+    says both the type and the range: ``must be an integer in [1, 3650], got 2.0``.
+    """
+    from pydantic import BeforeValidator
+
+    def check(value: Any) -> Any:
+        problem = range_problem(
+            value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, integer=integer, note=note
+        )
+        if problem:
+            raise FieldProblem(problem)
+        return value
+
+    return BeforeValidator(check)
+
+
+def OneOf(allowed: Iterable[str], *, each: bool = False, non_empty: bool = True) -> Any:
+    """Annotated metadata: the value (``each=True``: every item of a list) is one of ``allowed``."""
+    from pydantic import AfterValidator
+
+    choices = tuple(allowed)
+
+    def check(value: Any) -> Any:
+        items = list(value) if each else [value]
+        if each and non_empty and not items:
+            raise FieldProblem(f"must be a non-empty list of {list(choices)}, got []")
+        bad = [v for v in items if v not in choices]
+        if bad:
+            raise FieldProblem(f"must be one of {list(choices)}, got {bad[0]!r}")
+        if each and len(set(items)) != len(items):
+            raise FieldProblem(f"must not repeat a value, got {items}")
+        return value
+
+    return AfterValidator(check)
+
+
+# --------------------------------------------------------------------------- raw-key rules
+# Rules for keys whose dataclass field is a free mapping (LightGBM params, a search space): they
+# run on the raw params before the dataclass is built, so a typo or an impossible value fails at
+# load time with its dotted key instead of deep inside LightGBM after the data is read.
+
+# LightGBM parameter -> (lo, hi, integer, lo_open); ranges from LightGBM's parameter docs.
+LIGHTGBM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "num_leaves": (2, 131_072, True, False),
+    "learning_rate": (0.0, None, False, True),
+    "min_data_in_leaf": (0, None, True, False),
+    "feature_fraction": (0.0, 1.0, False, True),
+    "bagging_fraction": (0.0, 1.0, False, True),
+    "bagging_freq": (0, None, True, False),
+    "lambda_l1": (0.0, None, False, False),
+    "lambda_l2": (0.0, None, False, False),
+    "min_gain_to_split": (0.0, None, False, False),
+    "max_depth": (-1, None, True, False),
+    "max_bin": (2, None, True, False),
+}
+
+
+def _check_lightgbm_base(values: Any, where: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of LightGBM params, got {values!r}")
+    for key, value in values.items():
+        if key not in LIGHTGBM_RANGES:
+            raise ConfigError(f"{where}.{key}: unknown key; allowed: {list(LIGHTGBM_RANGES)}")
+        lo, hi, integer, lo_open = LIGHTGBM_RANGES[key]
+        require_range(value, f"{where}.{key}", lo=lo, hi=hi, integer=integer, lo_open=lo_open)
+
+
+def _check_search_space(values: Any, where: str) -> None:
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping of search dimensions, got {values!r}")
+    for key, spec in values.items():
+        w = f"{where}.{key}"
+        if key not in LIGHTGBM_RANGES:
+            raise ConfigError(f"{w}: unknown key; allowed: {list(LIGHTGBM_RANGES)}")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(f"{w}: must be a mapping {{low, high, log, kind}}, got {spec!r}")
+        unknown = sorted(set(spec) - {"low", "high", "log", "kind"})
+        if unknown:
+            raise ConfigError(f"{w}.{unknown[0]}: unknown key; allowed: [low, high, log, kind]")
+        kind = spec.get("kind", "float")
+        if kind not in ("int", "float"):
+            raise ConfigError(f"{w}.kind: must be one of ['int', 'float'], got {kind!r}")
+        lo, hi, integer, lo_open = LIGHTGBM_RANGES[key]
+        for end in ("low", "high"):
+            if end not in spec:
+                raise ConfigError(f"{w}: missing required key '{end}'")
+            require_range(spec[end], f"{w}.{end}", lo=lo, hi=hi, integer=integer, lo_open=lo_open)
+        if not spec["low"] < spec["high"]:
+            raise ConfigError(f"{w}: low must be < high, got low={spec['low']} high={spec['high']}")
+        if spec.get("log", False) and not spec["low"] > 0:
+            raise ConfigError(f"{w}.low: log scale needs low > 0, got {spec['low']}")
+
+
+RAW_RULES: dict[str, Callable[[Any, str], None]] = {
+    "train_weakness.base": _check_lightgbm_base,
+    "train_weakness.tuning.space": _check_search_space,
+}
+
+
+def _apply_raw_rules(values: Mapping[str, Any], where: str) -> None:
+    section = where.rsplit(":", 1)[-1]
+    for dotted, rule in RAW_RULES.items():
+        head, _, rest = dotted.partition(".")
+        if head != section:
+            continue
+        node: Any = values
+        for part in rest.split("."):
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if node is not None:
+            rule(node, f"{where}.{rest}")
+
+
+# --------------------------------------------------------------------------- build_config
+
+
+@functools.cache
+def _adapter(cls: type) -> Any:
+    from pydantic import TypeAdapter
+
+    _forbid_extra(cls)
+    return TypeAdapter(cls)
+
+
+def _forbid_extra(cls: type) -> None:
+    """Give a dataclass (and the dataclasses in its fields) ``extra='forbid'`` unless set."""
+    from pydantic import ConfigDict
+
+    if not dataclasses.is_dataclass(cls) or "__pydantic_config__" in cls.__dict__:
+        return
+    cls.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+    for hint in typing.get_type_hints(cls).values():
+        for inner in _types_in(hint):
+            _forbid_extra(inner)
+
+
+def _types_in(hint: Any) -> list[type]:
+    out: list[type] = []
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        out.append(hint)
+    for arg in typing.get_args(hint):
+        out.extend(_types_in(arg))
+    return out
+
+
+def _loc_text(where: str, loc: tuple[Any, ...]) -> str:
+    text = where
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif "[" in str(part) or part in ("function-after", "tagged-union"):
+            continue  # pydantic's union / validator tags are not params keys
+        else:
+            text += f".{part}"
+    return text
+
+
+def _fields_at(cls: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the dataclass reached by ``loc`` (for "allowed:" in unknown-key errors)."""
+    node = cls
+    for part in loc:
+        dcs = _types_in(node)
+        if not dcs:
+            return []
+        hints = typing.get_type_hints(dcs[0])
+        if part not in hints:
+            return []
+        node = hints[part]
+    dcs = _types_in(node)
+    return [f.name for f in dataclasses.fields(dcs[0])] if dcs else []
+
+
+_TYPE_WORDS = {
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "tuple_type": "a list",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "dataclass_type": "a mapping",
+    "dataclass_exact_type": "a mapping",
+    "finite_number": "a finite number",
+}
+
+
+def format_error(exc: Any, where: str, cls: Any = None) -> str:
+    """One line from a pydantic ValidationError: dotted key, what is allowed, the bad value."""
+    errors = exc.errors()
+    first = errors[0]
+    kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
+    key = _loc_text(where, loc)
+    ctx = first.get("ctx") or {}
+    error = ctx.get("error")
+    if isinstance(error, ConfigError):
+        line = str(error)  # a __post_init__ rule: already names its dotted key
+    elif isinstance(error, ValueError) and kind == "value_error":
+        line = f"{key}: {error}"
+    elif kind == "missing":
+        line = f"{_loc_text(where, loc[:-1])}: missing required key '{loc[-1]}'"
+    elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
+        allowed = _fields_at(cls, loc[:-1]) if cls is not None else []
+        line = f"{key}: unknown key; allowed: {allowed}"
+    elif kind == "literal_error":
+        line = f"{key}: must be one of [{ctx.get('expected')}], got {value!r}"
+    elif kind in _TYPE_WORDS:
+        line = f"{key}: must be {_TYPE_WORDS[kind]}, got {value!r}"
+    elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<="}.get(
+            kind, "<"
+        )
+        bound = next(iter(ctx.values()), "?")
+        line = f"{key}: must be {sign} {bound}, got {value!r}"
+    else:
+        line = f"{key}: {first['msg']}, got {value!r}"
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more problem(s))"
+    return line
+
+
+def _plain(value: Any) -> Any:
+    """YAML values as JSON can carry them (dates become ISO text, tuples lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, str | bytes):
+        return value.item()  # numpy scalars
+    return value
+
+
+def build_config(cls: type[T], values: Mapping[str, Any], where: str) -> T:
+    """Build a frozen dataclass from a params mapping; ConfigError (one line) when invalid.
+
+    Validation is pydantic's, in strict JSON mode: YAML lists become tuples, dicts nested
+    dataclasses, but ``"5"``, ``true`` or ``2.0`` never pass for an integer, and unknown or
+    missing keys are errors. ``__post_init__`` rules still run (and may raise ConfigError).
+    """
+    from pydantic import ValidationError
+
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls} is not a dataclass")
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"{where}: must be a mapping, got {values!r}")
+    _apply_raw_rules(values, where)
+    try:
+        blob = json.dumps(_plain(values), allow_nan=True)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(
+            f"{where}: values must be plain YAML scalars, lists and maps: {exc}"
+        ) from None
+    try:
+        return typing.cast(T, _adapter(cls).validate_json(blob, strict=True))
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, where, cls)) from None
+
+
+def check_value(hint: Any, value: Any, where: str) -> Any:
+    """Validate one value (e.g. ``Annotated[float, Range(0, 1)]``) with the same messages."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(hint).validate_json(json.dumps(_plain(value)), strict=True)
+    except ValidationError as exc:
+        raise ConfigError(format_error(exc, where)) from None

@@ -1,0 +1,246 @@
+"""The seed backend's two functions, served from an ``export-backend`` directory.
+
+``predict_user_weakness(WeaknessPredictionInput) -> WeaknessPredictionOutput`` and
+``generate_ai_word_problem(WordProblemInput) -> WordProblemOutput`` keep the seed's names and
+schemas; they read only the exported directory (``LUDORA_BACKEND_DIR``, default the seed's
+``onnx_placeholder_models``): ``lightgbm_weakness_predictor.onnx`` (calibration in-graph),
+``t5_small_word_problem.onnx`` (generation loop in-graph), ``tokenizer/`` and ``manifest.json``
+(every file's sha256 checked once, when the directory is first opened).
+
+The request -> features path is the HTTP app's own (``serving.weakness``: history, views,
+``features.online.request_features`` with the feature spec stored in the graph's metadata), so
+both answer the same probability. Generation is deterministic: greedy first; when that problem
+is inconsistent or misses a keyword, ONE batched beam call returns ``retry_beams`` candidates
+and the best is kept (the retries of a request decoded together, not one run each).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.schemas import (
+    WeaknessPredictionInput,
+    WeaknessPredictionOutput,
+    WordProblemInput,
+    WordProblemOutput,
+)
+
+logger = logging.getLogger(__name__)
+
+DIR_ENV = "LUDORA_BACKEND_DIR"
+DEFAULT_DIR = "onnx_placeholder_models"
+FORMAT = "ludora-backend-export"
+MANIFEST = "manifest.json"
+WEAKNESS_FILE = "lightgbm_weakness_predictor.onnx"
+GENERATOR_FILE = "t5_small_word_problem.onnx"
+TOKENIZER_DIR = "tokenizer"
+
+
+class BackendDirError(RuntimeError):
+    """The exported directory is missing, altered since the export, or not an export."""
+
+
+def verify_backend_dir(root: Path) -> dict[str, Any]:
+    """``manifest.json`` of an export, after checking every listed file's size and sha256."""
+    from serving.manifest import sha256_file
+
+    path = root / MANIFEST
+    if not path.is_file():
+        raise BackendDirError(f"{path}: not found (run `ludora-ml export-backend --to {root}`)")
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise BackendDirError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackendDirError(f"{path}: not an export-backend manifest")
+    for rel, entry in manifest.get("files", {}).items():
+        f = root / rel
+        if not f.is_file() or f.stat().st_size != entry["size"]:
+            raise BackendDirError(f"{f}: missing or resized since the export")
+        if sha256_file(f) != entry["sha256"]:
+            raise BackendDirError(f"{f}: sha256 differs from {MANIFEST}")
+    return manifest
+
+
+def _session(path: Path, threads: int) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3  # the optional inputs' defaults trigger an "initializer" warning
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def _weakness_model(root: Path, manifest: Mapping[str, Any], threads: int) -> Any:
+    """A ``serving.weakness.WeaknessModel`` whose session is the calibrated backend graph."""
+    from serving.settings import ServingSettings
+    from serving.weakness import WeaknessModel
+
+    session = _session(root / WEAKNESS_FILE, threads)
+    meta = session.get_modelmeta().custom_metadata_map
+    views = json.loads(meta.get("calibration_views", "[]"))
+    index = {v: i for i, v in enumerate(views)}
+
+    class _InGraph(WeaknessModel):
+        # The graph already calibrates (per view through its view_index input) and clips.
+        def predict_features(self, rows: np.ndarray, views: Sequence[str] | None = None) -> Any:
+            feeds: dict[str, Any] = {self.input_name: np.ascontiguousarray(rows, np.float32)}
+            if index and views is not None:
+                feeds["view_index"] = np.asarray([index.get(v, -1) for v in views], np.int64)
+            (p,) = self.session.run(["weakness_probability"], feeds)
+            return np.asarray(p, dtype=np.float64)
+
+    source = manifest["weakness"]["source"]
+    return _InGraph(
+        artifact_dir=root,
+        manifest={
+            "name": "weakness",
+            "version": source.get("version"),
+            "variant": source.get("variant"),
+            "topics": json.loads(meta.get("topics", "null")),
+            "topic_aliases": json.loads(meta.get("topic_aliases", "null")),
+        },
+        session=session,
+        spec=json.loads(meta["feature_spec"]),
+        calibration={"method": "identity"},
+        thresholds=json.loads(meta["action_thresholds"]),
+        labels=json.loads(meta["action_labels"]),
+        settings=ServingSettings.from_env(),
+    )
+
+
+@dataclass
+class Backend:
+    """Sessions and tokenizer of one exported directory, opened once."""
+
+    root: Path
+    manifest: dict[str, Any]
+    weakness: Any
+    generator: Any
+    tokenizer: Any
+    retry_beams: int = 4
+
+    @property
+    def generator_version(self) -> str:
+        return str(self.manifest["generator"]["source"].get("version"))
+
+    def encode(self, prompt: str) -> np.ndarray:
+        eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
+        ids = list(self.tokenizer.encode(prompt).ids)
+        if not ids or ids[-1] != eos:
+            ids.append(eos)
+        return np.asarray([ids], dtype=np.int64)
+
+    def sequences(self, prompt: str, max_length: int, beams: int = 1) -> list[str]:
+        """Decoded texts of one generator run (``beams`` candidates, best first)."""
+        ids = self.encode(prompt)
+        feeds = {
+            "input_ids": ids,
+            "attention_mask": np.ones_like(ids),
+            "max_length": np.array([max_length], np.int32),
+            "num_beams": np.array([beams], np.int32),
+            "num_return_sequences": np.array([beams], np.int32),
+        }
+        (seq,) = self.generator.run(["sequences"], feeds)
+        eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
+        texts = []
+        for row in seq.tolist():
+            # Drop the decoder start token and cut at eos even if the tokenizer does not mark
+            # them special: the same ids the Python loop returns.
+            ids = row[1:]
+            ids = ids[: ids.index(eos)] if eos in ids else ids
+            texts.append(str(self.tokenizer.decode(ids, skip_special_tokens=True)).strip())
+        return texts
+
+
+@functools.lru_cache(maxsize=4)
+def _open(root: str, threads: int) -> Backend:
+    from tokenizers import Tokenizer
+
+    path = Path(root)
+    manifest = verify_backend_dir(path)
+    backend = Backend(
+        root=path,
+        manifest=manifest,
+        weakness=_weakness_model(path, manifest, threads),
+        generator=_session(path / GENERATOR_FILE, threads),
+        tokenizer=Tokenizer.from_file(str(path / TOKENIZER_DIR / "tokenizer.json")),
+    )
+    logger.info("opened backend export %s", path)
+    return backend
+
+
+def load_backend(root: Path | str | None = None, *, threads: int = 1) -> Backend:
+    """The (cached) backend of ``root``, else ``$LUDORA_BACKEND_DIR``, else the seed's dir."""
+    where = root if root is not None else os.environ.get(DIR_ENV, DEFAULT_DIR)
+    path = Path(where).expanduser().resolve()
+    if not path.is_dir():
+        raise BackendDirError(f"{path}: export directory not found (set {DIR_ENV})")
+    return _open(str(path), threads)
+
+
+def predict_user_weakness(
+    data: WeaknessPredictionInput, *, backend: Backend | None = None
+) -> WeaknessPredictionOutput:
+    """The seed's weakness service: one calibrated probability and action level per topic."""
+    return (backend or load_backend()).weakness.predict(data)
+
+
+def _candidate(text: str, keywords: Sequence[str]) -> tuple[tuple[int, int, int], dict[str, Any]]:
+    """Rank (smaller is better) and output fields of one decoded text (the HTTP app's checks)."""
+    from serving.consistency import check_consistency
+    from serving.grammar import grammar_defects
+    from serving.keywords import missing_keywords
+    from serving.realize import render_output
+
+    rendered = render_output(text, list(keywords))
+    problem, equation = rendered.problem_text, rendered.equation_text
+    result = check_consistency(problem, equation)
+    missing = missing_keywords(problem, keywords)
+    defects = grammar_defects(problem, list(keywords)) if problem else []
+    fields = {
+        "generated_problem_text": problem,
+        "equation": equation if result.ok else None,
+        "answer": result.value if result.ok else None,
+        "consistent": result.ok,
+        "missing_keywords": list(missing),
+    }
+    return (0 if result.ok else 1, len(missing), len(defects)), fields
+
+
+def generate_ai_word_problem(
+    data: WordProblemInput, *, backend: Backend | None = None
+) -> WordProblemOutput:
+    """The seed's word-problem service: greedy, then one batched beam retry when needed."""
+    from serving.errors import RequestError
+    from serving.prompt import PromptError, format_prompt
+
+    b = backend or load_backend()
+    try:
+        prompt = format_prompt(data.topic, list(data.keywords), data.prompt_prefix)
+    except PromptError as exc:
+        raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
+    rank, best = _candidate(b.sequences(prompt, data.max_length)[0], data.keywords)
+    attempts = 1
+    if rank != (0, 0, 0) and b.retry_beams > 1:
+        attempts += 1
+        for text in b.sequences(prompt, data.max_length, beams=b.retry_beams):
+            r, fields = _candidate(text, data.keywords)
+            if r < rank:
+                rank, best = r, fields
+    return WordProblemOutput(
+        **best,
+        attempts=attempts,
+        seed=int(data.seed or 0),  # deterministic decoding: the seed changes nothing
+        model_version=b.generator_version,
+    )

@@ -1,0 +1,341 @@
+"""The generator's declared topics, their synonyms, and which equations fit each topic. Stdlib only.
+
+A request names a topic the way a teacher would ("sums", "Times tables", "percent"); serving maps
+it to one canonical topic before prompting (the model was trained on the canonical names only)
+and answers 422 with this list for anything else, instead of a problem about something else.
+``topic_fidelity`` (``metrics/generator.json``) is the share of generated problems whose equation
+fits the requested topic (:func:`equation_fits_topic`).
+
+``TEMPLATE_TOPICS`` must equal ``data.word_problems.templates.TOPIC_NAMES`` (a test checks it;
+serving cannot import ``data``); ``CORPUS_TOPICS`` are the extra names
+``data.word_problems.adapters.topic_from_equation`` gives real-corpus problems. An artifact lists
+the topics it was trained on in its manifest (``manifest["topics"]``); for an artifact without
+that key serving assumes :data:`DEFAULT_TOPICS`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+TEMPLATE_TOPICS: tuple[str, ...] = (
+    "addition",
+    "subtraction",
+    "multiplication",
+    "division",
+    "fractions",
+    "percentages",
+    "speed",
+    "money",
+    "measurement",
+    "area and perimeter",
+    "time",
+)
+CORPUS_TOPICS: tuple[str, ...] = (
+    "addition and subtraction",
+    "multiplication and division",
+    "mixed operations",
+)
+SUPPORTED_TOPICS: tuple[str, ...] = TEMPLATE_TOPICS + CORPUS_TOPICS
+# What an artifact trained before manifests listed topics was trained on: the templates.
+DEFAULT_TOPICS: tuple[str, ...] = TEMPLATE_TOPICS
+
+# synonym -> canonical topic; keys are matched after normalisation (case, spaces, '&', '-', '_')
+# and also in the singular ("Sums" finds "sum"). docs/serving.md prints this table.
+SYNONYMS: dict[str, str] = {
+    "add": "addition",
+    "adding": "addition",
+    "add up": "addition",
+    "adding up": "addition",
+    "sum": "addition",
+    "plus": "addition",
+    "subtract": "subtraction",
+    "subtracting": "subtraction",
+    "minus": "subtraction",
+    "take away": "subtraction",
+    "taking away": "subtraction",
+    "difference": "subtraction",
+    "multiply": "multiplication",
+    "multiplying": "multiplication",
+    "times": "multiplication",
+    "times table": "multiplication",
+    "multiplication table": "multiplication",
+    "product": "multiplication",
+    "divide": "division",
+    "dividing": "division",
+    "sharing": "division",
+    "sharing equally": "division",
+    "quotient": "division",
+    "fraction": "fractions",
+    "half": "fractions",
+    "halves": "fractions",
+    "parts of a whole": "fractions",
+    "percent": "percentages",
+    "per cent": "percentages",
+    "percentage": "percentages",
+    "%": "percentages",
+    "speed distance time": "speed",
+    "distance speed time": "speed",
+    "distance and speed": "speed",
+    "speed and distance": "speed",
+    "velocity": "speed",
+    "coin": "money",
+    "shopping": "money",
+    "price": "money",
+    "cost": "money",
+    "dollar": "money",
+    "measure": "measurement",
+    "measuring": "measurement",
+    "length": "measurement",
+    "mass": "measurement",
+    "weight": "measurement",
+    "capacity": "measurement",
+    "unit": "measurement",
+    "area": "area and perimeter",
+    "perimeter": "area and perimeter",
+    "perimeter and area": "area and perimeter",
+    "area perimeter": "area and perimeter",
+    "geometry": "area and perimeter",
+    "shape": "area and perimeter",
+    "telling time": "time",
+    "elapsed time": "time",
+    "clock": "time",
+    "duration": "time",
+    "hours and minutes": "time",
+    "add and subtract": "addition and subtraction",
+    "adding and subtracting": "addition and subtraction",
+    "plus and minus": "addition and subtraction",
+    "multiply and divide": "multiplication and division",
+    "multiplying and dividing": "multiplication and division",
+    "mixed": "mixed operations",
+    "all operations": "mixed operations",
+    "multi step": "mixed operations",
+    "multistep": "mixed operations",
+    "two step": "mixed operations",
+    "order of operations": "mixed operations",
+}
+
+_NON_WORD = re.compile(r"[^a-z0-9% ]+")
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_topic(name: str) -> str:
+    """Lower case, '&' -> 'and', '-'/'_' -> space, other punctuation dropped, spaces collapsed."""
+    text = name.lower().replace("&", " and ").replace("-", " ").replace("_", " ")
+    return _SPACES.sub(" ", _NON_WORD.sub("", text)).strip()
+
+
+def _singular_word(word: str) -> str:
+    """A crude singular for plural tolerance ("sums" -> "sum", "quotients" -> "quotient")."""
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 4 and word.endswith(("ches", "shes", "xes", "sses")):
+        return word[:-2]
+    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        return word[:-1]
+    return word
+
+
+def _singular_key(key: str) -> str:
+    return " ".join(_singular_word(w) for w in key.split(" "))
+
+
+def _lookup_tables() -> tuple[dict[str, str], dict[str, str]]:
+    """(exact table, singular table); a singular key two topics share stays exact-only."""
+    exact = {normalise_topic(t): t for t in SUPPORTED_TOPICS}
+    for synonym, topic in SYNONYMS.items():
+        key = normalise_topic(synonym)
+        if exact.get(key, topic) != topic:
+            raise ValueError(f"synonym {synonym!r} maps to {topic!r} and {exact[key]!r}")
+        exact[key] = topic
+    singular: dict[str, str] = {}
+    clashes: set[str] = set()
+    for key, topic in exact.items():
+        sing = _singular_key(key)
+        if singular.get(sing, topic) != topic:
+            clashes.add(sing)  # "times" (multiplication) vs "time": exact matches only
+        singular[sing] = topic
+    return exact, {k: v for k, v in singular.items() if k not in clashes}
+
+
+_EXACT, _SINGULAR = _lookup_tables()
+
+
+def canonical_topic(name: str, supported: Iterable[str] | None = None) -> str | None:
+    """The canonical topic a request's ``name`` means, or None when it means none we serve.
+
+    ``supported`` restricts the answer (an artifact's own topic list); a name that is itself in
+    ``supported`` is accepted even if this module does not know it.
+    """
+    if not isinstance(name, str):
+        return None
+    key = normalise_topic(name)
+    allowed = None if supported is None else {normalise_topic(t): t for t in supported}
+    if allowed is not None and key in allowed:
+        return allowed[key]
+    topic = _EXACT.get(key) or _SINGULAR.get(_singular_key(key))
+    if topic is None or (allowed is not None and normalise_topic(topic) not in allowed):
+        return None
+    return topic if allowed is None else allowed[normalise_topic(topic)]
+
+
+def synonyms_for(topics: Iterable[str]) -> dict[str, str]:
+    """The synonym table restricted to ``topics`` (what ``GET /api/v1/ai/models`` shows)."""
+    keep = set(topics)
+    return {s: t for s, t in SYNONYMS.items() if t in keep}
+
+
+def artifact_topics(manifest: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The topics a generator artifact serves: ``manifest["topics"]``, else DEFAULT_TOPICS."""
+    listed = (manifest or {}).get("topics")
+    if isinstance(listed, list | tuple) and listed and all(isinstance(t, str) for t in listed):
+        return tuple(listed)
+    return DEFAULT_TOPICS
+
+
+def unknown_topic_message(name: str, supported: Sequence[str]) -> str:
+    """The one-line 422 message for a topic outside ``supported``."""
+    return (
+        f"unknown topic {name!r}; supported topics: {', '.join(supported)} "
+        "(synonyms such as 'sums' -> addition or 'percent' -> percentages are accepted; "
+        "GET /api/v1/ai/models lists them)"
+    )
+
+
+# ----------------------------------------------------------------------------- topic fidelity
+
+
+@dataclass(frozen=True)
+class TopicRule:
+    """Which operators a topic's equation may use and must use, and words its text shows.
+
+    ``allowed``: every operator of the equation is one of these. ``any_of``: at least one
+    appears. ``all_of``: all appear. ``cue``: a pattern the problem text matches (checked only
+    when the text is given).
+    """
+
+    allowed: frozenset[str]
+    any_of: frozenset[str] = frozenset()
+    all_of: frozenset[str] = frozenset()
+    cue: str | None = None
+
+
+_ALL = frozenset("+-*/^")
+_UNITS = (
+    r"mm|cm|m|km|g|kg|ml|l|litres?|liters?|metres?|meters?|grams?|kilograms?|millilitres?|"
+    r"inch(?:es)?|feet|foot|ounces?|pounds?|miles?"
+)
+# Read off the sentence shapes of data/word_problems/templates.py, topic by topic.
+TOPIC_RULES: dict[str, TopicRule] = {
+    "addition": TopicRule(frozenset("+"), any_of=frozenset("+")),
+    "subtraction": TopicRule(frozenset("-"), any_of=frozenset("-")),
+    "multiplication": TopicRule(frozenset("*^"), any_of=frozenset("*^")),
+    "division": TopicRule(frozenset("/"), any_of=frozenset("/")),
+    # a/b of a quantity: '/' (or '*' by a decimal fraction, checked below)
+    "fractions": TopicRule(
+        frozenset("*/"),
+        any_of=frozenset("*/"),
+        cue=r"\d+\s*/\s*\d+|fraction|half|halves|third|quarter",
+    ),
+    # p% of a: '*' or '/' with a 100 (or a decimal fraction, checked below)
+    "percentages": TopicRule(frozenset("*/+-"), any_of=frozenset("*/"), cue=r"%|percent"),
+    "speed": TopicRule(
+        frozenset("*/"),
+        any_of=frozenset("*/"),
+        cue=r"\bper\b|\bevery (?:minute|hour|second)\b|speed|\bkm\b|miles|mph",
+    ),
+    "money": TopicRule(
+        _ALL,
+        any_of=_ALL,
+        cue=r"\$|£|€|\bdollars?\b|\bcents?\b|\bprice|\bcosts?\b|\bmoney\b|\bspen[dt]|\bsav",
+    ),
+    "measurement": TopicRule(
+        _ALL, any_of=_ALL, cue=rf"\b(?:{_UNITS})\b|\btall\b|\blong\b|\bweigh|\bmass\b|\bheight"
+    ),
+    "area and perimeter": TopicRule(
+        frozenset("*+/^"),
+        any_of=frozenset("*/^"),
+        cue=r"\barea\b|\bperimeter\b|\bsquare\b|\brectang|\bsides?\b|\bwide\b|\bfence\b|triang",
+    ),
+    "time": TopicRule(
+        _ALL,
+        any_of=_ALL,
+        cue=r"\b(?:minutes?|hours?|days?|weeks?|seconds?|nights?|months?|years?|laps?)\b|o'clock",
+    ),
+    "addition and subtraction": TopicRule(frozenset("+-"), all_of=frozenset("+-")),
+    "multiplication and division": TopicRule(frozenset("*/"), all_of=frozenset("*/")),
+    "mixed operations": TopicRule(_ALL),
+}
+
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(\*\*|[-+*/^()×÷]))")
+
+
+def _operators(equation: str) -> tuple[set[str], list[float]] | None:
+    """(binary operators, number literals) of an equation; None if it is not plain arithmetic."""
+    ops: set[str] = set()
+    numbers: list[float] = []
+    prev: str | None = None  # "n" after a number or ')', else the operator / '('
+    pos = 0
+    text = equation.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            if not text[pos:].strip():
+                break
+            return None
+        pos = m.end()
+        if m.group(1) is not None:
+            numbers.append(float(m.group(1)))
+            prev = "n"
+            continue
+        tok = {"**": "^", "×": "*", "÷": "/"}.get(m.group(2), m.group(2))
+        if tok == ")":
+            prev = "n"
+        elif tok == "(":
+            prev = "("
+        else:
+            if prev == "n":  # binary; a sign after an operator or '(' is unary
+                ops.add(tok)
+            prev = tok
+    return ops, numbers
+
+
+def topic_operations(topic: str) -> frozenset[str]:
+    """The operators a topic's equation must use: at least one of them (both, for the
+    two-operation corpus topics); empty for 'mixed operations' (any mix of two kinds)."""
+    rule = TOPIC_RULES.get(topic)
+    if rule is None:
+        raise KeyError(f"unknown topic {topic!r}; allowed: {list(TOPIC_RULES)}")
+    return rule.all_of or rule.any_of
+
+
+def equation_fits_topic(topic: str, equation: str | None, problem: str | None = None) -> bool:
+    """Does ``equation`` (numbers, not slots) use the operations ``topic`` implies?
+
+    With ``problem`` the text must also show the topic (a unit, '$', '%', a fraction...), which
+    tells a money problem from an area one when both multiply. An unknown topic, a missing or
+    non-arithmetic equation never fits.
+    """
+    rule = TOPIC_RULES.get(topic)
+    if rule is None or not equation:
+        return False
+    parsed = _operators(equation)
+    if parsed is None:
+        return False
+    ops, numbers = parsed
+    if not ops or not ops <= rule.allowed:
+        return False
+    if rule.any_of and not ops & rule.any_of:
+        return False
+    if rule.all_of and not rule.all_of <= ops:
+        return False
+    decimal_fraction = any(0 < x < 1 for x in numbers)
+    if topic == "fractions" and "/" not in ops and not decimal_fraction:
+        return False
+    if topic == "percentages" and 100 not in numbers and not decimal_fraction:
+        return False
+    if topic == "mixed operations" and (ops <= {"+", "-"} or ops <= {"*", "/", "^"}):
+        return False
+    return problem is None or rule.cue is None or re.search(rule.cue, problem, re.I) is not None

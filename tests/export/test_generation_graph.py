@@ -1,0 +1,130 @@
+"""The one-file generator graph: same greedy ids as the Python loop, documented IO, named errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.generation_graph import (
+    ONE_FILE_NAME,
+    GenerationGraphError,
+    GenerationParityError,
+    GenerationSettings,
+    build_generation_model,
+    check_generation_parity,
+    one_file_session,
+    run_greedy,
+    save_generation_model,
+    strip_sequence,
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from tests.quantize.tiny_models import export_tiny_t5
+
+    src = export_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))
+    cfg = json.loads((src / "generation_config.json").read_text())
+    model = build_generation_model(src, GenerationSettings.from_config(cfg))
+    out = src / ONE_FILE_NAME
+    save_generation_model(model, out)
+    return src, out
+
+
+@pytest.fixture(scope="module")
+def reference(tiny: tuple[Path, Path]):  # type: ignore[no-untyped-def]
+    from serving.generation import OnnxSeq2SeqGenerator
+
+    return OnnxSeq2SeqGenerator(tiny[0])
+
+
+def _prompts(n: int, seed: int = 0) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [[*rng.integers(3, 64, size=int(rng.integers(2, 24))).tolist(), 1] for _ in range(n)]
+
+
+@pytest.mark.parametrize("max_new_tokens", [1, 8, 30])
+def test_greedy_ids_equal_python_loop(tiny, reference, max_new_tokens: int) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(tiny[1])
+    prompts = _prompts(60, seed=max_new_tokens)
+    report = check_generation_parity(session, reference, prompts, max_new_tokens=max_new_tokens)
+    assert report.n_equal == report.n_prompts == 60
+    # the outputs are varied: some stop at eos early, some run to the limit
+    lengths = {len(reference.generate(p, max_new_tokens=max_new_tokens)) for p in prompts}
+    assert len(lengths) > 1 or max_new_tokens == 1
+
+
+def test_one_file_io_defaults_and_layout(tiny, reference) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(tiny[1])
+    names = [i.name for i in session.get_inputs()]
+    assert names[:2] == ["input_ids", "attention_mask"]
+    assert [o.name for o in session.get_outputs()] == ["sequences"]
+    ids = np.asarray([_prompts(1, seed=3)[0]], dtype=np.int64)
+    # only input_ids and attention_mask: max_length defaults to the artifact's max_new_tokens (8)
+    (seq,) = session.run(None, {"input_ids": ids, "attention_mask": np.ones_like(ids)})
+    assert seq.dtype == np.int64 and seq.shape[0] == 1 and seq.shape[1] <= 1 + 8
+    assert seq[0, 0] == reference.decoder_start_token_id
+    want = reference.generate(ids[0].tolist(), max_new_tokens=8)
+    assert strip_sequence(seq[0], eos_token_id=1) == want
+    if len(want) < 8:  # finished early: eos fills the rest of the row
+        assert set(seq[0, 1 + len(want) :].tolist()) == {1}
+
+
+def test_beams_return_one_row_per_sequence(tiny) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(tiny[1])
+    ids = np.asarray(_prompts(2, seed=5)[0:1] * 2, dtype=np.int64)
+    feeds = {
+        "input_ids": ids,
+        "attention_mask": np.ones_like(ids),
+        "max_length": np.array([6], np.int32),
+        "num_beams": np.array([3], np.int32),
+        "num_return_sequences": np.array([3], np.int32),
+    }
+    (seq,) = session.run(None, feeds)
+    assert seq.shape[0] == 2 * 3
+    assert np.array_equal(seq[:3], seq[3:])  # same prompt twice in one batch: same beams
+
+
+def test_parity_error_names_the_prompt(tiny, reference) -> None:  # type: ignore[no-untyped-def]
+    class Off:
+        eos_token_id = 1
+
+        def generate(self, ids, max_new_tokens):  # type: ignore[no-untyped-def]
+            return [*reference.generate(ids, max_new_tokens=max_new_tokens), 5]
+
+    session = one_file_session(tiny[1])
+    with pytest.raises(GenerationParityError, match=r"#0 'first'.*python loop"):
+        check_generation_parity(
+            session, Off(), _prompts(2), max_new_tokens=4, prompts=["first", "second"]
+        )
+
+
+def test_unexpected_graph_is_a_named_error(tiny, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import shutil
+
+    import onnx
+
+    for name in ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"):
+        shutil.copy(tiny[0] / name, tmp_path / name)
+    enc = onnx.load(str(tmp_path / "encoder_model.onnx"))
+    enc.graph.output[0].name = "hidden"  # not optimum's last_hidden_state
+    onnx.save(enc, str(tmp_path / "encoder_model.onnx"))
+    settings = GenerationSettings(0, 1, 0, 8)
+    with pytest.raises(GenerationGraphError, match="last_hidden_state"):
+        build_generation_model(tmp_path, settings)
+    (tmp_path / "decoder_model.onnx").unlink()
+    with pytest.raises(FileNotFoundError, match="decoder_model.onnx"):
+        build_generation_model(tmp_path, settings)
+
+
+def test_run_greedy_matches_generate_text_path(tiny, reference) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(tiny[1])
+    ids = reference.encode("apple has two pear")
+    assert run_greedy(session, ids, max_new_tokens=8, eos_token_id=1) == reference.generate(
+        ids, max_new_tokens=8
+    )

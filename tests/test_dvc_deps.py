@@ -1,0 +1,146 @@
+"""dvc.yaml cannot drift from the code: each stage lists exactly the repo .py files it runs.
+
+The closure of a stage is computed from the code itself: its ``python -m <module>`` file, then
+every repo module it imports (``import``/``from`` at any depth, function-local ones included;
+``if TYPE_CHECKING:`` blocks skipped since they never run), transitively. A package
+``__init__.py`` counts only when it holds code. A stage that misses a file would be skipped
+by ``dvc repro`` after that file changed (issue 13, item 1); a listed file it does not use
+makes it re-run for nothing.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imported_names(tree: ast.AST, package: str) -> set[str]:
+    """Dotted module names (and ``module.name`` candidates) imported anywhere in ``tree``."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, node.module] if node.module else base)
+            else:
+                module = node.module or ""
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return names
+
+
+def _has_code(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        body = body[1:]  # the docstring
+    return bool(body)
+
+
+def _module_files(dotted: str, root: Path) -> list[Path]:
+    """Repo files run by importing ``dotted`` (package __init__s with code, then the module)."""
+    parts = dotted.split(".")
+    files: list[Path] = []
+    for i in range(1, len(parts) + 1):
+        init = root.joinpath(*parts[:i], "__init__.py")
+        if init.is_file():
+            if _has_code(init):
+                files.append(init)
+            continue
+        module = root.joinpath(*parts[:i]).with_suffix(".py")
+        if module.is_file() and i == len(parts):
+            files.append(module)
+        elif not module.is_file():
+            return [] if i == 1 else files
+    return files
+
+
+def import_closure(module: str, root: Path = REPO) -> set[str]:
+    """Repo-relative paths of every repo .py file that running ``python -m module`` imports."""
+    seen: set[Path] = set()
+    todo = _module_files(module, root)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        package = ".".join(path.relative_to(root).parts[:-1])  # a/b/c.py, a/b/__init__.py: a.b
+        for name in _imported_names(ast.parse(path.read_text()), package):
+            todo.extend(f for f in _module_files(name, root) if f not in seen)
+    return {p.relative_to(root).as_posix() for p in seen}
+
+
+def stage_drift(dvc_yaml: Path, root: Path = REPO) -> dict[str, tuple[list[str], list[str]]]:
+    """stage -> (repo .py files it imports but dvc.yaml misses, listed .py files it never uses)."""
+    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
+    out: dict[str, tuple[list[str], list[str]]] = {}
+    for name, stage in stages.items():
+        cmd = str(stage["cmd"]).split()
+        if cmd[:2] != ["python", "-m"]:
+            continue
+        used = import_closure(cmd[2], root)
+        listed = {str(d) for d in stage.get("deps", []) if str(d).endswith(".py")}
+        out[name] = (sorted(used - listed), sorted(listed - used))
+    return out
+
+
+STAGES = sorted(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])
+
+
+@functools.cache
+def _repo_drift() -> dict[str, tuple[list[str], list[str]]]:
+    return stage_drift(REPO / "dvc.yaml")
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_yaml_lists_exactly_the_code_each_stage_runs(stage: str) -> None:
+    missing, unused = _repo_drift()[stage]
+    assert not missing and not unused, (
+        f"dvc.yaml stage '{stage}': add to deps {missing}; remove from deps {unused}"
+    )
+
+
+def test_closure_follows_function_local_and_transitive_imports() -> None:
+    closure = import_closure("pipelines.data")
+    # pipelines/data.py -> data/sources.py -> data/validate.py -> serving/ids.py -> limits.py
+    assert {"pipelines/data.py", "data/sources.py", "data/validate.py"} <= closure
+    assert {"serving/ids.py", "serving/limits.py", "data/params.py"} <= closure
+    assert "training/weakness.py" not in closure  # never imported by the data stage
+
+
+def test_a_removed_dep_is_caught(tmp_path: Path) -> None:
+    """The drift test fails on a deliberately removed dep (and on a bogus extra one)."""
+    text = (REPO / "dvc.yaml").read_text()
+    stages = yaml.safe_load(text)["stages"]
+    deps = stages["data"]["deps"]
+    assert "data/schema.py" in deps
+    stages["data"]["deps"] = [d for d in deps if d != "data/schema.py"] + ["training/weakness.py"]
+    copy = tmp_path / "dvc.yaml"
+    copy.write_text(yaml.safe_dump({"stages": stages}))
+    shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
+    missing, unused = stage_drift(copy)["data"]
+    assert "data/schema.py" in missing
+    assert unused == ["training/weakness.py"]
