@@ -1,9 +1,11 @@
 """Benchmark of the `features` stage (not a test): throughput, scaling, memory, pandas baseline.
 
-For each size the stage's pure part (`pipelines.features.make_features`: split plan, peer table,
-batch features, splits) runs in a fresh subprocess on events from `data.simulator.simulate`,
-so peak RSS is per size. The smallest size is also run through a straightforward pandas
-`groupby().rolling()` / `ewm()` implementation of the per-(learner, topic) features, checked
+Peers: pandas (below) and Polars (bench/polars_features.py: the whole feature matrix, checked
+equal). For each size the stage's pure part (`pipelines.features.make_features`: split plan,
+peer table, batch features, splits) runs in a fresh subprocess on events from
+`data.simulator.simulate`, so peak RSS is per size. The smallest size is also run through a
+straightforward pandas `groupby().rolling()` / `ewm()` implementation of the per-(learner,
+topic) features, checked
 against ours (rolling means within 1e-9), and timed.
 
     nice .venv/bin/python bench/features.py                 # 1M and 10M events
@@ -233,7 +235,9 @@ def run_baseline(n_events: int, seed: int) -> dict[str, Any]:
         d = np.abs(a - b)
         d[both_nan] = 0.0
         diffs[our_col] = float(np.nanmax(d)) if np.isnan(d).sum() == 0 else math.inf
+    polars = run_polars_peer(events, build_mod.spec_from_config(cfg, peer))
     return {
+        "polars": polars,
         "n_events": len(events),
         "ours_build_examples_s": t_ours,
         "pandas_s": t_naive,
@@ -245,6 +249,36 @@ def run_baseline(n_events: int, seed: int) -> dict[str, Any]:
         "rows_tied_skipped": int((~ok).sum()),
         "max_abs_diff": diffs,
         "ours_columns": len(ours.columns),
+    }
+
+
+def run_polars_peer(events: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """Time our feature matrix against the Polars peer (bench/polars_features.py), interleaved.
+
+    Both compute the full 19-column matrix from the same events and spec; the peer's values are
+    checked equal to ours (float32, within 1e-6) before any ratio is reported.
+    """
+    from bench.polars_features import polars_features
+    from features.build import compute_features
+
+    polars_features(events.iloc[:1000], spec)  # warm-up: import, thread pool
+    t_ours = t_pl = c_ours = c_pl = math.inf
+    for _ in range(3):
+        t0, c0 = time.perf_counter(), time.process_time()
+        ours = compute_features(events, spec)
+        t_ours = min(t_ours, time.perf_counter() - t0)
+        c_ours = min(c_ours, time.process_time() - c0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        theirs = polars_features(events, spec)
+        t_pl = min(t_pl, time.perf_counter() - t0)
+        c_pl = min(c_pl, time.process_time() - c0)
+    np.testing.assert_allclose(theirs, ours, rtol=1e-6, atol=1e-6, equal_nan=True)
+    return {
+        "ours_compute_features_s": t_ours,
+        "polars_s": t_pl,
+        "speedup_vs_polars": t_pl / t_ours,
+        "speedup_vs_polars_cpu": c_pl / c_ours,
+        "columns_equal": int(ours.shape[1]),
     }
 
 

@@ -65,10 +65,7 @@ def _group_stats(
         "mean_score": pl.when(has).then(pl.col("s_score") / n),
         "decayed_mean": pl.when(has).then(pl.col("s_wx") / pl.col("s_w")),
         "decayed_weight": pl.when(has)
-        .then(
-            pl.col("s_w")
-            * (-(pl.col("timestamp") - pl.col("t0")).cast(pl.Float64) * rate).exp()
-        )
+        .then(pl.col("s_w") * (-(pl.col("timestamp") - pl.col("t0")).cast(pl.Float64) * rate).exp())
         .otherwise(0.0),
         "n_fails": pl.col("s_fail").fill_null(0.0),
         "n_successes": n - pl.col("s_fail").fill_null(0.0),
@@ -91,7 +88,7 @@ def polars_features(events: Any, spec: Mapping[str, Any]) -> np.ndarray:
     """
     import polars as pl
 
-    from features.kernel import N_LEARNER, BASE_FEATURES, decay_rate, peer_topic_mean
+    from features.kernel import BASE_FEATURES, N_LEARNER, decay_rate, peer_topic_mean
 
     windows = [int(k) for k in spec["rolling_windows"]]
     rate = decay_rate(float(spec["half_life_s"]))
@@ -135,9 +132,7 @@ def polars_features(events: Any, spec: Mapping[str, Any]) -> np.ndarray:
         .with_columns(
             peer_topic_mean=pl.col("topic_id").replace_strict(peer_table, return_dtype=pl.Float64)
         )
-        .with_columns(
-            topic_mean_minus_peer=pl.col("topic_mean_score") - pl.col("peer_topic_mean")
-        )
+        .with_columns(topic_mean_minus_peer=pl.col("topic_mean_score") - pl.col("peer_topic_mean"))
         .sort("_row")
         .collect()
     )

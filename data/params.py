@@ -287,19 +287,34 @@ def _loc_text(where: str, loc: tuple[Any, ...]) -> str:
     return text
 
 
-def _fields_at(cls: Any, loc: tuple[Any, ...]) -> list[str]:
-    """Field names of the dataclass reached by ``loc`` (for "allowed:" in unknown-key errors)."""
+def _hint_at(cls: Any, loc: tuple[Any, ...]) -> Any:
+    """The type hint of the field ``loc`` leads to (None when it leaves the dataclasses)."""
     node = cls
     for part in loc:
         dcs = _types_in(node)
         if not dcs:
-            return []
-        hints = typing.get_type_hints(dcs[0])
+            return None
+        hints = typing.get_type_hints(dcs[0], include_extras=False)
         if part not in hints:
-            return []
+            return None
         node = hints[part]
-    dcs = _types_in(node)
+    return node
+
+
+def _fields_at(cls: Any, loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the dataclass reached by ``loc`` (for "allowed:" in unknown-key errors)."""
+    dcs = _types_in(_hint_at(cls, loc))
     return [f.name for f in dataclasses.fields(dcs[0])] if dcs else []
+
+
+def _literal_values(hint: Any) -> list[Any] | None:
+    if typing.get_origin(hint) is typing.Literal:
+        return list(typing.get_args(hint))
+    for arg in typing.get_args(hint):
+        found = _literal_values(arg)
+        if found:
+            return found
+    return None
 
 
 _TYPE_WORDS = {
@@ -335,7 +350,9 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
         allowed = _fields_at(cls, loc[:-1]) if cls is not None else []
         line = f"{key}: unknown key; allowed: {allowed}"
     elif kind == "literal_error":
-        line = f"{key}: must be one of [{ctx.get('expected')}], got {value!r}"
+        choices = _literal_values(_hint_at(cls, loc)) if cls is not None else None
+        allowed = choices if choices else f"[{ctx.get('expected')}]"
+        line = f"{key}: must be one of {allowed}, got {value!r}"
     elif kind in _TYPE_WORDS:
         line = f"{key}: must be {_TYPE_WORDS[kind]}, got {value!r}"
     elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):

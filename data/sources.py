@@ -105,7 +105,8 @@ def read_text_table(path: Path, *, sep: str, columns: Sequence[str]) -> pd.DataF
 
     source = str(path)
     kind = "TSV" if sep == "\t" else "CSV"
-    head = path.read_bytes()[:65_536]
+    with path.open("rb") as fh:
+        head = fh.read(65_536)
     if b"\x00" in head:
         raise EventValidationError(source, [f"binary file (NUL bytes), not {kind} text"])
     try:

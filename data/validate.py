@@ -273,9 +273,10 @@ def validate_events(
     for col in ("user_id", "topic_id", "item_id", "activity"):
         if col in present:
             out[col] = _check_text(report, df, col, allow_empty=col == "item_id")
-    for col in ("user_id", "topic_id"):
-        if out.get(col) is not None:
-            _check_ids(report, out[col], df[col], col)
+    kinds: tuple[ids.IdKind, ...] = ("user_id", "topic_id")
+    for kind in kinds:
+        if out.get(kind) is not None:
+            _check_ids(report, out[kind], df[kind], kind)
     if out.get("activity") is not None:
         act = out["activity"]
         unknown = ~act.isin(ACTIVITIES).to_numpy(dtype=bool, na_value=False)

@@ -30,10 +30,10 @@ from typing import Any
 import numpy as np
 
 from export.generation_graph import (
-    IO_DOC,
+    LOOP_IO_DOC,
     ONE_FILE_NAME,
     GenerationSettings,
-    build_generation_model,
+    build_loop_model,
     check_generation_parity,
     one_file_session,
     save_generation_model,
@@ -273,7 +273,7 @@ def export_generator(
 
     gen_cfg = _read_json(artifact_dir / "generation_config.json")
     settings = GenerationSettings.from_config(gen_cfg)
-    model = build_generation_model(
+    model = build_loop_model(
         artifact_dir, settings, doc=f"ludora generator v{manifest.get('version')}"
     )
     path = out_dir / ONE_FILE_NAME
@@ -292,14 +292,14 @@ def export_generator(
     return {
         "file": ONE_FILE_NAME,
         "source": _source(artifact_dir, manifest),
-        "inputs": IO_DOC["inputs"],
-        "outputs": IO_DOC["outputs"],
+        "inputs": LOOP_IO_DOC["inputs"],
+        "outputs": LOOP_IO_DOC["outputs"],
         "generation": {
             "decoder_start_token_id": settings.decoder_start_token_id,
             "eos_token_id": settings.eos_token_id,
             "pad_token_id": settings.pad_token_id,
             "max_new_tokens": settings.max_new_tokens,
-            "search": "BeamSearch (com.microsoft), num_beams=1 = greedy, early_stopping=1",
+            "search": "greedy: argmax per step in a standard ONNX Loop",
         },
         "tokenizer": f"{TOKENIZER_DIR}/",
         "prompt_format": PROMPT_FORMAT,
@@ -315,7 +315,7 @@ def export_backend(cfg: BackendExportConfig, settings: Any = None) -> dict[str, 
     """Resolve and verify both artifacts, write the drop-in directory, return its manifest."""
     import onnxruntime as ort
 
-    from pipelines.common import atomic_path
+    from data.atomic import atomic_path
     from serving.settings import ServingSettings
     from serving.store import open_verified_artifact
 

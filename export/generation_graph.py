@@ -1,28 +1,24 @@
-"""One ONNX file with the generation loop inside: ORT's ``BeamSearch`` around optimum's T5 graphs.
+"""One ONNX file with the generation loop inside, around optimum's three T5 graphs.
 
 The backend runs ``t5_small_word_problem.onnx`` with one ``session.run``; the loop that serving
-drives from Python (``serving.generation``) runs inside ONNX Runtime instead. We build the
-``com.microsoft.BeamSearch`` node ourselves, because ``onnxruntime.transformers.
-convert_generation --model_type t5`` fails with this stack (its fused ``RelativePositionBias``
-has no CPU kernel; without fusions its own T5 re-export passes tuple past key values that
-transformers 4.57 rejects). ``GreedySearch`` is not an option: its CPU kernel throws "Not
-Implemented" for encoder-decoder models, so greedy is ``BeamSearch`` with ``num_beams=1`` and
-``early_stopping=1`` (log-softmax is monotone, so the best beam is the argmax token).
+drives from Python (``serving.generation``) runs inside ONNX Runtime instead. Two builders:
 
-Subgraphs, in ORT's "old" T5 format (``onnxruntime/contrib_ops/cpu/transformers/
-subgraph_t5_encoder.cc`` / ``subgraph_t5_decoder.cc``):
+- :func:`build_loop_model` (shipped): a standard ONNX ``Loop``. The encoder and optimum's
+  ``decoder_model`` (first step) run once; the body is optimum's ``decoder_with_past`` + ``ArgMax``
+  (greedy), cross-attention keys/values read from the outer scope, the self-attention cache
+  loop-carried. Plain ONNX (no contrib op), and the fastest here.
+- :func:`build_beam_search_model`: ORT's ``com.microsoft.BeamSearch`` with the optimum graphs
+  renamed to the op's conventions (``onnxruntime/contrib_ops/cpu/transformers/
+  subgraph_t5_encoder.cc`` / ``subgraph_t5_decoder.cc``, "old" encoder format: encoder + first
+  decoder step). ``GreedySearch``'s CPU kernel throws "Not Implemented" for encoder-decoder
+  models, so greedy is ``num_beams=1``; it also offers beams. It re-gathers the past by beam
+  every step, which makes it slower than the Loop at batch 1 (docs/benchmarks.md).
 
-- ``encoder``: optimum's ``encoder_model`` chained into ``decoder_model`` (the first decoder step,
-  exactly the graph the Python loop runs first). Inputs ``encoder_input_ids``,
-  ``encoder_attention_mask``, ``decoder_input_ids`` (int32, cast to int64 inside); outputs
-  ``logits``, ``encoder_hidden_states``, ``present_{key,value}_self_<i>``,
-  ``present_{key,value}_cross_<i>``.
-- ``decoder``: optimum's ``decoder_with_past_model``. Inputs ``input_ids`` (int32, [B, 1]),
-  ``encoder_attention_mask`` (int32), ``past_{key,value}_self_<i>`` for every layer, then
-  ``past_{key,value}_cross_<i>``; outputs ``logits``, ``present_{key,value}_self_<i>``.
-
-Only names, dtypes of the id inputs and static head dims change: the arithmetic is the same
-nodes the three-file artifact runs, which is why greedy ids match the Python loop exactly.
+``onnxruntime.transformers.convert_generation --model_type t5`` cannot be used with this stack
+(its fused ``RelativePositionBias`` has no CPU kernel; without fusions its T5 re-export passes
+tuple past key values that transformers 4.57 rejects). Both builders only rename and wire the
+nodes the three-file artifact runs, so greedy ids equal the Python loop's (gated on every
+evaluation prompt by :func:`check_generation_parity`).
 """
 
 from __future__ import annotations
@@ -49,23 +45,32 @@ MS_DOMAIN = "com.microsoft"
 SEQUENCES_OUTPUT = "sequences"
 
 # What each graph input and output means (copied into the backend manifest).
-IO_DOC: dict[str, dict[str, str]] = {
+LOOP_IO_DOC: dict[str, dict[str, str]] = {
     "inputs": {
         "input_ids": "int64 [batch, seq]: prompt token ids (tokenizer.json, ending with </s>)",
         "attention_mask": "int64 [batch, seq]: 1 for prompt tokens, 0 for right padding",
-        "max_length": "int32 [1]: most NEW tokens to generate (default: the artifact's "
-        "max_new_tokens); the start token is not counted",
-        "min_length": "int32 [1]: eos is forbidden before this many decoder tokens "
-        "(counting the start token; default 0 = off)",
-        "num_beams": "int32 [1]: 1 = greedy (default, the parity-gated path)",
-        "num_return_sequences": "int32 [1]: sequences per prompt, <= num_beams (default 1)",
-        "length_penalty": "float [1]: beam-score length exponent (default 1.0)",
-        "repetition_penalty": "float [1]: 1.0 = off (default)",
+        "max_length": "int64 [1], optional: most NEW tokens to generate (default: the "
+        "artifact's max_new_tokens); the decoder start token is not counted",
     },
     "outputs": {
-        SEQUENCES_OUTPUT: "int64 [batch * num_return_sequences, 1 + max_length]: decoder "
-        "start token, generated ids, then </s> up to the end of the row (a row without </s> hit "
-        "max_length); decode with skip_special_tokens=True",
+        SEQUENCES_OUTPUT: "int64 [batch, <= 1 + max_length]: decoder start token, greedy ids, "
+        "then </s> up to the end of the row (a row without </s> hit max_length); decode with "
+        "skip_special_tokens=True",
+    },
+}
+BEAM_IO_DOC: dict[str, dict[str, str]] = {
+    "inputs": {
+        **LOOP_IO_DOC["inputs"],
+        "max_length": "int32 [1], optional: most NEW tokens (default: max_new_tokens)",
+        "min_length": "int32 [1], optional: eos forbidden before this many decoder tokens "
+        "(counting the start token; default 0 = off)",
+        "num_beams": "int32 [1], optional: 1 = greedy (default, the parity-gated path)",
+        "num_return_sequences": "int32 [1], optional: sequences per prompt, <= num_beams",
+        "length_penalty": "float [1], optional: beam-score length exponent (default 1.0)",
+        "repetition_penalty": "float [1], optional: 1.0 = off (default)",
+    },
+    "outputs": {
+        SEQUENCES_OUTPUT: "int64 [batch * num_return_sequences, 1 + max_length]: as the loop's",
     },
 }
 
@@ -298,7 +303,7 @@ def decoder_subgraph(decoder_with_past: onnx.ModelProto) -> onnx.GraphProto:
     )
 
 
-def build_generation_model(
+def build_beam_search_model(
     onnx_dir: Path, settings: GenerationSettings, *, doc: str = ""
 ) -> onnx.ModelProto:
     """The one-file generator model from an optimum export directory (three ONNX files)."""
@@ -415,6 +420,445 @@ def build_generation_model(
     return model
 
 
+def _load_three(onnx_dir: Path) -> tuple[onnx.ModelProto, onnx.ModelProto, onnx.ModelProto]:
+    import onnx
+
+    paths = [onnx_dir / n for n in (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)]
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"{p}: optimum export file missing")
+    encoder, decoder, with_past = (onnx.load(str(p)) for p in paths)
+    versions = {
+        name: {(o.domain or ""): o.version for o in m.opset_import}.get("")
+        for name, m in zip(
+            ("encoder", "decoder", "decoder_with_past"), (encoder, decoder, with_past), strict=True
+        )
+    }
+    if len(set(versions.values())) != 1:
+        raise GenerationGraphError(f"ai.onnx opsets differ between the optimum files: {versions}")
+    return encoder, decoder, with_past
+
+
+def build_loop_model(
+    onnx_dir: Path, settings: GenerationSettings, *, doc: str = "", lean: bool = True
+) -> onnx.ModelProto:
+    """The one-file generator as a standard ONNX ``Loop`` (greedy; no contrib op).
+
+    Encoder and the first decoder step (optimum's ``decoder_model``) run once; the ``Loop`` body
+    is optimum's ``decoder_with_past`` plus ``ArgMax``. Cross-attention keys/values are read from
+    the outer scope (never copied per step); the self-attention cache is loop-carried. A row
+    that produced eos is filled with eos; the loop stops when every row has. Same graphs and
+    argmax as ``serving.generation``, so the ids are the Python loop's.
+
+    ``lean`` (default) writes the body with :func:`lean_step_body` (same arithmetic, constant
+    shapes, ~2.3x fewer nodes per step); graphs it cannot read (int8 variants) fall back to
+    optimum's body, logged.
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    encoder, decoder, with_past = _load_three(onnx_dir)
+    opset = {(o.domain or ""): o.version for o in decoder.opset_import}[""]
+    if opset < 13:
+        raise GenerationGraphError(f"opset {opset} < 13: the loop graph needs axes as inputs")
+    enc_in = {i.name for i in encoder.graph.input}
+    if enc_in != {"input_ids", "attention_mask"} or [o.name for o in encoder.graph.output] != [
+        "last_hidden_state"
+    ]:
+        raise GenerationGraphError(
+            f"encoder: expected inputs input_ids, attention_mask and output last_hidden_state, "
+            f"got {sorted(enc_in)} -> {[o.name for o in encoder.graph.output]}"
+        )
+    presents = [o.name for o in decoder.graph.output if o.name != "logits"]
+    n_layers = _layers(presents, _PRESENT)
+    eos = settings.eos_token_id
+    inits: list[Any] = []
+
+    def const(name: str, value: Any, dtype: Any) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    # ---- encoder + first step (main graph)
+    enc = _prefixed(encoder.graph, "e/")
+    _rename(enc, {"e/input_ids": "input_ids", "e/attention_mask": "attention_mask"})
+    _rename(enc, {"e/last_hidden_state": "encoder_hidden_states"})
+    dec = _prefixed(decoder.graph, "d/")
+    dec_map = {
+        "d/input_ids": "decoder_start",
+        "d/encoder_attention_mask": "attention_mask",
+        "d/encoder_hidden_states": "encoder_hidden_states",
+        "d/logits": "first_logits",
+    }
+    for name in presents:
+        m = _PRESENT.match(name)
+        if m is None:
+            raise GenerationGraphError(f"decoder: unexpected output {name!r}")
+        layer, kind, kv = m.groups()
+        dec_map[f"d/{name}"] = f"{'self' if kind == 'decoder' else 'cross'}_{kv}_{layer}"
+    _rename(dec, dec_map)
+    nodes: list[Any] = [*enc.node]
+    nodes += [
+        helper.make_node("Shape", ["input_ids"], ["ids_shape"], end=1),
+        helper.make_node(
+            "Concat", ["ids_shape", const("one_i64", [1], np.int64)], ["start_shape"], axis=0
+        ),
+        helper.make_node(
+            "Expand",
+            [const("start_id", [[settings.decoder_start_token_id]], np.int64), "start_shape"],
+            ["decoder_start"],
+        ),
+        *dec.node,
+        helper.make_node("ArgMax", ["first_logits"], ["tok0"], axis=-1, keepdims=0),
+        helper.make_node("Equal", ["tok0", const("eos_id", eos, np.int64)], ["fin0"]),
+        helper.make_node("Not", ["fin0"], ["open0"]),
+        helper.make_node("Cast", ["open0"], ["open0_i"], to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["open0_i"], ["any_open0_i"], keepdims=0),
+        helper.make_node("Cast", ["any_open0_i"], ["cond0"], to=TensorProto.BOOL),
+        helper.make_node("Sub", ["max_length", "one_i64"], ["trips1"]),
+        helper.make_node("Max", ["trips1", const("zero_i64", [0], np.int64)], ["trips1c"]),
+        helper.make_node("Squeeze", ["trips1c", const("axis0", [0], np.int64)], ["trips"]),
+    ]
+    # ---- loop body: one decoder-with-past step + argmax
+    body = _prefixed(with_past.graph, "p/")
+    body_map = {
+        "p/input_ids": "b_tok",
+        "p/encoder_attention_mask": "attention_mask",
+        "p/logits": "b_logits",
+    }
+    for i in body.input:
+        m = _PAST.match(i.name[2:])
+        if m:
+            layer, kind, kv = m.groups()
+            body_map[i.name] = (
+                f"b_self_{kv}_{layer}" if kind == "decoder" else f"cross_{kv}_{layer}"
+            )
+    for o in body.output:
+        m = _PRESENT.match(o.name[2:])
+        if m:
+            layer, _, kv = m.groups()
+            body_map[o.name] = f"b_self_{kv}_{layer}_out"
+    _rename(body, body_map)
+    body_types = {v.name: v for v in [*body.input, *body.output]}
+    self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
+    tok_info = helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1])
+    fin_info = helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1])
+    body_inputs = [
+        helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
+        helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
+        tok_info,
+        fin_info,
+        *[body_types[f"b_{n}"] for n in self_names],
+    ]
+    step_nodes: list[Any] = list(body.node)
+    step_inits: list[Any] = list(body.initializer)
+    step_infos: list[Any] = list(body.value_info)
+    used_lean = False
+    if lean:
+        try:
+            step_nodes, step_inits = lean_step_body(with_past, n_layers)
+            step_infos, used_lean = [], True
+        except GenerationGraphError as exc:
+            logger.warning("lean step unavailable (%s): using optimum's decoder body", exc)
+    if used_lean:
+        # (1 - mask) * float32 min, [B, 1, 1, S]: the cross-attention bias optimum adds
+        nodes += [
+            helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+            helper.make_node("Sub", [const("one_f", 1.0, np.float32), "mask_f"], ["inv_mask"]),
+            helper.make_node(
+                "Mul",
+                ["inv_mask", const("f32_min", np.finfo(np.float32).min, np.float32)],
+                ["mask_bias_2d"],
+            ),
+            helper.make_node(
+                "Unsqueeze",
+                ["mask_bias_2d", const("axes12", [1, 2], np.int64)],
+                ["cross_mask_bias"],
+            ),
+            helper.make_node(
+                "Min",
+                ["trips", const("lean_cap", LEAN_MAX_POSITIONS - 2, np.int64)],
+                ["trips_capped"],
+            ),
+        ]
+    body_nodes = [
+        *step_nodes,
+        helper.make_node("ArgMax", ["b_logits"], ["b_next_raw"], axis=-1, keepdims=0),
+        helper.make_node("Where", ["b_fin", "b_eos", "b_next_raw"], ["b_next"]),
+        helper.make_node("Equal", ["b_next", "b_eos"], ["b_is_eos"]),
+        helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
+        helper.make_node("Not", ["b_fin_out"], ["b_open"]),
+        helper.make_node("Cast", ["b_open"], ["b_open_i"], to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["b_open_i"], ["b_any_open"], keepdims=0),
+        helper.make_node("Cast", ["b_any_open"], ["b_cond_out"], to=TensorProto.BOOL),
+        helper.make_node("Identity", ["b_next"], ["b_scan"]),
+    ]
+    body_outputs = [
+        helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
+        *[body_types[f"b_{n}_out"] for n in self_names],
+        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
+    ]
+    body_graph = helper.make_graph(
+        body_nodes,
+        "greedy step",
+        body_inputs,
+        body_outputs,
+        initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
+        value_info=step_infos,
+    )
+    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
+    nodes += [
+        helper.make_node(
+            "Loop",
+            ["trips_capped" if used_lean else "trips", "cond0", "tok0", "fin0", *self_names],
+            loop_out,
+            body=body_graph,
+        ),
+        # [steps, batch, 1] -> [batch, steps]
+        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
+        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
+        helper.make_node(
+            "Concat", ["decoder_start", "tok0", "scan_bt"], [SEQUENCES_OUTPUT], axis=1
+        ),
+    ]
+    inits.append(
+        numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
+    )
+    graph = helper.make_graph(
+        nodes,
+        "t5 word problem generation (greedy loop)",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info(
+                "attention_mask", TensorProto.INT64, ["batch", "sequence"]
+            ),
+            helper.make_tensor_value_info("max_length", TensorProto.INT64, [1]),
+        ],
+        [helper.make_tensor_value_info(SEQUENCES_OUTPUT, TensorProto.INT64, ["batch", "length"])],
+        initializer=[*enc.initializer, *dec.initializer, *inits],
+        value_info=[*enc.value_info, *dec.value_info],
+    )
+    model = helper.make_model(
+        graph,
+        producer_name="ludora-ml export.generation_graph",
+        opset_imports=[helper.make_opsetid("", opset)],
+        ir_version=decoder.ir_version,
+    )
+    model.doc_string = doc or "T5 word-problem generator: greedy decoding in an ONNX Loop"
+    vocab = _vocab(next(o for o in dec.output if o.name == "first_logits"))
+    meta = {
+        "decoder_start_token_id": settings.decoder_start_token_id,
+        "eos_token_id": eos,
+        "pad_token_id": settings.pad_token_id,
+        "max_new_tokens": settings.max_new_tokens,
+        "vocab_size": vocab,
+        "search": "greedy (ONNX Loop)",
+        "step": "lean" if used_lean else "optimum decoder_with_past",
+    }
+    onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
+    logger.info("built one-file greedy loop generator: vocab %d, opset %d", vocab, opset)
+    return model
+
+
+# ---------------------------------------------------------------------------------- lean step
+
+LEAN_MAX_POSITIONS = 1024  # longest decoder row the lean step's position-bias table covers
+
+
+def _producers(graph: onnx.GraphProto) -> dict[str, Any]:
+    return {o: n for n in graph.node for o in n.output}
+
+
+def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray:
+    """Value of an initializer or a Constant node's output."""
+    from onnx import numpy_helper
+
+    for init in graph.initializer:
+        if init.name == name:
+            return np.asarray(numpy_helper.to_array(init))
+    for node in graph.node:
+        if node.output and node.output[0] == name:
+            if node.op_type == "Constant":
+                return np.asarray(numpy_helper.to_array(node.attribute[0].t))
+            if node.op_type == "Identity":  # torch's export shares equal weights this way
+                return _constant_value(graph, node.input[0])
+    raise GenerationGraphError(f"lean step: {name!r} is not a constant")
+
+
+def _lean_weights(with_past: onnx.ModelProto, n_layers: int) -> dict[str, Any]:
+    """Weights of optimum's decoder-with-past by node name (fp32 MatMul graphs only)."""
+    from onnx import numpy_helper
+
+    g = with_past.graph
+    inits = {i.name: i for i in g.initializer}
+    nodes = {n.name: n for n in g.node}
+
+    def weight(node_name: str, index: int = 1) -> np.ndarray:
+        node = nodes.get(node_name)
+        if node is None:
+            raise GenerationGraphError(f"lean step: no node {node_name!r} (not an fp32 export)")
+        src = node.input[index]
+        value = numpy_helper.to_array(inits[src]) if src in inits else _constant_value(g, src)
+        if value.dtype != np.float32:
+            raise GenerationGraphError(f"lean step: {node_name!r} weight is {value.dtype}")
+        return np.asarray(value)
+
+    w: dict[str, Any] = {
+        "embed": weight("/decoder/shared/Gather", 0)
+        if "/decoder/shared/Gather" in nodes
+        else weight("/decoder/embed_tokens/Gather", 0),
+        "final_ln": weight("/decoder/final_layer_norm/Mul_1", 0),
+        "lm_head": weight("/lm_head/MatMul"),
+        "eps": float(_constant_value(g, nodes["/decoder/final_layer_norm/Add"].input[1])),
+    }
+    scale = nodes.get("/Mul")
+    w["scale"] = float(_constant_value(g, scale.input[1])) if scale is not None else None
+    for i in range(n_layers):
+        b = f"/decoder/block.{i}/layer"
+        for x in ("q", "k", "v", "o"):
+            w[f"{i}.self.{x}"] = weight(f"{b}.0/SelfAttention/{x}/MatMul")
+        for x in ("q", "o"):
+            w[f"{i}.cross.{x}"] = weight(f"{b}.1/EncDecAttention/{x}/MatMul")
+        w[f"{i}.wi"] = weight(f"{b}.2/DenseReluDense/wi/MatMul")
+        w[f"{i}.wo"] = weight(f"{b}.2/DenseReluDense/wo/MatMul")
+        for j in range(3):
+            w[f"{i}.ln{j}"] = weight(f"{b}.{j}/layer_norm/Mul_1", 0)
+    heads, head_size = _kv_dims(next(v for v in g.input if v.name.startswith("past_key_values")))
+    w["heads"], w["head_size"] = heads, head_size
+    w["inner"] = int(w["0.self.q"].shape[1])
+    return w
+
+
+def position_bias_table(with_past: onnx.ModelProto, *, length: int) -> np.ndarray:
+    """The self-attention bias row of query position ``length - 1`` over keys 0..length-1.
+
+    Read from optimum's own graph (its bucket arithmetic and embedding), so the values are the
+    ones the Python loop adds: at past length P the step needs ``table[..., length-1-P:]``.
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    g = with_past.graph
+    prod = _producers(g)
+    soft = next(
+        (n for n in g.node if n.op_type == "Softmax" and "block.0/layer.0/" in n.name), None
+    )
+    if soft is None:
+        raise GenerationGraphError("lean step: no self-attention Softmax in block 0")
+    node = prod[soft.input[0]]
+    while node.op_type == "Cast":
+        node = prod[node.input[0]]
+    bias = [x for x in node.input if prod.get(x) is None or "MatMul" not in prod[x].op_type]
+    if node.op_type != "Add" or len(bias) != 1:
+        raise GenerationGraphError(f"lean step: unexpected scores node {node.name!r}")
+    model = onnx.ModelProto()
+    model.CopyFrom(with_past)
+    model.graph.output.append(helper.make_tensor_value_info(bias[0], onnx.TensorProto.FLOAT, None))
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds: dict[str, np.ndarray] = {
+        "input_ids": np.zeros((1, 1), np.int64),
+        "encoder_attention_mask": np.ones((1, 1), np.int64),
+    }
+    for v in g.input:
+        if v.name.startswith("past_key_values."):
+            _, kind = _PAST.match(v.name).groups()[:2]  # type: ignore[union-attr]
+            heads, head_size = _kv_dims(v)
+            past = length - 1 if kind == "decoder" else 1
+            feeds[v.name] = np.zeros((1, heads, past, head_size), np.float32)
+    (table,) = sess.run([bias[0]], feeds)
+    return np.ascontiguousarray(np.asarray(table, np.float32)[:1])  # [1, heads, 1, length]
+
+
+def lean_step_body(
+    with_past: onnx.ModelProto, n_layers: int, *, length: int = LEAN_MAX_POSITIONS
+) -> tuple[list[Any], list[Any]]:
+    """(nodes, initializers) of one greedy step with constant shapes, for the loop body.
+
+    The same arithmetic as optimum's decoder-with-past, node for node (RMS norm written as
+    T5's Pow/ReduceMean/Add/Sqrt/Div/Mul, scores = q . k^T + bias, Softmax, probs . v), minus
+    what a single-token step does not need: the shape chains (shapes are constants here), the
+    causal mask (all zero for one query) and the relative-position bucket arithmetic (a slice of
+    :func:`position_bias_table`). Reads ``b_tok``, ``b_self_*`` and the outer ``cross_*`` /
+    ``cross_mask_bias``; writes ``b_logits`` and ``b_self_*_out``.
+    """
+    from onnx import helper, numpy_helper
+
+    w = _lean_weights(with_past, n_layers)
+    heads, hs, inner = w["heads"], w["head_size"], w["inner"]
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    count = [0]
+
+    def name(hint: str) -> str:
+        count[0] += 1
+        return f"l/{hint}_{count[0]}"
+
+    def c(value: Any, dtype: Any) -> str:
+        n = name("c")
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
+        return n
+
+    def op(op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        out = out or name(op_type)
+        nodes.append(helper.make_node(op_type, inputs, [out], name=name(op_type), **attrs))
+        return out
+
+    def keep(value: np.ndarray) -> str:
+        n = name("w")
+        inits.append(numpy_helper.from_array(value, n))
+        return n
+
+    two, minus1, one_f = c(2.0, np.float32), c([-1], np.int64), c(1.0, np.float32)
+    eps = c(np.float32(w["eps"]), np.float32)
+
+    def rms(x: str, weight: Any) -> str:
+        var = op("ReduceMean", [op("Pow", [x, two]), minus1], keepdims=1)
+        inv = op("Div", [one_f, op("Sqrt", [op("Add", [var, eps])])])
+        return op("Mul", [keep(weight), op("Mul", [x, inv])])
+
+    # One query token: [B, 1, N*hs] and [B, N, 1, hs] are the same bytes, so optimum's
+    # Reshape + Transpose pairs are one Reshape each (no arithmetic changes).
+    split_shape = c([0, heads, 1, hs], np.int64)
+    merge_shape = c([0, 1, inner], np.int64)
+
+    def heads_of(x: str) -> str:  # [B, 1, inner] -> [B, N, 1, hs]
+        return op("Reshape", [x, split_shape])
+
+    def attend(q: str, k: str, v: str, bias: str) -> str:
+        scores = op("MatMul", [q, op("Transpose", [k], perm=[0, 1, 3, 2])])
+        probs = op("Softmax", [op("Add", [scores, bias])], axis=-1)
+        return op("Reshape", [op("MatMul", [probs, v]), merge_shape])
+
+    table = position_bias_table(with_past, length=length)
+    past_len = op("Shape", ["b_self_key_0"], start=2, end=3)
+    start = op("Sub", [c([length - 1], np.int64), past_len])
+    self_bias = op("Slice", [c(table, np.float32), start, c([length], np.int64), c([3], np.int64)])
+    h = op("Gather", [keep(w["embed"]), "b_tok"])
+    for i in range(n_layers):
+        x = rms(h, w[f"{i}.ln0"])
+        q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
+        k_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.k"])]))
+        v_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.v"])]))
+        k = op("Concat", [f"b_self_key_{i}", k_new], f"b_self_key_{i}_out", axis=2)
+        v = op("Concat", [f"b_self_value_{i}", v_new], f"b_self_value_{i}_out", axis=2)
+        att = attend(q, k, v, self_bias)
+        h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.self.o"])])])
+        x = rms(h, w[f"{i}.ln1"])
+        q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
+        att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
+        h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.cross.o"])])])
+        x = rms(h, w[f"{i}.ln2"])
+        ff = op("MatMul", [op("Relu", [op("MatMul", [x, keep(w[f"{i}.wi"])])]), keep(w[f"{i}.wo"])])
+        h = op("Add", [h, ff])
+    x = rms(h, w["final_ln"])
+    if w["scale"] is not None:
+        x = op("Mul", [x, c(np.float32(w["scale"]), np.float32)])
+    op("MatMul", [x, keep(w["lm_head"])], "b_logits")
+    return nodes, inits
+
+
 def save_generation_model(model: onnx.ModelProto, path: Path) -> None:
     """Write the model (one file; protobuf's 2 GiB bound is far above t5-small)."""
     import onnx
@@ -448,6 +892,14 @@ def strip_sequence(row: Sequence[int], *, eos_token_id: int) -> list[int]:
     return out
 
 
+def max_length_feed(session: Any, max_new_tokens: int) -> np.ndarray:
+    """``max_length`` in the dtype the graph declares (int64 for the loop, int32 for beams)."""
+    declared = {i.name: i.type for i in session.get_overridable_initializers()}
+    declared.update({i.name: i.type for i in session.get_inputs()})
+    dtype = np.int32 if declared.get("max_length") == "tensor(int32)" else np.int64
+    return np.array([max_new_tokens], dtype=dtype)
+
+
 def run_greedy(
     session: Any, input_ids: Sequence[int], *, max_new_tokens: int, eos_token_id: int
 ) -> list[int]:
@@ -458,7 +910,7 @@ def run_greedy(
         {
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),
-            "max_length": np.array([max_new_tokens], dtype=np.int32),
+            "max_length": max_length_feed(session, max_new_tokens),
         },
     )
     return strip_sequence(seq[0], eos_token_id=eos_token_id)

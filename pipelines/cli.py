@@ -223,6 +223,9 @@ def eval_kt_cmd(
         reader=lambda p: events[Path(p)],
     )
     # NaN is not JSON: a metric that cannot be computed is an error, never `"auc": NaN`.
+    bad = sorted(k for k, v in result.items() if isinstance(v, float) and v != v)
+    if bad:
+        raise ValueError(f"eval-kt: {bad} could not be computed (NaN) on {test}; nothing written")
     text = json.dumps(result, sort_keys=True, allow_nan=False)
     if out is not None:
         atomic_write_json(Path(out), result)

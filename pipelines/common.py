@@ -7,21 +7,28 @@ declared outputs with the ``atomic_*`` helpers so that a failed stage leaves not
 
 from __future__ import annotations
 
-import contextlib
-import glob
 import hashlib
 import json
 import logging
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
+
+# Atomic writes live at the bottom of the stack too (data/atomic.py); re-exported here.
+from data.atomic import (  # noqa: F401
+    PAUSE_ENV,
+    atomic_outputs,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_parquet,
+    atomic_write_text,
+    require_file_target,
+    sweep_leftovers,
+)
 
 # The config layer lives at the bottom of the stack (data/params.py); re-exported here so stage
 # code written against pipelines.common keeps working.
@@ -37,8 +44,6 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO_ROOT / "params.yaml"
-
-T = TypeVar("T")
 
 
 def setup_logging(level: int = logging.INFO) -> None:
@@ -70,205 +75,6 @@ def load_section(section: str, path: Path | str = PARAMS_FILE) -> dict[str, Any]
     if section not in params or not isinstance(params[section], dict):
         raise ConfigError(f"{path}: section '{section}' missing or not a mapping")
     return dict(params[section])
-
-
-# ----------------------------------------------------------------------------- atomic writes
-
-
-# A test hook: when LUDORA_PAUSE_BEFORE_RENAME names a target (its file or folder name),
-# atomic_path touches ``<target>.paused`` beside it and sleeps just before the rename, so a test
-# can kill a real stage at the worst moment. Unset in normal runs.
-PAUSE_ENV = "LUDORA_PAUSE_BEFORE_RENAME"
-# Leftovers whose name carries no pid (older code) are swept once this old (seconds).
-_LEGACY_LEFTOVER_AGE_S = 600.0
-
-
-def _pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists (owned by anyone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _leftover_pid(name: str, target: str, suffix: str) -> int | None:
-    """The creator pid in ``.{target}.{pid}.{rand}.tmp`` / ``.{target}.{pid}.old``.
-
-    0 for the pid-less names older code wrote (``.{target}.{8 random chars}.tmp`` and
-    ``.{target}.old``); None when the name is not one of ours (another target's leftover).
-    """
-    middle = name[len(target) + 2 : len(name) - len(suffix)]
-    if suffix == ".old" and middle == "":
-        return 0
-    head, _, rest = middle.partition(".")
-    if head.isdigit() and (rest if suffix == ".tmp" else not rest) and "." not in rest:
-        return int(head)
-    if suffix == ".tmp" and len(middle) == 8 and "." not in middle:
-        return 0
-    return None
-
-
-def sweep_leftovers(path: Path | str) -> list[Path]:
-    """Remove what killed writes of ``path`` left beside it; return what was removed/restored.
-
-    Only temp folders ``.{name}.{pid}.*.tmp`` and swap copies ``.{name}.{pid}.old`` whose pid is
-    dead are touched (never a live process's write in progress); pid-less ones from older code
-    once they are ten minutes old. A swap copy whose target is missing (killed between the two
-    renames of a directory swap) is the only copy of the previous output: it is renamed back.
-    """
-    path = Path(path)
-    parent, name = path.parent, path.name
-    if not parent.is_dir():
-        return []
-    done: list[Path] = []
-    now = time.time()
-    if name.startswith("."):
-        return []  # our own temp names start with a dot: never sweep around those
-    for entry in parent.glob(f".{glob.escape(name)}.*"):
-        suffix = (
-            ".tmp"
-            if entry.name.endswith(".tmp")
-            else ".old"
-            if entry.name.endswith(".old")
-            else None
-        )
-        if suffix is None:
-            continue
-        pid = _leftover_pid(entry.name, name, suffix)
-        if pid is None or pid == os.getpid() or (pid and _pid_alive(pid)):
-            continue
-        if pid == 0:
-            try:
-                if now - entry.lstat().st_mtime < _LEGACY_LEFTOVER_AGE_S:
-                    continue
-            except FileNotFoundError:
-                continue
-        if suffix == ".old" and not path.exists() and not path.is_symlink():
-            entry.rename(path)
-            logger.warning("restored %s from an interrupted swap (%s)", path, entry.name)
-        elif entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        done.append(entry)
-    if done:
-        logger.info("removed %d leftover(s) of interrupted writes of %s", len(done), path)
-    return done
-
-
-def _pause_hook(path: Path) -> None:
-    if os.environ.get(PAUSE_ENV) == path.name:
-        path.with_name(f"{path.name}.paused").write_text(str(os.getpid()))
-        time.sleep(3600)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path | str) -> Iterator[Path]:
-    """Yield a temporary sibling path; rename it onto ``path`` only if the block succeeds.
-
-    Works for files and directories (a directory target is replaced as a whole by a new
-    directory). A file never replaces an existing directory, nor a directory a file: that would
-    delete what the user did not ask to delete (``--out results/`` once wiped a results folder).
-    The temp folder's name carries this pid, so a later write of the same target sweeps what a
-    killed run left (:func:`sweep_leftovers`) without touching a live run's work.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sweep_leftovers(path)
-    pid = os.getpid()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{pid}.", suffix=".tmp", dir=path.parent))
-    target = tmp / path.name
-    try:
-        yield target
-        if not target.exists():
-            raise FileNotFoundError(f"atomic write of {path}: nothing was written")
-        if path.is_dir() and not path.is_symlink() and not target.is_dir():
-            raise IsADirectoryError(f"{path} is an existing directory; refusing to replace it")
-        if path.exists() and not path.is_dir() and target.is_dir():
-            raise NotADirectoryError(f"{path} is an existing file; refusing to replace it")
-        _pause_hook(path)
-        if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}.{pid}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            target.rename(path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(target, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def atomic_outputs(out: Path | str, metrics_file: Path | str) -> Iterator[tuple[Path, Path]]:
-    """Temp paths for a stage's output and its metrics file, committed so they never disagree.
-
-    The old metrics file is removed only once both are fully written, just before the output's
-    rename, and the new metrics land after it: a SIGKILL at any moment leaves either the old
-    pair, or the new output without metrics (DVC then re-runs the stage), never new outputs
-    beside stale metrics. An exception or SIGTERM before the output's rename puts the old
-    metrics back.
-    """
-    metrics_file = require_file_target(metrics_file)
-    with atomic_path(metrics_file) as m_tmp:
-        out_cm = atomic_path(out)
-        o_tmp = out_cm.__enter__()
-        try:
-            yield o_tmp, m_tmp
-            if not m_tmp.exists():
-                raise FileNotFoundError(f"atomic write of {metrics_file}: nothing was written")
-        except BaseException:
-            out_cm.__exit__(*sys.exc_info())
-            raise
-        old = metrics_file.read_bytes() if metrics_file.is_file() else None
-        metrics_file.unlink(missing_ok=True)
-        try:
-            out_cm.__exit__(None, None, None)  # the output's rename
-        except BaseException:
-            if old is not None and not metrics_file.exists():
-                _write_bytes_atomic(metrics_file, old)
-            raise
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent
-    )
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
-
-
-def require_file_target(path: Path | str) -> Path:
-    """Refuse, before any work is done, a file output that names an existing directory."""
-    path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(f"{path} is an existing directory; give a file path")
-    return path
-
-
-def atomic_write_text(path: Path | str, text: str) -> None:
-    """Write text to ``path`` atomically."""
-    require_file_target(path)
-    with atomic_path(path) as tmp:
-        tmp.write_text(text)
-
-
-def atomic_write_json(path: Path | str, obj: Any) -> None:
-    """Write JSON (sorted keys, indented, NaN rejected) to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
-def atomic_write_parquet(path: Path | str, df: Any) -> None:
-    """Write a pandas DataFrame to Parquet atomically."""
-    require_file_target(path)
-    with atomic_path(path) as tmp:
-        df.to_parquet(tmp, index=False)
 
 
 # ----------------------------------------------------------------------------- entry points
@@ -416,12 +222,20 @@ def setup_mlflow(experiment: str, root: Path = REPO_ROOT) -> None:
     """Point MLflow at the tracking store and select ``experiment`` (artifacts under the root)."""
     import mlflow
 
+    from pipelines import tracking
+
     uri = default_tracking_uri(root)
     mlflow.set_tracking_uri(uri)
     if mlflow.get_experiment_by_name(experiment) is None:
         artifact_location = None
         if uri.startswith("sqlite:///"):
             artifact_location = (main_repo_root(root) / "mlartifacts" / experiment).as_uri()
-        mlflow.create_experiment(experiment, artifact_location=artifact_location)
-    mlflow.set_experiment(experiment)
+        try:
+            mlflow.create_experiment(experiment, artifact_location=artifact_location)
+        except mlflow.exceptions.MlflowException:  # a parallel `dvc queue` worker was first
+            if mlflow.get_experiment_by_name(experiment) is None:
+                raise
+    exp = mlflow.set_experiment(experiment)
+    if exp.tags.get(tracking.EXPERIMENT_KIND_TAG) != tracking.MODEL_TRAINING:
+        tracking.mark_model_training(exp.experiment_id)  # the UI opens it on runs, not traces
     logger.info("MLflow tracking at %s, experiment %s", uri, experiment)

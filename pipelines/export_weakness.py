@@ -90,7 +90,7 @@ def view_gates(
                 "name": f"view_auc_floor[{view}]",
                 "threshold": gates.min_auc,
                 "value": auc,
-                "pass": auc is not None and auc >= gates.min_auc,
+                "passed": auc is not None and auc >= gates.min_auc,
             }
         )
         out.append(
@@ -98,7 +98,7 @@ def view_gates(
                 "name": f"view_ece_max[{view}]",
                 "threshold": gates.max_ece,
                 "value": ece,
-                "pass": ece is not None and ece <= gates.max_ece,
+                "passed": ece is not None and ece <= gates.max_ece,
             }
         )
         if view in gates.max_auc_gap:
@@ -108,7 +108,7 @@ def view_gates(
                     "name": f"view_auc_gap_to_full[{view}]",
                     "threshold": gates.max_auc_gap[view],
                     "value": gap,
-                    "pass": gap is not None and gap <= gates.max_auc_gap[view],
+                    "passed": gap is not None and gap <= gates.max_auc_gap[view],
                 }
             )
         # a decreasing map would turn "more success -> lower weakness" around
@@ -119,7 +119,7 @@ def view_gates(
                 "name": f"view_calibration_increasing[{view}]",
                 "threshold": 0.0,
                 "value": slope,
-                "pass": slope > 0.0,
+                "passed": slope > 0.0,
             }
         )
     return out
@@ -172,15 +172,15 @@ def run(
     report = parity_check(
         p_native,
         p_onnx,
-        calibration=calibration,
+        calibration=(calibration.get("views") or {}).get("full", calibration),
         thresholds=thresholds["thresholds"],
         meta=test.meta,
         max_abs_diff=cfg.max_abs_diff,
         max_flips=cfg.max_flips,
         n_worst=cfg.n_worst_rows,
     )
-    # the summary views' test rows the train stage kept (other regions of feature space), each
-    # with its own calibration; the full test split with each view's map too
+    # each summary view's test rows that the train stage kept (other regions of the feature
+    # space), compared under that view's own calibration map
     view_rows = model_dir / "parity_rows.npz"
     n_view_rows = 0
     if view_rows.is_file():
@@ -188,26 +188,21 @@ def run(
 
         with np.load(view_rows) as saved:
             kept = {v: saved[v] for v in saved.files}
-        for view, sub in (calibration.get("views") or {}).items():
-            checks = [(test.X, p_native, p_onnx, test.meta)]
-            if view in kept and len(kept[view]):
-                x_v = kept[view]
-                n_view_rows += len(x_v)
-                checks.append(
-                    (x_v, predict_raw(booster, x_v), onnx_fail_probability(blob, x_v, spec["input_name"]), None)
-                )
-            for _, a, b, meta in checks:
-                r = parity_check(
-                    a,
-                    b,
-                    calibration=sub,
-                    thresholds=thresholds["thresholds"],
-                    meta=meta,
-                    max_abs_diff=cfg.max_abs_diff,
-                    max_flips=cfg.max_flips,
-                    n_worst=cfg.n_worst_rows,
-                )
-                report = _worse(report, r)
+        for view, x_v in kept.items():
+            if not len(x_v):
+                continue
+            n_view_rows += len(x_v)
+            r = parity_check(
+                predict_raw(booster, x_v),
+                onnx_fail_probability(blob, x_v, spec["input_name"]),
+                calibration=(calibration.get("views") or {}).get(view, calibration),
+                thresholds=thresholds["thresholds"],
+                meta=None,
+                max_abs_diff=cfg.max_abs_diff,
+                max_flips=cfg.max_flips,
+                n_worst=cfg.n_worst_rows,
+            )
+            report = _worse(report, r)
     logger.info(
         "parity on %d rows: max diff raw %.3g, calibrated %.3g, flips %s",
         report.n_rows,

@@ -71,7 +71,9 @@ class UnseenConfig:
         require_range(self.seed, f"{w}.seed", lo=0, integer=True)
         require_range(self.corpus_share, f"{w}.corpus_share", lo=0.0, hi=1.0)
         bad = [k for k in self.paths if k not in ("gsm8k", "mawps", "svamp")]
-        require(not bad, f"{w}.paths", f"unknown corpus {bad}; allowed: ['gsm8k', 'mawps', 'svamp']")
+        require(
+            not bad, f"{w}.paths", f"unknown corpus {bad}; allowed: ['gsm8k', 'mawps', 'svamp']"
+        )
 
 
 @dataclass(frozen=True)

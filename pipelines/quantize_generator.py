@@ -248,7 +248,14 @@ def main() -> None:
     )
     train = read_jsonl(TEXT_DIR / "train.jsonl", ["prompt", "problem"])
     test = read_jsonl(TEXT_DIR / "test.jsonl", ["prompt", "target", "keywords"])
-    unseen = read_jsonl(TEXT_DIR / UNSEEN_FILE, ["id", "prompt", "topic", "keywords"])
+    unseen_file = TEXT_DIR / UNSEEN_FILE
+    unseen: list[dict[str, Any]] = []
+    if unseen_file.is_file():
+        unseen = read_jsonl(unseen_file, ["id", "prompt", "topic", "keywords"])
+    else:  # text splits from before issue 10: template metrics only
+        logger.warning(
+            "%s not found: variants are scored on the template test split only", unseen_file
+        )
     calib = [r["prompt"] for r in sample(train, cfg.calibration_samples, cfg.seed)]
     records = eval_records(cfg, test, unseen)
     metric_fn = text_metric_fn([str(r["problem"]) for r in train])

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipelines import tracking
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -251,6 +252,7 @@ def run(
     post-processing; timings say where the stage's time went.
     """
     import time
+
     import mlflow
     import torch
     import transformers
@@ -339,6 +341,7 @@ def run(
             }
         )
         mlflow.log_metrics({k: float(v) for k, v in metrics.items()})
+        tracking.log_generator_training(text_dir, model, root=REPO_ROOT, unseen_file=UNSEEN_FILE)
         rows_unseen = sample_rows(
             unseen_preds, unseen_rec, n=cfg.n_unseen_samples, seed=cfg.samples_seed
         )

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pipelines import tracking
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -211,6 +212,7 @@ def run(
 
         result = fit_weakness(train, val, test, names, cfg, on_trial=on_trial, views=views)
         metrics = result.metrics
+        tracking.log_weakness_training(features_dir, result.booster, names, root=REPO_ROOT)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
         for view, vm in (metrics.get("views") or {}).items():
             mlflow.log_metrics(
@@ -254,10 +256,8 @@ def run(
                 # rows of each summary view for the export's ONNX parity check
                 import numpy as np
 
-                np.savez_compressed(
-                    tmp / "parity_rows.npz",
-                    **{v: views.test[v][:PARITY_VIEW_ROWS] for v in views.names if v != "full"},
-                )
+                kept = {v: views.test[v][:PARITY_VIEW_ROWS] for v in views.names if v != "full"}
+                np.savez_compressed(tmp / "parity_rows.npz", **kept)  # type: ignore[arg-type]
             for name, obj in (
                 ("calibration.json", result.calibration),
                 ("feature_spec.json", spec),

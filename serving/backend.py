@@ -9,9 +9,9 @@ schemas; they read only the exported directory (``LUDORA_BACKEND_DIR``, default 
 
 The request -> features path is the HTTP app's own (``serving.weakness``: history, views,
 ``features.online.request_features`` with the feature spec stored in the graph's metadata), so
-both answer the same probability. Generation is deterministic: greedy first; when that problem
-is inconsistent or misses a keyword, ONE batched beam call returns ``retry_beams`` candidates
-and the best is kept (the retries of a request decoded together, not one run each).
+both answer the same probability. Generation is greedy inside the graph (deterministic): one
+run per request, its output rendered by ``serving.realize.render_output`` and checked by the HTTP
+app's own consistency and keyword checks.
 """
 
 from __future__ import annotations
@@ -128,7 +128,6 @@ class Backend:
     weakness: Any
     generator: Any
     tokenizer: Any
-    retry_beams: int = 4
 
     @property
     def generator_version(self) -> str:
@@ -141,15 +140,13 @@ class Backend:
             ids.append(eos)
         return np.asarray([ids], dtype=np.int64)
 
-    def sequences(self, prompt: str, max_length: int, beams: int = 1) -> list[str]:
-        """Decoded texts of one generator run (``beams`` candidates, best first)."""
+    def sequences(self, prompt: str, max_length: int) -> list[str]:
+        """Decoded greedy text(s) of one generator run."""
         ids = self.encode(prompt)
         feeds = {
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),
-            "max_length": np.array([max_length], np.int32),
-            "num_beams": np.array([beams], np.int32),
-            "num_return_sequences": np.array([beams], np.int32),
+            "max_length": np.array([max_length], np.int64),
         }
         (seq,) = self.generator.run(["sequences"], feeds)
         eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
@@ -196,32 +193,28 @@ def predict_user_weakness(
     return (backend or load_backend()).weakness.predict(data)
 
 
-def _candidate(text: str, keywords: Sequence[str]) -> tuple[tuple[int, int, int], dict[str, Any]]:
-    """Rank (smaller is better) and output fields of one decoded text (the HTTP app's checks)."""
+def render(text: str, keywords: Sequence[str]) -> dict[str, Any]:
+    """Output fields of one decoded text: the HTTP app's rendering and checks."""
     from serving.consistency import check_consistency
-    from serving.grammar import grammar_defects
     from serving.keywords import missing_keywords
     from serving.realize import render_output
 
     rendered = render_output(text, list(keywords))
     problem, equation = rendered.problem_text, rendered.equation_text
     result = check_consistency(problem, equation)
-    missing = missing_keywords(problem, keywords)
-    defects = grammar_defects(problem, list(keywords)) if problem else []
-    fields = {
+    return {
         "generated_problem_text": problem,
         "equation": equation if result.ok else None,
         "answer": result.value if result.ok else None,
         "consistent": result.ok,
-        "missing_keywords": list(missing),
+        "missing_keywords": list(missing_keywords(problem, keywords)),
     }
-    return (0 if result.ok else 1, len(missing), len(defects)), fields
 
 
 def generate_ai_word_problem(
     data: WordProblemInput, *, backend: Backend | None = None
 ) -> WordProblemOutput:
-    """The seed's word-problem service: greedy, then one batched beam retry when needed."""
+    """The seed's word-problem service: one greedy run of the one-file graph, rendered."""
     from serving.errors import RequestError
     from serving.prompt import PromptError, format_prompt
 
@@ -230,17 +223,9 @@ def generate_ai_word_problem(
         prompt = format_prompt(data.topic, list(data.keywords), data.prompt_prefix)
     except PromptError as exc:
         raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
-    rank, best = _candidate(b.sequences(prompt, data.max_length)[0], data.keywords)
-    attempts = 1
-    if rank != (0, 0, 0) and b.retry_beams > 1:
-        attempts += 1
-        for text in b.sequences(prompt, data.max_length, beams=b.retry_beams):
-            r, fields = _candidate(text, data.keywords)
-            if r < rank:
-                rank, best = r, fields
     return WordProblemOutput(
-        **best,
-        attempts=attempts,
-        seed=int(data.seed or 0),  # deterministic decoding: the seed changes nothing
+        **render(b.sequences(prompt, data.max_length)[0], data.keywords),
+        attempts=1,
+        seed=int(data.seed or 0),  # greedy decoding: the seed changes nothing
         model_version=b.generator_version,
     )

@@ -12,8 +12,8 @@ Rendering rules (docs/serving.md):
 - ``<ki>`` -> singular, ``<kis>`` -> plural of keyword i; a count word decides over the slot: after
   ``1``/``one``/``a``/``an``/``each``/``every``/``another`` the singular, after another number
   (``3``, ``2.5``, ``1,000``) or ``two``.. / ``many`` / ``several`` / ``both`` the plural.
-- ``a``/``an`` before any word is chosen from the word that follows (``an hour``, ``a unicorn``,
-  ``an 8``); training text always writes ``a`` before a slot.
+- ``a``/``an`` before any word but an acronym is chosen from the word that follows (``an hour``,
+  ``a unicorn``, ``an 8``); training text always writes ``a`` before a slot.
 - A slot index with no keyword (``<k5>`` for two keywords) stays in the text as written, so the
   ``unknown_token`` grammar check flags it: never a silent wrong word.
 - Spaces that decoding puts around slot tokens are removed before punctuation; every sentence
@@ -157,6 +157,41 @@ def _count_cue(token: str) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
+def _delex_pattern(
+    keywords: tuple[str, ...],
+) -> tuple[re.Pattern[str], tuple[str, ...], dict[int, int]]:
+    """(pattern, slot of each alternative, keyword index -> index of the keyword owning its
+    forms). Longest forms first; a form two keywords share belongs to the earlier one."""
+    alternatives: list[tuple[str, str, int]] = []  # (form, slot "i" / "is" / "i?", index)
+    for i, kw in enumerate(keywords, start=1):
+        sing, plural, extra = _match_forms(kw)
+        if sing == plural:
+            alternatives.append((sing, f"{i}?", i))
+        else:
+            alternatives.append((plural, f"{i}s", i))
+            alternatives.append((sing, f"{i}", i))
+        alternatives.extend((form, f"{i}s", i) for form in extra)
+    owner: dict[str, int] = {}
+    ordered: list[tuple[str, str]] = []
+    for form, slot, i in sorted(alternatives, key=lambda a: (-len(a[0]), a[2])):
+        if form.lower() not in owner:
+            owner[form.lower()] = i
+            ordered.append((form, slot))
+    # a keyword whose forms all belong to an earlier one ("apple" after "apples") is found with it
+    same = {
+        i: min(owner[f.lower()] for f, _, j in alternatives if j == i)
+        for i in range(1, len(keywords) + 1)
+    }
+    pattern = re.compile(
+        "|".join(
+            rf"(?P<g{j}>(?<![\w-]){_phrase(form)}(?![\w-]))" for j, (form, _) in enumerate(ordered)
+        ),
+        re.IGNORECASE,
+    )
+    return pattern, tuple(slot for _, slot in ordered), same
+
+
 def delexicalize(text: str, keywords: Sequence[str]) -> str | None:
     """Replace each keyword (whole word, any inflection, any case) by its slot; None if one lacks.
 
@@ -170,32 +205,13 @@ def delexicalize(text: str, keywords: Sequence[str]) -> str | None:
         raise RealizeError(
             f"keywords: at most {MAX_SLOTS} keywords have slots, got {len(keywords)}"
         )
-    alternatives: list[tuple[str, str]] = []  # (form, slot kind "i" or "i+s" / "i?")
-    for i, kw in enumerate(keywords, start=1):
-        sing, plural, extra = _match_forms(kw)
-        if sing == plural:
-            alternatives.append((sing, f"{i}?"))
-        else:
-            alternatives.append((plural, f"{i}s"))
-            alternatives.append((sing, f"{i}"))
-        alternatives.extend((form, f"{i}s") for form in extra)
-    seen: set[str] = set()
-    ordered = []
-    for form, slot in sorted(alternatives, key=lambda a: -len(a[0])):
-        if form.lower() not in seen:  # an earlier keyword keeps a form both share
-            seen.add(form.lower())
-            ordered.append((form, slot))
-    pattern = re.compile(
-        "|".join(
-            rf"(?P<g{j}>(?<![\w-]){_phrase(form)}(?![\w-]))" for j, (form, _) in enumerate(ordered)
-        ),
-        re.IGNORECASE,
-    )
+    if not keywords:
+        return text
+    pattern, slots, same = _delex_pattern(tuple(_clean_keyword(k) for k in keywords))
     found: set[int] = set()
 
     def to_slot(m: re.Match[str]) -> str:
-        j = int(next(k for k, v in m.groupdict().items() if v is not None)[1:])
-        slot = ordered[j][1]
+        slot = slots[int(m.lastgroup[1:]) if m.lastgroup else 0]
         index = int(slot.rstrip("s?"))
         found.add(index)
         if slot.endswith("?"):
@@ -204,7 +220,7 @@ def delexicalize(text: str, keywords: Sequence[str]) -> str | None:
         return f"<k{slot}>"
 
     out = pattern.sub(to_slot, text)
-    if len(found) < len(keywords):
+    if any(same[i] not in found for i in same):
         return None
     return re.sub(r"(?<![\w'-])([Aa])n(\s+<k\d+s?>)", r"\1\2", out)
 
@@ -227,8 +243,11 @@ def article_for(word: str) -> str:
 def _fix_articles(text: str) -> str:
     def fix(m: re.Match[str]) -> str:
         article, space, word = m.group(1), m.group(2), m.group(3)
+        core = word.strip("\"'()[],.;:!?")
         if word.lower() in _NOT_AFTER_ARTICLE or not word[0].isalnum():
             return m.group(0)
+        if len(core) > 1 and core.isupper():
+            return m.group(0)  # acronyms: inflect says "a SUV"; leave the model's choice
         want = article_for(word)
         if article.isupper() and len(article) > 1:
             want = want.upper()

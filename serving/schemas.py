@@ -274,6 +274,18 @@ class WordProblemOutput(BaseModel):
     )
     incomplete_reason: str | None = None
 
+    @model_validator(mode="after")
+    def _mark_incomplete(self) -> WordProblemOutput:
+        # Whoever builds the output, a text without its final '?' is never passed off as whole.
+        if self.complete and not self.generated_problem_text.rstrip().endswith("?"):
+            self.complete = False
+        if not self.complete and not self.incomplete_reason:
+            self.incomplete_reason = (
+                "the text stops before its question (no final '?'): cut at max_length or "
+                "never asked; raise max_length or retry"
+            )
+        return self
+
 
 class ModelInfo(BaseModel):
     """What is loaded: identity and the gates the artifact passed when it was packaged."""

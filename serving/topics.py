@@ -7,10 +7,10 @@ and answers 422 with this list for anything else, instead of a problem about som
 fits the requested topic (:func:`equation_fits_topic`).
 
 ``TEMPLATE_TOPICS`` must equal ``data.word_problems.templates.TOPIC_NAMES`` (a test checks it;
-serving cannot import ``data``); ``CORPUS_TOPICS`` are the extra names
-``data.word_problems.adapters.topic_from_equation`` gives real-corpus problems. An artifact lists
+serving cannot import ``data``); ``CORPUS_TOPICS``, its last three, are the operation mixes
+``data.word_problems.adapters.topic_from_equation`` labels real problems with. An artifact lists
 the topics it was trained on in its manifest (``manifest["topics"]``); for an artifact without
-that key serving assumes :data:`DEFAULT_TOPICS`.
+that key serving assumes :data:`DEFAULT_TOPICS`, the 11 topics of the artifacts built before.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-TEMPLATE_TOPICS: tuple[str, ...] = (
+# Trained before issue 10 (and assumed for an artifact whose manifest lists no topics).
+LEGACY_TOPICS: tuple[str, ...] = (
     "addition",
     "subtraction",
     "multiplication",
@@ -33,14 +34,16 @@ TEMPLATE_TOPICS: tuple[str, ...] = (
     "area and perimeter",
     "time",
 )
+# The operation mixes data.word_problems.adapters.topic_from_equation labels real problems with;
+# the templates write them too.
 CORPUS_TOPICS: tuple[str, ...] = (
     "addition and subtraction",
     "multiplication and division",
     "mixed operations",
 )
-SUPPORTED_TOPICS: tuple[str, ...] = TEMPLATE_TOPICS + CORPUS_TOPICS
-# What an artifact trained before manifests listed topics was trained on: the templates.
-DEFAULT_TOPICS: tuple[str, ...] = TEMPLATE_TOPICS
+TEMPLATE_TOPICS: tuple[str, ...] = LEGACY_TOPICS + CORPUS_TOPICS
+SUPPORTED_TOPICS: tuple[str, ...] = TEMPLATE_TOPICS
+DEFAULT_TOPICS: tuple[str, ...] = LEGACY_TOPICS
 
 # synonym -> canonical topic; keys are matched after normalisation (case, spaces, '&', '-', '_')
 # and also in the singular ("Sums" finds "sum"). docs/serving.md prints this table.

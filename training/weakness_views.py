@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -90,7 +91,8 @@ class _History:
         uorder = np.argsort(ukey, kind="stable")
         self.ukey = ukey[uorder]
         self.uscore = events["score"].to_numpy(dtype=np.float64)[quiz][uorder]
-        self.has_time = bool(self.cum_spent_n[-1] > 0)
+        # sources without time spent (NaN, or 0 everywhere as in knowledge-tracing files)
+        self.has_time = bool(np.nan_to_num(spent).max(initial=0.0) > 0)
 
 
 def _last_k(
@@ -147,15 +149,15 @@ def _view_events(
     if view.startswith("recent_scores"):
         ex, topic = np.nonzero(n_quiz > 0)
         pair = users[ex] * hist.n_topics + topic
-        recent_offsets, recent = _last_k(
-            hist.qkey, hist.qscore, pair, t[ex], settings.recent_k
-        )
+        recent_offsets, recent = _last_k(hist.qkey, hist.qscore, pair, t[ex], settings.recent_k)
         avg = np.full(ex.size, np.nan)
         cnt = np.zeros(ex.size, dtype=np.int64)
     else:
         ex, topic = np.nonzero(count > 0)
         avg = average[ex, topic]
-        cnt = count[ex, topic] if view.startswith("averages_counts") else np.zeros(ex.size, np.int64)
+        cnt = (
+            count[ex, topic] if view.startswith("averages_counts") else np.zeros(ex.size, np.int64)
+        )
         recent_offsets, recent = np.zeros(ex.size + 1, dtype=np.int64), np.zeros(0)
     if view.startswith("averages_flat"):
         flat_offsets, flat = _last_k(hist.ukey, hist.uscore, users, t, settings.recent_k)
@@ -211,9 +213,7 @@ def _features_of_events(
     return compute_features(frame, spec)
 
 
-def _full_notime(
-    events: pd.DataFrame, spec: Mapping[str, Any], keys: pd.DataFrame
-) -> np.ndarray:
+def _full_notime(events: pd.DataFrame, spec: Mapping[str, Any], keys: pd.DataFrame) -> np.ndarray:
     """Full-history features with every attempt's time spent unknown, rows in ``keys`` order."""
     from features.build import compute_features
 
@@ -275,10 +275,11 @@ class ViewBuilder:
             # one kernel call holds at most ~_MAX_EVENTS of them
             per_example = _event_estimate(view, hist, users[lo:hi], t[lo:hi], self.settings)
             cuts = np.searchsorted(
-                np.cumsum(per_example), np.arange(1, 1 + per_example.sum() // _MAX_EVENTS) * _MAX_EVENTS
+                np.cumsum(per_example),
+                np.arange(1, 1 + per_example.sum() // _MAX_EVENTS) * _MAX_EVENTS,
             )
             bounds = [lo, *sorted({int(c) + lo for c in cuts if 0 < c < hi - lo}), hi]
-            for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            for a, b in pairwise(bounds):
                 ev = _view_events(view, hist, users[a:b], t[a:b], self.settings)
                 out[a:b] = _features_of_events(ev, hist, topics[a:b], t[a:b], self.spec)
         return out
@@ -294,7 +295,11 @@ def assign_views(n: int, views: Sequence[str], full_share: float, seed: int) -> 
 
 
 def augmented_rows(
-    builder: ViewBuilder, X_full: np.ndarray, keys: pd.DataFrame, views: Sequence[str], which: np.ndarray
+    builder: ViewBuilder,
+    X_full: np.ndarray,
+    keys: pd.DataFrame,
+    views: Sequence[str],
+    which: np.ndarray,
 ) -> np.ndarray:
     """``X_full`` with every row not assigned to ``full`` replaced by its view's row."""
     X = X_full.copy()

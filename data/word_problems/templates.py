@@ -586,7 +586,7 @@ TOPICS: tuple[Topic, ...] = (
                 ("item", "discount"),
             ),
             S(
-                "{name} scored {p}% on a {subject} test with {a} questions. "
+                "{name} scored {p}% on {a_subject} test with {a} questions. "
                 "How many questions did {he} answer correctly?",
                 "{p} / 100 * {a}",
                 ("subject", "questions"),
@@ -805,7 +805,7 @@ TOPICS: tuple[Topic, ...] = (
                 ("instrument", "minutes"),
             ),
             S(
-                "A {subject} lesson lasts {a} minutes and the break after it lasts {b} minutes. "
+                "{A_subject} lesson lasts {a} minutes and the break after it lasts {b} minutes. "
                 "How many minutes do the lesson and the break last together?",
                 "{a} + {b}",
                 ("subject", "break"),
@@ -1009,6 +1009,9 @@ def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
         "veh": rng.choice(VEHICLES),
         **{key: rng.choice(words) for key, words in WORDS.items()},
     }
+    article = "an" if slots["subject"][0] in "aeiou" else "a"  # "an art test"
+    slots["a_subject"] = f"{article} {slots['subject']}"
+    slots["A_subject"] = f"{article.capitalize()} {slots['subject']}"
     cup = rng.choice(CUPS)
     slots["cup"], slots["cups"] = cup.one, cup.many
     nouns = {"obj": obj, "cont": cont, "item": item, **COUNTED}

@@ -45,10 +45,14 @@ _WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
 _COUNTED = re.compile(r"(?<![\w.])\d{1,3}(?:,\d{3})*(?:\.\d+)?\s+([a-z]{3,})\b")
 # Counted words that are not things a teacher asks a problem about.
 _NOT_NOUNS = frozenset(
-    "more less times percent minutes hours seconds days weeks months years dollars cents "
-    "pounds ounces feet inches miles meters metres grams liters litres gallons quarts pints "
-    "cups pieces people others ones pairs rows groups sets points degrees yards".split()
-)
+    (
+        "more", "less", "times", "percent", "minutes", "hours", "seconds", "days", "weeks",
+        "months", "years", "dollars", "cents", "pounds", "ounces", "feet", "inches", "miles",
+        "meters", "metres", "grams", "liters", "litres", "gallons", "quarts", "pints", "cups",
+        "pieces", "people", "others", "ones", "pairs", "rows", "groups", "sets", "points",
+        "degrees", "yards",
+    )
+)  # fmt: skip
 
 
 @dataclass

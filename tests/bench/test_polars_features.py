@@ -1,4 +1,4 @@
-"""The Polars peer of the benchmark computes exactly our features (else its timing means nothing)."""
+"""The Polars peer of the benchmark computes our features (else its timing means nothing)."""
 
 from __future__ import annotations
 

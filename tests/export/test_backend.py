@@ -124,7 +124,9 @@ def test_tokenizer_dir_loads_with_transformers(exported: tuple[Path, dict]) -> N
     assert tok.decode([0, *ids, 1, 1], skip_special_tokens=True) == "Tom has"
 
 
-def test_seed_weakness_function_equals_http_service(store: Path, exported: tuple[Path, dict]) -> None:
+def test_seed_weakness_function_equals_http_service(
+    store: Path, exported: tuple[Path, dict]
+) -> None:
     from serving.weakness import load_weakness
 
     app_model = load_weakness("champion", ServingSettings(artifact_root=store))
@@ -155,7 +157,7 @@ def test_seed_word_problem_function_runs_the_one_file_loop(
         WordProblemInput(topic="fractions", keywords=["apples", "coins"], max_length=32),
         backend=backend,
     )
-    assert out.model_version == "1" and out.attempts in (1, 2)
+    assert out.model_version == "1" and out.attempts == 1
     assert out.consistent == (out.equation is not None)
 
 
@@ -166,7 +168,7 @@ def test_tampered_export_is_refused(exported: tuple[Path, dict], tmp_path: Path)
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(BackendDirError, match="t5_small_word_problem.onnx: sha256"):
+    with pytest.raises(BackendDirError, match=r"t5_small_word_problem\.onnx: sha256"):
         load_backend(copy)
 
 

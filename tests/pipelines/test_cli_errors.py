@@ -328,3 +328,25 @@ def test_serve_without_flags_serves_the_champions(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_bad_serving_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
+    """serving.settings (pydantic-settings): LUDORA_SERVE_* errors name the variable and range."""
+    proc = run(
+        ["-m", "pipelines.cli", "serve", "--artifact-root", str(tmp_path)],
+        env={"LUDORA_SERVE_TOP_P": "2"},
+    )
+    assert_one_line_error(
+        proc, "serving setting 'top_p' (LUDORA_SERVE_TOP_P) must be in (0, 1], got '2'"
+    )
+
+
+def test_cli_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
+    train = kt_file(tmp_path / "train.tsv", mixed("a", 4))
+    test = tmp_path / "test.tsv"
+    test.write_bytes(b"")
+    proc = run(
+        ["-m", "pipelines.cli", "--debug", "eval-kt", "--train", str(train), "--test", str(test)]
+    )
+    assert proc.returncode != 0
+    assert "Traceback" in proc.stderr and "EventValidationError" in proc.stderr

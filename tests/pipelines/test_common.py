@@ -336,3 +336,75 @@ def test_sigterm_cleans_up_like_ctrl_c_and_keeps_the_old_pair(tmp_path: Path) ->
     assert _state(tmp_path) == (4, 4)  # the old pair, metrics put back
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["events"]
     assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["data.json"]
+
+
+def test_no_module_below_pipelines_imports_pipelines() -> None:
+    """Issue 13 item 2: configs and atomic writes live at the bottom (data.params, data.atomic)."""
+    import ast
+
+    repo = Path(__file__).resolve().parents[2]
+    offenders = []
+    for package in ("data", "features", "training", "export", "quantize", "serving"):
+        for path in sorted((repo / package).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    names = [node.module or ""]
+                offenders += [
+                    f"{path.relative_to(repo)}:{node.lineno} imports {n}"
+                    for n in names
+                    if n == "pipelines" or n.startswith("pipelines.")
+                ]
+    assert offenders == []
+
+
+def test_pipelines_common_still_re_exports_the_moved_names() -> None:
+    import data.atomic
+    import data.params
+    import pipelines.common as common
+
+    for name in ("ConfigError", "build_config", "require", "require_range"):
+        assert getattr(common, name) is getattr(data.params, name)
+    for name in ("atomic_path", "atomic_write_json", "require_file_target"):
+        assert getattr(common, name) is getattr(data.atomic, name)
+
+
+@pytest.mark.parametrize(
+    ("section", "expected"),
+    [
+        (
+            {"base": {"num_leaves": -5}},
+            "train_weakness.base.num_leaves: must be an integer in [2, 131072], got -5",
+        ),
+        (
+            {"base": {"feature_fraction": 0}},
+            "train_weakness.base.feature_fraction: must be in (0, 1], got 0",
+        ),
+        ({"base": {"num_leaf": 31}}, "train_weakness.base.num_leaf: unknown key; allowed: ["),
+        (
+            {"tuning": {"space": {"num_leaves": {"low": 1, "high": 127, "kind": "int"}}}},
+            "train_weakness.tuning.space.num_leaves.low: must be an integer in [2, 131072], got 1",
+        ),
+        (
+            {"tuning": {"space": {"learning_rate": {"low": 0.2, "high": 0.1}}}},
+            "train_weakness.tuning.space.learning_rate: low must be < high, got low=0.2 high=0.1",
+        ),
+        (
+            {"imbalance": "balance"},
+            "train_weakness.imbalance: must be one of ['none', 'balanced', 'scale_pos_weight'], "
+            "got 'balance'",
+        ),
+        ({"num_threads": "2"}, "train_weakness.num_threads: must be an integer, got '2'"),
+    ],
+)
+def test_train_weakness_params_fail_at_load_time(section: dict, expected: str) -> None:
+    """Issue 12 defect 7: a LightGBM `Check failed` after 10 s becomes a load-time line."""
+    from pipelines.common import build_config
+    from training.weakness import WeaknessConfig
+
+    with pytest.raises(ConfigError) as err:
+        build_config(WeaknessConfig, section, "train_weakness")
+    assert str(err.value).startswith(expected)
+    assert "\n" not in str(err.value)

@@ -119,3 +119,16 @@ def test_register_tags_the_model_version(export_dir, tmp_path, monkeypatch):
 def test_package_config_rejects_unknown_model():
     with pytest.raises(ConfigError, match=r"package.models"):
         build_config(PackageConfig, {"models": ["ranker"]}, "package")
+
+
+def test_one_gate_format_and_old_drafts_still_read():
+    from training.packaging.candidates import failed_gate_names, normalize_gates
+
+    old = [{"name": "parity", "threshold": 1e-5, "value": 0.0, "pass": True}]  # before issue 13
+    new = [{"name": "parity", "kind": "ceiling", "threshold": 1e-5, "value": 1.0, "passed": False}]
+    assert normalize_gates(old, "export") == [
+        {"name": "export.parity", "kind": "ceiling", "threshold": 1e-5, "value": 0.0, "passed": True}
+    ]
+    (rec,) = normalize_gates(new, "export")
+    assert rec["passed"] is False and "pass" not in rec
+    assert failed_gate_names([*old, *new]) == ["parity"]

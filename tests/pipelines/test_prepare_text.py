@@ -52,8 +52,10 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     written = json.loads(metrics_path.read_text())
     assert written["sizes"] == metrics["sizes"]
     assert sum(written["sizes"].values()) == 300 == written["n_records"]
-    assert written["n_topics"] == 11 and written["unk_rate_test"] == 0.0
-    assert written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 16  # + the keyword slots
+    assert written["n_topics"] == 14 and written["unk_rate_test"] == 0.0
+    assert (
+        written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 16
+    )  # + the keyword slots
     lines = (text_dir / "test.jsonl").read_text().splitlines()
     assert len(lines) == written["sizes"]["test"]
     assert {"prompt", "target", "keywords"} <= set(json.loads(lines[0]))
@@ -70,7 +72,9 @@ def test_unseen_split_keywords_occur_in_no_training_record(tmp_path: Path) -> No
     """The open-vocabulary requests ask for nouns no training record holds, in any inflection."""
     from serving.keywords import keyword_present
 
-    cfg, _ = load_config(_params(tmp_path, {**TINY, "unseen": {"n_requests": 60, "seed": 4, "paths": {}}}))
+    cfg, _ = load_config(
+        _params(tmp_path, {**TINY, "unseen": {"n_requests": 60, "seed": 4, "paths": {}}})
+    )
     text_dir = tmp_path / "t"
     metrics = prepare_text(
         cfg, base_model="scratch", text_dir=text_dir, metrics_path=tmp_path / "m.json"
@@ -83,7 +87,7 @@ def test_unseen_split_keywords_occur_in_no_training_record(tmp_path: Path) -> No
     for req in unseen:
         for kw in req["keywords"]:
             assert not any(keyword_present(kw, t) for t in texts), kw
-    # every trained topic is asked for (templates only here: the 11 template topics)
+    # every trained topic is asked for (templates only here: all 14 topics have shapes)
     assert set(metrics["unseen"]["topics"]) == {r["topic"] for r in train}
     assert {s for r in unseen for s in r["keyword_sources"]} == {"list"}
     again = tmp_path / "t2"
@@ -102,12 +106,17 @@ def test_absent_real_corpora_are_skipped_and_recorded(tmp_path: Path) -> None:
     }
     cfg, _ = load_config(_params(tmp_path, section))
     metrics = prepare_text(
-        cfg, base_model="scratch", text_dir=tmp_path / "t", metrics_path=tmp_path / "m.json",
+        cfg,
+        base_model="scratch",
+        text_dir=tmp_path / "t",
+        metrics_path=tmp_path / "m.json",
         root=tmp_path,
     )
     assert metrics["sources_used"] == ["templates"]
     assert metrics["sources_missing"] == ["svamp", "gsm8k"]
-    assert metrics["unseen"]["missing_files"] == ["gsm8k"] and metrics["unseen"]["corpus_files"] == {}
+    assert (
+        metrics["unseen"]["missing_files"] == ["gsm8k"] and metrics["unseen"]["corpus_files"] == {}
+    )
     assert metrics["sources"] == {"templates": 300}
 
 
@@ -241,14 +250,22 @@ def test_pretrained_tokenizer_without_slots_gets_them_as_ordinary_tokens(tmp_pat
     base.save_pretrained(str(tmp_path / "base"))
     cfg, _ = load_config(_params(tmp_path, TINY))
     metrics = prepare_text(
-        cfg, base_model=str(tmp_path / "base"), text_dir=tmp_path / "t",
+        cfg,
+        base_model=str(tmp_path / "base"),
+        text_dir=tmp_path / "t",
         metrics_path=tmp_path / "m.json",
     )
     assert metrics["vocab_size"] == n_base + len(SLOT_TOKENS)
     tok = Tokenizer.from_file(str(tmp_path / "t" / "tokenizer" / "tokenizer.json"))
     ids = tok.encode("tom has 3 <k1s> and <k2> ?").ids
     assert tok.decode(ids, skip_special_tokens=True).split() == [
-        "tom", "has", "3", "<k1s>", "and", "<k2>", "?"
+        "tom",
+        "has",
+        "3",
+        "<k1s>",
+        "and",
+        "<k2>",
+        "?",
     ]
     added = {t.content: t for t in tok.get_added_tokens_decoder().values()}
     assert all(not added[s].special for s in SLOT_TOKENS)

@@ -95,6 +95,8 @@ def test_word_problem_contract_and_seed(client: httpx.Client) -> None:
         "seed",
         "model_version",
         "missing_keywords",
+        "complete",
+        "incomplete_reason",
     }
     assert body["seed"] == 7 and 1 <= body["attempts"] <= 2
     assert set(body["missing_keywords"]) <= set(WORD["keywords"])

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving import limits
 from serving.app import create_app
 from serving.settings import ServingSettings
 from tests.serving._artifacts import NOW, set_alias
@@ -64,7 +65,12 @@ def test_packaged_artifacts_serve_both_endpoints(client: httpx.Client, packaged:
     assert r.status_code == 200 and r.json()["model_version"] == "1"
     r = client.post(
         f"{API}/word-problem",
-        json={"topic": "money", "keywords": ["coins"], "max_length": 10, "seed": 2},
+        json={
+            "topic": "money",
+            "keywords": ["coins"],
+            "max_length": limits.MIN_COMPLETE_LENGTH,
+            "seed": 2,
+        },
     )
     assert r.status_code == 200 and r.json()["attempts"] == 1
     manifest = json.loads((packaged / "weakness" / "1" / "manifest.json").read_text())

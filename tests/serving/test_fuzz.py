@@ -26,6 +26,7 @@ from serving.schemas import (
     WordProblemOutput,
 )
 from serving.settings import ServingSettings
+from serving.topics import DEFAULT_TOPICS
 from tests.serving._artifacts import NOW
 from tests.serving._server import artifact_store, live_server
 
@@ -158,8 +159,10 @@ word_body = st.fixed_dictionaries(
 ok_word = st.sampled_from(["apples", "coins", "basket of eggs", "train"]) | st.text(
     st.characters(categories=["L", "N"]), min_size=1, max_size=limits.MAX_KEYWORD_LEN
 )
+# Valid topics: the ones the tiny artifact serves, some written as synonyms.
+ok_topic = st.sampled_from([*DEFAULT_TOPICS, "Sums", "percent", "times tables", " Fractions "])
 valid_word = st.fixed_dictionaries(
-    {"topic": ok_word, "keywords": st.lists(ok_word, min_size=1, max_size=limits.MAX_KEYWORDS)},
+    {"topic": ok_topic, "keywords": st.lists(ok_word, min_size=1, max_size=limits.MAX_KEYWORDS)},
     optional={
         "prompt_prefix": st.text(st.characters(categories=["L", "N", "Zs"]), max_size=60),
         "max_length": st.integers(*limits.MAX_LENGTH_RANGE),
@@ -174,7 +177,14 @@ word_payload = st.one_of(
     valid_word,
     valid_word,
     mutated_word,
-    word_body.map(lambda b: {"topic": "fractions", "keywords": ["apples"], "max_length": 16, **b}),
+    word_body.map(
+        lambda b: {
+            "topic": "fractions",
+            "keywords": ["apples"],
+            "max_length": limits.MIN_COMPLETE_LENGTH,
+            **b,
+        }
+    ),
     any_json,
 )
 

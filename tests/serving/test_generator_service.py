@@ -46,7 +46,7 @@ def test_consistent_first_try_returns_equation_and_answer() -> None:
     assert res.equation == "3 + 4" and res.answer == 7.0
     assert res.generated_problem_text.endswith("Tom have?")
     call = eng.calls[0]
-    assert call["prompt"] == "generate word problem about addition using keywords apples:"
+    assert call["prompt"] == "generate word problem about addition using keywords <k1> apples:"
     assert call["seed"] == 11 and call["do_sample"] and call["max_new_tokens"] == 40
 
 
@@ -83,6 +83,34 @@ def test_keeps_the_consistent_sample_with_fewest_missing_keywords() -> None:
     assert res.consistent and res.attempts == 3 and len(eng.calls) == 3
     assert res.equation == "3 + 4" and res.missing_keywords == ("apples",)
     assert res.reason == "missing_keywords"
+
+
+SLOTTED = "Tom has 3 <k1s> and gets 4 more. How many <k1s> does Tom have? ||| n1 + n2"
+DOUBLED = "Tom has 3 <k1s> <k1s> and gets 4 more. How many <k1s> does Tom have? ||| n1 + n2"
+
+
+def test_keyword_slots_are_rendered_with_the_requested_noun() -> None:
+    res = _model(ScriptedEngine([SLOTTED])).generate(topic="addition", keywords=["goose"], seed=1)
+    assert (
+        res.generated_problem_text
+        == "Tom has 3 geese and gets 4 more. How many geese does Tom have?"
+    )
+    assert res.equation == "3 + 4" and res.answer == 7.0 and res.reason == "ok"
+
+
+def test_retries_a_sample_with_a_grammar_defect() -> None:
+    eng = ScriptedEngine([DOUBLED, SLOTTED])
+    res = _model(eng).generate(topic="addition", keywords=["igloos"], seed=2)
+    assert res.attempts == 2 and res.grammar_defects == () and res.reason == "ok"
+    assert "igloos igloos" not in res.generated_problem_text
+
+
+def test_keeps_the_defective_sample_when_nothing_better_comes() -> None:
+    res = _model(ScriptedEngine([DOUBLED]), attempts=2).generate(
+        topic="addition", keywords=["igloos"], seed=2
+    )
+    assert res.consistent and res.attempts == 2 and res.reason == "grammar_defects"
+    assert res.grammar_defects == ("doubled_word",)
 
 
 def test_inconsistent_result_names_missing_keywords() -> None:

@@ -93,6 +93,13 @@ def test_delexicalize_none_when_a_keyword_is_absent() -> None:
     assert delexicalize("Tom has 3 pineapples.", ["apple"]) is None
 
 
+def test_delexicalize_same_keyword_twice_uses_the_first_slot() -> None:
+    assert delexicalize("Tom has 3 apples and an apple.", ["apples", "apple"]) == (
+        "Tom has 3 <k1s> and a <k1>."
+    )
+    assert delexicalize("Tom has 3 pears.", ["apples", "apple"]) is None
+
+
 @pytest.mark.parametrize(
     ("text", "keywords", "expected"),
     [

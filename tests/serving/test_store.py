@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from serving.store import ArtifactResolutionError, parse_registry_uri, resolve_artifact
-
-SERVER_START_S = 120.0  # ~30 s measured on the shared 2-core machine under load
+from tests.pipelines._mlflow_server import free_port
+from tests.pipelines._mlflow_server import mlflow_server as running_mlflow_server
 
 
 def _version(root: Path, model: str, v: int) -> Path:
@@ -109,12 +102,6 @@ def test_store_module_reads_no_mlflow_tables() -> None:
     assert "sqlite3" not in src and "SELECT" not in src
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     """A real ``mlflow server`` on a private SQLite store with two registered versions."""
@@ -132,36 +119,8 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
             "ludora-weakness", mv.version, "ludora.artifact_dir", str(store / "weakness" / v)
         )
     client.set_registered_model_alias("ludora-weakness", "champion", "2")
-    port = _free_port()
-    exe = Path(sys.executable).with_name("mlflow")
-    cmd = [str(exe), "server", "--backend-store-uri", db, "--host", "127.0.0.1"]
-    proc = subprocess.Popen(
-        [*cmd, "--port", str(port), "--workers", "1"],
-        cwd=base,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its uvicorn and job-runner children go down with it
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_S
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"mlflow server did not answer within {SERVER_START_S:.0f} s")
-                time.sleep(0.5)
+    with running_mlflow_server(db, base) as url:
         yield url, store
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.mark.slow
@@ -179,7 +138,7 @@ def test_rest_registry_of_a_real_mlflow_server(mlflow_server: tuple[str, Path]) 
             "models:/ludora-weakness@champion",
             "weakness",
             artifact_root=store,
-            tracking_uri=f"http://127.0.0.1:{_free_port()}",
+            tracking_uri=f"http://127.0.0.1:{free_port()}",
         )
 
 

@@ -59,7 +59,9 @@ def _monotone_artifact(root: Path) -> Path:
     out.mkdir(parents=True)
     onnx.save(convert_booster(booster, spec, target_opset=15), str(out / "model.onnx"))
     (out / "feature_spec.json").write_text(json.dumps(spec))
-    views = {v: {"method": "platt", "a": 1.0 + 0.05 * i, "b": 0.02 * i} for i, v in enumerate(VIEWS)}
+    views = {
+        v: {"method": "platt", "a": 1.0 + 0.05 * i, "b": 0.02 * i} for i, v in enumerate(VIEWS)
+    }
     (out / "calibration.json").write_text(
         json.dumps({"method": "platt", "a": 1.0, "b": 0.0, "views": views})
     )
@@ -122,32 +124,39 @@ def _ask(client: httpx.Client, body: dict[str, Any]) -> dict[str, dict[str, Any]
     return {w["topic_id"]: w for w in r.json()["predicted_weaknesses"]}
 
 
-def _sweep(client: httpx.Client, topic: str) -> np.ndarray:
-    """P(fail) of ``topic`` per (count, average), beside a fixed second topic."""
+def _sweep(client: httpx.Client, topic: str, other: bool) -> np.ndarray:
+    """P(fail) of ``topic`` per (count, average); ``other``: beside a fixed second topic."""
     grid = np.empty((len(COUNTS), len(AVERAGES)))
     for i, n in enumerate(COUNTS):
         for j, avg in enumerate(AVERAGES):
-            body: dict[str, Any] = {"average_score_per_topic": {topic: avg, "other": 0.7}}
+            body: dict[str, Any] = {"average_score_per_topic": {topic: avg}}
+            if other:
+                body["average_score_per_topic"]["other"] = 0.7
             if n is not None:
-                body["attempts_per_topic"] = {topic: n, "other": 5}
+                body["attempts_per_topic"] = {topic: n, **({"other": 5} if other else {})}
             grid[i, j] = _ask(client, body)[topic]["weakness_probability"]
     return grid
 
 
-def _assert_monotone(grid: np.ndarray, pass_mark: float = 0.6) -> None:
-    # a higher average never raises weakness, whatever the count
-    rises = np.diff(grid, axis=1)
-    assert rises.max() <= 1e-9, f"weakness rises with the average: {rises.max():.3g}\n{grid}"
-    # more attempts at a passing average (more evidence of success) never raise it
+def _assert_monotone(client: httpx.Client, topic: str, pass_mark: float = 0.6) -> np.ndarray:
+    """Sweeps averages and attempt counts over HTTP; returns the single-topic grid."""
+    # a higher average never raises weakness, whatever the count, alone or beside another
+    # topic (whose evidence moves the learner-level features with it)
+    for other in (False, True):
+        grid = _sweep(client, topic, other)
+        rises = np.diff(grid, axis=1)
+        assert rises.max() <= 1e-9, f"weakness rises with the average: {rises.max():.3g}\n{grid}"
+    # more attempts at a passing average (more evidence of success) never raise it; beside a
+    # better topic they would lower the learner's overall mean, so this sweep is alone
+    grid = _sweep(client, topic, other=False)
     passing = [j for j, a in enumerate(AVERAGES) if a >= pass_mark]
-    counted = grid[1:, passing]  # rows with a count, in increasing count
-    steps = np.diff(counted, axis=0)
+    steps = np.diff(grid[1:, passing], axis=0)  # rows with a count, in increasing count
     assert steps.max() <= 1e-9, f"weakness rises with successful attempts: {steps.max():.3g}"
+    return grid
 
 
 def test_tiny_model_is_monotone_through_http(tiny: httpx.Client) -> None:
-    grid = _sweep(tiny, "fractions")
-    _assert_monotone(grid)
+    grid = _assert_monotone(tiny, "fractions")
     assert grid[:, 0].min() > grid[:, -1].max()  # the sweep moves the answer at all
 
 
@@ -167,14 +176,16 @@ def test_per_view_calibration_is_applied(tiny: httpx.Client) -> None:
     view (averages vs averages_counts) and so its Platt map differ."""
     plain = _ask(tiny, {"average_score_per_topic": {"fractions": 0.5}})["fractions"]
     counted = _ask(
-        tiny, {"average_score_per_topic": {"fractions": 0.5}, "attempts_per_topic": {"fractions": 1}}
+        tiny,
+        {"average_score_per_topic": {"fractions": 0.5}, "attempts_per_topic": {"fractions": 1}},
     )["fractions"]
     assert plain["weakness_probability"] != pytest.approx(counted["weakness_probability"])
 
 
 @pytest.mark.slow
 def test_pipeline_model_is_monotone_through_http(pipeline: httpx.Client) -> None:
-    _assert_monotone(_sweep(pipeline, "t03"))
+    grid = _assert_monotone(pipeline, "t03")
+    assert grid[-1, 0] - grid[-1, -1] > 0.5  # 300 fails vs 300 perfect scores: far apart
 
 
 @pytest.mark.slow

@@ -183,3 +183,32 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
     assert gen_cfg["decoder_start_token_id"] == 0 and gen_cfg["max_new_tokens"] == 24
     header = (tmp_path / "plots" / "loss.csv").read_text().splitlines()[0]
     assert header == "step,train_loss,val_loss"
+
+
+def test_pretrained_base_gets_the_keyword_slots_with_resized_embeddings(tmp_path: Path) -> None:
+    """A checkpoint whose tokenizer lacks <k1>..<k8s> (saved by the test): prepare_text's
+    tokenizer copy adds them as ordinary tokens and build_model grows the embeddings, keeping
+    every pretrained row; a slotted target trains and decodes back with its slots."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from data.word_problems.corpus import copy_pretrained_tokenizer
+    from serving.realize import SLOT_TOKENS
+
+    saved, base_tok, _ = save_checkpoint_dir(tmp_path / "ckpt", train_epochs=0)
+    n_base = saved.config.vocab_size
+    assert n_base == len(base_tok)
+    assert copy_pretrained_tokenizer(str(tmp_path / "ckpt"), tmp_path / "tok") == n_base + 16
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
+    slot_ids = tok.convert_tokens_to_ids(list(SLOT_TOKENS))
+    assert sorted(slot_ids) == list(range(n_base, n_base + 16))
+    model = g.build_model(str(tmp_path / "ckpt"), model_config={}, tokenizer=tok)
+    assert model.config.vocab_size == len(tok) == n_base + 16
+    emb = model.get_input_embeddings().weight
+    assert emb.shape[0] == n_base + 16
+    assert torch.equal(emb[:n_base], saved.get_input_embeddings().weight)
+    ids = g.encode_text(tok, "tom has 3 <k1s> and gets 2 more . ||| n1 + n2", max_len=32)
+    assert set(slot_ids) & set(ids)
+    batch = g.collate([ids], [ids], pad_id=int(tok.pad_token_id))
+    assert torch.isfinite(model(**batch).loss)
+    assert "<k1s>" in tok.decode(ids, skip_special_tokens=True)

@@ -95,3 +95,56 @@ def test_input_checks() -> None:
         generation_metrics([], [], [], set())
     with pytest.raises(ValueError, match="lengths differ"):
         generation_metrics([REF], [REF, REF], [["a"]], set())
+
+
+def test_metrics_score_rendered_slots() -> None:
+    """A slotted output is scored as the user sees it: keywords rendered, numbers rendered."""
+    pred = "A <k1> holds 12 <k2s>. Tom eats 5 <k2s>. How many <k2s> are left? ||| n1 - n2"
+    m = generation_metrics([pred], [pred], [["crate", "pears"]], set())
+    assert m["keyword_coverage"] == 1.0 and m["answer_consistency"] == 1.0
+    assert m["well_formed_rate"] == 1.0 and m["rouge_l"] == pytest.approx(1.0)
+    # the same text without the keyword slots misses the keywords
+    literal = "A box holds 12 pens. Tom eats 5 pens. How many pens are left? ||| n1 - n2"
+    assert (
+        generation_metrics([literal], [pred], [["crate", "pears"]], set())["keyword_coverage"]
+        == 0.0
+    )
+
+
+UNSEEN = [
+    {"id": "unseen-0000", "topic": "subtraction", "keywords": ["walruses"]},
+    {"id": "unseen-0001", "topic": "addition", "keywords": ["igloo", "owls"]},
+    {"id": "unseen-0002", "topic": "division", "keywords": ["geese"]},
+]
+
+
+def test_unseen_metrics_on_hand_made_outputs() -> None:
+    from training.text_metrics import unseen_metrics
+
+    preds = [
+        # clean, consistent, subtraction
+        "A zoo has 12 <k1s>. 5 <k1s> leave. How many <k1s> are left? ||| n1 - n2",
+        # "a igloo" is rendered "an igloo"; but the equation subtracts for an addition request
+        "A <k1> holds 7 <k2s> and 3 <k2s> fly in. How many <k2s> are there? ||| n1 - n2",
+        # a leftover slot (unknown_token), missing keyword, no equation
+        "Tom has 8 <k3s> and 2 apples. How many? |||",
+    ]
+    m = unseen_metrics(preds, UNSEEN)
+    assert m["keyword_coverage_unseen"] == pytest.approx(2 / 3)
+    assert m["topic_fidelity"] == pytest.approx(1 / 3)
+    assert m["answer_consistency_unseen"] == pytest.approx(2 / 3)
+    assert m["grammar_defect_rate"] == pytest.approx(1 / 3)
+    assert m["grammar_clean_rate"] == pytest.approx(2 / 3)
+    assert m["grammar_unknown_token_rate"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="lengths differ"):
+        unseen_metrics(preds[:2], UNSEEN)
+
+
+def test_mixed_metrics_scores_each_record_kind_by_its_own_rules() -> None:
+    from training.text_metrics import mixed_metrics
+
+    pred = "A zoo has 12 <k1s>. 5 <k1s> leave. How many <k1s> are left? ||| n1 - n2"
+    test_rec = {"id": "templates-1", "target": REF, "keywords": ["apples"]}
+    m = mixed_metrics([REF, pred], [test_rec, UNSEEN[0]], set())
+    assert m["rouge_l"] == pytest.approx(1.0) and m["answer_consistency"] == 1.0
+    assert m["keyword_coverage_unseen"] == 1.0 and m["topic_fidelity"] == 1.0

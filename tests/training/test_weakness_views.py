@@ -44,7 +44,9 @@ def sim() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
 
 def _request(view: str, events: pd.DataFrame, row: pd.Series, k: int) -> WeaknessPredictionInput:
     """The backend's request of this shape for the learner's events strictly before the row."""
-    before = events[(events["user_id"] == row["user_id"]) & (events["timestamp"] < row["timestamp"])]
+    before = events[
+        (events["user_id"] == row["user_id"]) & (events["timestamp"] < row["timestamp"])
+    ]
     body: dict[str, Any] = {"user_id": str(row["user_id"]), "now": int(row["timestamp"])}
     by_topic = dict(tuple(before.groupby("topic_id", sort=True)))
     quizzes = before[before["activity"] == "quiz"]
@@ -153,15 +155,18 @@ def test_request_views_pick_the_richest_evidence() -> None:
         "recent_scores",
         "full_notime",
     ]
-    assert view_of(
-        has_attempts=False,
-        attempts_timed=False,
-        has_recent=False,
-        has_average=True,
-        has_count=False,
-        has_minutes=False,
-        has_flat=True,
-    ) == "averages_flat"
+    assert (
+        view_of(
+            has_attempts=False,
+            attempts_timed=False,
+            has_recent=False,
+            has_average=True,
+            has_count=False,
+            has_minutes=False,
+            has_flat=True,
+        )
+        == "averages_flat"
+    )
 
 
 def test_check_views_names_the_allowed_values() -> None:

@@ -45,7 +45,9 @@ def test_augmented_records_copy_a_nonce_keyword(records) -> None:
         assert not keyword_present(swapped[0], rec["problem"])
         # numbers and equation are untouched, so the record stays consistent
         rendered = render_output(rec["target"], rec["keywords"])
-        assert rendered.equation_text == render_output(orig["target"], orig["keywords"]).equation_text
+        assert (
+            rendered.equation_text == render_output(orig["target"], orig["keywords"]).equation_text
+        )
         assert check_consistency(rendered.problem_text, rendered.equation_text).ok
         assert rec["source"] == orig["source"] + "+copy"
 

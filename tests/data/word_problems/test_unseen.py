@@ -76,7 +76,12 @@ def test_corpus_nouns_are_counted_plurals_and_filtered(vocabulary) -> None:
         vocabulary, corpus_pools={"gsm8k": corpus_nouns(texts)}, corpus_share=1.0
     )
     assert report.corpus_nouns_unseen == 2  # "apples" is a template noun: left out
-    used = {k for r in requests for k, s in zip(r["keywords"], r["keyword_sources"]) if s != "list"}
+    used = {
+        k
+        for r in requests
+        for k, s in zip(r["keywords"], r["keyword_sources"], strict=True)
+        if s != "list"
+    }
     assert used <= {"bracelets", "walruses"} and used
 
 

@@ -1,0 +1,141 @@
+"""The drop-in in a backend-shaped package: the seed's schemas, services and router over the export.
+
+The fast variant runs the package with this repo's venv; the ``venv`` one builds a fresh virtualenv
+with only ``requirements-serving.txt`` (no system site packages; ~1 min with pip's warm cache)
+and checks the answers are the same and no heavy module was imported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from serving.settings import ServingSettings
+from tests.serving._artifacts import NOW, set_alias
+from tests.serving._backend_pkg import write_backend_package
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+REQUESTS = {
+    "weakness": [
+        {"user_id": "u1", "average_score_per_topic": {"fractions": 0.55, "addition": 0.9}},
+        {
+            "user_id": "u2",
+            "recent_quiz_scores": {"fractions": [0.4, 0.6, 0.5]},
+            "time_spent_per_topic_minutes": {"fractions": 35},
+        },
+    ],
+    "word_problem": [{"topic": "fractions", "keywords": ["apples", "coins"], "max_length": 24}],
+}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.serving._server import artifact_store
+
+    root = tmp_path_factory.mktemp("dropin") / "artifacts"
+    shutil.copytree(artifact_store(tmp_path_factory.mktemp("dropin-src")), root)
+    for model in ("weakness", "generator"):
+        set_alias(root, model, "champion", 1)
+    return root
+
+
+@pytest.fixture(scope="module")
+def export_dir(store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from export.backend import BackendExportConfig, export_backend
+
+    to = tmp_path_factory.mktemp("dropin-out") / "onnx_placeholder_models"
+    export_backend(BackendExportConfig(to=to), ServingSettings(artifact_root=store))
+    return to
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_backend_package(tmp_path_factory.mktemp("backend-pkg"))
+
+
+def run_package(python: str, package: Path, export_dir: Path) -> dict[str, Any]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": f"{package}{os.pathsep}{REPO}",
+        "LUDORA_BACKEND_DIR": str(export_dir),
+        "CHECK_NOW": str(NOW),
+        "OMP_NUM_THREADS": "1",
+    }
+    proc = subprocess.run(
+        [python, str(package / "check.py"), json.dumps(REQUESTS)],
+        cwd=package,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    return dict(json.loads(line[len("RESULT ") :]))
+
+
+def _expected_weakness(store: Path) -> list[list[tuple[str, float, str]]]:
+    from serving.schemas import WeaknessPredictionInput
+    from serving.weakness import load_weakness
+
+    model = load_weakness("champion", ServingSettings(artifact_root=store))
+    out = []
+    for body in REQUESTS["weakness"]:
+        res = model.predict(WeaknessPredictionInput.model_validate({**body, "now": NOW}))
+        out.append(
+            [
+                (w.topic_id, w.weakness_probability, w.suggested_action_level)
+                for w in res.predicted_weaknesses
+            ]
+        )
+    return out
+
+
+def _check(result: dict[str, Any], store: Path) -> None:
+    want = _expected_weakness(store)
+    for (status, body), expected in zip(result["weakness"], want, strict=True):
+        assert status == 200
+        got = [
+            (w["topic_id"], w["weakness_probability"], w["suggested_action_level"])
+            for w in body["predicted_weaknesses"]
+        ]
+        assert [g[0] for g in got] == [e[0] for e in expected]
+        assert [g[2] for g in got] == [e[2] for e in expected]
+        assert max(abs(g[1] - e[1]) for g, e in zip(got, expected, strict=True)) <= 1e-9
+    (status, body), *_ = result["word_problem"]
+    assert status == 200 and isinstance(body["generated_problem_text"], str)
+
+
+def test_backend_package_in_this_venv(store: Path, export_dir: Path, package: Path) -> None:
+    result = run_package(sys.executable, package, export_dir)
+    _check(result, store)
+
+
+@pytest.mark.venv
+def test_backend_package_in_a_light_venv(
+    store: Path, export_dir: Path, package: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    venv = tmp_path_factory.mktemp("light") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "-r", str(REPO / "requirements-serving.txt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if pip.returncode != 0 and "No matching distribution" in pip.stderr:
+        pytest.skip(f"pip could not install requirements-serving.txt offline: {pip.stderr[-300:]}")
+    assert pip.returncode == 0, pip.stderr[-2000:]
+    light = run_package(str(venv / "bin/python"), package, export_dir)
+    assert light["heavy_modules"] == []
+    _check(light, store)
+    assert light == {**run_package(sys.executable, package, export_dir), "heavy_modules": []}
