@@ -351,8 +351,8 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
         line = f"{key}: unknown key; allowed: {allowed}"
     elif kind == "literal_error":
         choices = _literal_values(_hint_at(cls, loc)) if cls is not None else None
-        allowed = choices if choices else f"[{ctx.get('expected')}]"
-        line = f"{key}: must be one of {allowed}, got {value!r}"
+        shown = str(choices) if choices else f"[{ctx.get('expected')}]"
+        line = f"{key}: must be one of {shown}, got {value!r}"
     elif kind in _TYPE_WORDS:
         line = f"{key}: must be {_TYPE_WORDS[kind]}, got {value!r}"
     elif kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):

@@ -32,6 +32,7 @@ import numpy as np
 from export.generation_graph import (
     LOOP_IO_DOC,
     ONE_FILE_NAME,
+    GenerationParityError,
     GenerationSettings,
     build_loop_model,
     check_generation_parity,
@@ -273,22 +274,44 @@ def export_generator(
 
     gen_cfg = _read_json(artifact_dir / "generation_config.json")
     settings = GenerationSettings.from_config(gen_cfg)
-    model = build_loop_model(
-        artifact_dir, settings, doc=f"ludora generator v{manifest.get('version')}"
-    )
+    doc = f"ludora generator v{manifest.get('version')}"
     path = out_dir / ONE_FILE_NAME
-    save_generation_model(model, path)
     write_tokenizer_dir(artifact_dir / "tokenizer.json", settings, out_dir / TOKENIZER_DIR)
     parity: dict[str, Any] = {"skipped": "no --prompts file"}
-    if cfg.prompts_file is not None:
+    if cfg.prompts_file is None:
+        # Without the gate, ship the step that repeats optimum's arithmetic node for node.
+        save_generation_model(build_loop_model(artifact_dir, settings, doc=doc), path)
+    else:
         prompts = read_prompts(cfg.prompts_file, cfg.max_prompts)
         reference = OnnxSeq2SeqGenerator(artifact_dir, intra_op_num_threads=1)
         ids = [reference.encode(p) for p in prompts]
         n_new = cfg.max_new_tokens or settings.max_new_tokens
-        report = check_generation_parity(
-            one_file_session(path), reference, ids, max_new_tokens=n_new, prompts=prompts
-        )
-        parity = {**report.as_dict(), "prompts_file": str(cfg.prompts_file)}
+        # Fastest first (fused MultiHeadAttention: other kernels, so gated like any variant),
+        # then the exact lean step; the first whose greedy ids all equal the loop's ships.
+        failures: list[str] = []
+        for fused in (True, False):
+            model = build_loop_model(artifact_dir, settings, doc=doc, fused_attention=fused)
+            save_generation_model(model, path)
+            try:
+                report = check_generation_parity(
+                    one_file_session(path), reference, ids, max_new_tokens=n_new, prompts=prompts
+                )
+            except GenerationParityError as exc:
+                if not fused:
+                    raise BackendExportError(
+                        "; ".join([*failures, f"exact lean step: {exc}"])
+                    ) from exc
+                failures.append(f"fused attention: {exc}")
+                logger.warning("fused-attention graph failed the gate; trying the exact step")
+                continue
+            break
+        step = {p.key: p.value for p in model.metadata_props}.get("step")
+        parity = {
+            **report.as_dict(),
+            "prompts_file": str(cfg.prompts_file),
+            "step": step,
+            "rejected": failures,
+        }
     return {
         "file": ONE_FILE_NAME,
         "source": _source(artifact_dir, manifest),

@@ -440,7 +440,12 @@ def _load_three(onnx_dir: Path) -> tuple[onnx.ModelProto, onnx.ModelProto, onnx.
 
 
 def build_loop_model(
-    onnx_dir: Path, settings: GenerationSettings, *, doc: str = "", lean: bool = True
+    onnx_dir: Path,
+    settings: GenerationSettings,
+    *,
+    doc: str = "",
+    lean: bool = True,
+    fused_attention: bool = False,
 ) -> onnx.ModelProto:
     """The one-file generator as a standard ONNX ``Loop`` (greedy; no contrib op).
 
@@ -459,8 +464,10 @@ def build_loop_model(
 
     encoder, decoder, with_past = _load_three(onnx_dir)
     opset = {(o.domain or ""): o.version for o in decoder.opset_import}[""]
-    if opset < 13:
-        raise GenerationGraphError(f"opset {opset} < 13: the loop graph needs axes as inputs")
+    if opset < 15:
+        raise GenerationGraphError(
+            f"opset {opset} < 15: the loop graph needs Squeeze axes inputs and Shape(start, end)"
+        )
     enc_in = {i.name for i in encoder.graph.input}
     if enc_in != {"input_ids", "attention_mask"} or [o.name for o in encoder.graph.output] != [
         "last_hidden_state"
@@ -555,7 +562,9 @@ def build_loop_model(
     used_lean = False
     if lean:
         try:
-            step_nodes, step_inits = lean_step_body(with_past, n_layers)
+            step_nodes, step_inits = lean_step_body(
+                with_past, n_layers, opset=opset, fused_attention=fused_attention
+            )
             step_infos, used_lean = [], True
         except GenerationGraphError as exc:
             logger.warning("lean step unavailable (%s): using optimum's decoder body", exc)
@@ -642,7 +651,8 @@ def build_loop_model(
     model = helper.make_model(
         graph,
         producer_name="ludora-ml export.generation_graph",
-        opset_imports=[helper.make_opsetid("", opset)],
+        opset_imports=[helper.make_opsetid("", opset)]
+        + ([helper.make_opsetid(MS_DOMAIN, 1)] if fused_attention and used_lean else []),
         ir_version=decoder.ir_version,
     )
     model.doc_string = doc or "T5 word-problem generator: greedy decoding in an ONNX Loop"
@@ -654,7 +664,7 @@ def build_loop_model(
         "max_new_tokens": settings.max_new_tokens,
         "vocab_size": vocab,
         "search": "greedy (ONNX Loop)",
-        "step": "lean" if used_lean else "optimum decoder_with_past",
+        "step": ("lean+mha" if fused_attention else "lean") if used_lean else "optimum",
     }
     onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
     logger.info("built one-file greedy loop generator: vocab %d, opset %d", vocab, opset)
@@ -772,7 +782,12 @@ def position_bias_table(with_past: onnx.ModelProto, *, length: int) -> np.ndarra
 
 
 def lean_step_body(
-    with_past: onnx.ModelProto, n_layers: int, *, length: int = LEAN_MAX_POSITIONS
+    with_past: onnx.ModelProto,
+    n_layers: int,
+    *,
+    opset: int,
+    length: int = LEAN_MAX_POSITIONS,
+    fused_attention: bool = False,
 ) -> tuple[list[Any], list[Any]]:
     """(nodes, initializers) of one greedy step with constant shapes, for the loop body.
 
@@ -814,7 +829,11 @@ def lean_step_body(
     eps = c(np.float32(w["eps"]), np.float32)
 
     def rms(x: str, weight: Any) -> str:
-        var = op("ReduceMean", [op("Pow", [x, two]), minus1], keepdims=1)
+        sq = op("Pow", [x, two])
+        if opset >= 18:  # axes became an input of ReduceMean in opset 18
+            var = op("ReduceMean", [sq, minus1], keepdims=1)
+        else:
+            var = op("ReduceMean", [sq], keepdims=1, axes=[-1])
         inv = op("Div", [one_f, op("Sqrt", [op("Add", [var, eps])])])
         return op("Mul", [keep(weight), op("Mul", [x, inv])])
 
@@ -838,16 +857,50 @@ def lean_step_body(
     h = op("Gather", [keep(w["embed"]), "b_tok"])
     for i in range(n_layers):
         x = rms(h, w[f"{i}.ln0"])
-        q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
-        k_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.k"])]))
-        v_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.v"])]))
-        k = op("Concat", [f"b_self_key_{i}", k_new], f"b_self_key_{i}_out", axis=2)
-        v = op("Concat", [f"b_self_value_{i}", v_new], f"b_self_value_{i}_out", axis=2)
-        att = attend(q, k, v, self_bias)
+        if fused_attention:
+            # com.microsoft MultiHeadAttention (T5: no 1/sqrt(d) scaling): different kernels,
+            # so ids may differ from the Python loop on near-ties; measured, not shipped.
+            qf = op("MatMul", [x, keep(w[f"{i}.self.q"])])
+            kf = op("MatMul", [x, keep(w[f"{i}.self.k"])])
+            vf = op("MatMul", [x, keep(w[f"{i}.self.v"])])
+            att = name("mha")
+            nodes.append(
+                helper.make_node(
+                    "MultiHeadAttention",
+                    [qf, kf, vf, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
+                    [att, f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
+                    domain=MS_DOMAIN,
+                    num_heads=heads,
+                    scale=1.0,
+                    name=name("MHA"),
+                )
+            )
+        else:
+            q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
+            k_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.k"])]))
+            v_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.v"])]))
+            k = op("Concat", [f"b_self_key_{i}", k_new], f"b_self_key_{i}_out", axis=2)
+            v = op("Concat", [f"b_self_value_{i}", v_new], f"b_self_value_{i}_out", axis=2)
+            att = attend(q, k, v, self_bias)
         h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.self.o"])])])
         x = rms(h, w[f"{i}.ln1"])
-        q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
-        att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
+        if fused_attention:
+            qf = op("MatMul", [x, keep(w[f"{i}.cross.q"])])
+            att = name("mha")
+            nodes.append(
+                helper.make_node(
+                    "MultiHeadAttention",
+                    [qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"],
+                    [att],
+                    domain=MS_DOMAIN,
+                    num_heads=heads,
+                    scale=1.0,
+                    name=name("MHA"),
+                )
+            )
+        else:
+            q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
+            att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
         h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.cross.o"])])])
         x = rms(h, w[f"{i}.ln2"])
         ff = op("MatMul", [op("Relu", [op("MatMul", [x, keep(w[f"{i}.wi"])])]), keep(w[f"{i}.wo"])])
@@ -879,6 +932,7 @@ def one_file_session(path: Path | str | bytes, *, threads: int = 1) -> Any:
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     src = path if isinstance(path, bytes) else str(path)
+    opts.log_severity_level = 3  # the optional inputs' defaults would warn at every load
     return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
 
 

@@ -143,9 +143,11 @@ def text_metric_fn(train_problems: Sequence[str]) -> Any:
 def eval_records(
     cfg: QuantizeConfig, test: Sequence[dict[str, Any]], unseen: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The prompts every variant is scored on: a fixed sample of the template test split, then
-    one of the open-vocabulary requests (the same draw for the stage and for promotion)."""
-    return sample(test, cfg.eval_samples, cfg.seed + 1) + (
+    """The prompts every variant is scored on: a fixed sample of the template records of the test
+    split, then one of the open-vocabulary requests (the same draw for the stage and for
+    promotion)."""
+    templates = [r for r in test if r.get("source", "templates") == "templates"] or list(test)
+    return sample(templates, cfg.eval_samples, cfg.seed + 1) + (
         sample(unseen, cfg.unseen_eval_samples, cfg.seed + 2) if cfg.unseen_eval_samples else []
     )
 

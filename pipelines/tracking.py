@@ -70,7 +70,7 @@ def log_datasets(
     """
     import mlflow
     from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.data.sources import LocalArtifactDatasetSource
+    from mlflow.data.sources import LocalArtifactDatasetSource  # type: ignore[attr-defined]
 
     lineage = {f"lineage.{k}": _describe(p, root) for k, p in (upstream or {}).items()}
     for split, path in files.items():
@@ -78,7 +78,7 @@ def log_datasets(
             logger.warning("%s: not found, not logged as a dataset", path)
             continue
         sha = _sha256(path)
-        dataset = MetaDataset(
+        dataset = MetaDataset(  # type: ignore[abstract]  # MLflow implements profile
             LocalArtifactDatasetSource(str(path.resolve())),
             name=f"{prefix}/{split}",
             digest=sha[:DIGEST_CHARS],

@@ -212,8 +212,12 @@ def fit_weakness(
     view_metrics: dict[str, Any] = {}
     view_plots: dict[str, list[dict[str, Any]]] = {}
     if views is not None:
+        # the full view keeps the fit on every val row (the top-level map); the others are
+        # fitted on their rows of the val subsample
         calibration["views"] = {
-            v: fit_calibration(predict_raw(booster, views.val[v]), val_y, cfg.calibration)
+            v: dict(calibration)
+            if v == "full"
+            else fit_calibration(predict_raw(booster, views.val[v]), val_y, cfg.calibration)
             for v in views.names
         }
         for v in views.names:

@@ -16,6 +16,7 @@ from export.generation_graph import (
     build_beam_search_model,
     build_loop_model,
     check_generation_parity,
+    max_length_feed,
     one_file_session,
     run_greedy,
     save_generation_model,
@@ -33,15 +34,25 @@ def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _build(src: Path, builder: str) -> Path:
-    cfg = json.loads((src / "generation_config.json").read_text())
-    build = build_loop_model if builder == "loop" else build_beam_search_model
+    settings = GenerationSettings.from_config(
+        json.loads((src / "generation_config.json").read_text())
+    )
     out = src / f"{builder}_{ONE_FILE_NAME}"
     if not out.is_file():
-        save_generation_model(build(src, GenerationSettings.from_config(cfg)), out)
+        if builder == "beam":
+            model = build_beam_search_model(src, settings)
+        else:
+            model = build_loop_model(
+                src, settings, lean=builder != "loop_optimum_body", fused_attention=builder == "mha"
+            )
+            step = {p.key: p.value for p in model.metadata_props}["step"]
+            want = {"loop": "lean", "mha": "lean+mha", "loop_optimum_body": "optimum"}
+            assert step == want[builder]
+        save_generation_model(model, out)
     return out
 
 
-@pytest.fixture(scope="module", params=["loop", "beam"])
+@pytest.fixture(scope="module", params=["loop", "mha", "loop_optimum_body", "beam"])
 def tiny(request: pytest.FixtureRequest, export_dir: Path) -> tuple[Path, Path]:
     """(optimum export, one-file model) for each builder."""
     return export_dir, _build(export_dir, request.param)
@@ -148,3 +159,21 @@ def test_run_greedy_matches_generate_text_path(tiny, reference) -> None:  # type
     assert run_greedy(session, ids, max_new_tokens=8, eos_token_id=1) == reference.generate(
         ids, max_new_tokens=8
     )
+
+
+def test_padded_batch_rows_equal_single_prompts(tiny, reference) -> None:  # type: ignore[no-untyped-def]
+    """Right padding + attention_mask: each row is what its prompt alone gives."""
+    session = one_file_session(tiny[1])
+    a, b = _prompts(2, seed=9)
+    a, b = (a, b) if len(a) >= len(b) else (b, a)
+    ids = np.zeros((2, len(a)), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, p in enumerate((a, b)):
+        ids[row, : len(p)] = p
+        mask[row, : len(p)] = 1
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    feeds["max_length"] = max_length_feed(session, 10)
+    (seq,) = session.run(None, feeds)
+    for row, p in enumerate((a, b)):
+        want = reference.generate(p, max_new_tokens=10)
+        assert strip_sequence(seq[row], eos_token_id=1) == want

@@ -92,5 +92,5 @@ def test_ui_shows_runs_datasets_and_logged_model(tmp_path: Path, monkeypatch) ->
         _browser("--window-size=1440,2000", f"--screenshot={shot}", page)
     assert "Runs" in runs and "train_weakness" in runs and "features/train" in runs
     assert "Logged models (1)" in detail and "weakness-booster" in detail
-    assert "features/train" in detail and "Training" in detail
+    assert "features/train (" in detail and "training" in detail  # name (digest), context
     assert shot.stat().st_size > 20_000  # a rendered page, not a blank one

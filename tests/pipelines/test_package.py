@@ -126,9 +126,14 @@ def test_one_gate_format_and_old_drafts_still_read():
 
     old = [{"name": "parity", "threshold": 1e-5, "value": 0.0, "pass": True}]  # before issue 13
     new = [{"name": "parity", "kind": "ceiling", "threshold": 1e-5, "value": 1.0, "passed": False}]
-    assert normalize_gates(old, "export") == [
-        {"name": "export.parity", "kind": "ceiling", "threshold": 1e-5, "value": 0.0, "passed": True}
-    ]
+    (rec,) = normalize_gates(old, "export")
+    assert rec == {
+        "name": "export.parity",
+        "kind": "ceiling",
+        "threshold": 1e-5,
+        "value": 0.0,
+        "passed": True,
+    }
     (rec,) = normalize_gates(new, "export")
     assert rec["passed"] is False and "pass" not in rec
     assert failed_gate_names([*old, *new]) == ["parity"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -181,4 +182,99 @@ def test_attempts_without_average_is_refused() -> None:
     with pytest.raises(ValidationError, match="attempts_per_topic"):
         WeaknessPredictionInput.model_validate(
             {"user_id": "u", "average_score_per_topic": {"a": 0.5}, "attempts_per_topic": {"b": 2}}
+        )
+
+
+@pytest.mark.slow
+def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tiny simulated events -> features -> train_weakness with views -> export with view gates."""
+    import json
+
+    import mlflow
+
+    from data.simulator import SimulatorConfig, simulate
+    from pipelines import export_weakness, train_weakness
+    from pipelines.common import build_config
+    from pipelines.features import make_features
+    from training.weakness import WeaknessConfig
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.create_experiment("weakness", artifact_location=(tmp_path / "mlart").as_uri())
+    sim = SimulatorConfig(
+        seed=5,
+        n_learners=120,
+        n_topics=4,
+        days=60,
+        sessions_per_week=3.0,
+        activities_per_session=4,
+        quiz_share=0.4,
+        start="2026-01-05T00:00:00Z",
+    )
+    events, oracle = simulate(sim, pass_mark=0.6)
+    events_file = tmp_path / "events.parquet"
+    events.to_parquet(events_file, index=False)
+    splits, spec, _ = make_features(events, oracle, FeatureConfig())
+    feats = tmp_path / "features"
+    feats.mkdir()
+    for name, part in splits.items():
+        part.to_parquet(feats / f"{name}.parquet", index=False)
+    (feats / "feature_spec.json").write_text(json.dumps(spec))
+    names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat_time"]
+    params = {
+        "seed": 1,
+        "num_threads": 1,
+        "num_boost_round": 40,
+        "early_stopping_rounds": 10,
+        "base": {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20},
+        "tuning": {"n_trials": 0},
+        "views": {"names": names, "max_val_rows": 200, "recent_k": 5},
+    }
+    cfg = build_config(WeaknessConfig, params, "train_weakness")
+    model_dir = tmp_path / "model"
+    metrics = train_weakness.run(
+        cfg=cfg,
+        all_params={"train_weakness": params},
+        features_dir=feats,
+        model_dir=model_dir,
+        metrics_file=tmp_path / "metrics.json",
+        plots_dir=tmp_path / "plots",
+        events_file=events_file,
+    )
+    assert list(metrics["views"]) == names
+    assert metrics["views"]["full"]["auc"] == pytest.approx(metrics["auc"])
+    assert sum(m["n_train_rows"] for m in metrics["views"].values()) == metrics["n_train"]
+    cal = json.loads((model_dir / "calibration.json").read_text())
+    assert set(cal["views"]) == set(names)
+    assert all((tmp_path / "plots" / "views" / f"calibration_{v}.csv").is_file() for v in names)
+    strict = export_weakness.ViewGates(min_auc=0.99, max_ece=0.5, max_auc_gap={"averages": 0.5})
+    out = tmp_path / "onnx"
+    exported = export_weakness.run(
+        cfg=export_weakness.ExportConfig(topic_aliases={"bruchrechnen": "t1"}),
+        section={},
+        model_dir=model_dir,
+        test_file=feats / "test.parquet",
+        out_dir=out,
+        metrics_file=tmp_path / "export.json",
+        train_metrics_file=tmp_path / "metrics.json",
+        gates_views=strict,
+    )
+    assert exported["parity_view_rows"] > 0 and exported["decision_flips"] == 0
+    draft = json.loads((out / "manifest.draft.json").read_text())
+    gates = {g["name"]: g["passed"] for g in draft["gates"]}
+    assert gates["view_auc_floor[averages]"] is False  # 0.99 is out of reach: the gate bites
+    assert gates["view_ece_max[averages]"] is True and "view_auc_gap_to_full[averages]" in gates
+    assert exported["gates_passed"] is False
+    assert draft["topics"] == sorted(spec["peer"]["topics"])
+    assert draft["topic_aliases"] == {"bruchrechnen": "t1"}
+    with pytest.raises(ValueError, match="topic_aliases"):
+        export_weakness.run(
+            cfg=export_weakness.ExportConfig(topic_aliases={"x": "nope"}),
+            section={},
+            model_dir=model_dir,
+            test_file=feats / "test.parquet",
+            out_dir=tmp_path / "onnx2",
+            metrics_file=tmp_path / "export2.json",
+            train_metrics_file=tmp_path / "metrics.json",
         )
