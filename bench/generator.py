@@ -5,9 +5,11 @@ prompt so every path sees the same machine load:
 
 - ``onnx_python_loop``: ``serving.generation.OnnxSeq2SeqGenerator`` (today's serving loop), fp32,
   and its dynamic int8 variant when the quantize stage wrote one (``--int8-dir``);
-- ``onnx_one_file_loop``: the shipped one-file graph (``export.generation_graph.
-  build_loop_model``: greedy in a standard ONNX ``Loop``), from the same export (and int8);
-- ``onnx_one_file_beamsearch``: the same loop as ORT's ``BeamSearch`` contrib op (num_beams=1);
+- ``onnx_one_file_loop_mha`` / ``onnx_one_file_loop``: the one-file graph export-backend ships
+  (``export.generation_graph.build_loop_model``: greedy in an ONNX ``Loop`` with the lean step,
+  with / without fused ``MultiHeadAttention``), from the same export (and the int8 variant);
+- ``onnx_one_file_loop_optimum_body``: the same Loop around optimum's own decoder-with-past;
+- ``onnx_one_file_beamsearch``: ORT's ``BeamSearch`` contrib op (num_beams=1);
 - ``torch_generate``: PyTorch ``generate(num_beams=1, do_sample=False)``;
 - ``ct2_fp32`` / ``ct2_int8``: CTranslate2 (the peer), converted from the same checkpoint with
   ``ctranslate2.converters.TransformersConverter``.
@@ -167,27 +169,58 @@ def build_paths(
     torch.set_num_threads(threads)
     paths: dict[str, Path_fn] = {}
     dirs = {"fp32": onnx_dir, **({"int8": int8_dir} if int8_dir else {})}
+
+    def python_loop(g: OnnxSeq2SeqGenerator) -> Path_fn:
+        return lambda ids: g.generate(ids, max_new_tokens=n)
+
+    def one_file(sess: Any, eos: int) -> Path_fn:
+        return lambda ids: run_greedy(sess, ids, max_new_tokens=n, eos_token_id=eos)
+
     for tag, d in dirs.items():
-        loop = OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
-        paths[f"onnx_python_loop_{tag}"] = lambda ids, g=loop: g.generate(ids, max_new_tokens=n)
+        paths[f"onnx_python_loop_{tag}"] = python_loop(
+            OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
+        )
         settings = GenerationSettings.from_config(
             _json.loads((d / "generation_config.json").read_text())
         )
-        builders = {"loop": build_loop_model}
+        # the shipped candidates first: lean step with fused MultiHeadAttention, exact lean step
+        # (an int8 export has no fp32 weights to read: the Loop keeps optimum's body there)
+        graphs: list[tuple[str, Callable[..., Any], dict[str, Any]]] = [
+            ("loop", build_loop_model, {}),
+        ]
         if tag == "fp32":
-            builders["beamsearch"] = build_beam_search_model
-        for kind, build in builders.items():
+            graphs += [
+                ("loop_mha", build_loop_model, {"fused_attention": True}),
+                ("loop_optimum_body", build_loop_model, {"lean": False}),
+                ("beamsearch", build_beam_search_model, {}),
+            ]
+        for kind, build, kwargs in graphs:
             one = workdir / f"one_file_{kind}_{tag}.onnx"
-            save_generation_model(build(d, settings), one)
+            save_generation_model(build(d, settings, **kwargs), one)
             sess = one_file_session(one, threads=threads)
-            eos = settings.eos_token_id
-            paths[f"onnx_one_file_{kind}_{tag}"] = lambda ids, s=sess, e=eos: run_greedy(
-                s, ids, max_new_tokens=n, eos_token_id=e
-            )
+            paths[f"onnx_one_file_{kind}_{tag}"] = one_file(sess, settings.eos_token_id)
     model = load_torch_model(ckpt)
     paths["torch_generate"] = lambda ids: torch_greedy_ids(model, ids, max_new_tokens=n)
     paths.update(ct2_paths(ckpt, workdir, n, threads))
     return paths
+
+
+def dynamic_int8(onnx_dir: Path, out: Path) -> Path:
+    """The quantize stage's dynamic int8 variant (its recipe from params.yaml) of ``onnx_dir``."""
+    from pipelines.common import load_section
+    from quantize.generator import make_dynamic
+
+    q = load_section("quantize_generator")
+    make_dynamic(
+        onnx_dir,
+        out,
+        weight_type=q["weight_type"],
+        per_channel=q["per_channel"],
+        reduce_range=q["reduce_range"],
+        op_types=q["op_types_to_quantize"],
+        exclude_patterns=q["dynamic_exclude_nodes"],
+    )
+    return out
 
 
 def bench_setup(
@@ -200,6 +233,8 @@ def bench_setup(
 ) -> dict[str, Any]:
     """Time every path on one setup; ratios vs the fp32 Python loop; ids compared with it."""
     with tempfile.TemporaryDirectory() as tmp:
+        if int8_dir is None:  # no quantize-stage variant: build it with the stage's recipe
+            int8_dir = dynamic_int8(onnx_dir, Path(tmp) / "int8")
         paths = build_paths(ckpt, onnx_dir, int8_dir, Path(tmp), args.max_new_tokens, args.threads)
         ref = paths["onnx_python_loop_fp32"]
         want = [ref(p) for p in prompts]

@@ -459,7 +459,6 @@ def build_loop_model(
     shapes, ~2.3x fewer nodes per step); graphs it cannot read (int8 variants) fall back to
     optimum's body, logged.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     encoder, decoder, with_past = _load_three(onnx_dir)
@@ -480,6 +479,26 @@ def build_loop_model(
     n_layers = _layers(presents, _PRESENT)
     eos = settings.eos_token_id
     inits: list[Any] = []
+    vocab = _vocab(next(o for o in decoder.graph.output if o.name == "logits"))
+    if lean:
+        try:
+            lean_nodes, lean_inits, lean_infos = _build_lean_loop(
+                encoder, decoder, with_past, settings, opset=opset, fused_attention=fused_attention
+            )
+            return _assemble(
+                lean_nodes,
+                lean_inits,
+                lean_infos,
+                settings,
+                opset=opset,
+                ir_version=decoder.ir_version,
+                contrib=fused_attention,
+                step="lean+mha" if fused_attention else "lean",
+                vocab=vocab,
+                doc=doc,
+            )
+        except GenerationGraphError as exc:
+            logger.warning("lean step unavailable (%s): using optimum's decoder body", exc)
 
     def const(name: str, value: Any, dtype: Any) -> str:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
@@ -559,48 +578,7 @@ def build_loop_model(
     step_nodes: list[Any] = list(body.node)
     step_inits: list[Any] = list(body.initializer)
     step_infos: list[Any] = list(body.value_info)
-    used_lean = False
-    if lean:
-        try:
-            step_nodes, step_inits = lean_step_body(
-                with_past, n_layers, opset=opset, fused_attention=fused_attention
-            )
-            step_infos, used_lean = [], True
-        except GenerationGraphError as exc:
-            logger.warning("lean step unavailable (%s): using optimum's decoder body", exc)
-    if used_lean:
-        # (1 - mask) * float32 min, [B, 1, 1, S]: the cross-attention bias optimum adds
-        nodes += [
-            helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
-            helper.make_node("Sub", [const("one_f", 1.0, np.float32), "mask_f"], ["inv_mask"]),
-            helper.make_node(
-                "Mul",
-                ["inv_mask", const("f32_min", np.finfo(np.float32).min, np.float32)],
-                ["mask_bias_2d"],
-            ),
-            helper.make_node(
-                "Unsqueeze",
-                ["mask_bias_2d", const("axes12", [1, 2], np.int64)],
-                ["cross_mask_bias"],
-            ),
-            helper.make_node(
-                "Min",
-                ["trips", const("lean_cap", LEAN_MAX_POSITIONS - 2, np.int64)],
-                ["trips_capped"],
-            ),
-        ]
-    body_nodes = [
-        *step_nodes,
-        helper.make_node("ArgMax", ["b_logits"], ["b_next_raw"], axis=-1, keepdims=0),
-        helper.make_node("Where", ["b_fin", "b_eos", "b_next_raw"], ["b_next"]),
-        helper.make_node("Equal", ["b_next", "b_eos"], ["b_is_eos"]),
-        helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
-        helper.make_node("Not", ["b_fin_out"], ["b_open"]),
-        helper.make_node("Cast", ["b_open"], ["b_open_i"], to=TensorProto.INT64),
-        helper.make_node("ReduceMax", ["b_open_i"], ["b_any_open"], keepdims=0),
-        helper.make_node("Cast", ["b_any_open"], ["b_cond_out"], to=TensorProto.BOOL),
-        helper.make_node("Identity", ["b_next"], ["b_scan"]),
-    ]
+    body_nodes = [*step_nodes, *_greedy_tail("b_eos")]
     body_outputs = [
         helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
         helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
@@ -620,7 +598,7 @@ def build_loop_model(
     nodes += [
         helper.make_node(
             "Loop",
-            ["trips_capped" if used_lean else "trips", "cond0", "tok0", "fin0", *self_names],
+            ["trips", "cond0", "tok0", "fin0", *self_names],
             loop_out,
             body=body_graph,
         ),
@@ -631,9 +609,38 @@ def build_loop_model(
             "Concat", ["decoder_start", "tok0", "scan_bt"], [SEQUENCES_OUTPUT], axis=1
         ),
     ]
-    inits.append(
-        numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
+    return _assemble(
+        nodes,
+        [*enc.initializer, *dec.initializer, *inits],
+        [*enc.value_info, *dec.value_info],
+        settings,
+        opset=opset,
+        ir_version=decoder.ir_version,
+        contrib=False,
+        step="optimum",
+        vocab=vocab,
+        doc=doc,
     )
+
+
+def _assemble(
+    nodes: list[Any],
+    inits: list[Any],
+    infos: list[Any],
+    settings: GenerationSettings,
+    *,
+    opset: int,
+    ir_version: int,
+    contrib: bool,
+    step: str,
+    vocab: int,
+    doc: str,
+) -> onnx.ModelProto:
+    """The loop model's main graph, IO and metadata around ``nodes``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    default = numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
     graph = helper.make_graph(
         nodes,
         "t5 word problem generation (greedy loop)",
@@ -645,29 +652,30 @@ def build_loop_model(
             helper.make_tensor_value_info("max_length", TensorProto.INT64, [1]),
         ],
         [helper.make_tensor_value_info(SEQUENCES_OUTPUT, TensorProto.INT64, ["batch", "length"])],
-        initializer=[*enc.initializer, *dec.initializer, *inits],
-        value_info=[*enc.value_info, *dec.value_info],
+        initializer=[*inits, default],
+        value_info=infos,
     )
+    opsets = [helper.make_opsetid("", opset)]
+    if contrib:
+        opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
     model = helper.make_model(
         graph,
         producer_name="ludora-ml export.generation_graph",
-        opset_imports=[helper.make_opsetid("", opset)]
-        + ([helper.make_opsetid(MS_DOMAIN, 1)] if fused_attention and used_lean else []),
-        ir_version=decoder.ir_version,
+        opset_imports=opsets,
+        ir_version=ir_version,
     )
     model.doc_string = doc or "T5 word-problem generator: greedy decoding in an ONNX Loop"
-    vocab = _vocab(next(o for o in dec.output if o.name == "first_logits"))
     meta = {
         "decoder_start_token_id": settings.decoder_start_token_id,
-        "eos_token_id": eos,
+        "eos_token_id": settings.eos_token_id,
         "pad_token_id": settings.pad_token_id,
         "max_new_tokens": settings.max_new_tokens,
         "vocab_size": vocab,
         "search": "greedy (ONNX Loop)",
-        "step": ("lean+mha" if fused_attention else "lean") if used_lean else "optimum",
+        "step": step,
     }
     onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
-    logger.info("built one-file greedy loop generator: vocab %d, opset %d", vocab, opset)
+    logger.info("built one-file greedy loop generator (%s step): vocab %d", step, vocab)
     return model
 
 
@@ -910,6 +918,167 @@ def lean_step_body(
         x = op("Mul", [x, c(np.float32(w["scale"]), np.float32)])
     op("MatMul", [x, keep(w["lm_head"])], "b_logits")
     return nodes, inits
+
+
+def _greedy_tail(eos_name: str) -> list[Any]:
+    """Loop-body nodes after the logits: argmax, eos filler, finished flags, continue flag."""
+    from onnx import TensorProto, helper
+
+    return [
+        helper.make_node("ArgMax", ["b_logits"], ["b_next_raw"], axis=-1, keepdims=0),
+        helper.make_node("Where", ["b_fin", eos_name, "b_next_raw"], ["b_next"]),
+        helper.make_node("Equal", ["b_next", eos_name], ["b_is_eos"]),
+        helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
+        helper.make_node("Not", ["b_fin_out"], ["b_open"]),
+        helper.make_node("Cast", ["b_open"], ["b_open_i"], to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["b_open_i"], ["b_any_open"], keepdims=0),
+        helper.make_node("Cast", ["b_any_open"], ["b_cond_out"], to=TensorProto.BOOL),
+        helper.make_node("Identity", ["b_next"], ["b_scan"]),
+    ]
+
+
+def _build_lean_loop(
+    encoder: onnx.ModelProto,
+    decoder: onnx.ModelProto,
+    with_past: onnx.ModelProto,
+    settings: GenerationSettings,
+    *,
+    opset: int,
+    fused_attention: bool,
+) -> tuple[list[Any], list[Any], list[Any]]:
+    """(nodes, initializers, value infos) of the lean one-file graph's main graph.
+
+    Every decoder step, the first included, is the lean step (past length 0 at the first): no
+    optimum ``decoder_model`` in the file. The encoder runs once; the cross-attention keys and
+    values are its output times optimum's own k / v weights (read from ``decoder_model``), as
+    that graph computes them.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    pasts = [i.name for i in with_past.graph.input if i.name.startswith("past_key_values.")]
+    n_layers = _layers(pasts, _PAST)
+    step_nodes, step_inits = lean_step_body(
+        with_past, n_layers, opset=opset, fused_attention=fused_attention
+    )
+    w = _lean_weights(with_past, n_layers)
+    heads, hs = w["heads"], w["head_size"]
+    dec_nodes = {n.name: n for n in decoder.graph.node}
+    dec_inits = {i.name: i for i in decoder.graph.initializer}
+    inits: list[Any] = []
+
+    def const(name: str, value: Any, dtype: Any) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    enc = _prefixed(encoder.graph, "e/")
+    _rename(enc, {"e/input_ids": "input_ids", "e/attention_mask": "attention_mask"})
+    _rename(enc, {"e/last_hidden_state": "encoder_hidden_states"})
+    nodes: list[Any] = [*enc.node]
+    kv_shape = const("kv_split", [0, -1, heads, hs], np.int64)
+    for i in range(n_layers):
+        for kv in ("k", "v"):
+            node = dec_nodes.get(f"/decoder/block.{i}/layer.1/EncDecAttention/{kv}/MatMul")
+            if node is None or node.input[1] not in dec_inits:
+                raise GenerationGraphError(f"lean loop: no cross {kv} weight for layer {i}")
+            weight = numpy_helper.to_array(dec_inits[node.input[1]])
+            full = "key" if kv == "k" else "value"
+            nodes += [
+                helper.make_node(
+                    "MatMul",
+                    ["encoder_hidden_states", const(f"cross_w_{kv}_{i}", weight, np.float32)],
+                    [f"cross_{kv}_{i}_flat"],
+                ),
+                helper.make_node(
+                    "Reshape", [f"cross_{kv}_{i}_flat", kv_shape], [f"cross_{kv}_{i}_bshd"]
+                ),
+                helper.make_node(
+                    "Transpose", [f"cross_{kv}_{i}_bshd"], [f"cross_{full}_{i}"], perm=[0, 2, 1, 3]
+                ),
+            ]
+    eos = settings.eos_token_id
+    self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
+    nodes += [
+        helper.make_node("Shape", ["input_ids"], ["ids_shape"], end=1),
+        helper.make_node(
+            "Concat", ["ids_shape", const("one_i64", [1], np.int64)], ["start_shape"], axis=0
+        ),
+        helper.make_node(
+            "Expand",
+            [const("start_id", [[settings.decoder_start_token_id]], np.int64), "start_shape"],
+            ["decoder_start"],
+        ),
+        helper.make_node("Equal", ["decoder_start", const("eos_id", eos, np.int64)], ["fin0"]),
+        helper.make_node(
+            "Concat",
+            ["ids_shape", const("empty_past_dims", [heads, 0, hs], np.int64)],
+            ["empty_past_shape"],
+            axis=0,
+        ),
+        helper.make_node(
+            "ConstantOfShape",
+            ["empty_past_shape"],
+            ["empty_past"],
+            value=numpy_helper.from_array(np.zeros(1, np.float32)),
+        ),
+        *[helper.make_node("Identity", ["empty_past"], [n]) for n in self_names],
+        # (1 - mask) * float32 min, [B, 1, 1, S]: the cross-attention bias optimum adds
+        helper.make_node("Cast", ["attention_mask"], ["mask_f"], to=TensorProto.FLOAT),
+        helper.make_node("Sub", [const("one_f", 1.0, np.float32), "mask_f"], ["inv_mask"]),
+        helper.make_node(
+            "Mul",
+            ["inv_mask", const("f32_min", np.finfo(np.float32).min, np.float32)],
+            ["mask_bias_2d"],
+        ),
+        helper.make_node(
+            "Unsqueeze", ["mask_bias_2d", const("axes12", [1, 2], np.int64)], ["cross_mask_bias"]
+        ),
+        helper.make_node("Max", ["max_length", const("zero_i64", [0], np.int64)], ["trips1"]),
+        helper.make_node(
+            "Min", ["trips1", const("lean_cap", [LEAN_MAX_POSITIONS - 1], np.int64)], ["trips2"]
+        ),
+        helper.make_node("Squeeze", ["trips2", const("axis0", [0], np.int64)], ["trips"]),
+        helper.make_node("Constant", [], ["cond0"], value=numpy_helper.from_array(np.array(True))),
+    ]
+    past_info = [
+        helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])
+        for n in self_names
+    ]
+    body_inputs = [
+        helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
+        helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1]),
+        *past_info,
+    ]
+    body_outputs = [
+        helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
+        *[
+            helper.make_tensor_value_info(
+                f"b_{n}_out", TensorProto.FLOAT, ["batch", heads, "past_1", hs]
+            )
+            for n in self_names
+        ],
+        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
+    ]
+    body = helper.make_graph(
+        [*step_nodes, *_greedy_tail("b_eos")],
+        "greedy step (lean)",
+        body_inputs,
+        body_outputs,
+        initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
+    )
+    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
+    nodes += [
+        helper.make_node(
+            "Loop", ["trips", "cond0", "decoder_start", "fin0", *self_names], loop_out, body=body
+        ),
+        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
+        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
+        helper.make_node("Concat", ["decoder_start", "scan_bt"], [SEQUENCES_OUTPUT], axis=1),
+    ]
+    return nodes, [*enc.initializer, *inits], list(enc.value_info)
 
 
 def save_generation_model(model: onnx.ModelProto, path: Path) -> None:

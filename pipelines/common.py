@@ -226,16 +226,13 @@ def setup_mlflow(experiment: str, root: Path = REPO_ROOT) -> None:
 
     uri = default_tracking_uri(root)
     mlflow.set_tracking_uri(uri)
-    if mlflow.get_experiment_by_name(experiment) is None:
-        artifact_location = None
-        if uri.startswith("sqlite:///"):
-            artifact_location = (main_repo_root(root) / "mlartifacts" / experiment).as_uri()
-        try:
+    with tracking.store_lock(uri):  # parallel `dvc queue` workers: one creates store/experiment
+        if mlflow.get_experiment_by_name(experiment) is None:
+            artifact_location = None
+            if uri.startswith("sqlite:///"):
+                artifact_location = (main_repo_root(root) / "mlartifacts" / experiment).as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifact_location)
-        except mlflow.exceptions.MlflowException:  # a parallel `dvc queue` worker was first
-            if mlflow.get_experiment_by_name(experiment) is None:
-                raise
-    exp = mlflow.set_experiment(experiment)
-    if exp.tags.get(tracking.EXPERIMENT_KIND_TAG) != tracking.MODEL_TRAINING:
-        tracking.mark_model_training(exp.experiment_id)  # the UI opens it on runs, not traces
+        exp = mlflow.set_experiment(experiment)
+        if exp.tags.get(tracking.EXPERIMENT_KIND_TAG) != tracking.MODEL_TRAINING:
+            tracking.mark_model_training(exp.experiment_id)  # the UI opens it on runs
     logger.info("MLflow tracking at %s, experiment %s", uri, experiment)

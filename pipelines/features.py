@@ -14,6 +14,7 @@ from typing import Any
 
 from features.build import build_examples, spec_from_config
 from features.config import FeatureConfig
+from features.engine import DaskConfig, engine_config
 from features.peer import compute_peer_table
 from features.spec import SPEC_FILENAME, write_spec_text
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
@@ -21,6 +22,7 @@ from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
     build_config,
+    load_params,
     load_section,
     stage_main,
 )
@@ -101,9 +103,71 @@ def run(
     return metrics
 
 
+def run_dask(
+    cfg: FeatureConfig,
+    dask_cfg: DaskConfig,
+    *,
+    events_file: Path = EVENTS_FILE,
+    oracle_file: Path | None = ORACLE_FILE,
+    out_dir: Path = OUT_DIR,
+    metrics_file: Path = METRICS_FILE,
+) -> dict[str, Any]:
+    """`run` on a Dask cluster (`features.dask_build`): the same splits, spec and metrics.
+
+    ``events_file`` may be one Parquet file or a directory of Parquet shards (the data stage's
+    output under ``engine: dask``). Splits stream into the same three files, one row group per
+    partition, so every later stage reads them unchanged.
+    """
+    from features.dask_build import (
+        build_examples_dask,
+        compute_peer_table_dask,
+        event_pieces,
+        events_frame,
+        iter_partitions,
+        plan_split_dask,
+        write_splits,
+    )
+    from features.engine import dask_client
+
+    pieces = event_pieces(events_file, oracle_file)
+    with dask_client(dask_cfg) as client:
+        frame = events_frame(pieces)
+        plan = plan_split_dask(frame, cfg)
+        peer = compute_peer_table_dask(
+            frame,
+            prior_weight=cfg.peer_prior_weight,
+            before=plan.val_start,
+            exclude_users=plan.unseen,
+        )
+        spec = spec_from_config(cfg, peer)
+        examples = build_examples_dask(
+            frame, cfg, peer, plan, learners_per_partition=dask_cfg.learners_per_partition
+        )
+        with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
+            tmp.mkdir()
+            window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+            metrics = write_splits(iter_partitions(client, examples, window), tmp, plan.unseen)
+            metrics["n_features"] = len(spec["names"])
+            metrics["val_start"] = plan.val_start
+            metrics["test_start"] = plan.test_start
+            (tmp / SPEC_FILENAME).write_text(write_spec_text(spec))
+            metrics_tmp.write_text(
+                json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
+            )
+    logger.info("features (dask) written to %s: %s", out_dir, metrics)
+    return metrics
+
+
 def main() -> None:
-    """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml)."""
+    """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml).
+
+    ``engine: dask`` (params.yaml) runs `run_dask`; the default runs `run`, unchanged.
+    """
     cfg = build_config(FeatureConfig, load_section(SECTION), SECTION)
+    engine = engine_config(load_params())
+    if engine.engine == "dask":
+        run_dask(cfg, engine.dask)
+        return
     run(cfg)
 
 

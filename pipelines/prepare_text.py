@@ -1,8 +1,12 @@
 """Stage ``prepare_text``: the word-problem corpus, its splits and the generator's tokenizer.
 
 Reads params ``prepare_text`` (and ``train_generator.base_model``, to decide between training a
-Unigram tokenizer and saving the pretrained model's own). Writes ``outputs/text/`` (splits as
-JSONL + ``tokenizer/``) as one directory swapped in atomically, then ``metrics/text.json``.
+Unigram tokenizer and saving the pretrained model's own, both with the keyword slots added).
+Writes ``outputs/text/`` (splits as JSONL, the open-vocabulary requests ``test_unseen.jsonl``
+and ``tokenizer/``) as one directory swapped in atomically, then ``metrics/text.json`` (sizes,
+sources used and missing with their sha256, skipped rows by reason, the unseen split's report).
+The real corpora beside the repo are optional (``missing_sources: skip``): a fresh clone without
+``../shared/data`` trains on the templates alone and says so.
 Everything that can fail (params, corpus files, splits, tokenizer) fails before anything is
 written.
 """

@@ -19,9 +19,11 @@ subprocess, which costs seconds per stage and needs nothing we do not already pi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,26 @@ EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 MODEL_TRAINING = "custom_model_development"
 CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 DIGEST_CHARS = 32  # MLflow stores a dataset digest in 36 characters; the tag keeps all 64
+
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, timeout_s: float = 600.0) -> Iterator[None]:
+    """Serialise first access to a local SQLite store across processes.
+
+    Two processes opening a new ``mlflow.db`` at once both run MLflow's schema migrations and one
+    fails (alembic: "Online migration expected to match one row ... 0 found", reproduced with two
+    processes); two creating the same experiment at once collide too. The lock file lives in the
+    temp dir, keyed by the database path, so the repository gains no file.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
+    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"ludora-mlflow-{key}.lock"), timeout_s):
+        yield
 
 
 def mark_model_training(experiment_id: str) -> None:

@@ -356,7 +356,7 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
     word once more doubled (``"▁HowHow"``, a negligible count for the EM step) gives ``"▁How"`` a
     second occurrence, which restores whole-word pieces.
     """
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, trainers
     from tokenizers.processors import TemplateProcessing
 
     tok = Tokenizer(models.Unigram())
@@ -370,7 +370,7 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
             pre_tokenizers.Digits(individual_digits=False),
         ]
     )
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = slot_decoder()
     chars = sorted(set(BASE_ALPHABET) | set(alphabet) - {" "})
     trainer = trainers.UnigramTrainer(
         vocab_size=vocab_size,
@@ -394,6 +394,23 @@ def train_unigram_tokenizer(texts: Sequence[str], *, vocab_size: int, alphabet: 
         if tok.token_to_id(t) != i:
             raise RuntimeError(f"tokenizer: {t} got id {tok.token_to_id(t)}, expected {i}")
     return tok
+
+
+def slot_decoder() -> Any:
+    """The Unigram tokenizer's decoder: Metaspace, plus the space before each keyword slot.
+
+    An added token swallows the space before it when encoding ("One <k1> holds" is
+    ``▁One, <k1>, ▁holds``), so plain Metaspace decoding writes "One<k1> holds" and the
+    realizer would render "Onetray". Each slot is decoded as ``▁<k1>``, i.e. with its space.
+    """
+    from tokenizers import decoders
+
+    return decoders.Sequence(
+        [
+            *(decoders.Replace(t, "▁" + t) for t in SLOT_TOKENS),
+            decoders.Metaspace(replacement="▁", prepend_scheme="always"),
+        ]
+    )
 
 
 def add_slot_tokens(tok: Any) -> int:

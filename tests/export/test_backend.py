@@ -249,3 +249,39 @@ def test_per_view_calibration_folds_into_the_graph(
         assert [(t.topic_id, round(t.weakness_probability, 12)) for t in a] == [
             (t.topic_id, round(t.weakness_probability, 12)) for t in b
         ]
+
+
+def test_fused_graph_failing_the_gate_falls_back_to_the_exact_step(
+    store: Path, data: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import export.backend as eb
+    from export.generation_graph import GenerationParityError
+
+    real = eb.check_generation_parity
+    calls: list[str] = []
+
+    def gate(session, reference, ids, **kw):  # type: ignore[no-untyped-def]
+        step = session.get_modelmeta().custom_metadata_map["step"]
+        calls.append(step)
+        if step == "lean+mha":
+            raise GenerationParityError("one-file generator differs (simulated)")
+        return real(session, reference, ids, **kw)
+
+    monkeypatch.setattr(eb, "check_generation_parity", gate)
+    manifest = export_backend(
+        _cfg(tmp_path / "out", data, max_prompts=2), ServingSettings(artifact_root=store)
+    )
+    assert calls == ["lean+mha", "lean"]
+    parity = manifest["generator"]["parity"]
+    assert parity["step"] == "lean" and parity["n_equal"] == 2
+    assert "simulated" in parity["rejected"][0]
+    monkeypatch.setattr(
+        eb,
+        "check_generation_parity",
+        lambda *a, **k: (_ for _ in ()).throw(GenerationParityError("always differs")),
+    )
+    with pytest.raises(BackendExportError, match="exact lean step: always differs"):
+        export_backend(
+            _cfg(tmp_path / "out2", data, max_prompts=2), ServingSettings(artifact_root=store)
+        )
+    assert not (tmp_path / "out2").exists()  # nothing published when the gate fails

@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -184,8 +185,10 @@ def _champions(root: Path, uri: str) -> tuple[int | None, int | None, list[int]]
     client = MlflowClient(tracking_uri=uri)
     mv = reg.current_champion(client, "ludora-weakness")
     in_registry = None if mv is None else int(mv.tags["ludora.version"])
-    return in_registry, read_aliases(root / "weakness")["champion"], reg.history(
-        client, "ludora-weakness"
+    return (
+        in_registry,
+        read_aliases(root / "weakness")["champion"],
+        reg.history(client, "ludora-weakness"),
     )
 
 
@@ -223,3 +226,47 @@ def test_killed_promote_never_points_at_nothing(
     assert json.loads(out) == [2, 1]
     assert _champions(root, uri) == (1, 1, [1])
     _assert_consistent(root, uri)
+
+
+SETUP_AT_ONCE = """
+import sys, time
+from pathlib import Path
+import mlflow  # imported before the barrier: both open the store at the same instant
+from pipelines.common import setup_mlflow
+go = Path(sys.argv[1])
+Path(sys.argv[2]).touch()
+while not go.exists():
+    time.sleep(0.005)
+setup_mlflow("weakness")
+"""
+
+
+def test_two_stages_open_a_new_store_at_once(tmp_path: Path) -> None:
+    """A fresh mlflow.db opened by two workers at once: without the store lock one of them
+    failed in MLflow's schema migration (alembic "expected to match one row ... 0 found")."""
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'new' / 'mlflow.db'}"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", SETUP_AT_ONCE, str(go), str(tmp_path / f"ready{i}")],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready{i}").exists() for i in range(2)):
+        assert time.monotonic() < deadline, "workers never got past their imports"
+        time.sleep(0.05)
+    go.touch()  # both have imported mlflow: they open the new store at the same instant
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err[-3000:]
+    exps = [e.name for e in MlflowClient(tracking_uri=uri).search_experiments()]
+    assert sorted(exps) == ["Default", "weakness"]

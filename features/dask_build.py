@@ -1,0 +1,344 @@
+"""The features stage on Dask: the same examples as `features.build`, partitioned by learner.
+
+Why it gives the local engine's numbers: the shared kernel computes each learner's values from
+that learner's events only, in their input order (`features.kernel`), so running
+`features.build.build_examples` on a partition holding whole learner histories, rows kept in
+the global input order, gives the same float32 rows bit for bit. What needs the whole table is
+done as distributed aggregations whose results equal the local ones:
+
+- the split plan: the boundaries are order statistics of the assessment timestamps (found
+  exactly in two counting passes, the value `np.quantile(..., method="higher")` returns) and the
+  unseen learners are drawn by `features.split.choose_unseen_learners` from the distinct ids;
+- the peer table: per-topic sums are exact (integer mantissas per partition, added as Python
+  ints, rounded once), so they do not depend on how the events are partitioned. pandas' local
+  per-topic sums (Kahan-compensated) equal them on the pipeline's data; the global mean's local
+  sum (numpy's pairwise sum) may differ from the exact one by an ulp (see docs/scale.md).
+
+Inputs are "pieces" (a Parquet file, or one row group of a single file) with their global row
+offsets read from the Parquet metadata, so every event keeps a global row number `_gid` and a
+partition can restore the input order after the shuffle. Outputs stream partition by partition
+into one Parquet file per split (one row group per partition), so the downstream stages read
+the same file layout whichever engine wrote it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from features.build import build_examples
+from features.config import FeatureConfig
+from features.split import SPLITS, SplitPlan, assign_splits, choose_unseen_learners
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+logger = logging.getLogger(__name__)
+
+GID = "_gid"  # global input row number of an event
+SPLIT = "_split"
+# Exact sums: a float64 x is m * 2**e with |m| < 2**53 and e >= -1074 - 52; shifting every
+# term by EXACT_SHIFT makes it an integer, and m is cut in two halves so int64 sums of up to
+# 2**36 values per (topic, exponent) never overflow.
+EXACT_SHIFT = 1127
+_HALF_BITS = 26
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One input partition: a Parquet file (row_group None) or one row group of a file."""
+
+    events: str
+    oracle: str | None
+    row_group: int | None
+    offset: int  # global row number of the piece's first row
+    n_rows: int
+
+
+def parquet_files(path: Path | str) -> list[Path]:
+    """A Parquet file, or the ``*.parquet`` files of a directory in name order."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix == ".parquet" and p.is_file())
+        if not files:
+            raise FileNotFoundError(f"{path}: directory holds no .parquet files")
+        return files
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: events not found (run the data stage)")
+    return [path]
+
+
+def event_pieces(events: Path | str, oracle: Path | str | None = None) -> list[Piece]:
+    """Pieces of an event table (a file: its row groups; a directory: its files) in order.
+
+    The oracle, when present, must have the same layout (same file names, same row counts).
+    """
+    import pyarrow.parquet as pq
+
+    files = parquet_files(events)
+    oracle_files: list[Path | None] = [None] * len(files)
+    if oracle is not None and Path(oracle).exists():
+        if Path(events).is_dir():
+            oracle_files = [Path(oracle) / f.name for f in files]
+        else:
+            oracle_files = [Path(oracle)]
+    pieces: list[Piece] = []
+    offset = 0
+    for file, ofile in zip(files, oracle_files, strict=True):
+        meta = pq.ParquetFile(file).metadata
+        if ofile is not None:
+            ometa = pq.ParquetFile(ofile).metadata
+            if ometa.num_rows != meta.num_rows:
+                raise ValueError(
+                    f"{ofile}: {ometa.num_rows} rows but {file} has {meta.num_rows}; the oracle "
+                    "must be aligned row by row"
+                )
+        groups: Iterable[int | None] = range(meta.num_row_groups) if len(files) == 1 else [None]
+        for g in groups:
+            n = meta.num_rows if g is None else meta.row_group(g).num_rows
+            if n == 0:
+                continue
+            pieces.append(Piece(str(file), None if ofile is None else str(ofile), g, offset, n))
+            offset += n
+    return pieces
+
+
+def _read(path: str, row_group: int | None, columns: Sequence[str] | None) -> pd.DataFrame:
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    if row_group is None:
+        return pd.read_parquet(path, columns=None if columns is None else list(columns))
+    table = pq.ParquetFile(path).read_row_group(
+        row_group, columns=None if columns is None else list(columns)
+    )
+    return table.to_pandas()
+
+
+def read_piece(piece: Piece, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The piece's events (``columns``, all when None) + ``p_fail_true`` (NaN without an oracle)
+    + ``_gid``."""
+    frame = _read(piece.events, piece.row_group, columns)
+    if piece.oracle is not None:
+        frame["p_fail_true"] = _read(piece.oracle, piece.row_group, ["p_fail_true"])[
+            "p_fail_true"
+        ].to_numpy()
+    else:
+        frame["p_fail_true"] = np.nan
+    frame[GID] = np.arange(piece.offset, piece.offset + piece.n_rows, dtype=np.int64)
+    return frame
+
+
+def events_frame(pieces: Sequence[Piece], columns: Sequence[str] | None = None) -> Any:
+    """A dask DataFrame with one partition per piece (``read_piece`` runs on the workers)."""
+    import dask.dataframe as dd
+
+    read = functools.partial(read_piece, columns=None if columns is None else tuple(columns))
+    meta = read(pieces[0]).iloc[:0]
+    return dd.from_map(read, list(pieces), meta=meta, enforce_metadata=False)
+
+
+# ----------------------------------------------------------------------------- split plan
+
+
+def quantile_index(n: int, q: float) -> int:
+    """The 0-based rank ``np.quantile(x, q, method="higher")`` returns for ``len(x) == n``."""
+    return int(np.ceil(q * (n - 1)))
+
+
+def kth_smallest(values: Any, k: int, *, coarse: int = 86_400) -> int:
+    """The k-th smallest (0-based) of an integer dask Series, exactly, in two counting passes:
+    counts per ``coarse`` bucket find the bucket, value counts inside it find the value."""
+    buckets = (values // coarse).value_counts().compute().sort_index()
+    cum = np.cumsum(buckets.to_numpy())
+    b = int(np.searchsorted(cum, k, side="right"))
+    before = int(cum[b - 1]) if b else 0
+    bucket = int(buckets.index[b])
+    inside = values[(values // coarse) == bucket].value_counts().compute().sort_index()
+    cum_in = np.cumsum(inside.to_numpy())
+    return int(inside.index[int(np.searchsorted(cum_in, k - before, side="right"))])
+
+
+def plan_split_dask(events: Any, cfg: FeatureConfig) -> SplitPlan:
+    """`features.split.plan_split` on a dask frame: the same boundaries and unseen learners."""
+    import dask
+
+    ts = events["timestamp"][events["activity"].isin(list(cfg.assessment_activities))]
+    n = int(ts.shape[0].compute())
+    if n == 0:
+        raise ValueError("split: no assessment timestamps to place the boundaries")
+    val_start = kth_smallest(ts, quantile_index(n, cfg.split.val_start_quantile))
+    test_start = kth_smallest(ts, quantile_index(n, cfg.split.test_start_quantile))
+    if test_start <= val_start:
+        logger.warning(
+            "split: validation period is empty (val_start == test_start == %d)", val_start
+        )
+    (users,) = dask.compute(events["user_id"].unique())
+    unseen = choose_unseen_learners(
+        users.tolist(), cfg.split.unseen_learner_frac, cfg.split.seed
+    )
+    return SplitPlan(val_start=val_start, test_start=test_start, unseen=unseen)
+
+
+# ----------------------------------------------------------------------------- peer table
+
+
+def exact_partial_sums(
+    keys: np.ndarray, values: np.ndarray
+) -> dict[str, tuple[int, int]]:
+    """Per key: (sum of ``values`` times 2**EXACT_SHIFT as an exact int, count)."""
+    import pandas as pd
+
+    if len(values) == 0:
+        return {}
+    mant, exp = np.frexp(np.asarray(values, dtype=np.float64))
+    m = (mant * float(1 << 53)).astype(np.int64)  # exact: |mant| < 1 has 53 bits
+    hi = m >> _HALF_BITS
+    lo = m - (hi << _HALF_BITS)
+    frame = pd.DataFrame({"k": keys, "e": exp.astype(np.int64) - 53, "hi": hi, "lo": lo})
+    sums = frame.groupby(["k", "e"], sort=True, observed=True)[["hi", "lo"]].sum()
+    counts = frame.groupby("k", sort=True, observed=True).size()
+    out: dict[str, list[int]] = {str(k): [0, int(c)] for k, c in counts.items()}
+    for (k, e), h, low in zip(sums.index, sums["hi"], sums["lo"], strict=True):
+        out[str(k)][0] += ((int(h) << _HALF_BITS) + int(low)) << (int(e) + EXACT_SHIFT)
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def _peer_partials(part: pd.DataFrame, before: int, unseen: frozenset[str]) -> Any:
+    mask = part["timestamp"].to_numpy() < before
+    if unseen:
+        mask &= ~part["user_id"].isin(list(unseen)).to_numpy()
+    sel = part.loc[mask]
+    return exact_partial_sums(sel["topic_id"].to_numpy(dtype=object), sel["score"].to_numpy())
+
+
+def compute_peer_table_dask(
+    events: Any, *, prior_weight: float, before: int, exclude_users: frozenset[str]
+) -> dict[str, Any]:
+    """`features.peer.compute_peer_table` as a distributed aggregation (same layout).
+
+    Each partition reduces its training-period events of allowed learners to exact per-topic
+    sums; only those small dicts travel to the client.
+    """
+    import dask
+
+    parts = [
+        dask.delayed(_peer_partials)(p, before, exclude_users)
+        for p in events[["user_id", "topic_id", "timestamp", "score"]].to_delayed()
+    ]
+    totals: dict[str, list[int]] = {}
+    for partial in dask.compute(*parts):
+        for topic, (s, c) in partial.items():
+            acc = totals.setdefault(topic, [0, 0])
+            acc[0] += s
+            acc[1] += c
+    n = sum(c for _, c in totals.values())
+    if n == 0:
+        raise ValueError(
+            "peer statistics: no training-period events left "
+            f"(before={before}, include/exclude filters applied)"
+        )
+    scale = 1 << EXACT_SHIFT
+    topics = {t: [totals[t][0] / scale, float(totals[t][1])] for t in sorted(totals)}
+    prior_mean = float((sum(s for s, _ in totals.values()) / scale) / n)
+    logger.info("peer table (dask): %d topics from %d events, global mean %.4f", len(topics), n,
+                prior_mean)
+    return {"prior_mean": prior_mean, "prior_weight": float(prior_weight), "topics": topics}
+
+
+# ----------------------------------------------------------------------------- examples
+
+
+def by_learner(events: Any, learners_per_partition: int) -> Any:
+    """Shuffle so each learner's whole history is in one partition (hash of user_id)."""
+    n_users = int(events["user_id"].nunique().compute())
+    n_parts = max(1, math.ceil(n_users / learners_per_partition))
+    return events.shuffle(on="user_id", npartitions=n_parts)
+
+
+def examples_partition(
+    part: pd.DataFrame, cfg: FeatureConfig, peer: Mapping[str, Any], plan: SplitPlan
+) -> pd.DataFrame:
+    """The shared batch build on whole learner histories, input order restored by ``_gid``."""
+    part = part.sort_values(GID, kind="stable").reset_index(drop=True)
+    oracle = part[["p_fail_true"]]
+    is_query = part["activity"].isin(list(cfg.assessment_activities)).to_numpy()
+    events = part.drop(columns=["p_fail_true", GID])
+    out = build_examples(events, oracle, cfg=cfg, peer=peer)
+    out[GID] = part[GID].to_numpy()[is_query]
+    out[SPLIT] = assign_splits(out["timestamp"].to_numpy(), out["user_id"], plan)
+    return out
+
+
+def build_examples_dask(
+    events: Any, cfg: FeatureConfig, peer: Mapping[str, Any], plan: SplitPlan,
+    *, learners_per_partition: int,
+) -> Any:
+    """Examples (+ ``_gid``, ``_split``) as a dask frame, one partition per learner block."""
+    shuffled = by_learner(events, learners_per_partition)
+    meta = examples_partition(shuffled._meta.assign(), cfg, peer, plan)
+    return shuffled.map_partitions(examples_partition, cfg, peer, plan, meta=meta)
+
+
+def iter_partitions(client: Any, frame: Any, window: int) -> Iterator[pd.DataFrame]:
+    """Partitions in order, at most ``window`` computed ahead (bounded client memory)."""
+    delayed = frame.to_delayed()
+    futures: list[Any] = []
+    nxt = 0
+    for i in range(len(delayed)):
+        while nxt < len(delayed) and nxt < i + window:
+            futures.append(client.compute(delayed[nxt]))
+            nxt += 1
+        yield futures[i].result()
+        futures[i] = None  # release the worker's copy
+
+
+def write_splits(
+    parts: Iterable[pd.DataFrame],
+    out_dir: Path,
+    unseen: frozenset[str],
+    on_part: Callable[[pd.DataFrame], None] | None = None,
+) -> dict[str, Any]:
+    """Stream example partitions into ``out_dir/{train,val,test}.parquet`` (a row group per
+    partition); returns the stage's split metrics, computed as `pipelines.features` does."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    writers: dict[str, Any] = {}
+    rows = dict.fromkeys(SPLITS, 0)
+    fails = dict.fromkeys(SPLITS, 0)
+    test_unseen: set[str] = set()
+    schema = None
+    for part in parts:
+        if on_part is not None:
+            on_part(part)
+        names = part[SPLIT].to_numpy()
+        body = part.drop(columns=[SPLIT, GID])
+        for split in SPLITS:
+            sel = body.loc[names == split].reset_index(drop=True)
+            table = pa.Table.from_pandas(sel, preserve_index=False)
+            if schema is None:
+                schema = table.schema
+            if split not in writers:
+                writers[split] = pq.ParquetWriter(out_dir / f"{split}.parquet", schema)
+            if len(sel):
+                writers[split].write_table(table.cast(schema))
+            rows[split] += len(sel)
+            fails[split] += int(sel["label"].sum())
+            if split == "test":
+                test_unseen.update(set(sel["user_id"].unique()) & set(unseen))
+    for w in writers.values():
+        w.close()
+    metrics: dict[str, Any] = {}
+    for split in SPLITS:
+        metrics[f"{split}_rows"] = rows[split]
+        metrics[f"{split}_positive_rate"] = fails[split] / rows[split] if rows[split] else 0.0
+    metrics["test_unseen_learners"] = len(test_unseen)
+    return metrics

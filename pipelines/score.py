@@ -1,0 +1,198 @@
+"""Stage `score`: weakness of every active learner x topic as of a cut-off (nightly batch job).
+
+Reads `outputs/events/events.parquet` (a file, or a directory of shards under engine: dask) and
+the exported model `outputs/onnx/weakness/`; writes `outputs/scores/part-*.parquet` (columns
+`training.scoring.SCORE_COLUMNS`, one file per block of learners or per Dask partition),
+`metrics/score.json` (learners per action level per topic, the model's sha256) and
+`plots/score/levels.csv`. Both engines write the same rows (compare sorted by user, topic).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from features.engine import DaskConfig, engine_config
+from pipelines.common import (
+    REPO_ROOT,
+    atomic_outputs,
+    atomic_path,
+    build_config,
+    load_params,
+    load_section,
+    stage_main,
+)
+from training.scoring import (
+    ExportedModel,
+    ScoreConfig,
+    exported_model,
+    level_counts,
+    load_model,
+    merge_counts,
+    model_topics,
+    parse_as_of,
+    score_learners,
+    score_summary,
+)
+
+logger = logging.getLogger(__name__)
+
+SECTION = "score"
+EVENTS_FILE = REPO_ROOT / "outputs" / "events" / "events.parquet"
+MODEL_DIR = REPO_ROOT / "outputs" / "onnx" / "weakness"
+OUT_DIR = REPO_ROOT / "outputs" / "scores"
+METRICS_FILE = REPO_ROOT / "metrics" / "score.json"
+PLOT_FILE = REPO_ROOT / "plots" / "score" / "levels.csv"
+READ_COLUMNS = [
+    "user_id",
+    "topic_id",
+    "timestamp",
+    "score",
+    "time_spent_s",
+    "hints_used",
+    "is_revisit",
+]
+
+
+def part_name(i: int) -> str:
+    """File name of the i-th score part."""
+    return f"part-{i:05d}.parquet"
+
+
+def _read_events(events_file: Path) -> Any:
+    import pandas as pd
+
+    from features.dask_build import parquet_files
+
+    files = parquet_files(events_file)
+    frames = [pd.read_parquet(f, columns=READ_COLUMNS) for f in files]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+
+def score_local(
+    cfg: ScoreConfig, model: ExportedModel, events_file: Path, out_dir: Path
+) -> tuple[int, dict[str, dict[str, int]], list[str]]:
+    """Score in this process, ``learners_per_file`` learners per part; returns (as_of, counts,
+    labels)."""
+    from training.scoring import active_users
+
+    events = _read_events(events_file)
+    as_of = parse_as_of(cfg.as_of, latest=int(events["timestamp"].max()))
+    wrapped = load_model(model.model_dir, model.sha256)
+    topics = model_topics(wrapped)
+    users = active_users(events, as_of=as_of, active_days=cfg.active_days)
+    counts: dict[str, dict[str, int]] = {}
+    user_col = events["user_id"].astype(str)
+    for i, start in enumerate(range(0, max(len(users), 1), cfg.learners_per_file)):
+        block = users[start : start + cfg.learners_per_file]
+        sub = events.loc[user_col.isin(block).to_numpy()] if len(block) else events.iloc[:0]
+        scores = score_learners(
+            sub, wrapped, as_of=as_of, active_days=cfg.active_days, topics=topics
+        )
+        scores.to_parquet(out_dir / part_name(i), index=False)
+        merge_counts(counts, level_counts(scores))
+    logger.info("scored %d learners x %d topics (local)", len(users), len(topics))
+    return as_of, counts, list(wrapped.labels)
+
+
+def _score_part(
+    part: Any,
+    i: int,
+    out_dir: str,
+    model: ExportedModel,
+    as_of: int,
+    active_days: int,
+    topics: Sequence[str],
+) -> dict[str, dict[str, int]]:
+    """One Dask partition (whole learner histories): score, write its part, return counts."""
+    wrapped = load_model(model.model_dir, model.sha256)
+    scores = score_learners(part, wrapped, as_of=as_of, active_days=active_days, topics=topics)
+    scores = scores.sort_values(["user_id", "topic_id"], kind="stable").reset_index(drop=True)
+    scores.to_parquet(Path(out_dir) / part_name(i), index=False)
+    return level_counts(scores)
+
+
+def score_dask(
+    cfg: ScoreConfig,
+    dask_cfg: DaskConfig,
+    model: ExportedModel,
+    events_file: Path,
+    out_dir: Path,
+) -> tuple[int, dict[str, dict[str, int]], list[str]]:
+    """Score on the cluster: events shuffled by learner, one part written per partition."""
+    import dask
+
+    from features.dask_build import by_learner, event_pieces, events_frame
+    from features.engine import dask_client
+
+    wrapped = load_model(model.model_dir, model.sha256)
+    topics = model_topics(wrapped)
+    with dask_client(dask_cfg) as _client:
+        frame = events_frame(event_pieces(events_file), columns=READ_COLUMNS)
+        latest = int(frame["timestamp"].max().compute())
+        as_of = parse_as_of(cfg.as_of, latest=latest)
+        shuffled = by_learner(frame, dask_cfg.learners_per_partition)
+        tasks = [
+            dask.delayed(_score_part)(
+                part, i, str(out_dir), model, as_of, cfg.active_days, topics
+            )
+            for i, part in enumerate(shuffled.to_delayed())
+        ]
+        counts: dict[str, dict[str, int]] = {}
+        for c in dask.compute(*tasks):
+            merge_counts(counts, c)
+    return as_of, counts, list(wrapped.labels)
+
+
+def run(
+    cfg: ScoreConfig,
+    *,
+    engine: str = "local",
+    dask_cfg: DaskConfig | None = None,
+    events_file: Path = EVENTS_FILE,
+    model_dir: Path = MODEL_DIR,
+    out_dir: Path = OUT_DIR,
+    metrics_file: Path = METRICS_FILE,
+    plot_file: Path = PLOT_FILE,
+) -> dict[str, Any]:
+    """Score with the chosen engine and write parts, metrics and plot (atomically)."""
+    import pandas as pd
+
+    model = exported_model(model_dir)
+    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
+        tmp.mkdir()
+        if engine == "dask":
+            as_of, counts, labels = score_dask(cfg, dask_cfg or DaskConfig(), model, events_file, tmp)
+        else:
+            as_of, counts, labels = score_local(cfg, model, events_file, tmp)
+        metrics, plot = score_summary(
+            counts, labels=labels, as_of=as_of, model=model, engine=engine
+        )
+        metrics_tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        with atomic_path(plot_file) as plot_tmp:
+            pd.DataFrame(plot, columns=["topic_id", "level", "learners"]).to_csv(
+                plot_tmp, index=False
+            )
+    logger.info(
+        "score: %d rows (%d learners) as of %d with %s -> %s",
+        metrics["n_rows"],
+        metrics["n_learners"],
+        as_of,
+        model.version,
+        out_dir,
+    )
+    return metrics
+
+
+def main() -> None:
+    """Entry point of `python -m pipelines.score` (paths fixed by dvc.yaml)."""
+    cfg = build_config(ScoreConfig, load_section(SECTION), SECTION)
+    engine = engine_config(load_params())
+    run(cfg, engine=engine.engine, dask_cfg=engine.dask)
+
+
+if __name__ == "__main__":
+    stage_main(main)
