@@ -18,6 +18,7 @@ iterations); each iteration updates every learner active at that step with numpy
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,20 +147,96 @@ def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, p
     under the simulator, that the score is < ``pass_mark``) and ``mastery_true`` (the latent
     probability of a correct answer on that activity's item).
     """
+    return _simulate(cfg, pass_mark=pass_mark, rng=np.random.default_rng(cfg.seed))
+
+
+# Seed streams of the sharded simulator: [seed, WORLD_STREAM] draws the topics and items every
+# shard shares, [seed, SHARD_STREAM, shard] the learners of one shard.
+WORLD_STREAM, SHARD_STREAM = 0, 1
+
+
+@dataclass(frozen=True)
+class World:
+    """What all learners share: topic difficulties and item offsets (logits)."""
+
+    difficulty: np.ndarray
+    item_offset: np.ndarray
+
+
+def shared_world(cfg: SimulatorConfig) -> World:
+    """The topics and items of the sharded simulator (its own seed stream)."""
+    rng = np.random.default_rng([cfg.seed, WORLD_STREAM])
+    difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, cfg.n_topics)
+    rng.shuffle(difficulty)
+    item_offset = rng.normal(0.0, cfg.item_sd, (cfg.n_topics, 2, cfg.items_per_topic))
+    return World(difficulty=difficulty, item_offset=item_offset)
+
+
+def shard_count(cfg: SimulatorConfig, learners_per_shard: int) -> int:
+    """Number of shards of ``learners_per_shard`` learners (the last may be smaller)."""
+    return -(-cfg.n_learners // learners_per_shard)
+
+
+def simulate_shard(
+    cfg: SimulatorConfig, *, pass_mark: float, shard: int, learners_per_shard: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Learners ``[shard * learners_per_shard, ...)`` of a sharded simulation, on their own.
+
+    Why a second mode: `simulate` draws every learner from one random stream, step by step for
+    all learners at once, so no learner can be produced without the others (and their memory).
+    Here each shard has its own seed stream and the topics come from `shared_world`, so a shard
+    depends only on (seed, shard, learners_per_shard): shards are produced in any order, on any
+    worker, one at a time. The price: the events differ from `simulate`'s for the same seed
+    (same model of learning, other draws); ``engine: local`` keeps `simulate`.
+    """
+    n_shards = shard_count(cfg, learners_per_shard)
+    if not 0 <= shard < n_shards:
+        raise ValueError(f"shard {shard} not in [0, {n_shards})")
+    first = shard * learners_per_shard
+    n = min(learners_per_shard, cfg.n_learners - first)
+    block = dataclasses.replace(cfg, n_learners=n)
+    rng = np.random.default_rng([cfg.seed, SHARD_STREAM, shard])
+    return _simulate(
+        block,
+        pass_mark=pass_mark,
+        rng=rng,
+        world=shared_world(cfg),
+        first_user=first,
+        total_users=cfg.n_learners,
+    )
+
+
+def _simulate(
+    cfg: SimulatorConfig,
+    *,
+    pass_mark: float,
+    rng: np.random.Generator,
+    world: World | None = None,
+    first_user: int = 0,
+    total_users: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The simulation of `simulate` (``world`` None: topics drawn from ``rng`` in between the
+    learner draws, as always) or of one shard (``world`` given, users numbered from
+    ``first_user`` of ``total_users``)."""
     if not 0.0 < pass_mark <= 1.0:
         raise ConfigError(f"features.pass_mark: {pass_mark} not in (0, 1]")
     from scipy.special import bdtr, betainc
 
-    rng = np.random.default_rng(cfg.seed)
     n_l, n_t, n_i = cfg.n_learners, cfg.n_topics, cfg.items_per_topic
     start_s = parse_start(cfg.start)
 
-    # ---- latent structure
+    # ---- latent structure (this draw order is the local engine's events: keep it)
     ability = rng.normal(0.0, cfg.ability_sd, n_l)
-    difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, n_t)
-    rng.shuffle(difficulty)
+    if world is None:
+        difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, n_t)
+        rng.shuffle(difficulty)
+    else:
+        difficulty = world.difficulty
     affinity = rng.normal(0.0, cfg.affinity_sd, (n_l, n_t))
-    item_offset = rng.normal(0.0, cfg.item_sd, (n_t, 2, n_i))
+    if world is None:
+        item_offset = rng.normal(0.0, cfg.item_sd, (n_t, 2, n_i))
+    else:
+        item_offset = world.item_offset
     learn_rate = rng.lognormal(0.0, cfg.learning_rate_sd, n_l) / cfg.practice_scale
     speed = rng.lognormal(0.0, 0.2, n_l)  # a learner's own pace (time spent)
     item_perm_shift = rng.integers(0, n_i, (n_l, n_t, 2))  # learners meet items in own order
@@ -347,13 +424,17 @@ def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, p
     }
     del out_user, out_topic, out_item, out_kind, out_ts, out_score, out_time, out_hints
     del out_attempt, out_revisit, out_pfail, out_mastery
-    return _to_frames(cfg, start_s=start_s, cols=cols)
+    return _to_frames(
+        cfg, start_s=start_s, cols=cols, first_user=first_user, total_users=total_users
+    )
 
 
-def _labels(prefix: str, n: int) -> list[str]:
-    """Zero-padded ids, so string order equals numeric order."""
-    width = max(1, len(str(max(n - 1, 0))))
-    return [f"{prefix}{i:0{width}d}" for i in range(n)]
+def _labels(prefix: str, n: int, first: int = 0, total: int | None = None) -> list[str]:
+    """Zero-padded ids ``first .. first + n - 1`` (width of ``total``, default ``n``), so string
+    order equals numeric order."""
+    total = n if total is None else total
+    width = max(1, len(str(max(total - 1, 0))))
+    return [f"{prefix}{i:0{width}d}" for i in range(first, first + n)]
 
 
 def _decode(codes: np.ndarray, labels: list[str]) -> pd.Series:
@@ -366,7 +447,12 @@ def _decode(codes: np.ndarray, labels: list[str]) -> pd.Series:
 
 
 def _to_frames(
-    cfg: SimulatorConfig, *, start_s: int, cols: dict[str, np.ndarray]
+    cfg: SimulatorConfig,
+    *,
+    start_s: int,
+    cols: dict[str, np.ndarray],
+    first_user: int = 0,
+    total_users: int | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Sort by (timestamp, user_id) and build the event and oracle frames.
 
@@ -391,7 +477,7 @@ def _to_frames(
     ]
     topic = take("topic")
     data: dict[str, object] = {}
-    data["user_id"] = _decode(take("user"), _labels("u", cfg.n_learners))
+    data["user_id"] = _decode(take("user"), _labels("u", cfg.n_learners, first_user, total_users))
     data["topic_id"] = _decode(topic, t_labels)
     data["item_id"] = _decode(topic * (2 * n_i) + take("item"), item_labels)
     del topic

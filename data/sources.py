@@ -163,7 +163,7 @@ def read_text_table(path: Path, *, sep: str, columns: Sequence[str]) -> pd.DataF
 
 
 def read_events_file(path: Path | str) -> pd.DataFrame:
-    """Read a CSV or Parquet event table in the schema, validated and normalised.
+    """Read a CSV or Parquet event table (or a directory of Parquet parts), validated.
 
     CSV cells are read as text so that bad cells are reported verbatim with their file line;
     timestamps may be int seconds or ISO-8601 (UTC or with an offset). Header names are
@@ -171,6 +171,8 @@ def read_events_file(path: Path | str) -> pd.DataFrame:
     """
     import pandas as pd
 
+    if Path(path).is_dir():
+        return read_events_dir(path)
     path = require_input_file(path, "events")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
@@ -187,6 +189,30 @@ def read_events_file(path: Path | str) -> pd.DataFrame:
     raise EventValidationError(
         str(path), [f"unsupported file type '{suffix}'; allowed: .csv, .parquet"]
     )
+
+
+def parquet_parts(path: Path | str) -> list[Path]:
+    """The ``*.parquet`` files of a directory (a partitioned event table), in name order."""
+    path = Path(path)
+    parts = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".parquet")
+    if not parts:
+        raise EventValidationError(
+            str(path),
+            ["directory holds no .parquet files; expected part files such as part-00000.parquet"],
+        )
+    return parts
+
+
+def read_events_dir(path: Path | str) -> pd.DataFrame:
+    """A directory of Parquet parts as one event table, in part-name then row order.
+
+    Each part is validated on its own, so a bad row is named by its file and its row in that
+    file (``.../part-00731.parquet: column 'score': ... at row 12 ...``).
+    """
+    import pandas as pd
+
+    frames = [read_events_file(part) for part in parquet_parts(path)]
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def read_kt_tsv(path: Path | str, *, start: str = KT_DEFAULT_START) -> pd.DataFrame:

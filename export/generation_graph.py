@@ -3,10 +3,14 @@
 The backend runs ``t5_small_word_problem.onnx`` with one ``session.run``; the loop that serving
 drives from Python (``serving.generation``) runs inside ONNX Runtime instead. Two builders:
 
-- :func:`build_loop_model` (shipped): a standard ONNX ``Loop``. The encoder and optimum's
-  ``decoder_model`` (first step) run once; the body is optimum's ``decoder_with_past`` + ``ArgMax``
-  (greedy), cross-attention keys/values read from the outer scope, the self-attention cache
-  loop-carried. Plain ONNX (no contrib op), and the fastest here.
+- :func:`build_loop_model` (shipped): greedy decoding in a standard ONNX ``Loop``. The encoder
+  runs once; every step is the *lean step* (:func:`lean_step_body`): optimum's decoder-with-past
+  arithmetic node for node, its weights read by node name, with constant shapes (one query
+  token), no causal mask (all zero for one query) and the relative-position bias as a slice of
+  a table read from optimum's own graph; optionally (``fused_attention``) ORT's fused
+  ``com.microsoft.MultiHeadAttention``, which other kernels compute, so it is gated like any
+  variant. Cross-attention keys/values are computed once, outside the loop; the self-attention
+  cache is loop-carried. Exports without fp32 weights (int8) keep optimum's own body.
 - :func:`build_beam_search_model`: ORT's ``com.microsoft.BeamSearch`` with the optimum graphs
   renamed to the op's conventions (``onnxruntime/contrib_ops/cpu/transformers/
   subgraph_t5_encoder.cc`` / ``subgraph_t5_decoder.cc``, "old" encoder format: encoder + first
@@ -16,9 +20,8 @@ drives from Python (``serving.generation``) runs inside ONNX Runtime instead. Tw
 
 ``onnxruntime.transformers.convert_generation --model_type t5`` cannot be used with this stack
 (its fused ``RelativePositionBias`` has no CPU kernel; without fusions its T5 re-export passes
-tuple past key values that transformers 4.57 rejects). Both builders only rename and wire the
-nodes the three-file artifact runs, so greedy ids equal the Python loop's (gated on every
-evaluation prompt by :func:`check_generation_parity`).
+tuple past key values that transformers 4.57 rejects). Greedy ids must equal the Python
+loop's on every evaluation prompt (:func:`check_generation_parity`, run by export-backend).
 """
 
 from __future__ import annotations

@@ -154,45 +154,75 @@ def quantile_index(n: int, q: float) -> int:
 
 
 def kth_smallest(values: Any, k: int, *, coarse: int = 86_400) -> int:
-    """The k-th smallest (0-based) of an integer dask Series, exactly, in two counting passes:
-    counts per ``coarse`` bucket find the bucket, value counts inside it find the value."""
-    buckets = (values // coarse).value_counts().compute().sort_index()
+    """The k-th smallest (0-based) of an integer dask Series, exactly (see `order_statistics`)."""
+    return order_statistics(values, [k], coarse=coarse)[0]
+
+
+def order_statistics(
+    values: Any, ks: Sequence[int], *, coarse: int = 86_400, buckets: Any = None
+) -> list[int]:
+    """The ks-th smallest (0-based) of an integer dask Series, exactly, in two counting passes:
+    counts per ``coarse`` bucket find each k's bucket (``buckets``: those counts, when already
+    computed), value counts inside those buckets find the values."""
+    import dask
+
+    if buckets is None:
+        (buckets,) = dask.compute((values // coarse).value_counts())
+    buckets = buckets.sort_index()
     cum = np.cumsum(buckets.to_numpy())
-    b = int(np.searchsorted(cum, k, side="right"))
-    before = int(cum[b - 1]) if b else 0
-    bucket = int(buckets.index[b])
-    inside = values[(values // coarse) == bucket].value_counts().compute().sort_index()
-    cum_in = np.cumsum(inside.to_numpy())
-    return int(inside.index[int(np.searchsorted(cum_in, k - before, side="right"))])
+    where = []
+    for k in ks:
+        b = int(np.searchsorted(cum, k, side="right"))
+        where.append((int(buckets.index[b]), k - (int(cum[b - 1]) if b else 0)))
+    wanted = sorted({b for b, _ in where})
+    inside = values[(values // coarse).isin(wanted)]
+    (counts,) = dask.compute(inside.value_counts())
+    counts = counts.sort_index()
+    out = []
+    for b, rank in where:
+        sel = counts[(counts.index.to_numpy() // coarse) == b]
+        cum_in = np.cumsum(sel.to_numpy())
+        out.append(int(sel.index[int(np.searchsorted(cum_in, rank, side="right"))]))
+    return out
 
 
 def plan_split_dask(events: Any, cfg: FeatureConfig) -> SplitPlan:
     """`features.split.plan_split` on a dask frame: the same boundaries and unseen learners."""
+    return split_plan_and_users(events, cfg)[0]
+
+
+def split_plan_and_users(
+    events: Any, cfg: FeatureConfig, *, coarse: int = 86_400
+) -> tuple[SplitPlan, int]:
+    """The split plan and the number of distinct learners, in two passes over the events."""
     import dask
 
     ts = events["timestamp"][events["activity"].isin(list(cfg.assessment_activities))]
-    n = int(ts.shape[0].compute())
+    buckets, users = dask.compute((ts // coarse).value_counts(), events["user_id"].unique())
+    n = int(buckets.sum())
     if n == 0:
         raise ValueError("split: no assessment timestamps to place the boundaries")
-    val_start = kth_smallest(ts, quantile_index(n, cfg.split.val_start_quantile))
-    test_start = kth_smallest(ts, quantile_index(n, cfg.split.test_start_quantile))
+    val_start, test_start = order_statistics(
+        ts,
+        [
+            quantile_index(n, cfg.split.val_start_quantile),
+            quantile_index(n, cfg.split.test_start_quantile),
+        ],
+        coarse=coarse,
+        buckets=buckets,
+    )
     if test_start <= val_start:
         logger.warning(
             "split: validation period is empty (val_start == test_start == %d)", val_start
         )
-    (users,) = dask.compute(events["user_id"].unique())
-    unseen = choose_unseen_learners(
-        users.tolist(), cfg.split.unseen_learner_frac, cfg.split.seed
-    )
-    return SplitPlan(val_start=val_start, test_start=test_start, unseen=unseen)
+    unseen = choose_unseen_learners(users.tolist(), cfg.split.unseen_learner_frac, cfg.split.seed)
+    return SplitPlan(val_start=val_start, test_start=test_start, unseen=unseen), len(users)
 
 
 # ----------------------------------------------------------------------------- peer table
 
 
-def exact_partial_sums(
-    keys: np.ndarray, values: np.ndarray
-) -> dict[str, tuple[int, int]]:
+def exact_partial_sums(keys: np.ndarray, values: np.ndarray) -> dict[str, tuple[int, int]]:
     """Per key: (sum of ``values`` times 2**EXACT_SHIFT as an exact int, count)."""
     import pandas as pd
 
@@ -248,17 +278,19 @@ def compute_peer_table_dask(
     scale = 1 << EXACT_SHIFT
     topics = {t: [totals[t][0] / scale, float(totals[t][1])] for t in sorted(totals)}
     prior_mean = float((sum(s for s, _ in totals.values()) / scale) / n)
-    logger.info("peer table (dask): %d topics from %d events, global mean %.4f", len(topics), n,
-                prior_mean)
+    logger.info(
+        "peer table (dask): %d topics from %d events, global mean %.4f", len(topics), n, prior_mean
+    )
     return {"prior_mean": prior_mean, "prior_weight": float(prior_weight), "topics": topics}
 
 
 # ----------------------------------------------------------------------------- examples
 
 
-def by_learner(events: Any, learners_per_partition: int) -> Any:
+def by_learner(events: Any, learners_per_partition: int, n_users: int | None = None) -> Any:
     """Shuffle so each learner's whole history is in one partition (hash of user_id)."""
-    n_users = int(events["user_id"].nunique().compute())
+    if n_users is None:
+        n_users = int(events["user_id"].nunique().compute())
     n_parts = max(1, math.ceil(n_users / learners_per_partition))
     return events.shuffle(on="user_id", npartitions=n_parts)
 
@@ -278,11 +310,16 @@ def examples_partition(
 
 
 def build_examples_dask(
-    events: Any, cfg: FeatureConfig, peer: Mapping[str, Any], plan: SplitPlan,
-    *, learners_per_partition: int,
+    events: Any,
+    cfg: FeatureConfig,
+    peer: Mapping[str, Any],
+    plan: SplitPlan,
+    *,
+    learners_per_partition: int,
+    n_users: int | None = None,
 ) -> Any:
     """Examples (+ ``_gid``, ``_split``) as a dask frame, one partition per learner block."""
-    shuffled = by_learner(events, learners_per_partition)
+    shuffled = by_learner(events, learners_per_partition, n_users)
     meta = examples_partition(shuffled._meta.assign(), cfg, peer, plan)
     return shuffled.map_partitions(examples_partition, cfg, peer, plan, meta=meta)
 

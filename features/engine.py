@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-from data.params import ConfigError, Range, build_config, require
+from data.params import ConfigError, OneOf, Range, build_config, check_value, require
 
 logger = logging.getLogger(__name__)
 
@@ -69,13 +69,17 @@ class EngineConfig:
 
 
 def engine_config(params: Mapping[str, Any], where: str = "params.yaml") -> EngineConfig:
-    """Build the :class:`EngineConfig` from the whole params mapping (missing keys: defaults)."""
-    values: dict[str, Any] = {}
-    if "engine" in params:
-        values["engine"] = params["engine"]
-    if params.get("dask") is not None:
-        values["dask"] = params["dask"]
-    return build_config(EngineConfig, values, where)
+    """Build the :class:`EngineConfig` from the whole params mapping (missing keys: defaults).
+
+    Errors name the key as the other sections do: ``params.yaml:engine: must be one of
+    ['local', 'dask'], got 'spark'``, ``params.yaml:dask.n_workers: ...``.
+    """
+    engine = check_value(
+        Annotated[str, OneOf(ENGINES)], params.get("engine", "local"), f"{where}:engine"
+    )
+    section = params.get("dask")
+    dask = DaskConfig() if section is None else build_config(DaskConfig, section, f"{where}:dask")
+    return EngineConfig(engine=engine, dask=dask)
 
 
 @contextmanager

@@ -7,14 +7,16 @@ declared outputs with the ``atomic_*`` helpers so that a failed stage leaves not
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import subprocess
 import sys
+import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,21 +220,48 @@ def resolve_input_path(path: Path | str, base: Path) -> Path:
     return main if main.exists() else local
 
 
-def setup_mlflow(experiment: str, root: Path = REPO_ROOT) -> None:
-    """Point MLflow at the tracking store and select ``experiment`` (artifacts under the root)."""
-    import mlflow
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"  # MLflow 3's experiment type
+MODEL_TRAINING = "custom_model_development"  # not GenAI: the UI's runs view, not traces
 
-    from pipelines import tracking
+
+@contextlib.contextmanager
+def store_lock(tracking_uri: str, timeout_s: float = 600.0) -> Iterator[None]:
+    """Serialise first access to a local SQLite store across processes.
+
+    Two processes opening a new ``mlflow.db`` at once both run MLflow's schema migrations and one
+    fails (alembic: "Online migration expected to match one row ... 0 found", reproduced with two
+    processes); two creating the same experiment at once collide too. The lock file lives in the
+    temp dir, keyed by the database path, so the repository gains no file.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    from filelock import FileLock
+
+    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
+    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
+    with FileLock(str(Path(tempfile.gettempdir()) / f"ludora-mlflow-{key}.lock"), timeout_s):
+        yield
+
+
+def setup_mlflow(experiment: str, root: Path = REPO_ROOT) -> None:
+    """Point MLflow at the tracking store and select ``experiment`` (artifacts under the root).
+
+    The experiment is tagged as model training (see ``pipelines.tracking`` for what the UI shows).
+    """
+    import mlflow
 
     uri = default_tracking_uri(root)
     mlflow.set_tracking_uri(uri)
-    with tracking.store_lock(uri):  # parallel `dvc queue` workers: one creates store/experiment
+    with store_lock(uri):  # parallel `dvc queue` workers: one creates the store / experiment
         if mlflow.get_experiment_by_name(experiment) is None:
             artifact_location = None
             if uri.startswith("sqlite:///"):
                 artifact_location = (main_repo_root(root) / "mlartifacts" / experiment).as_uri()
             mlflow.create_experiment(experiment, artifact_location=artifact_location)
         exp = mlflow.set_experiment(experiment)
-        if exp.tags.get(tracking.EXPERIMENT_KIND_TAG) != tracking.MODEL_TRAINING:
-            tracking.mark_model_training(exp.experiment_id)  # the UI opens it on runs
+        if exp.tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+            mlflow.MlflowClient().set_experiment_tag(
+                exp.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING
+            )
     logger.info("MLflow tracking at %s, experiment %s", uri, experiment)

@@ -124,7 +124,7 @@ def run_dask(
         event_pieces,
         events_frame,
         iter_partitions,
-        plan_split_dask,
+        split_plan_and_users,
         write_splits,
     )
     from features.engine import dask_client
@@ -132,7 +132,7 @@ def run_dask(
     pieces = event_pieces(events_file, oracle_file)
     with dask_client(dask_cfg) as client:
         frame = events_frame(pieces)
-        plan = plan_split_dask(frame, cfg)
+        plan, n_users = split_plan_and_users(frame, cfg)
         peer = compute_peer_table_dask(
             frame,
             prior_weight=cfg.peer_prior_weight,
@@ -141,7 +141,12 @@ def run_dask(
         )
         spec = spec_from_config(cfg, peer)
         examples = build_examples_dask(
-            frame, cfg, peer, plan, learners_per_partition=dask_cfg.learners_per_partition
+            frame,
+            cfg,
+            peer,
+            plan,
+            learners_per_partition=dask_cfg.learners_per_partition,
+            n_users=n_users,
         )
         with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
             tmp.mkdir()

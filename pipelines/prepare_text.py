@@ -99,6 +99,7 @@ class PrepareTextConfig:
     missing_sources: str = "error"  # error | skip: a selected real corpus whose file is absent
     max_problem_words: int | None = None  # longer real problems are skipped (training budget)
     request_subsets: float = 0.0  # share of train records asking for a subset of their keywords
+    keyword_swap: float = 0.0  # share of train records asking for pseudo-words (augment.py)
     unseen: UnseenConfig = field(default_factory=UnseenConfig)
 
     def __post_init__(self) -> None:
@@ -146,6 +147,7 @@ class PrepareTextConfig:
             f"must be null or >= 5, got {self.max_problem_words}",
         )
         require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
+        require_range(self.keyword_swap, f"{w}.keyword_swap", lo=0.0, hi=1.0)
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
@@ -249,6 +251,13 @@ def build_corpus(
             splits["train"], share=cfg.request_subsets, seed=cfg.seed, avoid=held_out
         )
         reports["request_subsets"] = {"share": cfg.request_subsets, "rebuilt": changed}
+    if cfg.keyword_swap > 0:
+        from data.word_problems.augment import keyword_swap
+
+        splits["train"], swapped = keyword_swap(
+            splits["train"], share=cfg.keyword_swap, seed=cfg.seed + 1
+        )
+        reports["keyword_swap"] = {"share": cfg.keyword_swap, "rebuilt": swapped}
     if cfg.copy_augment > 0:
         from data.word_problems.augment import copy_augment
 

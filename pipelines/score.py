@@ -136,9 +136,7 @@ def score_dask(
         as_of = parse_as_of(cfg.as_of, latest=latest)
         shuffled = by_learner(frame, dask_cfg.learners_per_partition)
         tasks = [
-            dask.delayed(_score_part)(
-                part, i, str(out_dir), model, as_of, cfg.active_days, topics
-            )
+            dask.delayed(_score_part)(part, i, str(out_dir), model, as_of, cfg.active_days, topics)
             for i, part in enumerate(shuffled.to_delayed())
         ]
         counts: dict[str, dict[str, int]] = {}
@@ -165,7 +163,9 @@ def run(
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir()
         if engine == "dask":
-            as_of, counts, labels = score_dask(cfg, dask_cfg or DaskConfig(), model, events_file, tmp)
+            as_of, counts, labels = score_dask(
+                cfg, dask_cfg or DaskConfig(), model, events_file, tmp
+            )
         else:
             as_of, counts, labels = score_local(cfg, model, events_file, tmp)
         metrics, plot = score_summary(

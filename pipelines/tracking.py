@@ -1,11 +1,11 @@
-"""MLflow as its users open it: experiments typed as model training, data lineage, models.
+"""MLflow as its users open it: data lineage and logged models of the training runs.
 
 MLflow 3's UI treats an experiment without a type as GenAI work and opens it on the (empty)
 Traces page; runs showed "Datasets: None" and "Logged models: -". One place fixes all three:
 
-- :func:`mark_model_training` tags an experiment ``mlflow.experimentKind =
-  custom_model_development`` (the tag the UI reads for the experiment type; MLflow's own demo
-  sets ``genai_development`` the same way);
+- ``pipelines.common.setup_mlflow`` (every stage's MLflow entry) tags each experiment
+  ``mlflow.experimentKind = custom_model_development``, MLflow 3's experiment-type tag (its own
+  demo sets ``genai_development`` the same way), and opens the store under a file lock;
 - :func:`log_datasets` logs each input file as an ``mlflow.data`` dataset (name, digest =
   the file's sha256, source = the file; context = training / validation / test) with lineage tags
   naming the upstream files (which events) it was built from;
@@ -19,47 +19,16 @@ subprocess, which costs seconds per stage and needs nothing we do not already pi
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
-import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 logger = logging.getLogger(__name__)
 
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-MODEL_TRAINING = "custom_model_development"
 CONTEXTS = {"train": "training", "val": "validation", "test": "test"}
 DIGEST_CHARS = 32  # MLflow stores a dataset digest in 36 characters; the tag keeps all 64
-
-
-@contextlib.contextmanager
-def store_lock(tracking_uri: str, timeout_s: float = 600.0) -> Iterator[None]:
-    """Serialise first access to a local SQLite store across processes.
-
-    Two processes opening a new ``mlflow.db`` at once both run MLflow's schema migrations and one
-    fails (alembic: "Online migration expected to match one row ... 0 found", reproduced with two
-    processes); two creating the same experiment at once collide too. The lock file lives in the
-    temp dir, keyed by the database path, so the repository gains no file.
-    """
-    if not tracking_uri.startswith("sqlite:///"):
-        yield
-        return
-    from filelock import FileLock
-
-    db = Path(tracking_uri[len("sqlite:///") :]).resolve()
-    key = hashlib.sha256(str(db).encode()).hexdigest()[:16]
-    with FileLock(str(Path(tempfile.gettempdir()) / f"ludora-mlflow-{key}.lock"), timeout_s):
-        yield
-
-
-def mark_model_training(experiment_id: str) -> None:
-    """Tag the experiment as model training, so the UI opens it on its runs."""
-    from mlflow import MlflowClient
-
-    MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 def _sha256(path: Path) -> str:

@@ -175,7 +175,12 @@ def active_users(events: pd.DataFrame, *, as_of: int, active_days: int) -> np.nd
 
 
 def query_frame(
-    events: pd.DataFrame, users: Sequence[str], topics: Sequence[str], *, as_of: int, query: str
+    events: pd.DataFrame,
+    users: Sequence[str] | np.ndarray,
+    topics: Sequence[str],
+    *,
+    as_of: int,
+    query: str,
 ) -> pd.DataFrame:
     """History (events of ``users`` before ``as_of``) then one ``query`` row per user x topic.
 
@@ -241,12 +246,14 @@ def score_learners(
     return pd.DataFrame(
         {
             "user_id": pd.Series(np.repeat(users, len(topics)), dtype="str"),
-            "topic_id": pd.Series(np.tile(np.asarray(topics, dtype=object), len(users)),
-                                  dtype="str"),
+            "topic_id": pd.Series(
+                np.tile(np.asarray(topics, dtype=object), len(users)), dtype="str"
+            ),
             "as_of": np.full(len(p), as_of, dtype=np.int64),
             "weakness_probability": p.astype(np.float64),
-            "action_level": pd.Series(action_levels(p, model.thresholds, model.labels),
-                                      dtype="str"),
+            "action_level": pd.Series(
+                action_levels(p, model.thresholds, model.labels), dtype="str"
+            ),
             "model_version": pd.Series([model.version] * len(p), dtype="str"),
         }
     )
@@ -312,5 +319,7 @@ def score_summary(
         "model_sha256": model.sha256,
         "engine": engine,
     }
-    plot = [{"topic_id": t, "level": lvl, "learners": levels[t][lvl]} for t in topics for lvl in labels]
+    plot = [
+        {"topic_id": t, "level": lvl, "learners": levels[t][lvl]} for t in topics for lvl in labels
+    ]
     return metrics, plot

@@ -147,3 +147,73 @@ def copy_augment(
             )
         )
     return out
+
+
+_ONSETS = "b c d f g h j k l m n p r s t v w z br cl dr fl gr pl st tr".split()
+_VOWELS = "a e i o u a e o".split()
+_CODAS = ["", "", "", "n", "m", "r", "t", "l", "x", "sk"]
+
+
+def pseudo_word(rng: random.Random) -> str:
+    """A pronounceable nonsense noun ("dorapin", "klesu"): a keyword no tokenizer piece knows."""
+    n = rng.choice((2, 2, 3))
+    word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n))
+    return word + rng.choice(_CODAS)
+
+
+def keyword_swap(
+    records: Sequence[dict[str, Any]], *, share: float, seed: int
+) -> tuple[list[dict[str, Any]], int]:
+    """Records where about ``share`` ask for pseudo-words instead of their thing keywords.
+
+    Why: with keyword slots the target does not depend on which noun was asked for, but the
+    encoder still reads the keyword's pieces, and a teacher's noun ("walruses") is made of
+    pieces the model never saw next to a slot. A rebuilt record asks for a pseudo-word
+    (:func:`pseudo_word`, in the keyword's number) in place of each thing keyword (template
+    entity words; every keyword of a real-corpus record); its target is unchanged and its
+    problem text is the target rendered with the new keywords. Shape words ("perimeter",
+    "discount") are kept. Returns (records in the same order, number rebuilt).
+    """
+    from data.word_problems.corpus import make_record
+    from serving.realize import render_output
+
+    if not 0.0 <= share <= 1.0:
+        raise ValueError(f"keyword_swap: share must be in [0, 1], got {share!r}")
+    rng = random.Random(seed)
+    entities = entity_words()
+    out: list[dict[str, Any]] = []
+    changed = 0
+    for rec in records:
+        if rng.random() >= share:
+            out.append(rec)
+            continue
+        real = not str(rec["source"]).startswith("templates")
+        new_kws = []
+        for kw in rec["keywords"]:
+            if " " not in kw and (real or singular(kw) in entities):
+                sing, plural = noun_forms(kw)
+                word = pseudo_word(rng)
+                new_kws.append(noun_forms(word)[1] if kw == plural != sing else word)
+            else:
+                new_kws.append(kw)
+        if new_kws == list(rec["keywords"]):
+            out.append(rec)
+            continue
+        problem = render_output(rec["target"], new_kws).problem_text
+        try:
+            new = make_record(
+                rec_id=rec["id"],
+                topic=rec["topic"],
+                keywords=new_kws,
+                prompt_prefix=rec["prompt_prefix"],
+                problem=problem,
+                equation=rec["equation"],
+                answer=rec["answer"],
+                source=f"{rec['source']}+swap",
+            )
+        except ValueError:  # a pseudo-word the realizer inflects oddly: keep the original
+            out.append(rec)
+            continue
+        out.append(new)
+        changed += 1
+    return out, changed

@@ -7,8 +7,8 @@ pre-rendered with :func:`count` so the text is grammatical ("1 apple", "3 apples
 always computed by ``serving.arithmetic.evaluate`` from the equation, so every record is
 consistent by construction (and the tests check it again).
 
-``prompt_prefix`` selects the difficulty: ``"For a grade N class:"`` (N = 2..5) scales the
-numbers; the empty prefix draws a level at random.
+``prompt_prefix`` selects the difficulty: ``"For a grade N class:"`` (N = 2..5, or another
+wording of :data:`PREFIX_STYLES`) scales the numbers; the empty prefix draws a level at random.
 """
 
 from __future__ import annotations
@@ -152,21 +152,26 @@ COUNTED: dict[str, Noun] = {
     "child": _n("child", "children"),
     "piece": _n("piece"),
 }
-PREFIXES: tuple[str, ...] = (
-    "",
-    "For a grade 2 class:",
-    "For a grade 3 class:",
-    "For a grade 4 class:",
-    "For a grade 5 class:",
+# How teachers word the grade: each wording of grade N means difficulty level N - 2. Drawn at
+# random so a request's wording does not decide the sentence shape (issue 10: "For grade 3:"
+# and "For my grade 4 students:" got broken text when only "For a grade N class:" was trained).
+PREFIX_STYLES: tuple[str, ...] = (
+    "For a grade {g} class:",
+    "For grade {g}:",
+    "For my grade {g} students:",
+    "Grade {g} pupils:",
 )
+GRADES: tuple[int, ...] = (2, 3, 4, 5)
+PREFIXES: tuple[str, ...] = ("",) + tuple(s.format(g=g) for s in PREFIX_STYLES for g in GRADES)
 N_LEVELS = 4
 
 
 def level_of_prefix(prefix: str, rng: random.Random) -> int:
-    """Difficulty level 0..3 of a prefix (grade 2..5); the empty prefix draws one."""
-    for level, p in enumerate(PREFIXES[1:]):
-        if prefix == p:
-            return level
+    """Difficulty level 0..3 of a prefix (grade 2..5, any wording); the empty prefix draws one."""
+    for style in PREFIX_STYLES:
+        for level, grade in enumerate(GRADES):
+            if prefix == style.format(g=grade):
+                return level
     return rng.randrange(N_LEVELS)
 
 
@@ -1052,7 +1057,9 @@ def generate_templates(
             raise ValueError(f"could only draw {len(out)} distinct problems of {n} requested")
         topic = by_name[topics[len(out) % len(topics)]]
         shape = rng.choice(topic.shapes)
-        prefix = rng.choice(PREFIXES)
+        # the empty prefix as often as each grade (it was 1 in 5 before the wordings)
+        grade = rng.randrange(len(GRADES) + 1)
+        prefix = rng.choice(PREFIX_STYLES).format(g=GRADES[grade - 1]) if grade else ""
         level = level_of_prefix(prefix, rng)
         slots = _slots(rng, topic.sampler(rng, level))
         text, equation, keywords = render(shape, slots)

@@ -21,21 +21,16 @@ from pathlib import Path
 from typing import Any
 
 from data.word_problems.keywords import STOPWORDS
+from data.word_problems.templates import PREFIXES
 from serving.keywords import singular
 from serving.prompt import format_prompt
 from serving.realize import noun_forms
 
 logger = logging.getLogger(__name__)
 
-# What teachers type before a request: the template prefixes and some everyday rewordings.
+# What teachers type before a request: every wording the templates know, plus two held out.
 UNSEEN_PREFIXES: tuple[str, ...] = (
-    "",
-    "For a grade 2 class:",
-    "For a grade 3 class:",
-    "For a grade 4 class:",
-    "For a grade 5 class:",
-    "For grade 3:",
-    "For my grade 4 students:",
+    *PREFIXES,
     "For a grade 2 class, easy numbers:",
     "For a grade 5 class, harder numbers:",
 )

@@ -23,12 +23,12 @@ from features.dask_build import (
     exact_partial_sums,
     iter_partitions,
     kth_smallest,
+    order_statistics,
     plan_split_dask,
     quantile_index,
     write_splits,
 )
 from features.kernel import feature_names
-from features.peer import compute_peer_table
 from features.split import plan_split
 from pipelines.features import make_features
 from tests.dask_cluster import shared_client
@@ -105,10 +105,10 @@ def test_kth_smallest_equals_numpy_quantile_higher(client: Any) -> None:
     rng = np.random.default_rng(1)
     ts = rng.integers(1_700_000_000, 1_700_000_000 + 40 * 86_400, 5_001)
     s = dd.from_pandas(pd.Series(ts), npartitions=4)
-    for q in (0.0, 0.7, 1.0):
-        assert kth_smallest(s, quantile_index(ts.size, q)) == int(
-            np.quantile(ts, q, method="higher")
-        )
+    qs = (0.0, 0.3, 0.7, 0.85, 1.0)
+    got = order_statistics(s, [quantile_index(ts.size, q) for q in qs])
+    assert got == [int(np.quantile(ts, q, method="higher")) for q in qs]
+    assert kth_smallest(s, 17) == int(np.sort(ts)[17])
 
 
 @pytest.mark.parametrize("layout", ["file", "directory"])
@@ -181,3 +181,33 @@ def test_no_leakage_on_both_engines(client: Any, data: dict[str, Any], tmp_path:
         assert not np.array_equal(
             after.loc[~keep, names].to_numpy(), before.loc[~keep, names].to_numpy()
         )
+
+
+def test_stage_engines_write_the_same_metrics_and_spec(
+    client: Any, data: dict[str, Any], tmp_path: Path
+) -> None:
+    """`pipelines.features.run` vs `run_dask` (the stage's two engines) on the same files."""
+    import json
+
+    from features.engine import DaskConfig
+    from pipelines.features import run, run_dask
+
+    root = data["root"]
+    files = {"events_file": root / "events.parquet", "oracle_file": root / "oracle.parquet"}
+    m_local = run(CFG, **files, out_dir=tmp_path / "l", metrics_file=tmp_path / "l.json")
+    m_dask = run_dask(
+        CFG,
+        DaskConfig(scheduler_address=client.scheduler.address, learners_per_partition=20),
+        **files,
+        out_dir=tmp_path / "d",
+        metrics_file=tmp_path / "d.json",
+    )
+    assert m_local == m_dask
+    assert (tmp_path / "l.json").read_bytes() == (tmp_path / "d.json").read_bytes()
+    spec_l = json.loads((tmp_path / "l" / "feature_spec.json").read_text())
+    spec_d = json.loads((tmp_path / "d" / "feature_spec.json").read_text())
+    assert spec_l == spec_d
+    for s in ("train", "val", "test"):
+        a = _sorted(pd.read_parquet(tmp_path / "l" / f"{s}.parquet"))
+        b = _sorted(pd.read_parquet(tmp_path / "d" / f"{s}.parquet"))
+        pd.testing.assert_frame_equal(a, b)

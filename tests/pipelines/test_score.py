@@ -47,18 +47,30 @@ def write_exported_model(out: Path, splits: dict[str, pd.DataFrame], spec: dict[
     ds = lgb.Dataset(
         train[names].to_numpy(np.float32), label=train["label"].to_numpy(), feature_name=names
     )
-    params = {"objective": "binary", "num_leaves": 7, "min_data_in_leaf": 10, "verbose": -1,
-              "seed": 1, "deterministic": True, "num_threads": 1}
+    params = {
+        "objective": "binary",
+        "num_leaves": 7,
+        "min_data_in_leaf": 10,
+        "verbose": -1,
+        "seed": 1,
+        "deterministic": True,
+        "num_threads": 1,
+    }
     booster = lgb.train(params, ds, num_boost_round=15)
     out.mkdir(parents=True)
     onnx.save(convert_booster(booster, spec, target_opset=15), str(out / "model.onnx"))
     (out / "feature_spec.json").write_text(json.dumps(spec))
     (out / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.2, "b": -0.1}))
-    (out / "thresholds.json").write_text(json.dumps(
-        {"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}
-    ))
-    draft = {"onnx": {"probability_output": "probabilities", "probability_column": 1},
-             "topics": sorted(spec["peer"]["topics"]), "topic_aliases": {}}
+    (out / "thresholds.json").write_text(
+        json.dumps(
+            {"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}
+        )
+    )
+    draft = {
+        "onnx": {"probability_output": "probabilities", "probability_column": 1},
+        "topics": sorted(spec["peer"]["topics"]),
+        "topic_aliases": {},
+    }
     (out / "manifest.draft.json").write_text(json.dumps(draft))
     return out
 
@@ -89,10 +101,14 @@ def _run(setup: dict[str, Any], out: Path, cfg: ScoreConfig, engine: str, **kw: 
         metrics_file=out / "score.json",
         plot_file=out / "levels.csv",
     )
-    scores = pd.concat(
-        [pd.read_parquet(p) for p in sorted((out / "scores").glob("part-*.parquet"))],
-        ignore_index=True,
-    ).sort_values(["user_id", "topic_id"], kind="stable").reset_index(drop=True)
+    scores = (
+        pd.concat(
+            [pd.read_parquet(p) for p in sorted((out / "scores").glob("part-*.parquet"))],
+            ignore_index=True,
+        )
+        .sort_values(["user_id", "topic_id"], kind="stable")
+        .reset_index(drop=True)
+    )
     return metrics, scores
 
 
@@ -129,16 +145,16 @@ def test_scores_equal_serving_online_answer(setup: dict[str, Any], tmp_path: Pat
     topics = sorted(model.topics)
     for user in scores["user_id"].unique()[:5]:
         ev = events[(events["user_id"] == user) & (events["timestamp"] < as_of)]
-        history = {c: ev[c].tolist() for c in ("topic_id", "timestamp", "score", "time_spent_s",
-                                                "hints_used", "is_revisit")}
+        history = {
+            c: ev[c].tolist()
+            for c in ("topic_id", "timestamp", "score", "time_spent_s", "hints_used", "is_revisit")
+        }
         online = {p.topic_id: p.probability for p in model.predict_history(history, topics, as_of)}
         batch = scores[scores["user_id"] == user].set_index("topic_id")["weakness_probability"]
         assert {t: batch[t] for t in topics} == online
 
 
-def test_events_at_or_after_as_of_do_not_move_scores(
-    setup: dict[str, Any], tmp_path: Path
-) -> None:
+def test_events_at_or_after_as_of_do_not_move_scores(setup: dict[str, Any], tmp_path: Path) -> None:
     events = setup["events"]
     as_of = int(events["timestamp"].quantile(0.6))
     changed = events.copy()
@@ -150,7 +166,12 @@ def test_events_at_or_after_as_of_do_not_move_scores(
     _, b = _run(setup, tmp_path / "b", cfg, "dask", events_file=tmp_path / "changed.parquet")
     pd.testing.assert_frame_equal(a, b)
     # a later cut-off sees the change (the test can fail)
-    _, c = _run(setup, tmp_path / "c", ScoreConfig(active_days=0), "local",
-                events_file=tmp_path / "changed.parquet")
+    _, c = _run(
+        setup,
+        tmp_path / "c",
+        ScoreConfig(active_days=0),
+        "local",
+        events_file=tmp_path / "changed.parquet",
+    )
     _, d = _run(setup, tmp_path / "d", ScoreConfig(active_days=0), "local")
     assert not np.array_equal(c["weakness_probability"], d["weakness_probability"])
