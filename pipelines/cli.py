@@ -273,6 +273,9 @@ def export_backend_cmd(
         "outputs/text/test.jsonl", help="Generator parity prompts (JSONL 'prompt' field)."
     ),
     max_prompts: int | None = typer.Option(None, min=1, help="Parity prompts (default: all)."),
+    fused_attention: bool = typer.Option(
+        False, "--fused-attention", help="Try ORT's fused MultiHeadAttention step first (gated)."
+    ),
     artifact_root: str | None = typer.Option(None, help="Local artifact store."),
 ) -> None:
     """Write the backend's drop-in: one-file weakness and generator ONNX, tokenizer, manifest."""
@@ -293,6 +296,7 @@ def export_backend_cmd(
         features_test=_path(features_test),
         prompts_file=_path(prompts),
         max_prompts=max_prompts,
+        fused_attention=fused_attention,
     )
     manifest = export_backend(cfg, ServingSettings.from_env(artifact_root=artifact_root))
     for line in summarize(manifest):

@@ -269,7 +269,8 @@ def test_fused_graph_failing_the_gate_falls_back_to_the_exact_step(
 
     monkeypatch.setattr(eb, "check_generation_parity", gate)
     manifest = export_backend(
-        _cfg(tmp_path / "out", data, max_prompts=2), ServingSettings(artifact_root=store)
+        _cfg(tmp_path / "out", data, max_prompts=2, fused_attention=True),
+        ServingSettings(artifact_root=store),
     )
     assert calls == ["lean+mha", "lean"]
     parity = manifest["generator"]["parity"]

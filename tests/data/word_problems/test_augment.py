@@ -86,3 +86,22 @@ def test_augment_is_seeded_and_leaves_input_alone(records) -> None:
 )
 def test_swap_word_keeps_number_and_case(text: str, expected: str) -> None:
     assert _swap_word(text, "apple", ("pebble", "pebbles")) == expected
+
+
+def test_keyword_swap_asks_for_pseudo_words_with_the_same_target(records) -> None:
+    from data.word_problems.augment import keyword_swap
+
+    out, changed = keyword_swap(records, share=0.5, seed=4)
+    assert len(out) == len(records) and 0.3 * len(records) <= changed <= 0.6 * len(records)
+    entities = entity_words()
+    for old, new in zip(records, out, strict=True):
+        if new is old:
+            continue
+        assert new["target"] == old["target"] and new["source"] == old["source"] + "+swap"
+        assert new["prompt"] != old["prompt"] and new["equation"] == old["equation"]
+        for a, b in zip(old["keywords"], new["keywords"], strict=True):
+            if a != b:
+                assert singular(a) in entities and keyword_present(b, new["problem"])
+            else:
+                assert singular(a) not in entities or " " in a  # shape words stay
+    assert out == keyword_swap(records, share=0.5, seed=4)[0]
