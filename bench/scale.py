@@ -109,7 +109,31 @@ def simulate_shards(client: Any, n_events: int, root: Path, per_shard: int) -> d
     }
 
 
-def run_size(client: Any, n_events: int, root: Path, per_partition: int) -> dict[str, Any]:
+def compare_engines(
+    splits: dict[str, Any], local_spec: dict[str, Any], dask_spec: dict[str, Any], out: Path
+) -> dict[str, Any]:
+    """Are the dask stage's split files the local splits (sorted by keys), bit for bit?"""
+    import pandas as pd
+
+    keys = ["user_id", "timestamp", "topic_id"]
+    equal = True
+    for name, local in splits.items():
+        a = local.sort_values(keys).reset_index(drop=True)
+        b = pd.read_parquet(out / f"{name}.parquet").sort_values(keys).reset_index(drop=True)
+        equal = equal and a.equals(b)
+    lp, dp = local_spec["peer"], dask_spec["peer"]
+    return {
+        "splits_identical": bool(equal),
+        "peer_topics_identical": lp["topics"] == dp["topics"],
+        "prior_mean_ulps": float(
+            abs(lp["prior_mean"] - dp["prior_mean"]) / np.spacing(lp["prior_mean"])
+        ),
+    }
+
+
+def run_size(
+    client: Any, n_events: int, root: Path, per_partition: int, check: bool = False
+) -> dict[str, Any]:
     """Dask stage, local kernel and local stage on the same ~n_events events."""
     import pandas as pd
 
@@ -148,8 +172,10 @@ def run_size(client: Any, n_events: int, root: Path, per_partition: int) -> dict
         t_kernel = time.perf_counter() - t0
     with PeakRSS() as stage_rss:
         t0 = time.perf_counter()
-        make_features(events, oracle.reset_index(drop=True), cfg)
+        splits, local_spec, _ = make_features(events, oracle.reset_index(drop=True), cfg)
         t_stage = time.perf_counter() - t0
+    same = compare_engines(splits, local_spec, spec, root / "features") if check else None
+    del splits
     return {
         **sim,
         "dask_stage_s": t_dask,
@@ -161,6 +187,7 @@ def run_size(client: Any, n_events: int, root: Path, per_partition: int) -> dict
         "local_stage_s": t_stage,
         "local_stage_events_per_s": n / t_stage,
         "local_stage_peak_rss_mb": stage_rss.peak / 2**20,
+        "engines_equal": same,
         "events": events,
         "spec": spec,
     }
@@ -260,14 +287,14 @@ def main() -> None:
         threads_per_worker=1,
         memory_limit=args.memory_limit,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: several clusters may run at once
     )
     client = Client(cluster)
     tmp = Path(tempfile.mkdtemp(prefix="ludora-scale-"))
     try:
         runs = []
         for i, size in enumerate(sizes):
-            res = run_size(client, size, tmp / str(size), args.learners_per_partition)
+            res = run_size(client, size, tmp / str(size), args.learners_per_partition, check=i == 0)
             events, spec = res.pop("events"), res.pop("spec")
             if i == 0:
                 res["polars"] = polars_ratio(events, spec)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import numpy as np
 
 from data.params import ConfigError, Range, require, require_range
-from data.schema import EVENT_COLUMNS, ORACLE_COLUMNS
+from data.schema import DUPLICATE_KEY, EVENT_COLUMNS, ORACLE_COLUMNS
 from data.simulator import SimulatorConfig, parse_start, simulate
 from data.validate import EventValidationError, ProblemReport, validate_events
 from serving.ids import TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_rule_text
@@ -211,8 +211,28 @@ def read_events_dir(path: Path | str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    frames = [read_events_file(part) for part in parquet_parts(path)]
-    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    parts = parquet_parts(path)
+    frames = [read_events_file(part) for part in parts]
+    if len(frames) == 1:
+        return frames[0]
+    events = pd.concat(frames, ignore_index=True)
+    # each part refused its own duplicates; an event repeated in a later part is named here
+    dup = events.duplicated(list(DUPLICATE_KEY), keep="first").to_numpy()
+    if dup.any():
+        first = int(np.flatnonzero(dup)[0])
+        ends = np.cumsum([len(f) for f in frames])
+        part = int(np.searchsorted(ends, first, side="right"))
+        row = first - (int(ends[part - 1]) if part else 0)
+        key = tuple(str(events[c].iat[first]) for c in DUPLICATE_KEY)
+        raise EventValidationError(
+            str(parts[part]),
+            [
+                f"row {row + 1}: duplicate event {key} (same ({', '.join(DUPLICATE_KEY)}) as a "
+                f"row of an earlier part); each event at most once across the directory "
+                f"({int(dup.sum())} duplicate(s))"
+            ],
+        )
+    return events
 
 
 def read_kt_tsv(path: Path | str, *, start: str = KT_DEFAULT_START) -> pd.DataFrame:

@@ -53,7 +53,7 @@ LOOP_IO_DOC: dict[str, dict[str, str]] = {
         "input_ids": "int64 [batch, seq]: prompt token ids (tokenizer.json, ending with </s>)",
         "attention_mask": "int64 [batch, seq]: 1 for prompt tokens, 0 for right padding",
         "max_length": "int64 [1], optional: most NEW tokens to generate (default: the "
-        "artifact's max_new_tokens); the decoder start token is not counted",
+        "artifact's max_new_tokens; at most 1023); the decoder start token is not counted",
     },
     "outputs": {
         SEQUENCES_OUTPUT: "int64 [batch, <= 1 + max_length]: decoder start token, greedy ids, "

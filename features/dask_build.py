@@ -10,9 +10,10 @@ done as distributed aggregations whose results equal the local ones:
   exactly in two counting passes, the value `np.quantile(..., method="higher")` returns) and the
   unseen learners are drawn by `features.split.choose_unseen_learners` from the distinct ids;
 - the peer table: per-topic sums are exact (integer mantissas per partition, added as Python
-  ints, rounded once), so they do not depend on how the events are partitioned. pandas' local
-  per-topic sums (Kahan-compensated) equal them on the pipeline's data; the global mean's local
-  sum (numpy's pairwise sum) may differ from the exact one by an ulp (see docs/scale.md).
+  ints, rounded once), so they do not depend on how the events are partitioned; pandas' local
+  per-topic sums (Kahan-compensated) equal them on all data measured (docs/scale.md). The
+  global mean's sum is numpy's pairwise summation tree rebuilt over the partitions
+  (`pairwise_total`), bit-equal to the local `Series.sum()`.
 
 Inputs are "pieces" (a Parquet file, or one row group of a single file) with their global row
 offsets read from the Parquet metadata, so every event keeps a global row number `_gid` and a
@@ -136,12 +137,27 @@ def read_piece(piece: Piece, columns: Sequence[str] | None = None) -> pd.DataFra
     return frame
 
 
+def _empty_piece(piece: Piece, columns: Sequence[str] | None) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(piece.events).schema_arrow
+    table = schema.empty_table()
+    if columns is not None:
+        table = table.select(list(columns))
+    frame = table.to_pandas()
+    frame["p_fail_true"] = np.array([], dtype=np.float64)
+    frame[GID] = np.array([], dtype=np.int64)
+    return frame
+
+
 def events_frame(pieces: Sequence[Piece], columns: Sequence[str] | None = None) -> Any:
     """A dask DataFrame with one partition per piece (``read_piece`` runs on the workers)."""
     import dask.dataframe as dd
 
     read = functools.partial(read_piece, columns=None if columns is None else tuple(columns))
-    meta = read(pieces[0]).iloc[:0]
+    # a zero-row read (the schema), not the first piece: pieces can hold millions of rows
+    empty = Piece(pieces[0].events, pieces[0].oracle, pieces[0].row_group, 0, 0)
+    meta = _empty_piece(empty, columns)
     return dd.from_map(read, list(pieces), meta=meta, enforce_metadata=False)
 
 
@@ -241,12 +257,99 @@ def exact_partial_sums(keys: np.ndarray, values: np.ndarray) -> dict[str, tuple[
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
-def _peer_partials(part: pd.DataFrame, before: int, unseen: frozenset[str]) -> Any:
+def _training_scores(part: pd.DataFrame, before: int, unseen: frozenset[str]) -> pd.DataFrame:
     mask = part["timestamp"].to_numpy() < before
     if unseen:
         mask &= ~part["user_id"].isin(list(unseen)).to_numpy()
-    sel = part.loc[mask]
+    return part.loc[mask, ["topic_id", "score"]]
+
+
+def _peer_partials(part: pd.DataFrame, before: int, unseen: frozenset[str]) -> Any:
+    sel = _training_scores(part, before, unseen)
     return exact_partial_sums(sel["topic_id"].to_numpy(dtype=object), sel["score"].to_numpy())
+
+
+# numpy's pairwise summation (what `Series.sum()` runs on a float64 column): blocks of at most
+# PAIRWISE_BLOCK values are summed with 8 accumulators, longer ranges split in two halves
+# rounded down to a multiple of 8. Reproduced over the partitions: every node of that tree
+# lying inside one partition is summed there with np.add.reduce (which runs the same tree on
+# the slice), the few block leaves straddling a partition boundary travel as raw values.
+PAIRWISE_BLOCK = 128
+
+
+def _pairwise_plan(lo: int, n: int, starts: Sequence[int]) -> Any:
+    """The tree of ``np.add.reduce`` over global range [lo, lo + n) cut at partition
+    ``starts``: ("part", p, offset, n) | ("leaf", lo, n) | ("node", left, right)."""
+    import bisect
+
+    p = bisect.bisect_right(starts, lo) - 1
+    if p + 1 >= len(starts) or lo + n <= starts[p + 1]:
+        return ("part", p, lo - starts[p], n)
+    if n <= PAIRWISE_BLOCK:
+        return ("leaf", lo, n)
+    n2 = n // 2
+    n2 -= n2 % 8
+    return ("node", _pairwise_plan(lo, n2, starts), _pairwise_plan(lo + n2, n - n2, starts))
+
+
+def _plan_requests(node: Any, starts: Sequence[int], out: dict[int, list[Any]]) -> None:
+    """Per partition: the (kind, offset, length) slices it must sum or send."""
+    kind = node[0]
+    if kind == "part":
+        out.setdefault(node[1], []).append(("sum", node[2], node[3]))
+    elif kind == "leaf":
+        lo, n = node[1], node[2]
+        for p in range(len(starts) - 1):
+            a, b = max(lo, starts[p]), min(lo + n, starts[p + 1])
+            if a < b:
+                out.setdefault(p, []).append(("raw", a - starts[p], b - a))
+    else:
+        _plan_requests(node[1], starts, out)
+        _plan_requests(node[2], starts, out)
+
+
+def _answer(part: pd.DataFrame, before: int, unseen: frozenset[str], asks: list[Any]) -> Any:
+    values = _training_scores(part, before, unseen)["score"].to_numpy(dtype=np.float64)
+    return [
+        float(np.add.reduce(values[o : o + n])) if k == "sum" else values[o : o + n].copy()
+        for k, o, n in asks
+    ]
+
+
+def _evaluate(node: Any, starts: Sequence[int], got: dict[int, list[Any]]) -> float:
+    kind = node[0]
+    if kind == "part":
+        return float(got[node[1]].pop(0))
+    if kind == "leaf":
+        lo, n = node[1], node[2]
+        pieces = [
+            got[p].pop(0)
+            for p in range(len(starts) - 1)
+            if max(lo, starts[p]) < min(lo + n, starts[p + 1])
+        ]
+        return float(np.add.reduce(np.concatenate(pieces)))
+    left = _evaluate(node[1], starts, got)
+    return left + _evaluate(node[2], starts, got)
+
+
+def pairwise_total(
+    parts: Sequence[Any], counts: Sequence[int], before: int, unseen: frozenset[str]
+) -> float:
+    """``Series.sum()`` of the training scores in global order, bit for bit, from partitions
+    holding ``counts`` of them each (only slice sums and boundary leaves travel)."""
+    import dask
+
+    starts = [0, *np.cumsum(counts).tolist()]
+    if starts[-1] == 0:
+        return 0.0
+    tree = _pairwise_plan(0, starts[-1], starts)
+    asks: dict[int, list[Any]] = {}
+    _plan_requests(tree, starts, asks)
+    idx = sorted(asks)
+    answers = dask.compute(*[dask.delayed(_answer)(parts[p], before, unseen, asks[p]) for p in idx])
+    got = {p: list(a) for p, a in zip(idx, answers, strict=True)}
+    # requests were planned in tree order per partition, so they are consumed in that order
+    return 0.0 + _evaluate(tree, starts, got)
 
 
 def compute_peer_table_dask(
@@ -255,21 +358,24 @@ def compute_peer_table_dask(
     """`features.peer.compute_peer_table` as a distributed aggregation (same layout).
 
     Each partition reduces its training-period events of allowed learners to exact per-topic
-    sums; only those small dicts travel to the client.
+    sums; only those small dicts travel to the client. The global mean's numerator is numpy's
+    pairwise sum in the global row order (`pairwise_total`), as the local table computes it.
     """
     import dask
 
-    parts = [
-        dask.delayed(_peer_partials)(p, before, exclude_users)
-        for p in events[["user_id", "topic_id", "timestamp", "score"]].to_delayed()
-    ]
+    parts = events[["user_id", "topic_id", "timestamp", "score"]].to_delayed()
+    partials = dask.compute(
+        *[dask.delayed(_peer_partials)(p, before, exclude_users) for p in parts]
+    )
     totals: dict[str, list[int]] = {}
-    for partial in dask.compute(*parts):
+    counts = []
+    for partial in partials:
+        counts.append(sum(c for _, c in partial.values()))
         for topic, (s, c) in partial.items():
             acc = totals.setdefault(topic, [0, 0])
             acc[0] += s
             acc[1] += c
-    n = sum(c for _, c in totals.values())
+    n = sum(counts)
     if n == 0:
         raise ValueError(
             "peer statistics: no training-period events left "
@@ -277,7 +383,7 @@ def compute_peer_table_dask(
         )
     scale = 1 << EXACT_SHIFT
     topics = {t: [totals[t][0] / scale, float(totals[t][1])] for t in sorted(totals)}
-    prior_mean = float((sum(s for s, _ in totals.values()) / scale) / n)
+    prior_mean = float(pairwise_total(parts, counts, before, exclude_users) / n)
     logger.info(
         "peer table (dask): %d topics from %d events, global mean %.4f", len(topics), n, prior_mean
     )

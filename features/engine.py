@@ -35,9 +35,9 @@ class DaskConfig:
     threads_per_worker: Annotated[int, Range(1, 64, integer=True)] = 1
     memory_limit: str = "4GiB"  # per worker (LocalCluster only); Dask's own size syntax
     # learners per partition of the event table (a learner's whole history is in one partition)
-    learners_per_partition: Annotated[int, Range(1, 10_000_000, integer=True)] = 20_000
+    learners_per_partition: Annotated[int, Range(1, 10_000_000, integer=True)] = 1000
     # learners per simulator shard (one parquet file each) when the dask engine simulates
-    learners_per_shard: Annotated[int, Range(1, 10_000_000, integer=True)] = 20_000
+    learners_per_shard: Annotated[int, Range(1, 10_000_000, integer=True)] = 1000
 
     def __post_init__(self) -> None:
         require(
@@ -106,7 +106,7 @@ def dask_client(cfg: DaskConfig) -> Iterator[Any]:
         threads_per_worker=cfg.threads_per_worker,
         memory_limit=cfg.memory_limit,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: several clusters may run at once
     )
     client = Client(cluster)
     logger.info(

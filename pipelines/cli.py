@@ -139,6 +139,7 @@ def promote_cmd(
                 seed=q.seed + 1,  # the quantize stage's evaluation sample
                 max_new_tokens=q.max_new_tokens,
                 threads=q.threads,
+                unseen_eval_samples=q.unseen_eval_samples,
             )
         )
     try:

@@ -122,7 +122,8 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
         cand = weakness_candidate(WEAKNESS_DIR, auc_floor=float(gates["weakness"]["auc_floor"]))
         cand.fields["eval_data"]["sha256"] = _file_sha(FEATURES_TEST)
         return cand
-    sample = {k: quantize.get(k) for k in ("eval_samples", "seed", "max_new_tokens")}
+    keys = ("eval_samples", "unseen_eval_samples", "seed", "max_new_tokens")
+    sample = {k: quantize.get(k) for k in keys}
     return generator_candidate(
         VARIANTS_DIR,
         read_json(QUANTIZE_METRICS),
@@ -132,6 +133,8 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
         eval_data={
             "file": "outputs/text/test.jsonl",
             "sha256": _file_sha(TEXT_TEST),
+            # the open-vocabulary requests quantize scores too (issue 10)
+            "unseen_sha256": _file_sha(TEXT_TEST.with_name("test_unseen.jsonl")),
             "sample": params_hash(sample),
         },
     )

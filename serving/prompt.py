@@ -38,6 +38,11 @@ MAX_KEYWORD_SLOTS = 8
 KEYWORD_MARKER = "<k{index}>"
 
 _SPACES = re.compile(r"\s+")
+# A grade named anywhere in the prefix ("For my grade 4 students:", "Grade 3 pupils, easy"):
+# the prompt says it the one way training does, so the wording a teacher picks is not a prompt
+# the model never saw (issue 10). The rest of such a prefix carries nothing the model learnt.
+_GRADE = re.compile(r"\bgrade\s*(\d{1,2})\b", re.IGNORECASE)
+CANONICAL_GRADE_PREFIX = "For a grade {grade} class:"
 SLOT_PREFIX = "n"
 # An equation number literal standing alone (not inside a word or a longer number), and a slot.
 _EQ_NUMBER = re.compile(rf"(?<![\w.])({NUMBER_LITERAL})(?![\w.])")
@@ -58,6 +63,7 @@ def _clean(text: str, what: str) -> str:
 def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") -> str:
     """Encoder input for (topic, keywords, prefix).
 
+    A prefix naming a grade is written the canonical way (:func:`canonical_prefix`).
     Keywords keep their order (the caller's choice) and each follows its slot marker
     (``<k1> boxes, <k2> garden``); commas and colons inside a keyword or topic, and angle brackets
     inside a keyword, are rejected because they would make the prompt ambiguous to the model.
@@ -83,10 +89,16 @@ def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") 
         raise PromptError("keywords: at least one keyword is required")
     if len(kws) > MAX_KEYWORD_SLOTS:
         raise PromptError(f"keywords: at most {MAX_KEYWORD_SLOTS} keywords, got {len(kws)}")
-    prefix_c = _clean(prompt_prefix, "prompt_prefix")
+    prefix_c = canonical_prefix(_clean(prompt_prefix, "prompt_prefix"))
     marked = ", ".join(f"{KEYWORD_MARKER.format(index=i)} {kw}" for i, kw in enumerate(kws, 1))
     text = PROMPT_TEMPLATE.format(topic=topic_c, keywords=marked, prefix=prefix_c)
     return text.rstrip()
+
+
+def canonical_prefix(prefix: str) -> str:
+    """``"For a grade N class:"`` when the prefix names grade N, else the prefix as given."""
+    m = _GRADE.search(prefix)
+    return CANONICAL_GRADE_PREFIX.format(grade=int(m.group(1))) if m else prefix
 
 
 def _number_text(value: float) -> str:

@@ -21,7 +21,7 @@ def shared_client() -> Any:
         threads_per_worker=1,
         processes=True,
         memory_limit="1GiB",
-        dashboard_address=None,
+        dashboard_address=":0",  # any free port: several clusters may run at once
     )
     client = Client(cluster)
 

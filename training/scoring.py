@@ -62,7 +62,7 @@ class ScoreConfig:
 
     as_of: int | str | None = None  # int seconds, ISO-8601, or None: 1 s after the last event
     active_days: Annotated[int, Range(0, 3650, integer=True, note="0 = every learner")] = 30
-    learners_per_file: Annotated[int, Range(1, 10_000_000, integer=True)] = 20_000
+    learners_per_file: Annotated[int, Range(1, 10_000_000, integer=True)] = 1000
 
     def __post_init__(self) -> None:
         if isinstance(self.as_of, str):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -104,7 +105,10 @@ def train_booster_dask(
     w = None if weight is None else da.from_array(weight, chunks=(rows,))
     t0 = time.perf_counter()
     model = DaskLGBMClassifier(client=client, n_estimators=num_boost_round, **full)
-    model.fit(X, y, sample_weight=w, feature_name=names)
+    with warnings.catch_warnings():
+        # each worker trains with its own thread count; the sklearn default n_jobs is ignored
+        warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored")
+        model.fit(X, y, sample_weight=w, feature_name=names)
     booster = model.to_local().booster_
     best, losses = best_iteration(booster, X_va, y_va, early_stopping_rounds)
     booster.best_iteration = best

@@ -214,6 +214,9 @@ def keyword_swap(
         except ValueError:  # a pseudo-word the realizer inflects oddly: keep the original
             out.append(rec)
             continue
+        if new["target"] != rec["target"]:  # rendering did not round-trip: keep the original
+            out.append(rec)
+            continue
         out.append(new)
         changed += 1
     return out, changed

@@ -59,6 +59,12 @@ def test_directory_source_names_the_bad_file_and_row(tmp_path: Path) -> None:
         read_events_file(parts)
     text = str(err.value)
     assert "part-00001.parquet" in text and "row 5 (1.5)" in text and "\n" not in text
+    events.iloc[chunks[1]].to_parquet(parts / "part-00001.parquet", index=False)
+    events.iloc[chunks[0][:3]].to_parquet(parts / "part-00003.parquet", index=False)  # repeats
+    with pytest.raises(EventValidationError) as err:
+        read_events_file(parts)
+    text = str(err.value)
+    assert "part-00003.parquet: row 1: duplicate event" in text and "3 duplicate(s)" in text
     (tmp_path / "empty").mkdir()
     with pytest.raises(EventValidationError, match=r"holds no \.parquet files"):
         read_events_file(tmp_path / "empty")

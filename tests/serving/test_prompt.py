@@ -160,3 +160,19 @@ _NUM = re.compile(r"(?<![\w.])(\d+(?:\.\d*)?|\.\d+)")
 def test_target_rejects_slot_in_equation() -> None:
     with pytest.raises(PromptError, match="slot"):
         format_target("Maya has 3 apples?", "n1 + 2")
+
+
+@pytest.mark.parametrize(
+    ("prefix", "canonical"),
+    [
+        ("For my grade 4 students:", "For a grade 4 class:"),
+        ("Grade 3 pupils:", "For a grade 3 class:"),
+        ("For a grade 5 class, harder numbers:", "For a grade 5 class:"),
+        ("for GRADE 2", "For a grade 2 class:"),
+        ("Make it about pirates:", "Make it about pirates:"),
+        ("", ""),
+    ],
+)
+def test_a_grade_in_the_prefix_is_worded_the_trained_way(prefix: str, canonical: str) -> None:
+    expected = format_prompt("money", ["pens"]) + (f" {canonical}" if canonical else "")
+    assert format_prompt("money", ["pens"], prefix) == expected

@@ -344,29 +344,32 @@ def generator_reevaluator(
     seed: int,
     max_new_tokens: int,
     threads: int,
+    unseen_eval_samples: int = 0,
 ) -> Callable[[Path], dict[str, float]]:
     """Score a generator artifact on the quantize stage's test sample with serving's loop.
 
-    ``seed`` is the sample's seed as the quantize stage draws it (its params seed + 1).
+    ``seed`` is the sample's seed as the quantize stage draws it (its params seed + 1); the
+    template test records and then ``unseen_eval_samples`` open-vocabulary requests of
+    ``test_unseen.jsonl`` (beside ``test_file``, seed + 1) are drawn as the stage draws them, and
+    scored by the stage's own ``training.text_metrics.mixed_metrics`` (issue 10).
     """
 
     def _reevaluate(artifact_dir: Path) -> dict[str, float]:
         from data.word_problems.corpus import read_jsonl
         from quantize.generator import evaluate_variant
-        from training.text_metrics import generation_metrics
+        from training.text_metrics import mixed_metrics
 
         train = {str(r["problem"]) for r in read_jsonl(train_file, required=["problem"])}
-        records = fixed_sample(
-            read_jsonl(test_file, required=["prompt", "target", "keywords"]), eval_samples, seed
-        )
+        test = read_jsonl(test_file, required=["prompt", "target", "keywords"])
+        templates = [r for r in test if r.get("source", "templates") == "templates"] or test
+        records = fixed_sample(templates, eval_samples, seed)
+        unseen_file = test_file.with_name("test_unseen.jsonl")
+        if unseen_eval_samples and unseen_file.is_file():
+            unseen = read_jsonl(unseen_file, required=["id", "prompt", "topic", "keywords"])
+            records += fixed_sample(unseen, unseen_eval_samples, seed + 1)
 
         def metric_fn(outputs: list[str], recs: list[dict[str, Any]]) -> dict[str, float]:
-            result = generation_metrics(
-                outputs,
-                [str(r["target"]) for r in recs],
-                [list(r["keywords"]) for r in recs],
-                train,
-            )
+            result = mixed_metrics(outputs, recs, train)
             return {k: float(v) for k, v in result.items() if isinstance(v, int | float)}
 
         result = evaluate_variant(
