@@ -374,6 +374,8 @@ def run(
             "best_epoch": hist.best_epoch,
             "max_source_len": cfg.max_source_len,
             "max_new_tokens": cfg.max_new_tokens,
+            # what the model was taught: the artifact's manifest["topics"] (serving.topics)
+            "topics": sorted({str(r["topic"]) for r in train_rec if r.get("topic")}),
         }
         with atomic_path(model_dir) as tmp:
             g.save_checkpoint(

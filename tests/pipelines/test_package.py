@@ -137,3 +137,21 @@ def test_one_gate_format_and_old_drafts_still_read():
     (rec,) = normalize_gates(new, "export")
     assert rec["passed"] is False and "pass" not in rec
     assert failed_gate_names([*old, *new]) == ["parity"]
+
+
+def test_per_view_gate_names_become_valid_mlflow_tags(export_dir, tmp_path, monkeypatch):
+    """Found by a real `dvc queue` run: MLflow refused the tag `gate.export.view_auc_floor[...]`."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
+    from mlflow import MlflowClient
+
+    draft = json.loads((export_dir / "manifest.draft.json").read_text())
+    draft["gates"].append(
+        {"name": "view_auc_floor[averages]", "threshold": 0.5, "value": 0.8, "passed": True}
+    )
+    (export_dir / "manifest.draft.json").write_text(json.dumps(draft))
+    package_candidate(weakness_candidate(export_dir, auc_floor=0.5), tmp_path / "a")
+    version = register_version(tmp_path / "a/weakness/1", experiment="t")
+    tags = MlflowClient().get_model_version("ludora-weakness", version).tags
+    assert tags["gate.export.view_auc_floor.averages"] == "0.8 (pass)"
+    m = json.loads((tmp_path / "a/weakness/1/manifest.json").read_text())
+    assert "export.view_auc_floor[averages]" in {g["name"] for g in m["gates"]}  # name kept

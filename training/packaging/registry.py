@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -142,8 +143,17 @@ def registry_tags(manifest: Mapping[str, Any], artifact_dir: Path) -> dict[str, 
         "ludora.variant": str(manifest.get("variant")),
     }
     for g in manifest.get("gates", []):
-        tags[f"gate.{g['name']}"] = f"{g['value']} ({'pass' if g['passed'] else 'fail'})"
+        tags[tag_key(f"gate.{g['name']}")] = f"{g['value']} ({'pass' if g['passed'] else 'fail'})"
     return tags
+
+
+def tag_key(name: str) -> str:
+    """A gate name as an MLflow tag key, which allows only ``[A-Za-z0-9_-. :/]``.
+
+    Per-view gates are named like ``view_auc_floor[averages]``; MLflow refuses the brackets, so
+    they become ``view_auc_floor.averages`` (the manifest keeps the original name).
+    """
+    return re.sub(r"[^\w\-. :/]+", ".", name).strip(".")
 
 
 def register_version(artifact_dir: Path) -> str:

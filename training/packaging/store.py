@@ -172,6 +172,7 @@ def package_candidate(
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps(manifest, indent=2, sort_keys=True, allow_nan=False) + "\n"
             )
+            tmp.chmod(0o755)  # mkdtemp makes it 0700: a server running as another user reads it
             crash_point("package:copied")
             # Under the lock nobody else allocates; the rename still refuses an existing
             # version (a store shared with a writer that does not lock): never overwrite.
