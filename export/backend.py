@@ -74,7 +74,7 @@ class BackendExportConfig:
     max_prompts: int | None = None  # None: every prompt of the file
     max_new_tokens: int | None = None  # None: the artifact's generation_config
     weakness_atol: float = 1e-6
-    # Try the step with fused MultiHeadAttention first (other kernels, gated; no faster than the
+    # Try the step with fused MultiHeadAttention first (other kernels, gated; within noise of the
     # exact step in docs/benchmarks.md's last run), falling back to the exact lean step.
     fused_attention: bool = False
 

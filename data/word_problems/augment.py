@@ -149,8 +149,11 @@ def copy_augment(
     return out
 
 
-_ONSETS = "b c d f g h j k l m n p r s t v w z br cl dr fl gr pl st tr".split()
-_VOWELS = "a e i o u a e o".split()
+_ONSETS: tuple[str, ...] = (
+    *("b", "c", "d", "f", "g", "h", "j", "k", "l", "m", "n", "p", "r", "s", "t", "v", "w"),
+    *("z", "br", "cl", "dr", "fl", "gr", "pl", "st", "tr"),
+)
+_VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o")
 _CODAS = ["", "", "", "n", "m", "r", "t", "l", "x", "sk"]
 
 

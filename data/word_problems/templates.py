@@ -162,7 +162,7 @@ PREFIX_STYLES: tuple[str, ...] = (
     "Grade {g} pupils:",
 )
 GRADES: tuple[int, ...] = (2, 3, 4, 5)
-PREFIXES: tuple[str, ...] = ("",) + tuple(s.format(g=g) for s in PREFIX_STYLES for g in GRADES)
+PREFIXES: tuple[str, ...] = ("", *(s.format(g=g) for s in PREFIX_STYLES for g in GRADES))
 N_LEVELS = 4
 
 
