@@ -927,6 +927,12 @@ TOPICS += (
                 "{ab} / {a} * {c}",
                 ("objs", "conts"),
             ),
+            S(
+                "Each of {a_child} brings {b_obj} to school. The teacher puts all the {objs} "
+                "equally into {c_cont}. How many {objs} are in each {cont}?",
+                "{a} * {b} / {c}",
+                ("objs", "cont"),
+            ),
         ),
     ),
     Topic(

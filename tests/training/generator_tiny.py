@@ -90,7 +90,9 @@ def tiny_model(tokenizer: Any, seed: int = 0, **overrides: Any) -> Any:
 
 
 def write_text_dir(root: Path, n_train: int = 48, n_eval: int = 8) -> Path:
-    """outputs/text-like dir: {train,val,test}.jsonl + tokenizer/; returns the dir."""
+    """outputs/text-like dir: {train,val,test,test_unseen}.jsonl + tokenizer/; returns the dir."""
+    from serving.prompt import format_prompt
+
     root.mkdir(parents=True, exist_ok=True)
     splits = {
         "train": make_records(n_train, seed=1),
@@ -99,6 +101,18 @@ def write_text_dir(root: Path, n_train: int = 48, n_eval: int = 8) -> Path:
     }
     for name, recs in splits.items():
         (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in recs))
+    unseen = [
+        {
+            "id": f"unseen-{i:04d}",
+            "topic": "addition",
+            "keywords": [kw],
+            "prompt_prefix": "",
+            "prompt": format_prompt("addition", [kw]),
+            "keyword_sources": ["list"],
+        }
+        for i, kw in enumerate(["walruses", "igloo", "kazoos"])
+    ]
+    (root / "test_unseen.jsonl").write_text("".join(json.dumps(r) + "\n" for r in unseen))
     make_tokenizer(splits["train"]).save_pretrained(str(root / "tokenizer"))
     return root
 

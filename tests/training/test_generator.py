@@ -163,6 +163,7 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
             model_dir=out,
             metrics_file=tmp_path / "metrics.json",
             plots_dir=tmp_path / "plots",
+            samples_file=tmp_path / "samples.md",
         )
     for name in ("config.json", "generation_config.json", "tokenizer.json", "training_config.json"):
         assert (out / name).is_file(), name
@@ -174,8 +175,17 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
         "answer_consistency",
         "val_loss",
         "test_loss",
+        "keyword_coverage_unseen",
+        "grammar_defect_rate",
+        "topic_fidelity",
+        "answer_consistency_unseen",
+        "steps_per_s",
+        "train_seconds",
     ):
         assert key in written, key
+    assert written["n_unseen"] == 3 and written["steps"] == 12
+    samples = (tmp_path / "samples.md").read_text()
+    assert samples.startswith("# Generator samples") and samples.count("\n## ") == 3
     train_cfg = json.loads((out / "training_config.json").read_text())
     assert train_cfg["params"]["base_model"] == str(tmp_path / "base")
     assert train_cfg["mlflow_run_id"]
