@@ -136,6 +136,11 @@ def weakness_candidate(onnx_dir: Path, *, auc_floor: float) -> Candidate:
         "git_commit": draft.get("git_commit"),
         "params_hash": draft.get("params_hash"),
         "eval_data": {"file": "outputs/features/test.parquet"},
+        # what serving needs to answer summaries: training topics (topic_known), Ludora's topic
+        # ids mapped onto them, and the request views the model was trained and calibrated on
+        "topics": list(draft.get("topics") or sorted(spec.get("peer", {}).get("topics", {}))),
+        "topic_aliases": dict(draft.get("topic_aliases") or {}),
+        "views": draft.get("views") or {"names": []},
     }
     return Candidate("weakness", onnx_dir, files, fields)
 
@@ -189,5 +194,7 @@ def generator_candidate(
         "git_commit": training_config.get("git_commit"),
         "params_hash": training_config.get("params_hash"),
         "eval_data": dict(eval_data),
+        # the topics the model was trained on: serving accepts these (and their synonyms) only
+        "topics": list(training_config.get("topics") or []),
     }
     return Candidate("generator", source, files, fields)
