@@ -194,6 +194,8 @@ def read_events_file(path: Path | str) -> pd.DataFrame:
 def parquet_parts(path: Path | str) -> list[Path]:
     """The ``*.parquet`` files of a directory (a partitioned event table), in name order."""
     path = Path(path)
+    if path.suffix.lower() in (".csv", ".tsv", ".txt"):  # named like a file: the user meant one
+        raise IsADirectoryError(f"{path}: is a directory, expected a events file")
     parts = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() == ".parquet")
     if not parts:
         raise EventValidationError(

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from features.engine import engine_config
 from pipelines import tracking
 from pipelines.common import (
     REPO_ROOT,
@@ -174,8 +175,12 @@ def run(
     metrics_file: Path,
     plots_dir: Path,
     events_file: Path | None = None,
+    train_fn: Any = None,
 ) -> dict[str, Any]:
-    """Train, evaluate, log to MLflow and write the declared outputs; returns the metrics."""
+    """Train, evaluate, log to MLflow and write the declared outputs; returns the metrics.
+
+    ``train_fn``: the final fit (`training.weakness_tuning.fit_weakness`); None = local.
+    """
     import mlflow
 
     from training.weakness_tuning import fit_weakness, trials_table
@@ -210,7 +215,9 @@ def run(
                 mlflow.log_params(params)
                 mlflow.log_metrics({"val_auc": auc, "best_iteration": best_it, "seconds": sec})
 
-        result = fit_weakness(train, val, test, names, cfg, on_trial=on_trial, views=views)
+        result = fit_weakness(
+            train, val, test, names, cfg, on_trial=on_trial, views=views, train_fn=train_fn
+        )
         metrics = result.metrics
         tracking.log_weakness_training(features_dir, result.booster, names, root=REPO_ROOT)
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if isinstance(v, int | float)})
@@ -288,15 +295,27 @@ def main() -> None:
     cfg = build_config(WeaknessConfig, load_section(SECTION), SECTION)
     # MLflow records the whole resolved params file, not only this section.
     all_params = load_params()
-    run(
-        cfg=cfg,
-        all_params=all_params,
-        features_dir=FEATURES_DIR,
-        model_dir=MODEL_DIR,
-        metrics_file=METRICS_FILE,
-        plots_dir=PLOTS_DIR,
-        events_file=EVENTS_FILE,
-    )
+    kwargs: dict[str, Any] = {
+        "cfg": cfg,
+        "all_params": all_params,
+        "features_dir": FEATURES_DIR,
+        "model_dir": MODEL_DIR,
+        "metrics_file": METRICS_FILE,
+        "plots_dir": PLOTS_DIR,
+        "events_file": EVENTS_FILE,
+    }
+    engine = engine_config(all_params)
+    if engine.engine != "dask":
+        run(**kwargs)
+        return
+    # engine: dask: the final fit is DaskLGBMClassifier on the cluster (docs/scale.md)
+    import functools
+
+    from features.engine import dask_client
+    from training.weakness_dask import train_booster_dask
+
+    with dask_client(engine.dask) as client:
+        run(**kwargs, train_fn=functools.partial(train_booster_dask, client))
 
 
 if __name__ == "__main__":

@@ -173,8 +173,12 @@ def fit_weakness(
     cfg: WeaknessConfig,
     on_trial: TrialCallback | None = None,
     views: ViewData | None = None,
+    train_fn: Callable[..., lgb.Booster] | None = None,
 ) -> WeaknessResult:
     """Search, refit on the full train split with the best params, calibrate on val, score test.
+
+    ``train_fn``: the final refit (default `train_booster`; ``engine: dask`` passes
+    `training.weakness_dask.train_booster_dask` bound to a client). Trials stay local.
 
     With ``views``, training uses the view-augmented train rows, early stopping and the search
     all views of the val rows, and each view gets its own calibration (``calibration["views"]``)
@@ -193,7 +197,7 @@ def fit_weakness(
         )
     best, study = tune(fit_train, fit_val, names, cfg, on_trial)
     t0 = time.perf_counter()
-    booster = train_booster(
+    booster = (train_fn or train_booster)(
         (fit_train.X, fit_train.y),
         (fit_val.X, fit_val.y),
         params=best,

@@ -40,7 +40,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from training.generator import encode_text
 
     root = tmp_path_factory.mktemp("gen_export")
-    save_checkpoint_dir(root / "ckpt")
+    # trained long enough that greedy output is not one repeated token (the check below)
+    save_checkpoint_dir(root / "ckpt", train_epochs=12)
     files = gx.export_onnx(
         gx.load_torch_model(root / "ckpt"), root / "ckpt", root / "onnx", opset=18
     )

@@ -13,7 +13,7 @@ from features.engine import SCHEDULER_ENV, DaskConfig, dask_client, engine_confi
     [
         ({"engine": "spark"}, "params.yaml:engine: must be one of ['local', 'dask'], got 'spark'"),
         ({"dask": {"n_workers": 0}}, "params.yaml:dask.n_workers: must be an integer in [1, 256]"),
-        ({"dask": {"memory_limit": "lots"}}, "dask.memory_limit: must be a size such as 4GiB"),
+        ({"dask": {"memory_limit": "lots"}}, "dask.memory_limit: must be a size such as 4GiB, "),
         ({"dask": {"typo": 1}}, "params.yaml:dask.typo: unknown key; allowed: ['scheduler_addr"),
     ],
 )

@@ -36,10 +36,11 @@ def splits() -> dict[str, Any]:
     events, oracle = simulate(SIM, pass_mark=0.6)
     parts, spec, _ = make_features(events, oracle, FeatureConfig())
     names = spec["names"]
+    meta = {s: parts[s][["user_id", "topic_id", "timestamp", "label"]] for s in parts}
     return {
         s: (parts[s][names].to_numpy(np.float32), parts[s]["label"].to_numpy())
         for s in ("train", "val", "test")
-    } | {"names": names}
+    } | {"names": names, "meta": meta}
 
 
 def _fit(kind: str, splits: dict[str, Any]) -> Any:
@@ -104,3 +105,30 @@ def test_post_hoc_best_iteration_is_lightgbms_early_stopping(splits: dict[str, A
     full = lgb.train(params, ds, num_boost_round=300)
     best, _ = best_iteration(full, Xv, yv, 10)
     assert best == stopped.best_iteration
+
+
+def test_fit_weakness_final_fit_on_dask(splits: dict[str, Any]) -> None:
+    """The stage's fit with ``train_fn`` = the Dask fit: a plain Booster, calibrated, scored."""
+    import functools
+
+    from training.weakness import Split, TuningConfig, WeaknessConfig
+    from training.weakness_tuning import fit_weakness
+
+    def as_split(name: str) -> Split:
+        X, y = splits[name]
+        return Split(X=X, y=y.astype(np.int8), meta=splits["meta"][name])
+
+    cfg = WeaknessConfig(
+        num_boost_round=80, early_stopping_rounds=10, base=PARAMS, tuning=TuningConfig(n_trials=0)
+    )
+    result = fit_weakness(
+        as_split("train"),
+        as_split("val"),
+        as_split("test"),
+        splits["names"],
+        cfg,
+        train_fn=functools.partial(train_booster_dask, shared_client()),
+    )
+    assert result.metrics["auc"] > 0.6
+    assert result.calibration["method"] == "platt"
+    assert 1 <= result.booster.best_iteration <= 80
