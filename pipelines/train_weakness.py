@@ -129,7 +129,7 @@ def build_view_data(
 
     if len(cfg.views.names) == 1:
         return None
-    if events_file is None or not Path(events_file).is_file():
+    if events_file is None or not Path(events_file).exists():  # a file, or engine: dask parts
         raise FileNotFoundError(
             f"{events_file}: events needed for train_weakness.views.names "
             f"{list(cfg.views.names)} (run the data stage, or set names: [full])"

@@ -123,12 +123,19 @@ def load_model(model_dir: str, sha256: str) -> WeaknessModel:
     from features.spec import validate_spec
     from serving.settings import ServingSettings
     from serving.weakness import WeaknessModel
-    from serving.weakness_post import validate_calibration, validate_thresholds
+    from serving.weakness_post import (
+        CalibrationError,
+        validate_calibration,
+        validate_thresholds,
+    )
 
     root = Path(model_dir)
     spec = validate_spec(json.loads((root / "feature_spec.json").read_text()))
     calibration = json.loads((root / "calibration.json").read_text())
-    validate_calibration(calibration, str(root / "calibration.json"))
+    try:  # the top-level call: its own `where` (nested maps get a derived one)
+        validate_calibration(calibration)
+    except CalibrationError as exc:
+        raise CalibrationError(f"{root / 'calibration.json'}: {exc}") from None
     levels = json.loads((root / "thresholds.json").read_text())
     validate_thresholds(levels.get("thresholds", []), levels.get("labels", []))
     draft_path = root / "manifest.draft.json"

@@ -60,7 +60,20 @@ def write_exported_model(out: Path, splits: dict[str, pd.DataFrame], spec: dict[
     out.mkdir(parents=True)
     onnx.save(convert_booster(booster, spec, target_opset=15), str(out / "model.onnx"))
     (out / "feature_spec.json").write_text(json.dumps(spec))
-    (out / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.2, "b": -0.1}))
+    (out / "calibration.json").write_text(
+        json.dumps(
+            {
+                "method": "platt",
+                "a": 1.2,
+                "b": -0.1,
+                # per-view maps, as train_weakness writes them: batch scoring uses the top level
+                "views": {
+                    "full": {"method": "platt", "a": 1.2, "b": -0.1},
+                    "averages": {"method": "platt", "a": 0.5, "b": 0.3},
+                },
+            }
+        )
+    )
     (out / "thresholds.json").write_text(
         json.dumps(
             {"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}
