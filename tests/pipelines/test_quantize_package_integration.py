@@ -27,8 +27,8 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     (fp32 / "manifest.draft.json").write_text(json.dumps({"generation": {"max_new_tokens": 8}}))
     text = tmp_path / "text"
     text.mkdir()
-    for split, n in (("train", 6), ("test", 6)):
-        rows = tiny_records(n, seed=1 if split == "train" else 2)
+    for split, n, seed in (("train", 6, 1), ("test", 6, 2), ("test_unseen", 6, 3)):
+        rows = [{"id": f"{split}-{i}", **r} for i, r in enumerate(tiny_records(n, seed=seed))]
         (text / f"{split}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     weak = tmp_path / "onnx/weakness"
     weak.mkdir(parents=True)
@@ -40,6 +40,16 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
         calibration_samples=2, eval_samples=6, max_new_tokens=6, variants=["dynamic_int8"]
     )
     params["gates"]["generator"]["floors"] = {"rouge_l": 0.0}
+    # an untrained tiny model's greedy output flips under int8 far more than a trained one's:
+    # this test checks the mechanism (quantize -> gates -> package -> promote), not the model
+    params["gates"]["generator"]["max_changed_share"] = 1.0
+    # its outputs have no keyword slots to render, so the open-vocabulary metrics are undefined
+    # (None fails a gate, as it should); their gates are tested in tests/quantize
+    params["gates"]["generator"]["max_drop"] = {
+        k: v
+        for k, v in params["gates"]["generator"]["max_drop"].items()
+        if k in ("rouge_l", "keyword_coverage", "answer_consistency")
+    }
     monkeypatch.setattr(qz, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_section", lambda s: params[s])
     for name, value in {
