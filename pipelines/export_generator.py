@@ -20,7 +20,7 @@ from pipelines.common import (
     build_config,
     load_section,
     require_range,
-    setup_logging,
+    stage_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -137,5 +137,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

@@ -24,7 +24,7 @@ from pipelines.common import (
     params_hash,
     require,
     require_range,
-    setup_logging,
+    stage_main,
 )
 from serving.manifest import file_entry
 
@@ -350,5 +350,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

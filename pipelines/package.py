@@ -32,8 +32,8 @@ from pipelines.common import (
     main_repo_root,
     params_hash,
     require,
-    setup_logging,
     setup_mlflow,
+    stage_main,
 )
 from serving.manifest import sha256_file
 from training.packaging import registry
@@ -159,5 +159,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

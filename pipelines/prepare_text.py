@@ -33,7 +33,7 @@ from pipelines.common import (
     require,
     require_range,
     resolve_input_path,
-    setup_logging,
+    stage_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -440,5 +440,4 @@ def main(params_file: Path | str = PARAMS_FILE) -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

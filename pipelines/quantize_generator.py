@@ -25,7 +25,7 @@ from pipelines.common import (
     load_section,
     require,
     require_range,
-    setup_logging,
+    stage_main,
 )
 from quantize.gates import SHIP_RULES, choose_shipped
 
@@ -277,5 +277,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

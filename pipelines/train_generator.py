@@ -29,8 +29,8 @@ from pipelines.common import (
     params_hash,
     require,
     require_range,
-    setup_logging,
     setup_mlflow,
+    stage_main,
 )
 
 logger = logging.getLogger(__name__)
@@ -401,5 +401,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)

@@ -26,8 +26,8 @@ from pipelines.common import (
     load_params,
     load_section,
     params_hash,
-    setup_logging,
     setup_mlflow,
+    stage_main,
 )
 from training.weakness import Split, WeaknessConfig, as_dict, load_split
 
@@ -319,5 +319,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    setup_logging()
-    main()
+    stage_main(main)
