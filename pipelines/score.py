@@ -26,6 +26,7 @@ from pipelines.common import (
     stage_main,
 )
 from training.scoring import (
+    EVENT_COLUMNS,
     ExportedModel,
     ScoreConfig,
     exported_model,
@@ -46,15 +47,6 @@ MODEL_DIR = REPO_ROOT / "outputs" / "onnx" / "weakness"
 OUT_DIR = REPO_ROOT / "outputs" / "scores"
 METRICS_FILE = REPO_ROOT / "metrics" / "score.json"
 PLOT_FILE = REPO_ROOT / "plots" / "score" / "levels.csv"
-READ_COLUMNS = [
-    "user_id",
-    "topic_id",
-    "timestamp",
-    "score",
-    "time_spent_s",
-    "hints_used",
-    "is_revisit",
-]
 
 
 def part_name(i: int) -> str:
@@ -68,7 +60,7 @@ def _read_events(events_file: Path) -> Any:
     from features.dask_build import parquet_files
 
     files = parquet_files(events_file)
-    frames = [pd.read_parquet(f, columns=READ_COLUMNS) for f in files]
+    frames = [pd.read_parquet(f, columns=list(EVENT_COLUMNS)) for f in files]
     return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
@@ -131,7 +123,7 @@ def score_dask(
     wrapped = load_model(model.model_dir, model.sha256)
     topics = model_topics(wrapped)
     with dask_client(dask_cfg) as _client:
-        frame = events_frame(event_pieces(events_file), columns=READ_COLUMNS)
+        frame = events_frame(event_pieces(events_file), columns=list(EVENT_COLUMNS))
         latest = int(frame["timestamp"].max().compute())
         as_of = parse_as_of(cfg.as_of, latest=latest)
         shuffled = by_learner(frame, dask_cfg.learners_per_partition)

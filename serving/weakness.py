@@ -26,6 +26,7 @@ from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPred
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
 from serving.weakness_post import (
+    CalibrationError,
     action_levels,
     apply_calibration,
     validate_calibration,
@@ -341,15 +342,29 @@ def _read_json(path: Path) -> Any:
 
 def load_weakness(ref: str | Path, settings: ServingSettings | None = None) -> WeaknessModel:
     """Resolve ``ref``, verify the artifact (sha256, io names) and open its session once."""
+    settings = settings or ServingSettings.from_env()
+    artifact_dir, manifest = open_verified_artifact(ref, MODEL_NAME, settings)
+    return open_weakness(artifact_dir, manifest, settings)
+
+
+def open_weakness(
+    artifact_dir: Path, manifest: Mapping[str, Any], settings: ServingSettings
+) -> WeaknessModel:
+    """Read the model files of ``artifact_dir``, check them, open the session once.
+
+    The caller vouches for the files: `load_weakness` verifies a packaged artifact's sha256
+    first; batch scoring (`training.scoring`) opens the export directory it declared as a dep.
+    """
     import onnxruntime as ort
 
     from features.spec import validate_spec
 
-    settings = settings or ServingSettings.from_env()
-    artifact_dir, manifest = open_verified_artifact(ref, MODEL_NAME, settings)
     spec = validate_spec(_read_json(artifact_dir / "feature_spec.json"))
     calibration = _read_json(artifact_dir / "calibration.json")
-    validate_calibration(calibration)
+    try:
+        validate_calibration(calibration)
+    except CalibrationError as exc:  # name the file: the validator only knows the field
+        raise CalibrationError(f"{artifact_dir / 'calibration.json'}: {exc}") from None
     levels = _read_json(artifact_dir / "thresholds.json")
     if not isinstance(levels, dict):
         raise ArtifactError(f"{artifact_dir / 'thresholds.json'}: expected an object")

@@ -427,11 +427,7 @@ def eval_kt(
         (X[is_es], y[is_es]),
         params=cfg.base,
         feature_names=names,
-        imbalance=cfg.imbalance,
-        seed=cfg.seed,
-        num_threads=cfg.num_threads,
-        num_boost_round=cfg.num_boost_round,
-        early_stopping_rounds=cfg.early_stopping_rounds,
+        **cfg.fit_settings(monotone=False),
     )
     calibration = fit_calibration(predict_raw(booster, X[is_es]), y[is_es], cfg.calibration)
     X_te = ex_te[names].to_numpy(dtype=np.float32)
@@ -509,13 +505,7 @@ def summary_views(
         (np.concatenate([X_es[v] for v in views]), np.tile(y_tr[is_es], len(views))),
         params=cfg.base,
         feature_names=names,
-        imbalance=cfg.imbalance,
-        seed=cfg.seed,
-        num_threads=cfg.num_threads,
-        num_boost_round=cfg.num_boost_round,
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        monotone=cfg.monotone,
-        monotone_method=cfg.monotone_method,
+        **cfg.fit_settings(),
     )
     y_te = ex_te["label"].to_numpy(dtype=np.int8)
     X_te = all_views(b_te, ex_te[names].to_numpy(dtype=np.float32), ex_te, views)

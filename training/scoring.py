@@ -118,30 +118,14 @@ def load_model(model_dir: str, sha256: str) -> WeaknessModel:
 
     ``sha256`` is part of the cache key so a worker never reuses a replaced model.
     """
-    import onnxruntime as ort
-
-    from features.spec import validate_spec
     from serving.settings import ServingSettings
-    from serving.weakness import WeaknessModel
-    from serving.weakness_post import (
-        CalibrationError,
-        validate_calibration,
-        validate_thresholds,
-    )
+    from serving.weakness import open_weakness
 
     root = Path(model_dir)
-    spec = validate_spec(json.loads((root / "feature_spec.json").read_text()))
-    calibration = json.loads((root / "calibration.json").read_text())
-    try:  # the top-level call: its own `where` (nested maps get a derived one)
-        validate_calibration(calibration)
-    except CalibrationError as exc:
-        raise CalibrationError(f"{root / 'calibration.json'}: {exc}") from None
-    levels = json.loads((root / "thresholds.json").read_text())
-    validate_thresholds(levels.get("thresholds", []), levels.get("labels", []))
     draft_path = root / "manifest.draft.json"
     draft = json.loads(draft_path.read_text()) if draft_path.is_file() else {}
     onnx_info = draft.get("onnx") or {}
-    manifest = {
+    manifest = {  # what a packaged manifest would say; named by the model's sha256
         "name": "weakness",
         "version": f"weakness@{sha256[:12]}",
         "probability_output": onnx_info.get("probability_output", "probabilities"),
@@ -149,22 +133,8 @@ def load_model(model_dir: str, sha256: str) -> WeaknessModel:
         "topics": draft.get("topics"),
         "topic_aliases": draft.get("topic_aliases") or {},
     }
-    settings = ServingSettings()  # defaults: 1 intra-op thread, the serving graph options
-    session = ort.InferenceSession(
-        str(root / "model.onnx"),
-        sess_options=settings.ort_session_options(),
-        providers=["CPUExecutionProvider"],
-    )
-    return WeaknessModel(
-        artifact_dir=root,
-        manifest=manifest,
-        session=session,
-        spec=spec,
-        calibration=calibration,
-        thresholds=levels["thresholds"],
-        labels=levels["labels"],
-        settings=settings,
-    )
+    # defaults: 1 intra-op thread, the serving graph options
+    return open_weakness(root, manifest, ServingSettings())
 
 
 def model_topics(model: WeaknessModel) -> list[str]:

@@ -179,6 +179,23 @@ class WeaknessConfig:
         except ThresholdError as exc:
             raise ConfigError(f"{w}.action_thresholds/action_labels: {exc}") from exc
 
+    def fit_settings(self, *, monotone: bool = True) -> dict[str, Any]:
+        """The `train_booster` keywords this section fixes, the same for every fit of a run.
+
+        ``monotone=False`` leaves the constraints out: eval-kt's headline model is fitted without
+        them, so its published figure stays comparable with earlier runs.
+        """
+        out: dict[str, Any] = {
+            "imbalance": self.imbalance,
+            "seed": self.seed,
+            "num_threads": self.num_threads,
+            "num_boost_round": self.num_boost_round,
+            "early_stopping_rounds": self.early_stopping_rounds,
+        }
+        if monotone:
+            out.update(monotone=self.monotone, monotone_method=self.monotone_method)
+        return out
+
 
 # ----------------------------------------------------------------------------- data
 

@@ -91,13 +91,7 @@ def tune(
             (val.X, val.y),
             params=params,
             feature_names=names,
-            imbalance=cfg.imbalance,
-            seed=cfg.seed,
-            num_threads=cfg.num_threads,
-            num_boost_round=cfg.num_boost_round,
-            early_stopping_rounds=cfg.early_stopping_rounds,
-            monotone=cfg.monotone,
-            monotone_method=cfg.monotone_method,
+            **cfg.fit_settings(),
         )
         auc = float(roc_auc_score(val.y, predict_raw(booster, val.X)))
         seconds = time.perf_counter() - t0
@@ -202,13 +196,7 @@ def fit_weakness(
         (fit_val.X, fit_val.y),
         params=best,
         feature_names=names,
-        imbalance=cfg.imbalance,
-        seed=cfg.seed,
-        num_threads=cfg.num_threads,
-        num_boost_round=cfg.num_boost_round,
-        early_stopping_rounds=cfg.early_stopping_rounds,
-        monotone=cfg.monotone,
-        monotone_method=cfg.monotone_method,
+        **cfg.fit_settings(),
     )
     logger.info("final fit: %d rounds in %.1fs", booster.best_iteration, time.perf_counter() - t0)
     p_val = predict_raw(booster, val.X)
