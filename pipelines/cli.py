@@ -136,7 +136,7 @@ def promote_cmd(
                 TEXT_TEST,
                 TEXT_TEST.with_name("train.jsonl"),
                 eval_samples=q.eval_samples,
-                seed=q.seed + 1,  # the quantize stage's evaluation sample
+                seed=q.seed,  # the quantize stage's evaluation sample
                 max_new_tokens=q.max_new_tokens,
                 threads=q.threads,
                 unseen_eval_samples=q.unseen_eval_samples,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import random
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +27,7 @@ from pipelines.common import (
     stage_main,
 )
 from quantize.gates import SHIP_RULES, choose_shipped
+from quantize.generator import evaluation_records, fixed_sample
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +120,6 @@ def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
     return read_split(path, required=required)
 
 
-def sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """A fixed-seed subset (all records when there are fewer than ``n``), order kept."""
-    if len(records) <= n:
-        return list(records)
-    idx = sorted(random.Random(seed).sample(range(len(records)), n))
-    return [records[i] for i in idx]
-
-
 def text_metric_fn(train_problems: Sequence[str]) -> Any:
     """Adapter from (outputs, records) to ``training.text_metrics.mixed_metrics``: template
     metrics on test records, open-vocabulary metrics on ``test_unseen`` requests."""
@@ -143,12 +135,13 @@ def text_metric_fn(train_problems: Sequence[str]) -> Any:
 def eval_records(
     cfg: QuantizeConfig, test: Sequence[dict[str, Any]], unseen: Sequence[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The prompts every variant is scored on: a fixed sample of the template records of the test
-    split, then one of the open-vocabulary requests (the same draw for the stage and for
-    promotion)."""
-    templates = [r for r in test if r.get("source", "templates") == "templates"] or list(test)
-    return sample(templates, cfg.eval_samples, cfg.seed + 1) + (
-        sample(unseen, cfg.unseen_eval_samples, cfg.seed + 2) if cfg.unseen_eval_samples else []
+    """The prompts every variant is scored on (`quantize.generator.evaluation_records`)."""
+    return evaluation_records(
+        test,
+        unseen,
+        eval_samples=cfg.eval_samples,
+        unseen_eval_samples=cfg.unseen_eval_samples,
+        seed=cfg.seed,
     )
 
 
@@ -258,7 +251,7 @@ def main() -> None:
         logger.warning(
             "%s not found: variants are scored on the template test split only", unseen_file
         )
-    calib = [r["prompt"] for r in sample(train, cfg.calibration_samples, cfg.seed)]
+    calib = [r["prompt"] for r in fixed_sample(train, cfg.calibration_samples, cfg.seed)]
     records = eval_records(cfg, test, unseen)
     metric_fn = text_metric_fn([str(r["problem"]) for r in train])
     with atomic_path(VARIANTS_DIR) as tmp:

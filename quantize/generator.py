@@ -15,6 +15,7 @@ failure modes are handled in the open:
 from __future__ import annotations
 
 import logging
+import random
 import re
 import shutil
 import statistics
@@ -36,6 +37,33 @@ MERGED_NOTE = (
 )
 
 MetricFn = Callable[[list[str], list[dict[str, Any]]], dict[str, float]]
+
+
+def fixed_sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
+    """A fixed-seed subset (all records when there are fewer than ``n``), order kept."""
+    if len(records) <= n:
+        return list(records)
+    idx = sorted(random.Random(seed).sample(range(len(records)), n))
+    return [records[i] for i in idx]
+
+
+def evaluation_records(
+    test: Sequence[dict[str, Any]],
+    unseen: Sequence[dict[str, Any]],
+    *,
+    eval_samples: int,
+    unseen_eval_samples: int,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """The prompts every variant is scored on, for the quantize stage and for promotion alike.
+
+    A fixed sample of the template records of the test split (seed + 1), then one of the
+    open-vocabulary requests (seed + 2); ``seed`` is ``quantize_generator.seed``.
+    """
+    templates = [r for r in test if r.get("source", "templates") == "templates"] or list(test)
+    return fixed_sample(templates, eval_samples, seed + 1) + (
+        fixed_sample(unseen, unseen_eval_samples, seed + 2) if unseen_eval_samples else []
+    )
 
 
 def _quant_type(name: str) -> Any:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import random
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -324,18 +323,6 @@ def generator_evaluator(
     return _eval
 
 
-def fixed_sample(records: Sequence[dict[str, Any]], n: int, seed: int) -> list[dict[str, Any]]:
-    """A fixed-seed subset in input order (all records when fewer than ``n``).
-
-    The same draw as the quantize stage's evaluation sample, so a re-evaluation scores the
-    prompts the manifests' metrics were measured on.
-    """
-    if len(records) <= n:
-        return list(records)
-    idx = sorted(random.Random(seed).sample(range(len(records)), n))
-    return [records[i] for i in idx]
-
-
 def generator_reevaluator(
     test_file: Path,
     train_file: Path,
@@ -348,25 +335,30 @@ def generator_reevaluator(
 ) -> Callable[[Path], dict[str, float]]:
     """Score a generator artifact on the quantize stage's test sample with serving's loop.
 
-    ``seed`` is the sample's seed as the quantize stage draws it (its params seed + 1); the
-    template test records and then ``unseen_eval_samples`` open-vocabulary requests of
-    ``test_unseen.jsonl`` (beside ``test_file``, seed + 1) are drawn as the stage draws them, and
-    scored by the stage's own ``training.text_metrics.mixed_metrics`` (issue 10).
+    ``seed`` is ``quantize_generator.seed``: the template test records and then
+    ``unseen_eval_samples`` open-vocabulary requests of ``test_unseen.jsonl`` (beside
+    ``test_file``) are drawn by the stage's own `quantize.generator.evaluation_records`, and scored
+    by its ``training.text_metrics.mixed_metrics`` (issue 10).
     """
 
     def _reevaluate(artifact_dir: Path) -> dict[str, float]:
         from data.word_problems.corpus import read_jsonl
-        from quantize.generator import evaluate_variant
+        from quantize.generator import evaluate_variant, evaluation_records
         from training.text_metrics import mixed_metrics
 
         train = {str(r["problem"]) for r in read_jsonl(train_file, required=["problem"])}
         test = read_jsonl(test_file, required=["prompt", "target", "keywords"])
-        templates = [r for r in test if r.get("source", "templates") == "templates"] or test
-        records = fixed_sample(templates, eval_samples, seed)
         unseen_file = test_file.with_name("test_unseen.jsonl")
+        unseen: list[dict[str, Any]] = []
         if unseen_eval_samples and unseen_file.is_file():
             unseen = read_jsonl(unseen_file, required=["id", "prompt", "topic", "keywords"])
-            records += fixed_sample(unseen, unseen_eval_samples, seed + 1)
+        records = evaluation_records(
+            test,
+            unseen,
+            eval_samples=eval_samples,
+            unseen_eval_samples=unseen_eval_samples,
+            seed=seed,
+        )
 
         def metric_fn(outputs: list[str], recs: list[dict[str, Any]]) -> dict[str, float]:
             result = mixed_metrics(outputs, recs, train)
