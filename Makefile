@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test lint typecheck clean-venv mlflow-ui ci-pipeline
+.PHONY: install repro test lint typecheck clean-venv mlflow-ui ci-pipeline serving-wheel
 
 # torch goes first, alone and pinned, so pip takes the local CPU wheel instead of
 # resolving a newer torch with several GB of CUDA packages.
@@ -33,6 +33,10 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy pipelines features training export quantize serving data
+
+# The backend's light install: dist/ludora_serving-<version>-py3-none-any.whl (docs/serving.md).
+serving-wheel: $(STAMP)
+	$(BIN)/python -m export.serving_dist --out dist
 
 mlflow-ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --port 5000

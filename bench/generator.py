@@ -3,7 +3,7 @@
 For the same checkpoint and prompts (greedy, batch 1, one thread), times, interleaved prompt by
 prompt so every path sees the same machine load:
 
-- ``onnx_python_loop``: ``serving.generation.OnnxSeq2SeqGenerator`` (today's serving loop), fp32,
+- ``onnx_python_loop``: ``serving.decode_loop.OnnxSeq2SeqGenerator`` (today's serving loop), fp32,
   and its dynamic int8 variant when the quantize stage wrote one (``--int8-dir``);
 - ``onnx_one_file_loop_mha`` / ``onnx_one_file_loop``: the one-file graph export-backend ships
   (``export.generation_graph.build_loop_model``: greedy in an ONNX ``Loop`` with the lean step,
@@ -164,7 +164,7 @@ def build_paths(
         save_generation_model,
     )
     from export.generator_onnx import load_torch_model, torch_greedy_ids
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     torch.set_num_threads(threads)
     paths: dict[str, Path_fn] = {}
@@ -291,7 +291,7 @@ def main() -> None:
                 and (args.onnx_dir / "encoder_model.onnx").is_file()
             )
             if use_pipeline:
-                from serving.generation import OnnxSeq2SeqGenerator
+                from serving.decode_loop import OnnxSeq2SeqGenerator
 
                 gen = OnnxSeq2SeqGenerator(args.onnx_dir)
                 records = [json.loads(x) for x in args.test_file.read_text().splitlines() if x]

@@ -73,7 +73,8 @@ def _artifacts(tmp: Path) -> tuple[Path, str, str, str]:
     root = REPO / "artifacts"
     if (root / "weakness").is_dir() and (root / "generator").is_dir():
         return root, "champion", "champion", "pipeline artifacts (champion)"
-    from tests.serving._artifacts import make_generator_artifact, make_weakness_artifact
+    from tests.fixtures.generator import make_generator_artifact
+    from tests.fixtures.weakness import make_weakness_artifact
 
     make_weakness_artifact(tmp, version=1)
     make_generator_artifact(tmp, version=1)

@@ -86,7 +86,7 @@ def main() -> None:
     from pipelines.common import build_config, load_section
     from pipelines.quantize_generator import QuantizeConfig, build_variants
     from quantize import generator as qg
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
     test_file = ROOT / "outputs/text/test.jsonl"

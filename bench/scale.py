@@ -9,12 +9,17 @@ For each size: learner shards are simulated on a Dask LocalCluster straight to P
 - local: the shards read into one frame, the kernel alone (`features.build.compute_features`)
   and the whole stage's pure part (`pipelines.features.make_features`), peak RSS of this process;
 - Polars peer (bench/polars_features.py, checked equal) on the smallest size, same events;
-- scoring (smallest size): a small model exported to ONNX, `pipelines.score.run` on both
-  engines, learner-topics/s.
+- scoring (sizes up to ``--score-max-events``): a small model exported to ONNX,
+  `pipelines.score.run` on both engines, learner-topics/s.
+
+Above ``--local-max-events`` the local engine is skipped (its one process would need ~0.4 GB
+per 1M events) and the events are never read into one frame; the dask path streams.
 
 The scaling exponent is log(t_big / t_small) / log(n_big / n_small) (1 = linear).
 
     nice -n 10 .venv/bin/python bench/scale.py --sizes 1000000,10000000 --workers 2
+    nice -n 19 .venv/bin/python bench/scale.py --sizes 1e6,1e7,1e8 --learners-per-partition 5000 \
+        --data-dir /work/bench_data --out scale.json   # local engine skipped above 20M events
 """
 
 from __future__ import annotations
@@ -69,13 +74,27 @@ class WorkerPeakRSS:
                 logger.debug("rss poll failed", exc_info=True)
             time.sleep(self.every_s)
 
+    @staticmethod
+    def _cpu() -> float:
+        import psutil
+
+        t = psutil.Process().cpu_times()
+        return float(t.user + t.system)
+
+    def _cpu_total(self) -> float:
+        return sum(self.client.run(self._cpu).values()) + time.process_time()
+
     def __enter__(self) -> WorkerPeakRSS:
+        self._cpu0 = self._cpu_total()
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+        # CPU seconds of the workers and of this process (client + in-process scheduler): on a
+        # shared machine the wall time follows the other jobs, the CPU time much less
+        self.cpu_s = self._cpu_total() - self._cpu0
 
 
 def simulate_shards(client: Any, n_events: int, root: Path, per_shard: int) -> dict[str, Any]:
@@ -132,9 +151,15 @@ def compare_engines(
 
 
 def run_size(
-    client: Any, n_events: int, root: Path, per_partition: int, check: bool = False
+    client: Any,
+    n_events: int,
+    root: Path,
+    per_partition: int,
+    check: bool = False,
+    local: bool = True,
 ) -> dict[str, Any]:
-    """Dask stage, local kernel and local stage on the same ~n_events events."""
+    """Dask stage, then (``local``) the local kernel and local stage on the same ~n_events
+    events; without ``local`` the events are never held in one process."""
     import pandas as pd
 
     from bench.features import PeakRSS
@@ -162,35 +187,48 @@ def run_size(
         )
         t_dask = time.perf_counter() - t0
     client.run(__import__("gc").collect)
-    files = sorted((root / "events").glob("*.parquet"))
-    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    oracle = pd.concat([pd.read_parquet(root / "oracle" / f.name) for f in files])
     spec = json.loads((root / "features" / "feature_spec.json").read_text())
-    with PeakRSS() as local_rss:
-        t0 = time.perf_counter()
-        compute_features(events, spec)
-        t_kernel = time.perf_counter() - t0
-    with PeakRSS() as stage_rss:
-        t0 = time.perf_counter()
-        splits, local_spec, _ = make_features(events, oracle.reset_index(drop=True), cfg)
-        t_stage = time.perf_counter() - t0
-    same = compare_engines(splits, local_spec, spec, root / "features") if check else None
-    del splits
-    return {
+    out: dict[str, Any] = {
         **sim,
         "dask_stage_s": t_dask,
         "dask_stage_events_per_s": n / t_dask,
         "dask_peak_rss_mb_per_worker": sorted(v / 2**20 for v in rss.peak.values()),
-        "local_kernel_s": t_kernel,
-        "local_kernel_events_per_s": n / t_kernel,
-        "local_kernel_peak_rss_mb": local_rss.peak / 2**20,
-        "local_stage_s": t_stage,
-        "local_stage_events_per_s": n / t_stage,
-        "local_stage_peak_rss_mb": stage_rss.peak / 2**20,
-        "engines_equal": same,
-        "events": events,
+        "dask_stage_cpu_s": rss.cpu_s,
+        "dask_stage_events_per_cpu_s": n / rss.cpu_s,
         "spec": spec,
+        "events": None,
     }
+    if not local:
+        out["local"] = "skipped: the events do not fit one process on this machine"
+        return out
+    files = sorted((root / "events").glob("*.parquet"))
+    events = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    oracle = pd.concat([pd.read_parquet(root / "oracle" / f.name) for f in files])
+    with PeakRSS() as local_rss:
+        t0, c0 = time.perf_counter(), time.process_time()
+        compute_features(events, spec)
+        t_kernel, c_kernel = time.perf_counter() - t0, time.process_time() - c0
+    with PeakRSS() as stage_rss:
+        t0, c0 = time.perf_counter(), time.process_time()
+        splits, local_spec, _ = make_features(events, oracle.reset_index(drop=True), cfg)
+        t_stage, c_stage = time.perf_counter() - t0, time.process_time() - c0
+    same = compare_engines(splits, local_spec, spec, root / "features") if check else None
+    del splits, oracle
+    out.update(
+        {
+            "local_kernel_s": t_kernel,
+            "local_kernel_events_per_s": n / t_kernel,
+            "local_kernel_cpu_s": c_kernel,
+            "local_kernel_peak_rss_mb": local_rss.peak / 2**20,
+            "local_stage_s": t_stage,
+            "local_stage_events_per_s": n / t_stage,
+            "local_stage_cpu_s": c_stage,
+            "local_stage_peak_rss_mb": stage_rss.peak / 2**20,
+            "engines_equal": same,
+            "events": events,
+        }
+    )
+    return out
 
 
 def polars_ratio(events: Any, spec: dict[str, Any]) -> dict[str, Any]:
@@ -245,6 +283,7 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
             scheduler_address=client.scheduler.address, learners_per_partition=per_partition
         )
         t0 = time.perf_counter()
+        c0 = sum(client.run(WorkerPeakRSS._cpu).values()) + time.process_time()
         m = run(
             cfg,
             engine=engine,
@@ -256,7 +295,13 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
             plot_file=root / f"levels_{engine}.csv",
         )
         dt = time.perf_counter() - t0
-        out[engine] = {"rows": m["n_rows"], "s": dt, "learner_topics_per_s": m["n_rows"] / dt}
+        cpu = sum(client.run(WorkerPeakRSS._cpu).values()) + time.process_time() - c0
+        out[engine] = {
+            "rows": m["n_rows"],
+            "s": dt,
+            "cpu_s": cpu,
+            "learner_topics_per_s": m["n_rows"] / dt,
+        }
     a = pd.concat([pd.read_parquet(p) for p in sorted((root / "scores_local").glob("*.parquet"))])
     b = pd.concat([pd.read_parquet(p) for p in sorted((root / "scores_dask").glob("*.parquet"))])
     keys = ["user_id", "topic_id"]
@@ -276,6 +321,18 @@ def main() -> None:
     parser.add_argument("--memory-limit", default="4GiB")
     parser.add_argument("--learners-per-partition", type=int, default=20_000)
     parser.add_argument("--out", default=None, help="write the JSON summary here too")
+    parser.add_argument(
+        "--data-dir", default=None, help="where the shards go (default: a temp dir); removed"
+    )
+    parser.add_argument(
+        "--local-max-events",
+        type=float,
+        default=20e6,
+        help="run the local engine only up to this size (100M does not fit 24 GiB)",
+    )
+    parser.add_argument(
+        "--score-max-events", type=float, default=10e6, help="time scoring up to this size"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     for name in ("distributed", "bench.features"):
@@ -290,27 +347,42 @@ def main() -> None:
         dashboard_address=":0",  # any free port: several clusters may run at once
     )
     client = Client(cluster)
-    tmp = Path(tempfile.mkdtemp(prefix="ludora-scale-"))
+    if args.data_dir:
+        Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="ludora-scale-", dir=args.data_dir))
     try:
+        # warm-up (not reported): the workers import pandas, pyarrow and the kernel once, so
+        # the smallest size is not charged for it (that would flatter the scaling exponent)
+        run_size(client, 20_000, tmp / "warmup", 100, local=False)
+        shutil.rmtree(tmp / "warmup", ignore_errors=True)
         runs = []
         for i, size in enumerate(sizes):
-            res = run_size(client, size, tmp / str(size), args.learners_per_partition, check=i == 0)
+            res = run_size(
+                client,
+                size,
+                tmp / str(size),
+                args.learners_per_partition,
+                check=i == 0,
+                local=size <= args.local_max_events,
+            )
             events, spec = res.pop("events"), res.pop("spec")
-            if i == 0:
+            if i == 0 and events is not None:
                 res["polars"] = polars_ratio(events, spec)
-                del events
+            del events
+            if size <= args.score_max_events:
                 res["scoring"] = scoring(client, tmp / str(size), args.learners_per_partition)
-            else:
-                del events
             logger.info("%s", json.dumps(res))
             runs.append(res)
-            shutil.rmtree(tmp / str(size) / "features", ignore_errors=True)
+            shutil.rmtree(tmp / str(size), ignore_errors=True)
         results["runs"] = runs
-        if len(runs) > 1:
-            a, b = runs[0], runs[-1]
+        a = runs[0]
+        for b in runs[1:]:
             ratio = math.log(b["n_events"] / a["n_events"])
-            for key in ("dask_stage_s", "local_kernel_s", "local_stage_s"):
-                results[f"scaling_exponent_{key}"] = math.log(b[key] / a[key]) / ratio
+            tag = f"{a['n_events']:.0e}_to_{b['n_events']:.0e}"
+            keys = ("dask_stage_s", "dask_stage_cpu_s", "local_kernel_s", "local_kernel_cpu_s")
+            for key in (*keys, "local_stage_s", "local_stage_cpu_s"):
+                if key in a and key in b:
+                    results[f"scaling_exponent_{key}_{tag}"] = math.log(b[key] / a[key]) / ratio
     finally:
         client.close()
         cluster.close()

@@ -140,7 +140,7 @@ def _artifacts(ref: str, tmp: Path) -> tuple[str, Path, Path, str]:
     booster = REPO / "outputs" / "models" / "weakness" / "model.txt"
     if (root / "weakness").is_dir() and booster.is_file():
         return ref, root, booster, "pipeline artifact"
-    from tests.serving._artifacts import make_weakness_artifact
+    from tests.fixtures.weakness import make_weakness_artifact
 
     make_weakness_artifact(tmp, version=1)
     return "1", tmp, tmp / "weakness" / "booster_v1.txt", "tiny artifact built by the bench"

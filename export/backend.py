@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from data.io import read_json
 from export.generation_graph import (
     LOOP_IO_DOC,
     ONE_FILE_NAME,
@@ -129,10 +130,8 @@ def _source(artifact_dir: Path, manifest: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise BackendExportError(f"{path}: required artifact file missing")
-    return json.loads(path.read_text())
+def _artifact_json(path: Path) -> Any:
+    return read_json(path, missing="required artifact file missing", error=BackendExportError)
 
 
 # ---------------------------------------------------------------------------------- weakness
@@ -174,10 +173,10 @@ def export_weakness(
     from serving.weakness import load_weakness
     from serving.weakness_post import validate_calibration
 
-    spec = _read_json(artifact_dir / "feature_spec.json")
-    calibration = _read_json(artifact_dir / "calibration.json")
+    spec = _artifact_json(artifact_dir / "feature_spec.json")
+    calibration = _artifact_json(artifact_dir / "calibration.json")
     validate_calibration(calibration)
-    levels = _read_json(artifact_dir / "thresholds.json")
+    levels = _artifact_json(artifact_dir / "thresholds.json")
     model = build_backend_weakness(
         onnx.load(str(artifact_dir / "model.onnx")),
         spec=spec,
@@ -273,9 +272,9 @@ def export_generator(
     artifact_dir: Path, manifest: Mapping[str, Any], out_dir: Path, cfg: BackendExportConfig
 ) -> dict[str, Any]:
     """Write the one-file generator + tokenizer and gate it; returns its manifest section."""
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
-    gen_cfg = _read_json(artifact_dir / "generation_config.json")
+    gen_cfg = _artifact_json(artifact_dir / "generation_config.json")
     settings = GenerationSettings.from_config(gen_cfg)
     doc = f"ludora generator v{manifest.get('version')}"
     path = out_dir / ONE_FILE_NAME

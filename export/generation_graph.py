@@ -1,7 +1,7 @@
 """One ONNX file with the generation loop inside, around optimum's three T5 graphs.
 
 The backend runs ``t5_small_word_problem.onnx`` with one ``session.run``; the loop that serving
-drives from Python (``serving.generation``) runs inside ONNX Runtime instead. Two builders:
+drives from Python (``serving.decode_loop``) runs inside ONNX Runtime instead. Two builders:
 
 - :func:`build_loop_model` (shipped): greedy decoding in a standard ONNX ``Loop``. The encoder
   runs once; every step is the *lean step* (:func:`lean_step_body`): optimum's decoder-with-past
@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from export.parity import ParityError
 
 if TYPE_CHECKING:
     import onnx
@@ -85,7 +87,7 @@ class GenerationGraphError(RuntimeError):
     """The optimum graphs do not have the inputs/outputs the BeamSearch op needs."""
 
 
-class GenerationParityError(RuntimeError):
+class GenerationParityError(ParityError):
     """The one-file graph's greedy ids differ from the Python loop's on some prompt."""
 
 
@@ -182,12 +184,8 @@ def _layers(names: Sequence[str], pattern: re.Pattern[str]) -> int:
     return len(layers)
 
 
-def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx.GraphProto:
-    """Encoder + first decoder step in ORT's (old) T5 encoder-subgraph convention."""
-    from onnx import TensorProto, helper
-
+def _check_encoder_io(encoder: onnx.ModelProto) -> None:
     enc_in = {i.name for i in encoder.graph.input}
-    dec_in = {i.name for i in decoder.graph.input}
     if enc_in != {"input_ids", "attention_mask"} or [o.name for o in encoder.graph.output] != [
         "last_hidden_state"
     ]:
@@ -195,27 +193,135 @@ def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx
             f"encoder: expected inputs input_ids, attention_mask and output last_hidden_state, "
             f"got {sorted(enc_in)} -> {[o.name for o in encoder.graph.output]}"
         )
+
+
+def _encoder_graph(
+    encoder: onnx.ModelProto, *, input_ids: str, attention_mask: str
+) -> onnx.GraphProto:
+    """optimum's encoder, ``e/``-prefixed, reading the builder's input names and writing
+    ``encoder_hidden_states`` (the name both builders' decoder steps read)."""
+    _check_encoder_io(encoder)
+    enc = _prefixed(encoder.graph, "e/")
+    _rename(
+        enc,
+        {
+            "e/input_ids": input_ids,
+            "e/attention_mask": attention_mask,
+            "e/last_hidden_state": "encoder_hidden_states",
+        },
+    )
+    return enc
+
+
+def _first_step_graph(
+    decoder: onnx.ModelProto,
+    *,
+    input_ids: str,
+    attention_mask: str,
+    logits: str,
+    present: Callable[[str, str, str], str],
+) -> onnx.GraphProto:
+    """optimum's first decoder step (``decoder_model``), ``d/``-prefixed, in a builder's names.
+
+    The Loop and the BeamSearch builders run the same graph under their own tensor names:
+    ``present(layer, "self" | "cross", "key" | "value")`` names each present output.
+    """
+    dec = _prefixed(decoder.graph, "d/")
+    mapping = {
+        "d/input_ids": input_ids,
+        "d/encoder_attention_mask": attention_mask,
+        "d/encoder_hidden_states": "encoder_hidden_states",
+        "d/logits": logits,
+    }
+    for o in decoder.graph.output:
+        if o.name == "logits":
+            continue
+        match = _PRESENT.match(o.name)
+        if match is None:
+            raise GenerationGraphError(f"decoder: unexpected output {o.name!r}")
+        layer, kind, kv = match.groups()
+        mapping[f"d/{o.name}"] = present(layer, _self_cross(kind), kv)
+    _rename(dec, mapping)
+    return dec
+
+
+def _start_token_nodes(const: Callable[[str, Any, Any], str], start_id: int) -> list[Any]:
+    """``decoder_start`` [batch, 1]: the decoder start token once per prompt row."""
+    from onnx import helper
+
+    return [
+        helper.make_node("Shape", ["input_ids"], ["ids_shape"], end=1),
+        helper.make_node(
+            "Concat", ["ids_shape", const("one_i64", [1], np.int64)], ["start_shape"], axis=0
+        ),
+        helper.make_node(
+            "Expand", [const("start_id", [[start_id]], np.int64), "start_shape"], ["decoder_start"]
+        ),
+    ]
+
+
+def _loop_body_io(past_in: Sequence[Any], past_out: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """Inputs and outputs of a greedy ``Loop`` body around its self-attention cache infos."""
+    from onnx import TensorProto, helper
+
+    inputs = [
+        helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
+        helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1]),
+        *past_in,
+    ]
+    outputs = [
+        helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
+        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
+        helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
+        *past_out,
+        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
+    ]
+    return inputs, outputs
+
+
+def _loop_nodes(
+    const: Callable[[str, Any, Any], str],
+    body: onnx.GraphProto,
+    *,
+    first: Sequence[str],
+    self_names: Sequence[str],
+    head: Sequence[str],
+) -> list[Any]:
+    """The ``Loop`` over ``body`` (carried: token ``first[0]``, finished ``first[1]``, cache
+    ``self_names``), then ``sequences`` = ``head`` tokens + the scanned ids as [batch, steps]."""
+    from onnx import helper
+
+    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
+    return [
+        helper.make_node("Loop", ["trips", "cond0", *first, *self_names], loop_out, body=body),
+        # [steps, batch, 1] -> [batch, steps]
+        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
+        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
+        helper.make_node("Concat", [*head, "scan_bt"], [SEQUENCES_OUTPUT], axis=1),
+    ]
+
+
+def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx.GraphProto:
+    """Encoder + first decoder step in ORT's (old) T5 encoder-subgraph convention."""
+    from onnx import TensorProto, helper
+
+    _check_encoder_io(encoder)
+    dec_in = {i.name for i in decoder.graph.input}
     if dec_in != {"input_ids", "encoder_attention_mask", "encoder_hidden_states"}:
         raise GenerationGraphError(f"decoder: unexpected inputs {sorted(dec_in)}")
     presents = [o.name for o in decoder.graph.output if o.name != "logits"]
     n_layers = _layers(presents, _PRESENT)
 
-    enc = _prefixed(encoder.graph, "e/")
-    dec = _prefixed(decoder.graph, "d/")
-    _rename(enc, {"e/input_ids": "e/ids64", "e/attention_mask": "e/mask64"})
-    _rename(enc, {"e/last_hidden_state": "encoder_hidden_states"})
-    dec_map = {
-        "d/input_ids": "d/ids64",
-        "d/encoder_attention_mask": "e/mask64",
-        "d/encoder_hidden_states": "encoder_hidden_states",
-        "d/logits": "logits",
-    }
-    for name in presents:
-        match = _PRESENT.match(name)
-        if match is None:
-            raise GenerationGraphError(f"decoder: unexpected output {name!r}")
-        dec_map[f"d/{name}"] = _kv_name("present", match)
-    _rename(dec, dec_map)
+    enc = _encoder_graph(encoder, input_ids="e/ids64", attention_mask="e/mask64")
+    dec = _first_step_graph(
+        decoder,
+        input_ids="d/ids64",
+        attention_mask="e/mask64",
+        logits="logits",
+        present=lambda layer, sc, kv: f"present_{kv}_{sc}_{layer}",
+    )
     dec_out = {o.name: o for o in dec.output}
     outputs = [dec_out["logits"], next(iter(enc.output))]
     for kind in ("self", "cross"):
@@ -313,16 +419,8 @@ def build_beam_search_model(
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    paths = [onnx_dir / n for n in (ENCODER_FILE, DECODER_FILE, DECODER_WITH_PAST_FILE)]
-    for p in paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"{p}: optimum export file missing")
-    encoder, decoder, with_past = (onnx.load(str(p)) for p in paths)
+    encoder, decoder, with_past = _load_three(onnx_dir)
     opsets = {(o.domain or ""): o.version for o in decoder.opset_import}
-    for other in (encoder, with_past):
-        other_ops = {(o.domain or ""): o.version for o in other.opset_import}
-        if other_ops.get("") != opsets.get(""):
-            raise GenerationGraphError(f"opsets differ between the optimum files: {other_ops}")
     enc_g = encoder_subgraph(encoder, decoder)
     dec_g = decoder_subgraph(with_past)
     vocab = _vocab(dec_g.output[0])
@@ -456,7 +554,7 @@ def build_loop_model(
     is optimum's ``decoder_with_past`` plus ``ArgMax``. Cross-attention keys/values are read from
     the outer scope (never copied per step); the self-attention cache is loop-carried. A row
     that produced eos is filled with eos; the loop stops when every row has. Same graphs and
-    argmax as ``serving.generation``, so the ids are the Python loop's.
+    argmax as ``serving.decode_loop``, so the ids are the Python loop's.
 
     ``lean`` (default) writes the body with :func:`lean_step_body` (same arithmetic, constant
     shapes, ~2.3x fewer nodes per step); graphs it cannot read (int8 variants) fall back to
@@ -470,14 +568,7 @@ def build_loop_model(
         raise GenerationGraphError(
             f"opset {opset} < 15: the loop graph needs Squeeze axes inputs and Shape(start, end)"
         )
-    enc_in = {i.name for i in encoder.graph.input}
-    if enc_in != {"input_ids", "attention_mask"} or [o.name for o in encoder.graph.output] != [
-        "last_hidden_state"
-    ]:
-        raise GenerationGraphError(
-            f"encoder: expected inputs input_ids, attention_mask and output last_hidden_state, "
-            f"got {sorted(enc_in)} -> {[o.name for o in encoder.graph.output]}"
-        )
+    _check_encoder_io(encoder)
     presents = [o.name for o in decoder.graph.output if o.name != "logits"]
     n_layers = _layers(presents, _PRESENT)
     eos = settings.eos_token_id
@@ -508,34 +599,17 @@ def build_loop_model(
         return name
 
     # ---- encoder + first step (main graph)
-    enc = _prefixed(encoder.graph, "e/")
-    _rename(enc, {"e/input_ids": "input_ids", "e/attention_mask": "attention_mask"})
-    _rename(enc, {"e/last_hidden_state": "encoder_hidden_states"})
-    dec = _prefixed(decoder.graph, "d/")
-    dec_map = {
-        "d/input_ids": "decoder_start",
-        "d/encoder_attention_mask": "attention_mask",
-        "d/encoder_hidden_states": "encoder_hidden_states",
-        "d/logits": "first_logits",
-    }
-    for name in presents:
-        m = _PRESENT.match(name)
-        if m is None:
-            raise GenerationGraphError(f"decoder: unexpected output {name!r}")
-        layer, kind, kv = m.groups()
-        dec_map[f"d/{name}"] = f"{'self' if kind == 'decoder' else 'cross'}_{kv}_{layer}"
-    _rename(dec, dec_map)
+    enc = _encoder_graph(encoder, input_ids="input_ids", attention_mask="attention_mask")
+    dec = _first_step_graph(
+        decoder,
+        input_ids="decoder_start",
+        attention_mask="attention_mask",
+        logits="first_logits",
+        present=lambda layer, sc, kv: f"{sc}_{kv}_{layer}",
+    )
     nodes: list[Any] = [*enc.node]
     nodes += [
-        helper.make_node("Shape", ["input_ids"], ["ids_shape"], end=1),
-        helper.make_node(
-            "Concat", ["ids_shape", const("one_i64", [1], np.int64)], ["start_shape"], axis=0
-        ),
-        helper.make_node(
-            "Expand",
-            [const("start_id", [[settings.decoder_start_token_id]], np.int64), "start_shape"],
-            ["decoder_start"],
-        ),
+        *_start_token_nodes(const, settings.decoder_start_token_id),
         *dec.node,
         helper.make_node("ArgMax", ["first_logits"], ["tok0"], axis=-1, keepdims=0),
         helper.make_node("Equal", ["tok0", const("eos_id", eos, np.int64)], ["fin0"]),
@@ -569,49 +643,24 @@ def build_loop_model(
     _rename(body, body_map)
     body_types = {v.name: v for v in [*body.input, *body.output]}
     self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
-    tok_info = helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1])
-    fin_info = helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1])
-    body_inputs = [
-        helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
-        helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
-        tok_info,
-        fin_info,
-        *[body_types[f"b_{n}"] for n in self_names],
-    ]
-    step_nodes: list[Any] = list(body.node)
-    step_inits: list[Any] = list(body.initializer)
-    step_infos: list[Any] = list(body.value_info)
-    body_nodes = [*step_nodes, *_greedy_tail("b_eos")]
-    body_outputs = [
-        helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
-        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
-        helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
-        *[body_types[f"b_{n}_out"] for n in self_names],
-        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
-    ]
+    body_inputs, body_outputs = _loop_body_io(
+        [body_types[f"b_{n}"] for n in self_names], [body_types[f"b_{n}_out"] for n in self_names]
+    )
     body_graph = helper.make_graph(
-        body_nodes,
+        [*body.node, *_greedy_tail("b_eos")],
         "greedy step",
         body_inputs,
         body_outputs,
-        initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
-        value_info=step_infos,
+        initializer=[*body.initializer, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
+        value_info=list(body.value_info),
     )
-    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
-    nodes += [
-        helper.make_node(
-            "Loop",
-            ["trips", "cond0", "tok0", "fin0", *self_names],
-            loop_out,
-            body=body_graph,
-        ),
-        # [steps, batch, 1] -> [batch, steps]
-        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
-        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
-        helper.make_node(
-            "Concat", ["decoder_start", "tok0", "scan_bt"], [SEQUENCES_OUTPUT], axis=1
-        ),
-    ]
+    nodes += _loop_nodes(
+        const,
+        body_graph,
+        first=["tok0", "fin0"],
+        self_names=self_names,
+        head=["decoder_start", "tok0"],
+    )
     return _assemble(
         nodes,
         [*enc.initializer, *dec.initializer, *inits],
@@ -856,6 +905,22 @@ def lean_step_body(
     def heads_of(x: str) -> str:  # [B, 1, inner] -> [B, N, 1, hs]
         return op("Reshape", [x, split_shape])
 
+    def mha(inputs: list[str], cache_outputs: list[str]) -> str:
+        """ORT's fused ``com.microsoft.MultiHeadAttention`` (T5: no 1/sqrt(d) scaling)."""
+        att = name("mha")
+        nodes.append(
+            helper.make_node(
+                "MultiHeadAttention",
+                inputs,
+                [att, *cache_outputs],
+                domain=MS_DOMAIN,
+                num_heads=heads,
+                scale=1.0,
+                name=name("MHA"),
+            )
+        )
+        return att
+
     def attend(q: str, k: str, v: str, bias: str) -> str:
         scores = op("MatMul", [q, op("Transpose", [k], perm=[0, 1, 3, 2])])
         probs = op("Softmax", [op("Add", [scores, bias])], axis=-1)
@@ -874,17 +939,9 @@ def lean_step_body(
             qf = op("MatMul", [x, keep(w[f"{i}.self.q"])])
             kf = op("MatMul", [x, keep(w[f"{i}.self.k"])])
             vf = op("MatMul", [x, keep(w[f"{i}.self.v"])])
-            att = name("mha")
-            nodes.append(
-                helper.make_node(
-                    "MultiHeadAttention",
-                    [qf, kf, vf, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
-                    [att, f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
-                    domain=MS_DOMAIN,
-                    num_heads=heads,
-                    scale=1.0,
-                    name=name("MHA"),
-                )
+            att = mha(
+                [qf, kf, vf, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
+                [f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
             )
         else:
             q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
@@ -897,18 +954,7 @@ def lean_step_body(
         x = rms(h, w[f"{i}.ln1"])
         if fused_attention:
             qf = op("MatMul", [x, keep(w[f"{i}.cross.q"])])
-            att = name("mha")
-            nodes.append(
-                helper.make_node(
-                    "MultiHeadAttention",
-                    [qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"],
-                    [att],
-                    domain=MS_DOMAIN,
-                    num_heads=heads,
-                    scale=1.0,
-                    name=name("MHA"),
-                )
-            )
+            att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
         else:
             q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
             att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
@@ -973,9 +1019,7 @@ def _build_lean_loop(
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    enc = _prefixed(encoder.graph, "e/")
-    _rename(enc, {"e/input_ids": "input_ids", "e/attention_mask": "attention_mask"})
-    _rename(enc, {"e/last_hidden_state": "encoder_hidden_states"})
+    enc = _encoder_graph(encoder, input_ids="input_ids", attention_mask="attention_mask")
     nodes: list[Any] = [*enc.node]
     kv_shape = const("kv_split", [0, -1, heads, hs], np.int64)
     for i in range(n_layers):
@@ -1001,15 +1045,7 @@ def _build_lean_loop(
     eos = settings.eos_token_id
     self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
     nodes += [
-        helper.make_node("Shape", ["input_ids"], ["ids_shape"], end=1),
-        helper.make_node(
-            "Concat", ["ids_shape", const("one_i64", [1], np.int64)], ["start_shape"], axis=0
-        ),
-        helper.make_node(
-            "Expand",
-            [const("start_id", [[settings.decoder_start_token_id]], np.int64), "start_shape"],
-            ["decoder_start"],
-        ),
+        *_start_token_nodes(const, settings.decoder_start_token_id),
         helper.make_node("Equal", ["decoder_start", const("eos_id", eos, np.int64)], ["fin0"]),
         helper.make_node(
             "Concat",
@@ -1046,25 +1082,15 @@ def _build_lean_loop(
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])
         for n in self_names
     ]
-    body_inputs = [
-        helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
-        helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
-        helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1]),
-        helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1]),
-        *past_info,
-    ]
-    body_outputs = [
-        helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
-        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
-        helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
-        *[
+    body_inputs, body_outputs = _loop_body_io(
+        past_info,
+        [
             helper.make_tensor_value_info(
                 f"b_{n}_out", TensorProto.FLOAT, ["batch", heads, "past_1", hs]
             )
             for n in self_names
         ],
-        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
-    ]
+    )
     body = helper.make_graph(
         [*step_nodes, *_greedy_tail("b_eos")],
         "greedy step (lean)",
@@ -1072,15 +1098,13 @@ def _build_lean_loop(
         body_outputs,
         initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
     )
-    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
-    nodes += [
-        helper.make_node(
-            "Loop", ["trips", "cond0", "decoder_start", "fin0", *self_names], loop_out, body=body
-        ),
-        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
-        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
-        helper.make_node("Concat", ["decoder_start", "scan_bt"], [SEQUENCES_OUTPUT], axis=1),
-    ]
+    nodes += _loop_nodes(
+        const,
+        body,
+        first=["decoder_start", "fin0"],
+        self_names=self_names,
+        head=["decoder_start"],
+    )
     return nodes, [*enc.initializer, *inits], list(enc.value_info)
 
 
@@ -1170,7 +1194,7 @@ def check_generation_parity(
 ) -> GenerationParityReport:
     """Greedy ids of the one-file graph == ``reference.generate`` (the Python loop) on EVERY prompt.
 
-    ``reference`` is a ``serving.generation.OnnxSeq2SeqGenerator`` over the same export. Raises
+    ``reference`` is a ``serving.decode_loop.OnnxSeq2SeqGenerator`` over the same export. Raises
     :class:`GenerationParityError` naming the first differing prompts and both id lists.
     """
     if not input_ids:

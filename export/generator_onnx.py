@@ -18,14 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from export.parity import ParityError
+
 logger = logging.getLogger(__name__)
 
 ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 COPIED_FILES = ("tokenizer.json", "generation_config.json")
-
-
-class ParityError(RuntimeError):
-    """ONNX generations or first-step logits differ from PyTorch beyond the gate."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from export.parity import ParityError
 from serving.weakness_post import action_level_index, apply_calibration
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ logger = logging.getLogger(__name__)
 
 PROBABILITY_OUTPUT = "probabilities"
 LABEL_OUTPUT = "label"
-
-
-class ParityError(RuntimeError):
-    """The ONNX model's probabilities or decisions differ from the native booster's."""
 
 
 def convert_booster(

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 GID = "_gid"  # global input row number of an event
 SPLIT = "_split"
+P_FAIL = "p_fail_true"  # the oracle column, when there is one
 # Exact sums: a float64 x is m * 2**e with |m| < 2**53 and e >= -1074 - 52; shifting every
 # term by EXACT_SHIFT makes it an integer, and m is cut in two halves so int64 sums of up to
 # 2**36 values per (topic, exponent) never overflow.
@@ -124,17 +126,27 @@ def _read(path: str, row_group: int | None, columns: Sequence[str] | None) -> pd
 
 
 def read_piece(piece: Piece, columns: Sequence[str] | None = None) -> pd.DataFrame:
-    """The piece's events (``columns``, all when None) + ``p_fail_true`` (NaN without an oracle)
-    + ``_gid``."""
-    frame = _read(piece.events, piece.row_group, columns)
-    if piece.oracle is not None:
-        frame["p_fail_true"] = _read(piece.oracle, piece.row_group, ["p_fail_true"])[
-            "p_fail_true"
-        ].to_numpy()
+    """The piece's events + ``p_fail_true`` (NaN without an oracle) + ``_gid``.
+
+    ``columns`` (all when None) may name those two as well: it is also the column projection
+    dask pushes into the read (`dd.from_map` passes the columns a pass needs), so a pass over
+    a few columns reads only those, and the oracle only when ``p_fail_true`` is asked for."""
+    import pandas as pd
+
+    extra = (P_FAIL, GID)
+    wanted = None if columns is None else [c for c in columns if c not in extra]
+    if wanted == []:
+        frame = pd.DataFrame(index=pd.RangeIndex(piece.n_rows))
     else:
-        frame["p_fail_true"] = np.nan
-    frame[GID] = np.arange(piece.offset, piece.offset + piece.n_rows, dtype=np.int64)
-    return frame
+        frame = _read(piece.events, piece.row_group, wanted)
+    if columns is None or P_FAIL in columns:
+        if piece.oracle is not None:
+            frame[P_FAIL] = _read(piece.oracle, piece.row_group, [P_FAIL])[P_FAIL].to_numpy()
+        else:
+            frame[P_FAIL] = np.nan
+    if columns is None or GID in columns:
+        frame[GID] = np.arange(piece.offset, piece.offset + piece.n_rows, dtype=np.int64)
+    return frame if columns is None else frame[list(columns)]
 
 
 def _empty_piece(piece: Piece, columns: Sequence[str] | None) -> pd.DataFrame:
@@ -154,7 +166,8 @@ def events_frame(pieces: Sequence[Piece], columns: Sequence[str] | None = None) 
     """A dask DataFrame with one partition per piece (``read_piece`` runs on the workers)."""
     import dask.dataframe as dd
 
-    read = functools.partial(read_piece, columns=None if columns is None else tuple(columns))
+    base = None if columns is None else (*columns, P_FAIL, GID)
+    read = functools.partial(read_piece, columns=base)
     # a zero-row read (the schema), not the first piece: pieces can hold millions of rows
     empty = Piece(pieces[0].events, pieces[0].oracle, pieces[0].row_group, 0, 0)
     meta = _empty_piece(empty, columns)
@@ -174,6 +187,28 @@ def kth_smallest(values: Any, k: int, *, coarse: int = 86_400) -> int:
     return order_statistics(values, [k], coarse=coarse)[0]
 
 
+def _counts_in(values: pd.Series, wanted: Sequence[int] | None, coarse: int) -> pd.Series:
+    """Counts per ``coarse`` bucket (``wanted`` None), else per value inside those buckets.
+
+    Per partition and added on the client: a dask ``value_counts`` of many distinct values
+    runs as a shuffle (a pass of its own over the values)."""
+    import pandas as pd
+
+    v = values.to_numpy()
+    if wanted is None:
+        return pd.Series(v // coarse).value_counts()
+    return pd.Series(v[np.isin(v // coarse, np.asarray(wanted))]).value_counts()
+
+
+def _add_counts(parts: Sequence[pd.Series]) -> pd.Series:
+    import pandas as pd
+
+    kept = [c for c in parts if len(c)]
+    if not kept:
+        return pd.Series([], dtype=np.int64)
+    return pd.concat(kept).groupby(level=0).sum()
+
+
 def order_statistics(
     values: Any, ks: Sequence[int], *, coarse: int = 86_400, buckets: Any = None
 ) -> list[int]:
@@ -182,8 +217,11 @@ def order_statistics(
     computed), value counts inside those buckets find the values."""
     import dask
 
+    parts = values.to_delayed()
     if buckets is None:
-        (buckets,) = dask.compute((values // coarse).value_counts())
+        buckets = _add_counts(
+            dask.compute(*[dask.delayed(_counts_in)(p, None, coarse) for p in parts])
+        )
     buckets = buckets.sort_index()
     cum = np.cumsum(buckets.to_numpy())
     where = []
@@ -191,9 +229,9 @@ def order_statistics(
         b = int(np.searchsorted(cum, k, side="right"))
         where.append((int(buckets.index[b]), k - (int(cum[b - 1]) if b else 0)))
     wanted = sorted({b for b, _ in where})
-    inside = values[(values // coarse).isin(wanted)]
-    (counts,) = dask.compute(inside.value_counts())
-    counts = counts.sort_index()
+    counts = _add_counts(
+        dask.compute(*[dask.delayed(_counts_in)(p, wanted, coarse) for p in parts])
+    ).sort_index()
     out = []
     for b, rank in where:
         sel = counts[(counts.index.to_numpy() // coarse) == b]
@@ -207,17 +245,95 @@ def plan_split_dask(events: Any, cfg: FeatureConfig) -> SplitPlan:
     return split_plan_and_users(events, cfg)[0]
 
 
+@dataclass(frozen=True)
+class LearnerLayout:
+    """Distinct learners per partition of an event frame, and whether no learner spans two.
+
+    ``disjoint`` is exact: the per-partition distinct counts add up to the global distinct
+    count only when every learner's events sit in one partition (the simulator's learner
+    shards, or any source written by learner)."""
+
+    n_users: int
+    per_partition: tuple[int, ...]
+
+    @property
+    def disjoint(self) -> bool:
+        return sum(self.per_partition) == self.n_users
+
+
+# Layouts found by a pass over a frame, keyed by the frame's expression name (a token of the
+# whole expression: a frame derived from it in any way has another name and is never taken for
+# it), so `by_learner` reuses the split-plan pass instead of reading the user ids again.
+_LAYOUTS: dict[str, LearnerLayout] = {}
+_MAX_LAYOUTS = 64
+
+
+def _remember(events: Any, layout: LearnerLayout) -> None:
+    if len(_LAYOUTS) >= _MAX_LAYOUTS:
+        _LAYOUTS.pop(next(iter(_LAYOUTS)))
+    _LAYOUTS[events._name] = layout
+
+
+def _layout_from_uniques(uniques: Sequence[np.ndarray]) -> tuple[LearnerLayout, np.ndarray]:
+    import pandas as pd
+
+    everyone = pd.unique(np.concatenate([np.asarray(u, dtype=object) for u in uniques]))
+    layout = LearnerLayout(len(everyone), tuple(len(u) for u in uniques))
+    return layout, everyone
+
+
+def _unique_users(part: pd.DataFrame) -> np.ndarray:
+    return np.asarray(part["user_id"].unique(), dtype=object)
+
+
+def learner_layout(events: Any) -> LearnerLayout:
+    """The frame's `LearnerLayout` (remembered from `split_plan_and_users` when it ran on this
+    very frame; otherwise one pass over the user ids, what ``nunique`` would cost)."""
+    import dask
+
+    cached = _LAYOUTS.get(events._name)
+    if cached is not None:
+        return cached
+    uniques = dask.compute(
+        *[dask.delayed(_unique_users)(p) for p in events[["user_id"]].to_delayed()]
+    )
+    layout, _ = _layout_from_uniques(uniques)
+    _remember(events, layout)
+    return layout
+
+
+def _plan_partials(
+    part: pd.DataFrame, activities: tuple[str, ...], coarse: int
+) -> tuple[pd.Series, np.ndarray]:
+    """One partition's share of the plan pass: assessment counts per coarse time bucket and
+    its distinct learners (read once, both from the same partition)."""
+    import pandas as pd
+
+    ts = part["timestamp"].to_numpy()[part["activity"].isin(list(activities)).to_numpy()]
+    return pd.Series(ts // coarse).value_counts(), _unique_users(part)
+
+
 def split_plan_and_users(
     events: Any, cfg: FeatureConfig, *, coarse: int = 86_400
 ) -> tuple[SplitPlan, int]:
-    """The split plan and the number of distinct learners, in two passes over the events."""
+    """The split plan and the number of distinct learners, in two passes over the events.
+
+    The first pass also gives each partition's distinct learners (`learner_layout`, kept for
+    `by_learner`, which then needs no pass of its own and skips the shuffle when the input is
+    already partitioned by learner)."""
     import dask
 
-    ts = events["timestamp"][events["activity"].isin(list(cfg.assessment_activities))]
-    buckets, users = dask.compute((ts // coarse).value_counts(), events["user_id"].unique())
+    t0 = time.perf_counter()
+    activities = tuple(cfg.assessment_activities)
+    cols = events[["user_id", "timestamp", "activity"]].to_delayed()
+    partials = dask.compute(*[dask.delayed(_plan_partials)(p, activities, coarse) for p in cols])
+    buckets = _add_counts([b for b, _ in partials])
+    layout, users = _layout_from_uniques([u for _, u in partials])
+    _remember(events, layout)
     n = int(buckets.sum())
     if n == 0:
         raise ValueError("split: no assessment timestamps to place the boundaries")
+    ts = events["timestamp"][events["activity"].isin(list(cfg.assessment_activities))]
     val_start, test_start = order_statistics(
         ts,
         [
@@ -232,7 +348,14 @@ def split_plan_and_users(
             "split: validation period is empty (val_start == test_start == %d)", val_start
         )
     unseen = choose_unseen_learners(users.tolist(), cfg.split.unseen_learner_frac, cfg.split.seed)
-    return SplitPlan(val_start=val_start, test_start=test_start, unseen=unseen), len(users)
+    logger.info(
+        "split plan (dask): %d learners in %d partitions (%s) in %.1fs",
+        layout.n_users,
+        len(layout.per_partition),
+        "learner-partitioned" if layout.disjoint else "learners span partitions",
+        time.perf_counter() - t0,
+    )
+    return SplitPlan(val_start=val_start, test_start=test_start, unseen=unseen), layout.n_users
 
 
 # ----------------------------------------------------------------------------- peer table
@@ -393,11 +516,36 @@ def compute_peer_table_dask(
 # ----------------------------------------------------------------------------- examples
 
 
+# A learner-partitioned input is used as it is when its partitions are at most this many
+# times ``learners_per_partition`` (a shuffled partition's size varies too): moving every event
+# across the network costs more than a somewhat larger partition.
+NO_SHUFFLE_SLACK = 1.5
+
+
 def by_learner(events: Any, learners_per_partition: int, n_users: int | None = None) -> Any:
-    """Shuffle so each learner's whole history is in one partition (hash of user_id)."""
-    if n_users is None:
-        n_users = int(events["user_id"].nunique().compute())
+    """Each learner's whole history in one partition: the frame itself when it already is
+    (`learner_layout` disjoint, partitions not over ``NO_SHUFFLE_SLACK`` x the size), else a
+    shuffle on the hash of user_id into ``ceil(n_users / learners_per_partition)`` partitions.
+
+    Either way a partition holds whole histories in input order (``_gid`` ascending), so the
+    kernel's rows are the same; only which rows share a partition differs."""
+    layout = _LAYOUTS.get(events._name)
+    if layout is None and n_users is None:
+        layout = learner_layout(events)
+    if layout is not None:
+        n_users = layout.n_users
+        biggest = max(layout.per_partition, default=0)
+        if layout.disjoint and biggest <= NO_SHUFFLE_SLACK * learners_per_partition:
+            logger.info(
+                "by learner: input already partitioned by learner (%d partitions, <= %d "
+                "learners each): no shuffle",
+                len(layout.per_partition),
+                biggest,
+            )
+            return events
+    assert n_users is not None
     n_parts = max(1, math.ceil(n_users / learners_per_partition))
+    logger.info("by learner: shuffle on user_id into %d partitions", n_parts)
     return events.shuffle(on="user_id", npartitions=n_parts)
 
 
@@ -430,9 +578,28 @@ def build_examples_dask(
     return shuffled.map_partitions(examples_partition, cfg, peer, plan, meta=meta)
 
 
+def _has_shuffle(frame: Any) -> bool:
+    from dask.dataframe.dask_expr._shuffle import ShuffleBase
+
+    return next(iter(frame.expr.find_operations(ShuffleBase)), None) is not None
+
+
 def iter_partitions(client: Any, frame: Any, window: int) -> Iterator[pd.DataFrame]:
-    """Partitions in order, at most ``window`` computed ahead (bounded client memory)."""
+    """Partitions in order, at most ``window`` computed ahead (bounded client memory).
+
+    A frame behind a shuffle is submitted as one graph instead: each separate submission of a
+    few output partitions would run the whole shuffle again once the previous one finished
+    (measured: 9 partitions in windows of 2 ran it 4 times, so the stage grew with
+    partitions x events). The workers then hold the finished partitions until the client
+    takes them (spilling to disk past their memory target); learner-partitioned inputs need
+    no shuffle (`by_learner`) and keep the window."""
     delayed = frame.to_delayed()
+    if _has_shuffle(frame):
+        everything = client.compute(delayed)
+        for i in range(len(everything)):
+            yield everything[i].result()
+            everything[i] = None
+        return
     futures: list[Any] = []
     nxt = 0
     for i in range(len(delayed)):

@@ -47,64 +47,23 @@ def _main(
 
 
 # ----------------------------------------------------------------------------- serve (serving)
-@app.command("serve")
-def serve(
-    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
-    port: int = typer.Option(8000, min=1, max=65535, help="TCP port."),
-    weakness: str | None = typer.Option(
-        None,
-        help="Weakness artifact: dir, version, alias or models:/ludora-weakness@champion "
-        "(default: the champion).",
-    ),
-    generator: str | None = typer.Option(
-        None,
-        help="Generator artifact: dir, version, alias or models:/ludora-generator@champion "
-        "(default: the champion).",
-    ),
-    allow_partial: bool = typer.Option(
-        False, "--allow-partial", help="Start even if a model fails to load (/readyz says which)."
-    ),
-    artifact_root: str | None = typer.Option(
-        None, help="Local artifact store (default: artifacts/)."
-    ),
-    max_concurrency: int | None = typer.Option(None, help="Concurrent inferences (default 2)."),
-    request_timeout_s: float | None = typer.Option(None, help="Per-request inference timeout."),
+# The one serve command, shared with the light wheel's `ludora-serving serve` (serving/cli.py).
+from serving.cli import serve  # noqa: E402  (typer only at import; the rest inside the body)
+
+app.command("serve")(serve)
+
+
+# ----------------------------------------------------------------------------- build-serving
+@app.command("build-serving")
+def build_serving_cmd(
+    out: str = typer.Option("dist", "--out", help="Folder for the wheel (created)."),
 ) -> None:
-    """Serve the weakness and word-problem endpoints over HTTP (FastAPI + uvicorn)."""
-    import uvicorn
+    """Write the ludora-serving wheel: serving/ under the one import name ludora_serving."""
+    from pathlib import Path
 
-    from serving.app import create_app
-    from serving.generator import load_generator
-    from serving.settings import ServingSettings, SettingsError
-    from serving.weakness import load_weakness
+    from export.serving_dist import build_wheel
 
-    settings = ServingSettings.from_env(  # SettingsError: one line, exit 1 (run_stage)
-        artifact_root=artifact_root,
-        max_concurrency=max_concurrency,
-        request_timeout_s=request_timeout_s,
-    )
-    # No flags: serve the champions. Models are loaded here, before binding the port, so a bad
-    # reference fails the start (exit 1) instead of a server that answers 503 forever.
-    refs = {"weakness": weakness or "champion", "generator": generator or "champion"}
-    loaded: dict[str, Any] = {}
-    for model, load in (("weakness", load_weakness), ("generator", load_generator)):
-        try:
-            loaded[model] = load(refs[model], settings)
-        except Exception as exc:
-            if not allow_partial:
-                raise SettingsError(
-                    f"{model} model {refs[model]!r} failed to load: {exc} "
-                    "(--allow-partial starts without it)"
-                ) from exc
-            typer.echo(f"serve: {model} model {refs[model]!r} not loaded: {exc}", err=True)
-    api = create_app(
-        weakness_ref=refs["weakness"] if "weakness" not in loaded else None,
-        generator_ref=refs["generator"] if "generator" not in loaded else None,
-        settings=settings,
-        weakness=loaded.get("weakness"),
-        generator=loaded.get("generator"),
-    )
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    typer.echo(build_wheel(Path(out)))
 
 
 # ----------------------------------------------------------------------------- promote / rollback

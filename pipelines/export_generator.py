@@ -1,7 +1,7 @@
 """Stage ``export_generator``: ONNX export of the generator with past key/values + parity gate.
 
 Exports into a temporary directory, opens it with the serving loop
-(:class:`serving.generation.OnnxSeq2SeqGenerator`), compares greedy ids and first-step logits
+(:class:`serving.decode_loop.OnnxSeq2SeqGenerator`), compares greedy ids and first-step logits
 with PyTorch on test prompts, and only then renames it to ``outputs/onnx/generator/`` and writes
 ``metrics/generator_export.json``. A failed gate leaves no output behind.
 """
@@ -66,16 +66,18 @@ def run(
     import torch
     from transformers import AutoTokenizer
 
+    from data.word_problems.corpus import read_jsonl
     from export import generator_onnx as gx
-    from pipelines.train_generator import read_jsonl
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
     from training.generator import encode_text
 
     torch.set_num_threads(cfg.num_threads)
     # The exporter patches the model it traces (HF generate then rejects it): give it its own copy.
     model = gx.load_torch_model(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    records = read_jsonl(test_file, cfg.n_parity_prompts)
+    records = read_jsonl(
+        test_file, required=(), nonempty=("prompt", "target"), limit=cfg.n_parity_prompts
+    )
     prompts = [r["prompt"] for r in records]
     max_source_len = _max_source_len(model_dir)
     input_ids = [encode_text(tokenizer, p, max_source_len) for p in prompts]

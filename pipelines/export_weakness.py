@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from data.io import read_json
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -125,10 +126,9 @@ def view_gates(
     return out
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found (run train_weakness)")
-    return json.loads(path.read_text())
+def _model_json(path: Path) -> Any:
+    """A file train_weakness writes (the error says to run it)."""
+    return read_json(path, missing="not found (run train_weakness)")
 
 
 def run(
@@ -158,10 +158,10 @@ def run(
     from training.weakness import load_split, predict_raw
     from training.weakness_metrics import binary_metrics, nan_to_none
 
-    spec = _read_json(model_dir / "feature_spec.json")
-    calibration = _read_json(model_dir / "calibration.json")
-    thresholds = _read_json(model_dir / "thresholds.json")
-    summary = _read_json(model_dir / "training_summary.json")
+    spec = _model_json(model_dir / "feature_spec.json")
+    calibration = _model_json(model_dir / "calibration.json")
+    thresholds = _model_json(model_dir / "thresholds.json")
+    summary = _model_json(model_dir / "training_summary.json")
     booster = lgb.Booster(model_file=str(model_dir / "model.txt"))
     test = load_split(test_file, spec["names"])
 
@@ -237,7 +237,7 @@ def run(
         },
     ]
     train_metrics = (
-        _read_json(train_metrics_file)
+        _model_json(train_metrics_file)
         if train_metrics_file is not None and train_metrics_file.is_file()
         else {}
     )

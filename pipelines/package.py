@@ -24,6 +24,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from data.io import read_json
 from pipelines.common import (
     REPO_ROOT,
     atomic_write_json,
@@ -42,7 +43,6 @@ from training.packaging.candidates import (
     WEAKNESS_FILES,
     Candidate,
     generator_candidate,
-    read_json,
     weakness_candidate,
 )
 from training.packaging.store import model_lock, package_candidate

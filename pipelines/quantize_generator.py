@@ -113,13 +113,6 @@ class GeneratorGates:
             require_range(v, f"gates.generator.floors.{name}", lo=0.0, hi=1.0)
 
 
-def read_jsonl(path: Path, required: Sequence[str]) -> list[dict[str, Any]]:
-    """Records of a JSONL split with the ``required`` fields (the shared split reader)."""
-    from data.word_problems.corpus import read_jsonl as read_split
-
-    return read_split(path, required=required)
-
-
 def text_metric_fn(train_problems: Sequence[str]) -> Any:
     """Adapter from (outputs, records) to ``training.text_metrics.mixed_metrics``: template
     metrics on test records, open-vocabulary metrics on ``test_unseen`` requests."""
@@ -241,12 +234,14 @@ def main() -> None:
     gates = build_config(
         GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"
     )
-    train = read_jsonl(TEXT_DIR / "train.jsonl", ["prompt", "problem"])
-    test = read_jsonl(TEXT_DIR / "test.jsonl", ["prompt", "target", "keywords"])
+    from data.word_problems.corpus import read_jsonl
+
+    train = read_jsonl(TEXT_DIR / "train.jsonl", required=["prompt", "problem"])
+    test = read_jsonl(TEXT_DIR / "test.jsonl", required=["prompt", "target", "keywords"])
     unseen_file = TEXT_DIR / UNSEEN_FILE
     unseen: list[dict[str, Any]] = []
     if unseen_file.is_file():
-        unseen = read_jsonl(unseen_file, ["id", "prompt", "topic", "keywords"])
+        unseen = read_jsonl(unseen_file, required=["id", "prompt", "topic", "keywords"])
     else:  # text splits from before issue 10: template metrics only
         logger.warning(
             "%s not found: variants are scored on the template test split only", unseen_file

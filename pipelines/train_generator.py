@@ -131,7 +131,7 @@ class TrainGeneratorConfig:
         require_range(self.samples_seed, f"{w}.samples_seed", lo=0, integer=True)
 
 
-def read_jsonl(path: Path, limit: int = 0) -> list[dict[str, Any]]:
+def read_pairs(path: Path, limit: int = 0) -> list[dict[str, Any]]:
     """Records of a text split for training (first ``limit`` when > 0): prompt and target set."""
     from data.word_problems.corpus import read_jsonl as read_split
 
@@ -267,9 +267,9 @@ def run(
     if not tokenizer_dir.is_dir():
         raise FileNotFoundError(f"{tokenizer_dir}: tokenizer dir not found (run prepare_text)")
     tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    train_rec = read_jsonl(text_dir / "train.jsonl", cfg.max_train_examples)
-    val_rec = read_jsonl(text_dir / "val.jsonl", cfg.max_eval_examples)
-    test_rec = read_jsonl(text_dir / "test.jsonl", cfg.max_eval_examples)
+    train_rec = read_pairs(text_dir / "train.jsonl", cfg.max_train_examples)
+    val_rec = read_pairs(text_dir / "val.jsonl", cfg.max_eval_examples)
+    test_rec = read_pairs(text_dir / "test.jsonl", cfg.max_eval_examples)
     unseen_rec = read_unseen(text_dir / UNSEEN_FILE, cfg.max_eval_examples)
     lens = {"max_source_len": cfg.max_source_len, "max_target_len": cfg.max_target_len}
     train_enc = g.encode_records(tokenizer, train_rec, **lens, where=str(text_dir / "train.jsonl"))

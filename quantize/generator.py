@@ -276,7 +276,7 @@ def evaluate_variants(
     """
     from tqdm import tqdm
 
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     runners = {
         n: OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads) for n, d in model_dirs.items()

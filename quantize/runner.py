@@ -2,7 +2,7 @@
 
 The decoder-with-past must be calibrated on the inputs it sees in serving: one new token plus
 past key values of growing length. We run serving's own generation loop
-(``serving.generation.OnnxSeq2SeqGenerator``) on training prompts and record every feed each
+(``serving.decode_loop.OnnxSeq2SeqGenerator``) on training prompts and record every feed each
 ONNX session receives, by wrapping the sessions; nothing about the loop is re-implemented here.
 """
 
@@ -42,7 +42,7 @@ def record_feeds(
     model_dir: Path | str, prompts: Sequence[str], max_new_tokens: int
 ) -> dict[str, list[dict[str, np.ndarray]]]:
     """Greedy fp32 generation on ``prompts``; every session's feeds, per ONNX file."""
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     gen = OnnxSeq2SeqGenerator(model_dir)
     feeds: dict[str, list[dict[str, np.ndarray]]] = {name: [] for name in ONNX_FILES}

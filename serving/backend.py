@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from data.io import read_json
 from serving.schemas import (
     WeaknessPredictionInput,
     WeaknessPredictionOutput,
@@ -54,12 +55,8 @@ def verify_backend_dir(root: Path) -> dict[str, Any]:
     from serving.manifest import sha256_file
 
     path = root / MANIFEST
-    if not path.is_file():
-        raise BackendDirError(f"{path}: not found (run `ludora-ml export-backend --to {root}`)")
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise BackendDirError(f"{path}: not valid JSON ({exc})") from exc
+    missing = f"not found (run `ludora-ml export-backend --to {root}`)"
+    manifest = read_json(path, missing=missing, error=BackendDirError)
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BackendDirError(f"{path}: not an export-backend manifest")
     for rel, entry in manifest.get("files", {}).items():

@@ -3,7 +3,9 @@
 A problem is consistent when its equation parses, uses exactly the numbers written (with digits)
 in the problem text, counted as a multiset, and evaluates to the stated answer. Two implicit
 constants may appear in the equation beyond the text's numbers: 2 (doubling, halves, perimeter)
-and 100 (percentages); pass ``constants=()`` for the strict check.
+and 100 (percentages); pass ``constants=()`` for the strict check. A negative value is never a
+school word problem's answer ("How many more apples does Tom need?" -> -7 means the model swapped
+the numbers), so it is inconsistent too.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ def check_consistency(
     """Check that ``equation`` answers ``problem`` with the problem's own numbers.
 
     ``reason`` is ``"ok"`` or a short machine-friendly cause (``no_equation``, ``parse_error: ..``,
-    ``numbers_missing: [..]``, ``numbers_extra: [..]``, ``answer_mismatch: ..``).
+    ``numbers_missing: [..]``, ``numbers_extra: [..]``, ``negative_answer: ..``,
+    ``answer_mismatch: ..``).
     """
     if equation is None or not equation.strip():
         return ConsistencyResult(False, "no_equation", None)
@@ -61,6 +64,8 @@ def check_consistency(
     extra_bad = Counter({n: c for n, c in extra.items() if n not in constants})
     if extra_bad:
         return ConsistencyResult(False, f"numbers_extra: {_fmt(extra_bad)}", value)
+    if value < -ABS_TOL:
+        return ConsistencyResult(False, f"negative_answer: {value:g}", value)
     if answer is not None and not math.isclose(value, answer, rel_tol=REL_TOL, abs_tol=ABS_TOL):
         return ConsistencyResult(False, f"answer_mismatch: {value:g} != {answer:g}", value)
     return ConsistencyResult(True, "ok", value)

@@ -37,7 +37,7 @@ MODEL_NAME = "generator"
 
 
 class TextEngine(Protocol):
-    """What the service needs from a generation loop (``serving.generation`` provides it)."""
+    """What the service needs from a generation loop (``serving.decode_loop`` provides it)."""
 
     def generate_text(self, prompt: str, **kwargs: Any) -> str: ...
 
@@ -185,7 +185,7 @@ def _onnx_files(manifest: Mapping[str, Any]) -> dict[str, str | None]:
 
 def load_generator(ref: str | Path, settings: ServingSettings | None = None) -> GeneratorModel:
     """Resolve ``ref``, verify the artifact (sha256, io names) and open its sessions once."""
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     settings = settings or ServingSettings.from_env()
     artifact_dir, manifest = open_verified_artifact(ref, MODEL_NAME, settings)

@@ -17,8 +17,9 @@ problem must never be flagged) and name one of five classes:
   speed, how far ..."), or the question repeats its auxiliary ("How many dollars do 3 yo-yos
   does he have?").
 - ``unknown_token``: a leftover slot (``<k3>``, ``n2``), a tokenizer marker (``<unk>``, ``</s>``,
-  ``▁``, ``|||``), a stray ``<``/``>``, a control or replacement character, or a token with no
-  letter or digit other than a dash, ``+``, ``=``, ``&``, ``×``, ``÷``.
+  ``▁``, ``|||``), a stray ``<``, ``>`` or ``|`` (a cut separator: "to||"), a control or
+  replacement character, or a token with no letter or digit other than a dash, ``+``, ``=``,
+  ``&``, ``×``, ``÷``.
 Stdlib + inflect (through :mod:`serving.realize`), serving-reachable.
 """
 
@@ -228,7 +229,7 @@ def _unknown_token(text: str) -> str | None:
     if slot:
         return slot.group(0)
     for c in text:
-        if c in "<>\ufffd" or (unicodedata.category(c) in _BAD_CATEGORIES and c not in "\n\t"):
+        if c in "<>|\ufffd" or (unicodedata.category(c) in _BAD_CATEGORIES and c not in "\n\t"):
             return repr(c)
     for token in text.split():
         if not any(c.isalnum() for c in token) and token not in _OK_SYMBOLS:

@@ -27,6 +27,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from data.io import read_json
+
 logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
@@ -92,12 +94,7 @@ def describe_onnx_io(path: Path | str) -> dict[str, Any]:
 def load_manifest(artifact_dir: Path | str) -> dict[str, Any]:
     """Read ``manifest.json`` and check its required keys and schema version."""
     path = Path(artifact_dir) / MANIFEST_NAME
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc})") from exc
+    manifest = read_json(path, missing="manifest not found", error=ManifestError)
     if not isinstance(manifest, dict):
         raise ManifestError(f"{path}: top level must be an object")
     missing = [k for k in REQUIRED_KEYS if k not in manifest]

@@ -48,6 +48,8 @@ _CLASSICAL.classical(all=True)  # "cacti", "indices": extra spellings accepted w
 # Singular nouns ending in -s that inflect's singular_noun would strip ("physics" -> "physic").
 _INVARIANT = frozenset(
     {"physics", "mathematics", "maths", "economics", "gymnastics", "athletics", "measles"}
+    # unit symbols: "102 cm", never "102 cms" (a requested "cm" was rendered "cms")
+    | {"mm", "cm", "m", "km", "g", "kg", "mg", "ml", "l", "ft", "yd", "oz", "lb", "mph", "kph"}
 )
 # Count words that force the singular / the plural of a following slot.
 _SINGULAR_CUES = frozenset({"1", "one", "a", "an", "each", "every", "another", "single"})

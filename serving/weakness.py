@@ -8,7 +8,6 @@ what each field contributes), runs the verified ONNX session and orders the answ
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from data.io import read_json
 from features.summary import UNASSIGNED_TOPIC, summary_events, view_of
 from serving.errors import ArtifactError, RequestError
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
@@ -331,13 +331,8 @@ class WeaknessModel(ArtifactIdentity):
         )
 
 
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise ArtifactError(f"{path}: required artifact file missing")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ArtifactError(f"{path}: not valid JSON ({exc})") from exc
+def _artifact_json(path: Path) -> Any:
+    return read_json(path, missing="required artifact file missing", error=ArtifactError)
 
 
 def load_weakness(ref: str | Path, settings: ServingSettings | None = None) -> WeaknessModel:
@@ -359,13 +354,13 @@ def open_weakness(
 
     from features.spec import validate_spec
 
-    spec = validate_spec(_read_json(artifact_dir / "feature_spec.json"))
-    calibration = _read_json(artifact_dir / "calibration.json")
+    spec = validate_spec(_artifact_json(artifact_dir / "feature_spec.json"))
+    calibration = _artifact_json(artifact_dir / "calibration.json")
     try:
         validate_calibration(calibration)
     except CalibrationError as exc:  # name the file: the validator only knows the field
         raise CalibrationError(f"{artifact_dir / 'calibration.json'}: {exc}") from None
-    levels = _read_json(artifact_dir / "thresholds.json")
+    levels = _artifact_json(artifact_dir / "thresholds.json")
     if not isinstance(levels, dict):
         raise ArtifactError(f"{artifact_dir / 'thresholds.json'}: expected an object")
     validate_thresholds(levels.get("thresholds", []), levels.get("labels", []))

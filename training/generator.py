@@ -86,7 +86,7 @@ def special_ids(tokenizer: Any) -> dict[str, int]:
 def encode_text(tokenizer: Any, text: str, max_len: int) -> list[int]:
     """Token ids of ``text`` ending with exactly one eos, truncated to ``max_len``.
 
-    Serving (``serving.generation``) encodes prompts the same way, whether or not the tokenizer's
+    Serving (``serving.decode_loop``) encodes prompts the same way, whether or not the tokenizer's
     post-processor already appends eos.
     """
     eos = int(tokenizer.eos_token_id)

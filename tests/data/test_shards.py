@@ -13,8 +13,8 @@ import yaml
 from data.simulator import SimulatorConfig, simulate, simulate_shard
 from data.sources import read_events_file
 from data.validate import EventValidationError
-from tests.dask_cluster import shared_client
-from tests.data.conftest import TINY_SIM
+from tests.fixtures.cluster import shared_client
+from tests.fixtures.events import TINY_SIM
 
 
 def test_local_simulation_unchanged_by_the_shard_mode() -> None:

@@ -13,7 +13,7 @@ from data.schema import EVENT_COLUMNS, ORACLE_COLUMNS
 from data.simulator import SimulatorConfig, fail_threshold, simulate
 from data.validate import pandas_dtypes, validate_events
 from pipelines.common import ConfigError, build_config
-from tests.data.conftest import TINY_SIM
+from tests.fixtures.events import TINY_SIM
 
 PASS = 0.6
 

@@ -20,7 +20,7 @@ from data.sources import (
 )
 from data.validate import EventValidationError, pandas_dtypes
 from pipelines.common import ConfigError, build_config
-from tests.data.conftest import SHARED_KT, TINY_SIM
+from tests.fixtures.events import SHARED_KT, TINY_SIM
 
 KT_HEADER = "user_id\titem_id\ttimestamp\tcorrect\tskill_id"
 

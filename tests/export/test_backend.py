@@ -25,7 +25,8 @@ from serving.backend import (
 )
 from serving.schemas import WeaknessPredictionInput, WordProblemInput
 from serving.settings import ServingSettings
-from tests.serving._artifacts import NOW, set_alias, tiny_spec, training_rows, write_manifest
+from tests.fixtures.store import NOW, write_manifest
+from tests.fixtures.weakness import tiny_spec, training_rows
 
 pytestmark = pytest.mark.slow
 
@@ -46,13 +47,9 @@ REQUESTS = [
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.serving._server import artifact_store
+    from tests.fixtures.store import champion_store
 
-    root = tmp_path_factory.mktemp("bk") / "artifacts"
-    shutil.copytree(artifact_store(tmp_path_factory.mktemp("bk-src")), root)
-    for model in ("weakness", "generator"):
-        set_alias(root, model, "champion", 1)
-    return root
+    return champion_store(tmp_path_factory, "bk")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +143,7 @@ def test_seed_weakness_function_equals_http_service(
 def test_seed_word_problem_function_runs_the_one_file_loop(
     store: Path, exported: tuple[Path, dict]
 ) -> None:
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
     from serving.prompt import format_prompt
 
     backend = load_backend(exported[0])

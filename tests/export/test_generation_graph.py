@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.quantize.tiny_models import export_tiny_t5
+    from tests.fixtures.generator import export_tiny_t5
 
     return export_tiny_t5(tmp_path_factory.mktemp("tiny-t5"))
 
@@ -65,7 +65,7 @@ def beam(export_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(export_dir: Path):  # type: ignore[no-untyped-def]
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     return OnnxSeq2SeqGenerator(export_dir)
 

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from export import generator_onnx as gx
-from tests.training.generator_tiny import make_records, one_thread, save_checkpoint_dir
+from export.parity import ParityError
+from tests.fixtures.generator import one_thread, save_checkpoint_dir
+from tests.fixtures.text import make_records
 
 pytestmark = pytest.mark.slow
 
@@ -89,7 +91,7 @@ def test_manifest_draft_carries_generation_settings(exported: dict[str, Any]) ->
 
 
 def test_greedy_ids_and_first_logits_match_torch(exported: dict[str, Any]) -> None:
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     gen = OnnxSeq2SeqGenerator(exported["root"] / "onnx")
     report = gx.check_parity(
@@ -111,12 +113,12 @@ def test_greedy_ids_and_first_logits_match_torch(exported: dict[str, Any]) -> No
 def test_gate_fails_naming_prompts_when_a_decoder_weight_is_altered(
     exported: dict[str, Any], tmp_path: Path
 ) -> None:
-    from serving.generation import OnnxSeq2SeqGenerator
+    from serving.decode_loop import OnnxSeq2SeqGenerator
 
     bad = tmp_path / "bad"
     shutil.copytree(exported["root"] / "onnx", bad)
     perturb_decoders(bad)
-    with pytest.raises(gx.ParityError, match="differing prompts: #0") as err:
+    with pytest.raises(ParityError, match="differing prompts: #0") as err:
         gx.check_parity(
             exported["model"],
             OnnxSeq2SeqGenerator(bad),
@@ -167,7 +169,7 @@ def test_stage_publishes_only_after_the_gate(
 
     monkeypatch.setattr(gx, "export_onnx", broken_export)
     paths.update(onnx_dir=tmp_path / "onnx2", metrics_file=tmp_path / "metrics2.json")
-    with one_thread(), pytest.raises(gx.ParityError):
+    with one_thread(), pytest.raises(ParityError):
         stage.run(cfg, **paths)
     assert not (tmp_path / "onnx2").exists()
     assert not (tmp_path / "metrics2.json").exists()

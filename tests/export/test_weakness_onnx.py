@@ -2,36 +2,54 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from export.weakness_onnx import (
-    ParityError,
-    convert_booster,
-    onnx_fail_probability,
-    parity_check,
-)
-from tests.training.weakness_synth import NAMES, make_frame
-from training.weakness import predict_raw, train_booster
+from export.parity import ParityError
+from export.weakness_onnx import convert_booster, onnx_fail_probability, parity_check
+from tests.fixtures.weakness import NAMES, fit_booster, make_frame
+from training.weakness import predict_raw
 
 SPEC = {"input_name": "features", "names": NAMES}
 PLATT = {"method": "platt", "a": 1.0, "b": 0.0}
 
 
+def _gate(
+    native: np.ndarray,
+    onnx: np.ndarray,
+    meta: pd.DataFrame,
+    *,
+    calibration: dict[str, Any] = PLATT,
+    max_flips: int = 0,
+    **kw: Any,
+) -> Any:
+    """``parity_check`` at the export stage's thresholds and a 1e-5 raw-probability bound."""
+    return parity_check(
+        native,
+        onnx,
+        calibration=calibration,
+        thresholds=[0.3, 0.5, 0.7],
+        meta=meta,
+        max_abs_diff=1e-5,
+        max_flips=max_flips,
+        **kw,
+    )
+
+
 @pytest.fixture(scope="module")
 def booster_and_test():
     tr, va, te = make_frame(2000, 1), make_frame(500, 2), make_frame(800, 3)
-    booster = train_booster(
+    booster = fit_booster(
         (tr[NAMES].to_numpy(np.float32), tr["label"].to_numpy()),
         (va[NAMES].to_numpy(np.float32), va["label"].to_numpy()),
+        NAMES,
         params={"num_leaves": 15, "learning_rate": 0.1},
-        feature_names=NAMES,
-        imbalance="none",
+        rounds=40,
+        stop=40,
         seed=0,
-        num_threads=1,
-        num_boost_round=40,
-        early_stopping_rounds=40,
     )
     return booster, te
 
@@ -42,15 +60,7 @@ def test_onnx_matches_native(booster_and_test) -> None:
     model = convert_booster(booster, SPEC, target_opset=15)
     assert model.graph.input[0].name == "features"
     p_onnx = onnx_fail_probability(model.SerializeToString(), X, "features")
-    report = parity_check(
-        predict_raw(booster, X),
-        p_onnx,
-        calibration=PLATT,
-        thresholds=[0.3, 0.5, 0.7],
-        meta=te,
-        max_abs_diff=1e-5,
-        max_flips=0,
-    )
+    report = _gate(predict_raw(booster, X), p_onnx, te)
     assert report.max_abs_diff_raw < 1e-6
     assert report.total_flips == 0
 
@@ -68,16 +78,7 @@ def test_parity_gate_fails_on_altered_leaf(booster_and_test) -> None:
     changed = np.flatnonzero(np.abs(p_onnx - p_native) > 1e-3)
     assert changed.size > 0
     with pytest.raises(ParityError) as err:
-        parity_check(
-            p_native,
-            p_onnx,
-            calibration=PLATT,
-            thresholds=[0.3, 0.5, 0.7],
-            meta=te,
-            max_abs_diff=1e-5,
-            max_flips=0,
-            n_worst=3,
-        )
+        _gate(p_native, p_onnx, te, n_worst=3)
     msg = str(err.value)
     worst = int(np.argmax(np.abs(p_onnx - p_native)))
     assert f"row {worst} user {te['user_id'].iloc[worst]} topic {te['topic_id'].iloc[worst]}" in msg
@@ -91,25 +92,9 @@ def test_flips_counted_per_threshold() -> None:
     onnx = np.array([0.30000001, 0.6, 0.8])
     ident = {"method": "identity"}
     with pytest.raises(ParityError, match=r"1 decision flips .*'0.3': 1") as err:
-        parity_check(
-            native,
-            onnx,
-            calibration=ident,
-            thresholds=[0.3, 0.5, 0.7],
-            meta=meta,
-            max_abs_diff=1e-5,
-            max_flips=0,
-        )
+        _gate(native, onnx, meta, calibration=ident)
     assert "row 0 user a topic x" in str(err.value)
-    report = parity_check(
-        native,
-        onnx,
-        calibration=ident,
-        thresholds=[0.3, 0.5, 0.7],
-        meta=meta,
-        max_abs_diff=1e-5,
-        max_flips=1,
-    )
+    report = _gate(native, onnx, meta, calibration=ident, max_flips=1)
     assert report.flips_per_threshold == {"0.3": 1, "0.5": 0, "0.7": 0}
     assert report.level_flips == 1
 

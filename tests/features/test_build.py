@@ -15,14 +15,14 @@ from features.build import (
     time_order_of,
 )
 from features.kernel import feature_names
-from tests.features.helpers import PEER, config, random_events
+from tests.fixtures.events import PEER, feature_config, random_events
 
 
 @pytest.mark.parametrize("cut_hour", [30, 77])
 def test_events_at_or_after_t_do_not_move_features_at_t(cut_hour: int) -> None:
     events = random_events(5)
     t = cut_hour * 3600
-    cfg = config()
+    cfg = feature_config()
     before = build_examples(events, None, cfg=cfg, peer=PEER)
 
     rng = np.random.default_rng(99)
@@ -64,7 +64,7 @@ def test_label_at_pass_mark_boundary(score: float, label: int) -> None:
             "score": [score],
         }
     )
-    ex = build_examples(events, None, cfg=config(), peer=PEER)
+    ex = build_examples(events, None, cfg=feature_config(), peer=PEER)
     assert ex["label"].dtype == np.int8
     assert ex["label"].tolist() == [label]
 
@@ -72,7 +72,7 @@ def test_label_at_pass_mark_boundary(score: float, label: int) -> None:
 def test_columns_oracle_and_only_assessments() -> None:
     events = random_events(2, n=200)
     oracle = pd.DataFrame({"p_fail_true": np.arange(len(events)) / 1000.0, "mastery_true": 0.5})
-    ex = build_examples(events, oracle, cfg=config(), peer=PEER)
+    ex = build_examples(events, oracle, cfg=feature_config(), peer=PEER)
     names = feature_names((2, 10))
     assert list(ex.columns) == [*KEY_COLUMNS, *names]
     quiz = np.flatnonzero(events["activity"].to_numpy() == "quiz")
@@ -92,7 +92,7 @@ def test_kt_style_events_without_optional_columns() -> None:
             "score": [1.0, 0.0, 1.0, 1.0, 0.0, 0.0],
         }
     )
-    ex = build_examples(events, None, cfg=config(), peer=PEER)
+    ex = build_examples(events, None, cfg=feature_config(), peer=PEER)
     assert ex["label"].tolist() == [0, 1, 0, 0, 1, 1]
     assert ex["p_fail_true"].isna().all()
     assert ex["topic_n_attempts"].tolist() == [0, 1, 0, 2, 0, 1]
@@ -108,15 +108,15 @@ def test_bad_events_name_the_column(column: str, value: float, match: str) -> No
     events = random_events(1, n=20)
     events.loc[3, column] = value
     with pytest.raises(ValueError, match=match):
-        build_examples(events, None, cfg=config(), peer=PEER)
+        build_examples(events, None, cfg=feature_config(), peer=PEER)
 
 
 def test_missing_column_and_misaligned_oracle() -> None:
     events = random_events(1, n=20)
     with pytest.raises(ValueError, match="activity"):
-        build_examples(events.drop(columns="activity"), None, cfg=config(), peer=PEER)
+        build_examples(events.drop(columns="activity"), None, cfg=feature_config(), peer=PEER)
     with pytest.raises(ValueError, match="oracle"):
-        build_examples(events, events.iloc[:5], cfg=config(), peer=PEER)
+        build_examples(events, events.iloc[:5], cfg=feature_config(), peer=PEER)
 
 
 @pytest.mark.parametrize("n_codes", [40, 70_000, 5_000_000_000])  # 1 and 2 radix passes, argsort
@@ -137,13 +137,13 @@ def test_missing_user_id_is_named() -> None:
     events["user_id"] = events["user_id"].astype(object)
     events.loc[4, "user_id"] = None
     with pytest.raises(ValueError, match="'user_id' is missing at rows \\[4\\]"):
-        build_examples(events, None, cfg=config(), peer=PEER)
+        build_examples(events, None, cfg=feature_config(), peer=PEER)
 
 
 def test_compute_features_validates_and_matches_build() -> None:
     events = random_events(3, n=100)
-    spec = spec_from_config(config(), PEER)
-    ex = build_examples(events, None, cfg=config(), peer=PEER)
+    spec = spec_from_config(feature_config(), PEER)
+    ex = build_examples(events, None, cfg=feature_config(), peer=PEER)
     np.testing.assert_array_equal(compute_features(events, spec), ex[spec["names"]].to_numpy())
     events.loc[0, "score"] = -0.5
     with pytest.raises(ValueError, match="'score'"):

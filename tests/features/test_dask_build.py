@@ -15,37 +15,33 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.simulator import SimulatorConfig, simulate
+from data.simulator import simulate
 from features.config import FeatureConfig
 from features.dask_build import (
     build_examples_dask,
+    by_learner,
     compute_peer_table_dask,
     event_pieces,
     events_frame,
     exact_partial_sums,
     iter_partitions,
     kth_smallest,
+    learner_layout,
     order_statistics,
     pairwise_total,
     plan_split_dask,
     quantile_index,
+    read_piece,
+    split_plan_and_users,
     write_splits,
 )
 from features.kernel import feature_names
 from features.split import plan_split
 from pipelines.features import make_features
-from tests.dask_cluster import shared_client
+from tests.fixtures.cluster import shared_client
+from tests.fixtures.events import sim_config
 
-SIM = SimulatorConfig(
-    seed=5,
-    n_learners=60,
-    n_topics=4,
-    days=30,
-    sessions_per_week=4.0,
-    activities_per_session=5,
-    quiz_share=0.5,
-    start="2026-01-05T00:00:00Z",
-)
+SIM = sim_config(seed=5, n_learners=60, n_topics=4, days=30, sessions_per_week=4.0)
 CFG = FeatureConfig()
 SORT_KEYS = ["user_id", "timestamp", "topic_id"]
 
@@ -233,3 +229,119 @@ def test_stage_engines_write_the_same_metrics_and_spec(
         a = _sorted(pd.read_parquet(tmp_path / "l" / f"{s}.parquet"))
         b = _sorted(pd.read_parquet(tmp_path / "d" / f"{s}.parquet"))
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.fixture(scope="module")
+def learner_shards(data: dict[str, Any]) -> dict[str, Any]:
+    """The events as 3 learner shards (each learner's history in one file, as the simulator's
+    shard mode writes them); the reference is the local engine on their concatenation."""
+    events, oracle, root = data["events"], data["oracle"], data["root"]
+    users = np.array(sorted(events["user_id"].unique()))
+    (root / "ls_ev").mkdir()
+    (root / "ls_or").mkdir()
+    ev_parts, or_parts = [], []
+    for i, group in enumerate(np.array_split(users, 3)):
+        rows = events["user_id"].isin(group).to_numpy()
+        ev, orc = events.loc[rows], oracle.loc[rows]
+        ev.to_parquet(root / "ls_ev" / f"part-{i:05d}.parquet", index=False)
+        orc.to_parquet(root / "ls_or" / f"part-{i:05d}.parquet", index=False)
+        ev_parts.append(ev)
+        or_parts.append(orc)
+    return {
+        "paths": (root / "ls_ev", root / "ls_or"),
+        "events": pd.concat(ev_parts, ignore_index=True),
+        "oracle": pd.concat(or_parts, ignore_index=True),
+    }
+
+
+def test_learner_shards_skip_the_shuffle_and_equal_local(
+    client: Any, learner_shards: dict[str, Any], tmp_path: Path
+) -> None:
+    """A learner-partitioned directory is used as it is (no shuffle), same rows bit for bit."""
+    frame = events_frame(event_pieces(*learner_shards["paths"]))
+    plan, n_users = split_plan_and_users(frame, CFG)
+    layout = learner_layout(frame)  # remembered from the plan pass
+    assert layout.disjoint and layout.n_users == n_users == 60
+    assert layout.per_partition == (20, 20, 20)
+    assert by_learner(frame, 17) is frame  # 20 <= 1.5 x 17: no shuffle
+    local, local_spec, local_plan = make_features(
+        learner_shards["events"], learner_shards["oracle"], CFG
+    )
+    splits, peer, plan = _dask_features(client, Path(), Path(), tmp_path, events=frame)
+    assert plan == local_plan
+    assert peer == local_spec["peer"]
+    names = feature_names(CFG.rolling_windows)
+    for s in ("train", "val", "test"):
+        a, b = _sorted(splits[s]), _sorted(local[s])
+        assert len(a) == len(b) > 0
+        pd.testing.assert_frame_equal(a.drop(columns=names), b.drop(columns=names))
+        np.testing.assert_array_equal(a[names].to_numpy(), b[names].to_numpy())
+
+
+@pytest.mark.parametrize(
+    ("layout", "per_partition", "shuffled_parts"),
+    [("rows", 17, 4), ("learners", 5, 12)],  # learners split across files; shards too big
+)
+def test_other_layouts_still_shuffle(
+    client: Any,
+    data: dict[str, Any],
+    learner_shards: dict[str, Any],
+    layout: str,
+    per_partition: int,
+    shuffled_parts: int,
+) -> None:
+    paths = (data["root"] / "ev", data["root"] / "or") if layout == "rows" else None
+    frame = events_frame(event_pieces(*(paths or learner_shards["paths"])))
+    found = learner_layout(frame)  # its own pass: no plan ran on this frame
+    assert found.disjoint is (layout == "learners")
+    out = by_learner(frame, per_partition)
+    assert out is not frame and out.npartitions == shuffled_parts
+    # whole histories per partition after the shuffle
+    users = [set(p["user_id"]) for p in dask_partitions(out)]
+    assert sum(len(u) for u in users) == len(set().union(*users)) == 60
+
+
+def dask_partitions(frame: Any) -> list[pd.DataFrame]:
+    import dask
+
+    return list(dask.compute(*frame.to_delayed()))
+
+
+def test_passes_read_only_the_columns_they_need(data: dict[str, Any]) -> None:
+    """The column projection reaches the read: the oracle only when p_fail_true is asked."""
+    root = data["root"]
+    pieces = event_pieces(root / "ev", root / "or")
+    got = read_piece(pieces[1], ["user_id", "_gid"])
+    assert list(got.columns) == ["user_id", "_gid"]
+    assert got["_gid"].tolist() == list(range(pieces[1].offset, pieces[1].offset + len(got)))
+    only_gid = read_piece(pieces[1], ["_gid"])
+    assert len(only_gid) == pieces[1].n_rows
+    whole = read_piece(pieces[1])
+    assert list(whole.columns)[-2:] == ["p_fail_true", "_gid"]
+    frame = events_frame(pieces)
+    picked = frame[["timestamp", "p_fail_true"]].compute()
+    assert np.array_equal(picked["p_fail_true"].to_numpy(), data["oracle"]["p_fail_true"])
+
+
+def _log_read(part: pd.DataFrame, log: str) -> pd.DataFrame:
+    with open(log, "a") as f:  # the workers share this disk
+        f.write(f"{len(part)}\n")
+    return part
+
+
+def test_a_shuffled_frame_is_read_once_when_streamed(client: Any, tmp_path: Path) -> None:
+    """Streaming a shuffle's partitions in small windows must not re-run the shuffle."""
+    import dask.dataframe as dd
+
+    n = 20_000
+    frame = pd.DataFrame({"user_id": [f"u{i % 97}" for i in range(n)], "x": np.arange(n)})
+    log = str(tmp_path / "reads.log")
+    source = dd.from_pandas(frame, npartitions=6, sort=False)
+    logged = source.map_partitions(_log_read, log, meta=source._meta)
+    out = logged.shuffle(on="user_id", npartitions=7)
+    parts = list(iter_partitions(client, out, 2))
+    assert sum(len(p) for p in parts) == n
+    assert all(p["user_id"].nunique() == len(set(p["user_id"])) for p in parts)
+    reads = Path(log).read_text().split()
+    # each input partition once (windows of 2 used to re-run the shuffle)
+    assert len(reads) == 6, f"{len(reads)} reads of 6 input partitions"

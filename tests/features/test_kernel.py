@@ -11,7 +11,7 @@ import pytest
 from features.build import build_examples, spec_from_config
 from features.kernel import feature_names, kernel_columns
 from features.online import request_features
-from tests.features.helpers import PEER, config
+from tests.fixtures.events import PEER, feature_config
 
 HL = 7 * 86400.0
 T = 7200 + 7 * 86400  # the assessment we inspect: exactly one half-life after the last event
@@ -70,14 +70,14 @@ def test_names_are_stable_and_complete() -> None:
 
 @pytest.fixture(scope="module")
 def batch_row() -> pd.Series:
-    examples = build_examples(HISTORY, None, cfg=config(), peer=PEER)
+    examples = build_examples(HISTORY, None, cfg=feature_config(), peer=PEER)
     assert len(examples) == 4  # the four quizzes
     return examples.iloc[3]
 
 
 @pytest.fixture(scope="module")
 def online_row() -> np.ndarray:
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     history = {c: HISTORY[c].tolist() for c in HISTORY.columns}
     return request_features(spec, history, ["a", "b", "zz"], T)
 
@@ -95,7 +95,7 @@ def test_feature_by_hand_online(online_row: np.ndarray, name: str, expected: flo
 
 
 def test_first_attempt_has_counts_zero_and_means_missing() -> None:
-    examples = build_examples(HISTORY, None, cfg=config(), peer=PEER)
+    examples = build_examples(HISTORY, None, cfg=feature_config(), peer=PEER)
     first = examples.iloc[0]
     assert first["topic_n_attempts"] == 0.0
     assert first["topic_decayed_weight"] == 0.0

@@ -8,7 +8,7 @@ import pytest
 
 from features.build import build_examples, spec_from_config
 from features.online import request_features
-from tests.features.helpers import PEER, config, random_events
+from tests.fixtures.events import PEER, feature_config, random_events
 
 
 def _history(events: pd.DataFrame, user: str, now: int) -> dict[str, list]:
@@ -20,7 +20,7 @@ def _history(events: pd.DataFrame, user: str, now: int) -> dict[str, list]:
 def test_batch_equals_online_exactly(seed: int) -> None:
     events = random_events(seed)
     assert events.duplicated(["user_id", "topic_id", "timestamp"]).any()  # ties are exercised
-    cfg = config()
+    cfg = feature_config()
     examples = build_examples(events, None, cfg=cfg, peer=PEER)
     spec = spec_from_config(cfg, PEER)
     names = spec["names"]
@@ -38,7 +38,7 @@ def test_batch_equals_online_exactly(seed: int) -> None:
 
 def test_unsorted_history_gives_the_same_features_as_sorted() -> None:
     events = random_events(3, n=80, n_users=1, n_topics=1)
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     now = int(events["timestamp"].max()) + 1
     ordered = events.sort_values("timestamp", kind="stable")
     assert not events["timestamp"].is_monotonic_increasing
@@ -48,7 +48,7 @@ def test_unsorted_history_gives_the_same_features_as_sorted() -> None:
 
 
 def test_optional_columns_default() -> None:
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     out = request_features(
         spec, {"topic_id": ["a", "a"], "timestamp": [0, 10], "score": [0.2, 0.9]}, ["a"], 20
     )
@@ -60,7 +60,7 @@ def test_optional_columns_default() -> None:
 
 
 def test_empty_history() -> None:
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     out = request_features(spec, {"topic_id": [], "timestamp": [], "score": []}, ["a", "b"], 5)
     names = spec["names"]
     assert out.shape == (2, len(names))
@@ -95,7 +95,7 @@ def test_empty_history() -> None:
     ],
 )
 def test_validation_names_the_field(history: dict, topics: list, now: int, field: str) -> None:
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
         request_features(spec, history, topics, now)
 
@@ -115,7 +115,7 @@ def test_serving_path_imports_numpy_only() -> None:
 
 def test_repeated_and_unknown_topics_in_one_request() -> None:
     events = random_events(8, n=120, n_users=1, n_topics=3)
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     now = int(events["timestamp"].max()) + 60
     h = {c: events[c].tolist() for c in events.columns}
     both = request_features(spec, h, ["t1", "zz", "t0", "t1"], now)

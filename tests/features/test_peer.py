@@ -8,7 +8,7 @@ import pytest
 from features.peer import compute_peer_table
 from features.split import plan_split
 from pipelines.features import make_features
-from tests.features.helpers import config, random_events
+from tests.fixtures.events import feature_config, random_events
 
 
 def test_peer_table_by_hand() -> None:
@@ -24,7 +24,7 @@ def test_peer_table_by_hand() -> None:
 
 def test_peer_never_sees_val_test_period_or_unseen_learners() -> None:
     events = random_events(4, n=800, n_users=10)
-    cfg = config()
+    cfg = feature_config()
     plan = plan_split(events, cfg.split, cfg.assessment_activities)
     assert plan.unseen  # 10% of 10 learners
     _, spec, _ = make_features(events, None, cfg)

@@ -13,11 +13,11 @@ from features.build import spec_from_config
 from features.config import FeatureConfig
 from features.spec import SpecError, read_spec, write_spec_text
 from pipelines.common import ConfigError, build_config
-from tests.features.helpers import PEER, config
+from tests.fixtures.events import PEER, feature_config
 
 
 def test_round_trip(tmp_path: Path) -> None:
-    spec = spec_from_config(config(), PEER)
+    spec = spec_from_config(feature_config(), PEER)
     (tmp_path / "feature_spec.json").write_text(write_spec_text(spec))
     assert read_spec(tmp_path) == spec
     assert spec["half_life_s"] == 7 * 86400.0
@@ -52,7 +52,7 @@ def _set(spec: dict[str, Any], path: tuple[str, ...], value: Any) -> dict[str, A
 def test_validation_names_the_field(
     tmp_path: Path, path: tuple[str, ...], value: Any, field: str
 ) -> None:
-    bad = _set(spec_from_config(config(), PEER), path, value)
+    bad = _set(spec_from_config(feature_config(), PEER), path, value)
     file = tmp_path / "feature_spec.json"
     file.write_text(json.dumps(bad))
     with pytest.raises(SpecError, match=field.replace(".", r"\.")) as err:

@@ -13,12 +13,12 @@ from features.split import (
     split_by_learners,
 )
 from pipelines.features import make_features
-from tests.features.helpers import config, random_events
+from tests.fixtures.events import feature_config, random_events
 
 
 def test_time_monotone_and_unseen_only_in_test() -> None:
     events = random_events(6, n=1500, n_users=20)
-    splits, _, plan = make_features(events, None, config())
+    splits, _, plan = make_features(events, None, feature_config())
     train, val, test = splits["train"], splits["val"], splits["test"]
     assert len(train) and len(val) and len(test)
     assert train["timestamp"].max() < val["timestamp"].min()

@@ -7,7 +7,6 @@ Real subprocesses (the console entry and a stage main through ``run_stage``): th
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -273,12 +272,6 @@ def test_serve_with_a_missing_model_fails_at_start(tmp_path: Path) -> None:
     assert_one_line_error(proc, "weakness model '/nonexistent' failed to load", "--allow-partial")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _ready(port: int, proc: subprocess.Popen[str], timeout_s: float = 120.0) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -296,17 +289,16 @@ def _ready(port: int, proc: subprocess.Popen[str], timeout_s: float = 120.0) -> 
 
 @pytest.mark.slow
 def test_serve_without_flags_serves_the_champions(tmp_path: Path) -> None:
-    from tests.serving._artifacts import (
-        make_generator_artifact,
-        make_weakness_artifact,
-        set_alias,
-    )
+    from tests.fixtures.generator import make_generator_artifact
+    from tests.fixtures.store import set_alias
+    from tests.fixtures.weakness import make_weakness_artifact
+    from tests.serving._server import free_port
 
     make_weakness_artifact(tmp_path)
     make_generator_artifact(tmp_path)
     set_alias(tmp_path, "weakness", "champion", 1)
     set_alias(tmp_path, "generator", "champion", 1)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,

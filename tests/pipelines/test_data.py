@@ -14,7 +14,7 @@ import yaml
 from data.validate import EventValidationError, pandas_dtypes
 from pipelines import data as stage
 from pipelines.common import ConfigError
-from tests.data.conftest import TINY_SIM
+from tests.fixtures.events import TINY_SIM
 
 
 def write_params(tmp_path: Path, data: dict[str, Any], pass_mark: float = 0.6) -> Path:

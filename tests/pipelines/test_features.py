@@ -6,24 +6,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from data.simulator import SimulatorConfig, simulate
+from data.simulator import simulate
 from features.build import KEY_COLUMNS
 from features.config import FeatureConfig
 from features.spec import read_spec
 from pipelines.features import run
+from tests.fixtures.events import sim_config
 
 
 def test_stage_writes_splits_spec_and_metrics(tmp_path: Path) -> None:
-    sim = SimulatorConfig(
-        seed=3,
-        n_learners=30,
-        n_topics=3,
-        days=30,
-        sessions_per_week=3.0,
-        activities_per_session=5,
-        quiz_share=0.4,
-        start="2026-01-05T00:00:00Z",
-    )
+    sim = sim_config(n_learners=30, n_topics=3, days=30, quiz_share=0.4)
     events, oracle = simulate(sim, pass_mark=0.6)
     events.to_parquet(tmp_path / "events.parquet", index=False)
     oracle.to_parquet(tmp_path / "oracle.parquet", index=False)

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.store import fresh_tracking_uri
 from tests.pipelines._mlflow_server import mlflow_server
-from tests.quantize.tiny_models import fresh_tracking_uri
 
 pytestmark = pytest.mark.slow
 

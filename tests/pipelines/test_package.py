@@ -15,7 +15,8 @@ from pipelines.package import (
     weakness_candidate,
 )
 from serving.manifest import list_versions, verify_artifact
-from tests.quantize.tiny_models import fresh_tracking_uri, make_weakness_export
+from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.weakness import make_weakness_export
 
 
 @pytest.fixture()

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from serving.manifest import MANIFEST_NAME, list_versions, read_aliases, verify_artifact
-from tests.quantize.tiny_models import fresh_tracking_uri, make_weakness_export
+from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.weakness import make_weakness_export
 
 pytestmark = pytest.mark.slow
 

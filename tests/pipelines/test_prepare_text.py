@@ -243,7 +243,7 @@ def test_pretrained_tokenizer_without_slots_gets_them_as_ordinary_tokens(tmp_pat
     from tokenizers import Tokenizer
 
     from serving.realize import SLOT_TOKENS
-    from tests.training.generator_tiny import make_records, make_tokenizer
+    from tests.fixtures.text import make_records, make_tokenizer
 
     base = make_tokenizer(make_records(16))
     n_base = len(base)

@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pipelines.package import package_candidate, register_version, weakness_candidate
-from tests.quantize.tiny_models import fresh_tracking_uri, make_weakness_export
+from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.weakness import make_weakness_export
 from training.packaging import promotion as pr
 from training.packaging import registry as reg
 

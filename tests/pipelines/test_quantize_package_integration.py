@@ -7,12 +7,10 @@ import json
 import pytest
 
 from serving.manifest import verify_artifact
-from tests.quantize.tiny_models import (
-    export_tiny_t5,
-    fresh_tracking_uri,
-    make_weakness_export,
-    tiny_records,
-)
+from tests.fixtures.generator import export_tiny_t5
+from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.text import tiny_records
+from tests.fixtures.weakness import make_weakness_export
 
 pytestmark = pytest.mark.slow
 

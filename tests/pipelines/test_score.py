@@ -15,70 +15,37 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.simulator import SimulatorConfig, simulate
+from data.simulator import simulate
 from features.config import FeatureConfig
 from features.engine import DaskConfig
 from pipelines.features import make_features
 from pipelines.score import run
-from tests.dask_cluster import shared_client
+from tests.fixtures.cluster import shared_client
+from tests.fixtures.events import sim_config
+from tests.fixtures.weakness import tiny_booster, write_weakness_dir
 from training.scoring import ScoreConfig, load_model
 
-SIM = SimulatorConfig(
-    seed=11,
-    n_learners=50,
-    n_topics=4,
-    days=40,
-    sessions_per_week=4.0,
-    activities_per_session=5,
-    quiz_share=0.5,
-    start="2026-01-05T00:00:00Z",
-)
+SIM = sim_config(seed=11, n_learners=50, n_topics=4, sessions_per_week=4.0)
 
 
 def write_exported_model(out: Path, splits: dict[str, pd.DataFrame], spec: dict[str, Any]) -> Path:
     """A tiny exported weakness model in the export stage's layout."""
-    import lightgbm as lgb
-    import onnx
-
-    from export.weakness_onnx import convert_booster
-
     names = spec["names"]
     train = splits["train"]
-    ds = lgb.Dataset(
-        train[names].to_numpy(np.float32), label=train["label"].to_numpy(), feature_name=names
+    booster = tiny_booster(
+        train[names].to_numpy(np.float32), train["label"].to_numpy(), names, rounds=15
     )
-    params = {
-        "objective": "binary",
-        "num_leaves": 7,
-        "min_data_in_leaf": 10,
-        "verbose": -1,
-        "seed": 1,
-        "deterministic": True,
-        "num_threads": 1,
+    calibration = {
+        "method": "platt",
+        "a": 1.2,
+        "b": -0.1,
+        # per-view maps, as train_weakness writes them: batch scoring uses the top level
+        "views": {
+            "full": {"method": "platt", "a": 1.2, "b": -0.1},
+            "averages": {"method": "platt", "a": 0.5, "b": 0.3},
+        },
     }
-    booster = lgb.train(params, ds, num_boost_round=15)
-    out.mkdir(parents=True)
-    onnx.save(convert_booster(booster, spec, target_opset=15), str(out / "model.onnx"))
-    (out / "feature_spec.json").write_text(json.dumps(spec))
-    (out / "calibration.json").write_text(
-        json.dumps(
-            {
-                "method": "platt",
-                "a": 1.2,
-                "b": -0.1,
-                # per-view maps, as train_weakness writes them: batch scoring uses the top level
-                "views": {
-                    "full": {"method": "platt", "a": 1.2, "b": -0.1},
-                    "averages": {"method": "platt", "a": 0.5, "b": 0.3},
-                },
-            }
-        )
-    )
-    (out / "thresholds.json").write_text(
-        json.dumps(
-            {"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}
-        )
-    )
+    write_weakness_dir(out, booster, spec, calibration=calibration)
     draft = {
         "onnx": {"probability_output": "probabilities", "probability_column": 1},
         "topics": sorted(spec["peer"]["topics"]),

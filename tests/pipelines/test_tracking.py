@@ -11,7 +11,7 @@ import pytest
 
 from pipelines import tracking
 from pipelines.common import setup_mlflow
-from tests.quantize.tiny_models import fresh_tracking_uri
+from tests.fixtures.store import fresh_tracking_uri
 
 pytestmark = pytest.mark.slow
 

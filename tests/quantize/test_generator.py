@@ -8,18 +8,19 @@ import shutil
 import numpy as np
 import pytest
 
+from data.word_problems.corpus import read_jsonl
 from pipelines.common import ConfigError, build_config
 from pipelines.quantize_generator import (
     GeneratorGates,
     QuantizeConfig,
     plot_rows,
-    read_jsonl,
     run_quantization,
 )
 from quantize import generator as qg
 from quantize.gates import choose_shipped
 from quantize.runner import ONNX_FILES, record_feeds
-from tests.quantize.tiny_models import export_tiny_t5, overlap_metric, tiny_records
+from tests.fixtures.generator import export_tiny_t5
+from tests.fixtures.text import overlap_metric, tiny_records
 
 pytestmark = pytest.mark.slow
 
@@ -149,7 +150,7 @@ def test_read_jsonl_names_file_and_line(tmp_path):
     with pytest.raises(
         ValueError, match=r"test.jsonl:2: missing field\(s\) \['target', 'keywords'\]"
     ):
-        read_jsonl(path, ["prompt", "target", "keywords"])
+        read_jsonl(path, required=["prompt", "target", "keywords"])
 
 
 def test_text_metric_adapter_uses_generation_metrics():

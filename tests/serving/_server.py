@@ -7,25 +7,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-
-from tests.serving._artifacts import make_generator_artifact, make_weakness_artifact
-
-_STORE: dict[str, Path] = {}
-
-
-def artifact_store(tmp_root: Path) -> Path:
-    """One tiny store (weakness v1, generator v1) per test process, built on first use."""
-    if "root" not in _STORE:
-        root = tmp_root / "artifacts"
-        make_weakness_artifact(root, version=1)
-        make_generator_artifact(root, version=1)
-        _STORE["root"] = root
-    return _STORE["root"]
 
 
 def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

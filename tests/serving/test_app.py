@@ -16,8 +16,8 @@ import pytest
 from serving import limits
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.serving._artifacts import NOW
-from tests.serving._server import artifact_store, live_server
+from tests.fixtures.store import NOW
+from tests.serving._server import live_server
 
 API = "/api/v1/ai"
 WEAK = {
@@ -37,11 +37,6 @@ WORD = {
     "max_length": 24,
     "seed": 7,
 }
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return artifact_store(tmp_path_factory.mktemp("app"))
 
 
 @pytest.fixture(scope="module")

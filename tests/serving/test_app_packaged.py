@@ -14,8 +14,8 @@ import pytest
 from serving import limits
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.serving._artifacts import NOW, set_alias
-from tests.serving._server import artifact_store, live_server
+from tests.fixtures.store import NOW, artifact_store, set_alias
+from tests.serving._server import live_server
 
 API = "/api/v1/ai"
 

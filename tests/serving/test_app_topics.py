@@ -20,16 +20,11 @@ from serving.app import _completeness, create_app
 from serving.generator import GeneratorModel
 from serving.settings import ServingSettings
 from serving.topics import DEFAULT_TOPICS, SUPPORTED_TOPICS
-from tests.serving._artifacts import write_manifest
-from tests.serving._server import artifact_store, live_server
+from tests.fixtures.store import write_manifest
+from tests.serving._server import live_server
 
 API = "/api/v1/ai"
 WORD = {"topic": "fractions", "keywords": ["apples"], "max_length": limits.MIN_COMPLETE_LENGTH}
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return artifact_store(tmp_path_factory.mktemp("topics"))
 
 
 @pytest.fixture(scope="module")

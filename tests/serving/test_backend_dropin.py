@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 import pytest
 
 from serving.settings import ServingSettings
-from tests.serving._artifacts import NOW, set_alias
+from tests.fixtures.store import NOW
 from tests.serving._backend_pkg import write_backend_package
 
 pytestmark = pytest.mark.slow
@@ -38,13 +37,9 @@ REQUESTS = {
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from tests.serving._server import artifact_store
+    from tests.fixtures.store import champion_store
 
-    root = tmp_path_factory.mktemp("dropin") / "artifacts"
-    shutil.copytree(artifact_store(tmp_path_factory.mktemp("dropin-src")), root)
-    for model in ("weakness", "generator"):
-        set_alias(root, model, "champion", 1)
-    return root
+    return champion_store(tmp_path_factory, "dropin")
 
 
 @pytest.fixture(scope="module")

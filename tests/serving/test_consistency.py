@@ -29,6 +29,7 @@ def test_answer_is_optional() -> None:
         ("12 - 5 + 3", None, "numbers_extra: [3]"),
         ("12 - 5", 8.0, "answer_mismatch"),
         ("12", None, "numbers_missing: [5]"),
+        ("5 - 12", None, "negative_answer: -7"),  # the numbers swapped: "how many left" < 0
     ],
 )
 def test_inconsistent(equation, answer, reason: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,26 +27,20 @@ from serving.schemas import (
 )
 from serving.settings import ServingSettings
 from serving.topics import DEFAULT_TOPICS
-from tests.serving._artifacts import NOW
-from tests.serving._server import artifact_store, live_server
+from tests.fixtures.store import NOW
+from tests.serving._server import live_server
 
 API = "/api/v1/ai"
-SENT: Counter[str] = Counter()
 FUZZ = settings(
     max_examples=520,
     deadline=None,
     derandomize=True,
-    suppress_health_check=[
-        HealthCheck.too_slow,
-        HealthCheck.function_scoped_fixture,
-        HealthCheck.data_too_large,
-    ],
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    store: Path = artifact_store(tmp_path_factory.mktemp("fuzz"))
+def client(store: Path) -> Iterator[httpx.Client]:
     cfg = ServingSettings(artifact_root=store, generator_max_attempts=2, max_concurrency=2)
     app = create_app(weakness_ref="1", generator_ref="1", settings=cfg)
     with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
@@ -128,17 +122,19 @@ valid_weakness = st.fixed_dictionaries(
         "recent_attempts": st.dictionaries(ok_topic, st.lists(ok_attempt, max_size=20), max_size=4),
     },
 )
-# Valid bodies (weighted twice, so many requests reach the model), valid bodies with one field
-# replaced by anything, near-schema bodies with out-of-range values, and arbitrary JSON.
-mutated_weakness = st.tuples(
-    valid_weakness, st.sampled_from(sorted(WeaknessPredictionInput.model_fields)), any_json
-).map(lambda t: {**t[0], t[1]: t[2]})
-weakness_payload = st.one_of(
-    valid_weakness,
-    valid_weakness,
-    mutated_weakness,
-    weakness_body.map(lambda b: {"user_id": "u", **b}),
-    any_json,
+
+
+def payloads(valid: Any, model: Any, near: Any) -> Any:
+    """Valid bodies (weighted twice, so many requests reach the model), valid bodies with one
+    field of ``model`` replaced by anything, near-schema bodies, and arbitrary JSON."""
+    mutated = st.tuples(valid, st.sampled_from(sorted(model.model_fields)), any_json).map(
+        lambda t: {**t[0], t[1]: t[2]}
+    )
+    return st.one_of(valid, valid, mutated, near, any_json)
+
+
+weakness_payload = payloads(
+    valid_weakness, WeaknessPredictionInput, weakness_body.map(lambda b: {"user_id": "u", **b})
 )
 
 word_text = st.sampled_from(["apples", "coins", "basket of eggs", "", " ", "a:b", "x,y"]) | (
@@ -170,13 +166,9 @@ valid_word = st.fixed_dictionaries(
         "temperature": st.floats(*limits.TEMPERATURE_RANGE) | st.none(),
     },
 )
-mutated_word = st.tuples(
-    valid_word, st.sampled_from(sorted(WordProblemInput.model_fields)), any_json
-).map(lambda t: {**t[0], t[1]: t[2]})
-word_payload = st.one_of(
+word_payload = payloads(
     valid_word,
-    valid_word,
-    mutated_word,
+    WordProblemInput,
     word_body.map(
         lambda b: {
             "topic": "fractions",
@@ -185,7 +177,6 @@ word_payload = st.one_of(
             **b,
         }
     ),
-    any_json,
 )
 
 
@@ -213,52 +204,86 @@ W_FIELDS = set(WeaknessPredictionInput.model_fields)
 P_FIELDS = set(WordProblemInput.model_fields)
 
 
+def _post(client: httpx.Client, endpoint: str, content: bytes | str) -> httpx.Response:
+    return client.post(
+        f"{API}/{endpoint}", content=content, headers={"content-type": "application/json"}
+    )
+
+
 @FUZZ
 @given(body=weakness_payload)
-def test_fuzz_predict_weakness(client: httpx.Client, body: Any) -> None:
-    SENT["weakness"] += 1
-    r = client.post(
-        f"{API}/predict-weakness",
-        content=json.dumps(body),
-        headers={"content-type": "application/json"},
-    )
-    SENT[f"weakness:{r.status_code}"] += 1
+def _fuzz_weakness(client: httpx.Client, sent: Counter[str], body: Any) -> None:
+    sent["weakness"] += 1
+    r = _post(client, "predict-weakness", json.dumps(body))
+    sent[f"weakness:{r.status_code}"] += 1
     _check(r, body, W_FIELDS, WeaknessPredictionOutput)
 
 
 @FUZZ
 @given(body=word_payload)
-def test_fuzz_word_problem(client: httpx.Client, body: Any) -> None:
-    SENT["word"] += 1
-    r = client.post(
-        f"{API}/word-problem",
-        content=json.dumps(body),
-        headers={"content-type": "application/json"},
-    )
-    SENT[f"word:{r.status_code}"] += 1
+def _fuzz_word(client: httpx.Client, sent: Counter[str], body: Any) -> None:
+    sent["word"] += 1
+    r = _post(client, "word-problem", json.dumps(body))
+    sent[f"word:{r.status_code}"] += 1
     _check(r, body, P_FIELDS, WordProblemOutput)
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(raw=st.binary(max_size=300), ep=st.sampled_from(["predict-weakness", "word-problem"]))
-def test_fuzz_raw_bytes(client: httpx.Client, raw: bytes, ep: str) -> None:
-    SENT["raw"] += 1
-    r = client.post(f"{API}/{ep}", content=raw, headers={"content-type": "application/json"})
+def _fuzz_raw(client: httpx.Client, sent: Counter[str], raw: bytes, ep: str) -> None:
+    sent["raw"] += 1
+    r = _post(client, ep, raw)
     assert r.status_code in (200, 422), (r.status_code, r.text[:200], raw)
 
 
-def test_fuzz_volume() -> None:
-    """The runs above sent at least 1,000 generated requests across both endpoints."""
-    if not SENT:
-        pytest.skip("fuzz tests not run in this session (e.g. -k selection)")
-    assert SENT["weakness"] + SENT["word"] + SENT["raw"] >= 1000, SENT
-    assert SENT["weakness"] >= 400 and SENT["word"] >= 400, SENT
+DRIVERS: dict[str, Callable[[httpx.Client, Counter[str]], None]] = {
+    "weakness": _fuzz_weakness,
+    "word": _fuzz_word,
+    "raw": _fuzz_raw,
+}
+
+
+class FuzzRuns:
+    """Each fuzz run done at most once per module, with what it sent.
+
+    The per-endpoint tests and the volume test draw on the same runs, so the volume test
+    holds when it is selected alone (``-k volume``): it runs what has not run yet.
+    """
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.sent: dict[str, Counter[str]] = {}
+
+    def run(self, name: str) -> Counter[str]:
+        """Counts of the run ``name`` (requests, then answers by status); raises on a bad one."""
+        if name not in self.sent:
+            sent: Counter[str] = Counter()
+            DRIVERS[name](self.client, sent)
+            self.sent[name] = sent
+        return self.sent[name]
+
+
+@pytest.fixture(scope="module")
+def runs(client: httpx.Client) -> FuzzRuns:
+    return FuzzRuns(client)
+
+
+def test_fuzz_predict_weakness(runs: FuzzRuns) -> None:
+    assert runs.run("weakness")["weakness"] >= 400
+
+
+def test_fuzz_word_problem(runs: FuzzRuns) -> None:
+    assert runs.run("word")["word"] >= 400
+
+
+def test_fuzz_raw_bytes(runs: FuzzRuns) -> None:
+    assert runs.run("raw")["raw"] >= 50
+
+
+def test_fuzz_volume(runs: FuzzRuns) -> None:
+    """At least 1,000 generated requests across both endpoints, valid and invalid ones."""
+    sent = runs.run("weakness") + runs.run("word") + runs.run("raw")
+    assert sent["weakness"] + sent["word"] + sent["raw"] >= 1000, sent
     # both valid requests (served by the models) and invalid ones were exercised
     for ep in ("weakness", "word"):
-        assert SENT[f"{ep}:200"] >= 50 and SENT[f"{ep}:422"] >= 50, SENT
-    print(dict(SENT))
+        assert sent[f"{ep}:200"] >= 50 and sent[f"{ep}:422"] >= 50, sent

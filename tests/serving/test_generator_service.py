@@ -12,7 +12,6 @@ import pytest
 from serving.errors import ArtifactError, RequestError
 from serving.generator import GeneratorModel, derive_seed, load_generator
 from serving.settings import ServingSettings
-from tests.serving._server import artifact_store
 
 GOOD = "Tom has 3 apples and gets 4 more. How many apples does Tom have? ||| 3 + 4"
 BAD = "Tom has 3 apples. How many apples? ||| 3 + 5"
@@ -156,11 +155,6 @@ def test_derive_seed_in_range_and_deterministic() -> None:
         for i in range(5):
             s = derive_seed(base, i)
             assert 0 <= s <= 2**31 - 1 and s == derive_seed(base, i)
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return artifact_store(tmp_path_factory.mktemp("gen"))
 
 
 def test_real_tiny_artifact_seed_reproducible(store: Path) -> None:

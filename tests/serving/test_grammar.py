@@ -72,6 +72,7 @@ GOOD_TAIL = " How many are there?"  # keeps the question check quiet in the othe
         ("Tom has n1 apples." + GOOD_TAIL, [], "unknown_token"),
         ("Tom has 3 apples ||| n1." + GOOD_TAIL, [], "unknown_token"),
         ("Tom has 3 apples > 2." + GOOD_TAIL, [], "unknown_token"),
+        ("Tom gives 2 apples to|| Maya." + GOOD_TAIL, [], "unknown_token"),  # a cut separator
         ("Tom has 3 apples\x07." + GOOD_TAIL, [], "unknown_token"),
         ("Tom has 3 \ufffd apples." + GOOD_TAIL, [], "unknown_token"),
         ("Tom has 3 apples . How many are there ?", [], "unknown_token"),

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from serving import limits
-from tests.serving._artifacts import NOW, set_alias
-from tests.serving._server import artifact_store, free_port
+from tests.fixtures.store import NOW, artifact_store, set_alias
+from tests.serving._server import free_port
 
 FORBIDDEN = (
     "torch",

@@ -15,7 +15,7 @@ from serving.manifest import (
     read_aliases,
     verify_artifact,
 )
-from tests.quantize.tiny_models import make_weakness_export
+from tests.fixtures.weakness import make_weakness_export
 
 
 @pytest.fixture()

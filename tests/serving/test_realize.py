@@ -31,6 +31,8 @@ from serving.realize import (
         ("leaves", ("leaf", "leaves")),
         ("cacti", ("cactus", "cacti")),
         ("sheep", ("sheep", "sheep")),
+        ("cm", ("cm", "cm")),  # unit symbols do not take -s: "102 cm"
+        ("kg", ("kg", "kg")),
         ("hour", ("hour", "hours")),
         ("ice cream", ("ice cream", "ice creams")),
         ("pencil case", ("pencil case", "pencil cases")),
@@ -126,6 +128,7 @@ def test_delexicalize_same_keyword_twice_uses_the_first_slot() -> None:
         # spacing the decoder leaves around added tokens, and possessives
         ("the <k1> ' s lid is on 4 <k1s> .", ["box"], "The box's lid is on 4 boxes."),
         ("3 <k1s> ( all red ) .", ["sheep"], "3 sheep (all red)."),
+        ("Priya is 102 <k1s> tall.", ["cm"], "Priya is 102 cm tall."),
         # not an article: 'side a is'
         ("side a is 5 cm.", [], "Side a is 5 cm."),
     ],

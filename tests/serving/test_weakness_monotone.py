@@ -21,7 +21,8 @@ import pytest
 
 from serving.app import create_app
 from serving.settings import ServingSettings
-from tests.serving._artifacts import NOW, tiny_spec, training_rows, write_manifest
+from tests.fixtures.store import NOW, write_manifest
+from tests.fixtures.weakness import fit_booster, tiny_spec, training_rows, write_weakness_dir
 from tests.serving._server import live_server
 
 API = "/api/v1/ai/predict-weakness"
@@ -34,39 +35,28 @@ LEVELS = ["none", "review", "practice", "intervene"]
 
 def _monotone_artifact(root: Path) -> Path:
     """``root/weakness/1``: a monotone-constrained booster, per-view Platt, aliases, manifest."""
-    import onnx
-
-    from export.weakness_onnx import convert_booster
     from features.summary import VIEWS
-    from training.weakness import MONOTONE_DEFAULT, train_booster
+    from training.weakness import MONOTONE_DEFAULT
 
     spec = tiny_spec()
     x, y = training_rows(spec, n=400)
     x_val, y_val = training_rows(spec, n=200, seed=1)
-    booster = train_booster(
+    booster = fit_booster(
         (x, y),
         (x_val, y_val),
+        spec["names"],
         params={"num_leaves": 7, "min_data_in_leaf": 10, "learning_rate": 0.2},
-        feature_names=spec["names"],
-        imbalance="none",
-        seed=1,
-        num_threads=1,
-        num_boost_round=30,
-        early_stopping_rounds=30,
+        rounds=30,
+        stop=30,
         monotone=MONOTONE_DEFAULT,
     )
-    out = root / "weakness" / "1"
-    out.mkdir(parents=True)
-    onnx.save(convert_booster(booster, spec, target_opset=15), str(out / "model.onnx"))
-    (out / "feature_spec.json").write_text(json.dumps(spec))
     views = {
         v: {"method": "platt", "a": 1.0 + 0.05 * i, "b": 0.02 * i} for i, v in enumerate(VIEWS)
     }
-    (out / "calibration.json").write_text(
-        json.dumps({"method": "platt", "a": 1.0, "b": 0.0, "views": views})
-    )
-    (out / "thresholds.json").write_text(
-        json.dumps({"thresholds": [0.3, 0.5, 0.7], "labels": LEVELS})
+    calibration = {"method": "platt", "a": 1.0, "b": 0.0, "views": views}
+    levels = {"thresholds": [0.3, 0.5, 0.7], "labels": LEVELS}
+    out = write_weakness_dir(
+        root / "weakness" / "1", booster, spec, calibration=calibration, levels=levels
     )
     write_manifest(
         out,

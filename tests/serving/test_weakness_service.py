@@ -16,13 +16,8 @@ from serving.manifest import ManifestError
 from serving.schemas import WeaknessPredictionInput
 from serving.settings import ServingSettings
 from serving.weakness import UNASSIGNED_TOPIC, WeaknessModel, build_history, load_weakness
-from tests.serving._artifacts import DAY, NOW, make_weakness_artifact, write_manifest
-from tests.serving._server import artifact_store
-
-
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return artifact_store(tmp_path_factory.mktemp("weak"))
+from tests.fixtures.store import DAY, NOW, write_manifest
+from tests.fixtures.weakness import make_weakness_artifact
 
 
 @pytest.fixture(scope="module")
@@ -154,7 +149,7 @@ def test_generator_artifact_is_not_a_weakness_model(store: Path) -> None:
 
 
 def test_fresh_version_resolves_by_alias(tmp_path: Path) -> None:
-    from tests.serving._artifacts import set_alias
+    from tests.fixtures.store import set_alias
 
     make_weakness_artifact(tmp_path, version=3)
     set_alias(tmp_path, "weakness", "champion", 3)

@@ -9,16 +9,15 @@ from pathlib import Path
 import pytest
 
 from pipelines.common import ConfigError, build_config
-from pipelines.train_generator import TrainGeneratorConfig, loss_csv, read_jsonl
-from tests.training.generator_tiny import (
+from pipelines.train_generator import TrainGeneratorConfig, loss_csv, read_pairs
+from tests.fixtures.generator import (
     TINY_T5,
-    make_records,
-    make_tokenizer,
     one_thread,
+    quick_train,
     save_checkpoint_dir,
     tiny_model,
-    write_text_dir,
 )
+from tests.fixtures.text import make_records, make_tokenizer, write_text_dir
 from training import generator as g
 
 
@@ -55,11 +54,11 @@ def test_collate_masks_padding_out_of_the_loss() -> None:
     assert batch["labels"].tolist() == [[8, 1, -100, -100], [9, 9, 9, 1]]
 
 
-def test_read_jsonl_names_file_line_and_field(tmp_path: Path) -> None:
+def test_read_pairs_names_file_line_and_field(tmp_path: Path) -> None:
     path = tmp_path / "x.jsonl"
     path.write_text(json.dumps({"prompt": "p", "target": "t"}) + "\n" + json.dumps({"prompt": "p"}))
     with pytest.raises(ValueError, match=r"x\.jsonl:2: field 'target'"):
-        read_jsonl(path)
+        read_pairs(path)
 
 
 def test_train_lowers_loss_and_keeps_best_epoch() -> None:
@@ -68,21 +67,7 @@ def test_train_lowers_loss_and_keeps_best_epoch() -> None:
     model = tiny_model(tok)
     enc = g.encode_records(tok, recs, max_source_len=64, max_target_len=64)
     before = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
-    with one_thread():
-        hist = g.train(
-            model,
-            enc,
-            enc,
-            epochs=3,
-            batch_size=8,
-            learning_rate=1e-2,
-            weight_decay=0.0,
-            warmup_ratio=0.0,
-            max_grad_norm=1.0,
-            patience=0,
-            seed=0,
-            pad_id=0,
-        )
+    hist = quick_train(model, tok, recs, epochs=3)
     after = g.evaluate_loss(model, enc, batch_size=16, pad_id=0)
     assert after < before - 0.5
     assert len(hist.val_loss) == 3 and hist.best_val_loss == min(hist.val_loss)

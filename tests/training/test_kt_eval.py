@@ -10,19 +10,12 @@ import pytest
 
 from features.config import FeatureConfig
 from pipelines.common import build_config
+from tests.fixtures.events import SHARED_DATA
+from tests.fixtures.weakness import FAST_PARAMS
 from training.kt_eval import KTSettings, eval_kt, learner_folds, previous_topic, smoothed_rate
 from training.weakness import WeaknessConfig
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "learner_events" / "assistments09"
-
-FAST = {
-    "seed": 1,
-    "num_threads": 1,
-    "num_boost_round": 40,
-    "early_stopping_rounds": 10,
-    "base": {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20},
-    "tuning": {"n_trials": 0},
-}
+DATA = SHARED_DATA / "learner_events" / "assistments09"
 
 
 def write_tsv(path: Path, n_users: int, seed: int, first_user: int) -> Path:
@@ -74,7 +67,7 @@ def test_previous_topic_uses_only_the_learners_own_past() -> None:
 def test_eval_kt_tiny(tmp_path: Path, item_difficulty: bool) -> None:
     train = write_tsv(tmp_path / "train.tsv", 40, 0, 0)
     test = write_tsv(tmp_path / "test.tsv", 15, 1, 1000)
-    cfg = build_config(WeaknessConfig, FAST, "train_weakness")
+    cfg = build_config(WeaknessConfig, FAST_PARAMS, "train_weakness")
     res = eval_kt(
         train,
         test,
@@ -93,7 +86,7 @@ def test_eval_kt_tiny(tmp_path: Path, item_difficulty: bool) -> None:
 def test_eval_kt_rejects_shared_learners(tmp_path: Path) -> None:
     train = write_tsv(tmp_path / "train.tsv", 10, 0, 0)
     test = write_tsv(tmp_path / "test.tsv", 5, 1, 5)  # users 5..9 also in train
-    cfg = build_config(WeaknessConfig, FAST, "train_weakness")
+    cfg = build_config(WeaknessConfig, FAST_PARAMS, "train_weakness")
     with pytest.raises(ValueError, match="also appear in"):
         eval_kt(train, test, cfg=cfg, feat_cfg=FeatureConfig())
 
@@ -131,7 +124,7 @@ def test_real_assistments_subsample(tmp_path: Path) -> None:
     te = te[te["user_id"].isin(te["user_id"].unique()[:100])]
     tr.to_csv(tmp_path / "train.tsv", sep="\t", index=False)
     te.to_csv(tmp_path / "test.tsv", sep="\t", index=False)
-    cfg = build_config(WeaknessConfig, {**FAST, "num_threads": 2}, "train_weakness")
+    cfg = build_config(WeaknessConfig, {**FAST_PARAMS, "num_threads": 2}, "train_weakness")
     res = eval_kt(tmp_path / "train.tsv", tmp_path / "test.tsv", cfg=cfg, feat_cfg=FeatureConfig())
     assert res["n_test"] == len(te)
     assert res["auc"] > 0.70
@@ -143,7 +136,9 @@ def test_eval_kt_reports_summary_views(tmp_path: Path) -> None:
     test = write_tsv(tmp_path / "test.tsv", 15, 1, 1000)
     names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat"]
     cfg = build_config(
-        WeaknessConfig, {**FAST, "views": {"names": [*names, "averages_time"]}}, "train_weakness"
+        WeaknessConfig,
+        {**FAST_PARAMS, "views": {"names": [*names, "averages_time"]}},
+        "train_weakness",
     )
     res = eval_kt(train, test, cfg=cfg, feat_cfg=FeatureConfig())
     # KT answers carry no time spent: the _time views are left out, not faked

@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 
 from pipelines.common import ConfigError, build_config
-from tests.training.weakness_synth import NAMES, TINY_PARAMS, make_frame
+from tests.fixtures.weakness import NAMES, TINY_PARAMS, fit_booster, make_frame
 from training.weakness import (
     WeaknessConfig,
     class_weights,
     explain,
     split_from_frame,
-    train_booster,
 )
 from training.weakness_metrics import binary_metrics, expected_calibration_error
 
@@ -97,16 +96,8 @@ def test_explain_contributions_add_up() -> None:
     tr, va = make_frame(800, 1), make_frame(300, 2)
     Xtr, ytr = tr[NAMES].to_numpy(np.float32), tr["label"].to_numpy()
     Xva, yva = va[NAMES].to_numpy(np.float32), va["label"].to_numpy()
-    booster = train_booster(
-        (Xtr, ytr),
-        (Xva, yva),
-        params={"num_leaves": 7},
-        feature_names=NAMES,
-        imbalance="none",
-        seed=1,
-        num_threads=1,
-        num_boost_round=30,
-        early_stopping_rounds=5,
+    booster = fit_booster(
+        (Xtr, ytr), (Xva, yva), NAMES, params={"num_leaves": 7}, rounds=30, stop=5
     )
     top = explain(booster, Xva[0], NAMES, top_k=len(NAMES))
     assert [n for n, _ in top] != [] and {n for n, _ in top} == set(NAMES)

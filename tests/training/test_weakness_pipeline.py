@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipelines.common import build_config
-from tests.training.weakness_synth import TINY_PARAMS, write_features_dir
+from tests.fixtures.weakness import TINY_PARAMS, write_features_dir
 from training.weakness import WeaknessConfig
 
 

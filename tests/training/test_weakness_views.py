@@ -16,6 +16,8 @@ from features.peer import compute_peer_table
 from features.summary import MAX_SUMMARY_COUNT, VIEWS, summary_events, view_of
 from serving.schemas import WeaknessPredictionInput
 from serving.weakness import build_history, request_views
+from tests.fixtures.events import sim_config
+from tests.fixtures.weakness import FAST_PARAMS
 from training.weakness_views import ViewBuilder, ViewSettings, check_views
 
 SETTINGS = ViewSettings(recent_k=4, spacing_s=86_400)
@@ -23,19 +25,10 @@ SETTINGS = ViewSettings(recent_k=4, spacing_s=86_400)
 
 @pytest.fixture(scope="module")
 def sim() -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
-    from data.simulator import SimulatorConfig, simulate
+    from data.simulator import simulate
     from features.build import spec_from_config
 
-    cfg = SimulatorConfig(
-        seed=3,
-        n_learners=12,
-        n_topics=4,
-        days=40,
-        sessions_per_week=3.0,
-        activities_per_session=4,
-        quiz_share=0.4,
-        start="2026-01-05T00:00:00Z",
-    )
+    cfg = sim_config(n_learners=12, n_topics=4, activities_per_session=4, quiz_share=0.4)
     events, oracle = simulate(cfg, pass_mark=0.6)
     fcfg = FeatureConfig()
     peer = compute_peer_table(events, prior_weight=20.0)
@@ -192,7 +185,7 @@ def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     import mlflow
 
-    from data.simulator import SimulatorConfig, simulate
+    from data.simulator import simulate
     from pipelines import export_weakness, train_weakness
     from pipelines.common import build_config
     from pipelines.features import make_features
@@ -202,15 +195,8 @@ def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.create_experiment("weakness", artifact_location=(tmp_path / "mlart").as_uri())
-    sim = SimulatorConfig(
-        seed=5,
-        n_learners=120,
-        n_topics=4,
-        days=60,
-        sessions_per_week=3.0,
-        activities_per_session=4,
-        quiz_share=0.4,
-        start="2026-01-05T00:00:00Z",
+    sim = sim_config(
+        seed=5, n_learners=120, n_topics=4, days=60, activities_per_session=4, quiz_share=0.4
     )
     events, oracle = simulate(sim, pass_mark=0.6)
     events_file = tmp_path / "events.parquet"
@@ -222,15 +208,7 @@ def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyP
         part.to_parquet(feats / f"{name}.parquet", index=False)
     (feats / "feature_spec.json").write_text(json.dumps(spec))
     names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat_time"]
-    params = {
-        "seed": 1,
-        "num_threads": 1,
-        "num_boost_round": 40,
-        "early_stopping_rounds": 10,
-        "base": {"num_leaves": 7, "learning_rate": 0.1, "min_data_in_leaf": 20},
-        "tuning": {"n_trials": 0},
-        "views": {"names": names, "max_val_rows": 200, "recent_k": 5},
-    }
+    params = {**FAST_PARAMS, "views": {"names": names, "max_val_rows": 200, "recent_k": 5}}
     cfg = build_config(WeaknessConfig, params, "train_weakness")
     model_dir = tmp_path / "model"
     metrics = train_weakness.run(

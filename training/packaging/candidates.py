@@ -10,11 +10,11 @@ them, so old manifests and drafts keep working.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from data.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
 
@@ -42,16 +42,6 @@ class Candidate:
     @property
     def gates_passed(self) -> bool:
         return bool(self.fields.get("gates_passed"))
-
-
-def read_json(path: Path) -> Any:
-    """A required JSON input; the error names the file."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: required input not found")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
 def gate_passed(record: Mapping[str, Any]) -> bool:

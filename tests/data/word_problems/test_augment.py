@@ -105,3 +105,32 @@ def test_keyword_swap_asks_for_pseudo_words_with_the_same_target(records) -> Non
             else:
                 assert singular(a) not in entities or " " in a  # shape words stay
     assert out == keyword_swap(records, share=0.5, seed=4)[0]
+
+
+def test_context_keywords_give_every_requested_noun_a_slot(records) -> None:
+    from data.word_problems.augment import CONTEXT_FRAMES, context_keywords
+
+    out, changed = context_keywords(records, share=0.5, seed=5, max_keywords=4)
+    assert len(out) == len(records) and 0.3 * len(records) <= changed <= 0.6 * len(records)
+    n_three = 0
+    openers = [f.split("{x}")[0] for f in CONTEXT_FRAMES]
+    for old, new in zip(records, out, strict=True):
+        if new is old:
+            continue
+        extra = [k for k in new["keywords"] if k not in old["keywords"]]
+        assert 1 <= len(extra) <= 2 and len(new["keywords"]) <= 4
+        assert new["source"] == old["source"] + "+context"
+        assert new["problem"].endswith(old["problem"])  # the opener comes first, text unchanged
+        assert any(new["problem"].startswith(o) for o in openers)
+        # every requested keyword (old and extra) is a slot of the target, none left literal
+        used = {int(n) for n in re.findall(r"<k(\d+)s?>", new["target"])}
+        assert used == set(range(1, len(new["keywords"]) + 1))
+        for kw in extra:
+            assert kw.lower() not in old["problem"].lower()
+        assert render_output(new["target"], new["keywords"]).problem_text == new["problem"]
+        assert check_consistency(new["problem"], new["equation"]).ok
+        n_three += len(new["keywords"]) >= 3
+    assert n_three > 0.2 * changed  # the point: requests with three or more nouns
+    assert out == context_keywords(records, share=0.5, seed=5, max_keywords=4)[0]
+    with pytest.raises(ValueError, match="share"):
+        context_keywords(records, share=1.5, seed=5)

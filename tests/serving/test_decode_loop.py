@@ -10,8 +10,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from serving.generation import OnnxSeq2SeqGenerator, filter_logits
-from tests.training.generator_tiny import make_records, save_checkpoint_dir
+from serving.decode_loop import OnnxSeq2SeqGenerator, filter_logits
+from tests.fixtures.generator import save_checkpoint_dir
+from tests.fixtures.text import make_records
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -129,7 +130,7 @@ def test_filter_logits_top_k_and_top_p() -> None:
 
 def test_module_imports_neither_torch_nor_transformers() -> None:
     code = (
-        "import sys, serving.generation; "
+        "import sys, serving.decode_loop; "
         "bad = [m for m in ('torch', 'transformers', 'optimum') if m in sys.modules]; "
         "print(bad); sys.exit(1 if bad else 0)"
     )

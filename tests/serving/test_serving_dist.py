@@ -1,0 +1,398 @@
+"""The ``ludora-serving`` wheel: one import name, no repo imports, and it serves like ``serving``.
+
+A backend with its own ``data``, ``features`` and ``serving`` packages imports them first, then
+serves through ``ludora_serving``'s CLI; the answers must equal this repo's ``serving`` on the
+same tiny artifacts, and no module of this repository may be loaded. The fast test unpacks the
+wheel onto ``sys.path`` behind the backend's packages; the ``venv`` one installs it with pip into
+a fresh virtualenv holding only ``requirements-serving.txt`` (~1-2 min with pip's warm cache).
+"""
+
+from __future__ import annotations
+
+import ast
+import base64
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from export.serving_dist import PACKAGE, ServingDistError, build_wheel, read_requirements
+
+REPO = Path(__file__).resolve().parents[2]
+COLLIDING = ("data", "features", "serving")
+HEAVY = ("torch", "transformers", "lightgbm", "sklearn", "pandas", "mlflow", "onnx", "optimum")
+
+
+def _requests() -> dict[str, Any]:
+    from tests.fixtures.store import NOW
+
+    return {
+        "weakness": [
+            {"user_id": "u1", "average_score_per_topic": {"fractions": 0.55, "addition": 0.9}},
+            {
+                "user_id": "u2",
+                "recent_quiz_scores": {"fractions": [0.4, 0.6, 0.5]},
+                "time_spent_per_topic_minutes": {"fractions": 35},
+                "recent_attempts": {
+                    "division": [{"score": 0.3, "timestamp": NOW - 3600, "hints_used": 2}]
+                },
+            },
+        ],
+        "word_problem": [
+            {"topic": "fractions", "keywords": ["apples", "coins"], "max_length": 24, "seed": 3}
+        ],
+        "now": NOW,
+    }
+
+
+# The probe: a backend's entry point. It imports the backend's own colliding packages first
+# (when BACKEND_PACKAGES=1), then runs `<pkg>.cli serve` in the main thread while a thread posts
+# the requests, records the answers and what got imported, and stops the server with SIGINT.
+PROBE = r"""
+import importlib, json, os, signal, socket, sys, threading, time, urllib.error, urllib.request
+from pathlib import Path
+
+pkg, store, out = sys.argv[1], sys.argv[2], sys.argv[3]
+requests = json.loads(sys.argv[4])
+backend = os.environ.get("BACKEND_PACKAGES") == "1"
+if backend:
+    import data, data.schema, features, features.kernel, serving, serving.schemas
+    marks = [data.MARK, data.schema.MARK, features.MARK, features.kernel.MARK, serving.MARK,
+             serving.schemas.MARK]
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+base = f"http://127.0.0.1:{port}"
+
+
+def post(path, body):
+    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def probe():
+    result = {"ready": False}
+    try:
+        for _ in range(2400):
+            try:
+                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
+                    result["ready"] = r.status == 200
+                    break
+            except Exception:
+                time.sleep(0.05)
+        result["weakness"] = [post("/api/v1/ai/predict-weakness", {**b, "now": requests["now"]})
+                              for b in requests["weakness"]]
+        result["word_problem"] = [post("/api/v1/ai/word-problem", b)
+                                  for b in requests["word_problem"]]
+        roots = [Path(p) for p in os.environ["REPO_PACKAGE_DIRS"].split(os.pathsep)]
+        result["repo_modules"] = sorted(
+            name for name, mod in list(sys.modules.items())
+            if getattr(mod, "__file__", None)
+            and any(Path(mod.__file__).resolve().is_relative_to(r) for r in roots)
+        )
+        result["heavy_modules"] = sorted(m for m in os.environ["HEAVY"].split(",")
+                                         if m in sys.modules)
+        if backend:
+            import data, features, serving
+            result["backend_marks"] = [data.MARK, data.schema.MARK, features.MARK,
+                                       features.kernel.MARK, serving.MARK, serving.schemas.MARK]
+        result["package_file"] = sys.modules[pkg].__file__
+    finally:
+        with open(out, "w") as fh:
+            json.dump(result, fh)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+threading.Thread(target=probe, daemon=True).start()
+importlib.import_module(f"{pkg}.cli").main(
+    ["serve", "--port", str(port), "--weakness", "champion", "--generator", "champion",
+     "--artifact-root", store])
+"""
+
+
+def write_backend(root: Path) -> Path:
+    """A backend's source tree: its own ``data``, ``features`` and ``serving`` packages, with
+    modules named like ours (``data/schema.py``, ``features/kernel.py``, ``serving/schemas.py``)
+    that hold none of our names, so any stray repo import fails or reads the wrong module."""
+    for pkg, sub in (("data", "schema"), ("features", "kernel"), ("serving", "schemas")):
+        (root / pkg).mkdir(parents=True, exist_ok=True)
+        (root / pkg / "__init__.py").write_text(f"MARK = 'backend {pkg}'\n")
+        (root / pkg / f"{sub}.py").write_text(f"MARK = 'backend {pkg}.{sub}'\n")
+    return root
+
+
+BACKEND_MARKS = [
+    "backend data",
+    "backend data.schema",
+    "backend features",
+    "backend features.kernel",
+    "backend serving",
+    "backend serving.schemas",
+]
+
+
+def run_probe(
+    python: str, pkg: str, store: Path, probe_dir: Path, *, pythonpath: str | None, backend: bool
+) -> dict[str, Any]:
+    """Run the probe with ``python``; return what it recorded."""
+    probe = probe_dir / "probe.py"
+    probe.write_text(PROBE)
+    out = probe_dir / f"result-{pkg}-{os.getpid()}-{time.monotonic_ns()}.json"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "OMP_NUM_THREADS": "1",
+        # this repo's packages (not .venv, which lives in the repo too)
+        "REPO_PACKAGE_DIRS": os.pathsep.join(str(p.parent) for p in REPO.glob("*/__init__.py")),
+        "HEAVY": ",".join(HEAVY),
+        "BACKEND_PACKAGES": "1" if backend else "0",
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    proc = subprocess.run(
+        [python, str(probe), pkg, str(store), str(out), json.dumps(_requests())],
+        cwd=probe_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(out.read_text()))
+
+
+def answers(result: dict[str, Any]) -> dict[str, Any]:
+    return {k: result[k] for k in ("ready", "weakness", "word_problem")}
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.store import champion_store
+
+    return champion_store(tmp_path_factory, "dist-store")
+
+
+@pytest.fixture(scope="module")
+def expected(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The answers of this repo's ``serving`` (same probe, the repo on the path, no backend)."""
+    result = run_probe(
+        sys.executable,
+        "serving",
+        store,
+        tmp_path_factory.mktemp("probe-repo"),
+        pythonpath=str(REPO),
+        backend=False,
+    )
+    assert result["ready"] and result["heavy_modules"] == []
+    assert {"serving.cli", "features.online", "data.schema"} <= set(result["repo_modules"])
+    assert Path(result["package_file"]).resolve().is_relative_to(REPO)
+    assert [status for status, _ in result["weakness"] + result["word_problem"]] == [200] * 3
+    return answers(result)
+
+
+# ----------------------------------------------------------------------------- the wheel itself
+
+
+def test_wheel_holds_only_ludora_serving(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        record = zf.read(next(n for n in names if n.endswith(".dist-info/RECORD"))).decode()
+        meta = zf.read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+        blobs = {n: zf.read(n) for n in names}
+    tops = {n.split("/")[0] for n in names}
+    assert tops == {PACKAGE, wheel.name.split("-py3")[0] + ".dist-info"}
+    # every serving module is vendored (globbed, so a renamed or new module is carried too)
+    for src in (REPO / "serving").glob("*.py"):
+        assert f"{PACKAGE}/{src.name}" in names, src.name
+    assert f"{PACKAGE}/_features/online.py" in names and f"{PACKAGE}/_data/schema.py" in names
+    assert not any(n.startswith(f"{PACKAGE}/_features/build") for n in names)
+    # RECORD matches every file; METADATA pins exactly requirements-serving.txt
+    for line in record.splitlines():
+        path, digest, size = line.rsplit(",", 2)
+        if digest:
+            sha = base64.urlsafe_b64encode(hashlib.sha256(blobs[path]).digest()).rstrip(b"=")
+            assert digest == "sha256=" + sha.decode() and int(size) == len(blobs[path]), path
+    reqs = read_requirements(REPO / "requirements-serving.txt")
+    fields = [line.split(": ", 1) for line in meta.splitlines()]
+    assert [v for k, v in fields if k == "Requires-Dist"] == [
+        f"{r.name}=={r.version}" for r in reqs
+    ]
+    assert [v for k, v in fields if k == "Name"] == ["ludora-serving"]
+
+
+def test_no_vendored_module_imports_a_repo_package(wheel: Path) -> None:
+    repo_pkgs = {p.parent.name for p in REPO.glob("*/__init__.py")}
+    allowed = {r.import_name for r in read_requirements(REPO / "requirements-serving.txt")}
+    allowed |= {"starlette", PACKAGE}
+    seen: set[str] = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for name in (n for n in zf.namelist() if n.endswith(".py")):
+            tree = ast.parse(zf.read(name), name)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    mods = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and not node.level:
+                    mods = [node.module or ""]
+                else:
+                    continue
+                for mod in mods:
+                    top = mod.split(".")[0]
+                    seen.add(top)
+                    assert top not in repo_pkgs, f"{name}:{node.lineno} imports {mod}"
+                    assert top in allowed or top in sys.stdlib_module_names, f"{name}: {mod}"
+    assert {PACKAGE, "numpy", "onnxruntime", "fastapi"} <= seen  # the walk saw real imports
+
+
+def test_build_is_reproducible(wheel: Path, tmp_path: Path) -> None:
+    assert build_wheel(tmp_path).read_bytes() == wheel.read_bytes()
+
+
+def _repo_copy(root: Path) -> Path:
+    for name in ("serving", "features", "data"):
+        shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "training").mkdir()
+    (root / "training" / "__init__.py").write_text("")
+    for name in ("pyproject.toml", "requirements-serving.txt"):
+        shutil.copy2(REPO / name, root / name)
+    return root
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("from features.build import build_features", "imports features.build, which"),
+        ("from training.weakness import train", "imports training.weakness, which"),
+        ("import pandas as pd", "imports pandas, which is neither"),
+        ("import serving.limits", "'import serving.limits' binds the repo name 'serving'"),
+        ("from ..training import weakness", "relative import leaves its package"),
+    ],
+)
+def test_build_fails_when_serving_imports_what_the_wheel_cannot_carry(
+    tmp_path: Path, line: str, message: str
+) -> None:
+    repo = _repo_copy(tmp_path / "repo")
+    module = repo / "serving" / "keywords.py"
+    text = module.read_text().rstrip("\n") + "\n"
+    lineno = text.count("\n") + 1
+    module.write_text(f"{text}{line}\n")
+    with pytest.raises(ServingDistError) as err:
+        build_wheel(tmp_path / "out", repo=repo)
+    assert str(err.value).startswith(f"serving/keywords.py:{lineno}: ")
+    assert message in str(err.value)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_build_rewrites_function_local_and_aliased_imports(tmp_path: Path) -> None:
+    repo = _repo_copy(tmp_path / "repo")
+    module = repo / "serving" / "keywords.py"
+    module.write_text(
+        module.read_text()
+        + "\n\ndef _probe():  # comment naming serving.limits stays\n"
+        + "    import serving.limits as lim; from features.spec import validate_spec\n"
+        + "    return lim, validate_spec\n"
+    )
+    with zipfile.ZipFile(build_wheel(tmp_path / "out", repo=repo)) as zf:
+        text = zf.read(f"{PACKAGE}/keywords.py").decode()
+    assert (
+        "    import ludora_serving.limits as lim; "
+        "from ludora_serving._features.spec import validate_spec\n"
+    ) in text
+    assert "# comment naming serving.limits stays" in text
+
+
+# ----------------------------------------------------------------------------- it serves
+
+
+def test_wheel_serves_beside_a_backends_colliding_packages(
+    wheel: Path, store: Path, expected: dict[str, Any], tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    backend = write_backend(tmp_path / "backend")
+    # the backend first: its data / features / serving win every lookup of those names
+    result = run_probe(
+        sys.executable,
+        PACKAGE,
+        store,
+        tmp_path,
+        pythonpath=f"{backend}{os.pathsep}{site}",
+        backend=True,
+    )
+    assert result["repo_modules"] == []
+    assert result["backend_marks"] == BACKEND_MARKS
+    assert result["heavy_modules"] == []
+    assert Path(result["package_file"]).resolve().is_relative_to(site)
+    assert answers(result) == expected
+
+
+@pytest.mark.slow
+@pytest.mark.venv
+def test_wheel_installs_and_serves_in_a_light_venv(
+    wheel: Path, store: Path, expected: dict[str, Any], tmp_path: Path
+) -> None:
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    pip = [str(venv / "bin/python"), "-m", "pip", "--disable-pip-version-check"]
+    req = subprocess.run(
+        [*pip, "install", "-q", "-r", str(REPO / "requirements-serving.txt")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if req.returncode != 0 and "No matching distribution" in req.stderr:
+        pytest.skip(f"pip could not install requirements-serving.txt offline: {req.stderr[-300:]}")
+    assert req.returncode == 0, req.stderr[-2000:]
+    # --no-index: the wheel's pinned Requires-Dist must be met by requirements-serving.txt alone
+    t0 = time.perf_counter()
+    inst = subprocess.run(
+        [*pip, "install", "-q", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert inst.returncode == 0, inst.stderr[-2000:]
+    install_s = time.perf_counter() - t0
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    site = Path(
+        subprocess.check_output([str(venv / "bin/python"), "-c", purelib], text=True).strip()
+    )
+    # the install added no common top-level name; then the backend installs its own beside it
+    assert not [n for n in COLLIDING if (site / n).exists()]
+    write_backend(site)
+    assert subprocess.run([*pip, "check"], capture_output=True, timeout=120).returncode == 0
+    cli = subprocess.run(
+        [str(venv / "bin/ludora-serving"), "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0 and "--artifact-root" in cli.stdout, cli.stderr[-2000:]
+    result = run_probe(
+        str(venv / "bin/python"), PACKAGE, store, tmp_path, pythonpath=None, backend=True
+    )
+    assert result["repo_modules"] == []
+    assert result["backend_marks"] == BACKEND_MARKS
+    assert result["heavy_modules"] == []
+    assert Path(result["package_file"]).resolve().is_relative_to(site)
+    assert answers(result) == expected
+    size = wheel.stat().st_size
+    sys.stderr.write(f"ludora-serving wheel: {size} bytes, pip install {install_s:.1f} s\n")
