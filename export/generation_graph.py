@@ -31,7 +31,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -213,25 +213,34 @@ def _encoder_graph(
     return enc
 
 
-def _first_step_graph(
-    decoder: onnx.ModelProto,
-    *,
-    input_ids: str,
-    attention_mask: str,
-    logits: str,
-    present: Callable[[str, str, str], str],
-) -> onnx.GraphProto:
-    """optimum's first decoder step (``decoder_model``), ``d/``-prefixed, in a builder's names.
+class _StepNames(NamedTuple):
+    """The names one builder gives the encoder's inputs and the first decoder step's tensors."""
 
-    The Loop and the BeamSearch builders run the same graph under their own tensor names:
-    ``present(layer, "self" | "cross", "key" | "value")`` names each present output.
-    """
+    input_ids: str
+    attention_mask: str
+    decoder_input_ids: str
+    logits: str
+    present: str  # a present output: {i} (layer), {sc} ("self" | "cross"), {kv} ("key" | "value")
+
+
+# The Loop reads the graph inputs directly; BeamSearch feeds int32 ids that its casts widen.
+_LOOP = _StepNames("input_ids", "attention_mask", "decoder_start", "first_logits", "{sc}_{kv}_{i}")
+_BEAM = _StepNames("e/ids64", "e/mask64", "d/ids64", "logits", "present_{kv}_{sc}_{i}")
+
+
+def _encoder_and_first_step(
+    encoder: onnx.ModelProto, decoder: onnx.ModelProto, names: _StepNames
+) -> tuple[onnx.GraphProto, onnx.GraphProto]:
+    """optimum's encoder (``e/``-prefixed) and first decoder step (``decoder_model``,
+    ``d/``-prefixed) under one builder's tensor ``names``: the Loop and the BeamSearch builders
+    run the same two graphs, wired to their own inputs."""
+    enc = _encoder_graph(encoder, input_ids=names.input_ids, attention_mask=names.attention_mask)
     dec = _prefixed(decoder.graph, "d/")
     mapping = {
-        "d/input_ids": input_ids,
-        "d/encoder_attention_mask": attention_mask,
+        "d/input_ids": names.decoder_input_ids,
+        "d/encoder_attention_mask": names.attention_mask,
         "d/encoder_hidden_states": "encoder_hidden_states",
-        "d/logits": logits,
+        "d/logits": names.logits,
     }
     for o in decoder.graph.output:
         if o.name == "logits":
@@ -240,9 +249,9 @@ def _first_step_graph(
         if match is None:
             raise GenerationGraphError(f"decoder: unexpected output {o.name!r}")
         layer, kind, kv = match.groups()
-        mapping[f"d/{o.name}"] = present(layer, _self_cross(kind), kv)
+        mapping[f"d/{o.name}"] = names.present.format(i=layer, sc=_self_cross(kind), kv=kv)
     _rename(dec, mapping)
-    return dec
+    return enc, dec
 
 
 def _start_token_nodes(const: Callable[[str, Any, Any], str], start_id: int) -> list[Any]:
@@ -314,14 +323,7 @@ def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx
     presents = [o.name for o in decoder.graph.output if o.name != "logits"]
     n_layers = _layers(presents, _PRESENT)
 
-    enc = _encoder_graph(encoder, input_ids="e/ids64", attention_mask="e/mask64")
-    dec = _first_step_graph(
-        decoder,
-        input_ids="d/ids64",
-        attention_mask="e/mask64",
-        logits="logits",
-        present=lambda layer, sc, kv: f"present_{kv}_{sc}_{layer}",
-    )
+    enc, dec = _encoder_and_first_step(encoder, decoder, _BEAM)
     dec_out = {o.name: o for o in dec.output}
     outputs = [dec_out["logits"], next(iter(enc.output))]
     for kind in ("self", "cross"):
@@ -416,7 +418,6 @@ def build_beam_search_model(
     onnx_dir: Path, settings: GenerationSettings, *, doc: str = ""
 ) -> onnx.ModelProto:
     """The one-file generator model from an optimum export directory (three ONNX files)."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     encoder, decoder, with_past = _load_three(onnx_dir)
@@ -502,22 +503,49 @@ def build_beam_search_model(
     graph = helper.make_graph(
         nodes, "t5 word problem generation", inputs, outputs, initializer=defaults
     )
+    model = _one_file_model(
+        graph,
+        [helper.make_opsetid("", opsets[""]), helper.make_opsetid(MS_DOMAIN, 1)],
+        ir_version=decoder.ir_version,
+        doc=doc or "T5 word-problem generator: BeamSearch (num_beams=1: greedy)",
+        settings=settings,
+        vocab=vocab,
+    )
+    logger.info("built one-file generator: vocab %d, opset %d", vocab, opsets[""])
+    return model
+
+
+def _one_file_model(
+    graph: onnx.GraphProto,
+    opsets: list[Any],
+    *,
+    ir_version: int,
+    doc: str,
+    settings: GenerationSettings,
+    vocab: int,
+    **extra_meta: str,
+) -> onnx.ModelProto:
+    """The model around a builder's main graph; its metadata holds the token ids, the default
+    length and the vocab size (what the backend reads, with ``extra_meta`` after them)."""
+    import onnx
+    from onnx import helper
+
     model = helper.make_model(
         graph,
         producer_name="ludora-ml export.generation_graph",
-        opset_imports=[helper.make_opsetid("", opsets[""]), helper.make_opsetid(MS_DOMAIN, 1)],
-        ir_version=decoder.ir_version,
+        opset_imports=opsets,
+        ir_version=ir_version,
     )
-    model.doc_string = doc or "T5 word-problem generator: BeamSearch (num_beams=1: greedy)"
+    model.doc_string = doc
     meta = {
         "decoder_start_token_id": settings.decoder_start_token_id,
         "eos_token_id": settings.eos_token_id,
         "pad_token_id": settings.pad_token_id,
         "max_new_tokens": settings.max_new_tokens,
         "vocab_size": vocab,
+        **extra_meta,
     }
     onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
-    logger.info("built one-file generator: vocab %d, opset %d", vocab, opsets[""])
     return model
 
 
@@ -599,14 +627,7 @@ def build_loop_model(
         return name
 
     # ---- encoder + first step (main graph)
-    enc = _encoder_graph(encoder, input_ids="input_ids", attention_mask="attention_mask")
-    dec = _first_step_graph(
-        decoder,
-        input_ids="decoder_start",
-        attention_mask="attention_mask",
-        logits="first_logits",
-        present=lambda layer, sc, kv: f"{sc}_{kv}_{layer}",
-    )
+    enc, dec = _encoder_and_first_step(encoder, decoder, _LOOP)
     nodes: list[Any] = [*enc.node]
     nodes += [
         *_start_token_nodes(const, settings.decoder_start_token_id),
@@ -689,7 +710,6 @@ def _assemble(
     doc: str,
 ) -> onnx.ModelProto:
     """The loop model's main graph, IO and metadata around ``nodes``."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     default = numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
@@ -710,23 +730,16 @@ def _assemble(
     opsets = [helper.make_opsetid("", opset)]
     if contrib:
         opsets.append(helper.make_opsetid(MS_DOMAIN, 1))
-    model = helper.make_model(
+    model = _one_file_model(
         graph,
-        producer_name="ludora-ml export.generation_graph",
-        opset_imports=opsets,
+        opsets,
         ir_version=ir_version,
+        doc=doc or "T5 word-problem generator: greedy decoding in an ONNX Loop",
+        settings=settings,
+        vocab=vocab,
+        search="greedy (ONNX Loop)",
+        step=step,
     )
-    model.doc_string = doc or "T5 word-problem generator: greedy decoding in an ONNX Loop"
-    meta = {
-        "decoder_start_token_id": settings.decoder_start_token_id,
-        "eos_token_id": settings.eos_token_id,
-        "pad_token_id": settings.pad_token_id,
-        "max_new_tokens": settings.max_new_tokens,
-        "vocab_size": vocab,
-        "search": "greedy (ONNX Loop)",
-        "step": step,
-    }
-    onnx.helper.set_model_props(model, {k: str(v) for k, v in meta.items()})
     logger.info("built one-file greedy loop generator (%s step): vocab %d", step, vocab)
     return model
 

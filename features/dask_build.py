@@ -24,6 +24,7 @@ the same file layout whichever engine wrote it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -371,19 +372,37 @@ def exact_partial_sums(keys: np.ndarray, values: np.ndarray) -> dict[str, tuple[
     m = (mant * float(1 << 53)).astype(np.int64)  # exact: |mant| < 1 has 53 bits
     hi = m >> _HALF_BITS
     lo = m - (hi << _HALF_BITS)
-    frame = pd.DataFrame({"k": keys, "e": exp.astype(np.int64) - 53, "hi": hi, "lo": lo})
-    sums = frame.groupby(["k", "e"], sort=True, observed=True)[["hi", "lo"]].sum()
-    counts = frame.groupby("k", sort=True, observed=True).size()
-    out: dict[str, list[int]] = {str(k): [0, int(c)] for k, c in counts.items()}
+    # group on integer codes (a groupby on the string keys costs ~3x as much)
+    codes, names = pd.factorize(np.asarray(keys))
+    frame = pd.DataFrame({"k": codes, "e": exp.astype(np.int64) - 53, "hi": hi, "lo": lo})
+    sums = frame.groupby(["k", "e"], sort=True)[["hi", "lo"]].sum()
+    counts = np.bincount(codes, minlength=len(names))
+    out: dict[str, list[int]] = {str(names[k]): [0, int(c)] for k, c in enumerate(counts)}
     for (k, e), h, low in zip(sums.index, sums["hi"], sums["lo"], strict=True):
-        out[str(k)][0] += ((int(h) << _HALF_BITS) + int(low)) << (int(e) + EXACT_SHIFT)
+        out[str(names[k])][0] += ((int(h) << _HALF_BITS) + int(low)) << (int(e) + EXACT_SHIFT)
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def in_set(users: Any, members: frozenset[str]) -> np.ndarray:
+    """``users.isin(members)`` in time linear in the partition, not in ``members``.
+
+    ``Series.isin(list(members))`` hashes all of ``members`` for every partition, and the
+    unseen learners are a fixed share of all learners, so that grew with partitions x
+    learners (at 100M: 84 partitions x 41,667 unseen, ~0.2 s per call); here only the
+    partition's distinct ids are looked up in the set."""
+    import pandas as pd
+
+    if not members:
+        return np.zeros(len(users), dtype=bool)
+    codes, uniques = pd.factorize(users)
+    hit = np.fromiter((u in members for u in uniques), dtype=bool, count=len(uniques))
+    return hit[codes]
 
 
 def _training_scores(part: pd.DataFrame, before: int, unseen: frozenset[str]) -> pd.DataFrame:
     mask = part["timestamp"].to_numpy() < before
     if unseen:
-        mask &= ~part["user_id"].isin(list(unseen)).to_numpy()
+        mask &= ~in_set(part["user_id"], unseen)
     return part.loc[mask, ["topic_id", "score"]]
 
 
@@ -559,7 +578,10 @@ def examples_partition(
     events = part.drop(columns=["p_fail_true", GID])
     out = build_examples(events, oracle, cfg=cfg, peer=peer)
     out[GID] = part[GID].to_numpy()[is_query]
-    out[SPLIT] = assign_splits(out["timestamp"].to_numpy(), out["user_id"], plan)
+    # the plan's unseen learners cut to this partition's (same splits, see `in_set`)
+    mine = part["user_id"].unique()
+    local = dataclasses.replace(plan, unseen=frozenset(np.asarray(mine)[in_set(mine, plan.unseen)]))
+    out[SPLIT] = assign_splits(out["timestamp"].to_numpy(), out["user_id"], local)
     return out
 
 

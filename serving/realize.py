@@ -293,7 +293,41 @@ def realize(text: str, keywords: Sequence[str]) -> str:
         return sing if cue == "sing" else plural
 
     out = _SLOT.sub(render, spaced)
-    return _capitalize_sentences(_fix_articles(fix_spacing(out)))
+    return _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(out))))
+
+
+# Counting words the model writes itself (time, length, mass, volume, money, people and groups):
+# after the number 1 they are singular ("1 minutes" -> "1 minute"). Only that direction: after
+# other numbers a singular is often a modifier ("6 child tickets", "a 3 minute walk"). Keyword
+# slots agree by their own rule.
+_UNIT_NOUNS: tuple[tuple[str, str], ...] = tuple(
+    (w, w + "s")
+    for w in (
+        "second minute hour day night week month year page group piece friend step lap point "
+        "dollar cent litre liter millilitre milliliter metre meter centimetre centimeter "
+        "kilometre kilometer millimetre millimeter gram kilogram mile"
+    ).split()
+) + (("child", "children"), ("foot", "feet"), ("inch", "inches"))
+_UNIT_FORMS: dict[str, tuple[str, str]] = {f: pair for pair in _UNIT_NOUNS for f in pair}
+_NUMBER_UNIT = re.compile(
+    r"(?<![\w.,-])(?P<pre>(?:\b[Aa]n? )?)(?P<num>\d+(?:\.\d+)?) (?P<unit>[A-Za-z]+)\b(?!-)"
+)
+
+
+def _fix_unit_counts(text: str) -> str:
+    """A plural counting word right after the number 1 made singular ("1 minutes" -> "1 minute")."""
+
+    def fix(m: re.Match[str]) -> str:
+        unit = m.group("unit")
+        pair = _UNIT_FORMS.get(unit.lower())
+        if pair is None or m.group("pre") or float(m.group("num")) != 1:
+            return m.group(0)
+        want = pair[0]
+        if unit[0].isupper():
+            want = want.capitalize()
+        return f"{m.group('num')} {want}"
+
+    return _NUMBER_UNIT.sub(fix, text)
 
 
 def unresolved_slots(text: str) -> tuple[str, ...]:

@@ -31,13 +31,19 @@ class SettingsError(ValueError):
     """A serving setting is out of range or malformed; the message names the setting."""
 
 
+def _base_dir() -> Path:
+    """The checkout when running from one; else (an installed ``ludora_serving`` wheel, whose
+    parent is site-packages) the working directory the backend starts in."""
+    return _REPO_ROOT if (_REPO_ROOT / "pyproject.toml").is_file() else Path.cwd()
+
+
 def _default_artifact_root() -> Path:
-    return _REPO_ROOT / "artifacts"
+    return _base_dir() / "artifacts"
 
 
 def _default_tracking_uri() -> str:
     # Same default as pipelines.common.default_tracking_uri, without importing the pipeline code.
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{_REPO_ROOT / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{_base_dir() / 'mlflow.db'}"
 
 
 class _MappingEnvSource(EnvSettingsSource):

@@ -24,6 +24,7 @@ from features.dask_build import (
     event_pieces,
     events_frame,
     exact_partial_sums,
+    in_set,
     iter_partitions,
     kth_smallest,
     learner_layout,
@@ -345,3 +346,11 @@ def test_a_shuffled_frame_is_read_once_when_streamed(client: Any, tmp_path: Path
     reads = Path(log).read_text().split()
     # each input partition once (windows of 2 used to re-run the shuffle)
     assert len(reads) == 6, f"{len(reads)} reads of 6 input partitions"
+
+
+def test_in_set_is_isin() -> None:
+    users = pd.Series(["u3", "u1", "u3", "u7", "u2", "u1"], dtype="str")
+    for members in (frozenset(), frozenset({"u1"}), frozenset({"u3", "u7", "u9"})):
+        want = users.isin(list(members)).to_numpy()
+        np.testing.assert_array_equal(in_set(users, members), want)
+    assert in_set(users, frozenset({"u3", "u7"})).tolist() == [1, 0, 1, 1, 0, 0]

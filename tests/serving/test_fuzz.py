@@ -210,22 +210,31 @@ def _post(client: httpx.Client, endpoint: str, content: bytes | str) -> httpx.Re
     )
 
 
+def _send(client: httpx.Client, sent: Counter[str], name: str, body: Any) -> None:
+    """POST ``body`` to endpoint ``name`` and check the answer; count request and status."""
+    endpoint, fields, out_model = ENDPOINTS[name]
+    sent[name] += 1
+    r = _post(client, endpoint, json.dumps(body))
+    sent[f"{name}:{r.status_code}"] += 1
+    _check(r, body, fields, out_model)
+
+
+ENDPOINTS: dict[str, tuple[str, set[str], Any]] = {
+    "weakness": ("predict-weakness", W_FIELDS, WeaknessPredictionOutput),
+    "word": ("word-problem", P_FIELDS, WordProblemOutput),
+}
+
+
 @FUZZ
 @given(body=weakness_payload)
 def _fuzz_weakness(client: httpx.Client, sent: Counter[str], body: Any) -> None:
-    sent["weakness"] += 1
-    r = _post(client, "predict-weakness", json.dumps(body))
-    sent[f"weakness:{r.status_code}"] += 1
-    _check(r, body, W_FIELDS, WeaknessPredictionOutput)
+    _send(client, sent, "weakness", body)
 
 
 @FUZZ
 @given(body=word_payload)
 def _fuzz_word(client: httpx.Client, sent: Counter[str], body: Any) -> None:
-    sent["word"] += 1
-    r = _post(client, "word-problem", json.dumps(body))
-    sent[f"word:{r.status_code}"] += 1
-    _check(r, body, P_FIELDS, WordProblemOutput)
+    _send(client, sent, "word", body)
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)

@@ -180,3 +180,20 @@ def test_render_output_flags_cut_and_unknown() -> None:
 
 def test_slot_tokens() -> None:
     assert len(SLOT_TOKENS) == 16 and SLOT_TOKENS[:2] == ("<k1>", "<k1s>")
+
+
+@pytest.mark.parametrize(
+    ("decoded", "expected"),
+    [
+        ("It has travelled for 1 minutes .", "It has travelled for 1 minute."),
+        ("Priya pours out 1 litres of <k1> .", "Priya pours out 1 litre of milk."),
+        ("1 children and 1 feet .", "1 child and 1 foot."),
+        # other numbers are left alone: a singular there is often a modifier
+        ("6 child tickets cost $3 .", "6 child tickets cost $3."),
+        ("It is a 1 hours walk .", "It is a 1 hours walk."),  # "a 1 ..." is an adjective phrase
+        ("It took 1.5 hours .", "It took 1.5 hours."),
+        ("1 apples .", "1 apples."),  # not a counting word: the grammar check reports it
+    ],
+)
+def test_counting_words_after_one_are_singular(decoded: str, expected: str) -> None:
+    assert realize(decoded, ["milk"]) == expected
