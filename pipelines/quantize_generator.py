@@ -228,6 +228,26 @@ def plot_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def served_metrics(
+    model_dir: Path, unseen: Sequence[dict[str, Any]], cfg: QuantizeConfig
+) -> dict[str, float]:
+    """Open-vocabulary metrics of the shipped variant through the HTTP endpoint's policy
+    (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
+    default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here)."""
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.generator import GeneratorModel
+    from serving.limits import DEFAULT_MAX_LENGTH
+    from serving.settings import ServingSettings
+    from training.text_metrics import served_unseen_metrics
+
+    settings = ServingSettings.from_env({})
+    engine = OnnxSeq2SeqGenerator(model_dir, intra_op_num_threads=cfg.threads)
+    service = GeneratorModel(artifact_dir=model_dir, manifest={}, engine=engine, settings=settings)
+    return served_unseen_metrics(
+        service, unseen, seed=cfg.seed, max_length=max(cfg.max_new_tokens, DEFAULT_MAX_LENGTH)
+    )
+
+
 def main() -> None:
     """Load params and splits, quantize, evaluate, write variants, metrics and plot data."""
     cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
@@ -259,6 +279,8 @@ def main() -> None:
             gates=gates,
             metric_fn=metric_fn,
         )
+        if unseen and result["shipped"]:
+            result["served"] = served_metrics(tmp / result["shipped"], unseen, cfg)
     atomic_write_json(METRICS_FILE, result)
     atomic_write_json(PLOT_FILE, plot_rows(result))
     logger.info("shipped variant: %s", result["shipped"])

@@ -300,14 +300,46 @@ def realize(text: str, keywords: Sequence[str]) -> str:
 # after the number 1 they are singular ("1 minutes" -> "1 minute"). Only that direction: after
 # other numbers a singular is often a modifier ("6 child tickets", "a 3 minute walk"). Keyword
 # slots agree by their own rule.
-_UNIT_NOUNS: tuple[tuple[str, str], ...] = tuple(
-    (w, w + "s")
-    for w in (
-        "second minute hour day night week month year page group piece friend step lap point "
-        "dollar cent litre liter millilitre milliliter metre meter centimetre centimeter "
-        "kilometre kilometer millimetre millimeter gram kilogram mile"
-    ).split()
-) + (("child", "children"), ("foot", "feet"), ("inch", "inches"))
+_UNIT_WORDS = [
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "night",
+    "week",
+    "month",
+    "year",
+    "page",
+    "group",
+    "piece",
+    "friend",
+    "step",
+    "lap",
+    "point",
+    "dollar",
+    "cent",
+    "litre",
+    "liter",
+    "millilitre",
+    "milliliter",
+    "metre",
+    "meter",
+    "centimetre",
+    "centimeter",
+    "kilometre",
+    "kilometer",
+    "millimetre",
+    "millimeter",
+    "gram",
+    "kilogram",
+    "mile",
+]
+_UNIT_NOUNS: tuple[tuple[str, str], ...] = (
+    *((w, w + "s") for w in _UNIT_WORDS),
+    ("child", "children"),
+    ("foot", "feet"),
+    ("inch", "inches"),
+)
 _UNIT_FORMS: dict[str, tuple[str, str]] = {f: pair for pair in _UNIT_NOUNS for f in pair}
 _NUMBER_UNIT = re.compile(
     r"(?<![\w.,-])(?P<pre>(?:\b[Aa]n? )?)(?P<num>\d+(?:\.\d+)?) (?P<unit>[A-Za-z]+)\b(?!-)"

@@ -189,3 +189,40 @@ def mixed_metrics(
     if not out:
         raise ValueError("mixed_metrics: no records")
     return out
+
+
+def served_unseen_metrics(
+    service: Any, records: Sequence[Mapping[str, Any]], *, seed: int, max_length: int
+) -> dict[str, float]:
+    """The open-vocabulary metrics of what the HTTP endpoint returns, not of one greedy pass.
+
+    ``service`` is a ``serving.generator.GeneratorModel`` (seeded samples, retried up to
+    ``generator_max_attempts`` times until a sample is consistent, uses every keyword and has no
+    grammar defect: the policy ``POST /word-problem`` runs). Request ``i`` gets seed
+    ``seed + i``, so the numbers are reproducible. The greedy metrics stay the ones the gates
+    use: they are what the one-file backend graph returns (it decodes greedily, once).
+    """
+    if not records:
+        raise ValueError("served_unseen_metrics: no records")
+    sums: Counter[str] = Counter()
+    for i, rec in enumerate(records):
+        res = service.generate(
+            topic=str(rec["topic"]),
+            keywords=list(rec["keywords"]),
+            prompt_prefix=str(rec.get("prompt_prefix", "")),
+            max_length=max_length,
+            seed=seed + i,
+        )
+        rendered = RenderedProblem(
+            problem_text=res.generated_problem_text,
+            equation_text=res.equation,
+            complete=res.generated_problem_text.endswith("?"),
+        )
+        judged = judge_unseen(rendered, str(rec["topic"]), list(rec["keywords"]))
+        sums["keyword_coverage_unseen"] += judged["keyword_coverage"]
+        sums["answer_consistency_unseen"] += res.consistent
+        sums["grammar_defect_rate"] += bool(judged["grammar_defects"])
+        sums["topic_fidelity"] += judged["fits_topic"]
+        sums["mean_attempts"] += res.attempts
+    n = len(records)
+    return {f"served_{k}": v / n for k, v in sorted(sums.items())} | {"served_n": float(n)}

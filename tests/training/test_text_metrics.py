@@ -148,3 +148,50 @@ def test_mixed_metrics_scores_each_record_kind_by_its_own_rules() -> None:
     m = mixed_metrics([REF, pred], [test_rec, UNSEEN[0]], set())
     assert m["rouge_l"] == pytest.approx(1.0) and m["answer_consistency"] == 1.0
     assert m["keyword_coverage_unseen"] == 1.0 and m["topic_fidelity"] == 1.0
+
+
+def test_served_unseen_metrics_follow_the_endpoint_policy() -> None:
+    """Retries count: a request whose first sample is inconsistent is scored on the retry."""
+    from pathlib import Path
+
+    from serving.generator import GeneratorModel
+    from serving.settings import ServingSettings
+    from training.text_metrics import served_unseen_metrics
+
+    class Scripted:
+        def __init__(self, texts: list[str]) -> None:
+            self.texts, self.calls = texts, 0
+
+        def generate_text(self, prompt: str, **kwargs: object) -> str:
+            self.calls += 1
+            return self.texts.pop(0)
+
+    engine = Scripted(
+        [
+            "A <k1> holds 3 apples. How many apples? ||| n1 + n2",  # inconsistent: retried
+            "A <k1> holds 3 apples and 4 pears. How many fruits are there? ||| n1 + n2",
+            "Tom has 5 pens and gets 2 more. How many pens does Tom have? ||| n1 + n2",
+        ]
+    )
+    service = GeneratorModel(
+        artifact_dir=Path("."),
+        manifest={},
+        engine=engine,
+        settings=ServingSettings(generator_max_attempts=1 + 1),
+    )
+    records = [
+        {"topic": "addition", "keywords": ["walrus"], "prompt_prefix": ""},
+        # "kayak" never appears, and both attempts are consistent: the first one is kept
+        {"topic": "addition", "keywords": ["kayak"], "prompt_prefix": ""},
+    ]
+    engine.texts.append("Tom has 5 pens and gets 2 more. How many pens does Tom have? ||| n1 + n2")
+    m = served_unseen_metrics(service, records, seed=3, max_length=64)
+    assert engine.calls == 4
+    assert m["served_n"] == 2.0
+    assert m["served_keyword_coverage_unseen"] == 0.5
+    assert m["served_answer_consistency_unseen"] == 1.0
+    assert m["served_mean_attempts"] == 2.0
+    assert m["served_topic_fidelity"] == 1.0
+    assert 0.0 <= m["served_grammar_defect_rate"] <= 1.0
+    with pytest.raises(ValueError, match="no records"):
+        served_unseen_metrics(service, [], seed=3, max_length=64)
