@@ -17,7 +17,9 @@ done as distributed aggregations whose results equal the local ones:
 
 Inputs are "pieces" (a Parquet file, or one row group of a single file) with their global row
 offsets read from the Parquet metadata, so every event keeps a global row number `_gid` and a
-partition can restore the input order after the shuffle. Outputs stream partition by partition
+partition can restore the input order after the shuffle by learner. An input already
+partitioned by learner (the simulator's shards; checked exactly in the plan pass) is not
+shuffled at all (`by_learner`). Outputs stream partition by partition
 into one Parquet file per split (one row group per partition), so the downstream stages read
 the same file layout whichever engine wrote it.
 """
