@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 OWN_ENTRIES = frozenset({WEAKNESS_FILE, ONE_FILE_NAME, TOKENIZER_DIR, MANIFEST})
-POST_PROCESSING = "serving.realize.render_output(decoded, keywords)"
+POST_PROCESSING = "serving.realize.render_output(decoded, keywords, topic=, prompt_prefix=, seed=)"
 PROMPT_FORMAT = "serving.prompt.format_prompt(topic, keywords, prompt_prefix)"
 
 

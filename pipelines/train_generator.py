@@ -166,7 +166,7 @@ def compute_metrics(
     refs = [r["target"] for r in test]
     keywords = [list(r.get("keywords", [])) for r in test]
     train_problems = {str(r["problem"]) for r in train_records if r.get("problem")}
-    return dict(generation_metrics(preds, refs, keywords, train_problems))
+    return dict(generation_metrics(preds, refs, keywords, train_problems, test))
 
 
 def sample_rows(
@@ -175,14 +175,13 @@ def sample_rows(
     """``n`` seeded random open-vocabulary requests with their rendered output and its checks."""
     import random
 
-    from serving.realize import render_output
-    from training.text_metrics import judge_unseen
+    from training.text_metrics import judge_unseen, render_one
 
     idx = sorted(random.Random(seed).sample(range(len(unseen)), min(n, len(unseen))))
     rows = []
     for i in idx:
         rec = unseen[i]
-        rendered = render_output(preds[i], list(rec["keywords"]))
+        rendered = render_one(preds[i], rec, i)  # the numbers unseen_metrics judged
         rows.append(
             {
                 "id": rec["id"],

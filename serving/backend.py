@@ -190,13 +190,18 @@ def predict_user_weakness(
     return (backend or load_backend()).weakness.predict(data)
 
 
-def render(text: str, keywords: Sequence[str]) -> dict[str, Any]:
-    """Output fields of one decoded text: the HTTP app's rendering and checks."""
+def render(
+    text: str, keywords: Sequence[str], *, topic: str = "", prompt_prefix: str = "", seed: int = 0
+) -> dict[str, Any]:
+    """Output fields of one decoded text: the HTTP app's rendering and checks (``seed`` draws
+    the values of the text's ``<num>`` slots)."""
     from serving.consistency import check_consistency
     from serving.keywords import missing_keywords
     from serving.realize import render_output
 
-    rendered = render_output(text, list(keywords))
+    rendered = render_output(
+        text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=seed
+    )
     problem, equation = rendered.problem_text, rendered.equation_text
     result = check_consistency(problem, equation)
     return {
@@ -220,9 +225,16 @@ def generate_ai_word_problem(
         prompt = format_prompt(data.topic, list(data.keywords), data.prompt_prefix)
     except PromptError as exc:
         raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
+    seed = int(data.seed or 0)
     return WordProblemOutput(
-        **render(b.sequences(prompt, data.max_length)[0], data.keywords),
+        **render(
+            b.sequences(prompt, data.max_length)[0],
+            data.keywords,
+            topic=data.topic,
+            prompt_prefix=data.prompt_prefix,
+            seed=seed,
+        ),
         attempts=1,
-        seed=int(data.seed or 0),  # greedy decoding: the seed changes nothing
+        seed=seed,  # greedy decoding: the seed draws only the number values
         model_version=b.generator_version,
     )

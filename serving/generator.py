@@ -118,6 +118,7 @@ class GeneratorModel(ArtifactIdentity):
             if attempt > 0 and deadline is not None and time.monotonic() >= deadline:
                 break
             attempts = attempt + 1
+            attempt_seed = derive_seed(base, attempt)
             try:
                 text = self.engine.generate_text(
                     prompt,
@@ -126,11 +127,13 @@ class GeneratorModel(ArtifactIdentity):
                     temperature=temp,
                     top_k=self.settings.top_k,
                     top_p=self.settings.top_p,
-                    seed=derive_seed(base, attempt),
+                    seed=attempt_seed,
                 )
             except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
                 raise RequestError("body", f"cannot generate for this input: {exc}") from exc
-            rendered = render_output(text, list(keywords))
+            rendered = render_output(
+                text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=attempt_seed
+            )
             problem, equation = rendered.problem_text, rendered.equation_text
             result = check_consistency(problem, equation)
             reason = result.reason

@@ -164,9 +164,19 @@ def format_target(problem: str, equation: str, *, slotted_problem: str | None = 
             "pass the equation with numbers"
         )
     shown = problem_c if slotted_problem is None else _clean(slotted_problem, "slotted_problem")
+    return join_target(shown, equation_to_slots(problem_c, equation_c))
+
+
+def join_target(slotted_problem: str, slot_equation: str) -> str:
+    """Decoder target from a problem text already in slot form and an equation over ``n<i>``
+    (templates build both from the shape: ``data.word_problems.templates.render_skeleton``)."""
+    shown = _clean(slotted_problem, "slotted_problem")
+    equation_c = _clean(slot_equation, "slot_equation")
     if not shown or TARGET_SEP in shown:
         raise PromptError(f"slotted_problem: must be non-empty and free of {TARGET_SEP!r}")
-    return f"{shown} {TARGET_SEP} {equation_to_slots(problem_c, equation_c)}"
+    if not equation_c or TARGET_SEP in equation_c:
+        raise PromptError(f"slot_equation: must be non-empty and free of {TARGET_SEP!r}")
+    return f"{shown} {TARGET_SEP} {equation_c}"
 
 
 def parse_target(text: str) -> tuple[str, str | None]:

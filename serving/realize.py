@@ -56,7 +56,7 @@ _SINGULAR_CUES = frozenset({"1", "one", "a", "an", "each", "every", "another", "
 _PLURAL_TEXT = (
     "two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
     "seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred "
-    "hundreds thousand thousands dozen dozens many several both few these those"
+    "hundreds thousand thousands dozen dozens many several both few these those <num>"
 )
 _PLURAL_WORDS = frozenset(_PLURAL_TEXT.split())
 _NUMBER = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
@@ -266,7 +266,9 @@ def fix_spacing(text: str) -> str:
     out = _SPACES.sub(" ", text).strip()
     out = re.sub(r"\s+([.,;:?!)])", r"\1", out)
     out = re.sub(r"\(\s+", "(", out)
-    out = re.sub(r"\$\s+(?=\d)", "$", out)
+    out = re.sub(r"\$\s+(?=\d|<num>)", "$", out)
+    out = re.sub(r"(?<=\d|>)\s+%", "%", out)
+    out = re.sub(r"(?<=\d|>)\s*/\s*(?=\d|<num>)", "/", out)
     out = re.sub(r"\s+'\s*s\b", "'s", out)
     return out
 
@@ -381,15 +383,31 @@ class RenderedProblem:
     unresolved_slots: tuple[str, ...] = ()
 
 
-def render_output(decoded: str, keywords: Sequence[str]) -> RenderedProblem:
-    """The one post-processing of a raw decoded string: keyword slots, then number slots.
+def render_output(
+    decoded: str,
+    keywords: Sequence[str],
+    *,
+    topic: str = "",
+    prompt_prefix: str = "",
+    seed: int = 0,
+) -> RenderedProblem:
+    """The one post-processing of a raw decoded string: number values, keyword slots, then the
+    equation's number slots.
 
-    Keyword slots are rendered first, so the equation's number slots ``n<i>`` are numbered over
-    the realized problem text (a keyword slot's digit, as in ``<k2s>``, is not a number of the
-    problem): build training targets with ``format_target`` on the lexical text, then
-    :func:`delexicalize` them.
+    The text's ``<num>`` slots get values first (``serving.numbers.fill_numbers``, drawn for the
+    request's ``topic`` and grade, seeded by ``seed``), so a keyword slot agrees with the number
+    before it; keyword slots are rendered next, so the equation's number slots ``n<i>`` are
+    numbered over the realized problem text (a keyword slot's digit, as in ``<k2s>``, is not a
+    number of the problem): build training targets with ``format_target`` on the lexical text,
+    then :func:`delexicalize` them.
     """
+    from serving.numbers import fill_numbers
+
     problem_raw, sep, rest = decoded.partition(TARGET_SEP)
+    equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
+    problem_raw = fill_numbers(
+        problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
+    )
     problem = realize(problem_raw, keywords)
     joined = f"{problem} {TARGET_SEP} {rest}" if sep else problem
     problem_text, equation = parse_target(joined)

@@ -52,9 +52,32 @@ def _norm(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_all(preds: Sequence[str], keywords: Sequence[Sequence[str]]) -> list[RenderedProblem]:
-    """``render_output`` of every raw decoded text with its request's keywords."""
-    return [render_output(p, list(k)) for p, k in zip(preds, keywords, strict=True)]
+def render_one(pred: str, request: Mapping[str, Any], index: int) -> RenderedProblem:
+    """``render_output`` of one decoded text for its request: keywords, topic and grade, and
+    seed ``index`` (the number values of ``<num>`` slots), so a metric run is reproducible."""
+    return render_output(
+        pred,
+        list(request.get("keywords", ())),
+        topic=str(request.get("topic", "")),
+        prompt_prefix=str(request.get("prompt_prefix", "")),
+        seed=index,
+    )
+
+
+def render_all(
+    preds: Sequence[str],
+    keywords: Sequence[Sequence[str]],
+    requests: Sequence[Mapping[str, Any]] | None = None,
+) -> list[RenderedProblem]:
+    """``render_output`` of every raw decoded text with its request's keywords (and topic and
+    prefix when ``requests`` are given; prediction ``i`` gets number seed ``i``)."""
+    reqs = requests if requests is not None else [{} for _ in preds]
+    if len(reqs) != len(preds):
+        raise ValueError(f"render_all: {len(preds)} predictions, {len(reqs)} requests")
+    return [
+        render_one(p, {**r, "keywords": list(k)}, i)
+        for i, (p, k, r) in enumerate(zip(preds, keywords, reqs, strict=True))
+    ]
 
 
 def generation_metrics(
@@ -62,12 +85,15 @@ def generation_metrics(
     refs: list[str],
     keywords: list[list[str]],
     train_problems: set[str],
+    requests: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[str, float]:
     """rouge_l, bleu, keyword_coverage, well_formed_rate, answer_consistency, distinct_2, copy_rate.
 
     ``preds``/``refs`` are raw targets (``problem ||| equation`` with keyword and number slots),
     both rendered with ``keywords[i]``, the keywords requested for ``preds[i]``;
-    ``train_problems`` holds the training problems' texts (for copy_rate).
+    ``train_problems`` holds the training problems' texts (for copy_rate); ``requests`` (the
+    records: topic, prompt_prefix) let ``<num>`` slots get values for their topic and grade,
+    prediction and reference ``i`` with the same seed, so equal shapes get equal numbers.
     """
     import sacrebleu
     from rouge_score import rouge_scorer
@@ -79,9 +105,9 @@ def generation_metrics(
             f"generation_metrics: lengths differ (preds {len(preds)}, refs {len(refs)}, "
             f"keywords {len(keywords)})"
         )
-    rendered = render_all(preds, keywords)
+    rendered = render_all(preds, keywords, requests)
     pred_problems = [r.problem_text for r in rendered]
-    ref_problems = [r.problem_text for r in render_all(refs, keywords)]
+    ref_problems = [r.problem_text for r in render_all(refs, keywords, requests)]
     scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
     rouge = [
         scorer.score(r, p)["rougeL"].fmeasure
@@ -141,8 +167,8 @@ def unseen_metrics(preds: Sequence[str], records: Sequence[Mapping[str, Any]]) -
             f"unseen_metrics: lengths differ (preds {len(preds)}, records {len(records)})"
         )
     judged = [
-        judge_unseen(render_output(p, list(r["keywords"])), str(r["topic"]), list(r["keywords"]))
-        for p, r in zip(preds, records, strict=True)
+        judge_unseen(render_one(p, r, i), str(r["topic"]), list(r["keywords"]))
+        for i, (p, r) in enumerate(zip(preds, records, strict=True))
     ]
     n = len(judged)
     classes: Counter[str] = Counter()
@@ -182,6 +208,7 @@ def mixed_metrics(
                 [str(r["target"]) for _, r in test],
                 [list(r["keywords"]) for _, r in test],
                 train_problems,
+                [r for _, r in test],
             )
         )
     if unseen:

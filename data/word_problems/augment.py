@@ -112,7 +112,7 @@ def copy_augment(
     A record qualifies when one of its single-word keywords is a template entity word present in
     its problem; records without one are skipped, so fewer may come back.
     """
-    from data.word_problems.corpus import make_record
+    from data.word_problems.corpus import make_record, number_slots
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"copy_augment: share must be in [0, 1], got {share!r}")
@@ -134,6 +134,9 @@ def copy_augment(
         key = singular(kw)
         forms = frozenset(f.lower() for f in noun_forms(kw))
         new_kw = _nonce_form(kw, key, nonce)
+        slots = number_slots(rec)
+        if slots:
+            slots["skeleton"] = _swap_word(slots["skeleton"], key, nonce, forms)
         out.append(
             make_record(
                 rec_id=f"{rec['id']}-copy",
@@ -144,6 +147,7 @@ def copy_augment(
                 equation=rec["equation"],
                 answer=rec["answer"],
                 source=f"{rec['source']}+copy",
+                **slots,
             )
         )
     return out
@@ -177,8 +181,9 @@ def keyword_swap(
     problem text is the target rendered with the new keywords. Shape words ("perimeter",
     "discount") are kept. Returns (records in the same order, number rebuilt).
     """
-    from data.word_problems.corpus import make_record
-    from serving.realize import render_output
+    from data.word_problems.corpus import make_record, number_slots
+    from serving.prompt import TARGET_SEP
+    from serving.realize import delexicalize, realize
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"keyword_swap: share must be in [0, 1], got {share!r}")
@@ -202,8 +207,15 @@ def keyword_swap(
         if new_kws == list(rec["keywords"]):
             out.append(rec)
             continue
-        problem = render_output(rec["target"], new_kws).problem_text
+        slots = number_slots(rec)
+        lexical = delexicalize(rec["problem"], list(rec["keywords"]))
+        if lexical is None:
+            out.append(rec)
+            continue
         try:
+            problem = realize(lexical, new_kws)
+            if slots:  # the skeleton is the target's text with the new keywords rendered
+                slots["skeleton"] = realize(rec["target"].partition(TARGET_SEP)[0], new_kws)
             new = make_record(
                 rec_id=rec["id"],
                 topic=rec["topic"],
@@ -213,6 +225,7 @@ def keyword_swap(
                 equation=rec["equation"],
                 answer=rec["answer"],
                 source=f"{rec['source']}+swap",
+                **slots,
             )
         except ValueError:  # a pseudo-word the realizer inflects oddly: keep the original
             out.append(rec)
@@ -252,7 +265,7 @@ def context_keywords(
     Pseudo-words occur in no real corpus, so no held-out request is recreated. Returns
     (records in the same order, number rebuilt).
     """
-    from data.word_problems.corpus import make_record
+    from data.word_problems.corpus import make_record, number_slots
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"context_keywords: share must be in [0, 1], got {share!r}")
@@ -278,6 +291,9 @@ def context_keywords(
         new_kws = list(kws)
         for word, plural in zip(extras, plurals, strict=True):
             new_kws.insert(rng.randint(0, len(new_kws)), plural if rng.random() < 0.5 else word)
+        slots = number_slots(rec)
+        if slots:  # the opener holds no number: the equation's n<i> keep their places
+            slots["skeleton"] = f"{frame} {slots['skeleton']}"
         try:
             new = make_record(
                 rec_id=rec["id"],
@@ -288,6 +304,7 @@ def context_keywords(
                 equation=rec["equation"],
                 answer=rec["answer"],
                 source=f"{rec['source']}+context",
+                **slots,
             )
         except ValueError:  # a pseudo-word the realizer inflects oddly: keep the original
             out.append(rec)

@@ -23,8 +23,12 @@ from typing import Any
 from data.word_problems.adapters import READERS, RawProblem, ReadReport
 from data.word_problems.keywords import document_frequency, extract_keywords, singular
 from data.word_problems.templates import generate_templates
-from serving.prompt import format_prompt, format_target
+from serving.numbers import NUM_TOKEN
+from serving.prompt import format_prompt, format_target, join_target
 from serving.realize import SLOT_TOKENS, delexicalize
+
+# Added (non-special) tokens: the keyword slots and the number slot.
+ADDED_TOKENS: tuple[str, ...] = (*SLOT_TOKENS, NUM_TOKEN)
 
 logger = logging.getLogger(__name__)
 
@@ -40,27 +44,42 @@ RECORD_FIELDS = (
     "prompt",
     "target",
 )
+# Template records also carry the problem with <num> number slots and its equation over n<i>.
+OPTIONAL_FIELDS = ("skeleton", "slot_equation")
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: the T5 convention
 # Always in the tokenizer alphabet, so digits and arithmetic never become <unk> at serving time.
 BASE_ALPHABET = "0123456789+-*/^().,?!$%:'\"|"
 # Word boundaries of the tokenizer's pre-tokenizer (whitespace, punctuation, digits).
 _PUNCT_SPLIT = re.compile(r"[\s\d\W]+")
-_KEYWORD_SLOT = re.compile(r"<k\d+s?>")
+_KEYWORD_SLOT = re.compile(r"<k\d+s?>|<num>")
 
 
 class DelexicalizeError(ValueError):
     """A requested keyword does not occur in the problem text, so it cannot become a slot."""
 
 
-def slotted_target(problem: str, equation: str, keywords: Sequence[str]) -> str:
+def slotted_target(
+    problem: str,
+    equation: str,
+    keywords: Sequence[str],
+    *,
+    skeleton: str | None = None,
+    slot_equation: str | None = None,
+) -> str:
     """The decoder target: keyword slots in the problem text, number slots in the equation.
 
-    Raises DelexicalizeError when some keyword does not occur in ``problem`` (any inflection).
+    With a ``skeleton`` (the problem with ``<num>`` number slots, templates) and its
+    ``slot_equation``, the target is the skeleton with keyword slots and that equation; without,
+    the lexical problem with keyword slots and the equation's numbers matched to the text's.
+    Raises DelexicalizeError when some keyword does not occur in the text (any inflection).
     """
-    slotted = delexicalize(problem, list(keywords))
+    text = problem if skeleton is None else skeleton
+    slotted = delexicalize(text, list(keywords))
     if slotted is None:
-        raise DelexicalizeError(f"a keyword of {list(keywords)} does not occur in {problem!r}")
-    return format_target(problem, equation, slotted_problem=slotted)
+        raise DelexicalizeError(f"a keyword of {list(keywords)} does not occur in {text!r}")
+    if skeleton is None or slot_equation is None:
+        return format_target(problem, equation, slotted_problem=slotted)
+    return join_target(slotted, slot_equation)
 
 
 def make_record(
@@ -73,9 +92,16 @@ def make_record(
     equation: str,
     answer: float,
     source: str,
+    skeleton: str | None = None,
+    slot_equation: str | None = None,
 ) -> dict[str, Any]:
     """One corpus line, with the derived prompt and slotted target (DelexicalizeError when a
-    keyword is absent from ``problem``)."""
+    keyword is absent from ``problem``). ``skeleton``/``slot_equation`` (templates: the problem
+    with ``<num>`` number slots, and its equation over ``n<i>``) are kept in the record, so
+    rebuilt records (subsets, swaps) keep them."""
+    extra: dict[str, Any] = {}
+    if skeleton is not None and slot_equation is not None:
+        extra = {"skeleton": skeleton, "slot_equation": slot_equation}
     return {
         "id": rec_id,
         "topic": topic,
@@ -86,7 +112,10 @@ def make_record(
         "answer": float(answer),
         "source": source,
         "prompt": format_prompt(topic, keywords, prompt_prefix),
-        "target": slotted_target(problem, equation, keywords),
+        "target": slotted_target(
+            problem, equation, keywords, skeleton=skeleton, slot_equation=slot_equation
+        ),
+        **extra,
     }
 
 
@@ -112,6 +141,8 @@ def template_records(
                 equation=p.equation,
                 answer=p.answer,
                 source="templates",
+                skeleton=p.skeleton or None,
+                slot_equation=p.slot_equation or None,
             )
         )
     return out
@@ -275,6 +306,7 @@ def request_subsets(
             equation=rec["equation"],
             answer=rec["answer"],
             source=rec["source"],
+            **number_slots(rec),
         )
         if combination(new) in blocked:
             out.append(rec)
@@ -284,11 +316,18 @@ def request_subsets(
     return out, changed
 
 
+def number_slots(rec: dict[str, Any]) -> dict[str, Any]:
+    """A record's ``skeleton``/``slot_equation`` as ``make_record`` keywords ({} when absent)."""
+    return {k: rec[k] for k in OPTIONAL_FIELDS if k in rec}
+
+
 def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """One JSON object per line (UTF-8, fields in RECORD_FIELDS order)."""
+    """One JSON object per line (UTF-8, fields in RECORD_FIELDS order, then the optional
+    number-slot fields when a record has them)."""
     with path.open("w", encoding="utf-8") as fh:
         for rec in records:
-            fh.write(json.dumps({k: rec[k] for k in RECORD_FIELDS}, ensure_ascii=False) + "\n")
+            keys = (*RECORD_FIELDS, *(k for k in OPTIONAL_FIELDS if k in rec))
+            fh.write(json.dumps({k: rec[k] for k in keys}, ensure_ascii=False) + "\n")
 
 
 def read_jsonl(
@@ -407,7 +446,7 @@ def slot_decoder() -> Any:
 
     return decoders.Sequence(
         [
-            *(decoders.Replace(t, "▁" + t) for t in SLOT_TOKENS),
+            *(decoders.Replace(t, "▁" + t) for t in ADDED_TOKENS),
             decoders.Metaspace(replacement="▁", prepend_scheme="always"),
         ]
     )
@@ -425,7 +464,10 @@ def add_slot_tokens(tok: Any) -> int:
 
     return int(
         tok.add_tokens(
-            [AddedToken(t, single_word=False, normalized=False, special=False) for t in SLOT_TOKENS]
+            [
+                AddedToken(t, single_word=False, normalized=False, special=False)
+                for t in ADDED_TOKENS
+            ]
         )
     )
 
@@ -483,7 +525,7 @@ def copy_pretrained_tokenizer(base_model: str, out_dir: Path) -> int:
     tok = AutoTokenizer.from_pretrained(base_model, local_files_only=True)
     # The keyword slots as ordinary added tokens: train_generator resizes the embeddings to
     # len(tokenizer) when the checkpoint's vocabulary is smaller.
-    tok.add_tokens(list(SLOT_TOKENS), special_tokens=False)
+    tok.add_tokens(list(ADDED_TOKENS), special_tokens=False)
     tok.save_pretrained(str(out_dir))
     return len(tok)
 

@@ -994,6 +994,11 @@ class TemplateProblem:
     problem: str
     equation: str
     answer: float
+    # The problem with each sampled quantity as the number slot ``<num>`` (literal digits of the
+    # shape stay), and the equation over the text's numbers as slots ``n<i>`` (issue 10:
+    # serving.numbers draws the values at serving time).
+    skeleton: str = ""
+    slot_equation: str = ""
 
 
 def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
@@ -1041,6 +1046,50 @@ def render(shape: Shape, slots: dict[str, str]) -> tuple[str, str, tuple[str, ..
     return text, equation, keywords
 
 
+def render_skeleton(
+    shape: Shape, slots: dict[str, str], numbers: dict[str, float]
+) -> tuple[str, str]:
+    """(skeleton, slot equation) of a shape: every sampled quantity of the text is ``<num>``
+    (a counted noun in the plural: the realizer makes "1 apples" singular), and the equation
+    names each quantity by its place among the text's numbers, ``n<i>``, literal digits of the
+    shape counted too ("has 4 sides that are each <num> cm" -> ``4 * n2``).
+
+    Built from the shape, not by matching values, so equal values ("2 m long and 2 m wide",
+    perimeter ``2 * (2 + 2)``) never mix a quantity up with a constant. Raises ValueError for a
+    shape whose equation uses a quantity the text does not state, or states one twice.
+    """
+    import string
+
+    from serving.arithmetic import numbers_in
+    from serving.numbers import NUM_TOKEN
+
+    plurals = {"obj": slots["objs"], "cont": slots["conts"], "item": slots["items"]}
+    plurals.update({k: noun.many for k, noun in COUNTED.items()})
+    masked = dict(slots)
+    place: dict[str, int] = {}
+    pos = 0
+    for literal, field, _spec, _conv in string.Formatter().parse(shape.text):
+        pos += len(numbers_in(literal))
+        if field is None:
+            continue
+        key, _, noun_key = field.partition("_")
+        if key in numbers and (not noun_key or noun_key in plurals):
+            pos += 1
+            if key in place:
+                raise ValueError(f"shape states {key!r} twice: {shape.text!r}")
+            place[key] = pos
+    for key in numbers:
+        masked[key] = NUM_TOKEN
+        for noun_key, plural in plurals.items():
+            masked[f"{key}_{noun_key}"] = f"{NUM_TOKEN} {plural}"
+    skeleton = shape.text.format(**masked)
+    try:
+        slot_equation = shape.equation.format(**{k: f"n{i}" for k, i in place.items()})
+    except KeyError as exc:
+        raise ValueError(f"equation uses {exc} not stated in {shape.text!r}") from exc
+    return skeleton, slot_equation
+
+
 def generate_templates(
     *, n: int, seed: int, topics: tuple[str, ...] = TOPIC_NAMES, max_tries_factor: int = 20
 ) -> list[TemplateProblem]:
@@ -1067,8 +1116,10 @@ def generate_templates(
         grade = rng.randrange(len(GRADES) + 1)
         prefix = rng.choice(PREFIX_STYLES).format(g=GRADES[grade - 1]) if grade else ""
         level = level_of_prefix(prefix, rng)
-        slots = _slots(rng, topic.sampler(rng, level))
+        numbers = topic.sampler(rng, level)
+        slots = _slots(rng, numbers)
         text, equation, keywords = render(shape, slots)
+        skeleton, slot_equation = render_skeleton(shape, slots, numbers)
         if text in seen:
             continue
         seen.add(text)
@@ -1080,6 +1131,8 @@ def generate_templates(
                 problem=text,
                 equation=equation,
                 answer=evaluate(equation),
+                skeleton=skeleton,
+                slot_equation=slot_equation,
             )
         )
     return out

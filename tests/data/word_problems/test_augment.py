@@ -10,7 +10,8 @@ from data.word_problems.augment import COPY_LEXICON, _swap_word, copy_augment, e
 from data.word_problems.corpus import template_records
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present, singular
-from serving.realize import render_output
+from serving.prompt import TARGET_SEP
+from serving.realize import realize, render_output
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +128,12 @@ def test_context_keywords_give_every_requested_noun_a_slot(records) -> None:
         assert used == set(range(1, len(new["keywords"]) + 1))
         for kw in extra:
             assert kw.lower() not in old["problem"].lower()
-        assert render_output(new["target"], new["keywords"]).problem_text == new["problem"]
+        # the target renders back to the skeleton (opener + the old skeleton, <num> slots kept)
+        assert realize(new["target"].partition(TARGET_SEP)[0], new["keywords"]) == new["skeleton"]
+        assert (
+            new["skeleton"].endswith(old["skeleton"])
+            and new["slot_equation"] == (old["slot_equation"])
+        )
         assert check_consistency(new["problem"], new["equation"]).ok
         n_three += len(new["keywords"]) >= 3
     assert n_three > 0.2 * changed  # the point: requests with three or more nouns

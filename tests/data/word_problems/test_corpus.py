@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from data.word_problems.corpus import (
+    OPTIONAL_FIELDS,
     RECORD_FIELDS,
     DelexicalizeError,
     combination,
@@ -25,11 +26,14 @@ from data.word_problems.corpus import (
     write_jsonl,
 )
 from serving.arithmetic import evaluate
+from serving.consistency import check_consistency
 from serving.keywords import keyword_present
-from serving.prompt import TARGET_SEP, format_prompt, format_target
+from serving.numbers import NUM_TOKEN
+from serving.prompt import TARGET_SEP, format_prompt, join_target, render_slots
 from serving.realize import SLOT_TOKENS, delexicalize, render_output
 
 _SLOT = re.compile(r"<k\d+s?>")
+_ADDED = re.compile(r"<k\d+s?>|<num>")
 
 
 @pytest.fixture(scope="module")
@@ -55,19 +59,25 @@ def tokenizer(splits):
 
 def test_records_have_every_field_and_derived_text(records) -> None:
     for rec in records[:200]:
-        assert set(rec) == set(RECORD_FIELDS)
+        # template records carry their number-slot skeleton (issue 10)
+        assert set(rec) == {*RECORD_FIELDS, *OPTIONAL_FIELDS}
         assert rec["prompt"] == format_prompt(rec["topic"], rec["keywords"], rec["prompt_prefix"])
-        slotted = delexicalize(rec["problem"], rec["keywords"])
-        assert rec["target"] == format_target(
-            rec["problem"], rec["equation"], slotted_problem=slotted
-        )
+        slotted = delexicalize(rec["skeleton"], rec["keywords"])
+        assert rec["target"] == join_target(slotted, rec["slot_equation"])
         problem_part = rec["target"].partition(TARGET_SEP)[0]
-        # every requested keyword travels as a slot, none as a word
+        # every requested keyword travels as a slot, none as a word; every quantity as <num>
         assert _SLOT.search(problem_part)
         assert not any(keyword_present(k, problem_part) for k in rec["keywords"])
-        rendered = render_output(rec["target"], rec["keywords"])
+        assert NUM_TOKEN in problem_part
+        # the lexical problem's own numbers in the skeleton's places give the record's answer
+        assert evaluate(render_slots(rec["problem"], rec["slot_equation"])) == pytest.approx(
+            rec["answer"]
+        )
+        rendered = render_output(
+            rec["target"], rec["keywords"], topic=rec["topic"], prompt_prefix=rec["prompt_prefix"]
+        )
         assert rendered.equation_text is not None
-        assert evaluate(rendered.equation_text) == pytest.approx(evaluate(rec["equation"]))
+        assert check_consistency(rendered.problem_text, rendered.equation_text).ok
         assert all(keyword_present(k, rendered.problem_text) for k in rec["keywords"])
     assert len({r["id"] for r in records}) == len(records)
 
@@ -156,7 +166,7 @@ def test_jsonl_round_trip(tmp_path: Path, records) -> None:
     write_jsonl(path, records[:5])
     assert read_jsonl(path) == records[:5]
     first = json.loads(path.read_text().splitlines()[0])
-    assert list(first) == list(RECORD_FIELDS)
+    assert list(first) == [*RECORD_FIELDS, *OPTIONAL_FIELDS]
     path.write_text('{"id": "x"}\n')
     with pytest.raises(ValueError, match=r"train\.jsonl:1: missing field"):
         read_jsonl(path)
@@ -197,14 +207,15 @@ def test_tokenizer_whole_word_pieces(tokenizer) -> None:
 def _slot_spacing(text: str) -> str:
     """Decoding drops the space before an added token and puts one after it: compare texts
     with one space on each side of every slot (the realizer fixes the spacing)."""
-    return " ".join(_SLOT.sub(lambda m: f" {m.group(0)} ", text).split())
+    spaced = _ADDED.sub(lambda m: f" {m.group(0)} ", text)
+    return " ".join(re.sub(r"\s*([/%])\s*", r" \1 ", spaced).split())
 
 
 def test_tokenizer_round_trips_the_corpus(tokenizer, splits) -> None:
     texts = [r[k] for v in splits.values() for r in v for k in ("prompt", "target")]
     decoded = [tokenizer.decode(e.ids) for e in tokenizer.encode_batch(texts)]
     assert [_slot_spacing(t) for t in decoded] == [_slot_spacing(t) for t in texts]
-    plain = [t for t in texts if not _SLOT.search(t)] + ["How many apples does Maya have?"]
+    plain = [t for t in texts if not _ADDED.search(t)] + ["How many apples does Maya have?"]
     assert [tokenizer.decode(tokenizer.encode(t).ids) for t in plain] == plain
 
 

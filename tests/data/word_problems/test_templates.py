@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections import Counter
 
@@ -126,3 +127,34 @@ def test_fractions_are_in_lowest_terms(problems) -> None:
     fracs = [tuple(map(int, m)) for p in problems for m in re.findall(r"(\d+)/(\d+)", p.problem)]
     assert fracs
     assert all(math.gcd(n, d) == 1 and 0 < n < d for n, d in fracs)
+
+
+def test_skeletons_name_each_quantity_by_its_place(problems) -> None:
+    """Every sampled quantity is <num> in the skeleton, literal digits stay, and the slot
+    equation over the lexical text's numbers is the record's equation (issue 10)."""
+    from serving.numbers import NUM_TOKEN
+    from serving.prompt import render_slots
+
+    for p in problems:
+        assert NUM_TOKEN in p.skeleton
+        assert evaluate(render_slots(p.problem, p.slot_equation)) == pytest.approx(p.answer)
+        # the skeleton's numbers (literal and slot) are as many as the problem's
+        n_slots = p.skeleton.count(NUM_TOKEN)
+        assert n_slots + len(numbers_in(p.skeleton)) == len(numbers_in(p.problem))
+
+
+def test_equal_values_never_mix_a_quantity_with_a_constant() -> None:
+    """'2 m long and 2 m wide', perimeter 2 * (2 + 2): matching values would slot the constant."""
+    from data.word_problems.templates import TOPICS, render_skeleton
+
+    area = next(t for t in TOPICS if t.name == "area and perimeter")
+    shape = next(s for s in area.shapes if s.equation == "2 * ({l} + {w})")
+    numbers = {"l": 2.0, "w": 2.0, "s": 2.0, "A": 4.0}
+    from data.word_problems.templates import _slots
+
+    slots = _slots(random.Random(0), numbers)
+    skeleton, slot_equation = render_skeleton(shape, slots, numbers)
+    assert slot_equation == "2 * (n1 + n2)"
+    square = next(s for s in area.shapes if "4 sides" in s.text)
+    skeleton, slot_equation = render_skeleton(square, slots, numbers)
+    assert "4 sides" in skeleton and slot_equation == "4 * n2"

@@ -1,0 +1,130 @@
+"""Number slots: values drawn so the decoded equation answers its own text (issue 10)."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from serving.arithmetic import evaluate, numbers_in
+from serving.consistency import check_consistency
+from serving.numbers import NUM_TOKEN, fill_numbers, level_of
+from serving.prompt import render_slots
+from serving.realize import render_output
+
+
+def _answer(text: str, slot_equation: str) -> float:
+    return evaluate(render_slots(text, slot_equation))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_subtraction_never_goes_negative(seed: int) -> None:
+    text = "A <k1> held <num> <k2s>. Ben took out <num> <k2s>. How many <k2s> are left?"
+    filled = fill_numbers(text, "n1 - n2", topic="subtraction", seed=seed)
+    assert NUM_TOKEN not in filled
+    # the keyword slots' digits are not numbers: only the two drawn values are
+    values = [float(v) for v in re.findall(r"(?<![k\d])\d+(?:\.\d+)?", filled)]
+    assert len(values) == 2 and values[0] - values[1] > 0
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_division_is_exact_and_literal_digits_keep_their_place(seed: int) -> None:
+    text = "A square has 4 sides. A rope of <num> cm is cut into <num> equal pieces. How long?"
+    filled = fill_numbers(text, "n2 / n3", topic="division", seed=seed)
+    assert filled.startswith("A square has 4 sides.")
+    value = _answer(filled, "n2 / n3")
+    assert value > 0 and value == int(value)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_percent_fraction_and_money_contexts(seed: int) -> None:
+    pct = fill_numbers(
+        "A coat costs $<num>. It is on sale with <num>% off. How many dollars is the discount?",
+        "n1 * n2 / 100",
+        topic="percentages",
+        prompt_prefix="For a grade 2 class:",
+        seed=seed,
+    )
+    price, percent = numbers_in(pct)
+    assert percent in (10, 50)  # grade 2 percentages
+    assert (price * percent / 100) == int(price * percent / 100)
+    frac = fill_numbers(
+        "A tin holds <num> cookies. <num>/<num> of them are eaten. How many are eaten?",
+        "n1 * n2 / n3",
+        topic="fractions",
+        seed=seed,
+    )
+    whole, num, den = numbers_in(frac)
+    assert 1 <= num < den and whole * num / den == int(whole * num / den)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_fraction_question_gets_a_proper_fraction(seed: int) -> None:
+    text = "Maya has <num> beads and gives <num> beads to Tom. What fraction does she give to Tom?"
+    value = _answer(fill_numbers(text, "n2 / n1", topic="fractions", seed=seed), "n2 / n1")
+    assert 0 < value < 1
+    text = (
+        "Tom has <num> cards. Maya takes <num> cards. What percentage of the cards does she take?"
+    )
+    filled = fill_numbers(text, "n2 / n1 * 100", topic="percentages", seed=seed)
+    value = _answer(filled, "n2 / n1 * 100")
+    assert 0 < value <= 100 and value == pytest.approx(round(value))
+
+
+def test_grade_sets_the_range_and_the_seed_reproduces() -> None:
+    text = "Maya has <num> apples and gets <num> more. How many apples does she have?"
+    small = [
+        max(
+            numbers_in(
+                fill_numbers(
+                    text, "n1 + n2", topic="addition", prompt_prefix="For grade 2:", seed=s
+                )
+            )
+        )
+        for s in range(50)
+    ]
+    large = [
+        max(
+            numbers_in(
+                fill_numbers(
+                    text, "n1 + n2", topic="addition", prompt_prefix="Grade 5 pupils:", seed=s
+                )
+            )
+        )
+        for s in range(50)
+    ]
+    assert max(small) <= 10 and max(large) > 50
+    assert fill_numbers(text, "n1 + n2", topic="addition", seed=7) == fill_numbers(
+        text, "n1 + n2", topic="addition", seed=7
+    )
+    assert level_of("For my grade 4 students:", random.Random(0)) == 2
+    assert level_of("For grade 9:", random.Random(0)) == 3  # clamped to the hardest level
+
+
+def test_text_without_slots_is_unchanged_and_a_bad_equation_still_fills() -> None:
+    text = "Maya has 5 apples and eats 8. How many are left?"
+    assert fill_numbers(text, "n1 - n2", topic="subtraction") == text  # the model's own digits
+    filled = fill_numbers("Tom has <num> pens. How many?", "n1 +", topic="addition")
+    assert NUM_TOKEN not in filled
+    assert not check_consistency(filled, render_slots(filled, "n1 +")).ok
+
+
+def test_an_impossible_equation_is_left_for_the_check_to_reject() -> None:
+    # n1 - n1 - n2 is negative whatever the values: the last draw is written, the check says why
+    text = "Tom has <num> pens and gives away <num>. How many are left?"
+    filled = fill_numbers(text, "n2 - n1 - n1", topic="subtraction", max_tries=20)
+    assert NUM_TOKEN not in filled
+    assert not check_consistency(filled, render_slots(filled, "n2 - n1 - n1")).ok
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_render_output_fills_then_agrees_nouns(seed: int) -> None:
+    decoded = "A <k1> travels <num> km in <num> <k2s> . How far? ||| n1 / n2"
+    out = render_output(decoded, ["truck", "hours"], topic="speed", seed=seed)
+    assert NUM_TOKEN not in out.problem_text
+    assert check_consistency(out.problem_text, out.equation_text).ok
+    hours = numbers_in(out.problem_text)[1]
+    assert (" 1 hour." in out.problem_text) == (hours == 1)
+    spaced = render_output("It costs $ <num> with <num> % off. ||| n1 * n2 / 100", [], seed=seed)
+    assert re.search(r"\$\d+(\.\d\d)? with \d+% off\.", spaced.problem_text)
