@@ -159,12 +159,14 @@ def build_paths(
         GenerationSettings,
         build_beam_search_model,
         build_loop_model,
+        dir_slot_guard,
         one_file_session,
         run_greedy,
         save_generation_model,
     )
     from export.generator_onnx import load_torch_model, torch_greedy_ids
     from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.realize import banned_slot_ids
 
     torch.set_num_threads(threads)
     paths: dict[str, Path_fn] = {}
@@ -200,7 +202,10 @@ def build_paths(
             sess = one_file_session(one, threads=threads)
             paths[f"onnx_one_file_{kind}_{tag}"] = one_file(sess, settings.eos_token_id)
     model = load_torch_model(ckpt)
-    paths["torch_generate"] = lambda ids: torch_greedy_ids(model, ids, max_new_tokens=n)
+    guard = dir_slot_guard(onnx_dir)  # the keyword-slot guard every ONNX path applies
+    paths["torch_generate"] = lambda ids: torch_greedy_ids(
+        model, ids, max_new_tokens=n, banned=banned_slot_ids(ids, guard)
+    )
     paths.update(ct2_paths(ckpt, workdir, n, threads))
     return paths
 

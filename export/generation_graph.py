@@ -112,6 +112,59 @@ class GenerationSettings:
         )
 
 
+def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int, int], ...]:
+    """The keyword-slot guard of the tokenizer in ``onnx_dir`` (empty without one or its slots):
+    the one-file graph bans the same slot ids as ``serving.decode_loop``."""
+    path = Path(onnx_dir) / "tokenizer.json"
+    if not path.is_file():
+        return ()
+    from tokenizers import Tokenizer
+
+    from serving.realize import slot_guard
+
+    return slot_guard(Tokenizer.from_file(str(path)).token_to_id)
+
+
+def _slot_penalty_nodes(
+    const: Callable[[str, Any, Any], str],
+    guard: Sequence[tuple[int, int, int]],
+    *,
+    vocab: int,
+    opset: int,
+) -> list[Any]:
+    """Nodes computing ``slot_banned`` [batch, vocab] (1.0 where the row's prompt lacks the
+    keyword marker of that slot token, else 0.0) and ``slot_penalty`` [batch, 1, vocab]
+    (-1e9 there, added to the logits before ArgMax): ``serving.realize.banned_slot_ids``."""
+    from onnx import TensorProto, helper
+
+    slot_map = np.zeros((len(guard), vocab), np.float32)
+    for j, (_, sing, plural) in enumerate(guard):
+        for t in (sing, plural):
+            if 0 <= t < vocab:
+                slot_map[j, t] = 1.0
+    if opset >= 18:
+        reduce = helper.make_node(
+            "ReduceMax", ["sg_hit_f", const("sg_axis1", [1], np.int64)], ["sg_present"], keepdims=0
+        )
+    else:
+        reduce = helper.make_node("ReduceMax", ["sg_hit_f"], ["sg_present"], axes=[1], keepdims=0)
+    markers = np.array([m for m, _, _ in guard], np.int64)
+    return [
+        helper.make_node("Unsqueeze", ["input_ids", const("sg_axis2", [2], np.int64)], ["sg_ids"]),
+        helper.make_node("Equal", ["sg_ids", const("sg_markers", markers, np.int64)], ["sg_hit"]),
+        helper.make_node("Cast", ["sg_hit"], ["sg_hit_f"], to=TensorProto.FLOAT),
+        reduce,
+        helper.make_node("Sub", [const("sg_one", 1.0, np.float32), "sg_present"], ["sg_absent"]),
+        helper.make_node(
+            "MatMul", ["sg_absent", const("sg_map", slot_map, np.float32)], ["slot_banned"]
+        ),
+        helper.make_node("Mul", ["slot_banned", const("sg_big", -1e9, np.float32)], ["sg_pen"]),
+        helper.make_node(
+            "Unsqueeze", ["sg_pen", const("sg_axis1u", [1], np.int64)], ["slot_penalty"]
+        ),
+    ]
+
+
 def _self_cross(kind: str) -> str:
     return "self" if kind == "decoder" else "cross"
 
@@ -425,6 +478,30 @@ def build_beam_search_model(
     enc_g = encoder_subgraph(encoder, decoder)
     dec_g = decoder_subgraph(with_past)
     vocab = _vocab(dec_g.output[0])
+    guard = dir_slot_guard(onnx_dir)
+    guard_inits: list[Any] = []
+
+    def const(name: str, value: Any, dtype: Any) -> str:
+        guard_inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    # The op's vocab_mask is one row for the whole batch: a slot is banned when every row's
+    # prompt lacks its keyword (exact at batch 1, how the backend calls it).
+    guard_nodes: list[Any] = []
+    if guard:
+        guard_nodes = [
+            *_slot_penalty_nodes(const, guard, vocab=vocab, opset=opsets[""]),
+            helper.make_node("ReduceMin", ["slot_banned"], ["sg_banned_all"], axes=[0], keepdims=0)
+            if opsets[""] < 18
+            else helper.make_node(
+                "ReduceMin",
+                ["slot_banned", const("sg_axis0", [0], np.int64)],
+                ["sg_banned_all"],
+                keepdims=0,
+            ),
+            helper.make_node("Sub", ["sg_one", "sg_banned_all"], ["sg_allowed"]),
+            _cast("sg_allowed", "sg_vocab_mask", TensorProto.INT32),
+        ]
 
     node = helper.make_node(
         "BeamSearch",
@@ -436,7 +513,7 @@ def build_beam_search_model(
             "num_return_sequences",
             "length_penalty",
             "repetition_penalty",
-            "",  # vocab_mask
+            "sg_vocab_mask" if guard else "",  # vocab_mask: the keyword-slot guard
             "",  # prefix_vocab_mask
             "attention_mask32",
         ],
@@ -469,6 +546,7 @@ def build_beam_search_model(
         numpy_helper.from_array(np.array([3], np.int32), "three_i32"),
     ]
     nodes = [
+        *guard_nodes,
         _cast("input_ids", "input_ids32", TensorProto.INT32),
         _cast("attention_mask", "attention_mask32", TensorProto.INT32),
         # The op counts the decoder start token in max_length; the graph input does not.
@@ -501,7 +579,7 @@ def build_beam_search_model(
         )
     ]
     graph = helper.make_graph(
-        nodes, "t5 word problem generation", inputs, outputs, initializer=defaults
+        nodes, "t5 word problem generation", inputs, outputs, initializer=[*defaults, *guard_inits]
     )
     model = _one_file_model(
         graph,
@@ -605,7 +683,14 @@ def build_loop_model(
     if lean:
         try:
             lean_nodes, lean_inits, lean_infos = _build_lean_loop(
-                encoder, decoder, with_past, settings, opset=opset, fused_attention=fused_attention
+                encoder,
+                decoder,
+                with_past,
+                settings,
+                opset=opset,
+                fused_attention=fused_attention,
+                guard=dir_slot_guard(onnx_dir),
+                vocab=vocab,
             )
             return _assemble(
                 lean_nodes,
@@ -629,10 +714,21 @@ def build_loop_model(
     # ---- encoder + first step (main graph)
     enc, dec = _encoder_and_first_step(encoder, decoder, _LOOP)
     nodes: list[Any] = [*enc.node]
+    guard = dir_slot_guard(onnx_dir)
+    penalty = "slot_penalty" if guard else None
+    if guard:
+        nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
     nodes += [
         *_start_token_nodes(const, settings.decoder_start_token_id),
         *dec.node,
-        helper.make_node("ArgMax", ["first_logits"], ["tok0"], axis=-1, keepdims=0),
+        *(
+            [helper.make_node("Add", ["first_logits", "slot_penalty"], ["first_logits_g"])]
+            if guard
+            else []
+        ),
+        helper.make_node(
+            "ArgMax", ["first_logits_g" if guard else "first_logits"], ["tok0"], axis=-1, keepdims=0
+        ),
         helper.make_node("Equal", ["tok0", const("eos_id", eos, np.int64)], ["fin0"]),
         helper.make_node("Not", ["fin0"], ["open0"]),
         helper.make_node("Cast", ["open0"], ["open0_i"], to=TensorProto.INT64),
@@ -668,7 +764,7 @@ def build_loop_model(
         [body_types[f"b_{n}"] for n in self_names], [body_types[f"b_{n}_out"] for n in self_names]
     )
     body_graph = helper.make_graph(
-        [*body.node, *_greedy_tail("b_eos")],
+        [*body.node, *_greedy_tail("b_eos", penalty)],
         "greedy step",
         body_inputs,
         body_outputs,
@@ -982,12 +1078,17 @@ def lean_step_body(
     return nodes, inits
 
 
-def _greedy_tail(eos_name: str) -> list[Any]:
-    """Loop-body nodes after the logits: argmax, eos filler, finished flags, continue flag."""
+def _greedy_tail(eos_name: str, penalty: str | None = None) -> list[Any]:
+    """Loop-body nodes after the logits: the keyword-slot penalty (an outer-scope tensor, when
+    given), argmax, eos filler, finished flags, continue flag."""
     from onnx import TensorProto, helper
 
+    guard = [helper.make_node("Add", ["b_logits", penalty], ["b_logits_g"])] if penalty else []
     return [
-        helper.make_node("ArgMax", ["b_logits"], ["b_next_raw"], axis=-1, keepdims=0),
+        *guard,
+        helper.make_node(
+            "ArgMax", ["b_logits_g" if penalty else "b_logits"], ["b_next_raw"], axis=-1, keepdims=0
+        ),
         helper.make_node("Where", ["b_fin", eos_name, "b_next_raw"], ["b_next"]),
         helper.make_node("Equal", ["b_next", eos_name], ["b_is_eos"]),
         helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
@@ -1007,8 +1108,11 @@ def _build_lean_loop(
     *,
     opset: int,
     fused_attention: bool,
+    guard: Sequence[tuple[int, int, int]] = (),
+    vocab: int = 0,
 ) -> tuple[list[Any], list[Any], list[Any]]:
-    """(nodes, initializers, value infos) of the lean one-file graph's main graph.
+    """(nodes, initializers, value infos) of the lean one-file graph's main graph (with the
+    keyword-slot penalty of ``guard`` added to every step's logits).
 
     Every decoder step, the first included, is the lean step (past length 0 at the first): no
     optimum ``decoder_model`` in the file. The encoder runs once; the cross-attention keys and
@@ -1034,6 +1138,8 @@ def _build_lean_loop(
 
     enc = _encoder_graph(encoder, input_ids="input_ids", attention_mask="attention_mask")
     nodes: list[Any] = [*enc.node]
+    if guard:
+        nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
     kv_shape = const("kv_split", [0, -1, heads, hs], np.int64)
     for i in range(n_layers):
         for kv in ("k", "v"):
@@ -1105,7 +1211,7 @@ def _build_lean_loop(
         ],
     )
     body = helper.make_graph(
-        [*step_nodes, *_greedy_tail("b_eos")],
+        [*step_nodes, *_greedy_tail("b_eos", "slot_penalty" if guard else None)],
         "greedy step (lean)",
         body_inputs,
         body_outputs,

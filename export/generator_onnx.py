@@ -134,14 +134,18 @@ def manifest_draft(
     }
 
 
-def torch_greedy_ids(model: Any, input_ids: Sequence[int], *, max_new_tokens: int) -> list[int]:
+def torch_greedy_ids(
+    model: Any, input_ids: Sequence[int], *, max_new_tokens: int, banned: Sequence[int] = ()
+) -> list[int]:
     """PyTorch ``generate(num_beams=1, do_sample=False)`` ids, in the ONNX loop's convention.
 
-    The decoder start token is dropped and the sequence is cut before the first eos.
+    The decoder start token is dropped and the sequence is cut before the first eos; ``banned``
+    token ids are never generated (the ONNX loop's keyword-slot guard, ``bad_words_ids`` here).
     """
     import torch
 
     ids = torch.tensor([list(input_ids)], dtype=torch.long)
+    bad = [[int(t)] for t in banned]
     with torch.no_grad():
         seq = model.generate(
             input_ids=ids,
@@ -149,6 +153,7 @@ def torch_greedy_ids(model: Any, input_ids: Sequence[int], *, max_new_tokens: in
             max_new_tokens=max_new_tokens,
             num_beams=1,
             do_sample=False,
+            **({"bad_words_ids": bad} if bad else {}),
         )[0].tolist()
     eos = int(model.config.eos_token_id)
     out = []
@@ -192,7 +197,9 @@ def check_parity(
     max_diff = 0.0
     worst = -1
     for i, ids in enumerate(tqdm(input_ids, desc="parity")):
-        ref = torch_greedy_ids(model, ids, max_new_tokens=max_new_tokens)
+        ref = torch_greedy_ids(
+            model, ids, max_new_tokens=max_new_tokens, banned=generator.banned_ids(ids).tolist()
+        )
         got = generator.generate(ids, max_new_tokens=max_new_tokens, use_cache=True)
         if ref != got:
             mismatched.append(i)

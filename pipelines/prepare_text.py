@@ -101,6 +101,7 @@ class PrepareTextConfig:
     request_subsets: float = 0.0  # share of train records asking for a subset of their keywords
     keyword_swap: float = 0.0  # share of train records asking for pseudo-words (augment.py)
     context_keywords: float = 0.0  # share of train records asking for 1-2 extra nouns (augment.py)
+    context_max_keywords: int = 4  # ... never past this many keywords in one rebuilt record
     unseen: UnseenConfig = field(default_factory=UnseenConfig)
 
     def __post_init__(self) -> None:
@@ -150,6 +151,9 @@ class PrepareTextConfig:
         require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
         require_range(self.keyword_swap, f"{w}.keyword_swap", lo=0.0, hi=1.0)
         require_range(self.context_keywords, f"{w}.context_keywords", lo=0.0, hi=1.0)
+        require_range(
+            self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8
+        )
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
@@ -264,7 +268,10 @@ def build_corpus(
         from data.word_problems.augment import context_keywords
 
         splits["train"], added = context_keywords(
-            splits["train"], share=cfg.context_keywords, seed=cfg.seed + 2
+            splits["train"],
+            share=cfg.context_keywords,
+            seed=cfg.seed + 2,
+            max_keywords=cfg.context_max_keywords,
         )
         reports["context_keywords"] = {"share": cfg.context_keywords, "rebuilt": added}
     if cfg.copy_augment > 0:

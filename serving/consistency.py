@@ -11,6 +11,7 @@ the numbers), so it is inconsistent too.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 
@@ -19,6 +20,36 @@ from serving.arithmetic import EquationError, equation_numbers, evaluate, number
 IMPLICIT_CONSTANTS: tuple[float, ...] = (2.0, 100.0)
 REL_TOL = 1e-6
 ABS_TOL = 1e-6
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_PERIMETER = re.compile(r"\bperimeter\b|\bfence\b", re.I)
+_AREA = re.compile(r"\barea\b", re.I)
+_SQUARE_UNIT = re.compile(
+    r"\bsquare (?:metres?|meters?|centimetres?|centimeters?|cm|m|km|feet|foot|inch(?:es)?|units?)\b"
+    r"|\b(?:cm|m|km)(?:2|²)",
+    re.I,
+)
+_DOUBLE_OR_FOUR = re.compile(r"(?<![\d.])[24]\s*\*|\*\s*[24](?![\d.])")
+
+
+def question_mismatch(problem: str, equation: str) -> str | None:
+    """Why the question and its equation ask for different things, or None.
+
+    A perimeter (or fence) is a sum of sides, never asked in square units; an area is a
+    product. The model once wrote "What is its perimeter in square metres?" over ``8 * 10``:
+    every number used, a whole answer, and a problem no pupil can answer.
+    """
+    question = _SENTENCE_END.split(problem.strip())[-1]
+    perimeter = bool(_PERIMETER.search(question))
+    square = bool(_SQUARE_UNIT.search(question))
+    if perimeter and square:
+        return "a perimeter asked in square units"
+    if perimeter and "+" not in equation and not _DOUBLE_OR_FOUR.search(equation):
+        return "a perimeter without a sum of sides"
+    if (square or _AREA.search(question)) and not ("*" in equation or "^" in equation):
+        return "an area without a product"
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,7 +76,7 @@ def check_consistency(
 
     ``reason`` is ``"ok"`` or a short machine-friendly cause (``no_equation``, ``parse_error: ..``,
     ``numbers_missing: [..]``, ``numbers_extra: [..]``, ``negative_answer: ..``,
-    ``answer_mismatch: ..``).
+    ``question_mismatch: ..`` (:func:`question_mismatch`), ``answer_mismatch: ..``).
     """
     if equation is None or not equation.strip():
         return ConsistencyResult(False, "no_equation", None)
@@ -66,6 +97,9 @@ def check_consistency(
         return ConsistencyResult(False, f"numbers_extra: {_fmt(extra_bad)}", value)
     if value < -ABS_TOL:
         return ConsistencyResult(False, f"negative_answer: {value:g}", value)
+    mismatch = question_mismatch(problem, equation)
+    if mismatch:
+        return ConsistencyResult(False, f"question_mismatch: {mismatch}", value)
     if answer is not None and not math.isclose(value, answer, rel_tol=REL_TOL, abs_tol=ABS_TOL):
         return ConsistencyResult(False, f"answer_mismatch: {value:g} != {answer:g}", value)
     return ConsistencyResult(True, "ok", value)

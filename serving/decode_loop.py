@@ -147,11 +147,16 @@ class OnnxSeq2SeqGenerator:
                     f"needed by {decoder_with_past_file}"
                 )
         self.tokenizer: Any = None
+        # keyword slots a prompt lacks are never decoded (serving.realize.banned_slot_ids)
+        self.slot_guard: tuple[tuple[int, int, int], ...] = ()
         tok_path = self.model_dir / TOKENIZER_FILE
         if tok_path.is_file():
             from tokenizers import Tokenizer
 
+            from serving.realize import slot_guard
+
             self.tokenizer = Tokenizer.from_file(str(tok_path))
+            self.slot_guard = slot_guard(self.tokenizer.token_to_id)
         logger.info(
             "opened generator %s (%d past tensors, cache %s)",
             self.model_dir,
@@ -221,6 +226,13 @@ class OnnxSeq2SeqGenerator:
         )
         return dict(zip(self._decoder_outputs, outs, strict=True))
 
+    def banned_ids(self, input_ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Token ids this prompt must never generate: the keyword slots it has no keyword for."""
+        from serving.realize import banned_slot_ids
+
+        ids = banned_slot_ids((int(i) for i in np.asarray(input_ids).ravel()), self.slot_guard)
+        return np.asarray(ids, dtype=np.int64)
+
     def first_step_logits(self, input_ids: Sequence[int] | str) -> np.ndarray:
         """Logits (vocab,) of the first generated position, for the export parity gate."""
         hidden, mask = self._encode(self._as_input(input_ids))
@@ -252,7 +264,9 @@ class OnnxSeq2SeqGenerator:
         if use_cache and self.decoder_with_past is None:
             raise ValueError("use_cache: this model was opened without decoder_with_past")
         rng = np.random.default_rng(seed) if do_sample else None
-        hidden, mask = self._encode(self._as_input(input_ids))
+        prompt_ids = self._as_input(input_ids)
+        banned = self.banned_ids(prompt_ids[0])
+        hidden, mask = self._encode(prompt_ids)
         tokens = [self.decoder_start_token_id]
         out: list[int] = []
         past: dict[str, np.ndarray] = {}
@@ -279,6 +293,9 @@ class OnnxSeq2SeqGenerator:
                     if n.startswith("present."):
                         past[n.replace("present.", "past_key_values.", 1)] = v
             logits = res["logits"][0, -1]
+            if banned.size:
+                logits = logits.copy()
+                logits[banned] = -np.inf
             token = self._pick(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
             if token == self.eos_token_id:
                 break

@@ -131,6 +131,7 @@ class _Slot:
     end: int
     index: int  # 0-based position among all numbers of the text (the equation's n<index+1>)
     kind: str  # percent | numerator | denominator | price | money | unit:<u> | factor | count
+    factor: bool = False  # next to '*' or after '/' in the equation
 
 
 def _factor_slots(equation: str | None) -> set[int]:
@@ -171,7 +172,7 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
             kind = "minute"
         else:
             kind = "factor" if index in factors else "count"
-        out.append(_Slot(m.start(), m.end(), index, kind))
+        out.append(_Slot(m.start(), m.end(), index, kind, index in factors))
     return out
 
 
@@ -192,7 +193,8 @@ def _draw(slot: _Slot, rng_: TopicRange, level: int, rng: random.Random, den: in
         return float(rng.randint(2, 3 * PRICE_HI[lv]))
     if kind.startswith("unit:"):
         lo, his = UNIT_RANGES[kind[5:]]
-        return float(rng.randint(lo, his[lv]))
+        # "in 1 hour" makes a division trivial: a factor or divisor is at least 2
+        return float(rng.randint(max(lo, 2) if slot.factor else lo, his[lv]))
     if kind == "minute":
         return float(rng.randint(5, max(5, min(rng_.count[lv], 60 * (lv + 1)))))
     hi = rng_.factor[lv] if kind == "factor" else rng_.count[lv]

@@ -174,8 +174,8 @@ def join_target(slotted_problem: str, slot_equation: str) -> str:
     equation_c = _clean(slot_equation, "slot_equation")
     if not shown or TARGET_SEP in shown:
         raise PromptError(f"slotted_problem: must be non-empty and free of {TARGET_SEP!r}")
-    if not equation_c or TARGET_SEP in equation_c:
-        raise PromptError(f"slot_equation: must be non-empty and free of {TARGET_SEP!r}")
+    if TARGET_SEP in equation_c:
+        raise PromptError(f"slot_equation: must not contain the separator {TARGET_SEP!r}")
     return f"{shown} {TARGET_SEP} {equation_c}"
 
 

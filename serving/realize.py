@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import inflect
@@ -38,6 +38,39 @@ SLOT_TOKENS: tuple[str, ...] = tuple(
 """Every keyword slot string, for the tokenizer's added (non-special) tokens."""
 
 _SLOT = re.compile(r"<k(\d+)(s?)>")
+
+
+def slot_guard(token_to_id: Callable[[str], int | None]) -> tuple[tuple[int, int, int], ...]:
+    """(marker id, singular id, plural id) of each keyword slot the tokenizer knows.
+
+    The prompt's marker of keyword i is its singular slot token ``<ki>`` (``serving.prompt``), so
+    the marker and singular ids are equal; they are kept apart for clarity. Empty when the
+    tokenizer has no slot tokens (nothing to guard).
+    """
+    out = []
+    for i in range(1, MAX_SLOTS + 1):
+        sing, plural = token_to_id(f"<k{i}>"), token_to_id(f"<k{i}s>")
+        if sing is not None and plural is not None and sing >= 0 and plural >= 0:
+            out.append((int(sing), int(sing), int(plural)))
+    return tuple(out)
+
+
+def banned_slot_ids(
+    input_ids: Iterable[int], guard: Sequence[tuple[int, int, int]]
+) -> tuple[int, ...]:
+    """Slot token ids a decoder must not write for this prompt: those of every keyword index
+    whose marker is not in ``input_ids`` (a two-keyword request never gets ``<k3s>``).
+
+    Why (issue 10): a model trained on four-keyword requests wrote ``<k4s>`` for three keywords,
+    a slot nothing can render. Every decoder (PyTorch evaluation, the ONNX loop serving drives,
+    the one-file graph) applies this same rule, so their greedy ids stay equal.
+    """
+    present = set(int(i) for i in input_ids)
+    return tuple(
+        t for marker, sing, plural in guard if marker not in present for t in (sing, plural)
+    )
+
+
 _SPACES = re.compile(r"\s+")
 
 # One engine per process: inflect's engine is stateless for these calls (no user definitions).

@@ -330,32 +330,45 @@ def generate_texts(
     max_new_tokens: int,
     batch_size: int,
 ) -> list[str]:
-    """Greedy (num_beams=1) generations for ``prompts``, batched, decoded without specials."""
+    """Greedy (num_beams=1) generations for ``prompts``, batched, decoded without specials.
+
+    Keyword slots a prompt has no keyword for are never generated
+    (``serving.realize.banned_slot_ids``, as in every ONNX decoder): prompts are batched by
+    their banned set, which ``generate`` takes as ``bad_words_ids``.
+    """
     import torch
     from tqdm.auto import tqdm
 
+    from serving.realize import banned_slot_ids, slot_guard
+
     pad_id = int(tokenizer.pad_token_id)
     model.eval()
-    out: list[str] = []
-    # Longest prompts first keeps the padding per batch small.
-    order = sorted(range(len(prompts)), key=lambda i: -len(prompts[i]))
+    vocab = tokenizer.get_vocab()
+    guard = slot_guard(vocab.get)
+    encoded = [encode_text(tokenizer, p, max_source_len) for p in prompts]
+    banned = [banned_slot_ids(ids, guard) for ids in encoded]
+    # Same banned set per batch; longest prompts first keeps the padding per batch small.
+    order = sorted(range(len(prompts)), key=lambda i: (banned[i], -len(prompts[i])))
+    batches = []
+    for key in sorted(set(banned)):
+        group = [i for i in order if banned[i] == key]
+        batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
     texts: dict[int, str] = {}
     with torch.no_grad():
-        for idx in tqdm(_batches(len(order), batch_size, order), desc="generate"):
-            input_ids = _pad(
-                [encode_text(tokenizer, prompts[i], max_source_len) for i in idx], pad_id
-            )
+        for idx in tqdm(batches, desc="generate"):
+            input_ids = _pad([encoded[i] for i in idx], pad_id)
+            bad = [[t] for t in banned[idx[0]]]
             gen = model.generate(
                 input_ids=input_ids,
                 attention_mask=(input_ids != pad_id).long(),
                 max_new_tokens=max_new_tokens,
                 num_beams=1,
                 do_sample=False,
+                **({"bad_words_ids": bad} if bad else {}),
             )
             for i, seq in zip(idx, gen, strict=True):
                 texts[i] = tokenizer.decode(seq, skip_special_tokens=True).strip()
-    out = [texts[i] for i in range(len(prompts))]
-    return out
+    return [texts[i] for i in range(len(prompts))]
 
 
 def save_checkpoint(

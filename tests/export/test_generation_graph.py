@@ -177,3 +177,53 @@ def test_padded_batch_rows_equal_single_prompts(tiny, reference) -> None:  # typ
     for row, p in enumerate((a, b)):
         want = reference.generate(p, max_new_tokens=10)
         assert strip_sequence(seq[row], eos_token_id=1) == want
+
+
+@pytest.fixture(scope="module")
+def slotted_dir(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny export with a tokenizer whose keyword slots <k1>..<k8s> are ids 40..55."""
+    import shutil
+
+    from tokenizers import AddedToken, Tokenizer, models, pre_tokenizers
+
+    from serving.realize import SLOT_TOKENS
+
+    out = tmp_path_factory.mktemp("slotted")
+    for f in export_dir.iterdir():
+        if f.suffix in (".onnx", ".json") and f.name != "tokenizer.json":
+            shutil.copy(f, out / f.name)
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{f"w{i}": i for i in range(3, 40)}}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tok.add_tokens([AddedToken(t, normalized=False) for t in SLOT_TOKENS])
+    tok.save(str(out / "tokenizer.json"))
+    assert tok.token_to_id("<k1>") == 40 and tok.token_to_id("<k8s>") == 55
+    return out
+
+
+@pytest.mark.parametrize("builder", ["loop", "loop_optimum_body", "beam"])
+def test_keyword_slots_without_a_keyword_are_never_generated(
+    slotted_dir: Path, export_dir: Path, builder: str
+) -> None:
+    """A prompt naming <k1>, <k2> never gets <k3>..<k8s> from any decoder, and the guard is what
+    stops them: the same weights without the slot tokenizer do write them."""
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.realize import banned_slot_ids, slot_guard
+
+    guarded = OnnxSeq2SeqGenerator(slotted_dir)
+    unguarded = OnnxSeq2SeqGenerator(export_dir)  # no slot tokens: nothing banned
+    assert len(guarded.slot_guard) == 8 and not unguarded.slot_guard
+    # word ids 3..39 after the markers <k1>, <k2>
+    prompts = [[40, 42, *(3 + t % 37 for t in p[:-1]), 1] for p in _prompts(24, seed=5)]
+    banned = set(range(44, 56))
+    assert set(guarded.banned_ids(prompts[0]).tolist()) == banned
+    assert banned_slot_ids(prompts[0], slot_guard({"<k1>": 40, "<k1s>": 41}.get)) == ()
+    assert banned_slot_ids([5, 1], slot_guard({"<k1>": 40, "<k1s>": 41}.get)) == (40, 41)
+    free = [unguarded.generate(p, max_new_tokens=12) for p in prompts]
+    assert any(set(ids) & banned for ids in free)  # the random model does write them
+    session = one_file_session(_build(slotted_dir, builder))
+    for p in prompts:
+        want = guarded.generate(p, max_new_tokens=12)
+        assert not set(want) & banned
+        got = run_greedy(session, p, max_new_tokens=12, eos_token_id=guarded.eos_token_id)
+        assert got == want

@@ -54,8 +54,8 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     assert sum(written["sizes"].values()) == 300 == written["n_records"]
     assert written["n_topics"] == 14 and written["unk_rate_test"] == 0.0
     assert (
-        written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 16
-    )  # + the keyword slots
+        written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 17
+    )  # + the keyword slots and the number slot
     lines = (text_dir / "test.jsonl").read_text().splitlines()
     assert len(lines) == written["sizes"]["test"]
     assert {"prompt", "target", "keywords"} <= set(json.loads(lines[0]))
@@ -242,7 +242,7 @@ def test_pretrained_tokenizer_without_slots_gets_them_as_ordinary_tokens(tmp_pat
     as non-special added tokens, kept by `tokenizers`' decode with skip_special_tokens=True."""
     from tokenizers import Tokenizer
 
-    from serving.realize import SLOT_TOKENS
+    from data.word_problems.corpus import ADDED_TOKENS as SLOT_TOKENS  # keyword + number slots
     from tests.fixtures.text import make_records, make_tokenizer
 
     base = make_tokenizer(make_records(16))

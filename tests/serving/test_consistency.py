@@ -62,3 +62,50 @@ def test_answer_tolerance() -> None:
     problem = "Split 1 cake into 3 parts. How big is each part?"
     assert check_consistency(problem, "1 / 3", 0.3333333333).ok
     assert not check_consistency(problem, "1 / 3", 0.33).ok
+
+
+@pytest.mark.parametrize(
+    ("problem", "equation", "why"),
+    [
+        (
+            "A rectangular yard is 8 m long and 10 m wide. What is its perimeter in square metres?",
+            "8 * 10",
+            "a perimeter asked in square units",
+        ),
+        (
+            "A rectangular yard is 8 m long and 10 m wide. What is its perimeter in m?",
+            "8 * 10",
+            "a perimeter without a sum of sides",
+        ),
+        (
+            "A rug is 3 m long and 5 m wide. What is its area in square metres?",
+            "3 + 5",
+            "an area without a product",
+        ),
+    ],
+)
+def test_a_question_its_equation_does_not_answer_is_inconsistent(
+    problem: str, equation: str, why: str
+) -> None:
+    res = check_consistency(problem, equation)
+    assert not res.ok and res.reason == f"question_mismatch: {why}"
+
+
+@pytest.mark.parametrize(
+    ("problem", "equation"),
+    [
+        (
+            "A rectangular yard is 8 m long and 10 m wide. What is its perimeter in m?",
+            "2 * (8 + 10)",
+        ),
+        (
+            "A square tile has 4 sides that are each 6 cm long. What is its perimeter in cm?",
+            "4 * 6",
+        ),
+        ("A rug is 3 m long and 5 m wide. How many square metres of floor does it cover?", "3 * 5"),
+        ("A tile has sides of 6 cm. What is the area of the tile in square cm?", "6 ^ 2"),
+        ("A yard has an area of 24 square metres and is 6 m long. How wide is it in m?", "24 / 6"),
+    ],
+)
+def test_questions_their_equation_answers_pass(problem: str, equation: str) -> None:
+    assert check_consistency(problem, equation).ok

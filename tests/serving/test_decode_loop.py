@@ -58,7 +58,7 @@ def test_greedy_matches_torch_on_the_two_layer_model(two_layer: dict[str, Any]) 
     for prompt in two_layer["prompts"]:
         ids = gen.encode(prompt)
         assert gen.generate(ids, max_new_tokens=20) == torch_greedy_ids(
-            model, ids, max_new_tokens=20
+            model, ids, max_new_tokens=20, banned=gen.banned_ids(ids).tolist()
         )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -187,23 +188,53 @@ def test_pretrained_base_gets_the_keyword_slots_with_resized_embeddings(tmp_path
     import torch
     from transformers import AutoTokenizer
 
-    from data.word_problems.corpus import copy_pretrained_tokenizer
-    from serving.realize import SLOT_TOKENS
+    from data.word_problems.corpus import (
+        ADDED_TOKENS,  # the keyword slots and <num>
+        copy_pretrained_tokenizer,
+    )
 
     saved, base_tok, _ = save_checkpoint_dir(tmp_path / "ckpt", train_epochs=0)
     n_base = saved.config.vocab_size
     assert n_base == len(base_tok)
-    assert copy_pretrained_tokenizer(str(tmp_path / "ckpt"), tmp_path / "tok") == n_base + 16
+    n_added = len(ADDED_TOKENS)
+    assert n_added == 17
+    assert copy_pretrained_tokenizer(str(tmp_path / "ckpt"), tmp_path / "tok") == n_base + n_added
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
-    slot_ids = tok.convert_tokens_to_ids(list(SLOT_TOKENS))
-    assert sorted(slot_ids) == list(range(n_base, n_base + 16))
+    slot_ids = tok.convert_tokens_to_ids(list(ADDED_TOKENS))
+    assert sorted(slot_ids) == list(range(n_base, n_base + n_added))
     model = g.build_model(str(tmp_path / "ckpt"), model_config={}, tokenizer=tok)
-    assert model.config.vocab_size == len(tok) == n_base + 16
+    assert model.config.vocab_size == len(tok) == n_base + n_added
     emb = model.get_input_embeddings().weight
-    assert emb.shape[0] == n_base + 16
+    assert emb.shape[0] == n_base + n_added
     assert torch.equal(emb[:n_base], saved.get_input_embeddings().weight)
-    ids = g.encode_text(tok, "tom has 3 <k1s> and gets 2 more . ||| n1 + n2", max_len=32)
+    ids = g.encode_text(tok, "tom has <num> <k1s> and gets <num> more . ||| n1 + n2", max_len=32)
     assert set(slot_ids) & set(ids)
     batch = g.collate([ids], [ids], pad_id=int(tok.pad_token_id))
     assert torch.isfinite(model(**batch).loss)
     assert "<k1s>" in tok.decode(ids, skip_special_tokens=True)
+
+
+def test_generation_never_writes_a_slot_the_prompt_has_no_keyword_for() -> None:
+    """generate_texts bans <kj>/<kjs> for every keyword j a prompt lacks (bad_words_ids per
+    batch of equal banned sets), as the ONNX decoders do; without the guard the random model
+    writes them."""
+    import torch
+
+    from data.word_problems.corpus import ADDED_TOKENS
+    from serving.prompt import format_prompt
+    from tests.fixtures.generator import tiny_model
+    from tests.fixtures.text import make_records, make_tokenizer
+
+    tok = make_tokenizer(make_records(16))
+    tok.add_tokens(list(ADDED_TOKENS))
+    torch.manual_seed(0)
+    model = tiny_model(tok, seed=3, initializer_factor=4.0)
+    prompts = [format_prompt("addition", ["apples"] * n) for n in (1, 2, 3) for _ in range(6)]
+    prompts = [f"{p} {i}" for i, p in enumerate(prompts)]
+    out = g.generate_texts(model, tok, prompts, max_source_len=64, max_new_tokens=12, batch_size=4)
+    for p, text in zip(prompts, out, strict=True):
+        n = p.count("<k")
+        assert not [m for m in re.findall(r"<k(\d)s?>", text) if int(m) > n], (p, text)
+    ids = torch.tensor([g.encode_text(tok, prompts[0], 64)])
+    free = tok.decode(model.generate(input_ids=ids, max_new_tokens=12, do_sample=False)[0])
+    assert re.search(r"<k[2-8]s?>", free)  # the guard is what keeps them out
