@@ -151,9 +151,7 @@ class PrepareTextConfig:
         require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
         require_range(self.keyword_swap, f"{w}.keyword_swap", lo=0.0, hi=1.0)
         require_range(self.context_keywords, f"{w}.context_keywords", lo=0.0, hi=1.0)
-        require_range(
-            self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8
-        )
+        require_range(self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8)
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
