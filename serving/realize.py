@@ -81,6 +81,11 @@ _CLASSICAL.classical(all=True)  # "cacti", "indices": extra spellings accepted w
 # Singular nouns ending in -s that inflect's singular_noun would strip ("physics" -> "physic").
 _INVARIANT = frozenset(
     {"physics", "mathematics", "maths", "economics", "gymnastics", "athletics", "measles"}
+    # mass nouns a teacher may type: "learning about homework", never "homeworks"
+    | {"homework", "housework", "information", "furniture", "equipment", "luggage", "baggage"}
+    | {"advice", "knowledge", "music", "art", "rice", "flour", "sugar", "salt", "sand", "money"}
+    | {"traffic", "weather", "research", "evidence", "clothing", "jewellery", "jewelry", "cash"}
+    | {"garbage", "rubbish", "scenery", "bread", "butter", "cheese", "milk", "juice", "water"}
     # unit symbols: "102 cm", never "102 cms" (a requested "cm" was rendered "cms")
     | {"mm", "cm", "m", "km", "g", "kg", "mg", "ml", "l", "ft", "yd", "oz", "lb", "mph", "kph"}
 )
