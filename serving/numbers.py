@@ -30,6 +30,7 @@ NUM_TOKEN = "<num>"
 """The number slot of a training target and of decoded text (a tokenizer added token)."""
 
 MAX_TRIES = 400
+MAX_SEARCH_SLOTS = 12  # more slots is a degenerate decode (a loop of <num>): one draw, no search
 MAX_ANSWER = 1e6
 N_LEVELS = 4
 DEFAULT_LEVEL = 1
@@ -264,7 +265,8 @@ def fill_numbers(
     slots = _slots(text, equation)
     kind = _answer_kind(text)
     filled = text
-    for attempt in range(max(1, max_tries)):
+    tries = 1 if len(slots) > MAX_SEARCH_SLOTS else max(1, max_tries)
+    for attempt in range(tries):
         den = rng.choice(DENOMINATORS[level])
         values = [_draw(s, ranges, level, rng, den) for s in slots]
         filled = _fill_text(text, slots, values)

@@ -128,3 +128,16 @@ def test_render_output_fills_then_agrees_nouns(seed: int) -> None:
     assert (" 1 hour." in out.problem_text) == (hours == 1)
     spaced = render_output("It costs $ <num> with <num> % off. ||| n1 * n2 / 100", [], seed=seed)
     assert re.search(r"\$\d+(\.\d\d)? with \d+% off\.", spaced.problem_text)
+
+
+def test_a_degenerate_loop_of_slots_is_filled_once_without_a_search() -> None:
+    text = "Tom has " + " and ".join(["<num>"] * 400) + " apples. How many?"
+    equation = " - ".join(f"n{i}" for i in range(1, 401))  # negative for any draw
+    filled = fill_numbers(text, equation, topic="addition", seed=3)
+    assert NUM_TOKEN not in filled and len(numbers_in(filled)) == 400
+    # the first draw is kept: a search would have moved on from it
+    assert filled == fill_numbers(text, equation, topic="addition", seed=3, max_tries=1)
+    short = "Tom has <num> pens and gives away <num>. How many are left?"
+    assert fill_numbers(short, "n2 - n1 - n1", seed=3) != fill_numbers(
+        short, "n2 - n1 - n1", seed=3, max_tries=1
+    )  # below the cap the search runs
