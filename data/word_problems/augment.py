@@ -112,7 +112,7 @@ def copy_augment(
     A record qualifies when one of its single-word keywords is a template entity word present in
     its problem; records without one are skipped, so fewer may come back.
     """
-    from data.word_problems.corpus import make_record, number_slots
+    from data.word_problems.corpus import number_slots, rebuild_record
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"copy_augment: share must be in [0, 1], got {share!r}")
@@ -138,14 +138,11 @@ def copy_augment(
         if slots:
             slots["skeleton"] = _swap_word(slots["skeleton"], key, nonce, forms)
         out.append(
-            make_record(
+            rebuild_record(
+                rec,
                 rec_id=f"{rec['id']}-copy",
-                topic=rec["topic"],
                 keywords=[new_kw if k == kw else k for k in rec["keywords"]],
-                prompt_prefix=rec["prompt_prefix"],
                 problem=_swap_word(rec["problem"], key, nonce, forms),
-                equation=rec["equation"],
-                answer=rec["answer"],
                 source=f"{rec['source']}+copy",
                 **slots,
             )
@@ -181,7 +178,7 @@ def keyword_swap(
     problem text is the target rendered with the new keywords. Shape words ("perimeter",
     "discount") are kept. Returns (records in the same order, number rebuilt).
     """
-    from data.word_problems.corpus import make_record, number_slots
+    from data.word_problems.corpus import number_slots, rebuild_record
     from serving.prompt import TARGET_SEP
     from serving.realize import delexicalize, realize
 
@@ -213,17 +210,12 @@ def keyword_swap(
             out.append(rec)
             continue
         try:
-            problem = realize(lexical, new_kws)
             if slots:  # the skeleton is the target's text with the new keywords rendered
                 slots["skeleton"] = realize(rec["target"].partition(TARGET_SEP)[0], new_kws)
-            new = make_record(
-                rec_id=rec["id"],
-                topic=rec["topic"],
+            new = rebuild_record(
+                rec,
                 keywords=new_kws,
-                prompt_prefix=rec["prompt_prefix"],
-                problem=problem,
-                equation=rec["equation"],
-                answer=rec["answer"],
+                problem=realize(lexical, new_kws),
                 source=f"{rec['source']}+swap",
                 **slots,
             )
@@ -265,7 +257,7 @@ def context_keywords(
     Pseudo-words occur in no real corpus, so no held-out request is recreated. Returns
     (records in the same order, number rebuilt).
     """
-    from data.word_problems.corpus import make_record, number_slots
+    from data.word_problems.corpus import number_slots, rebuild_record
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"context_keywords: share must be in [0, 1], got {share!r}")
@@ -295,14 +287,10 @@ def context_keywords(
         if slots:  # the opener holds no number: the equation's n<i> keep their places
             slots["skeleton"] = f"{frame} {slots['skeleton']}"
         try:
-            new = make_record(
-                rec_id=rec["id"],
-                topic=rec["topic"],
+            new = rebuild_record(
+                rec,
                 keywords=new_kws,
-                prompt_prefix=rec["prompt_prefix"],
                 problem=f"{frame} {rec['problem']}",
-                equation=rec["equation"],
-                answer=rec["answer"],
                 source=f"{rec['source']}+context",
                 **slots,
             )

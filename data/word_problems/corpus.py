@@ -297,23 +297,31 @@ def request_subsets(
         size = rng.randint(1, len(kws) - 1)
         keep = sorted(rng.sample(range(len(kws)), size))
         subset = [kws[i] for i in keep]
-        new = make_record(
-            rec_id=rec["id"],
-            topic=rec["topic"],
-            keywords=subset,
-            prompt_prefix=rec["prompt_prefix"],
-            problem=rec["problem"],
-            equation=rec["equation"],
-            answer=rec["answer"],
-            source=rec["source"],
-            **number_slots(rec),
-        )
+        new = rebuild_record(rec, keywords=subset)
         if combination(new) in blocked:
             out.append(rec)
             continue
         out.append(new)
         changed += 1
     return out, changed
+
+
+def rebuild_record(rec: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    """``make_record`` of an existing record with some of its inputs changed (``rec_id``,
+    ``keywords``, ``problem``, ``skeleton``...): the one way augmenters derive a record, so the
+    prompt, the target and the number-slot fields are always rebuilt together."""
+    inputs: dict[str, Any] = {
+        "rec_id": rec["id"],
+        "topic": rec["topic"],
+        "keywords": rec["keywords"],
+        "prompt_prefix": rec["prompt_prefix"],
+        "problem": rec["problem"],
+        "equation": rec["equation"],
+        "answer": rec["answer"],
+        "source": rec["source"],
+        **number_slots(rec),
+    }
+    return make_record(**{**inputs, **changes})
 
 
 def number_slots(rec: dict[str, Any]) -> dict[str, Any]:
