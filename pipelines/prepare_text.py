@@ -102,6 +102,7 @@ class PrepareTextConfig:
     keyword_swap: float = 0.0  # share of train records asking for pseudo-words (augment.py)
     context_keywords: float = 0.0  # share of train records asking for 1-2 extra nouns (augment.py)
     context_max_keywords: int = 4  # ... never past this many keywords in one rebuilt record
+    context_two_share: float = 0.4  # ... two extra nouns (not one) in this share of them
     unseen: UnseenConfig = field(default_factory=UnseenConfig)
 
     def __post_init__(self) -> None:
@@ -151,6 +152,7 @@ class PrepareTextConfig:
         require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
         require_range(self.keyword_swap, f"{w}.keyword_swap", lo=0.0, hi=1.0)
         require_range(self.context_keywords, f"{w}.context_keywords", lo=0.0, hi=1.0)
+        require_range(self.context_two_share, f"{w}.context_two_share", lo=0.0, hi=1.0)
         require_range(self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8)
 
 
@@ -270,6 +272,7 @@ def build_corpus(
             share=cfg.context_keywords,
             seed=cfg.seed + 2,
             max_keywords=cfg.context_max_keywords,
+            two_share=cfg.context_two_share,
         )
         reports["context_keywords"] = {"share": cfg.context_keywords, "rebuilt": added}
     if cfg.copy_augment > 0:

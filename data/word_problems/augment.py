@@ -243,7 +243,12 @@ CONTEXT_FRAMES: tuple[str, ...] = (
 
 
 def context_keywords(
-    records: Sequence[dict[str, Any]], *, share: float, seed: int, max_keywords: int = 4
+    records: Sequence[dict[str, Any]],
+    *,
+    share: float,
+    seed: int,
+    max_keywords: int = 4,
+    two_share: float = 0.4,
 ) -> tuple[list[dict[str, Any]], int]:
     """Records where about ``share`` also ask for 1-2 extra nouns, written in an opener.
 
@@ -261,6 +266,8 @@ def context_keywords(
 
     if not 0.0 <= share <= 1.0:
         raise ValueError(f"context_keywords: share must be in [0, 1], got {share!r}")
+    if not 0.0 <= two_share <= 1.0:
+        raise ValueError(f"context_keywords: two_share must be in [0, 1], got {two_share!r}")
     rng = random.Random(seed)
     out: list[dict[str, Any]] = []
     changed = 0
@@ -270,7 +277,7 @@ def context_keywords(
         if room < 1 or rng.random() >= share:
             out.append(rec)
             continue
-        n_extra = 1 if room == 1 or rng.random() < 0.6 else 2
+        n_extra = 1 if room == 1 or rng.random() < 1.0 - two_share else 2
         taken = {singular(k) for k in kws}
         extras: list[str] = []
         while len(extras) < n_extra:
