@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from serving import limits
+from tests.fixtures.http_probe import PROBE_HELPERS
 from tests.fixtures.store import NOW, artifact_store, set_alias
 from tests.serving._server import free_port
 
@@ -27,37 +28,24 @@ FORBIDDEN = (
 )
 REPO = Path(__file__).resolve().parents[2]
 
-PROBE = r"""
-import json, os, signal, sys, threading, time, urllib.request, urllib.error
+PROBE = (
+    PROBE_HELPERS
+    + r"""
+import os, signal, sys, threading
 port, store, out = sys.argv[1], sys.argv[2], sys.argv[3]
 forbidden = sys.argv[4].split(",")
 base = f"http://127.0.0.1:{port}"
 
-def post(path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=30) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
 def probe():
     result = {"ready": False}
     try:
-        for _ in range(1200):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    result["ready"] = r.status == 200
-                    break
-            except Exception:
-                time.sleep(0.05)
+        result["ready"] = wait_ready(base)
         weak = {"user_id": "u", "recent_quiz_scores": {"fractions": [0.2, 0.4]},
                 "now": int(sys.argv[5])}
-        result["weakness"] = post("/api/v1/ai/predict-weakness", weak)
+        result["weakness"] = post(base, "/api/v1/ai/predict-weakness", weak)
         word = {"topic": "fractions", "keywords": ["apples"], "max_length": int(sys.argv[6]),
                 "seed": 1}
-        result["word"] = post("/api/v1/ai/word-problem", word)
+        result["word"] = post(base, "/api/v1/ai/word-problem", word)
         result["forbidden"] = sorted(m for m in forbidden if m in sys.modules)
     finally:
         with open(out, "w") as fh:
@@ -69,6 +57,7 @@ from pipelines.cli import app
 app(["serve", "--port", port, "--weakness", "1", "--generator", "champion",
      "--artifact-root", store])
 """
+)
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from export.serving_dist import PACKAGE, ServingDistError, build_wheel, read_requirements
+from tests.fixtures.http_probe import PROBE_HELPERS
 
 REPO = Path(__file__).resolve().parents[2]
 COLLIDING = ("data", "features", "serving")
@@ -56,8 +57,10 @@ def _requests() -> dict[str, Any]:
 # The probe: a backend's entry point. It imports the backend's own colliding packages first
 # (when BACKEND_PACKAGES=1), then runs `<pkg>.cli serve` in the main thread while a thread posts
 # the requests, records the answers and what got imported, and stops the server with SIGINT.
-PROBE = r"""
-import importlib, json, os, signal, socket, sys, threading, time, urllib.error, urllib.request
+PROBE = (
+    PROBE_HELPERS
+    + r"""
+import importlib, os, signal, socket, sys, threading
 from pathlib import Path
 
 pkg, store, out = sys.argv[1], sys.argv[2], sys.argv[3]
@@ -73,29 +76,13 @@ with socket.socket() as s:
 base = f"http://127.0.0.1:{port}"
 
 
-def post(path, body):
-    req = urllib.request.Request(base + path, data=json.dumps(body).encode(),
-                                 headers={"content-type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
 def probe():
     result = {"ready": False}
     try:
-        for _ in range(2400):
-            try:
-                with urllib.request.urlopen(base + "/readyz", timeout=1) as r:
-                    result["ready"] = r.status == 200
-                    break
-            except Exception:
-                time.sleep(0.05)
-        result["weakness"] = [post("/api/v1/ai/predict-weakness", {**b, "now": requests["now"]})
-                              for b in requests["weakness"]]
-        result["word_problem"] = [post("/api/v1/ai/word-problem", b)
+        result["ready"] = wait_ready(base)
+        result["weakness"] = [post(base, "/api/v1/ai/predict-weakness",
+                                   {**b, "now": requests["now"]}) for b in requests["weakness"]]
+        result["word_problem"] = [post(base, "/api/v1/ai/word-problem", b)
                                   for b in requests["word_problem"]]
         roots = [Path(p) for p in os.environ["REPO_PACKAGE_DIRS"].split(os.pathsep)]
         result["repo_modules"] = sorted(
@@ -121,6 +108,7 @@ importlib.import_module(f"{pkg}.cli").main(
     ["serve", "--port", str(port), "--weakness", "champion", "--generator", "champion",
      "--artifact-root", store])
 """
+)
 
 
 def write_backend(root: Path) -> Path:
