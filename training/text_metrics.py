@@ -185,7 +185,24 @@ def unseen_metrics(preds: Sequence[str], records: Sequence[Mapping[str, Any]]) -
     }
     for name in ("doubled_word", "article", "number_agreement", "question", "unknown_token"):
         out[f"grammar_{name}_rate"] = classes.get(name, 0) / n
+    out["shape_slot_rate"] = sum(shape_slot(p) for p in preds) / n
     return out
+
+
+# Places where the templates write the word a shape is built around ("average speed", "its area
+# in", "the new price in", "How much money does"), never a thing: a keyword slot there put a
+# requested noun into a role it cannot play ("What is its average librarian in km per hour?").
+_SHAPE_SLOT = re.compile(
+    r"\baverage <k\d+s?>|\bits <k\d+s?> in\b|\bhow much <k\d+s?> does|\bwhat is the <k\d+s?> \?"
+    r"|\bnew <k\d+s?> in\b|\bplay <k\d+s?>",
+    re.I,
+)
+
+
+def shape_slot(decoded: str) -> bool:
+    """Does a raw decoded text put a keyword slot where a shape word goes (see above)? A
+    heuristic reading of the slot text, reported as ``shape_slot_rate``, not gated."""
+    return bool(_SHAPE_SLOT.search(decoded.partition("|||")[0]))
 
 
 def is_unseen_record(rec: Mapping[str, Any]) -> bool:

@@ -195,3 +195,12 @@ def test_served_unseen_metrics_follow_the_endpoint_policy() -> None:
     assert 0.0 <= m["served_grammar_defect_rate"] <= 1.0
     with pytest.raises(ValueError, match="no records"):
         served_unseen_metrics(service, [], seed=3, max_length=64)
+
+
+def test_shape_slot_flags_a_noun_in_a_shape_words_place() -> None:
+    from training.text_metrics import shape_slot
+
+    assert shape_slot("A <k1> travels <num> km. What is its average <k2> in km per hour? ||| n1")
+    assert shape_slot("A rectangular <k1> is <num> m long. What is its <k2> in square metres?")
+    assert not shape_slot("A <k1> travels <num> km. What is its average speed in km per hour?")
+    assert not shape_slot("A <k1> holds <num> <k2s>. How many <k2s> are there? ||| n1 ||| its <k2> in")
