@@ -112,7 +112,7 @@ class GenerationSettings:
         )
 
 
-def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int, int], ...]:
+def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int], ...]:
     """The keyword-slot guard of the tokenizer in ``onnx_dir`` (empty without one or its slots):
     the one-file graph bans the same slot ids as ``serving.decode_loop``."""
     path = Path(onnx_dir) / "tokenizer.json"
@@ -125,9 +125,22 @@ def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int, int], ...]:
     return slot_guard(Tokenizer.from_file(str(path)).token_to_id)
 
 
+def _reduce_node(
+    op: str, x: str, out: str, *, axis: int, const: Callable[[str, Any, Any], str], opset: int
+) -> Any:
+    """``op`` (ReduceMax, ReduceMin...) over one axis, without keepdims: axes are an input from
+    opset 18 on, an attribute before."""
+    from onnx import helper
+
+    if opset >= 18:
+        axes = const(f"{out}_axes", [axis], np.int64)
+        return helper.make_node(op, [x, axes], [out], keepdims=0)
+    return helper.make_node(op, [x], [out], axes=[axis], keepdims=0)
+
+
 def _slot_penalty_nodes(
     const: Callable[[str, Any, Any], str],
-    guard: Sequence[tuple[int, int, int]],
+    guard: Sequence[tuple[int, int]],
     *,
     vocab: int,
     opset: int,
@@ -138,22 +151,16 @@ def _slot_penalty_nodes(
     from onnx import TensorProto, helper
 
     slot_map = np.zeros((len(guard), vocab), np.float32)
-    for j, (_, sing, plural) in enumerate(guard):
-        for t in (sing, plural):
+    for j, pair in enumerate(guard):
+        for t in pair:
             if 0 <= t < vocab:
                 slot_map[j, t] = 1.0
-    if opset >= 18:
-        reduce = helper.make_node(
-            "ReduceMax", ["sg_hit_f", const("sg_axis1", [1], np.int64)], ["sg_present"], keepdims=0
-        )
-    else:
-        reduce = helper.make_node("ReduceMax", ["sg_hit_f"], ["sg_present"], axes=[1], keepdims=0)
-    markers = np.array([m for m, _, _ in guard], np.int64)
+    markers = np.array([sing for sing, _ in guard], np.int64)  # a prompt marks keyword i by <ki>
     return [
         helper.make_node("Unsqueeze", ["input_ids", const("sg_axis2", [2], np.int64)], ["sg_ids"]),
         helper.make_node("Equal", ["sg_ids", const("sg_markers", markers, np.int64)], ["sg_hit"]),
         helper.make_node("Cast", ["sg_hit"], ["sg_hit_f"], to=TensorProto.FLOAT),
-        reduce,
+        _reduce_node("ReduceMax", "sg_hit_f", "sg_present", axis=1, const=const, opset=opset),
         helper.make_node("Sub", [const("sg_one", 1.0, np.float32), "sg_present"], ["sg_absent"]),
         helper.make_node(
             "MatMul", ["sg_absent", const("sg_map", slot_map, np.float32)], ["slot_banned"]
@@ -491,13 +498,8 @@ def build_beam_search_model(
     if guard:
         guard_nodes = [
             *_slot_penalty_nodes(const, guard, vocab=vocab, opset=opsets[""]),
-            helper.make_node("ReduceMin", ["slot_banned"], ["sg_banned_all"], axes=[0], keepdims=0)
-            if opsets[""] < 18
-            else helper.make_node(
-                "ReduceMin",
-                ["slot_banned", const("sg_axis0", [0], np.int64)],
-                ["sg_banned_all"],
-                keepdims=0,
+            _reduce_node(
+                "ReduceMin", "slot_banned", "sg_banned_all", axis=0, const=const, opset=opsets[""]
             ),
             helper.make_node("Sub", ["sg_one", "sg_banned_all"], ["sg_allowed"]),
             _cast("sg_allowed", "sg_vocab_mask", TensorProto.INT32),
@@ -680,6 +682,7 @@ def build_loop_model(
     eos = settings.eos_token_id
     inits: list[Any] = []
     vocab = _vocab(next(o for o in decoder.graph.output if o.name == "logits"))
+    guard = dir_slot_guard(onnx_dir)
     if lean:
         try:
             lean_nodes, lean_inits, lean_infos = _build_lean_loop(
@@ -689,7 +692,7 @@ def build_loop_model(
                 settings,
                 opset=opset,
                 fused_attention=fused_attention,
-                guard=dir_slot_guard(onnx_dir),
+                guard=guard,
                 vocab=vocab,
             )
             return _assemble(
@@ -714,7 +717,6 @@ def build_loop_model(
     # ---- encoder + first step (main graph)
     enc, dec = _encoder_and_first_step(encoder, decoder, _LOOP)
     nodes: list[Any] = [*enc.node]
-    guard = dir_slot_guard(onnx_dir)
     penalty = "slot_penalty" if guard else None
     if guard:
         nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
@@ -1108,7 +1110,7 @@ def _build_lean_loop(
     *,
     opset: int,
     fused_attention: bool,
-    guard: Sequence[tuple[int, int, int]] = (),
+    guard: Sequence[tuple[int, int]] = (),
     vocab: int = 0,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """(nodes, initializers, value infos) of the lean one-file graph's main graph (with the

@@ -148,7 +148,7 @@ class OnnxSeq2SeqGenerator:
                 )
         self.tokenizer: Any = None
         # keyword slots a prompt lacks are never decoded (serving.realize.banned_slot_ids)
-        self.slot_guard: tuple[tuple[int, int, int], ...] = ()
+        self.slot_guard: tuple[tuple[int, int], ...] = ()
         tok_path = self.model_dir / TOKENIZER_FILE
         if tok_path.is_file():
             from tokenizers import Tokenizer

@@ -33,7 +33,6 @@ MAX_TRIES = 400
 MAX_SEARCH_SLOTS = 12  # more slots is a degenerate decode (a loop of <num>): one draw, no search
 MAX_ANSWER = 1e6
 N_LEVELS = 4
-DEFAULT_LEVEL = 1
 
 # Literal numbers of the text (as serving.arithmetic.numbers_in reads them) and number slots, in
 # text order: together they are what the equation's n<i> count.
@@ -99,11 +98,6 @@ UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int]]] = {
 }
 
 
-class FillError(ValueError):
-    """No values give the equation a whole, positive answer (the text is left with numbers that
-    fail the consistency check, which then names why)."""
-
-
 def level_of(prompt_prefix: str, rng: random.Random) -> int:
     """Difficulty level 0..3 from the grade the prefix names (grade 2 -> 0 .. grade 5+ -> 3);
     without a grade, one drawn from ``rng`` (as the templates do for the empty prefix)."""
@@ -113,7 +107,9 @@ def level_of(prompt_prefix: str, rng: random.Random) -> int:
     return min(max(int(m.group(1)) - 2, 0), N_LEVELS - 1)
 
 
-def _fmt(x: float) -> str:
+def format_number(x: float) -> str:
+    """Numbers as a pupil writes them: whole numbers without a decimal point, else 2 decimals
+    (the templates write theirs with this too)."""
     if float(x).is_integer():
         return str(int(x))
     return f"{x:.2f}"
@@ -177,16 +173,15 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
     return out
 
 
-def _draw(slot: _Slot, rng_: TopicRange, level: int, rng: random.Random, den: int | None) -> float:
-    lv = level
+def _draw(slot: _Slot, rng_: TopicRange, lv: int, rng: random.Random, den: int) -> float:
+    """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator."""
     kind = slot.kind
     if kind == "percent":
         return float(rng.choice(PERCENTS[lv]))
     if kind == "denominator":
-        return float(den if den is not None else rng.choice(DENOMINATORS[lv]))
+        return float(den)
     if kind == "numerator":
-        d = den if den is not None else rng.choice(DENOMINATORS[lv])
-        return float(rng.choice([k for k in range(1, d) if math.gcd(k, d) == 1]))
+        return float(rng.choice([k for k in range(1, den) if math.gcd(k, den) == 1]))
     if kind == "price":
         price = float(rng.randint(1, PRICE_HI[lv]))
         return price + 0.5 if lv == 3 and rng.random() < 0.25 else price
@@ -210,7 +205,7 @@ def _fill_text(text: str, slots: list[_Slot], values: list[float]) -> str:
     pos = 0
     for slot, value in zip(slots, values, strict=True):
         out.append(text[pos : slot.start])
-        out.append(_fmt(value))
+        out.append(format_number(value))
         pos = slot.end
     out.append(text[pos:])
     return "".join(out)

@@ -40,24 +40,22 @@ SLOT_TOKENS: tuple[str, ...] = tuple(
 _SLOT = re.compile(r"<k(\d+)(s?)>")
 
 
-def slot_guard(token_to_id: Callable[[str], int | None]) -> tuple[tuple[int, int, int], ...]:
-    """(marker id, singular id, plural id) of each keyword slot the tokenizer knows.
+def slot_guard(token_to_id: Callable[[str], int | None]) -> tuple[tuple[int, int], ...]:
+    """(singular id, plural id) of each keyword slot the tokenizer knows.
 
     The prompt's marker of keyword i is its singular slot token ``<ki>`` (``serving.prompt``), so
-    the marker and singular ids are equal; they are kept apart for clarity. Empty when the
-    tokenizer has no slot tokens (nothing to guard).
+    the singular id is also the marker to look for in a prompt. Empty when the tokenizer has no
+    slot tokens (nothing to guard).
     """
     out = []
     for i in range(1, MAX_SLOTS + 1):
         sing, plural = token_to_id(f"<k{i}>"), token_to_id(f"<k{i}s>")
         if sing is not None and plural is not None and sing >= 0 and plural >= 0:
-            out.append((int(sing), int(sing), int(plural)))
+            out.append((int(sing), int(plural)))
     return tuple(out)
 
 
-def banned_slot_ids(
-    input_ids: Iterable[int], guard: Sequence[tuple[int, int, int]]
-) -> tuple[int, ...]:
+def banned_slot_ids(input_ids: Iterable[int], guard: Sequence[tuple[int, int]]) -> tuple[int, ...]:
     """Slot token ids a decoder must not write for this prompt: those of every keyword index
     whose marker is not in ``input_ids`` (a two-keyword request never gets ``<k3s>``).
 
@@ -66,9 +64,7 @@ def banned_slot_ids(
     the one-file graph) applies this same rule, so their greedy ids stay equal.
     """
     present = set(int(i) for i in input_ids)
-    return tuple(
-        t for marker, sing, plural in guard if marker not in present for t in (sing, plural)
-    )
+    return tuple(t for sing, plural in guard if sing not in present for t in (sing, plural))
 
 
 _SPACES = re.compile(r"\s+")

@@ -7,6 +7,7 @@ best-on-validation checkpoint and the loss curve explicit. Heavy imports stay in
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
@@ -350,8 +351,8 @@ def generate_texts(
     # Same banned set per batch; longest prompts first keeps the padding per batch small.
     order = sorted(range(len(prompts)), key=lambda i: (banned[i], -len(prompts[i])))
     batches = []
-    for key in sorted(set(banned)):
-        group = [i for i in order if banned[i] == key]
+    for _, run in itertools.groupby(order, key=banned.__getitem__):
+        group = list(run)
         batches += [group[j : j + batch_size] for j in range(0, len(group), batch_size)]
     texts: dict[int, str] = {}
     with torch.no_grad():

@@ -17,6 +17,7 @@ from typing import Any
 
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present
+from serving.prompt import TARGET_SEP
 from serving.realize import RenderedProblem, render_output
 
 _DIGIT = re.compile(r"\d")
@@ -202,7 +203,7 @@ _SHAPE_SLOT = re.compile(
 def shape_slot(decoded: str) -> bool:
     """Does a raw decoded text put a keyword slot where a shape word goes (see above)? A
     heuristic reading of the slot text, reported as ``shape_slot_rate``, not gated."""
-    return bool(_SHAPE_SLOT.search(decoded.partition("|||")[0]))
+    return bool(_SHAPE_SLOT.search(decoded.partition(TARGET_SEP)[0]))
 
 
 def is_unseen_record(rec: Mapping[str, Any]) -> bool:

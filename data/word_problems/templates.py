@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from serving.arithmetic import evaluate
+from serving.numbers import format_number
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -180,11 +181,7 @@ def count(n: float, noun: Noun) -> str:
     return f"{fmt(n)} {noun.one if n == 1 else noun.many}"
 
 
-def fmt(x: float) -> str:
-    """Numbers as a pupil writes them: whole numbers without a decimal point, else 2 decimals."""
-    if float(x).is_integer():
-        return str(int(x))
-    return f"{x:.2f}"
+fmt = format_number  # numbers as a pupil writes them (the serving number slots write the same)
 
 
 # ----------------------------------------------------------------------------- shapes
@@ -1119,10 +1116,10 @@ def generate_templates(
         numbers = topic.sampler(rng, level)
         slots = _slots(rng, numbers)
         text, equation, keywords = render(shape, slots)
-        skeleton, slot_equation = render_skeleton(shape, slots, numbers)
         if text in seen:
             continue
         seen.add(text)
+        skeleton, slot_equation = render_skeleton(shape, slots, numbers)
         out.append(
             TemplateProblem(
                 topic=topic.name,

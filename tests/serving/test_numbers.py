@@ -74,27 +74,18 @@ def test_a_fraction_question_gets_a_proper_fraction(seed: int) -> None:
 
 def test_grade_sets_the_range_and_the_seed_reproduces() -> None:
     text = "Maya has <num> apples and gets <num> more. How many apples does she have?"
-    small = [
-        max(
-            numbers_in(
-                fill_numbers(
-                    text, "n1 + n2", topic="addition", prompt_prefix="For grade 2:", seed=s
+
+    def largest(prefix: str) -> float:
+        return max(
+            max(
+                numbers_in(
+                    fill_numbers(text, "n1 + n2", topic="addition", prompt_prefix=prefix, seed=s)
                 )
             )
+            for s in range(50)
         )
-        for s in range(50)
-    ]
-    large = [
-        max(
-            numbers_in(
-                fill_numbers(
-                    text, "n1 + n2", topic="addition", prompt_prefix="Grade 5 pupils:", seed=s
-                )
-            )
-        )
-        for s in range(50)
-    ]
-    assert max(small) <= 10 and max(large) > 50
+
+    assert largest("For grade 2:") <= 10 and largest("Grade 5 pupils:") > 50
     assert fill_numbers(text, "n1 + n2", topic="addition", seed=7) == fill_numbers(
         text, "n1 + n2", topic="addition", seed=7
     )
