@@ -37,10 +37,12 @@ N_LEVELS = 4
 # Literal numbers of the text (as serving.arithmetic.numbers_in reads them) and number slots, in
 # text order: together they are what the equation's n<i> count.
 # Keyword slots (``<k2s>``) are matched only to be skipped: their digit is not a number.
+# Keyword slots and typed-role tokens (``<name2>``, ``<thing2:pl>``, serving.roles) are matched
+# only to be skipped: their digit is not a number of the text.
 _ITEM = re.compile(
-    rf"<k\d+s?>|{re.escape(NUM_TOKEN)}|(?<![\d.])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?"
+    rf"{re.escape(NUM_TOKEN)}|<[a-z]+\d*s?(?::pl)?>|(?<![\d.])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?"
 )
-_KEYWORD_SLOT = re.compile(r"<k\d+s?>")
+_KEYWORD_SLOT = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
 _GRADE = re.compile(r"grade (\d+)")
 _SLOT_REF = re.compile(r"(?<![\w.])n\s?(\d+)(?![\w.])")
 _WORD = re.compile(r"\s*([A-Za-z]+|%)")
@@ -146,7 +148,7 @@ def _factor_slots(equation: str | None) -> set[int]:
 
 def _slots(text: str, equation: str | None) -> list[_Slot]:
     factors = _factor_slots(equation)
-    items = [m for m in _ITEM.finditer(text) if not m.group(0).startswith("<k")]
+    items = [m for m in _ITEM.finditer(text) if m.group(0) == NUM_TOKEN or m.group(0)[0] != "<"]
     out: list[_Slot] = []
     for index, m in enumerate(items):
         if m.group(0) != NUM_TOKEN:

@@ -1,0 +1,1 @@
+"""Noun knowledge for the word-problem generator, derived from WordNet 3.0."""

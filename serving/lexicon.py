@@ -1,0 +1,108 @@
+"""The noun lexicon at serving time: what a teacher's keyword is (person, container, food...).
+
+Reads the table ``pipelines.prepare_lexicon`` derives from WordNet (``data.lexicon.classify``):
+one line per noun lemma, ``lemma <TAB> primary class <TAB> classes <TAB> c|m``. Stdlib + inflect
+(through ``serving.realize``) only; WordNet and NLTK are never imported here.
+
+Lookup rules: the keyword as typed (lower case), then its singular (inflect); a multi-word keyword
+not in the table is classified by its head noun ("egg cartons" -> "carton") and kept whole in the
+text; a capitalised single word the table does not know is a person's name ("Maya"); anything
+else is unknown (no class, so no role accepts it: the response lists it as unused, with why).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving.realize import noun_forms, singular_of_plural
+
+logger = logging.getLogger(__name__)
+
+LEXICON_FILE = "nouns.tsv"
+
+
+def _is_name(kw: str) -> bool:
+    """A capitalised single word ("Maya", "Lucas"): a person's name unless it is the plural
+    of a common noun typed with a capital ("Apples")."""
+    return " " not in kw and kw[:1].isupper() and kw[1:].islower()
+
+
+class LexiconError(ValueError):
+    """The lexicon table is missing or malformed (file and line named)."""
+
+
+@dataclass(frozen=True)
+class NounInfo:
+    """What the lexicon knows of one keyword."""
+
+    keyword: str
+    lemma: str  # the table entry it was found under ('' when unknown)
+    primary: str  # primary class, 'name' for a person's name, 'unknown' when not found
+    classes: frozenset[str]
+    mass: bool
+    proper: bool = False  # a capitalised name: fills name roles, not common-noun roles
+
+    @property
+    def known(self) -> bool:
+        return self.primary != "unknown"
+
+
+class Lexicon:
+    """lemma -> (primary class, classes, mass noun)."""
+
+    def __init__(self, table: dict[str, tuple[str, frozenset[str], bool]]) -> None:
+        self.table = table
+
+    @classmethod
+    def load(cls, path: Path) -> Lexicon:
+        """Read a ``nouns.tsv`` table (see the module doc)."""
+        table: dict[str, tuple[str, frozenset[str], bool]] = {}
+        try:
+            lines = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise LexiconError(f"{path}: cannot read the noun lexicon ({exc.strerror})") from exc
+        for i, line in enumerate(lines, start=1):
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split("\t")
+            if len(parts) != 4 or parts[3] not in ("c", "m"):
+                raise LexiconError(
+                    f"{path}:{i}: expected 'lemma<TAB>primary<TAB>classes<TAB>c|m', got {line[:60]!r}"
+                )
+            table[parts[0]] = (parts[1], frozenset(parts[2].split(",")), parts[3] == "m")
+        if not table:
+            raise LexiconError(f"{path}: the noun lexicon is empty")
+        return cls(table)
+
+    def _entry(self, word: str) -> tuple[str, tuple[str, frozenset[str], bool]] | None:
+        """The entry of ``word``'s singular when the table has it (WordNet files some plurals
+        as nouns of their own: "cards" the game, "legs" the stamina), else of ``word``."""
+        low = word.lower().strip()
+        head, _, last = low.rpartition(" ")
+        sing = singular_of_plural(last)
+        if sing is not None:
+            cand = f"{head} {sing}" if head else sing
+            if cand in self.table:
+                return cand, self.table[cand]
+        if low in self.table:
+            return low, self.table[low]
+        return None
+
+    @functools.lru_cache(maxsize=4096)  # noqa: B019 (one lexicon per process, kept for its life)
+    def lookup(self, keyword: str) -> NounInfo:
+        """What ``keyword`` is (see the module doc for the rules)."""
+        kw = " ".join(keyword.split())
+        if _is_name(kw) and self._entry(kw) is None or _is_name(kw) and singular_of_plural(
+            kw.lower()
+        ) is None:
+            return NounInfo(kw, "", "name", frozenset({"person"}), False, proper=True)
+        found = self._entry(kw)
+        if found is None and " " in kw:
+            found = self._entry(kw.rsplit(" ", 1)[1])
+        if found is not None:
+            lemma, (primary, classes, mass) = found
+            return NounInfo(kw, lemma, primary, classes, mass)
+        return NounInfo(kw, "", "unknown", frozenset(), False)

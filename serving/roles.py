@@ -1,0 +1,261 @@
+"""Typed roles: the noun positions of a word-problem skeleton and which nouns may fill them.
+
+One definition shared by the corpus builder (training targets), the realizer (serving, metrics,
+the backend drop-in) and the checks. Stdlib only (serving-reachable).
+
+Why: a keyword slot without a type let any noun land in any position ("A cookie held 18 jars").
+Every noun position of a skeleton now names its role (``<cont>``, ``<food:pl>``), the lexicon
+gives every noun its semantic classes (``serving.lexicon``), and a keyword may fill a role only
+when one of its classes is one the role accepts. Names, pronouns and the nouns nobody asked for
+are roles too, filled once per problem from pools, so the person and the items a question asks
+about are the ones the problem introduced.
+
+A role token in decoded text is ``<role>`` / ``<role:pl>`` (first instance) or ``<role2>`` /
+``<role2:pl>`` (a second, different noun of the same role). Names are ``<name>``, ``<name2>``,
+``<name3>``; pronouns ``<he>`` ``<him>`` ``<his>`` refer to ``<name>``, ``<he2>`` ``<him2>``
+``<his2>`` to ``<name2>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Role:
+    """A noun position: the classes a filler may have, whether it must be countable, the pool
+    of everyday nouns (singular, plural) it takes when no keyword fills it, and a gloss."""
+
+    name: str
+    accepts: frozenset[str]
+    countable: bool | None  # True: count nouns only; False: mass nouns only; None: either
+    pool: tuple[tuple[str, str], ...]
+    gloss: str
+
+
+def _pool(*words: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for w in words:
+        one, _, many = w.partition("/")
+        out.append((one, many or one + "s"))
+    return tuple(out)
+
+
+ROLES: tuple[Role, ...] = (
+    Role(
+        "thing",
+        frozenset({"object", "food", "plant", "clothing", "toy"}),
+        True,
+        _pool("sticker", "marble", "pencil", "card", "shell", "crayon", "bead", "stamp", "button",
+              "balloon", "badge", "ribbon"),
+        "a countable thing a child can hold, collect, give, buy or count",
+    ),
+    Role(
+        "food",
+        frozenset({"food"}),
+        True,
+        _pool("apple", "cookie", "muffin", "cupcake", "orange", "egg", "strawberry/strawberries",
+              "banana", "sandwich/sandwiches", "pear"),
+        "a countable food that is eaten, baked, picked or packed",
+    ),
+    Role(
+        "animal",
+        frozenset({"animal"}),
+        None,
+        _pool("duck", "rabbit", "chicken", "sheep/sheep", "goat", "bird", "horse", "cow"),
+        "an animal",
+    ),
+    Role(
+        "cont",
+        frozenset({"container"}),
+        True,
+        _pool("box/boxes", "bag", "basket", "jar", "crate", "tray", "tin", "packet"),
+        "a container that holds things or liquid",
+    ),
+    Role(
+        "people",
+        frozenset({"person"}),
+        True,
+        _pool("child/children", "student", "visitor", "guest", "player", "friend"),
+        "people (a common noun: students, passengers, players)",
+    ),
+    Role(
+        "vehicle",
+        frozenset({"vehicle"}),
+        True,
+        _pool("bus/buses", "train", "car", "boat", "van", "truck"),
+        "a vehicle that carries people or things",
+    ),
+    Role(
+        "mover",
+        frozenset({"vehicle", "animal", "person"}),
+        True,
+        _pool("car", "train", "cyclist", "bus/buses", "runner", "horse"),
+        "anything that travels by itself: a vehicle, an animal or a person",
+    ),
+    Role(
+        "place",
+        frozenset({"place", "store"}),
+        None,
+        _pool("park", "library/libraries", "museum", "school hall", "community centre"),
+        "a place or building people visit or where things are",
+    ),
+    Role(
+        "store",
+        frozenset({"store"}),
+        True,
+        _pool("shop", "bakery/bakeries", "toy shop", "bookshop", "market"),
+        "a shop or market where things are bought",
+    ),
+    Role(
+        "event",
+        frozenset({"event"}),
+        True,
+        _pool("school fair", "party/parties", "picnic", "concert", "sports day"),
+        "an event or occasion (party, fair, game, trip)",
+    ),
+    Role(
+        "liquid",
+        frozenset({"liquid"}),
+        False,
+        _pool("water/water", "juice/juice", "milk/milk", "lemonade/lemonade"),
+        "a liquid measured in litres or millilitres",
+    ),
+    Role(
+        "stuff",
+        frozenset({"substance"}),
+        False,
+        _pool("flour/flour", "rice/rice", "sand/sand", "sugar/sugar", "soil/soil"),
+        "a dry substance measured by mass (kg, g)",
+    ),
+    Role(
+        "strip",
+        frozenset({"strip"}),
+        True,
+        _pool("ribbon", "rope", "piece of string/pieces of string", "wire", "plank", "pipe"),
+        "a long thin thing measured by length (ribbon, rope, plank)",
+    ),
+    Role(
+        "area",
+        frozenset({"surface"}),
+        True,
+        _pool("garden", "field", "playground", "patio", "yard", "lawn"),
+        "a flat area measured in metres (garden, field, floor, rug)",
+    ),
+    Role(
+        "panel",
+        frozenset({"panel"}),
+        True,
+        _pool("photo", "tile", "card", "poster", "window", "napkin"),
+        "a small flat object measured in centimetres (photo, tile, frame)",
+    ),
+    Role(
+        "activity",
+        frozenset({"activity"}),
+        None,
+        _pool("homework/homework", "piano practice/piano practice", "reading/reading",
+              "drawing/drawing"),
+        "an activity or lesson that takes time",
+    ),
+    Role(
+        "route",
+        frozenset({"route"}),
+        True,
+        _pool("road", "path", "track", "trail"),
+        "a road, path, track or trail travelled along",
+    ),
+)
+ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}
+ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in ROLES)
+MAX_INSTANCES = 2  # <thing>, <thing2>
+MAX_NAMES = 3
+PRONOUNS = ("he", "him", "his")
+
+# (name, subject, object, possessive pronoun)
+NAMES: tuple[tuple[str, str, str, str], ...] = (
+    ("Maya", "she", "her", "her"),
+    ("Liam", "he", "him", "his"),
+    ("Aisha", "she", "her", "her"),
+    ("Noah", "he", "him", "his"),
+    ("Sofia", "she", "her", "her"),
+    ("Kenji", "he", "him", "his"),
+    ("Priya", "she", "her", "her"),
+    ("Mateo", "he", "him", "his"),
+    ("Emma", "she", "her", "her"),
+    ("Omar", "he", "him", "his"),
+    ("Lena", "she", "her", "her"),
+    ("Tom", "he", "him", "his"),
+    ("Zara", "she", "her", "her"),
+    ("Diego", "he", "him", "his"),
+    ("Chloe", "she", "her", "her"),
+    ("Samir", "he", "him", "his"),
+    ("Hana", "she", "her", "her"),
+    ("Lucas", "he", "him", "his"),
+    ("Grace", "she", "her", "her"),
+    ("Ben", "he", "him", "his"),
+)
+
+
+def _suffix(i: int) -> str:
+    return "" if i == 1 else str(i)
+
+
+def role_tokens() -> tuple[str, ...]:
+    """Every role, name and pronoun token, for the tokenizer's added tokens."""
+    out = []
+    for r in ROLES:
+        for i in range(1, MAX_INSTANCES + 1):
+            out += [f"<{r.name}{_suffix(i)}>", f"<{r.name}{_suffix(i)}:pl>"]
+    for i in range(1, MAX_NAMES + 1):
+        out.append(f"<name{_suffix(i)}>")
+    for i in range(1, 3):
+        out += [f"<{p}{_suffix(i)}>" for p in PRONOUNS]
+    return tuple(out)
+
+
+ROLE_TOKEN = re.compile(
+    r"<(?P<role>" + "|".join(ROLE_NAMES) + r")(?P<inst>[2-9]?)(?P<pl>:pl)?>"
+)
+NAME_TOKEN = re.compile(r"<name(?P<inst>[2-9]?)>")
+PRONOUN_TOKEN = re.compile(r"<(?P<p>he|him|his)(?P<inst>[2-9]?)>")
+ANY_TOKEN = re.compile(ROLE_TOKEN.pattern + "|" + NAME_TOKEN.pattern.replace("?P<inst>", "?:")
+                       + "|" + PRONOUN_TOKEN.pattern.replace("?P<inst>", "?:").replace("?P<p>", "?:"))
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One role instance of a text: ``("cont", 1)`` for ``<cont>`` and ``<cont:pl>``."""
+
+    role: str
+    index: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.role}{_suffix(self.index)}"
+
+
+def instances(text: str) -> tuple[Instance, ...]:
+    """Role instances of a skeleton text in order of first appearance."""
+    seen: dict[str, Instance] = {}
+    for m in ROLE_TOKEN.finditer(text):
+        inst = Instance(m.group("role"), int(m.group("inst") or 1))
+        seen.setdefault(inst.key, inst)
+    return tuple(seen.values())
+
+
+def names_used(text: str) -> tuple[int, ...]:
+    """Name indices a text uses (by ``<nameN>`` or by its pronouns), sorted."""
+    out = {int(m.group("inst") or 1) for m in NAME_TOKEN.finditer(text)}
+    out |= {int(m.group("inst") or 1) for m in PRONOUN_TOKEN.finditer(text)}
+    return tuple(sorted(out))
+
+
+def fits(classes: frozenset[str] | set[str], countable: bool | None, role: str) -> bool:
+    """Whether a noun with ``classes`` (and countability) may fill ``role``."""
+    r = ROLE_BY_NAME[role]
+    if not (set(classes) & r.accepts):
+        return False
+    if r.countable is None or countable is None:
+        return True
+    return r.countable == countable

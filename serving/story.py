@@ -1,0 +1,199 @@
+"""One coherent story: render a decoded typed-role skeleton for a request.
+
+The model writes a skeleton (``serving.roles``): ``A <cont> held <num> <food:pl>. <name> took
+out <num> of them. How many <food:pl> are left in the <cont>?``. :func:`bind` decides which
+requested keyword plays which role, only where the keyword's class (``serving.lexicon``) fits;
+a keyword the text already names literally ("profit", "change") is used as written; every other
+role gets an everyday noun from its pool, names a person drawn once, pronouns agree. A keyword
+with no fitting role is reported with why (``unused``), never forced. Stdlib + inflect only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from serving.lexicon import Lexicon, NounInfo
+from serving.realize import (
+    _capitalize_sentences,
+    _count_cue,
+    _fix_articles,
+    _fix_unit_counts,
+    _prev_token,
+    article_for,
+    fix_spacing,
+    noun_forms,
+)
+from serving.roles import (
+    NAME_TOKEN,
+    NAMES,
+    PRONOUN_TOKEN,
+    ROLE_BY_NAME,
+    ROLE_TOKEN,
+    Instance,
+    fits,
+    instances,
+    names_used,
+)
+
+_TOKEN_OR_TEXT = re.compile(r"<[a-z]+[0-9]?(?::pl)?>")
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A keyword bound to a role instance (``role`` ``literal`` when the text names it)."""
+
+    keyword: str
+    role: str
+    index: int
+
+
+@dataclass(frozen=True)
+class Story:
+    """A rendered problem text, who plays what, and the keywords that found no role."""
+
+    text: str
+    bindings: tuple[Binding, ...]
+    unused: tuple[tuple[str, str], ...]  # (keyword, reason)
+    fillers: dict[str, str] = field(default_factory=dict)  # instance key -> pool noun
+
+
+def literal_text(skeleton: str) -> str:
+    """The skeleton without its tokens (what it says in words)."""
+    return _TOKEN_OR_TEXT.sub(" ", skeleton)
+
+
+def _forms(word: str) -> tuple[str, str]:
+    return noun_forms(word)
+
+
+def names_literally(skeleton: str, keyword: str) -> bool:
+    """Whether the skeleton's own words contain ``keyword`` (any inflection, any case)."""
+    text = literal_text(skeleton).lower()
+    sing, plural = _forms(keyword)
+    for form in {sing.lower(), plural.lower(), keyword.lower()}:
+        if re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", text):
+            return True
+    return False
+
+
+def _specificity(role: str) -> int:
+    return -len(ROLE_BY_NAME[role].accepts)
+
+
+def bind(
+    skeleton: str, keywords: Sequence[str], lexicon: Lexicon
+) -> tuple[list[Binding], list[tuple[str, str]]]:
+    """(bindings, unused) of ``keywords`` on ``skeleton`` (see the module doc).
+
+    Among all assignments the one binding the most keywords wins, then the one using the most
+    specific roles (a bakery as a store rather than a place), then the keywords' order.
+    """
+    insts = list(instances(skeleton))
+    n_names = len(names_used(skeleton))
+    bindings: list[Binding] = []
+    pending: list[tuple[str, NounInfo]] = []
+    unused: list[tuple[str, str]] = []
+    name_slots = list(range(1, n_names + 1))
+    for kw in keywords:
+        info = lexicon.lookup(kw)
+        if names_literally(skeleton, kw):
+            bindings.append(Binding(kw, "literal", 0))
+        elif info.proper:
+            if name_slots:
+                bindings.append(Binding(kw, "name", name_slots.pop(0)))
+            else:
+                unused.append((kw, "a person's name, and this problem has no person to name"))
+        elif not info.known:
+            unused.append((kw, "not a noun the lexicon knows"))
+        else:
+            pending.append((kw, info))
+    best: tuple[tuple[int, int], list[Binding]] = ((0, 0), [])
+    options: list[list[Instance | None]] = []
+    for _kw, info in pending:
+        ok: list[Instance | None] = [
+            i for i in insts if fits(info.classes, None if info.proper else not info.mass, i.role)
+        ]
+        options.append(ok + [None])
+    for choice in itertools.product(*options) if pending else [()]:
+        chosen = [c for c in choice if c is not None]
+        if len({c.key for c in chosen}) < len(chosen):
+            continue
+        score = (len(chosen), sum(_specificity(c.role) for c in chosen))
+        if score > best[0] or not best[1] and chosen:
+            best = (score, [
+                Binding(kw, c.role, c.index)
+                for (kw, _i), c in zip(pending, choice, strict=True)
+                if c is not None
+            ])
+    bound = {b.keyword for b in best[1]}
+    for kw, info in pending:
+        if kw not in bound:
+            kind = info.primary.replace("_", " ")
+            unused.append((kw, f"{article_for(kind)} {kind} noun, and no role of this problem takes one"))
+    return bindings + best[1], unused
+
+
+def _role_forms(word: str, mass: bool) -> tuple[str, str]:
+    sing, plural = noun_forms(word)
+    return (sing, sing) if mass else (sing, plural)
+
+
+def render_story(
+    skeleton: str, keywords: Sequence[str], lexicon: Lexicon, *, seed: int = 0
+) -> Story:
+    """The skeleton with every role, name and pronoun rendered (numbers already filled)."""
+    rng = random.Random(seed)
+    bindings, unused = bind(skeleton, keywords, lexicon)
+    forms: dict[str, tuple[str, str]] = {}
+    used_heads: set[str] = set()
+    for b in bindings:
+        if b.role in ("literal", "name"):
+            continue
+        info = lexicon.lookup(b.keyword)
+        key = Instance(b.role, b.index).key
+        forms[key] = _role_forms(b.keyword, info.mass)
+        used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
+    for kw in keywords:
+        used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
+    fillers: dict[str, str] = {}
+    for inst in instances(skeleton):
+        if inst.key in forms:
+            continue
+        pool = [p for p in ROLE_BY_NAME[inst.role].pool if p[0].rsplit(" ", 1)[-1] not in used_heads]
+        one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))
+        used_heads.add(one.rsplit(" ", 1)[-1])
+        forms[inst.key] = (one, many)
+        fillers[inst.key] = one
+    people = list(NAMES)
+    rng.shuffle(people)
+    given = {b.index: b.keyword for b in bindings if b.role == "name"}
+    chosen: dict[int, tuple[str, str, str, str]] = {}
+    for idx in names_used(skeleton):
+        if idx in given:
+            # a teacher's name: pronouns by the pool's gender when the name is in it, else "they"
+            match = next((p for p in NAMES if p[0].lower() == given[idx].lower()), None)
+            chosen[idx] = (given[idx], *(match[1:] if match else ("they", "them", "their")))
+        else:
+            taken = {c[0] for c in chosen.values()} | set(given.values())
+            chosen[idx] = next(p for p in people if p[0] not in taken)
+
+    def role_sub(m: re.Match[str]) -> str:
+        key = m.group("role") + (m.group("inst") or "")
+        sing, plural = forms[key]
+        cue = _count_cue(_prev_token(m.string, m.start()))
+        if cue is None:
+            return plural if m.group("pl") else sing
+        return sing if cue == "sing" else plural
+
+    text = ROLE_TOKEN.sub(role_sub, " ".join(skeleton.split()))
+    text = NAME_TOKEN.sub(lambda m: chosen[int(m.group("inst") or 1)][0], text)
+    pron_at = {"he": 1, "him": 2, "his": 3}
+    text = PRONOUN_TOKEN.sub(
+        lambda m: chosen[int(m.group("inst") or 1)][pron_at[m.group("p")]], text
+    )
+    text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
+    return Story(text, tuple(bindings), tuple(unused), fillers)

@@ -1,0 +1,80 @@
+"""Typed roles: a keyword fills only a role its class can play; one coherent story."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from serving.lexicon import Lexicon
+from serving.roles import instances, role_tokens
+from serving.story import bind, render_story
+
+# A tiny inline lexicon: the classes the WordNet table gives these nouns.
+ROWS = {
+    "cookie": ("food", "food", "c"),
+    "jar": ("container", "container", "c"),
+    "train": ("vehicle", "vehicle", "c"),
+    "station": ("place", "place", "c"),
+    "apple": ("food", "food,plant", "c"),
+    "bakery": ("place", "place,store", "c"),
+    "flour": ("food", "food", "m"),
+    "profit": ("abstract", "abstract", "c"),
+}
+SUBTRACTION = (
+    "A <cont> held 18 <food:pl>. <name> took out 8 of them. "
+    "How many <food:pl> are left in the <cont>?"
+)
+
+
+@pytest.fixture()
+def lexicon(tmp_path: Path) -> Lexicon:
+    path = tmp_path / "nouns.tsv"
+    path.write_text("".join(f"{k}\t{p}\t{c}\t{m}\n" for k, (p, c, m) in ROWS.items()))
+    return Lexicon.load(path)
+
+
+def test_keywords_go_where_their_class_fits(lexicon: Lexicon) -> None:
+    story = render_story(SUBTRACTION, ["cookies", "jar"], lexicon, seed=1)
+    assert story.text.startswith("A jar held 18 cookies.")
+    assert story.text.endswith("How many cookies are left in the jar?")
+    assert story.unused == ()
+
+
+def test_a_food_never_holds_and_unfit_keywords_are_reported(lexicon: Lexicon) -> None:
+    bindings, unused = bind(SUBTRACTION, ["jar", "train", "station"], lexicon)
+    assert [(b.keyword, b.role) for b in bindings] == [("jar", "cont")]
+    assert [kw for kw, _ in unused] == ["train", "station"]
+    assert "vehicle" in dict(unused)["train"]
+
+
+def test_mass_nouns_do_not_fill_count_roles(lexicon: Lexicon) -> None:
+    _bindings, unused = bind(SUBTRACTION, ["flour"], lexicon)
+    assert [kw for kw, _ in unused] == ["flour"]
+
+
+def test_the_same_person_and_items_throughout(lexicon: Lexicon) -> None:
+    sk = "<name> has 12 <thing:pl>. <he> gives 5 to <name2>. How many <thing:pl> does <name> have?"
+    for seed in range(20):
+        text = render_story(sk, [], lexicon, seed=seed).text
+        first, *_rest, question = text.split(". ")
+        name = first.split()[0]
+        assert question.endswith(f"does {name} have?")
+        item = first.split()[-1]
+        assert f"many {item} does" in question
+        assert "<" not in text
+
+
+def test_literal_keywords_and_names(lexicon: Lexicon) -> None:
+    sk = "<name> sells <num> <food:pl> at the <store>. What is the profit?"
+    bindings, unused = bind(sk, ["profit", "Maya", "bakery", "apples"], lexicon)
+    roles = {b.keyword: b.role for b in bindings}
+    assert roles == {"profit": "literal", "Maya": "name", "bakery": "store", "apples": "food"}
+    assert unused == []
+    assert render_story(sk, ["Maya"], lexicon).text.startswith("Maya sells")
+
+
+def test_role_tokens_are_added_tokens() -> None:
+    toks = role_tokens()
+    assert "<food:pl>" in toks and "<cont2>" in toks and "<he2>" in toks
+    assert [i.key for i in instances("<thing2:pl> and <thing> and <thing2>")] == ["thing2", "thing"]
