@@ -45,7 +45,7 @@ def _pool(*words: str) -> tuple[tuple[str, str], ...]:
 ROLES: tuple[Role, ...] = (
     Role(
         "thing",
-        frozenset({"object", "food", "plant", "clothing", "toy"}),
+        frozenset({"object", "food", "plant", "clothing", "toy", "panel"}),
         True,
         _pool("sticker", "marble", "pencil", "card", "shell", "crayon", "bead", "stamp", "button",
               "balloon", "badge", "ribbon"),
@@ -124,7 +124,7 @@ ROLES: tuple[Role, ...] = (
     ),
     Role(
         "stuff",
-        frozenset({"substance"}),
+        frozenset({"substance", "food"}),
         False,
         _pool("flour/flour", "rice/rice", "sand/sand", "sugar/sugar", "soil/soil"),
         "a dry substance measured by mass (kg, g)",

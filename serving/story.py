@@ -174,9 +174,11 @@ def render_story(
     chosen: dict[int, tuple[str, str, str, str]] = {}
     for idx in names_used(skeleton):
         if idx in given:
-            # a teacher's name: pronouns by the pool's gender when the name is in it, else "they"
+            # a teacher's name: pronouns by the pool's gender when the name is in it
+            # (a name the pool does not know is repeated: "Alex ... Alex's", never "they has")
             match = next((p for p in NAMES if p[0].lower() == given[idx].lower()), None)
-            chosen[idx] = (given[idx], *(match[1:] if match else ("they", "them", "their")))
+            name = given[idx]
+            chosen[idx] = (name, *(match[1:] if match else (name, name, f"{name}'s")))
         else:
             taken = {c[0] for c in chosen.values()} | set(given.values())
             chosen[idx] = next(p for p in people if p[0] not in taken)

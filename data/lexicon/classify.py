@@ -24,15 +24,16 @@ from data.lexicon.wordnet import WordNetError, WordNetNouns
 
 logger = logging.getLogger(__name__)
 
-# Coarse classes, in the order a sense's class is decided (first anchor reached wins).
+# Coarse classes, in the order a sense's class is decided (first anchor reached wins). Vehicle
+# comes before container: WordNet files wheeled vehicles (car, bicycle) under container too.
 COARSE_ANCHORS: tuple[tuple[str, tuple[tuple[str, int], ...]], ...] = (
     ("person", (("person", 1),)),
     ("animal", (("animal", 1),)),
     ("food", (("food", 1), ("food", 2), ("produce", 1), ("edible_fruit", 1), ("beverage", 1),
               ("baked_goods", 1), ("dish", 2), ("vegetable", 1))),
     ("plant", (("plant", 2), ("flower", 1), ("flower", 2))),
-    ("container", (("container", 1), ("bottle", 1), ("tableware", 1))),
     ("vehicle", (("vehicle", 1), ("craft", 2), ("conveyance", 3))),
+    ("container", (("container", 1), ("bottle", 1), ("tableware", 1))),
     ("clothing", (("clothing", 1), ("footwear", 1), ("footwear", 2), ("headdress", 1),
                   ("garment", 1))),
     ("body_part", (("body_part", 1),)),
@@ -176,7 +177,7 @@ class Classifier:
     def entry(self, lemma: str) -> NounEntry | None:
         """The table entry of a WordNet lemma (None when WordNet has no noun ``lemma``): the
         primary class is the best-weighted sense's; the classes are those of every sense
-        weighing at least a third of the best (what roles may use)."""
+        weighing at least a quarter of the best (what roles may use)."""
         offsets = self.wn.lookup(lemma)
         if not offsets:
             return None
@@ -184,7 +185,7 @@ class Classifier:
         best_off, best_class, best_w = max(senses, key=lambda t: t[2])
         classes: set[str] = set()
         for o, _coarse, w in senses:
-            if w >= best_w / 3:
+            if w >= best_w / 4:
                 classes |= self.sense_classes(o)[1]
         for o, coarse, _w in senses:  # a weaker sense of a kept class adds its fine classes
             if coarse in classes:
