@@ -32,6 +32,7 @@ class Role:
     countable: bool | None  # True: count nouns only; False: mass nouns only; None: either
     pool: tuple[tuple[str, str], ...]
     gloss: str
+    rejects: frozenset[str] = frozenset()  # classes that rule a noun out (liquids are not stuff)
 
 
 def _pool(*words: str) -> tuple[tuple[str, str], ...]:
@@ -128,6 +129,7 @@ ROLES: tuple[Role, ...] = (
         False,
         _pool("flour/flour", "rice/rice", "sand/sand", "sugar/sugar", "soil/soil"),
         "a dry substance measured by mass (kg, g)",
+        frozenset({"liquid"}),
     ),
     Role(
         "strip",
@@ -254,7 +256,7 @@ def names_used(text: str) -> tuple[int, ...]:
 def fits(classes: frozenset[str] | set[str], countable: bool | None, role: str) -> bool:
     """Whether a noun with ``classes`` (and countability) may fill ``role``."""
     r = ROLE_BY_NAME[role]
-    if not (set(classes) & r.accepts):
+    if not (set(classes) & r.accepts) or set(classes) & r.rejects:
         return False
     if r.countable is None or countable is None:
         return True

@@ -78,3 +78,10 @@ def test_role_tokens_are_added_tokens() -> None:
     toks = role_tokens()
     assert "<food:pl>" in toks and "<cont2>" in toks and "<he2>" in toks
     assert [i.key for i in instances("<thing2:pl> and <thing> and <thing2>")] == ["thing2", "thing"]
+
+
+def test_liquids_are_not_dry_stuff(tmp_path: Path) -> None:
+    from serving.roles import fits
+
+    assert fits(frozenset({"food"}), False, "stuff")  # flour
+    assert not fits(frozenset({"food", "liquid"}), False, "stuff")  # juice
