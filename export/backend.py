@@ -49,6 +49,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
+from serving.lexicon import TYPED_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -279,6 +280,9 @@ def export_generator(
     doc = f"ludora generator v{manifest.get('version')}"
     path = out_dir / ONE_FILE_NAME
     write_tokenizer_dir(artifact_dir / "tokenizer.json", settings, out_dir / TOKENIZER_DIR)
+    for name in TYPED_FILES:  # a typed-role model: its noun lexicon and role plans too
+        if (artifact_dir / name).is_file():
+            shutil.copy2(artifact_dir / name, out_dir / TOKENIZER_DIR / name)
     parity: dict[str, Any] = {"skipped": "no --prompts file"}
     if cfg.prompts_file is None:
         # Without the gate, ship the step that repeats optimum's arithmetic node for node.

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 
 TEXT_DIR = REPO_ROOT / "outputs" / "text"
 METRICS_FILE = REPO_ROOT / "metrics" / "text.json"
-SOURCES = ("templates", "gsm8k", "svamp", "mawps")
+SOURCES = ("skeletons", "templates", "gsm8k", "svamp", "mawps")
+LEXICON_FILE = REPO_ROOT / "outputs" / "lexicon" / "nouns.tsv"  # stage prepare_lexicon
 SPLITS = ("train", "val", "test")
 UNSEEN_FILE = "test_unseen.jsonl"
 UNSEEN_FIELDS = ("id", "topic", "keywords", "prompt_prefix", "prompt", "keyword_sources")
@@ -103,7 +104,14 @@ class PrepareTextConfig:
     context_keywords: float = 0.0  # share of train records asking for 1-2 extra nouns (augment.py)
     context_max_keywords: int = 4  # ... never past this many keywords in one rebuilt record
     context_two_share: float = 0.4  # ... two extra nouns (not one) in this share of them
+    n_skeleton_records: int = 12_000  # records drawn from the typed-role skeleton bank
+    skeleton_literal_share: float = 0.3  # ... that also ask for a word the skeleton writes
     unseen: UnseenConfig = field(default_factory=UnseenConfig)
+
+    @property
+    def typed(self) -> bool:
+        """A typed-role model (the skeleton bank): prompts carry each keyword's classes."""
+        return "skeletons" in self.sources
 
     def __post_init__(self) -> None:
         from data.word_problems.templates import TOPIC_NAMES
@@ -154,6 +162,16 @@ class PrepareTextConfig:
         require_range(self.context_keywords, f"{w}.context_keywords", lo=0.0, hi=1.0)
         require_range(self.context_two_share, f"{w}.context_two_share", lo=0.0, hi=1.0)
         require_range(self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8)
+        require_range(
+            self.n_skeleton_records, f"{w}.n_skeleton_records", lo=1, hi=500_000, integer=True
+        )
+        require_range(self.skeleton_literal_share, f"{w}.skeleton_literal_share", lo=0.0, hi=1.0)
+        require(
+            not self.typed or len(self.sources) == 1,
+            f"{w}.sources",
+            "'skeletons' (typed roles) trains alone: its prompts name keyword classes and its "
+            f"targets write role tokens; got {list(self.sources)}",
+        )
 
 
 def load_config(params_file: Path | str = PARAMS_FILE) -> tuple[PrepareTextConfig, str]:
@@ -188,7 +206,7 @@ def _real_text_defect(problem: str) -> str | None:
 
 
 def build_corpus(
-    cfg: PrepareTextConfig, *, root: Path = REPO_ROOT
+    cfg: PrepareTextConfig, *, root: Path = REPO_ROOT, lexicon: Any = None
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
     """Records from every selected source, deduplicated and split; plus per-file read reports.
 
@@ -209,6 +227,20 @@ def build_corpus(
     reports: dict[str, Any] = {"sources_used": [], "sources_missing": []}
     topics = _supported_topics()
     for source in cfg.sources:
+        if source == "skeletons":
+            from data.word_problems.skeletons import load_bank
+            from data.word_problems.typed_corpus import skeleton_records
+
+            records += skeleton_records(
+                n=cfg.n_skeleton_records,
+                seed=cfg.seed,
+                bank=load_bank(),
+                lexicon=lexicon,
+                topics=cfg.template_topics or None,
+                literal_share=cfg.skeleton_literal_share,
+            )
+            reports["sources_used"].append(source)
+            continue
         if source == "templates":
             records += template_records(
                 n=cfg.n_templates, seed=cfg.seed, topics=cfg.template_topics or None
@@ -251,6 +283,8 @@ def build_corpus(
                 f"split '{name}' is empty: {len(records)} records are too few for "
                 f"val_frac={cfg.val_frac}, test_frac={cfg.test_frac}"
             )
+    if cfg.typed:
+        return splits, reports  # the slot augmentations below rewrite <ki> targets only
     if cfg.request_subsets > 0:
         held_out = {combination(r) for name in ("val", "test") for r in splits[name]}
         splits["train"], changed = request_subsets(
@@ -292,7 +326,12 @@ def _sha256(path: Path) -> str:
 
 
 def build_unseen(
-    cfg: PrepareTextConfig, splits: dict[str, list[dict[str, Any]]], *, root: Path = REPO_ROOT
+    cfg: PrepareTextConfig,
+    splits: dict[str, list[dict[str, Any]]],
+    *,
+    root: Path = REPO_ROOT,
+    lexicon: Any = None,
+    planner: Any = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The open-vocabulary requests (``data.word_problems.unseen``) and their report.
 
@@ -333,6 +372,8 @@ def build_unseen(
         list_nouns=HELDOUT_NOUNS,
         corpus_pools=pools,
         corpus_share=u.corpus_share,
+        lexicon=lexicon,
+        planner=planner,
     )
     report.corpus_files = used
     report.missing_files = missing
@@ -400,7 +441,10 @@ def write_unseen_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
     """The open-vocabulary requests, one JSON object per line (fields in UNSEEN_FIELDS order)."""
     with path.open("w", encoding="utf-8") as fh:
         for rec in records:
-            fh.write(json.dumps({k: rec[k] for k in UNSEEN_FIELDS}, ensure_ascii=False) + "\n")
+            row = {k: rec[k] for k in UNSEEN_FIELDS}
+            if "nouns" in rec:  # typed roles: what the lexicon knows of each keyword
+                row["nouns"] = rec["nouns"]
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
 def unseen_token_metrics(unseen: list[dict[str, Any]], tokenizer_dir: Path) -> dict[str, Any]:
@@ -425,18 +469,44 @@ def prepare_text(
     text_dir: Path = TEXT_DIR,
     metrics_path: Path = METRICS_FILE,
     root: Path = REPO_ROOT,
+    lexicon_path: Path = LEXICON_FILE,
 ) -> dict[str, Any]:
     """Build everything in a temporary directory, then swap it in and write the metrics."""
     from data.word_problems.corpus import write_jsonl
 
-    splits, reports = build_corpus(cfg, root=root)
-    unseen, unseen_report = build_unseen(cfg, splits, root=root)
+    lexicon = None
+    if cfg.typed:
+        from serving.lexicon import Lexicon
+
+        lexicon = Lexicon.load(lexicon_path)
+    splits, reports = build_corpus(cfg, root=root, lexicon=lexicon)
+    planner = None
+    if cfg.typed:
+        from serving.planner import Planner
+
+        planner = Planner.from_records(splits["train"])
+    unseen, unseen_report = build_unseen(cfg, splits, root=root, lexicon=lexicon, planner=planner)
     with atomic_path(text_dir) as tmp:
         tmp.mkdir(parents=True)
         for name in SPLITS:
             write_jsonl(tmp / f"{name}.jsonl", splits[name])
         write_unseen_jsonl(tmp / UNSEEN_FILE, unseen)
         tokenizer_kind = build_tokenizer(cfg, splits, base_model, tmp / "tokenizer")
+        if planner is not None:  # travel with the tokenizer into the model and its artifact
+            import shutil
+
+            from data.word_problems.skeletons import load_bank, to_target
+            from serving.constrain import SKELETONS_FILE
+            from serving.lexicon import LEXICON_FILE as LEXICON_NAME
+            from serving.planner import PLANS_FILE
+            from serving.prompt import join_target
+
+            shutil.copy2(lexicon_path, tmp / "tokenizer" / LEXICON_NAME)
+            atomic_write_json(tmp / "tokenizer" / PLANS_FILE, planner.to_json())
+            bank: dict[str, list[str]] = {}
+            for sk in load_bank():
+                bank.setdefault(sk.topic, []).append(join_target(*to_target(sk)))
+            atomic_write_json(tmp / "tokenizer" / SKELETONS_FILE, bank)
         metrics = corpus_metrics(splits, tmp / "tokenizer")
         metrics["unseen"] = {**unseen_report, **unseen_token_metrics(unseen, tmp / "tokenizer")}
     metrics["tokenizer"] = tokenizer_kind

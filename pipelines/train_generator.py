@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +43,11 @@ METRICS_FILE = REPO_ROOT / "metrics" / "generator.json"
 SAMPLES_FILE = REPO_ROOT / "metrics" / "generator_samples.md"
 PLOTS_DIR = REPO_ROOT / "plots" / "generator"
 UNSEEN_FILE = "test_unseen.jsonl"
+TYPED_FILES = (
+    "nouns.tsv",
+    "plans.json",
+    "skeletons.json",
+)  # serving.lexicon.TYPED_FILES: a typed-role model's
 
 # T5Config keys a scratch model may set from params; anything else is a typo.
 _MODEL_KEYS = {
@@ -175,6 +181,7 @@ def sample_rows(
     """``n`` seeded random open-vocabulary requests with their rendered output and its checks."""
     import random
 
+    from serving.lexicon import nouns_from_record
     from training.text_metrics import judge_unseen, render_one
 
     idx = sorted(random.Random(seed).sample(range(len(unseen)), min(n, len(unseen))))
@@ -193,7 +200,9 @@ def sample_rows(
                 "raw": preds[i],
                 "problem": rendered.problem_text,
                 "equation": rendered.equation_text,
-                **judge_unseen(rendered, str(rec["topic"]), list(rec["keywords"])),
+                **judge_unseen(
+                    rendered, str(rec["topic"]), list(rec["keywords"]), nouns_from_record(rec)
+                ),
             }
         )
     return rows
@@ -384,6 +393,9 @@ def run(
                 max_new_tokens=cfg.max_new_tokens,
                 training_config=training_config,
             )
+            for name in TYPED_FILES:  # a typed-role model reads them at serving
+                if (tokenizer_dir / name).is_file():
+                    shutil.copy2(tokenizer_dir / name, tmp / name)
             mlflow.log_artifacts(str(tmp), "checkpoint")
     atomic_write_text(plots_dir / "loss.csv", curve)
     atomic_write_text(samples_file, samples_md)

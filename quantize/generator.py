@@ -29,7 +29,14 @@ from quantize.runner import ONNX_FILES
 
 logger = logging.getLogger(__name__)
 
-SUPPORT_FILES = ("tokenizer.json", "generation_config.json", "config.json")
+SUPPORT_FILES = (
+    "tokenizer.json",
+    "generation_config.json",
+    "config.json",
+    "nouns.tsv",
+    "plans.json",
+    "skeletons.json",
+)
 MERGED_DECODER = "decoder_model_merged.onnx"
 MERGED_NOTE = (
     "decoder_model_merged.onnx not used: its If subgraphs are left unquantized by ONNX Runtime; "

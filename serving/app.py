@@ -27,6 +27,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from serving import limits
 from serving.errors import InferenceTimeout, RequestError, ServerBusy
+from serving.numbers import format_answer
 from serving.schemas import (
     ModelInfo,
     ModelsOutput,
@@ -361,8 +362,14 @@ def create_app(
             generated_problem_text=res.generated_problem_text,
             equation=res.equation,
             answer=res.answer,
+            answer_text=None
+            if res.answer is None
+            else format_answer(res.answer, res.generated_problem_text),
             consistent=res.consistent,
             missing_keywords=list(res.missing_keywords),
+            keywords_unused=[
+                {"keyword": k, "reason": r} for k, r in getattr(res, "keywords_unused", ())
+            ],
             attempts=res.attempts,
             seed=res.seed,
             model_version=model.version,

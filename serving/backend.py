@@ -125,6 +125,8 @@ class Backend:
     weakness: Any
     generator: Any
     tokenizer: Any
+    lexicon: Any = None  # a typed-role generator's noun lexicon (tokenizer/nouns.tsv)
+    planner: Any = None  # ... and its trained role plans (tokenizer/plans.json)
 
     @property
     def generator_version(self) -> str:
@@ -170,6 +172,13 @@ def _open(root: str, threads: int) -> Backend:
         generator=_session(path / GENERATOR_FILE, threads),
         tokenizer=Tokenizer.from_file(str(path / TOKENIZER_DIR / "tokenizer.json")),
     )
+    lexicon = path / TOKENIZER_DIR / "nouns.tsv"  # serving.lexicon.LEXICON_FILE
+    if lexicon.is_file():  # a typed-role generator: prompts name roles, roles bind by class
+        from serving.lexicon import Lexicon
+        from serving.planner import load_planner
+
+        backend.lexicon = Lexicon.load(lexicon)
+        backend.planner = load_planner(path / TOKENIZER_DIR)
     logger.info("opened backend export %s", path)
     return backend
 
@@ -191,7 +200,13 @@ def predict_user_weakness(
 
 
 def render(
-    text: str, keywords: Sequence[str], *, topic: str = "", prompt_prefix: str = "", seed: int = 0
+    text: str,
+    keywords: Sequence[str],
+    *,
+    topic: str = "",
+    prompt_prefix: str = "",
+    seed: int = 0,
+    nouns: Sequence[Any] | None = None,
 ) -> dict[str, Any]:
     """Output fields of one decoded text: the HTTP app's rendering and checks (``seed`` draws
     the values of the text's ``<num>`` slots)."""
@@ -200,16 +215,19 @@ def render(
     from serving.realize import render_output
 
     rendered = render_output(
-        text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=seed
+        text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=seed, nouns=nouns
     )
     problem, equation = rendered.problem_text, rendered.equation_text
     result = check_consistency(problem, equation)
+    unused = [{"keyword": k, "reason": r} for k, r in rendered.keywords_unused]
+    used = [k for k in keywords if k not in {u["keyword"] for u in unused}]
     return {
         "generated_problem_text": problem,
         "equation": equation if result.ok else None,
         "answer": result.value if result.ok else None,
         "consistent": result.ok,
-        "missing_keywords": list(missing_keywords(problem, keywords)),
+        "missing_keywords": list(missing_keywords(problem, used)),
+        "keywords_unused": unused,
     }
 
 
@@ -221,8 +239,24 @@ def generate_ai_word_problem(
     from serving.prompt import PromptError, format_prompt
 
     b = backend or load_backend()
+    nouns = None
+    if b.lexicon is not None:
+        from serving.lexicon import describe
+
+        nouns = describe(b.lexicon, list(data.keywords))
+    from serving.roles import plan_roles
+
     try:
-        prompt = format_prompt(data.topic, list(data.keywords), data.prompt_prefix)
+        prompt = format_prompt(
+            data.topic,
+            list(data.keywords),
+            data.prompt_prefix,
+            roles=None
+            if nouns is None
+            else b.planner.plan(data.topic, nouns)
+            if b.planner is not None
+            else plan_roles(nouns),
+        )
     except PromptError as exc:
         raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
     seed = int(data.seed or 0)
@@ -233,6 +267,7 @@ def generate_ai_word_problem(
             topic=data.topic,
             prompt_prefix=data.prompt_prefix,
             seed=seed,
+            nouns=nouns,
         ),
         attempts=1,
         seed=seed,  # greedy decoding: the seed draws only the number values

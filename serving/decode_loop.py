@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -250,12 +250,15 @@ class OnnxSeq2SeqGenerator:
         top_p: float = 1.0,
         seed: int | None = None,
         use_cache: bool = True,
+        allowed: Callable[[Sequence[int]], np.ndarray | None] | None = None,
     ) -> list[int]:
         """Generated token ids (without the decoder start token, stopping before eos).
 
         Greedy by default; ``do_sample`` draws from the temperature / top-k / top-p filtered
         distribution with ``numpy.random.default_rng(seed)``, so a seed reproduces a sample.
         ``use_cache=False`` re-runs the full decoder over all tokens each step (benchmark only).
+        ``allowed(generated_ids)`` (``serving.constrain``) lists the ids the next step may draw
+        (eos included), or None for no constraint.
         """
         n_new = self.default_max_new_tokens if max_new_tokens is None else max_new_tokens
         _check_sampling_args(
@@ -296,6 +299,12 @@ class OnnxSeq2SeqGenerator:
             if banned.size:
                 logits = logits.copy()
                 logits[banned] = -np.inf
+            if allowed is not None:
+                ok = allowed(out)
+                if ok is not None and ok.size:
+                    masked = np.full_like(logits, -np.inf)
+                    masked[ok] = logits[ok]
+                    logits = masked
             token = self._pick(logits, rng, temperature=temperature, top_k=top_k, top_p=top_p)
             if token == self.eos_token_id:
                 break

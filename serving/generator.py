@@ -53,10 +53,19 @@ class GenerationResult:
     reason: str
     missing_keywords: tuple[str, ...] = ()
     grammar_defects: tuple[str, ...] = ()
+    # typed roles: keywords no role of the problem could take, with why (never forced in)
+    keywords_unused: tuple[tuple[str, str], ...] = ()
+    story_defects: tuple[str, ...] = ()  # failed rubric checks: entity_consistency, ...
 
-    def rank(self) -> tuple[int, int]:
-        """Smaller is better among consistent samples: missing keywords, then defects."""
-        return len(self.missing_keywords), len(self.grammar_defects)
+    def rank(self) -> tuple[int, int, int, int]:
+        """Smaller is better among consistent samples: failed story checks, unused keywords,
+        missing keywords, then grammar defects."""
+        return (
+            len(self.story_defects),
+            len(self.keywords_unused),
+            len(self.missing_keywords),
+            len(self.grammar_defects),
+        )
 
 
 def derive_seed(base: int, attempt: int) -> int:
@@ -78,11 +87,17 @@ class GeneratorModel(ArtifactIdentity):
         manifest: Mapping[str, Any],
         engine: TextEngine,
         settings: ServingSettings,
+        lexicon: Any = None,
+        planner: Any = None,
+        bank: Any = None,
     ) -> None:
         self.artifact_dir = artifact_dir
         self.manifest = dict(manifest)
         self.engine = engine
         self.settings = settings
+        self.lexicon = lexicon  # a typed-role model's noun lexicon (serving.lexicon), else None
+        self.planner = planner  # ... and its trained role plans (serving.planner)
+        self.bank = bank  # ... and its skeleton bank for constrained decoding (serving.constrain)
 
     def generate(
         self,
@@ -103,12 +118,37 @@ class GeneratorModel(ArtifactIdentity):
         the fewest grammar defects) is returned (first such attempt), else the last sample
         (``consistent=False``, no equation).
         """
+        nouns = None
+        if self.lexicon is not None:
+            from serving.lexicon import describe
+
+            nouns = describe(self.lexicon, list(keywords))
+
+        def prompt_for(attempt: int) -> str:
+            """The encoder input of ``attempt``: a typed-role model is asked for another role
+            plan on each retry (``serving.roles.plan_roles``)."""
+            from serving.roles import plan_roles
+
+            roles = None
+            if nouns is not None:
+                roles = (
+                    self.planner.plan(topic, nouns, attempt)
+                    if self.planner is not None
+                    else plan_roles(nouns, attempt)
+                )
+            return format_prompt(topic, list(keywords), prompt_prefix, roles=roles)
+
         try:
-            prompt = format_prompt(topic, list(keywords), prompt_prefix)
+            prompt = prompt_for(0)
         except PromptError as exc:
             field = str(exc).split(":", 1)[0] or "body"
             raise RequestError(field, str(exc)) from exc
         base = secrets.randbelow(limits.SEED_RANGE[1] + 1) if seed is None else int(seed)
+        constraint: dict[str, Any] = {}
+        if nouns is not None and self.bank is not None:
+            trie = self.bank.trie(topic, nouns)
+            if trie is not None:  # decode only skeletons that can host every keyword
+                constraint = {"allowed": trie.allowed}
         temp = self.settings.temperature if temperature is None else float(temperature)
         reason = "not_run"
         problem = ""
@@ -119,6 +159,8 @@ class GeneratorModel(ArtifactIdentity):
                 break
             attempts = attempt + 1
             attempt_seed = derive_seed(base, attempt)
+            if nouns is not None and attempt > 0:
+                prompt = prompt_for(attempt)
             try:
                 text = self.engine.generate_text(
                     prompt,
@@ -128,11 +170,17 @@ class GeneratorModel(ArtifactIdentity):
                     top_k=self.settings.top_k,
                     top_p=self.settings.top_p,
                     seed=attempt_seed,
+                    **constraint,
                 )
             except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
                 raise RequestError("body", f"cannot generate for this input: {exc}") from exc
             rendered = render_output(
-                text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=attempt_seed
+                text,
+                list(keywords),
+                topic=topic,
+                prompt_prefix=prompt_prefix,
+                seed=attempt_seed,
+                nouns=nouns,
             )
             problem, equation = rendered.problem_text, rendered.equation_text
             result = check_consistency(problem, equation)
@@ -140,8 +188,21 @@ class GeneratorModel(ArtifactIdentity):
             if not result.ok:
                 logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
                 continue
-            missing = tuple(missing_keywords(problem, keywords))
-            defects = tuple(grammar_defects(problem, list(keywords)))
+            unused: tuple[tuple[str, str], ...] = ()
+            story_defects: tuple[str, ...] = ()
+            if nouns is not None:
+                from serving.story import check_story
+
+                checks = check_story(rendered, nouns)
+                unused = checks.keywords_unused
+                story_defects = tuple(
+                    name
+                    for name in ("role_fit", "entity_consistency", "keyword_natural")
+                    if not getattr(checks, name)
+                )
+            used = [k for k in keywords if k not in {u[0] for u in unused}]
+            missing = tuple(missing_keywords(problem, used))
+            defects = tuple(grammar_defects(problem, list(used)))
             candidate = GenerationResult(
                 generated_problem_text=problem,
                 equation=equation,
@@ -149,13 +210,25 @@ class GeneratorModel(ArtifactIdentity):
                 consistent=True,
                 attempts=attempts,
                 seed=base,
-                reason="missing_keywords" if missing else "grammar_defects" if defects else "ok",
+                reason=(
+                    story_defects[0]
+                    if story_defects
+                    else "keywords_unused"
+                    if unused
+                    else "missing_keywords"
+                    if missing
+                    else "grammar_defects"
+                    if defects
+                    else "ok"
+                ),
                 missing_keywords=missing,
                 grammar_defects=defects,
+                keywords_unused=unused,
+                story_defects=story_defects,
             )
             if best is None or candidate.rank() < best.rank():
                 best = candidate
-            if not missing and not defects:
+            if not missing and not defects and not unused and not story_defects:
                 break
             logger.debug(
                 "attempt %d misses keywords %s, defects %s: %r", attempts, missing, defects, text
@@ -203,7 +276,34 @@ def load_generator(ref: str | Path, settings: ServingSettings | None = None) -> 
     )
     if engine.tokenizer is None:
         raise ArtifactError(f"{artifact_dir}: tokenizer.json missing")
+    lexicon = load_lexicon(artifact_dir)
+    from serving.planner import load_planner
+
+    planner = load_planner(artifact_dir) if lexicon is not None else None
+    from serving.constrain import load_bank
+
+    bank = load_bank(artifact_dir, engine.encode) if lexicon is not None else None
     logger.info("loaded generator v%s from %s", manifest.get("version"), artifact_dir)
     return GeneratorModel(
-        artifact_dir=artifact_dir, manifest=manifest, engine=engine, settings=settings
+        artifact_dir=artifact_dir,
+        manifest=manifest,
+        engine=engine,
+        settings=settings,
+        lexicon=lexicon,
+        planner=planner,
+        bank=bank,
     )
+
+
+def load_lexicon(model_dir: Path) -> Any:
+    """The noun lexicon of a typed-role model (``nouns.tsv`` beside its ONNX files), or None
+    for a model trained on keyword slots."""
+    from serving.lexicon import LEXICON_FILE, Lexicon, LexiconError
+
+    path = Path(model_dir) / LEXICON_FILE
+    if not path.is_file():
+        return None
+    try:
+        return Lexicon.load(path)
+    except LexiconError as exc:
+        raise ArtifactError(str(exc)) from exc

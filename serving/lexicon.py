@@ -14,14 +14,19 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from serving.realize import noun_forms, singular_of_plural
+from serving.realize import singular_of_plural
 
 logger = logging.getLogger(__name__)
 
 LEXICON_FILE = "nouns.tsv"
+# What a typed-role model carries beside its tokenizer, from prepare_text to the artifact and the
+# backend drop-in: the noun lexicon and the trained role plans (serving.planner).
+TYPED_FILES = (LEXICON_FILE, "plans.json", "skeletons.json")
 
 
 def _is_name(kw: str) -> bool:
@@ -49,6 +54,33 @@ class NounInfo:
     def known(self) -> bool:
         return self.primary != "unknown"
 
+    @property
+    def prompt_class(self) -> str:
+        """How the prompt names the keyword's kind: ``name``, ``unknown``, or its classes
+        joined by ``/`` (``place/store``), the words the model learnt roles from."""
+        if self.proper:
+            return "name"
+        if not self.known:
+            return "unknown"
+        return "/".join(sorted(self.classes))
+
+    def to_json(self) -> list[Any]:
+        """``[primary, "cls/cls", mass, proper]``: what a corpus record stores per keyword."""
+        return [self.primary, "/".join(sorted(self.classes)), self.mass, self.proper]
+
+    @classmethod
+    def from_json(cls, keyword: str, obj: Sequence[Any]) -> NounInfo:
+        """The inverse of :meth:`to_json` (a record's ``nouns`` entry for ``keyword``)."""
+        primary, classes, mass, proper = obj
+        return cls(
+            keyword,
+            "",
+            str(primary),
+            frozenset(c for c in str(classes).split("/") if c),
+            bool(mass),
+            bool(proper),
+        )
+
 
 class Lexicon:
     """lemma -> (primary class, classes, mass noun)."""
@@ -70,7 +102,8 @@ class Lexicon:
             parts = line.split("\t")
             if len(parts) != 4 or parts[3] not in ("c", "m"):
                 raise LexiconError(
-                    f"{path}:{i}: expected 'lemma<TAB>primary<TAB>classes<TAB>c|m', got {line[:60]!r}"
+                    f"{path}:{i}: expected 'lemma<TAB>primary<TAB>classes<TAB>c|m', "
+                    f"got {line[:60]!r}"
                 )
             table[parts[0]] = (parts[1], frozenset(parts[2].split(",")), parts[3] == "m")
         if not table:
@@ -89,15 +122,19 @@ class Lexicon:
                 return cand, self.table[cand]
         if low in self.table:
             return low, self.table[low]
+        if last.endswith("s") and len(last) > 3:  # plurals inflect keeps ("trousers", "pyjamas")
+            cand = f"{head} {last[:-1]}" if head else last[:-1]
+            if cand in self.table:
+                return cand, self.table[cand]
         return None
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 (one lexicon per process, kept for its life)
     def lookup(self, keyword: str) -> NounInfo:
         """What ``keyword`` is (see the module doc for the rules)."""
         kw = " ".join(keyword.split())
-        if _is_name(kw) and self._entry(kw) is None or _is_name(kw) and singular_of_plural(
-            kw.lower()
-        ) is None:
+        if (_is_name(kw) and self._entry(kw) is None) or (
+            _is_name(kw) and singular_of_plural(kw.lower()) is None
+        ):
             return NounInfo(kw, "", "name", frozenset({"person"}), False, proper=True)
         found = self._entry(kw)
         if found is None and " " in kw:
@@ -106,3 +143,16 @@ class Lexicon:
             lemma, (primary, classes, mass) = found
             return NounInfo(kw, lemma, primary, classes, mass)
         return NounInfo(kw, "", "unknown", frozenset(), False)
+
+
+def describe(lexicon: Lexicon, keywords: Sequence[str]) -> list[NounInfo]:
+    """What the lexicon knows of each keyword, in request order."""
+    return [lexicon.lookup(k) for k in keywords]
+
+
+def nouns_from_record(rec: Any) -> list[NounInfo] | None:
+    """The ``nouns`` of a corpus record or request as NounInfo (None for a record without)."""
+    nouns = rec.get("nouns") if hasattr(rec, "get") else None
+    if nouns is None:
+        return None
+    return [NounInfo.from_json(k, n) for k, n in zip(rec["keywords"], nouns, strict=True)]

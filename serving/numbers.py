@@ -54,7 +54,7 @@ class TopicRange:
     divisor of a quotient), which stays small as in the templates' samplers."""
 
     count: tuple[int, int, int, int]
-    factor: tuple[int, int, int, int] = (5, 8, 10, 12)
+    factor: tuple[int, int, int, int] = (5, 9, 12, 15)
     step: int = 1  # percentages count in tens, so "10 % of" stays whole
 
 
@@ -88,6 +88,8 @@ DENOMINATORS: tuple[tuple[int, ...], ...] = (
     (3, 4, 5, 6, 8, 10),
 )
 PRICE_HI = (5, 10, 20, 50)
+FACTOR_LO = (2, 2, 3, 4)  # smallest factor or divisor by level
+COUNT_LO = (2, 3, 8, 15)  # smallest plain count by level
 # A counted unit sets its own range (level 0..3 upper bounds; lower bound first).
 UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int]]] = {
     "hour": (1, (3, 4, 6, 8)),
@@ -100,9 +102,23 @@ UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int]]] = {
 }
 
 
+_HARDER = re.compile(r"\b(harder|hard|bigger|larger|challenging|challenge|stretch)\b", re.I)
+_EASIER = re.compile(r"\b(easier|easy|simple|smaller)\b", re.I)
+
+
 def level_of(prompt_prefix: str, rng: random.Random) -> int:
-    """Difficulty level 0..3 from the grade the prefix names (grade 2 -> 0 .. grade 5+ -> 3);
+    """Difficulty level 0..3 from the grade the prefix names (grade 2 -> 0 .. grade 5+ -> 3),
+    one up for "harder / bigger numbers" and one down for "easy" (a teacher's own words);
     without a grade, one drawn from ``rng`` (as the templates do for the empty prefix)."""
+    level = _grade_level(prompt_prefix, rng)
+    if _HARDER.search(prompt_prefix or ""):
+        level += 1
+    elif _EASIER.search(prompt_prefix or ""):
+        level -= 1
+    return min(max(level, 0), N_LEVELS - 1)
+
+
+def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
     m = _GRADE.search(canonical_prefix(prompt_prefix or "").lower())
     if m is None:
         return rng.randrange(N_LEVELS)
@@ -117,9 +133,36 @@ def format_number(x: float) -> str:
     return f"{x:.2f}"
 
 
+# Measures whose size depends on the unit, not the topic (a jug holds 250 ml, not 11 ml; a
+# playground is not 3 m across): lower bound and upper bound by level, and a step.
+MEASURE_RANGES: dict[str, tuple[tuple[int, int, int, int], tuple[int, int, int, int], int]] = {
+    "ml": ((50, 100, 100, 200), (250, 500, 1000, 2000), 50),
+    "g": ((50, 100, 100, 200), (250, 500, 1000, 2000), 50),
+    "cm": ((5, 10, 10, 20), (30, 60, 120, 300), 1),
+    "m": ((3, 5, 8, 10), (12, 25, 60, 120), 1),
+    "km": ((2, 5, 10, 20), (20, 60, 200, 500), 1),
+    "kg": ((2, 3, 5, 5), (10, 25, 60, 150), 1),
+}
+_MEASURE_ALIASES = {
+    "millilitre": "ml",
+    "milliliter": "ml",
+    "gram": "g",
+    "grams": "g",
+    "centimetre": "cm",
+    "centimeter": "cm",
+    "metre": "m",
+    "meter": "m",
+    "kilometre": "km",
+    "kilometer": "km",
+    "kilogram": "kg",
+    "kilo": "kg",
+}
+
+
 def _unit(word: str) -> str:
     w = word.lower()
-    return w[:-1] if w.endswith("s") and w[:-1] in UNIT_RANGES else w
+    w = w[:-1] if w.endswith("s") and (w[:-1] in UNIT_RANGES or w[:-1] in _MEASURE_ALIASES) else w
+    return _MEASURE_ALIASES.get(w, w)
 
 
 @dataclass(frozen=True)
@@ -167,6 +210,8 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
             kind = "price" if index in factors else "money"
         elif _unit(word) in UNIT_RANGES:
             kind = f"unit:{_unit(word)}"
+        elif _unit(word) in MEASURE_RANGES and index not in factors:
+            kind = f"measure:{_unit(word)}"
         elif word.lower().startswith("minute"):
             kind = "minute"
         else:
@@ -175,7 +220,9 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
     return out
 
 
-def _draw(slot: _Slot, rng_: TopicRange, lv: int, rng: random.Random, den: int) -> float:
+def _draw(
+    slot: _Slot, rng_: TopicRange, lv: int, rng: random.Random, den: int, part: bool = False
+) -> float:
     """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator."""
     kind = slot.kind
     if kind == "percent":
@@ -193,11 +240,16 @@ def _draw(slot: _Slot, rng_: TopicRange, lv: int, rng: random.Random, den: int) 
         lo, his = UNIT_RANGES[kind[5:]]
         # "in 1 hour" makes a division trivial: a factor or divisor is at least 2
         return float(rng.randint(max(lo, 2) if slot.factor else lo, his[lv]))
+    if kind.startswith("measure:"):
+        los, his_m, step_m = MEASURE_RANGES[kind[8:]]
+        return float(rng.randint(los[lv] // step_m, max(los[lv], his_m[lv]) // step_m) * step_m)
     if kind == "minute":
         return float(rng.randint(5, max(5, min(rng_.count[lv], 60 * (lv + 1)))))
     hi = rng_.factor[lv] if kind == "factor" else rng_.count[lv]
     step = rng_.step if kind == "count" or rng_.step > 1 else 1
-    lo = max(2, step)
+    # older pupils get numbers that need working out, not single facts (3 x 9 is not grade 5)
+    lo = max(2 if part else FACTOR_LO[lv] if kind == "factor" else COUNT_LO[lv], step)
+    hi = max(hi, lo + 1)
     value = rng.randint(lo // step, max(lo, hi) // step) * step
     return float(value)
 
@@ -265,7 +317,10 @@ def fill_numbers(
     tries = 1 if len(slots) > MAX_SEARCH_SLOTS else max(1, max_tries)
     for attempt in range(tries):
         den = rng.choice(DENOMINATORS[level])
-        values = [_draw(s, ranges, level, rng, den) for s in slots]
+        # a part of a whole ("what fraction", "what percentage") keeps small counts possible,
+        # and so does the second half of the search when the grade's bounds found nothing
+        part = kind != "whole" or (tries > 1 and attempt >= tries // 2)
+        values = [_draw(s, ranges, level, rng, den, part) for s in slots]
         filled = _fill_text(text, slots, values)
         if equation is None:
             return filled
@@ -278,3 +333,17 @@ def fill_numbers(
         if _acceptable(value, cents=cents, kind=kind):
             return filled
     return filled
+
+
+def format_answer(value: float, problem_text: str) -> str:
+    """The answer as a pupil writes it: a fraction in lowest terms when the question asks
+    "what fraction" ("9/10", not "0.90"), money to the cent, else :func:`format_number`."""
+    from fractions import Fraction
+
+    kind = _answer_kind(problem_text)
+    if kind == "fraction" and 0 < value < 1:
+        f = Fraction(value).limit_denominator(100)
+        return f"{f.numerator}/{f.denominator}"
+    if "$" in problem_text and not float(value).is_integer():
+        return f"{value:.2f}"
+    return format_number(value)

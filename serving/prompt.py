@@ -60,13 +60,21 @@ def _clean(text: str, what: str) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") -> str:
+def format_prompt(
+    topic: str,
+    keywords: Sequence[str],
+    prompt_prefix: str = "",
+    *,
+    roles: Sequence[str] | None = None,
+) -> str:
     """Encoder input for (topic, keywords, prefix).
 
     A prefix naming a grade is written the canonical way (:func:`canonical_prefix`).
     Keywords keep their order (the caller's choice) and each follows its slot marker
-    (``<k1> boxes, <k2> garden``); commas and colons inside a keyword or topic, and angle brackets
-    inside a keyword, are rejected because they would make the prompt ambiguous to the model.
+    (``<k1> boxes, <k2> garden``), or, for a typed-role model, is followed by the role it is to
+    play (``boxes (cont), bakery (store), profit (word)``: ``roles``, ``serving.planner``);
+    commas and colons inside a keyword or topic, and angle brackets inside a keyword, are
+    rejected because they would make the prompt ambiguous to the model.
     """
     topic_c = _clean(topic, "topic")
     if not topic_c:
@@ -90,7 +98,14 @@ def format_prompt(topic: str, keywords: Sequence[str], prompt_prefix: str = "") 
     if len(kws) > MAX_KEYWORD_SLOTS:
         raise PromptError(f"keywords: at most {MAX_KEYWORD_SLOTS} keywords, got {len(kws)}")
     prefix_c = canonical_prefix(_clean(prompt_prefix, "prompt_prefix"))
-    marked = ", ".join(f"{KEYWORD_MARKER.format(index=i)} {kw}" for i, kw in enumerate(kws, 1))
+    if roles is not None:
+        # typed roles (serving.roles): each keyword with the role it is to play, no slot
+        # marker; the realizer binds the keywords to the decoded roles by class
+        if len(roles) != len(kws):
+            raise PromptError(f"roles: {len(roles)} for {len(kws)} keywords")
+        marked = ", ".join(f"{kw} ({role})" for kw, role in zip(kws, roles, strict=True))
+    else:
+        marked = ", ".join(f"{KEYWORD_MARKER.format(index=i)} {kw}" for i, kw in enumerate(kws, 1))
     text = PROMPT_TEMPLATE.format(topic=topic_c, keywords=marked, prefix=prefix_c)
     return text.rstrip()
 

@@ -26,6 +26,7 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import inflect
 
@@ -398,6 +399,11 @@ def _fix_unit_counts(text: str) -> str:
     return _NUMBER_UNIT.sub(fix, text)
 
 
+def _leftover_tokens(text: str) -> tuple[str, ...]:
+    """Angle-bracket tokens a typed render left (an unknown role or a name index past 3)."""
+    return tuple(m.group(0) for m in re.finditer(r"<[a-z]+\d*(?::pl)?>", text))
+
+
 def unresolved_slots(text: str) -> tuple[str, ...]:
     """Keyword slots still in ``text`` (after :func:`realize`: indices with no keyword)."""
     return tuple(m.group(0) for m in _SLOT.finditer(text))
@@ -415,6 +421,10 @@ class RenderedProblem:
     equation_text: str | None
     complete: bool
     unresolved_slots: tuple[str, ...] = ()
+    # typed roles (serving.story): who played what, and the keywords no role could take
+    bindings: tuple[Any, ...] = ()
+    keywords_unused: tuple[tuple[str, str], ...] = ()
+    skeleton: str = ""
 
 
 def render_output(
@@ -424,6 +434,7 @@ def render_output(
     topic: str = "",
     prompt_prefix: str = "",
     seed: int = 0,
+    nouns: Sequence[Any] | None = None,
 ) -> RenderedProblem:
     """The one post-processing of a raw decoded string: number values, keyword slots, then the
     equation's number slots.
@@ -439,10 +450,26 @@ def render_output(
 
     problem_raw, sep, rest = decoded.partition(TARGET_SEP)
     equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
-    problem_raw = fill_numbers(
+    filled = fill_numbers(
         problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
     )
-    problem = realize(problem_raw, keywords)
+    if nouns is not None:
+        # typed roles: ``nouns`` are the request's keywords as the lexicon knows them
+        from serving.story import render_story
+
+        story = render_story(filled, nouns, seed=seed)
+        joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
+        problem_text, equation = parse_target(joined)
+        return RenderedProblem(
+            problem_text=problem_text,
+            equation_text=equation,
+            complete=problem_text.endswith("?"),
+            unresolved_slots=unresolved_slots(problem_text) + _leftover_tokens(problem_text),
+            bindings=story.bindings,
+            keywords_unused=story.unused,
+            skeleton=" ".join(problem_raw.split()),
+        )
+    problem = realize(filled, keywords)
     joined = f"{problem} {TARGET_SEP} {rest}" if sep else problem
     problem_text, equation = parse_target(joined)
     return RenderedProblem(

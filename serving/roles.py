@@ -19,7 +19,9 @@ A role token in decoded text is ``<role>`` / ``<role:pl>`` (first instance) or `
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -48,16 +50,38 @@ ROLES: tuple[Role, ...] = (
         "thing",
         frozenset({"object", "food", "plant", "clothing", "toy", "panel"}),
         True,
-        _pool("sticker", "marble", "pencil", "card", "shell", "crayon", "bead", "stamp", "button",
-              "balloon", "badge", "ribbon"),
+        _pool(
+            "sticker",
+            "marble",
+            "pencil",
+            "card",
+            "shell",
+            "crayon",
+            "bead",
+            "stamp",
+            "button",
+            "balloon",
+            "badge",
+            "ribbon",
+        ),
         "a countable thing a child can hold, collect, give, buy or count",
     ),
     Role(
         "food",
         frozenset({"food"}),
         True,
-        _pool("apple", "cookie", "muffin", "cupcake", "orange", "egg", "strawberry/strawberries",
-              "banana", "sandwich/sandwiches", "pear"),
+        _pool(
+            "apple",
+            "cookie",
+            "muffin",
+            "cupcake",
+            "orange",
+            "egg",
+            "strawberry/strawberries",
+            "banana",
+            "sandwich/sandwiches",
+            "pear",
+        ),
         "a countable food that is eaten, baked, picked or packed",
     ),
     Role(
@@ -156,8 +180,12 @@ ROLES: tuple[Role, ...] = (
         "activity",
         frozenset({"activity"}),
         None,
-        _pool("homework/homework", "piano practice/piano practice", "reading/reading",
-              "drawing/drawing"),
+        _pool(
+            "homework/homework",
+            "piano practice/piano practice",
+            "reading/reading",
+            "drawing/drawing",
+        ),
         "an activity or lesson that takes time",
     ),
     Role(
@@ -216,13 +244,16 @@ def role_tokens() -> tuple[str, ...]:
     return tuple(out)
 
 
-ROLE_TOKEN = re.compile(
-    r"<(?P<role>" + "|".join(ROLE_NAMES) + r")(?P<inst>[2-9]?)(?P<pl>:pl)?>"
-)
+ROLE_TOKEN = re.compile(r"<(?P<role>" + "|".join(ROLE_NAMES) + r")(?P<inst>[2-9]?)(?P<pl>:pl)?>")
 NAME_TOKEN = re.compile(r"<name(?P<inst>[2-9]?)>")
 PRONOUN_TOKEN = re.compile(r"<(?P<p>he|him|his)(?P<inst>[2-9]?)>")
-ANY_TOKEN = re.compile(ROLE_TOKEN.pattern + "|" + NAME_TOKEN.pattern.replace("?P<inst>", "?:")
-                       + "|" + PRONOUN_TOKEN.pattern.replace("?P<inst>", "?:").replace("?P<p>", "?:"))
+ANY_TOKEN = re.compile(
+    ROLE_TOKEN.pattern
+    + "|"
+    + NAME_TOKEN.pattern.replace("?P<inst>", "?:")
+    + "|"
+    + PRONOUN_TOKEN.pattern.replace("?P<inst>", "?:").replace("?P<p>", "?:")
+)
 
 
 @dataclass(frozen=True)
@@ -261,3 +292,34 @@ def fits(classes: frozenset[str] | set[str], countable: bool | None, role: str) 
     if r.countable is None or countable is None:
         return True
     return r.countable == countable
+
+
+WORD_LABEL = "word"  # a keyword no role takes: the problem may still write it ("profit")
+NAME_LABEL = "name"
+
+
+def role_options(classes: frozenset[str] | set[str], countable: bool | None) -> list[str]:
+    """Roles a noun may fill, the most specific first (a bakery is a store before a place)."""
+    fitting = [r for r in ROLES if fits(classes, countable, r.name)]
+    return [r.name for r in sorted(fitting, key=lambda r: (len(r.accepts), ROLES.index(r)))]
+
+
+def plan_roles(nouns: Sequence[Any], attempt: int = 0) -> list[str]:
+    """The prompt label of each keyword for decoding attempt ``attempt``: the role the model
+    is asked to give it (``serving.prompt``), ``name`` for a person's name, ``word`` when no
+    role takes it. Attempt 0 asks for every keyword's most specific role; later attempts walk
+    through the other combinations, so a retry asks for a different problem."""
+    options = []
+    for n in nouns:
+        if getattr(n, "proper", False):
+            options.append([NAME_LABEL])
+        else:
+            # last, any keyword may be asked for as a word the problem writes ("wheels")
+            opts = role_options(n.classes, None if not n.known else not n.mass)
+            options.append([*opts, WORD_LABEL])
+    out = []
+    rest = attempt
+    for opts in options:
+        out.append(opts[rest % len(opts)])
+        rest //= len(opts)
+    return out

@@ -254,16 +254,32 @@ class WordProblemInput(_Strict):
     ) = None
 
 
+class KeywordUnused(BaseModel):
+    """A requested keyword the problem does not use, and why."""
+
+    keyword: str
+    reason: str
+
+
 class WordProblemOutput(BaseModel):
     """The generated problem; ``equation``/``answer`` only when they pass the consistency check."""
 
     generated_problem_text: str
     equation: str | None = None
     answer: float | None = None
+    answer_text: str | None = Field(
+        default=None,
+        description="the answer as a pupil writes it: '9/10' for a 'what fraction' question",
+    )
     consistent: bool
     missing_keywords: list[str] = Field(
         default_factory=list,
         description="requested keywords the text lacks (empty when every keyword is used)",
+    )
+    keywords_unused: list[KeywordUnused] = Field(
+        default_factory=list,
+        description="requested keywords no role of the problem could take sensibly, with why "
+        "(reported, never forced into a role they cannot play)",
     )
     attempts: int
     seed: int

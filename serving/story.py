@@ -15,8 +15,9 @@ import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from serving.lexicon import Lexicon, NounInfo
+from serving.lexicon import NounInfo
 from serving.realize import (
     _capitalize_sentences,
     _count_cue,
@@ -84,9 +85,7 @@ def _specificity(role: str) -> int:
     return -len(ROLE_BY_NAME[role].accepts)
 
 
-def bind(
-    skeleton: str, keywords: Sequence[str], lexicon: Lexicon
-) -> tuple[list[Binding], list[tuple[str, str]]]:
+def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[tuple[str, str]]]:
     """(bindings, unused) of ``keywords`` on ``skeleton`` (see the module doc).
 
     Among all assignments the one binding the most keywords wins, then the one using the most
@@ -98,8 +97,8 @@ def bind(
     pending: list[tuple[str, NounInfo]] = []
     unused: list[tuple[str, str]] = []
     name_slots = list(range(1, n_names + 1))
-    for kw in keywords:
-        info = lexicon.lookup(kw)
+    for info in nouns:
+        kw = info.keyword
         if names_literally(skeleton, kw):
             bindings.append(Binding(kw, "literal", 0))
         elif info.proper:
@@ -117,23 +116,28 @@ def bind(
         ok: list[Instance | None] = [
             i for i in insts if fits(info.classes, None if info.proper else not info.mass, i.role)
         ]
-        options.append(ok + [None])
+        options.append([*ok, None])
     for choice in itertools.product(*options) if pending else [()]:
         chosen = [c for c in choice if c is not None]
         if len({c.key for c in chosen}) < len(chosen):
             continue
         score = (len(chosen), sum(_specificity(c.role) for c in chosen))
-        if score > best[0] or not best[1] and chosen:
-            best = (score, [
-                Binding(kw, c.role, c.index)
-                for (kw, _i), c in zip(pending, choice, strict=True)
-                if c is not None
-            ])
+        if score > best[0] or (not best[1] and chosen):
+            best = (
+                score,
+                [
+                    Binding(kw, c.role, c.index)
+                    for (kw, _i), c in zip(pending, choice, strict=True)
+                    if c is not None
+                ],
+            )
     bound = {b.keyword for b in best[1]}
     for kw, info in pending:
         if kw not in bound:
             kind = info.primary.replace("_", " ")
-            unused.append((kw, f"{article_for(kind)} {kind} noun, and no role of this problem takes one"))
+            unused.append(
+                (kw, f"{article_for(kind)} {kind} noun, and no role of this problem takes one")
+            )
     return bindings + best[1], unused
 
 
@@ -142,18 +146,19 @@ def _role_forms(word: str, mass: bool) -> tuple[str, str]:
     return (sing, sing) if mass else (sing, plural)
 
 
-def render_story(
-    skeleton: str, keywords: Sequence[str], lexicon: Lexicon, *, seed: int = 0
-) -> Story:
-    """The skeleton with every role, name and pronoun rendered (numbers already filled)."""
+def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Story:
+    """The skeleton with every role, name and pronoun rendered (numbers already filled);
+    ``nouns`` are the request's keywords as the lexicon knows them (``serving.lexicon``)."""
     rng = random.Random(seed)
-    bindings, unused = bind(skeleton, keywords, lexicon)
+    keywords = [n.keyword for n in nouns]
+    by_kw = {n.keyword: n for n in nouns}
+    bindings, unused = bind(skeleton, nouns)
     forms: dict[str, tuple[str, str]] = {}
     used_heads: set[str] = set()
     for b in bindings:
         if b.role in ("literal", "name"):
             continue
-        info = lexicon.lookup(b.keyword)
+        info = by_kw[b.keyword]
         key = Instance(b.role, b.index).key
         forms[key] = _role_forms(b.keyword, info.mass)
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
@@ -163,7 +168,9 @@ def render_story(
     for inst in instances(skeleton):
         if inst.key in forms:
             continue
-        pool = [p for p in ROLE_BY_NAME[inst.role].pool if p[0].rsplit(" ", 1)[-1] not in used_heads]
+        pool = [
+            p for p in ROLE_BY_NAME[inst.role].pool if p[0].rsplit(" ", 1)[-1] not in used_heads
+        ]
         one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))
         used_heads.add(one.rsplit(" ", 1)[-1])
         forms[inst.key] = (one, many)
@@ -199,3 +206,101 @@ def render_story(
     )
     text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
     return Story(text, tuple(bindings), tuple(unused), fillers)
+
+
+# ----------------------------------------------------------------------------- checks
+
+_SENTENCE = re.compile(r"(?<=[.?!])\s+")
+_DIGIT = re.compile(r"\d")
+
+
+def _entities(sentence: str) -> set[str]:
+    """Role instances and person indices a skeleton sentence mentions (``cont``, ``name2``)."""
+    out = {m.group("role") + (m.group("inst") or "") for m in ROLE_TOKEN.finditer(sentence)}
+    out |= {"name" + (m.group("inst") or "") for m in NAME_TOKEN.finditer(sentence)}
+    out |= {"name" + (m.group("inst") or "") for m in PRONOUN_TOKEN.finditer(sentence)}
+    return out
+
+
+def entity_consistent(skeleton: str) -> bool:
+    """Every person and item of the question was introduced before it (a decoded skeleton,
+    numbers filled or not): "How many <food:pl> does <name2> have?" needs both earlier."""
+    parts = [p for p in _SENTENCE.split(" ".join(skeleton.split())) if p]
+    if len(parts) < 2:
+        return False
+    before: set[str] = set()
+    for p in parts[:-1]:
+        before |= _entities(p)
+    return _entities(parts[-1]) <= before
+
+
+def keyword_natural(text: str, keyword: str) -> bool:
+    """The keyword appears in a sentence that carries the maths (a number or the question) or
+    sets the scene for it ("At the bake sale, ..."), never only in a filler sentence."""
+    from serving.keywords import keyword_present
+
+    for sentence in _SENTENCE.split(text):
+        if keyword_present(keyword, sentence) and (
+            _DIGIT.search(sentence) or sentence.rstrip().endswith("?") or "," in sentence
+        ):
+            return True
+    return False
+
+
+def _bound_naturally(skeleton: str, b: Binding) -> bool:
+    """A role-bound keyword's first sentence carries a number, the question, or another
+    person or thing of the story (the setting): never a sentence that only names it."""
+    key = Instance(b.role, b.index).key
+    for sentence in _SENTENCE.split(" ".join(skeleton.split())):
+        ents = _entities(sentence)
+        if key in ents:
+            return bool(
+                _DIGIT.search(sentence)
+                or "<num>" in sentence
+                or sentence.rstrip().endswith("?")
+                or len(ents) > 1
+            )
+    return False
+
+
+@dataclass(frozen=True)
+class StoryChecks:
+    """The rubric-aligned checks of one typed output (``metrics/generator.json``, served policy)."""
+
+    role_fit: bool
+    entity_consistency: bool
+    keyword_natural: bool
+    keywords_unused: tuple[tuple[str, str], ...]
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.role_fit
+            and self.entity_consistency
+            and self.keyword_natural
+            and not self.keywords_unused
+        )
+
+
+def check_story(rendered: Any, nouns: Sequence[NounInfo]) -> StoryChecks:
+    """Role fit (every bound keyword's class fits its role; no token left unrendered), entity
+    consistency (the question's people and items were introduced; ``serving.consistency``
+    checks that the equation answers it), keyword naturalness, unused keywords."""
+    by_kw = {n.keyword: n for n in nouns}
+    natural = all(
+        _bound_naturally(rendered.skeleton, b)
+        if b.role not in ("literal", "name")
+        else keyword_natural(rendered.problem_text, b.keyword)
+        for b in rendered.bindings
+    )
+    fit = not rendered.unresolved_slots and all(
+        b.role in ("literal", "name")
+        or fits(by_kw[b.keyword].classes, not by_kw[b.keyword].mass, b.role)
+        for b in rendered.bindings
+    )
+    return StoryChecks(
+        role_fit=fit,
+        entity_consistency=bool(rendered.skeleton) and entity_consistent(rendered.skeleton),
+        keyword_natural=natural,
+        keywords_unused=tuple(rendered.keywords_unused),
+    )

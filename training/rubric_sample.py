@@ -5,9 +5,10 @@
 ``DIR/items.json`` (what a blind rater sees: id, topic, keywords, prefix, text, stated_answer)
 and ``DIR/key.json`` (what produced each item and what the automatic checks said), so a rater
 who has seen neither the code nor the metrics rates ``items.json`` against
-``docs/generator_eval.md``'s rubric. ``--selector rules`` renders the typed-role skeleton bank
-with the rule-based selector (``data.word_problems.skeletons.choose_skeleton``): the baseline
-the trained generator must match.
+``docs/generator_eval.md``'s rubric. ``--selector model --model REF`` (the default) runs a
+generator artifact through the HTTP endpoint's policy; ``--selector rules`` renders the typed-role
+skeleton bank with the rule-based selector (``data.word_problems.skeletons.choose_skeleton``): the
+baseline the trained generator must match.
 """
 
 from __future__ import annotations
@@ -35,8 +36,14 @@ def load_requests(paths: Sequence[Path]) -> list[dict[str, Any]]:
         for i, r in enumerate(items):
             if not isinstance(r, dict) or not {"topic", "keywords"} <= set(r):
                 raise ValueError(f"{path}: item {i}: needs 'topic' and 'keywords'")
-            out.append({"topic": r["topic"], "keywords": list(r["keywords"]),
-                        "prompt_prefix": r.get("prompt_prefix", ""), "from": str(path)})
+            out.append(
+                {
+                    "topic": r["topic"],
+                    "keywords": list(r["keywords"]),
+                    "prompt_prefix": r.get("prompt_prefix", ""),
+                    "from": str(path),
+                }
+            )
     return out
 
 
@@ -46,7 +53,7 @@ def rules_items(
     """(items, key) for the rule-based selector over the skeleton bank."""
     from data.word_problems.skeletons import choose_skeleton, load_bank, render_request
     from serving.lexicon import Lexicon
-    from serving.numbers import format_number
+    from serving.numbers import format_answer
     from serving.topics import canonical_topic
 
     bank = load_bank()
@@ -57,16 +64,84 @@ def rules_items(
         topic = canonical_topic(req["topic"]) or req["topic"]
         sk = choose_skeleton(bank, topic, req["keywords"], lexicon, rng)
         r = render_request(
-            sk, req["keywords"], prompt_prefix=req["prompt_prefix"], lexicon=lexicon,
+            sk,
+            req["keywords"],
+            prompt_prefix=req["prompt_prefix"],
+            lexicon=lexicon,
             seed=rng.randrange(2**31),
         )
         item_id = f"p{i:03d}"
-        items.append({"id": item_id, "topic": req["topic"], "keywords": req["keywords"],
-                      "prefix": req["prompt_prefix"], "text": r.text,
-                      "stated_answer": format_number(r.answer)})
-        key.append({"id": item_id, "skeleton": sk.source, "equation": r.equation,
-                    "bindings": [[b.keyword, b.role, b.index] for b in r.bindings],
-                    "keywords_unused": [list(u) for u in r.unused], "request_from": req["from"]})
+        items.append(
+            {
+                "id": item_id,
+                "topic": req["topic"],
+                "keywords": req["keywords"],
+                "prefix": req["prompt_prefix"],
+                "text": r.text,
+                "stated_answer": format_answer(r.answer, r.text),
+            }
+        )
+        key.append(
+            {
+                "id": item_id,
+                "skeleton": sk.source,
+                "equation": r.equation,
+                "bindings": [[b.keyword, b.role, b.index] for b in r.bindings],
+                "keywords_unused": [list(u) for u in r.unused],
+                "request_from": req["from"],
+            }
+        )
+    return items, key
+
+
+def model_items(
+    requests: Sequence[dict[str, Any]], *, model_ref: str, seed: int, max_length: int = 96
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(items, key) from a generator artifact through the HTTP endpoint's policy
+    (``serving.generator``: seeded samples, retried on the checks), as a teacher gets them."""
+    from serving.generator import load_generator
+    from serving.numbers import format_answer
+    from serving.settings import ServingSettings
+    from serving.topics import canonical_topic
+
+    model = load_generator(model_ref, ServingSettings.from_env())
+    items, key = [], []
+    for i, req in enumerate(requests):
+        topic = canonical_topic(req["topic"]) or req["topic"]
+        res = model.generate(
+            topic=topic,
+            keywords=req["keywords"],
+            prompt_prefix=req["prompt_prefix"],
+            max_length=max_length,
+            seed=seed + i,
+        )
+        item_id = f"p{i:03d}"
+        items.append(
+            {
+                "id": item_id,
+                "topic": req["topic"],
+                "keywords": req["keywords"],
+                "prefix": req["prompt_prefix"],
+                "text": res.generated_problem_text,
+                "stated_answer": None
+                if res.answer is None
+                else format_answer(res.answer, res.generated_problem_text),
+            }
+        )
+        key.append(
+            {
+                "id": item_id,
+                "model": str(model_ref),
+                "version": model.manifest.get("version"),
+                "equation": res.equation,
+                "consistent": res.consistent,
+                "attempts": res.attempts,
+                "reason": res.reason,
+                "keywords_unused": [list(u) for u in res.keywords_unused],
+                "story_defects": list(res.story_defects),
+                "request_from": req["from"],
+            }
+        )
     return items, key
 
 
@@ -77,14 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lexicon", type=Path, default=Path("outputs/lexicon/nouns.tsv"))
-    ap.add_argument("--selector", choices=["rules"], default="rules")
+    ap.add_argument("--selector", choices=["rules", "model"], default="model")
+    ap.add_argument("--model", default="champion", help="artifact path, version or alias")
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     requests = load_requests(args.requests)
     rng = random.Random(args.seed)
     drawn = rng.sample(requests, min(args.n, len(requests)))
-    items, key = rules_items(drawn, lexicon_path=args.lexicon, seed=args.seed)
+    if args.selector == "rules":
+        items, key = rules_items(drawn, lexicon_path=args.lexicon, seed=args.seed)
+    else:
+        items, key = model_items(drawn, model_ref=args.model, seed=args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "items.json", items)
     atomic_write_json(args.out / "key.json", key)

@@ -56,12 +56,15 @@ def _norm(text: str) -> str:
 def render_one(pred: str, request: Mapping[str, Any], index: int) -> RenderedProblem:
     """``render_output`` of one decoded text for its request: keywords, topic and grade, and
     seed ``index`` (the number values of ``<num>`` slots), so a metric run is reproducible."""
+    from serving.lexicon import nouns_from_record
+
     return render_output(
         pred,
         list(request.get("keywords", ())),
         topic=str(request.get("topic", "")),
         prompt_prefix=str(request.get("prompt_prefix", "")),
         seed=index,
+        nouns=nouns_from_record(request),  # typed roles: what the lexicon knows of each keyword
     )
 
 
@@ -134,14 +137,31 @@ def generation_metrics(
     }
 
 
-def judge_unseen(rendered: RenderedProblem, topic: str, keywords: Sequence[str]) -> dict[str, Any]:
+def judge_unseen(
+    rendered: RenderedProblem,
+    topic: str,
+    keywords: Sequence[str],
+    nouns: Sequence[Any] | None = None,
+) -> dict[str, Any]:
     """Everything the open-vocabulary metrics ask of one rendered output (also for samples)."""
     from serving.grammar import grammar_defects
     from serving.topics import equation_fits_topic
 
     problem, equation = rendered.problem_text, rendered.equation_text
     consistency = check_consistency(problem, equation)
+    typed: dict[str, Any] = {}
+    if nouns is not None:
+        from serving.story import check_story
+
+        checks = check_story(rendered, nouns)
+        typed = {
+            "role_fit": checks.role_fit,
+            "entity_consistency": checks.entity_consistency and consistency.ok,
+            "keyword_natural": checks.keyword_natural,
+            "keywords_unused": [list(u) for u in checks.keywords_unused],
+        }
     return {
+        **typed,
         "missing_keywords": [k for k in keywords if not keyword_present(k, problem)],
         "keyword_coverage": keyword_coverage(problem, keywords),
         "grammar_defects": list(grammar_defects(problem, list(keywords))),
@@ -167,8 +187,12 @@ def unseen_metrics(preds: Sequence[str], records: Sequence[Mapping[str, Any]]) -
         raise ValueError(
             f"unseen_metrics: lengths differ (preds {len(preds)}, records {len(records)})"
         )
+    from serving.lexicon import nouns_from_record
+
     judged = [
-        judge_unseen(render_one(p, r, i), str(r["topic"]), list(r["keywords"]))
+        judge_unseen(
+            render_one(p, r, i), str(r["topic"]), list(r["keywords"]), nouns_from_record(r)
+        )
         for i, (p, r) in enumerate(zip(preds, records, strict=True))
     ]
     n = len(judged)
@@ -187,6 +211,13 @@ def unseen_metrics(preds: Sequence[str], records: Sequence[Mapping[str, Any]]) -
     for name in ("doubled_word", "article", "number_agreement", "question", "unknown_token"):
         out[f"grammar_{name}_rate"] = classes.get(name, 0) / n
     out["shape_slot_rate"] = sum(shape_slot(p) for p in preds) / n
+    typed = [j for j in judged if "role_fit" in j]
+    if typed:  # typed roles: the rubric-aligned checks (docs/generator_eval.md)
+        n_kw = sum(len(r["keywords"]) for r in records) or 1
+        out["role_fit"] = sum(j["role_fit"] for j in typed) / len(typed)
+        out["entity_consistency"] = sum(j["entity_consistency"] for j in typed) / len(typed)
+        out["keyword_natural"] = sum(j["keyword_natural"] for j in typed) / len(typed)
+        out["keywords_unused_rate"] = sum(len(j["keywords_unused"]) for j in typed) / n_kw
     return out
 
 
@@ -263,11 +294,18 @@ def served_unseen_metrics(
             equation_text=res.equation,
             complete=res.generated_problem_text.endswith("?"),
         )
-        judged = judge_unseen(rendered, str(rec["topic"]), list(rec["keywords"]))
+        judged = judge_unseen(rendered, str(rec["topic"]), list(rec["keywords"]))  # served text
         sums["keyword_coverage_unseen"] += judged["keyword_coverage"]
         sums["answer_consistency_unseen"] += res.consistent
         sums["grammar_defect_rate"] += bool(judged["grammar_defects"])
         sums["topic_fidelity"] += judged["fits_topic"]
         sums["mean_attempts"] += res.attempts
+        unused = getattr(res, "keywords_unused", ())
+        sums["keywords_unused"] += len(unused)
+        sums["keywords"] += len(rec["keywords"])
+        sums["story_checks_ok"] += not getattr(res, "story_defects", ())
     n = len(records)
-    return {f"served_{k}": v / n for k, v in sorted(sums.items())} | {"served_n": float(n)}
+    n_kw = sums.pop("keywords") or 1
+    out = {f"served_{k}": v / n for k, v in sorted(sums.items()) if k != "keywords_unused"}
+    out["served_keywords_unused_rate"] = sums["keywords_unused"] / n_kw
+    return out | {"served_n": float(n)}

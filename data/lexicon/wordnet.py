@@ -102,7 +102,9 @@ class WordNetNouns:
                         hyper.append(int(target))
             except (IndexError, ValueError) as exc:
                 raise WordNetError(f"{self.root / 'data.noun'}: bad line {line[:60]!r}") from exc
-            out[offset] = Synset(offset, self._lexnames.get(lexnum, "?"), lemmas, tuple(hyper), gloss)
+            out[offset] = Synset(
+                offset, self._lexnames.get(lexnum, "?"), lemmas, tuple(hyper), gloss
+            )
         return out
 
     @cached_property
@@ -149,7 +151,8 @@ class WordNetNouns:
 
     def lookup(self, lemma: str) -> tuple[int, ...]:
         """Synset offsets of ``lemma`` (any case, spaces or underscores), most frequent first."""
-        return self.index.get(lemma.strip().lower().replace(" ", "_").replace("-", "_"), ())
+        key = lemma.strip().lower().replace(" ", "_")
+        return self.index.get(key) or self.index.get(key.replace("-", "_"), ())
 
     def offset_of(self, lemma: str, sense: int) -> int:
         """The offset of ``lemma``'s ``sense``-th sense (1-based), as ``lemma.n.sense``."""

@@ -26,9 +26,11 @@ from data.word_problems.templates import generate_templates
 from serving.numbers import NUM_TOKEN
 from serving.prompt import format_prompt, format_target, join_target
 from serving.realize import SLOT_TOKENS, delexicalize
+from serving.roles import role_tokens
 
-# Added (non-special) tokens: the keyword slots and the number slot.
-ADDED_TOKENS: tuple[str, ...] = (*SLOT_TOKENS, NUM_TOKEN)
+# Added (non-special) tokens: the keyword slots, the number slot and the typed-role tokens
+# (serving.roles: <food:pl>, <name2>, <he>...).
+ADDED_TOKENS: tuple[str, ...] = (*SLOT_TOKENS, NUM_TOKEN, *role_tokens())
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ RECORD_FIELDS = (
     "target",
 )
 # Template records also carry the problem with <num> number slots and its equation over n<i>.
-OPTIONAL_FIELDS = ("skeleton", "slot_equation")
+OPTIONAL_FIELDS = ("skeleton", "slot_equation", "nouns", "roles", "skeleton_id")
 SPECIAL_TOKENS = ("<pad>", "</s>", "<unk>")  # ids 0, 1, 2: the T5 convention
 # Always in the tokenizer alphabet, so digits and arithmetic never become <unk> at serving time.
 BASE_ALPHABET = "0123456789+-*/^().,?!$%:'\"|"

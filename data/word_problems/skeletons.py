@@ -226,9 +226,13 @@ def render_request(
 
     text, equation = to_target(sk)
     filled = fill_numbers(text, equation, topic=sk.topic, prompt_prefix=prompt_prefix, seed=seed)
-    story = render_story(filled, keywords, lexicon, seed=seed)
+    from serving.lexicon import describe
+
+    story = render_story(filled, describe(lexicon, keywords), seed=seed)
     rendered_eq = render_slots(story.text, equation)
-    return Rendered(sk, story.text, rendered_eq, evaluate(rendered_eq), story.bindings, story.unused)
+    return Rendered(
+        sk, story.text, rendered_eq, evaluate(rendered_eq), story.bindings, story.unused
+    )
 
 
 def choose_skeleton(
@@ -236,14 +240,16 @@ def choose_skeleton(
 ) -> Skeleton:
     """A skeleton of ``topic`` that gives the most keywords a role (ties drawn with ``rng``):
     the rule-based selector, the baseline the model is measured against."""
+    from serving.lexicon import describe
     from serving.story import bind
 
+    nouns = describe(lexicon, keywords)
     cands = [s for s in bank if s.topic == topic]
     if not cands:
         raise SkeletonError(f"no skeleton for topic {topic!r}")
     scored = []
     for sk in cands:
-        bindings, _unused = bind(to_target(sk)[0], keywords, lexicon)
+        bindings, _unused = bind(to_target(sk)[0], nouns)
         scored.append((len(bindings), sk))
     top = max(n for n, _ in scored)
     return rng.choice([sk for n, sk in scored if n == top])
@@ -251,7 +257,9 @@ def choose_skeleton(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Check skeleton files; print one line per problem; exit 1 if any."""
-    args = list(sys.argv[1:] if argv is None else argv) or [str(p) for p in sorted(SKELETON_DIR.glob("*.yaml"))]
+    args = list(sys.argv[1:] if argv is None else argv) or [
+        str(p) for p in sorted(SKELETON_DIR.glob("*.yaml"))
+    ]
     problems = 0
     rng = random.Random(0)
     for name in args:

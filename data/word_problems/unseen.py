@@ -135,6 +135,8 @@ def build_unseen_requests(
     prefixes: Sequence[str] = UNSEEN_PREFIXES,
     weights: Sequence[float] = KEYWORD_COUNT_WEIGHTS,
     plural_share: float = 0.5,
+    lexicon: Any = None,
+    planner: Any = None,
 ) -> tuple[list[dict[str, Any]], UnseenReport]:
     """``n`` requests (records with ``id, topic, keywords, prompt_prefix, prompt,
     keyword_sources``) over ``topics`` in turn; keywords never in ``vocabulary``.
@@ -179,16 +181,23 @@ def build_unseen_requests(
             keywords.append(word)
             kw_sources.append(source)
         prefix = rng.choice(list(prefixes))
-        out.append(
-            {
-                "id": f"unseen-{i:04d}",
-                "topic": topic,
-                "keywords": keywords,
-                "prompt_prefix": prefix,
-                "prompt": format_prompt(topic, keywords, prefix),
-                "keyword_sources": kw_sources,
-            }
-        )
+        rec: dict[str, Any] = {
+            "id": f"unseen-{i:04d}",
+            "topic": topic,
+            "keywords": keywords,
+            "prompt_prefix": prefix,
+            "prompt": format_prompt(topic, keywords, prefix),
+            "keyword_sources": kw_sources,
+        }
+        if lexicon is not None:  # a typed-role model: classes in the prompt, nouns kept
+            from serving.lexicon import describe
+            from serving.roles import plan_roles
+
+            nouns = describe(lexicon, keywords)
+            roles = planner.plan(topic, nouns) if planner is not None else plan_roles(nouns)
+            rec["prompt"] = format_prompt(topic, keywords, prefix, roles=roles)
+            rec["nouns"] = [x.to_json() for x in nouns]
+        out.append(rec)
         sources.update(kw_sources)
     report.n_requests = len(out)
     report.keywords_by_source = dict(sorted(sources.items()))

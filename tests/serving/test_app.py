@@ -90,6 +90,8 @@ def test_word_problem_contract_and_seed(client: httpx.Client) -> None:
         "seed",
         "model_version",
         "missing_keywords",
+        "keywords_unused",
+        "answer_text",
         "complete",
         "incomplete_reason",
     }

@@ -172,3 +172,69 @@ def test_real_tiny_artifact_seed_reproducible(store: Path) -> None:
 def test_weakness_artifact_is_not_a_generator(store: Path) -> None:
     with pytest.raises(ArtifactError, match="not a generator model"):
         load_generator(str(store / "weakness" / "1"), ServingSettings(artifact_root=store))
+
+
+# ----------------------------------------------------------------------------- typed roles
+
+TYPED_GOOD = (
+    "A <cont> held <num> <food:pl>. <name> took out <num> of them. "
+    "How many <food:pl> are left in the <cont>? ||| n1 - n2"
+)
+TYPED_NO_CONT = (
+    "<name> has <num> <food:pl> and eats <num>. How many <food:pl> are left? ||| n1 - n2"
+)
+TYPED_DRIFT = (
+    "<name> has <num> <food:pl>. <name> eats <num>. How many <thing:pl> does <name2> have? "
+    "||| n1 - n2"
+)
+
+
+def _typed_model(engine: ScriptedEngine, tmp_path: Path, attempts: int = 3) -> GeneratorModel:
+    from serving.lexicon import Lexicon
+
+    lex = tmp_path / "nouns.tsv"
+    lex.write_text("cookie\tfood\tfood\tc\njar\tcontainer\tcontainer\tc\n", encoding="utf-8")
+    return GeneratorModel(
+        artifact_dir=tmp_path,
+        manifest={"version": 5},
+        engine=engine,
+        settings=ServingSettings(generator_max_attempts=attempts),
+        lexicon=Lexicon.load(lex),
+    )
+
+
+def test_typed_prompt_names_classes_and_roles_bind_by_class(tmp_path: Path) -> None:
+    eng = ScriptedEngine([TYPED_GOOD])
+    res = _typed_model(eng, tmp_path).generate(
+        topic="subtraction", keywords=["cookies", "jar"], seed=3, prompt_prefix="Grade 2:"
+    )
+    assert eng.calls[0]["prompt"] == (
+        "generate word problem about subtraction using keywords cookies (food), jar (cont): "
+        "For a grade 2 class:"
+    )
+    assert res.consistent and res.reason == "ok" and res.keywords_unused == ()
+    text = res.generated_problem_text
+    assert text.startswith("A jar held ") and text.endswith("cookies are left in the jar?")
+
+
+def test_typed_retries_until_every_keyword_has_a_role(tmp_path: Path) -> None:
+    eng = ScriptedEngine([TYPED_NO_CONT, TYPED_GOOD])
+    res = _typed_model(eng, tmp_path).generate(
+        topic="subtraction", keywords=["cookies", "jar"], seed=3
+    )
+    assert res.attempts == 2 and res.keywords_unused == () and "jar" in res.generated_problem_text
+
+
+def test_typed_reports_a_keyword_no_role_can_take(tmp_path: Path) -> None:
+    eng = ScriptedEngine([TYPED_NO_CONT])
+    res = _typed_model(eng, tmp_path, attempts=2).generate(
+        topic="subtraction", keywords=["cookies", "jar"], seed=3
+    )
+    assert res.consistent and [k for k, _ in res.keywords_unused] == ["jar"]
+    assert "jar" not in res.generated_problem_text  # said, not forced
+
+
+def test_typed_rejects_a_question_about_people_and_items_never_introduced(tmp_path: Path) -> None:
+    eng = ScriptedEngine([TYPED_DRIFT, TYPED_GOOD])
+    res = _typed_model(eng, tmp_path).generate(topic="subtraction", keywords=["cookies"], seed=4)
+    assert res.attempts == 2 and res.story_defects == ()

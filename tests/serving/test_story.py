@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.lexicon import Lexicon
+from serving.lexicon import Lexicon, describe
 from serving.roles import instances, role_tokens
 from serving.story import bind, render_story
 
@@ -35,28 +35,28 @@ def lexicon(tmp_path: Path) -> Lexicon:
 
 
 def test_keywords_go_where_their_class_fits(lexicon: Lexicon) -> None:
-    story = render_story(SUBTRACTION, ["cookies", "jar"], lexicon, seed=1)
+    story = render_story(SUBTRACTION, describe(lexicon, ["cookies", "jar"]), seed=1)
     assert story.text.startswith("A jar held 18 cookies.")
     assert story.text.endswith("How many cookies are left in the jar?")
     assert story.unused == ()
 
 
 def test_a_food_never_holds_and_unfit_keywords_are_reported(lexicon: Lexicon) -> None:
-    bindings, unused = bind(SUBTRACTION, ["jar", "train", "station"], lexicon)
+    bindings, unused = bind(SUBTRACTION, describe(lexicon, ["jar", "train", "station"]))
     assert [(b.keyword, b.role) for b in bindings] == [("jar", "cont")]
     assert [kw for kw, _ in unused] == ["train", "station"]
     assert "vehicle" in dict(unused)["train"]
 
 
 def test_mass_nouns_do_not_fill_count_roles(lexicon: Lexicon) -> None:
-    _bindings, unused = bind(SUBTRACTION, ["flour"], lexicon)
+    _bindings, unused = bind(SUBTRACTION, describe(lexicon, ["flour"]))
     assert [kw for kw, _ in unused] == ["flour"]
 
 
 def test_the_same_person_and_items_throughout(lexicon: Lexicon) -> None:
     sk = "<name> has 12 <thing:pl>. <he> gives 5 to <name2>. How many <thing:pl> does <name> have?"
     for seed in range(20):
-        text = render_story(sk, [], lexicon, seed=seed).text
+        text = render_story(sk, [], seed=seed).text
         first, *_rest, question = text.split(". ")
         name = first.split()[0]
         assert question.endswith(f"does {name} have?")
@@ -67,11 +67,11 @@ def test_the_same_person_and_items_throughout(lexicon: Lexicon) -> None:
 
 def test_literal_keywords_and_names(lexicon: Lexicon) -> None:
     sk = "<name> sells <num> <food:pl> at the <store>. What is the profit?"
-    bindings, unused = bind(sk, ["profit", "Maya", "bakery", "apples"], lexicon)
+    bindings, unused = bind(sk, describe(lexicon, ["profit", "Maya", "bakery", "apples"]))
     roles = {b.keyword: b.role for b in bindings}
     assert roles == {"profit": "literal", "Maya": "name", "bakery": "store", "apples": "food"}
     assert unused == []
-    assert render_story(sk, ["Maya"], lexicon).text.startswith("Maya sells")
+    assert render_story(sk, describe(lexicon, ["Maya"])).text.startswith("Maya sells")
 
 
 def test_role_tokens_are_added_tokens() -> None:
@@ -85,3 +85,21 @@ def test_liquids_are_not_dry_stuff(tmp_path: Path) -> None:
 
     assert fits(frozenset({"food"}), False, "stuff")  # flour
     assert not fits(frozenset({"food", "liquid"}), False, "stuff")  # juice
+
+
+def test_planner_asks_for_trained_role_combinations(lexicon: Lexicon) -> None:
+    from serving.planner import Planner
+
+    recs = [
+        {"topic": "subtraction", "keywords": ["cookies", "jar"], "roles": ["food", "cont"]},
+        {"topic": "subtraction", "keywords": ["apples", "box"], "roles": ["food", "cont"]},
+        {"topic": "subtraction", "keywords": ["cookies"], "roles": ["thing"]},
+        {"topic": "money", "keywords": ["profit"], "roles": ["word"]},
+    ]
+    planner = Planner.from_records(recs)
+    nouns = describe(lexicon, ["jar", "cookies"])
+    assert planner.plans("subtraction", nouns) == [["cont", "food"]]
+    assert planner.plan("money", describe(lexicon, ["profit"])) == ["word"]
+    # nothing trained fits: each keyword's most specific role
+    assert planner.plan("subtraction", describe(lexicon, ["train"])) == ["vehicle"]
+    assert Planner.load_json(planner.to_json()).plans("subtraction", nouns) == [["cont", "food"]]

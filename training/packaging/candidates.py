@@ -161,7 +161,11 @@ def generator_candidate(
     gates = [gate(f"{m}_floor", "floor", t, metrics.get(m)) for m, t in floors.items()]
     gates += normalize_gates(record["gates"], "quantize")
     source = variants_dir / str(shipped)
-    files = tuple(n for n in (*GENERATOR_FILES, "config.json") if (source / n).is_file())
+    files = tuple(
+        n
+        for n in (*GENERATOR_FILES, "config.json", "nouns.tsv", "plans.json", "skeletons.json")
+        if (source / n).is_file()
+    )
     missing = [n for n in GENERATOR_FILES if n not in files]
     if missing:
         raise FileNotFoundError(f"{source}: shipped variant lacks {missing}")

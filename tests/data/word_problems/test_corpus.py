@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from data.word_problems.corpus import (
-    OPTIONAL_FIELDS,
     RECORD_FIELDS,
     DelexicalizeError,
     combination,
@@ -59,8 +58,9 @@ def tokenizer(splits):
 
 def test_records_have_every_field_and_derived_text(records) -> None:
     for rec in records[:200]:
-        # template records carry their number-slot skeleton (issue 10)
-        assert set(rec) == {*RECORD_FIELDS, *OPTIONAL_FIELDS}
+        # template records carry their number-slot skeleton (typed-role records also their
+        # nouns and skeleton id: test_typed_corpus)
+        assert set(rec) == {*RECORD_FIELDS, "skeleton", "slot_equation"}
         assert rec["prompt"] == format_prompt(rec["topic"], rec["keywords"], rec["prompt_prefix"])
         slotted = delexicalize(rec["skeleton"], rec["keywords"])
         assert rec["target"] == join_target(slotted, rec["slot_equation"])
@@ -166,7 +166,7 @@ def test_jsonl_round_trip(tmp_path: Path, records) -> None:
     write_jsonl(path, records[:5])
     assert read_jsonl(path) == records[:5]
     first = json.loads(path.read_text().splitlines()[0])
-    assert list(first) == [*RECORD_FIELDS, *OPTIONAL_FIELDS]
+    assert list(first) == [*RECORD_FIELDS, "skeleton", "slot_equation"]
     path.write_text('{"id": "x"}\n')
     with pytest.raises(ValueError, match=r"train\.jsonl:1: missing field"):
         read_jsonl(path)

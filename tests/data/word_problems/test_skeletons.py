@@ -39,24 +39,32 @@ def test_every_topic_has_enough_skeletons(bank: list[Skeleton]) -> None:
         assert n >= MIN_PER_TOPIC, f"{topic}: {n} skeletons"
 
 
-def test_every_skeleton_renders_with_pool_nouns(bank: list[Skeleton], empty_lexicon: Lexicon) -> None:
+def test_every_skeleton_renders_with_pool_nouns(
+    bank: list[Skeleton], empty_lexicon: Lexicon
+) -> None:
     """With no keyword every role takes a pool noun: no token is left, the answer is whole and
     positive, and the question ends the text."""
     rng = random.Random(0)
     for sk in bank:
         for grade in ("Grade 1:", "Grade 4:", "For grade 6:"):
-            r = render_request(sk, [], prompt_prefix=grade, lexicon=empty_lexicon,
-                               seed=rng.randrange(10**6))
+            r = render_request(
+                sk, [], prompt_prefix=grade, lexicon=empty_lexicon, seed=rng.randrange(10**6)
+            )
             assert "<" not in r.text and ">" not in r.text, (sk.source, r.text)
             assert r.text.endswith("?"), sk.source
             assert r.answer > 0, (sk.source, r.text, r.equation)
 
 
 def test_target_numbers_count_literal_digits() -> None:
-    sk = Skeleton("multiplication", "Each {vehicle} has 4 wheels. How many wheels do {a} "
-                  "{vehicle:pl} have?", "4 * {a}", "t#0")
+    sk = Skeleton(
+        "multiplication",
+        "Each {vehicle} has 4 wheels. How many wheels do {a} {vehicle:pl} have?",
+        "4 * {a}",
+        "t#0",
+    )
     assert to_target(sk) == (
-        "Each <vehicle> has 4 wheels. How many wheels do <num> <vehicle:pl> have?", "4 * n2"
+        "Each <vehicle> has 4 wheels. How many wheels do <num> <vehicle:pl> have?",
+        "4 * n2",
     )
 
 

@@ -1,0 +1,96 @@
+"""Constrained decoding over the skeleton bank: the model writes one of the skeletons that can
+host the request's keywords.
+
+A typed-role artifact ships ``skeletons.json`` (topic -> the decoder targets of the authored
+skeletons, ``data/word_problems/skeletons``). For a request, the skeletons whose roles can take
+every keyword (``serving.story.bind``: each keyword's class fits a role, or the text writes it)
+are tokenised once and put in a prefix trie; at each decoding step only the tokens that continue
+some allowed skeleton may be drawn (GENRE-style constrained generation: De Cao et al., ICLR 2021).
+The model's own probabilities still choose the skeleton, token by token, and sampling still
+varies it; what it cannot do is write a half of one skeleton and a half of another, or one that
+has no place for a keyword. Stdlib + numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from serving.prompt import TARGET_SEP
+
+SKELETONS_FILE = "skeletons.json"
+
+
+class Trie:
+    """Token-id sequences as a prefix tree; ``allowed(prefix)`` lists the next ids."""
+
+    def __init__(self, sequences: Iterable[Sequence[int]]) -> None:
+        self.root: dict[int, Any] = {}
+        self.n = 0
+        for seq in sequences:
+            node = self.root
+            for t in seq:
+                node = node.setdefault(int(t), {})
+            self.n += 1
+
+    def allowed(self, prefix: Sequence[int]) -> np.ndarray | None:
+        """Ids that continue ``prefix``; None once ``prefix`` left the trie (no constraint)."""
+        node = self.root
+        for t in prefix:
+            nxt = node.get(int(t))
+            if nxt is None:
+                return None
+            node = nxt
+        return np.fromiter(node.keys(), dtype=np.int64, count=len(node)) if node else None
+
+
+@dataclass
+class SkeletonBank:
+    """The decoder targets of the authored skeletons, per topic, and their token ids."""
+
+    targets: Mapping[str, Sequence[str]]
+    encode: Callable[[str], list[int]]
+    _ids: dict[str, list[int]] | None = None
+
+    @classmethod
+    def load(cls, path: Path, encode: Callable[[str], list[int]]) -> SkeletonBank:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+        return cls({str(t): [str(x) for x in v] for t, v in doc.items()}, encode)
+
+    def ids(self, target: str) -> list[int]:
+        if self._ids is None:
+            self._ids = {}
+        if target not in self._ids:
+            self._ids[target] = self.encode(target)
+        return self._ids[target]
+
+    def compatible(self, topic: str, nouns: Sequence[Any]) -> list[str]:
+        """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them):
+        every keyword when some skeleton can; else as many as any can, and the response names
+        the rest (``keywords_unused``), rather than a free decode that writes a muddle."""
+        from serving.story import bind
+
+        scored = [
+            (len(bind(t.partition(TARGET_SEP)[0], nouns)[1]), t)
+            for t in self.targets.get(topic, ())
+        ]
+        if not scored:
+            return []
+        fewest = min(n for n, _ in scored)
+        return [t for n, t in scored if n == fewest]
+
+    def trie(self, topic: str, nouns: Sequence[Any]) -> Trie | None:
+        """The trie of the compatible targets (None for a topic the bank lacks: free decoding)."""
+        targets = self.compatible(topic, nouns)
+        return Trie(self.ids(t) for t in targets) if targets else None
+
+
+def load_bank(model_dir: Path, encode: Callable[[str], list[int]]) -> SkeletonBank | None:
+    """The skeleton bank of a typed-role model directory, None without ``skeletons.json``."""
+    path = Path(model_dir) / SKELETONS_FILE
+    return SkeletonBank.load(path, encode) if path.is_file() else None
