@@ -235,14 +235,20 @@ def served_metrics(
     (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
     default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here)."""
     from serving.decode_loop import OnnxSeq2SeqGenerator
-    from serving.generator import GeneratorModel
+    from serving.generator import GeneratorModel, typed_parts
     from serving.limits import DEFAULT_MAX_LENGTH
     from serving.settings import ServingSettings
     from training.text_metrics import served_unseen_metrics
 
     settings = ServingSettings.from_env({})
     engine = OnnxSeq2SeqGenerator(model_dir, intra_op_num_threads=cfg.threads)
-    service = GeneratorModel(artifact_dir=model_dir, manifest={}, engine=engine, settings=settings)
+    service = GeneratorModel(
+        artifact_dir=model_dir,
+        manifest={},
+        engine=engine,
+        settings=settings,
+        **typed_parts(model_dir, engine),
+    )
     return served_unseen_metrics(
         service, unseen, seed=cfg.seed, max_length=max(cfg.max_new_tokens, DEFAULT_MAX_LENGTH)
     )

@@ -276,23 +276,30 @@ def load_generator(ref: str | Path, settings: ServingSettings | None = None) -> 
     )
     if engine.tokenizer is None:
         raise ArtifactError(f"{artifact_dir}: tokenizer.json missing")
-    lexicon = load_lexicon(artifact_dir)
-    from serving.planner import load_planner
-
-    planner = load_planner(artifact_dir) if lexicon is not None else None
-    from serving.constrain import load_bank
-
-    bank = load_bank(artifact_dir, engine.encode) if lexicon is not None else None
     logger.info("loaded generator v%s from %s", manifest.get("version"), artifact_dir)
     return GeneratorModel(
         artifact_dir=artifact_dir,
         manifest=manifest,
         engine=engine,
         settings=settings,
-        lexicon=lexicon,
-        planner=planner,
-        bank=bank,
+        **typed_parts(artifact_dir, engine),
     )
+
+
+def typed_parts(model_dir: Path, engine: Any) -> dict[str, Any]:
+    """A typed-role model's lexicon, role planner and skeleton bank (``GeneratorModel``'s
+    keyword arguments; all None for a keyword-slot model)."""
+    from serving.constrain import load_bank
+    from serving.planner import load_planner
+
+    lexicon = load_lexicon(model_dir)
+    if lexicon is None:
+        return {"lexicon": None, "planner": None, "bank": None}
+    return {
+        "lexicon": lexicon,
+        "planner": load_planner(model_dir),
+        "bank": load_bank(model_dir, engine.encode),
+    }
 
 
 def load_lexicon(model_dir: Path) -> Any:

@@ -65,6 +65,7 @@ ROLES: tuple[Role, ...] = (
             "ribbon",
         ),
         "a countable thing a child can hold, collect, give, buy or count",
+        frozenset({"place", "event", "person"}),  # a cinema or a fair is not a thing to hold
     ),
     Role(
         "food",

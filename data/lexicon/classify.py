@@ -517,14 +517,23 @@ class Classifier:
         senses = self.senses(lemma, offsets)
         best_off, best_class, best_w = max(senses, key=lambda t: t[2])
         classes: set[str] = set()
+        thing_w = max((w for _o, c, w in senses if c in CONCRETE - {"person"}), default=0.0)
         for o, coarse, w in senses:
-            # a person sense must weigh half the best: a cookie is not a cook, a fence not a
-            # receiver of stolen goods, and a person role is the costliest mistake
-            if w >= best_w / (2 if coarse == "person" else 4):
+            # a person sense must weigh half the best, and three times any thing the word also
+            # names: a cookie is not a cook, comics are books before comedians, and a person
+            # role is the costliest mistake ("4 comics visit the bookshop")
+            need = max(best_w / 2, 3 * thing_w) if coarse == "person" else best_w / 4
+            if w >= need:
                 classes |= self.sense_classes(o)[1]
         for o, coarse, _w in senses:  # a weaker sense of a kept class adds its fine classes
             if coarse in classes:
                 classes |= self.sense_classes(o)[1]
+        if best_class not in classes:  # the best sense was a person it does not mostly name
+            best_class = max(
+                ((c, w * CLASS_WEIGHT.get(c, 1.0)) for _o, c, w in senses if c in classes),
+                key=lambda t: t[1],
+                default=("abstract", 0.0),
+            )[0]
         if "food" in classes and best_class in ("plant", "object", "substance"):
             best_class = "food"  # a teacher's banana, cake or cherry is something to eat
         word = lemma.replace("_", " ")

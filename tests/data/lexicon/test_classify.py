@@ -62,7 +62,7 @@ def test_roles_see_the_fine_classes(lexicon: Lexicon) -> None:
 
 def test_hand_labelled_nouns(lexicon: Lexicon) -> None:
     """622 nouns labelled by a reviewer who never saw the classifier. Measured 2026-12-04:
-    class 0.83, countable 0.96. The target is 0.95 for both; the floors stop regressions."""
+    class 0.88, countable 0.96. The target is 0.95 for both; the floors stop regressions."""
     rows = list(csv.DictReader(LABELS.open(encoding="utf-8"), delimiter="\t"))
     assert len(rows) >= 300
     right_class = right_count = 0
@@ -71,7 +71,7 @@ def test_hand_labelled_nouns(lexicon: Lexicon) -> None:
         primary = "person" if info.primary == "name" else info.primary
         right_class += primary in r["classes"].split("|")
         right_count += r["countable"] == "either" or (r["countable"] == "mass") == info.mass
-    assert right_class / len(rows) >= 0.80
+    assert right_class / len(rows) >= 0.86
     assert right_count / len(rows) >= 0.95
 
 
