@@ -287,6 +287,9 @@ def main() -> None:
         )
         if unseen and result["shipped"]:
             result["served"] = served_metrics(tmp / result["shipped"], unseen, cfg)
+            # what the HTTP policy returns is what gates.generator.floors can hold to account
+            shipped = result["variants"][result["shipped"]]
+            shipped["metrics"] = {**shipped["metrics"], **result["served"]}
     atomic_write_json(METRICS_FILE, result)
     atomic_write_json(PLOT_FILE, plot_rows(result))
     logger.info("shipped variant: %s", result["shipped"])

@@ -303,7 +303,10 @@ def served_unseen_metrics(
         unused = getattr(res, "keywords_unused", ())
         sums["keywords_unused"] += len(unused)
         sums["keywords"] += len(rec["keywords"])
-        sums["story_checks_ok"] += not getattr(res, "story_defects", ())
+        defects = getattr(res, "story_defects", ())
+        sums["story_checks_ok"] += not defects
+        for check in ("role_fit", "entity_consistency", "keyword_natural"):
+            sums[check] += check not in defects
     n = len(records)
     n_kw = sums.pop("keywords") or 1
     out = {f"served_{k}": v / n for k, v in sorted(sums.items()) if k != "keywords_unused"}

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from data.word_problems.corpus import ADDED_TOKENS
 from pipelines.common import ConfigError
 from pipelines.prepare_text import PrepareTextConfig, load_config, prepare_text
 
@@ -53,8 +54,8 @@ def test_stage_writes_splits_tokenizer_and_metrics(tmp_path: Path) -> None:
     assert written["sizes"] == metrics["sizes"]
     assert sum(written["sizes"].values()) == 300 == written["n_records"]
     assert written["n_topics"] == 14 and written["unk_rate_test"] == 0.0
-    assert (
-        written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + 17
+    assert written["tokenizer"] == "unigram" and written["vocab_size"] <= 300 + len(
+        ADDED_TOKENS
     )  # + the keyword slots and the number slot
     lines = (text_dir / "test.jsonl").read_text().splitlines()
     assert len(lines) == written["sizes"]["test"]

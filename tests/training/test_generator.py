@@ -189,15 +189,16 @@ def test_pretrained_base_gets_the_keyword_slots_with_resized_embeddings(tmp_path
     from transformers import AutoTokenizer
 
     from data.word_problems.corpus import (
-        ADDED_TOKENS,  # the keyword slots and <num>
+        ADDED_TOKENS,  # the keyword slots, <num> and the typed-role tokens
         copy_pretrained_tokenizer,
     )
+    from serving.roles import role_tokens
 
     saved, base_tok, _ = save_checkpoint_dir(tmp_path / "ckpt", train_epochs=0)
     n_base = saved.config.vocab_size
     assert n_base == len(base_tok)
     n_added = len(ADDED_TOKENS)
-    assert n_added == 17
+    assert n_added == 17 + len(role_tokens())  # keyword slots, <num>, the typed-role tokens
     assert copy_pretrained_tokenizer(str(tmp_path / "ckpt"), tmp_path / "tok") == n_base + n_added
     tok = AutoTokenizer.from_pretrained(str(tmp_path / "tok"))
     slot_ids = tok.convert_tokens_to_ids(list(ADDED_TOKENS))
