@@ -212,9 +212,9 @@ def render(
     the values of the text's ``<num>`` slots)."""
     from serving.consistency import check_consistency
     from serving.keywords import missing_keywords
-    from serving.realize import render_output
+    from serving.story import render_any
 
-    rendered = render_output(
+    rendered = render_any(
         text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=seed, nouns=nouns
     )
     problem, equation = rendered.problem_text, rendered.equation_text

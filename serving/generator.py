@@ -1,7 +1,8 @@
 """The word-problem generator at serving time: prompt -> ONNX loop -> render -> checks.
 
-Every decoded string goes through ``serving.realize.render_output`` (keyword slots rendered with
-the requested nouns, then number slots), the one post-processing that evaluation uses too.
+Every decoded string goes through ``serving.story.render_any`` (``serving.realize.render_output``
+for a keyword-slot model; roles, names and numbers rendered for a typed-role one), the one
+post-processing that evaluation uses too.
 Sampling is seeded so a request with a seed is reproducible; when a sample fails the consistency
 check (equation missing, unparsable, or not answering the text with the text's own numbers),
 leaves out a requested keyword or has a grammar defect (``serving.grammar``), it is retried with
@@ -27,9 +28,9 @@ from serving.errors import ArtifactError, RequestError
 from serving.grammar import grammar_defects
 from serving.keywords import missing_keywords
 from serving.prompt import PromptError, format_prompt
-from serving.realize import render_output
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
+from serving.story import render_any
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +175,7 @@ class GeneratorModel(ArtifactIdentity):
                 )
             except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
                 raise RequestError("body", f"cannot generate for this input: {exc}") from exc
-            rendered = render_output(
+            rendered = render_any(
                 text,
                 list(keywords),
                 topic=topic,

@@ -399,7 +399,7 @@ def _fix_unit_counts(text: str) -> str:
     return _NUMBER_UNIT.sub(fix, text)
 
 
-def _leftover_tokens(text: str) -> tuple[str, ...]:
+def leftover_tokens(text: str) -> tuple[str, ...]:
     """Angle-bracket tokens a typed render left (an unknown role or a name index past 3)."""
     return tuple(m.group(0) for m in re.finditer(r"<[a-z]+\d*(?::pl)?>", text))
 
@@ -434,7 +434,6 @@ def render_output(
     topic: str = "",
     prompt_prefix: str = "",
     seed: int = 0,
-    nouns: Sequence[Any] | None = None,
 ) -> RenderedProblem:
     """The one post-processing of a raw decoded string: number values, keyword slots, then the
     equation's number slots.
@@ -453,22 +452,6 @@ def render_output(
     filled = fill_numbers(
         problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
     )
-    if nouns is not None:
-        # typed roles: ``nouns`` are the request's keywords as the lexicon knows them
-        from serving.story import render_story
-
-        story = render_story(filled, nouns, seed=seed)
-        joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
-        problem_text, equation = parse_target(joined)
-        return RenderedProblem(
-            problem_text=problem_text,
-            equation_text=equation,
-            complete=problem_text.endswith("?"),
-            unresolved_slots=unresolved_slots(problem_text) + _leftover_tokens(problem_text),
-            bindings=story.bindings,
-            keywords_unused=story.unused,
-            skeleton=" ".join(problem_raw.split()),
-        )
     problem = realize(filled, keywords)
     joined = f"{problem} {TARGET_SEP} {rest}" if sep else problem
     problem_text, equation = parse_target(joined)

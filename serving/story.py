@@ -208,6 +208,62 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
     return Story(text, tuple(bindings), tuple(unused), fillers)
 
 
+def render_typed_output(
+    decoded: str,
+    keywords: Sequence[str],
+    *,
+    topic: str = "",
+    prompt_prefix: str = "",
+    seed: int = 0,
+    nouns: Sequence[NounInfo],
+) -> Any:
+    """``serving.realize.render_output`` for a typed-role model: number values first (seeded,
+    for the topic and grade), then roles, names and pronouns (:func:`render_story`), then the
+    equation's number slots. One post-processing for evaluation, serving and the drop-in;
+    ``nouns`` are the request's keywords as the lexicon knows them, in request order."""
+    from serving.numbers import fill_numbers
+    from serving.prompt import TARGET_SEP, parse_target
+    from serving.realize import RenderedProblem, leftover_tokens, unresolved_slots
+
+    problem_raw, sep, rest = decoded.partition(TARGET_SEP)
+    equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
+    filled = fill_numbers(
+        problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
+    )
+    story = render_story(filled, nouns, seed=seed)
+    joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
+    problem_text, equation = parse_target(joined)
+    return RenderedProblem(
+        problem_text=problem_text,
+        equation_text=equation,
+        complete=problem_text.endswith("?"),
+        unresolved_slots=unresolved_slots(problem_text) + leftover_tokens(problem_text),
+        bindings=story.bindings,
+        keywords_unused=story.unused,
+        skeleton=" ".join(problem_raw.split()),
+    )
+
+
+def render_any(
+    decoded: str,
+    keywords: Sequence[str],
+    *,
+    topic: str = "",
+    prompt_prefix: str = "",
+    seed: int = 0,
+    nouns: Sequence[NounInfo] | None = None,
+) -> Any:
+    """The typed render when ``nouns`` are given (a typed-role model), else the keyword-slot
+    ``serving.realize.render_output``."""
+    from serving.realize import render_output
+
+    if nouns is None:
+        return render_output(decoded, keywords, topic=topic, prompt_prefix=prompt_prefix, seed=seed)
+    return render_typed_output(
+        decoded, keywords, topic=topic, prompt_prefix=prompt_prefix, seed=seed, nouns=nouns
+    )
+
+
 # ----------------------------------------------------------------------------- checks
 
 _SENTENCE = re.compile(r"(?<=[.?!])\s+")

@@ -18,7 +18,7 @@ from typing import Any
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present
 from serving.prompt import TARGET_SEP
-from serving.realize import RenderedProblem, render_output
+from serving.realize import RenderedProblem
 
 _DIGIT = re.compile(r"\d")
 UNSEEN_PREFIX = "unseen"
@@ -57,8 +57,9 @@ def render_one(pred: str, request: Mapping[str, Any], index: int) -> RenderedPro
     """``render_output`` of one decoded text for its request: keywords, topic and grade, and
     seed ``index`` (the number values of ``<num>`` slots), so a metric run is reproducible."""
     from serving.lexicon import nouns_from_record
+    from serving.story import render_any
 
-    return render_output(
+    return render_any(
         pred,
         list(request.get("keywords", ())),
         topic=str(request.get("topic", "")),

@@ -24,9 +24,8 @@ from data.word_problems.templates import GRADES, PREFIX_STYLES
 from serving.arithmetic import evaluate
 from serving.lexicon import Lexicon, describe
 from serving.prompt import format_prompt, join_target
-from serving.realize import render_output
 from serving.roles import NAME_LABEL, NAMES, ROLE_BY_NAME, WORD_LABEL, instances, names_used
-from serving.story import bind, literal_text
+from serving.story import bind, literal_text, render_typed_output
 
 KEYWORD_COUNT_WEIGHTS = (0.35, 0.45, 0.2)  # 1, 2, 3 keywords
 GRADES_TYPED = (1, *GRADES, 6)
@@ -167,7 +166,7 @@ def skeleton_records(
         nouns = describe(lexicon, keywords)
         prefix = _prefix(rng)
         target = join_target(text, slot_eq)
-        rendered = render_output(
+        rendered = render_typed_output(
             target,
             keywords,
             topic=topic,
