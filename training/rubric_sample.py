@@ -145,17 +145,45 @@ def model_items(
     return items, key
 
 
+CRITERIA = (
+    "solvable",
+    "accurate",
+    "sensible",
+    "keywords_natural",
+    "on_topic",
+    "grade_ok",
+    "meets_all",
+)
+
+
+def summarize(sample_dir: Path) -> dict[str, Any]:
+    """Share of each criterion over every ``ratings*.json`` of a rated sample directory."""
+    ratings: list[dict[str, Any]] = []
+    for path in sorted(Path(sample_dir).glob("ratings*.json")):
+        ratings += json.loads(path.read_text(encoding="utf-8"))
+    if not ratings:
+        raise ValueError(f"{sample_dir}: no ratings*.json")
+    n = len(ratings)
+    return {"n": n, **{c: round(sum(bool(r[c]) for r in ratings) / n, 3) for c in CRITERIA}}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point (see the module doc)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--requests", type=Path, nargs="+", required=True)
+    ap.add_argument("--summarize", type=Path, help="print the shares of a rated sample dir")
+    ap.add_argument("--requests", type=Path, nargs="+")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lexicon", type=Path, default=Path("outputs/lexicon/nouns.tsv"))
     ap.add_argument("--selector", choices=["rules", "model"], default="model")
     ap.add_argument("--model", default="champion", help="artifact path, version or alias")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=Path)
     args = ap.parse_args(argv)
+    if args.summarize is not None:
+        print(json.dumps(summarize(args.summarize)))
+        return 0
+    if not args.requests or args.out is None:
+        ap.error("--requests and --out are required to draw a sample")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     requests = load_requests(args.requests)
     rng = random.Random(args.seed)
