@@ -29,6 +29,7 @@ from serving import limits
 from serving.errors import InferenceTimeout, RequestError, ServerBusy
 from serving.numbers import format_answer
 from serving.schemas import (
+    KeywordUnused,
     ModelInfo,
     ModelsOutput,
     WeaknessPredictionInput,
@@ -368,7 +369,7 @@ def create_app(
             consistent=res.consistent,
             missing_keywords=list(res.missing_keywords),
             keywords_unused=[
-                {"keyword": k, "reason": r} for k, r in getattr(res, "keywords_unused", ())
+                KeywordUnused(keyword=k, reason=r) for k, r in getattr(res, "keywords_unused", ())
             ],
             attempts=res.attempts,
             seed=res.seed,

@@ -120,7 +120,7 @@ class WordNetNouns:
     @cached_property
     def exceptions(self) -> dict[str, str]:
         """Irregular inflected form -> base form (``noun.exc``: mice -> mouse)."""
-        out = {}
+        out: dict[str, str] = {}
         for line in _lines(self.root / "noun.exc"):
             f = line.split()
             if len(f) >= 2:
