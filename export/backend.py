@@ -49,7 +49,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
-from serving.lexicon import TYPED_FILES
+from serving.roles import TYPED_FILES
 
 logger = logging.getLogger(__name__)
 

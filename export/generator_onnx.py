@@ -24,11 +24,6 @@ logger = logging.getLogger(__name__)
 
 ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
 COPIED_FILES = ("tokenizer.json", "generation_config.json")
-OPTIONAL_COPIED_FILES = (
-    "nouns.tsv",
-    "plans.json",
-    "skeletons.json",
-)  # serving.lexicon.TYPED_FILES (typed roles)
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,9 @@ def export_onnx(model: Any, model_dir: Path, out_dir: Path, *, opset: int) -> li
         if not src.is_file():
             raise FileNotFoundError(f"{src}: needed next to the ONNX files")
         shutil.copy2(src, out_dir / name)
-    for name in OPTIONAL_COPIED_FILES:  # a typed-role model's noun lexicon
+    from serving.roles import TYPED_FILES
+
+    for name in TYPED_FILES:  # a typed-role model's lexicon, role plans and skeletons
         if (model_dir / name).is_file():
             shutil.copy2(model_dir / name, out_dir / name)
     return sorted(p.name for p in out_dir.iterdir() if p.is_file())

@@ -496,10 +496,9 @@ def prepare_text(
             import shutil
 
             from data.word_problems.skeletons import load_bank, to_target
-            from serving.constrain import SKELETONS_FILE
-            from serving.lexicon import LEXICON_FILE as LEXICON_NAME
-            from serving.planner import PLANS_FILE
             from serving.prompt import join_target
+            from serving.roles import LEXICON_FILE as LEXICON_NAME
+            from serving.roles import PLANS_FILE, SKELETONS_FILE
 
             shutil.copy2(lexicon_path, tmp / "tokenizer" / LEXICON_NAME)
             atomic_write_json(tmp / "tokenizer" / PLANS_FILE, planner.to_json())

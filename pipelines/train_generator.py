@@ -43,11 +43,6 @@ METRICS_FILE = REPO_ROOT / "metrics" / "generator.json"
 SAMPLES_FILE = REPO_ROOT / "metrics" / "generator_samples.md"
 PLOTS_DIR = REPO_ROOT / "plots" / "generator"
 UNSEEN_FILE = "test_unseen.jsonl"
-TYPED_FILES = (
-    "nouns.tsv",
-    "plans.json",
-    "skeletons.json",
-)  # serving.lexicon.TYPED_FILES: a typed-role model's
 
 # T5Config keys a scratch model may set from params; anything else is a typo.
 _MODEL_KEYS = {
@@ -393,6 +388,8 @@ def run(
                 max_new_tokens=cfg.max_new_tokens,
                 training_config=training_config,
             )
+            from serving.roles import TYPED_FILES
+
             for name in TYPED_FILES:  # a typed-role model reads them at serving
                 if (tokenizer_dir / name).is_file():
                     shutil.copy2(tokenizer_dir / name, tmp / name)

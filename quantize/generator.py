@@ -26,17 +26,11 @@ from typing import Any
 
 from quantize.gates import all_passed, changed_share, drop_gates, gate
 from quantize.runner import ONNX_FILES
+from serving.roles import TYPED_FILES  # a typed-role model's lexicon, plans, skeletons
 
 logger = logging.getLogger(__name__)
 
-SUPPORT_FILES = (
-    "tokenizer.json",
-    "generation_config.json",
-    "config.json",
-    "nouns.tsv",
-    "plans.json",
-    "skeletons.json",
-)
+SUPPORT_FILES = ("tokenizer.json", "generation_config.json", "config.json", *TYPED_FILES)
 MERGED_DECODER = "decoder_model_merged.onnx"
 MERGED_NOTE = (
     "decoder_model_merged.onnx not used: its If subgraphs are left unquantized by ONNX Runtime; "

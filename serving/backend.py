@@ -172,7 +172,9 @@ def _open(root: str, threads: int) -> Backend:
         generator=_session(path / GENERATOR_FILE, threads),
         tokenizer=Tokenizer.from_file(str(path / TOKENIZER_DIR / "tokenizer.json")),
     )
-    lexicon = path / TOKENIZER_DIR / "nouns.tsv"  # serving.lexicon.LEXICON_FILE
+    from serving.lexicon import LEXICON_FILE
+
+    lexicon = path / TOKENIZER_DIR / LEXICON_FILE
     if lexicon.is_file():  # a typed-role generator: prompts name roles, roles bind by class
         from serving.lexicon import Lexicon
         from serving.planner import load_planner

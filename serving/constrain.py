@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 
 from serving.prompt import TARGET_SEP
-
-SKELETONS_FILE = "skeletons.json"
+from serving.roles import SKELETONS_FILE
 
 
 class Trie:

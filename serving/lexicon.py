@@ -20,13 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from serving.realize import singular_of_plural
+from serving.roles import LEXICON_FILE as LEXICON_FILE  # the table's name, re-exported
 
 logger = logging.getLogger(__name__)
-
-LEXICON_FILE = "nouns.tsv"
-# What a typed-role model carries beside its tokenizer, from prepare_text to the artifact and the
-# backend drop-in: the noun lexicon and the trained role plans (serving.planner).
-TYPED_FILES = (LEXICON_FILE, "plans.json", "skeletons.json")
 
 
 def _is_name(kw: str) -> bool:
@@ -53,16 +49,6 @@ class NounInfo:
     @property
     def known(self) -> bool:
         return self.primary != "unknown"
-
-    @property
-    def prompt_class(self) -> str:
-        """How the prompt names the keyword's kind: ``name``, ``unknown``, or its classes
-        joined by ``/`` (``place/store``), the words the model learnt roles from."""
-        if self.proper:
-            return "name"
-        if not self.known:
-            return "unknown"
-        return "/".join(sorted(self.classes))
 
     def to_json(self) -> list[Any]:
         """``[primary, "cls/cls", mass, proper]``: what a corpus record stores per keyword."""

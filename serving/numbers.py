@@ -42,7 +42,7 @@ N_LEVELS = 4
 _ITEM = re.compile(
     rf"{re.escape(NUM_TOKEN)}|<[a-z]+\d*s?(?::pl)?>|(?<![\d.])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?"
 )
-_KEYWORD_SLOT = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
+SLOT_TOKEN = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
 _GRADE = re.compile(r"grade (\d+)")
 _SLOT_REF = re.compile(r"(?<![\w.])n\s?(\d+)(?![\w.])")
 _WORD = re.compile(r"\s*([A-Za-z]+|%)")
@@ -327,7 +327,7 @@ def fill_numbers(
         if attempt < max_tries // 2 and len(set(values)) < len(values):
             continue  # "12 apples ... 12 apples" reads like a copy: distinct values first
         try:
-            value = evaluate(render_slots(_KEYWORD_SLOT.sub(" ", filled), equation))
+            value = evaluate(render_slots(SLOT_TOKEN.sub(" ", filled), equation))
         except EquationError:
             return filled  # unparsable: no draw can help
         if _acceptable(value, cents=cents, kind=kind):

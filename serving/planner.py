@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from serving.roles import NAME_LABEL, WORD_LABEL, fits, plan_roles
+from serving.roles import NAME_LABEL, PLANS_FILE, WORD_LABEL, fits, plan_roles
 
-PLANS_FILE = "plans.json"
 MAX_PLANS = 16
 
 

@@ -251,13 +251,6 @@ def role_tokens() -> tuple[str, ...]:
 ROLE_TOKEN = re.compile(r"<(?P<role>" + "|".join(ROLE_NAMES) + r")(?P<inst>[2-9]?)(?P<pl>:pl)?>")
 NAME_TOKEN = re.compile(r"<name(?P<inst>[2-9]?)>")
 PRONOUN_TOKEN = re.compile(r"<(?P<p>he|him|his)(?P<inst>[2-9]?)>")
-ANY_TOKEN = re.compile(
-    ROLE_TOKEN.pattern
-    + "|"
-    + NAME_TOKEN.pattern.replace("?P<inst>", "?:")
-    + "|"
-    + PRONOUN_TOKEN.pattern.replace("?P<inst>", "?:").replace("?P<p>", "?:")
-)
 
 
 @dataclass(frozen=True)
@@ -297,6 +290,15 @@ def fits(classes: frozenset[str] | set[str], countable: bool | None, role: str) 
         return True
     return r.countable == countable
 
+
+# What a typed-role model carries beside its tokenizer, from prepare_text to the artifact and the
+# backend drop-in: the noun lexicon (serving.lexicon), the trained role plans (serving.planner)
+# and the skeleton bank for constrained decoding (serving.constrain). Named here, the lightest
+# module that knows the typed roles, so packaging and quantization need not import the realizer.
+LEXICON_FILE = "nouns.tsv"
+PLANS_FILE = "plans.json"
+SKELETONS_FILE = "skeletons.json"
+TYPED_FILES = (LEXICON_FILE, PLANS_FILE, SKELETONS_FILE)
 
 WORD_LABEL = "word"  # a keyword no role takes: the problem may still write it ("profit")
 NAME_LABEL = "name"

@@ -14,7 +14,7 @@ import itertools
 import random
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from serving.lexicon import NounInfo
@@ -59,7 +59,6 @@ class Story:
     text: str
     bindings: tuple[Binding, ...]
     unused: tuple[tuple[str, str], ...]  # (keyword, reason)
-    fillers: dict[str, str] = field(default_factory=dict)  # instance key -> pool noun
 
 
 def literal_text(skeleton: str) -> str:
@@ -67,14 +66,10 @@ def literal_text(skeleton: str) -> str:
     return _TOKEN_OR_TEXT.sub(" ", skeleton)
 
 
-def _forms(word: str) -> tuple[str, str]:
-    return noun_forms(word)
-
-
 def names_literally(skeleton: str, keyword: str) -> bool:
     """Whether the skeleton's own words contain ``keyword`` (any inflection, any case)."""
     text = literal_text(skeleton).lower()
-    sing, plural = _forms(keyword)
+    sing, plural = noun_forms(keyword)
     for form in {sing.lower(), plural.lower(), keyword.lower()}:
         if re.search(rf"(?<![\w-]){re.escape(form)}(?![\w-])", text):
             return True
@@ -164,7 +159,6 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
-    fillers: dict[str, str] = {}
     for inst in instances(skeleton):
         if inst.key in forms:
             continue
@@ -174,7 +168,6 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
         one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))
         used_heads.add(one.rsplit(" ", 1)[-1])
         forms[inst.key] = (one, many)
-        fillers[inst.key] = one
     people = list(NAMES)
     rng.shuffle(people)
     given = {b.index: b.keyword for b in bindings if b.role == "name"}
@@ -205,7 +198,7 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
         lambda m: chosen[int(m.group("inst") or 1)][pron_at[m.group("p")]], text
     )
     text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
-    return Story(text, tuple(bindings), tuple(unused), fillers)
+    return Story(text, tuple(bindings), tuple(unused))
 
 
 def render_typed_output(

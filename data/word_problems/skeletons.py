@@ -43,7 +43,6 @@ from serving.roles import MAX_INSTANCES, MAX_NAMES, ROLE_BY_NAME
 logger = logging.getLogger(__name__)
 
 SKELETON_DIR = Path(__file__).with_name("skeletons")
-_TOKENS = re.compile(r"<(?!num>)[a-z]+\d*(?::pl)?>")
 _NUMBER_FIELD = re.compile(r"^[a-z][0-9]?$")
 _ROLE_FIELD = re.compile(r"^(?P<role>[a-z]+?)(?P<inst>[2-9]?)(?P<pl>:pl)?$")
 _NAME_FIELD = re.compile(r"^name(?P<inst>[2-9]?)$")
@@ -180,7 +179,7 @@ def check_drawable(sk: Skeleton, *, tries: int = 40, seed: int = 0) -> list[str]
     """Grades at which the number sampler finds no whole, positive answer for ``sk`` (empty
     when every grade works): a skeleton whose equation cannot come out whole is useless."""
     from serving.arithmetic import EquationError, evaluate
-    from serving.numbers import fill_numbers
+    from serving.numbers import SLOT_TOKEN, fill_numbers
     from serving.prompt import render_slots
 
     text, equation = to_target(sk)
@@ -192,7 +191,7 @@ def check_drawable(sk: Skeleton, *, tries: int = 40, seed: int = 0) -> list[str]
                 text, equation, topic=sk.topic, prompt_prefix=f"Grade {grade}:", seed=seed + s
             )
             try:
-                value = evaluate(render_slots(_TOKENS.sub(" ", filled), equation))
+                value = evaluate(render_slots(SLOT_TOKEN.sub(" ", filled), equation))
             except EquationError:
                 continue
             if value > 0 and (value * 100).is_integer():

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from serving.arithmetic import evaluate
 from serving.numbers import format_number
+from serving.roles import NAMES  # one list of first names for templates and typed roles
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -36,29 +37,6 @@ def _n(one: str, many: str | None = None) -> Noun:
     return Noun(one, many or one + "s")
 
 
-# (name, subject pronoun, object pronoun, possessive)
-NAMES: tuple[tuple[str, str, str, str], ...] = (
-    ("Maya", "she", "her", "her"),
-    ("Liam", "he", "him", "his"),
-    ("Aisha", "she", "her", "her"),
-    ("Noah", "he", "him", "his"),
-    ("Sofia", "she", "her", "her"),
-    ("Kenji", "he", "him", "his"),
-    ("Priya", "she", "her", "her"),
-    ("Mateo", "he", "him", "his"),
-    ("Emma", "she", "her", "her"),
-    ("Omar", "he", "him", "his"),
-    ("Lena", "she", "her", "her"),
-    ("Tom", "he", "him", "his"),
-    ("Zara", "she", "her", "her"),
-    ("Diego", "he", "him", "his"),
-    ("Chloe", "she", "her", "her"),
-    ("Samir", "he", "him", "his"),
-    ("Hana", "she", "her", "her"),
-    ("Lucas", "he", "him", "his"),
-    ("Grace", "she", "her", "her"),
-    ("Ben", "he", "him", "his"),
-)
 OBJECTS: tuple[Noun, ...] = (
     _n("apple"),
     _n("orange"),

@@ -17,6 +17,7 @@ from typing import Any
 from data.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
+from serving.roles import TYPED_FILES
 
 WEAKNESS_FILES = ("model.onnx", "calibration.json", "thresholds.json", "feature_spec.json")
 GENERATOR_FILES = (
@@ -162,9 +163,7 @@ def generator_candidate(
     gates += normalize_gates(record["gates"], "quantize")
     source = variants_dir / str(shipped)
     files = tuple(
-        n
-        for n in (*GENERATOR_FILES, "config.json", "nouns.tsv", "plans.json", "skeletons.json")
-        if (source / n).is_file()
+        n for n in (*GENERATOR_FILES, "config.json", *TYPED_FILES) if (source / n).is_file()
     )
     missing = [n for n in GENERATOR_FILES if n not in files]
     if missing:
