@@ -127,6 +127,10 @@ class Lexicon:
             found = self._entry(kw.rsplit(" ", 1)[1])
         if found is not None:
             lemma, (primary, classes, mass) = found
+            # a keyword typed in the plural is counted, whatever WordNet's sense: "baguettes"
+            # are loaves, not "10 kg of baguette"; "worksheets" are sheets, not paper
+            if mass and lemma != kw.lower() and singular_of_plural(kw.lower().rsplit(" ", 1)[-1]):
+                mass = False
             return NounInfo(kw, lemma, primary, classes, mass)
         return NounInfo(kw, "", "unknown", frozenset(), False)
 

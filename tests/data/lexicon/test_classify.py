@@ -52,6 +52,12 @@ def test_everyday_nouns(lexicon: Lexicon, noun: str, cls: str, mass: bool) -> No
     assert (info.primary, info.mass) == (cls, mass)
 
 
+def test_a_keyword_typed_in_the_plural_is_counted(lexicon: Lexicon) -> None:
+    assert lexicon.lookup("flour").mass and lexicon.lookup("juice").mass
+    assert lexicon.lookup("baguette").mass  # WordNet's bread: mass when typed alone
+    assert not lexicon.lookup("baguettes").mass  # a teacher's "baguettes" are counted
+
+
 def test_roles_see_the_fine_classes(lexicon: Lexicon) -> None:
     assert "store" in lexicon.lookup("bakery").classes
     assert "liquid" in lexicon.lookup("lemonade").classes
@@ -62,7 +68,7 @@ def test_roles_see_the_fine_classes(lexicon: Lexicon) -> None:
 
 def test_hand_labelled_nouns(lexicon: Lexicon) -> None:
     """622 nouns labelled by a reviewer who never saw the classifier. Measured 2026-12-04:
-    class 0.88, countable 0.96. The target is 0.95 for both; the floors stop regressions."""
+    class 0.88, countable 0.97. The target is 0.95 for both; the floors stop regressions."""
     rows = list(csv.DictReader(LABELS.open(encoding="utf-8"), delimiter="\t"))
     assert len(rows) >= 300
     right_class = right_count = 0
