@@ -69,15 +69,19 @@ class SkeletonBank:
         return self._ids[target]
 
     def compatible(self, topic: str, nouns: Sequence[Any]) -> list[str]:
-        """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them):
-        every keyword when some skeleton can; else as many as any can, and the response names
-        the rest (``keywords_unused``), rather than a free decode that writes a muddle."""
-        from serving.story import bind
+        """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them,
+        or opens with them as the scene, ``serving.story.setting_phrase``): every keyword when
+        some skeleton can, in a role of the maths before a scene; else as many as any can, and
+        the response names the rest (``keywords_unused``), rather than a free decode that
+        writes a muddle."""
+        from serving.story import SETTING, bind
 
-        scored = [
-            (len(bind(t.partition(TARGET_SEP)[0], nouns)[1]), t)
-            for t in self.targets.get(topic, ())
-        ]
+        scored = []
+        for t in self.targets.get(topic, ()):
+            bindings, unused = bind(t.partition(TARGET_SEP)[0], nouns)
+            # a keyword in a role of the maths beats the same keyword as the scene
+            scenes = sum(b.role == SETTING for b in bindings)
+            scored.append(((len(unused), scenes), t))
         if not scored:
             return []
         fewest = min(n for n, _ in scored)

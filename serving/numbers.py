@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, evaluate
@@ -59,9 +60,9 @@ class TopicRange:
 
 
 TOPIC_RANGES: dict[str, TopicRange] = {
-    "addition": TopicRange((10, 20, 50, 200), (10, 20, 50, 200)),
-    "subtraction": TopicRange((20, 40, 100, 300), (20, 40, 100, 300)),
-    "multiplication": TopicRange((20, 48, 100, 150)),
+    "addition": TopicRange((10, 30, 100, 300), (10, 30, 100, 300)),
+    "subtraction": TopicRange((20, 50, 150, 400), (20, 50, 150, 400)),
+    "multiplication": TopicRange((20, 48, 100, 150), (5, 9, 12, 20)),
     "division": TopicRange((25, 48, 100, 180), (5, 6, 10, 12)),
     "fractions": TopicRange((12, 25, 48, 120), (6, 8, 12, 15)),
     "percentages": TopicRange((60, 100, 200, 600), (60, 100, 200, 600), step=10),
@@ -70,8 +71,8 @@ TOPIC_RANGES: dict[str, TopicRange] = {
     "measurement": TopicRange((20, 60, 160, 600), (4, 6, 9, 12)),
     "area and perimeter": TopicRange((6, 12, 25, 60), (6, 12, 25, 60)),
     "time": TopicRange((40, 90, 180, 360), (4, 6, 8, 12)),
-    "addition and subtraction": TopicRange((16, 30, 80, 300), (16, 30, 80, 300)),
-    "multiplication and division": TopicRange((25, 64, 100, 150)),
+    "addition and subtraction": TopicRange((16, 40, 120, 400), (16, 40, 120, 400)),
+    "multiplication and division": TopicRange((25, 64, 100, 150), (5, 9, 12, 20)),
     "mixed operations": TopicRange((25, 64, 120, 150)),
 }
 DEFAULT_RANGE = TopicRange((20, 50, 100, 200))
@@ -174,6 +175,8 @@ class _Slot:
     index: int  # 0-based position among all numbers of the text (the equation's n<index+1>)
     kind: str  # percent | numerator | denominator | price | money | unit:<u> | factor | count
     factor: bool = False  # next to '*' or after '/' in the equation
+    measures: str = ""  # what a plausible size bounds (serving.sizes.UNITS), '' for none
+    sentence: int = 0  # index of the sentence the slot is in
 
 
 def _factor_slots(equation: str | None) -> set[int]:
@@ -189,9 +192,27 @@ def _factor_slots(equation: str | None) -> set[int]:
     return out
 
 
+_KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h", re.I)
+_MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+
+
+def _measures(after: str, kind: str, word: str) -> str:
+    """The ``serving.sizes`` unit a slot's value is a size in ('' when none applies): a speed,
+    a length in m or cm (a factor too: "each side is 4 m long"), a duration in minutes."""
+    if _KMH.match(after):
+        return "km/h"
+    if _MS.match(after):
+        return "m/s"
+    if _unit(word) in ("m", "cm") and kind in ("measure:m", "measure:cm", "factor", "count"):
+        return _unit(word)
+    return "min" if kind == "minute" else ""
+
+
 def _slots(text: str, equation: str | None) -> list[_Slot]:
     factors = _factor_slots(equation)
     items = [m for m in _ITEM.finditer(text) if m.group(0) == NUM_TOKEN or m.group(0)[0] != "<"]
+    ends = [m.start() for m in _SENTENCE_END.finditer(text)]
     out: list[_Slot] = []
     for index, m in enumerate(items):
         if m.group(0) != NUM_TOKEN:
@@ -216,14 +237,34 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
             kind = "minute"
         else:
             kind = "factor" if index in factors else "count"
-        out.append(_Slot(m.start(), m.end(), index, kind, index in factors))
+        sentence = sum(e <= m.start() for e in ends)
+        out.append(
+            _Slot(
+                m.start(),
+                m.end(),
+                index,
+                kind,
+                index in factors,
+                _measures(after, kind, word),
+                sentence,
+            )
+        )
     return out
 
 
 def _draw(
-    slot: _Slot, rng_: TopicRange, lv: int, rng: random.Random, den: int, part: bool = False
+    slot: _Slot,
+    rng_: TopicRange,
+    lv: int,
+    rng: random.Random,
+    den: int,
+    part: bool = False,
+    size: tuple[int, int] | None = None,
 ) -> float:
-    """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator."""
+    """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator;
+    ``size`` the plausible range of what it measures (``serving.sizes``), when known."""
+    if size is not None:
+        return float(rng.randint(size[0], max(size)))
     kind = slot.kind
     if kind == "percent":
         return float(rng.choice(PERCENTS[lv]))
@@ -287,6 +328,53 @@ def _acceptable(value: float, *, cents: bool, kind: str) -> bool:
     return math.isclose(scaled, round(scaled), abs_tol=1e-6)
 
 
+_FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
+
+
+def _size_plan(
+    text: str, slots: list[_Slot], sizes: Sequence[Mapping[str, tuple[int, int]]], level: int
+) -> tuple[list[tuple[int, int] | None], tuple[int, int] | None]:
+    """Per slot, the plausible range it is drawn from (None: the topic's ranges), and the range
+    the answer must fall in when the question asks for a speed (None: any)."""
+    merged: dict[str, tuple[int, int]] = {}
+    for per_sentence in sizes:
+        for unit, r in per_sentence.items():
+            merged.setdefault(unit, r)
+
+    def lookup(sentence: int, unit: str) -> tuple[int, int] | None:
+        here = sizes[sentence] if sentence < len(sizes) else {}
+        return here.get(unit) or merged.get(unit)
+
+    question = _SENTENCE_END.split(text.strip())[-1]
+    answer: tuple[int, int] | None = None
+    rate = ""
+    if not _FASTER.search(question):
+        rate = "km/h" if _KMH.search(question) else "m/s" if _MS.search(question) else ""
+        answer = merged.get(rate) if rate else None
+    if not rate:
+        rate = next((s.measures for s in slots if s.measures in ("km/h", "m/s")), "")
+    speed = merged.get(rate) if rate else None
+    plan: list[tuple[int, int] | None] = []
+    for s in slots:
+        size = lookup(s.sentence, s.measures) if s.measures else None
+        if speed is not None and s.kind == ("measure:km" if rate == "km/h" else "measure:m"):
+            # a distance beside a speed: as far as the mover goes in the times drawn
+            lo_t, his_t = UNIT_RANGES["hour" if rate == "km/h" else "second"]
+            size = (speed[0] * lo_t, speed[1] * his_t[level])
+        plan.append(size)
+    return plan, answer
+
+
+def _trivial(value: float, kind: str, level: int, equation: str) -> bool:
+    """An answer no teacher would set at this level: 1 (the whole search avoids it first),
+    or, from grade 4, a sum or product below 10 ("5 x 4" is not grade 6)."""
+    if kind != "whole":
+        return False
+    if value == 1:
+        return True
+    return level >= 2 and value < 10 and ("*" in equation or "+" in equation)
+
+
 def fill_numbers(
     text: str,
     equation: str | None,
@@ -295,6 +383,7 @@ def fill_numbers(
     prompt_prefix: str = "",
     seed: int = 0,
     max_tries: int = MAX_TRIES,
+    sizes: Sequence[Mapping[str, tuple[int, int]]] = (),
 ) -> str:
     """``text`` with every ``<num>`` replaced by a value (see the module doc).
 
@@ -303,6 +392,12 @@ def fill_numbers(
     kept, preferring draws whose values differ; without an equation, or when no draw in
     ``max_tries`` works, the last draw is written, and the consistency check says what is wrong.
     Text without ``<num>`` is returned as it is.
+
+    ``sizes`` holds, per sentence of ``text``, the plausible ranges of what its nouns measure
+    (``serving.sizes``, from ``serving.story.size_hints``): a length, a speed or a duration is
+    drawn from the range of its own sentence's noun, else of the first noun of the text that
+    has one; a speed asked for must fall in the mover's range for the first three quarters of
+    the draws (then any whole answer will do, rather than an inconsistent one).
     """
     if NUM_TOKEN not in text:
         return text
@@ -313,6 +408,9 @@ def fill_numbers(
     cents = name == "money"
     slots = _slots(text, equation)
     kind = _answer_kind(text)
+    plan, answer_size = (
+        _size_plan(text, slots, sizes, level) if sizes else ([None] * len(slots), None)
+    )
     filled = text
     tries = 1 if len(slots) > MAX_SEARCH_SLOTS else max(1, max_tries)
     for attempt in range(tries):
@@ -320,7 +418,11 @@ def fill_numbers(
         # a part of a whole ("what fraction", "what percentage") keeps small counts possible,
         # and so does the second half of the search when the grade's bounds found nothing
         part = kind != "whole" or (tries > 1 and attempt >= tries // 2)
-        values = [_draw(s, ranges, level, rng, den, part) for s in slots]
+        sized = attempt < (3 * tries) // 4
+        values = [
+            _draw(s, ranges, level, rng, den, part, size if sized else None)
+            for s, size in zip(slots, plan, strict=True)
+        ]
         filled = _fill_text(text, slots, values)
         if equation is None:
             return filled
@@ -330,7 +432,11 @@ def fill_numbers(
             value = evaluate(render_slots(SLOT_TOKEN.sub(" ", filled), equation))
         except EquationError:
             return filled  # unparsable: no draw can help
-        if _acceptable(value, cents=cents, kind=kind):
+        if (
+            _acceptable(value, cents=cents, kind=kind)
+            and (answer_size is None or not sized or answer_size[0] <= value <= answer_size[1])
+            and (attempt >= tries // 2 or not _trivial(value, kind, level, equation))
+        ):
             return filled
     return filled
 

@@ -127,13 +127,125 @@ def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[
                 ],
             )
     bound = {b.keyword for b in best[1]}
+    setting: list[Binding] = []
     for kw, info in pending:
-        if kw not in bound:
-            kind = info.primary.replace("_", " ")
-            unused.append(
-                (kw, f"{article_for(kind)} {kind} noun, and no role of this problem takes one")
-            )
-    return bindings + best[1], unused
+        if kw in bound:
+            continue
+        if not setting and setting_phrase(info) and allows_setting(skeleton, info):
+            setting.append(Binding(kw, SETTING, 0))
+            continue
+        kind = info.primary.replace("_", " ")
+        unused.append(
+            (kw, f"{article_for(kind)} {kind} noun, and no role of this problem takes one")
+        )
+    return bindings + best[1] + setting, unused
+
+
+# ----------------------------------------------------------------------------- settings
+
+SETTING = "setting"
+"""The binding of a keyword that sets the scene: "At the bakery, ...", "In the evening, ..."."""
+
+# A place, an event or a time of day may open a problem that names no place or time of its
+# own (the generator issue's "At the birthday party, ..."): raters count a bakery or an evening
+# that the problem leaves out as a keyword not used, and one scene sentence is how a teacher
+# would have put it. One setting per problem; never for a skeleton that already has a scene.
+_SCENE_TOKENS = re.compile(r"<(?:place|store|event|route|vehicle)\d?(?::pl)?>")
+_SCENE_WORDS = re.compile(
+    r"\b(?:garden|school|zoo|pond|farm|warehouse|orchard|market|stall|shop|store|lake|coast|"
+    r"beach|city|town|hall|playground|park|library|museum|cinema|class|classroom|kitchen|field|"
+    r"pool|trip|journey|race|game|match|tournament|marathon|party|fair|concert|sale|camp|camping|"
+    r"bakery|cafe|station|club|restaurant|theatre|stadium|gym|bus|train|car|plane|airport|"
+    r"bedroom|room|garage|shed|office|studio)s?\b",
+    re.I,
+)
+_TIME_WORDS = re.compile(
+    r"\b(?:morning|afternoon|evening|night|day|days|week|weekend|monday|tuesday|wednesday|"
+    r"thursday|friday|saturday|sunday|holiday|holidays|lunch|lunchtime|am|pm|o'clock|"
+    r"today|tomorrow|yesterday)\b|\d:\d|<num>\s*:",
+    re.I,
+)
+_OPENER = re.compile(r"^(?:at|in|on|for|during|after|before|when|last|this|every)\b", re.I)
+_ON_EVENTS = frozenset(
+    {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
+)
+_IN_TIMES = frozenset({"morning", "afternoon", "evening"})
+_IN_PLACES = frozenset(
+    {
+        "classroom",
+        "kitchen",
+        "bedroom",
+        "room",
+        "hall",
+        "garden",
+        "forest",
+        "woods",
+        "gym",
+        "class",
+        "playground",
+        "field",
+        "city",
+        "town",
+        "village",
+        "countryside",
+        "yard",
+    }
+)
+_WEEKDAYS = frozenset(
+    {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+)
+
+
+def setting_phrase(info: NounInfo) -> str | None:
+    """The opening phrase that makes ``info``'s keyword the scene, or None for a noun that
+    cannot be one (a thing, a person, a food): "At the bakery", "On the school trip",
+    "In the evening", "During the school day", "On the motorway"."""
+    if info.proper or not info.known:
+        return None
+    kw = " ".join(info.keyword.split())
+    head = noun_forms(kw)[0].lower().rsplit(" ", 1)[-1]
+    classes = info.classes
+    if "route" in classes:
+        return f"On the {kw}"
+    if "event" in classes:
+        if kw.lower() == "sports day" or head in _WEEKDAYS:
+            return f"On {kw}"
+        return f"On the {kw}" if head in _ON_EVENTS else f"At the {kw}"
+    if classes & {"place", "store"} and not classes & {"person", "food", "animal"}:
+        return f"In the {kw}" if head in _IN_PLACES else f"At the {kw}"
+    if "time" in classes and info.primary == "time":
+        if head in _IN_TIMES:
+            return f"In the {kw}"
+        if head == "night":
+            return "At night"
+        if head == "weekend":
+            return f"At the {kw}"
+        if head in _WEEKDAYS:
+            return f"On {kw[:1].upper()}{kw[1:]}"
+        return f"During the {kw}"
+    return None
+
+
+def allows_setting(skeleton: str, info: NounInfo) -> bool:
+    """Whether ``skeleton`` can take ``info``'s keyword as its scene: it opens without a scene
+    of its own ("At the fair, ..."), names no place, event or vehicle, and, for a time of day,
+    no clock time or day of its own."""
+    text = " ".join(skeleton.split())
+    words = literal_text(text)
+    if _OPENER.match(text) or _SCENE_TOKENS.search(text):
+        return False
+    phrase = setting_phrase(info) or ""
+    if phrase.startswith(("In the", "At night", "During", "On ")) and "time" in info.classes:
+        return not _TIME_WORDS.search(text)
+    return not _SCENE_WORDS.search(words)
+
+
+def _open_with(text: str, phrase: str, skeleton: str) -> str:
+    """``text`` opened by ``phrase``: the first word loses its capital unless it is a name."""
+    first = skeleton.lstrip()
+    keep = first.startswith("<name") or first[:1].isdigit() or first.startswith("<num>")
+    body = text if keep or not text[:1].isupper() else text[:1].lower() + text[1:]
+    return f"{phrase}, {body}"
 
 
 def _role_forms(word: str, mass: bool) -> tuple[str, str]:
@@ -141,9 +253,21 @@ def _role_forms(word: str, mass: bool) -> tuple[str, str]:
     return (sing, sing) if mass else (sing, plural)
 
 
-def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Story:
-    """The skeleton with every role, name and pronoun rendered (numbers already filled);
-    ``nouns`` are the request's keywords as the lexicon knows them (``serving.lexicon``)."""
+@dataclass(frozen=True)
+class Cast:
+    """Who plays what in one problem: keyword bindings, the noun (singular, plural) of every
+    role instance, and the people (name, he, him, his) by index. Drawn once per problem."""
+
+    bindings: tuple[Binding, ...]
+    unused: tuple[tuple[str, str], ...]
+    forms: dict[str, tuple[str, str]]
+    people: dict[int, tuple[str, str, str, str]]
+
+
+def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Cast:
+    """The cast of ``skeleton`` (numbers filled or still ``<num>``) for a request's ``nouns``:
+    keywords in the roles :func:`bind` gives them, pool nouns (seeded) for the other roles,
+    names drawn once so a problem's people never change."""
     rng = random.Random(seed)
     keywords = [n.keyword for n in nouns]
     by_kw = {n.keyword: n for n in nouns}
@@ -151,7 +275,7 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
     forms: dict[str, tuple[str, str]] = {}
     used_heads: set[str] = set()
     for b in bindings:
-        if b.role in ("literal", "name"):
+        if b.role in ("literal", "name", SETTING):
             continue
         info = by_kw[b.keyword]
         key = Instance(b.role, b.index).key
@@ -182,6 +306,49 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
         else:
             taken = {c[0] for c in chosen.values()} | set(given.values())
             chosen[idx] = next(p for p in people if p[0] not in taken)
+    return Cast(tuple(bindings), tuple(unused), forms, chosen)
+
+
+def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dict[str, Any]]:
+    """Per sentence of ``skeleton``, the plausible sizes of what its nouns measure
+    (``serving.sizes``): each role's keyword or pool noun, then the skeleton's own words
+    ("A football pitch is <num> m wide")."""
+    from serving.sizes import size_of
+
+    classes = {
+        Instance(b.role, b.index).key: by.classes
+        for b in cast.bindings
+        for by in nouns
+        if by.keyword == b.keyword and b.role not in ("literal", "name", SETTING)
+    }
+    out: list[dict[str, Any]] = []
+    for sentence in _SENTENCE.split(" ".join(skeleton.split())):
+        sizes: dict[str, Any] = {}
+        for m in ROLE_TOKEN.finditer(sentence):
+            key = m.group("role") + (m.group("inst") or "")
+            sing = cast.forms.get(key, ("", ""))[0]
+            for unit, r in size_of(
+                sing, role=m.group("role"), classes=classes.get(key, ())
+            ).items():
+                sizes.setdefault(unit, r)
+        words = re.findall(r"[a-z]+", literal_text(sentence).lower())
+        for i, word in enumerate(words):
+            for phrase in (" ".join(words[i : i + 2]), word):
+                for unit, r in size_of(phrase).items():
+                    sizes.setdefault(unit, r)
+        out.append(sizes)
+    return out
+
+
+def render_story(
+    skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0, cast: Cast | None = None
+) -> Story:
+    """The skeleton with every role, name and pronoun rendered (numbers already filled);
+    ``nouns`` are the request's keywords as the lexicon knows them (``serving.lexicon``);
+    ``cast`` the one :func:`cast_story` drew for it (drawn here when not given)."""
+    cast = cast if cast is not None else cast_story(skeleton, nouns, seed=seed)
+    by_kw = {n.keyword: n for n in nouns}
+    bindings, unused, forms, chosen = cast.bindings, cast.unused, cast.forms, cast.people
 
     def role_sub(m: re.Match[str]) -> str:
         key = m.group("role") + (m.group("inst") or "")
@@ -198,7 +365,36 @@ def render_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> 
         lambda m: chosen[int(m.group("inst") or 1)][pron_at[m.group("p")]], text
     )
     text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
+    for b in bindings:
+        if b.role == SETTING:
+            text = _open_with(text, setting_phrase(by_kw[b.keyword]) or "", skeleton)
     return Story(text, tuple(bindings), tuple(unused))
+
+
+def tell(
+    skeleton: str,
+    equation: str | None,
+    nouns: Sequence[NounInfo],
+    *,
+    topic: str = "",
+    prompt_prefix: str = "",
+    seed: int = 0,
+) -> Story:
+    """A skeleton with ``<num>`` slots told for a request: the cast drawn once, numbers drawn
+    for the grade and for the sizes of the cast's nouns (``serving.sizes``), then rendered.
+    The one path from a skeleton to a problem text (serving, metrics, the rule baseline)."""
+    from serving.numbers import fill_numbers
+
+    cast = cast_story(skeleton, nouns, seed=seed)
+    filled = fill_numbers(
+        skeleton,
+        equation,
+        topic=topic,
+        prompt_prefix=prompt_prefix,
+        seed=seed,
+        sizes=size_hints(skeleton, cast, nouns),
+    )
+    return render_story(filled, nouns, seed=seed, cast=cast)
 
 
 def render_typed_output(
@@ -214,16 +410,19 @@ def render_typed_output(
     for the topic and grade), then roles, names and pronouns (:func:`render_story`), then the
     equation's number slots. One post-processing for evaluation, serving and the drop-in;
     ``nouns`` are the request's keywords as the lexicon knows them, in request order."""
-    from serving.numbers import fill_numbers
     from serving.prompt import TARGET_SEP, parse_target
     from serving.realize import RenderedProblem, leftover_tokens, unresolved_slots
 
     problem_raw, sep, rest = decoded.partition(TARGET_SEP)
     equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
-    filled = fill_numbers(
-        problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
+    story = tell(
+        problem_raw,
+        equation_raw or None,
+        nouns,
+        topic=topic,
+        prompt_prefix=prompt_prefix,
+        seed=seed,
     )
-    story = render_story(filled, nouns, seed=seed)
     joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
     problem_text, equation = parse_target(joined)
     return RenderedProblem(
@@ -338,12 +537,12 @@ def check_story(rendered: Any, nouns: Sequence[NounInfo]) -> StoryChecks:
     by_kw = {n.keyword: n for n in nouns}
     natural = all(
         _bound_naturally(rendered.skeleton, b)
-        if b.role not in ("literal", "name")
+        if b.role not in ("literal", "name", SETTING)
         else keyword_natural(rendered.problem_text, b.keyword)
         for b in rendered.bindings
     )
     fit = not rendered.unresolved_slots and all(
-        b.role in ("literal", "name")
+        b.role in ("literal", "name", SETTING)
         or fits(by_kw[b.keyword].classes, not by_kw[b.keyword].mass, b.role)
         for b in rendered.bindings
     )

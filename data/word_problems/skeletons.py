@@ -219,15 +219,19 @@ def render_request(
     """Numbers drawn for the request's grade, roles bound and rendered, the equation rendered
     with the text's numbers and evaluated (``serving.story``, ``serving.numbers``)."""
     from serving.arithmetic import evaluate
-    from serving.numbers import fill_numbers
+    from serving.lexicon import describe
     from serving.prompt import render_slots
-    from serving.story import render_story
+    from serving.story import tell
 
     text, equation = to_target(sk)
-    filled = fill_numbers(text, equation, topic=sk.topic, prompt_prefix=prompt_prefix, seed=seed)
-    from serving.lexicon import describe
-
-    story = render_story(filled, describe(lexicon, keywords), seed=seed)
+    story = tell(
+        text,
+        equation,
+        describe(lexicon, keywords),
+        topic=sk.topic,
+        prompt_prefix=prompt_prefix,
+        seed=seed,
+    )
     rendered_eq = render_slots(story.text, equation)
     return Rendered(
         sk, story.text, rendered_eq, evaluate(rendered_eq), story.bindings, story.unused

@@ -43,9 +43,27 @@ def test_keywords_go_where_their_class_fits(lexicon: Lexicon) -> None:
 
 def test_a_food_never_holds_and_unfit_keywords_are_reported(lexicon: Lexicon) -> None:
     bindings, unused = bind(SUBTRACTION, describe(lexicon, ["jar", "train", "station"]))
-    assert [(b.keyword, b.role) for b in bindings] == [("jar", "cont")]
-    assert [kw for kw, _ in unused] == ["train", "station"]
+    # the station has no role in the maths, but a place can be the scene
+    assert [(b.keyword, b.role) for b in bindings] == [("jar", "cont"), ("station", "setting")]
+    assert [kw for kw, _ in unused] == ["train"]
     assert "vehicle" in dict(unused)["train"]
+
+
+def test_a_place_or_a_time_sets_the_scene_once(lexicon: Lexicon) -> None:
+    story = render_story(SUBTRACTION, describe(lexicon, ["cookies", "bakery"]), seed=3)
+    assert story.text.startswith("At the bakery, a ")
+    assert story.unused == ()
+    # one scene per problem: a second place is reported, not stacked
+    _b, unused = bind(SUBTRACTION, describe(lexicon, ["bakery", "station"]))
+    assert [kw for kw, _ in unused] == ["station"]
+    # a skeleton with a scene of its own keeps it
+    own = "At the <store>, <name> buys 4 <food:pl>. How many <food:pl> does <name> buy?"
+    _b, unused = bind(own, describe(lexicon, ["station", "cookies"]))
+    assert [kw for kw, _ in unused] == ["station"]
+    # a name that opens the problem keeps its capital
+    sk = "<name> has 12 <thing:pl>. How many <thing:pl> does <name> have?"
+    assert ", " in render_story(sk, describe(lexicon, ["station"]), seed=0).text
+    assert render_story(sk, describe(lexicon, ["station"]), seed=0).text.split(", ")[1][0].isupper()
 
 
 def test_mass_nouns_do_not_fill_count_roles(lexicon: Lexicon) -> None:

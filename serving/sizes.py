@@ -1,0 +1,262 @@
+"""Plausible sizes: how long, how fast or how long-lasting a noun of a word problem can be.
+
+Raters threw out problems whose arithmetic was right and whose numbers were not: a classroom
+55 m by 35 m, a kitchen floor 75 cm square, an airplane at 19 km per hour, a bus at 12, ribbon
+pieces 4 cm long for bows, a film of 6 minutes. ``serving.numbers`` draws each number by what
+it counts (a unit, the grade); this table adds what it measures: for a noun and a unit, the
+range a teacher would find believable. The realizer (``serving.story``) looks up the nouns of
+each sentence (the keyword or pool noun of every role, and the skeleton's own words) and hands
+the ranges to the number sampler; a question asking for a speed gets the mover's range for its
+answer.
+
+Units: ``m`` and ``cm`` (a side of a flat area, a length of a strip), ``km/h`` and ``m/s``
+(speeds), ``min`` (how long an event or activity lasts). A noun without an entry falls back to
+its role (a ``{panel}`` is a hand-sized flat thing) or its class (a person walks at 3-6 km/h).
+Stdlib only (serving-reachable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+Range = tuple[int, int]
+
+_AREA_M = {
+    "classroom": (6, 12),
+    "class room": (6, 12),
+    "bedroom": (3, 6),
+    "kitchen": (3, 6),
+    "kitchen floor": (3, 6),
+    "bathroom": (2, 4),
+    "room": (3, 8),
+    "living room": (4, 8),
+    "hall": (10, 30),
+    "school hall": (10, 30),
+    "gym": (10, 30),
+    "library": (8, 25),
+    "playground": (20, 60),
+    "garden": (5, 30),
+    "vegetable patch": (2, 8),
+    "patch": (2, 8),
+    "flower bed": (1, 5),
+    "sandpit": (2, 4),
+    "yard": (5, 20),
+    "lawn": (5, 20),
+    "patio": (3, 8),
+    "field": (40, 120),
+    "school field": (40, 120),
+    "pitch": (45, 100),
+    "football pitch": (45, 100),
+    "court": (10, 30),
+    "tennis court": (10, 24),
+    "basketball court": (14, 28),
+    "park": (50, 300),
+    "pool": (10, 50),
+    "swimming pool": (10, 50),
+    "pond": (3, 20),
+    "car park": (20, 80),
+    "floor": (3, 12),
+    "rug": (1, 4),
+    "carpet": (2, 6),
+    "mat": (1, 3),
+    "stage": (4, 12),
+    "tent": (2, 5),
+    "farm": (100, 500),
+    "allotment": (5, 20),
+    "wall": (2, 10),
+    "roof": (5, 15),
+    "town square": (20, 80),
+    "square": (20, 80),
+}
+_PANEL_CM = {
+    "photo": (10, 30),
+    "photograph": (10, 30),
+    "picture": (10, 40),
+    "picture frame": (15, 60),
+    "frame": (15, 60),
+    "painting": (20, 80),
+    "canvas": (20, 80),
+    "card": (8, 20),
+    "postcard": (10, 15),
+    "birthday card": (10, 25),
+    "tile": (10, 40),
+    "poster": (30, 90),
+    "window": (40, 150),
+    "napkin": (20, 40),
+    "placemat": (25, 45),
+    "book": (15, 30),
+    "page": (15, 30),
+    "notebook": (15, 30),
+    "envelope": (10, 30),
+    "sticker": (3, 10),
+    "stamp": (2, 5),
+    "flag": (20, 100),
+    "whiteboard": (60, 200),
+    "board": (30, 120),
+    "desk": (50, 150),
+    "table": (60, 200),
+    "door": (70, 200),
+    "mirror": (20, 100),
+    "towel": (30, 150),
+    "blanket": (100, 200),
+    "quilt": (100, 250),
+    "screen": (20, 100),
+    "sheet": (20, 40),
+    "sheet of paper": (20, 40),
+    "paper": (20, 40),
+    "cake": (15, 40),
+    "pizza": (20, 40),
+    "chocolate bar": (8, 20),
+    "tray": (20, 50),
+    "garden bed": (100, 300),
+}
+_STRIP = {
+    "ribbon": {"cm": (20, 150), "m": (1, 5)},
+    "rope": {"cm": (100, 500), "m": (2, 20)},
+    "string": {"cm": (20, 200), "m": (1, 10)},
+    "piece of string": {"cm": (20, 200), "m": (1, 10)},
+    "wire": {"cm": (20, 200), "m": (1, 20)},
+    "plank": {"cm": (50, 300), "m": (1, 4)},
+    "pipe": {"cm": (50, 300), "m": (1, 6)},
+    "fence": {"m": (5, 60)},
+    "hose": {"m": (5, 30)},
+    "scarf": {"cm": (100, 200)},
+    "tape": {"cm": (10, 100), "m": (1, 10)},
+    "thread": {"cm": (20, 100)},
+    "wool": {"cm": (20, 200), "m": (1, 20)},
+    "yarn": {"cm": (20, 200), "m": (1, 20)},
+    "track": {"m": (100, 400)},
+    "running track": {"m": (200, 400)},
+    "stick": {"cm": (20, 100)},
+    "pole": {"cm": (100, 400), "m": (1, 5)},
+    "pencil": {"cm": (8, 19)},
+    "ruler": {"cm": (15, 30)},
+    "bow": {"cm": (15, 40)},
+    "bracelet": {"cm": (15, 25)},
+    "necklace": {"cm": (30, 60)},
+    "gift": {"cm": (40, 120)},
+    "present": {"cm": (40, 120)},
+}
+# speeds: (km per hour, metres per second)
+_SPEED = {
+    "car": ((40, 120), (10, 30)),
+    "taxi": ((30, 80), (8, 20)),
+    "bus": ((30, 80), (8, 20)),
+    "coach": ((50, 100), (12, 25)),
+    "school bus": ((30, 70), (8, 18)),
+    "train": ((60, 200), (15, 50)),
+    "tram": ((20, 50), (5, 12)),
+    "plane": ((400, 900), (150, 250)),
+    "airplane": ((400, 900), (150, 250)),
+    "aeroplane": ((400, 900), (150, 250)),
+    "jet": ((500, 900), (150, 250)),
+    "helicopter": ((100, 250), (30, 70)),
+    "boat": ((10, 40), (3, 10)),
+    "ship": ((20, 50), (5, 14)),
+    "ferry": ((20, 50), (5, 14)),
+    "bicycle": ((10, 25), (3, 7)),
+    "bike": ((10, 25), (3, 7)),
+    "cyclist": ((10, 25), (3, 7)),
+    "motorbike": ((40, 120), (10, 30)),
+    "motorcycle": ((40, 120), (10, 30)),
+    "scooter": ((8, 20), (2, 5)),
+    "skateboard": ((8, 15), (2, 4)),
+    "truck": ((40, 100), (10, 25)),
+    "lorry": ((40, 100), (10, 25)),
+    "van": ((40, 100), (10, 25)),
+    "tractor": ((10, 30), (3, 8)),
+    "horse": ((10, 40), (4, 12)),
+    "pony": ((8, 25), (3, 7)),
+    "runner": ((8, 16), (3, 6)),
+    "jogger": ((6, 12), (2, 3)),
+    "athlete": ((10, 20), (3, 8)),
+    "walker": ((3, 6), (1, 2)),
+    "hiker": ((3, 6), (1, 2)),
+    "swimmer": ((2, 5), (1, 2)),
+    "dog": ((10, 30), (3, 8)),
+    "cat": ((10, 30), (3, 8)),
+    "rabbit": ((15, 40), (4, 10)),
+    "cheetah": ((60, 110), (20, 30)),
+    "deer": ((30, 70), (8, 18)),
+    "duck": ((40, 80), (10, 20)),
+    "bird": ((20, 60), (5, 15)),
+    "pigeon": ((40, 80), (10, 20)),
+    "eagle": ((40, 120), (10, 30)),
+    "turtle": ((1, 3), (1, 1)),
+    "tortoise": ((1, 1), (1, 1)),
+}
+_SPEED_BY_CLASS = {
+    "vehicle": ((30, 100), (8, 25)),
+    "animal": ((5, 30), (2, 8)),
+    "person": ((3, 6), (1, 2)),
+}
+_MINUTES = {
+    "film": (80, 150),
+    "movie": (80, 150),
+    "football match": (90, 90),
+    "match": (60, 90),
+    "game": (30, 90),
+    "lesson": (30, 60),
+    "class": (30, 60),
+    "maths lesson": (30, 60),
+    "school day": (300, 400),
+    "homework": (15, 60),
+    "piano practice": (15, 60),
+    "practice": (15, 60),
+    "reading": (10, 60),
+    "concert": (60, 150),
+    "play": (45, 120),
+    "school play": (45, 120),
+    "show": (45, 120),
+    "party": (90, 240),
+    "birthday party": (90, 240),
+    "swimming lesson": (30, 60),
+    "dance class": (30, 60),
+    "lunch break": (30, 60),
+    "break": (10, 30),
+    "bus ride": (10, 60),
+    "walk": (10, 90),
+    "bike ride": (20, 120),
+}
+_ROLE_DEFAULTS: dict[str, dict[str, Range]] = {
+    "area": {"m": (4, 30)},
+    "panel": {"cm": (8, 40)},
+    "strip": {"cm": (20, 200), "m": (1, 10)},
+}
+
+
+def _table() -> dict[str, dict[str, Range]]:
+    out: dict[str, dict[str, Range]] = {}
+    for noun, r in _AREA_M.items():
+        out.setdefault(noun, {})["m"] = r
+    for noun, r in _PANEL_CM.items():
+        out.setdefault(noun, {})["cm"] = r
+    for noun, units in _STRIP.items():
+        out.setdefault(noun, {}).update(units)
+    for noun, (kmh, ms) in _SPEED.items():
+        out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
+    for noun, r in _MINUTES.items():
+        out.setdefault(noun, {})["min"] = r
+    return out
+
+
+SIZES: Mapping[str, Mapping[str, Range]] = _table()
+UNITS = ("m", "cm", "km/h", "m/s", "min")
+
+
+def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:
+    """The plausible ranges of ``noun`` (singular, any case; a multi-word noun by itself, then
+    by its head), else of its ``role``, else its speed by class (a person, an animal, a
+    vehicle); empty when nothing is known."""
+    key = " ".join(noun.lower().split())
+    found = SIZES.get(key) or SIZES.get(key.rsplit(" ", 1)[-1])
+    out: dict[str, Range] = dict(_ROLE_DEFAULTS.get(role or "", {}))
+    cls = set(classes)
+    for c in ("vehicle", "animal", "person"):
+        if c in cls:
+            kmh, ms = _SPEED_BY_CLASS[c]
+            out.update({"km/h": kmh, "m/s": ms})
+            break
+    if found:
+        out.update(found)
+    return out

@@ -1,0 +1,58 @@
+"""Plausible sizes: a noun's length, speed or duration bounds the numbers drawn for it."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from serving.lexicon import NounInfo
+from serving.numbers import fill_numbers
+from serving.sizes import SIZES, UNITS, size_of
+from serving.story import cast_story, render_typed_output, size_hints
+
+
+def _noun(word: str, *classes: str) -> NounInfo:
+    return NounInfo(word, word, classes[0], frozenset(classes), False)
+
+
+def test_the_table_is_well_formed() -> None:
+    for noun, units in SIZES.items():
+        assert noun == noun.lower().strip()
+        for unit, (lo, hi) in units.items():
+            assert unit in UNITS and 0 < lo <= hi, (noun, unit)
+
+
+def test_lookup_by_noun_then_head_then_role_then_class() -> None:
+    assert size_of("classroom")["m"] == (6, 12)
+    assert size_of("muddy football pitch")["m"] == SIZES["pitch"]["m"]
+    assert size_of("zzz", role="panel")["cm"] == (8, 40)
+    assert size_of("zzz", classes={"person"})["km/h"] == (3, 6)
+    assert size_of("zzz") == {}
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_a_rooms_sides_and_a_planes_speed_are_believable(seed: int) -> None:
+    sk = "A <area> is <num> m long and <num> m wide. What is the area of the <area> in m2?"
+    nouns = [_noun("classroom", "place", "surface")]
+    out = render_typed_output(
+        sk + " | n1 * n2", ["classroom"], topic="area and perimeter", seed=seed, nouns=nouns
+    )
+    sides = [int(x) for x in re.findall(r"(\d+) m\b", out.problem_text)]
+    assert all(6 <= x <= 12 for x in sides), out.problem_text
+
+    speed = "A <vehicle> travels <num> km in <num> hours. What is its average speed in km per hour?"
+    plane = [_noun("airplane", "vehicle")]
+    cast = cast_story(speed, plane, seed=seed)
+    text = fill_numbers(
+        speed, "n1 / n2", topic="speed", seed=seed, sizes=size_hints(speed, cast, plane)
+    )
+    km, hours = (int(x) for x in re.findall(r"\d+", text))
+    assert km % hours == 0 and 400 <= km // hours <= 900, text
+
+
+def test_without_sizes_the_topic_ranges_stay() -> None:
+    sk = "A rope is <num> m long. <name> cuts off <num> m. How many m are left?"
+    assert fill_numbers(sk, "n1 - n2", topic="measurement", seed=1) == fill_numbers(
+        sk, "n1 - n2", topic="measurement", seed=1, sizes=()
+    )
