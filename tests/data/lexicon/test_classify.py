@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data.lexicon.classify import build_table
+from data.lexicon.classify import NounEntry, build_table
+from data.lexicon.school import SchoolNounsError, apply_school_nouns, load_school_nouns
 from data.lexicon.table import table_text
 from data.lexicon.wordnet import WordNetNouns
 from serving.lexicon import Lexicon, LexiconError
@@ -16,9 +17,24 @@ LABELS = Path(__file__).with_name("labelled_nouns.tsv")
 
 
 @pytest.fixture(scope="module")
-def lexicon(tmp_path_factory: pytest.TempPathFactory) -> Lexicon:
+def wordnet_table() -> list[NounEntry]:
+    return build_table(WordNetNouns())
+
+
+@pytest.fixture(scope="module")
+def lexicon(tmp_path_factory: pytest.TempPathFactory, wordnet_table: list[NounEntry]) -> Lexicon:
+    """WordNet alone (what the classifier gets right by itself)."""
     path = tmp_path_factory.mktemp("lex") / "nouns.tsv"
-    path.write_text(table_text(build_table(WordNetNouns())), encoding="utf-8")
+    path.write_text(table_text(wordnet_table), encoding="utf-8")
+    return Lexicon.load(path)
+
+
+@pytest.fixture(scope="module")
+def shipped(tmp_path_factory: pytest.TempPathFactory, wordnet_table: list[NounEntry]) -> Lexicon:
+    """The table the stage writes: WordNet, then the curated school nouns over it."""
+    entries, _changed = apply_school_nouns(wordnet_table, load_school_nouns())
+    path = tmp_path_factory.mktemp("lex") / "nouns.tsv"
+    path.write_text(table_text(entries), encoding="utf-8")
     return Lexicon.load(path)
 
 
@@ -66,9 +82,7 @@ def test_roles_see_the_fine_classes(lexicon: Lexicon) -> None:
     assert not lexicon.lookup("zzxqv").known
 
 
-def test_hand_labelled_nouns(lexicon: Lexicon) -> None:
-    """622 nouns labelled by a reviewer who never saw the classifier. Measured 2026-12-04:
-    class 0.88, countable 0.97. The target is 0.95 for both; the floors stop regressions."""
+def _hand_labelled_accuracy(lexicon: Lexicon) -> tuple[float, float]:
     rows = list(csv.DictReader(LABELS.open(encoding="utf-8"), delimiter="\t"))
     assert len(rows) >= 300
     right_class = right_count = 0
@@ -77,8 +91,52 @@ def test_hand_labelled_nouns(lexicon: Lexicon) -> None:
         primary = "person" if info.primary == "name" else info.primary
         right_class += primary in r["classes"].split("|")
         right_count += r["countable"] == "either" or (r["countable"] == "mass") == info.mass
-    assert right_class / len(rows) >= 0.86
-    assert right_count / len(rows) >= 0.95
+    return right_class / len(rows), right_count / len(rows)
+
+
+def test_hand_labelled_nouns(lexicon: Lexicon, shipped: Lexicon) -> None:
+    """622 nouns labelled by a reviewer who never saw the classifier nor the curated list.
+    Measured 2026-12-05: WordNet alone class 0.88, countable 0.97; the shipped table (curated
+    school nouns over WordNet, 521 of the 622 listed there) class 0.96, countable 0.99. The
+    floors stop regressions."""
+    wn_class, wn_count = _hand_labelled_accuracy(lexicon)
+    assert wn_class >= 0.86 and wn_count >= 0.95
+    class_acc, count_acc = _hand_labelled_accuracy(shipped)
+    assert class_acc >= 0.95 and count_acc >= 0.97
+
+
+def test_curated_school_nouns_win_over_wordnet(shipped: Lexicon) -> None:
+    assert shipped.lookup("cinema").primary == "place"
+    assert shipped.lookup("mum").primary == "person"
+    assert "route" in shipped.lookup("motorway").classes
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("noun\tclasses\n", r"school.tsv:1: header"),
+        ("noun\tclasses\tcountable\nJar\tcontainer\tcount\n", r"school.tsv:2: noun 'Jar'"),
+        ("noun\tclasses\tcountable\njar\tpot\tcount\n", r"school.tsv:2: classes 'pot': allowed"),
+        ("noun\tclasses\tcountable\njar\tcontainer\tsome\n", r"countable 'some': allowed"),
+        ("noun\tclasses\tcountable\njar\tcontainer\tcount\njar\tobject\tcount\n", "twice"),
+    ],
+)
+def test_a_bad_curated_row_is_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "school.tsv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(SchoolNounsError, match=message):
+        load_school_nouns(path)
+
+
+def test_curated_rows_replace_or_add_entries() -> None:
+    entries = [NounEntry("jar", "container", ("container",), False)]
+    school = {"jar": (("object",), "either"), "flour": (("food", "substance"), "mass")}
+    out, changed = apply_school_nouns(entries, school)
+    assert [(e.lemma, e.primary, e.mass) for e in out] == [
+        ("flour", "food", True),
+        ("jar", "object", False),
+    ]
+    assert changed == 2
 
 
 def test_bad_table_names_file_and_line(tmp_path: Path) -> None:
