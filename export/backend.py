@@ -33,6 +33,7 @@ from data.io import read_json
 from export.generation_graph import (
     LOOP_IO_DOC,
     ONE_FILE_NAME,
+    TRIE_INPUTS_DOC,
     GenerationParityError,
     GenerationSettings,
     build_loop_model,
@@ -49,7 +50,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
-from serving.roles import TYPED_FILES
+from serving.roles import SKELETONS_FILE, TYPED_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -235,20 +236,41 @@ def export_weakness(
 # ---------------------------------------------------------------------------------- generator
 
 
-def read_prompts(path: Path, limit: int | None) -> list[str]:
-    """The ``prompt`` field of every JSONL record (the evaluation prompts)."""
+def read_prompt_records(path: Path, limit: int | None) -> list[dict[str, Any]]:
+    """Every JSONL record with its ``prompt`` (the evaluation prompts; ``topic`` and
+    ``keywords`` too when the records have them)."""
     if not path.is_file():
         raise BackendExportError(f"{path}: evaluation prompts not found (give --prompts FILE)")
-    prompts = []
+    records = []
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            prompt = json.loads(line)["prompt"]
+            record = json.loads(line)
+            record["prompt"] = str(record["prompt"])
         except (ValueError, KeyError, TypeError) as exc:
             raise BackendExportError(f"{path}:{n}: no 'prompt' field ({exc})") from exc
-        prompts.append(str(prompt))
-    return prompts[:limit] if limit else prompts
+        records.append(record)
+    return records[:limit] if limit else records
+
+
+def read_prompts(path: Path, limit: int | None) -> list[str]:
+    """The ``prompt`` field of every JSONL record (the evaluation prompts)."""
+    return [r["prompt"] for r in read_prompt_records(path, limit)]
+
+
+def _bank_tries(artifact_dir: Path, reference: Any, records: Sequence[Any]) -> list[Any] | None:
+    """Per record, the skeleton-bank trie the HTTP app decodes a typed-role model's request
+    under (``serving.constrain``); None for a model without a bank or records without topics."""
+    from serving.constrain import load_bank
+    from serving.generator import load_lexicon
+    from serving.lexicon import describe
+
+    bank = load_bank(artifact_dir, reference.encode)
+    lexicon = load_lexicon(artifact_dir)
+    if bank is None or lexicon is None or not all("topic" in r for r in records):
+        return None
+    return [bank.trie(r["topic"], describe(lexicon, list(r.get("keywords", [])))) for r in records]
 
 
 def write_tokenizer_dir(tokenizer_json: Path, settings: GenerationSettings, out: Path) -> None:
@@ -288,20 +310,29 @@ def export_generator(
         # Without the gate, ship the step that repeats optimum's arithmetic node for node.
         save_generation_model(build_loop_model(artifact_dir, settings, doc=doc), path)
     else:
-        prompts = read_prompts(cfg.prompts_file, cfg.max_prompts)
+        records = read_prompt_records(cfg.prompts_file, cfg.max_prompts)
+        prompts = [r["prompt"] for r in records]
         reference = OnnxSeq2SeqGenerator(artifact_dir, intra_op_num_threads=1)
         ids = [reference.encode(p) for p in prompts]
+        tries = _bank_tries(artifact_dir, reference, records)
         n_new = cfg.max_new_tokens or settings.max_new_tokens
         # Candidates in order (fused attention only when asked), the exact lean step last; the
         # first whose greedy ids equal the Python loop's on every prompt ships.
         failures: list[str] = []
+        constrained: dict[str, Any] = {}
         for fused in (True, False) if cfg.fused_attention else (False,):
             model = build_loop_model(artifact_dir, settings, doc=doc, fused_attention=fused)
             save_generation_model(model, path)
             try:
+                session = one_file_session(path)
                 report = check_generation_parity(
-                    one_file_session(path), reference, ids, max_new_tokens=n_new, prompts=prompts
+                    session, reference, ids, max_new_tokens=n_new, prompts=prompts
                 )
+                if tries is not None:  # and as the app decodes: within the skeleton bank
+                    banked = check_generation_parity(
+                        session, reference, ids, max_new_tokens=n_new, prompts=prompts, tries=tries
+                    )
+                    constrained = banked.as_dict()
             except GenerationParityError as exc:
                 if not fused:
                     raise BackendExportError(
@@ -314,6 +345,7 @@ def export_generator(
         step = {p.key: p.value for p in model.metadata_props}.get("step")
         parity = {
             **report.as_dict(),
+            **({"bank_constrained": constrained} if tries is not None else {}),
             "prompts_file": str(cfg.prompts_file),
             "step": step,
             "rejected": failures,
@@ -321,7 +353,10 @@ def export_generator(
     return {
         "file": ONE_FILE_NAME,
         "source": _source(artifact_dir, manifest),
-        "inputs": LOOP_IO_DOC["inputs"],
+        "inputs": {
+            **LOOP_IO_DOC["inputs"],
+            **(TRIE_INPUTS_DOC if (artifact_dir / SKELETONS_FILE).is_file() else {}),
+        },
         "outputs": LOOP_IO_DOC["outputs"],
         "generation": {
             "decoder_start_token_id": settings.decoder_start_token_id,

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from export.parity import ParityError
+from serving.constrain import TRIE_NEXT, TRIE_TOKENS, trie_feeds
+from serving.roles import SKELETONS_FILE
 
 if TYPE_CHECKING:
     import onnx
@@ -170,6 +172,75 @@ def _slot_penalty_nodes(
             "Unsqueeze", ["sg_pen", const("sg_axis1u", [1], np.int64)], ["slot_penalty"]
         ),
     ]
+
+
+TRIE_INPUTS_DOC = {
+    TRIE_TOKENS: "int64 [S, K], optional (default: no constraint): row s lists the token ids "
+    "that may follow trie state s (-1 pads); state 0 is the root (serving.constrain.Trie.tables)",
+    TRIE_NEXT: "int64 [S, K], optional: the state each of those tokens leads to",
+}
+
+
+def _trie_nodes(
+    p: str, logits: str, state: str, next_raw: str, state_out: str, const: Any
+) -> tuple[list[Any], list[Any], str]:
+    """(nodes before ArgMax, nodes after it, masked logits name): the skeleton-bank constraint
+    of ``serving.constrain`` inside the graph. ``state`` [batch] is each row's trie state (-1:
+    left the trie or no constraint); only the tokens its row lists keep their logits, then the
+    chosen token's next state is carried. A state whose row lists nothing (the default tables,
+    or the end of a skeleton) constrains nothing, as the Python loop's ``allowed`` returning
+    None does, so the ids equal ``decode_loop.generate(allowed=...)``'s."""
+    from onnx import TensorProto, helper
+
+    def n(op: str, inputs: list[str], out: str, **attrs: Any) -> Any:
+        return helper.make_node(op, inputs, [p + out], **attrs)
+
+    zero = const(f"{p}zero", 0, np.int64)
+    pre = [
+        n("Max", [state, zero], "sc"),
+        n("Gather", [TRIE_TOKENS, p + "sc"], "tok", axis=0),  # [B, K]
+        n("Gather", [TRIE_NEXT, p + "sc"], "nxt", axis=0),
+        n("GreaterOrEqual", [p + "tok", zero], "valid"),
+        n("Cast", [p + "valid"], "valid_i", to=TensorProto.INT64),
+        n("ArgMax", [p + "valid_i"], "first_valid", axis=1, keepdims=0),
+        n("Max", [p + "tok", zero], "tokc"),
+        # a row has some valid entry iff the entry ArgMax picked is valid
+        n("Unsqueeze", [p + "first_valid", const(f"{p}ax1", [1], np.int64)], "fv2"),
+        n("GatherElements", [p + "valid_i", p + "fv2"], "any2", axis=1),
+        n("Squeeze", [p + "any2", f"{p}ax1"], "any_i"),
+        n("Cast", [p + "any_i"], "any", to=TensorProto.BOOL),
+        n("GreaterOrEqual", [state, zero], "in_trie"),
+        n("And", [p + "in_trie", p + "any"], "active"),
+        n(
+            "Where",
+            [p + "valid", const(f"{p}keep", 0.0, np.float32), const(f"{p}drop", -1e9, np.float32)],
+            "upd",
+        ),
+        n("Squeeze", [logits, f"{p}ax1"], "l2"),  # [B, V]
+        n("Mul", [p + "l2", const(f"{p}zf", 0.0, np.float32)], "zeros"),
+        n("Add", [p + "zeros", f"{p}drop"], "base"),
+        n("ScatterElements", [p + "base", p + "tokc", p + "upd"], "mask", axis=1),
+        n("Unsqueeze", [p + "active", f"{p}ax1"], "active2"),
+        n("Where", [p + "active2", p + "mask", f"{p}keep"], "mask_on"),
+        n("Unsqueeze", [p + "mask_on", f"{p}ax1"], "mask3"),
+        n("Add", [logits, p + "mask3"], "logits"),
+    ]
+    post = [
+        n("Equal", [p + "tok", next_raw], "eq"),  # [B, K] vs [B, 1]
+        n("And", [p + "eq", p + "valid"], "hit"),
+        n("Cast", [p + "hit"], "hit_i", to=TensorProto.INT64),
+        n("ArgMax", [p + "hit_i"], "pos", axis=1, keepdims=1),
+        n("GatherElements", [p + "nxt", p + "pos"], "ns2", axis=1),
+        n("Squeeze", [p + "ns2", f"{p}ax1"], "ns"),
+        n("GatherElements", [p + "hit_i", p + "pos"], "got2", axis=1),
+        n("Squeeze", [p + "got2", f"{p}ax1"], "got_i"),
+        n("Cast", [p + "got_i"], "got", to=TensorProto.BOOL),
+        n("And", [p + "active", p + "got"], "moved"),
+        helper.make_node(
+            "Where", [p + "moved", p + "ns", const(f"{p}out", -1, np.int64)], [state_out]
+        ),
+    ]
+    return pre, post, p + "logits"
 
 
 def _self_cross(kind: str) -> str:
@@ -329,22 +400,29 @@ def _start_token_nodes(const: Callable[[str, Any, Any], str], start_id: int) -> 
     ]
 
 
-def _loop_body_io(past_in: Sequence[Any], past_out: Sequence[Any]) -> tuple[list[Any], list[Any]]:
-    """Inputs and outputs of a greedy ``Loop`` body around its self-attention cache infos."""
+def _loop_body_io(
+    past_in: Sequence[Any], past_out: Sequence[Any], *, trie: bool = False
+) -> tuple[list[Any], list[Any]]:
+    """Inputs and outputs of a greedy ``Loop`` body around its self-attention cache infos
+    (and the carried trie state, with ``trie``)."""
     from onnx import TensorProto, helper
 
+    state_in = [helper.make_tensor_value_info("b_state", TensorProto.INT64, ["batch"])]
+    state_out = [helper.make_tensor_value_info("b_state_out", TensorProto.INT64, ["batch"])]
     inputs = [
         helper.make_tensor_value_info("b_iter", TensorProto.INT64, []),
         helper.make_tensor_value_info("b_cond", TensorProto.BOOL, []),
         helper.make_tensor_value_info("b_tok", TensorProto.INT64, ["batch", 1]),
         helper.make_tensor_value_info("b_fin", TensorProto.BOOL, ["batch", 1]),
         *past_in,
+        *(state_in if trie else []),
     ]
     outputs = [
         helper.make_tensor_value_info("b_cond_out", TensorProto.BOOL, []),
         helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
         helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
         *past_out,
+        *(state_out if trie else []),
         helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
     ]
     return inputs, outputs
@@ -357,14 +435,23 @@ def _loop_nodes(
     first: Sequence[str],
     self_names: Sequence[str],
     head: Sequence[str],
+    state: str | None = None,
 ) -> list[Any]:
     """The ``Loop`` over ``body`` (carried: token ``first[0]``, finished ``first[1]``, cache
-    ``self_names``), then ``sequences`` = ``head`` tokens + the scanned ids as [batch, steps]."""
+    ``self_names``, the trie ``state`` when given), then ``sequences`` = ``head`` tokens + the
+    scanned ids as [batch, steps]."""
     from onnx import helper
 
-    loop_out = ["last_tok", "last_fin", *[f"final_{n}" for n in self_names], "scan_tokens"]
+    carried = [*first, *self_names, *([state] if state else [])]
+    loop_out = [
+        "last_tok",
+        "last_fin",
+        *[f"final_{n}" for n in self_names],
+        *(["last_state"] if state else []),
+        "scan_tokens",
+    ]
     return [
-        helper.make_node("Loop", ["trips", "cond0", *first, *self_names], loop_out, body=body),
+        helper.make_node("Loop", ["trips", "cond0", *carried], loop_out, body=body),
         # [steps, batch, 1] -> [batch, steps]
         helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
         helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
@@ -683,6 +770,8 @@ def build_loop_model(
     inits: list[Any] = []
     vocab = _vocab(next(o for o in decoder.graph.output if o.name == "logits"))
     guard = dir_slot_guard(onnx_dir)
+    # a typed-role model ships its skeleton bank: the graph takes the bank's trie per request
+    trie = (Path(onnx_dir) / SKELETONS_FILE).is_file()
     if lean:
         try:
             lean_nodes, lean_inits, lean_infos = _build_lean_loop(
@@ -694,6 +783,7 @@ def build_loop_model(
                 fused_attention=fused_attention,
                 guard=guard,
                 vocab=vocab,
+                trie=trie,
             )
             return _assemble(
                 lean_nodes,
@@ -706,6 +796,7 @@ def build_loop_model(
                 step="lean+mha" if fused_attention else "lean",
                 vocab=vocab,
                 doc=doc,
+                trie=trie,
             )
         except GenerationGraphError as exc:
             logger.warning("lean step unavailable (%s): using optimum's decoder body", exc)
@@ -720,17 +811,25 @@ def build_loop_model(
     penalty = "slot_penalty" if guard else None
     if guard:
         nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
+    first_logits = "first_logits_g" if guard else "first_logits"
+    trie_pre: list[Any] = []
+    trie_post: list[Any] = []
+    if trie:
+        trie_pre, trie_post, first_logits = _trie_nodes(
+            "ft_", first_logits, "trie_state0", "tok0", "trie_state1", const
+        )
     nodes += [
         *_start_token_nodes(const, settings.decoder_start_token_id),
+        *(_trie_state0_nodes() if trie else []),
         *dec.node,
         *(
             [helper.make_node("Add", ["first_logits", "slot_penalty"], ["first_logits_g"])]
             if guard
             else []
         ),
-        helper.make_node(
-            "ArgMax", ["first_logits_g" if guard else "first_logits"], ["tok0"], axis=-1, keepdims=0
-        ),
+        *trie_pre,
+        helper.make_node("ArgMax", [first_logits], ["tok0"], axis=-1, keepdims=0),
+        *trie_post,
         helper.make_node("Equal", ["tok0", const("eos_id", eos, np.int64)], ["fin0"]),
         helper.make_node("Not", ["fin0"], ["open0"]),
         helper.make_node("Cast", ["open0"], ["open0_i"], to=TensorProto.INT64),
@@ -763,10 +862,12 @@ def build_loop_model(
     body_types = {v.name: v for v in [*body.input, *body.output]}
     self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
     body_inputs, body_outputs = _loop_body_io(
-        [body_types[f"b_{n}"] for n in self_names], [body_types[f"b_{n}_out"] for n in self_names]
+        [body_types[f"b_{n}"] for n in self_names],
+        [body_types[f"b_{n}_out"] for n in self_names],
+        trie=trie,
     )
     body_graph = helper.make_graph(
-        [*body.node, *_greedy_tail("b_eos", penalty)],
+        [*body.node, *_greedy_tail("b_eos", penalty, trie_const=const if trie else None)],
         "greedy step",
         body_inputs,
         body_outputs,
@@ -779,6 +880,7 @@ def build_loop_model(
         first=["tok0", "fin0"],
         self_names=self_names,
         head=["decoder_start", "tok0"],
+        state="trie_state1" if trie else None,
     )
     return _assemble(
         nodes,
@@ -791,7 +893,22 @@ def build_loop_model(
         step="optimum",
         vocab=vocab,
         doc=doc,
+        trie=trie,
     )
+
+
+def _trie_state0_nodes() -> list[Any]:
+    """``trie_state0`` [batch]: every row starts at the trie's root (state 0)."""
+    from onnx import helper, numpy_helper
+
+    return [
+        helper.make_node(
+            "ConstantOfShape",
+            ["ids_shape"],
+            ["trie_state0"],
+            value=numpy_helper.from_array(np.zeros(1, np.int64)),
+        )
+    ]
 
 
 def _assemble(
@@ -806,11 +923,17 @@ def _assemble(
     step: str,
     vocab: int,
     doc: str,
+    trie: bool = False,
 ) -> onnx.ModelProto:
-    """The loop model's main graph, IO and metadata around ``nodes``."""
+    """The loop model's main graph, IO and metadata around ``nodes`` (with ``trie``, the two
+    optional trie inputs, whose defaults constrain nothing)."""
     from onnx import TensorProto, helper, numpy_helper
 
     default = numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
+    trie_defaults = [
+        numpy_helper.from_array(np.full((1, 1), -1, np.int64), name)
+        for name in (TRIE_TOKENS, TRIE_NEXT)
+    ]
     graph = helper.make_graph(
         nodes,
         "t5 word problem generation (greedy loop)",
@@ -820,9 +943,13 @@ def _assemble(
                 "attention_mask", TensorProto.INT64, ["batch", "sequence"]
             ),
             helper.make_tensor_value_info("max_length", TensorProto.INT64, [1]),
+            *(
+                helper.make_tensor_value_info(name, TensorProto.INT64, ["states", "branches"])
+                for name in ((TRIE_TOKENS, TRIE_NEXT) if trie else ())
+            ),
         ],
         [helper.make_tensor_value_info(SEQUENCES_OUTPUT, TensorProto.INT64, ["batch", "length"])],
-        initializer=[*inits, default],
+        initializer=[*inits, default, *(trie_defaults if trie else [])],
         value_info=infos,
     )
     opsets = [helper.make_opsetid("", opset)]
@@ -1080,17 +1207,25 @@ def lean_step_body(
     return nodes, inits
 
 
-def _greedy_tail(eos_name: str, penalty: str | None = None) -> list[Any]:
+def _greedy_tail(eos_name: str, penalty: str | None = None, *, trie_const: Any = None) -> list[Any]:
     """Loop-body nodes after the logits: the keyword-slot penalty (an outer-scope tensor, when
-    given), argmax, eos filler, finished flags, continue flag."""
+    given), the skeleton-bank constraint (with ``trie_const``, the builder's constant maker:
+    :func:`_trie_nodes`), argmax, eos filler, finished flags, continue flag."""
     from onnx import TensorProto, helper
 
     guard = [helper.make_node("Add", ["b_logits", penalty], ["b_logits_g"])] if penalty else []
+    logits = "b_logits_g" if penalty else "b_logits"
+    pre: list[Any] = []
+    post: list[Any] = []
+    if trie_const is not None:
+        pre, post, logits = _trie_nodes(
+            "bt_", logits, "b_state", "b_next_raw", "b_state_out", trie_const
+        )
     return [
         *guard,
-        helper.make_node(
-            "ArgMax", ["b_logits_g" if penalty else "b_logits"], ["b_next_raw"], axis=-1, keepdims=0
-        ),
+        *pre,
+        helper.make_node("ArgMax", [logits], ["b_next_raw"], axis=-1, keepdims=0),
+        *post,
         helper.make_node("Where", ["b_fin", eos_name, "b_next_raw"], ["b_next"]),
         helper.make_node("Equal", ["b_next", eos_name], ["b_is_eos"]),
         helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
@@ -1112,6 +1247,7 @@ def _build_lean_loop(
     fused_attention: bool,
     guard: Sequence[tuple[int, int]] = (),
     vocab: int = 0,
+    trie: bool = False,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """(nodes, initializers, value infos) of the lean one-file graph's main graph (with the
     keyword-slot penalty of ``guard`` added to every step's logits).
@@ -1167,6 +1303,7 @@ def _build_lean_loop(
     self_names = [f"self_{kv}_{i}" for i in range(n_layers) for kv in ("key", "value")]
     nodes += [
         *_start_token_nodes(const, settings.decoder_start_token_id),
+        *(_trie_state0_nodes() if trie else []),
         helper.make_node("Equal", ["decoder_start", const("eos_id", eos, np.int64)], ["fin0"]),
         helper.make_node(
             "Concat",
@@ -1211,9 +1348,15 @@ def _build_lean_loop(
             )
             for n in self_names
         ],
+        trie=trie,
     )
     body = helper.make_graph(
-        [*step_nodes, *_greedy_tail("b_eos", "slot_penalty" if guard else None)],
+        [
+            *step_nodes,
+            *_greedy_tail(
+                "b_eos", "slot_penalty" if guard else None, trie_const=const if trie else None
+            ),
+        ],
         "greedy step (lean)",
         body_inputs,
         body_outputs,
@@ -1225,6 +1368,7 @@ def _build_lean_loop(
         first=["decoder_start", "fin0"],
         self_names=self_names,
         head=["decoder_start"],
+        state="trie_state0" if trie else None,
     )
     return nodes, [*enc.initializer, *inits], list(enc.value_info)
 
@@ -1272,9 +1416,15 @@ def max_length_feed(session: Any, max_new_tokens: int) -> np.ndarray:
 
 
 def run_greedy(
-    session: Any, input_ids: Sequence[int], *, max_new_tokens: int, eos_token_id: int
+    session: Any,
+    input_ids: Sequence[int],
+    *,
+    max_new_tokens: int,
+    eos_token_id: int,
+    trie: Any = None,
 ) -> list[int]:
-    """Greedy ids of one prompt from the one-file graph (Python-loop convention)."""
+    """Greedy ids of one prompt from the one-file graph (Python-loop convention), constrained
+    to ``trie``'s sequences when given and the graph takes one."""
     ids = np.asarray([list(input_ids)], dtype=np.int64)
     (seq,) = session.run(
         [SEQUENCES_OUTPUT],
@@ -1282,6 +1432,7 @@ def run_greedy(
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),
             "max_length": max_length_feed(session, max_new_tokens),
+            **trie_feeds(session, trie),
         },
     )
     return strip_sequence(seq[0], eos_token_id=eos_token_id)
@@ -1312,10 +1463,13 @@ def check_generation_parity(
     *,
     max_new_tokens: int,
     prompts: Sequence[str] | None = None,
+    tries: Sequence[Any] | None = None,
 ) -> GenerationParityReport:
     """Greedy ids of the one-file graph == ``reference.generate`` (the Python loop) on EVERY prompt.
 
-    ``reference`` is a ``serving.decode_loop.OnnxSeq2SeqGenerator`` over the same export. Raises
+    ``reference`` is a ``serving.decode_loop.OnnxSeq2SeqGenerator`` over the same export.
+    ``tries`` (one ``serving.constrain.Trie`` or None per prompt) constrains both decoders to
+    the skeleton bank, as the HTTP app and the drop-in do for a typed-role model. Raises
     :class:`GenerationParityError` naming the first differing prompts and both id lists.
     """
     if not input_ids:
@@ -1324,8 +1478,10 @@ def check_generation_parity(
     bad: list[int] = []
     lines: list[str] = []
     for i, ids in enumerate(input_ids):
-        want = reference.generate(list(ids), max_new_tokens=max_new_tokens)
-        got = run_greedy(session, ids, max_new_tokens=max_new_tokens, eos_token_id=eos)
+        trie = tries[i] if tries is not None else None
+        constraint = {"allowed": trie.allowed} if trie is not None else {}
+        want = reference.generate(list(ids), max_new_tokens=max_new_tokens, **constraint)
+        got = run_greedy(session, ids, max_new_tokens=max_new_tokens, eos_token_id=eos, trie=trie)
         if got != want:
             bad.append(i)
             if len(lines) < 5:

@@ -127,6 +127,7 @@ class Backend:
     tokenizer: Any
     lexicon: Any = None  # a typed-role generator's noun lexicon (tokenizer/nouns.tsv)
     planner: Any = None  # ... and its trained role plans (tokenizer/plans.json)
+    bank: Any = None  # ... and its skeleton bank (tokenizer/skeletons.json), fed as a trie
 
     @property
     def generator_version(self) -> str:
@@ -139,13 +140,17 @@ class Backend:
             ids.append(eos)
         return np.asarray([ids], dtype=np.int64)
 
-    def sequences(self, prompt: str, max_length: int) -> list[str]:
-        """Decoded greedy text(s) of one generator run."""
+    def sequences(self, prompt: str, max_length: int, trie: Any = None) -> list[str]:
+        """Decoded greedy text(s) of one generator run (constrained to ``trie``'s skeletons,
+        ``serving.constrain``, when given and the graph takes one)."""
+        from serving.constrain import trie_feeds
+
         ids = self.encode(prompt)
         feeds = {
             "input_ids": ids,
             "attention_mask": np.ones_like(ids),
             "max_length": np.array([max_length], np.int64),
+            **trie_feeds(self.generator, trie),
         }
         (seq,) = self.generator.run(["sequences"], feeds)
         eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
@@ -176,11 +181,15 @@ def _open(root: str, threads: int) -> Backend:
 
     lexicon = path / TOKENIZER_DIR / LEXICON_FILE
     if lexicon.is_file():  # a typed-role generator: prompts name roles, roles bind by class
+        from serving.constrain import load_bank
         from serving.lexicon import Lexicon
         from serving.planner import load_planner
 
         backend.lexicon = Lexicon.load(lexicon)
         backend.planner = load_planner(path / TOKENIZER_DIR)
+        backend.bank = load_bank(
+            path / TOKENIZER_DIR, lambda text: backend.encode(text)[0].tolist()
+        )
     logger.info("opened backend export %s", path)
     return backend
 
@@ -236,7 +245,9 @@ def render(
 def generate_ai_word_problem(
     data: WordProblemInput, *, backend: Backend | None = None
 ) -> WordProblemOutput:
-    """The seed's word-problem service: one greedy run of the one-file graph, rendered."""
+    """The seed's word-problem service: one greedy run of the one-file graph (for a typed-role
+    model, constrained to the bank's skeletons that host the keywords, as the HTTP app's
+    decoding is), rendered."""
     from serving.errors import RequestError
     from serving.prompt import PromptError, format_prompt
 
@@ -262,9 +273,11 @@ def generate_ai_word_problem(
     except PromptError as exc:
         raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
     seed = int(data.seed or 0)
+    # the HTTP app's constraint: only skeletons of the bank that host the keywords
+    trie = b.bank.trie(data.topic, nouns) if nouns is not None and b.bank is not None else None
     return WordProblemOutput(
         **render(
-            b.sequences(prompt, data.max_length)[0],
+            b.sequences(prompt, data.max_length, trie)[0],
             data.keywords,
             topic=data.topic,
             prompt_prefix=data.prompt_prefix,

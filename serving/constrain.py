@@ -24,6 +24,27 @@ import numpy as np
 from serving.prompt import TARGET_SEP
 from serving.roles import SKELETONS_FILE
 
+TRIE_TOKENS = "trie_tokens"
+TRIE_NEXT = "trie_next"
+"""The one-file graph's optional trie inputs (``export.generation_graph``; a typed-role model's
+drop-in takes the request's trie there, so it decodes the bank's skeletons as the app does)."""
+
+
+def takes_trie(session: Any) -> bool:
+    """Whether a one-file graph has the optional trie inputs (a typed-role model's)."""
+    names = {i.name for i in session.get_overridable_initializers()}
+    names.update(i.name for i in session.get_inputs())
+    return TRIE_TOKENS in names
+
+
+def trie_feeds(session: Any, trie: Trie | None) -> dict[str, np.ndarray]:
+    """The trie inputs of a graph that takes them (:meth:`Trie.tables`); empty for a graph
+    without them or no trie (the graph then decodes unconstrained)."""
+    if trie is None or not takes_trie(session):
+        return {}
+    tokens, nxt = trie.tables()
+    return {TRIE_TOKENS: tokens, TRIE_NEXT: nxt}
+
 
 class Trie:
     """Token-id sequences as a prefix tree; ``allowed(prefix)`` lists the next ids."""
@@ -36,6 +57,27 @@ class Trie:
             for t in seq:
                 node = node.setdefault(int(t), {})
             self.n += 1
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, next) int64 [states, branches]: the trie as the one-file graph reads it
+        (``export.generation_graph``'s ``trie_tokens`` / ``trie_next`` inputs). State 0 is the
+        root; row s lists the ids that may follow state s and the state each leads to, -1
+        padded. A state with no row entry (a skeleton's end) constrains nothing, as
+        :meth:`allowed` returning None does."""
+        nodes: list[dict[int, Any]] = [self.root]
+        index = {id(self.root): 0}
+        for node in nodes:  # breadth first: grows while it is read
+            for child in node.values():
+                index[id(child)] = len(nodes)
+                nodes.append(child)
+        width = max(1, max(len(n) for n in nodes))
+        tokens = np.full((len(nodes), width), -1, np.int64)
+        nxt = np.full((len(nodes), width), -1, np.int64)
+        for s, node in enumerate(nodes):
+            for j, (tok, child) in enumerate(node.items()):
+                tokens[s, j] = tok
+                nxt[s, j] = index[id(child)]
+        return tokens, nxt
 
     def allowed(self, prefix: Sequence[int]) -> np.ndarray | None:
         """Ids that continue ``prefix``; None once ``prefix`` left the trie (no constraint)."""

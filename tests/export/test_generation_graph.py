@@ -22,6 +22,7 @@ from export.generation_graph import (
     save_generation_model,
     strip_sequence,
 )
+from serving.constrain import takes_trie
 
 pytestmark = pytest.mark.slow
 
@@ -232,3 +233,62 @@ def test_keyword_slots_without_a_keyword_are_never_generated(
         assert not set(want) & banned
         got = run_greedy(session, p, max_new_tokens=12, eos_token_id=guarded.eos_token_id)
         assert got == want
+
+
+@pytest.fixture(scope="module")
+def banked_dir(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny export as a typed-role model: a skeleton bank beside it, so the one-file graph
+    takes the bank's trie per request."""
+    import shutil
+
+    from serving.roles import SKELETONS_FILE
+
+    out = tmp_path_factory.mktemp("banked")
+    for f in export_dir.iterdir():
+        if f.suffix in (".onnx", ".json") and ONE_FILE_NAME not in f.name:
+            shutil.copy(f, out / f.name)
+    (out / SKELETONS_FILE).write_text("{}", encoding="utf-8")
+    return out
+
+
+@pytest.mark.parametrize("builder", ["loop", "loop_optimum_body"])
+def test_the_bank_constraint_gives_the_python_loops_ids(
+    banked_dir: Path, export_dir: Path, builder: str
+) -> None:
+    """With a trie of a few sequences, both decoders write one of them, the same one; without
+    trie feeds the graph decodes freely, as the Python loop does without ``allowed``."""
+    from serving.constrain import Trie
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+
+    reference = OnnxSeq2SeqGenerator(banked_dir)
+    session = one_file_session(_build(banked_dir, builder))
+    assert takes_trie(session)
+    assert not takes_trie(one_file_session(_build(export_dir, builder)))  # no bank, no inputs
+    rng = np.random.default_rng(7)
+    eos = reference.eos_token_id
+    constrained_differs = 0
+    for p in _prompts(20, seed=11):
+        seqs = [
+            [*rng.integers(3, 64, size=int(rng.integers(1, 9))).tolist(), eos] for _ in range(4)
+        ]
+        seqs.append([*seqs[0][:2], 5, eos])  # a shared prefix that branches
+        trie = Trie(seqs)
+        want = reference.generate(p, max_new_tokens=12, allowed=trie.allowed)
+        got = run_greedy(session, p, max_new_tokens=12, eos_token_id=eos, trie=trie)
+        assert got == want
+        assert [*got, eos] in seqs
+        free = run_greedy(session, p, max_new_tokens=12, eos_token_id=eos)
+        assert free == reference.generate(p, max_new_tokens=12)
+        constrained_differs += free != got
+    assert constrained_differs > 0  # the constraint is what made them bank sequences
+
+
+def test_trie_tables_list_children_and_states() -> None:
+    from serving.constrain import Trie
+
+    tokens, nxt = Trie([[5, 6, 1], [5, 7, 1]]).tables()
+    assert tokens[0].tolist()[:1] == [5] and (tokens[0][1:] == -1).all()
+    child = nxt[0][0]
+    assert sorted(tokens[child].tolist()) == [6, 7]
+    leaf = nxt[nxt[child][0]][0]  # after 5, 6, 1: the end of a sequence, nothing listed
+    assert (tokens[leaf] == -1).all()
