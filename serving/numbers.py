@@ -194,6 +194,7 @@ def _factor_slots(equation: str | None) -> set[int]:
 
 _KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h", re.I)
 _MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
+_SQUARE = re.compile(r"\s*square\s+(centimet(?:re|er)s?|cm|met(?:re|er)s?|m)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 
 
@@ -204,6 +205,9 @@ def _measures(after: str, kind: str, word: str) -> str:
         return "km/h"
     if _MS.match(after):
         return "m/s"
+    square = _SQUARE.match(after)
+    if square:  # an area: the square of the side's range
+        return "cm2" if square.group(1).lower().startswith("c") else "m2"
     if _unit(word) in ("m", "cm") and kind in ("measure:m", "measure:cm", "factor", "count"):
         return _unit(word)
     return "min" if kind == "minute" else ""
@@ -343,6 +347,9 @@ def _size_plan(
 
     def lookup(sentence: int, unit: str) -> tuple[int, int] | None:
         here = sizes[sentence] if sentence < len(sizes) else {}
+        if unit.endswith("2"):
+            side = here.get(unit[:-1]) or merged.get(unit[:-1])
+            return (side[0] * side[0], side[1] * side[1]) if side else None
         return here.get(unit) or merged.get(unit)
 
     question = _SENTENCE_END.split(text.strip())[-1]

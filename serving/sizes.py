@@ -249,7 +249,11 @@ def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) 
     by its head), else of its ``role``, else its speed by class (a person, an animal, a
     vehicle); empty when nothing is known."""
     key = " ".join(noun.lower().split())
-    found = SIZES.get(key) or SIZES.get(key.rsplit(" ", 1)[-1])
+    found = None
+    for k in (key, key.rsplit(" ", 1)[-1]):
+        # a skeleton's own words come as written: "bows", "buses", "pitches"
+        for form in (k, k[:-1] if k.endswith("s") else "", k[:-2] if k.endswith("es") else ""):
+            found = found or SIZES.get(form)
     out: dict[str, Range] = dict(_ROLE_DEFAULTS.get(role or "", {}))
     cls = set(classes)
     for c in ("vehicle", "animal", "person"):

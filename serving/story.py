@@ -166,10 +166,12 @@ _TIME_WORDS = re.compile(
     re.I,
 )
 _OPENER = re.compile(r"^(?:at|in|on|for|during|after|before|when|last|this|every)\b", re.I)
+_PERSON_FIRST = re.compile(r"^(?:<name\d?>|(?:<num>|\d+) <people\d?(?::pl)?>|<people\d?(?::pl)?>)")
 _ON_EVENTS = frozenset(
     {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
 )
 _IN_TIMES = frozenset({"morning", "afternoon", "evening"})
+_ON_PLACES = frozenset({"floor", "pitch", "court", "beach", "farm", "island", "track", "stage"})
 _IN_PLACES = frozenset(
     {
         "classroom",
@@ -212,6 +214,8 @@ def setting_phrase(info: NounInfo) -> str | None:
             return f"On {kw}"
         return f"On the {kw}" if head in _ON_EVENTS else f"At the {kw}"
     if classes & {"place", "store"} and not classes & {"person", "food", "animal"}:
+        if head in _ON_PLACES:
+            return f"On the {kw}"
         return f"In the {kw}" if head in _IN_PLACES else f"At the {kw}"
     if "time" in classes and info.primary == "time":
         if head in _IN_TIMES:
@@ -233,6 +237,10 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
     text = " ".join(skeleton.split())
     words = literal_text(text)
     if _OPENER.match(text) or _SCENE_TOKENS.search(text):
+        return False
+    if "event" in info.classes and not _PERSON_FIRST.match(text):
+        # "On the school trip, a picture book has 4 pages" reads as nonsense: an occasion is
+        # a scene only for a problem whose people act in it ("At the fair, Maya buys ...")
         return False
     phrase = setting_phrase(info) or ""
     if phrase.startswith(("In the", "At night", "During", "On ")) and "time" in info.classes:
