@@ -62,6 +62,10 @@ class QuantizeConfig:
     unseen_eval_samples: int = 64  # open-vocabulary requests (test_unseen.jsonl) per variant
     max_new_tokens: int = 64
     threads: int = 1
+    # teacher-style requests (topic, theme nouns, grade prefix) the shipped variant is also
+    # served on: what the keywords-unused rate is gated on (the open-vocabulary set pairs random
+    # nouns with topics, which teachers rarely send)
+    realistic_requests: tuple[str, ...] = ()
     ship_rule: str = "fastest_passing"
     speed_tolerance: float = 0.15
     seed: int = 0
@@ -229,11 +233,16 @@ def plot_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def served_metrics(
-    model_dir: Path, unseen: Sequence[dict[str, Any]], cfg: QuantizeConfig
+    model_dir: Path,
+    unseen: Sequence[dict[str, Any]],
+    cfg: QuantizeConfig,
+    realistic: Sequence[dict[str, Any]] = (),
 ) -> dict[str, float]:
     """Open-vocabulary metrics of the shipped variant through the HTTP endpoint's policy
     (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
-    default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here)."""
+    default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here); with
+    ``realistic`` requests, the same metrics on them as ``served_realistic_*`` and the share of
+    their keywords used (``served_realistic_keywords_used_rate``)."""
     from serving.decode_loop import OnnxSeq2SeqGenerator
     from serving.generator import GeneratorModel, typed_parts
     from serving.limits import DEFAULT_MAX_LENGTH
@@ -249,9 +258,13 @@ def served_metrics(
         settings=settings,
         **typed_parts(model_dir, engine),
     )
-    return served_unseen_metrics(
-        service, unseen, seed=cfg.seed, max_length=max(cfg.max_new_tokens, DEFAULT_MAX_LENGTH)
-    )
+    max_length = max(cfg.max_new_tokens, DEFAULT_MAX_LENGTH)
+    out = served_unseen_metrics(service, unseen, seed=cfg.seed, max_length=max_length)
+    if realistic:
+        real = served_unseen_metrics(service, realistic, seed=cfg.seed, max_length=max_length)
+        out |= {k.replace("served_", "served_realistic_", 1): v for k, v in real.items()}
+        out["served_realistic_keywords_used_rate"] = 1.0 - real["served_keywords_unused_rate"]
+    return out
 
 
 def main() -> None:
@@ -261,6 +274,7 @@ def main() -> None:
         GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"
     )
     from data.word_problems.corpus import read_jsonl
+    from training.rubric_sample import load_requests
 
     train = read_jsonl(TEXT_DIR / "train.jsonl", required=["prompt", "problem"])
     test = read_jsonl(TEXT_DIR / "test.jsonl", required=["prompt", "target", "keywords"])
@@ -286,7 +300,8 @@ def main() -> None:
             metric_fn=metric_fn,
         )
         if unseen and result["shipped"]:
-            result["served"] = served_metrics(tmp / result["shipped"], unseen, cfg)
+            realistic = load_requests([REPO_ROOT / p for p in cfg.realistic_requests])
+            result["served"] = served_metrics(tmp / result["shipped"], unseen, cfg, realistic)
             # what the HTTP policy returns is what gates.generator.floors can hold to account
             shipped = result["variants"][result["shipped"]]
             shipped["metrics"] = {**shipped["metrics"], **result["served"]}
