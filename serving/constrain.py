@@ -113,17 +113,20 @@ class SkeletonBank:
     def compatible(self, topic: str, nouns: Sequence[Any]) -> list[str]:
         """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them,
         or opens with them as the scene, ``serving.story.setting_phrase``): every keyword when
-        some skeleton can, in a role of the maths before a scene; else as many as any can, and
-        the response names the rest (``keywords_unused``), rather than a free decode that
-        writes a muddle."""
+        some skeleton can, in a role of the maths before a scene, and skeletons that name a
+        keyword in their own words first; else as many as any can, and the response names the
+        rest (``keywords_unused``), rather than a free decode that writes a muddle."""
         from serving.story import SETTING, bind
 
         scored = []
         for t in self.targets.get(topic, ()):
             bindings, unused = bind(t.partition(TARGET_SEP)[0], nouns)
-            # a keyword in a role of the maths beats the same keyword as the scene
+            # a keyword in a role of the maths beats the same keyword as the scene, and a
+            # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")
+            # beats one that merely has a role it fits
             scenes = sum(b.role == SETTING for b in bindings)
-            scored.append(((len(unused), scenes), t))
+            literal = sum(b.role == "literal" for b in bindings)
+            scored.append(((len(unused), scenes, -literal), t))
         if not scored:
             return []
         fewest = min(n for n, _ in scored)

@@ -1,0 +1,59 @@
+"""Constrained decoding over the skeleton bank: which skeletons a request may decode."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.constrain import SkeletonBank, Trie
+from serving.lexicon import NounInfo
+from serving.prompt import TARGET_SEP
+
+
+def _noun(word: str, *classes: str, mass: bool = False) -> NounInfo:
+    return NounInfo(word, word, classes[0], frozenset(classes), mass)
+
+
+def _target(text: str) -> str:
+    return f"{text} {TARGET_SEP} n1 + n2"
+
+
+HOLDS = _target("A <cont> held <num> <food:pl>. <name> ate <num>. How many <food:pl> are left?")
+SCENE_FREE = _target("<name> has <num> <thing:pl> and gets <num> more. How many now?")
+AT_STORE = _target("At the <store>, <name> buys <num> <food:pl> and <num> more. How many?")
+SPIDERS = _target("A spider has 8 legs. How many legs do <num> spiders have, plus <num>?")
+ANIMALS = _target("<name> sees <num> <animal:pl> and <num> more. How many <animal:pl>?")
+
+
+def _bank(*targets: str) -> SkeletonBank:
+    return SkeletonBank({"addition": list(targets)}, encode=lambda t: [len(w) for w in t.split()])
+
+
+def test_every_keyword_hosted_beats_fewer() -> None:
+    bank = _bank(HOLDS, SCENE_FREE)
+    nouns = [_noun("cookies", "food"), _noun("jar", "container")]
+    assert bank.compatible("addition", nouns) == [HOLDS]
+
+
+def test_a_role_in_the_maths_beats_the_same_noun_as_the_scene() -> None:
+    bakery = [_noun("bakery", "place", "store"), _noun("muffins", "food")]
+    assert _bank(AT_STORE, SCENE_FREE, HOLDS).compatible("addition", bakery) == [AT_STORE]
+    # without a store role, a scene-free skeleton takes the bakery as its scene
+    assert HOLDS in _bank(SCENE_FREE, HOLDS).compatible("addition", bakery)
+
+
+def test_a_skeleton_written_for_the_keyword_comes_first() -> None:
+    nouns = [_noun("spiders", "animal")]
+    assert _bank(SPIDERS, ANIMALS).compatible("addition", nouns) == [SPIDERS]
+
+
+def test_an_unknown_topic_is_free_decoding() -> None:
+    assert _bank(HOLDS).trie("speed", [_noun("car", "vehicle")]) is None
+
+
+def test_trie_allows_only_continuations_then_nothing() -> None:
+    trie = Trie([[5, 6, 1], [5, 7, 1]])
+    assert trie.allowed([]).tolist() == [5]
+    assert sorted(trie.allowed([5]).tolist()) == [6, 7]
+    assert trie.allowed([5, 6, 1]) is None  # a finished sequence: no constraint left
+    assert trie.allowed([9]) is None  # left the trie
+    assert isinstance(trie.allowed([5]), np.ndarray)
