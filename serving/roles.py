@@ -231,6 +231,30 @@ NAMES: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
+# Names a teacher may type that the pool does not draw: their pronouns, so "Sophie gives 1/4 of
+# them to her friend" rather than "... to Sophie's friend". A name in neither list is repeated.
+_SHE = (
+    "Sophie Sophia Olivia Amelia Isla Ava Mia Ella Lily Emily Isabella Poppy Freya Evie Ruby "
+    "Daisy Alice Florence Willow Rosie Phoebe Evelyn Harper Matilda Elsie Ivy Jessica Chloe "
+    "Charlotte Ellie Zoe Zoey Anna Hannah Sarah Leah Lucy Katie Amy Laura Julia Nora Layla "
+    "Fatima Amira Maryam Aaliyah Nia Imani Mei Yuki Sakura Ananya Diya Saanvi Ines Lucia Elena "
+    "Maria Rosa Carmen Abigail Madison Avery Ella Scarlett Victoria Grace Naomi Beth Megan Holly "
+    "Jasmine Kayla Molly Tia Sara Lara Nina Eva Emilia Esme Imogen Martha"
+)
+_HE = (
+    "Leo Oliver George Harry Jack Charlie Jacob Oscar James William Henry Alfie Freddie Archie "
+    "Theo Arthur Thomas Joshua Ethan Isaac Max Finn Mason Logan Elijah Daniel Samuel Joseph "
+    "Adam Ali Ahmed Hamza Yusuf Ibrahim Musa Kwame Kofi Jamal Raj Arjun Rohan Aarav Hiro Kenta "
+    "Wei Jun Carlos Javier Pablo Luis Marco Luca Matteo Felix Hugo Ryan Dylan Tyler Nathan "
+    "Aiden Caleb Owen Luke Sam Ben Tom Alex Jake Peter Paul David Michael Chris Kai Zain Omar"
+)
+NAME_PRONOUNS: dict[str, tuple[str, str, str]] = {
+    **{n.lower(): ("she", "her", "her") for n in _SHE.split()},
+    **{n.lower(): ("he", "him", "his") for n in _HE.split()},
+    **{n[0].lower(): n[1:] for n in NAMES},
+}
+
+
 def _suffix(i: int) -> str:
     return "" if i == 1 else str(i)
 

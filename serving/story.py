@@ -29,6 +29,7 @@ from serving.realize import (
     noun_forms,
 )
 from serving.roles import (
+    NAME_PRONOUNS,
     NAME_TOKEN,
     NAMES,
     PRONOUN_TOKEN,
@@ -308,9 +309,9 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
         if idx in given:
             # a teacher's name: pronouns by the pool's gender when the name is in it
             # (a name the pool does not know is repeated: "Alex ... Alex's", never "they has")
-            match = next((p for p in NAMES if p[0].lower() == given[idx].lower()), None)
+            pronouns = NAME_PRONOUNS.get(given[idx].lower())
             name = given[idx]
-            chosen[idx] = (name, *(match[1:] if match else (name, name, f"{name}'s")))
+            chosen[idx] = (name, *(pronouns or (name, name, f"{name}'s")))
         else:
             taken = {c[0] for c in chosen.values()} | set(given.values())
             chosen[idx] = next(p for p in people if p[0] not in taken)

@@ -121,3 +121,12 @@ def test_planner_asks_for_trained_role_combinations(lexicon: Lexicon) -> None:
     # nothing trained fits: each keyword's most specific role
     assert planner.plan("subtraction", describe(lexicon, ["train"])) == ["vehicle"]
     assert Planner.load_json(planner.to_json()).plans("subtraction", nouns) == [["cont", "food"]]
+
+
+def test_a_teachers_name_outside_the_pool_gets_its_pronouns(lexicon: Lexicon) -> None:
+    sk = "<name> has 12 <thing:pl>. <he> gives 3 to <his> friend. How many does <name> have?"
+    text = render_story(sk, describe(lexicon, ["Sophie"]), seed=0).text
+    assert "She gives 3 to her friend" in text
+    # a name neither list knows is repeated, never given a guessed pronoun
+    text = render_story(sk, describe(lexicon, ["Zebedee"]), seed=0).text
+    assert "Zebedee gives 3 to Zebedee's friend" in text
