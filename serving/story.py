@@ -172,6 +172,29 @@ _ON_EVENTS = frozenset(
     {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
 )
 _IN_TIMES = frozenset({"morning", "afternoon", "evening"})
+# times that can be a scene; a unit of time ("minutes", "hours") never is ("During the minutes")
+_SCENE_TIMES = _IN_TIMES | {
+    "night",
+    "weekend",
+    "day",
+    "break",
+    "lunchtime",
+    "playtime",
+    "holiday",
+    "holidays",
+    "summer",
+    "winter",
+    "spring",
+    "autumn",
+    "term",
+    "monday",
+    "tuesday",
+    "wednesday",
+    "thursday",
+    "friday",
+    "saturday",
+    "sunday",
+}
 _ON_PLACES = frozenset({"floor", "pitch", "court", "beach", "farm", "island", "track", "stage"})
 _IN_PLACES = frozenset(
     {
@@ -218,7 +241,7 @@ def setting_phrase(info: NounInfo) -> str | None:
         if head in _ON_PLACES:
             return f"On the {kw}"
         return f"In the {kw}" if head in _IN_PLACES else f"At the {kw}"
-    if "time" in classes and info.primary == "time":
+    if "time" in classes and info.primary == "time" and head in _SCENE_TIMES:
         if head in _IN_TIMES:
             return f"In the {kw}"
         if head == "night":
@@ -227,6 +250,8 @@ def setting_phrase(info: NounInfo) -> str | None:
             return f"At the {kw}"
         if head in _WEEKDAYS:
             return f"On {kw[:1].upper()}{kw[1:]}"
+        if head == "day" and " " not in kw:  # "During the day" says nothing
+            return None
         return f"During the {kw}"
     return None
 

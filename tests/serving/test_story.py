@@ -130,3 +130,25 @@ def test_a_teachers_name_outside_the_pool_gets_its_pronouns(lexicon: Lexicon) ->
     # a name neither list knows is repeated, never given a guessed pronoun
     text = render_story(sk, describe(lexicon, ["Zebedee"]), seed=0).text
     assert "Zebedee gives 3 to Zebedee's friend" in text
+
+
+@pytest.mark.parametrize(
+    ("word", "classes", "phrase"),
+    [
+        ("bakery", ("place", "store"), "At the bakery"),
+        ("classroom", ("place", "surface"), "In the classroom"),
+        ("football pitch", ("place", "surface"), "On the football pitch"),
+        ("school trip", ("event",), "On the school trip"),
+        ("birthday party", ("event",), "At the birthday party"),
+        ("evening", ("time",), "In the evening"),
+        ("school day", ("time",), "During the school day"),
+        ("motorway", ("place", "route"), "On the motorway"),
+        ("minutes", ("time", "unit"), None),  # a unit of time is never a scene
+        ("jar", ("container",), None),
+    ],
+)
+def test_scene_phrases(word: str, classes: tuple[str, ...], phrase: str | None) -> None:
+    from serving.lexicon import NounInfo
+    from serving.story import setting_phrase
+
+    assert setting_phrase(NounInfo(word, word, classes[0], frozenset(classes), False)) == phrase
