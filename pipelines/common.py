@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from data.atomic import (  # noqa: F401
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
+    enable_leftover_guard,
     require_file_target,
     sweep_leftovers,
 )
@@ -125,6 +127,78 @@ def install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of a live process from /proc; None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped: as good as gone
+        return None
+    return fields[0], int(fields[1]), fields[19]
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(a.decode(errors="replace")).name in ("dvc", "dvc.exe") for a in argv[:2]) or (
+        len(argv) > 2 and argv[1] == b"-m" and argv[2].startswith(b"dvc")
+    )
+
+
+def tie_to_parent(poll_s: float = 0.5) -> None:
+    """End this process (as SIGTERM would) when the process that started it ends.
+
+    ``dvc repro`` killed with SIGTERM exits at once and leaves its stage running alone; the
+    stage would later write outputs that dvc.lock never records. The kernel's parent-death
+    signal (``prctl(PR_SET_PDEATHSIG)``) covers a direct parent; a watcher thread also follows
+    the nearest ``dvc`` ancestor, since DVC runs the command through ``$SHELL -c``, which may
+    stay in between. Linux only (elsewhere a no-op).
+    """
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    chain: list[tuple[int, str]] = []
+    pid = parent
+    for _ in range(4):  # parent, then up to three more ancestors while looking for dvc
+        stat = _proc_stat(pid)
+        if stat is None or pid <= 1:
+            break
+        chain.append((pid, stat[2]))
+        if _is_dvc(pid):
+            break
+        pid = stat[1]
+    # Up to the dvc ancestor when there is one, else the parent alone.
+    watched = chain if chain and _is_dvc(chain[-1][0]) else chain[:1]
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            for wpid, started in watched:
+                stat = _proc_stat(wpid)
+                if stat is None or stat[2] != started or os.getppid() != parent:
+                    logger.warning("the parent process (pid %d) ended; stopping", wpid)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+    threading.Thread(target=watch, name="tie-to-parent", daemon=True).start()
+
+
 def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
     """Run a stage or CLI body: expected errors -> one line on stderr and exit 1.
 
@@ -133,10 +207,11 @@ def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **k
     """
     label = name or getattr(main, "__module__", "ludora-ml")
     install_sigterm_handler()
+    enable_leftover_guard()
     try:
         return main(*args, **kwargs)
     except KeyboardInterrupt as exc:
-        sys.stderr.write(f"{label}: interrupted; nothing was written\n")
+        sys.stderr.write(f"{label}: interrupted; nothing was written, previous outputs kept\n")
         raise SystemExit(143 if "signal" in str(exc) else 130) from None
     except Exception as exc:
         if debug_enabled() or not is_expected_error(exc):
@@ -146,8 +221,12 @@ def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **k
 
 
 def stage_main(main: Callable[..., Any]) -> None:
-    """``if __name__ == "__main__": stage_main(main)``: logging, then :func:`run_stage`."""
+    """``if __name__ == "__main__": stage_main(main)``: logging, then :func:`run_stage`.
+
+    A stage ends with the process that started it (:func:`tie_to_parent`).
+    """
     setup_logging()
+    tie_to_parent()
     run_stage(main)
 
 
