@@ -59,17 +59,97 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """Read the whole params file (YAML) and return it as a dict."""
+# The top-level sections a params file may hold: one per stage (plus the shared engine
+# settings and the gates). Anything else is a typo or a leftover whose values would silently do
+# nothing, so it is refused. A new stage adds its section here.
+SECTIONS = (
+    "engine",
+    "dask",
+    "data",
+    "features",
+    "train_weakness",
+    "score",
+    "export_weakness",
+    "prepare_text",
+    "train_generator",
+    "export_generator",
+    "quantize_generator",
+    "gates",
+    "package",
+)
+
+
+def _yaml_loader() -> Any:
+    """A safe YAML loader that refuses a key repeated in one mapping (YAML keeps the last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: let the base constructor report it
+                continue
+            if first is not key_node.start_mark:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first.line + 1}); "
+                    "YAML would silently keep only the last value",
+                    mark,
+                )
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file; a syntax error or a duplicate key is ONE line ``file:line:col: what``."""
     import yaml
 
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        if exc.context and exc.problem and "duplicate key" not in what:
+            context = " ".join(str(exc.context).split())
+            cm = exc.context_mark
+            if cm is not None and mark is not None and cm.line != mark.line:
+                context += f" started at line {cm.line + 1}, column {cm.column + 1}"
+            what = f"{what} ({context})"
+        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+
+
+def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """Read the whole params file (YAML) and return it as a dict.
+
+    Refused with one line: a syntax error (file, line and column), a duplicated key, a top-level
+    section no stage reads.
+    """
+    path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
-    with path.open() as fh:
-        params = yaml.safe_load(fh) or {}
+    params = read_yaml(path) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(params).__name__}")
+    unknown = [k for k in params if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{path}:{unknown[0]}: unknown section; allowed: {list(SECTIONS)}")
     return params
 
 
