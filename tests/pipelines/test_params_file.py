@@ -77,3 +77,56 @@ def test_a_stage_reports_a_syntax_error_as_one_line(tmp_path: Path) -> None:
     assert len(errors) == 1 and f"{params}:3:" in errors[0], proc.stderr
     assert "flow sequence started at line 2" in errors[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_simulation_too_big_for_memory_is_refused_before_it_starts(tmp_path: Path) -> None:
+    """n_learners at its allowed maximum used to end in a MemoryError traceback (18.8 GiB)."""
+    import time
+
+    import yaml
+
+    sim = {
+        "seed": 1,
+        "n_learners": 10_000_000,
+        "n_topics": 12,
+        "days": 150,
+        "sessions_per_week": 3.0,
+        "activities_per_session": 6,
+        "quiz_share": 0.4,
+        "start": "2026-01-05T00:00:00Z",
+    }
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"source": "simulator", "path": None, "simulator": sim},
+                "features": {"pass_mark": 0.6},
+            }
+        )
+    )
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")],
+        cwd=REPO,
+        env={**os.environ, "LUDORA_DEBUG": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr
+    assert "data.simulator.n_learners: 10000000 learners" in errors[0]
+    assert "GiB available; allowed here: at most" in errors[0]
+    assert time.monotonic() - started < 60  # refused up front, not after simulating
+
+
+def test_the_memory_estimate_lets_the_default_simulation_through() -> None:
+    from data.params import build_config
+    from data.simulator import SimulatorConfig, check_fits_in_memory
+
+    sim = load_params(REPO / "params.yaml")["data"]["simulator"]
+    cfg = build_config(SimulatorConfig, sim, "data.simulator")
+    check_fits_in_memory(cfg, "data.simulator", available=2 * 1024**3)  # a small 2 GiB box
+    with pytest.raises(ConfigError, match=r"allowed here: at most \d+ learners"):
+        check_fits_in_memory(cfg, "data.simulator", available=64 * 1024**2)
