@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -110,6 +111,11 @@ class Runtime:
         )
 
 
+def _debug() -> bool:
+    """LUDORA_DEBUG=1 (the CLI's --debug): log tracebacks, not one line."""
+    return os.environ.get("LUDORA_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _load_models(rt: Runtime) -> None:
     """Load and verify the configured artifacts; a failure is recorded, /readyz reports it."""
     from serving.generator import load_generator
@@ -119,13 +125,17 @@ def _load_models(rt: Runtime) -> None:
         try:
             rt.weakness = load_weakness(rt.weakness_ref, rt.settings)
         except Exception as exc:
-            logger.exception("weakness model %r failed to load", rt.weakness_ref)
+            logger.error(  # one line; the traceback only when debugging
+                "weakness model %r failed to load: %s", rt.weakness_ref, exc, exc_info=_debug()
+            )
             rt.errors["weakness"] = str(exc)
     if rt.generator is None and rt.generator_ref is not None:
         try:
             rt.generator = load_generator(rt.generator_ref, rt.settings)
         except Exception as exc:
-            logger.exception("generator model %r failed to load", rt.generator_ref)
+            logger.error(  # one line; the traceback only when debugging
+                "generator model %r failed to load: %s", rt.generator_ref, exc, exc_info=_debug()
+            )
             rt.errors["generator"] = str(exc)
 
 

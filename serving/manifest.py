@@ -232,7 +232,7 @@ def read_aliases(model_root: Path | str) -> dict[str, Any]:
     path = Path(model_root) / ALIASES_NAME
     if not path.is_file():
         return {"champion": None, "history": []}
-    data = json.loads(path.read_text())
+    data = read_json(path, error=ManifestError)  # a truncated file is named, not just "line 1"
     if not isinstance(data, dict) or "champion" not in data:
         raise ManifestError(f"{path}: expected an object with a 'champion' key")
     data.setdefault("history", [])

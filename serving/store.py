@@ -81,7 +81,14 @@ def resolve_local(artifact_root: Path, model: str, ref: str) -> Path:
             aliases = read_aliases(model_root)
             target = aliases.get(ref)
             if target is None or isinstance(target, bool) or not str(target).isdigit():
-                known = sorted(k for k, v in aliases.items() if k != "history" and v is not None)
+                # aliases name versions; "history" and "events" are the log beside them
+                known = sorted(
+                    k
+                    for k, v in aliases.items()
+                    if isinstance(v, int)
+                    and not isinstance(v, bool)
+                    and k not in ("history", "events")
+                )
                 raise ArtifactResolutionError(
                     f"'{ref}' is not a directory, a version or a set alias of {model_root} "
                     f"(aliases set: {known})"
