@@ -130,11 +130,14 @@ class GatesConfig:
     generator: GeneratorGates
 
 
-def load_gates(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """The ``gates`` section, validated as a whole; returned as plain dicts for the consumers."""
-    params = load_params(path)
-    section = params.get("gates")
+def check_gates(section: Any, where: str = "gates") -> dict[str, Any]:
+    """Validate a whole ``gates`` mapping; returned as is (plain dicts) for the consumers."""
     if not isinstance(section, dict):
-        raise ConfigError(f"{path}: section 'gates' missing or not a mapping")
-    build_config(GatesConfig, section, f"{path}:gates")
+        raise ConfigError(f"{where}: section 'gates' missing or not a mapping")
+    build_config(GatesConfig, section, where)
     return section
+
+
+def load_gates(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """The ``gates`` section of the params file, validated as a whole."""
+    return check_gates(load_params(path).get("gates"), f"{path}:gates")

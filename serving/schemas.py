@@ -30,8 +30,10 @@ MAX_ATTEMPTS_COUNT = 1_000_000
 
 # Printable text without control characters; topic ids must not use the reserved prefix.
 _TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format).
-_WORD_PATTERN = r"^[^\x00-\x1f\x7f-\x9f,:]*[^\x00-\x1f\x7f-\x9f,:\s][^\x00-\x1f\x7f-\x9f,:]*$"
+# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format), and
+# without invisible or bidirectional formatting characters (a word that reads differently).
+_NOT_WORD = rf"\x00-\x1f\x7f-\x9f{ids.INVISIBLE_CHARS},:"
+_WORD_PATTERN = rf"^[^{_NOT_WORD}]*[^{_NOT_WORD}\s][^{_NOT_WORD}]*$"
 
 
 def _not_reserved(topic: str) -> str:
