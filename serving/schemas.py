@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    StrictBool,
     StringConstraints,
     Tag,
     model_validator,
@@ -72,12 +73,30 @@ class Attempt(_Strict):
         Annotated[float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)] | None
     ) = None
     hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS)] | None = None
-    is_revisit: bool = False
+    # strict: JSON true/false only (0 / 1 / "yes" were accepted, unlike the published schema)
+    is_revisit: StrictBool = False
     activity: Activity = "quiz"
+
+
+# "At least one topic" (checked in _check_totals), published in the schema so that a request
+# valid against the OpenAPI document is not refused: one of the per-topic fields names a topic.
+_AT_LEAST_ONE_TOPIC = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "object", "minProperties": 1}}}
+        for name in (
+            "average_score_per_topic",
+            "recent_quiz_scores",
+            "time_spent_per_topic_minutes",
+            "recent_attempts",
+        )
+    ]
+}
 
 
 class WeaknessPredictionInput(_Strict):
     """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_AT_LEAST_ONE_TOPIC)
 
     user_id: Annotated[
         str,
@@ -219,7 +238,11 @@ class WordProblemInput(_Strict):
         str,
         StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
         AfterValidator(_canonical_topic),
-        Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
+        Field(
+            description="a supported topic or a synonym, any case, singular or plural "
+            f"(GET /api/v1/ai/models lists them): {', '.join(SUPPORTED_TOPICS)}",
+            examples=list(SUPPORTED_TOPICS),
+        ),
     ]
     keywords: Annotated[
         list[

@@ -285,3 +285,31 @@ def test_fast_injected_model_ok() -> None:
         assert c.post(f"{API}/predict-weakness", json=WEAK).json()["model_version"] == "slow"
         assert c.get("/readyz").status_code == 200
         assert c.post(f"{API}/word-problem", json=WORD).status_code == 503  # not configured
+
+
+# The published schema says what the server does: schema-valid requests are answered, and what
+# the server refuses is refused by the schema too (schemathesis used to find both directions).
+
+
+def test_openapi_publishes_the_at_least_one_topic_rule(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    any_of = schema["WeaknessPredictionInput"]["anyOf"]
+    assert {next(iter(branch["required"])) for branch in any_of} == {
+        "average_score_per_topic",
+        "recent_quiz_scores",
+        "time_spent_per_topic_minutes",
+        "recent_attempts",
+    }
+    r = client.post(f"{API}/predict-weakness", json={"user_id": "u1", "recent_quiz_scores": [0.5]})
+    assert r.status_code == 422 and "no topic given" in r.text  # matches no anyOf branch
+    topic = schema["WordProblemInput"]["properties"]["topic"]
+    assert "fractions" in topic["examples"] and "fractions" in topic["description"]
+
+
+def test_is_revisit_must_be_a_json_boolean(client: httpx.Client) -> None:
+    attempt = {"score": 0.5, "timestamp": 1_767_571_200}
+    body = {"user_id": "u1", "recent_attempts": {"t1": [{**attempt, "is_revisit": 0}]}}
+    r = client.post(f"{API}/predict-weakness", json=body)
+    assert r.status_code == 422 and "is_revisit" in r.text
+    body["recent_attempts"]["t1"][0]["is_revisit"] = True
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 200
