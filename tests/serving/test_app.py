@@ -224,7 +224,9 @@ def test_openapi_schema_lists_both_endpoints(client: httpx.Client) -> None:
     assert f"{API}/predict-weakness" in paths and f"{API}/word-problem" in paths
 
 
-def test_tampered_artifact_not_ready_503(store: Path, tmp_path: Path) -> None:
+def test_tampered_artifact_not_ready_503(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad_root = tmp_path / "artifacts"
     shutil.copytree(store / "weakness" / "1", bad_root / "weakness" / "1")
     with (bad_root / "weakness" / "1" / "model.onnx").open("ab") as fh:
@@ -237,6 +239,10 @@ def test_tampered_artifact_not_ready_503(store: Path, tmp_path: Path) -> None:
         assert r.status_code == 503 and "not loaded" in r.json()["detail"]
         assert c.post(f"{API}/word-problem", json=WORD).status_code == 503
         assert c.get("/healthz").status_code == 200
+    # `serve --allow-partial` logs the failed model as one line, not a ManifestError traceback
+    failed = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert failed and not any(r.exc_info for r in failed)
+    assert "model.onnx" in failed[0].getMessage()
 
 
 class _SlowWeakness:
