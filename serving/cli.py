@@ -105,7 +105,14 @@ def serve(
         generator=loaded.get("generator"),
     )
     server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info"))
-    server.run(sockets=[sock])
+    try:  # as uvicorn.run does: Ctrl-C (re-raised by uvicorn after its shutdown) ends quietly
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE (a lifespan error, already logged)
 
 
 def bind_socket(host: str, port: int) -> Any:
