@@ -135,13 +135,13 @@ def read_yaml(path: Path | str) -> Any:
         raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+def load_params(path: Path | str | None = None) -> dict[str, Any]:
     """Read the whole params file (YAML) and return it as a dict.
 
     Refused with one line: a syntax error (file, line and column), a duplicated key, a top-level
     section no stage reads.
     """
-    path = Path(path)
+    path = Path(PARAMS_FILE if path is None else path)  # resolved at call time (tests swap it)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
     params = read_yaml(path) or {}
@@ -153,8 +153,9 @@ def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
     return params
 
 
-def load_section(section: str, path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+def load_section(section: str, path: Path | str | None = None) -> dict[str, Any]:
     """Return one top-level section of ``params.yaml``; error names the file and section."""
+    path = PARAMS_FILE if path is None else path
     params = load_params(path)
     if section not in params or not isinstance(params[section], dict):
         raise ConfigError(f"{path}: section '{section}' missing or not a mapping")

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 
 from data.params import ConfigError, Range, build_config
 from features.summary import VIEWS
-from pipelines.common import PARAMS_FILE, load_params
+from pipelines.common import load_params
 
 # What `ludora-ml promote` measures on a weakness artifact (training.weakness_metrics).
 WEAKNESS_METRICS = ("auc", "pr_auc", "logloss", "brier", "ece", "positive_rate")
@@ -138,6 +138,9 @@ def check_gates(section: Any, where: str = "gates") -> dict[str, Any]:
     return section
 
 
-def load_gates(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+def load_gates(path: Path | str | None = None) -> dict[str, Any]:
     """The ``gates`` section of the params file, validated as a whole."""
+    from pipelines import common
+
+    path = common.PARAMS_FILE if path is None else path
     return check_gates(load_params(path).get("gates"), f"{path}:gates")

@@ -130,3 +130,37 @@ def test_the_memory_estimate_lets_the_default_simulation_through() -> None:
     check_fits_in_memory(cfg, "data.simulator", available=2 * 1024**3)  # a small 2 GiB box
     with pytest.raises(ConfigError, match=r"allowed here: at most \d+ learners"):
         check_fits_in_memory(cfg, "data.simulator", available=64 * 1024**2)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["promote", "--model", "weakness"], ["eval-kt", "--train", "a.tsv", "--test", "b.tsv"]],
+    ids=["promote", "eval-kt"],
+)
+def test_cli_commands_report_a_params_syntax_error_as_one_line(
+    tmp_path: Path, command: list[str]
+) -> None:
+    """`ludora-ml promote` printed 183 lines of YAML traceback, eval-kt a traceback too."""
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        (REPO / "params.yaml").read_text().replace("auc_floor: 0.70", "auc_floor: [0.7")
+    )
+    for name in ("a.tsv", "b.tsv"):
+        (tmp_path / name).write_text("user_id\titem_id\ttimestamp\tcorrect\tskill_id\n")
+    code = (
+        "import sys; from pathlib import Path; import pipelines.common as c; "
+        "c.PARAMS_FILE = Path(sys.argv[1]); from pipelines.cli import app; "
+        "app(sys.argv[2:], prog_name='ludora-ml')"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(params), *command],
+        cwd=tmp_path,
+        env={**os.environ, "LUDORA_DEBUG": "", "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"{params}:" in errors[0] and "invalid YAML" in errors[0], errors
