@@ -142,3 +142,30 @@ def test_serving_refuses_a_forged_manifest_at_start(artifact):
     _edit(artifact, _gate_value, reseal=False)
     with pytest.raises(ManifestError, match="edited after packaging"):
         open_verified_artifact(artifact, "weakness", settings)
+
+
+@pytest.mark.slow
+def test_serving_from_a_registry_refuses_a_resealed_manifest(tmp_path, monkeypatch):
+    """Recomputing the digest after an edit passes the file check; the registry tag does not."""
+    pytest.importorskip("mlflow")
+    from pipelines.package import register_version
+    from serving.settings import ServingSettings
+    from serving.store import open_verified_artifact
+    from tests.pipelines._mlflow_server import mlflow_server
+
+    db = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", db)
+    src = tmp_path / "onnx"
+    src.mkdir()
+    make_weakness_export(src)
+    root = tmp_path / "artifacts"
+    package_candidate(weakness_candidate(src, auc_floor=0.5), root)
+    register_version(root / "weakness" / "1", experiment="t")
+    ref = "models:/ludora-weakness/1"
+    with mlflow_server(db, tmp_path) as url:
+        settings = ServingSettings(artifact_root=root, tracking_uri=url)
+        open_verified_artifact(ref, "weakness", settings)
+        _edit(root / "weakness" / "1", _gate_value, reseal=True)
+        verify_artifact(root / "weakness" / "1", check_io=False)  # the file alone looks fine
+        with pytest.raises(ManifestError, match="differs from the one registered for"):
+            open_verified_artifact(ref, "weakness", settings)
