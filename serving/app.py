@@ -111,6 +111,30 @@ class Runtime:
         )
 
 
+def _keys_must_match(node: Any) -> None:
+    """Publish what the server enforces on mapping keys (topic ids): every key must match.
+
+    pydantic writes a constrained key type as ``patternProperties`` (which only says how to
+    validate the keys that match) beside ``propertyNames`` without the pattern, so a key the
+    server refuses looked valid. Rewritten in place: the pattern goes into ``propertyNames``
+    and the value schema into ``additionalProperties``.
+    """
+    if isinstance(node, dict):
+        pattern_props = node.get("patternProperties")
+        if isinstance(pattern_props, dict) and len(pattern_props) == 1:
+            ((pattern, value_schema),) = pattern_props.items()
+            names = dict(node.get("propertyNames") or {})
+            names["pattern"] = pattern
+            node["propertyNames"] = names
+            node["additionalProperties"] = value_schema
+            del node["patternProperties"]
+        for child in node.values():
+            _keys_must_match(child)
+    elif isinstance(node, list):
+        for child in node:
+            _keys_must_match(child)
+
+
 def _debug() -> bool:
     """LUDORA_DEBUG=1 (the CLI's --debug): log tracebacks, not one line."""
     return os.environ.get("LUDORA_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
@@ -244,6 +268,28 @@ def create_app(
     )
     app.state.runtime = rt
     app.add_middleware(BodyLimitMiddleware)
+    default_openapi = app.openapi
+
+    def openapi_with_topics() -> dict[str, Any]:
+        """The OpenAPI document, naming the loaded generator's topics (they vary by artifact)."""
+        schema = default_openapi()
+        _keys_must_match(schema)
+        if rt.generator is not None:
+            topics = list(artifact_topics(getattr(rt.generator, "manifest", None)))
+            props = schema.get("components", {}).get("schemas", {}).get("WordProblemInput", {})
+            topic = props.get("properties", {}).get("topic")
+            if topics and topic is not None:
+                # the names the server answers, as written; it also takes other cases and
+                # singular/plural forms of them, which a JSON-schema enum cannot say
+                topic["enum"] = sorted({*topics, *synonyms_for(topics)})
+                topic["examples"] = topics
+                topic["description"] = (
+                    "a supported topic or a synonym (any case, singular or plural): "
+                    f"{', '.join(topics)} (GET /api/v1/ai/models lists the synonyms)"
+                )
+        return schema
+
+    app.openapi = openapi_with_topics  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
@@ -31,9 +32,10 @@ MAX_ATTEMPTS_COUNT = 1_000_000
 
 # Printable text without control characters; topic ids must not use the reserved prefix.
 _TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format), and
-# without invisible or bidirectional formatting characters (a word that reads differently).
-_NOT_WORD = rf"\x00-\x1f\x7f-\x9f{ids.INVISIBLE_CHARS},:"
+# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format) nor
+# '<' or '>' (special tokens; serving.prompt refuses them too), and without invisible or
+# bidirectional formatting characters (a word that reads differently).
+_NOT_WORD = rf"\x00-\x1f\x7f-\x9f{ids.INVISIBLE_CHARS},:<>"
 _WORD_PATTERN = rf"^[^{_NOT_WORD}]*[^{_NOT_WORD}\s][^{_NOT_WORD}]*$"
 
 
@@ -50,7 +52,20 @@ TopicId = Annotated[
     AfterValidator(_not_reserved),
 ]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Timestamp = Annotated[int, Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX)]
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" is any number with a zero fractional part (4102444799.0 too);
+    # strict mode would refuse it. Booleans stay refused (strict), fractions too.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it (request fields; the models are strict otherwise). Written
+# after the field's bounds, so the published schema keeps them as minimum / maximum.
+JSON_INT = BeforeValidator(_json_integer)
+Timestamp = Annotated[int, Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX), JSON_INT]
 Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
 
 
@@ -60,8 +75,9 @@ def _quiz_scores_shape(value: object) -> str:
 
 
 class _Strict(BaseModel):
-    # Unknown fields are refused so a typo in a field name is a 422, not a silent default.
-    model_config = ConfigDict(extra="forbid")
+    # Unknown fields are refused so a typo in a field name is a 422, not a silent default; types
+    # are JSON's own, as the published schema says (false is not the number 0, nor 0 a boolean).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class Attempt(_Strict):
@@ -72,7 +88,7 @@ class Attempt(_Strict):
     time_spent_s: (
         Annotated[float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)] | None
     ) = None
-    hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS)] | None = None
+    hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS), JSON_INT] | None = None
     # strict: JSON true/false only (0 / 1 / "yes" were accepted, unlike the published schema)
     is_revisit: StrictBool = False
     activity: Activity = "quiz"
@@ -96,7 +112,7 @@ _AT_LEAST_ONE_TOPIC = {
 class WeaknessPredictionInput(_Strict):
     """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_AT_LEAST_ONE_TOPIC)
+    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_AT_LEAST_ONE_TOPIC)
 
     user_id: Annotated[
         str,
@@ -123,7 +139,7 @@ class WeaknessPredictionInput(_Strict):
     ] = Field(default_factory=dict)
     attempts_per_topic: (
         Annotated[
-            dict[TopicId, Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_COUNT)]],
+            dict[TopicId, Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_COUNT), JSON_INT]],
             Field(max_length=limits.MAX_TOPICS),
         ]
         | None
@@ -238,11 +254,8 @@ class WordProblemInput(_Strict):
         str,
         StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
         AfterValidator(_canonical_topic),
-        Field(
-            description="a supported topic or a synonym, any case, singular or plural "
-            f"(GET /api/v1/ai/models lists them): {', '.join(SUPPORTED_TOPICS)}",
-            examples=list(SUPPORTED_TOPICS),
-        ),
+        # the served app names the loaded generator's topics here (serving.app)
+        Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
     ]
     keywords: Annotated[
         list[
@@ -263,9 +276,12 @@ class WordProblemInput(_Strict):
         Field(
             le=limits.MAX_LENGTH_RANGE[1], json_schema_extra={"minimum": limits.MAX_LENGTH_RANGE[0]}
         ),
+        JSON_INT,
         AfterValidator(_complete_length),
     ] = limits.DEFAULT_MAX_LENGTH
-    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
+    seed: (
+        Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1]), JSON_INT] | None
+    ) = None
     temperature: (
         Annotated[
             float,

@@ -309,7 +309,11 @@ def test_openapi_publishes_the_at_least_one_topic_rule(client: httpx.Client) -> 
     r = client.post(f"{API}/predict-weakness", json={"user_id": "u1", "recent_quiz_scores": [0.5]})
     assert r.status_code == 422 and "no topic given" in r.text  # matches no anyOf branch
     topic = schema["WordProblemInput"]["properties"]["topic"]
-    assert "fractions" in topic["examples"] and "fractions" in topic["description"]
+    served = client.get(f"{API}/models").json()["models"]
+    topics = next(m["topics"] for m in served if m["name"] == "generator")
+    assert topic["examples"] == topics and all(t in topic["description"] for t in topics)
+    for name in topics:  # every published example is answered
+        assert client.post(f"{API}/word-problem", json={**WORD, "topic": name}).status_code == 200
 
 
 def test_is_revisit_must_be_a_json_boolean(client: httpx.Client) -> None:
@@ -319,3 +323,37 @@ def test_is_revisit_must_be_a_json_boolean(client: httpx.Client) -> None:
     assert r.status_code == 422 and "is_revisit" in r.text
     body["recent_attempts"]["t1"][0]["is_revisit"] = True
     assert client.post(f"{API}/predict-weakness", json=body).status_code == 200
+
+
+def test_openapi_says_every_topic_key_must_match(client: httpx.Client) -> None:
+    """pydantic's patternProperties let any key through on paper; the server refuses them."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    minutes = schema["WeaknessPredictionInput"]["properties"]["time_spent_per_topic_minutes"]
+    assert "patternProperties" not in json.dumps(schema)
+    assert minutes["propertyNames"]["pattern"].startswith("^[^\\x00-\\x1f")
+    assert minutes["additionalProperties"]["type"] == "number"
+    body = {"user_id": "u1", "time_spent_per_topic_minutes": {"a\x07": 1}}
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("predict-weakness", {"time_spent_per_topic_minutes": {"fractions": False}}),
+        ("predict-weakness", {"now": True}),
+        ("word-problem", {"seed": False}),
+        ("word-problem", {"keywords": ["a<b"]}),
+    ],
+    ids=["minutes_false", "now_true", "seed_false", "angle_bracket"],
+)
+def test_values_the_schema_forbids_are_refused(
+    client: httpx.Client, path: str, change: dict
+) -> None:
+    body = {**(WEAK if path == "predict-weakness" else WORD), **change}
+    assert client.post(f"{API}/{path}", json=body).status_code == 422
+
+
+def test_an_integral_float_is_a_json_integer(client: httpx.Client) -> None:
+    body = {**WEAK, "now": float(WEAK["now"])}
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 200
+    assert client.post(f"{API}/word-problem", json={**WORD, "seed": 7.0}).status_code == 200
