@@ -16,6 +16,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
     StrictBool,
     StringConstraints,
     Tag,
@@ -51,21 +52,21 @@ TopicId = Annotated[
     StringConstraints(min_length=1, max_length=ids.MAX_LEN["topic_id"], pattern=ids.ID_PATTERN),
     AfterValidator(_not_reserved),
 ]
-Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+Score = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 
 def _json_integer(value: object) -> object:
-    # JSON Schema's "integer" is any number with a zero fractional part (4102444799.0 too);
-    # strict mode would refuse it. Booleans stay refused (strict), fractions too.
+    # JSON Schema's "integer" is any number with a zero fractional part (4102444799.0 too).
+    # Booleans and fractions are left for the strict int check to refuse.
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 
 
-# An integer as JSON Schema means it (request fields; the models are strict otherwise). Written
+# An integer as JSON Schema means it (beside Strict(), which alone would refuse 7.0). Written
 # after the field's bounds, so the published schema keeps them as minimum / maximum.
 JSON_INT = BeforeValidator(_json_integer)
-Timestamp = Annotated[int, Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX), JSON_INT]
+Timestamp = Annotated[int, Strict(), Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX), JSON_INT]
 Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
 
 
@@ -75,9 +76,10 @@ def _quiz_scores_shape(value: object) -> str:
 
 
 class _Strict(BaseModel):
-    # Unknown fields are refused so a typo in a field name is a 422, not a silent default; types
-    # are JSON's own, as the published schema says (false is not the number 0, nor 0 a boolean).
-    model_config = ConfigDict(extra="forbid", strict=True)
+    # Unknown fields are refused so a typo in a field name is a 422, not a silent default.
+    # Numbers and booleans are strict (Strict() on each): false is not the number 0, nor 0 a
+    # boolean, as the published schema says; containers stay lax for Python callers (tuples).
+    model_config = ConfigDict(extra="forbid")
 
 
 class Attempt(_Strict):
@@ -86,9 +88,10 @@ class Attempt(_Strict):
     score: Score
     timestamp: Timestamp = Field(description="UTC seconds since the epoch")
     time_spent_s: (
-        Annotated[float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)] | None
+        Annotated[float, Strict(), Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)]
+        | None
     ) = None
-    hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS), JSON_INT] | None = None
+    hints_used: Annotated[int, Strict(), Field(ge=0, le=limits.MAX_HINTS), JSON_INT] | None = None
     # strict: JSON true/false only (0 / 1 / "yes" were accepted, unlike the published schema)
     is_revisit: StrictBool = False
     activity: Activity = "quiz"
@@ -112,7 +115,7 @@ _AT_LEAST_ONE_TOPIC = {
 class WeaknessPredictionInput(_Strict):
     """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, json_schema_extra=_AT_LEAST_ONE_TOPIC)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_AT_LEAST_ONE_TOPIC)
 
     user_id: Annotated[
         str,
@@ -133,13 +136,17 @@ class WeaknessPredictionInput(_Strict):
     time_spent_per_topic_minutes: Annotated[
         dict[
             TopicId,
-            Annotated[float, Field(ge=0.0, le=limits.MAX_MINUTES_PER_TOPIC, allow_inf_nan=False)],
+            Annotated[
+                float,
+                Strict(),
+                Field(ge=0.0, le=limits.MAX_MINUTES_PER_TOPIC, allow_inf_nan=False),
+            ],
         ],
         Field(max_length=limits.MAX_TOPICS),
     ] = Field(default_factory=dict)
     attempts_per_topic: (
         Annotated[
-            dict[TopicId, Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_COUNT), JSON_INT]],
+            dict[TopicId, Annotated[int, Strict(), Field(ge=1, le=MAX_ATTEMPTS_COUNT), JSON_INT]],
             Field(max_length=limits.MAX_TOPICS),
         ]
         | None
@@ -273,6 +280,7 @@ class WordProblemInput(_Strict):
     ] = ""
     max_length: Annotated[
         int,
+        Strict(),
         Field(
             le=limits.MAX_LENGTH_RANGE[1], json_schema_extra={"minimum": limits.MAX_LENGTH_RANGE[0]}
         ),
@@ -280,11 +288,13 @@ class WordProblemInput(_Strict):
         AfterValidator(_complete_length),
     ] = limits.DEFAULT_MAX_LENGTH
     seed: (
-        Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1]), JSON_INT] | None
+        Annotated[int, Strict(), Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1]), JSON_INT]
+        | None
     ) = None
     temperature: (
         Annotated[
             float,
+            Strict(),
             Field(
                 ge=limits.TEMPERATURE_RANGE[0],
                 le=limits.TEMPERATURE_RANGE[1],
