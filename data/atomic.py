@@ -59,13 +59,15 @@ def _leftover_pid(name: str, target: str, suffix: str) -> int | None:
     return None
 
 
-def sweep_leftovers(path: Path | str) -> list[Path]:
+def sweep_leftovers(path: Path | str, *, dead_pid: int | None = None) -> list[Path]:
     """Remove what killed writes of ``path`` left beside it; return what was removed/restored.
 
     Only temp folders ``.{name}.{pid}.*.tmp`` and swap copies ``.{name}.{pid}.old`` whose pid is
     dead are touched (never a live process's write in progress); pid-less ones from older code
     once they are ten minutes old. A swap copy whose target is missing (killed between the two
     renames of a directory swap) is the only copy of the previous output: it is renamed back.
+    ``dead_pid`` is known dead to the caller (the leftover guard: its writer just died, and may
+    still be an unreaped zombie that ``kill(pid, 0)`` reports alive).
     """
     path = Path(path)
     parent, name = path.parent, path.name
@@ -86,7 +88,9 @@ def sweep_leftovers(path: Path | str) -> list[Path]:
         if suffix is None:
             continue
         pid = _leftover_pid(entry.name, name, suffix)
-        if pid is None or pid == os.getpid() or (pid and _pid_alive(pid)):
+        if pid is None or pid == os.getpid():
+            continue
+        if pid and pid != dead_pid and _pid_alive(pid):
             continue
         if pid == 0:
             try:
@@ -126,6 +130,7 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(path)
+    _guard_register(path)
     pid = os.getpid()
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{pid}.", suffix=".tmp", dir=path.parent))
     target = tmp / path.name
@@ -215,3 +220,57 @@ def atomic_write_parquet(path: Path | str, df: Any) -> None:
     require_file_target(path)
     with atomic_path(path) as tmp:
         df.to_parquet(tmp, index=False)
+
+
+# ----------------------------------------------------------------------------- leftover guard
+# ``kill -9`` (or the OOM killer) gives a process no chance to remove its temp folders, and the
+# next run that would sweep them may never come: ``dvc repro`` skips a stage whose outputs still
+# match dvc.lock. So a stage starts one small watcher process that learns each target this
+# process writes (one line on a pipe) and, when the pipe closes (this process ended, however),
+# sweeps what was left beside those targets. It runs in its own session, so a Ctrl-C or a
+# process-group kill aimed at the stage does not take it down before it has cleaned up.
+
+_guard: Any = None
+_guard_enabled = False
+
+
+def enable_leftover_guard() -> None:
+    """Start the watcher lazily, at this process's first atomic write (entry points call this)."""
+    global _guard_enabled
+    _guard_enabled = True
+
+
+def _guard_register(path: Path) -> None:
+    global _guard
+    if not _guard_enabled:
+        return
+    import subprocess
+
+    try:
+        if _guard is None or _guard.poll() is not None:
+            root = str(Path(__file__).resolve().parent.parent)
+            code = f"import sys; sys.path.insert(0, {root!r}); import data.atomic as a; a._watch()"
+            _guard = subprocess.Popen(
+                [sys.executable, "-c", code, str(os.getpid())],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                text=True,
+            )
+        target = path.parent.resolve() / path.name
+        _guard.stdin.write(f"{target}\n")
+        _guard.stdin.flush()
+    except OSError as exc:  # the guard is a safety net; a write must not fail for it
+        logger.debug("leftover guard unavailable: %s", exc)
+
+
+def _watch() -> None:
+    """The watcher's body: read targets until EOF, then sweep the writer's leftovers."""
+    pid = int(sys.argv[1])
+    targets = list(dict.fromkeys(line.strip() for line in sys.stdin if line.strip()))
+    for target in targets:
+        try:
+            sweep_leftovers(target, dead_pid=pid)
+        except OSError:
+            continue

@@ -75,6 +75,7 @@ def promote_cmd(
 ) -> None:
     """Promote a packaged version to `champion` if it passes floors and beats (or holds) it."""
     from pipelines.common import build_config, load_section, setup_mlflow
+    from pipelines.gates import load_gates
     from pipelines.package import ARTIFACTS_ROOT, FEATURES_TEST, TEXT_TEST, PackageConfig
     from training.packaging import promotion as pr
 
@@ -82,7 +83,7 @@ def promote_cmd(
         raise typer.BadParameter(
             f"--model must be one of {sorted(pr.REGISTRY_NAMES)}, got {model!r}"
         )
-    gates = load_section("gates")
+    gates = load_gates()
     setup_mlflow(build_config(PackageConfig, load_section("package"), "package").experiment)
     if model == "weakness":
         evaluate = pr.weakness_evaluator(FEATURES_TEST)

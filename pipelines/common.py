@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from data.atomic import (  # noqa: F401
     atomic_write_json,
     atomic_write_parquet,
     atomic_write_text,
+    enable_leftover_guard,
     require_file_target,
     sweep_leftovers,
 )
@@ -57,22 +59,103 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
 
 
-def load_params(path: Path | str = PARAMS_FILE) -> dict[str, Any]:
-    """Read the whole params file (YAML) and return it as a dict."""
+# The top-level sections a params file may hold: one per stage (plus the shared engine
+# settings and the gates). Anything else is a typo or a leftover whose values would silently do
+# nothing, so it is refused. A new stage adds its section here.
+SECTIONS = (
+    "engine",
+    "dask",
+    "data",
+    "features",
+    "train_weakness",
+    "score",
+    "export_weakness",
+    "prepare_text",
+    "train_generator",
+    "export_generator",
+    "quantize_generator",
+    "gates",
+    "package",
+)
+
+
+def _yaml_loader() -> Any:
+    """A safe YAML loader that refuses a key repeated in one mapping (YAML keeps the last)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        pass
+
+    def construct_mapping(loader: Any, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, Any] = {}
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:  # an unhashable key: let the base constructor report it
+                continue
+            if first is not key_node.start_mark:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first.line + 1}); "
+                    "YAML would silently keep only the last value",
+                    mark,
+                )
+        return loader.construct_mapping(node, deep=deep)
+
+    StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, construct_mapping)
+    return StrictLoader
+
+
+def read_yaml(path: Path | str) -> Any:
+    """Parse a YAML file; a syntax error or a duplicate key is ONE line ``file:line:col: what``."""
     import yaml
 
     path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte offset {exc.start})") from None
+    try:
+        return yaml.load(text, Loader=_yaml_loader())  # a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = " ".join(str(exc.problem or exc.context or "invalid YAML").split())
+        if exc.context and exc.problem and "duplicate key" not in what:
+            context = " ".join(str(exc.context).split())
+            cm = exc.context_mark
+            if cm is not None and mark is not None and cm.line != mark.line:
+                context += f" started at line {cm.line + 1}, column {cm.column + 1}"
+            what = f"{what} ({context})"
+        raise ConfigError(f"{where}: invalid YAML: {what}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
+
+
+def load_params(path: Path | str | None = None) -> dict[str, Any]:
+    """Read the whole params file (YAML) and return it as a dict.
+
+    Refused with one line: a syntax error (file, line and column), a duplicated key, a top-level
+    section no stage reads.
+    """
+    path = Path(PARAMS_FILE if path is None else path)  # resolved at call time (tests swap it)
     if not path.is_file():
         raise ConfigError(f"{path}: params file not found")
-    with path.open() as fh:
-        params = yaml.safe_load(fh) or {}
+    params = read_yaml(path) or {}
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(params).__name__}")
+    unknown = [k for k in params if k not in SECTIONS]
+    if unknown:
+        raise ConfigError(f"{path}:{unknown[0]}: unknown section; allowed: {list(SECTIONS)}")
     return params
 
 
-def load_section(section: str, path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+def load_section(section: str, path: Path | str | None = None) -> dict[str, Any]:
     """Return one top-level section of ``params.yaml``; error names the file and section."""
+    path = PARAMS_FILE if path is None else path
     params = load_params(path)
     if section not in params or not isinstance(params[section], dict):
         raise ConfigError(f"{path}: section '{section}' missing or not a mapping")
@@ -125,6 +208,78 @@ def install_sigterm_handler() -> None:
         signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
+def _proc_stat(pid: int) -> tuple[str, int, str] | None:
+    """(state, parent pid, start time) of a live process from /proc; None when it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces
+    if fields[0] in ("Z", "X"):  # exited, not yet reaped: as good as gone
+        return None
+    return fields[0], int(fields[1]), fields[19]
+
+
+def _is_dvc(pid: int) -> bool:
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(Path(a.decode(errors="replace")).name in ("dvc", "dvc.exe") for a in argv[:2]) or (
+        len(argv) > 2 and argv[1] == b"-m" and argv[2].startswith(b"dvc")
+    )
+
+
+def tie_to_parent(poll_s: float = 0.5) -> None:
+    """End this process (as SIGTERM would) when the process that started it ends.
+
+    ``dvc repro`` killed with SIGTERM exits at once and leaves its stage running alone; the
+    stage would later write outputs that dvc.lock never records. The kernel's parent-death
+    signal (``prctl(PR_SET_PDEATHSIG)``) covers a direct parent; a watcher thread also follows
+    the nearest ``dvc`` ancestor, since DVC runs the command through ``$SHELL -c``, which may
+    stay in between. Linux only (elsewhere a no-op).
+    """
+    import signal
+
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    chain: list[tuple[int, str]] = []
+    pid = parent
+    for _ in range(4):  # parent, then up to three more ancestors while looking for dvc
+        stat = _proc_stat(pid)
+        if stat is None or pid <= 1:
+            break
+        chain.append((pid, stat[2]))
+        if _is_dvc(pid):
+            break
+        pid = stat[1]
+    # Up to the dvc ancestor when there is one, else the parent alone.
+    watched = chain if chain and _is_dvc(chain[-1][0]) else chain[:1]
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            for wpid, started in watched:
+                stat = _proc_stat(wpid)
+                if stat is None or stat[2] != started or os.getppid() != parent:
+                    logger.warning("the parent process (pid %d) ended; stopping", wpid)
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    return
+
+    threading.Thread(target=watch, name="tie-to-parent", daemon=True).start()
+
+
 def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **kwargs: Any) -> Any:
     """Run a stage or CLI body: expected errors -> one line on stderr and exit 1.
 
@@ -133,10 +288,11 @@ def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **k
     """
     label = name or getattr(main, "__module__", "ludora-ml")
     install_sigterm_handler()
+    enable_leftover_guard()
     try:
         return main(*args, **kwargs)
     except KeyboardInterrupt as exc:
-        sys.stderr.write(f"{label}: interrupted; nothing was written\n")
+        sys.stderr.write(f"{label}: interrupted; nothing was written, previous outputs kept\n")
         raise SystemExit(143 if "signal" in str(exc) else 130) from None
     except Exception as exc:
         if debug_enabled() or not is_expected_error(exc):
@@ -146,8 +302,12 @@ def run_stage(main: Callable[..., Any], *args: Any, name: str | None = None, **k
 
 
 def stage_main(main: Callable[..., Any]) -> None:
-    """``if __name__ == "__main__": stage_main(main)``: logging, then :func:`run_stage`."""
+    """``if __name__ == "__main__": stage_main(main)``: logging, then :func:`run_stage`.
+
+    A stage ends with the process that started it (:func:`tie_to_parent`).
+    """
     setup_logging()
+    tie_to_parent()
     run_stage(main)
 
 

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import numpy as np
 
 from data.params import Range, check_value
-from data.simulator import SimulatorConfig
+from data.simulator import SimulatorConfig, check_fits_in_memory
 from data.sources import DataConfig, load_events
 from features.engine import DaskConfig, engine_config
 from pipelines.common import (
@@ -243,6 +243,8 @@ def main(
         )
         return metrics
     logger.info("data source: %s%s", cfg.source, f" ({cfg.path})" if cfg.path else "")
+    if cfg.simulator is not None and cfg.source == "simulator":
+        check_fits_in_memory(cfg.simulator, f"{params_path}:data.simulator")
     events, oracle = load_events(cfg)
     metrics = data_metrics(events, oracle, pass_mark=cfg.pass_mark)
     write_outputs(events, oracle, metrics, out_dir=Path(out_dir), metrics_file=Path(metrics_file))

@@ -27,6 +27,7 @@ from pipelines.common import (
     require_range,
     stage_main,
 )
+from pipelines.gates import ViewGates
 from serving.manifest import file_entry
 
 logger = logging.getLogger(__name__)
@@ -60,22 +61,6 @@ class ExportConfig:
         require_range(self.max_abs_diff, f"{SECTION}.max_abs_diff", lo=0, hi=1)
         require_range(self.max_flips, f"{SECTION}.max_flips", lo=0, integer=True)
         require_range(self.n_worst_rows, f"{SECTION}.n_worst_rows", lo=1, hi=100, integer=True)
-
-
-@dataclass(frozen=True)
-class ViewGates:
-    """``gates.weakness.views``: per-view floors on the test split (metrics/weakness.json)."""
-
-    min_auc: float = 0.75
-    max_ece: float = 0.02
-    max_auc_gap: dict[str, float] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        where = "gates.weakness.views"
-        require_range(self.min_auc, f"{where}.min_auc", lo=0, hi=1)
-        require_range(self.max_ece, f"{where}.max_ece", lo=0, hi=1)
-        for view, gap in self.max_auc_gap.items():
-            require_range(gap, f"{where}.max_auc_gap.{view}", lo=0, hi=1)
 
 
 def view_gates(

@@ -36,6 +36,7 @@ from pipelines.common import (
     setup_mlflow,
     stage_main,
 )
+from pipelines.gates import load_gates
 from serving.manifest import sha256_file
 from training.packaging import registry
 from training.packaging.candidates import (
@@ -143,7 +144,7 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
 def main() -> None:
     """Build both candidates, package what passed, register, write metrics/package.json."""
     cfg = build_config(PackageConfig, load_section("package"), "package")
-    gates, quantize = load_section("gates"), load_section("quantize_generator")
+    gates, quantize = load_gates(), load_section("quantize_generator")
     if cfg.register:
         setup_mlflow(cfg.experiment)
     report: dict[str, Any] = {}

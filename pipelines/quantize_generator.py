@@ -26,6 +26,7 @@ from pipelines.common import (
     require_range,
     stage_main,
 )
+from pipelines.gates import GeneratorGates
 from quantize.gates import SHIP_RULES, choose_shipped
 from quantize.generator import evaluation_records, fixed_sample
 
@@ -95,26 +96,6 @@ class QuantizeConfig:
             f"{w}.ship_rule",
             f"must be one of {list(SHIP_RULES)}, got {self.ship_rule!r}",
         )
-
-
-@dataclasses.dataclass(frozen=True)
-class GeneratorGates:
-    """Params `gates.generator`: drops vs fp32, changed-output share, absolute floors.
-
-    ``promotion`` (rules against the champion) is read by `ludora-ml promote`, not here.
-    """
-
-    max_drop: dict[str, float]
-    max_changed_share: float
-    floors: dict[str, float]
-    promotion: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, v in self.max_drop.items():
-            require_range(v, f"gates.generator.max_drop.{name}", lo=0.0, hi=1.0)
-        require_range(self.max_changed_share, "gates.generator.max_changed_share", lo=0.0, hi=1.0)
-        for name, v in self.floors.items():
-            require_range(v, f"gates.generator.floors.{name}", lo=0.0, hi=1.0)
 
 
 def text_metric_fn(train_problems: Sequence[str]) -> Any:

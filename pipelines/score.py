@@ -29,6 +29,7 @@ from training.scoring import (
     EVENT_COLUMNS,
     ExportedModel,
     ScoreConfig,
+    check_as_of,
     exported_model,
     level_counts,
     load_model,
@@ -72,10 +73,12 @@ def score_local(
     from training.scoring import active_users
 
     events = _read_events(events_file)
-    as_of = parse_as_of(cfg.as_of, latest=int(events["timestamp"].max()))
+    first, latest = int(events["timestamp"].min()), int(events["timestamp"].max())
+    as_of = parse_as_of(cfg.as_of, latest=latest)
+    users = active_users(events, as_of=as_of, active_days=cfg.active_days)
+    check_as_of(as_of, first=first, latest=latest, active_days=cfg.active_days, n_users=len(users))
     wrapped = load_model(model.model_dir, model.sha256)
     topics = model_topics(wrapped)
-    users = active_users(events, as_of=as_of, active_days=cfg.active_days)
     counts: dict[str, dict[str, int]] = {}
     user_col = events["user_id"].astype(str)
     for i, start in enumerate(range(0, max(len(users), 1), cfg.learners_per_file)):
@@ -124,8 +127,10 @@ def score_dask(
     topics = model_topics(wrapped)
     with dask_client(dask_cfg) as _client:
         frame = events_frame(event_pieces(events_file), columns=list(EVENT_COLUMNS))
-        latest = int(frame["timestamp"].max().compute())
+        ts = frame["timestamp"]
+        first, latest = (int(x) for x in dask.compute(ts.min(), ts.max()))
         as_of = parse_as_of(cfg.as_of, latest=latest)
+        check_as_of(as_of, first=first, latest=latest, active_days=cfg.active_days)
         shuffled = by_learner(frame, dask_cfg.learners_per_partition)
         tasks = [
             dask.delayed(_score_part)(part, i, str(out_dir), model, as_of, cfg.active_days, topics)

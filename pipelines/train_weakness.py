@@ -153,17 +153,20 @@ def build_view_data(
 
 
 def write_view_plots(rows: list[dict[str, Any]], views_dir: Path) -> list[Path]:
-    """One reliability table per view: ``plots/weakness/views/calibration_<view>.csv``."""
+    """One reliability table per view: ``plots/weakness/views/calibration_<view>.csv``.
+
+    The folder is replaced as a whole: DVC keeps it between runs (``persist``), so a view
+    dropped from the params must not leave its old table behind.
+    """
     import pandas as pd
 
-    paths = []
-    for view in dict.fromkeys(r["view"] for r in rows):
-        path = views_dir / f"calibration_{view}.csv"
-        table = [{k: v for k, v in r.items() if k != "view"} for r in rows if r["view"] == view]
-        with atomic_path(path) as tmp:
-            pd.DataFrame(table).to_csv(tmp, index=False)
-        paths.append(path)
-    return paths
+    views = list(dict.fromkeys(r["view"] for r in rows))
+    with atomic_path(views_dir) as tmp:
+        tmp.mkdir()
+        for view in views:
+            table = [{k: v for k, v in r.items() if k != "view"} for r in rows if r["view"] == view]
+            pd.DataFrame(table).to_csv(tmp / f"calibration_{view}.csv", index=False)
+    return [views_dir / f"calibration_{view}.csv" for view in views]
 
 
 def run(

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -110,6 +111,35 @@ class Runtime:
         )
 
 
+def _keys_must_match(node: Any) -> None:
+    """Publish what the server enforces on mapping keys (topic ids): every key must match.
+
+    pydantic writes a constrained key type as ``patternProperties`` (which only says how to
+    validate the keys that match) beside ``propertyNames`` without the pattern, so a key the
+    server refuses looked valid. Rewritten in place: the pattern goes into ``propertyNames``
+    and the value schema into ``additionalProperties``.
+    """
+    if isinstance(node, dict):
+        pattern_props = node.get("patternProperties")
+        if isinstance(pattern_props, dict) and len(pattern_props) == 1:
+            ((pattern, value_schema),) = pattern_props.items()
+            names = dict(node.get("propertyNames") or {})
+            names["pattern"] = pattern
+            node["propertyNames"] = names
+            node["additionalProperties"] = value_schema
+            del node["patternProperties"]
+        for child in node.values():
+            _keys_must_match(child)
+    elif isinstance(node, list):
+        for child in node:
+            _keys_must_match(child)
+
+
+def _debug() -> bool:
+    """LUDORA_DEBUG=1 (the CLI's --debug): log tracebacks, not one line."""
+    return os.environ.get("LUDORA_DEBUG", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def _load_models(rt: Runtime) -> None:
     """Load and verify the configured artifacts; a failure is recorded, /readyz reports it."""
     from serving.generator import load_generator
@@ -119,13 +149,17 @@ def _load_models(rt: Runtime) -> None:
         try:
             rt.weakness = load_weakness(rt.weakness_ref, rt.settings)
         except Exception as exc:
-            logger.exception("weakness model %r failed to load", rt.weakness_ref)
+            logger.error(  # one line; the traceback only when debugging
+                "weakness model %r failed to load: %s", rt.weakness_ref, exc, exc_info=_debug()
+            )
             rt.errors["weakness"] = str(exc)
     if rt.generator is None and rt.generator_ref is not None:
         try:
             rt.generator = load_generator(rt.generator_ref, rt.settings)
         except Exception as exc:
-            logger.exception("generator model %r failed to load", rt.generator_ref)
+            logger.error(  # one line; the traceback only when debugging
+                "generator model %r failed to load: %s", rt.generator_ref, exc, exc_info=_debug()
+            )
             rt.errors["generator"] = str(exc)
 
 
@@ -234,6 +268,28 @@ def create_app(
     )
     app.state.runtime = rt
     app.add_middleware(BodyLimitMiddleware)
+    default_openapi = app.openapi
+
+    def openapi_with_topics() -> dict[str, Any]:
+        """The OpenAPI document, naming the loaded generator's topics (they vary by artifact)."""
+        schema = default_openapi()
+        _keys_must_match(schema)
+        if rt.generator is not None:
+            topics = list(artifact_topics(getattr(rt.generator, "manifest", None)))
+            props = schema.get("components", {}).get("schemas", {}).get("WordProblemInput", {})
+            topic = props.get("properties", {}).get("topic")
+            if topics and topic is not None:
+                # the names the server answers, as written; it also takes other cases and
+                # singular/plural forms of them, which a JSON-schema enum cannot say
+                topic["enum"] = sorted({*topics, *synonyms_for(topics)})
+                topic["examples"] = topics
+                topic["description"] = (
+                    "a supported topic or a synonym (any case, singular or plural): "
+                    f"{', '.join(topics)} (GET /api/v1/ai/models lists the synonyms)"
+                )
+        return schema
+
+    app.openapi = openapi_with_topics  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

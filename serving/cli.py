@@ -76,9 +76,16 @@ def serve(
         max_concurrency=max_concurrency,
         request_timeout_s=request_timeout_s,
     )
-    # No flags: serve the champions. Models are loaded here, before binding the port, so a bad
-    # reference fails the start (exit 1) instead of a server that answers 503 forever.
-    refs = {"weakness": weakness or "champion", "generator": generator or "champion"}
+    # The socket first (cheap): a bad --host or a port in use is one line before minutes of
+    # model loading, and uvicorn serves on this very socket (no race for the port).
+    sock = bind_socket(host, port)
+    # No flags: serve the champions. Models are loaded here, before serving, so a bad reference
+    # fails the start (exit 1) instead of a server that answers 503 forever. An empty reference
+    # is a mistake, not "the default": it fails like any other bad reference.
+    refs = {
+        "weakness": "champion" if weakness is None else weakness,
+        "generator": "champion" if generator is None else generator,
+    }
     loaded: dict[str, Any] = {}
     for model, load in (("weakness", load_weakness), ("generator", load_generator)):
         try:
@@ -97,7 +104,52 @@ def serve(
         weakness=loaded.get("weakness"),
         generator=loaded.get("generator"),
     )
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    server = uvicorn.Server(uvicorn.Config(api, host=host, port=port, log_level="info"))
+    try:  # as uvicorn.run does: Ctrl-C (re-raised by uvicorn after its shutdown) ends quietly
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()
+    if not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE (a lifespan error, already logged)
+
+
+def bind_socket(host: str, port: int) -> Any:
+    """A listening TCP socket on ``host:port``; SettingsError (one line) when it cannot be."""
+    import errno
+    import socket
+
+    from serving.settings import SettingsError
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise SettingsError(
+            f"--host {host!r}: not an IP address or a host name this machine resolves ({exc})"
+        ) from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"--port {port}: {host}:{port} is already in use (another server?); "
+                "stop it or choose another --port"
+            ) from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise SettingsError(f"--host {host!r}: not an address of this machine") from None
+        if exc.errno == errno.EACCES:
+            raise SettingsError(
+                f"--port {port}: permission denied (ports below 1024 need privileges)"
+            ) from None
+        raise SettingsError(f"--host {host!r} --port {port}: cannot listen ({exc})") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,9 +17,18 @@ IdKind = Literal["user_id", "topic_id"]
 
 # C0 and C1 control characters (and DEL): never part of an id or a prompt word.
 CONTROL_CHARS: Final = r"\x00-\x1f\x7f-\x9f"
-# An id: at least one character, none of them a control character.
-ID_PATTERN: Final = rf"^[^{CONTROL_CHARS}]+$"
+# Invisible and bidirectional formatting characters: a zero-width space makes two ids that look
+# the same differ, a right-to-left override makes an echoed id read backwards (soft hyphen,
+# Arabic letter mark, Mongolian vowel separator, zero-width space/joiners and direction marks,
+# line/paragraph separators and bidi embeddings/overrides, word joiner and invisible operators,
+# bidi isolates, deprecated format characters, byte-order mark, interlinear annotations).
+INVISIBLE_CHARS: Final = (
+    r"\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+)
+# An id: at least one character, none of them a control or invisible formatting character.
+ID_PATTERN: Final = rf"^[^{CONTROL_CHARS}{INVISIBLE_CHARS}]+$"
 _CONTROL = re.compile(rf"[{CONTROL_CHARS}]")
+_INVISIBLE = re.compile(rf"[{INVISIBLE_CHARS}]")
 
 MAX_LEN: Final[dict[str, int]] = {
     "user_id": limits.MAX_USER_ID_LEN,
@@ -35,7 +44,7 @@ TIMESTAMP_MIN, TIMESTAMP_MAX = limits.TIMESTAMP_RANGE  # 2000-01-01 .. 2100-01-0
 
 def id_rule_text(kind: IdKind) -> str:
     """What an id of this kind may be, for error messages (``allowed: ...``)."""
-    text = f"1-{MAX_LEN[kind]} characters without control characters"
+    text = f"1-{MAX_LEN[kind]} characters without control or invisible formatting characters"
     prefix = RESERVED_PREFIX[kind]
     if prefix:
         text += f", not starting with {prefix!r} (reserved)"
@@ -50,6 +59,9 @@ def id_problem(value: str, kind: IdKind) -> str | None:
         return f"longer than {MAX_LEN[kind]} characters"
     if _CONTROL.search(value):
         return "contains a control character"
+    found = _INVISIBLE.search(value)
+    if found:
+        return f"contains an invisible formatting character (U+{ord(found.group()):04X})"
     prefix = RESERVED_PREFIX[kind]
     if prefix and value.startswith(prefix):
         return f"starts with the reserved prefix {prefix!r}"

@@ -16,6 +16,14 @@ Manifest layout (``schema_version`` 1)::
      "gates_passed": true, ...model-specific keys (feature_names, generation)...}
 
 ``artifacts/<model>/aliases.json`` maps aliases to versions: ``{"champion": 3, "history": [..]}``.
+
+The manifest vouches for the files (their sha256), so it is sealed too: ``manifest_sha256`` is the
+sha256 of the manifest's canonical JSON without that key (:func:`manifest_digest`), written at
+packaging and recorded in the registry version's tags. An edit that does not recompute it (a gate
+value, a ``passed`` flag) is refused here; ``gates_passed`` must also agree with the gates it
+summarises. The digest is not a signature: whoever can rewrite the store can recompute it, which
+the registry tag (checked by ``ludora-ml promote``) catches unless the registry was rewritten too
+(docs/promotion.md "What the manifest seal protects").
 """
 
 from __future__ import annotations
@@ -48,8 +56,48 @@ REQUIRED_KEYS = (
 )
 
 
+DIGEST_KEY = "manifest_sha256"
+
+
 class ManifestError(ValueError):
     """An artifact's manifest is malformed or its files do not match it."""
+
+
+def manifest_digest(manifest: Mapping[str, Any]) -> str:
+    """sha256 of the manifest's canonical JSON (sorted keys, no spaces), without the digest."""
+    body = {k: v for k, v in manifest.items() if k != DIGEST_KEY}
+    blob = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def seal(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest with its ``manifest_sha256`` set (packaging calls this last)."""
+    return {**manifest, DIGEST_KEY: manifest_digest(manifest)}
+
+
+def check_seal(manifest: Mapping[str, Any], where: Path | str) -> None:
+    """Refuse a manifest edited after packaging: digest, and gates_passed against its gates."""
+    recorded = manifest.get(DIGEST_KEY)
+    if not recorded:
+        raise ManifestError(
+            f"{where}: no {DIGEST_KEY} (packaged before manifests were sealed, or removed); "
+            "re-package it (dvc repro package)"
+        )
+    if recorded != manifest_digest(manifest):
+        raise ManifestError(
+            f"{where}: {DIGEST_KEY} does not match the manifest's content: it was edited after "
+            "packaging; re-package it (dvc repro package)"
+        )
+    gates = manifest.get("gates")
+    if not isinstance(gates, list) or not all(isinstance(g, dict) for g in gates):
+        raise ManifestError(f"{where}: 'gates' must be a list of gate records")
+    if not all(isinstance(g.get("passed"), bool) for g in gates):
+        raise ManifestError(f"{where}: every gate record needs a true/false 'passed'")
+    summary = bool(gates) and all(g.get("passed") is True for g in gates)
+    if manifest.get("gates_passed") is not summary:
+        raise ManifestError(
+            f"{where}: gates_passed is {manifest.get('gates_passed')!r} but its gates say {summary}"
+        )
 
 
 def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
@@ -120,6 +168,7 @@ def verify_artifact(artifact_dir: Path | str, *, check_io: bool = True) -> dict[
     root = Path(artifact_dir)
     manifest = load_manifest(root)
     where = root / MANIFEST_NAME
+    check_seal(manifest, where)
     for name, entry in manifest["files"].items():
         path = root / name
         if Path(name).is_absolute() or ".." in Path(name).parts:
@@ -165,7 +214,7 @@ def read_aliases(model_root: Path | str) -> dict[str, Any]:
     path = Path(model_root) / ALIASES_NAME
     if not path.is_file():
         return {"champion": None, "history": []}
-    data = json.loads(path.read_text())
+    data = read_json(path, error=ManifestError)  # a truncated file is named, not just "line 1"
     if not isinstance(data, dict) or "champion" not in data:
         raise ManifestError(f"{path}: expected an object with a 'champion' key")
     data.setdefault("history", [])

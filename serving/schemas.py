@@ -12,9 +12,12 @@ from typing import Annotated, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Discriminator,
     Field,
+    Strict,
+    StrictBool,
     StringConstraints,
     Tag,
     model_validator,
@@ -30,8 +33,11 @@ MAX_ATTEMPTS_COUNT = 1_000_000
 
 # Printable text without control characters; topic ids must not use the reserved prefix.
 _TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*$"
-# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format).
-_WORD_PATTERN = r"^[^\x00-\x1f\x7f-\x9f,:]*[^\x00-\x1f\x7f-\x9f,:\s][^\x00-\x1f\x7f-\x9f,:]*$"
+# Prompt words: printable, not blank, without ',' or ':' (they delimit the prompt format) nor
+# '<' or '>' (special tokens; serving.prompt refuses them too), and without invisible or
+# bidirectional formatting characters (a word that reads differently).
+_NOT_WORD = rf"\x00-\x1f\x7f-\x9f{ids.INVISIBLE_CHARS},:<>"
+_WORD_PATTERN = rf"^[^{_NOT_WORD}]*[^{_NOT_WORD}\s][^{_NOT_WORD}]*$"
 
 
 def _not_reserved(topic: str) -> str:
@@ -46,8 +52,21 @@ TopicId = Annotated[
     StringConstraints(min_length=1, max_length=ids.MAX_LEN["topic_id"], pattern=ids.ID_PATTERN),
     AfterValidator(_not_reserved),
 ]
-Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
-Timestamp = Annotated[int, Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX)]
+Score = Annotated[float, Strict(), Field(ge=0.0, le=1.0, allow_inf_nan=False)]
+
+
+def _json_integer(value: object) -> object:
+    # JSON Schema's "integer" is any number with a zero fractional part (4102444799.0 too).
+    # Booleans and fractions are left for the strict int check to refuse.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it (beside Strict(), which alone would refuse 7.0). Written
+# after the field's bounds, so the published schema keeps them as minimum / maximum.
+JSON_INT = BeforeValidator(_json_integer)
+Timestamp = Annotated[int, Strict(), Field(ge=ids.TIMESTAMP_MIN, le=ids.TIMESTAMP_MAX), JSON_INT]
 Activity = Literal[ACTIVITIES]  # type: ignore[valid-type]
 
 
@@ -58,6 +77,8 @@ def _quiz_scores_shape(value: object) -> str:
 
 class _Strict(BaseModel):
     # Unknown fields are refused so a typo in a field name is a 422, not a silent default.
+    # Numbers and booleans are strict (Strict() on each): false is not the number 0, nor 0 a
+    # boolean, as the published schema says; containers stay lax for Python callers (tuples).
     model_config = ConfigDict(extra="forbid")
 
 
@@ -67,15 +88,34 @@ class Attempt(_Strict):
     score: Score
     timestamp: Timestamp = Field(description="UTC seconds since the epoch")
     time_spent_s: (
-        Annotated[float, Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)] | None
+        Annotated[float, Strict(), Field(ge=0.0, le=limits.MAX_TIME_SPENT_S, allow_inf_nan=False)]
+        | None
     ) = None
-    hints_used: Annotated[int, Field(ge=0, le=limits.MAX_HINTS)] | None = None
-    is_revisit: bool = False
+    hints_used: Annotated[int, Strict(), Field(ge=0, le=limits.MAX_HINTS), JSON_INT] | None = None
+    # strict: JSON true/false only (0 / 1 / "yes" were accepted, unlike the published schema)
+    is_revisit: StrictBool = False
     activity: Activity = "quiz"
+
+
+# "At least one topic" (checked in _check_totals), published in the schema so that a request
+# valid against the OpenAPI document is not refused: one of the per-topic fields names a topic.
+_AT_LEAST_ONE_TOPIC = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "object", "minProperties": 1}}}
+        for name in (
+            "average_score_per_topic",
+            "recent_quiz_scores",
+            "time_spent_per_topic_minutes",
+            "recent_attempts",
+        )
+    ]
+}
 
 
 class WeaknessPredictionInput(_Strict):
     """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_AT_LEAST_ONE_TOPIC)
 
     user_id: Annotated[
         str,
@@ -96,13 +136,17 @@ class WeaknessPredictionInput(_Strict):
     time_spent_per_topic_minutes: Annotated[
         dict[
             TopicId,
-            Annotated[float, Field(ge=0.0, le=limits.MAX_MINUTES_PER_TOPIC, allow_inf_nan=False)],
+            Annotated[
+                float,
+                Strict(),
+                Field(ge=0.0, le=limits.MAX_MINUTES_PER_TOPIC, allow_inf_nan=False),
+            ],
         ],
         Field(max_length=limits.MAX_TOPICS),
     ] = Field(default_factory=dict)
     attempts_per_topic: (
         Annotated[
-            dict[TopicId, Annotated[int, Field(ge=1, le=MAX_ATTEMPTS_COUNT)]],
+            dict[TopicId, Annotated[int, Strict(), Field(ge=1, le=MAX_ATTEMPTS_COUNT), JSON_INT]],
             Field(max_length=limits.MAX_TOPICS),
         ]
         | None
@@ -217,6 +261,7 @@ class WordProblemInput(_Strict):
         str,
         StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
         AfterValidator(_canonical_topic),
+        # the served app names the loaded generator's topics here (serving.app)
         Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
     ]
     keywords: Annotated[
@@ -235,15 +280,21 @@ class WordProblemInput(_Strict):
     ] = ""
     max_length: Annotated[
         int,
+        Strict(),
         Field(
             le=limits.MAX_LENGTH_RANGE[1], json_schema_extra={"minimum": limits.MAX_LENGTH_RANGE[0]}
         ),
+        JSON_INT,
         AfterValidator(_complete_length),
     ] = limits.DEFAULT_MAX_LENGTH
-    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
+    seed: (
+        Annotated[int, Strict(), Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1]), JSON_INT]
+        | None
+    ) = None
     temperature: (
         Annotated[
             float,
+            Strict(),
             Field(
                 ge=limits.TEMPERATURE_RANGE[0],
                 le=limits.TEMPERATURE_RANGE[1],

@@ -81,7 +81,14 @@ def resolve_local(artifact_root: Path, model: str, ref: str) -> Path:
             aliases = read_aliases(model_root)
             target = aliases.get(ref)
             if target is None or isinstance(target, bool) or not str(target).isdigit():
-                known = sorted(k for k, v in aliases.items() if k != "history" and v is not None)
+                # aliases name versions; "history" and "events" are the log beside them
+                known = sorted(
+                    k
+                    for k, v in aliases.items()
+                    if isinstance(v, int)
+                    and not isinstance(v, bool)
+                    and k not in ("history", "events")
+                )
                 raise ArtifactResolutionError(
                     f"'{ref}' is not a directory, a version or a set alias of {model_root} "
                     f"(aliases set: {known})"
@@ -188,11 +195,36 @@ def open_verified_artifact(
         http_timeout_s=settings.http_timeout_s,
     )
     manifest = verify_artifact(artifact_dir)
+    _check_registry_seal(str(ref).strip(), manifest, artifact_dir, settings)
     if manifest.get("name") not in (model, f"ludora-{model}"):
         raise ArtifactError(
             f"{artifact_dir}: manifest name {manifest.get('name')!r} is not a {model} model"
         )
     return artifact_dir, manifest
+
+
+def _check_registry_seal(
+    ref: str, manifest: dict[str, Any], artifact_dir: Path, settings: ServingSettings
+) -> None:
+    """Served through an MLflow server: the manifest must be the one registered.
+
+    Anyone who can write the store can recompute a manifest's digest after editing it; the
+    registry version's ``ludora.manifest_sha256`` tag, written at registration, still holds the
+    packaged one. (A version registered before manifests were sealed has no such tag.)
+    """
+    from serving.manifest import DIGEST_KEY
+
+    uri = settings.tracking_uri
+    if not ref.startswith("models:/") or not (uri and uri.startswith(("http://", "https://"))):
+        return
+    name, alias, version = parse_registry_uri(ref)
+    tags = _rest_version_tags(uri, name, alias, version, settings.http_timeout_s)
+    recorded = tags.get(f"ludora.{DIGEST_KEY}")
+    if recorded is not None and recorded != manifest.get(DIGEST_KEY):
+        raise ManifestError(
+            f"{artifact_dir / MANIFEST_NAME}: {DIGEST_KEY} differs from the one registered for "
+            f"{ref} ({recorded}); the manifest was rewritten after registration"
+        )
 
 
 class ArtifactIdentity:

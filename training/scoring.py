@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import numpy as np
 
 from data.params import ConfigError, Range
+from serving.limits import TIMESTAMP_RANGE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -65,25 +66,69 @@ class ScoreConfig:
     learners_per_file: Annotated[int, Range(1, 10_000_000, integer=True)] = 1000
 
     def __post_init__(self) -> None:
-        if isinstance(self.as_of, str):
+        if self.as_of is not None:
             parse_as_of(self.as_of, latest=0)
 
 
+def _iso(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def parse_as_of(value: int | str | None, *, latest: int) -> int:
-    """The cut-off in seconds: ``value`` as int seconds or ISO-8601, or ``latest + 1``."""
+    """The cut-off in seconds: ``value`` as int seconds or ISO-8601, or ``latest + 1``.
+
+    An explicit cut-off must lie in the instants events may carry (serving's timestamp range,
+    2000-01-01 .. 2100-01-01 UTC): ``0`` or a year 2200 would score nobody.
+    """
     if value is None:
         return int(latest) + 1
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    from data.simulator import parse_start
+        as_of = value
+    else:
+        from data.simulator import parse_start
 
-    try:
-        return parse_start(str(value))
-    except ValueError:
+        try:
+            as_of = parse_start(str(value))
+        except ValueError:
+            raise ConfigError(
+                f"score.as_of: must be null, int seconds or an ISO-8601 instant such as "
+                f"2026-06-01T00:00:00Z, got {value!r}"
+            ) from None
+    lo, hi = TIMESTAMP_RANGE
+    if not lo < as_of <= hi:
         raise ConfigError(
-            f"score.as_of: must be null, int seconds or an ISO-8601 instant such as "
-            f"2026-06-01T00:00:00Z, got {value!r}"
-        ) from None
+            f"score.as_of: must be in ({_iso(lo)}, {_iso(hi)}] (int seconds in ({lo}, {hi}]), "
+            f"got {value!r}"
+        )
+    return as_of
+
+
+def check_as_of(
+    as_of: int, *, first: int, latest: int, active_days: int, n_users: int | None = None
+) -> None:
+    """Refuse, before any scoring, a cut-off that leaves no learner to score.
+
+    Scoring sees events strictly before ``as_of`` and, with ``active_days > 0``, scores only
+    learners with an event in the ``active_days`` before it; outside that window the stage
+    used to replace ``outputs/scores`` with zero rows and exit 0.
+    """
+    window = active_days * DAY_S
+    if as_of > first and (active_days == 0 or as_of - window <= latest) and n_users != 0:
+        return
+    latest_ok = "any later instant" if active_days == 0 else _iso(latest + window)
+    if as_of > first and (active_days == 0 or as_of - window <= latest):  # a gap in the events
+        raise ConfigError(
+            f"score.as_of: {_iso(as_of)} leaves no learner to score: no event in the "
+            f"{active_days} days before it (score.active_days); the events span "
+            f"{_iso(first)} .. {_iso(latest)}"
+        )
+    raise ConfigError(
+        f"score.as_of: {_iso(as_of)} leaves no learner to score: the events span "
+        f"{_iso(first)} .. {_iso(latest)}, so with score.active_days {active_days} the cut-off "
+        f"must be after {_iso(first)} and no later than {latest_ok} (null = after the last event)"
+    )
 
 
 @dataclass(frozen=True)

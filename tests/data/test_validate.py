@@ -189,6 +189,8 @@ def test_datetime_timestamps_become_seconds(tmp_path: Path) -> None:
         ("user_id", "u" * 129, "id(s) longer than 128 characters"),
         ("topic_id", "t" * 65, "id(s) longer than 64 characters"),
         ("user_id", "a\x07b", "id(s) contains a control character"),
+        ("user_id", "u\u200b1", "id(s) contains an invisible formatting character (U+200B)"),
+        ("topic_id", "t\u202e1", "id(s) contains an invisible formatting character (U+202E)"),
         ("topic_id", "__global", "id(s) starts with the reserved prefix '__'"),
     ],
 )

@@ -96,6 +96,35 @@ def test_refuses_worse_accepts_better_and_rollback_restores(env):
         pr.rollback("weakness", artifacts_root=root)
 
 
+def test_a_forged_manifest_is_refused_before_evaluation(env):
+    """Resealing the edited manifest does not help: the registry recorded the digest."""
+    from serving.manifest import seal
+
+    root, test_file, package = env
+    v1 = package(0.0)
+    path = root / "weakness" / str(v1) / "manifest.json"
+    manifest = json.loads(path.read_text())
+    manifest["gates"][0]["value"] = 0.99
+    path.write_text(json.dumps(seal(manifest)))
+    forged = _promote(root, test_file)
+    assert not forged.passed and not forged.promoted
+    assert forged.candidate_metrics == {}  # refused before anything was evaluated
+    assert any("differs from the one registered" in r for r in forged.reasons), forged.reasons
+    assert reg.current_champion(reg.client(), "ludora-weakness") is None
+
+
+def test_a_flipped_byte_is_refused_without_evaluating_it(env):
+    root, test_file, package = env
+    v1 = package(0.0)
+    model = root / "weakness" / str(v1) / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    refused = _promote(root, test_file)
+    assert not refused.promoted and refused.candidate_metrics == {}
+    assert [r for r in refused.reasons if "model.onnx: sha256" in r]
+
+
 def test_cli_promote_exits_1_when_refused(env, monkeypatch):
     import pipelines.package as pkg
     from pipelines.cli import app

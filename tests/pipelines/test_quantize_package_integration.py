@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from pipelines.gates import check_gates
 from serving.manifest import verify_artifact
 from tests.fixtures.generator import export_tiny_t5
 from tests.fixtures.store import fresh_tracking_uri
@@ -50,6 +51,7 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     }
     monkeypatch.setattr(qz, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_section", lambda s: params[s])
+    monkeypatch.setattr(pkg, "load_gates", lambda: check_gates(params["gates"]))
     for name, value in {
         "FP32_DIR": fp32,
         "TEXT_DIR": text,
@@ -102,7 +104,10 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     refused = CliRunner().invoke(app, ["promote", "--model", "generator"])
     assert refused.exit_code == 1  # params.yaml's rouge_l floor: a random model stays out
     assert "rouge_l" in refused.output
+    import pipelines.gates
+
     monkeypatch.setattr(common, "load_section", lambda s: params[s])
+    monkeypatch.setattr(pipelines.gates, "load_gates", lambda: check_gates(params["gates"]))
     result = CliRunner().invoke(app, ["promote", "--model", "generator"])
     assert result.exit_code == 0, result.output
     aliases = json.loads((tmp_path / "artifacts/generator/aliases.json").read_text())

@@ -155,3 +155,35 @@ def test_events_at_or_after_as_of_do_not_move_scores(setup: dict[str, Any], tmp_
     )
     _, d = _run(setup, tmp_path / "d", ScoreConfig(active_days=0), "local")
     assert not np.array_equal(c["weakness_probability"], d["weakness_probability"])
+
+
+@pytest.mark.parametrize(
+    ("as_of", "expected"),
+    [
+        (0, "score.as_of: must be in (2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z]"),
+        ("2200-01-01T00:00:00Z", "got '2200-01-01T00:00:00Z'"),
+    ],
+)
+def test_an_as_of_outside_any_event_time_is_refused_at_load(as_of: Any, expected: str) -> None:
+    from data.params import ConfigError, build_config
+
+    with pytest.raises(ConfigError, match=expected.replace("(", r"\(").replace("[", r"\[")):
+        build_config(ScoreConfig, {"as_of": as_of}, "score")
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_an_as_of_that_scores_nobody_is_refused_and_keeps_the_last_scores(
+    setup: dict[str, Any], tmp_path: Path, where: str
+) -> None:
+    """It used to replace outputs/scores with 0 rows and exit 0."""
+    from data.params import ConfigError
+
+    _, before = _run(setup, tmp_path, ScoreConfig(as_of=None, active_days=14), "local")
+    ts = setup["events"]["timestamp"]
+    as_of = int(ts.min()) if where == "before" else int(ts.max()) + 15 * 86_400
+    with pytest.raises(ConfigError, match="leaves no learner to score: the events span"):
+        _run(setup, tmp_path, ScoreConfig(as_of=as_of, active_days=14), "local")
+    kept = pd.concat(
+        [pd.read_parquet(p) for p in sorted((tmp_path / "scores").glob("part-*.parquet"))]
+    )
+    assert len(kept) == len(before) > 0

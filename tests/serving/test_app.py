@@ -224,7 +224,9 @@ def test_openapi_schema_lists_both_endpoints(client: httpx.Client) -> None:
     assert f"{API}/predict-weakness" in paths and f"{API}/word-problem" in paths
 
 
-def test_tampered_artifact_not_ready_503(store: Path, tmp_path: Path) -> None:
+def test_tampered_artifact_not_ready_503(
+    store: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     bad_root = tmp_path / "artifacts"
     shutil.copytree(store / "weakness" / "1", bad_root / "weakness" / "1")
     with (bad_root / "weakness" / "1" / "model.onnx").open("ab") as fh:
@@ -237,6 +239,10 @@ def test_tampered_artifact_not_ready_503(store: Path, tmp_path: Path) -> None:
         assert r.status_code == 503 and "not loaded" in r.json()["detail"]
         assert c.post(f"{API}/word-problem", json=WORD).status_code == 503
         assert c.get("/healthz").status_code == 200
+    # `serve --allow-partial` logs the failed model as one line, not a ManifestError traceback
+    failed = [r for r in caplog.records if "failed to load" in r.getMessage()]
+    assert failed and not any(r.exc_info for r in failed)
+    assert "model.onnx" in failed[0].getMessage()
 
 
 class _SlowWeakness:
@@ -285,3 +291,69 @@ def test_fast_injected_model_ok() -> None:
         assert c.post(f"{API}/predict-weakness", json=WEAK).json()["model_version"] == "slow"
         assert c.get("/readyz").status_code == 200
         assert c.post(f"{API}/word-problem", json=WORD).status_code == 503  # not configured
+
+
+# The published schema says what the server does: schema-valid requests are answered, and what
+# the server refuses is refused by the schema too (schemathesis used to find both directions).
+
+
+def test_openapi_publishes_the_at_least_one_topic_rule(client: httpx.Client) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    any_of = schema["WeaknessPredictionInput"]["anyOf"]
+    assert {next(iter(branch["required"])) for branch in any_of} == {
+        "average_score_per_topic",
+        "recent_quiz_scores",
+        "time_spent_per_topic_minutes",
+        "recent_attempts",
+    }
+    r = client.post(f"{API}/predict-weakness", json={"user_id": "u1", "recent_quiz_scores": [0.5]})
+    assert r.status_code == 422 and "no topic given" in r.text  # matches no anyOf branch
+    topic = schema["WordProblemInput"]["properties"]["topic"]
+    served = client.get(f"{API}/models").json()["models"]
+    topics = next(m["topics"] for m in served if m["name"] == "generator")
+    assert topic["examples"] == topics and all(t in topic["description"] for t in topics)
+    for name in topics:  # every published example is answered
+        assert client.post(f"{API}/word-problem", json={**WORD, "topic": name}).status_code == 200
+
+
+def test_is_revisit_must_be_a_json_boolean(client: httpx.Client) -> None:
+    attempt = {"score": 0.5, "timestamp": 1_767_571_200}
+    body = {"user_id": "u1", "recent_attempts": {"t1": [{**attempt, "is_revisit": 0}]}}
+    r = client.post(f"{API}/predict-weakness", json=body)
+    assert r.status_code == 422 and "is_revisit" in r.text
+    body["recent_attempts"]["t1"][0]["is_revisit"] = True
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 200
+
+
+def test_openapi_says_every_topic_key_must_match(client: httpx.Client) -> None:
+    """pydantic's patternProperties let any key through on paper; the server refuses them."""
+    schema = client.get("/openapi.json").json()["components"]["schemas"]
+    minutes = schema["WeaknessPredictionInput"]["properties"]["time_spent_per_topic_minutes"]
+    assert "patternProperties" not in json.dumps(schema)
+    assert minutes["propertyNames"]["pattern"].startswith("^[^\\x00-\\x1f")
+    assert minutes["additionalProperties"]["type"] == "number"
+    body = {"user_id": "u1", "time_spent_per_topic_minutes": {"a\x07": 1}}
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        ("predict-weakness", {"time_spent_per_topic_minutes": {"fractions": False}}),
+        ("predict-weakness", {"now": True}),
+        ("word-problem", {"seed": False}),
+        ("word-problem", {"keywords": ["a<b"]}),
+    ],
+    ids=["minutes_false", "now_true", "seed_false", "angle_bracket"],
+)
+def test_values_the_schema_forbids_are_refused(
+    client: httpx.Client, path: str, change: dict
+) -> None:
+    body = {**(WEAK if path == "predict-weakness" else WORD), **change}
+    assert client.post(f"{API}/{path}", json=body).status_code == 422
+
+
+def test_an_integral_float_is_a_json_integer(client: httpx.Client) -> None:
+    body = {**WEAK, "now": float(WEAK["now"])}
+    assert client.post(f"{API}/predict-weakness", json=body).status_code == 200
+    assert client.post(f"{API}/word-problem", json={**WORD, "seed": 7.0}).status_code == 200

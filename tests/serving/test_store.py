@@ -148,3 +148,26 @@ def test_store_module_does_not_import_mlflow() -> None:
     assert "serving.store" in sys.modules
     src = Path(sys.modules["serving.store"].__file__ or "").read_text()
     assert "import mlflow" not in src
+
+
+def test_the_alias_log_is_not_offered_as_an_alias(store: Path) -> None:
+    """`events` (the promotion log in aliases.json) was listed as an alias, then refused."""
+    aliases = store / "weakness" / "aliases.json"
+    data = json.loads(aliases.read_text())
+    aliases.write_text(json.dumps({**data, "events": [{"event": "promote v2", "champion": 2}]}))
+    with pytest.raises(ArtifactResolutionError) as err:
+        resolve_artifact("events", "weakness", artifact_root=store)
+    assert "aliases set: ['champion', 'previous-champion']" in str(err.value)
+
+
+def test_a_truncated_alias_file_is_named(store: Path) -> None:
+    aliases = store / "weakness" / "aliases.json"
+    aliases.write_text('{"champion": ')
+    with pytest.raises(ArtifactResolutionError) as err:
+        resolve_artifact("champion", "weakness", artifact_root=store)
+    assert f"{aliases}: not valid JSON" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_empty_reference_is_refused_not_the_champion(store: Path) -> None:
+    with pytest.raises(ArtifactResolutionError, match="empty model reference"):
+        resolve_artifact("", "weakness", artifact_root=store)

@@ -187,11 +187,18 @@ def promote(
         if version not in versions:
             raise PromotionError(f"{model_root / str(version)}: version {version} not packaged")
         client = reg.client()
-        reg.registry_version_for(client, name, version)
+        cand_mv = reg.registry_version_for(client, name, version)
         reg.reconcile(client, name, model_root)
         champ_mv = reg.current_champion(client, name)
         champ = None if champ_mv is None else int(champ_mv.tags["ludora.version"])
         cand_dir = model_root / str(version)
+        # Files and manifest first: evaluating a tampered ONNX file fails deep in onnxruntime,
+        # and a forged manifest must not be promoted whatever its metrics say.
+        problem = _integrity_problem(cand_dir, cand_mv)
+        if problem:
+            decision = Decision(model, version, champ, False, False, [problem], {}, None)
+            logger.info(decision.summary())
+            return decision
         if champ == version:
             metrics, _ = evaluate(cand_dir, None)
             return Decision(
@@ -200,10 +207,6 @@ def promote(
         champ_dir = None if champ is None else model_root / str(champ)
         cand_metrics, champ_metrics = evaluate(cand_dir, champ_dir)
         reasons = validate(cand_metrics, champ_metrics, rules)
-        try:  # never promote files that differ from what was packaged and gated
-            verify_artifact(cand_dir)
-        except ManifestError as exc:
-            reasons.append(str(exc))
         passed = not reasons
         promoted = False
         if passed and not dry_run:
@@ -223,6 +226,25 @@ def promote(
     )
     logger.info(decision.summary())
     return decision
+
+
+def _integrity_problem(cand_dir: Path, model_version: Any) -> str | None:
+    """Why the candidate must not be promoted (files, manifest seal, registry record), or None.
+
+    The registry tag ``ludora.manifest_sha256`` was written when the version was registered:
+    a manifest rewritten since, digest recomputed or not, no longer matches it.
+    """
+    try:
+        manifest = verify_artifact(cand_dir)
+    except ManifestError as exc:
+        return str(exc)
+    recorded = (getattr(model_version, "tags", None) or {}).get("ludora.manifest_sha256")
+    if recorded != manifest.get("manifest_sha256"):
+        return (
+            f"{cand_dir / 'manifest.json'}: manifest_sha256 differs from the one registered "
+            f"with this version ({recorded}); the manifest was rewritten after registration"
+        )
+    return None
 
 
 def _require_previous(name: str, hist: Sequence[int]) -> None:

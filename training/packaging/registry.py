@@ -140,6 +140,7 @@ def registry_tags(manifest: Mapping[str, Any], artifact_dir: Path) -> dict[str, 
         "ludora.artifact_dir": str(artifact_dir.resolve()),
         "ludora.gates_passed": str(bool(manifest["gates_passed"])).lower(),
         "ludora.content_sha256": str(manifest["content_sha256"]),
+        "ludora.manifest_sha256": str(manifest.get("manifest_sha256")),
         "ludora.variant": str(manifest.get("variant")),
     }
     for g in manifest.get("gates", []):

@@ -34,11 +34,14 @@ from serving.manifest import (
     ALIASES_NAME,
     MANIFEST_NAME,
     SCHEMA_VERSION,
+    ManifestError,
+    check_seal,
     content_hash,
     file_entry,
     list_versions,
     load_manifest,
     read_aliases,
+    seal,
 )
 from training.packaging.candidates import Candidate, failed_gate_names, onnx_info
 
@@ -117,9 +120,20 @@ def write_json_atomic(path: Path, obj: Any) -> None:
 
 
 def _find_same_content(model_root: Path, versions: Sequence[int], digest: str) -> int | None:
+    """The newest version with this content whose manifest is intact (sealed, unedited).
+
+    A version packaged before manifests were sealed, or edited since, is never reused: serving
+    and promotion refuse it, so the same content gets a new, sealed version.
+    """
     for existing in reversed(versions):
-        if load_manifest(model_root / str(existing)).get("content_sha256") == digest:
-            return existing
+        manifest = load_manifest(model_root / str(existing))
+        if manifest.get("content_sha256") != digest:
+            continue
+        try:
+            check_seal(manifest, model_root / str(existing))
+        except ManifestError:
+            continue
+        return existing
     return None
 
 
@@ -155,16 +169,18 @@ def package_candidate(
             }
         version = (versions[-1] if versions else 0) + 1
         target = model_root / str(version)
-        manifest = {
-            "schema_version": SCHEMA_VERSION,
-            "name": cand.model,
-            "version": version,
-            "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
-            "content_sha256": digest,
-            "files": entries,
-            "onnx": onnx,
-            **cand.fields,
-        }
+        manifest = seal(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "name": cand.model,
+                "version": version,
+                "created_at": (now or dt.datetime.now(dt.UTC)).isoformat(timespec="seconds"),
+                "content_sha256": digest,
+                "files": entries,
+                "onnx": onnx,
+                **cand.fields,
+            }
+        )
         tmp = Path(tempfile.mkdtemp(prefix=f".{version}.", suffix=".tmp", dir=model_root))
         try:
             for name in cand.files:
