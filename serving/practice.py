@@ -45,15 +45,16 @@ from serving.topics import canonical_topic, equation_fits_topic
 
 logger = logging.getLogger(__name__)
 
-# Themes used when the learner names none: one a topic, each a noun that plays a natural role
-# in that topic's problems (a speed problem needs something that moves).
+# Themes used when the learner names none, each a noun that plays a natural role in the topic's
+# problems (a speed problem needs something that moves). Tries rotate through a topic's themes:
+# one theme alone can pin the generator to one skeleton ("train" -> the same 90 km/h problem).
 DEFAULT_THEMES: dict[str, tuple[str, ...]] = {
-    "speed": ("train",),
-    "money": ("books",),
+    "speed": ("car", "boat", "train"),
+    "money": ("books", "apples"),
     "time": ("homework",),
     "measurement": ("ribbon",),
     "area and perimeter": ("garden",),
-    "fractions": ("pizza",),
+    "fractions": ("pizza", "apples"),
     "percentages": ("marbles",),
 }
 FALLBACK_THEMES: tuple[str, ...] = ("apples",)
@@ -123,9 +124,12 @@ def grade_prefix(grade: int | None) -> str:
     return "" if grade is None else CANONICAL_GRADE_PREFIX.format(grade=int(grade))
 
 
-def themes_for(topic: str, keywords: Sequence[str]) -> list[str]:
-    """The learner's themes, else the topic's default theme."""
-    return list(keywords) if keywords else list(DEFAULT_THEMES.get(topic, FALLBACK_THEMES))
+def themes_for(topic: str, keywords: Sequence[str], attempt: int = 0) -> list[str]:
+    """The learner's themes, else the topic's default theme for this attempt (in rotation)."""
+    if keywords:
+        return list(keywords)
+    themes = DEFAULT_THEMES.get(topic, FALLBACK_THEMES)
+    return [themes[attempt % len(themes)]]
 
 
 def problem_seed(base: int, *parts: object) -> int:
@@ -168,14 +172,17 @@ def verified_problems(
     out: list[PracticeProblem] = []
     seen: set[str] = set()
     prefix = grade_prefix(grade)
-    themes = themes_for(topic, keywords)
     tries = TRIES_PER_PROBLEM * n if max_tries is None else max_tries
     for k in range(tries):
         if len(out) >= n or (deadline is not None and k > 0 and time.monotonic() >= deadline):
             break
         seed = problem_seed(base_seed, topic, grade, k)
         cand = source(
-            topic=topic, keywords=themes, prompt_prefix=prefix, seed=seed, deadline=deadline
+            topic=topic,
+            keywords=themes_for(topic, keywords, k),
+            prompt_prefix=prefix,
+            seed=seed,
+            deadline=deadline,
         )
         problem = verify(topic, cand)
         if problem is not None and problem.text not in seen:
