@@ -213,11 +213,20 @@ class _Evidence:
     name: str
     features: tuple[str, ...]
     neutral: Callable[[Mapping[str, float]], Mapping[str, float]]
-    text: Callable[[Mapping[str, float]], str | None]
+    # (features, the row's request view) -> the sentence, None when it says nothing here
+    text: Callable[[Mapping[str, float], str], str | None]
 
 
-def _recent_text(k: int) -> Callable[[Mapping[str, float]], str | None]:
-    def text(f: Mapping[str, float]) -> str | None:
+def _summary_only(view: str) -> bool:
+    """The topic's evidence is an average (pseudo-events), not real attempts: no "last scores"
+    and no fail count to speak of, and an attempt count only when the request sent one."""
+    return view.startswith("averages")
+
+
+def _recent_text(k: int) -> Callable[[Mapping[str, float], str], str | None]:
+    def text(f: Mapping[str, float], view: str) -> str | None:
+        if _summary_only(view):
+            return None
         x = f.get(f"topic_last{k}_mean", math.nan)
         n = f.get("topic_n_attempts", math.nan)
         if not math.isfinite(x):
@@ -230,34 +239,35 @@ def _recent_text(k: int) -> Callable[[Mapping[str, float]], str | None]:
     return text
 
 
-def _average_text(f: Mapping[str, float]) -> str | None:
+def _average_text(f: Mapping[str, float], view: str) -> str | None:
     mean, peer = f.get("topic_mean_score", math.nan), f.get("peer_topic_mean", math.nan)
     n, fails = f.get("topic_n_attempts", math.nan), f.get("topic_n_fails", math.nan)
     if not math.isfinite(mean):
         return None
     text = f"average {_pct(mean)}"
-    if math.isfinite(n) and n > 0:
+    summary = _summary_only(view)
+    if math.isfinite(n) and n > 0 and (not summary or "counts" in view):
         text += f" over {int(n)} attempt{'s' if n != 1 else ''}"
-        if math.isfinite(fails) and fails > 0:
+        if math.isfinite(fails) and fails > 0 and not summary:
             text += f" ({int(fails)} failed)"
     if math.isfinite(peer):
         text += f"; other learners average {_pct(peer)}"
     return text
 
 
-def _recency_text(f: Mapping[str, float]) -> str | None:
+def _recency_text(f: Mapping[str, float], view: str) -> str | None:
     hours = f.get("topic_hours_since_last", math.nan)
     if not math.isfinite(hours):
         return None
     return f"no practice for {_duration(hours)}"
 
 
-def _learner_text(f: Mapping[str, float]) -> str | None:
+def _learner_text(f: Mapping[str, float], view: str) -> str | None:
     x = f.get("learner_mean_score", math.nan)
     return None if not math.isfinite(x) else f"overall average {_pct(x)} across topics"
 
 
-def _hints_text(f: Mapping[str, float]) -> str | None:
+def _hints_text(f: Mapping[str, float], view: str) -> str | None:
     x = f.get("topic_mean_hints", math.nan)
     return None if not math.isfinite(x) or x <= 0 else f"uses {x:.1f} hints per attempt"
 
@@ -322,13 +332,16 @@ def explain_rows(
     if n == 0:
         return []
     feats = [dict(zip(names, map(float, r), strict=True)) for r in rows]
+    row_views = ["full"] * n if views is None else list(views)
     batch = [rows]
     applicable: list[list[bool]] = []
     for g in groups:
         pert = np.array(rows, dtype=np.float32, copy=True)
         usable = []
         for i, f in enumerate(feats):
-            ok = g.text(f) is not None and all(math.isfinite(f[c]) for c in g.features)
+            ok = g.text(f, row_views[i]) is not None and all(
+                math.isfinite(f[c]) for c in g.features
+            )
             usable.append(ok)
             if ok:
                 for name, value in g.neutral(f).items():
@@ -345,7 +358,7 @@ def explain_rows(
             if not applicable[j][i]:
                 continue
             effect = float(base[i] - p[(j + 1) * n + i])
-            text = g.text(f)
+            text = g.text(f, row_views[i])
             if effect >= MIN_EFFECT and text is not None:
                 found.append(Reason(text=text, feature=g.name, effect=round(effect, 4)))
         found.sort(key=lambda r: -(r.effect or 0.0))

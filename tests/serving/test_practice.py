@@ -68,6 +68,26 @@ def test_reasons_name_the_evidence_that_raises_the_probability(weakness: Any) ->
     assert row.feature in {"recent_scores", "average_score", "recency", "learner_level", "hints"}
 
 
+def test_summary_only_topics_are_not_described_as_attempts(weakness: Any) -> None:
+    """An average is not a run of attempts: no "last scores", no fail count, no count unsent."""
+    request = PracticeSetInput.model_validate(
+        {"user_id": "u1", "now": NOW, "average_score_per_topic": {"fractions": 0.2}}
+    )
+    texts = [r.text for r in explain(weakness, request, ["fractions"], NOW)["fractions"]]
+    assert texts and not any("last" in t or "failed" in t or "attempt" in t for t in texts), texts
+    counted = PracticeSetInput.model_validate(
+        {
+            "user_id": "u1",
+            "now": NOW,
+            "average_score_per_topic": {"fractions": 0.2},
+            "attempts_per_topic": {"fractions": 6},
+        }
+    )
+    texts = [r.text for r in explain(weakness, counted, ["fractions"], NOW)["fractions"]]
+    average = [t for t in texts if t.startswith("average")]
+    assert average == [] or "over 6 attempts" in average[0], texts
+
+
 def test_verified_problems_fit_the_topic_and_repeat_for_the_same_seed() -> None:
     first = verified_problems(
         template_source, topic="fractions", n=4, keywords=[], grade=4, base_seed=11
