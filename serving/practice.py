@@ -321,10 +321,14 @@ def explain_rows(
     rows: np.ndarray,
     views: Sequence[str] | None,
     *,
+    known: Sequence[bool] | None = None,
     max_reasons: int = 3,
 ) -> list[list[Reason]]:
     """Reasons for each feature row: evidence groups whose typical value lowers the
-    probability, largest effect first (one batched ``predict`` for all rows and groups)."""
+    probability, largest effect first (one batched ``predict`` for all rows and groups).
+
+    ``known[i]`` False: the model has no statistics of row i's topic, so its peer mean is the
+    all-topic prior; the text then makes no "other learners" comparison for that topic."""
     names = list(spec["names"])
     index = {n: i for i, n in enumerate(names)}
     groups = _evidence(spec)
@@ -333,13 +337,17 @@ def explain_rows(
         return []
     feats = [dict(zip(names, map(float, r), strict=True)) for r in rows]
     row_views = ["full"] * n if views is None else list(views)
+    shown = [
+        f if known is None or known[i] else {**f, "peer_topic_mean": math.nan}
+        for i, f in enumerate(feats)
+    ]
     batch = [rows]
     applicable: list[list[bool]] = []
     for g in groups:
         pert = np.array(rows, dtype=np.float32, copy=True)
         usable = []
         for i, f in enumerate(feats):
-            ok = g.text(f, row_views[i]) is not None and all(
+            ok = g.text(shown[i], row_views[i]) is not None and all(
                 math.isfinite(f[c]) for c in g.features
             )
             usable.append(ok)
@@ -358,7 +366,7 @@ def explain_rows(
             if not applicable[j][i]:
                 continue
             effect = float(base[i] - p[(j + 1) * n + i])
-            text = g.text(f, row_views[i])
+            text = g.text(shown[i], row_views[i])
             if effect >= MIN_EFFECT and text is not None:
                 found.append(Reason(text=text, feature=g.name, effect=round(effect, 4)))
         found.sort(key=lambda r: -(r.effect or 0.0))
@@ -397,7 +405,8 @@ def explain(
     history = build_history(request, now=now, quiz_spacing_s=model.settings.quiz_spacing_s)
     rows = request_features(model.spec, history, list(topics), int(now))
     views = request_views(request, topics)
-    reasons = explain_rows(model.predict_features, model.spec, rows, views)
+    known = [bool(model.topic_known(t)) for t in topics]
+    reasons = explain_rows(model.predict_features, model.spec, rows, views, known=known)
     return dict(zip(topics, reasons, strict=True))
 
 

@@ -145,3 +145,34 @@ def test_config_errors_name_the_field(values: dict[str, Any], expected: str) -> 
     with pytest.raises(ConfigError) as err:
         build_config(QuestsConfig, values, "quests")
     assert str(err.value) == expected
+
+
+def test_a_barely_trained_generator_leaves_short_banks_not_a_crash(
+    scores_dir: Path, tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    """The random tiny T5 of the serving tests (like the CI smoke run's one-epoch model) rarely
+    verifies a problem: the stage still writes its outputs and names the short banks."""
+    from pipelines.quests import open_source
+    from tests.fixtures.store import artifact_store
+
+    model_dir = artifact_store(tmp_path_factory.mktemp("store")) / "generator" / "1"
+    source, topics = open_source(model_dir)
+    cfg = QuestsConfig(topics_per_learner=2, problems_per_topic=1, bank_size=2, tries_per_problem=1)
+    metrics = run(
+        cfg,
+        source=source,
+        generator_topics=topics,
+        scores_dir=scores_dir,
+        out_dir=tmp_path / "quests",
+        metrics_file=tmp_path / "quests.json",
+        plot_file=tmp_path / "topics.csv",
+    )
+    bank = pd.read_parquet(tmp_path / "quests" / "bank.parquet")
+    sizes = {t: g["4"] for t, g in metrics["bank_per_topic"].items()}
+    assert metrics["n_bank_problems"] == len(bank) == sum(sizes.values())
+    assert metrics["bank_short_topics"] == sorted(t for t, n in sizes.items() if n < 2)
+    quests = pd.concat(
+        [pd.read_parquet(p) for p in sorted((tmp_path / "quests").glob("part-*.parquet"))]
+    )
+    assert metrics["n_rows"] == len(quests)
+    assert set(quests["problem_id"]) <= set(bank["problem_id"])

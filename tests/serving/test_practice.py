@@ -142,6 +142,8 @@ def test_practice_set_picks_the_weakest_topics_with_problems_and_notes(weakness:
             assert equation_fits_topic(topic, p.equation, p.text)
     chess = by_id["chess"]
     assert chess.problems == [] and chess.generator_topic is None and not chess.topic_known
+    # the model has no peers for an unknown topic: no "other learners" comparison is made
+    assert not any("other learners" in r.text for r in chess.reasons), chess.reasons
     assert "no generated problems" in (chess.note or "") and "fractions" in (chess.note or "")
     again = practice_set(
         request,
