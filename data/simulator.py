@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Annotated
 import numpy as np
 
 from data.params import ConfigError, Range, require
+from serving.ids import id_problem, id_rule_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +53,8 @@ class SimulatorConfig:
 
     seed: Annotated[int, Range(0, integer=True)]
     n_learners: Annotated[int, Range(1, 10_000_000, integer=True)]
-    n_topics: Annotated[int, Range(1, 10_000, integer=True)]
+    # null when ``topics`` names them (then len(topics)); topics without names are t00, t01, ...
+    n_topics: Annotated[int, Range(1, 10_000, integer=True)] | None
     days: Annotated[int, Range(1, 3650, integer=True)]
     sessions_per_week: Annotated[float, Range(0.0, 70.0, lo_open=True)]
     activities_per_session: Annotated[int, Range(1, 50, integer=True)]
@@ -78,9 +80,40 @@ class SimulatorConfig:
     minigame_concentration: _Positive = 5.0  # Beta(kappa*mu, kappa*(1-mu)): lower = noisier
     minigame_bonus: float = 0.4  # minigames are easier than quizzes, logits
     weak_topic_bias: _NonNegative = 3.0  # preference for weak topics when picking a session topic
+    # topic id -> difficulty (logits): the topics a served model must know by name (Ludora's),
+    # each as hard as declared; None: n_topics unnamed topics spread over difficulty_range
+    topics: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         where = "data.simulator"
+        if self.topics is None:
+            require(
+                self.n_topics is not None,
+                f"{where}.n_topics",
+                "required (an integer in [1, 10000]) when data.simulator.topics is not given",
+            )
+        else:
+            require(len(self.topics) > 0, f"{where}.topics", "must name at least one topic")
+            for name, value in self.topics.items():
+                problem = id_problem(name, "topic_id")
+                require(
+                    problem is None,
+                    f"{where}.topics",
+                    f"topic id {name!r} is not allowed ({problem}); allowed: "
+                    f"{id_rule_text('topic_id')}",
+                )
+                require(
+                    np.isfinite(value) and abs(value) <= 10.0,
+                    f"{where}.topics.{name}",
+                    f"difficulty must be a number in [-10, 10] logits, got {value!r}",
+                )
+            require(
+                self.n_topics in (None, len(self.topics)),
+                f"{where}.n_topics",
+                f"must be null or {len(self.topics)} (the number of data.simulator.topics), "
+                f"got {self.n_topics}",
+            )
+            object.__setattr__(self, "n_topics", len(self.topics))
         try:
             start_s = parse_start(self.start)
         except (TypeError, ValueError) as exc:
@@ -223,12 +256,36 @@ class World:
     item_offset: np.ndarray
 
 
+def topic_names(cfg: SimulatorConfig) -> list[str]:
+    """The topic ids of the events: the declared ``topics`` in order, else t00, t01, ..."""
+    if cfg.topics is not None:
+        return list(cfg.topics)
+    return _labels("t", topic_count(cfg))
+
+
+def topic_count(cfg: SimulatorConfig) -> int:
+    """Number of topics (``n_topics``, which ``topics`` sets when it names them)."""
+    if cfg.n_topics is None:  # guarded in __post_init__; kept for the type checker
+        raise ConfigError("data.simulator.n_topics: required when topics is not given")
+    return cfg.n_topics
+
+
+def topic_difficulty(cfg: SimulatorConfig, rng: np.random.Generator) -> np.ndarray:
+    """Difficulty per topic (logits): as declared in ``topics``, else evenly spread over
+    ``difficulty_range`` around ``difficulty_mean`` in a random order drawn from ``rng``."""
+    if cfg.topics is not None:
+        return np.array(list(cfg.topics.values()), dtype=np.float64)
+    n_t = topic_count(cfg)
+    difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, n_t)
+    rng.shuffle(difficulty)
+    return difficulty
+
+
 def shared_world(cfg: SimulatorConfig) -> World:
     """The topics and items of the sharded simulator (its own seed stream)."""
     rng = np.random.default_rng([cfg.seed, WORLD_STREAM])
-    difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, cfg.n_topics)
-    rng.shuffle(difficulty)
-    item_offset = rng.normal(0.0, cfg.item_sd, (cfg.n_topics, 2, cfg.items_per_topic))
+    difficulty = topic_difficulty(cfg, rng)
+    item_offset = rng.normal(0.0, cfg.item_sd, (topic_count(cfg), 2, cfg.items_per_topic))
     return World(difficulty=difficulty, item_offset=item_offset)
 
 
@@ -282,16 +339,12 @@ def _simulate(
         raise ConfigError(f"features.pass_mark: {pass_mark} not in (0, 1]")
     from scipy.special import bdtr, betainc
 
-    n_l, n_t, n_i = cfg.n_learners, cfg.n_topics, cfg.items_per_topic
+    n_l, n_t, n_i = cfg.n_learners, topic_count(cfg), cfg.items_per_topic
     start_s = parse_start(cfg.start)
 
     # ---- latent structure (this draw order is the local engine's events: keep it)
     ability = rng.normal(0.0, cfg.ability_sd, n_l)
-    if world is None:
-        difficulty = cfg.difficulty_mean + cfg.difficulty_range * np.linspace(-0.5, 0.5, n_t)
-        rng.shuffle(difficulty)
-    else:
-        difficulty = world.difficulty
+    difficulty = topic_difficulty(cfg, rng) if world is None else world.difficulty
     affinity = rng.normal(0.0, cfg.affinity_sd, (n_l, n_t))
     if world is None:
         item_offset = rng.normal(0.0, cfg.item_sd, (n_t, 2, n_i))
@@ -527,7 +580,7 @@ def _to_frames(
         return cols.pop(name)[order]
 
     n_i = cfg.items_per_topic
-    t_labels = _labels("t", cfg.n_topics)
+    t_labels = topic_names(cfg)
     width = len(str(n_i - 1))
     item_labels = [
         f"{tl}-{'q' if k == _QUIZ else 'g'}{i:0{width}d}"

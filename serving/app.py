@@ -18,9 +18,9 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -33,6 +33,10 @@ from serving.schemas import (
     KeywordUnused,
     ModelInfo,
     ModelsOutput,
+    PracticeSetInput,
+    PracticeSetOutput,
+    QuestionOutput,
+    QuestionQuery,
     WeaknessPredictionInput,
     WeaknessPredictionOutput,
     WordProblemInput,
@@ -45,6 +49,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 API = "/api/v1/ai"
+QUESTIONS_API = "/api/v1/q/questions"  # the backend's question service (seed's path)
 
 
 class Limiter:
@@ -415,25 +420,83 @@ def create_app(
             temperature=body.temperature,
             deadline=deadline,
         )
-        return WordProblemOutput(
-            generated_problem_text=res.generated_problem_text,
-            equation=res.equation,
-            answer=res.answer,
-            answer_text=None
-            if res.answer is None
-            else format_answer(res.answer, res.generated_problem_text),
-            consistent=res.consistent,
-            missing_keywords=list(res.missing_keywords),
-            keywords_unused=[
-                KeywordUnused(keyword=k, reason=r) for k, r in getattr(res, "keywords_unused", ())
-            ],
-            attempts=res.attempts,
-            seed=res.seed,
-            model_version=model.version,
-            **_completeness(res, body.max_length),
+        return WordProblemOutput(**_word_problem_fields(res, model.version, body.max_length))
+
+    @app.post(f"{API}/practice-set", response_model=PracticeSetOutput)
+    async def practice_set(body: PracticeSetInput) -> PracticeSetOutput:
+        """The learner's weakest topics with readable reasons, each with verified problems."""
+        from serving.practice import practice_set as build
+        from serving.practice import service_source
+
+        weakness, generator = _model("weakness"), _model("generator")
+        deadline = time.monotonic() + 0.8 * rt.settings.request_timeout_s
+        return await _limiter().run(
+            build,
+            body,
+            weakness=weakness,
+            source=service_source(generator),
+            generator_topics=artifact_topics(getattr(generator, "manifest", None)),
+            generator_version=generator.version,
+            now=int(time.time()),
+            deadline=deadline,
+        )
+
+    @app.get(f"{QUESTIONS_API}/generate", response_model=QuestionOutput)
+    async def generate_question(query: Annotated[QuestionQuery, Query()]) -> QuestionOutput:
+        """One AI word problem for a backend topic id (mapped through the topic synonyms)."""
+        model = _model("generator")
+        topics = artifact_topics(getattr(model, "manifest", None))
+        topic = canonical_topic(query.topic_id, topics)
+        if topic is None:
+            raise RequestValidationError(
+                [
+                    {
+                        "loc": ("query", "topic_id"),
+                        "msg": unknown_topic_message(query.topic_id, topics),
+                        "type": "value_error",
+                    }
+                ]
+            )
+        from serving.practice import grade_prefix, themes_for
+
+        res = await _limiter().run(
+            model.generate,
+            topic=topic,
+            keywords=themes_for(topic, query.keywords),
+            prompt_prefix=grade_prefix(query.grade),
+            max_length=query.max_length,
+            seed=query.seed,
+            deadline=time.monotonic() + 0.8 * rt.settings.request_timeout_s,
+        )
+        return QuestionOutput(
+            question_type=query.question_type,
+            topic_id=query.topic_id,
+            topic=topic,
+            **_word_problem_fields(res, model.version, query.max_length),
         )
 
     return app
+
+
+def _word_problem_fields(res: Any, version: str, max_length: int) -> dict[str, Any]:
+    """``WordProblemOutput`` fields of one ``GeneratorModel.generate`` result."""
+    return {
+        "generated_problem_text": res.generated_problem_text,
+        "equation": res.equation,
+        "answer": res.answer,
+        "answer_text": None
+        if res.answer is None
+        else format_answer(res.answer, res.generated_problem_text),
+        "consistent": res.consistent,
+        "missing_keywords": list(res.missing_keywords),
+        "keywords_unused": [
+            KeywordUnused(keyword=k, reason=r) for k, r in getattr(res, "keywords_unused", ())
+        ],
+        "attempts": res.attempts,
+        "seed": res.seed,
+        "model_version": version,
+        **_completeness(res, max_length),
+    }
 
 
 def _completeness(res: Any, max_length: int) -> dict[str, Any]:

@@ -2,9 +2,12 @@
 
 ``predict_user_weakness(WeaknessPredictionInput) -> WeaknessPredictionOutput`` and
 ``generate_ai_word_problem(WordProblemInput) -> WordProblemOutput`` keep the seed's names and
-schemas; they read only the exported directory (``LUDORA_BACKEND_DIR``, default the seed's
-``onnx_placeholder_models``): ``lightgbm_weakness_predictor.onnx`` (calibration in-graph),
-``t5_small_word_problem.onnx`` (generation loop in-graph), ``tokenizer/`` and ``manifest.json``
+schemas; ``practice_set(PracticeSetInput) -> PracticeSetOutput`` and
+``generate_question(topic_id, ...) -> QuestionOutput`` answer the HTTP app's practice-set and
+question endpoints from the same directory. All read only the exported directory
+(``LUDORA_BACKEND_DIR``, default the seed's ``onnx_placeholder_models``):
+``lightgbm_weakness_predictor.onnx`` (calibration in-graph), ``t5_small_word_problem.onnx``
+(generation loop in-graph), ``tokenizer/`` and ``manifest.json``
 (every file's sha256 checked once, when the directory is first opened).
 
 The request -> features path is the HTTP app's own (``serving.weakness``: history, views,
@@ -29,6 +32,9 @@ import numpy as np
 
 from data.io import read_json
 from serving.schemas import (
+    PracticeSetInput,
+    PracticeSetOutput,
+    QuestionOutput,
     WeaknessPredictionInput,
     WeaknessPredictionOutput,
     WordProblemInput,
@@ -287,4 +293,88 @@ def generate_ai_word_problem(
         attempts=1,
         seed=seed,  # greedy decoding: the seed draws only the number values
         model_version=b.generator_version,
+    )
+
+
+def _topics(b: Backend) -> tuple[str, ...]:
+    """The generator topics of an export (its manifest's list, else every supported one)."""
+    from serving.topics import SUPPORTED_TOPICS
+
+    listed = b.manifest.get("generator", {}).get("topics")
+    if isinstance(listed, list) and listed and all(isinstance(t, str) for t in listed):
+        return tuple(listed)
+    return SUPPORTED_TOPICS
+
+
+def _source(b: Backend) -> Any:
+    """``serving.practice.ProblemSource`` over the one-file graph (greedy text; the seed draws
+    the numbers, so problems of one topic differ by their values)."""
+    from serving.practice import Candidate
+
+    def generate(
+        *,
+        topic: str,
+        keywords: Sequence[str],
+        prompt_prefix: str,
+        seed: int,
+        deadline: float | None,
+    ) -> Any:
+        out = generate_ai_word_problem(
+            WordProblemInput(
+                topic=topic, keywords=list(keywords), prompt_prefix=prompt_prefix, seed=seed
+            ),
+            backend=b,
+        )
+        return Candidate(
+            text=out.generated_problem_text, equation=out.equation, answer=out.answer, seed=seed
+        )
+
+    return generate
+
+
+def practice_set(data: PracticeSetInput, *, backend: Backend | None = None) -> PracticeSetOutput:
+    """The HTTP app's practice set: the weakest topics, reasons, verified problems."""
+    from serving.practice import practice_set as build
+
+    b = backend or load_backend()
+    return build(
+        data,
+        weakness=b.weakness,
+        source=_source(b),
+        generator_topics=_topics(b),
+        generator_version=b.generator_version,
+    )
+
+
+def generate_question(
+    topic_id: str,
+    *,
+    keywords: Sequence[str] = (),
+    grade: int | None = None,
+    seed: int | None = None,
+    backend: Backend | None = None,
+) -> QuestionOutput:
+    """``GET /api/v1/q/questions/generate?question_type=ai_word_problem&topic_id=...``: one
+    word problem for a backend topic id, mapped through the topic synonyms (RequestError
+    naming ``topic_id`` for a topic the generator does not serve)."""
+    from serving.errors import RequestError
+    from serving.practice import grade_prefix, themes_for
+    from serving.topics import canonical_topic, unknown_topic_message
+
+    b = backend or load_backend()
+    topics = _topics(b)
+    topic = canonical_topic(topic_id, topics)
+    if topic is None:
+        raise RequestError("topic_id", unknown_topic_message(topic_id, topics))
+    out = generate_ai_word_problem(
+        WordProblemInput(
+            topic=topic,
+            keywords=themes_for(topic, keywords),
+            prompt_prefix=grade_prefix(grade),
+            seed=seed,
+        ),
+        backend=b,
+    )
+    return QuestionOutput(
+        **out.model_dump(), question_type="ai_word_problem", topic_id=topic_id, topic=topic
     )

@@ -48,3 +48,13 @@ MAX_LENGTH_RANGE: Final = (MIN_COMPLETE_LENGTH, 128)  # max_length: new tokens p
 DEFAULT_MAX_LENGTH: Final = 64
 SEED_RANGE: Final = (0, 2**31 - 1)
 TEMPERATURE_RANGE: Final = (0.05, 2.0)
+
+# --- practice-set request (weakest topics, each with generated problems)
+# A practice set generates up to n_topics x problems_per_topic problems inside one request's
+# time budget (settings.request_timeout_s): these bounds keep the worst one at 5 x 5 problems.
+PRACTICE_TOPICS_RANGE: Final = (1, 5)
+PRACTICE_PROBLEMS_RANGE: Final = (1, 5)
+DEFAULT_PRACTICE_TOPICS: Final = 3
+DEFAULT_PRACTICE_PROBLEMS: Final = 2
+# School grades a problem's numbers can be fitted to (serving.numbers caps the level at grade 5)
+GRADE_RANGE: Final = (1, 8)

@@ -372,3 +372,113 @@ class ModelInfo(BaseModel):
 
 class ModelsOutput(BaseModel):
     models: list[ModelInfo]
+
+
+# ----------------------------------------------------------------------------- practice sets
+
+Keyword = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_KEYWORD_LEN, pattern=_WORD_PATTERN),
+]
+Grade = Annotated[int, Field(ge=limits.GRADE_RANGE[0], le=limits.GRADE_RANGE[1])]
+
+
+class PracticeSetInput(WeaknessPredictionInput):
+    """A learner's summary (the weakness input) and what the practice set should hold."""
+
+    n_topics: Annotated[
+        int, Field(ge=limits.PRACTICE_TOPICS_RANGE[0], le=limits.PRACTICE_TOPICS_RANGE[1])
+    ] = Field(default=limits.DEFAULT_PRACTICE_TOPICS, description="weakest topics to practise")
+    problems_per_topic: Annotated[
+        int, Field(ge=limits.PRACTICE_PROBLEMS_RANGE[0], le=limits.PRACTICE_PROBLEMS_RANGE[1])
+    ] = limits.DEFAULT_PRACTICE_PROBLEMS
+    grade: Grade | None = Field(
+        default=None, description="the learner's school grade: the problems' numbers fit it"
+    )
+    keywords: Annotated[list[Keyword], Field(max_length=limits.MAX_KEYWORDS)] = Field(
+        default_factory=list,
+        description="themes the learner likes, used in the problems where a role fits them",
+    )
+    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
+
+
+class Reason(BaseModel):
+    """Evidence behind a topic's probability, as an educator reads it."""
+
+    text: str
+    feature: str = Field(description="the model feature (or group) the text describes")
+    effect: float | None = Field(
+        default=None,
+        description="how much lower the probability is with this evidence set to the typical "
+        "learner's (peer mean score, practice a day ago): its share of this prediction",
+    )
+
+
+class PracticeProblem(BaseModel):
+    """One generated problem whose equation answers its text and fits the topic."""
+
+    text: str
+    equation: str
+    answer: float
+    answer_text: str
+    seed: int
+
+
+class PracticeTopic(BaseModel):
+    """One of the weakest topics: why, and problems to practise it."""
+
+    topic_id: str
+    weakness_probability: float
+    suggested_action_level: str
+    topic_known: bool
+    reasons: list[Reason]
+    generator_topic: str | None = Field(
+        default=None, description="the generator's topic the problems are about (None: none)"
+    )
+    problems: list[PracticeProblem] = Field(default_factory=list)
+    note: str | None = Field(
+        default=None, description="why the topic has no or fewer problems than asked"
+    )
+
+
+class PracticeSetOutput(BaseModel):
+    """The learner's weakest topics, most likely failure first, each with problems."""
+
+    user_id: str
+    grade: int | None
+    topics: list[PracticeTopic]
+    weakness_model_version: str
+    generator_model_version: str
+
+
+class QuestionOutput(WordProblemOutput):
+    """``GET /api/v1/q/questions/generate``: one AI word problem for a topic id."""
+
+    question_type: Literal["ai_word_problem"]
+    topic_id: str
+    topic: str = Field(description="the generator topic topic_id maps to (through synonyms)")
+
+
+class QuestionQuery(_Strict):
+    """Query of ``GET /api/v1/q/questions/generate`` (the backend's question service)."""
+
+    question_type: Literal["ai_word_problem"] = Field(
+        description="the kind of question; only AI word problems are generated here"
+    )
+    topic_id: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
+        Field(description="a generator topic or a synonym (GET /api/v1/ai/models lists them)"),
+    ]
+    keywords: Annotated[list[Keyword], Field(max_length=limits.MAX_KEYWORDS)] = Field(
+        default_factory=list, description="repeat the parameter for several; default: a theme"
+    )
+    grade: Grade | None = None
+    max_length: Annotated[
+        int,
+        Field(
+            le=limits.MAX_LENGTH_RANGE[1], json_schema_extra={"minimum": limits.MAX_LENGTH_RANGE[0]}
+        ),
+        AfterValidator(_complete_length),
+    ] = limits.DEFAULT_MAX_LENGTH
+    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None

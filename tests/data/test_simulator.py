@@ -156,3 +156,67 @@ def test_simulator_errors_name_key_range_and_value(values: dict, expected: str) 
 def test_pass_mark_out_of_range(tiny_cfg: SimulatorConfig) -> None:
     with pytest.raises(ConfigError, match="pass_mark"):
         simulate(tiny_cfg, pass_mark=1.5)
+
+
+NAMED = {"easy": -1.5, "middle": 0.3, "hard": 2.0}
+
+
+def test_named_topics_are_the_event_topic_ids_each_as_hard_as_declared() -> None:
+    cfg = SimulatorConfig(**{**TINY_SIM, "n_learners": 200, "n_topics": None, "topics": NAMED})
+    events, _ = simulate(cfg, pass_mark=PASS)
+    assert cfg.n_topics == 3
+    assert set(events["topic_id"]) == set(NAMED)
+    assert events["item_id"].str.split("-").str[0].isin(list(NAMED)).all()
+    mean = events.groupby("topic_id")["score"].mean()
+    assert mean["easy"] > mean["middle"] > mean["hard"]
+
+
+def test_named_topics_shard_like_the_local_simulator() -> None:
+    from data.simulator import simulate_shard
+
+    cfg = SimulatorConfig(**{**TINY_SIM, "n_topics": None, "topics": NAMED})
+    events, _ = simulate_shard(cfg, pass_mark=PASS, shard=1, learners_per_shard=30)
+    assert set(events["topic_id"]) <= set(NAMED) and len(events) > 0
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        (
+            {"n_topics": 5, "topics": NAMED},
+            "data.simulator.n_topics: must be null or 3 (the number of data.simulator.topics), "
+            "got 5",
+        ),
+        (
+            {"n_topics": None},
+            "data.simulator.n_topics: required (an integer in [1, 10000]) when "
+            "data.simulator.topics is not given",
+        ),
+        ({"n_topics": None, "topics": {}}, "data.simulator.topics: must name at least one topic"),
+        (
+            {"n_topics": None, "topics": {"__prior": 0.0}},
+            "data.simulator.topics: topic id '__prior' is not allowed (starts with the reserved "
+            "prefix '__'); allowed: 1-64 characters without control characters, not starting "
+            "with '__' (reserved)",
+        ),
+        (
+            {"n_topics": None, "topics": {"fractions": 99.0}},
+            "data.simulator.topics.fractions: difficulty must be a number in [-10, 10] logits, "
+            "got 99.0",
+        ),
+    ],
+)
+def test_topic_list_errors_name_the_field(values: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        build_config(SimulatorConfig, {**TINY_SIM, **values}, "data.simulator")
+    assert str(err.value) == expected
+
+
+def test_default_simulator_topics_are_the_generators() -> None:
+    """The default weakness model must know the topic names a backend request uses."""
+    from pipelines.common import load_section
+    from serving.topics import SUPPORTED_TOPICS
+
+    topics = load_section("data")["simulator"]["topics"]
+    assert tuple(topics) == SUPPORTED_TOPICS
+    assert len(set(topics.values())) > 1  # each topic its own difficulty

@@ -4,9 +4,11 @@
 (``weakness_predictor.py`` calls ``serving.backend.predict_user_weakness``;
 ``word_problem_generator.py`` is the seed's plain pattern: one ``session.run`` on
 ``t5_small_word_problem.onnx`` with ``input_ids`` / ``attention_mask``, decode with
-``skip_special_tokens=True``, then the project's one post-processing function); ``api.py`` the
-FastAPI router at ``/api/v1/ai``. ``check.py`` serves it with uvicorn on a free port, posts one
-request of each kind with urllib and prints the answers plus any heavy module it imported.
+``skip_special_tokens=True``, then the project's one post-processing function;
+``question_service.py`` the drop-in's ``generate_question`` and ``practice_set``); ``api.py`` the
+FastAPI routers at ``/api/v1/ai`` and ``/api/v1/q/questions``. ``check.py`` serves it with
+uvicorn on a free port, sends one request of each kind with urllib and prints the answers plus
+any heavy module it imported.
 """
 
 from __future__ import annotations
@@ -44,6 +46,25 @@ class WordProblemInput(BaseModel):
 
 class WordProblemOutput(BaseModel):
     generated_problem_text: str
+"""
+
+# The backend's question service calls the drop-in for AI word problems; the practice set is
+# the drop-in's own response model.
+QUESTION_SERVICE = """
+import os
+
+from serving import backend as ludora
+from serving.schemas import PracticeSetInput, PracticeSetOutput, QuestionOutput
+
+NOW = int(os.environ["CHECK_NOW"])
+
+
+def generate_question(question_type: str, topic_id: str, grade: int | None) -> QuestionOutput:
+    return ludora.generate_question(topic_id, grade=grade, seed=7)
+
+
+def practice_set(data: dict) -> PracticeSetOutput:
+    return ludora.practice_set(PracticeSetInput(**{**data, "now": NOW}))
 """
 
 WEAKNESS_SERVICE = """
@@ -123,8 +144,10 @@ from ai_models import (
 )
 from services.weakness_predictor import predict_user_weakness
 from services.word_problem_generator import generate_ai_word_problem
+from services import question_service
 
 router = APIRouter(prefix="/api/v1/ai")
+questions = APIRouter(prefix="/api/v1/q/questions")
 
 
 @router.post("/predict-weakness", response_model=WeaknessPredictionOutput)
@@ -137,8 +160,19 @@ def generate_word_problem(data: WordProblemInput) -> WordProblemOutput:
     return generate_ai_word_problem(data)
 
 
+@router.post("/practice-set")
+def practice_set(data: dict) -> dict:
+    return question_service.practice_set(data).model_dump()
+
+
+@questions.get("/generate")
+def generate_question(question_type: str, topic_id: str, grade: int | None = None) -> dict:
+    return question_service.generate_question(question_type, topic_id, grade).model_dump()
+
+
 app = FastAPI()
 app.include_router(router)
+app.include_router(questions)
 """
 
 CHECK = """
@@ -147,6 +181,7 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
 import urllib.request
 
 import uvicorn
@@ -174,10 +209,18 @@ def post(path, body):
         return r.status, json.loads(r.read())
 
 
+def get(path, query):
+    url = f"http://127.0.0.1:{port}/api/v1/q/questions/{path}?{urllib.parse.urlencode(query)}"
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.status, json.loads(r.read())
+
+
 requests = json.loads(sys.argv[1])
 out = {
     "weakness": [post("predict-weakness", b) for b in requests["weakness"]],
     "word_problem": [post("generate-word-problem", b) for b in requests["word_problem"]],
+    "practice": [post("practice-set", b) for b in requests.get("practice", [])],
+    "question": [get("generate", q) for q in requests.get("question", [])],
     "heavy_modules": sorted(
         m for m in ("torch", "transformers", "lightgbm", "pandas", "sklearn", "mlflow", "onnx")
         if m in sys.modules
@@ -195,6 +238,7 @@ def write_backend_package(root: Path) -> Path:
     (root / "ai_models.py").write_text(AI_MODELS)
     (root / "services" / "weakness_predictor.py").write_text(WEAKNESS_SERVICE)
     (root / "services" / "word_problem_generator.py").write_text(GENERATOR_SERVICE)
+    (root / "services" / "question_service.py").write_text(QUESTION_SERVICE)
     (root / "api.py").write_text(API)
     (root / "check.py").write_text(CHECK)
     return root

@@ -32,6 +32,17 @@ REQUESTS = {
         },
     ],
     "word_problem": [{"topic": "fractions", "keywords": ["apples", "coins"], "max_length": 24}],
+    "practice": [
+        {
+            "user_id": "u3",
+            "average_score_per_topic": {"fractions": 0.3, "addition": 0.9, "chess": 0.5},
+            "n_topics": 3,
+            "problems_per_topic": 1,
+            "grade": 4,
+            "seed": 1,
+        }
+    ],
+    "question": [{"question_type": "ai_word_problem", "topic_id": "Times tables", "grade": 3}],
 }
 
 
@@ -108,6 +119,17 @@ def _check(result: dict[str, Any], store: Path) -> None:
         assert max(abs(g[1] - e[1]) for g, e in zip(got, expected, strict=True)) <= 1e-9
     (status, body), *_ = result["word_problem"]
     assert status == 200 and isinstance(body["generated_problem_text"], str)
+    (status, body), *_ = result["question"]
+    assert status == 200 and body["topic"] == "multiplication"
+    assert body["topic_id"] == "Times tables" and body["question_type"] == "ai_word_problem"
+    (status, body), *_ = result["practice"]
+    assert status == 200
+    topics = {t["topic_id"]: t for t in body["topics"]}
+    assert set(topics) == {"fractions", "addition", "chess"}
+    probs = [t["weakness_probability"] for t in body["topics"]]
+    assert probs == sorted(probs, reverse=True)
+    assert topics["chess"]["problems"] == [] and "no generated problems" in topics["chess"]["note"]
+    assert all(t["reasons"] for t in body["topics"])
 
 
 def test_backend_package_in_this_venv(store: Path, export_dir: Path, package: Path) -> None:

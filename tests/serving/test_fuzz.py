@@ -20,6 +20,9 @@ from hypothesis import strategies as st
 from serving import limits
 from serving.app import create_app
 from serving.schemas import (
+    PracticeSetInput,
+    PracticeSetOutput,
+    QuestionOutput,
     WeaknessPredictionInput,
     WeaknessPredictionOutput,
     WordProblemInput,
@@ -180,6 +183,56 @@ word_payload = payloads(
 )
 
 
+# Practice sets: a valid learner summary plus the set's own fields (kept small: every valid
+# request generates up to n_topics x problems_per_topic problems with the tiny T5).
+practice_extra = st.fixed_dictionaries(
+    {},
+    optional={
+        "n_topics": st.integers(1, 2),
+        "problems_per_topic": st.integers(1, 2),
+        "grade": st.integers(*limits.GRADE_RANGE) | st.none(),
+        "keywords": st.lists(ok_word, max_size=3),
+        "seed": st.integers(*limits.SEED_RANGE) | st.none(),
+    },
+)
+valid_practice = st.tuples(valid_weakness, practice_extra).map(lambda t: {**t[0], **t[1]})
+practice_near = st.tuples(
+    weakness_body,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "n_topics": st.integers(-2, 9) | any_json,
+            "problems_per_topic": st.integers(-2, 9) | any_json,
+            "grade": st.integers(-2, 20) | any_json,
+            "keywords": st.lists(word_text, max_size=10) | any_json,
+            "seed": st.integers(-5, 2**32) | any_json,
+        },
+    ),
+).map(lambda t: {"user_id": "u", **t[0], **t[1]})
+practice_payload = payloads(valid_practice, PracticeSetInput, practice_near)
+valid_query = st.fixed_dictionaries(
+    {"question_type": st.just("ai_word_problem"), "topic_id": ok_topic},
+    optional={
+        "keywords": st.lists(ok_word, max_size=3),
+        "grade": st.integers(*limits.GRADE_RANGE),
+        "seed": st.integers(*limits.SEED_RANGE),
+    },
+)
+near_query = st.fixed_dictionaries(
+    {},
+    optional={
+        "question_type": st.sampled_from(["ai_word_problem", "quiz", ""]) | st.text(max_size=20),
+        "topic_id": ok_topic | word_text,
+        "keywords": st.lists(word_text, max_size=10),
+        "grade": st.integers(-2, 20) | st.text(max_size=5),
+        "max_length": st.integers(-5, 200) | st.text(max_size=5),
+        "seed": st.integers(-5, 2**32) | st.text(max_size=5),
+        "surprise": st.text(max_size=5),
+    },
+)
+question_query = st.one_of(valid_query, valid_query, near_query)
+
+
 def _check(r: httpx.Response, body: Any, fields: set[str], out_model: Any) -> None:
     assert r.status_code < 500, (r.status_code, r.text[:300], body)
     if r.status_code == 200:
@@ -222,6 +275,7 @@ def _send(client: httpx.Client, sent: Counter[str], name: str, body: Any) -> Non
 ENDPOINTS: dict[str, tuple[str, set[str], Any]] = {
     "weakness": ("predict-weakness", W_FIELDS, WeaknessPredictionOutput),
     "word": ("word-problem", P_FIELDS, WordProblemOutput),
+    "practice": ("practice-set", set(PracticeSetInput.model_fields), PracticeSetOutput),
 }
 
 
@@ -237,6 +291,34 @@ def _fuzz_word(client: httpx.Client, sent: Counter[str], body: Any) -> None:
     _send(client, sent, "word", body)
 
 
+@settings(
+    max_examples=200,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(body=practice_payload)
+def _fuzz_practice(client: httpx.Client, sent: Counter[str], body: Any) -> None:
+    _send(client, sent, "practice", body)
+
+
+@settings(max_examples=120, deadline=None, derandomize=True)
+@given(query=question_query)
+def _fuzz_question(client: httpx.Client, sent: Counter[str], query: dict[str, Any]) -> None:
+    sent["question"] += 1
+    r = client.get("/api/v1/q/questions/generate", params=query)
+    sent[f"question:{r.status_code}"] += 1
+    assert r.status_code in (200, 422), (r.status_code, r.text[:300], query)
+    if r.status_code == 200:
+        QuestionOutput.model_validate(r.json())
+        return
+    for err in r.json()["detail"]:
+        assert err["loc"][0] == "query" and err["loc"][1] in set(query) | {
+            "question_type",
+            "topic_id",
+        }, err
+
+
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(raw=st.binary(max_size=300), ep=st.sampled_from(["predict-weakness", "word-problem"]))
 def _fuzz_raw(client: httpx.Client, sent: Counter[str], raw: bytes, ep: str) -> None:
@@ -249,6 +331,8 @@ DRIVERS: dict[str, Callable[[httpx.Client, Counter[str]], None]] = {
     "weakness": _fuzz_weakness,
     "word": _fuzz_word,
     "raw": _fuzz_raw,
+    "practice": _fuzz_practice,
+    "question": _fuzz_question,
 }
 
 
@@ -287,6 +371,18 @@ def test_fuzz_word_problem(runs: FuzzRuns) -> None:
 
 def test_fuzz_raw_bytes(runs: FuzzRuns) -> None:
     assert runs.run("raw")["raw"] >= 50
+
+
+def test_fuzz_practice_set(runs: FuzzRuns) -> None:
+    sent = runs.run("practice")
+    assert sent["practice"] >= 150
+    assert sent["practice:200"] >= 30 and sent["practice:422"] >= 30, sent
+
+
+def test_fuzz_question(runs: FuzzRuns) -> None:
+    sent = runs.run("question")
+    assert sent["question"] >= 100
+    assert sent["question:200"] >= 10 and sent["question:422"] >= 10, sent
 
 
 def test_fuzz_volume(runs: FuzzRuns) -> None:
