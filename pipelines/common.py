@@ -76,6 +76,7 @@ SECTIONS = (
     "quantize_generator",
     "gates",
     "package",
+    "quests",
 )
 
 
