@@ -1,0 +1,664 @@
+"""The CI flow: the one command the workflow, `make ci-flow` and the tests run.
+
+Two modes (docs/promotion.md, "CI: two modes"):
+
+- ``smoke`` (every change): the pipeline on the smoke overrides (``.github/small-params.txt``,
+  lowered floors) with a job-local MLflow store, so nothing it packages reaches the shared
+  registry; its candidate is compared, read-only, with the champion; a report.
+- ``release`` (the main branch, on demand): refuses smoke parameters, ``dvc repro`` on the
+  committed params, pushes every new version to the DVC remote and tags it in the registry with
+  the DVC pointer, then promotes against the champion of the shared registry; a report.
+
+Stores come from the environment (CI secrets): ``MLFLOW_TRACKING_URI`` (a tracking server) and
+``LUDORA_DVC_REMOTE`` (a DVC remote URL, set as the default remote in ``.dvc/config.local``).
+Without them (a fork) the local store is used and the flow says so in one line.
+
+A packaged version lives in ``artifacts/<model>/<version>/`` (git-ignored, not a DVC output:
+versions accumulate). To move one through the DVC remote the flow writes a transient ``.dvc``
+pointer to it (DVC refuses a pointer in a git-ignored folder, so it sits in ``.ludora-store/``
+and is removed after use); the directory hash (``md5 ... .dir``) is kept in the registry as
+the model version's ``ludora.dvc_md5`` tag, so any clone can pull exactly the version the
+registry names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+
+from pipelines.common import REPO_ROOT, atomic_write_text, load_params, main_repo_root
+
+logger = logging.getLogger(__name__)
+
+MODES = ("smoke", "release")
+REMOTE_ENV = "LUDORA_DVC_REMOTE"
+REMOTE_NAME = "ludora-ci"
+POINTER_DIR = ".ludora-store"
+DVC_TAG = "ludora.dvc_md5"
+CONTENT_TAG = "ludora.content_sha256"
+SMOKE_PARAMS = Path(".github/small-params.txt")
+DEFAULT_REPORT = Path("reports/ci.md")
+RUBRIC_PATHS = ("eval/rubric", "docs/generator_eval.md")
+
+
+class CIError(RuntimeError):
+    """The flow cannot go on (a store, a command, a refused parameter); the message says why."""
+
+
+# ----------------------------------------------------------------------------- stores
+
+
+@dataclasses.dataclass(frozen=True)
+class Stores:
+    """Where the registry and the artifacts live for this run."""
+
+    tracking_uri: str
+    shared: bool  # MLFLOW_TRACKING_URI was given (a secret); otherwise the local store
+    remote: str | None  # DVC remote URL or name; None: nothing is pulled or pushed
+    notes: tuple[str, ...] = ()
+
+    def lines(self) -> list[str]:
+        """What the report and the log say about the stores (one line each)."""
+        where = "shared" if self.shared else "local"
+        out = [f"registry: {self.tracking_uri} ({where})", f"DVC remote: {self.remote or 'none'}"]
+        return out + list(self.notes)
+
+
+def dvc_exe() -> str:
+    """The venv's ``dvc`` beside this interpreter, else the one on PATH."""
+    beside = Path(sys.executable).with_name("dvc")
+    return str(beside) if beside.is_file() else "dvc"
+
+
+def run_cmd(
+    args: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command; on failure raise :class:`CIError` with its last stderr line."""
+    logger.info("$ %s", " ".join(args))
+    proc = subprocess.run(
+        list(args),
+        cwd=cwd,
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+    )
+    if proc.stdout.strip():
+        logger.debug(proc.stdout.rstrip())
+    if check and proc.returncode != 0:
+        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        raise CIError(f"`{' '.join(args[:3])} ...` exited {proc.returncode}: {tail}")
+    return proc
+
+
+def resolve_stores(root: Path, env: Mapping[str, str]) -> Stores:
+    """Registry and DVC remote from the environment, falling back to the local store.
+
+    ``LUDORA_DVC_REMOTE`` becomes the default remote in ``.dvc/config.local`` (never
+    committed); without it a default remote already configured in ``.dvc/config`` is used.
+    """
+    uri = env.get("MLFLOW_TRACKING_URI", "").strip()
+    url = env.get(REMOTE_ENV, "").strip()
+    if url:
+        run_cmd([dvc_exe(), "remote", "add", "--local", "-d", "-f", REMOTE_NAME, url], cwd=root)
+        remote: str | None = url
+    else:
+        proc = run_cmd([dvc_exe(), "remote", "default"], cwd=root, check=False)
+        remote = proc.stdout.strip() or None
+    local = f"sqlite:///{main_repo_root(root) / 'mlflow.db'}"
+    notes = []
+    if not uri and remote is None:  # a fork, or a run without secrets: one line says so
+        notes.append(
+            f"no MLFLOW_TRACKING_URI / {REMOTE_ENV} secrets (a fork?): local store {local}, "
+            "no DVC remote; nothing shared is compared, pulled, pushed or promoted"
+        )
+    elif not uri:
+        notes.append(f"no MLFLOW_TRACKING_URI secret: local store {local}, not the shared one")
+    elif remote is None:
+        notes.append(f"no {REMOTE_ENV} secret and no default DVC remote: nothing pulled or pushed")
+    return Stores(uri or local, bool(uri), remote, tuple(notes))
+
+
+@contextlib.contextmanager
+def tracking(uri: str) -> Iterator[None]:
+    """Point MLflow (this process and its children) at ``uri`` for the block."""
+    import mlflow
+
+    old = os.environ.get("MLFLOW_TRACKING_URI")
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = old
+        mlflow.set_tracking_uri(old or uri)
+
+
+# ----------------------------------------------------------------------------- smoke guard
+
+
+def smoke_overrides(path: Path) -> dict[str, Any]:
+    """``-S key=value`` lines of the smoke file as {dotted key: YAML value}."""
+    out: dict[str, Any] = {}
+    for n, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.startswith("-S ") or "=" not in line:
+            raise CIError(f"{path}:{n}: expected '-S key=value', got {line!r}")
+        key, value = line[3:].strip().split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def dotted(params: Mapping[str, Any], key: str) -> Any:
+    """``params['a']['b']`` for ``a.b``; None when a level is missing."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _is_ceiling(key: str) -> bool:
+    """``max_*`` gates are ceilings (higher is looser); the others are floors."""
+    return any(part.startswith("max") for part in key.split("."))
+
+
+def smoke_gates_in_effect(params: Mapping[str, Any], overrides: Mapping[str, Any]) -> list[str]:
+    """Gates of ``params`` as loose as (or looser than) the smoke file lowers them."""
+    loose = []
+    for key, smoke in overrides.items():
+        if not key.startswith("gates."):
+            continue
+        value = dotted(params, key)
+        if not isinstance(value, int | float) or not isinstance(smoke, int | float):
+            continue
+        if (value >= smoke) if _is_ceiling(key) else (value <= smoke):
+            loose.append(f"{key}={value}")
+    return loose
+
+
+def check_release_params(root: Path, params: Mapping[str, Any], smoke_file: Path) -> None:
+    """Refuse a release on parameters a smoke run applied or lowered (one line each).
+
+    Two ways lowered floors could reach the shared champion: overrides left in the workspace's
+    params.yaml by ``dvc exp run -S`` (uncommitted), and the smoke floors committed as the real
+    ones. Both are refused before anything runs.
+    """
+    proc = run_cmd(["git", "diff", "--quiet", "HEAD", "--", "params.yaml"], cwd=root, check=False)
+    if proc.returncode != 0:
+        raise CIError(
+            "release: params.yaml differs from the commit (overrides applied by `dvc exp run "
+            "-S`?); release promotes committed parameters only: commit them or run --mode smoke"
+        )
+    loose = smoke_gates_in_effect(params, smoke_overrides(smoke_file))
+    if loose:
+        raise CIError(
+            f"release: {', '.join(loose)} as loose as the smoke floors of {smoke_file}; "
+            "release promotes only on production gates (raise them in params.yaml)"
+        )
+
+
+# ----------------------------------------------------------------------------- DVC transfer
+
+
+@contextlib.contextmanager
+def _pointer(root: Path, target: Path, md5: str | None = None) -> Iterator[Path]:
+    """A transient ``.dvc`` pointer to ``target`` (removed on exit, whatever happens)."""
+    folder = root.resolve() / POINTER_DIR
+    folder.mkdir(exist_ok=True)
+    pointer = folder / f"{target.parent.name}-{target.name}.dvc"
+    out: dict[str, Any] = {"path": os.path.relpath(target.resolve(), folder)}
+    if md5 is not None:
+        out.update(md5=md5, hash="md5")
+    pointer.write_text(yaml.safe_dump({"outs": [out]}, sort_keys=False))
+    try:
+        yield pointer
+    finally:
+        pointer.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+
+
+def push_version(root: Path, version_dir: Path) -> str:
+    """Store one packaged version in the DVC remote; returns its directory hash."""
+    with _pointer(root, version_dir) as pointer:
+        run_cmd([dvc_exe(), "commit", "-f", "-q", str(pointer)], cwd=root)
+        md5 = str(yaml.safe_load(pointer.read_text())["outs"][0]["md5"])
+        run_cmd([dvc_exe(), "push", "-q", str(pointer)], cwd=root)
+    return md5
+
+
+def pull_version(root: Path, version_dir: Path, md5: str) -> None:
+    """Bring the version with directory hash ``md5`` from the DVC remote to ``version_dir``."""
+    version_dir.parent.mkdir(parents=True, exist_ok=True)
+    with _pointer(root, version_dir, md5) as pointer:
+        run_cmd([dvc_exe(), "pull", "-q", str(pointer)], cwd=root)
+
+
+def _registry_versions(client: Any, name: str) -> dict[int, Any]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return {}
+    return {int(mv.tags["ludora.version"]): mv for mv in found if "ludora.version" in mv.tags}
+
+
+def hydrate(root: Path, artifacts_root: Path, model: str) -> list[int]:
+    """Pull the versions the registry needs here: champion, previous champion, the newest.
+
+    The newest keeps local version numbers in step with the registry (a new version is
+    ``max(local) + 1``). Each pulled version must hold the content the registry recorded.
+    Returns the versions pulled.
+    """
+    from serving.manifest import MANIFEST_NAME, load_manifest
+    from training.packaging import registry as reg
+    from training.packaging.store import CHAMPION, PREVIOUS
+
+    name = reg.REGISTRY_NAMES[model]
+    client = reg.client()
+    versions = _registry_versions(client, name)
+    if not versions:
+        return []
+    wanted = {max(versions)}
+    for alias in (CHAMPION, PREVIOUS):
+        with contextlib.suppress(Exception):
+            wanted.add(int(client.get_model_version_by_alias(name, alias).tags["ludora.version"]))
+    pulled = []
+    for v in sorted(wanted):
+        target = artifacts_root / model / str(v)
+        mv = versions[v]
+        if (target / MANIFEST_NAME).is_file():
+            continue
+        md5 = mv.tags.get(DVC_TAG)
+        if not md5:
+            raise CIError(
+                f"{name}: ludora v{v} is registered but absent from {target} and has no "
+                f"'{DVC_TAG}' tag (never pushed to a DVC remote); push it from the machine "
+                "that packaged it: python -m pipelines.ci push"
+            )
+        pull_version(root, target, md5)
+        got = load_manifest(target).get("content_sha256")
+        if got != mv.tags.get(CONTENT_TAG):
+            raise CIError(
+                f"{target}: pulled content {got} differs from the registry's "
+                f"{CONTENT_TAG} {mv.tags.get(CONTENT_TAG)}"
+            )
+        pulled.append(v)
+    return pulled
+
+
+def push_and_tag(root: Path, artifacts_root: Path, model: str, version: int) -> str:
+    """Push ``artifacts/<model>/<version>`` and record its pointer on the registry version."""
+    from training.packaging import registry as reg
+
+    name = reg.REGISTRY_NAMES[model]
+    client = reg.client()
+    mv = reg.registry_version_for(client, name, version)
+    md5 = push_version(root, artifacts_root / model / str(version))
+    client.set_model_version_tag(name, mv.version, DVC_TAG, md5)
+    return md5
+
+
+# ----------------------------------------------------------------------------- decisions
+
+
+def evaluator_for(model: str) -> Any:
+    """The promotion evaluator of ``ludora-ml promote`` for ``model`` (same held-out data)."""
+    from pipelines.common import build_config, load_section
+    from pipelines.package import FEATURES_TEST, TEXT_TEST
+    from training.packaging import promotion as pr
+
+    if model == "weakness":
+        return pr.weakness_evaluator(FEATURES_TEST)
+    from pipelines.quantize_generator import QuantizeConfig
+
+    q = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
+    return pr.generator_evaluator(
+        pr.generator_reevaluator(
+            TEXT_TEST,
+            TEXT_TEST.with_name("train.jsonl"),
+            eval_samples=q.eval_samples,
+            seed=q.seed,
+            max_new_tokens=q.max_new_tokens,
+            threads=q.threads,
+            unseen_eval_samples=q.unseen_eval_samples,
+        )
+    )
+
+
+def gate_refusal(model: str, record: Mapping[str, Any]) -> Any:
+    """A refused decision for a candidate the package stage did not package (failed gates)."""
+    from training.packaging.promotion import Decision
+
+    failed = record.get("failed_gates") or [record.get("status", "not packaged")]
+    reasons = [f"not packaged: gate {g} failed" for g in failed]
+    return Decision(model, 0, None, False, False, reasons, {}, None)
+
+
+def compare_read_only(model: str, version: int, artifacts_root: Path, rules: Any) -> Any:
+    """The candidate against the registry's champion, moving nothing (the smoke decision)."""
+    from training.packaging import promotion as pr
+    from training.packaging import registry as reg
+
+    champ_mv = reg.current_champion(reg.client(), reg.REGISTRY_NAMES[model])
+    champ = None if champ_mv is None else int(champ_mv.tags["ludora.version"])
+    root = artifacts_root / model
+    champ_dir = None if champ is None or champ == version else root / str(champ)
+    cand_m, champ_m = evaluator_for(model)(root / str(version), champ_dir)
+    reasons = pr.validate(cand_m, champ_m, rules)
+    return pr.Decision(
+        model,
+        version,
+        champ,
+        not reasons,
+        False,
+        reasons,
+        cand_m,
+        champ_m,
+        note="smoke parameters: compared only, nothing moved",
+    )
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _git(root: Path, *args: str) -> str:
+    proc = run_cmd(["git", *args], cwd=root, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def base_ref(root: Path, wanted: str | None) -> str | None:
+    """The ref to diff against: ``wanted``, else origin/main, else main (None: none exists)."""
+    for ref in [wanted] if wanted else ["origin/main", "main"]:
+        if ref and _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
+            return ref
+    return None
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return "-" if x is None else str(x)
+
+
+def decision_md(d: Any) -> list[str]:
+    """Markdown lines for one decision: verdict, reasons, candidate vs champion metrics."""
+    champ = "none" if d.champion is None else f"v{d.champion}"
+    if d.promoted:
+        verdict = "**promoted**"
+    elif d.passed:
+        verdict = f"passes ({d.note or 'not moved'})"
+    else:
+        verdict = "**refused**" + (f" ({d.note})" if d.note else "")
+    cand = f"v{d.candidate}" if d.candidate else "none"
+    lines = [f"### {d.model}: candidate {cand} vs champion {champ}: {verdict}", ""]
+    lines += [f"- {r}" for r in d.reasons]
+    if d.candidate_metrics:
+        lines += ["", "| metric | candidate | champion | change |", "|---|---|---|---|"]
+        for k in sorted(d.candidate_metrics):
+            c = d.candidate_metrics[k]
+            h = (d.champion_metrics or {}).get(k)
+            delta = c - h if isinstance(c, int | float) and isinstance(h, int | float) else None
+            lines.append(f"| {k} | {_fmt(c)} | {_fmt(h)} | {_fmt(delta)} |")
+    return [*lines, ""]
+
+
+def gates_md(package_report: Mapping[str, Any]) -> list[str]:
+    """Every gate of every model with its threshold, value and result."""
+    lines = ["| model | gate | threshold | value | result |", "|---|---|---|---|---|"]
+    for model, rec in package_report.items():
+        for g in rec.get("gates", []):
+            ok = g.get("passed", g.get("pass"))
+            lines.append(
+                f"| {model} | {g['name']} | {_fmt(g.get('threshold'))} | "
+                f"{_fmt(g.get('value'))} | {'pass' if ok else '**fail**'} |"
+            )
+    return lines
+
+
+def render_report(
+    *,
+    mode: str,
+    commit: str,
+    base: str | None,
+    stores: Stores,
+    decisions: Sequence[Any],
+    package_report: Mapping[str, Any],
+    metrics_diff: str,
+    params_diff: str,
+    rubric_changes: Sequence[str],
+) -> str:
+    """The markdown report: stores, decisions, gates, metric and param diffs, blind rating."""
+    against = base or "(no base branch found)"
+    lines = [f"# ludora-ml CI: {mode} run of {commit[:12] or 'a workspace'} vs {against}", ""]
+    lines += [f"- {s}" for s in stores.lines()]
+    if mode == "smoke":
+        lines.append("- smoke parameters (lowered floors): compared with the champion only")
+    lines += ["", "## Promotion", ""]
+    for d in decisions:
+        lines += decision_md(d)
+    if not decisions:
+        lines += ["No candidate (package.models packaged nothing).", ""]
+    lines += ["## Gates", "", *gates_md(package_report), ""]
+    lines += [f"## Metrics vs {against}", "", metrics_diff.strip() or "No metric changed.", ""]
+    lines += [f"## Params vs {against}", "", params_diff.strip() or "No parameter changed.", ""]
+    lines += ["## Generator blind rating", ""]
+    if rubric_changes:
+        lines += ["Changed since the base (rate or review the sample):", ""]
+        lines += [f"- `{p}`" for p in rubric_changes]
+    else:
+        lines.append(f"Unchanged since {against}.")
+    return "\n".join(lines) + "\n"
+
+
+def diffs(root: Path, base: str | None) -> tuple[str, str, list[str]]:
+    """``dvc metrics diff`` / ``dvc params diff`` (markdown), changed rubric files vs ``base``."""
+    if base is None:
+        shown = run_cmd([dvc_exe(), "metrics", "show", "--md"], cwd=root, check=False).stdout
+        return shown, "", []
+    metrics = run_cmd([dvc_exe(), "metrics", "diff", base, "--md"], cwd=root).stdout
+    params = run_cmd([dvc_exe(), "params", "diff", base, "--md"], cwd=root).stdout
+    changed = _git(root, "diff", "--name-only", base, "--", *RUBRIC_PATHS).splitlines()
+    return metrics, params, [c for c in changed if c]
+
+
+def write_report(text: str, path: Path, env: Mapping[str, str]) -> None:
+    """The report as a file (for a PR comment) and in the job summary when there is one."""
+    atomic_write_text(path, text)
+    summary = env.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:
+            fh.write(text)
+
+
+# ----------------------------------------------------------------------------- the flow
+
+
+def run_flow(
+    *,
+    mode: str,
+    smoke_file: Path = SMOKE_PARAMS,
+    report: Path = DEFAULT_REPORT,
+    base: str | None = None,
+    env: Mapping[str, str] | None = None,
+) -> list[Any]:
+    """Pull, reproduce, push, promote (release) or compare (smoke), report. Returns decisions."""
+    from pipelines.package import ARTIFACTS_ROOT, METRICS_FILE
+    from training.packaging import promotion as pr
+
+    root = REPO_ROOT
+    if mode not in MODES:
+        raise CIError(f"--mode must be one of {list(MODES)}, got {mode!r}")
+    env = dict(os.environ if env is None else env)
+    smoke_path = smoke_file if smoke_file.is_absolute() else root / smoke_file
+    if not smoke_path.is_file():
+        raise CIError(f"{smoke_path}: smoke parameter file not found")
+    if mode == "release":
+        check_release_params(root, load_params(root / "params.yaml"), smoke_path)
+    stores = resolve_stores(root, env)
+    for line in stores.lines():
+        logger.info(line)
+    artifacts_root = ARTIFACTS_ROOT
+    models = list(load_params(root / "params.yaml")["package"]["models"])
+    with tracking(stores.tracking_uri):
+        if stores.remote:
+            run_cmd([dvc_exe(), "pull", "-q", "--run-cache", "--allow-missing"], cwd=root)
+            for model in models:
+                pulled = hydrate(root, artifacts_root, model)
+                if pulled:
+                    logger.info("%s: pulled versions %s from the DVC remote", model, pulled)
+    if mode == "release":
+        job_uri = stores.tracking_uri
+        run_cmd([dvc_exe(), "repro"], cwd=root, env={**env, "MLFLOW_TRACKING_URI": job_uri})
+    else:
+        # smoke versions are registered in a job-local store, never in the shared registry
+        job_uri = f"sqlite:///{main_repo_root(root) / 'mlflow.db'}"
+        overrides = [t for line in _override_lines(smoke_path) for t in line.split(" ", 1)]
+        run_cmd(
+            [dvc_exe(), "exp", "run", *overrides],
+            cwd=root,
+            env={**env, "MLFLOW_TRACKING_URI": job_uri},
+        )
+    package_report = json.loads(METRICS_FILE.read_text())
+    params = load_params(root / "params.yaml")
+    decisions = []
+    with tracking(stores.tracking_uri):
+        for model in models:
+            rec = package_report.get(model) or {}
+            if rec.get("version") is None:
+                decisions.append(gate_refusal(model, rec))
+                continue
+            version = int(rec["version"])
+            rules = pr.rules_from_params(params["gates"], model)
+            if mode == "smoke":
+                decisions.append(compare_read_only(model, version, artifacts_root, rules))
+                continue
+            if stores.remote:  # stored before it can become champion: any clone can pull it
+                push_and_tag(root, artifacts_root, model, version)
+            decisions.append(_promote(model, version, artifacts_root, rules))
+        if mode == "release" and stores.remote:
+            run_cmd([dvc_exe(), "push", "-q", "--run-cache"], cwd=root)
+    ref = base_ref(root, base)
+    metrics_diff, params_diff, rubric = diffs(root, ref)
+    text = render_report(
+        mode=mode,
+        commit=_git(root, "rev-parse", "HEAD"),
+        base=ref,
+        stores=stores,
+        decisions=decisions,
+        package_report=package_report,
+        metrics_diff=metrics_diff,
+        params_diff=params_diff,
+        rubric_changes=rubric,
+    )
+    write_report(text, report if report.is_absolute() else root / report, env)
+    return decisions
+
+
+def _promote(model: str, version: int, artifacts_root: Path, rules: Any) -> Any:
+    """``promote`` of exactly the version this run packaged (it passed this run's gates)."""
+    from training.packaging import promotion as pr
+
+    try:
+        return pr.promote(
+            model,
+            artifacts_root=artifacts_root,
+            rules=rules,
+            evaluate=evaluator_for(model),
+            version=version,
+        )
+    except pr.PromotionError as exc:
+        return pr.Decision(model, version, None, False, False, [str(exc)], {}, None)
+
+
+def _override_lines(path: Path) -> list[str]:
+    smoke_overrides(path)  # validates the format
+    return [
+        line.strip()
+        for line in path.read_text().splitlines()
+        if line.strip() and not line.strip().startswith("#")
+    ]
+
+
+# ----------------------------------------------------------------------------- CLI
+
+app = typer.Typer(help="The CI flow (docs/promotion.md): smoke or release, with a report.")
+
+
+@app.command("run")
+def run_cmd_cli(
+    mode: str = typer.Option(..., "--mode", help="smoke (every change) or release (main)."),
+    report: Path = typer.Option(DEFAULT_REPORT, "--report", help="Markdown report file."),
+    base: str | None = typer.Option(None, "--base", help="Ref to diff against (origin/main)."),
+    smoke_params: Path = typer.Option(SMOKE_PARAMS, "--smoke-params", help="Smoke overrides."),
+) -> None:
+    """Run the flow; exit 1 when a release candidate is refused (the report is written first)."""
+    decisions = run_flow(mode=mode, smoke_file=smoke_params, report=report, base=base)
+    for d in decisions:
+        typer.echo(d.summary())
+    typer.echo(f"report: {report}")
+    if mode == "release" and not all(d.passed for d in decisions):
+        raise typer.Exit(1)
+
+
+@app.command("pull")
+def pull_cli() -> None:
+    """Pull the registry's champions (and the newest versions) into artifacts/ (serving hosts)."""
+    from pipelines.package import ARTIFACTS_ROOT
+
+    stores = resolve_stores(REPO_ROOT, os.environ)
+    if not stores.remote:
+        raise CIError(f"pull: no DVC remote ({REMOTE_ENV} unset and no default remote)")
+    models = list(load_params()["package"]["models"])
+    with tracking(stores.tracking_uri):
+        for model in models:
+            typer.echo(f"{model}: pulled {hydrate(REPO_ROOT, ARTIFACTS_ROOT, model)}")
+
+
+@app.command("push")
+def push_cli(
+    model: str = typer.Option(..., help="weakness or generator."),
+    version: int = typer.Option(..., min=1, help="Packaged version to store."),
+) -> None:
+    """Store a packaged version in the DVC remote and tag its registry version."""
+    from pipelines.package import ARTIFACTS_ROOT
+
+    stores = resolve_stores(REPO_ROOT, os.environ)
+    if not stores.remote:
+        raise CIError(f"push: no DVC remote ({REMOTE_ENV} unset and no default remote)")
+    with tracking(stores.tracking_uri):
+        typer.echo(f"{model} v{version}: {push_and_tag(REPO_ROOT, ARTIFACTS_ROOT, model, version)}")
+
+
+def main() -> None:
+    """Entry point: logging, then the typer app with one-line expected errors."""
+    from pipelines.common import run_stage, setup_logging
+
+    setup_logging()
+    run_stage(app, name="pipelines.ci")
+
+
+if __name__ == "__main__":
+    main()
