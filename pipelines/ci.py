@@ -28,6 +28,7 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ CONTENT_TAG = "ludora.content_sha256"
 SMOKE_PARAMS = Path(".github/small-params.txt")
 DEFAULT_REPORT = Path("reports/ci.md")
 RUBRIC_PATHS = ("eval/rubric", "docs/generator_eval.md")
+HEADLINE_FILES = ("metrics/weakness.json", "metrics/generator.json", "metrics/quantize.json")
 
 
 class CIError(RuntimeError):
@@ -226,7 +228,7 @@ def _pointer(root: Path, target: Path, md5: str | None = None) -> Iterator[Path]
     """A transient ``.dvc`` pointer to ``target`` (removed on exit, whatever happens)."""
     folder = root.resolve() / POINTER_DIR
     folder.mkdir(exist_ok=True)
-    pointer = folder / f"{target.parent.name}-{target.name}.dvc"
+    pointer = folder / f"{target.parent.name}{target.name}.dvc"
     out: dict[str, Any] = {"path": os.path.relpath(target.resolve(), folder)}
     if md5 is not None:
         out.update(md5=md5, hash="md5")
@@ -240,19 +242,40 @@ def _pointer(root: Path, target: Path, md5: str | None = None) -> Iterator[Path]
 
 
 def push_version(root: Path, version_dir: Path) -> str:
-    """Store one packaged version in the DVC remote; returns its directory hash."""
-    with _pointer(root, version_dir) as pointer:
-        run_cmd([dvc_exe(), "commit", "-f", "-q", str(pointer)], cwd=root)
-        md5 = str(yaml.safe_load(pointer.read_text())["outs"][0]["md5"])
-        run_cmd([dvc_exe(), "push", "-q", str(pointer)], cwd=root)
+    """Store one packaged version in the DVC remote; returns its directory hash.
+
+    DVC records every file it commits or checks out as a link it owns, and a later ``dvc
+    repro`` / ``exp run`` deletes such links once no pointer names them ("Removing ... as unused
+    link"). So DVC only ever sees a hidden staging copy, never the store's version folder.
+    """
+    staging = version_dir.with_name(f".push-{version_dir.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(version_dir, staging)
+    try:
+        with _pointer(root, staging) as pointer:
+            run_cmd([dvc_exe(), "commit", "-f", "-q", str(pointer)], cwd=root)
+            md5 = str(yaml.safe_load(pointer.read_text())["outs"][0]["md5"])
+            run_cmd([dvc_exe(), "push", "-q", str(pointer)], cwd=root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return md5
 
 
 def pull_version(root: Path, version_dir: Path, md5: str) -> None:
-    """Bring the version with directory hash ``md5`` from the DVC remote to ``version_dir``."""
+    """Bring the version with directory hash ``md5`` from the DVC remote to ``version_dir``.
+
+    Pulled into a hidden staging folder, then renamed into place (atomic, and out of the
+    path DVC recorded, see :func:`push_version`).
+    """
     version_dir.parent.mkdir(parents=True, exist_ok=True)
-    with _pointer(root, version_dir, md5) as pointer:
-        run_cmd([dvc_exe(), "pull", "-q", str(pointer)], cwd=root)
+    staging = version_dir.with_name(f".pull-{version_dir.name}")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with _pointer(root, staging, md5) as pointer:
+            run_cmd([dvc_exe(), "pull", "-q", str(pointer)], cwd=root)
+        os.rename(staging, version_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _registry_versions(client: Any, name: str) -> dict[int, Any]:
@@ -414,9 +437,10 @@ def decision_md(d: Any) -> list[str]:
         verdict = "**refused**" + (f" ({d.note})" if d.note else "")
     cand = f"v{d.candidate}" if d.candidate else "none"
     lines = [f"### {d.model}: candidate {cand} vs champion {champ}: {verdict}", ""]
-    lines += [f"- {r}" for r in d.reasons]
+    if d.reasons:
+        lines += [*(f"- {r}" for r in d.reasons), ""]
     if d.candidate_metrics:
-        lines += ["", "| metric | candidate | champion | change |", "|---|---|---|---|"]
+        lines += ["| metric | candidate | champion | change |", "|---|---|---|---|"]
         for k in sorted(d.candidate_metrics):
             c = d.candidate_metrics[k]
             h = (d.champion_metrics or {}).get(k)
@@ -438,6 +462,51 @@ def gates_md(package_report: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _headline(path: str, name: str) -> bool:
+    """The model metrics a reviewer reads first; the rest (data, per view) stay in the details."""
+    if path not in HEADLINE_FILES:
+        return False
+    return "." not in name or name.startswith("served.")
+
+
+def metrics_md(diff: Mapping[str, Any], against: str) -> list[str]:
+    """Headline table of ``dvc metrics diff --json``: the models' numeric metrics that changed."""
+    rows = []
+    for path, metrics in sorted(diff.items()):
+        for name, d in sorted(metrics.items()):
+            if not _headline(path, name) or not isinstance(d.get("new", d.get("old")), int | float):
+                continue
+            rows.append(
+                f"| {path} | {name} | {_fmt(d.get('old'))} | {_fmt(d.get('new'))} | "
+                f"{_fmt(d.get('diff'))} |"
+            )
+    if not rows:
+        return ["No metric changed."]
+    return [f"| file | metric | {against} | this run | change |", "|---|---|---|---|---|", *rows]
+
+
+def params_md(diff: Mapping[str, Any], against: str) -> list[str]:
+    """``dvc params diff --json`` as a table (every changed parameter)."""
+    rows = [
+        f"| {path} | {name} | {_fmt(d.get('old'))} | {_fmt(d.get('new'))} |"
+        for path, params in sorted(diff.items())
+        for name, d in sorted(params.items())
+    ]
+    if not rows:
+        return ["No parameter changed."]
+    return [f"| file | param | {against} | this run |", "|---|---|---|---|", *rows]
+
+
+@dataclasses.dataclass(frozen=True)
+class Diffs:
+    """What changed against the base branch (DVC's own diffs, and the rubric sample)."""
+
+    metrics: dict[str, Any]
+    metrics_table: str  # `dvc metrics diff --md`, every changed metric
+    params: dict[str, Any]
+    rubric_changes: list[str]
+
+
 def render_report(
     *,
     mode: str,
@@ -446,9 +515,7 @@ def render_report(
     stores: Stores,
     decisions: Sequence[Any],
     package_report: Mapping[str, Any],
-    metrics_diff: str,
-    params_diff: str,
-    rubric_changes: Sequence[str],
+    diffs: Diffs,
 ) -> str:
     """The markdown report: stores, decisions, gates, metric and param diffs, blind rating."""
     against = base or "(no base branch found)"
@@ -462,26 +529,40 @@ def render_report(
     if not decisions:
         lines += ["No candidate (package.models packaged nothing).", ""]
     lines += ["## Gates", "", *gates_md(package_report), ""]
-    lines += [f"## Metrics vs {against}", "", metrics_diff.strip() or "No metric changed.", ""]
-    lines += [f"## Params vs {against}", "", params_diff.strip() or "No parameter changed.", ""]
+    lines += [f"## Metrics vs {against}", "", *metrics_md(diffs.metrics, against), ""]
+    if diffs.metrics_table.strip():
+        lines += [
+            "<details><summary>Every changed metric (dvc metrics diff --md)</summary>",
+            "",
+            diffs.metrics_table.strip(),
+            "",
+            "</details>",
+            "",
+        ]
+    lines += [f"## Params vs {against}", "", *params_md(diffs.params, against), ""]
     lines += ["## Generator blind rating", ""]
-    if rubric_changes:
+    if diffs.rubric_changes:
         lines += ["Changed since the base (rate or review the sample):", ""]
-        lines += [f"- `{p}`" for p in rubric_changes]
+        lines += [f"- `{p}`" for p in diffs.rubric_changes]
     else:
         lines.append(f"Unchanged since {against}.")
     return "\n".join(lines) + "\n"
 
 
-def diffs(root: Path, base: str | None) -> tuple[str, str, list[str]]:
-    """``dvc metrics diff`` / ``dvc params diff`` (markdown), changed rubric files vs ``base``."""
+def collect_diffs(root: Path, base: str | None) -> Diffs:
+    """``dvc metrics diff`` / ``dvc params diff`` and the changed rubric files vs ``base``."""
     if base is None:
-        shown = run_cmd([dvc_exe(), "metrics", "show", "--md"], cwd=root, check=False).stdout
-        return shown, "", []
-    metrics = run_cmd([dvc_exe(), "metrics", "diff", base, "--md"], cwd=root).stdout
-    params = run_cmd([dvc_exe(), "params", "diff", base, "--md"], cwd=root).stdout
+        return Diffs({}, "", {}, [])
+
+    def dvc_json(*args: str) -> dict[str, Any]:
+        out = run_cmd([dvc_exe(), *args, base, "--json"], cwd=root).stdout.strip()
+        return dict(json.loads(out or "{}"))
+
+    table = run_cmd([dvc_exe(), "metrics", "diff", base, "--md"], cwd=root).stdout
     changed = _git(root, "diff", "--name-only", base, "--", *RUBRIC_PATHS).splitlines()
-    return metrics, params, [c for c in changed if c]
+    return Diffs(
+        dvc_json("metrics", "diff"), table, dvc_json("params", "diff"), [c for c in changed if c]
+    )
 
 
 def write_report(text: str, path: Path, env: Mapping[str, str]) -> None:
@@ -561,7 +642,6 @@ def run_flow(
         if mode == "release" and stores.remote:
             run_cmd([dvc_exe(), "push", "-q", "--run-cache"], cwd=root)
     ref = base_ref(root, base)
-    metrics_diff, params_diff, rubric = diffs(root, ref)
     text = render_report(
         mode=mode,
         commit=_git(root, "rev-parse", "HEAD"),
@@ -569,9 +649,7 @@ def run_flow(
         stores=stores,
         decisions=decisions,
         package_report=package_report,
-        metrics_diff=metrics_diff,
-        params_diff=params_diff,
-        rubric_changes=rubric,
+        diffs=collect_diffs(root, ref),
     )
     write_report(text, report if report.is_absolute() else root / report, env)
     return decisions
