@@ -91,7 +91,7 @@ def run_cmd(
     check: bool = True,
 ) -> subprocess.CompletedProcess[str]:
     """Run a command; on failure raise :class:`CIError` with its last stderr line."""
-    logger.info("$ %s", " ".join(args))
+    logger.debug("$ %s", " ".join(args))
     proc = subprocess.run(
         list(args),
         cwd=cwd,
@@ -119,8 +119,8 @@ def resolve_stores(root: Path, env: Mapping[str, str]) -> Stores:
         run_cmd([dvc_exe(), "remote", "add", "--local", "-d", "-f", REMOTE_NAME, url], cwd=root)
         remote: str | None = url
     else:
-        proc = run_cmd([dvc_exe(), "remote", "default"], cwd=root, check=False)
-        remote = proc.stdout.strip() or None
+        proc = run_cmd([dvc_exe(), "config", "core.remote"], cwd=root, check=False)
+        remote = (proc.stdout.strip() or None) if proc.returncode == 0 else None
     local = f"sqlite:///{main_repo_root(root) / 'mlflow.db'}"
     notes = []
     if not uri and remote is None:  # a fork, or a run without secrets: one line says so
@@ -605,6 +605,7 @@ def run_flow(
     models = list(load_params(root / "params.yaml")["package"]["models"])
     with tracking(stores.tracking_uri):
         if stores.remote:
+            logger.info("pulling outputs, run cache and the registry's versions")
             run_cmd([dvc_exe(), "pull", "-q", "--run-cache", "--allow-missing"], cwd=root)
             for model in models:
                 pulled = hydrate(root, artifacts_root, model)
@@ -612,11 +613,15 @@ def run_flow(
                     logger.info("%s: pulled versions %s from the DVC remote", model, pulled)
     if mode == "release":
         job_uri = stores.tracking_uri
+        logger.info("dvc repro on the committed params")
         run_cmd([dvc_exe(), "repro"], cwd=root, env={**env, "MLFLOW_TRACKING_URI": job_uri})
     else:
         # smoke versions are registered in a job-local store, never in the shared registry
         job_uri = f"sqlite:///{main_repo_root(root) / 'mlflow.db'}"
         overrides = [t for line in _override_lines(smoke_path) for t in line.split(" ", 1)]
+        logger.info(
+            "dvc exp run with %d smoke overrides, registry %s", len(overrides) // 2, job_uri
+        )
         run_cmd(
             [dvc_exe(), "exp", "run", *overrides],
             cwd=root,
@@ -739,4 +744,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run the importable module, not __main__: run_stage recognises this repo's errors by their
+    # module (pipelines.ci.CIError), and prints them as one line instead of a traceback.
+    from pipelines.ci import main as _main
+
+    _main()
