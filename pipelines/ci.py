@@ -13,12 +13,8 @@ Stores come from the environment (CI secrets): ``MLFLOW_TRACKING_URI`` (a tracki
 ``LUDORA_DVC_REMOTE`` (a DVC remote URL, set as the default remote in ``.dvc/config.local``).
 Without them (a fork) the local store is used and the flow says so in one line.
 
-A packaged version lives in ``artifacts/<model>/<version>/`` (git-ignored, not a DVC output:
-versions accumulate). To move one through the DVC remote the flow writes a transient ``.dvc``
-pointer to it (DVC refuses a pointer in a git-ignored folder, so it sits in ``.ludora-store/``
-and is removed after use); the directory hash (``md5 ... .dir``) is kept in the registry as
-the model version's ``ludora.dvc_md5`` tag, so any clone can pull exactly the version the
-registry names.
+Versions travel through the DVC remote as :mod:`training.packaging.transfer` describes; the
+report is :mod:`pipelines.ci_report`.
 """
 
 from __future__ import annotations
@@ -28,30 +24,33 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
 
-from pipelines.common import REPO_ROOT, atomic_write_text, load_params, main_repo_root
+from pipelines.ci_report import base_ref, collect_diffs, render_report, write_report
+from pipelines.common import REPO_ROOT, git_commit, load_params, main_repo_root
+from training.packaging.transfer import (
+    CONTENT_TAG,
+    DVC_TAG,
+    dvc_exe,
+    hydrate,
+    push_and_tag,
+    run_cmd,
+)
+
+__all__ = ["CONTENT_TAG", "DVC_TAG", "MODES", "REMOTE_ENV", "CIError", "Stores", "run_flow"]
 
 logger = logging.getLogger(__name__)
 
 MODES = ("smoke", "release")
 REMOTE_ENV = "LUDORA_DVC_REMOTE"
 REMOTE_NAME = "ludora-ci"
-POINTER_DIR = ".ludora-store"
-DVC_TAG = "ludora.dvc_md5"
-CONTENT_TAG = "ludora.content_sha256"
 SMOKE_PARAMS = Path(".github/small-params.txt")
 DEFAULT_REPORT = Path("reports/ci.md")
-RUBRIC_PATHS = ("eval/rubric", "docs/generator_eval.md")
-HEADLINE_FILES = ("metrics/weakness.json", "metrics/generator.json", "metrics/quantize.json")
 
 
 class CIError(RuntimeError):
@@ -75,36 +74,6 @@ class Stores:
         where = "shared" if self.shared else "local"
         out = [f"registry: {self.tracking_uri} ({where})", f"DVC remote: {self.remote or 'none'}"]
         return out + list(self.notes)
-
-
-def dvc_exe() -> str:
-    """The venv's ``dvc`` beside this interpreter, else the one on PATH."""
-    beside = Path(sys.executable).with_name("dvc")
-    return str(beside) if beside.is_file() else "dvc"
-
-
-def run_cmd(
-    args: Sequence[str],
-    *,
-    cwd: Path,
-    env: Mapping[str, str] | None = None,
-    check: bool = True,
-) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure raise :class:`CIError` with its last stderr line."""
-    logger.debug("$ %s", " ".join(args))
-    proc = subprocess.run(
-        list(args),
-        cwd=cwd,
-        env=None if env is None else dict(env),
-        capture_output=True,
-        text=True,
-    )
-    if proc.stdout.strip():
-        logger.debug(proc.stdout.rstrip())
-    if check and proc.returncode != 0:
-        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
-        raise CIError(f"`{' '.join(args[:3])} ...` exited {proc.returncode}: {tail}")
-    return proc
 
 
 def resolve_stores(root: Path, env: Mapping[str, str]) -> Stores:
@@ -220,130 +189,6 @@ def check_release_params(root: Path, params: Mapping[str, Any], smoke_file: Path
         )
 
 
-# ----------------------------------------------------------------------------- DVC transfer
-
-
-@contextlib.contextmanager
-def _pointer(root: Path, target: Path, md5: str | None = None) -> Iterator[Path]:
-    """A transient ``.dvc`` pointer to ``target`` (removed on exit, whatever happens)."""
-    folder = root.resolve() / POINTER_DIR
-    folder.mkdir(exist_ok=True)
-    pointer = folder / f"{target.parent.name}{target.name}.dvc"
-    out: dict[str, Any] = {"path": os.path.relpath(target.resolve(), folder)}
-    if md5 is not None:
-        out.update(md5=md5, hash="md5")
-    pointer.write_text(yaml.safe_dump({"outs": [out]}, sort_keys=False))
-    try:
-        yield pointer
-    finally:
-        pointer.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            folder.rmdir()
-
-
-def push_version(root: Path, version_dir: Path) -> str:
-    """Store one packaged version in the DVC remote; returns its directory hash.
-
-    DVC records every file it commits or checks out as a link it owns, and a later ``dvc
-    repro`` / ``exp run`` deletes such links once no pointer names them ("Removing ... as unused
-    link"). So DVC only ever sees a hidden staging copy, never the store's version folder.
-    """
-    staging = version_dir.with_name(f".push-{version_dir.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(version_dir, staging)
-    try:
-        with _pointer(root, staging) as pointer:
-            run_cmd([dvc_exe(), "commit", "-f", "-q", str(pointer)], cwd=root)
-            md5 = str(yaml.safe_load(pointer.read_text())["outs"][0]["md5"])
-            run_cmd([dvc_exe(), "push", "-q", str(pointer)], cwd=root)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return md5
-
-
-def pull_version(root: Path, version_dir: Path, md5: str) -> None:
-    """Bring the version with directory hash ``md5`` from the DVC remote to ``version_dir``.
-
-    Pulled into a hidden staging folder, then renamed into place (atomic, and out of the
-    path DVC recorded, see :func:`push_version`).
-    """
-    version_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = version_dir.with_name(f".pull-{version_dir.name}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        with _pointer(root, staging, md5) as pointer:
-            run_cmd([dvc_exe(), "pull", "-q", str(pointer)], cwd=root)
-        os.rename(staging, version_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _registry_versions(client: Any, name: str) -> dict[int, Any]:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = client.search_model_versions(f"name='{name}'")
-    except MlflowException:
-        return {}
-    return {int(mv.tags["ludora.version"]): mv for mv in found if "ludora.version" in mv.tags}
-
-
-def hydrate(root: Path, artifacts_root: Path, model: str) -> list[int]:
-    """Pull the versions the registry needs here: champion, previous champion, the newest.
-
-    The newest keeps local version numbers in step with the registry (a new version is
-    ``max(local) + 1``). Each pulled version must hold the content the registry recorded.
-    Returns the versions pulled.
-    """
-    from serving.manifest import MANIFEST_NAME, load_manifest
-    from training.packaging import registry as reg
-    from training.packaging.store import CHAMPION, PREVIOUS
-
-    name = reg.REGISTRY_NAMES[model]
-    client = reg.client()
-    versions = _registry_versions(client, name)
-    if not versions:
-        return []
-    wanted = {max(versions)}
-    for alias in (CHAMPION, PREVIOUS):
-        with contextlib.suppress(Exception):
-            wanted.add(int(client.get_model_version_by_alias(name, alias).tags["ludora.version"]))
-    pulled = []
-    for v in sorted(wanted):
-        target = artifacts_root / model / str(v)
-        mv = versions[v]
-        if (target / MANIFEST_NAME).is_file():
-            continue
-        md5 = mv.tags.get(DVC_TAG)
-        if not md5:
-            raise CIError(
-                f"{name}: ludora v{v} is registered but absent from {target} and has no "
-                f"'{DVC_TAG}' tag (never pushed to a DVC remote); push it from the machine "
-                "that packaged it: python -m pipelines.ci push"
-            )
-        pull_version(root, target, md5)
-        got = load_manifest(target).get("content_sha256")
-        if got != mv.tags.get(CONTENT_TAG):
-            raise CIError(
-                f"{target}: pulled content {got} differs from the registry's "
-                f"{CONTENT_TAG} {mv.tags.get(CONTENT_TAG)}"
-            )
-        pulled.append(v)
-    return pulled
-
-
-def push_and_tag(root: Path, artifacts_root: Path, model: str, version: int) -> str:
-    """Push ``artifacts/<model>/<version>`` and record its pointer on the registry version."""
-    from training.packaging import registry as reg
-
-    name = reg.REGISTRY_NAMES[model]
-    client = reg.client()
-    mv = reg.registry_version_for(client, name, version)
-    md5 = push_version(root, artifacts_root / model / str(version))
-    client.set_model_version_tag(name, mv.version, DVC_TAG, md5)
-    return md5
-
-
 # ----------------------------------------------------------------------------- decisions
 
 
@@ -402,176 +247,6 @@ def compare_read_only(model: str, version: int, artifacts_root: Path, rules: Any
         champ_m,
         note="smoke parameters: compared only, nothing moved",
     )
-
-
-# ----------------------------------------------------------------------------- report
-
-
-def _git(root: Path, *args: str) -> str:
-    proc = run_cmd(["git", *args], cwd=root, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else ""
-
-
-def base_ref(root: Path, wanted: str | None) -> str | None:
-    """The ref to diff against: ``wanted``, else origin/main, else main (None: none exists)."""
-    for ref in [wanted] if wanted else ["origin/main", "main"]:
-        if ref and _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"):
-            return ref
-    return None
-
-
-def _fmt(x: Any) -> str:
-    if isinstance(x, float):
-        return f"{x:.4g}"
-    return "-" if x is None else str(x)
-
-
-def decision_md(d: Any) -> list[str]:
-    """Markdown lines for one decision: verdict, reasons, candidate vs champion metrics."""
-    champ = "none" if d.champion is None else f"v{d.champion}"
-    if d.promoted:
-        verdict = "**promoted**"
-    elif d.passed:
-        verdict = f"passes ({d.note or 'not moved'})"
-    else:
-        verdict = "**refused**" + (f" ({d.note})" if d.note else "")
-    cand = f"v{d.candidate}" if d.candidate else "none"
-    lines = [f"### {d.model}: candidate {cand} vs champion {champ}: {verdict}", ""]
-    if d.reasons:
-        lines += [*(f"- {r}" for r in d.reasons), ""]
-    if d.candidate_metrics:
-        lines += ["| metric | candidate | champion | change |", "|---|---|---|---|"]
-        for k in sorted(d.candidate_metrics):
-            c = d.candidate_metrics[k]
-            h = (d.champion_metrics or {}).get(k)
-            delta = c - h if isinstance(c, int | float) and isinstance(h, int | float) else None
-            lines.append(f"| {k} | {_fmt(c)} | {_fmt(h)} | {_fmt(delta)} |")
-    return [*lines, ""]
-
-
-def gates_md(package_report: Mapping[str, Any]) -> list[str]:
-    """Every gate of every model with its threshold, value and result."""
-    lines = ["| model | gate | threshold | value | result |", "|---|---|---|---|---|"]
-    for model, rec in package_report.items():
-        for g in rec.get("gates", []):
-            ok = g.get("passed", g.get("pass"))
-            lines.append(
-                f"| {model} | {g['name']} | {_fmt(g.get('threshold'))} | "
-                f"{_fmt(g.get('value'))} | {'pass' if ok else '**fail**'} |"
-            )
-    return lines
-
-
-def _headline(path: str, name: str) -> bool:
-    """The model metrics a reviewer reads first; the rest (data, per view) stay in the details."""
-    if path not in HEADLINE_FILES:
-        return False
-    return "." not in name or name.startswith("served.")
-
-
-def metrics_md(diff: Mapping[str, Any], against: str) -> list[str]:
-    """Headline table of ``dvc metrics diff --json``: the models' numeric metrics that changed."""
-    rows = []
-    for path, metrics in sorted(diff.items()):
-        for name, d in sorted(metrics.items()):
-            if not _headline(path, name) or not isinstance(d.get("new", d.get("old")), int | float):
-                continue
-            rows.append(
-                f"| {path} | {name} | {_fmt(d.get('old'))} | {_fmt(d.get('new'))} | "
-                f"{_fmt(d.get('diff'))} |"
-            )
-    if not rows:
-        return ["No metric changed."]
-    return [f"| file | metric | {against} | this run | change |", "|---|---|---|---|---|", *rows]
-
-
-def params_md(diff: Mapping[str, Any], against: str) -> list[str]:
-    """``dvc params diff --json`` as a table (every changed parameter)."""
-    rows = [
-        f"| {path} | {name} | {_fmt(d.get('old'))} | {_fmt(d.get('new'))} |"
-        for path, params in sorted(diff.items())
-        for name, d in sorted(params.items())
-    ]
-    if not rows:
-        return ["No parameter changed."]
-    return [f"| file | param | {against} | this run |", "|---|---|---|---|", *rows]
-
-
-@dataclasses.dataclass(frozen=True)
-class Diffs:
-    """What changed against the base branch (DVC's own diffs, and the rubric sample)."""
-
-    metrics: dict[str, Any]
-    metrics_table: str  # `dvc metrics diff --md`, every changed metric
-    params: dict[str, Any]
-    rubric_changes: list[str]
-
-
-def render_report(
-    *,
-    mode: str,
-    commit: str,
-    base: str | None,
-    stores: Stores,
-    decisions: Sequence[Any],
-    package_report: Mapping[str, Any],
-    diffs: Diffs,
-) -> str:
-    """The markdown report: stores, decisions, gates, metric and param diffs, blind rating."""
-    against = base or "(no base branch found)"
-    lines = [f"# ludora-ml CI: {mode} run of {commit[:12] or 'a workspace'} vs {against}", ""]
-    lines += [f"- {s}" for s in stores.lines()]
-    if mode == "smoke":
-        lines.append("- smoke parameters (lowered floors): compared with the champion only")
-    lines += ["", "## Promotion", ""]
-    for d in decisions:
-        lines += decision_md(d)
-    if not decisions:
-        lines += ["No candidate (package.models packaged nothing).", ""]
-    lines += ["## Gates", "", *gates_md(package_report), ""]
-    lines += [f"## Metrics vs {against}", "", *metrics_md(diffs.metrics, against), ""]
-    if diffs.metrics_table.strip():
-        lines += [
-            "<details><summary>Every changed metric (dvc metrics diff --md)</summary>",
-            "",
-            diffs.metrics_table.strip(),
-            "",
-            "</details>",
-            "",
-        ]
-    lines += [f"## Params vs {against}", "", *params_md(diffs.params, against), ""]
-    lines += ["## Generator blind rating", ""]
-    if diffs.rubric_changes:
-        lines += ["Changed since the base (rate or review the sample):", ""]
-        lines += [f"- `{p}`" for p in diffs.rubric_changes]
-    else:
-        lines.append(f"Unchanged since {against}.")
-    return "\n".join(lines) + "\n"
-
-
-def collect_diffs(root: Path, base: str | None) -> Diffs:
-    """``dvc metrics diff`` / ``dvc params diff`` and the changed rubric files vs ``base``."""
-    if base is None:
-        return Diffs({}, "", {}, [])
-
-    def dvc_json(*args: str) -> dict[str, Any]:
-        out = run_cmd([dvc_exe(), *args, base, "--json"], cwd=root).stdout.strip()
-        return dict(json.loads(out or "{}"))
-
-    table = run_cmd([dvc_exe(), "metrics", "diff", base, "--md"], cwd=root).stdout
-    changed = _git(root, "diff", "--name-only", base, "--", *RUBRIC_PATHS).splitlines()
-    return Diffs(
-        dvc_json("metrics", "diff"), table, dvc_json("params", "diff"), [c for c in changed if c]
-    )
-
-
-def write_report(text: str, path: Path, env: Mapping[str, str]) -> None:
-    """The report as a file (for a PR comment) and in the job summary when there is one."""
-    atomic_write_text(path, text)
-    summary = env.get("GITHUB_STEP_SUMMARY")
-    if summary:
-        with open(summary, "a", encoding="utf-8") as fh:
-            fh.write(text)
 
 
 # ----------------------------------------------------------------------------- the flow
@@ -649,9 +324,9 @@ def run_flow(
     ref = base_ref(root, base)
     text = render_report(
         mode=mode,
-        commit=_git(root, "rev-parse", "HEAD"),
+        commit=git_commit(root),
         base=ref,
-        stores=stores,
+        stores=stores.lines(),
         decisions=decisions,
         package_report=package_report,
         diffs=collect_diffs(root, ref),

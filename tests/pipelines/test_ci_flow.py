@@ -56,10 +56,11 @@ def _set(params_file: Path, key: str, value: Any) -> None:
 
 
 def make_origin(path: Path) -> Path:
-    """The committed tree of this repo, reduced to the weakness model, on a tiny budget."""
+    """This repo's tree, reduced to the weakness model, on a tiny budget, committed on main."""
     if shutil.which("git") is None or not (REPO / ".git").exists():
         pytest.skip("needs git and a git checkout of the repository")
-    files = _git(REPO, "ls-files", "-z").split("\0")
+    # tracked and new (not ignored) files: the tree as it would be committed
+    files = _git(REPO, "ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
     for name in filter(None, files):
         src = REPO / name
         if src.is_file():
@@ -332,3 +333,65 @@ def test_workflow_runs_the_make_target_the_tests_run():
     recipe = makefile.split("\nci-flow:\n", 1)[1].splitlines()[0]
     assert "-m pipelines.ci run --mode $(CI_MODE)" in recipe
     assert "reports/" in str(workflow["jobs"]["pipeline"]["steps"][-1]["with"]["path"])
+
+
+def test_report_shows_the_decision_gates_and_diffs():
+    from pipelines.ci_report import Diffs, render_report
+    from training.packaging.promotion import Decision
+
+    refused = Decision(
+        "weakness",
+        3,
+        2,
+        False,
+        False,
+        ["Metric auc ... baseline model auc = 0.76"],
+        {"auc": 0.75},
+        {"auc": 0.76},
+    )
+    text = render_report(
+        mode="release",
+        commit="0123456789abcdef",
+        base="origin/main",
+        stores=["registry: http://mlflow (shared)", "DVC remote: s3://bucket"],
+        decisions=[refused],
+        package_report={
+            "weakness": {
+                "gates": [{"name": "auc_floor", "threshold": 0.7, "value": 0.75, "passed": True}]
+            }
+        },
+        diffs=Diffs(
+            metrics={
+                "metrics/weakness.json": {
+                    "auc": {"old": 0.76, "new": 0.75, "diff": -0.01},
+                    "views.full.auc": {"old": 0.76, "new": 0.75, "diff": -0.01},
+                },
+                "metrics/data.json": {"n_events": {"old": 10, "new": 11, "diff": 1}},
+            },
+            metrics_table="| Path | Metric |",
+            params={"params.yaml": {"train_weakness.num_boost_round": {"old": 60, "new": 3}}},
+            rubric_changes=["eval/rubric/generator-v8/ratings_0.json"],
+            rubric_shares={"generator-v8": {"n": 100, "meets_all": 0.6, "solvable": 0.99}},
+        ),
+    )
+    assert text.startswith("# ludora-ml CI: release run of 0123456789ab vs origin/main")
+    assert "### weakness: candidate v3 vs champion v2: **refused**" in text
+    assert "- Metric auc ... baseline model auc = 0.76" in text
+    assert "| auc | 0.75 | 0.76 | -0.01 |" in text
+    assert "| weakness | auc_floor | 0.7 | 0.75 | pass |" in text
+    assert "| metrics/weakness.json | auc | 0.76 | 0.75 | -0.01 |" in text
+    headline = text.split("<details>")[0]
+    assert "views.full.auc" not in headline and "n_events" not in headline  # in the details
+    assert "| params.yaml | train_weakness.num_boost_round | 60 | 3 |" in text
+    assert "- `eval/rubric/generator-v8/ratings_0.json`" in text
+    assert "| sample | n | meets_all | solvable |" in text
+    assert "| generator-v8 | 100 | 0.6 | 0.99 |" in text
+
+
+def test_rated_samples_summarise_the_changed_rubric_folders():
+    from pipelines.ci_report import rated_samples
+
+    changed = ["eval/rubric/generator-v6/ratings_0.json", "docs/generator_eval.md"]
+    shares = rated_samples(REPO, changed)
+    assert set(shares) == {"generator-v6"} and shares["generator-v6"]["n"] > 0
+    assert 0 <= shares["generator-v6"]["meets_all"] <= 1
