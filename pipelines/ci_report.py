@@ -63,16 +63,34 @@ def decision_md(d: Any) -> list[str]:
     return [*lines, ""]
 
 
+def _gate_row(model: str, g: Mapping[str, Any]) -> str:
+    ok = g.get("passed", g.get("pass"))
+    return (
+        f"| {model} | {g['name']} | {_fmt(g.get('threshold'))} | "
+        f"{_fmt(g.get('value'))} | {'pass' if ok else '**fail**'} |"
+    )
+
+
 def gates_md(package_report: Mapping[str, Any]) -> list[str]:
-    """Every gate of every model with its threshold, value and result."""
-    lines = ["| model | gate | threshold | value | result |", "|---|---|---|---|---|"]
+    """A line per model, the failed gates, then every gate with threshold and value (folded).
+
+    The weakness model alone has ~35 gates (parity, and per request view): the failures are
+    what a reviewer needs first.
+    """
+    head = ["| model | gate | threshold | value | result |", "|---|---|---|---|---|"]
+    summary, failed, every = [], [], []
     for model, rec in package_report.items():
-        for g in rec.get("gates", []):
-            ok = g.get("passed", g.get("pass"))
-            lines.append(
-                f"| {model} | {g['name']} | {_fmt(g.get('threshold'))} | "
-                f"{_fmt(g.get('value'))} | {'pass' if ok else '**fail**'} |"
-            )
+        gates = list(rec.get("gates", []))
+        bad = [g for g in gates if not g.get("passed", g.get("pass"))]
+        state = "all pass" if not bad else f"{len(bad)} failed"
+        summary.append(f"- {model}: {len(gates)} gates, {state} (package: {rec.get('status')})")
+        failed += [_gate_row(model, g) for g in bad]
+        every += [_gate_row(model, g) for g in gates]
+    lines = [*summary, ""]
+    if failed:
+        lines += [*head, *failed, ""]
+    if every:
+        lines += ["<details><summary>Every gate</summary>", "", *head, *every, "", "</details>"]
     return lines
 
 
