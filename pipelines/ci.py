@@ -276,6 +276,13 @@ def run_flow(
     stores = resolve_stores(root, env)
     for line in stores.lines():
         logger.info(line)
+    server = stores.tracking_uri.startswith(("http://", "https://"))
+    if mode == "release" and server and not stores.remote:
+        raise CIError(
+            f"release: a shared registry ({stores.tracking_uri}) needs a DVC remote "
+            f"({REMOTE_ENV}): without it the champion's files cannot be pulled here and the "
+            "candidate's cannot be stored for the next job"
+        )
     artifacts_root = ARTIFACTS_ROOT
     models = list(load_params(root / "params.yaml")["package"]["models"])
     with tracking(stores.tracking_uri):

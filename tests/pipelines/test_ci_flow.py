@@ -395,3 +395,34 @@ def test_rated_samples_summarise_the_changed_rubric_folders():
     shares = rated_samples(REPO, changed)
     assert set(shares) == {"generator-v6"} and shares["generator-v6"]["n"] > 0
     assert 0 <= shares["generator-v6"]["meets_all"] <= 1
+
+
+def test_a_store_behind_the_registry_cannot_register_its_version_number(tmp_path, monkeypatch):
+    """Two clones, one registry: the second clone's v1 is not the registry's v1."""
+    from pipelines.package import package_candidate, register_version, weakness_candidate
+    from tests.fixtures.store import fresh_tracking_uri
+    from tests.fixtures.weakness import make_weakness_export
+    from training.packaging.registry import PromotionError
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", fresh_tracking_uri(tmp_path))
+    for clone, noise in (("a", 0.0), ("b", 0.3)):
+        src = tmp_path / clone / "onnx"
+        src.mkdir(parents=True)
+        make_weakness_export(src, noise=noise)
+        root = tmp_path / clone / "artifacts"
+        assert package_candidate(weakness_candidate(src, auc_floor=0.5), root)["version"] == 1
+        if clone == "a":
+            assert register_version(root / "weakness/1", experiment="t") == "1"
+            assert register_version(root / "weakness/1", experiment="t") == "1"  # idempotent
+    with pytest.raises(PromotionError, match=r"ludora v1 with other content.*behind the registry"):
+        register_version(root / "weakness/1", experiment="t")
+
+
+def test_release_on_a_tracking_server_without_a_dvc_remote_is_refused(tmp_path):
+    flow = Flow(tmp_path, "http://127.0.0.1:9", None)  # never contacted: refused before
+    job = flow.clone()
+    result = flow.run(job, str(BIN / "python"), "-m", "pipelines.ci", "run", "--mode", "release")
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "needs a DVC remote (LUDORA_DVC_REMOTE)" in errors[0], result.stderr
+    assert "Traceback" not in result.stderr and not (job / "outputs").exists()
