@@ -296,7 +296,12 @@ def run_flow(
     if mode == "release":
         job_uri = stores.tracking_uri
         logger.info("dvc repro on the committed params")
-        run_cmd([dvc_exe(), "repro"], cwd=root, env={**env, "MLFLOW_TRACKING_URI": job_uri})
+        run_cmd(
+            [dvc_exe(), "repro"],
+            cwd=root,
+            env={**env, "MLFLOW_TRACKING_URI": job_uri},
+            stream=True,
+        )
     else:
         # smoke versions are registered in a job-local store, never in the shared registry
         job_uri = f"sqlite:///{main_repo_root(root) / 'mlflow.db'}"
@@ -308,6 +313,7 @@ def run_flow(
             [dvc_exe(), "exp", "run", *overrides],
             cwd=root,
             env={**env, "MLFLOW_TRACKING_URI": job_uri},
+            stream=True,
         )
     package_report = json.loads(METRICS_FILE.read_text())
     params = load_params(root / "params.yaml")

@@ -53,20 +53,26 @@ def run_cmd(
     cwd: Path,
     env: Mapping[str, str] | None = None,
     check: bool = True,
+    stream: bool = False,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command; on failure raise :class:`TransferError` with its last stderr line."""
+    """Run a command; on failure raise :class:`TransferError` with its last stderr line.
+
+    ``stream``: the output goes to this process's own streams (the job log) instead of being
+    captured, for long commands whose log is the diagnosis (``dvc repro``).
+    """
     logger.debug("$ %s", " ".join(args))
     proc = subprocess.run(
         list(args),
         cwd=cwd,
         env=None if env is None else dict(env),
-        capture_output=True,
+        capture_output=not stream,
         text=True,
     )
-    if proc.stdout.strip():
+    if proc.stdout and proc.stdout.strip():
         logger.debug(proc.stdout.rstrip())
     if check and proc.returncode != 0:
-        tail = (proc.stderr.strip() or proc.stdout.strip() or "no output").splitlines()[-1]
+        out = (proc.stderr or "").strip() or (proc.stdout or "").strip()
+        tail = out.splitlines()[-1] if out else "see its output above"
         raise TransferError(f"`{' '.join(args[:3])} ...` exited {proc.returncode}: {tail}")
     return proc
 
