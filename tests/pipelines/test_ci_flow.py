@@ -333,6 +333,9 @@ def test_workflow_runs_the_make_target_the_tests_run():
     recipe = makefile.split("\nci-flow:\n", 1)[1].splitlines()[0]
     assert "-m pipelines.ci run --mode $(CI_MODE)" in recipe
     assert "reports/" in str(workflow["jobs"]["pipeline"]["steps"][-1]["with"]["path"])
+    comment = [s for s in job["steps"] if "gh pr comment" in s.get("run", "")]
+    assert comment and "--body-file reports/ci.md" in comment[0]["run"]
+    assert job["permissions"]["pull-requests"] == "write"
 
 
 def test_report_shows_the_decision_gates_and_diffs():
