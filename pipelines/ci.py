@@ -387,8 +387,8 @@ def run_cmd_cli(
 ) -> None:
     """Run the flow; exit 1 when a release candidate is refused (the report is written first)."""
     decisions = run_flow(mode=mode, smoke_file=smoke_params, report=report, base=base)
-    for d in decisions:
-        typer.echo(d.summary())
+    for d in decisions:  # candidate 0: the package stage packaged nothing (failed gates)
+        typer.echo(d.summary() if d.candidate else f"{d.model}: {'; '.join(d.reasons)}")
     typer.echo(f"report: {report}")
     if mode == "release" and not all(d.passed for d in decisions):
         raise typer.Exit(1)

@@ -429,3 +429,15 @@ def test_release_on_a_tracking_server_without_a_dvc_remote_is_refused(tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "needs a DVC remote (LUDORA_DVC_REMOTE)" in errors[0], result.stderr
     assert "Traceback" not in result.stderr and not (job / "outputs").exists()
+
+
+def test_a_candidate_that_failed_its_gates_is_a_refusal_naming_them():
+    from pipelines.ci_report import decision_md
+
+    refusal = ci.gate_refusal(
+        "weakness", {"status": "skipped_gates_failed", "failed_gates": ["auc_floor"]}
+    )
+    assert not refusal.passed and refusal.reasons == ["not packaged: gate auc_floor failed"]
+    text = "\n".join(decision_md(refusal))
+    assert "candidate none vs champion none: **refused**" in text
+    assert "- not packaged: gate auc_floor failed" in text
