@@ -420,6 +420,11 @@ def test_a_store_behind_the_registry_cannot_register_its_version_number(tmp_path
             assert register_version(root / "weakness/1", experiment="t") == "1"  # idempotent
     with pytest.raises(PromotionError, match=r"ludora v1 with other content.*behind the registry"):
         register_version(root / "weakness/1", experiment="t")
+    # nor is it ever compared as the registry's v1
+    from training.packaging.transfer import TransferError, hydrate
+
+    with pytest.raises(TransferError, match=r"weakness/1 holds content .* diverged"):
+        hydrate(tmp_path / "b", root, "weakness")
 
 
 def test_release_on_a_tracking_server_without_a_dvc_remote_is_refused(tmp_path):

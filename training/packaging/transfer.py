@@ -115,18 +115,27 @@ def push_version(root: Path, version_dir: Path) -> str:
     return md5
 
 
-def pull_version(root: Path, version_dir: Path, md5: str) -> None:
+def pull_version(root: Path, version_dir: Path, md5: str, content_sha256: str | None) -> None:
     """Bring the version with directory hash ``md5`` from the DVC remote to ``version_dir``.
 
-    Pulled into a hidden staging folder, then renamed into place (atomic, and out of the
-    path DVC recorded, see :func:`push_version`).
+    Pulled into a hidden staging folder, checked against the registry's content hash, then
+    renamed into place (atomic, and out of the path DVC recorded, see :func:`push_version`):
+    a wrong or partial pull never becomes a version folder.
     """
+    from serving.manifest import load_manifest
+
     version_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = version_dir.with_name(f".pull-{version_dir.name}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
         with _pointer(root, staging, md5) as pointer:
             run_cmd([dvc_exe(), "pull", "-q", str(pointer)], cwd=root)
+        got = load_manifest(staging).get("content_sha256")
+        if got != content_sha256:
+            raise TransferError(
+                f"{version_dir}: the remote's {md5} holds content {got}, the registry "
+                f"recorded {CONTENT_TAG} {content_sha256}; nothing was written"
+            )
         os.rename(staging, version_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -146,9 +155,11 @@ def hydrate(root: Path, artifacts_root: Path, model: str) -> list[int]:
     """Pull the versions the registry needs here: champion, previous champion, the newest.
 
     The newest keeps local version numbers in step with the registry (a new version is
-    ``max(local) + 1``). Each pulled version must hold the content the registry recorded.
-    Returns the versions pulled.
+    ``max(local) + 1``). A version already here, or pulled, must hold the content the registry
+    recorded. Returns the versions pulled.
     """
+    from mlflow.exceptions import MlflowException
+
     from serving.manifest import MANIFEST_NAME, load_manifest
 
     name = reg.REGISTRY_NAMES[model]
@@ -158,28 +169,29 @@ def hydrate(root: Path, artifacts_root: Path, model: str) -> list[int]:
         return []
     wanted = {max(versions)}
     for alias in (CHAMPION, PREVIOUS):
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(MlflowException, KeyError, ValueError):  # alias unset
             wanted.add(int(client.get_model_version_by_alias(name, alias).tags["ludora.version"]))
     pulled = []
     for v in sorted(wanted):
         target = artifacts_root / model / str(v)
-        mv = versions[v]
+        expected = versions[v].tags.get(CONTENT_TAG)
         if (target / MANIFEST_NAME).is_file():
+            here = load_manifest(target).get("content_sha256")
+            if here != expected:  # this store numbered another model v{v}: never compare it
+                raise TransferError(
+                    f"{target} holds content {here}, the registry's {name} ludora v{v} is "
+                    f"{expected}: this store diverged from the registry (use a fresh clone or "
+                    "move the folder aside)"
+                )
             continue
-        md5 = mv.tags.get(DVC_TAG)
+        md5 = versions[v].tags.get(DVC_TAG)
         if not md5:
             raise TransferError(
                 f"{name}: ludora v{v} is registered but absent from {target} and has no "
                 f"'{DVC_TAG}' tag (never pushed to a DVC remote); push it from the machine "
                 "that packaged it: python -m pipelines.ci push --model M --version V"
             )
-        pull_version(root, target, md5)
-        got = load_manifest(target).get("content_sha256")
-        if got != mv.tags.get(CONTENT_TAG):
-            raise TransferError(
-                f"{target}: pulled content {got} differs from the registry's "
-                f"{CONTENT_TAG} {mv.tags.get(CONTENT_TAG)}"
-            )
+        pull_version(root, target, md5, expected)
         pulled.append(v)
     return pulled
 
