@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install repro test lint typecheck clean-venv mlflow-ui ci-pipeline serving-wheel
+.PHONY: install repro test lint typecheck clean-venv mlflow-ui ci-pipeline ci-flow serving-wheel
 
 # torch goes first, alone and pinned, so pip takes the local CPU wheel instead of
 # resolving a newer torch with several GB of CUDA packages.
@@ -44,9 +44,16 @@ mlflow-ui: $(STAMP)
 clean-venv:
 	rm -rf $(VENV)
 
-# The CI pipeline, locally: small params, tests, promotion of both models.
+# The CI job, locally: tests, then the flow (CI_MODE=smoke by default; see ci-flow).
 ci-pipeline: $(STAMP)
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc exp run $$(grep -v '^#' .github/small-params.txt | tr '\n' ' ')
 	$(MAKE) test
-	$(BIN)/ludora-ml promote --model weakness
-	$(BIN)/ludora-ml promote --model generator
+	$(MAKE) ci-flow
+
+# The CI flow the workflow runs (docs/promotion.md "CI: two modes"): CI_MODE=smoke on every
+# change (smoke params, compared with the champion, report), CI_MODE=release on main (committed
+# params, DVC push, promotion in the registry of MLFLOW_TRACKING_URI, report). No install
+# prerequisite: the workflow installs first, and a clone with a venv on PATH runs it as is.
+CI_MODE ?= smoke
+CI_REPORT ?= reports/ci.md
+ci-flow:
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pipelines.ci run --mode $(CI_MODE) --report $(CI_REPORT)

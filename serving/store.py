@@ -7,11 +7,12 @@ A reference is one of:
   ``<root>/<model>/`` (``aliases.json`` maps alias -> version; see :mod:`serving.manifest`);
 - an MLflow registry URI ``models:/<name>@<alias>`` or ``models:/<name>/<version>``. With an
   http(s) tracking URI it is resolved through the tracking server's public REST API (urllib;
-  the model version's ``ludora.artifact_dir`` tag names the directory). Otherwise the alias is
-  read from the artifact store's own ``aliases.json``, which promotion writes beside every
-  registry alias change; MLflow's database is never opened (its tables are MLflow's private
-  schema, which changes between releases). Registry version numbers exist only in the registry,
-  so ``models:/<name>/<version>`` needs the REST API.
+  the model version's ``ludora.artifact_dir`` tag names the directory; when that folder is on
+  another machine, the local store's copy of the same version and content is used). Otherwise
+  the alias is read from the artifact store's own ``aliases.json``, which promotion writes
+  beside every registry alias change; MLflow's database is never opened (its tables are
+  MLflow's private schema, which changes between releases). Registry version numbers exist
+  only in the registry, so ``models:/<name>/<version>`` needs the REST API.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from serving.manifest import MANIFEST_NAME, ManifestError, list_versions, read_a
 logger = logging.getLogger(__name__)
 
 ARTIFACT_DIR_TAG = "ludora.artifact_dir"
+VERSION_TAG = "ludora.version"
+CONTENT_TAG = "ludora.content_sha256"
 REGISTRY_NAMES = {"weakness": "ludora-weakness", "generator": "ludora-generator"}
 
 
@@ -129,7 +132,8 @@ def resolve_registry_uri(
         tags = _rest_version_tags(tracking_uri, name, alias, version, timeout_s)
         if ARTIFACT_DIR_TAG not in tags:
             raise ArtifactResolutionError(f"{uri}: model version has no '{ARTIFACT_DIR_TAG}' tag")
-        return Path(tags[ARTIFACT_DIR_TAG])
+        recorded = Path(tags[ARTIFACT_DIR_TAG])
+        return recorded if recorded.is_dir() else _pulled_copy(uri, name, tags, artifact_root)
     models = {v: k for k, v in REGISTRY_NAMES.items()}
     if name not in models:
         raise ArtifactResolutionError(
@@ -141,6 +145,33 @@ def resolve_registry_uri(
             f"with a local store use the packaged version ('{version}') or an alias"
         )
     return resolve_local(artifact_root, models[name], alias)
+
+
+def _pulled_copy(uri: str, name: str, tags: dict[str, str], artifact_root: Path) -> Path:
+    """The local store's copy of the registry's version, when the recorded folder is elsewhere.
+
+    ``ludora.artifact_dir`` is a path on the machine that packaged the version (a CI runner);
+    a serving host pulls the same version into its own store (``python -m pipelines.ci pull``,
+    from the DVC remote). The copy is used only when it holds the content the registry recorded.
+    """
+    models = {v: k for k, v in REGISTRY_NAMES.items()}
+    version = tags.get(VERSION_TAG, "")
+    if name not in models or not version.isdigit():
+        raise ArtifactResolutionError(
+            f"{uri}: {tags[ARTIFACT_DIR_TAG]} does not exist here and the version has no "
+            f"'{VERSION_TAG}' tag to find a local copy"
+        )
+    local = artifact_root / models[name] / version
+    try:
+        content = json.loads((local / MANIFEST_NAME).read_text()).get("content_sha256")
+    except (OSError, ValueError):
+        content = None
+    if content is None or content != tags.get(CONTENT_TAG):
+        raise ArtifactResolutionError(
+            f"{uri}: {tags[ARTIFACT_DIR_TAG]} does not exist here and {local} does not hold "
+            f"the registry's content {tags.get(CONTENT_TAG)} (pull it: python -m pipelines.ci pull)"
+        )
+    return local
 
 
 def _rest_version_tags(

@@ -20,11 +20,19 @@ START_S = 120.0  # ~30 s measured on the shared 2-core machine under load
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, cwd: Path) -> Iterator[str]:
-    """Run ``mlflow server`` on ``backend_uri``; yields its URL; skips if it never answers."""
+def mlflow_server(
+    backend_uri: str, cwd: Path, artifacts_destination: Path | None = None
+) -> Iterator[str]:
+    """Run ``mlflow server`` on ``backend_uri``; yields its URL; skips if it never answers.
+
+    With ``artifacts_destination`` the server stores and serves run artifacts itself
+    (``--serve-artifacts``), as a shared tracking server does: clients upload over HTTP.
+    """
     exe = Path(sys.executable).with_name("mlflow")
     port = free_port()
     cmd = [str(exe), "server", "--backend-store-uri", backend_uri, "--host", "127.0.0.1"]
+    if artifacts_destination is not None:
+        cmd += ["--artifacts-destination", artifacts_destination.as_uri(), "--serve-artifacts"]
     proc = subprocess.Popen(
         [*cmd, "--port", str(port), "--workers", "1"],
         cwd=cwd,

@@ -171,3 +171,23 @@ def test_a_truncated_alias_file_is_named(store: Path) -> None:
 def test_an_empty_reference_is_refused_not_the_champion(store: Path) -> None:
     with pytest.raises(ArtifactResolutionError, match="empty model reference"):
         resolve_artifact("", "weakness", artifact_root=store)
+
+
+def test_a_registry_version_packaged_elsewhere_resolves_to_its_pulled_copy(tmp_path: Path) -> None:
+    """``ludora.artifact_dir`` names a folder on the packaging machine (a CI runner); a host
+    that pulled the same version serves its own copy, only when the content matches."""
+    from serving.store import _pulled_copy
+
+    local = _version(tmp_path, "weakness", 4)
+    (local / "manifest.json").write_text(json.dumps({"content_sha256": "abc"}))
+    tags = {
+        "ludora.artifact_dir": "/runner/work/artifacts/weakness/4",
+        "ludora.version": "4",
+        "ludora.content_sha256": "abc",
+    }
+    uri = "models:/ludora-weakness@champion"
+    assert _pulled_copy(uri, "ludora-weakness", tags, tmp_path) == local
+    with pytest.raises(ArtifactResolutionError, match=r"does not hold the registry's content"):
+        _pulled_copy(uri, "ludora-weakness", {**tags, "ludora.content_sha256": "other"}, tmp_path)
+    with pytest.raises(ArtifactResolutionError, match="/runner/work"):
+        _pulled_copy(uri, "ludora-weakness", {**tags, "ludora.version": "5"}, tmp_path)

@@ -175,6 +175,16 @@ def register_version(artifact_dir: Path) -> str:
         mlflow_client.create_registered_model(name, description=f"Ludora {manifest['name']} model")
     existing = find_registry_version(mlflow_client, name, int(manifest["version"]))
     if existing is not None:
+        # A shared registry can hold a version this store never saw (packaged by another
+        # clone): the same number with other content is a different model, never "done".
+        theirs = existing.tags.get("ludora.content_sha256")
+        if theirs is not None and theirs != manifest["content_sha256"]:
+            raise PromotionError(
+                f"{name}: registry version {existing.version} is ludora v{manifest['version']} "
+                f"with other content ({theirs[:12]} != {manifest['content_sha256'][:12]}); "
+                f"{artifact_dir.parent} is behind the registry: pull its versions first "
+                "(python -m pipelines.ci pull)"
+            )
         return str(existing.version)
     tags = registry_tags(manifest, artifact_dir)
     with mlflow.start_run(run_name=f"package-{manifest['name']}-v{manifest['version']}") as run:
