@@ -196,8 +196,8 @@ def test_named_topics_shard_like_the_local_simulator() -> None:
         (
             {"n_topics": None, "topics": {"__prior": 0.0}},
             "data.simulator.topics: topic id '__prior' is not allowed (starts with the reserved "
-            "prefix '__'); allowed: 1-64 characters without control characters, not starting "
-            "with '__' (reserved)",
+            "prefix '__'); allowed: 1-64 characters without control or invisible formatting "
+            "characters, not starting with '__' (reserved)",
         ),
         (
             {"n_topics": None, "topics": {"fractions": 99.0}},
