@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import NamedTuple
 
 MAX_CHARS = 500
 MAX_TOKENS = 200
@@ -73,6 +74,7 @@ class _Parser:
         self.tokens = tokens
         self.i = 0
         self.depth = 0
+        self.quotients: list[float] = []
 
     def peek(self) -> str | None:
         return self.tokens[self.i] if self.i < len(self.tokens) else None
@@ -108,6 +110,7 @@ class _Parser:
                 if rhs == 0:
                     raise EquationError("division by zero")
                 value = _check(value / rhs)
+                self.quotients.append(value)
         return value
 
     def unary(self) -> float:
@@ -157,6 +160,22 @@ def evaluate(expr: str) -> float:
 
     Raises EquationError (never anything else) for any input it cannot safely evaluate.
     """
+    return _parse(expr).value
+
+
+def quotients(expr: str) -> list[float]:
+    """The result of every division of ``expr``, in evaluation order: a problem whose answer is
+    whole can still divide 45 muffins into boxes of 10 on the way ("45 / 10 * 18"), which no
+    pupil can do with whole boxes (raises EquationError as :func:`evaluate`)."""
+    return _parse(expr).quotients
+
+
+class _Parsed(NamedTuple):
+    value: float
+    quotients: list[float]
+
+
+def _parse(expr: str) -> _Parsed:
     if not isinstance(expr, str):
         raise EquationError(f"expected a string, got {type(expr).__name__}")
     if len(expr) > MAX_CHARS:
@@ -168,7 +187,7 @@ def evaluate(expr: str) -> float:
     value = parser.expr()
     if parser.i != len(tokens):
         raise EquationError(f"unexpected {tokens[parser.i]!r} after a complete expression")
-    return value
+    return _Parsed(value, parser.quotients)
 
 
 def numbers_in(text: str) -> list[float]:

@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from serving.arithmetic import EquationError, evaluate
+from serving.arithmetic import EquationError, evaluate, quotients
 from serving.prompt import canonical_prefix, render_slots
 from serving.topics import canonical_topic
 
@@ -210,6 +210,10 @@ def _measures(after: str, kind: str, word: str) -> str:
         return "cm2" if square.group(1).lower().startswith("c") else "m2"
     if _unit(word) in ("m", "cm") and kind in ("measure:m", "measure:cm", "factor", "count"):
         return _unit(word)
+    if kind == "unit:hour":
+        return "h"
+    if kind == "measure:km":
+        return "km"
     return "min" if kind == "minute" else ""
 
 
@@ -268,7 +272,9 @@ def _draw(
     """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator;
     ``size`` the plausible range of what it measures (``serving.sizes``), when known."""
     if size is not None:
-        return float(rng.randint(size[0], max(size)))
+        # "in 1 hour" makes a product or a division trivial: a factor is at least 2 if it can be
+        lo = max(size[0], 2) if slot.factor and max(size) >= 2 else size[0]
+        return float(rng.randint(lo, max(size)))
     kind = slot.kind
     if kind == "percent":
         return float(rng.choice(PERCENTS[lv]))
@@ -332,6 +338,7 @@ def _acceptable(value: float, *, cents: bool, kind: str) -> bool:
     return math.isclose(scaled, round(scaled), abs_tol=1e-6)
 
 
+_HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
 _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
 
 
@@ -358,18 +365,30 @@ def _size_plan(
     if not _FASTER.search(question):
         rate = "km/h" if _KMH.search(question) else "m/s" if _MS.search(question) else ""
         answer = merged.get(rate) if rate else None
+        if not rate and _HOW_MANY_KM.search(question):
+            answer = merged.get("km")  # "How many km wide is the lake?"
     if not rate:
         rate = next((s.measures for s in slots if s.measures in ("km/h", "m/s")), "")
     speed = merged.get(rate) if rate else None
+    hours = merged.get("h")
     plan: list[tuple[int, int] | None] = []
     for s in slots:
         size = lookup(s.sentence, s.measures) if s.measures else None
         if speed is not None and s.kind == ("measure:km" if rate == "km/h" else "measure:m"):
             # a distance beside a speed: as far as the mover goes in the times drawn
             lo_t, his_t = UNIT_RANGES["hour" if rate == "km/h" else "second"]
-            size = (speed[0] * lo_t, speed[1] * his_t[level])
+            hi_t = his_t[level]
+            if rate == "km/h" and hours is not None:
+                lo_t, hi_t = hours
+            size = (speed[0] * lo_t, speed[1] * hi_t)
         plan.append(size)
     return plan, answer
+
+
+def _whole_steps(rendered: str, *, cents: bool) -> bool:
+    """Whether every division of the equation comes out whole (money: to the cent): 45 muffins
+    do not fill boxes of 10, even when the answer after them is whole."""
+    return all(_acceptable(abs(q), cents=cents, kind="whole") for q in quotients(rendered))
 
 
 def _trivial(value: float, kind: str, level: int, equation: str) -> bool:
@@ -415,6 +434,8 @@ def fill_numbers(
     cents = name == "money"
     slots = _slots(text, equation)
     kind = _answer_kind(text)
+    # a fraction or a percentage of something is a part by design ("5 / 6 * 12")
+    whole_parts = kind != "whole" or name in ("fractions", "percentages")
     plan, answer_size = (
         _size_plan(text, slots, sizes, level) if sizes else ([None] * len(slots), None)
     )
@@ -435,12 +456,14 @@ def fill_numbers(
             return filled
         if attempt < max_tries // 2 and len(set(values)) < len(values):
             continue  # "12 apples ... 12 apples" reads like a copy: distinct values first
+        rendered = render_slots(SLOT_TOKEN.sub(" ", filled), equation)
         try:
-            value = evaluate(render_slots(SLOT_TOKEN.sub(" ", filled), equation))
+            value = evaluate(rendered)
         except EquationError:
             return filled  # unparsable: no draw can help
         if (
             _acceptable(value, cents=cents, kind=kind)
+            and (whole_parts or _whole_steps(rendered, cents=cents))
             and (answer_size is None or not sized or answer_size[0] <= value <= answer_size[1])
             and (attempt >= tries // 2 or not _trivial(value, kind, level, equation))
         ):

@@ -202,6 +202,126 @@ ROLES: tuple[Role, ...] = (
 )
 ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}
 ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in ROLES)
+# What a container a teacher names usually holds, and where a thing a teacher names is usually
+# kept: a pool noun beside it is drawn from here, so seed trays hold seeds, not sandwiches, and
+# cookies go into jars, not egg boxes. Keys are singular heads or whole phrases.
+CONTENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "egg box": _pool("egg"),
+    "egg carton": _pool("egg"),
+    "carton": _pool("egg"),
+    "seed tray": _pool("seed", "seedling"),
+    "flower pot": _pool("seed", "bulb"),
+    "plant pot": _pool("seed", "bulb"),
+    "pot": _pool("seed", "bulb"),
+    "pencil case": _pool("pencil", "pen", "crayon"),
+    "pencil pot": _pool("pencil", "pen"),
+    "pencil box": _pool("pencil", "crayon"),
+    "crayon box": _pool("crayon"),
+    "lunch box": _pool("sandwich/sandwiches", "apple"),
+    "lunchbox": _pool("sandwich/sandwiches", "apple"),
+    "lunch bag": _pool("sandwich/sandwiches", "apple"),
+    "picnic basket": _pool("sandwich/sandwiches", "apple"),
+    "vase": _pool("flower", "rose", "tulip"),
+    "fish tank": _pool("fish/fish"),
+    "tank": _pool("fish/fish"),
+    "bookshelf": _pool("book"),
+    "bookcase": _pool("book"),
+    "shelf": _pool("book"),
+    "school bag": _pool("book", "notebook"),
+    "schoolbag": _pool("book", "notebook"),
+    "backpack": _pool("book", "notebook"),
+    "piggy bank": _pool("coin"),
+    "money box": _pool("coin"),
+    "purse": _pool("coin"),
+    "wallet": _pool("coin"),
+    "treasure chest": _pool("coin", "jewel"),
+    "album": _pool("sticker", "photo"),
+    "sticker album": _pool("sticker"),
+    "photo album": _pool("photo"),
+    "cookie jar": _pool("cookie"),
+    "sweet jar": _pool("sweet"),
+    "jar": _pool("cookie", "sweet", "marble"),
+    "biscuit tin": _pool("biscuit"),
+    "tin": _pool("biscuit", "button"),
+    "button tin": _pool("button"),
+    "sewing box": _pool("button", "reel of thread/reels of thread"),
+    "fruit bowl": _pool("apple", "orange"),
+    "bowl": _pool("apple", "orange"),
+    "basket": _pool("apple", "egg"),
+    "toy box": _pool("toy", "teddy bear"),
+    "baking tray": _pool("cookie", "bun"),
+    "tray": _pool("cookie", "bun"),
+    "muffin tray": _pool("muffin"),
+    "muffin tin": _pool("muffin"),
+    "cupcake tray": _pool("cupcake"),
+    "goodie bag": _pool("sweet", "sticker"),
+    "party bag": _pool("sweet", "sticker"),
+    "gift bag": _pool("sweet", "sticker"),
+    "bucket": _pool("shell", "pebble"),
+    "sack": _pool("potato/potatoes"),
+    "crate": _pool("apple", "orange", "bottle"),
+    "suitcase": _pool("shirt", "T-shirt"),
+    "drawer": _pool("sock", "T-shirt"),
+    "wardrobe": _pool("shirt", "dress/dresses"),
+    "jewellery box": _pool("ring", "bead"),
+    "envelope": _pool("stamp", "card"),
+    "quiver": _pool("arrow"),
+    "fridge": _pool("yogurt", "bottle"),
+    "freezer": _pool("ice lolly/ice lollies"),
+    "cool box": _pool("bottle of water/bottles of water", "can of juice/cans of juice"),
+    "beehive": _pool("bee"),
+    "hive": _pool("bee"),
+    "nest": _pool("egg"),
+    "trophy cabinet": _pool("trophy/trophies", "medal"),
+    "display case": _pool("medal", "trophy/trophies"),
+}
+HOLDERS: dict[str, tuple[tuple[str, str], ...]] = {
+    "egg": _pool("egg box/egg boxes", "carton", "basket"),
+    "cookie": _pool("jar", "tin", "box/boxes"),
+    "biscuit": _pool("tin", "packet"),
+    "muffin": _pool("box/boxes", "tray"),
+    "cupcake": _pool("box/boxes", "tray"),
+    "sweet": _pool("jar", "bag"),
+    "marble": _pool("jar", "bag"),
+    "pencil": _pool("pencil case", "box/boxes", "pot"),
+    "crayon": _pool("box/boxes", "pot"),
+    "book": _pool("shelf/shelves", "box/boxes", "bag"),
+    "sticker": _pool("album", "sheet"),
+    "photo": _pool("album", "frame"),
+    "coin": _pool("piggy bank", "jar", "purse"),
+    "seed": _pool("packet", "seed tray", "pot"),
+    "flower": _pool("vase", "bunch/bunches"),
+    "fish": _pool("tank", "bowl"),
+    "apple": _pool("basket", "bag", "crate"),
+    "orange": _pool("basket", "bag", "crate"),
+    "sandwich": _pool("lunch box/lunch boxes", "plate"),
+    "shell": _pool("bucket", "jar"),
+    "toy": _pool("toy box/toy boxes", "box/boxes"),
+    "sock": _pool("drawer", "bag"),
+    "bottle": _pool("crate", "box/boxes"),
+}
+
+
+def _lookup(
+    table: dict[str, tuple[tuple[str, str], ...]], noun: str
+) -> tuple[tuple[str, str], ...]:
+    key = " ".join(noun.lower().split())
+    for k in (key, key.rsplit(" ", 1)[-1]):
+        if k in table:
+            return table[k]
+    return ()
+
+
+def contents_of(container: str) -> tuple[tuple[str, str], ...]:
+    """The everyday contents of ``container`` (singular; a phrase, else its head), () if none."""
+    return _lookup(CONTENTS, container)
+
+
+def holders_of(thing: str) -> tuple[tuple[str, str], ...]:
+    """The everyday holders of ``thing`` (singular; a phrase, else its head), () if none."""
+    return _lookup(HOLDERS, thing)
+
+
 MAX_INSTANCES = 2  # <thing>, <thing2>
 MAX_NAMES = 3
 PRONOUNS = ("he", "him", "his")

@@ -10,7 +10,9 @@ the ranges to the number sampler; a question asking for a speed gets the mover's
 answer.
 
 Units: ``m`` and ``cm`` (a side of a flat area, a length of a strip), ``km/h`` and ``m/s``
-(speeds), ``min`` (how long an event or activity lasts). A noun without an entry falls back to
+(speeds), ``min`` (how long an event or activity lasts), ``h`` (how long a journey of the mover
+lasts: a horse is not ridden for 7 hours, a bus in town not driven for 7) and ``km`` (how far
+across or along a place is: a lake 111 km wide is a sea). A noun without an entry falls back to
 its role (a ``{panel}`` is a hand-sized flat thing) or its class (a person walks at 3-6 km/h).
 Stdlib only (serving-reachable).
 """
@@ -185,6 +187,47 @@ _SPEED = {
     "turtle": ((1, 3), (1, 1)),
     "tortoise": ((1, 1), (1, 1)),
 }
+# how many hours a journey of the mover lasts in a word problem
+_HOURS = {
+    "horse": (1, 3),
+    "pony": (1, 2),
+    "bicycle": (1, 3),
+    "bike": (1, 3),
+    "cyclist": (1, 4),
+    "runner": (1, 3),
+    "marathon runner": (2, 5),
+    "jogger": (1, 2),
+    "walker": (1, 4),
+    "hiker": (2, 6),
+    "swimmer": (1, 2),
+    "boat": (1, 3),
+    "ferry": (1, 3),
+    "ship": (2, 10),
+    "car": (1, 6),
+    "coach": (1, 6),
+    "train": (1, 6),
+    "plane": (1, 10),
+    "airplane": (1, 10),
+    "aeroplane": (1, 10),
+    "bus": (1, 3),
+    "school bus": (1, 2),
+    "taxi": (1, 2),
+    "tram": (1, 2),
+    "scooter": (1, 2),
+    "skateboard": (1, 2),
+    "tractor": (1, 3),
+    "traffic": (1, 2),
+    "lake": (1, 3),
+}
+# how far across a place is, in km (not a route: a ride along a path is not its length)
+_KM = {
+    "lake": (2, 30),
+    "island": (2, 40),
+    "marathon": (42, 42),
+}
+# a slower pace for words that say so ("only ... because of the traffic"): these set the sizes
+# of their whole sentence, before the nouns they slow down (``OVERRIDES``)
+_SLOW_SPEED = {"traffic": ((10, 30), (3, 8)), "jam": ((5, 20), (1, 5))}
 _SPEED_BY_CLASS = {
     "vehicle": ((30, 100), (8, 25)),
     "animal": ((5, 30), (2, 8)),
@@ -218,6 +261,7 @@ _MINUTES = {
     "walk": (10, 90),
     "bike ride": (20, 120),
 }
+_HOURS_BY_CLASS = {"vehicle": (1, 5), "animal": (1, 2), "person": (1, 3)}
 _ROLE_DEFAULTS: dict[str, dict[str, Range]] = {
     "area": {"m": (4, 30)},
     "panel": {"cm": (8, 40)},
@@ -235,13 +279,20 @@ def _table() -> dict[str, dict[str, Range]]:
         out.setdefault(noun, {}).update(units)
     for noun, (kmh, ms) in _SPEED.items():
         out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
+    for noun, (kmh, ms) in _SLOW_SPEED.items():
+        out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
     for noun, r in _MINUTES.items():
         out.setdefault(noun, {})["min"] = r
+    for noun, r in _HOURS.items():
+        out.setdefault(noun, {})["h"] = r
+    for noun, r in _KM.items():
+        out.setdefault(noun, {})["km"] = r
     return out
 
 
 SIZES: Mapping[str, Mapping[str, Range]] = _table()
-UNITS = ("m", "cm", "km/h", "m/s", "min")
+OVERRIDES = frozenset(_SLOW_SPEED)
+UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km")
 
 
 def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:
@@ -259,7 +310,7 @@ def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) 
     for c in ("vehicle", "animal", "person"):
         if c in cls:
             kmh, ms = _SPEED_BY_CLASS[c]
-            out.update({"km/h": kmh, "m/s": ms})
+            out.update({"km/h": kmh, "m/s": ms, "h": _HOURS_BY_CLASS[c]})
             break
     if found:
         out.update(found)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,9 @@ from serving.roles import (
     ROLE_BY_NAME,
     ROLE_TOKEN,
     Instance,
+    contents_of,
     fits,
+    holders_of,
     instances,
     names_used,
 )
@@ -298,6 +300,31 @@ class Cast:
     people: dict[int, tuple[str, str, str, str]]
 
 
+_FOODS = frozenset(
+    "egg sandwich apple orange cookie sweet biscuit bun muffin cupcake potato yogurt".split()
+)
+
+
+def _paired_pools(forms: Mapping[str, tuple[str, str]]) -> dict[str, Sequence[tuple[str, str]]]:
+    """Pools for the roles still to fill that go with a keyword already cast: the contents of
+    a container (seed trays hold seeds), the holders of a thing (eggs go in egg boxes)."""
+    out: dict[str, Sequence[tuple[str, str]]] = {}
+    for key, (sing, _plural) in forms.items():
+        role = key.rstrip("23456789")
+        if role == "cont":
+            inside = contents_of(sing)
+            if inside:
+                out.setdefault("thing", inside)
+                foods = [p for p in inside if p[0].rsplit(" ", 1)[-1] in _FOODS]
+                if foods:
+                    out.setdefault("food", foods)
+        elif role in ("thing", "food"):
+            holders = holders_of(sing)
+            if holders:
+                out.setdefault("cont", holders)
+    return out
+
+
 def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Cast:
     """The cast of ``skeleton`` (numbers filled or still ``<num>``) for a request's ``nouns``:
     keywords in the roles :func:`bind` gives them, pool nouns (seeded) for the other roles,
@@ -317,11 +344,14 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
+    paired = _paired_pools(forms)
     for inst in instances(skeleton):
         if inst.key in forms:
             continue
         pool = [
-            p for p in ROLE_BY_NAME[inst.role].pool if p[0].rsplit(" ", 1)[-1] not in used_heads
+            p
+            for p in paired.get(inst.role) or ROLE_BY_NAME[inst.role].pool
+            if p[0].rsplit(" ", 1)[-1] not in used_heads
         ]
         one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))
         used_heads.add(one.rsplit(" ", 1)[-1])
@@ -345,9 +375,9 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
 
 def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dict[str, Any]]:
     """Per sentence of ``skeleton``, the plausible sizes of what its nouns measure
-    (``serving.sizes``): each role's keyword or pool noun, then the skeleton's own words
-    ("A football pitch is <num> m wide")."""
-    from serving.sizes import size_of
+    (``serving.sizes``): the skeleton's own words ("A football pitch is <num> m wide"), then
+    each role's keyword or pool noun."""
+    from serving.sizes import OVERRIDES, size_of
 
     classes = {
         Instance(b.role, b.index).key: by.classes
@@ -358,6 +388,15 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
     out: list[dict[str, Any]] = []
     for sentence in _SENTENCE.split(" ".join(skeleton.split())):
         sizes: dict[str, Any] = {}
+        # the skeleton's own words first: its author wrote them for this number ("at only
+        # <num> km per hour because of the traffic", "A football pitch is <num> m wide")
+        words = re.findall(r"[a-z]+", literal_text(sentence).lower())
+        for word in OVERRIDES.intersection(words):
+            sizes.update(size_of(word))
+        for i, word in enumerate(words):
+            for phrase in (" ".join(words[i : i + 2]), word):
+                for unit, r in size_of(phrase).items():
+                    sizes.setdefault(unit, r)
         for m in ROLE_TOKEN.finditer(sentence):
             key = m.group("role") + (m.group("inst") or "")
             sing = cast.forms.get(key, ("", ""))[0]
@@ -365,11 +404,6 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
                 sing, role=m.group("role"), classes=classes.get(key, ())
             ).items():
                 sizes.setdefault(unit, r)
-        words = re.findall(r"[a-z]+", literal_text(sentence).lower())
-        for i, word in enumerate(words):
-            for phrase in (" ".join(words[i : i + 2]), word):
-                for unit, r in size_of(phrase).items():
-                    sizes.setdefault(unit, r)
         out.append(sizes)
     return out
 

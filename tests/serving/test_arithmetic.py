@@ -125,3 +125,11 @@ def test_fuzz_only_equation_errors(expr: str) -> None:
     except EquationError:
         return
     assert abs(value) <= 1e12
+
+
+def test_quotients_lists_every_division_in_order() -> None:
+    from serving.arithmetic import quotients
+
+    assert quotients("45 / 10 * 18") == [4.5]
+    assert quotients("(3 + 4) / 7 + 8 / 2") == [1.0, 4.0]
+    assert quotients("2 * 3") == []

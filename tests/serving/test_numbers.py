@@ -132,3 +132,28 @@ def test_a_degenerate_loop_of_slots_is_filled_once_without_a_search() -> None:
     assert fill_numbers(short, "n2 - n1 - n1", seed=3) != fill_numbers(
         short, "n2 - n1 - n1", seed=3, max_tries=1
     )  # below the cap the search runs
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_every_division_on_the_way_is_whole(seed: int) -> None:
+    # 45 muffins do not fill boxes of 10, even when 4.5 boxes at $18 make a whole $81
+    sk = (
+        "The bakery has <num> muffins. It packs them in boxes of <num> and sells each box for "
+        "$<num>. How much money does the bakery get if it sells all the boxes?"
+    )
+    muffins, per_box, _price = (
+        float(x)
+        for x in re.findall(
+            r"\d+(?:\.\d+)?", fill_numbers(sk, "n1 / n2 * n3", topic="mixed operations", seed=seed)
+        )
+    )
+    assert muffins % per_box == 0
+    # a fraction of something is a part by design
+    frac = "A jug of juice fills <num> cups. <name> pours out <num>/<num> of the jug. How many cups does <he> fill?"
+    cups, num, den = (
+        int(x)
+        for x in re.findall(
+            r"\d+", fill_numbers(frac, "n2 / n3 * n1", topic="fractions", seed=seed)
+        )
+    )
+    assert cups * num % den == 0

@@ -152,3 +152,15 @@ def test_scene_phrases(word: str, classes: tuple[str, ...], phrase: str | None) 
     from serving.story import setting_phrase
 
     assert setting_phrase(NounInfo(word, word, classes[0], frozenset(classes), False)) == phrase
+
+
+def test_a_container_keyword_gets_its_own_contents_and_a_thing_its_own_holder() -> None:
+    from serving.lexicon import NounInfo
+    from serving.story import cast_story
+
+    sk = "<name> fills <num> <cont:pl> with <thing:pl>. <he> puts <num> <thing:pl> in each <cont>."
+    for seed in range(8):
+        trays = NounInfo("seed trays", "seed tray", "container", frozenset({"container"}), False)
+        assert cast_story(sk, [trays], seed=seed).forms["thing"][0] in ("seed", "seedling")
+        eggs = NounInfo("eggs", "egg", "food", frozenset({"food"}), False)
+        assert cast_story(sk, [eggs], seed=seed).forms["cont"][0] in ("egg box", "carton", "basket")
