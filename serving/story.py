@@ -301,7 +301,8 @@ class Cast:
 
 
 _FOODS = frozenset(
-    "egg sandwich apple orange cookie sweet biscuit bun muffin cupcake potato yogurt".split()
+    {"egg", "sandwich", "apple", "orange", "cookie", "sweet", "biscuit", "bun", "muffin"}
+    | {"cupcake", "potato", "yogurt"}
 )
 
 

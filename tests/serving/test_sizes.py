@@ -67,15 +67,24 @@ def _told(skeleton: str, equation: str, nouns: list[NounInfo], topic: str, seed:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_journeys_last_believable_hours_and_lakes_are_not_seas(seed: int) -> None:
-    ride = "<name> rides a horse along the <route> at <num> km per hour. The ride lasts <num> hours. How many km does <name> ride?"
+    ride = (
+        "<name> rides a horse along the <route> at <num> km per hour. "
+        "The ride lasts <num> hours. How many km does <name> ride?"
+    )
     speed, hours = (int(x) for x in re.findall(r"\d+", _told(ride, "n1 * n2", [], "speed", seed)))
     assert 10 <= speed <= 40 and 2 <= hours <= 3  # a factor of 1 hour is trivial
 
-    lake = "A boat sails across a lake at <num> km per hour. The crossing takes <num> hours. How many km wide is the lake?"
+    lake = (
+        "A boat sails across a lake at <num> km per hour. "
+        "The crossing takes <num> hours. How many km wide is the lake?"
+    )
     speed, hours = (int(x) for x in re.findall(r"\d+", _told(lake, "n1 * n2", [], "speed", seed)))
     assert 2 <= speed * hours <= 30
 
     # the author's own words set the pace of their sentence, before the noun they slow down
-    jam = "A bus in the city moves at only <num> km per hour because of the traffic. It drives for <num> hours. How many km does the bus travel?"
+    jam = (
+        "A bus in the city moves at only <num> km per hour because of the traffic. "
+        "It drives for <num> hours. How many km does the bus travel?"
+    )
     speed, hours = (int(x) for x in re.findall(r"\d+", _told(jam, "n1 * n2", [], "speed", seed)))
     assert 10 <= speed <= 30 and hours <= 2
