@@ -149,7 +149,10 @@ def test_every_division_on_the_way_is_whole(seed: int) -> None:
     )
     assert muffins % per_box == 0
     # a fraction of something is a part by design
-    frac = "A jug of juice fills <num> cups. <name> pours out <num>/<num> of the jug. How many cups does <he> fill?"
+    frac = (
+        "A jug of juice fills <num> cups. <name> pours out <num>/<num> of the jug. "
+        "How many cups does <he> fill?"
+    )
     cups, num, den = (
         int(x)
         for x in re.findall(
