@@ -79,6 +79,55 @@ def names_literally(skeleton: str, keyword: str) -> bool:
     return False
 
 
+_DETERMINERS = frozenset(
+    {"a", "an", "the", "this", "that", "each", "every", "his", "her", "their", "its", "my"}
+    | {"our", "one", "<num>", "<his>", "<his2>", "<his3>"}
+)
+
+
+def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
+    """Where the skeleton's own words name the head of a multi-word keyword right after a
+    determiner ("A recipe needs ..." for "cake recipe"), so the keyword can be written there
+    whole ("A cake recipe needs ..."); None for a one-word keyword or no such place."""
+    sing, plural = noun_forms(keyword)
+    if " " not in sing:
+        return None
+    if _words_in_one_sentence(skeleton, sing):
+        return None  # "the election for school captain" already says "school election"
+    heads = {sing.rsplit(" ", 1)[-1], plural.rsplit(" ", 1)[-1]}
+    alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
+    for m in re.finditer(rf"(?<![\w<:'-])(?:{alternatives})(?![\w>:'-])", skeleton, re.I):
+        prev = re.search(r"(\S+)\s+$", skeleton[: m.start()])
+        word = prev.group(1).lower() if prev else ""
+        if not word or word in _DETERMINERS or word.endswith("'s") or word[:1].isdigit():
+            return m
+    return None
+
+
+def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
+    words = set(re.findall(r"[a-z]+", phrase.lower()))
+    return any(
+        words <= set(re.findall(r"[a-z]+", literal_text(sentence).lower()))
+        for sentence in _SENTENCE.split(skeleton)
+    )
+
+
+def _widen_heads(skeleton: str, bindings: Sequence[Binding]) -> str:
+    """The skeleton with each multi-word keyword bound by its head written whole there."""
+    for b in bindings:
+        if b.role != "literal" or names_literally(skeleton, b.keyword):
+            continue
+        m = _head_site(skeleton, b.keyword)
+        if m is None:
+            continue
+        sing, plural = noun_forms(b.keyword)
+        whole = plural if m.group(0).lower() == plural.rsplit(" ", 1)[-1].lower() else sing
+        if m.group(0)[:1].isupper():
+            whole = whole[:1].upper() + whole[1:]
+        skeleton = skeleton[: m.start()] + whole + skeleton[m.end() :]
+    return skeleton
+
+
 def _specificity(role: str) -> int:
     return -len(ROLE_BY_NAME[role].accepts)
 
@@ -97,7 +146,11 @@ def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[
     name_slots = list(range(1, n_names + 1))
     for info in nouns:
         kw = info.keyword
-        if names_literally(skeleton, kw):
+        if (
+            names_literally(skeleton, kw)
+            or _head_site(skeleton, kw) is not None
+            or (" " in kw.strip() and _words_in_one_sentence(skeleton, noun_forms(kw)[0]))
+        ):
             bindings.append(Binding(kw, "literal", 0))
         elif info.proper:
             if name_slots:
@@ -427,7 +480,7 @@ def render_story(
             return plural if m.group("pl") else sing
         return sing if cue == "sing" else plural
 
-    text = ROLE_TOKEN.sub(role_sub, " ".join(skeleton.split()))
+    text = ROLE_TOKEN.sub(role_sub, _widen_heads(" ".join(skeleton.split()), bindings))
     text = NAME_TOKEN.sub(lambda m: chosen[int(m.group("inst") or 1)][0], text)
     pron_at = {"he": 1, "him": 2, "his": 3}
     text = PRONOUN_TOKEN.sub(

@@ -164,3 +164,21 @@ def test_a_container_keyword_gets_its_own_contents_and_a_thing_its_own_holder() 
         assert cast_story(sk, [trays], seed=seed).forms["thing"][0] in ("seed", "seedling")
         eggs = NounInfo("eggs", "egg", "food", frozenset({"food"}), False)
         assert cast_story(sk, [eggs], seed=seed).forms["cont"][0] in ("egg box", "carton", "basket")
+
+
+def test_a_multi_word_keyword_is_written_whole_where_the_skeleton_names_its_head() -> None:
+    from serving.lexicon import NounInfo
+    from serving.story import bind, render_story
+
+    recipe = NounInfo("cake recipe", "recipe", "abstract", frozenset({"abstract"}), False)
+    sk = "A recipe needs 250 grams of flour. <name> has 50 grams. How many more grams?"
+    bindings, unused = bind(sk, [recipe])
+    assert [b.role for b in bindings] == ["literal"] and not unused
+    assert render_story(sk, [recipe], seed=1).text.startswith("A cake recipe needs 250 grams")
+    trees = NounInfo("apple trees", "tree", "plant", frozenset({"plant"}), False)
+    assert "has 35 apple trees." in render_story("The farm has 35 trees.", [trees]).text
+    # a head behind its own modifier is left alone, and so is a phrase already said in words
+    assert bind("The old recipe needs 2 eggs.", [recipe])[1]
+    election = NounInfo("school election", "election", "event", frozenset({"event"}), False)
+    sk = "40 students vote in the election for school captain. Who wins?"
+    assert render_story(sk, [election]).text == sk
