@@ -222,7 +222,14 @@ _TIME_WORDS = re.compile(
     re.I,
 )
 _OPENER = re.compile(r"^(?:at|in|on|for|during|after|before|when|last|this|every)\b", re.I)
-_PERSON_FIRST = re.compile(r"^(?:<name\d?>|(?:<num>|\d+) <people\d?(?::pl)?>|<people\d?(?::pl)?>)")
+_PERSON_FIRST = re.compile(
+    r"^(?:<name\d?>|(?:<num>|\d+|an?|the) <(?:people|mover|animal)\d?(?::pl)?>"
+    r"|<people\d?(?::pl)?>)",
+    re.I,
+)
+# a problem that opens on one of its roles ("Maya ...", "A <cont> held ..."), not on nouns of
+# its own ("a bag of food for the goats", "a square has 4 sides"), can take a scene
+_ROLE_FIRST = re.compile(r"^(?:(?:<num>|\d+|an?|the)\s+)?<[a-z]+\d?(?::pl)?>", re.I)
 _ON_EVENTS = frozenset(
     {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
 )
@@ -322,6 +329,10 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
     if "event" in info.classes and not _PERSON_FIRST.match(text):
         # "On the school trip, a picture book has 4 pages" reads as nonsense: an occasion is
         # a scene only for a problem whose people act in it ("At the fair, Maya buys ...")
+        return False
+    if not _ROLE_FIRST.match(text):
+        # "At the lemonade stand, a bag of food for the goats costs $10": a scene opens a
+        # problem about its own roles, not one written about nouns of its own
         return False
     phrase = setting_phrase(info) or ""
     if phrase.startswith(("In the", "At night", "During", "On ")) and "time" in info.classes:

@@ -182,3 +182,14 @@ def test_a_multi_word_keyword_is_written_whole_where_the_skeleton_names_its_head
     election = NounInfo("school election", "election", "event", frozenset({"event"}), False)
     sk = "40 students vote in the election for school captain. Who wins?"
     assert render_story(sk, [election]).text == sk
+
+
+def test_a_scene_never_opens_a_problem_written_about_nouns_of_its_own() -> None:
+    from serving.lexicon import NounInfo
+    from serving.story import allows_setting
+
+    stand = NounInfo("lemonade stand", "stand", "store", frozenset({"store"}), False)
+    goats = "A bag of food for the goats costs $<num>. <name> buys <num> bags. How much?"
+    assert not allows_setting(goats, stand)
+    assert allows_setting("<name> buys <num> <thing:pl> for $<num> each. How much?", stand)
+    assert allows_setting("A <cont> held <num> <food:pl>. How many are left?", stand)
