@@ -46,7 +46,7 @@ _ITEM = re.compile(
 SLOT_TOKEN = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
 _GRADE = re.compile(r"grade (\d+)")
 _SLOT_REF = re.compile(r"(?<![\w.])n\s?(\d+)(?![\w.])")
-_WORD = re.compile(r"\s*([A-Za-z]+|%)")
+_WORD = re.compile(r"\s*(?:(?:more|fewer|extra|new|other)\s+(?=[A-Za-z]))?([A-Za-z]+|%)")
 
 
 @dataclass(frozen=True)
@@ -100,6 +100,7 @@ UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int]]] = {
     "second": (5, (20, 30, 45, 60)),
     "year": (2, (6, 8, 10, 12)),
     "month": (2, (6, 9, 12, 12)),
+    "goal": (1, (4, 6, 8, 10)),  # a football team scores a handful, not 134
 }
 
 
