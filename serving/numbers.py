@@ -167,6 +167,12 @@ def _unit(word: str) -> str:
     return _MEASURE_ALIASES.get(w, w)
 
 
+def is_unit_word(word: str) -> bool:
+    """Whether ``word`` is a unit numbers are counted or measured in ("days", "km", "minutes")."""
+    unit = _unit(word)
+    return unit in UNIT_RANGES or unit in MEASURE_RANGES or unit.startswith("minute")
+
+
 @dataclass(frozen=True)
 class _Slot:
     """One ``<num>`` of the text: where it is and what it counts."""
@@ -339,6 +345,7 @@ def _acceptable(value: float, *, cents: bool, kind: str) -> bool:
     return math.isclose(scaled, round(scaled), abs_tol=1e-6)
 
 
+_HOW_MANY = re.compile(r"\bhow many\b", re.I)
 _HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
 _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
 
@@ -435,6 +442,8 @@ def fill_numbers(
     cents = name == "money"
     slots = _slots(text, equation)
     kind = _answer_kind(text)
+    # "How many comics can she buy?" is a count even in a money problem: 11.70 comics is wrong
+    cents = cents and not _HOW_MANY.search(_SENTENCE_END.split(text.strip())[-1])
     # a fraction or a percentage of something is a part by design ("5 / 6 * 12")
     whole_parts = kind != "whole" or name in ("fractions", "percentages")
     plan, answer_size = (

@@ -94,6 +94,10 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
         return None
     if _words_in_one_sentence(skeleton, sing):
         return None  # "the election for school captain" already says "school election"
+    from serving.numbers import is_unit_word
+
+    if is_unit_word(sing.rsplit(" ", 1)[-1]):
+        return None  # "7 days in a week" is not "7 school days in a week"
     heads = {sing.rsplit(" ", 1)[-1], plural.rsplit(" ", 1)[-1]}
     alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
     for m in re.finditer(rf"(?<![\w<:'-])(?:{alternatives})(?![\w>:'-])", skeleton, re.I):
@@ -279,6 +283,7 @@ _IN_PLACES = frozenset(
         "yard",
     }
 )
+_MEALS = frozenset({"breakfast", "lunch", "dinner", "tea", "supper", "lunchtime"})
 _WEEKDAYS = frozenset(
     {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
 )
@@ -298,6 +303,8 @@ def setting_phrase(info: NounInfo) -> str | None:
     if "event" in classes:
         if kw.lower() == "sports day" or head in _WEEKDAYS:
             return f"On {kw}"
+        if kw.lower() in _MEALS:
+            return f"At {kw}"  # "At lunch", not "At the lunch"
         return f"On the {kw}" if head in _ON_EVENTS else f"At the {kw}"
     if classes & {"place", "store"} and not classes & {"person", "food", "animal"}:
         if head in _ON_PLACES:
@@ -337,6 +344,8 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
     phrase = setting_phrase(info) or ""
     if phrase.startswith(("In the", "At night", "During", "On ")) and "time" in info.classes:
         return not _TIME_WORDS.search(text)
+    if info.keyword.lower() in _MEALS and _TIME_WORDS.search(text):
+        return False  # "At lunch, Lena's summer holiday lasts 2 weeks"
     return not _SCENE_WORDS.search(words)
 
 
