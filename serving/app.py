@@ -43,7 +43,14 @@ from serving.schemas import (
     WordProblemOutput,
 )
 from serving.settings import ServingSettings
-from serving.topics import artifact_topics, canonical_topic, synonyms_for, unknown_topic_message
+from serving.topics import (
+    SUPPORTED_TOPICS,
+    artifact_topics,
+    request_topic,
+    synonyms_for,
+    topic_pattern,
+    unknown_topic_message,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -138,6 +145,36 @@ def _keys_must_match(node: Any) -> None:
     elif isinstance(node, list):
         for child in node:
             _keys_must_match(child)
+
+
+def _publish_topics(schema: dict[str, Any], topics: tuple[str, ...]) -> None:
+    """Narrow the topic fields of ``schema`` to the names the server answers for ``topics``.
+
+    The word-problem ``topic`` and the question ``topic_id`` get the pattern of exactly those
+    names (serving.topics.topic_pattern: any case, '-'/'_' between words, '&', plurals): an
+    ``enum`` of the synonyms as written would call "Fractions" invalid, which the server takes.
+    Only topics the request schema knows are published (it refuses the others).
+    """
+    served = [t for t in topics if t in SUPPORTED_TOPICS]
+    if not served:
+        return
+    fields = []
+    word = schema.get("components", {}).get("schemas", {}).get("WordProblemInput", {})
+    fields.append(word.get("properties", {}).get("topic"))
+    question = schema.get("paths", {}).get(f"{QUESTIONS_API}/generate", {}).get("get", {})
+    for param in question.get("parameters", []):
+        if param.get("name") == "topic_id" and param.get("in") == "query":
+            fields.append(param.get("schema"))
+    description = (
+        "a supported topic or a synonym (any case, singular or plural, '-' or '_' between "
+        f"words, '&' for 'and'): {', '.join(served)} (GET /api/v1/ai/models lists the synonyms)"
+    )
+    for field_schema in fields:
+        if field_schema is None:
+            continue
+        field_schema["pattern"] = topic_pattern(served)
+        field_schema["examples"] = [*served, *synonyms_for(served)]
+        field_schema["description"] = description
 
 
 def _debug() -> bool:
@@ -280,18 +317,7 @@ def create_app(
         schema = default_openapi()
         _keys_must_match(schema)
         if rt.generator is not None:
-            topics = list(artifact_topics(getattr(rt.generator, "manifest", None)))
-            props = schema.get("components", {}).get("schemas", {}).get("WordProblemInput", {})
-            topic = props.get("properties", {}).get("topic")
-            if topics and topic is not None:
-                # the names the server answers, as written; it also takes other cases and
-                # singular/plural forms of them, which a JSON-schema enum cannot say
-                topic["enum"] = sorted({*topics, *synonyms_for(topics)})
-                topic["examples"] = topics
-                topic["description"] = (
-                    "a supported topic or a synonym (any case, singular or plural): "
-                    f"{', '.join(topics)} (GET /api/v1/ai/models lists the synonyms)"
-                )
+            _publish_topics(schema, artifact_topics(getattr(rt.generator, "manifest", None)))
         return schema
 
     app.openapi = openapi_with_topics  # type: ignore[method-assign]
@@ -406,7 +432,7 @@ def create_app(
         model = _model("generator")
         # The schema mapped synonyms to a canonical topic; this artifact may serve fewer.
         topics = artifact_topics(getattr(model, "manifest", None))
-        topic = canonical_topic(body.topic, topics)
+        topic = request_topic(body.topic, topics)
         if topic is None:
             raise RequestError("topic", unknown_topic_message(body.topic, topics))
         deadline = time.monotonic() + 0.8 * rt.settings.request_timeout_s
@@ -446,7 +472,7 @@ def create_app(
         """One AI word problem for a backend topic id (mapped through the topic synonyms)."""
         model = _model("generator")
         topics = artifact_topics(getattr(model, "manifest", None))
-        topic = canonical_topic(query.topic_id, topics)
+        topic = request_topic(query.topic_id, topics)
         if topic is None:
             raise RequestValidationError(
                 [

@@ -359,11 +359,11 @@ def generate_question(
     naming ``topic_id`` for a topic the generator does not serve)."""
     from serving.errors import RequestError
     from serving.practice import grade_prefix, themes_for
-    from serving.topics import canonical_topic, unknown_topic_message
+    from serving.topics import request_topic, unknown_topic_message
 
     b = backend or load_backend()
     topics = _topics(b)
-    topic = canonical_topic(topic_id, topics)
+    topic = request_topic(topic_id, topics)
     if topic is None:
         raise RequestError("topic_id", unknown_topic_message(topic_id, topics))
     out = generate_ai_word_problem(

@@ -22,10 +22,11 @@ from pydantic import (
     Tag,
     model_validator,
 )
+from pydantic.config import JsonDict
 
 from data.schema import ACTIVITIES
 from serving import ids, limits
-from serving.topics import SUPPORTED_TOPICS, canonical_topic, unknown_topic_message
+from serving.topics import SUPPORTED_TOPICS, request_topic, topic_pattern, unknown_topic_message
 
 # Largest attempts_per_topic value accepted; the features count at most
 # features.summary.MAX_SUMMARY_COUNT of them (docs/serving.md).
@@ -97,9 +98,11 @@ class Attempt(_Strict):
     activity: Activity = "quiz"
 
 
-# "At least one topic" (checked in _check_totals), published in the schema so that a request
-# valid against the OpenAPI document is not refused: one of the per-topic fields names a topic.
-_AT_LEAST_ONE_TOPIC = {
+# Rules across fields (checked in _check_totals), published as far as JSON Schema can say them so
+# that a request valid against the OpenAPI document is not refused. "At least one topic": one of
+# the per-topic fields names a topic. "A count goes beside its average": counts need averages
+# (that each count's topic has an average, JSON Schema cannot say: keys of two objects).
+_CROSS_FIELD_SCHEMA: JsonDict = {
     "anyOf": [
         {"required": [name], "properties": {name: {"type": "object", "minProperties": 1}}}
         for name in (
@@ -108,14 +111,40 @@ _AT_LEAST_ONE_TOPIC = {
             "time_spent_per_topic_minutes",
             "recent_attempts",
         )
-    ]
+    ],
+    "if": {
+        "required": ["attempts_per_topic"],
+        "properties": {"attempts_per_topic": {"type": "object", "minProperties": 1}},
+    },
+    "then": {
+        "required": ["average_score_per_topic"],
+        "properties": {"average_score_per_topic": {"minProperties": 1}},
+    },
 }
+# What the schema cannot say; the server answers 422 naming the field (docs/errors.md).
+_CROSS_FIELD_RULES = (
+    "Rules across fields that JSON Schema cannot state, checked by the server (422): at most "
+    f"{limits.MAX_TOPICS} distinct topics across the per-topic fields; at most "
+    f"{limits.MAX_TOTAL_EVENTS} events (recent_attempts + recent_quiz_scores + "
+    "average_score_per_topic entries); every attempts_per_topic key is also an "
+    "average_score_per_topic key; no recent_attempts timestamp after now (without now: the "
+    "server's clock)."
+)
+
+
+def _input_schema(summary: str) -> JsonDict:
+    return {**_CROSS_FIELD_SCHEMA, "description": f"{summary} {_CROSS_FIELD_RULES}"}
 
 
 class WeaknessPredictionInput(_Strict):
     """A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_AT_LEAST_ONE_TOPIC)
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_input_schema(
+            "A learner's summary and (optionally) recent attempts; docs/serving.md maps each field."
+        ),
+    )
 
     user_id: Annotated[
         str,
@@ -239,10 +268,22 @@ class WeaknessPredictionOutput(BaseModel):
 
 def _canonical_topic(name: str) -> str:
     # A synonym ("sums", "percent") becomes its canonical topic before prompting.
-    topic = canonical_topic(name)
+    topic = request_topic(name, SUPPORTED_TOPICS)
     if topic is None:
         raise ValueError(unknown_topic_message(name, SUPPORTED_TOPICS))
     return topic
+
+
+def _known_topic(name: str) -> str:
+    # The name itself is kept (the answer echoes it); only its topic is checked here.
+    _canonical_topic(name)
+    return name
+
+
+# Exactly the names _canonical_topic accepts (any case, '-'/'_' between words, '&' for "and",
+# plurals): published as the topic fields' pattern. The served app narrows it to the loaded
+# generator's topics (serving.app).
+TOPIC_NAME_PATTERN = topic_pattern(SUPPORTED_TOPICS)
 
 
 def _complete_length(n: int) -> int:
@@ -259,10 +300,13 @@ class WordProblemInput(_Strict):
 
     topic: Annotated[
         str,
-        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
+        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN),
         AfterValidator(_canonical_topic),
         # the served app names the loaded generator's topics here (serving.app)
-        Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
+        Field(
+            description="a supported topic or a synonym (GET /api/v1/ai/models lists them)",
+            json_schema_extra={"pattern": TOPIC_NAME_PATTERN},
+        ),
     ]
     keywords: Annotated[
         list[
@@ -381,25 +425,46 @@ Keyword = Annotated[
     StringConstraints(min_length=1, max_length=limits.MAX_KEYWORD_LEN, pattern=_WORD_PATTERN),
 ]
 Grade = Annotated[int, Field(ge=limits.GRADE_RANGE[0], le=limits.GRADE_RANGE[1])]
+# In a JSON body integers are strict like every number (false is not 0); a query string is
+# text, so the question query keeps the lax Grade.
+StrictGrade = Annotated[
+    int, Strict(), Field(ge=limits.GRADE_RANGE[0], le=limits.GRADE_RANGE[1]), JSON_INT
+]
 
 
 class PracticeSetInput(WeaknessPredictionInput):
     """A learner's summary (the weakness input) and what the practice set should hold."""
 
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=_input_schema(
+            "A learner's summary (the weakness input) and what the practice set should hold."
+        ),
+    )
+
     n_topics: Annotated[
-        int, Field(ge=limits.PRACTICE_TOPICS_RANGE[0], le=limits.PRACTICE_TOPICS_RANGE[1])
+        int,
+        Strict(),
+        Field(ge=limits.PRACTICE_TOPICS_RANGE[0], le=limits.PRACTICE_TOPICS_RANGE[1]),
+        JSON_INT,
     ] = Field(default=limits.DEFAULT_PRACTICE_TOPICS, description="weakest topics to practise")
     problems_per_topic: Annotated[
-        int, Field(ge=limits.PRACTICE_PROBLEMS_RANGE[0], le=limits.PRACTICE_PROBLEMS_RANGE[1])
+        int,
+        Strict(),
+        Field(ge=limits.PRACTICE_PROBLEMS_RANGE[0], le=limits.PRACTICE_PROBLEMS_RANGE[1]),
+        JSON_INT,
     ] = limits.DEFAULT_PRACTICE_PROBLEMS
-    grade: Grade | None = Field(
+    grade: StrictGrade | None = Field(
         default=None, description="the learner's school grade: the problems' numbers fit it"
     )
     keywords: Annotated[list[Keyword], Field(max_length=limits.MAX_KEYWORDS)] = Field(
         default_factory=list,
         description="themes the learner likes, used in the problems where a role fits them",
     )
-    seed: Annotated[int, Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1])] | None = None
+    seed: (
+        Annotated[int, Strict(), Field(ge=limits.SEED_RANGE[0], le=limits.SEED_RANGE[1]), JSON_INT]
+        | None
+    ) = None
 
 
 class Reason(BaseModel):
@@ -467,8 +532,12 @@ class QuestionQuery(_Strict):
     )
     topic_id: Annotated[
         str,
-        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN, pattern=_WORD_PATTERN),
-        Field(description="a generator topic or a synonym (GET /api/v1/ai/models lists them)"),
+        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN),
+        AfterValidator(_known_topic),
+        Field(
+            description="a generator topic or a synonym (GET /api/v1/ai/models lists them)",
+            json_schema_extra={"pattern": TOPIC_NAME_PATTERN},
+        ),
     ]
     keywords: Annotated[list[Keyword], Field(max_length=limits.MAX_KEYWORDS)] = Field(
         default_factory=list, description="repeat the parameter for several; default: a theme"

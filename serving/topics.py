@@ -15,6 +15,7 @@ that key serving assumes :data:`DEFAULT_TOPICS`, the 11 topics of the artifacts 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -182,6 +183,78 @@ def canonical_topic(name: str, supported: Iterable[str] | None = None) -> str | 
     if topic is None or (allowed is not None and normalise_topic(topic) not in allowed):
         return None
     return topic if allowed is None else allowed[normalise_topic(topic)]
+
+
+def _word_forms(word: str, *, plural: bool) -> list[str]:
+    """The spellings of one normalised word a request may use: itself, and with ``plural`` every
+    word :func:`_singular_word` maps to it ("sum" -> sum, sums)."""
+    if not plural:
+        return [word]
+    candidates = {word, word + "s", word + "es"}
+    if word.endswith("y"):
+        candidates.add(word[:-1] + "ies")
+    return sorted(w for w in candidates if _singular_word(w) == word)
+
+
+def _word_regex(forms: list[str]) -> str:
+    # Any case, as normalise_topic lower-cases; letters only as [Aa] classes (JSON Schema
+    # patterns have no case-insensitive flag, and str.lower() maps a few non-ASCII letters,
+    # such as the Kelvin sign, to ASCII ones: those are refused, not guessed).
+    def one(form: str) -> str:
+        return "".join(f"[{c}{c.upper()}]" if c.isalpha() else re.escape(c) for c in form)
+
+    alts = [one(f) for f in forms]
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+
+# Between two words: spaces, '-' or '_' (normalise_topic reads them as one space); "and" may
+# also be written '&'.
+_SEP = "[ _-]+"
+_AND = "(?:[ _-]+[Aa][Nn][Dd][ _-]+|[ _-]*&[ _-]*)"
+
+
+def _key_regex(key: str, *, plural: bool) -> str:
+    words = key.split(" ")
+    out = _word_regex(_word_forms(words[0], plural=plural))
+    after_and = False
+    for word in words[1:]:
+        if word == "and":
+            out += _AND
+            after_and = True
+            continue
+        out += ("" if after_and else _SEP) + _word_regex(_word_forms(word, plural=plural))
+        after_and = False
+    return out
+
+
+def topic_pattern(supported: Iterable[str]) -> str:
+    """A regular expression (JSON Schema / ECMA-262 subset) matching exactly the topic names a
+    request may use for ``supported``: each topic and synonym in any case, with '-', '_' or
+    spaces between words, '&' for "and", plural or singular words where :func:`canonical_topic`
+    reads them so, with spaces around. :func:`request_topic` accepts exactly these names, so the
+    published schema and the server agree.
+    """
+    allowed = {normalise_topic(t) for t in supported}
+    exact = allowed | {k for k, t in _EXACT.items() if normalise_topic(t) in allowed}
+    singular = {k for k, t in _SINGULAR.items() if normalise_topic(t) in allowed}
+    alts = sorted({_key_regex(k, plural=False) for k in exact if k})
+    alts += sorted({_key_regex(k, plural=True) for k in singular if k} - set(alts))
+    return "^ *(?:" + "|".join(alts) + ") *$"
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_pattern(supported: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(topic_pattern(supported))
+
+
+def request_topic(name: str, supported: Iterable[str]) -> str | None:
+    """The canonical topic of a request's topic name, or None: :func:`canonical_topic` for the
+    names :func:`topic_pattern` publishes, None for the rest (stray punctuation such as
+    "shopping*" or "fractions!" once read as a topic, and is not in the published schema)."""
+    topics = tuple(supported)
+    if not isinstance(name, str) or _compiled_pattern(topics).fullmatch(name) is None:
+        return None
+    return canonical_topic(name, topics)
 
 
 def synonyms_for(topics: Iterable[str]) -> dict[str, str]:

@@ -311,7 +311,8 @@ def test_openapi_publishes_the_at_least_one_topic_rule(client: httpx.Client) -> 
     topic = schema["WordProblemInput"]["properties"]["topic"]
     served = client.get(f"{API}/models").json()["models"]
     topics = next(m["topics"] for m in served if m["name"] == "generator")
-    assert topic["examples"] == topics and all(t in topic["description"] for t in topics)
+    assert topic["examples"][: len(topics)] == topics
+    assert all(t in topic["description"] for t in topics)
     for name in topics:  # every published example is answered
         assert client.post(f"{API}/word-problem", json={**WORD, "topic": name}).status_code == 200
 
