@@ -280,7 +280,11 @@ def generate_ai_word_problem(
         raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
     seed = int(data.seed or 0)
     # the HTTP app's constraint: only skeletons of the bank that host the keywords
-    trie = b.bank.trie(data.topic, nouns) if nouns is not None and b.bank is not None else None
+    trie = (
+        b.bank.trie(data.topic, nouns, data.max_length)
+        if nouns is not None and b.bank is not None
+        else None
+    )
     return WordProblemOutput(
         **render(
             b.sequences(prompt, data.max_length, trie)[0],

@@ -1,7 +1,8 @@
 """Is a generated problem answerable by its own equation? (serving-reachable, stdlib only)
 
-A problem is consistent when its equation parses, uses exactly the numbers written (with digits)
-in the problem text, counted as a multiset, and evaluates to the stated answer. Two implicit
+A problem is consistent when its equation parses, uses every number written (with digits) in the
+problem text and no other (a number of the text may be used more than once: "60 - 60 * 20 /
+100"), and evaluates to the stated answer. Two implicit
 constants may appear in the equation beyond the text's numbers: 2 (doubling, halves, perimeter)
 and 100 (percentages); pass ``constants=()`` for the strict check. A negative value is never a
 school word problem's answer ("How many more apples does Tom need?" -> -7 means the model swapped
@@ -91,8 +92,11 @@ def check_consistency(
     missing = text_nums - eq_nums
     if missing:
         return ConsistencyResult(False, f"numbers_missing: {_fmt(missing)}", value)
-    extra = eq_nums - text_nums
-    extra_bad = Counter({n: c for n, c in extra.items() if n not in constants})
+    # a number of the text may be used twice ("60 - 60 * 20 / 100", "9 * 7 + 9 * 12"); a
+    # number the text never says may not, unless it is an implicit constant
+    extra_bad = Counter(
+        {n: c for n, c in eq_nums.items() if n not in text_nums and n not in constants}
+    )
     if extra_bad:
         return ConsistencyResult(False, f"numbers_extra: {_fmt(extra_bad)}", value)
     if value < -ABS_TOL:

@@ -110,7 +110,9 @@ class SkeletonBank:
             self._ids[target] = self.encode(target)
         return self._ids[target]
 
-    def compatible(self, topic: str, nouns: Sequence[Any]) -> list[str]:
+    def compatible(
+        self, topic: str, nouns: Sequence[Any], max_length: int | None = None
+    ) -> list[str]:
         """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them,
         or opens with them as the scene, ``serving.story.setting_phrase``): every keyword when
         some skeleton can, in a role of the maths before a scene, and skeletons that name a
@@ -118,8 +120,14 @@ class SkeletonBank:
         rest (``keywords_unused``), rather than a free decode that writes a muddle."""
         from serving.story import SETTING, bind
 
+        targets = list(self.targets.get(topic, ()))
+        if max_length is not None:
+            # a skeleton longer than the request's max_length would be cut before its
+            # equation: decode only those that fit (all of them when none does)
+            fit = [t for t in targets if len(self.ids(t)) < max_length]
+            targets = fit or targets
         scored = []
-        for t in self.targets.get(topic, ()):
+        for t in targets:
             bindings, unused = bind(t.partition(TARGET_SEP)[0], nouns)
             # a keyword in a role of the maths beats the same keyword as the scene, and a
             # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")
@@ -132,9 +140,10 @@ class SkeletonBank:
         fewest = min(n for n, _ in scored)
         return [t for n, t in scored if n == fewest]
 
-    def trie(self, topic: str, nouns: Sequence[Any]) -> Trie | None:
-        """The trie of the compatible targets (None for a topic the bank lacks: free decoding)."""
-        targets = self.compatible(topic, nouns)
+    def trie(self, topic: str, nouns: Sequence[Any], max_length: int | None = None) -> Trie | None:
+        """The trie of the compatible targets that fit in ``max_length`` tokens (None for a
+        topic the bank lacks: free decoding)."""
+        targets = self.compatible(topic, nouns, max_length)
         return Trie(self.ids(t) for t in targets) if targets else None
 
 

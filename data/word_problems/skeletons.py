@@ -179,11 +179,18 @@ def check_drawable(sk: Skeleton, *, tries: int = 40, seed: int = 0) -> list[str]
     """Grades at which the number sampler finds no whole, positive answer for ``sk`` (empty
     when every grade works): a skeleton whose equation cannot come out whole is useless."""
     from serving.arithmetic import EquationError, evaluate
+    from serving.consistency import check_consistency
     from serving.numbers import SLOT_TOKEN, fill_numbers
     from serving.prompt import render_slots
 
     text, equation = to_target(sk)
     bad = []
+    # the served check must accept the skeleton's own equation (each number of the text used
+    # as often as it is written, no constant the text does not say)
+    sample = SLOT_TOKEN.sub(" ", fill_numbers(text, equation, topic=sk.topic, seed=seed))
+    verdict = check_consistency(sample, render_slots(sample, equation))
+    if not verdict.ok and verdict.reason.startswith(("numbers_", "parse_", "no_")):
+        bad.append(f"the consistency check refuses its equation ({verdict.reason})")
     for grade in (1, 2, 3, 4, 5, 6):
         ok = 0
         for s in range(tries):

@@ -57,3 +57,13 @@ def test_trie_allows_only_continuations_then_nothing() -> None:
     assert trie.allowed([5, 6, 1]) is None  # a finished sequence: no constraint left
     assert trie.allowed([9]) is None  # left the trie
     assert isinstance(trie.allowed([5]), np.ndarray)
+
+
+def test_only_skeletons_that_fit_the_requests_length_are_decoded() -> None:
+    bank = _bank(HOLDS, SCENE_FREE)  # a word is a token here
+    nouns = [_noun("pens", "object")]
+    long_, short = len(HOLDS.split()), len(SCENE_FREE.split())
+    assert long_ > short
+    assert bank.compatible("addition", nouns, max_length=short + 1) == [SCENE_FREE]
+    # none fits: all compete (cut off rather than nothing)
+    assert set(bank.compatible("addition", nouns, max_length=3)) == {HOLDS, SCENE_FREE}
