@@ -61,7 +61,7 @@ def test_trie_allows_only_continuations_then_nothing() -> None:
 
 def test_only_skeletons_that_fit_the_requests_length_are_decoded() -> None:
     bank = _bank(HOLDS, SCENE_FREE)  # a word is a token here
-    nouns = [_noun("pens", "object")]
+    nouns = [_noun("cookies", "food")]  # both host it
     long_, short = len(HOLDS.split()), len(SCENE_FREE.split())
     assert long_ > short
     assert bank.compatible("addition", nouns, max_length=short + 1) == [SCENE_FREE]
