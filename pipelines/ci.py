@@ -200,7 +200,9 @@ def evaluator_for(model: str) -> Any:
 
     if model == "weakness":
         return pr.weakness_evaluator(FEATURES_TEST)
+    from pipelines.common import REPO_ROOT
     from pipelines.quantize_generator import QuantizeConfig
+    from training.rubric_sample import load_requests
 
     q = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
     return pr.generator_evaluator(
@@ -212,6 +214,7 @@ def evaluator_for(model: str) -> Any:
             max_new_tokens=q.max_new_tokens,
             threads=q.threads,
             unseen_eval_samples=q.unseen_eval_samples,
+            realistic=load_requests([REPO_ROOT / p for p in q.realistic_requests]),
         )
     )
 

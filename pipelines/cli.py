@@ -74,9 +74,10 @@ def promote_cmd(
     dry_run: bool = typer.Option(False, "--dry-run", help="Compare and report; move nothing."),
 ) -> None:
     """Promote a packaged version to `champion` if it passes floors and beats (or holds) it."""
+    from pipelines.ci import evaluator_for
     from pipelines.common import build_config, load_section, setup_mlflow
     from pipelines.gates import load_gates
-    from pipelines.package import ARTIFACTS_ROOT, FEATURES_TEST, TEXT_TEST, PackageConfig
+    from pipelines.package import ARTIFACTS_ROOT, PackageConfig
     from training.packaging import promotion as pr
 
     if model not in pr.REGISTRY_NAMES:
@@ -85,23 +86,7 @@ def promote_cmd(
         )
     gates = load_gates()
     setup_mlflow(build_config(PackageConfig, load_section("package"), "package").experiment)
-    if model == "weakness":
-        evaluate = pr.weakness_evaluator(FEATURES_TEST)
-    else:
-        from pipelines.quantize_generator import QuantizeConfig
-
-        q = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
-        evaluate = pr.generator_evaluator(
-            pr.generator_reevaluator(
-                TEXT_TEST,
-                TEXT_TEST.with_name("train.jsonl"),
-                eval_samples=q.eval_samples,
-                seed=q.seed,  # the quantize stage's evaluation sample
-                max_new_tokens=q.max_new_tokens,
-                threads=q.threads,
-                unseen_eval_samples=q.unseen_eval_samples,
-            )
-        )
+    evaluate = evaluator_for(model)
     try:
         decision = pr.promote(
             model,

@@ -29,6 +29,7 @@ from pipelines.common import (
 from pipelines.gates import GeneratorGates
 from quantize.gates import SHIP_RULES, choose_shipped
 from quantize.generator import evaluation_records, fixed_sample
+from training.text_metrics import served_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -213,41 +214,6 @@ def plot_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def served_metrics(
-    model_dir: Path,
-    unseen: Sequence[dict[str, Any]],
-    cfg: QuantizeConfig,
-    realistic: Sequence[dict[str, Any]] = (),
-) -> dict[str, float]:
-    """Open-vocabulary metrics of the shipped variant through the HTTP endpoint's policy
-    (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
-    default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here); with
-    ``realistic`` requests, the same metrics on them as ``served_realistic_*`` and the share of
-    their keywords used (``served_realistic_keywords_used_rate``)."""
-    from serving.decode_loop import OnnxSeq2SeqGenerator
-    from serving.generator import GeneratorModel, typed_parts
-    from serving.limits import DEFAULT_MAX_LENGTH
-    from serving.settings import ServingSettings
-    from training.text_metrics import served_unseen_metrics
-
-    settings = ServingSettings.from_env({})
-    engine = OnnxSeq2SeqGenerator(model_dir, intra_op_num_threads=cfg.threads)
-    service = GeneratorModel(
-        artifact_dir=model_dir,
-        manifest={},
-        engine=engine,
-        settings=settings,
-        **typed_parts(model_dir, engine),
-    )
-    max_length = max(cfg.max_new_tokens, DEFAULT_MAX_LENGTH)
-    out = served_unseen_metrics(service, unseen, seed=cfg.seed, max_length=max_length)
-    if realistic:
-        real = served_unseen_metrics(service, realistic, seed=cfg.seed, max_length=max_length)
-        out |= {k.replace("served_", "served_realistic_", 1): v for k, v in real.items()}
-        out["served_realistic_keywords_used_rate"] = 1.0 - real["served_keywords_unused_rate"]
-    return out
-
-
 def main() -> None:
     """Load params and splits, quantize, evaluate, write variants, metrics and plot data."""
     cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
@@ -282,7 +248,14 @@ def main() -> None:
         )
         if unseen and result["shipped"]:
             realistic = load_requests([REPO_ROOT / p for p in cfg.realistic_requests])
-            result["served"] = served_metrics(tmp / result["shipped"], unseen, cfg, realistic)
+            result["served"] = served_metrics(
+                tmp / result["shipped"],
+                unseen,
+                realistic,
+                seed=cfg.seed,
+                threads=cfg.threads,
+                max_new_tokens=cfg.max_new_tokens,
+            )
             # what the HTTP policy returns is what gates.generator.floors can hold to account
             shipped = result["variants"][result["shipped"]]
             shipped["metrics"] = {**shipped["metrics"], **result["served"]}

@@ -106,7 +106,9 @@ ROLES: tuple[Role, ...] = (
         "people",
         frozenset({"person"}),
         True,
-        _pool("child/children", "student", "visitor", "guest", "player", "friend"),
+        # visitors, guests and players belong to a scene: "shares the cookies among 3
+        # visitors" and "20 players sign up for the picnic" read oddly
+        _pool("child/children", "student", "friend"),
         "people (a common noun: students, passengers, players)",
     ),
     Role(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 from serving.consistency import check_consistency
@@ -313,3 +314,41 @@ def served_unseen_metrics(
     out = {f"served_{k}": v / n for k, v in sorted(sums.items()) if k != "keywords_unused"}
     out["served_keywords_unused_rate"] = sums["keywords_unused"] / n_kw
     return out | {"served_n": float(n)}
+
+
+def served_metrics(
+    model_dir: Path,
+    unseen: Sequence[Mapping[str, Any]],
+    realistic: Sequence[Mapping[str, Any]] = (),
+    *,
+    seed: int,
+    threads: int,
+    max_new_tokens: int,
+) -> dict[str, float]:
+    """Open-vocabulary metrics of a generator directory through the HTTP endpoint's policy
+    (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
+    default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here); with
+    ``realistic`` requests, the same metrics on them as ``served_realistic_*`` and the share of
+    their keywords used (``served_realistic_keywords_used_rate``). What the quantize stage gates
+    and what promotion compares: users get this policy, not one free greedy pass."""
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.generator import GeneratorModel, typed_parts
+    from serving.limits import DEFAULT_MAX_LENGTH
+    from serving.settings import ServingSettings
+
+    settings = ServingSettings.from_env({})
+    engine = OnnxSeq2SeqGenerator(model_dir, intra_op_num_threads=threads)
+    service = GeneratorModel(
+        artifact_dir=model_dir,
+        manifest={},
+        engine=engine,
+        settings=settings,
+        **typed_parts(model_dir, engine),
+    )
+    max_length = max(max_new_tokens, DEFAULT_MAX_LENGTH)
+    out = served_unseen_metrics(service, unseen, seed=seed, max_length=max_length)
+    if realistic:
+        real = served_unseen_metrics(service, realistic, seed=seed, max_length=max_length)
+        out |= {k.replace("served_", "served_realistic_", 1): v for k, v in real.items()}
+        out["served_realistic_keywords_used_rate"] = 1.0 - real["served_keywords_unused_rate"]
+    return out

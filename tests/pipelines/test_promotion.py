@@ -182,3 +182,28 @@ def test_cli_rollback_on_a_new_registry_is_one_line(tmp_path, monkeypatch):
     assert "no previous champion" in lines[0] and "no champion yet" in lines[0]
     assert "Traceback" not in result.output
     assert not (tmp_path / "artifacts").exists()  # a refused rollback creates nothing
+
+
+def test_generator_floors_on_served_rates_survive_a_re_evaluation(tmp_path):
+    """New held-out data (a changed skeleton bank) forces a re-evaluation that does not
+    measure the served policy: the candidate's served rates still come from its manifest."""
+    from serving.manifest import REQUIRED_KEYS, SCHEMA_VERSION
+
+    def manifest(name, data, metrics):
+        d = tmp_path / name
+        d.mkdir()
+        doc = {k: "x" for k in REQUIRED_KEYS} | {
+            "schema_version": SCHEMA_VERSION,
+            "files": {"a": {}},
+            "eval_data": data,
+            "metrics": metrics,
+        }
+        (d / "manifest.json").write_text(json.dumps(doc))
+        return d
+
+    cand = manifest("cand", "new", {"served_role_fit": 1.0, "keyword_coverage": 0.1})
+    champ = manifest("champ", "old", {"served_role_fit": 0.9, "keyword_coverage": 0.2})
+    evaluate = pr.generator_evaluator(lambda d: {"keyword_coverage": 0.5 if d == cand else 0.4})
+    c, h = evaluate(cand, champ)
+    assert c == {"served_role_fit": 1.0, "keyword_coverage": 0.5}
+    assert h == {"served_role_fit": 0.9, "keyword_coverage": 0.4}

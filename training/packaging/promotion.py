@@ -324,7 +324,9 @@ def generator_evaluator(
 
     The quantize stage measured each artifact's metrics on a fixed-seed sample of the test
     split; when both manifests record the same ``eval_data`` (file sha256 + sample settings) the
-    numbers are comparable as they are. Otherwise both are re-evaluated with ``reevaluate``.
+    numbers are comparable as they are. Otherwise both are re-evaluated with ``reevaluate``,
+    over their manifests' metrics: a floor on a served rate the re-evaluation does not measure
+    is still checked on the number the candidate's own quantize stage measured.
     """
 
     def _eval(cand: Path, champ: Path | None) -> tuple[dict[str, float], dict[str, float] | None]:
@@ -340,7 +342,12 @@ def generator_evaluator(
                 "is available"
             )
         logger.info("held-out data differ: re-evaluating both generator artifacts")
-        return reevaluate(cand), reevaluate(champ)
+        # what is re-measured replaces the manifest's numbers; what only the quantize stage
+        # measures (the served policy's rates, absolute floors) stays the manifest's own
+        return (
+            {**cm["metrics"], **reevaluate(cand)},
+            {**hm["metrics"], **reevaluate(champ)},
+        )
 
     return _eval
 
@@ -354,19 +361,22 @@ def generator_reevaluator(
     max_new_tokens: int,
     threads: int,
     unseen_eval_samples: int = 0,
+    realistic: Sequence[Mapping[str, Any]] = (),
 ) -> Callable[[Path], dict[str, float]]:
     """Score a generator artifact on the quantize stage's test sample with serving's loop.
 
     ``seed`` is ``quantize_generator.seed``: the template test records and then
     ``unseen_eval_samples`` open-vocabulary requests of ``test_unseen.jsonl`` (beside
     ``test_file``) are drawn by the stage's own `quantize.generator.evaluation_records`, and scored
-    by its ``training.text_metrics.mixed_metrics`` (issue 10).
+    by its ``training.text_metrics.mixed_metrics``; the served policy's rates
+    (``served_*``, ``served_realistic_*`` with ``realistic`` requests) are measured as the
+    quantize stage measures them, on every open-vocabulary request.
     """
 
     def _reevaluate(artifact_dir: Path) -> dict[str, float]:
         from data.word_problems.corpus import read_jsonl
         from quantize.generator import evaluate_variant, evaluation_records
-        from training.text_metrics import mixed_metrics
+        from training.text_metrics import mixed_metrics, served_metrics
 
         train = {str(r["problem"]) for r in read_jsonl(train_file, required=["problem"])}
         test = read_jsonl(test_file, required=["prompt", "target", "keywords"])
@@ -393,6 +403,16 @@ def generator_reevaluator(
             max_new_tokens=max_new_tokens,
             threads=threads,
         )
-        return {k: float(v) for k, v in result["metrics"].items()}
+        out = {k: float(v) for k, v in result["metrics"].items()}
+        if unseen:
+            out |= served_metrics(
+                artifact_dir,
+                unseen,
+                realistic,
+                seed=seed,
+                threads=threads,
+                max_new_tokens=max_new_tokens,
+            )
+        return out
 
     return _reevaluate
