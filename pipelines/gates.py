@@ -59,6 +59,10 @@ GENERATOR_METRICS = (
     "served_topic_fidelity",
     # the same, served on the teacher-style requests (quantize_generator.realistic_requests)
     "served_realistic_answer_consistency_unseen",
+    "served_realistic_grammar_defect_rate",
+    "served_realistic_keyword_coverage_unseen",
+    "served_realistic_mean_attempts",
+    "served_realistic_n",
     "served_realistic_entity_consistency",
     "served_realistic_keyword_natural",
     "served_realistic_keywords_unused_rate",
