@@ -182,7 +182,7 @@ TRIE_INPUTS_DOC = {
 
 
 def _trie_nodes(
-    p: str, logits: str, state: str, next_raw: str, state_out: str, const: Any
+    p: str, logits: str, state: str, next_raw: str, state_out: str, const: Any, *, opset: int
 ) -> tuple[list[Any], list[Any], str]:
     """(nodes before ArgMax, nodes after it, masked logits name): the skeleton-bank constraint
     of ``serving.constrain`` inside the graph. ``state`` [batch] is each row's trie state (-1:
@@ -202,12 +202,8 @@ def _trie_nodes(
         n("Gather", [TRIE_NEXT, p + "sc"], "nxt", axis=0),
         n("GreaterOrEqual", [p + "tok", zero], "valid"),
         n("Cast", [p + "valid"], "valid_i", to=TensorProto.INT64),
-        n("ArgMax", [p + "valid_i"], "first_valid", axis=1, keepdims=0),
         n("Max", [p + "tok", zero], "tokc"),
-        # a row has some valid entry iff the entry ArgMax picked is valid
-        n("Unsqueeze", [p + "first_valid", const(f"{p}ax1", [1], np.int64)], "fv2"),
-        n("GatherElements", [p + "valid_i", p + "fv2"], "any2", axis=1),
-        n("Squeeze", [p + "any2", f"{p}ax1"], "any_i"),
+        _reduce_node("ReduceMax", p + "valid_i", p + "any_i", axis=1, const=const, opset=opset),
         n("Cast", [p + "any_i"], "any", to=TensorProto.BOOL),
         n("GreaterOrEqual", [state, zero], "in_trie"),
         n("And", [p + "in_trie", p + "any"], "active"),
@@ -216,7 +212,7 @@ def _trie_nodes(
             [p + "valid", const(f"{p}keep", 0.0, np.float32), const(f"{p}drop", -1e9, np.float32)],
             "upd",
         ),
-        n("Squeeze", [logits, f"{p}ax1"], "l2"),  # [B, V]
+        n("Squeeze", [logits, const(f"{p}ax1", [1], np.int64)], "l2"),  # [B, V]
         n("Mul", [p + "l2", const(f"{p}zf", 0.0, np.float32)], "zeros"),
         n("Add", [p + "zeros", f"{p}drop"], "base"),
         n("ScatterElements", [p + "base", p + "tokc", p + "upd"], "mask", axis=1),
@@ -232,8 +228,7 @@ def _trie_nodes(
         n("ArgMax", [p + "hit_i"], "pos", axis=1, keepdims=1),
         n("GatherElements", [p + "nxt", p + "pos"], "ns2", axis=1),
         n("Squeeze", [p + "ns2", f"{p}ax1"], "ns"),
-        n("GatherElements", [p + "hit_i", p + "pos"], "got2", axis=1),
-        n("Squeeze", [p + "got2", f"{p}ax1"], "got_i"),
+        _reduce_node("ReduceMax", p + "hit_i", p + "got_i", axis=1, const=const, opset=opset),
         n("Cast", [p + "got_i"], "got", to=TensorProto.BOOL),
         n("And", [p + "active", p + "got"], "moved"),
         helper.make_node(
@@ -816,7 +811,7 @@ def build_loop_model(
     trie_post: list[Any] = []
     if trie:
         trie_pre, trie_post, first_logits = _trie_nodes(
-            "ft_", first_logits, "trie_state0", "tok0", "trie_state1", const
+            "ft_", first_logits, "trie_state0", "tok0", "trie_state1", const, opset=opset
         )
     nodes += [
         *_start_token_nodes(const, settings.decoder_start_token_id),
@@ -867,7 +862,10 @@ def build_loop_model(
         trie=trie,
     )
     body_graph = helper.make_graph(
-        [*body.node, *_greedy_tail("b_eos", penalty, trie_const=const if trie else None)],
+        [
+            *body.node,
+            *_greedy_tail("b_eos", penalty, opset=opset, trie_const=const if trie else None),
+        ],
         "greedy step",
         body_inputs,
         body_outputs,
@@ -1207,7 +1205,9 @@ def lean_step_body(
     return nodes, inits
 
 
-def _greedy_tail(eos_name: str, penalty: str | None = None, *, trie_const: Any = None) -> list[Any]:
+def _greedy_tail(
+    eos_name: str, penalty: str | None = None, *, opset: int, trie_const: Any = None
+) -> list[Any]:
     """Loop-body nodes after the logits: the keyword-slot penalty (an outer-scope tensor, when
     given), the skeleton-bank constraint (with ``trie_const``, the builder's constant maker:
     :func:`_trie_nodes`), argmax, eos filler, finished flags, continue flag."""
@@ -1219,7 +1219,7 @@ def _greedy_tail(eos_name: str, penalty: str | None = None, *, trie_const: Any =
     post: list[Any] = []
     if trie_const is not None:
         pre, post, logits = _trie_nodes(
-            "bt_", logits, "b_state", "b_next_raw", "b_state_out", trie_const
+            "bt_", logits, "b_state", "b_next_raw", "b_state_out", trie_const, opset=opset
         )
     return [
         *guard,
@@ -1354,7 +1354,10 @@ def _build_lean_loop(
         [
             *step_nodes,
             *_greedy_tail(
-                "b_eos", "slot_penalty" if guard else None, trie_const=const if trie else None
+                "b_eos",
+                "slot_penalty" if guard else None,
+                opset=opset,
+                trie_const=const if trie else None,
             ),
         ],
         "greedy step (lean)",
