@@ -431,26 +431,34 @@ def _loop_nodes(
     self_names: Sequence[str],
     head: Sequence[str],
     state: str | None = None,
+    prefix: str = "",
 ) -> list[Any]:
     """The ``Loop`` over ``body`` (carried: token ``first[0]``, finished ``first[1]``, cache
-    ``self_names``, the trie ``state`` when given), then ``sequences`` = ``head`` tokens + the
-    scanned ids as [batch, steps]."""
+    ``self_names``, the trie ``state`` when given), then ``{prefix}sequences`` = ``head``
+    tokens + the scanned ids as [batch, steps]. ``prefix`` names what the nodes produce (two
+    loops in one file, one per ``If`` branch)."""
     from onnx import helper
 
     carried = [*first, *self_names, *([state] if state else [])]
     loop_out = [
-        "last_tok",
-        "last_fin",
-        *[f"final_{n}" for n in self_names],
-        *(["last_state"] if state else []),
-        "scan_tokens",
+        prefix + n
+        for n in [
+            "last_tok",
+            "last_fin",
+            *[f"final_{n}" for n in self_names],
+            *(["last_state"] if state else []),
+            "scan_tokens",
+        ]
     ]
+    p = prefix
     return [
         helper.make_node("Loop", ["trips", "cond0", *carried], loop_out, body=body),
         # [steps, batch, 1] -> [batch, steps]
-        helper.make_node("Transpose", ["scan_tokens"], ["scan_bt1"], perm=[1, 0, 2]),
-        helper.make_node("Squeeze", ["scan_bt1", const("axis2", [2], np.int64)], ["scan_bt"]),
-        helper.make_node("Concat", [*head, "scan_bt"], [SEQUENCES_OUTPUT], axis=1),
+        helper.make_node("Transpose", [p + "scan_tokens"], [p + "scan_bt1"], perm=[1, 0, 2]),
+        helper.make_node(
+            "Squeeze", [p + "scan_bt1", const(p + "axis2", [2], np.int64)], [p + "scan_bt"]
+        ),
+        helper.make_node("Concat", [*head, p + "scan_bt"], [p + SEQUENCES_OUTPUT], axis=1),
     ]
 
 
@@ -1163,37 +1171,28 @@ def lean_step_body(
         return op("Reshape", [op("MatMul", [probs, v]), merge_shape])
 
     table = position_bias_table(with_past, length=length)
-    past_len = op("Shape", ["b_self_key_0"], start=2, end=3)
-    start = op("Sub", [c([length - 1], np.int64), past_len])
+    # every step, the first included, runs in the Loop: the past length is the iteration count
+    start = op("Sub", [c([length - 1], np.int64), "b_iter"])
     self_bias = op("Slice", [c(table, np.float32), start, c([length], np.int64), c([3], np.int64)])
     h = op("Gather", [keep(w["embed"]), "b_tok"])
+    if fused_attention:
+        x = _fused_layers(
+            h, self_bias, w, n_layers, op=op, keep=keep, name=name, nodes=nodes, mha=mha
+        )
+        op("MatMul", [x, keep(w["lm_head"])], "b_logits")
+        return nodes, inits
     for i in range(n_layers):
         x = rms(h, w[f"{i}.ln0"])
-        if fused_attention:
-            # com.microsoft MultiHeadAttention (T5: no 1/sqrt(d) scaling): different kernels,
-            # so ids may differ from the Python loop on near-ties; measured, not shipped.
-            qf = op("MatMul", [x, keep(w[f"{i}.self.q"])])
-            kf = op("MatMul", [x, keep(w[f"{i}.self.k"])])
-            vf = op("MatMul", [x, keep(w[f"{i}.self.v"])])
-            att = mha(
-                [qf, kf, vf, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
-                [f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
-            )
-        else:
-            q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
-            k_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.k"])]))
-            v_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.v"])]))
-            k = op("Concat", [f"b_self_key_{i}", k_new], f"b_self_key_{i}_out", axis=2)
-            v = op("Concat", [f"b_self_value_{i}", v_new], f"b_self_value_{i}_out", axis=2)
-            att = attend(q, k, v, self_bias)
+        q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
+        k_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.k"])]))
+        v_new = heads_of(op("MatMul", [x, keep(w[f"{i}.self.v"])]))
+        k = op("Concat", [f"b_self_key_{i}", k_new], f"b_self_key_{i}_out", axis=2)
+        v = op("Concat", [f"b_self_value_{i}", v_new], f"b_self_value_{i}_out", axis=2)
+        att = attend(q, k, v, self_bias)
         h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.self.o"])])])
         x = rms(h, w[f"{i}.ln1"])
-        if fused_attention:
-            qf = op("MatMul", [x, keep(w[f"{i}.cross.q"])])
-            att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
-        else:
-            q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
-            att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
+        q = heads_of(op("MatMul", [x, keep(w[f"{i}.cross.q"])]))
+        att = attend(q, f"cross_key_{i}", f"cross_value_{i}", "cross_mask_bias")
         h = op("Add", [h, op("MatMul", [att, keep(w[f"{i}.cross.o"])])])
         x = rms(h, w[f"{i}.ln2"])
         ff = op("MatMul", [op("Relu", [op("MatMul", [x, keep(w[f"{i}.wi"])])]), keep(w[f"{i}.wo"])])
@@ -1205,13 +1204,95 @@ def lean_step_body(
     return nodes, inits
 
 
+def _fused_layers(
+    h: str,
+    self_bias: str,
+    w: Mapping[str, Any],
+    n_layers: int,
+    *,
+    op: Callable[..., str],
+    keep: Callable[[np.ndarray], str],
+    name: Callable[[str], str],
+    nodes: list[Any],
+    mha: Callable[[list[str], list[str]], str],
+) -> str:
+    """The fused step's decoder layers (from the embedded token ``h``; returns the input of the
+    lm head), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
+    ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
+    over the three weights side by side + ``Split``, attention ``MultiHeadAttention`` (the
+    cache concatenated inside; T5: no 1/sqrt(d) scaling). The same arithmetic as the exact
+    step up to the kernels' summation order, so ids can differ on a near-tie:
+    ``export.backend`` ships it only when the parity gate passes."""
+    from onnx import helper
+
+    eps = float(w["eps"])
+    inner = int(w["inner"])
+    split = op("Constant", [], value=_i64_tensor([inner, inner, inner]))
+    # T5's lm-head scale (d_model ** -0.5 with tied embeddings) folded into the final norm's
+    # weight: ORT would fuse a Mul before the lm head into a FusedMatMul, whose weight is not
+    # pre-packed (the costliest kernel of the step)
+    final = np.asarray(w["final_ln"], np.float32)
+    if w["scale"] is not None:
+        final = final * np.float32(w["scale"])
+
+    def skip_norm(y: str, res: str, weight: np.ndarray) -> tuple[str, str]:
+        """(RMS norm of res + y times ``weight``, res + y)."""
+        out, total = name("sln"), name("sum")
+        nodes.append(
+            helper.make_node(
+                "SkipSimplifiedLayerNormalization",
+                [y, res, keep(weight)],
+                [out, "", "", total],
+                domain=MS_DOMAIN,
+                epsilon=eps,
+                name=name("SkipSLN"),
+            )
+        )
+        return out, total
+
+    x = op(
+        "SimplifiedLayerNormalization",
+        [h, keep(w["0.ln0"])],
+        axis=-1,
+        epsilon=eps,
+        stash_type=1,
+    )
+    for i in range(n_layers):
+        qkv = np.concatenate([w[f"{i}.self.{t}"] for t in "qkv"], axis=1)
+        q, k, v = name("q"), name("k"), name("v")
+        nodes.append(
+            helper.make_node(
+                "Split", [op("MatMul", [x, keep(qkv)]), split], [q, k, v], axis=-1, name=name("S")
+            )
+        )
+        att = mha(
+            [q, k, v, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
+            [f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
+        )
+        x, h = skip_norm(op("MatMul", [att, keep(w[f"{i}.self.o"])]), h, w[f"{i}.ln1"])
+        qf = op("MatMul", [x, keep(w[f"{i}.cross.q"])])
+        att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
+        x, h = skip_norm(op("MatMul", [att, keep(w[f"{i}.cross.o"])]), h, w[f"{i}.ln2"])
+        ff = op("MatMul", [op("Relu", [op("MatMul", [x, keep(w[f"{i}.wi"])])]), keep(w[f"{i}.wo"])])
+        last = i == n_layers - 1
+        x, h = skip_norm(ff, h, final if last else w[f"{i + 1}.ln0"])
+    return x
+
+
+def _i64_tensor(values: Sequence[int]) -> Any:
+    """An int64 TensorProto (a Constant node's value)."""
+    from onnx import numpy_helper
+
+    return numpy_helper.from_array(np.asarray(values, np.int64))
+
+
 def _greedy_tail(
     eos_name: str, penalty: str | None = None, *, opset: int, trie_const: Any = None
 ) -> list[Any]:
     """Loop-body nodes after the logits: the keyword-slot penalty (an outer-scope tensor, when
     given), the skeleton-bank constraint (with ``trie_const``, the builder's constant maker:
     :func:`_trie_nodes`), argmax, eos filler, finished flags, continue flag."""
-    from onnx import TensorProto, helper
+    from onnx import TensorProto, helper, numpy_helper
 
     guard = [helper.make_node("Add", ["b_logits", penalty], ["b_logits_g"])] if penalty else []
     logits = "b_logits_g" if penalty else "b_logits"
@@ -1227,12 +1308,14 @@ def _greedy_tail(
         helper.make_node("ArgMax", [logits], ["b_next_raw"], axis=-1, keepdims=0),
         *post,
         helper.make_node("Where", ["b_fin", eos_name, "b_next_raw"], ["b_next"]),
-        helper.make_node("Equal", ["b_next", eos_name], ["b_is_eos"]),
-        helper.make_node("Or", ["b_fin", "b_is_eos"], ["b_fin_out"]),
-        helper.make_node("Not", ["b_fin_out"], ["b_open"]),
-        helper.make_node("Cast", ["b_open"], ["b_open_i"], to=TensorProto.INT64),
-        helper.make_node("ReduceMax", ["b_open_i"], ["b_any_open"], keepdims=0),
-        helper.make_node("Cast", ["b_any_open"], ["b_cond_out"], to=TensorProto.BOOL),
+        # a finished row's token is eos, so "finished" is "this token is eos"
+        helper.make_node("Equal", ["b_next", eos_name], ["b_fin_out"]),
+        helper.make_node("Cast", ["b_fin_out"], ["b_fin_i"], to=TensorProto.INT64),
+        helper.make_node("ReduceMin", ["b_fin_i"], ["b_all_fin"], keepdims=0),
+        helper.make_node(
+            "Constant", [], ["b_one"], value=numpy_helper.from_array(np.array(1, np.int64))
+        ),
+        helper.make_node("Less", ["b_all_fin", "b_one"], ["b_cond_out"]),
         helper.make_node("Identity", ["b_next"], ["b_scan"]),
     ]
 
@@ -1340,39 +1423,69 @@ def _build_lean_loop(
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])
         for n in self_names
     ]
-    body_inputs, body_outputs = _loop_body_io(
-        past_info,
-        [
-            helper.make_tensor_value_info(
-                f"b_{n}_out", TensorProto.FLOAT, ["batch", heads, "past_1", hs]
-            )
-            for n in self_names
-        ],
-        trie=trie,
-    )
-    body = helper.make_graph(
-        [
-            *step_nodes,
-            *_greedy_tail(
-                "b_eos",
-                "slot_penalty" if guard else None,
-                opset=opset,
-                trie_const=const if trie else None,
-            ),
-        ],
-        "greedy step (lean)",
-        body_inputs,
-        body_outputs,
-        initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
-    )
-    nodes += _loop_nodes(
-        const,
-        body,
-        first=["decoder_start", "fin0"],
-        self_names=self_names,
-        head=["decoder_start"],
-        state="trie_state0" if trie else None,
-    )
+    past_out_info = [
+        helper.make_tensor_value_info(
+            f"b_{n}_out", TensorProto.FLOAT, ["batch", heads, "past_1", hs]
+        )
+        for n in self_names
+    ]
+    body_inputs, body_outputs = _loop_body_io(past_info, past_out_info, trie=trie)
+
+    def loop(with_trie: bool, prefix: str) -> list[Any]:
+        ins, outs = body_inputs, body_outputs
+        if not with_trie:
+            ins, outs = _loop_body_io(past_info, past_out_info)
+        body = helper.make_graph(
+            [
+                *step_nodes,
+                *_greedy_tail(
+                    "b_eos",
+                    "slot_penalty" if guard else None,
+                    opset=opset,
+                    trie_const=const if with_trie else None,
+                ),
+            ],
+            "greedy step (lean)",
+            ins,
+            outs,
+            initializer=[*step_inits, numpy_helper.from_array(np.array(eos, np.int64), "b_eos")],
+        )
+        return _loop_nodes(
+            const,
+            body,
+            first=["decoder_start", "fin0"],
+            self_names=self_names,
+            head=["decoder_start"],
+            state="trie_state0" if with_trie else None,
+            prefix=prefix,
+        )
+
+    if not trie:
+        nodes += loop(False, "")
+        return nodes, [*enc.initializer, *inits], list(enc.value_info)
+    # The trie's ~25 nodes a step are paid only by a request that sends a trie: a call with the
+    # default tables (no constraint) runs a loop without them. The body's weights are stored
+    # once per loop (a subgraph's initializers are its own; outer-scope weights would not be
+    # pre-packed for MatMul).
+    seq = [helper.make_tensor_value_info("", TensorProto.INT64, ["batch", "length"])]
+
+    def branch(prefix: str, with_trie: bool) -> Any:
+        seq[0].name = prefix + SEQUENCES_OUTPUT
+        return helper.make_graph(loop(with_trie, prefix), f"{prefix}greedy", [], list(seq))
+
+    nodes += [
+        helper.make_node("GreaterOrEqual", [TRIE_TOKENS, "zero_i64"], ["trie_valid"]),
+        helper.make_node("Cast", ["trie_valid"], ["trie_valid_i"], to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["trie_valid_i"], ["trie_any_i"], keepdims=0),
+        helper.make_node("Cast", ["trie_any_i"], ["trie_given"], to=TensorProto.BOOL),
+        helper.make_node(
+            "If",
+            ["trie_given"],
+            [SEQUENCES_OUTPUT],
+            then_branch=branch("t/", True),
+            else_branch=branch("f/", False),
+        ),
+    ]
     return nodes, [*enc.initializer, *inits], list(enc.value_info)
 
 
