@@ -1000,20 +1000,69 @@ def _constant_value(graph: onnx.GraphProto, name: str) -> np.ndarray:
     raise GenerationGraphError(f"lean step: {name!r} is not a constant")
 
 
-def _lean_weights(with_past: onnx.ModelProto, n_layers: int) -> dict[str, Any]:
-    """Weights of optimum's decoder-with-past by node name (fp32 MatMul graphs only)."""
+class QuantWeight(NamedTuple):
+    """A MatMul weight of the quantize stage's dynamic int8 variant (per output column)."""
+
+    q: np.ndarray  # int8 / uint8 [K, N]
+    scale: np.ndarray  # float32 [N] (or a scalar)
+    zero_point: np.ndarray  # same type as q
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.q.shape)
+
+
+def _matmul_weight(g: onnx.GraphProto, node_name: str, *, quantized: bool) -> Any:
+    """The weight of optimum's MatMul ``node_name``: an fp32 array, or (``quantized``) the
+    :class:`QuantWeight` of its dynamic int8 form (``{node_name}_quant``, a MatMulInteger)."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in g.initializer}
+    nodes = {n.name: n for n in g.node}
+
+    def value(src: str) -> np.ndarray:
+        return numpy_helper.to_array(inits[src]) if src in inits else _constant_value(g, src)
+
+    node = nodes.get(node_name)
+    if node is not None:
+        weight = value(node.input[1])
+        if weight.dtype != np.float32:
+            raise GenerationGraphError(f"lean step: {node_name!r} weight is {weight.dtype}")
+        return np.asarray(weight)
+    quant = nodes.get(f"{node_name}_quant")
+    if quant is None or quant.op_type != "MatMulInteger":
+        raise GenerationGraphError(f"lean step: no node {node_name!r}")
+    if not quantized:
+        raise GenerationGraphError(f"lean step: {node_name!r} is int8 (the exact step is fp32)")
+    q_name = quant.input[1]
+    scale_name = q_name.removesuffix("_quantized") + "_scale"
+    return QuantWeight(value(q_name), value(scale_name), value(quant.input[3]))
+
+
+def _lean_weights(
+    with_past: onnx.ModelProto, n_layers: int, *, quantized: bool = False
+) -> dict[str, Any]:
+    """Weights of optimum's decoder-with-past by node name (fp32 MatMul graphs; with
+    ``quantized``, the dynamic int8 variant's MatMuls as :class:`QuantWeight`)."""
     from onnx import numpy_helper
 
     g = with_past.graph
     inits = {i.name: i for i in g.initializer}
     nodes = {n.name: n for n in g.node}
 
-    def weight(node_name: str, index: int = 1) -> np.ndarray:
+    def weight(node_name: str, index: int = 1) -> Any:
+        if index == 1:
+            return _matmul_weight(g, node_name, quantized=quantized)
         node = nodes.get(node_name)
         if node is None:
             raise GenerationGraphError(f"lean step: no node {node_name!r} (not an fp32 export)")
         src = node.input[index]
         value = numpy_helper.to_array(inits[src]) if src in inits else _constant_value(g, src)
+        deq = nodes.get(node.output[0].removesuffix("_quantized") + "_DequantizeLinear")
+        if quantized and deq is not None and node.op_type == "Gather":
+            # an int8 embedding table: the rows DequantizeLinear would give, computed once
+            scale, zp = (numpy_helper.to_array(inits[n]) for n in deq.input[1:3])
+            return ((value.astype(np.int32) - zp.astype(np.int32)) * scale).astype(np.float32)
         if value.dtype != np.float32:
             raise GenerationGraphError(f"lean step: {node_name!r} weight is {value.dtype}")
         return np.asarray(value)
@@ -1040,7 +1089,7 @@ def _lean_weights(with_past: onnx.ModelProto, n_layers: int) -> dict[str, Any]:
             w[f"{i}.ln{j}"] = weight(f"{b}.{j}/layer_norm/Mul_1", 0)
     heads, head_size = _kv_dims(next(v for v in g.input if v.name.startswith("past_key_values")))
     w["heads"], w["head_size"] = heads, head_size
-    w["inner"] = int(w["0.self.q"].shape[1])
+    w["inner"] = int(w["0.self.q"].shape[1])  # QuantWeight has a shape too
     return w
 
 
@@ -1104,7 +1153,7 @@ def lean_step_body(
     """
     from onnx import helper, numpy_helper
 
-    w = _lean_weights(with_past, n_layers)
+    w = _lean_weights(with_past, n_layers, quantized=fused_attention)
     heads, hs, inner = w["heads"], w["head_size"], w["inner"]
     nodes: list[Any] = []
     inits: list[Any] = []
@@ -1176,10 +1225,7 @@ def lean_step_body(
     self_bias = op("Slice", [c(table, np.float32), start, c([length], np.int64), c([3], np.int64)])
     h = op("Gather", [keep(w["embed"]), "b_tok"])
     if fused_attention:
-        x = _fused_layers(
-            h, self_bias, w, n_layers, op=op, keep=keep, name=name, nodes=nodes, mha=mha
-        )
-        op("MatMul", [x, keep(w["lm_head"])], "b_logits")
+        _fused_layers(h, self_bias, w, n_layers, op=op, keep=keep, name=name, nodes=nodes, mha=mha)
         return nodes, inits
     for i in range(n_layers):
         x = rms(h, w[f"{i}.ln0"])
@@ -1216,8 +1262,8 @@ def _fused_layers(
     nodes: list[Any],
     mha: Callable[[list[str], list[str]], str],
 ) -> str:
-    """The fused step's decoder layers (from the embedded token ``h``; returns the input of the
-    lm head), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
+    """The fused step's decoder layers and lm head (from the embedded token ``h``; returns the
+    logits), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
     ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
     over the three weights side by side + ``Split``, attention ``MultiHeadAttention`` (the
     cache concatenated inside; T5: no 1/sqrt(d) scaling). The same arithmetic as the exact
@@ -1227,12 +1273,23 @@ def _fused_layers(
 
     eps = float(w["eps"])
     inner = int(w["inner"])
+
+    def mm(x: str, weight: Any, out: str | None = None) -> str:
+        """x @ weight; an int8 weight as the int8 variant's graph computes it once ORT has
+        fused it (x quantized per tensor on the fly: ``DynamicQuantizeMatMul``)."""
+        if isinstance(weight, QuantWeight):
+            args = [keep(weight.q), keep(weight.scale), keep(weight.zero_point)]
+            return op("DynamicQuantizeMatMul", [x, *args], out, domain=MS_DOMAIN)
+        return op("MatMul", [x, keep(weight)], out)
+
     split = op("Constant", [], value=_i64_tensor([inner, inner, inner]))
     # T5's lm-head scale (d_model ** -0.5 with tied embeddings) folded into the final norm's
     # weight: ORT would fuse a Mul before the lm head into a FusedMatMul, whose weight is not
     # pre-packed (the costliest kernel of the step)
+    # (not for an int8 lm head: x * scale is what its dynamic quantization reads)
     final = np.asarray(w["final_ln"], np.float32)
-    if w["scale"] is not None:
+    fold = w["scale"] is not None and not isinstance(w["lm_head"], QuantWeight)
+    if fold:
         final = final * np.float32(w["scale"])
 
     def skip_norm(y: str, res: str, weight: np.ndarray) -> tuple[str, str]:
@@ -1258,25 +1315,38 @@ def _fused_layers(
         stash_type=1,
     )
     for i in range(n_layers):
-        qkv = np.concatenate([w[f"{i}.self.{t}"] for t in "qkv"], axis=1)
+        parts = [w[f"{i}.self.{t}"] for t in "qkv"]
+        if isinstance(parts[0], QuantWeight):  # per-column scales: the columns side by side
+            cols = [p.q.shape[1] for p in parts]
+            qkv: Any = QuantWeight(
+                np.concatenate([p.q for p in parts], axis=1),
+                *(
+                    np.concatenate(
+                        [np.broadcast_to(p[j], (n,)) for p, n in zip(parts, cols, strict=True)]
+                    )
+                    for j in (1, 2)
+                ),
+            )
+        else:
+            qkv = np.concatenate(parts, axis=1)
         q, k, v = name("q"), name("k"), name("v")
         nodes.append(
-            helper.make_node(
-                "Split", [op("MatMul", [x, keep(qkv)]), split], [q, k, v], axis=-1, name=name("S")
-            )
+            helper.make_node("Split", [mm(x, qkv), split], [q, k, v], axis=-1, name=name("S"))
         )
         att = mha(
             [q, k, v, "", "", self_bias, f"b_self_key_{i}", f"b_self_value_{i}"],
             [f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
         )
-        x, h = skip_norm(op("MatMul", [att, keep(w[f"{i}.self.o"])]), h, w[f"{i}.ln1"])
-        qf = op("MatMul", [x, keep(w[f"{i}.cross.q"])])
+        x, h = skip_norm(mm(att, w[f"{i}.self.o"]), h, w[f"{i}.ln1"])
+        qf = mm(x, w[f"{i}.cross.q"])
         att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
-        x, h = skip_norm(op("MatMul", [att, keep(w[f"{i}.cross.o"])]), h, w[f"{i}.ln2"])
-        ff = op("MatMul", [op("Relu", [op("MatMul", [x, keep(w[f"{i}.wi"])])]), keep(w[f"{i}.wo"])])
+        x, h = skip_norm(mm(att, w[f"{i}.cross.o"]), h, w[f"{i}.ln2"])
+        ff = mm(op("Relu", [mm(x, w[f"{i}.wi"])]), w[f"{i}.wo"])
         last = i == n_layers - 1
         x, h = skip_norm(ff, h, final if last else w[f"{i + 1}.ln0"])
-    return x
+    if w["scale"] is not None and not fold:
+        x = op("Mul", [x, keep(np.asarray(w["scale"], np.float32))])
+    return mm(x, w["lm_head"], "b_logits")
 
 
 def _i64_tensor(values: Sequence[int]) -> Any:
@@ -1347,10 +1417,8 @@ def _build_lean_loop(
     step_nodes, step_inits = lean_step_body(
         with_past, n_layers, opset=opset, fused_attention=fused_attention
     )
-    w = _lean_weights(with_past, n_layers)
+    w = _lean_weights(with_past, n_layers, quantized=fused_attention)
     heads, hs = w["heads"], w["head_size"]
-    dec_nodes = {n.name: n for n in decoder.graph.node}
-    dec_inits = {i.name: i for i in decoder.graph.initializer}
     inits: list[Any] = []
 
     def const(name: str, value: Any, dtype: Any) -> str:
@@ -1364,17 +1432,33 @@ def _build_lean_loop(
     kv_shape = const("kv_split", [0, -1, heads, hs], np.int64)
     for i in range(n_layers):
         for kv in ("k", "v"):
-            node = dec_nodes.get(f"/decoder/block.{i}/layer.1/EncDecAttention/{kv}/MatMul")
-            if node is None or node.input[1] not in dec_inits:
-                raise GenerationGraphError(f"lean loop: no cross {kv} weight for layer {i}")
-            weight = numpy_helper.to_array(dec_inits[node.input[1]])
+            weight = _matmul_weight(
+                decoder.graph,
+                f"/decoder/block.{i}/layer.1/EncDecAttention/{kv}/MatMul",
+                quantized=fused_attention,
+            )
             full = "key" if kv == "k" else "value"
-            nodes += [
-                helper.make_node(
-                    "MatMul",
-                    ["encoder_hidden_states", const(f"cross_w_{kv}_{i}", weight, np.float32)],
+            w_name = f"cross_w_{kv}_{i}"
+            if isinstance(weight, QuantWeight):
+                project = helper.make_node(
+                    "DynamicQuantizeMatMul",
+                    [
+                        "encoder_hidden_states",
+                        const(w_name, weight.q, weight.q.dtype),
+                        const(f"{w_name}_scale", weight.scale, np.float32),
+                        const(f"{w_name}_zp", weight.zero_point, weight.zero_point.dtype),
+                    ],
                     [f"cross_{kv}_{i}_flat"],
-                ),
+                    domain=MS_DOMAIN,
+                )
+            else:
+                project = helper.make_node(
+                    "MatMul",
+                    ["encoder_hidden_states", const(w_name, weight, np.float32)],
+                    [f"cross_{kv}_{i}_flat"],
+                )
+            nodes += [
+                project,
                 helper.make_node(
                     "Reshape", [f"cross_{kv}_{i}_flat", kv_shape], [f"cross_{kv}_{i}_bshd"]
                 ),
