@@ -38,6 +38,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from serving.onnx_files import ENCODER_FILE  # noqa: E402  (after the repo is on sys.path)
+
 logger = logging.getLogger("bench.generator")
 
 T5_SMALL = {
@@ -514,7 +516,7 @@ def main() -> None:
         sets = real_prompts(args.onnx_dir, args.test_file, args.requests, n_pool)
         int8 = args.int8_dir
         with tempfile.TemporaryDirectory() as tmp:
-            if not (int8 / "encoder_model.onnx").is_file():
+            if not (int8 / ENCODER_FILE).is_file():
                 int8 = dynamic_int8(args.onnx_dir, Path(tmp) / "int8")
             report["headline"] = bench_headline(args.model_dir, args.onnx_dir, int8, sets, args)
         print(json.dumps(report["headline"], indent=2), flush=True)

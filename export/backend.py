@@ -32,7 +32,6 @@ import numpy as np
 from data.io import read_json
 from export.generation_graph import (
     LOOP_IO_DOC,
-    ONE_FILE_NAME,
     TRIE_INPUTS_DOC,
     GenerationParityError,
     GenerationSettings,
@@ -50,6 +49,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
+from serving.onnx_files import ONE_FILE_NAME
 from serving.roles import SKELETONS_FILE, TYPED_FILES
 
 logger = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ import numpy as np
 
 from export.parity import ParityError
 from serving.constrain import TRIE_NEXT, TRIE_TOKENS, trie_feeds
+from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
 from serving.roles import SKELETONS_FILE
 
 if TYPE_CHECKING:
@@ -44,10 +45,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-ONE_FILE_NAME = "t5_small_word_problem.onnx"
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
-DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 MS_DOMAIN = "com.microsoft"
 SEQUENCES_OUTPUT = "sequences"
 

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
+
 logger = logging.getLogger(__name__)
 
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
-DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from export.generation_graph import (
-    ONE_FILE_NAME,
     GenerationGraphError,
     GenerationParityError,
     GenerationSettings,
@@ -23,6 +22,7 @@ from export.generation_graph import (
     strip_sequence,
 )
 from serving.constrain import takes_trie
+from serving.onnx_files import ONE_FILE_NAME
 
 pytestmark = pytest.mark.slow
 
