@@ -155,9 +155,9 @@ def build_paths(
 
     import torch
 
+    from bench.beam_search_graph import build_beam_search_model
     from export.generation_graph import (
         GenerationSettings,
-        build_beam_search_model,
         build_loop_model,
         dir_slot_guard,
         one_file_session,

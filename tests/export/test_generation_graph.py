@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.beam_search_graph import build_beam_search_model
 from export.generation_graph import (
     GenerationGraphError,
     GenerationParityError,
     GenerationSettings,
-    build_beam_search_model,
     build_loop_model,
     check_generation_parity,
     max_length_feed,
