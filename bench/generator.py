@@ -1,27 +1,25 @@
-"""Generator speed: the project's ONNX paths against CTranslate2 and PyTorch, in one process.
+"""Generator speed: the shipped checkpoint on real prompts against CTranslate2, in one process.
 
-For the same checkpoint and prompts (greedy, batch 1, one thread), times, interleaved prompt by
-prompt so every path sees the same machine load:
+Headline (``--headline``, default on): the pipeline's checkpoint and export (the model users
+get) on real prompts: the test split built by the pipeline (``outputs/text/test.jsonl``) and the
+open-vocabulary requests (``data/word_problems/requests/*.json`` and the teachers' dev set, turned
+into prompts as serving does: lexicon classes, role plan). Greedy, one intra-op thread:
 
-- ``onnx_python_loop``: ``serving.decode_loop.OnnxSeq2SeqGenerator`` (today's serving loop), fp32,
-  and its dynamic int8 variant when the quantize stage wrote one (``--int8-dir``);
-- ``onnx_one_file_loop_mha`` / ``onnx_one_file_loop``: the one-file graph export-backend ships
-  (``export.generation_graph.build_loop_model``: greedy in an ONNX ``Loop`` with the lean step,
-  with / without fused ``MultiHeadAttention``), from the same export (and the int8 variant);
-- ``onnx_one_file_loop_optimum_body``: the same Loop around optimum's own decoder-with-past;
-- ``onnx_one_file_beamsearch``: ORT's ``BeamSearch`` contrib op (num_beams=1);
-- ``torch_generate``: PyTorch ``generate(num_beams=1, do_sample=False)``;
-- ``ct2_fp32`` / ``ct2_int8``: CTranslate2 (the peer), converted from the same checkpoint with
-  ``ctranslate2.converters.TransformersConverter``.
+- single-prompt latency, interleaved prompt by prompt so every path sees the same machine load:
+  the one-file graph export-backend ships (fused step, and the exact lean step), its int8
+  variant (the quantize stage's dynamic int8), serving's Python loop, CTranslate2 fp32 / int8;
+- batched throughput (problems / s) at batch 1, 8 and 32 for the one-file graphs and
+  CTranslate2 (a batch is padded; the graph stops when every row has written eos);
+- ids of every path compared with serving's Python loop of the same precision (fp32 paths with
+  the fp32 loop, int8 with the int8 loop), and the target tokens per problem.
 
-Ratios are against ``onnx_python_loop`` fp32 (the project's loop), measured in the same run; the
-greedy ids of every path are compared with it. ``--shape t5-small`` builds a random-weight T5 of
-t5-small's shape (512 wide, 6+6 layers, 8 heads, vocab 32,128) saved locally; ``--shape default``
-uses the pipeline checkpoint and export when present, else the configured architecture with random
-weights. CTranslate2 is a bench-only dependency (``pip install -e '.[bench]'``).
+Shape probe (``--shape t5-small|default|both``, second table): a random-weight T5 on random
+prompts, every path decoding the full ``--max-new-tokens`` (the older table of
+docs/benchmarks.md), with PyTorch ``generate`` and ORT's ``BeamSearch`` op as well.
+CTranslate2 is a bench-only dependency (``pip install -e '.[bench]'``).
 
-    nice -n 10 .venv/bin/python bench/generator.py [--shape default|t5-small|both]
-        [--prompts 12] [--max-new-tokens 48] [--repeats 2] [--threads 1]
+    nice -n 10 .venv/bin/python bench/generator.py [--prompts 24] [--batches 1 8 32]
+        [--shape none|default|t5-small|both] [--repeats 3] [--threads 1] [--out FILE]
 """
 
 from __future__ import annotations
@@ -39,6 +37,8 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from serving.onnx_files import ENCODER_FILE  # noqa: E402  (after the repo is on sys.path)
 
 logger = logging.getLogger("bench.generator")
 
@@ -155,9 +155,9 @@ def build_paths(
 
     import torch
 
+    from bench.beam_search_graph import build_beam_search_model
     from export.generation_graph import (
         GenerationSettings,
-        build_beam_search_model,
         build_loop_model,
         dir_slot_guard,
         one_file_session,
@@ -262,6 +262,213 @@ def bench_setup(
     }
 
 
+def real_prompts(
+    onnx_dir: Path, test_file: Path, request_files: list[Path], n: int
+) -> dict[str, list[list[int]]]:
+    """Up to ``n`` prompt ids per set: the test split's prompts, and the open-vocabulary
+    requests turned into prompts as serving does (each keyword's lexicon classes, the planner's
+    role plan for the first attempt)."""
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.generator import load_lexicon
+    from serving.lexicon import describe
+    from serving.planner import load_planner
+    from serving.prompt import format_prompt
+    from serving.roles import plan_roles
+
+    gen = OnnxSeq2SeqGenerator(onnx_dir)
+    records = [json.loads(x) for x in test_file.read_text().splitlines() if x.strip()]
+    sets = {"test split": [gen.encode(r["prompt"]) for r in records[:n]]}
+    lexicon, planner = load_lexicon(onnx_dir), load_planner(onnx_dir)
+    requests = [r for f in request_files if f.is_file() for r in json.loads(f.read_text())]
+    # spread over the files (each is sorted by topic): every k-th request
+    step = max(1, len(requests) // n)
+    prompts = []
+    for r in requests[::step][:n]:
+        roles = None
+        if lexicon is not None:
+            nouns = describe(lexicon, list(r["keywords"]))
+            roles = planner.plan(r["topic"], nouns) if planner else plan_roles(nouns)
+        text = format_prompt(
+            r["topic"], list(r["keywords"]), r.get("prompt_prefix", ""), roles=roles
+        )
+        prompts.append(gen.encode(text))
+    if prompts:
+        sets["open-vocabulary requests"] = prompts
+    return sets
+
+
+Batch_fn = Callable[[list[list[int]]], list[list[int]]]
+
+
+def one_file_batch(sess: Any, eos: int, n: int, pad: int) -> Batch_fn:
+    """Greedy ids of a padded batch from the one-file graph (Python-loop convention)."""
+    import numpy as np
+
+    from export.generation_graph import SEQUENCES_OUTPUT, max_length_feed, strip_sequence
+
+    limit = max_length_feed(sess, n)
+
+    def run(batch: list[list[int]]) -> list[list[int]]:
+        width = max(len(ids) for ids in batch)
+        ids = np.full((len(batch), width), pad, np.int64)
+        mask = np.zeros_like(ids)
+        for r, row in enumerate(batch):
+            ids[r, : len(row)], mask[r, : len(row)] = row, 1
+        feeds = {"input_ids": ids, "attention_mask": mask, "max_length": limit}
+        (seq,) = sess.run([SEQUENCES_OUTPUT], feeds)
+        return [strip_sequence(row, eos_token_id=eos) for row in seq]
+
+    return run
+
+
+def ct2_batch(ckpt: Path, workdir: Path, n: int, threads: int) -> dict[str, Batch_fn]:
+    """CTranslate2 fp32 and int8 translators of the checkpoint over a batch of ids."""
+    import ctranslate2
+    from tokenizers import Tokenizer
+
+    tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    out: dict[str, Batch_fn] = {}
+    for quant, tag in (("float32", "fp32"), ("int8", "int8")):
+        target = workdir / f"ct2_{quant}"
+        ctranslate2.converters.TransformersConverter(str(ckpt)).convert(
+            str(target), quantization=quant, force=True
+        )
+        tr = ctranslate2.Translator(
+            str(target), device="cpu", inter_threads=1, intra_threads=threads
+        )
+
+        def run(batch: list[list[int]], tr: Any = tr) -> list[list[int]]:
+            src = [[tok.id_to_token(i) for i in ids] for ids in batch]
+            res = tr.translate_batch(
+                src, beam_size=1, max_decoding_length=n, max_batch_size=len(batch)
+            )
+            return [[int(tok.token_to_id(t)) for t in r.hypotheses[0]] for r in res]
+
+        out[f"ct2_{tag}"] = run
+    return out
+
+
+def headline_paths(
+    ckpt: Path, onnx_dir: Path, int8_dir: Path, workdir: Path, n: int, threads: int
+) -> tuple[dict[str, Batch_fn], dict[str, str]]:
+    """(path -> batch function, path -> the Python loop it is compared with)."""
+    from export.generation_graph import (
+        GenerationSettings,
+        build_loop_model,
+        one_file_session,
+        save_generation_model,
+    )
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+
+    settings = GenerationSettings.from_config(
+        json.loads((onnx_dir / "generation_config.json").read_text())
+    )
+    eos, pad = settings.eos_token_id, settings.pad_token_id
+    paths: dict[str, Batch_fn] = {}
+    ref: dict[str, str] = {}
+    for tag, d in (("fp32", onnx_dir), ("int8", int8_dir)):
+        loop = OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
+        paths[f"python_loop_{tag}"] = lambda b, g=loop: [g.generate(x, max_new_tokens=n) for x in b]
+        ref[f"python_loop_{tag}"] = f"python_loop_{tag}"
+        # int8: only the fused step reads int8 weights (the exact step repeats fp32 MatMuls)
+        kinds = {"fused": True, "exact": False} if tag == "fp32" else {"": True}
+        for kind, fused in kinds.items():
+            f = workdir / f"one_file_{kind or 'default'}_{tag}.onnx"
+            save_generation_model(build_loop_model(d, settings, fused_attention=fused), f)
+            name = f"one_file_{tag}" + (f"_{kind}" if kind else "")
+            paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
+            ref[name] = f"python_loop_{tag}"
+    ct2 = ct2_batch(ckpt, workdir, n, threads)
+    paths.update(ct2)
+    ref.update({k: f"python_loop_{k.rsplit('_', 1)[1]}" for k in ct2})
+    return paths, ref
+
+
+def time_batches(
+    paths: dict[str, Batch_fn], prompts: list[list[int]], size: int, repeats: int
+) -> dict[str, float]:
+    """Problems / s per path over ``prompts`` in batches of ``size``, interleaved batch by
+    batch (best of ``repeats`` passes: the least disturbed by the machine's other work)."""
+    batches = [prompts[i : i + size] for i in range(0, len(prompts), size)]
+    best = dict.fromkeys(paths, float("inf"))
+    for _ in range(repeats):
+        spent = dict.fromkeys(paths, 0.0)
+        for b in batches:
+            for name, fn in paths.items():
+                t0 = time.perf_counter()
+                fn(b)
+                spent[name] += time.perf_counter() - t0
+        best = {k: min(best[k], spent[k]) for k in paths}
+    return {k: round(len(prompts) / v, 1) for k, v in best.items()}
+
+
+def bench_headline(
+    ckpt: Path, onnx_dir: Path, int8_dir: Path, sets: dict[str, list[list[int]]], args: Any
+) -> dict[str, Any]:
+    """Latency (batch 1, interleaved) and throughput (``args.batches``) of every headline path
+    on each prompt set; ids compared with the Python loop of the same precision."""
+    n = args.max_new_tokens
+    out: dict[str, Any] = {"threads": args.threads, "max_new_tokens": n, "sets": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths, ref = headline_paths(ckpt, onnx_dir, int8_dir, Path(tmp), n, args.threads)
+        single = {k: (lambda ids, fn=fn: fn([ids])[0]) for k, fn in paths.items()}
+        for set_name, pool in sets.items():
+            # latency on the first --prompts; throughput and ids on the whole pool
+            prompts = pool
+            want = {k: [single[k](p) for p in prompts] for k in {*ref.values()}}
+            lat = interleaved(single, prompts[: args.prompts], args.repeats)
+            base = lat["ct2_fp32"]["median_ms"], lat["ct2_int8"]["median_ms"]
+            rows: dict[str, Any] = {}
+            for k, fn in paths.items():
+                same = {}
+                for size in args.batches:
+                    ids = [
+                        x for i in range(0, len(prompts), size) for x in fn(prompts[i : i + size])
+                    ]
+                    same[size] = sum(a == b for a, b in zip(ids, want[ref[k]], strict=True))
+                rows[k] = {
+                    **lat[k],
+                    "vs_ct2_fp32": round(base[0] / lat[k]["median_ms"], 2),
+                    "vs_ct2_int8": round(base[1] / lat[k]["median_ms"], 2),
+                    "ids_equal": {f"batch_{b}": f"{v}/{len(prompts)}" for b, v in same.items()},
+                    "compared_with": ref[k],
+                }
+            tput = {
+                f"batch_{size}": time_batches(paths, prompts, size, args.repeats)
+                for size in args.batches
+            }
+            for k in rows:
+                rows[k]["problems_per_s"] = {b: t[k] for b, t in tput.items()}
+            out["sets"][set_name] = {
+                "latency_prompts": min(len(prompts), args.prompts),
+                "throughput_prompts": len(prompts),
+                "results": rows,
+            }
+    return out
+
+
+def markdown(headline: dict[str, Any], batches: list[int]) -> str:
+    """The headline as the Markdown table of docs/benchmarks.md."""
+    lines = []
+    sizes = " | ".join(f"problems/s b{b}" for b in batches)
+    for set_name, block in headline["sets"].items():
+        lines += [
+            f"\n{set_name} (latency: {block['latency_prompts']} prompts, throughput and ids: "
+            f"{block['throughput_prompts']})\n",
+            f"| path | ms / problem (b1) | tokens / problem | vs CT2 fp32 | vs CT2 int8 | {sizes} "
+            "| ids equal (b1 / largest) |",
+            "|---|---|---|---|---|" + "---|" * len(batches) + "---|",
+        ]
+        for k, r in block["results"].items():
+            tput = " | ".join(str(r["problems_per_s"][f"batch_{b}"]) for b in batches)
+            ids = list(r["ids_equal"].values())
+            lines.append(
+                f"| {k} | {r['median_ms']} | {r['mean_tokens']} | {r['vs_ct2_fp32']}x "
+                f"| {r['vs_ct2_int8']}x | {tput} | {ids[0]} / {ids[-1]} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--model-dir", type=Path, default=REPO / "outputs/models/generator")
@@ -270,12 +477,25 @@ def main() -> None:
         "--int8-dir", type=Path, default=REPO / "outputs/onnx/generator_variants/dynamic_int8"
     )
     ap.add_argument("--test-file", type=Path, default=REPO / "outputs/text/test.jsonl")
-    ap.add_argument("--shape", choices=["default", "t5-small", "both"], default="both")
-    ap.add_argument("--prompts", type=int, default=12)
+    ap.add_argument(
+        "--requests",
+        type=Path,
+        nargs="*",
+        default=[
+            *sorted((REPO / "data/word_problems/requests").glob("*.json")),
+            REPO / "data/word_problems/teacher_requests/dev.json",
+        ],
+        help="open-vocabulary request files (JSON lists of topic / keywords / prompt_prefix)",
+    )
+    ap.add_argument("--no-headline", action="store_true", help="only the random shape probe")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--shape", choices=["none", "default", "t5-small", "both"], default="default")
+    ap.add_argument("--prompts", type=int, default=24, help="latency prompts per set")
+    ap.add_argument("--batch-prompts", type=int, default=96, help="throughput prompts per set")
+    ap.add_argument("--probe-prompts", type=int, default=12)
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--random", action="store_true", help="random weights for the default shape")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
     args = ap.parse_args()
@@ -286,44 +506,43 @@ def main() -> None:
 
     from pipelines.common import load_section
 
-    reports = []
+    report: dict[str, Any] = {}
+    if not args.no_headline:
+        if not (args.model_dir / "config.json").is_file():
+            raise SystemExit(
+                f"{args.model_dir}: no checkpoint (run the pipeline, or --no-headline)"
+            )
+        n_pool = max(args.prompts, args.batch_prompts)
+        sets = real_prompts(args.onnx_dir, args.test_file, args.requests, n_pool)
+        int8 = args.int8_dir
+        with tempfile.TemporaryDirectory() as tmp:
+            if not (int8 / ENCODER_FILE).is_file():
+                int8 = dynamic_int8(args.onnx_dir, Path(tmp) / "int8")
+            report["headline"] = bench_headline(args.model_dir, args.onnx_dir, int8, sets, args)
+        print(json.dumps(report["headline"], indent=2), flush=True)
+        print(markdown(report["headline"], args.batches), flush=True)
+    probes = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
+        probe = argparse.Namespace(**{**vars(args), "repeats": min(args.repeats, 2)})
         if args.shape in ("default", "both"):
-            use_pipeline = (
-                not args.random
-                and (args.model_dir / "config.json").is_file()
-                and (args.onnx_dir / "encoder_model.onnx").is_file()
+            cfg = {**load_section("train_generator")["model"], "vocab_size": 2000}
+            ckpt, onnx_dir, prompts = random_setup(work / "d", cfg, args.probe_prompts, args.seed)
+            probes.append(
+                bench_setup("default shape, random weights", ckpt, onnx_dir, None, prompts, probe)
             )
-            if use_pipeline:
-                from serving.decode_loop import OnnxSeq2SeqGenerator
-
-                gen = OnnxSeq2SeqGenerator(args.onnx_dir)
-                records = [json.loads(x) for x in args.test_file.read_text().splitlines() if x]
-                prompts = [gen.encode(r["prompt"]) for r in records[: args.prompts]]
-                int8 = args.int8_dir if (args.int8_dir / "encoder_model.onnx").is_file() else None
-                reports.append(
-                    bench_setup(
-                        "pipeline checkpoint", args.model_dir, args.onnx_dir, int8, prompts, args
-                    )
-                )
-            else:
-                cfg = {**load_section("train_generator")["model"], "vocab_size": 2000}
-                ckpt, onnx_dir, prompts = random_setup(work / "d", cfg, args.prompts, args.seed)
-                reports.append(
-                    bench_setup(
-                        "default shape, random weights", ckpt, onnx_dir, None, prompts, args
-                    )
-                )
         if args.shape in ("t5-small", "both"):
-            ckpt, onnx_dir, prompts = random_setup(work / "s", T5_SMALL, args.prompts, args.seed)
-            reports.append(
-                bench_setup("t5-small shape, random weights", ckpt, onnx_dir, None, prompts, args)
+            ckpt, onnx_dir, prompts = random_setup(
+                work / "s", T5_SMALL, args.probe_prompts, args.seed
             )
-    text = json.dumps(reports, indent=2)
-    print(text)
+            probes.append(
+                bench_setup("t5-small shape, random weights", ckpt, onnx_dir, None, prompts, probe)
+            )
+    if probes:
+        report["shape_probe"] = probes
+        print(json.dumps(probes, indent=2))
     if args.out is not None:
-        args.out.write_text(text + "\n")
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,10 +19,11 @@ from typing import Any
 import numpy as np
 
 from export.parity import ParityError
+from serving.onnx_files import SEQ2SEQ_FILES
 
 logger = logging.getLogger(__name__)
 
-ONNX_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+ONNX_FILES = SEQ2SEQ_FILES
 COPIED_FILES = ("tokenizer.json", "generation_config.json")
 
 

@@ -220,7 +220,9 @@ def export_backend_cmd(
     ),
     max_prompts: int | None = typer.Option(None, min=1, help="Parity prompts (default: all)."),
     fused_attention: bool = typer.Option(
-        False, "--fused-attention", help="Try ORT's fused MultiHeadAttention step first (gated)."
+        True,
+        "--fused-attention/--exact-step",
+        help="Try the fused step (ORT contrib ops) first, gated; or ship the exact lean step.",
     ),
     artifact_root: str | None = typer.Option(None, help="Local artifact store."),
 ) -> None:

@@ -30,6 +30,7 @@ from pipelines.common import (
     load_section,
     stage_main,
 )
+from serving.onnx_files import ENCODER_FILE
 from training.quests import (
     QuestsConfig,
     Timer,
@@ -64,8 +65,8 @@ def shipped_variant(variants_dir: Path, quantize_metrics: Path) -> Path:
     except (OSError, ValueError, KeyError) as exc:
         raise QuestsError(f"{quantize_metrics}: no 'shipped' variant ({exc})") from exc
     model_dir = variants_dir / str(shipped)
-    if not (model_dir / "encoder_model.onnx").is_file():
-        raise QuestsError(f"{model_dir}: shipped variant {shipped!r} has no encoder_model.onnx")
+    if not (model_dir / ENCODER_FILE).is_file():
+        raise QuestsError(f"{model_dir}: shipped variant {shipped!r} has no {ENCODER_FILE}")
     return model_dir
 
 

@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from serving.onnx_files import SEQ2SEQ_FILES
+
 logger = logging.getLogger(__name__)
 
-ENCODER = "encoder_model.onnx"
-DECODER = "decoder_model.onnx"
-DECODER_WITH_PAST = "decoder_with_past_model.onnx"
-ONNX_FILES = (ENCODER, DECODER, DECODER_WITH_PAST)
+ENCODER, DECODER, DECODER_WITH_PAST = ONNX_FILES = SEQ2SEQ_FILES
 
 
 class _RecordingSession:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from data.io import read_json
+from serving.onnx_files import ONE_FILE_NAME
 from serving.schemas import (
     PracticeSetInput,
     PracticeSetOutput,
@@ -48,7 +49,7 @@ DEFAULT_DIR = "onnx_placeholder_models"
 FORMAT = "ludora-backend-export"
 MANIFEST = "manifest.json"
 WEAKNESS_FILE = "lightgbm_weakness_predictor.onnx"
-GENERATOR_FILE = "t5_small_word_problem.onnx"
+GENERATOR_FILE = ONE_FILE_NAME
 TOKENIZER_DIR = "tokenizer"
 
 

@@ -14,6 +14,7 @@ has no place for a keyword. Stdlib + numpy only.
 from __future__ import annotations
 
 import json
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,11 +31,19 @@ TRIE_NEXT = "trie_next"
 drop-in takes the request's trie there, so it decodes the bank's skeletons as the app does)."""
 
 
+_TAKES_TRIE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
+
+
 def takes_trie(session: Any) -> bool:
-    """Whether a one-file graph has the optional trie inputs (a typed-role model's)."""
-    names = {i.name for i in session.get_overridable_initializers()}
-    names.update(i.name for i in session.get_inputs())
-    return TRIE_TOKENS in names
+    """Whether a one-file graph has the optional trie inputs (a typed-role model's). Asked once
+    per session: a session's inputs never change, and listing them costs more than a small
+    request's trie tables."""
+    known = _TAKES_TRIE.get(session)
+    if known is None:
+        names = {i.name for i in session.get_overridable_initializers()}
+        names.update(i.name for i in session.get_inputs())
+        known = _TAKES_TRIE[session] = TRIE_TOKENS in names
+    return known
 
 
 def trie_feeds(session: Any, trie: Trie | None) -> dict[str, np.ndarray]:

@@ -21,11 +21,10 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
+from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
+
 logger = logging.getLogger(__name__)
 
-ENCODER_FILE = "encoder_model.onnx"
-DECODER_FILE = "decoder_model.onnx"
-DECODER_WITH_PAST_FILE = "decoder_with_past_model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
 
@@ -61,11 +60,16 @@ def _check_sampling_args(
 def filter_logits(logits: np.ndarray, *, top_k: int, top_p: float) -> np.ndarray:
     """Top-k then nucleus (top-p) filtering: removed entries become -inf (HF semantics)."""
     out = logits.astype(np.float64, copy=True)
-    if 0 < top_k < out.shape[-1]:
-        kth = np.partition(out, -top_k)[-top_k]
+    # Only the finite entries can be kept: a constrained step (the skeleton trie, banned slots)
+    # leaves a handful of a 2,000-token vocabulary, and sorting the -inf rest cost more than the
+    # model's step. Same results: -inf entries sort last and carry no probability.
+    live = np.flatnonzero(np.isfinite(out))
+    if 0 < top_k < live.size:
+        kth = np.partition(out[live], -top_k)[-top_k]
         out[out < kth] = -np.inf
+        live = np.flatnonzero(np.isfinite(out))
     if top_p < 1.0:
-        order = np.argsort(-out, kind="stable")
+        order = live[np.argsort(-out[live], kind="stable")]
         sorted_logits = out[order]
         probs = np.exp(sorted_logits - sorted_logits[0])
         probs /= probs.sum()

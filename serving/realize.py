@@ -262,6 +262,7 @@ def delexicalize(text: str, keywords: Sequence[str]) -> str | None:
     return re.sub(r"(?<![\w'-])([Aa])n(\s+<k\d+s?>)", r"\1\2", out)
 
 
+@functools.lru_cache(maxsize=8192)  # pure; binding a request's skeletons asks ~90 times
 def article_for(word: str) -> str:
     """'a' or 'an' before ``word`` (inflect's rules; numbers read aloud: 'an 8', 'an 11')."""
     core = word.strip("\"'()[],.;:!?")

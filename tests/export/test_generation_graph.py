@@ -8,12 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.beam_search_graph import build_beam_search_model
 from export.generation_graph import (
-    ONE_FILE_NAME,
     GenerationGraphError,
     GenerationParityError,
     GenerationSettings,
-    build_beam_search_model,
     build_loop_model,
     check_generation_parity,
     max_length_feed,
@@ -23,6 +22,7 @@ from export.generation_graph import (
     strip_sequence,
 )
 from serving.constrain import takes_trie
+from serving.onnx_files import ONE_FILE_NAME
 
 pytestmark = pytest.mark.slow
 

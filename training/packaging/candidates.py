@@ -17,13 +17,12 @@ from typing import Any
 from data.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
+from serving.onnx_files import SEQ2SEQ_FILES
 from serving.roles import TYPED_FILES
 
 WEAKNESS_FILES = ("model.onnx", "calibration.json", "thresholds.json", "feature_spec.json")
 GENERATOR_FILES = (
-    "encoder_model.onnx",
-    "decoder_model.onnx",
-    "decoder_with_past_model.onnx",
+    *SEQ2SEQ_FILES,
     "tokenizer.json",
     "generation_config.json",
 )
