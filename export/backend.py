@@ -271,7 +271,14 @@ def _bank_tries(artifact_dir: Path, reference: Any, records: Sequence[Any]) -> l
     lexicon = load_lexicon(artifact_dir)
     if bank is None or lexicon is None or not all("topic" in r for r in records):
         return None
-    return [bank.trie(r["topic"], describe(lexicon, list(r.get("keywords", [])))) for r in records]
+    return [
+        bank.trie(
+            r["topic"],
+            describe(lexicon, list(r.get("keywords", []))),
+            prompt_prefix=str(r.get("prompt_prefix") or ""),
+        )
+        for r in records
+    ]
 
 
 def write_tokenizer_dir(tokenizer_json: Path, settings: GenerationSettings, out: Path) -> None:

@@ -282,7 +282,7 @@ def generate_ai_word_problem(
     seed = int(data.seed or 0)
     # the HTTP app's constraint: only skeletons of the bank that host the keywords
     trie = (
-        b.bank.trie(data.topic, nouns, data.max_length)
+        b.bank.trie(data.topic, nouns, data.max_length, data.prompt_prefix)
         if nouns is not None and b.bank is not None
         else None
     )

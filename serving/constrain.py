@@ -14,6 +14,7 @@ has no place for a keyword. Stdlib + numpy only.
 from __future__ import annotations
 
 import json
+import re
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -120,14 +121,21 @@ class SkeletonBank:
         return self._ids[target]
 
     def compatible(
-        self, topic: str, nouns: Sequence[Any], max_length: int | None = None
+        self,
+        topic: str,
+        nouns: Sequence[Any],
+        max_length: int | None = None,
+        prompt_prefix: str = "",
     ) -> list[str]:
         """Targets of ``topic`` whose skeleton gives the most keywords a role (or writes them,
         or opens with them as the scene, ``serving.story.setting_phrase``): every keyword when
         some skeleton can, in a role of the maths before a scene, and skeletons that name a
         keyword in their own words first; else as many as any can, and the response names the
-        rest (``keywords_unused``), rather than a free decode that writes a muddle."""
-        from serving.story import SETTING, bind
+        rest (``keywords_unused``), rather than a free decode that writes a muddle. Among
+        those, a prefix for grade 5 and up keeps to the skeletons of two steps or more when
+        there are any (``serving.numbers.min_steps``)."""
+        from serving.numbers import min_steps
+        from serving.story import SETTING, bind, scene_misfits
 
         targets = list(self.targets.get(topic, ()))
         if max_length is not None:
@@ -137,23 +145,44 @@ class SkeletonBank:
             targets = fit or targets
         scored = []
         for t in targets:
-            bindings, unused = bind(t.partition(TARGET_SEP)[0], nouns)
+            skeleton = t.partition(TARGET_SEP)[0]
+            bindings, unused = bind(skeleton, nouns)
+            misfits = scene_misfits(skeleton, nouns, bindings)
             # a keyword in a role of the maths beats the same keyword as the scene, and a
             # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")
             # beats one that merely has a role it fits
             scenes = sum(b.role == SETTING for b in bindings)
             literal = sum(b.role == "literal" for b in bindings)
-            scored.append(((len(unused), scenes, -literal), t))
+            scored.append(((len(unused), misfits, scenes, -literal), t))
         if not scored:
             return []
         fewest = min(n for n, _ in scored)
-        return [t for n, t in scored if n == fewest]
+        best = [t for n, t in scored if n == fewest]
+        steps = min_steps(prompt_prefix)
+        if steps > 1:
+            harder = [t for t in best if operations(t) >= steps]
+            best = harder or best
+        return best
 
-    def trie(self, topic: str, nouns: Sequence[Any], max_length: int | None = None) -> Trie | None:
+    def trie(
+        self,
+        topic: str,
+        nouns: Sequence[Any],
+        max_length: int | None = None,
+        prompt_prefix: str = "",
+    ) -> Trie | None:
         """The trie of the compatible targets that fit in ``max_length`` tokens (None for a
         topic the bank lacks: free decoding)."""
-        targets = self.compatible(topic, nouns, max_length)
+        targets = self.compatible(topic, nouns, max_length, prompt_prefix)
         return Trie(self.ids(t) for t in targets) if targets else None
+
+
+_OPERATOR = re.compile(r"[-+*/]")
+
+
+def operations(target: str) -> int:
+    """How many operations the equation of a decoder target takes ("n1 * n2 - n3": 2)."""
+    return len(_OPERATOR.findall(target.partition(TARGET_SEP)[2]))
 
 
 def load_bank(model_dir: Path, encode: Callable[[str], list[int]]) -> SkeletonBank | None:

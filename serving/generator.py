@@ -147,7 +147,7 @@ class GeneratorModel(ArtifactIdentity):
         base = secrets.randbelow(limits.SEED_RANGE[1] + 1) if seed is None else int(seed)
         constraint: dict[str, Any] = {}
         if nouns is not None and self.bank is not None:
-            trie = self.bank.trie(topic, nouns, max_length)
+            trie = self.bank.trie(topic, nouns, max_length, prompt_prefix)
             if trie is not None:  # decode only skeletons that can host every keyword
                 constraint = {"allowed": trie.allowed}
         temp = self.settings.temperature if temperature is None else float(temperature)

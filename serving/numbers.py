@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, evaluate, quotients
-from serving.prompt import canonical_prefix, render_slots
+from serving.prompt import grade_of, render_slots
 from serving.topics import canonical_topic
 
 NUM_TOKEN = "<num>"
@@ -33,7 +33,7 @@ NUM_TOKEN = "<num>"
 MAX_TRIES = 400
 MAX_SEARCH_SLOTS = 12  # more slots is a degenerate decode (a loop of <num>): one draw, no search
 MAX_ANSWER = 1e6
-N_LEVELS = 4
+N_LEVELS = 5  # grade 2 or below .. grade 6 (or grade 5 asking for harder numbers)
 
 # Literal numbers of the text (as serving.arithmetic.numbers_in reads them) and number slots, in
 # text order: together they are what the equation's n<i> count.
@@ -44,7 +44,6 @@ _ITEM = re.compile(
     rf"{re.escape(NUM_TOKEN)}|<[a-z]+\d*s?(?::pl)?>|(?<![\d.])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?"
 )
 SLOT_TOKEN = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
-_GRADE = re.compile(r"grade (\d+)")
 _SLOT_REF = re.compile(r"(?<![\w.])n\s?(\d+)(?![\w.])")
 _WORD = re.compile(r"\s*(?:(?:more|fewer|extra|new|other)\s+(?=[A-Za-z]))?([A-Za-z]+|%)")
 
@@ -54,53 +53,57 @@ class TopicRange:
     """Upper bounds per difficulty level: a plain quantity, and a factor (of a product, or the
     divisor of a quotient), which stays small as in the templates' samplers."""
 
-    count: tuple[int, int, int, int]
-    factor: tuple[int, int, int, int] = (5, 9, 12, 15)
+    count: tuple[int, int, int, int, int]
+    factor: tuple[int, int, int, int, int] = (5, 9, 12, 15, 25)
     step: int = 1  # percentages count in tens, so "10 % of" stays whole
 
 
 TOPIC_RANGES: dict[str, TopicRange] = {
-    "addition": TopicRange((10, 30, 100, 300), (10, 30, 100, 300)),
-    "subtraction": TopicRange((20, 50, 150, 400), (20, 50, 150, 400)),
-    "multiplication": TopicRange((20, 48, 100, 150), (5, 9, 12, 20)),
-    "division": TopicRange((25, 48, 100, 180), (5, 6, 10, 12)),
-    "fractions": TopicRange((12, 25, 48, 120), (6, 8, 12, 15)),
-    "percentages": TopicRange((60, 100, 200, 600), (60, 100, 200, 600), step=10),
-    "speed": TopicRange((30, 80, 240, 720), (5, 6, 10, 12)),
-    "money": TopicRange((20, 40, 100, 300), (6, 6, 8, 10)),
-    "measurement": TopicRange((20, 60, 160, 600), (4, 6, 9, 12)),
-    "area and perimeter": TopicRange((6, 12, 25, 60), (6, 12, 25, 60)),
-    "time": TopicRange((40, 90, 180, 360), (4, 6, 8, 12)),
-    "addition and subtraction": TopicRange((16, 40, 120, 400), (16, 40, 120, 400)),
-    "multiplication and division": TopicRange((25, 64, 100, 150), (5, 9, 12, 20)),
-    "mixed operations": TopicRange((25, 64, 120, 150)),
+    "addition": TopicRange((10, 30, 100, 300, 2000), (10, 30, 100, 300, 2000)),
+    "subtraction": TopicRange((20, 50, 150, 400, 2000), (20, 50, 150, 400, 2000)),
+    "multiplication": TopicRange((20, 48, 100, 150, 400), (5, 9, 12, 20, 40)),
+    "division": TopicRange((25, 48, 100, 180, 600), (5, 6, 10, 12, 25)),
+    "fractions": TopicRange((12, 25, 48, 120, 240), (6, 8, 12, 15, 20)),
+    "percentages": TopicRange((60, 100, 200, 600, 1200), (60, 100, 200, 600, 1200), step=10),
+    "speed": TopicRange((30, 80, 240, 720, 900), (5, 6, 10, 12, 15)),
+    "money": TopicRange((20, 40, 100, 300, 600), (6, 6, 8, 10, 15)),
+    "measurement": TopicRange((20, 60, 160, 600, 1500), (4, 6, 9, 12, 15)),
+    "area and perimeter": TopicRange((6, 12, 25, 60, 90), (6, 12, 25, 60, 90)),
+    "time": TopicRange((40, 90, 180, 360, 480), (4, 6, 8, 12, 15)),
+    "addition and subtraction": TopicRange((16, 40, 120, 400, 2000), (16, 40, 120, 400, 2000)),
+    "multiplication and division": TopicRange((25, 64, 100, 150, 400), (5, 9, 12, 20, 30)),
+    "mixed operations": TopicRange((25, 64, 120, 150, 400)),
 }
-DEFAULT_RANGE = TopicRange((20, 50, 100, 200))
+DEFAULT_RANGE = TopicRange((20, 50, 100, 200, 500))
 PERCENTS: tuple[tuple[int, ...], ...] = (
     (10, 50),
     (10, 20, 25, 50),
     (5, 10, 20, 25, 50, 75),
     (5, 15, 30, 40, 60, 80),
+    (5, 15, 35, 45, 65, 85),
 )
+# a discount, a sale or an amount off: rarely more than half ("an 80% discount" is no shop's)
+DISCOUNT_PERCENTS = (10, 20, 25, 30, 40, 50)
 DENOMINATORS: tuple[tuple[int, ...], ...] = (
     (2, 3, 4),
     (2, 3, 4, 5),
     (2, 3, 4, 5, 6, 8),
     (3, 4, 5, 6, 8, 10),
+    (5, 6, 8, 10, 12),
 )
-PRICE_HI = (5, 10, 20, 50)
-FACTOR_LO = (2, 2, 3, 4)  # smallest factor or divisor by level
-COUNT_LO = (2, 3, 8, 15)  # smallest plain count by level
-# A counted unit sets its own range (level 0..3 upper bounds; lower bound first).
-UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int]]] = {
-    "hour": (1, (3, 4, 6, 8)),
-    "day": (2, (5, 7, 10, 14)),
-    "night": (2, (4, 6, 8, 10)),
-    "week": (2, (4, 6, 8, 12)),
-    "second": (5, (20, 30, 45, 60)),
-    "year": (2, (6, 8, 10, 12)),
-    "month": (2, (6, 9, 12, 12)),
-    "goal": (1, (4, 6, 8, 10)),  # a football team scores a handful, not 134
+PRICE_HI = (5, 10, 20, 50, 80)
+FACTOR_LO = (2, 2, 3, 4, 6)  # smallest factor or divisor by level
+COUNT_LO = (2, 3, 8, 15, 40)  # smallest plain count by level
+# A counted unit sets its own range (level 0..4 upper bounds; lower bound first).
+UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int, int]]] = {
+    "hour": (1, (3, 4, 6, 8, 9)),
+    "day": (2, (5, 7, 10, 14, 21)),
+    "night": (2, (4, 6, 8, 10, 14)),
+    "week": (2, (4, 6, 8, 12, 16)),
+    "second": (5, (20, 30, 45, 60, 90)),
+    "year": (2, (6, 8, 10, 12, 15)),
+    "month": (2, (6, 9, 12, 12, 12)),
+    "goal": (1, (4, 6, 8, 10, 12)),  # a football team scores a handful, not 134
 }
 
 
@@ -109,7 +112,7 @@ _EASIER = re.compile(r"\b(easier|easy|simple|smaller)\b", re.I)
 
 
 def level_of(prompt_prefix: str, rng: random.Random) -> int:
-    """Difficulty level 0..3 from the grade the prefix names (grade 2 -> 0 .. grade 5+ -> 3),
+    """Difficulty level 0..4 from the grade the prefix names (grade 2 -> 0 .. grade 6+ -> 4),
     one up for "harder / bigger numbers" and one down for "easy" (a teacher's own words);
     without a grade, one drawn from ``rng`` (as the templates do for the empty prefix)."""
     level = _grade_level(prompt_prefix, rng)
@@ -121,10 +124,24 @@ def level_of(prompt_prefix: str, rng: random.Random) -> int:
 
 
 def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
-    m = _GRADE.search(canonical_prefix(prompt_prefix or "").lower())
-    if m is None:
-        return rng.randrange(N_LEVELS)
-    return min(max(int(m.group(1)) - 2, 0), N_LEVELS - 1)
+    grade = grade_of(prompt_prefix or "")
+    if grade is None:
+        return rng.randrange(N_LEVELS - 1)  # a problem for "primary school": not grade 6's
+    return min(max(grade - 2, 0), N_LEVELS - 1)
+
+
+def min_steps(prompt_prefix: str) -> int:
+    """The fewest operations a problem for this prefix should take: two from grade 5 (a
+    single "22 friends in teams of 11" is too easy there, raters said), one otherwise. The
+    skeleton bank keeps to it when it has such a skeleton for the request's keywords."""
+    grade = grade_of(prompt_prefix or "")
+    if grade is None:
+        return 1
+    if _HARDER.search(prompt_prefix or ""):
+        grade += 1
+    elif _EASIER.search(prompt_prefix or ""):
+        grade -= 1
+    return 2 if grade >= 5 else 1
 
 
 def format_number(x: float) -> str:
@@ -137,13 +154,15 @@ def format_number(x: float) -> str:
 
 # Measures whose size depends on the unit, not the topic (a jug holds 250 ml, not 11 ml; a
 # playground is not 3 m across): lower bound and upper bound by level, and a step.
-MEASURE_RANGES: dict[str, tuple[tuple[int, int, int, int], tuple[int, int, int, int], int]] = {
-    "ml": ((50, 100, 100, 200), (250, 500, 1000, 2000), 50),
-    "g": ((50, 100, 100, 200), (250, 500, 1000, 2000), 50),
-    "cm": ((5, 10, 10, 20), (30, 60, 120, 300), 1),
-    "m": ((3, 5, 8, 10), (12, 25, 60, 120), 1),
-    "km": ((2, 5, 10, 20), (20, 60, 200, 500), 1),
-    "kg": ((2, 3, 5, 5), (10, 25, 60, 150), 1),
+MEASURE_RANGES: dict[
+    str, tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int], int]
+] = {
+    "ml": ((50, 100, 100, 200, 250), (250, 500, 1000, 2000, 2500), 50),
+    "g": ((50, 100, 100, 200, 250), (250, 500, 1000, 2000, 2500), 50),
+    "cm": ((5, 10, 10, 20, 20), (30, 60, 120, 300, 400), 1),
+    "m": ((3, 5, 8, 10, 10), (12, 25, 60, 120, 200), 1),
+    "km": ((2, 5, 10, 20, 20), (20, 60, 200, 500, 600), 1),
+    "kg": ((2, 3, 5, 5, 5), (10, 25, 60, 150, 200), 1),
 }
 _MEASURE_ALIASES = {
     "millilitre": "ml",
@@ -180,7 +199,9 @@ class _Slot:
     start: int
     end: int
     index: int  # 0-based position among all numbers of the text (the equation's n<index+1>)
-    kind: str  # percent | numerator | denominator | price | money | unit:<u> | factor | count
+    # percent | discount | numerator | denominator | price | money | note | unit:<u> | factor
+    # | count
+    kind: str
     factor: bool = False  # next to '*' or after '/' in the equation
     measures: str = ""  # what a plausible size bounds (serving.sizes.UNITS), '' for none
     sentence: int = 0  # index of the sentence the slot is in
@@ -203,6 +224,21 @@ _KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h",
 _MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
 _SQUARE = re.compile(r"\s*square\s+(centimet(?:re|er)s?|cm|met(?:re|er)s?|m)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+# "pays with $<num>", "hands the cashier $<num>": a note or a round amount, not $79
+_PAYS_WITH = re.compile(
+    r"\b(?:pays?|paid|paying|hands?(?: over)?|gives?)\b(?:\s+(?:the|a|an)\s+\w+)?"
+    r"(?:\s+(?:with|using))?(?:\s+an?)?\s*$",
+    re.I,
+)
+_DISCOUNT = re.compile(r"\b(?:discount|off|sale|reduced|cheaper|saves?)\b", re.I)
+NOTES = (5, 10, 20, 50, 100)
+
+
+def _sentence_at(text: str, pos: int) -> str:
+    """The sentence of ``text`` that holds position ``pos``."""
+    start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, pos)), default=0)
+    end = _SENTENCE_END.search(text, pos)
+    return text[start : end.start() if end else len(text)]
 
 
 def _measures(after: str, kind: str, word: str) -> str:
@@ -219,8 +255,8 @@ def _measures(after: str, kind: str, word: str) -> str:
         return _unit(word)
     if kind == "unit:hour":
         return "h"
-    if kind == "measure:km":
-        return "km"
+    if kind in ("measure:km", "measure:kg"):
+        return kind[8:]
     return "min" if kind == "minute" else ""
 
 
@@ -241,9 +277,15 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
         elif before.endswith("/") and before[:-1].rstrip().endswith(NUM_TOKEN):
             kind = "denominator"
         elif word == "%" or word.lower() in ("percent", "per cent"):
-            kind = "percent"
+            kind = "discount" if _DISCOUNT.search(_sentence_at(text, m.start())) else "percent"
         elif before.endswith("$"):
-            kind = "price" if index in factors else "money"
+            kind = (
+                "price"
+                if index in factors
+                else "note"
+                if _PAYS_WITH.search(before[:-1])
+                else "money"
+            )
         elif _unit(word) in UNIT_RANGES:
             kind = f"unit:{_unit(word)}"
         elif _unit(word) in MEASURE_RANGES and index not in factors:
@@ -285,13 +327,17 @@ def _draw(
     kind = slot.kind
     if kind == "percent":
         return float(rng.choice(PERCENTS[lv]))
+    if kind == "discount":  # the grade's shares, but at most half off
+        return float(rng.choice([p for p in PERCENTS[lv] if p <= 50] or DISCOUNT_PERCENTS))
+    if kind == "note":
+        return float(rng.choice(NOTES[: 3 + min(lv, 2)]))
     if kind == "denominator":
         return float(den)
     if kind == "numerator":
         return float(rng.choice([k for k in range(1, den) if math.gcd(k, den) == 1]))
     if kind == "price":
         price = float(rng.randint(1, PRICE_HI[lv]))
-        return price + 0.5 if lv == 3 and rng.random() < 0.25 else price
+        return price + 0.5 if lv >= 3 and rng.random() < 0.25 else price
     if kind == "money":
         return float(rng.randint(2, 3 * PRICE_HI[lv]))
     if kind.startswith("unit:"):
@@ -346,6 +392,7 @@ def _acceptable(value: float, *, cents: bool, kind: str) -> bool:
 
 
 _HOW_MANY = re.compile(r"\bhow many\b", re.I)
+_ASKED_UNIT = re.compile(r"\bhow many\s+([A-Za-z]+)", re.I)
 _HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
 _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
 
@@ -399,14 +446,27 @@ def _whole_steps(rendered: str, *, cents: bool) -> bool:
     return all(_acceptable(abs(q), cents=cents, kind="whole") for q in quotients(rendered))
 
 
-def _trivial(value: float, kind: str, level: int, equation: str) -> bool:
+def _trivial(value: float, kind: str, level: int, equation: str, question: str = "") -> bool:
     """An answer no teacher would set at this level: 1 (the whole search avoids it first),
-    or, from grade 4, a sum or product below 10 ("5 x 4" is not grade 6)."""
+    from grade 4 a sum or product below 10 ("5 x 4" is not grade 6), from grade 5 any answer
+    below 10 that is not a number of hours, days or goals ("22 friends in teams of 11")."""
     if kind != "whole":
         return False
     if value == 1:
         return True
-    return level >= 2 and value < 10 and ("*" in equation or "+" in equation)
+    if level >= 2 and value < 10 and ("*" in equation or "+" in equation):
+        return True
+    asked = _ASKED_UNIT.search(question)
+    return level >= 3 and value < 10 and not (asked and is_unit_word(asked.group(1)))
+
+
+def _lopsided(value: float, values: Sequence[float], equation: str) -> bool:
+    """A take-away that leaves almost nothing: "150 crayons, Grace lost 144 of them" is
+    arithmetic, not a story. An answer of a sum-and-difference problem below a fifth of its
+    largest number is drawn again (a first choice only: a comparison may come out small)."""
+    if "-" not in equation or "*" in equation or "/" in equation or not values:
+        return False
+    return value < 0.2 * max(values)
 
 
 def fill_numbers(
@@ -442,6 +502,7 @@ def fill_numbers(
     cents = name == "money"
     slots = _slots(text, equation)
     kind = _answer_kind(text)
+    question = _SENTENCE_END.split(text.strip())[-1]
     # "How many comics can she buy?" is a count even in a money problem: 11.70 comics is wrong
     cents = cents and not _HOW_MANY.search(_SENTENCE_END.split(text.strip())[-1])
     # a fraction or a percentage of something is a part by design ("5 / 6 * 12")
@@ -457,8 +518,11 @@ def fill_numbers(
         # and so does the second half of the search when the grade's bounds found nothing
         part = kind != "whole" or (tries > 1 and attempt >= tries // 2)
         sized = attempt < (3 * tries) // 4
+        # the last quarter of the search also draws from two levels down: a count beside a
+        # small unit ("is 11 years old ... blew out <num> candles") has few values that fit
+        lv = level if sized or level < 4 else level - 2
         values = [
-            _draw(s, ranges, level, rng, den, part, size if sized else None)
+            _draw(s, ranges, lv, rng, den, part, size if sized else None)
             for s, size in zip(slots, plan, strict=True)
         ]
         filled = _fill_text(text, slots, values)
@@ -475,7 +539,13 @@ def fill_numbers(
             _acceptable(value, cents=cents, kind=kind)
             and (whole_parts or _whole_steps(rendered, cents=cents))
             and (answer_size is None or not sized or answer_size[0] <= value <= answer_size[1])
-            and (attempt >= tries // 2 or not _trivial(value, kind, level, equation))
+            and (
+                attempt >= tries // 2
+                or not (
+                    _trivial(value, kind, level, equation, question)
+                    or _lopsided(value, values, equation)
+                )
+            )
         ):
             return filled
     return filled

@@ -38,10 +38,12 @@ MAX_KEYWORD_SLOTS = 8
 KEYWORD_MARKER = "<k{index}>"
 
 _SPACES = re.compile(r"\s+")
-# A grade named anywhere in the prefix ("For my grade 4 students:", "Grade 3 pupils, easy"):
-# the prompt says it the one way training does, so the wording a teacher picks is not a prompt
-# the model never saw (issue 10). The rest of such a prefix carries nothing the model learnt.
-_GRADE = re.compile(r"\bgrade\s*(\d{1,2})\b", re.IGNORECASE)
+# A grade named anywhere in the prefix ("For my grade 4 students:", "Grade 3 pupils, easy",
+# "Year 5 homework"): the prompt says it the one way training does, so the wording a teacher
+# picks is not a prompt the model never saw. The rest of such a prefix carries nothing the
+# model learnt. A school year (England's "Year 5", ages 9-10) is one above the US grade of the
+# same pupils.
+_GRADE = re.compile(r"\b(grade|year)\s*(\d{1,2})\b", re.IGNORECASE)
 CANONICAL_GRADE_PREFIX = "For a grade {grade} class:"
 SLOT_PREFIX = "n"
 # An equation number literal standing alone (not inside a word or a longer number), and a slot.
@@ -110,10 +112,20 @@ def format_prompt(
     return text.rstrip()
 
 
+def grade_of(prefix: str) -> int | None:
+    """The school grade a prefix names ("grade 4" -> 4, "Year 5" -> 4), None when it names none."""
+    m = _GRADE.search(prefix or "")
+    if m is None:
+        return None
+    n = int(m.group(2))
+    return max(1, n - 1) if m.group(1).lower() == "year" else n
+
+
 def canonical_prefix(prefix: str) -> str:
-    """``"For a grade N class:"`` when the prefix names grade N, else the prefix as given."""
-    m = _GRADE.search(prefix)
-    return CANONICAL_GRADE_PREFIX.format(grade=int(m.group(1))) if m else prefix
+    """``"For a grade N class:"`` when the prefix names grade N (or school year N+1), else the
+    prefix as given."""
+    grade = grade_of(prefix)
+    return prefix if grade is None else CANONICAL_GRADE_PREFIX.format(grade=grade)
 
 
 def _number_text(value: float) -> str:

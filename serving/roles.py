@@ -304,6 +304,113 @@ HOLDERS: dict[str, tuple[tuple[str, str], ...]] = {
 }
 
 
+# What the nouns nobody asked for are, where a problem's scene or its own words say where it
+# happens: a toy shop sells toys, not sneakers; a greenhouse grows seedlings, not sandwiches;
+# a pet is a dog or a cat, not a sheep; a motorway carries cars, not horses. Keys are a scene
+# keyword (whole phrase, else its head) or a word of the skeleton ("pet", "zoo"); values map a
+# role to its pool there. A scene without an entry keeps the role's neutral pool.
+_PETS = _pool("dog", "cat", "rabbit", "kitten", "puppy/puppies", "tortoise")
+_FARM = _pool("cow", "sheep/sheep", "pig", "goat", "chicken", "horse")
+_ZOO = _pool("lion", "zebra", "giraffe", "penguin", "monkey", "elephant")
+_ROAD_MOVERS = _pool("car", "bus/buses", "coach/coaches", "van", "lorry/lorries")
+_TRAIL_MOVERS = _pool("cyclist", "runner", "hiker", "horse rider")
+_FRUIT = _pool("apple", "orange", "pear", "banana", "peach/peaches", "plum")
+SCENE_POOLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
+    "pet": {"animal": _PETS},
+    "pets": {"animal": _PETS},
+    "vet": {"animal": _PETS},
+    "puppy": {"animal": _PETS},
+    "kitten": {"animal": _PETS},
+    "pet shop": {"animal": _PETS, "thing": _pool("dog toy", "collar", "lead", "bag of pet food")},
+    "farm": {"animal": _FARM, "food": _pool("egg", "apple", "potato/potatoes", "carrot")},
+    "farm animal": {"animal": _FARM, "place": _pool("farm", "field")},
+    "farm animals": {"animal": _FARM, "place": _pool("farm", "field")},
+    "barn": {"animal": _FARM},
+    "zoo": {"animal": _ZOO},
+    "safari": {"animal": _ZOO},
+    "safari park": {"animal": _ZOO},
+    "motorway": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
+    "highway": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
+    "road": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
+    "trail": {"mover": _TRAIL_MOVERS},
+    "bike path": {"mover": _pool("cyclist")},
+    "cycle path": {"mover": _pool("cyclist")},
+    "greenhouse": {"thing": _pool("seedling", "plant pot", "tomato plant", "flower pot")},
+    "garden": {"thing": _pool("seed", "flower", "plant pot"), "food": _pool("tomato/tomatoes")},
+    "allotment": {"thing": _pool("seed", "seedling"), "food": _pool("potato/potatoes", "carrot")},
+    "orchard": {"food": _FRUIT, "thing": _FRUIT},
+    "toy shop": {"thing": _pool("toy car", "teddy bear", "kite", "board game", "yo-yo")},
+    "toy store": {"thing": _pool("toy car", "teddy bear", "kite", "board game", "yo-yo")},
+    "bookshop": {"thing": _pool("book", "comic", "notebook")},
+    "book shop": {"thing": _pool("book", "comic", "notebook")},
+    "library": {"thing": _pool("book", "comic", "magazine")},
+    "bakery": {"food": _pool("muffin", "bun", "cupcake", "loaf/loaves", "cookie")},
+    "cafe": {"food": _pool("muffin", "sandwich/sandwiches", "cookie", "cupcake")},
+    "lemonade stand": {"thing": _pool("cup of lemonade/cups of lemonade")},
+    "bake sale": {"food": _pool("cupcake", "cookie", "muffin", "brownie")},
+    "cake sale": {"food": _pool("cupcake", "cookie", "muffin", "brownie")},
+    "cinema": {"thing": _pool("ticket", "box of popcorn/boxes of popcorn")},
+    "theatre": {"thing": _pool("ticket", "programme")},
+    "concert": {"thing": _pool("ticket", "programme")},
+    "stationery shop": {"thing": _pool("pencil", "pen", "notebook", "ruler", "eraser")},
+    "stationery": {"thing": _pool("pencil", "pen", "notebook", "ruler", "eraser")},
+    "shoe shop": {
+        "thing": _pool("pair of shoes/pairs of shoes", "pair of trainers/pairs of trainers")
+    },
+    "sports shop": {
+        "thing": _pool("football", "tennis ball", "pair of trainers/pairs of trainers")
+    },
+    "florist": {"thing": _pool("rose", "tulip", "bunch of flowers/bunches of flowers")},
+    "flower shop": {"thing": _pool("rose", "tulip", "bunch of flowers/bunches of flowers")},
+    "market": {"food": _FRUIT},
+    "fruit stall": {"food": _FRUIT, "thing": _FRUIT},
+    "greengrocer": {"food": _FRUIT},
+    "supermarket": {"food": _pool("apple", "banana", "yogurt", "carton of milk/cartons of milk")},
+    "picnic": {
+        "food": _pool("sandwich/sandwiches", "apple", "sausage roll", "strawberry/strawberries")
+    },
+    "party": {"food": _pool("cupcake", "sandwich/sandwiches", "slice of pizza/slices of pizza")},
+    "birthday party": {
+        "food": _pool("cupcake", "slice of cake/slices of cake"),
+        "thing": _pool("balloon", "party hat", "party bag"),
+    },
+    "school fair": {"thing": _pool("raffle ticket", "badge", "balloon"), "food": _pool("cupcake")},
+    "fair": {"thing": _pool("ticket", "balloon"), "food": _pool("toffee apple", "cupcake")},
+    "beach": {"thing": _pool("shell", "pebble", "bucket")},
+    "seaside": {"thing": _pool("shell", "pebble")},
+    "camping trip": {"thing": _pool("tent peg", "torch/torches", "marshmallow")},
+    "campsite": {"thing": _pool("tent peg", "torch/torches", "marshmallow")},
+    "knitting club": {"thing": _pool("ball of wool/balls of wool", "knitting needle")},
+    "art class": {
+        "thing": _pool("paintbrush/paintbrushes", "crayon", "sheet of paper/sheets of paper")
+    },
+    "art room": {
+        "thing": _pool("paintbrush/paintbrushes", "crayon", "sheet of paper/sheets of paper")
+    },
+    "museum": {"thing": _pool("postcard", "ticket")},
+    "sports day": {"thing": _pool("medal", "ribbon", "bean bag")},
+    "football match": {"thing": _pool("ticket", "flag")},
+    "classroom": {"thing": _pool("pencil", "crayon", "book", "ruler")},
+    "kitchen": {"food": _pool("egg", "apple", "potato/potatoes")},
+    "aquarium": {"animal": _pool("fish/fish", "shark", "turtle", "jellyfish/jellyfish")},
+    "pond": {"animal": _pool("duck", "frog", "fish/fish")},
+}
+
+
+def scene_pools(words: Sequence[str]) -> dict[str, tuple[tuple[str, str], ...]]:
+    """The pools, role by role, that the scene words of a problem set (:data:`SCENE_POOLS`):
+    each word is looked up whole, then by its head; the first word to set a role wins."""
+    out: dict[str, tuple[tuple[str, str], ...]] = {}
+    for w in words:
+        key = " ".join(w.lower().split())
+        for k in (key, key.rsplit(" ", 1)[-1]):
+            if k in SCENE_POOLS:
+                for role, pool in SCENE_POOLS[k].items():
+                    out.setdefault(role, pool)
+                break
+    return out
+
+
 def _lookup(
     table: dict[str, tuple[tuple[str, str], ...]], noun: str
 ) -> tuple[tuple[str, str], ...]:

@@ -225,6 +225,36 @@ _KM = {
     "island": (2, 40),
     "marathon": (42, 42),
 }
+# how heavy an animal or a thing a child weighs is, in kg: a hamster is not 21 kg
+_KG = {
+    "puppy": (2, 12),
+    "dog": (5, 35),
+    "kitten": (1, 3),
+    "cat": (3, 6),
+    "rabbit": (1, 4),
+    "tortoise": (1, 5),
+    "lamb": (10, 30),
+    "sheep": (40, 90),
+    "goat": (30, 70),
+    "pig": (60, 200),
+    "cow": (400, 800),
+    "horse": (300, 700),
+    "pony": (150, 350),
+    "chicken": (2, 4),
+    "duck": (1, 3),
+    "penguin": (10, 40),
+    "lion": (120, 250),
+    "tiger": (100, 250),
+    "elephant": (2000, 6000),
+    "baby": (3, 10),
+    "child": (20, 45),
+    "suitcase": (8, 25),
+    "pumpkin": (2, 10),
+    "watermelon": (2, 8),
+    "parcel": (1, 10),
+    "backpack": (2, 8),
+    "school bag": (2, 8),
+}
 # a slower pace for words that say so ("only ... because of the traffic"): these set the sizes
 # of their whole sentence, before the nouns they slow down (``OVERRIDES``)
 _SLOW_SPEED = {"traffic": ((10, 30), (3, 8)), "jam": ((5, 20), (1, 5))}
@@ -287,12 +317,14 @@ def _table() -> dict[str, dict[str, Range]]:
         out.setdefault(noun, {})["h"] = r
     for noun, r in _KM.items():
         out.setdefault(noun, {})["km"] = r
+    for noun, r in _KG.items():
+        out.setdefault(noun, {})["kg"] = r
     return out
 
 
 SIZES: Mapping[str, Mapping[str, Range]] = _table()
 OVERRIDES = frozenset(_SLOW_SPEED)
-UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km")
+UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg")
 
 
 def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:

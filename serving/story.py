@@ -41,6 +41,7 @@ from serving.roles import (
     holders_of,
     instances,
     names_used,
+    scene_pools,
 )
 
 _TOKEN_OR_TEXT = re.compile(r"<[a-z]+[0-9]?(?::pl)?>")
@@ -234,6 +235,7 @@ _PERSON_FIRST = re.compile(
 # a problem that opens on one of its roles ("Maya ...", "A <cont> held ..."), not on nouns of
 # its own ("a bag of food for the goats", "a square has 4 sides"), can take a scene
 _ROLE_FIRST = re.compile(r"^(?:(?:<num>|\d+|an?|the)\s+)?<[a-z]+\d?(?::pl)?>", re.I)
+_GOODS = re.compile(r"<(?:thing|food)\d?(?::pl)?>")
 _ON_EVENTS = frozenset(
     {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
 )
@@ -337,6 +339,10 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
         # "On the school trip, a picture book has 4 pages" reads as nonsense: an occasion is
         # a scene only for a problem whose people act in it ("At the fair, Maya buys ...")
         return False
+    if "store" in info.classes and not _GOODS.search(text):
+        # "At the toy shop, Ben buys a pair of sneakers": a shop is a scene only where the
+        # goods are roles, which the shop's own pool fills (``serving.roles.SCENE_POOLS``)
+        return False
     if not _ROLE_FIRST.match(text):
         # "At the lemonade stand, a bag of food for the goats costs $10": a scene opens a
         # problem about its own roles, not one written about nouns of its own
@@ -347,6 +353,25 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
     if info.keyword.lower() in _MEALS and _TIME_WORDS.search(text):
         return False  # "At lunch, Lena's summer holiday lasts 2 weeks"
     return not _SCENE_WORDS.search(words)
+
+
+_SCENE_FILLED = ("thing", "food", "stuff", "liquid", "animal", "mover")
+
+
+def scene_misfits(skeleton: str, nouns: Sequence[NounInfo], bindings: Sequence[Binding]) -> int:
+    """How many nouns nobody asked for this skeleton would draw from a pool that does not
+    belong to the request's scene: a toy shop's keyword with a ``<stuff>`` left to fill ("A
+    toy shop has 600 kg of flour") counts one. Only scenes with pools of their own
+    (``serving.roles.SCENE_POOLS``) count; the bank prefers the skeletons with the fewest."""
+    scene = scene_pools([n.keyword for n in nouns])
+    if not scene:
+        return 0
+    bound = {Instance(b.role, b.index).key for b in bindings}
+    return sum(
+        1
+        for inst in instances(skeleton)
+        if inst.key not in bound and inst.role in _SCENE_FILLED and inst.role not in scene
+    )
 
 
 def _open_with(text: str, phrase: str, skeleton: str) -> str:
@@ -379,9 +404,15 @@ _FOODS = frozenset(
 )
 
 
-def _paired_pools(forms: Mapping[str, tuple[str, str]]) -> dict[str, Sequence[tuple[str, str]]]:
+_EATEN = re.compile(r"\b(?:eat|eats|ate|eaten|bake|bakes|baked|cook|cooks|cooked)\b", re.I)
+
+
+def _paired_pools(
+    forms: Mapping[str, tuple[str, str]], skeleton: str = ""
+) -> dict[str, Sequence[tuple[str, str]]]:
     """Pools for the roles still to fill that go with a keyword already cast: the contents of
-    a container (seed trays hold seeds), the holders of a thing (eggs go in egg boxes)."""
+    a container (seed trays hold seeds, even where the skeleton calls its contents food, as
+    long as nobody eats or bakes them), the holders of a thing (eggs go in egg boxes)."""
     out: dict[str, Sequence[tuple[str, str]]] = {}
     for key, (sing, _plural) in forms.items():
         role = key.rstrip("23456789")
@@ -392,6 +423,8 @@ def _paired_pools(forms: Mapping[str, tuple[str, str]]) -> dict[str, Sequence[tu
                 foods = [p for p in inside if p[0].rsplit(" ", 1)[-1] in _FOODS]
                 if foods:
                     out.setdefault("food", foods)
+                elif not _EATEN.search(literal_text(skeleton)):
+                    out.setdefault("food", inside)
         elif role in ("thing", "food"):
             holders = holders_of(sing)
             if holders:
@@ -418,13 +451,17 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
-    paired = _paired_pools(forms)
+    paired = _paired_pools(forms, skeleton)
+    # the scene's own nouns: the skeleton's words first ("a pet <animal>", "At the zoo"), then
+    # the keywords ("toy shop", "motorway")
+    words = re.findall(r"[a-z]+", literal_text(skeleton).lower())
+    scene = scene_pools([*words, *(" ".join(p) for p in itertools.pairwise(words)), *keywords])
     for inst in instances(skeleton):
         if inst.key in forms:
             continue
         pool = [
             p
-            for p in paired.get(inst.role) or ROLE_BY_NAME[inst.role].pool
+            for p in paired.get(inst.role) or scene.get(inst.role) or ROLE_BY_NAME[inst.role].pool
             if p[0].rsplit(" ", 1)[-1] not in used_heads
         ]
         one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))

@@ -67,3 +67,16 @@ def test_only_skeletons_that_fit_the_requests_length_are_decoded() -> None:
     assert bank.compatible("addition", nouns, max_length=short + 1) == [SCENE_FREE]
     # none fits: all compete (cut off rather than nothing)
     assert set(bank.compatible("addition", nouns, max_length=3)) == {HOLDS, SCENE_FREE}
+
+
+def test_older_grades_keep_to_skeletons_of_two_steps() -> None:
+    one = f"<name> has <num> <thing:pl> and gets <num> more. How many? {TARGET_SEP} n1 + n2"
+    two = f"<name> has <num> <thing:pl>, gets <num> and <num>. How many? {TARGET_SEP} n1 + n2 + n3"
+    bank = _bank(one, two)
+    nouns = [_noun("marbles", "object")]
+    assert bank.compatible("addition", nouns, prompt_prefix="Grade 5:") == [two]
+    assert bank.compatible("addition", nouns, prompt_prefix="Grade 4, harder numbers:") == [two]
+    assert set(bank.compatible("addition", nouns, prompt_prefix="Grade 3:")) == {one, two}
+    assert set(bank.compatible("addition", nouns)) == {one, two}
+    # a grade with no two-step skeleton for the keywords keeps what there is
+    assert _bank(one).compatible("addition", nouns, prompt_prefix="Grade 6:") == [one]

@@ -90,7 +90,8 @@ def test_grade_sets_the_range_and_the_seed_reproduces() -> None:
         text, "n1 + n2", topic="addition", seed=7
     )
     assert level_of("For my grade 4 students:", random.Random(0)) == 2
-    assert level_of("For grade 9:", random.Random(0)) == 3  # clamped to the hardest level
+    assert level_of("For grade 9:", random.Random(0)) == 4  # clamped to the hardest level
+    assert level_of("Year 5, harder numbers please:", random.Random(0)) == 3  # grade 4, +1
 
 
 def test_text_without_slots_is_unchanged_and_a_bad_equation_still_fills() -> None:
@@ -160,3 +161,46 @@ def test_every_division_on_the_way_is_whole(seed: int) -> None:
         )
     )
     assert cups * num % den == 0
+
+
+def test_school_years_and_steps_by_grade() -> None:
+    from serving.numbers import min_steps
+    from serving.prompt import canonical_prefix, grade_of
+
+    assert grade_of("Year 5, harder numbers please:") == 4
+    assert grade_of("For my grade 3 class:") == 3
+    assert grade_of("Homework for tonight") is None
+    assert canonical_prefix("Year 4 homework:") == "For a grade 3 class:"
+    assert min_steps("Grade 5:") == 2
+    assert min_steps("Grade 4, harder numbers please:") == 2
+    assert min_steps("Grade 5, keep it easy:") == 1
+    assert min_steps("") == 1
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_notes_discounts_and_take_aways_read_like_life(seed: int) -> None:
+    change = fill_numbers(
+        "<name> buys <num> pens at $<num> each. She pays with $<num>. How much change?",
+        "n3 - n1 * n2",
+        topic="money",
+        prompt_prefix="Grade 6:",
+        seed=seed,
+    )
+    assert numbers_in(change)[2] in (5, 10, 20, 50, 100)
+    sale = fill_numbers(
+        "A coat costs $<num>. He gets a <num>% discount. How much does he save?",
+        "n1 * n2 / 100",
+        topic="percentages",
+        prompt_prefix="Grade 6:",
+        seed=seed,
+    )
+    assert numbers_in(sale)[1] <= 50
+    lost = fill_numbers(
+        "The box had <num> crayons. Grace lost <num> of them. How many are left?",
+        "n1 - n2",
+        topic="subtraction",
+        prompt_prefix="Grade 4:",
+        seed=seed,
+    )
+    whole, gone = numbers_in(lost)
+    assert whole - gone >= 0.2 * whole

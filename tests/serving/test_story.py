@@ -193,3 +193,45 @@ def test_a_scene_never_opens_a_problem_written_about_nouns_of_its_own() -> None:
     assert not allows_setting(goats, stand)
     assert allows_setting("<name> buys <num> <thing:pl> for $<num> each. How much?", stand)
     assert allows_setting("A <cont> held <num> <food:pl>. How many are left?", stand)
+
+
+def test_the_scene_chooses_the_nouns_nobody_asked_for(tmp_path: Path) -> None:
+    """A toy shop sells toys, a pet is a dog or a cat, a motorway carries cars; a shop opens
+    only a problem whose goods are roles its pool can fill."""
+    rows = {**ROWS, "toy shop": ("store", "place,store", "c"), "vet": ("person", "person", "c")}
+    path = tmp_path / "nouns.tsv"
+    path.write_text("".join(f"{k}\t{p}\t{c}\t{m}\n" for k, (p, c, m) in rows.items()))
+    lex = Lexicon.load(path)
+    goods = "<name> buys <num> <thing:pl> for $<num>. How much does each <thing> cost?"
+    for seed in range(8):
+        text = render_story(goods, describe(lex, ["toy shop"]), seed=seed).text
+        assert text.startswith("At the toy shop, ")
+        assert any(t in text for t in ("toy car", "teddy bear", "kite", "board game", "yo-yo"))
+        pets = render_story("<name> has a pet <animal>.", describe(lex, ["cookies"]), seed=seed)
+        assert pets.text.split("pet ")[1].rstrip(".") in {
+            "dog",
+            "cat",
+            "rabbit",
+            "kitten",
+            "puppy",
+            "tortoise",
+        }
+    literal_goods = "<name> buys a pair of sneakers for $<num>. How much change does <name> get?"
+    _b, unused = bind(literal_goods, describe(lex, ["toy shop"]))
+    assert [kw for kw, _ in unused] == ["toy shop"]
+
+
+def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -> None:
+    from serving.story import scene_misfits
+
+    rows = {**ROWS, "toy shop": ("store", "place,store", "c")}
+    path = tmp_path / "nouns.tsv"
+    path.write_text("".join(f"{k}\t{p}\t{c}\t{m}\n" for k, (p, c, m) in rows.items()))
+    nouns = describe(Lexicon.load(path), ["toy shop"])
+    flour = "A <store> has <num> kg of <stuff>. It sells <num> kg. How many kg are left?"
+    toys = "A <store> has <num> <thing:pl>. It sells <num>. How many <thing:pl> are left?"
+    assert scene_misfits(flour, nouns, bind(flour, nouns)[0]) == 1
+    assert scene_misfits(toys, nouns, bind(toys, nouns)[0]) == 0
+    # a scene the table does not know counts nothing
+    plain = describe(Lexicon.load(path), ["station"])
+    assert scene_misfits(flour, plain, bind(flour, plain)[0]) == 0
