@@ -6,7 +6,7 @@ so a served request is worded exactly like the training examples. Stdlib only (s
 Prompt: ``generate word problem about <topic> using keywords <k1> boxes, <k2> garden: <prefix>``
 Target: ``<problem with keyword slots> ||| <equation with number slots>``
 
-Keyword slots (issue 10, docs/design.md): the prompt names each requested keyword after its slot
+Keyword slots (docs/design.md): the prompt names each requested keyword after its slot
 marker ``<ki>`` (i = 1-based request order), so the model learns to write the slot wherever the
 keyword goes and the realizer (``serving.realize``) renders the real word, any noun a teacher types,
 correctly inflected. The keyword text itself stays in the prompt, so a pretrained base can use its
@@ -40,7 +40,7 @@ KEYWORD_MARKER = "<k{index}>"
 _SPACES = re.compile(r"\s+")
 # A grade named anywhere in the prefix ("For my grade 4 students:", "Grade 3 pupils, easy"):
 # the prompt says it the one way training does, so the wording a teacher picks is not a prompt
-# the model never saw (issue 10). The rest of such a prefix carries nothing the model learnt.
+# the model never saw. The rest of such a prefix carries nothing the model learnt.
 _GRADE = re.compile(r"\bgrade\s*(\d{1,2})\b", re.IGNORECASE)
 CANONICAL_GRADE_PREFIX = "For a grade {grade} class:"
 SLOT_PREFIX = "n"
