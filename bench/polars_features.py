@@ -1,10 +1,11 @@
 """The weakness features written the way a Polars user would: the peer of `features.kernel`.
 
-Issue 11 asks for a peer a user would pick instead of our numpy kernel. This is it: the same
-per-(learner, topic) and per-learner statistics as `features.build.compute_features`, built with
-Polars window expressions (`cum_sum`, `rolling_mean`, `shift` / `first` over groups). It is
-checked equal to ours (bench/features.py and tests/bench/test_polars_features.py) and timed in
-the same run. Bench-only: nothing in the pipeline imports it.
+A fair speed comparison needs the peer a user would pick instead of our numpy kernel. This is
+it: the same per-(learner, topic) and per-learner statistics as
+`features.build.compute_features`, built with Polars window expressions (`cum_sum`,
+`rolling_mean`, `shift` / `first` over groups). It is checked equal to ours (bench/features.py
+and tests/bench/test_polars_features.py) and timed in the same run. Bench-only: nothing in the
+pipeline imports it.
 
 Semantics are the kernel's: rows sorted by (group, timestamp); a query at time t sees the
 events of its group strictly before t, so every row of a same-timestamp block is answered from

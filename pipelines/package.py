@@ -134,7 +134,7 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
         eval_data={
             "file": "outputs/text/test.jsonl",
             "sha256": _file_sha(TEXT_TEST),
-            # the open-vocabulary requests quantize scores too (issue 10)
+            # the open-vocabulary requests quantize scores too
             "unseen_sha256": _file_sha(TEXT_TEST.with_name("test_unseen.jsonl")),
             "sample": params_hash(sample),
         },

@@ -229,7 +229,7 @@ def main() -> None:
     unseen: list[dict[str, Any]] = []
     if unseen_file.is_file():
         unseen = read_jsonl(unseen_file, required=["id", "prompt", "topic", "keywords"])
-    else:  # text splits from before issue 10: template metrics only
+    else:  # text splits from before the open-vocabulary split: template metrics only
         logger.warning(
             "%s not found: variants are scored on the template test split only", unseen_file
         )

@@ -39,7 +39,7 @@ MAX_PREFIX_LEN: Final = 200
 # end token). Measured with the scratch 2,000-piece tokenizer of prepare_text, keyword slots
 # added (2026-12-02): shortest complete target 30 tokens over 13,393 template records, 28 over
 # the MAWPS/SVAMP/GSM8K problems ("Each <k1> costs $5. How much do 4 <k1s> cost? ||| n1 * n2");
-# with <num> number slots (session 5) 29 over the 8,000 default records ("<num> <k1s> are packed
+# with <num> number slots (2026-12-02) 29 over the 8,000 default records ("<num> <k1s> are packed
 # into <k2s> of <num>. How many <k2s> are needed? ||| n1 / n2").
 # 24 leaves a margin for other tokenizers (a pretrained T5's pieces are longer). A smaller
 # max_length is a 422; a larger one may still cut a longer problem (then complete=false).

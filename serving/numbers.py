@@ -1,6 +1,6 @@
 """Number slots in the problem text: the model writes ``<num>``, a seeded sampler picks values.
 
-Why (issue 10): the keyword slots left answer consistency the weakest metric (0.91 on unseen
+Why: the keyword slots left answer consistency the weakest metric (0.91 on unseen
 requests, 0.94 on templates), and every failure was a number the model wrote itself: a
 subtraction whose second number is larger ("had 5, gave away 8": a negative answer), a digit
 loop ("121212"), a number the equation never uses. Trained targets now write each quantity of

@@ -60,7 +60,7 @@ def banned_slot_ids(input_ids: Iterable[int], guard: Sequence[tuple[int, int]]) 
     """Slot token ids a decoder must not write for this prompt: those of every keyword index
     whose marker is not in ``input_ids`` (a two-keyword request never gets ``<k3s>``).
 
-    Why (issue 10): a model trained on four-keyword requests wrote ``<k4s>`` for three keywords,
+    Why: a model trained on four-keyword requests wrote ``<k4s>`` for three keywords,
     a slot nothing can render. Every decoder (PyTorch evaluation, the ONNX loop serving drives,
     the one-file graph) applies this same rule, so their greedy ids stay equal.
     """

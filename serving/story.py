@@ -208,7 +208,7 @@ SETTING = "setting"
 """The binding of a keyword that sets the scene: "At the bakery, ...", "In the evening, ..."."""
 
 # A place, an event or a time of day may open a problem that names no place or time of its
-# own (the generator issue's "At the birthday party, ..."): raters count a bakery or an evening
+# own (as a teacher would write "At the birthday party, ..."): raters count a bakery or an evening
 # that the problem leaves out as a keyword not used, and one scene sentence is how a teacher
 # would have put it. One setting per problem; never for a skeleton that already has a scene.
 _SCENE_TOKENS = re.compile(r"<(?:place|store|event|route|vehicle)\d?(?::pl)?>")

@@ -21,7 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Trained before issue 10 (and assumed for an artifact whose manifest lists no topics).
+# What older artifacts were trained on, without the operation mixes below (and assumed for an
+# artifact whose manifest lists no topics).
 LEGACY_TOPICS: tuple[str, ...] = (
     "addition",
     "subtraction",

@@ -4,7 +4,7 @@ The closure of a stage is computed from the code itself: its ``python -m <module
 every repo module it imports (``import``/``from`` at any depth, function-local ones included;
 ``if TYPE_CHECKING:`` blocks skipped since they never run), transitively. A package
 ``__init__.py`` counts only when it holds code. A stage that misses a file would be skipped
-by ``dvc repro`` after that file changed (issue 13, item 1); a listed file it does not use
+by ``dvc repro`` after that file changed (a stale model); a listed file it does not use
 makes it re-run for nothing.
 """
 

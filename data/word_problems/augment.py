@@ -252,7 +252,7 @@ def context_keywords(
 ) -> tuple[list[dict[str, Any]], int]:
     """Records where about ``share`` also ask for 1-2 extra nouns, written in an opener.
 
-    Why (issue 10): teachers often send three nouns, and for many topics a nonsense pairing
+    Why: teachers often send three nouns, and for many topics a nonsense pairing
     ("What is its average brownie in km per hour?") was the only place a second noun could
     go: every template shape has one or two thing roles, so the model dropped the third
     keyword (coverage 0.66 on 3-keyword requests) or put a noun into a shape word's slot. A

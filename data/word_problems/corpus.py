@@ -4,9 +4,10 @@ the generator's tokenizer.
 A record is a plain dict (the JSONL line format in docs/design.md): ``id, topic, keywords,
 prompt_prefix, problem, equation, answer, source, prompt, target``. ``prompt``/``target`` are
 derived with ``serving.prompt`` so training and serving word requests identically. ``problem`` is
-the lexical text; ``target`` writes each requested keyword as its slot (``<k1s>``, issue 10):
-``serving.realize.delexicalize`` of the problem, with the equation's number slots counted on the
-lexical text (what ``serving.realize.render_output`` gives back before rendering them).
+the lexical text; ``target`` writes each requested keyword as its slot (``<k1s>``, so the model
+never spells a noun it was not trained on): ``serving.realize.delexicalize`` of the problem, with
+the equation's number slots counted on the lexical text (what ``serving.realize.render_output``
+gives back before rendering them).
 """
 
 from __future__ import annotations

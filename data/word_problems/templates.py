@@ -132,8 +132,8 @@ COUNTED: dict[str, Noun] = {
     "piece": _n("piece"),
 }
 # How teachers word the grade: each wording of grade N means difficulty level N - 2. Drawn at
-# random so a request's wording does not decide the sentence shape (issue 10: "For grade 3:"
-# and "For my grade 4 students:" got broken text when only "For a grade N class:" was trained).
+# random so a request's wording does not decide the sentence shape ("For grade 3:" and "For my
+# grade 4 students:" got broken text when only "For a grade N class:" was trained).
 PREFIX_STYLES: tuple[str, ...] = (
     "For a grade {g} class:",
     "For grade {g}:",
@@ -970,8 +970,8 @@ class TemplateProblem:
     equation: str
     answer: float
     # The problem with each sampled quantity as the number slot ``<num>`` (literal digits of the
-    # shape stay), and the equation over the text's numbers as slots ``n<i>`` (issue 10:
-    # serving.numbers draws the values at serving time).
+    # shape stay), and the equation over the text's numbers as slots ``n<i>``
+    # (serving.numbers draws the values at serving time, so the answer follows from the text).
     skeleton: str = ""
     slot_equation: str = ""
 

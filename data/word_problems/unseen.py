@@ -2,7 +2,7 @@
 
 Why: the template test split holds out *combinations* of template keywords, so every test noun was
 seen in training and the metrics said "done" while real requests ("boxes", "bosses", "pizza")
-got broken text (issue 10). Here every keyword is a noun that occurs, in no inflection, in any
+got broken text. Here every keyword is a noun that occurs, in no inflection, in any
 record of the corpus (train, val or test): nouns that follow a number in the real corpora's
 held-out files (GSM8K test, MAWPS dev: never trained on) when they are present, and the written
 list :data:`data.word_problems.heldout_nouns.HELDOUT_NOUNS` (alone when they are absent). Requests

@@ -144,7 +144,7 @@ def test_config_range_errors_name_the_field() -> None:
     ],
 )
 def test_simulator_errors_name_key_range_and_value(values: dict, expected: str) -> None:
-    """Issue 12 defect 3: not "data.simulator: {...} matches none of SimulatorConfig | None"."""
+    """Key, range and value, not "data.simulator: {...} matches none of SimulatorConfig | None"."""
     from data.sources import DataConfig
 
     section = {"source": "simulator", "path": None, "pass_mark": 0.6}

@@ -76,7 +76,7 @@ def test_kt_real_timestamps_ties_broken_by_row_order(tmp_path: Path) -> None:
 
 
 def test_kt_errors_quote_timestamps_as_in_the_file(tmp_path: Path) -> None:
-    """Issue 12 defect 9: a relative clock (before 2000) is quoted as written, not tie-broken."""
+    """A relative clock (before 2000) is quoted as written, not tie-broken."""
     path = write_tsv(tmp_path / "kt.tsv", ["a\t1\t1000\t1\ts", "a\t2\t1000\t0\ts"])
     with pytest.raises(EventValidationError) as err:
         read_kt_tsv(path)

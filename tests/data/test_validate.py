@@ -179,7 +179,7 @@ def test_datetime_timestamps_become_seconds(tmp_path: Path) -> None:
     assert read_events_file(path)["timestamp"].tolist() == good["timestamp"].tolist()
 
 
-# ----------------------------------------------------------------------------- issue 12 defect 8
+# ----------------------------------------------------------------------------- id and time rules
 # One set of id/time rules (serving.ids) for the data stage and serving.
 
 

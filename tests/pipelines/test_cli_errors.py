@@ -1,4 +1,4 @@
-"""Every expected error of a stage or the CLI is one line on stderr and exit 1 (issue 12).
+"""Every expected error of a stage or the CLI is one line on stderr and exit 1.
 
 Real subprocesses (the console entry and a stage main through ``run_stage``): the user sees
 ``error: <what, where, allowed>`` and no traceback; ``--debug`` / LUDORA_DEBUG=1 shows it.
@@ -62,7 +62,7 @@ def data_stage(tmp_path: Path, events: Path, **env: str) -> subprocess.Completed
     return run(["-c", STAGE, str(params), str(out), str(metrics)], env=env)
 
 
-# (file name, bytes, expected parts of the message) -- issue 12 defect 5.
+# (file name, bytes, expected parts of the message): unreadable files named for what they are.
 BAD_FILES = [
     ("empty.csv", b"", ["empty file (no header line)"]),
     ("blank.csv", b"\n  \n\n", ["empty file (no header line)"]),
@@ -106,7 +106,7 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 
 
 def test_header_spaces_are_stripped_like_the_kt_reader(tmp_path: Path) -> None:
-    """Issue 12 defect 9: ` score` in the header is the score column."""
+    """` score` in the header is the score column."""
     events = tmp_path / "spaced.csv"
     events.write_text(HEADER.replace(",", " , ") + "\n" + ROW + "\n")
     proc = data_stage(tmp_path, events)
@@ -115,7 +115,7 @@ def test_header_spaces_are_stripped_like_the_kt_reader(tmp_path: Path) -> None:
 
 
 def test_a_directory_given_as_a_file_says_so(tmp_path: Path) -> None:
-    """Issue 12 defect 9: not "not found"."""
+    """A directory where a file is expected is named as such, not "not found"."""
     folder = tmp_path / "events.csv"
     folder.mkdir()
     proc = data_stage(tmp_path, folder)
@@ -123,7 +123,7 @@ def test_a_directory_given_as_a_file_says_so(tmp_path: Path) -> None:
 
 
 def test_params_error_is_one_line(tmp_path: Path) -> None:
-    """Issue 12 defect 8: data.path beside source: simulator is refused, not ignored."""
+    """data.path beside source: simulator is refused, not ignored."""
     params = tmp_path / "params.yaml"
     sim = {
         "seed": 1,
@@ -194,7 +194,7 @@ def eval_kt(train: Path, test: Path, *extra: str) -> subprocess.CompletedProcess
 def test_eval_kt_refuses_unusable_inputs_before_training(
     tmp_path: Path, train_rows: list, test_rows: list, which: str, parts: list[str]
 ) -> None:
-    """Issue 12 defect 2: no `"auc": NaN`, no LightGBM traceback after the run."""
+    """Refused before training: no `"auc": NaN`, no LightGBM traceback after the run."""
     train = kt_file(tmp_path / "train.tsv", train_rows)
     test = kt_file(tmp_path / "test.tsv", test_rows)
     out = tmp_path / "result.json"
@@ -229,7 +229,7 @@ def test_eval_kt_out_directory_is_refused_before_the_run(tmp_path: Path) -> None
 
 
 def test_bad_params_value_in_cli_is_one_line(tmp_path: Path) -> None:
-    """A bad `train_weakness` key fails at load time (issue 12 defect 7), through the CLI."""
+    """A bad `train_weakness` key fails at load time, through the CLI."""
     code = (
         "from pipelines.common import build_config, run_stage;"
         "from training.weakness import WeaknessConfig;"
@@ -245,7 +245,7 @@ def test_bad_params_value_in_cli_is_one_line(tmp_path: Path) -> None:
 
 
 def test_rollback_on_a_new_registry_says_no_previous_champion(tmp_path: Path) -> None:
-    """Issue 12 defect 6: one line instead of an 87-line MlflowException."""
+    """One line instead of an 87-line MlflowException."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run(
         ["-m", "pipelines.cli", "rollback", "--model", "weakness"], env={"MLFLOW_TRACKING_URI": uri}
@@ -257,7 +257,7 @@ def test_rollback_on_a_new_registry_says_no_previous_champion(tmp_path: Path) ->
 
 
 def test_serve_with_a_missing_model_fails_at_start(tmp_path: Path) -> None:
-    """Issue 12 defect 10: exit 1 at start, not a server answering 503."""
+    """Exit 1 at start, not a server answering 503."""
     proc = run(
         [
             "-m",

@@ -135,7 +135,7 @@ def test_resolve_input_path_escapes_dvc_temp_workspace(tmp_path: Path) -> None:
 
 
 def test_atomic_json_never_replaces_an_existing_directory(tmp_path: Path) -> None:
-    """Issue 12, defect 1: ``--out DIR/`` once deleted DIR and everything in it."""
+    """``--out DIR/`` must never delete DIR and everything in it."""
     from pipelines.common import atomic_write_json
 
     res = tmp_path / "res"
@@ -164,7 +164,7 @@ def test_atomic_path_refuses_a_file_over_a_directory_and_back(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"]
 
 
-# ----------------------------------------------------------------------------- issue 12 defect 4
+# ----------------------------------------------------------------------------- leftovers of a kill
 
 
 def _dead_pid() -> int:
@@ -347,7 +347,7 @@ def test_sigterm_cleans_up_like_ctrl_c_and_keeps_the_old_pair(tmp_path: Path) ->
 
 
 def test_no_module_below_pipelines_imports_pipelines() -> None:
-    """Issue 13 item 2: configs and atomic writes live at the bottom (data.params, data.atomic)."""
+    """Configs and atomic writes live at the bottom (data.params, data.atomic): no import cycle."""
     import ast
 
     repo = Path(__file__).resolve().parents[2]
@@ -408,7 +408,7 @@ def test_pipelines_common_still_re_exports_the_moved_names() -> None:
     ],
 )
 def test_train_weakness_params_fail_at_load_time(section: dict, expected: str) -> None:
-    """Issue 12 defect 7: a LightGBM `Check failed` after 10 s becomes a load-time line."""
+    """Not a LightGBM `Check failed` after 10 s of work: one line at load time."""
     from pipelines.common import build_config
     from training.weakness import WeaknessConfig
 

@@ -113,7 +113,7 @@ def test_repo_params_build() -> None:
 
 
 def test_string_pass_mark_is_named_features_pass_mark(tmp_path: Path) -> None:
-    """Issue 12 defect 9: the value lives in `features`, so the error says so."""
+    """The value lives in `features`, so the error says so."""
     params = tmp_path / "params.yaml"
     params.write_text(
         yaml.safe_dump(
@@ -129,7 +129,7 @@ def test_string_pass_mark_is_named_features_pass_mark(tmp_path: Path) -> None:
 
 
 def test_path_with_simulator_is_refused(tmp_path: Path) -> None:
-    """Issue 12 defect 8: a path that would be ignored is an error, not a log line."""
+    """A path that would be ignored is an error, not a log line."""
     params = write_params(tmp_path, {"source": "simulator", "path": "x.csv", "simulator": TINY_SIM})
     with pytest.raises(ConfigError, match=r"data\.path: must be null when data\.source is"):
         stage.load_config(params)

@@ -47,7 +47,7 @@ def test_stage_writes_splits_spec_and_metrics(tmp_path: Path) -> None:
 
 
 def test_params_fail_at_load_time_with_the_dotted_key() -> None:
-    """Issue 12 defect 7: `[quizz]` once ended in "no assessment timestamps" after the work."""
+    """Not "no assessment timestamps" after the work for a misspelt `[quizz]`: fails at load."""
     import pytest
 
     from pipelines.common import ConfigError, build_config, load_section

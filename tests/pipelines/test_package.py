@@ -125,7 +125,7 @@ def test_package_config_rejects_unknown_model():
 def test_one_gate_format_and_old_drafts_still_read():
     from training.packaging.candidates import failed_gate_names, normalize_gates
 
-    old = [{"name": "parity", "threshold": 1e-5, "value": 0.0, "pass": True}]  # before issue 13
+    old = [{"name": "parity", "threshold": 1e-5, "value": 0.0, "pass": True}]  # older drafts' key
     new = [{"name": "parity", "kind": "ceiling", "threshold": 1e-5, "value": 1.0, "passed": False}]
     (rec,) = normalize_gates(old, "export")
     assert rec == {

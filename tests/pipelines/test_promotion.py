@@ -169,7 +169,7 @@ def test_rules_from_params_and_mlflow_semantics():
 
 
 def test_cli_rollback_on_a_new_registry_is_one_line(tmp_path, monkeypatch):
-    """Issue 12, defect 6: an 87-line MlflowException traceback on a registry never used."""
+    """One line, not an 87-line MlflowException traceback, on a registry never used."""
     import pipelines.package as pkg
     from pipelines.cli import app
 

@@ -13,7 +13,7 @@ GOOD_TAIL = " How many are there?"  # keeps the question check quiet in the othe
 @pytest.mark.parametrize(
     ("text", "keywords", "defect"),
     [
-        # the verbatim outputs
+        # outputs once served, verbatim
         (
             "A boxes boxes held 211 boxes. Noah took out 53 boxes. "
             "How many boxes are left in the boxes?",

@@ -1,4 +1,4 @@
-"""Number slots: values drawn so the decoded equation answers its own text (issue 10)."""
+"""Number slots: values drawn so the decoded equation answers its own text."""
 
 from __future__ import annotations
 

@@ -201,7 +201,7 @@ def test_counting_words_after_one_are_singular(decoded: str, expected: str) -> N
 
 @pytest.mark.parametrize("noun", ["homework", "furniture", "music", "Information"])
 def test_mass_nouns_are_never_pluralised(noun: str) -> None:
-    """ "The class is learning about homeworks" was a served output (session 5)."""
+    """ "The class is learning about homeworks" was a served output (2026-12-02)."""
     assert noun_forms(noun) == (noun, noun)
     text = realize("The class is learning about <k1s> . Tom likes <k1> .", [noun])
     assert text == f"The class is learning about {noun}. Tom likes {noun}."

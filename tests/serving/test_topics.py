@@ -141,7 +141,7 @@ def test_every_template_problem_fits_its_own_topic() -> None:
         ("percentages", "80 * 25 / 4", None, False),
         ("area and perimeter", "2 * (3 + 4)", None, True),
         ("area and perimeter", "3 + 4", None, False),
-        # the geometry request answered with a money problem about yo-yos
+        # a geometry request once answered with a money problem about yo-yos
         ("area and perimeter", "4 * 3", "How many dollars do 3 yo-yos cost?", False),
         (
             "area and perimeter",

@@ -131,7 +131,7 @@ def test_fractions_are_in_lowest_terms(problems) -> None:
 
 def test_skeletons_name_each_quantity_by_its_place(problems) -> None:
     """Every sampled quantity is <num> in the skeleton, literal digits stay, and the slot
-    equation over the lexical text's numbers is the record's equation (issue 10)."""
+    equation over the lexical text's numbers is the record's equation (values drawn at serving)."""
     from serving.numbers import NUM_TOKEN
     from serving.prompt import render_slots
 
