@@ -6,7 +6,7 @@ so a served request is worded exactly like the training examples. Stdlib only (s
 Prompt: ``generate word problem about <topic> using keywords <k1> boxes, <k2> garden: <prefix>``
 Target: ``<problem with keyword slots> ||| <equation with number slots>``
 
-Keyword slots (issue 10, docs/design.md): the prompt names each requested keyword after its slot
+Keyword slots (docs/design.md): the prompt names each requested keyword after its slot
 marker ``<ki>`` (i = 1-based request order), so the model learns to write the slot wherever the
 keyword goes and the realizer (``serving.realize``) renders the real word, any noun a teacher types,
 correctly inflected. The keyword text itself stays in the prompt, so a pretrained base can use its
