@@ -68,6 +68,45 @@ class NounInfo:
         )
 
 
+LARGE = "large"
+"""A class the lexicon adds to a thing no child holds, packs or shares out (a ``<thing>`` role
+rejects it): "each student needs 16 tents", "crates of 6 tents" were rated nonsense. WordNet
+files a tent, a table and a piano as artifacts beside a pencil and has no size to tell them
+apart, so the list is kept here."""
+LARGE_OBJECTS = frozenset(
+    {
+        "tent",
+        "table",
+        "bed",
+        "sofa",
+        "couch",
+        "piano",
+        "fridge",
+        "freezer",
+        "wardrobe",
+        "cupboard",
+        "bookcase",
+        "desk",
+        "trampoline",
+        "swing",
+        "slide",
+        "shed",
+        "hut",
+        "gazebo",
+        "marquee",
+        "bench",
+        "sunbed",
+        "deckchair",
+    }
+)
+STALL = "stall"
+"""A class the lexicon adds to a small stand that sells (a lemonade stand, a market stall): a
+shop to buy at, never a place to travel to ("take the train to the lemonade stand")."""
+STALLS = frozenset(["stand", "stall", "kiosk", "booth", "cart"])
+
+_SMALL_KINDS = ("toy ", "model ", "paper ", "lego ", "mini ", "doll's ", "dolls ")
+
+
 class Lexicon:
     """lemma -> (primary class, classes, mass noun)."""
 
@@ -131,6 +170,10 @@ class Lexicon:
             # are loaves, not "10 kg of baguette"; "worksheets" are sheets, not paper
             if mass and lemma != kw.lower() and singular_of_plural(kw.lower().rsplit(" ", 1)[-1]):
                 mass = False
+            if lemma.rsplit(" ", 1)[-1] in LARGE_OBJECTS and not lemma.startswith(_SMALL_KINDS):
+                classes = classes | {LARGE}
+            if lemma.rsplit(" ", 1)[-1] in STALLS and classes & {"store", "place"}:
+                classes = classes | {"store", STALL}
             return NounInfo(kw, lemma, primary, classes, mass)
         return NounInfo(kw, "", "unknown", frozenset(), False)
 

@@ -257,6 +257,8 @@ def _measures(after: str, kind: str, word: str) -> str:
         return "h"
     if kind in ("measure:km", "measure:kg"):
         return kind[8:]
+    if kind == "price":  # what one of the sentence's things costs
+        return "$"
     return "min" if kind == "minute" else ""
 
 

@@ -68,7 +68,8 @@ ROLES: tuple[Role, ...] = (
             "ribbon",
         ),
         "a countable thing a child can hold, collect, give, buy or count",
-        frozenset({"place", "event", "person"}),  # a cinema or a fair is not a thing to hold
+        # a cinema or a fair is not a thing to hold, nor a tent (serving.lexicon.LARGE)
+        frozenset({"place", "event", "person", "large"}),
     ),
     Role(
         "food",
@@ -131,6 +132,7 @@ ROLES: tuple[Role, ...] = (
         None,
         _pool("park", "town square"),
         "a place or building people visit or where things are",
+        frozenset({"stall"}),  # nobody takes the train to a lemonade stand
     ),
     Role(
         "store",
@@ -200,6 +202,13 @@ ROLES: tuple[Role, ...] = (
         True,
         _pool("road", "path", "track", "trail"),
         "a road, path, track or trail travelled along",
+    ),
+    Role(
+        "big",
+        frozenset({"large"}),
+        True,
+        _pool("table", "bench/benches", "tent"),
+        "a large thing that is set up, hired or filled with people (tent, table, bench)",
     ),
 )
 ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}

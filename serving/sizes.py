@@ -255,6 +255,45 @@ _KG = {
     "backpack": (2, 8),
     "school bag": (2, 8),
 }
+# what one of a thing costs, in dollars: a cinema ticket is not $50, popcorn not $17
+_PRICE = {
+    "ticket": (4, 15),
+    "cinema ticket": (5, 15),
+    "train ticket": (5, 40),
+    "bus ticket": (1, 5),
+    "raffle ticket": (1, 3),
+    "popcorn": (2, 6),
+    "book": (4, 20),
+    "comic": (2, 6),
+    "magazine": (2, 8),
+    "notebook": (1, 5),
+    "pencil": (1, 2),
+    "pen": (1, 4),
+    "ruler": (1, 3),
+    "sticker": (1, 2),
+    "toy": (3, 25),
+    "toy car": (2, 12),
+    "teddy bear": (5, 25),
+    "kite": (4, 20),
+    "board game": (10, 35),
+    "ball": (3, 15),
+    "football": (8, 30),
+    "pizza": (6, 15),
+    "sandwich": (2, 7),
+    "muffin": (1, 4),
+    "cupcake": (1, 4),
+    "cookie": (1, 3),
+    "cake": (8, 30),
+    "ice cream": (1, 5),
+    "apple": (1, 2),
+    "lemonade": (1, 3),
+    "cup": (1, 3),
+    "t-shirt": (5, 25),
+    "shirt": (8, 30),
+    "pair": (15, 80),
+    "bicycle": (80, 300),
+    "helmet": (15, 45),
+}
 # a slower pace for words that say so ("only ... because of the traffic"): these set the sizes
 # of their whole sentence, before the nouns they slow down (``OVERRIDES``)
 _SLOW_SPEED = {"traffic": ((10, 30), (3, 8)), "jam": ((5, 20), (1, 5))}
@@ -319,12 +358,14 @@ def _table() -> dict[str, dict[str, Range]]:
         out.setdefault(noun, {})["km"] = r
     for noun, r in _KG.items():
         out.setdefault(noun, {})["kg"] = r
+    for noun, r in _PRICE.items():
+        out.setdefault(noun, {})["$"] = r
     return out
 
 
 SIZES: Mapping[str, Mapping[str, Range]] = _table()
 OVERRIDES = frozenset(_SLOW_SPEED)
-UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg")
+UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg", "$")
 
 
 def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:

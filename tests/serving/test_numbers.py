@@ -204,3 +204,16 @@ def test_notes_discounts_and_take_aways_read_like_life(seed: int) -> None:
     )
     whole, gone = numbers_in(lost)
     assert whole - gone >= 0.2 * whole
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_a_price_is_what_one_of_the_sentences_things_costs(seed: int) -> None:
+    from serving.sizes import size_of
+
+    text = "14 friends each buy a cinema ticket for $<num>. How much do they spend?"
+    sizes = [size_of("cinema ticket")]
+    filled = fill_numbers(
+        text, "14 * n2", topic="money", prompt_prefix="Grade 5:", seed=seed, sizes=sizes
+    )
+    lo, hi = size_of("cinema ticket")["$"]
+    assert lo <= numbers_in(filled)[1] <= hi

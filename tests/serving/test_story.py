@@ -235,3 +235,20 @@ def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -
     # a scene the table does not know counts nothing
     plain = describe(Lexicon.load(path), ["station"])
     assert scene_misfits(flour, plain, bind(flour, plain)[0]) == 0
+
+
+def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> None:
+    """A tent is set up, not packed in crates; a lemonade stand sells, nobody travels to it."""
+    from serving.roles import role_options
+
+    rows = {
+        "tent": ("object", "object", "c"),
+        "toy car": ("toy", "toy", "c"),
+        "lemonade stand": ("place", "place,object", "c"),
+    }
+    path = tmp_path / "nouns.tsv"
+    path.write_text("".join(f"{k}\t{p}\t{c}\t{m}\n" for k, (p, c, m) in rows.items()))
+    tents, toys, stand = describe(Lexicon.load(path), ["tents", "toy cars", "lemonade stand"])
+    assert role_options(tents.classes, True) == ["big"]
+    assert "thing" in role_options(toys.classes, True)
+    assert role_options(stand.classes, True) == ["store"]
