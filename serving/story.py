@@ -484,6 +484,9 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
     return Cast(tuple(bindings), tuple(unused), forms, chosen)
 
 
+_SHARED_UNITS = frozenset({"kg", "$"})
+
+
 def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dict[str, Any]]:
     """Per sentence of ``skeleton``, the plausible sizes of what its nouns measure
     (``serving.sizes``): the skeleton's own words ("A football pitch is <num> m wide"), then
@@ -502,18 +505,28 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
         # the skeleton's own words first: its author wrote them for this number ("at only
         # <num> km per hour because of the traffic", "A football pitch is <num> m wide")
         words = re.findall(r"[a-z]+", literal_text(sentence).lower())
+        words_set = {u for w in words for u in size_of(w)}
         for word in OVERRIDES.intersection(words):
             sizes.update(size_of(word))
         for i, word in enumerate(words):
             for phrase in (" ".join(words[i : i + 2]), word):
                 for unit, r in size_of(phrase).items():
                     sizes.setdefault(unit, r)
+        by_role: dict[str, Any] = {}
         for m in ROLE_TOKEN.finditer(sentence):
             key = m.group("role") + (m.group("inst") or "")
             sing = cast.forms.get(key, ("", ""))[0]
             for unit, r in size_of(
                 sing, role=m.group("role"), classes=classes.get(key, ())
             ).items():
+                if unit in _SHARED_UNITS and unit in by_role and unit not in words_set:
+                    # two nouns weighed or priced in one sentence ("the puppy weighs <num> kg
+                    # and the kitten <num> kg"): the numbers of the sentence fit both
+                    lo, hi = max(by_role[unit][0], r[0]), min(by_role[unit][1], r[1])
+                    if lo <= hi:
+                        sizes[unit] = by_role[unit] = (lo, hi)
+                    continue
+                by_role.setdefault(unit, r)
                 sizes.setdefault(unit, r)
         out.append(sizes)
     return out
