@@ -32,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy pipelines features training export quantize serving data
+	$(BIN)/mypy pipelines features training export quantize serving data core
 
 # The backend's light install: dist/ludora_serving-<version>-py3-none-any.whl (docs/serving.md).
 serving-wheel: $(STAMP)

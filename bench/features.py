@@ -288,7 +288,7 @@ def _float64_topic_features(
     """Our per-(learner, topic) kernel columns in float64 (before the float32 cast)."""
     import pandas as pd
 
-    from features.kernel import kernel_columns
+    from core.kernel import kernel_columns
 
     spec = build_mod.spec_from_config(cfg, peer)
     user_code, _ = pd.factorize(events["user_id"])

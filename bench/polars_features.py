@@ -1,4 +1,4 @@
-"""The weakness features written the way a Polars user would: the peer of `features.kernel`.
+"""The weakness features written the way a Polars user would: the peer of `core.kernel`.
 
 A fair speed comparison needs the peer a user would pick instead of our numpy kernel. This is
 it: the same per-(learner, topic) and per-learner statistics as
@@ -89,7 +89,7 @@ def polars_features(events: Any, spec: Mapping[str, Any]) -> np.ndarray:
     """
     import polars as pl
 
-    from features.kernel import BASE_FEATURES, N_LEARNER, decay_rate, peer_topic_mean
+    from core.kernel import BASE_FEATURES, N_LEARNER, decay_rate, peer_topic_mean
 
     windows = [int(k) for k in spec["rolling_windows"]]
     rate = decay_rate(float(spec["half_life_s"]))

@@ -235,7 +235,7 @@ def check_fits_in_memory(cfg: SimulatorConfig, where: str, available: int | None
 def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Simulate learner events.
 
-    Returns ``(events, oracle)``: events in the schema of ``data/schema.py`` sorted by
+    Returns ``(events, oracle)``: events in the schema of ``core/schema.py`` sorted by
     ``(timestamp, user_id)``; oracle aligned row by row with ``p_fail_true`` (exact probability,
     under the simulator, that the score is < ``pass_mark``) and ``mastery_true`` (the latent
     probability of a correct answer on that activity's item).

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import numpy as np
 
+from core.schema import DUPLICATE_KEY, EVENT_COLUMNS, ORACLE_COLUMNS
 from data.params import ConfigError, Range, require, require_range
-from data.schema import DUPLICATE_KEY, EVENT_COLUMNS, ORACLE_COLUMNS
 from data.simulator import SimulatorConfig, parse_start, simulate
 from data.validate import EventValidationError, ProblemReport, validate_events
 from serving.ids import TIMESTAMP_MAX, TIMESTAMP_MIN, timestamp_rule_text

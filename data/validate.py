@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.schema import ACTIVITIES, DUPLICATE_KEY, EVENT_COLUMNS
+from core.schema import ACTIVITIES, DUPLICATE_KEY, EVENT_COLUMNS
 from serving import ids
 
 if TYPE_CHECKING:
@@ -241,7 +241,7 @@ def _check_bool(report: ProblemReport, df: pd.DataFrame, column: str) -> np.ndar
 def validate_events(
     df: pd.DataFrame, *, source: str, row_offset: int = 0, row_label: str = "row"
 ) -> pd.DataFrame:
-    """Check an event table against ``data/schema.py``; return it normalised or raise.
+    """Check an event table against ``core/schema.py``; return it normalised or raise.
 
     The normalised frame has exactly the schema columns in schema order with the schema dtypes
     (ids as pandas `str`, ``timestamp`` int64 seconds UTC: ISO-8601 text is converted), and a

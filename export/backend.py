@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from data.io import read_json
+from core.io import read_json
 from export.generation_graph import (
     LOOP_IO_DOC,
     TRIE_INPUTS_DOC,
@@ -213,7 +213,7 @@ def export_weakness(
     views = calibration_views(calibration)
     inputs = {
         spec["input_name"]: f"float32 [N, {len(spec['names'])}]: feature rows, columns in "
-        "metadata feature_names order (features.online.request_features)",
+        "metadata feature_names order (core.online.request_features)",
     }
     if views:
         inputs[VIEW_INPUT] = (
@@ -387,7 +387,7 @@ def export_backend(cfg: BackendExportConfig, settings: Any = None) -> dict[str, 
     """Resolve and verify both artifacts, write the drop-in directory, return its manifest."""
     import onnxruntime as ort
 
-    from data.atomic import atomic_path
+    from core.atomic import atomic_path
     from serving.settings import ServingSettings
     from serving.store import open_verified_artifact
 

@@ -1,18 +1,23 @@
 """Build the ``ludora-serving`` wheel: the light runtime under one import name, ``ludora_serving``.
 
-Why: the ``ludora-ml`` distribution installs ``data``, ``features``, ``serving`` ... as top-level
-packages (the repository layout the pipeline imports), and a backend with its own ``data`` or
-``serving`` package would shadow them or be shadowed. The wheel built here vendors ``serving/``
-(every module, globbed) as ``ludora_serving/`` and the few lower-layer modules it imports as
-``ludora_serving._features`` / ``ludora_serving._data``, with their repo imports rewritten
-(``from serving.x`` -> ``from ludora_serving.x``, ``from features.kernel`` ->
-``from ludora_serving._features.kernel``). Only import statements are edited, at the positions
-``ast`` reports; comments and docstrings keep the repository names.
+Why: the ``ludora-ml`` distribution installs ``core``, ``data``, ``features``, ``serving`` ... as
+top-level packages (the repository layout the pipeline imports), and a backend with its own
+``core`` or ``serving`` package would shadow them or be shadowed. So the wheel carries the two
+packages serving runs on, whole (every module, globbed), under one name: ``serving/`` as
+``ludora_serving/`` and ``core/`` (the ground floor serving stands on) as
+``ludora_serving._core/``.
 
-The build fails with one line (file:line) when a vendored module imports a repo module outside
-:data:`LIGHT_MODULES`, a third-party package outside ``requirements-serving.txt``, or an import
-this rewrite cannot keep equivalent (``import serving.x`` without ``as``, a relative import
-across packages), so a new import in ``serving/`` cannot silently break the light install.
+That renaming is the build's one exception to "the sources as they are" (:data:`RENAMED`): the
+import statements naming ``serving`` or ``core`` are rewritten to the new names
+(``from serving.x`` -> ``from ludora_serving.x``, ``from core.kernel`` ->
+``from ludora_serving._core.kernel``), at the positions ``ast`` reports; comments and docstrings
+keep the repository names. Nothing else is edited and nothing else is carried: no other package of
+this repository is needed, since serving imports only itself and ``core``.
+
+The build fails with one line (file:line) when a carried module imports another package of this
+repository, a third-party package outside ``requirements-serving.txt``, or an import this renaming
+cannot keep equivalent (``import serving.x`` without ``as``, a relative import across packages),
+so a new import in ``serving/`` or ``core/`` cannot silently break the light install.
 The wheel is reproducible: same sources at the same commit, same bytes (fixed zip times,
 sorted entries).
 """
@@ -35,23 +40,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from data.atomic import atomic_path
+from core.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[1]
 DIST_NAME = "ludora-serving"
 PACKAGE = "ludora_serving"
-# Lower-layer modules serving may import, and where they live in the wheel. A module is added
-# here only after checking it imports nothing heavy (the third-party gate checks it again).
-LIGHT_MODULES: Mapping[str, str] = {
-    "features.kernel": f"{PACKAGE}._features.kernel",
-    "features.online": f"{PACKAGE}._features.online",
-    "features.spec": f"{PACKAGE}._features.spec",
-    "features.summary": f"{PACKAGE}._features.summary",
-    "data.io": f"{PACKAGE}._data.io",
-    "data.schema": f"{PACKAGE}._data.schema",
-}
+# The packages the wheel carries, whole, and their import names in it: the one rewrite the build
+# makes. Every module of these packages is checked against requirements-serving.txt.
+RENAMED: Mapping[str, str] = {"serving": PACKAGE, "core": f"{PACKAGE}._core"}
 # Imported directly by serving but installed by a requirement (fastapi depends on starlette).
 TRANSITIVE_IMPORTS: Mapping[str, str] = {"starlette": "fastapi"}
 # Reproducible zip entries (the zip format's earliest date).
@@ -94,23 +92,9 @@ def _repo_packages(repo: Path) -> set[str]:
 
 
 def _target(module: str) -> str | None:
-    """Where a repo module lives in the wheel (None: not vendored)."""
-    top, _, rest = module.partition(".")
-    if top == "serving":
-        return f"{PACKAGE}.{rest}" if rest else PACKAGE
-    if module in LIGHT_MODULES:
-        return LIGHT_MODULES[module]
-    if module in {m.split(".")[0] for m in LIGHT_MODULES}:  # the package itself: its __init__
-        return f"{PACKAGE}._{module}"
-    return None
-
-
-def _module_path(repo: Path, module: str) -> Path | None:
-    parts = module.split(".")
-    for cand in (repo.joinpath(*parts).with_suffix(".py"), repo.joinpath(*parts, "__init__.py")):
-        if cand.is_file():
-            return cand
-    return None
+    """Where a repo module lives in the wheel (None: not carried)."""
+    top, dot, rest = module.partition(".")
+    return RENAMED[top] + dot + rest if top in RENAMED else None
 
 
 def _module_name(repo: Path, path: Path) -> str:
@@ -129,29 +113,24 @@ class _Edit:
 
 def _imports(
     repo: Path, path: Path, source: str, repo_pkgs: set[str], allowed: set[str]
-) -> tuple[list[_Edit], set[str]]:
-    """The rewrites of ``path``'s repo imports and the repo modules it needs (checked)."""
+) -> list[_Edit]:
+    """The renames of ``path``'s imports of ``serving`` / ``core`` (every import checked)."""
     name = _module_name(repo, path)
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     lines = source.splitlines()
     rel = path.relative_to(repo)
     edits: list[_Edit] = []
-    needed: set[str] = set()
 
     def fail(node: ast.stmt, why: str) -> ServingDistError:
         return ServingDistError(f"{rel}:{node.lineno}: {why}")
 
-    def need(node: ast.stmt, module: str) -> None:
+    def carried(node: ast.stmt, module: str) -> None:
         if _target(module) is None:
             raise fail(
                 node,
-                f"imports {module}, which {DIST_NAME} does not vendor (allowed outside serving: "
-                f"{', '.join(sorted(LIGHT_MODULES))}); keep serving on these light modules or add "
-                f"the module to LIGHT_MODULES in export/serving_dist.py",
+                f"imports {module}, which {DIST_NAME} does not carry (it carries only "
+                f"{' and '.join(sorted(RENAMED))}); move light code serving needs into core/",
             )
-        if _module_path(repo, module) is None:
-            raise fail(node, f"imports {module}, which is not a file of the repository")
-        needed.add(module)
 
     def third_party(node: ast.stmt, module: str) -> None:
         top = module.split(".")[0]
@@ -173,40 +152,31 @@ def _imports(
 
     for node in ast.walk(ast.parse(source, str(path))):
         if isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: stays valid only inside one vendored package
+            if node.level:  # relative: stays valid only inside its own (renamed) package
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                absolute = ".".join([*base, node.module] if node.module else base)
                 if not base or base[0] != name.split(".")[0]:
                     raise fail(node, "relative import leaves its package; use an absolute import")
-                for mod in [absolute, *(f"{absolute}.{a.name}" for a in node.names)]:
-                    if _module_path(repo, mod) is not None:
-                        need(node, mod)
                 continue
             module = node.module or ""
             if module.split(".")[0] not in repo_pkgs:
                 third_party(node, module)
                 continue
-            submodules = [f"{module}.{a.name}" for a in node.names]
-            found = [m for m in submodules if _module_path(repo, m) is not None]
-            for mod in found:
-                need(node, mod)
-            if len(found) < len(submodules):  # some names are attributes of ``module`` itself
-                need(node, module)
+            carried(node, module)
             rename(node, "from", module)
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.split(".")[0] not in repo_pkgs:
                     third_party(node, alias.name)
                     continue
+                carried(node, alias.name)
                 if alias.asname is None or len(node.names) > 1:
                     raise fail(
                         node,
                         f"'import {alias.name}' binds the repo name {alias.name.split('.')[0]!r}; "
                         f"write 'from {alias.name.rpartition('.')[0] or alias.name} import ...'",
                     )
-                need(node, alias.name)
                 rename(node, "import", alias.name)
-    return edits, needed
+    return edits
 
 
 def rewrite_source(source: str, edits: Iterable[_Edit]) -> str:
@@ -223,44 +193,33 @@ def rewrite_source(source: str, edits: Iterable[_Edit]) -> str:
 def _wheel_path(module: str, is_package: bool) -> str:
     target = _target(module)
     if target is None:
-        raise ServingDistError(f"{module}: not vendored")
+        raise ServingDistError(f"{module}: not carried")
     parts = target.split(".")
     return "/".join([*parts, "__init__.py"]) if is_package else "/".join(parts) + ".py"
 
 
 def vendored_sources(repo: Path = REPO) -> dict[str, tuple[str, str]]:
-    """Wheel path -> (repo-relative source path, rewritten source), for ``serving/`` and its
-    light lower-layer closure. Raises :class:`ServingDistError` on any import the light
+    """Wheel path -> (repo-relative source path, renamed source), for every module of the
+    packages in :data:`RENAMED`. Raises :class:`ServingDistError` on any import the light
     distribution cannot carry."""
     repo_pkgs = _repo_packages(repo)
     reqs = read_requirements(repo / "requirements-serving.txt")
     allowed = {r.import_name for r in reqs} | set(TRANSITIVE_IMPORTS)
     allowed.add("__future__")
-    todo = sorted((repo / "serving").glob("*.py"))
-    if not todo:
-        raise ServingDistError(f"{repo / 'serving'}: no modules to vendor")
-    # Every vendored lower-layer package gets its __init__ (it runs on import).
-    for module in LIGHT_MODULES:
-        todo.append(repo / module.split(".")[0] / "__init__.py")
     out: dict[str, tuple[str, str]] = {}
-    seen: set[Path] = set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        if not path.is_file():
-            raise ServingDistError(f"{path}: missing (a package of LIGHT_MODULES needs it)")
-        source = path.read_text()
-        edits, needed = _imports(repo, path, source, repo_pkgs, allowed)
-        text = rewrite_source(source, edits)
-        _check_rewritten(path.relative_to(repo), text, repo_pkgs)
-        module = _module_name(repo, path)
-        out[_wheel_path(module, path.name == "__init__.py")] = (
-            path.relative_to(repo).as_posix(),
-            text,
-        )
-        todo.extend(p for m in needed if (p := _module_path(repo, m)) and p not in seen)
+    for top in RENAMED:
+        paths = sorted((repo / top).glob("*.py"))
+        if not (repo / top / "__init__.py").is_file():
+            raise ServingDistError(f"{repo / top}: not a package (no __init__.py) to carry")
+        for path in paths:
+            source = path.read_text()
+            text = rewrite_source(source, _imports(repo, path, source, repo_pkgs, allowed))
+            _check_rewritten(path.relative_to(repo), text, repo_pkgs)
+            module = _module_name(repo, path)
+            out[_wheel_path(module, path.name == "__init__.py")] = (
+                path.relative_to(repo).as_posix(),
+                text,
+            )
     return dict(sorted(out.items()))
 
 

@@ -1,7 +1,7 @@
 """Batch build of the weakness examples: one row per assessment, features from earlier events.
 
 Every event (quiz, minigame, ...) updates the learner's state; only assessments become examples.
-The per-(learner, topic) and per-learner statistics come from `features.kernel.run_kernel`
+The per-(learner, topic) and per-learner statistics come from `core.kernel.run_kernel`
 (numpy, two calls for all learners: ~0.17 s for 1M events), the code serving runs for one
 learner.
 """
@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.config import FeatureConfig
-from features.kernel import (
+from core.kernel import (
     BASE_FEATURES,
     N_LEARNER,
     OPTIONAL_DEFAULTS,
@@ -27,7 +26,8 @@ from features.kernel import (
     peer_topic_mean,
     run_kernel,
 )
-from features.spec import build_spec
+from core.spec import build_spec
+from features.config import FeatureConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -230,7 +230,7 @@ def build_examples(
     """One row per assessment event: keys, label (1 = score < pass_mark), p_fail_true, features.
 
     ``peer`` is a table from `features.peer.compute_peer_table`. Optional event columns
-    (time_spent_s, hints_used, is_revisit) take `features.kernel.OPTIONAL_DEFAULTS` when absent,
+    (time_spent_s, hints_used, is_revisit) take `core.kernel.OPTIONAL_DEFAULTS` when absent,
     so knowledge-tracing data (quizzes with 0/1 scores) works too.
     """
     import pandas as pd

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
+from core.schema import ACTIVITIES
 from data.params import OneOf, Range, require
-from data.schema import ACTIVITIES
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """The features stage on Dask: the same examples as `features.build`, partitioned by learner.
 
 Why it gives the local engine's numbers: the shared kernel computes each learner's values from
-that learner's events only, in their input order (`features.kernel`), so running
+that learner's events only, in their input order (`core.kernel`), so running
 `features.build.build_examples` on a partition holding whole learner histories, rows kept in
 the global input order, gives the same float32 rows bit for bit. What needs the whole table is
 done as distributed aggregations whose results equal the local ones:

@@ -1,7 +1,7 @@
 """Peer statistics: each topic's mean score among training learners, training period only.
 
 The table holds raw (sum, count) per topic and the global mean; smoothing toward the global mean
-happens in `features.kernel.peer_topic_mean`, the one place both paths compute it. It is computed
+happens in `core.kernel.peer_topic_mean`, the one place both paths compute it. It is computed
 from events the model is allowed to have seen (before the validation start, non-held-out
 learners), so val/test-period events never leak into it.
 """

@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-# Atomic writes live at the bottom of the stack too (data/atomic.py); re-exported here.
-from data.atomic import (  # noqa: F401
+# Atomic writes live at the bottom of the stack too (core/atomic.py); re-exported here.
+from core.atomic import (  # noqa: F401
     PAUSE_ENV,
     atomic_outputs,
     atomic_path,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from data.io import read_json
+from core.io import read_json
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,

@@ -12,11 +12,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from core.spec import SPEC_FILENAME, write_spec_text
 from features.build import build_examples, spec_from_config
 from features.config import FeatureConfig
 from features.engine import DaskConfig, engine_config
 from features.peer import compute_peer_table
-from features.spec import SPEC_FILENAME, write_spec_text
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
 from pipelines.common import (
     REPO_ROOT,

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
+from core.summary import VIEWS
 from data.params import ConfigError, Range, build_config
-from features.summary import VIEWS
 from pipelines.common import load_params
 
 # What `ludora-ml promote` measures on a weakness artifact (training.weakness_metrics).

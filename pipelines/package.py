@@ -24,7 +24,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from data.io import read_json
+from core.io import read_json
 from pipelines.common import (
     REPO_ROOT,
     atomic_write_json,

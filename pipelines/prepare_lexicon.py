@@ -16,7 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from data.atomic import atomic_write_json
+from core.atomic import atomic_write_json
 from data.lexicon.classify import build_table
 from data.lexicon.school import SCHOOL_NOUNS, apply_school_nouns, load_school_nouns
 from data.lexicon.table import write_table

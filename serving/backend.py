@@ -11,7 +11,7 @@ question endpoints from the same directory. All read only the exported directory
 (every file's sha256 checked once, when the directory is first opened).
 
 The request -> features path is the HTTP app's own (``serving.weakness``: history, views,
-``features.online.request_features`` with the feature spec stored in the graph's metadata), so
+``core.online.request_features`` with the feature spec stored in the graph's metadata), so
 both answer the same probability. Generation is greedy inside the graph (deterministic): one
 run per request, its output rendered by ``serving.realize.render_output`` and checked by the HTTP
 app's own consistency and keyword checks.
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from data.io import read_json
+from core.io import read_json
 from serving.onnx_files import ONE_FILE_NAME
 from serving.schemas import (
     PracticeSetInput,

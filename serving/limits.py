@@ -3,7 +3,7 @@
 The pydantic schemas, the ASGI body-size guard and the docs read these constants, so tightening a
 bound here tightens it everywhere. The numbers keep the worst request cheap: at most
 ``MAX_TOTAL_EVENTS`` history events reach the vectorised numpy feature kernel
-(``features.kernel``, ~0.14 ms per 1,000 events) and at most ``MAX_LENGTH_RANGE[1]`` tokens are
+(``core.kernel``, ~0.14 ms per 1,000 events) and at most ``MAX_LENGTH_RANGE[1]`` tokens are
 decoded per generation attempt.
 """
 

@@ -35,7 +35,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from data.io import read_json
+from core.io import read_json
 
 logger = logging.getLogger(__name__)
 

@@ -397,7 +397,7 @@ def explain(
     model: Any, request: PracticeSetInput, topics: Sequence[str], now: int
 ) -> dict[str, list[Reason]]:
     """Reasons for ``topics`` of one request (``model``: a ``serving.weakness.WeaknessModel``)."""
-    from features.online import request_features
+    from core.online import request_features
     from serving.weakness import build_history, request_views
 
     if not topics:

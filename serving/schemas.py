@@ -24,12 +24,12 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
-from data.schema import ACTIVITIES
+from core.schema import ACTIVITIES
 from serving import ids, limits
 from serving.topics import SUPPORTED_TOPICS, request_topic, topic_pattern, unknown_topic_message
 
 # Largest attempts_per_topic value accepted; the features count at most
-# features.summary.MAX_SUMMARY_COUNT of them (docs/serving.md).
+# core.summary.MAX_SUMMARY_COUNT of them (docs/serving.md).
 MAX_ATTEMPTS_COUNT = 1_000_000
 
 # Printable text without control characters; topic ids must not use the reserved prefix.

@@ -1,6 +1,6 @@
 """The weakness predictor at serving time: request -> history -> shared features -> ONNX -> levels.
 
-Features come only from :func:`features.online.request_features` (the one definition shared with
+Features come only from :func:`core.online.request_features` (the one definition shared with
 the batch stage); calibration and action levels only from :mod:`serving.weakness_post`. This
 module just turns the backend's request into the learner's event history (docs/serving.md says
 what each field contributes), runs the verified ONNX session and orders the answer.
@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from data.io import read_json
-from features.summary import UNASSIGNED_TOPIC, summary_events, view_of
+from core.io import read_json
+from core.summary import UNASSIGNED_TOPIC, summary_events, view_of
 from serving.errors import ArtifactError, RequestError
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
 from serving.settings import ServingSettings
@@ -65,7 +65,7 @@ class TopicPrediction:
 def _summary_rows(
     request: WeaknessPredictionInput, topics: Sequence[str]
 ) -> tuple[list[int], list[float], list[int], list[float], list[int], list[float]]:
-    """Topic rows of `features.summary.summary_events` for ``topics`` (index into ``topics``)."""
+    """Topic rows of `core.summary.summary_events` for ``topics`` (index into ``topics``)."""
     quiz_by_topic = (
         request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
     )
@@ -98,7 +98,7 @@ def build_history(
     """The learner's events implied by a request (columns of the shared event schema).
 
     Per topic the richest evidence wins: ``recent_attempts`` (real events) > the summary fields,
-    which become pseudo-events by `features.summary.summary_events`, the rule training and
+    which become pseudo-events by `core.summary.summary_events`, the rule training and
     evaluation apply to every example (recent quiz scores spaced ``quiz_spacing_s`` apart > the
     average, repeated ``attempts_per_topic`` times). ``time_spent_per_topic_minutes`` is shared
     equally by the topic's events that carry no ``time_spent_s``; time spent and hints left
@@ -186,7 +186,7 @@ def build_history(
 
 
 def request_views(request: WeaknessPredictionInput, topics: Sequence[str]) -> list[str]:
-    """The view (`features.summary.VIEWS`) of each topic's evidence: picks its calibration."""
+    """The view (`core.summary.VIEWS`) of each topic's evidence: picks its calibration."""
     quiz_by_topic = (
         request.recent_quiz_scores if isinstance(request.recent_quiz_scores, dict) else {}
     )
@@ -284,7 +284,7 @@ class WeaknessModel(ArtifactIdentity):
         views: Sequence[str] | None = None,
     ) -> list[TopicPrediction]:
         """Probability and action level per topic, from an event history, most at risk first."""
-        from features.online import request_features
+        from core.online import request_features
 
         try:
             rows = request_features(self.spec, history, list(topics), int(now))
@@ -352,7 +352,7 @@ def open_weakness(
     """
     import onnxruntime as ort
 
-    from features.spec import validate_spec
+    from core.spec import validate_spec
 
     spec = validate_spec(_artifact_json(artifact_dir / "feature_spec.json"))
     calibration = _artifact_json(artifact_dir / "calibration.json")

@@ -11,7 +11,7 @@ The calibration is a JSON-able dict stored next to the model (``calibration.json
 - ``{"method": "identity"}``: no calibration.
 
 Any of them may carry ``"views": {view: <calibration dict without views>}``: one map per request
-view (`features.summary.VIEWS`: full history, recent scores, averages with counts, ...), fitted on
+view (`core.summary.VIEWS`: full history, recent scores, averages with counts, ...), fitted on
 that view's validation rows. A row of a listed view uses its map; other rows the top-level one.
 The pipeline writes Platt maps throughout: ``{"method": "platt", "a", "b", "views": {"averages":
 {"method": "platt", "a", "b"}, ...}}``, so a backend export needs one (a, b) pair per view.

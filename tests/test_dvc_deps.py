@@ -136,11 +136,11 @@ def test_a_removed_dep_is_caught(tmp_path: Path) -> None:
     text = (REPO / "dvc.yaml").read_text()
     stages = yaml.safe_load(text)["stages"]
     deps = stages["data"]["deps"]
-    assert "data/schema.py" in deps
-    stages["data"]["deps"] = [d for d in deps if d != "data/schema.py"] + ["training/weakness.py"]
+    assert "core/schema.py" in deps
+    stages["data"]["deps"] = [d for d in deps if d != "core/schema.py"] + ["training/weakness.py"]
     copy = tmp_path / "dvc.yaml"
     copy.write_text(yaml.safe_dump({"stages": stages}))
     shutil.copy(REPO / "params.yaml", tmp_path / "params.yaml")
     missing, unused = stage_drift(copy)["data"]
-    assert "data/schema.py" in missing
+    assert "core/schema.py" in missing
     assert unused == ["training/weakness.py"]

@@ -126,7 +126,7 @@ def _join(*parts: np.ndarray) -> np.ndarray:
 
 
 def _peer_columns(topic_mean: np.ndarray, peer: np.ndarray) -> dict[str, np.ndarray]:
-    """The two shared peer features from a peer mean (same arithmetic as features.kernel)."""
+    """The two shared peer features from a peer mean (same arithmetic as core.kernel)."""
     return {"peer_topic_mean": peer, "topic_mean_minus_peer": topic_mean - peer}
 
 
@@ -213,7 +213,7 @@ def _kernel_block(
     pass_mark: float,
 ) -> np.ndarray:
     """All kernel columns for every answer, grouped by ``group_code``, time = answer step."""
-    from features.kernel import group_starts, kernel_columns, run_kernel
+    from core.kernel import group_starts, kernel_columns, run_kernel
 
     order = np.lexsort((step, group_code))
     code_sorted = group_code[order]
@@ -292,7 +292,7 @@ def residual_features(ex: pd.DataFrame, expected_col: str) -> pd.DataFrame:
     """
     import pandas as pd
 
-    from features.kernel import kernel_columns
+    from core.kernel import kernel_columns
 
     user_code, _ = pd.factorize(ex["user_id"])
     topic_code, topics = pd.factorize(ex["topic_id"])
@@ -327,7 +327,7 @@ def kt_sequence_features(events: pd.DataFrame, pass_mark: float) -> pd.DataFrame
     """
     import pandas as pd
 
-    from features.kernel import kernel_columns
+    from core.kernel import kernel_columns
 
     user_code, _ = pd.factorize(events["user_id"])
     topic_code, topics = pd.factorize(events["topic_id"])

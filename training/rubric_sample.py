@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data.atomic import atomic_write_json
+from core.atomic import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -3,13 +3,13 @@
 For an example (learner, topic, t) the learner's events before t are summarised the way the
 backend summarises them (per topic: average score, attempt count, last quiz scores, minutes
 spent; a flat list of the last quiz scores), the summary goes through
-`features.summary.summary_events` (the rule serving's `build_history` applies to a request) and
+`core.summary.summary_events` (the rule serving's `build_history` applies to a request) and
 the pseudo-events through the shared batch kernel (`features.build.compute_features`, equal bit
-for bit to serving's `features.online.request_features`). So a view's rows are exactly the
+for bit to serving's `core.online.request_features`). So a view's rows are exactly the
 feature rows serving builds for that request shape (tested against serving's own code in
 tests/training/test_weakness_views.py).
 
-Views (`features.summary.VIEWS`): ``full`` (every attempt: the feature tables themselves),
+Views (`core.summary.VIEWS`): ``full`` (every attempt: the feature tables themselves),
 ``full_notime`` (attempts without time spent), ``recent_scores`` (each topic's last
 ``recent_k`` quiz scores), ``averages_counts`` (average + attempt count per topic),
 ``averages`` (average only), ``averages_flat`` (averages + the learner's last ``recent_k`` quiz
@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from features.summary import FULL, MAX_SUMMARY_COUNT, UNASSIGNED_TOPIC, VIEWS, summary_events
+from core.summary import FULL, MAX_SUMMARY_COUNT, UNASSIGNED_TOPIC, VIEWS, summary_events
 
 if TYPE_CHECKING:
     import pandas as pd

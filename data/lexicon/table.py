@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from data.atomic import atomic_write_text
+from core.atomic import atomic_write_text
 from data.lexicon.classify import NounEntry
 
 

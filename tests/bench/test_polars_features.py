@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.spec import build_spec
 from features.build import compute_features
-from features.spec import build_spec
 
 pytest.importorskip("polars")
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom
 
-from data.schema import EVENT_COLUMNS, ORACLE_COLUMNS
+from core.schema import EVENT_COLUMNS, ORACLE_COLUMNS
 from data.simulator import SimulatorConfig, fail_threshold, simulate
 from data.validate import pandas_dtypes, validate_events
 from pipelines.common import ConfigError, build_config

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.schema import EVENT_COLUMNS
+from core.schema import EVENT_COLUMNS
 from data.sources import read_events_file
 from data.validate import EventValidationError, pandas_dtypes, validate_events
 

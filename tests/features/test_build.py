@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.kernel import feature_names
 from features.build import (
     KEY_COLUMNS,
     build_examples,
@@ -14,7 +15,6 @@ from features.build import (
     spec_from_config,
     time_order_of,
 )
-from features.kernel import feature_names
 from tests.fixtures.events import PEER, feature_config, random_events
 
 

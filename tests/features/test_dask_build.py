@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.kernel import feature_names
 from data.simulator import simulate
 from features.config import FeatureConfig
 from features.dask_build import (
@@ -36,7 +37,6 @@ from features.dask_build import (
     split_plan_and_users,
     write_splits,
 )
-from features.kernel import feature_names
 from features.split import plan_split
 from pipelines.features import make_features
 from tests.fixtures.cluster import shared_client

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from core.spec import read_spec
 from data.simulator import simulate
 from features.build import KEY_COLUMNS
 from features.config import FeatureConfig
-from features.spec import read_spec
 from pipelines.features import run
 from tests.fixtures.events import sim_config
 

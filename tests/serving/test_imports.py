@@ -99,7 +99,7 @@ def test_cli_serves_both_models_without_heavy_imports(store: Path, tmp_path: Pat
 def test_serving_modules_import_only_light_packages() -> None:
     code = (
         "import sys, serving.app, serving.weakness, serving.generator, serving.store, "
-        "serving.schemas, serving.limits, serving.settings, features.online, features.spec, "
+        "serving.schemas, serving.limits, serving.settings, core.online, core.spec, "
         "serving.realize, serving.grammar, serving.topics; "
         f"print(','.join(m for m in {FORBIDDEN!r} if m in sys.modules))"
     )

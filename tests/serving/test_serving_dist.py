@@ -1,10 +1,11 @@
 """The ``ludora-serving`` wheel: one import name, no repo imports, and it serves like ``serving``.
 
-A backend with its own ``data``, ``features`` and ``serving`` packages imports them first, then
-serves through ``ludora_serving``'s CLI; the answers must equal this repo's ``serving`` on the
-same tiny artifacts, and no module of this repository may be loaded. The fast test unpacks the
-wheel onto ``sys.path`` behind the backend's packages; the ``venv`` one installs it with pip into
-a fresh virtualenv holding only ``requirements-serving.txt`` (~1-2 min with pip's warm cache).
+A backend with its own ``core``, ``data``, ``features`` and ``serving`` packages imports them
+first, then serves through ``ludora_serving``'s CLI; the answers must equal this repo's
+``serving`` on the same tiny artifacts, and no module of this repository may be loaded. The fast
+test unpacks the wheel onto ``sys.path`` behind the backend's packages; the ``venv`` one installs
+it with pip into a fresh virtualenv holding only ``requirements-serving.txt`` (~1-2 min with
+pip's warm cache).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,11 +26,17 @@ from typing import Any
 
 import pytest
 
-from export.serving_dist import PACKAGE, ServingDistError, build_wheel, read_requirements
+from export.serving_dist import (
+    PACKAGE,
+    RENAMED,
+    ServingDistError,
+    build_wheel,
+    read_requirements,
+)
 from tests.fixtures.http_probe import PROBE_HELPERS
 
 REPO = Path(__file__).resolve().parents[2]
-COLLIDING = ("data", "features", "serving")
+COLLIDING = ("core", "data", "features", "serving")
 HEAVY = ("torch", "transformers", "lightgbm", "sklearn", "pandas", "mlflow", "onnx", "optimum")
 
 
@@ -67,9 +75,10 @@ pkg, store, out = sys.argv[1], sys.argv[2], sys.argv[3]
 requests = json.loads(sys.argv[4])
 backend = os.environ.get("BACKEND_PACKAGES") == "1"
 if backend:
-    import data, data.schema, features, features.kernel, serving, serving.schemas
-    marks = [data.MARK, data.schema.MARK, features.MARK, features.kernel.MARK, serving.MARK,
-             serving.schemas.MARK]
+    import core, core.schema, data, data.schema, features, features.kernel, serving
+    import serving.schemas
+    marks = [core.MARK, core.schema.MARK, data.MARK, data.schema.MARK, features.MARK,
+             features.kernel.MARK, serving.MARK, serving.schemas.MARK]
 with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
@@ -93,9 +102,10 @@ def probe():
         result["heavy_modules"] = sorted(m for m in os.environ["HEAVY"].split(",")
                                          if m in sys.modules)
         if backend:
-            import data, features, serving
-            result["backend_marks"] = [data.MARK, data.schema.MARK, features.MARK,
-                                       features.kernel.MARK, serving.MARK, serving.schemas.MARK]
+            import core, data, features, serving
+            result["backend_marks"] = [core.MARK, core.schema.MARK, data.MARK, data.schema.MARK,
+                                       features.MARK, features.kernel.MARK, serving.MARK,
+                                       serving.schemas.MARK]
         result["package_file"] = sys.modules[pkg].__file__
     finally:
         with open(out, "w") as fh:
@@ -112,10 +122,16 @@ importlib.import_module(f"{pkg}.cli").main(
 
 
 def write_backend(root: Path) -> Path:
-    """A backend's source tree: its own ``data``, ``features`` and ``serving`` packages, with
-    modules named like ours (``data/schema.py``, ``features/kernel.py``, ``serving/schemas.py``)
-    that hold none of our names, so any stray repo import fails or reads the wrong module."""
-    for pkg, sub in (("data", "schema"), ("features", "kernel"), ("serving", "schemas")):
+    """A backend's source tree: its own ``core``, ``data``, ``features`` and ``serving`` packages,
+    with modules named like ours or like what used to be ours (``core/schema.py``,
+    ``data/schema.py``, ``features/kernel.py``, ``serving/schemas.py``) that hold none of our
+    names, so any stray repo import fails or reads the wrong module."""
+    for pkg, sub in (
+        ("core", "schema"),
+        ("data", "schema"),
+        ("features", "kernel"),
+        ("serving", "schemas"),
+    ):
         (root / pkg).mkdir(parents=True, exist_ok=True)
         (root / pkg / "__init__.py").write_text(f"MARK = 'backend {pkg}'\n")
         (root / pkg / f"{sub}.py").write_text(f"MARK = 'backend {pkg}.{sub}'\n")
@@ -123,6 +139,8 @@ def write_backend(root: Path) -> Path:
 
 
 BACKEND_MARKS = [
+    "backend core",
+    "backend core.schema",
     "backend data",
     "backend data.schema",
     "backend features",
@@ -190,7 +208,7 @@ def expected(store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         backend=False,
     )
     assert result["ready"] and result["heavy_modules"] == []
-    assert {"serving.cli", "features.online", "data.schema"} <= set(result["repo_modules"])
+    assert {"serving.cli", "core.online", "core.schema"} <= set(result["repo_modules"])
     assert Path(result["package_file"]).resolve().is_relative_to(REPO)
     assert [status for status, _ in result["weakness"] + result["word_problem"]] == [200] * 3
     return answers(result)
@@ -207,11 +225,15 @@ def test_wheel_holds_only_ludora_serving(wheel: Path) -> None:
         blobs = {n: zf.read(n) for n in names}
     tops = {n.split("/")[0] for n in names}
     assert tops == {PACKAGE, wheel.name.split("-py3")[0] + ".dist-info"}
-    # every serving module is vendored (globbed, so a renamed or new module is carried too)
+    # every serving and core module is carried (globbed, so a renamed or new module is too), and
+    # nothing else of the repository
     for src in (REPO / "serving").glob("*.py"):
         assert f"{PACKAGE}/{src.name}" in names, src.name
-    assert f"{PACKAGE}/_features/online.py" in names and f"{PACKAGE}/_data/schema.py" in names
-    assert not any(n.startswith(f"{PACKAGE}/_features/build") for n in names)
+    for src in (REPO / "core").glob("*.py"):
+        assert f"{PACKAGE}/_core/{src.name}" in names, src.name
+    assert {n.split("/")[1] for n in names if n.startswith(f"{PACKAGE}/") and n.count("/") > 1} == {
+        "_core"
+    }
     # RECORD matches every file; METADATA pins exactly requirements-serving.txt
     for line in record.splitlines():
         path, digest, size = line.rsplit(",", 2)
@@ -249,12 +271,32 @@ def test_no_vendored_module_imports_a_repo_package(wheel: Path) -> None:
     assert {PACKAGE, "numpy", "onnxruntime", "fastapi"} <= seen  # the walk saw real imports
 
 
+def test_the_only_edit_is_the_listed_rename(wheel: Path) -> None:
+    """Every carried module is its repository source, except import lines naming a package of
+    RENAMED, which name its wheel name instead (the one exception the build makes)."""
+    back = {new: old for old, new in RENAMED.items()}
+    pattern = re.compile("|".join(re.escape(n) for n in sorted(back, key=len, reverse=True)))
+    renamed: set[str] = set()
+    with zipfile.ZipFile(wheel) as zf:
+        for top, target in RENAMED.items():
+            for src in sorted((REPO / top).glob("*.py")):
+                text = zf.read("/".join([*target.split("."), src.name])).decode()
+                ours = src.read_text()
+                assert len(text.splitlines()) == len(ours.splitlines()), src
+                for new, old in zip(text.splitlines(), ours.splitlines(), strict=True):
+                    if new != old:
+                        assert new.lstrip().startswith(("from ", "import ")), (src, new)
+                        assert pattern.sub(lambda m: back[m.group(0)], new) == old, (src, new)
+                        renamed.add(top)
+    assert renamed == set(RENAMED)  # both packages' imports were renamed somewhere
+
+
 def test_build_is_reproducible(wheel: Path, tmp_path: Path) -> None:
     assert build_wheel(tmp_path).read_bytes() == wheel.read_bytes()
 
 
 def _repo_copy(root: Path) -> Path:
-    for name in ("serving", "features", "data"):
+    for name in ("serving", "core", "features", "data"):
         shutil.copytree(REPO / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
     (root / "training").mkdir()
     (root / "training" / "__init__.py").write_text("")
@@ -263,27 +305,29 @@ def _repo_copy(root: Path) -> Path:
     return root
 
 
+@pytest.mark.parametrize("source", ["serving/keywords.py", "core/io.py"])
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ("from features.build import build_features", "imports features.build, which"),
+        ("from data.params import require", "imports data.params, which"),
         ("from training.weakness import train", "imports training.weakness, which"),
         ("import pandas as pd", "imports pandas, which is neither"),
         ("import serving.limits", "'import serving.limits' binds the repo name 'serving'"),
         ("from ..training import weakness", "relative import leaves its package"),
     ],
 )
-def test_build_fails_when_serving_imports_what_the_wheel_cannot_carry(
-    tmp_path: Path, line: str, message: str
+def test_build_fails_when_a_carried_module_imports_what_the_wheel_cannot_carry(
+    tmp_path: Path, source: str, line: str, message: str
 ) -> None:
     repo = _repo_copy(tmp_path / "repo")
-    module = repo / "serving" / "keywords.py"
+    module = repo / source
     text = module.read_text().rstrip("\n") + "\n"
     lineno = text.count("\n") + 1
     module.write_text(f"{text}{line}\n")
     with pytest.raises(ServingDistError) as err:
         build_wheel(tmp_path / "out", repo=repo)
-    assert str(err.value).startswith(f"serving/keywords.py:{lineno}: ")
+    assert str(err.value).startswith(f"{source}:{lineno}: ")
     assert message in str(err.value)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
@@ -294,14 +338,14 @@ def test_build_rewrites_function_local_and_aliased_imports(tmp_path: Path) -> No
     module.write_text(
         module.read_text()
         + "\n\ndef _probe():  # comment naming serving.limits stays\n"
-        + "    import serving.limits as lim; from features.spec import validate_spec\n"
+        + "    import serving.limits as lim; from core.spec import validate_spec\n"
         + "    return lim, validate_spec\n"
     )
     with zipfile.ZipFile(build_wheel(tmp_path / "out", repo=repo)) as zf:
         text = zf.read(f"{PACKAGE}/keywords.py").decode()
     assert (
         "    import ludora_serving.limits as lim; "
-        "from ludora_serving._features.spec import validate_spec\n"
+        "from ludora_serving._core.spec import validate_spec\n"
     ) in text
     assert "# comment naming serving.limits stays" in text
 

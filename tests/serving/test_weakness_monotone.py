@@ -35,7 +35,7 @@ LEVELS = ["none", "review", "practice", "intervene"]
 
 def _monotone_artifact(root: Path) -> Path:
     """``root/weakness/1``: a monotone-constrained booster, per-view Platt, aliases, manifest."""
-    from features.summary import VIEWS
+    from core.summary import VIEWS
     from training.weakness import MONOTONE_DEFAULT
 
     spec = tiny_spec()

@@ -69,7 +69,7 @@ def test_prediction_equals_shared_pipeline_functions(model: WeaknessModel) -> No
     """Served probability == request_features -> ONNX -> apply_calibration, run by hand."""
     import onnxruntime as ort
 
-    from features.online import request_features
+    from core.online import request_features
     from serving.weakness_post import action_levels, apply_calibration
 
     req = _req(

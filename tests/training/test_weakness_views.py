@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.online import request_features
+from core.summary import MAX_SUMMARY_COUNT, VIEWS, summary_events, view_of
 from features.build import build_examples
 from features.config import FeatureConfig
-from features.online import request_features
 from features.peer import compute_peer_table
-from features.summary import MAX_SUMMARY_COUNT, VIEWS, summary_events, view_of
 from serving.schemas import WeaknessPredictionInput
 from serving.weakness import build_history, request_views
 from tests.fixtures.events import sim_config

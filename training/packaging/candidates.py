@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.io import read_json
+from core.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
 from serving.onnx_files import SEQ2SEQ_FILES

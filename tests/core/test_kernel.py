@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.kernel import feature_names, kernel_columns
+from core.online import request_features
 from features.build import build_examples, spec_from_config
-from features.kernel import feature_names, kernel_columns
-from features.online import request_features
 from tests.fixtures.events import PEER, feature_config
 
 HL = 7 * 86400.0

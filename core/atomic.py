@@ -248,8 +248,9 @@ def _guard_register(path: Path) -> None:
 
     try:
         if _guard is None or _guard.poll() is not None:
-            root = str(Path(__file__).resolve().parent.parent)
-            code = f"import sys; sys.path.insert(0, {root!r}); import data.atomic as a; a._watch()"
+            # the folder this module is imported from (the checkout, or a wheel's site-packages)
+            root = str(Path(__file__).resolve().parents[__name__.count(".")])
+            code = f"import sys; sys.path.insert(0, {root!r}); import {__name__} as a; a._watch()"
             _guard = subprocess.Popen(
                 [sys.executable, "-c", code, str(os.getpid())],
                 stdin=subprocess.PIPE,

@@ -4,7 +4,7 @@ One reader, so every missing or malformed file is reported the same way, in one 
 path. Each caller passes its own exception class (serving's ``ArtifactError``, the backend
 export's error, or the defaults ``FileNotFoundError`` / ``ValueError`` in the pipeline), so a
 layer keeps raising what its own callers catch. Pure Python: serving imports it without pandas,
-like :mod:`data.schema`. (The text splits' JSONL reader is
+like :mod:`core.schema`. (The text splits' JSONL reader is
 :func:`data.word_problems.corpus.read_jsonl`.)
 """
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.online import request_features
 from features.build import build_examples, spec_from_config
-from features.online import request_features
 from tests.fixtures.events import PEER, feature_config, random_events
 
 
@@ -105,7 +105,7 @@ def test_serving_path_imports_numpy_only() -> None:
     import sys
 
     code = (
-        "import sys, features.online, features.spec, features.kernel\n"
+        "import sys, core.online, core.spec, core.kernel\n"
         "bad = {'pandas', 'numba', 'torch', 'lightgbm', 'pipelines'} & set(sys.modules)\n"
         "assert not bad, bad\n"
     )

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from features.kernel import kernel_columns, run_kernel, running_sum, segment_cumsum
-from tests.features.reference_kernel import reference_run
+from core.kernel import kernel_columns, run_kernel, running_sum, segment_cumsum
+from tests.core.reference_kernel import reference_run
 
 WINDOWS = [1, 3, 10]
 HOUR, DAY, YEAR = 3600, 86_400, 365 * 86_400

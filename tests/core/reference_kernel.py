@@ -1,5 +1,5 @@
-"""The per-event Python loop that defined the features before `features.kernel.run_kernel` was
-vectorised, kept verbatim as the test oracle (tests/features/test_kernel_reference.py).
+"""The per-event Python loop that defined the features before `core.kernel.run_kernel` was
+vectorised, kept verbatim as the test oracle (tests/core/test_kernel_reference.py).
 
 Plain Python over lists; slow, but its semantics are the easiest to read: rows sorted by (group,
 timestamp); for each timestamp block of a group, first emit every query row from the current
@@ -163,7 +163,7 @@ def reference_run(
     pass_mark: float,
     n_cols: int,
 ) -> np.ndarray:
-    """`reference_kernel` with `features.kernel.run_kernel`'s arguments; rows in kernel order."""
+    """`reference_kernel` with `core.kernel.run_kernel`'s arguments; rows in kernel order."""
     n_queries = int(np.count_nonzero(is_query))
     out = np.empty((n_queries, n_cols), dtype=np.float64)
     inputs = [

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from core.spec import SpecError, read_spec, write_spec_text
 from features.build import spec_from_config
 from features.config import FeatureConfig
-from features.spec import SpecError, read_spec, write_spec_text
 from pipelines.common import ConfigError, build_config
 from tests.fixtures.events import PEER, feature_config
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from features.kernel import feature_names
+from core.kernel import feature_names
 
 SPEC_VERSION = 1
 INPUT_NAME = "features"

@@ -1,6 +1,6 @@
 """Serving-time features: one learner's recent history -> one feature row per requested topic.
 
-Calls the shared numpy kernel (`features.kernel.kernel_rows`, the code the batch build runs) once
+Calls the shared numpy kernel (`core.kernel.kernel_rows`, the code the batch build runs) once
 for all requested topics and the learner, with the constants and peer table read from the
 feature spec, so a request's features equal the batch features of the same history exactly.
 About 0.28 ms for 1,000 events in 20 topics (0.13 ms of it in the kernel; 1.1 ms with the
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from features.kernel import (
+from core.kernel import (
     N_LEARNER,
     OPTIONAL_DEFAULTS,
     assemble,
@@ -159,10 +159,10 @@ def request_features(
 
     ``history`` holds one learner's events as columns of the event schema: topic_id, timestamp
     (int seconds <= now) and score ([0, 1]) are required; time_spent_s, hints_used, is_revisit are
-    optional (defaults in `features.kernel.OPTIONAL_DEFAULTS`); other columns are ignored. Every
+    optional (defaults in `core.kernel.OPTIONAL_DEFAULTS`); other columns are ignored. Every
     event counts, whatever its activity, as in the batch build. Events at ``now`` are not used
     (features see only events strictly before the assessment). ``spec`` must be validated
-    (`features.spec.read_spec`).
+    (`core.spec.read_spec`).
     """
     topic_ids, ts, score, spent, hints, revisit = _validated(history, topics, now)
     wanted = list(dict.fromkeys(topics))  # distinct requested topics, request order

@@ -11,7 +11,7 @@ bench/serving.py and bench/features.py): ~0.14 ms for one request's 1,000 events
 ~0.14 s for the batch build's two calls on 1M time-sorted events.
 
 Semantics (the reference is the former per-event loop, kept as the oracle in
-tests/features/reference_kernel.py): rows are sorted by (group, timestamp). A query row at time t
+tests/core/reference_kernel.py): rows are sorted by (group, timestamp). A query row at time t
 sees the contributing rows of its group with timestamp strictly before t: all query rows of a
 timestamp block are answered from the state before that block's contributions are folded in.
 
