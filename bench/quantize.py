@@ -13,7 +13,6 @@ ratios are what we report.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import statistics
@@ -105,8 +104,7 @@ def main() -> None:
     if args.arch is not None or not (src / "encoder_model.onnx").is_file():
         src = random_model(work / "random", prompts, args.arch)
         source = f"random-weight T5 (train_generator.model + {args.arch or {}})"
-    cfg = dataclasses.replace(cfg, max_new_tokens=args.max_new_tokens)
-    names = list(build_variants(cfg, src, work, calib))
+    names = list(build_variants(cfg, src, work, calib, args.max_new_tokens))
     gens = {n: OnnxSeq2SeqGenerator(work / n, intra_op_num_threads=1) for n in names}
     per_prompt: dict[str, list[float]] = {n: [] for n in names}
     per_token: dict[str, list[float]] = {n: [] for n in names}

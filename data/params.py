@@ -19,7 +19,7 @@ import functools
 import json
 import numbers
 import typing
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -117,7 +117,16 @@ def require_range(
 
 
 class FieldProblem(ValueError):
-    """Raised by a field validator; :func:`build_config` prefixes the dotted key."""
+    """Raised by a field validator; :func:`build_config` prefixes the dotted key.
+
+    ``at`` names a key inside the field's value (a mapping's key), appended to the dotted key:
+    ``FieldProblem("must be ...", at=("num_leaves",))`` on ``base`` reads
+    ``train_weakness.base.num_leaves: must be ...``.
+    """
+
+    def __init__(self, message: str, *, at: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.at = at
 
 
 def Range(
@@ -165,82 +174,6 @@ def OneOf(allowed: Iterable[str], *, each: bool = False, non_empty: bool = True)
         return value
 
     return AfterValidator(check)
-
-
-# --------------------------------------------------------------------------- raw-key rules
-# Rules for keys whose dataclass field is a free mapping (LightGBM params, a search space): they
-# run on the raw params before the dataclass is built, so a typo or an impossible value fails at
-# load time with its dotted key instead of deep inside LightGBM after the data is read.
-
-# LightGBM parameter -> (lo, hi, integer, lo_open); ranges from LightGBM's parameter docs.
-LIGHTGBM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
-    "num_leaves": (2, 131_072, True, False),
-    "learning_rate": (0.0, None, False, True),
-    "min_data_in_leaf": (0, None, True, False),
-    "feature_fraction": (0.0, 1.0, False, True),
-    "bagging_fraction": (0.0, 1.0, False, True),
-    "bagging_freq": (0, None, True, False),
-    "lambda_l1": (0.0, None, False, False),
-    "lambda_l2": (0.0, None, False, False),
-    "min_gain_to_split": (0.0, None, False, False),
-    "max_depth": (-1, None, True, False),
-    "max_bin": (2, None, True, False),
-}
-
-
-def _check_lightgbm_base(values: Any, where: str) -> None:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: must be a mapping of LightGBM params, got {values!r}")
-    for key, value in values.items():
-        if key not in LIGHTGBM_RANGES:
-            raise ConfigError(f"{where}.{key}: unknown key; allowed: {list(LIGHTGBM_RANGES)}")
-        lo, hi, integer, lo_open = LIGHTGBM_RANGES[key]
-        require_range(value, f"{where}.{key}", lo=lo, hi=hi, integer=integer, lo_open=lo_open)
-
-
-def _check_search_space(values: Any, where: str) -> None:
-    if not isinstance(values, Mapping):
-        raise ConfigError(f"{where}: must be a mapping of search dimensions, got {values!r}")
-    for key, spec in values.items():
-        w = f"{where}.{key}"
-        if key not in LIGHTGBM_RANGES:
-            raise ConfigError(f"{w}: unknown key; allowed: {list(LIGHTGBM_RANGES)}")
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{w}: must be a mapping {{low, high, log, kind}}, got {spec!r}")
-        unknown = sorted(set(spec) - {"low", "high", "log", "kind"})
-        if unknown:
-            raise ConfigError(f"{w}.{unknown[0]}: unknown key; allowed: [low, high, log, kind]")
-        kind = spec.get("kind", "float")
-        if kind not in ("int", "float"):
-            raise ConfigError(f"{w}.kind: must be one of ['int', 'float'], got {kind!r}")
-        lo, hi, integer, lo_open = LIGHTGBM_RANGES[key]
-        for end in ("low", "high"):
-            if end not in spec:
-                raise ConfigError(f"{w}: missing required key '{end}'")
-            require_range(spec[end], f"{w}.{end}", lo=lo, hi=hi, integer=integer, lo_open=lo_open)
-        if not spec["low"] < spec["high"]:
-            raise ConfigError(f"{w}: low must be < high, got low={spec['low']} high={spec['high']}")
-        if spec.get("log", False) and not spec["low"] > 0:
-            raise ConfigError(f"{w}.low: log scale needs low > 0, got {spec['low']}")
-
-
-RAW_RULES: dict[str, Callable[[Any, str], None]] = {
-    "train_weakness.base": _check_lightgbm_base,
-    "train_weakness.tuning.space": _check_search_space,
-}
-
-
-def _apply_raw_rules(values: Mapping[str, Any], where: str) -> None:
-    section = where.rsplit(":", 1)[-1]
-    for dotted, rule in RAW_RULES.items():
-        head, _, rest = dotted.partition(".")
-        if head != section:
-            continue
-        node: Any = values
-        for part in rest.split("."):
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if node is not None:
-            rule(node, f"{where}.{rest}")
 
 
 # --------------------------------------------------------------------------- build_config
@@ -335,6 +268,9 @@ _TYPE_WORDS = {
 def format_error(exc: Any, where: str, cls: Any = None) -> str:
     """One line from a pydantic ValidationError: dotted key, what is allowed, the bad value."""
     errors = exc.errors()
+    # A wrong value first, then missing keys: a partial mapping (a test, a one-key override)
+    # is told about the value it holds rather than about the keys it leaves out.
+    errors = sorted(errors, key=lambda e: e["type"] == "missing")
     first = errors[0]
     kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
     key = _loc_text(where, loc)
@@ -342,6 +278,8 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
     error = ctx.get("error")
     if isinstance(error, ConfigError):
         line = str(error)  # a __post_init__ rule: already names its dotted key
+    elif isinstance(error, FieldProblem):
+        line = f"{_loc_text(where, loc + error.at)}: {error}"
     elif isinstance(error, ValueError) and kind == "value_error":
         line = f"{key}: {error}"
     elif kind == "missing":
@@ -394,7 +332,6 @@ def build_config(cls: type[T], values: Mapping[str, Any], where: str) -> T:
         raise TypeError(f"{cls} is not a dataclass")
     if not isinstance(values, Mapping):
         raise ConfigError(f"{where}: must be a mapping, got {values!r}")
-    _apply_raw_rules(values, where)
     try:
         blob = json.dumps(_plain(values), allow_nan=True)
     except (TypeError, ValueError) as exc:

@@ -59,9 +59,10 @@ def setup_logging(level: int = logging.INFO) -> None:
     )
 
 
-# The top-level sections a params file may hold: one per stage (plus the shared engine
-# settings and the gates). Anything else is a typo or a leftover whose values would silently do
-# nothing, so it is refused. A new stage adds its section here.
+# The top-level sections a params file may hold: one per stage that has settings (plus the
+# shared engine settings and the gates). Anything else is a typo or a leftover whose values would
+# silently do nothing, so it is refused. A new stage adds its section here, and its config model
+# to tests/pipelines/test_params_defaults.py.
 SECTIONS = (
     "engine",
     "dask",

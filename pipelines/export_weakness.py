@@ -12,9 +12,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from core.io import read_json
+from data.params import Range
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -24,7 +25,6 @@ from pipelines.common import (
     load_section,
     params_hash,
     require,
-    require_range,
     stage_main,
 )
 from pipelines.gates import ViewGates
@@ -42,12 +42,16 @@ TRAIN_METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
 
 @dataclass(frozen=True)
 class ExportConfig:
-    """The ``export_weakness`` params section."""
+    """The ``export_weakness`` params section.
 
-    target_opset: int = 15
-    max_abs_diff: float = 1e-5
-    max_flips: int = 0
-    n_worst_rows: int = 5
+    Defaults equal params.yaml's values (tests/pipelines/test_params_defaults.py keeps them so)
+    for tests that build a config in code; ranges are the fields' validators (build_config).
+    """
+
+    target_opset: Annotated[int, Range(9, 21, integer=True)] = 15
+    max_abs_diff: Annotated[float, Range(0, 1)] = 1e-5
+    max_flips: Annotated[int, Range(0, integer=True)] = 0
+    n_worst_rows: Annotated[int, Range(1, 100, integer=True)] = 5
     topic_aliases: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,10 +61,6 @@ class ExportConfig:
                 f"{SECTION}.topic_aliases.{src}",
                 f"ids must be non-empty and not start with '__', got {src!r} -> {dst!r}",
             )
-        require_range(self.target_opset, f"{SECTION}.target_opset", lo=9, hi=21, integer=True)
-        require_range(self.max_abs_diff, f"{SECTION}.max_abs_diff", lo=0, hi=1)
-        require_range(self.max_flips, f"{SECTION}.max_flips", lo=0, integer=True)
-        require_range(self.n_worst_rows, f"{SECTION}.n_worst_rows", lo=1, hi=100, integer=True)
 
 
 def view_gates(

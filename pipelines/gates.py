@@ -12,7 +12,7 @@ section with :func:`load_gates`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -85,6 +85,11 @@ def _known(names: Any, allowed: tuple[str, ...], where: str, what: str = "metric
             raise ConfigError(f"{where}.{name}: unknown {what}; allowed: {list(allowed)}")
 
 
+# Every key the params file sets is required here (params.yaml holds the values); the defaults
+# left are None ("not set") or, in MetricChange, equal to every rule params.yaml writes
+# (tests/pipelines/test_params_defaults.py keeps them so).
+
+
 @dataclass(frozen=True)
 class MetricChange:
     """One `promotion.<metric>` rule (MLflow ``MetricThreshold`` against the champion)."""
@@ -98,9 +103,9 @@ class MetricChange:
 class ViewGates:
     """``gates.weakness.views``: per-view floors on the test split (metrics/weakness.json)."""
 
-    min_auc: Share = 0.75
-    max_ece: Share = 0.02
-    max_auc_gap: dict[str, Share] = field(default_factory=dict)
+    min_auc: Share
+    max_ece: Share
+    max_auc_gap: dict[str, Share]
 
     def __post_init__(self) -> None:
         _known(self.max_auc_gap, tuple(VIEWS), "gates.weakness.views.max_auc_gap", "view")
@@ -113,8 +118,8 @@ class WeaknessGates:
     # An AUC of 0.5 is chance and 1 is perfection: a floor outside [0.5, 1) fails every model
     # (or passes a useless one), which is a typo, not a policy.
     auc_floor: Annotated[float, Range(0.5, 1.0, hi_open=True)]
-    views: ViewGates | None = None
-    promotion: dict[str, MetricChange] = field(default_factory=dict)
+    views: ViewGates | None  # null: no per-view gates
+    promotion: dict[str, MetricChange]
 
     def __post_init__(self) -> None:
         _known(self.promotion, WEAKNESS_METRICS, "gates.weakness.promotion")
@@ -127,7 +132,7 @@ class GeneratorGates:
     max_drop: dict[str, Share]
     max_changed_share: Share
     floors: dict[str, Share]
-    promotion: dict[str, MetricChange] = field(default_factory=dict)
+    promotion: dict[str, MetricChange]
 
     def __post_init__(self) -> None:
         _known(self.max_drop, GENERATOR_METRICS, "gates.generator.max_drop")

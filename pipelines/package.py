@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from core.io import read_json
+from data.params import OneOf
 from pipelines.common import (
     REPO_ROOT,
     atomic_write_json,
@@ -37,6 +38,7 @@ from pipelines.common import (
     stage_main,
 )
 from pipelines.gates import load_gates
+from serving.limits import DEFAULT_MAX_LENGTH
 from serving.manifest import sha256_file
 from training.packaging import registry
 from training.packaging.candidates import (
@@ -76,19 +78,13 @@ METRICS_FILE = REPO_ROOT / "metrics/package.json"
 
 @dataclasses.dataclass(frozen=True)
 class PackageConfig:
-    """Params `package`."""
+    """Params `package` (every key is required: the values live in params.yaml)."""
 
-    models: tuple[str, ...] = MODELS
-    register: bool = True
-    experiment: str = "ludora-package"
+    models: Annotated[tuple[str, ...], OneOf(MODELS, each=True)]
+    register: bool
+    experiment: str
 
     def __post_init__(self) -> None:
-        bad = [m for m in self.models if m not in MODELS]
-        require(
-            bool(self.models) and not bad,
-            "package.models",
-            f"non-empty subset of {list(MODELS)}, got {list(self.models)}",
-        )
         require(bool(self.experiment.strip()), "package.experiment", "must not be empty")
 
 
@@ -123,8 +119,10 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
         cand = weakness_candidate(WEAKNESS_DIR, auc_floor=float(gates["weakness"]["auc_floor"]))
         cand.fields["eval_data"]["sha256"] = _file_sha(FEATURES_TEST)
         return cand
-    keys = ("eval_samples", "unseen_eval_samples", "seed", "max_new_tokens")
+    keys = ("eval_samples", "unseen_eval_samples", "seed")
     sample = {k: quantize.get(k) for k in keys}
+    # the length quantize evaluated at: serving's default request length (no params key)
+    sample["max_new_tokens"] = DEFAULT_MAX_LENGTH
     return generator_candidate(
         VARIANTS_DIR,
         read_json(QUANTIZE_METRICS),

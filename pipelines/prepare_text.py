@@ -19,8 +19,11 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import AfterValidator
+
+from data.params import FieldProblem, OneOf, Range
 from pipelines.common import (
     PARAMS_FILE,
     REPO_ROOT,
@@ -31,7 +34,6 @@ from pipelines.common import (
     load_params,
     load_section,
     require,
-    require_range,
     resolve_input_path,
     stage_main,
 )
@@ -47,6 +49,12 @@ UNSEEN_FILE = "test_unseen.jsonl"
 UNSEEN_FIELDS = ("id", "topic", "keywords", "prompt_prefix", "prompt", "keyword_sources")
 
 
+# Nested defaults (paths, unseen) equal params.yaml's values (tests/pipelines/
+# test_params_defaults.py keeps them so): a test may override one corpus path alone. Every
+# top-level key is required: params.yaml is where the values live.
+_Share = Annotated[float, Range(0.0, 1.0)]
+
+
 @dataclass(frozen=True)
 class CorpusPaths:
     """Real corpus files, relative to the repository root (read only when selected)."""
@@ -60,9 +68,9 @@ class CorpusPaths:
 class UnseenConfig:
     """``prepare_text.unseen``: the open-vocabulary test split ``test_unseen.jsonl``."""
 
-    n_requests: int = 300
-    seed: int = 23
-    corpus_share: float = 0.5  # share of keywords drawn from the held-out corpus files
+    n_requests: Annotated[int, Range(1, 100_000, integer=True)] = 300
+    seed: Annotated[int, Range(0, integer=True)] = 23
+    corpus_share: _Share = 0.5  # share of keywords drawn from the held-out corpus files
     paths: dict[str, str] = field(
         default_factory=lambda: {
             "gsm8k": "../shared/data/word_problems/gsm8k/test.jsonl",
@@ -71,41 +79,52 @@ class UnseenConfig:
     )
 
     def __post_init__(self) -> None:
-        w = "prepare_text.unseen"
-        require_range(self.n_requests, f"{w}.n_requests", lo=1, hi=100_000, integer=True)
-        require_range(self.seed, f"{w}.seed", lo=0, integer=True)
-        require_range(self.corpus_share, f"{w}.corpus_share", lo=0.0, hi=1.0)
         bad = [k for k in self.paths if k not in ("gsm8k", "mawps", "svamp")]
         require(
-            not bad, f"{w}.paths", f"unknown corpus {bad}; allowed: ['gsm8k', 'mawps', 'svamp']"
+            not bad,
+            "prepare_text.unseen.paths",
+            f"unknown corpus {bad}; allowed: ['gsm8k', 'mawps', 'svamp']",
         )
+
+
+def _known_topics(topics: tuple[str, ...]) -> tuple[str, ...]:
+    from data.word_problems.templates import TOPIC_NAMES
+
+    bad = [t for t in topics if t not in TOPIC_NAMES]
+    if bad:
+        raise FieldProblem(f"unknown {bad}; allowed: {list(TOPIC_NAMES)}")
+    return topics
+
+
+_Frac = Annotated[float, Range(0.0, 0.5, lo_open=True, hi_open=True)]
 
 
 @dataclass(frozen=True)
 class PrepareTextConfig:
     """The ``prepare_text`` params section."""
 
-    seed: int
-    sources: tuple[str, ...]
-    n_templates: int
-    val_frac: float
-    test_frac: float
-    vocab_size: int
-    template_topics: tuple[str, ...] = ()
+    seed: Annotated[int, Range(0, integer=True)]
+    sources: Annotated[tuple[str, ...], OneOf(SOURCES, each=True)]
+    missing_sources: Literal["error", "skip"]  # a selected real corpus whose file is absent
+    n_templates: Annotated[int, Range(1, 200_000, integer=True)]
+    n_skeleton_records: Annotated[int, Range(1, 500_000, integer=True)]  # from the skeleton bank
+    skeleton_literal_share: _Share  # ... that also ask for a word the skeleton writes
+    template_topics: Annotated[tuple[str, ...], AfterValidator(_known_topics)]
+    max_rows: Annotated[int, Range(1, integer=True, note="or null = all")] | None
+    # longer real problems are skipped (training budget)
+    max_problem_words: Annotated[int, Range(5, integer=True, note="or null = all")] | None
+    keywords_per_problem: Annotated[int, Range(1, 5, integer=True)]
+    val_frac: _Frac
+    test_frac: _Frac
+    vocab_size: Annotated[int, Range(100, 64_000, integer=True)]
+    model_max_length: Annotated[int, Range(16, 4096, integer=True)]
+    request_subsets: _Share  # share of train records asking for a subset of their keywords
+    keyword_swap: _Share  # share of train records asking for pseudo-words (augment.py)
+    context_keywords: _Share  # share of train records asking for 1-2 extra nouns (augment.py)
+    context_max_keywords: Annotated[int, Range(2, 8, integer=True)]  # ... at most this many
+    context_two_share: _Share  # ... two extra nouns (not one) in this share of them
+    copy_augment: _Share
     paths: CorpusPaths = field(default_factory=CorpusPaths)
-    max_rows: int | None = None
-    keywords_per_problem: int = 3
-    model_max_length: int = 256
-    copy_augment: float = 0.0
-    missing_sources: str = "error"  # error | skip: a selected real corpus whose file is absent
-    max_problem_words: int | None = None  # longer real problems are skipped (training budget)
-    request_subsets: float = 0.0  # share of train records asking for a subset of their keywords
-    keyword_swap: float = 0.0  # share of train records asking for pseudo-words (augment.py)
-    context_keywords: float = 0.0  # share of train records asking for 1-2 extra nouns (augment.py)
-    context_max_keywords: int = 4  # ... never past this many keywords in one rebuilt record
-    context_two_share: float = 0.4  # ... two extra nouns (not one) in this share of them
-    n_skeleton_records: int = 12_000  # records drawn from the typed-role skeleton bank
-    skeleton_literal_share: float = 0.3  # ... that also ask for a word the skeleton writes
     unseen: UnseenConfig = field(default_factory=UnseenConfig)
 
     @property
@@ -114,58 +133,13 @@ class PrepareTextConfig:
         return "skeletons" in self.sources
 
     def __post_init__(self) -> None:
-        from data.word_problems.templates import TOPIC_NAMES
-
+        # cross-field rules only (each value's own range is its field's validator)
         w = "prepare_text"
-        require_range(self.seed, f"{w}.seed", lo=0, integer=True)
-        require(len(self.sources) > 0, f"{w}.sources", f"must name at least one of {SOURCES}")
-        bad = [s for s in self.sources if s not in SOURCES]
-        require(not bad, f"{w}.sources", f"unknown {bad}; allowed: {list(SOURCES)}")
-        require(
-            len(set(self.sources)) == len(self.sources), f"{w}.sources", "must not repeat a source"
-        )
-        require_range(self.n_templates, f"{w}.n_templates", lo=1, hi=200_000, integer=True)
-        bad = [t for t in self.template_topics if t not in TOPIC_NAMES]
-        require(not bad, f"{w}.template_topics", f"unknown {bad}; allowed: {list(TOPIC_NAMES)}")
-        require(
-            self.max_rows is None or self.max_rows >= 1,
-            f"{w}.max_rows",
-            f"must be null or >= 1, got {self.max_rows}",
-        )
-        require_range(
-            self.keywords_per_problem, f"{w}.keywords_per_problem", lo=1, hi=5, integer=True
-        )
-        for name in ("val_frac", "test_frac"):
-            require_range(
-                getattr(self, name), f"{w}.{name}", lo=0.0, hi=0.5, lo_open=True, hi_open=True
-            )
         require(
             self.val_frac + self.test_frac <= 0.6,
             f"{w}.val_frac+test_frac",
             f"must be <= 0.6, got {self.val_frac + self.test_frac}",
         )
-        require_range(self.vocab_size, f"{w}.vocab_size", lo=100, hi=64_000, integer=True)
-        require_range(self.model_max_length, f"{w}.model_max_length", lo=16, hi=4096, integer=True)
-        require_range(self.copy_augment, f"{w}.copy_augment", lo=0.0, hi=1.0)
-        require(
-            self.missing_sources in ("error", "skip"),
-            f"{w}.missing_sources",
-            f"must be 'error' or 'skip', got {self.missing_sources!r}",
-        )
-        require(
-            self.max_problem_words is None or self.max_problem_words >= 5,
-            f"{w}.max_problem_words",
-            f"must be null or >= 5, got {self.max_problem_words}",
-        )
-        require_range(self.request_subsets, f"{w}.request_subsets", lo=0.0, hi=1.0)
-        require_range(self.keyword_swap, f"{w}.keyword_swap", lo=0.0, hi=1.0)
-        require_range(self.context_keywords, f"{w}.context_keywords", lo=0.0, hi=1.0)
-        require_range(self.context_two_share, f"{w}.context_two_share", lo=0.0, hi=1.0)
-        require_range(self.context_max_keywords, f"{w}.context_max_keywords", lo=2, hi=8)
-        require_range(
-            self.n_skeleton_records, f"{w}.n_skeleton_records", lo=1, hi=500_000, integer=True
-        )
-        require_range(self.skeleton_literal_share, f"{w}.skeleton_literal_share", lo=0.0, hi=1.0)
         require(
             not self.typed or len(self.sources) == 1,
             f"{w}.sources",

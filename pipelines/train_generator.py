@@ -14,10 +14,13 @@ import json
 import logging
 import shutil
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import BeforeValidator
+
+from data.params import FieldProblem, Range, range_problem
 from pipelines import tracking
 from pipelines.common import (
     REPO_ROOT,
@@ -29,7 +32,6 @@ from pipelines.common import (
     load_section,
     params_hash,
     require,
-    require_range,
     setup_mlflow,
     stage_main,
 )
@@ -44,92 +46,93 @@ SAMPLES_FILE = REPO_ROOT / "metrics" / "generator_samples.md"
 PLOTS_DIR = REPO_ROOT / "plots" / "generator"
 UNSEEN_FILE = "test_unseen.jsonl"
 
-# T5Config keys a scratch model may set from params; anything else is a typo.
-_MODEL_KEYS = {
-    "d_model",
-    "d_ff",
-    "d_kv",
-    "num_layers",
-    "num_decoder_layers",
-    "num_heads",
-    "dropout_rate",
-    "feed_forward_proj",
-    "relative_attention_num_buckets",
-    "relative_attention_max_distance",
-    "tie_word_embeddings",
+# T5Config keys a scratch model may set from params (anything else is a typo) and the ranges
+# of those that have one: one table, checked by the `model` field's validator.
+_MODEL_RANGES: dict[str, dict[str, Any] | None] = {
+    "d_model": {"lo": 1, "hi": 4096, "integer": True},
+    "d_ff": {"lo": 1, "hi": 4096, "integer": True},
+    "d_kv": {"lo": 1, "hi": 4096, "integer": True},
+    "num_layers": {"lo": 1, "hi": 4096, "integer": True},
+    "num_decoder_layers": {"lo": 1, "hi": 4096, "integer": True},
+    "num_heads": {"lo": 1, "hi": 4096, "integer": True},
+    "dropout_rate": {"lo": 0.0, "hi": 1.0, "hi_open": True},
+    "feed_forward_proj": None,
+    "relative_attention_num_buckets": None,
+    "relative_attention_max_distance": None,
+    "tie_word_embeddings": None,
 }
+
+
+def _check_model(model: Any) -> Any:
+    """``train_generator.model``: known T5Config keys, each in its range."""
+    if not isinstance(model, Mapping):
+        raise FieldProblem(f"must be a mapping of T5Config keys, got {model!r}")
+    unknown = sorted(set(model) - set(_MODEL_RANGES))
+    if unknown:
+        raise FieldProblem(f"unknown key(s) {unknown}; allowed {sorted(_MODEL_RANGES)}")
+    for key, value in model.items():
+        bounds = _MODEL_RANGES[key]
+        problem = bounds and range_problem(value, **bounds)
+        if problem:
+            raise FieldProblem(problem, at=(key,))
+    # transformers 4.57 generate() sizes the decoder KV cache by num_layers: a deeper decoder
+    # trains but fails at generation (IndexError in cache_utils) after the whole run.
+    n_enc, n_dec = model.get("num_layers", 6), model.get("num_decoder_layers")
+    if n_dec is not None and n_dec > n_enc:
+        raise FieldProblem(
+            f"must be <= model.num_layers ({n_enc}), got {n_dec!r}", at=("num_decoder_layers",)
+        )
+    return model
+
+
+_Threads = Annotated[int, Range(1, 64, integer=True)]
+_Batch = Annotated[int, Range(1, 4096, integer=True)]
+_Tokens = Annotated[int, Range(4, 2048, integer=True)]
+_Samples = Annotated[int, Range(0, 1000, integer=True)]
+_Cap = Annotated[int, Range(0, integer=True, note="0 = all")]
 
 
 @dataclass(frozen=True)
 class TrainGeneratorConfig:
-    """The ``train_generator`` params section, validated once."""
+    """The ``train_generator`` params section, validated once (every key is required: the
+    values live in params.yaml)."""
 
-    base_model: str = "scratch"
-    model: dict = field(default_factory=dict)
-    seed: int = 42
-    num_threads: int = 2
-    epochs: int = 4
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.05
-    max_grad_norm: float = 1.0
-    patience: int = 2
-    max_source_len: int = 64
-    max_target_len: int = 128
-    max_new_tokens: int = 96
-    eval_batch_size: int = 64
-    max_train_examples: int = 0
-    max_eval_examples: int = 0
-    n_samples_logged: int = 20
-    n_unseen_samples: int = 30  # open-vocabulary outputs written to metrics/generator_samples.md
-    samples_seed: int = 0
+    base_model: str
+    model: Annotated[dict[str, Any], BeforeValidator(_check_model)]
+    seed: int
+    num_threads: _Threads
+    epochs: Annotated[int, Range(1, 1000, integer=True)]
+    batch_size: _Batch
+    learning_rate: Annotated[float, Range(0, 1.0, lo_open=True)]
+    weight_decay: Annotated[float, Range(0, 1.0)]
+    warmup_ratio: Annotated[float, Range(0, 1.0, hi_open=True)]
+    max_grad_norm: Annotated[float, Range(0, lo_open=True)]
+    patience: Annotated[int, Range(0, 1000, integer=True, note="0 = off")]
+    max_source_len: _Tokens
+    max_target_len: _Tokens
+    eval_batch_size: _Batch
+    max_train_examples: _Cap
+    max_eval_examples: _Cap
+    n_samples_logged: _Samples
+    n_unseen_samples: _Samples  # open-vocabulary outputs written to metrics/generator_samples.md
+    samples_seed: Annotated[int, Range(0, integer=True)]
 
     def __post_init__(self) -> None:
-        w = "train_generator"
         require(
-            bool(self.base_model.strip()), f"{w}.base_model", "must be 'scratch' or a model id/path"
+            bool(self.base_model.strip()),
+            "train_generator.base_model",
+            "must be 'scratch' or a model id/path",
         )
-        unknown = sorted(set(self.model) - _MODEL_KEYS)
-        require(
-            not unknown, f"{w}.model", f"unknown key(s) {unknown}; allowed {sorted(_MODEL_KEYS)}"
-        )
-        for key in ("d_model", "d_ff", "d_kv", "num_layers", "num_decoder_layers", "num_heads"):
-            if key in self.model:
-                require_range(self.model[key], f"{w}.model.{key}", lo=1, hi=4096, integer=True)
-        # transformers 4.57 generate() sizes the decoder KV cache by num_layers: a deeper decoder
-        # trains but fails at generation (IndexError in cache_utils) after the whole run.
-        n_enc, n_dec = self.model.get("num_layers", 6), self.model.get("num_decoder_layers")
-        require(
-            n_dec is None or n_dec <= n_enc,
-            f"{w}.model.num_decoder_layers",
-            f"must be <= model.num_layers ({n_enc}), got {n_dec!r}",
-        )
-        if "dropout_rate" in self.model:
-            require_range(
-                self.model["dropout_rate"], f"{w}.model.dropout_rate", lo=0.0, hi=1.0, hi_open=True
-            )
-        require_range(self.num_threads, f"{w}.num_threads", lo=1, hi=64, integer=True)
-        require_range(self.epochs, f"{w}.epochs", lo=1, hi=1000, integer=True)
-        require_range(self.batch_size, f"{w}.batch_size", lo=1, hi=4096, integer=True)
-        require_range(self.eval_batch_size, f"{w}.eval_batch_size", lo=1, hi=4096, integer=True)
-        require_range(self.learning_rate, f"{w}.learning_rate", lo=0, hi=1.0, lo_open=True)
-        require_range(self.weight_decay, f"{w}.weight_decay", lo=0, hi=1.0)
-        require_range(self.warmup_ratio, f"{w}.warmup_ratio", lo=0, hi=1.0, hi_open=True)
-        require_range(self.max_grad_norm, f"{w}.max_grad_norm", lo=0, lo_open=True)
-        require_range(self.patience, f"{w}.patience", lo=0, hi=1000, integer=True, note="0 = off")
-        require_range(self.max_source_len, f"{w}.max_source_len", lo=4, hi=2048, integer=True)
-        require_range(self.max_target_len, f"{w}.max_target_len", lo=4, hi=2048, integer=True)
-        require_range(self.max_new_tokens, f"{w}.max_new_tokens", lo=1, hi=512, integer=True)
-        require_range(
-            self.max_train_examples, f"{w}.max_train_examples", lo=0, integer=True, note="0 = all"
-        )
-        require_range(
-            self.max_eval_examples, f"{w}.max_eval_examples", lo=0, integer=True, note="0 = all"
-        )
-        require_range(self.n_samples_logged, f"{w}.n_samples_logged", lo=0, hi=1000, integer=True)
-        require_range(self.n_unseen_samples, f"{w}.n_unseen_samples", lo=0, hi=1000, integer=True)
-        require_range(self.samples_seed, f"{w}.samples_seed", lo=0, integer=True)
+
+    @property
+    def max_new_tokens(self) -> int:
+        """New tokens of the greedy evaluation and the checkpoint's generation_config default.
+
+        Derived, not a knob: the model is taught targets of at most ``max_target_len`` tokens
+        (eos included), so that is as long as its evaluation may write. What a request decodes
+        is serving's own bound (``serving.limits.DEFAULT_MAX_LENGTH``; see there).
+        """
+        return self.max_target_len
 
 
 def read_pairs(path: Path, limit: int = 0) -> list[dict[str, Any]]:
@@ -288,6 +291,7 @@ def run(
     with mlflow.start_run() as active:
         mlflow.set_tags({"git_commit": git_commit(), "stage": "train_generator"})
         flat = {k: v for k, v in asdict(cfg).items() if k != "model"}
+        flat["max_new_tokens"] = cfg.max_new_tokens  # derived (max_target_len), logged as before
         flat.update({f"model.{k}": v for k, v in cfg.model.items()})
         mlflow.log_params({**flat, "n_params": n_params, "n_train": len(train_enc)})
 

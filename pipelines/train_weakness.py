@@ -242,7 +242,7 @@ def run(
         mlflow.log_dict(spec, "feature_spec.json")
         mlflow.log_dict(result.calibration, "calibration.json")
 
-        thresholds = {"thresholds": list(cfg.action_thresholds), "labels": list(cfg.action_labels)}
+        thresholds = cfg.action_levels.to_json()  # params and thresholds.json: one encoding
         summary = {
             "mlflow_run_id": run_id,
             "git_commit": commit,

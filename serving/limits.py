@@ -45,6 +45,15 @@ MAX_PREFIX_LEN: Final = 200
 # max_length is a 422; a larger one may still cut a longer problem (then complete=false).
 MIN_COMPLETE_LENGTH: Final = 24
 MAX_LENGTH_RANGE: Final = (MIN_COMPLETE_LENGTH, 128)  # max_length: new tokens per attempt
+# The generator's one generation-length knob: what a request decodes when it names no max_length.
+# The pipeline measures what a request gets, so every deployed-model check derives its length
+# from this constant, never from a params key of its own: export_generator's parity check
+# (pipelines.export_generator.run), quantize_generator's calibration, variant evaluation and
+# served metrics (QuantizeConfig.max_new_tokens), package's evaluation-sample hash and promotion's
+# re-evaluation (pipelines.package, pipelines.ci). Training writes at most
+# train_generator.max_target_len tokens (the longest target it is taught): its greedy evaluation
+# and the checkpoint's generation_config default are that number (TrainGeneratorConfig.
+# max_new_tokens). serving.decode_loop.MAX_NEW_TOKENS_LIMIT is a hard cap, not a setting.
 DEFAULT_MAX_LENGTH: Final = 64
 SEED_RANGE: Final = (0, 2**31 - 1)
 TEMPERATURE_RANGE: Final = (0.05, 2.0)

@@ -20,6 +20,7 @@ The pipeline writes Platt maps throughout: ``{"method": "platt", "a", "b", "view
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -128,21 +129,53 @@ def _apply_one(p_raw: Any, calibration: Mapping[str, Any]) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
+@dataclass(frozen=True)
+class ActionLevels:
+    """Suggested action levels: ``len(thresholds) + 1`` labels, level i covers [t[i-1], t[i]).
+
+    The one encoding of the levels everywhere they are stored: ``train_weakness.action_levels``
+    in params.yaml and the artifact's ``thresholds.json`` are both
+    ``{"thresholds": [0.3, 0.5, 0.7], "labels": ["none", "review", "practice", "intervene"]}``.
+    The one rule: built from params (``build_config``: pydantic checks the types, then this
+    ``__post_init__``) or from an artifact (``ActionLevels.from_json``), never checked elsewhere.
+    """
+
+    thresholds: tuple[float, ...]
+    labels: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        t = np.asarray(list(self.thresholds), dtype=np.float64)
+        if t.ndim != 1 or t.size < 1:
+            raise ThresholdError(
+                f"thresholds: need at least one value, got {list(self.thresholds)}"
+            )
+        if not np.all(np.isfinite(t)) or t.min() <= 0.0 or t.max() >= 1.0:
+            raise ThresholdError(f"thresholds: every value must lie in (0, 1), got {t.tolist()}")
+        if np.any(np.diff(t) <= 0):
+            raise ThresholdError(f"thresholds: must be strictly increasing, got {t.tolist()}")
+        labels = self.labels
+        if len(labels) != t.size + 1:
+            raise ThresholdError(
+                f"labels: need len(thresholds) + 1 = {t.size + 1} labels, got {len(labels)}"
+            )
+        if len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
+            raise ThresholdError(f"labels: must be distinct non-empty strings, got {list(labels)}")
+
+    @classmethod
+    def from_json(cls, levels: Any) -> ActionLevels:
+        """From the JSON form ``{"thresholds": [...], "labels": [...]}`` (``thresholds.json``)."""
+        if not isinstance(levels, Mapping):
+            raise ThresholdError(f"expected an object {{thresholds, labels}}, got {levels!r}")
+        return cls(tuple(levels.get("thresholds", ())), tuple(levels.get("labels", ())))
+
+    def to_json(self) -> dict[str, list[Any]]:
+        """The JSON form (``thresholds.json``)."""
+        return {"thresholds": list(self.thresholds), "labels": list(self.labels)}
+
+
 def validate_thresholds(thresholds: Sequence[float], labels: Sequence[str]) -> None:
-    """Thresholds strictly increasing in (0, 1) and exactly one more label than thresholds."""
-    t = np.asarray(list(thresholds), dtype=np.float64)
-    if t.ndim != 1 or t.size < 1:
-        raise ThresholdError(f"thresholds: need at least one value, got {list(thresholds)}")
-    if not np.all(np.isfinite(t)) or t.min() <= 0.0 or t.max() >= 1.0:
-        raise ThresholdError(f"thresholds: every value must lie in (0, 1), got {t.tolist()}")
-    if np.any(np.diff(t) <= 0):
-        raise ThresholdError(f"thresholds: must be strictly increasing, got {t.tolist()}")
-    if len(labels) != t.size + 1:
-        raise ThresholdError(
-            f"labels: need len(thresholds) + 1 = {t.size + 1} labels, got {len(labels)}"
-        )
-    if len(set(labels)) != len(labels) or not all(isinstance(x, str) and x for x in labels):
-        raise ThresholdError(f"labels: must be distinct non-empty strings, got {list(labels)}")
+    """Raise ThresholdError unless (thresholds, labels) make :class:`ActionLevels`."""
+    ActionLevels(tuple(thresholds), tuple(labels))
 
 
 def action_level_index(p: Any, thresholds: Sequence[float]) -> np.ndarray:

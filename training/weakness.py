@@ -13,12 +13,13 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
+from pydantic import AfterValidator, BeforeValidator
 
-from data.params import ConfigError, require, require_range
-from serving.weakness_post import CalibrationError, ThresholdError, validate_thresholds
+from data.params import ConfigError, FieldProblem, Range, range_problem
+from serving.weakness_post import ActionLevels, CalibrationError
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -35,61 +36,101 @@ META_COLUMNS: tuple[str, ...] = (
     "label",
     "p_fail_true",
 )
-# LightGBM keys the search may set; anything else in `base` is rejected to catch typos early.
-TUNABLE: tuple[str, ...] = (
-    "num_leaves",
-    "learning_rate",
-    "min_data_in_leaf",
-    "feature_fraction",
-    "bagging_fraction",
-    "bagging_freq",
-    "lambda_l1",
-    "lambda_l2",
-    "min_gain_to_split",
-    "max_depth",
-    "max_bin",
-)
-_INT_KEYS = {"num_leaves", "min_data_in_leaf", "bagging_freq", "max_depth", "max_bin"}
+# LightGBM parameter -> (lo, hi, integer, lo_open), from LightGBM's parameter docs: the keys
+# `base` may fix and the search may set, and the one range table both are checked against.
+LIGHTGBM_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "num_leaves": (2, 131_072, True, False),
+    "learning_rate": (0.0, None, False, True),
+    "min_data_in_leaf": (0, None, True, False),
+    "feature_fraction": (0.0, 1.0, False, True),
+    "bagging_fraction": (0.0, 1.0, False, True),
+    "bagging_freq": (0, None, True, False),
+    "lambda_l1": (0.0, None, False, False),
+    "lambda_l2": (0.0, None, False, False),
+    "min_gain_to_split": (0.0, None, False, False),
+    "max_depth": (-1, None, True, False),
+    "max_bin": (2, None, True, False),
+}
+TUNABLE: tuple[str, ...] = tuple(LIGHTGBM_RANGES)
+_INT_KEYS = {k for k, (_, _, integer, _) in LIGHTGBM_RANGES.items() if integer}
+
+
+def _lightgbm_value(key: str, value: Any, at: tuple[str, ...]) -> None:
+    if key not in LIGHTGBM_RANGES:
+        raise FieldProblem(f"unknown key; allowed: {list(LIGHTGBM_RANGES)}", at=at)
+    lo, hi, integer, lo_open = LIGHTGBM_RANGES[key]
+    problem = range_problem(value, lo=lo, hi=hi, integer=integer, lo_open=lo_open)
+    if problem:
+        raise FieldProblem(problem, at=at)
+
+
+def _check_base(values: Any) -> Any:
+    """``train_weakness.base``: known LightGBM keys, each in its range."""
+    if not isinstance(values, Mapping):
+        raise FieldProblem(f"must be a mapping of LightGBM params, got {values!r}")
+    for key, value in values.items():
+        _lightgbm_value(key, value, (key,))
+    return values
 
 
 @dataclass(frozen=True)
 class SearchDim:
-    """One dimension of the Optuna search space."""
+    """One dimension of the Optuna search space (checked by :func:`_check_space`)."""
 
     low: float
     high: float
     log: bool = False
     kind: Literal["int", "float"] = "float"
 
-    def __post_init__(self) -> None:
-        require(self.low < self.high, "search dim", f"low {self.low} must be < high {self.high}")
-        require(not self.log or self.low > 0, "search dim", "log scale needs low > 0")
+
+def _check_space(values: Any) -> Any:
+    """``train_weakness.tuning.space``: known keys, low < high in the key's range -> SearchDim."""
+    if not isinstance(values, Mapping):
+        raise FieldProblem(f"must be a mapping of search dimensions, got {values!r}")
+    dims: dict[str, SearchDim] = {}
+    for key, spec in values.items():
+        if key not in LIGHTGBM_RANGES:
+            raise FieldProblem(f"unknown key; allowed: {list(LIGHTGBM_RANGES)}", at=(key,))
+        if not isinstance(spec, Mapping):
+            raise FieldProblem(
+                f"must be a mapping {{low, high, log, kind}}, got {spec!r}", at=(key,)
+            )
+        unknown = sorted(set(spec) - {"low", "high", "log", "kind"})
+        if unknown:
+            raise FieldProblem("unknown key; allowed: [low, high, log, kind]", at=(key, unknown[0]))
+        kind = spec.get("kind", "float")
+        if kind not in ("int", "float"):
+            raise FieldProblem(f"must be one of ['int', 'float'], got {kind!r}", at=(key, "kind"))
+        for end in ("low", "high"):
+            if end not in spec:
+                raise FieldProblem(f"missing required key '{end}'", at=(key,))
+            _lightgbm_value(key, spec[end], (key, end))
+        if not spec["low"] < spec["high"]:
+            raise FieldProblem(
+                f"low must be < high, got low={spec['low']} high={spec['high']}", at=(key,)
+            )
+        log = spec.get("log", False)
+        if not isinstance(log, bool):
+            raise FieldProblem(f"must be true or false, got {log!r}", at=(key, "log"))
+        if log and not spec["low"] > 0:
+            raise FieldProblem(f"log scale needs low > 0, got {spec['low']}", at=(key, "low"))
+        dims[key] = SearchDim(low=spec["low"], high=spec["high"], log=log, kind=kind)
+    return dims
+
+
+# Every field is required: params.yaml is the one source of the values (a test keeps a default,
+# where one exists, equal to params.yaml). Ranges are the fields' validators, checked once when
+# `build_config` loads the section.
 
 
 @dataclass(frozen=True)
 class TuningConfig:
     """Optuna TPE search: trial count, row subsample for trials, search space."""
 
-    n_trials: int = 10
-    max_train_rows: int = 150_000
-    timeout_s: float = 600.0
-    space: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        require_range(self.n_trials, "tuning.n_trials", lo=0, hi=1000, integer=True)
-        require_range(self.max_train_rows, "tuning.max_train_rows", lo=100, integer=True)
-        require_range(self.timeout_s, "tuning.timeout_s", lo=0, lo_open=True)
-        dims = {}
-        for name, spec in self.space.items():
-            require(name in TUNABLE, f"tuning.space.{name}", f"not one of {list(TUNABLE)}")
-            require(isinstance(spec, Mapping), f"tuning.space.{name}", "expected a mapping")
-            unknown = set(spec) - {"low", "high", "log", "kind"}
-            require(not unknown, f"tuning.space.{name}", f"unknown key(s) {sorted(unknown)}")
-            try:
-                dims[name] = SearchDim(**spec)
-            except (ConfigError, TypeError) as exc:
-                raise ConfigError(f"tuning.space.{name}: {exc}") from exc
-        object.__setattr__(self, "space", dims)
+    n_trials: Annotated[int, Range(0, 1000, integer=True)]
+    max_train_rows: Annotated[int, Range(100, integer=True)]
+    timeout_s: Annotated[float, Range(0, lo_open=True)]
+    space: Annotated[dict[str, Any], BeforeValidator(_check_space)]
 
 
 # Default monotone constraints (feature name -> +1 / -1; others free): more evidence of success
@@ -112,72 +153,49 @@ MONOTONE_DEFAULT: dict[str, int] = {
 }
 
 
+def _check_views(names: Any) -> Any:
+    from training.weakness_views import check_views
+
+    try:
+        return tuple(check_views(list(names), ""))
+    except ValueError as exc:
+        raise FieldProblem(str(exc).removeprefix(": ")) from None
+
+
 @dataclass(frozen=True)
 class ViewsConfig:
     """Request views the model is trained, calibrated and scored on (docs/weakness.md)."""
 
-    names: tuple[str, ...] = ("full",)
-    full_share: float = 0.3
-    recent_k: int = 10
-    spacing_s: int = 86_400
-    max_val_rows: int = 20_000
+    names: Annotated[tuple[str, ...], AfterValidator(_check_views)]
+    full_share: Annotated[float, Range(0, 1)]
+    recent_k: Annotated[int, Range(1, 100, integer=True)]
+    spacing_s: Annotated[int, Range(1, 10**7, integer=True)]
+    max_val_rows: Annotated[int, Range(100, integer=True)]
 
-    def __post_init__(self) -> None:
-        from training.weakness_views import check_views
 
-        w = "train_weakness.views"
-        try:
-            object.__setattr__(self, "names", check_views(list(self.names), f"{w}.names"))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from exc
-        require_range(self.full_share, f"{w}.full_share", lo=0, hi=1)
-        require_range(self.recent_k, f"{w}.recent_k", lo=1, hi=100, integer=True)
-        require_range(self.spacing_s, f"{w}.spacing_s", lo=1, hi=10**7, integer=True)
-        require_range(self.max_val_rows, f"{w}.max_val_rows", lo=100, integer=True)
+_Count = Annotated[int, Range(1, integer=True)]
 
 
 @dataclass(frozen=True)
 class WeaknessConfig:
     """The ``train_weakness`` params section, validated once at the edge."""
 
-    seed: int = 42
-    num_threads: int = 2
-    imbalance: Literal["none", "balanced", "scale_pos_weight"] = "none"
-    num_boost_round: int = 2000
-    early_stopping_rounds: int = 50
-    base: dict[str, Any] = field(default_factory=dict)
-    tuning: TuningConfig = field(default_factory=TuningConfig)
-    calibration: Literal["isotonic", "platt", "none"] = "platt"
-    ece_bins: int = 15
-    action_thresholds: tuple[float, ...] = (0.3, 0.5, 0.7)
-    action_labels: tuple[str, ...] = ("none", "review", "practice", "intervene")
-    monotone: dict[str, int] = field(default_factory=lambda: dict(MONOTONE_DEFAULT))
-    monotone_method: Literal["basic", "intermediate", "advanced"] = "intermediate"
-    views: ViewsConfig = field(default_factory=ViewsConfig)
-
-    def __post_init__(self) -> None:
-        w = "train_weakness"
-        for key, value in self.monotone.items():
-            require(
-                value in (-1, 0, 1) and not isinstance(value, bool),
-                f"{w}.monotone.{key}",
-                f"must be -1, 0 or 1, got {value!r}",
-            )
-        require_range(self.num_threads, f"{w}.num_threads", lo=1, integer=True)
-        require_range(self.num_boost_round, f"{w}.num_boost_round", lo=1, hi=100_000, integer=True)
-        require_range(self.early_stopping_rounds, f"{w}.early_stopping_rounds", lo=1, integer=True)
-        require_range(self.ece_bins, f"{w}.ece_bins", lo=2, hi=1000, integer=True)
-        for key, value in self.base.items():
-            require(key in TUNABLE, f"{w}.base.{key}", f"not one of {list(TUNABLE)}")
-            require(
-                isinstance(value, int | float) and not isinstance(value, bool),
-                f"{w}.base.{key}",
-                f"expected a number, got {value!r}",
-            )
-        try:
-            validate_thresholds(self.action_thresholds, self.action_labels)
-        except ThresholdError as exc:
-            raise ConfigError(f"{w}.action_thresholds/action_labels: {exc}") from exc
+    seed: int
+    num_threads: _Count
+    imbalance: Literal["none", "balanced", "scale_pos_weight"]
+    num_boost_round: Annotated[int, Range(1, 100_000, integer=True)]
+    early_stopping_rounds: _Count
+    base: Annotated[dict[str, Any], BeforeValidator(_check_base)]
+    tuning: TuningConfig
+    calibration: Literal["isotonic", "platt", "none"]
+    ece_bins: Annotated[int, Range(2, 1000, integer=True)]
+    action_levels: ActionLevels
+    monotone_method: Literal["basic", "intermediate", "advanced"]
+    views: ViewsConfig
+    # not in params.yaml: the code's constraints unless a `monotone:` map is given there
+    monotone: dict[str, Annotated[int, Range(-1, 1, integer=True, note="-1, 0 or 1")]] = field(
+        default_factory=lambda: dict(MONOTONE_DEFAULT)
+    )
 
     def fit_settings(self, *, monotone: bool = True) -> dict[str, Any]:
         """The `train_booster` keywords this section fixes, the same for every fit of a run.

@@ -255,9 +255,10 @@ def fit_weakness(
             )
             metrics["oracle_rows"] = int(ok.sum())
     levels = np.bincount(
-        action_level_index(p_cal, cfg.action_thresholds), minlength=len(cfg.action_labels)
+        action_level_index(p_cal, cfg.action_levels.thresholds),
+        minlength=len(cfg.action_levels.labels),
     )
-    for label, count in zip(cfg.action_labels, levels, strict=True):
+    for label, count in zip(cfg.action_levels.labels, levels, strict=True):
         metrics[f"share_{label}"] = float(count / len(p_cal))
     if view_metrics:
         metrics["views"] = view_metrics

@@ -143,7 +143,13 @@ def test_stage_publishes_only_after_the_gate(
     test_file.write_text("".join(json.dumps(r) + "\n" for r in make_records(4, seed=9)))
     cfg = build_config(
         stage.ExportGeneratorConfig,
-        {"n_parity_prompts": 3, "parity_max_new_tokens": 12, "num_threads": 1},
+        {
+            "opset": 18,
+            "n_parity_prompts": 3,
+            "min_match_share": 1.0,
+            "logits_atol": 1e-4,
+            "num_threads": 1,
+        },
         "test",
     )
     paths = {
@@ -151,6 +157,7 @@ def test_stage_publishes_only_after_the_gate(
         "test_file": test_file,
         "onnx_dir": tmp_path / "onnx",
         "metrics_file": tmp_path / "metrics.json",
+        "max_new_tokens": 12,
     }
     with one_thread():
         metrics = stage.run(cfg, **paths)

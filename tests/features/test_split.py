@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from data.params import build_config
 from features.config import SplitConfig
 from features.split import (
     SplitPlan,
@@ -63,5 +64,6 @@ def test_split_by_learners() -> None:
     ],
 )
 def test_split_config_ranges(kwargs: dict, field: str) -> None:
+    # ranges are the fields' validators: checked where params become a config (build_config)
     with pytest.raises(ValueError, match=f"features.split.{field}"):
-        SplitConfig(**kwargs)
+        build_config(SplitConfig, kwargs, "features.split")

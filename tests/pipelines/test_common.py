@@ -404,7 +404,7 @@ def test_pipelines_common_still_re_exports_the_moved_names() -> None:
             "train_weakness.imbalance: must be one of ['none', 'balanced', 'scale_pos_weight'], "
             "got 'balance'",
         ),
-        ({"num_threads": "2"}, "train_weakness.num_threads: must be an integer, got '2'"),
+        ({"num_threads": "2"}, "train_weakness.num_threads: must be an integer >= 1, got '2'"),
     ],
 )
 def test_train_weakness_params_fail_at_load_time(section: dict, expected: str) -> None:

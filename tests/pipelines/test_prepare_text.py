@@ -23,6 +23,17 @@ TINY = {
     "test_frac": 0.15,
     "vocab_size": 300,
     "model_max_length": 128,
+    # every key is required (params.yaml holds the values): augmentation off here
+    "missing_sources": "error",
+    "n_skeleton_records": 12_000,
+    "skeleton_literal_share": 0.3,
+    "max_problem_words": None,
+    "request_subsets": 0.0,
+    "keyword_swap": 0.0,
+    "context_keywords": 0.0,
+    "context_max_keywords": 4,
+    "context_two_share": 0.4,
+    "copy_augment": 0.0,
     # no held-out corpus files: the tests never depend on ../shared/data being there
     "unseen": {"n_requests": 40, "paths": {}},
 }

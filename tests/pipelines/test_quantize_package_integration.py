@@ -36,8 +36,11 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
 
     params = common.load_params()
     params["quantize_generator"].update(
-        calibration_samples=2, eval_samples=6, max_new_tokens=6, variants=["dynamic_int8"]
+        calibration_samples=2, eval_samples=6, variants=["dynamic_int8"]
     )
+    # the generation length is serving's default request length (no params key): 6 tokens here
+    monkeypatch.setattr(qz, "DEFAULT_MAX_LENGTH", 6)
+    monkeypatch.setattr(pkg, "DEFAULT_MAX_LENGTH", 6)
     params["gates"]["generator"]["floors"] = {"rouge_l": 0.0}
     # an untrained tiny model's greedy output flips under int8 far more than a trained one's:
     # this test checks the mechanism (quantize -> gates -> package -> promote), not the model

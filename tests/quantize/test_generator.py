@@ -20,6 +20,7 @@ from quantize import generator as qg
 from quantize.gates import choose_shipped
 from quantize.runner import ONNX_FILES, record_feeds
 from tests.fixtures.generator import export_tiny_t5
+from tests.fixtures.quantize import quantize_config
 from tests.fixtures.text import overlap_metric, tiny_records
 
 pytestmark = pytest.mark.slow
@@ -28,6 +29,7 @@ GATES = GeneratorGates(
     max_drop={"rouge_l": 0.05, "keyword_coverage": 0.05, "answer_consistency": 0.05},
     max_changed_share=1.0,
     floors={},
+    promotion={},
 )
 
 
@@ -40,7 +42,7 @@ def t5_dir(tmp_path_factory):
 def quantized(t5_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("variants")
     records = tiny_records(10)
-    cfg = QuantizeConfig(calibration_samples=3, eval_samples=10, max_new_tokens=8)
+    cfg = quantize_config(calibration_samples=3, eval_samples=10)
     result = run_quantization(
         fp32_dir=t5_dir,
         out_dir=out,
@@ -49,6 +51,7 @@ def quantized(t5_dir, tmp_path_factory):
         cfg=cfg,
         gates=GATES,
         metric_fn=overlap_metric,
+        max_new_tokens=8,
     )
     return out, result
 
@@ -118,7 +121,9 @@ def test_degraded_variant_fails_its_gate_and_is_not_shipped(t5_dir, tmp_path):
         for name, d in (("fp32", t5_dir), ("degraded", tmp_path / "degraded"))
     }
     evaluated["degraded"]["latency_ms_median"] = 1e-3  # even if it were the fastest
-    gates = GeneratorGates(max_drop={"rouge_l": 0.05}, max_changed_share=0.2, floors={})
+    gates = GeneratorGates(
+        max_drop={"rouge_l": 0.05}, max_changed_share=0.2, floors={}, promotion={}
+    )
     summary = qg.summarize(
         evaluated,
         {"fp32": {}, "degraded": {}},

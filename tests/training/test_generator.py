@@ -27,7 +27,7 @@ from training import generator as g
     [
         ({"epochs": 0}, "epochs"),
         ({"learning_rate": 0.0}, "learning_rate"),
-        ({"max_new_tokens": 10_000}, "max_new_tokens"),
+        ({"max_target_len": 10_000}, "max_target_len"),
         ({"model": {"d_model": 0}}, "model.d_model"),
         ({"model": {"d_modle": 32}}, "model"),
         ({"warmup_ratio": 1.0}, "warmup_ratio"),
@@ -126,20 +126,30 @@ def test_stage_trains_from_a_pretrained_path_and_writes_outputs(
 
     tok = PreTrainedTokenizerFast.from_pretrained(str(text_dir / "tokenizer"))
     tiny_model(tok).save_pretrained(str(tmp_path / "base"))
-    cfg = build_config(
-        TrainGeneratorConfig,
-        {
-            "base_model": str(tmp_path / "base"),
-            "epochs": 2,
-            "batch_size": 8,
-            "learning_rate": 0.01,
-            "max_new_tokens": 24,
-            "eval_batch_size": 8,
-            "num_threads": 1,
-            "n_samples_logged": 3,
-        },
-        "test",
-    )
+    # every key is required (params.yaml holds the values); max_target_len also bounds the
+    # greedy evaluation (max_new_tokens is derived from it)
+    section = {
+        "base_model": str(tmp_path / "base"),
+        "model": {},
+        "seed": 42,
+        "num_threads": 1,
+        "epochs": 2,
+        "batch_size": 8,
+        "learning_rate": 0.01,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.05,
+        "max_grad_norm": 1.0,
+        "patience": 2,
+        "max_source_len": 64,
+        "max_target_len": 24,
+        "eval_batch_size": 8,
+        "max_train_examples": 0,
+        "max_eval_examples": 0,
+        "n_samples_logged": 3,
+        "n_unseen_samples": 30,
+        "samples_seed": 0,
+    }
+    cfg = build_config(TrainGeneratorConfig, section, "test")
     out = tmp_path / "model"
     with one_thread():
         metrics = run(

@@ -137,7 +137,7 @@ def test_eval_kt_reports_summary_views(tmp_path: Path) -> None:
     names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat"]
     cfg = build_config(
         WeaknessConfig,
-        {**FAST_PARAMS, "views": {"names": [*names, "averages_time"]}},
+        {**FAST_PARAMS, "views": {**FAST_PARAMS["views"], "names": [*names, "averages_time"]}},
         "train_weakness",
     )
     res = eval_kt(train, test, cfg=cfg, feat_cfg=FeatureConfig())

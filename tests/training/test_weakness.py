@@ -59,9 +59,15 @@ def test_binary_metrics_values() -> None:
         ({"num_threads": 0}, "num_threads"),
         ({"imbalance": "smote"}, "imbalance"),
         ({"base": {"num_leavs": 3}}, "base.num_leavs"),
-        ({"action_thresholds": [0.5, 0.3, 0.7]}, "action_thresholds"),
-        ({"tuning": {"space": {"num_leaves": {"low": 9, "high": 3}}}}, "tuning.space.num_leaves"),
-        ({"tuning": {"n_trials": -1}}, "n_trials"),
+        (
+            {"action_levels": {**TINY_PARAMS["action_levels"], "thresholds": [0.5, 0.3, 0.7]}},
+            "action_levels: thresholds: must be strictly increasing",
+        ),
+        (
+            {"tuning": {**TINY_PARAMS["tuning"], "space": {"num_leaves": {"low": 9, "high": 3}}}},
+            "tuning.space.num_leaves",
+        ),
+        ({"tuning": {**TINY_PARAMS["tuning"], "n_trials": -1}}, "n_trials"),
         ({"bogus": 1}, "unknown key"),
     ],
 )

@@ -103,16 +103,17 @@ def test_fit_weakness_final_fit_on_dask(splits: dict[str, Any]) -> None:
     """The stage's fit with ``train_fn`` = the Dask fit: a plain Booster, calibrated, scored."""
     import functools
 
-    from training.weakness import Split, TuningConfig, WeaknessConfig
+    from data.params import build_config
+    from tests.fixtures.weakness import FAST_PARAMS
+    from training.weakness import Split, WeaknessConfig
     from training.weakness_tuning import fit_weakness
 
     def as_split(name: str) -> Split:
         X, y = splits[name]
         return Split(X=X, y=y.astype(np.int8), meta=splits["meta"][name])
 
-    cfg = WeaknessConfig(
-        num_boost_round=80, early_stopping_rounds=10, base=PARAMS, tuning=TuningConfig(n_trials=0)
-    )
+    section = {**FAST_PARAMS, "seed": 42, "num_threads": 2, "num_boost_round": 80, "base": PARAMS}
+    cfg = build_config(WeaknessConfig, section, "train_weakness")
     result = fit_weakness(
         as_split("train"),
         as_split("val"),

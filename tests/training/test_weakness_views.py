@@ -208,7 +208,8 @@ def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyP
         part.to_parquet(feats / f"{name}.parquet", index=False)
     (feats / "feature_spec.json").write_text(json.dumps(spec))
     names = ["full", "recent_scores", "averages_counts", "averages", "averages_flat_time"]
-    params = {**FAST_PARAMS, "views": {"names": names, "max_val_rows": 200, "recent_k": 5}}
+    views = {**FAST_PARAMS["views"], "names": names, "max_val_rows": 200, "recent_k": 5}
+    params = {**FAST_PARAMS, "views": views}
     cfg = build_config(WeaknessConfig, params, "train_weakness")
     model_dir = tmp_path / "model"
     metrics = train_weakness.run(
