@@ -135,6 +135,7 @@ class SkeletonBank:
         those, a prefix for grade 5 and up keeps to the skeletons of two steps or more when
         there are any (``serving.numbers.min_steps``)."""
         from serving.numbers import min_steps
+        from serving.roles import scene_pools
         from serving.story import SETTING, bind, scene_misfits
 
         targets = list(self.targets.get(topic, ()))
@@ -143,11 +144,12 @@ class SkeletonBank:
             # equation: decode only those that fit (all of them when none does)
             fit = [t for t in targets if len(self.ids(t)) < max_length]
             targets = fit or targets
+        scene = scene_pools([n.keyword for n in nouns])  # the request's, for every skeleton
         scored = []
         for t in targets:
             skeleton = t.partition(TARGET_SEP)[0]
             bindings, unused = bind(skeleton, nouns)
-            misfits = scene_misfits(skeleton, nouns, bindings)
+            misfits = scene_misfits(skeleton, scene, bindings)
             # a keyword in a role of the maths beats the same keyword as the scene, and a
             # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")
             # beats one that merely has a role it fits

@@ -19,9 +19,11 @@ A role token in decoded text is ``<role>`` / ``<role:pl>`` (first instance) or `
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+_V = TypeVar("_V")
 
 
 @dataclass(frozen=True)
@@ -411,33 +413,28 @@ def scene_pools(words: Sequence[str]) -> dict[str, tuple[tuple[str, str], ...]]:
     each word is looked up whole, then by its head; the first word to set a role wins."""
     out: dict[str, tuple[tuple[str, str], ...]] = {}
     for w in words:
-        key = " ".join(w.lower().split())
-        for k in (key, key.rsplit(" ", 1)[-1]):
-            if k in SCENE_POOLS:
-                for role, pool in SCENE_POOLS[k].items():
-                    out.setdefault(role, pool)
-                break
+        for role, pool in (_lookup(SCENE_POOLS, w) or {}).items():
+            out.setdefault(role, pool)
     return out
 
 
-def _lookup(
-    table: dict[str, tuple[tuple[str, str], ...]], noun: str
-) -> tuple[tuple[str, str], ...]:
+def _lookup(table: Mapping[str, _V], noun: str) -> _V | None:
+    """``table``'s entry for ``noun`` (any case and spacing), else for its head, else None."""
     key = " ".join(noun.lower().split())
     for k in (key, key.rsplit(" ", 1)[-1]):
         if k in table:
             return table[k]
-    return ()
+    return None
 
 
 def contents_of(container: str) -> tuple[tuple[str, str], ...]:
     """The everyday contents of ``container`` (singular; a phrase, else its head), () if none."""
-    return _lookup(CONTENTS, container)
+    return _lookup(CONTENTS, container) or ()
 
 
 def holders_of(thing: str) -> tuple[tuple[str, str], ...]:
     """The everyday holders of ``thing`` (singular; a phrase, else its head), () if none."""
-    return _lookup(HOLDERS, thing)
+    return _lookup(HOLDERS, thing) or ()
 
 
 MAX_INSTANCES = 2  # <thing>, <thing2>

@@ -340,26 +340,21 @@ _ROLE_DEFAULTS: dict[str, dict[str, Range]] = {
 
 def _table() -> dict[str, dict[str, Range]]:
     out: dict[str, dict[str, Range]] = {}
-    for noun, r in _AREA_M.items():
-        out.setdefault(noun, {})["m"] = r
-    for noun, r in _PANEL_CM.items():
-        out.setdefault(noun, {})["cm"] = r
+    # one table per unit, applied in this order (a later table wins for the same noun and unit)
+    per_unit: tuple[tuple[str, Mapping[str, Range]], ...] = (
+        ("m", _AREA_M),
+        ("cm", _PANEL_CM),
+    )
+    for unit, table in per_unit:
+        for noun, r in table.items():
+            out.setdefault(noun, {})[unit] = r
     for noun, units in _STRIP.items():
         out.setdefault(noun, {}).update(units)
-    for noun, (kmh, ms) in _SPEED.items():
+    for noun, (kmh, ms) in (*_SPEED.items(), *_SLOW_SPEED.items()):
         out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
-    for noun, (kmh, ms) in _SLOW_SPEED.items():
-        out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
-    for noun, r in _MINUTES.items():
-        out.setdefault(noun, {})["min"] = r
-    for noun, r in _HOURS.items():
-        out.setdefault(noun, {})["h"] = r
-    for noun, r in _KM.items():
-        out.setdefault(noun, {})["km"] = r
-    for noun, r in _KG.items():
-        out.setdefault(noun, {})["kg"] = r
-    for noun, r in _PRICE.items():
-        out.setdefault(noun, {})["$"] = r
+    for unit, table in (("min", _MINUTES), ("h", _HOURS), ("km", _KM), ("kg", _KG), ("$", _PRICE)):
+        for noun, r in table.items():
+            out.setdefault(noun, {})[unit] = r
     return out
 
 

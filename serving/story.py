@@ -358,12 +358,14 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
 _SCENE_FILLED = ("thing", "food", "stuff", "liquid", "animal", "mover")
 
 
-def scene_misfits(skeleton: str, nouns: Sequence[NounInfo], bindings: Sequence[Binding]) -> int:
+def scene_misfits(
+    skeleton: str, scene: Mapping[str, Sequence[tuple[str, str]]], bindings: Sequence[Binding]
+) -> int:
     """How many nouns nobody asked for this skeleton would draw from a pool that does not
-    belong to the request's scene: a toy shop's keyword with a ``<stuff>`` left to fill ("A
-    toy shop has 600 kg of flour") counts one. Only scenes with pools of their own
-    (``serving.roles.SCENE_POOLS``) count; the bank prefers the skeletons with the fewest."""
-    scene = scene_pools([n.keyword for n in nouns])
+    belong to the request's ``scene`` (``serving.roles.scene_pools`` of its keywords): a toy
+    shop's keyword with a ``<stuff>`` left to fill ("A toy shop has 600 kg of flour") counts
+    one. Only scenes with pools of their own count; the bank prefers the skeletons with the
+    fewest."""
     if not scene:
         return 0
     bound = {Instance(b.role, b.index).key for b in bindings}

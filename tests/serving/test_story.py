@@ -222,6 +222,7 @@ def test_the_scene_chooses_the_nouns_nobody_asked_for(tmp_path: Path) -> None:
 
 
 def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -> None:
+    from serving.roles import scene_pools
     from serving.story import scene_misfits
 
     rows = {**ROWS, "toy shop": ("store", "place,store", "c")}
@@ -230,11 +231,12 @@ def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -
     nouns = describe(Lexicon.load(path), ["toy shop"])
     flour = "A <store> has <num> kg of <stuff>. It sells <num> kg. How many kg are left?"
     toys = "A <store> has <num> <thing:pl>. It sells <num>. How many <thing:pl> are left?"
-    assert scene_misfits(flour, nouns, bind(flour, nouns)[0]) == 1
-    assert scene_misfits(toys, nouns, bind(toys, nouns)[0]) == 0
+    scene = scene_pools(["toy shop"])
+    assert scene_misfits(flour, scene, bind(flour, nouns)[0]) == 1
+    assert scene_misfits(toys, scene, bind(toys, nouns)[0]) == 0
     # a scene the table does not know counts nothing
     plain = describe(Lexicon.load(path), ["station"])
-    assert scene_misfits(flour, plain, bind(flour, plain)[0]) == 0
+    assert scene_misfits(flour, scene_pools(["station"]), bind(flour, plain)[0]) == 0
 
 
 def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> None:
