@@ -21,6 +21,7 @@ from pipelines.common import (
     REPO_ROOT,
     atomic_path,
     atomic_write_json,
+    atomic_write_text,
     build_config,
     load_section,
     stage_main,
@@ -29,7 +30,7 @@ from pipelines.gates import GeneratorGates
 from quantize.gates import SHIP_RULES, choose_shipped
 from quantize.generator import evaluation_records, fixed_sample
 from serving.limits import DEFAULT_MAX_LENGTH
-from training.text_metrics import served_metrics
+from training.text_metrics import served_metrics, served_samples_page
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ UNSEEN_FILE = "test_unseen.jsonl"
 VARIANTS_DIR = REPO_ROOT / "outputs/onnx/generator_variants"
 METRICS_FILE = REPO_ROOT / "metrics/quantize.json"
 PLOT_FILE = REPO_ROOT / "plots/quantize/variants.json"
+SAMPLES_FILE = REPO_ROOT / "metrics/generator_samples.md"
 
 VARIANTS = ("dynamic_int8", "static_int8")
 QUANTIZABLE_OPS = ("MatMul", "Gather", "Conv", "Attention")
@@ -76,6 +78,8 @@ class QuantizeConfig:
     # served on: what the keywords-unused rate is gated on (the open-vocabulary set pairs random
     # nouns with topics, which teachers rarely send)
     realistic_requests: tuple[str, ...]
+    # served outputs of each request set printed in metrics/generator_samples.md
+    served_samples: Annotated[int, Range(0, 200, integer=True)]
     ship_rule: Annotated[str, OneOf(SHIP_RULES)]
     speed_tolerance: Annotated[float, Range(0.0, 1.0)]
     seed: int
@@ -233,6 +237,7 @@ def main() -> None:
     calib = [r["prompt"] for r in fixed_sample(train, cfg.calibration_samples, cfg.seed)]
     records = eval_records(cfg, test, unseen)
     metric_fn = text_metric_fn([str(r["problem"]) for r in train])
+    samples_page = ""
     with atomic_path(VARIANTS_DIR) as tmp:
         result = run_quantization(
             fp32_dir=FP32_DIR,
@@ -245,6 +250,7 @@ def main() -> None:
         )
         if unseen and result["shipped"]:
             realistic = load_requests([REPO_ROOT / p for p in cfg.realistic_requests])
+            outputs: dict[str, list[dict[str, Any]]] = {}
             result["served"] = served_metrics(
                 tmp / result["shipped"],
                 unseen,
@@ -252,11 +258,17 @@ def main() -> None:
                 seed=cfg.seed,
                 threads=cfg.threads,
                 max_new_tokens=cfg.max_new_tokens,
+                outputs=outputs,
+            )
+            samples_page = served_samples_page(
+                outputs, n=cfg.served_samples, seed=cfg.seed, variant=result["shipped"]
             )
             # what the HTTP policy returns is what gates.generator.floors can hold to account
             shipped = result["variants"][result["shipped"]]
             shipped["metrics"] = {**shipped["metrics"], **result["served"]}
     atomic_write_json(METRICS_FILE, result)
+    if samples_page:
+        atomic_write_text(SAMPLES_FILE, samples_page)
     atomic_write_json(PLOT_FILE, plot_rows(result))
     logger.info("shipped variant: %s", result["shipped"])
 

@@ -30,7 +30,9 @@ MAX_MAGNITUDE = 1e12
 # A number literal of an equation; serving.prompt's number slots match the same shape.
 NUMBER_LITERAL = r"\d+(?:\.\d*)?|\.\d+"
 _TOKEN = re.compile(rf"\s*(?:({NUMBER_LITERAL})|(\*\*|[-+*/^()×÷]))")
-_NUMBER_IN_TEXT = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?")
+# a digit glued to letters is part of a word, not a number of the problem: "3d printers",
+# "the 2nd day" (a teacher's keyword "3d printer" shifted every number after it)
+_NUMBER_IN_TEXT = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+|\d+)(\.\d+)?(?!\d*[A-Za-z])")
 
 
 class EquationError(ValueError):

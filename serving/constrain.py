@@ -132,9 +132,9 @@ class SkeletonBank:
         some skeleton can, in a role of the maths before a scene, and skeletons that name a
         keyword in their own words first; else as many as any can, and the response names the
         rest (``keywords_unused``), rather than a free decode that writes a muddle. Among
-        those, a prefix for grade 5 and up keeps to the skeletons of two steps or more when
-        there are any (``serving.numbers.min_steps``)."""
-        from serving.numbers import min_steps
+        those, a prefix for grade 4 and up keeps to the skeletons of two steps or more when
+        there are any, and one for grade 1 (``serving.numbers.steps_for``)."""
+        from serving.numbers import steps_for
         from serving.roles import scene_pools
         from serving.story import SETTING, bind, scene_misfits
 
@@ -160,11 +160,11 @@ class SkeletonBank:
             return []
         fewest = min(n for n, _ in scored)
         best = [t for n, t in scored if n == fewest]
-        steps = min_steps(prompt_prefix)
-        if steps > 1:
-            harder = [t for t in best if operations(t) >= steps]
-            best = harder or best
-        return best
+        least, most = steps_for(prompt_prefix)
+        fitting = [
+            t for t in best if operations(t) >= least and (most is None or operations(t) <= most)
+        ]
+        return fitting or best
 
     def trie(
         self,

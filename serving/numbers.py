@@ -41,7 +41,8 @@ N_LEVELS = 5  # grade 2 or below .. grade 6 (or grade 5 asking for harder number
 # Keyword slots and typed-role tokens (``<name2>``, ``<thing2:pl>``, serving.roles) are matched
 # only to be skipped: their digit is not a number of the text.
 _ITEM = re.compile(
-    rf"{re.escape(NUM_TOKEN)}|<[a-z]+\d*s?(?::pl)?>|(?<![\d.])(?:\d{{1,3}}(?:,\d{{3}})+|\d+)(?:\.\d+)?"
+    rf"{re.escape(NUM_TOKEN)}|<[a-z]+\d*s?(?::pl)?>"
+    r"|(?<![\d.])(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?!\d*[A-Za-z])"
 )
 SLOT_TOKEN = re.compile(r"<(?!num>)[a-z]+\d*s?(?::pl)?>")
 _SLOT_REF = re.compile(r"(?<![\w.])n\s?(\d+)(?![\w.])")
@@ -92,6 +93,7 @@ DENOMINATORS: tuple[tuple[int, ...], ...] = (
     (5, 6, 8, 10, 12),
 )
 PRICE_HI = (5, 10, 20, 50, 80)
+MINUTES_HI = (30, 45, 60, 90, 120)  # how long an activity without a size of its own lasts
 FACTOR_LO = (2, 2, 3, 4, 6)  # smallest factor or divisor by level
 COUNT_LO = (2, 3, 8, 15, 40)  # smallest plain count by level
 # A counted unit sets its own range (level 0..4 upper bounds; lower bound first).
@@ -127,21 +129,117 @@ def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
     grade = grade_of(prompt_prefix or "")
     if grade is None:
         return rng.randrange(N_LEVELS - 1)  # a problem for "primary school": not grade 6's
-    return min(max(grade - 2, 0), N_LEVELS - 1)
+    # raters found sums below 40 too easy for grade 3 and single facts too easy for grade 4:
+    # grade 1 draws level 0, grade 5 and up the hardest
+    return min(max(grade - 1, 0), N_LEVELS - 1)
 
 
-def min_steps(prompt_prefix: str) -> int:
-    """The fewest operations a problem for this prefix should take: two from grade 5 (a
-    single "22 friends in teams of 11" is too easy there, raters said), one otherwise. The
+def steps_for(prompt_prefix: str) -> tuple[int, int | None]:
+    """(fewest, most) operations a problem for this prefix should take: at least two from
+    grade 4 (a single "9 x 4" or "90 / 9" is too easy there, raters said), at most one for
+    grade 1 or an easy grade 2 ("16 + 11 - 8" is not an easy one for grade 1), else any. The
     skeleton bank keeps to it when it has such a skeleton for the request's keywords."""
     grade = grade_of(prompt_prefix or "")
     if grade is None:
-        return 1
+        return 1, None
     if _HARDER.search(prompt_prefix or ""):
         grade += 1
     elif _EASIER.search(prompt_prefix or ""):
         grade -= 1
-    return 2 if grade >= 5 else 1
+    if grade >= 4:
+        return 2, None
+    return (1, 1) if grade <= 1 else (1, None)
+
+
+_DENOMINATOR_WORDS = {
+    "halves": 2,
+    "thirds": 3,
+    "quarters": 4,
+    "fifths": 5,
+    "sixths": 6,
+    "eighths": 8,
+    "tenths": 10,
+    "twelfths": 12,
+}
+_TABLES = re.compile(r"\btimes[- ]tables?\s+((?:\d+\s*(?:,|and|&)?\s*)+)", re.I)
+
+
+def asked_denominators(prompt_prefix: str) -> tuple[int, ...]:
+    """The denominators a prefix names ("halves and quarters" -> (2, 4)); () for none."""
+    words = re.findall(r"[a-z]+", (prompt_prefix or "").lower())
+    return tuple(sorted({_DENOMINATOR_WORDS[w] for w in words if w in _DENOMINATOR_WORDS}))
+
+
+def asked_tables(prompt_prefix: str) -> tuple[int, ...]:
+    """The times tables a prefix names ("times tables 2, 5 and 10" -> (2, 5, 10)); ()."""
+    m = _TABLES.search(prompt_prefix or "")
+    if m is None:
+        return ()
+    return tuple(sorted({int(d) for d in re.findall(r"\d+", m.group(1)) if 1 < int(d) <= 12}))
+
+
+_BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
+_CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
+_THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
+_DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
+_MULTI_DIGIT = re.compile(r"\b(?:multi-digit|long)\s+(?:multiplication|division)\b", re.I)
+_PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
+
+
+@dataclass(frozen=True)
+class Skill:
+    """What a prefix asks the numbers to practise, beyond the grade: "subtraction with
+    borrowing", "numbers in the thousands", "2-digit by 1-digit". Raters marked a problem
+    down when the prefix asked for a skill its numbers did not need."""
+
+    borrow: bool = False  # a subtraction with a column to regroup (52 - 27, not 99 - 79)
+    carry: bool = False  # an addition with a column that carries
+    thousands: bool = False  # the largest number of the text is at least 1000
+    digits: tuple[int, int] | None = None  # a product or quotient of these digit counts
+    multi_digit: bool = False  # a product or quotient of two numbers of 2+ digits, or 3 by 1
+
+    def __bool__(self) -> bool:
+        return self != Skill()
+
+
+def asked_skill(prompt_prefix: str) -> Skill:
+    """The :class:`Skill` a prefix names (``Skill()`` for none)."""
+    p = prompt_prefix or ""
+    by = _DIGITS_BY.search(p)
+    # "regrouping" alone is either: the prefix's operation word says which
+    subtracting = bool(re.search(r"\bsubtract|\btake[- ]away|\bminus", p, re.I))
+    return Skill(
+        borrow=bool(_BORROW.search(p)) and (subtracting or "borrow" in p.lower()),
+        carry=bool(_CARRY.search(p)) and not subtracting,
+        thousands=bool(_THOUSANDS.search(p)),
+        digits=(int(by.group(1)), int(by.group(2))) if by else None,
+        multi_digit=bool(_MULTI_DIGIT.search(p)),
+    )
+
+
+def _regroups(a: int, b: int, op: str) -> bool:
+    """Whether ``a op b`` (``-`` or ``+``) needs a column regrouped, as written in columns."""
+    while b:
+        x, y = a % 10, b % 10
+        if (op == "-" and x < y) or (op == "+" and x + y >= 10):
+            return True
+        a, b = a // 10, b // 10
+    return False
+
+
+def practises(rendered: str, values: Sequence[float], skill: Skill) -> bool:
+    """Whether an equation with its numbers filled (``rendered``) needs the asked ``skill``."""
+    pairs = [(int(a), op, int(b)) for a, op, b in _PAIR.findall(rendered)]
+    if skill.borrow and not any(op == "-" and a > b and _regroups(a, b, "-") for a, op, b in pairs):
+        return False
+    if skill.carry and not any(op == "+" and _regroups(a, b, "+") for a, op, b in pairs):
+        return False
+    if skill.thousands and max(values, default=0) < 1000:
+        return False
+    mult = [(len(str(a)), len(str(b))) for a, op, b in pairs if op in "*/"]
+    if skill.digits and not any(sorted(d) == sorted(skill.digits) for d in mult):
+        return False
+    return not skill.multi_digit or any(min(d) >= 2 or max(d) >= 3 for d in mult)
 
 
 def format_number(x: float) -> str:
@@ -349,8 +447,8 @@ def _draw(
     if kind.startswith("measure:"):
         los, his_m, step_m = MEASURE_RANGES[kind[8:]]
         return float(rng.randint(los[lv] // step_m, max(los[lv], his_m[lv]) // step_m) * step_m)
-    if kind == "minute":
-        return float(rng.randint(5, max(5, min(rng_.count[lv], 60 * (lv + 1)))))
+    if kind == "minute":  # an activity of a day: "331 minutes on the charity run" is not
+        return float(rng.randint(5, max(5, min(rng_.count[lv], MINUTES_HI[lv]))))
     hi = rng_.factor[lv] if kind == "factor" else rng_.count[lv]
     step = rng_.step if kind == "count" or rng_.step > 1 else 1
     # older pupils get numbers that need working out, not single facts (3 x 9 is not grade 5)
@@ -471,6 +569,42 @@ def _lopsided(value: float, values: Sequence[float], equation: str) -> bool:
     return value < 0.2 * max(values)
 
 
+def _evaluate_with(
+    text: str, slots: list[_Slot], values: list[float], equation: str
+) -> float | None:
+    filled = _fill_text(text, slots, values)
+    try:
+        return evaluate(render_slots(SLOT_TOKEN.sub(" ", filled), equation))
+    except EquationError:
+        return None
+
+
+def _whole_dividend(
+    text: str, slots: list[_Slot], values: list[float], equation: str
+) -> list[float] | None:
+    """``values`` with one plain count rounded to a multiple of what divides it, when the
+    equation is that count over a whole number ("<a> children, tents for <b>, in <c> rows":
+    ``n1 / n2 / n3``). Independent draws rarely divide out when two or more divisors stack, so
+    the search fell back to an answer of 1; rounding the dividend keeps the draw's size."""
+    for i, s in enumerate(slots):
+        if s.kind != "count":
+            continue
+        at = [*values[:i], 1.0, *values[i + 1 :]]
+        unit = _evaluate_with(text, slots, at, equation)
+        zero = _evaluate_with(text, slots, [*values[:i], 0.0, *values[i + 1 :]], equation)
+        if not unit or zero != 0 or unit >= 1:
+            continue
+        divisor = 1 / unit
+        if not math.isclose(divisor, round(divisor), rel_tol=1e-9) or round(divisor) < 2:
+            continue
+        d = round(divisor)
+        out = [*values[:i], float(d * max(2, round(values[i] / d))), *values[i + 1 :]]
+        value = _evaluate_with(text, slots, out, equation)
+        if value is not None and math.isclose(value, unit * out[i]):
+            return out
+    return None
+
+
 def fill_numbers(
     text: str,
     equation: str | None,
@@ -499,6 +633,9 @@ def fill_numbers(
         return text
     rng = random.Random(seed)
     level = level_of(prompt_prefix, rng)
+    denominators = asked_denominators(prompt_prefix)
+    tables = asked_tables(prompt_prefix)
+    skill = asked_skill(prompt_prefix)
     name = canonical_topic(topic) or topic
     ranges = TOPIC_RANGES.get(name, DEFAULT_RANGE)
     cents = name == "money"
@@ -513,9 +650,11 @@ def fill_numbers(
         _size_plan(text, slots, sizes, level) if sizes else ([None] * len(slots), None)
     )
     filled = text
+    # "times tables 2, 5 and 10": one factor of the product is from the tables asked for
+    factor_slot = next((s.index for s in slots if s.kind == "factor"), -1)
     tries = 1 if len(slots) > MAX_SEARCH_SLOTS else max(1, max_tries)
     for attempt in range(tries):
-        den = rng.choice(DENOMINATORS[level])
+        den = rng.choice(denominators or DENOMINATORS[level])
         # a part of a whole ("what fraction", "what percentage") keeps small counts possible,
         # and so does the second half of the search when the grade's bounds found nothing
         part = kind != "whole" or (tries > 1 and attempt >= tries // 2)
@@ -524,7 +663,12 @@ def fill_numbers(
         # small unit ("is 11 years old ... blew out <num> candles") has few values that fit
         lv = level if sized or level < 4 else level - 2
         values = [
-            _draw(s, ranges, lv, rng, den, part, size if sized else None)
+            float(rng.choice(tables))
+            if tables and s.kind == "factor" and s.index == factor_slot
+            # "numbers in the thousands": the plain counts are, the rest keep their sizes
+            else float(rng.randint(1000, 9999))
+            if skill.thousands and s.kind == "count" and not s.factor and attempt % 2 == 0
+            else _draw(s, ranges, lv, rng, den, part, size if sized else None)
             for s, size in zip(slots, plan, strict=True)
         ]
         filled = _fill_text(text, slots, values)
@@ -537,15 +681,25 @@ def fill_numbers(
             value = evaluate(rendered)
         except EquationError:
             return filled  # unparsable: no draw can help
+        if kind == "whole" and not _acceptable(value, cents=cents, kind=kind):
+            repaired = _whole_dividend(text, slots, values, equation)
+            if repaired is not None:
+                values = repaired
+                filled = _fill_text(text, slots, values)
+                rendered = render_slots(SLOT_TOKEN.sub(" ", filled), equation)
+                value = evaluate(rendered)
         if (
             _acceptable(value, cents=cents, kind=kind)
             and (whole_parts or _whole_steps(rendered, cents=cents))
             and (answer_size is None or not sized or answer_size[0] <= value <= answer_size[1])
+            # "How many tents are in each row? 1" is no question: only the last tries take it
+            and (value != 1 or kind != "whole" or attempt >= tries - tries // 8)
             and (
                 attempt >= tries // 2
                 or not (
                     _trivial(value, kind, level, equation, question)
                     or _lopsided(value, values, equation)
+                    or (skill and not practises(rendered, values, skill))
                 )
             )
         ):

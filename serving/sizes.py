@@ -167,7 +167,8 @@ _SPEED = {
     "lorry": ((40, 100), (10, 25)),
     "van": ((40, 100), (10, 25)),
     "tractor": ((10, 30), (3, 8)),
-    "horse": ((10, 40), (4, 12)),
+    # a horse gallops at 40 only in a sprint: a ride of hours is a walk or a trot
+    "horse": ((8, 16), (2, 5)),
     "pony": ((8, 25), (3, 7)),
     "runner": ((8, 16), (3, 6)),
     "jogger": ((6, 12), (2, 3)),
@@ -255,6 +256,8 @@ _KG = {
     "backpack": (2, 8),
     "school bag": (2, 8),
 }
+# words that measure a person: a child "is <num> cm tall", not 7 cm
+_PERSON_CM = {"tall": (100, 165), "brother": (80, 150), "sister": (80, 150)}
 # what one of a thing costs, in dollars: a cinema ticket is not $50, popcorn not $17
 _PRICE = {
     "ticket": (4, 15),
@@ -286,6 +289,8 @@ _PRICE = {
     "cake": (8, 30),
     "ice cream": (1, 5),
     "apple": (1, 2),
+    "egg": (1, 1),
+    "egg box": (2, 6),
     "lemonade": (1, 3),
     "cup": (1, 3),
     "t-shirt": (5, 25),
@@ -344,6 +349,7 @@ def _table() -> dict[str, dict[str, Range]]:
     per_unit: tuple[tuple[str, Mapping[str, Range]], ...] = (
         ("m", _AREA_M),
         ("cm", _PANEL_CM),
+        ("cm", _PERSON_CM),
     )
     for unit, table in per_unit:
         for noun, r in table.items():

@@ -508,8 +508,10 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
         # <num> km per hour because of the traffic", "A football pitch is <num> m wide")
         words = re.findall(r"[a-z]+", literal_text(sentence).lower())
         words_set = {u for w in words for u in size_of(w)}
+        overridden: set[str] = set()
         for word in OVERRIDES.intersection(words):
             sizes.update(size_of(word))
+            overridden.update(size_of(word))
         for i, word in enumerate(words):
             for phrase in (" ".join(words[i : i + 2]), word):
                 for unit, r in size_of(phrase).items():
@@ -528,6 +530,12 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
                     if lo <= hi:
                         sizes[unit] = by_role[unit] = (lo, hi)
                     continue
+                if unit in sizes and unit not in by_role and unit not in overridden:
+                    # the skeleton's generic word and the role's own noun ("the floor of
+                    # <Ann>'s <room>"): the bedroom's 3-6 m narrows the floor's 3-12 m
+                    lo, hi = max(sizes[unit][0], r[0]), min(sizes[unit][1], r[1])
+                    if lo <= hi:
+                        sizes[unit] = (lo, hi)
                 by_role.setdefault(unit, r)
                 sizes.setdefault(unit, r)
         out.append(sizes)

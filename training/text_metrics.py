@@ -270,7 +270,12 @@ def mixed_metrics(
 
 
 def served_unseen_metrics(
-    service: Any, records: Sequence[Mapping[str, Any]], *, seed: int, max_length: int
+    service: Any,
+    records: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    max_length: int,
+    outputs: list[dict[str, Any]] | None = None,
 ) -> dict[str, float]:
     """The open-vocabulary metrics of what the HTTP endpoint returns, not of one greedy pass.
 
@@ -278,7 +283,8 @@ def served_unseen_metrics(
     ``generator_max_attempts`` times until a sample is consistent, uses every keyword and has no
     grammar defect: the policy ``POST /word-problem`` runs). Request ``i`` gets seed
     ``seed + i``, so the numbers are reproducible. The greedy metrics stay the ones the gates
-    use: they are what the one-file backend graph returns (it decodes greedily, once).
+    use: they are what the one-file backend graph returns (it decodes greedily, once). With
+    ``outputs``, each request and what it got are appended there (:func:`served_samples_page`).
     """
     if not records:
         raise ValueError("served_unseen_metrics: no records")
@@ -309,6 +315,18 @@ def served_unseen_metrics(
         sums["story_checks_ok"] += not defects
         for check in ("role_fit", "entity_consistency", "keyword_natural"):
             sums[check] += check not in defects
+        if outputs is not None:
+            outputs.append(
+                {
+                    "request": {k: rec.get(k, "") for k in ("topic", "keywords", "prompt_prefix")},
+                    "problem": res.generated_problem_text,
+                    "equation": res.equation,
+                    "answer": res.answer,
+                    "consistent": bool(res.consistent),
+                    "keywords_unused": [list(u) for u in unused],
+                    "story_defects": list(defects),
+                }
+            )
     n = len(records)
     n_kw = sums.pop("keywords") or 1
     out = {f"served_{k}": v / n for k, v in sorted(sums.items()) if k != "keywords_unused"}
@@ -324,13 +342,15 @@ def served_metrics(
     seed: int,
     threads: int,
     max_new_tokens: int,
+    outputs: dict[str, list[dict[str, Any]]] | None = None,
 ) -> dict[str, float]:
     """Open-vocabulary metrics of a generator directory through the HTTP endpoint's policy
     (``serving.generator.GeneratorModel.generate``: seeded samples, retries, checks) with the
     default serving settings (``LUDORA_SERVE_*`` of the environment are ignored here); with
     ``realistic`` requests, the same metrics on them as ``served_realistic_*`` and the share of
     their keywords used (``served_realistic_keywords_used_rate``). What the quantize stage gates
-    and what promotion compares: users get this policy, not one free greedy pass."""
+    and what promotion compares: users get this policy, not one free greedy pass. With
+    ``outputs``, what each request got is kept under ``"unseen"`` and ``"realistic"``."""
     from serving.decode_loop import OnnxSeq2SeqGenerator
     from serving.generator import GeneratorModel, typed_parts
     from serving.limits import DEFAULT_MAX_LENGTH
@@ -346,9 +366,63 @@ def served_metrics(
         **typed_parts(model_dir, engine),
     )
     max_length = max(max_new_tokens, DEFAULT_MAX_LENGTH)
-    out = served_unseen_metrics(service, unseen, seed=seed, max_length=max_length)
+    kept = outputs if outputs is not None else {}
+    out = served_unseen_metrics(
+        service, unseen, seed=seed, max_length=max_length, outputs=kept.setdefault("unseen", [])
+    )
     if realistic:
-        real = served_unseen_metrics(service, realistic, seed=seed, max_length=max_length)
+        real = served_unseen_metrics(
+            service,
+            realistic,
+            seed=seed,
+            max_length=max_length,
+            outputs=kept.setdefault("realistic", []),
+        )
         out |= {k.replace("served_", "served_realistic_", 1): v for k, v in real.items()}
         out["served_realistic_keywords_used_rate"] = 1.0 - real["served_keywords_unused_rate"]
     return out
+
+
+def served_samples_page(
+    outputs: Mapping[str, Sequence[Mapping[str, Any]]], *, n: int, seed: int, variant: str
+) -> str:
+    """``n`` seeded outputs of each request set as served (the HTTP policy, on the shipped
+    variant), every one printed as it is: what a user reads, so what an engineer should read
+    before trusting a metric. A greedy pass of the trained model without the skeleton trie
+    writes word salad no user ever gets; it is logged to MLflow, not shown here."""
+    import json
+    import random
+
+    titles = {
+        "realistic": "Realistic requests (theme nouns that fit the topic, grade prefixes)",
+        "unseen": "Open-vocabulary requests (random nouns; unusable ones are reported)",
+    }
+    lines = [
+        "# Generator samples, as served",
+        "",
+        f"What `POST /word-problem` returns on the shipped variant (`{variant}`): the skeleton "
+        f"trie, seeded sampling, retries and checks of `serving.generator`. {n} requests of each "
+        f"set, drawn with seed {seed}; request i is generated with seed {seed} + i. Written by "
+        "the `quantize_generator` stage; do not edit.",
+        "",
+    ]
+    for name in ("realistic", "unseen"):
+        rows = list(outputs.get(name, ()))
+        if not rows:
+            continue
+        pick = sorted(random.Random(seed).sample(range(len(rows)), min(n, len(rows))))
+        lines += [f"## {titles[name]}", ""]
+        for k, i in enumerate(pick, start=1):
+            row = rows[i]
+            unused = "; ".join(f"{kw} ({why})" for kw, why in row["keywords_unused"]) or "none"
+            lines += [
+                f"{k}. `{json.dumps(row['request'], ensure_ascii=False)}`",
+                "",
+                f"   > {row['problem']}",
+                "",
+                f"   - equation `{row['equation']}` = {row['answer']}; consistent: "
+                f"{'yes' if row['consistent'] else '**no**'}; story checks: "
+                f"{', '.join(row['story_defects']) or 'ok'}; keywords not used: {unused}",
+                "",
+            ]
+    return "\n".join(lines)

@@ -43,11 +43,11 @@ def test_percent_fraction_and_money_contexts(seed: int) -> None:
         "A coat costs $<num>. It is on sale with <num>% off. How many dollars is the discount?",
         "n1 * n2 / 100",
         topic="percentages",
-        prompt_prefix="For a grade 2 class:",
+        prompt_prefix="For a grade 1 class:",
         seed=seed,
     )
     price, percent = numbers_in(pct)
-    assert percent in (10, 50)  # grade 2 percentages
+    assert percent in (10, 50)  # grade 1 percentages
     assert (price * percent / 100) == int(price * percent / 100)
     frac = fill_numbers(
         "A tin holds <num> cookies. <num>/<num> of them are eaten. How many are eaten?",
@@ -85,13 +85,14 @@ def test_grade_sets_the_range_and_the_seed_reproduces() -> None:
             for s in range(50)
         )
 
-    assert largest("For grade 2:") <= 10 and largest("Grade 5 pupils:") > 50
+    assert largest("For grade 1:") <= 10 and largest("Grade 5 pupils:") > 50
     assert fill_numbers(text, "n1 + n2", topic="addition", seed=7) == fill_numbers(
         text, "n1 + n2", topic="addition", seed=7
     )
-    assert level_of("For my grade 4 students:", random.Random(0)) == 2
+    # grade N draws level N - 1: raters found sums below 40 too easy for grade 3
+    assert level_of("For my grade 4 students:", random.Random(0)) == 3
     assert level_of("For grade 9:", random.Random(0)) == 4  # clamped to the hardest level
-    assert level_of("Year 5, harder numbers please:", random.Random(0)) == 3  # grade 4, +1
+    assert level_of("Year 5, harder numbers please:", random.Random(0)) == 4  # grade 4, +1
 
 
 def test_text_without_slots_is_unchanged_and_a_bad_equation_still_fills() -> None:
@@ -164,17 +165,19 @@ def test_every_division_on_the_way_is_whole(seed: int) -> None:
 
 
 def test_school_years_and_steps_by_grade() -> None:
-    from serving.numbers import min_steps
+    from serving.numbers import steps_for
     from serving.prompt import canonical_prefix, grade_of
 
     assert grade_of("Year 5, harder numbers please:") == 4
     assert grade_of("For my grade 3 class:") == 3
     assert grade_of("Homework for tonight") is None
     assert canonical_prefix("Year 4 homework:") == "For a grade 3 class:"
-    assert min_steps("Grade 5:") == 2
-    assert min_steps("Grade 4, harder numbers please:") == 2
-    assert min_steps("Grade 5, keep it easy:") == 1
-    assert min_steps("") == 1
+    assert steps_for("Grade 4:") == (2, None)  # a single fact is too easy from grade 4
+    assert steps_for("Grade 3, harder numbers please:") == (2, None)
+    assert steps_for("Grade 4, keep it easy:") == (1, None)
+    assert steps_for("An easy one for grade 2:") == (1, 1)  # "16 + 11 - 8" is not easy
+    assert steps_for("Grade 1:") == (1, 1)
+    assert steps_for("") == (1, None)
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -217,3 +220,57 @@ def test_a_price_is_what_one_of_the_sentences_things_costs(seed: int) -> None:
     )
     lo, hi = size_of("cinema ticket")["$"]
     assert lo <= numbers_in(filled)[1] <= hi
+
+
+@pytest.mark.parametrize("seed", range(15))
+def test_the_prefix_skill_is_practised(seed: int) -> None:
+    """A teacher asking for borrowing, thousands or 2-digit by 1-digit gets numbers that need
+    it: raters marked "99 - 79" down for "subtraction with borrowing"."""
+    from serving.numbers import _regroups, asked_skill
+
+    borrow = fill_numbers(
+        "<name> has <num> pages. She reads <num> pages. How many pages are left?",
+        "n1 - n2",
+        topic="subtraction",
+        prompt_prefix="Year 2 class, subtraction with borrowing:",
+        seed=seed,
+    )
+    a, b = numbers_in(borrow)
+    assert a > b and _regroups(int(a), int(b), "-")
+    fans = fill_numbers(
+        "<num> fans came by bus and <num> fans came by car. How many fans came?",
+        "n1 + n2",
+        topic="addition",
+        prompt_prefix="Grade 5 warm-up with numbers in the thousands:",
+        seed=seed,
+    )
+    assert max(numbers_in(fans)) >= 1000
+    product = fill_numbers(
+        "<name> has <num> baskets. Each basket holds <num> plums. How many plums?",
+        "n1 * n2",
+        topic="multiplication",
+        prompt_prefix="Year 4 homework, 2-digit by 1-digit:",
+        seed=seed,
+    )
+    assert sorted(len(str(int(x))) for x in numbers_in(product)[:2]) == [1, 2]
+    assert not asked_skill("Grade 3:") and asked_skill("Grade 2, adding with regrouping:").carry
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_named_denominators_and_times_tables(seed: int) -> None:
+    half = fill_numbers(
+        "A cake has <num> slices. <name> eats <num>/<num> of them. How many slices?",
+        "n1 * n2 / n3",
+        topic="fractions",
+        prompt_prefix="Grade 2, halves and quarters:",
+        seed=seed,
+    )
+    assert numbers_in(half)[2] in (2, 4)
+    tables = fill_numbers(
+        "<name> has <num> bags with <num> marbles in each. How many marbles?",
+        "n1 * n2",
+        topic="multiplication",
+        prompt_prefix="Grade 2, times tables 2, 5 and 10:",
+        seed=seed,
+    )
+    assert {2, 5, 10} & set(numbers_in(tables)[:2])

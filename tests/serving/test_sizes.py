@@ -72,7 +72,8 @@ def test_journeys_last_believable_hours_and_lakes_are_not_seas(seed: int) -> Non
         "The ride lasts <num> hours. How many km does <name> ride?"
     )
     speed, hours = (int(x) for x in re.findall(r"\d+", _told(ride, "n1 * n2", [], "speed", seed)))
-    assert 10 <= speed <= 40 and 2 <= hours <= 3  # a factor of 1 hour is trivial
+    # a ride of hours is a walk or a trot; a factor of 1 hour is trivial
+    assert 8 <= speed <= 16 and 2 <= hours <= 3
 
     lake = (
         "A boat sails across a lake at <num> km per hour. "

@@ -205,3 +205,30 @@ def test_shape_slot_flags_a_noun_in_a_shape_words_place() -> None:
     assert not shape_slot("A <k1> travels <num> km. What is its average speed in km per hour?")
     # only the problem text counts, not what follows the separator
     assert not shape_slot("A <k1> holds <num> <k2s>. How many? ||| n1 ||| its <k2> in")
+
+
+def test_served_samples_page_prints_what_each_request_got() -> None:
+    from training.text_metrics import served_samples_page
+
+    def row(i: int) -> dict:
+        return {
+            "request": {"topic": "addition", "keywords": [f"kw{i}"], "prompt_prefix": ""},
+            "problem": f"Maya has {i} pens and gets 2 more. How many pens does she have?",
+            "equation": f"{i} + 2",
+            "answer": f"{i + 2}",
+            "consistent": i != 3,
+            "keywords_unused": [[f"kw{i}", "a thing noun, and no role takes one"]] if i == 4 else [],
+            "story_defects": [],
+        }
+
+    page = served_samples_page(
+        {"realistic": [row(i) for i in range(6)], "unseen": [row(i) for i in range(2)]},
+        n=4,
+        seed=0,
+        variant="dynamic_int8",
+    )
+    assert page.startswith("# Generator samples, as served")
+    assert page.count("## ") == 2 and page.count("   > Maya has") == 6  # 4 + both of 2
+    assert "dynamic_int8" in page
+    if "kw3" in page:
+        assert "consistent: **no**" in page
