@@ -217,7 +217,7 @@ def test_served_samples_page_prints_what_each_request_got() -> None:
             "equation": f"{i} + 2",
             "answer": f"{i + 2}",
             "consistent": i != 3,
-            "keywords_unused": [[f"kw{i}", "a thing noun, and no role takes one"]] if i == 4 else [],
+            "keywords_unused": [[f"kw{i}", "no role takes it"]] if i == 4 else [],
             "story_defects": [],
         }
 
