@@ -101,12 +101,24 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
         return None  # "7 days in a week" is not "7 school days in a week"
     heads = {sing.rsplit(" ", 1)[-1], plural.rsplit(" ", 1)[-1]}
     alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
+    site = None
     for m in re.finditer(rf"(?<![\w<:'-])(?:{alternatives})(?![\w>:'-])", skeleton, re.I):
         prev = re.search(r"(\S+)\s+$", skeleton[: m.start()])
         word = prev.group(1).lower() if prev else ""
         if not word or word in _DETERMINERS or word.endswith("'s") or word[:1].isdigit():
-            return m
-    return None
+            site = site or m
+        elif word.isalpha() and word not in _ADJECTIVES:
+            # the skeleton names its own kind ("piano practice ... Each practice"): writing
+            # "soccer practice" at one place would make two practices of one
+            return None
+    return site
+
+
+# words before a head that describe it, not name its kind ("a new book" can be a library book)
+_ADJECTIVES = frozenset(
+    {"new", "old", "big", "small", "little", "large", "long", "short", "same", "other", "first"}
+    | {"second", "last", "next", "whole", "full", "empty", "more", "equal", "extra", "own"}
+)
 
 
 def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
@@ -238,6 +250,7 @@ _ROLE_FIRST = re.compile(r"^(?:(?:<num>|\d+|an?|the)\s+)?<[a-z]+\d?(?::pl)?>", r
 _GOODS = re.compile(r"<(?:thing|food)\d?(?::pl)?>")
 _ON_EVENTS = frozenset(
     {"trip", "journey", "holiday", "outing", "visit", "ride", "walk", "hike", "tour", "excursion"}
+    | {"climb", "drive"}
 )
 _IN_TIMES = frozenset({"morning", "afternoon", "evening"})
 # times that can be a scene; a unit of time ("minutes", "hours") never is ("During the minutes")

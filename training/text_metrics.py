@@ -18,6 +18,7 @@ from typing import Any
 
 from serving.consistency import check_consistency
 from serving.keywords import keyword_present
+from serving.numbers import format_answer
 from serving.prompt import TARGET_SEP
 from serving.realize import RenderedProblem
 
@@ -321,7 +322,9 @@ def served_unseen_metrics(
                     "request": {k: rec.get(k, "") for k in ("topic", "keywords", "prompt_prefix")},
                     "problem": res.generated_problem_text,
                     "equation": res.equation,
-                    "answer": res.answer,
+                    "answer": None
+                    if res.answer is None
+                    else format_answer(res.answer, res.generated_problem_text),
                     "consistent": bool(res.consistent),
                     "keywords_unused": [list(u) for u in unused],
                     "story_defects": list(defects),

@@ -92,6 +92,20 @@ def test_literal_keywords_and_names(lexicon: Lexicon) -> None:
     assert render_story(sk, describe(lexicon, ["Maya"])).text.startswith("Maya sells")
 
 
+def test_a_keyword_never_renames_one_of_the_skeletons_own_kinds(lexicon: Lexicon) -> None:
+    """"Liam has piano practice ... Each soccer practice lasts 30 minutes" is two practices of
+    one: a multi-word keyword is written at its head's place only where the skeleton names no
+    kind of its own there; a described head ("a new recipe") still takes it."""
+    own = (
+        "<name> has piano practice <num> times a week. Each practice lasts 30 minutes. "
+        "How many minutes of piano practice does <name> do in a week?"
+    )
+    story = render_story(own, describe(lexicon, ["soccer practice"]))
+    assert "soccer" not in story.text and [kw for kw, _ in story.unused] == ["soccer practice"]
+    described = "A new recipe needs <num> cups of flour. How many cups do 2 recipes need?"
+    assert "cake recipe" in render_story(described, describe(lexicon, ["cake recipe"])).text
+
+
 def test_role_tokens_are_added_tokens() -> None:
     toks = role_tokens()
     assert "<food:pl>" in toks and "<cont2>" in toks and "<he2>" in toks
