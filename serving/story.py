@@ -107,18 +107,11 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
         word = prev.group(1).lower() if prev else ""
         if not word or word in _DETERMINERS or word.endswith("'s") or word[:1].isdigit():
             site = site or m
-        elif word.isalpha() and word not in _ADJECTIVES:
-            # the skeleton names its own kind ("piano practice ... Each practice"): writing
-            # "soccer practice" at one place would make two practices of one
+        elif len(re.findall(rf"\b{re.escape(word)}\s+(?:{alternatives})\b", skeleton, re.I)) > 1:
+            # the skeleton names its own kind, twice ("piano practice ... Each practice ...
+            # of piano practice"): "Each soccer practice" would make two practices of one
             return None
     return site
-
-
-# words before a head that describe it, not name its kind ("a new book" can be a library book)
-_ADJECTIVES = frozenset(
-    {"new", "old", "big", "small", "little", "large", "long", "short", "same", "other", "first"}
-    | {"second", "last", "next", "whole", "full", "empty", "more", "equal", "extra", "own"}
-)
 
 
 def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
@@ -298,6 +291,10 @@ _IN_PLACES = frozenset(
         "yard",
     }
 )
+# work a problem's people do something for: "For the school survey, Maya asks ..."
+_FOR_HEADS = frozenset(
+    {"project", "survey", "experiment", "assignment", "challenge", "display", "collection"}
+)
 _MEALS = frozenset({"breakfast", "lunch", "dinner", "tea", "supper", "lunchtime"})
 _WEEKDAYS = frozenset(
     {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
@@ -325,6 +322,8 @@ def setting_phrase(info: NounInfo) -> str | None:
         if head in _ON_PLACES:
             return f"On the {kw}"
         return f"In the {kw}" if head in _IN_PLACES else f"At the {kw}"
+    if head in _FOR_HEADS and classes & {"activity", "abstract", "event"}:
+        return f"For the {kw}"  # "For the craft project, Maya cuts ..."
     if "time" in classes and info.primary == "time" and head in _SCENE_TIMES:
         if head in _IN_TIMES:
             return f"In the {kw}"
@@ -346,9 +345,10 @@ def allows_setting(skeleton: str, info: NounInfo) -> bool:
     no clock time or day of its own."""
     text = " ".join(skeleton.split())
     words = literal_text(text)
+    phrase_of = setting_phrase(info) or ""
     if _OPENER.match(text) or _SCENE_TOKENS.search(text):
         return False
-    if "event" in info.classes and not _PERSON_FIRST.match(text):
+    if ("event" in info.classes or phrase_of.startswith("For ")) and not _PERSON_FIRST.match(text):
         # "On the school trip, a picture book has 4 pages" reads as nonsense: an occasion is
         # a scene only for a problem whose people act in it ("At the fair, Maya buys ...")
         return False
