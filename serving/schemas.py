@@ -284,6 +284,13 @@ def _known_topic(name: str) -> str:
 # plurals): published as the topic fields' pattern. The served app narrows it to the loaded
 # generator's topics (serving.app).
 TOPIC_NAME_PATTERN = topic_pattern(SUPPORTED_TOPICS)
+# A topic field's length and published pattern; each field adds its own validator (a synonym
+# becomes its topic, or the name is checked and kept) and description.
+_TopicName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN),
+    Field(json_schema_extra={"pattern": TOPIC_NAME_PATTERN}),
+]
 
 
 def _complete_length(n: int) -> int:
@@ -299,14 +306,10 @@ class WordProblemInput(_Strict):
     """A request for one word problem about ``topic`` using ``keywords``."""
 
     topic: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN),
+        _TopicName,
         AfterValidator(_canonical_topic),
         # the served app names the loaded generator's topics here (serving.app)
-        Field(
-            description="a supported topic or a synonym (GET /api/v1/ai/models lists them)",
-            json_schema_extra={"pattern": TOPIC_NAME_PATTERN},
-        ),
+        Field(description="a supported topic or a synonym (GET /api/v1/ai/models lists them)"),
     ]
     keywords: Annotated[
         list[
@@ -531,13 +534,9 @@ class QuestionQuery(_Strict):
         description="the kind of question; only AI word problems are generated here"
     )
     topic_id: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=limits.MAX_TOPIC_LEN),
+        _TopicName,
         AfterValidator(_known_topic),
-        Field(
-            description="a generator topic or a synonym (GET /api/v1/ai/models lists them)",
-            json_schema_extra={"pattern": TOPIC_NAME_PATTERN},
-        ),
+        Field(description="a generator topic or a synonym (GET /api/v1/ai/models lists them)"),
     ]
     keywords: Annotated[list[Keyword], Field(max_length=limits.MAX_KEYWORDS)] = Field(
         default_factory=list, description="repeat the parameter for several; default: a theme"

@@ -37,15 +37,6 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "weakness"
 __all__ = ["UNASSIGNED_TOPIC", "WeaknessModel", "build_history", "load_weakness"]
-HISTORY_COLUMNS = (
-    "topic_id",
-    "timestamp",
-    "score",
-    "time_spent_s",
-    "hints_used",
-    "is_revisit",
-    "activity",
-)
 _TIMESTAMP = itemgetter("timestamp")
 _SCORE = itemgetter("score")
 _SPENT = itemgetter("time_spent_s")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.imports import absolute_imports
+
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = sorted(p.parent.name for p in REPO.glob("*/__init__.py"))
 # package -> the repository packages it may import (itself included)
@@ -22,21 +24,12 @@ MAY_IMPORT = {"core": {"core"}, "serving": {"serving", "core"}}
 def repo_imports(package: str) -> list[str]:
     """``file:line imports name`` for every absolute import of a repository package in
     ``package`` (relative imports stay inside it)."""
-    found = []
-    for path in sorted((REPO / package).rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level:
-                names = [node.module or ""]
-            else:
-                continue
-            found += [
-                f"{path.relative_to(REPO)}:{node.lineno} imports {n}"
-                for n in names
-                if n.split(".")[0] in PACKAGES
-            ]
-    return found
+    return [
+        f"{path.relative_to(REPO)}:{line} imports {name}"
+        for path in sorted((REPO / package).rglob("*.py"))
+        for line, name in absolute_imports(ast.parse(path.read_text(), str(path)))
+        if name.split(".")[0] in PACKAGES
+    ]
 
 
 @pytest.mark.parametrize("package", sorted(MAY_IMPORT))

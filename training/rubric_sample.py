@@ -17,7 +17,7 @@ import argparse
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,13 +47,27 @@ def load_requests(paths: Sequence[Path]) -> list[dict[str, Any]]:
     return out
 
 
+def _rater_item(i: int, req: Mapping[str, Any], text: str, answer: float | None) -> dict[str, Any]:
+    """What the blind rater sees of request ``i``'s problem, whoever wrote it (no model, skeleton
+    or check result: those go to the key under the same id)."""
+    from serving.numbers import format_answer
+
+    return {
+        "id": f"p{i:03d}",
+        "topic": req["topic"],
+        "keywords": req["keywords"],
+        "prefix": req["prompt_prefix"],
+        "text": text,
+        "stated_answer": None if answer is None else format_answer(answer, text),
+    }
+
+
 def rules_items(
     requests: Sequence[dict[str, Any]], *, lexicon_path: Path, seed: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(items, key) for the rule-based selector over the skeleton bank."""
     from data.word_problems.skeletons import choose_skeleton, load_bank, render_request
     from serving.lexicon import Lexicon
-    from serving.numbers import format_answer
     from serving.topics import canonical_topic
 
     bank = load_bank()
@@ -70,20 +84,10 @@ def rules_items(
             lexicon=lexicon,
             seed=rng.randrange(2**31),
         )
-        item_id = f"p{i:03d}"
-        items.append(
-            {
-                "id": item_id,
-                "topic": req["topic"],
-                "keywords": req["keywords"],
-                "prefix": req["prompt_prefix"],
-                "text": r.text,
-                "stated_answer": format_answer(r.answer, r.text),
-            }
-        )
+        items.append(_rater_item(i, req, r.text, r.answer))
         key.append(
             {
-                "id": item_id,
+                "id": items[-1]["id"],
                 "skeleton": sk.source,
                 "equation": r.equation,
                 "bindings": [[b.keyword, b.role, b.index] for b in r.bindings],
@@ -100,7 +104,6 @@ def model_items(
     """(items, key) from a generator artifact through the HTTP endpoint's policy
     (``serving.generator``: seeded samples, retried on the checks), as a teacher gets them."""
     from serving.generator import load_generator
-    from serving.numbers import format_answer
     from serving.settings import ServingSettings
     from serving.topics import canonical_topic
 
@@ -115,22 +118,10 @@ def model_items(
             max_length=max_length,
             seed=seed + i,
         )
-        item_id = f"p{i:03d}"
-        items.append(
-            {
-                "id": item_id,
-                "topic": req["topic"],
-                "keywords": req["keywords"],
-                "prefix": req["prompt_prefix"],
-                "text": res.generated_problem_text,
-                "stated_answer": None
-                if res.answer is None
-                else format_answer(res.answer, res.generated_problem_text),
-            }
-        )
+        items.append(_rater_item(i, req, res.generated_problem_text, res.answer))
         key.append(
             {
-                "id": item_id,
+                "id": items[-1]["id"],
                 "model": str(model_ref),
                 "version": model.manifest.get("version"),
                 "equation": res.equation,

@@ -148,35 +148,31 @@ def reference_kernel(
     return q
 
 
+# run_kernel's array arguments in reference_kernel's order, each with the dtype it is read as
+_COLUMNS = (
+    ("starts", np.int64),
+    ("ts", np.int64),
+    ("score", np.float64),
+    ("time_spent", np.float64),
+    ("hints", np.float64),
+    ("revisit", np.bool_),
+    ("contributes", np.bool_),
+    ("is_query", np.bool_),
+)
+
+
 def reference_run(
-    *,
-    starts: np.ndarray,
-    ts: np.ndarray,
-    score: np.ndarray,
-    time_spent: np.ndarray,
-    hints: np.ndarray,
-    revisit: np.ndarray,
-    contributes: np.ndarray,
-    is_query: np.ndarray,
-    windows: Sequence[int],
-    rate: float,
-    pass_mark: float,
-    n_cols: int,
+    *, windows: Sequence[int], rate: float, pass_mark: float, n_cols: int, **columns: np.ndarray
 ) -> np.ndarray:
-    """`reference_kernel` with `core.kernel.run_kernel`'s arguments; rows in kernel order."""
-    n_queries = int(np.count_nonzero(is_query))
+    """`reference_kernel` with `core.kernel.run_kernel`'s keyword arguments (the array columns
+    by name, as in ``_COLUMNS``); rows in kernel order."""
+    names = [name for name, _ in _COLUMNS]
+    if sorted(columns) != sorted(names):
+        raise TypeError(f"reference_run: expected the columns {names}, got {sorted(columns)}")
+    n_queries = int(np.count_nonzero(columns["is_query"]))
     out = np.empty((n_queries, n_cols), dtype=np.float64)
-    inputs = [
-        np.asarray(starts, dtype=np.int64),
-        np.asarray(ts, dtype=np.int64),
-        np.asarray(score, dtype=np.float64),
-        np.asarray(time_spent, dtype=np.float64),
-        np.asarray(hints, dtype=np.float64),
-        np.asarray(revisit, dtype=np.bool_),
-        np.asarray(contributes, dtype=np.bool_),
-        np.asarray(is_query, dtype=np.bool_),
-        np.asarray(windows, dtype=np.int64),
-    ]
+    inputs = [np.asarray(columns[name], dtype=dtype) for name, dtype in _COLUMNS]
+    inputs.append(np.asarray(windows, dtype=np.int64))
     got = reference_kernel(
         *[a.tolist() for a in inputs],
         float(rate),

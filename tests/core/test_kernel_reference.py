@@ -48,6 +48,21 @@ def random_case(seed: int) -> dict[str, Any]:
     }
 
 
+def random_columns(
+    rng: np.random.Generator, n: int, *, max_spent: float, max_hints: int, share: float
+) -> dict[str, np.ndarray]:
+    """Event columns of ``n`` rows without NaNs, every row contributing; ``share`` of the rows
+    are revisits and about as many queries. Drawn in one fixed order (reproducible by seed)."""
+    return {
+        "score": rng.random(n),
+        "time_spent": rng.random(n) * max_spent,
+        "hints": rng.integers(0, max_hints, n).astype(float),
+        "revisit": rng.random(n) < share,
+        "contributes": np.ones(n, dtype=bool),
+        "is_query": rng.random(n) < share,
+    }
+
+
 def assert_matches_oracle(got: np.ndarray, want: np.ndarray) -> None:
     np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
     np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
@@ -83,12 +98,7 @@ def test_long_histories_stay_finite_and_match(half_life: float, span: int) -> No
     case = {
         "starts": np.concatenate([[0], np.cumsum(sizes)]),
         "ts": ts[order],
-        "score": rng.random(n),
-        "time_spent": rng.random(n) * 100.0,
-        "hints": rng.integers(0, 4, n).astype(float),
-        "revisit": rng.random(n) < 0.3,
-        "contributes": np.ones(n, dtype=bool),
-        "is_query": rng.random(n) < 0.3,
+        **random_columns(rng, n, max_spent=100.0, max_hints=4, share=0.3),
         "windows": WINDOWS,
         "rate": math.log(2.0) / half_life,
         "pass_mark": 0.6,
@@ -106,14 +116,7 @@ def test_a_group_does_not_depend_on_the_other_groups() -> None:
     sizes = [1, 40, 7, 300, 2, 2, 90]  # several length classes and block shapes
     n = sum(sizes)
     ts = np.concatenate([np.sort(rng.integers(0, 90 * DAY, k)) for k in sizes])
-    columns = {
-        "score": rng.random(n),
-        "time_spent": rng.random(n) * 50.0,
-        "hints": rng.integers(0, 3, n).astype(float),
-        "revisit": rng.random(n) < 0.5,
-        "contributes": np.ones(n, dtype=bool),
-        "is_query": rng.random(n) < 0.5,
-    }
+    columns = random_columns(rng, n, max_spent=50.0, max_hints=3, share=0.5)
     common = {"windows": WINDOWS, "rate": 1e-6, "pass_mark": 0.6, "n_cols": 15}
     starts = np.concatenate([[0], np.cumsum(sizes)])
     together = run_kernel(starts=starts, ts=ts, **columns, **common)

@@ -7,7 +7,13 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+import httpx
+
+from serving.app import create_app
+from serving.settings import ServingSettings
 
 
 def free_port() -> int:
@@ -38,3 +44,17 @@ def live_server(app: Any, timeout_s: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def store_client(
+    store: Path, *, generator_max_attempts: int, timeout_s: float
+) -> Iterator[httpx.Client]:
+    """A client of the live app serving ``store``'s weakness v1 and generator v1, at most two
+    requests at a time (so concurrent tests also meet the queue)."""
+    settings = ServingSettings(
+        artifact_root=store, generator_max_attempts=generator_max_attempts, max_concurrency=2
+    )
+    app = create_app(weakness_ref="1", generator_ref="1", settings=settings)
+    with live_server(app) as url, httpx.Client(base_url=url, timeout=timeout_s) as client:
+        yield client

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
+from tests.fixtures.imports import loaded_modules
 
 
 @pytest.mark.parametrize(
@@ -108,13 +107,9 @@ def test_equation_numbers() -> None:
 
 
 def test_serving_modules_import_only_light_packages() -> None:
-    code = (
-        "import sys; import serving.prompt, serving.arithmetic, serving.consistency;"
-        "heavy = {'torch', 'transformers', 'pandas', 'lightgbm', 'sklearn', 'mlflow', 'numpy'};"
-        "print(sorted(heavy & set(sys.modules)))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    modules = ["serving.prompt", "serving.arithmetic", "serving.consistency"]
+    heavy = ("torch", "transformers", "pandas", "lightgbm", "sklearn", "mlflow", "numpy")
+    assert loaded_modules(modules, heavy) == []
 
 
 @settings(max_examples=300, deadline=200)

@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from serving import limits
-from serving.app import create_app
 from serving.schemas import (
     PracticeSetInput,
     PracticeSetOutput,
@@ -28,10 +27,9 @@ from serving.schemas import (
     WordProblemInput,
     WordProblemOutput,
 )
-from serving.settings import ServingSettings
 from serving.topics import DEFAULT_TOPICS
 from tests.fixtures.store import NOW
-from tests.serving._server import live_server
+from tests.serving._server import store_client
 
 API = "/api/v1/ai"
 FUZZ = settings(
@@ -44,9 +42,7 @@ FUZZ = settings(
 
 @pytest.fixture(scope="module")
 def client(store: Path) -> Iterator[httpx.Client]:
-    cfg = ServingSettings(artifact_root=store, generator_max_attempts=2, max_concurrency=2)
-    app = create_app(weakness_ref="1", generator_ref="1", settings=cfg)
-    with live_server(app) as url, httpx.Client(base_url=url, timeout=30) as c:
+    with store_client(store, generator_max_attempts=2, timeout_s=30) as c:
         yield c
 
 

@@ -19,17 +19,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serving import limits
-from serving.app import create_app
 from serving.schemas import (
     TOPIC_NAME_PATTERN,
     PracticeSetInput,
     WeaknessPredictionInput,
     WordProblemInput,
 )
-from serving.settings import ServingSettings
 from serving.topics import DEFAULT_TOPICS, SUPPORTED_TOPICS, SYNONYMS, topic_pattern
 from tests.fixtures.store import NOW
-from tests.serving._server import live_server
+from tests.serving._server import store_client
 from tests.serving.schemathesis.rules import breaks_cross_field_rule
 
 API = "/api/v1/ai"
@@ -86,9 +84,7 @@ def test_the_topic_pattern_is_exactly_what_the_schema_takes(name: str) -> None:
 
 @pytest.fixture(scope="module")
 def client(store: Path) -> Iterator[httpx.Client]:
-    cfg = ServingSettings(artifact_root=store, generator_max_attempts=1, max_concurrency=2)
-    app = create_app(weakness_ref="1", generator_ref="1", settings=cfg)
-    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with store_client(store, generator_max_attempts=1, timeout_s=60) as c:
         yield c
 
 

@@ -25,7 +25,7 @@ from serving.topics import SUPPORTED_TOPICS, equation_fits_topic
 from serving.weakness import load_weakness
 from tests.fixtures.practice import template_source
 from tests.fixtures.store import NOW
-from tests.serving._server import live_server
+from tests.serving._server import live_server, store_client
 
 DAY = 86_400
 REPO = Path(__file__).resolve().parents[2]
@@ -160,9 +160,7 @@ def test_practice_set_picks_the_weakest_topics_with_problems_and_notes(weakness:
 
 @pytest.fixture(scope="module")
 def client(store: Path) -> Iterator[httpx.Client]:
-    cfg = ServingSettings(artifact_root=store, generator_max_attempts=1, max_concurrency=2)
-    app = create_app(weakness_ref="1", generator_ref="1", settings=cfg)
-    with live_server(app) as url, httpx.Client(base_url=url, timeout=60) as c:
+    with store_client(store, generator_max_attempts=1, timeout_s=60) as c:
         yield c
 
 

@@ -34,6 +34,7 @@ from export.serving_dist import (
     read_requirements,
 )
 from tests.fixtures.http_probe import PROBE_HELPERS
+from tests.fixtures.imports import absolute_imports
 
 REPO = Path(__file__).resolve().parents[2]
 COLLIDING = ("core", "data", "features", "serving")
@@ -255,19 +256,11 @@ def test_no_vendored_module_imports_a_repo_package(wheel: Path) -> None:
     seen: set[str] = set()
     with zipfile.ZipFile(wheel) as zf:
         for name in (n for n in zf.namelist() if n.endswith(".py")):
-            tree = ast.parse(zf.read(name), name)
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Import):
-                    mods = [a.name for a in node.names]
-                elif isinstance(node, ast.ImportFrom) and not node.level:
-                    mods = [node.module or ""]
-                else:
-                    continue
-                for mod in mods:
-                    top = mod.split(".")[0]
-                    seen.add(top)
-                    assert top not in repo_pkgs, f"{name}:{node.lineno} imports {mod}"
-                    assert top in allowed or top in sys.stdlib_module_names, f"{name}: {mod}"
+            for line, mod in absolute_imports(ast.parse(zf.read(name), name)):
+                top = mod.split(".")[0]
+                seen.add(top)
+                assert top not in repo_pkgs, f"{name}:{line} imports {mod}"
+                assert top in allowed or top in sys.stdlib_module_names, f"{name}: {mod}"
     assert {PACKAGE, "numpy", "onnxruntime", "fastapi"} <= seen  # the walk saw real imports
 
 
