@@ -28,6 +28,8 @@ def main() -> None:
     import pandas as pd
 
     from features.engine import DaskConfig
+    from pipelines.dask_engine import DaskEngine
+    from pipelines.engines import Engine, LocalEngine
     from pipelines.quests import (
         QUANTIZE_METRICS,
         VARIANTS_DIR,
@@ -79,9 +81,10 @@ def main() -> None:
             dest = root / engine
             dest.mkdir()
             t0 = time.perf_counter()
-            n, rows, _ = draw_all(
-                parts, dest, index, cfg, engine=engine, dask_cfg=DaskConfig(memory_limit="1GiB")
-            )
+            chosen: Engine = LocalEngine()
+            if engine == "dask":
+                chosen = DaskEngine(DaskConfig(memory_limit="1GiB"))
+            n, rows, _ = draw_all(parts, dest, index, cfg, engine=chosen)
             secs = time.perf_counter() - t0
             out[f"draw_{engine}_seconds"] = round(secs, 2)
             out[f"draw_{engine}_learners_per_s"] = round(n / secs, 0)

@@ -3,9 +3,9 @@
 For each size: learner shards are simulated on a Dask LocalCluster straight to Parquet
 (`data.simulator.simulate_shard`, as `engine: dask` does), then
 
-- dask: the whole `features` stage on the cluster (`pipelines.features.run_dask`: split plan,
-  peer aggregation, shuffle by learner, kernel per partition, splits streamed to Parquet), with
-  each worker's peak RSS sampled every 0.2 s;
+- dask: the whole `features` stage on the cluster (`pipelines.features.run` on a `DaskEngine`:
+  split plan, peer aggregation, shuffle by learner, kernel per partition, splits streamed to
+  Parquet), with each worker's peak RSS sampled every 0.2 s;
 - local: the shards read into one frame, the kernel alone (`features.build.compute_features`)
   and the whole stage's pure part (`pipelines.features.make_features`), peak RSS of this process;
 - Polars peer (bench/polars_features.py, checked equal) on the smallest size, same events;
@@ -101,7 +101,7 @@ def simulate_shards(client: Any, n_events: int, root: Path, per_shard: int) -> d
     """~``n_events`` events as learner shards under ``root/{events,oracle}`` (on the cluster)."""
     from data.simulator import SimulatorConfig, shard_count
     from pipelines.common import load_section
-    from pipelines.data import _write_shard
+    from pipelines.dask_engine import write_shard
 
     sim = dict(load_section("data")["simulator"])
     n_learners = max(10, math.ceil(n_events / EVENTS_PER_LEARNER))
@@ -110,7 +110,7 @@ def simulate_shards(client: Any, n_events: int, root: Path, per_shard: int) -> d
     (root / "oracle").mkdir()
     t0 = time.perf_counter()
     futures = client.map(
-        _write_shard,
+        write_shard,
         range(shard_count(cfg, per_shard)),
         sim=cfg,
         pass_mark=0.6,
@@ -166,7 +166,8 @@ def run_size(
     from features.build import compute_features
     from features.config import FeatureConfig
     from features.engine import DaskConfig
-    from pipelines.features import make_features, run_dask
+    from pipelines.dask_engine import DaskEngine
+    from pipelines.features import make_features, run
 
     sim = simulate_shards(client, n_events, root, per_shard=per_partition)
     n = sim["n_events"]
@@ -177,9 +178,9 @@ def run_size(
     )
     with WorkerPeakRSS(client) as rss:
         t0 = time.perf_counter()
-        run_dask(
+        run(
             cfg,
-            dask_cfg,
+            engine=DaskEngine(dask_cfg),
             events_file=root / "events",
             oracle_file=root / "oracle",
             out_dir=root / "features",
@@ -255,6 +256,8 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
 
     from export.weakness_onnx import convert_booster
     from features.engine import DaskConfig
+    from pipelines.dask_engine import DaskEngine
+    from pipelines.engines import LocalEngine
     from pipelines.score import run
     from training.scoring import ScoreConfig
 
@@ -286,8 +289,7 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
         c0 = sum(client.run(WorkerPeakRSS._cpu).values()) + time.process_time()
         m = run(
             cfg,
-            engine=engine,
-            dask_cfg=dask_cfg,
+            engine=LocalEngine() if engine == "local" else DaskEngine(dask_cfg),
             events_file=root / "events",
             model_dir=model,
             out_dir=root / f"scores_{engine}",

@@ -6,7 +6,8 @@ runs the same functions per partition on a Dask cluster. The ``dask`` section sa
 ``threads_per_worker`` threads, ``memory_limit`` each) and closes it on exit; an address (or the
 ``DASK_SCHEDULER_ADDRESS`` environment variable, which wins, like ``MLFLOW_TRACKING_URI``)
 connects to a running scheduler and leaves it running. Dask is imported only inside
-:func:`dask_client`, so the local engine never pays for it.
+:func:`dask_client`, so the local engine never pays for it. The engines themselves (what each
+stage runs on them) are `pipelines.engines`, built from this config.
 """
 
 from __future__ import annotations

@@ -15,9 +15,8 @@ from typing import Annotated, Any
 import numpy as np
 
 from data.params import Range, check_value
-from data.simulator import SimulatorConfig, check_fits_in_memory
+from data.simulator import check_fits_in_memory
 from data.sources import DataConfig, load_events
-from features.engine import DaskConfig, engine_config
 from pipelines.common import (
     PARAMS_FILE,
     REPO_ROOT,
@@ -28,6 +27,7 @@ from pipelines.common import (
     resolve_input_path,
     stage_main,
 )
+from pipelines.engines import stage_engine
 
 logger = logging.getLogger(__name__)
 
@@ -119,45 +119,6 @@ def write_outputs(
         metrics_tmp.write_text(text)
 
 
-def _write_shard(
-    shard: int,
-    *,
-    sim: SimulatorConfig,
-    pass_mark: float,
-    learners_per_shard: int,
-    events_dir: str,
-    oracle_dir: str,
-) -> dict[str, Any]:
-    """Simulate, validate and write one shard (a Dask task); returns its metric partials."""
-    from data.simulator import simulate_shard
-    from data.validate import validate_events
-
-    events, oracle = simulate_shard(
-        sim, pass_mark=pass_mark, shard=shard, learners_per_shard=learners_per_shard
-    )
-    name = f"part-{shard:05d}.parquet"
-    events = validate_events(events, source=f"{events_dir}/{name}")
-    events.to_parquet(Path(events_dir) / name, index=False)
-    oracle.to_parquet(Path(oracle_dir) / name, index=False)
-    ts = events["timestamp"].to_numpy()
-    quiz = (events["activity"] == "quiz").to_numpy(dtype=bool)
-    fail = (events["score"] < pass_mark).to_numpy(dtype=bool)
-    p_fail = oracle["p_fail_true"].to_numpy(dtype=np.float64)
-    return {
-        "n_events": len(events),
-        "n_learners": int(events["user_id"].nunique()),
-        "topics": sorted(events["topic_id"].unique().tolist()),
-        "n_quizzes": int(quiz.sum()),
-        "quiz_fails": int(fail[quiz].sum()),
-        "fails": int(fail.sum()),
-        "revisits": int(events["is_revisit"].sum()),
-        "time_start": int(ts.min()) if len(ts) else None,
-        "time_end": int(ts.max()) if len(ts) else None,
-        "p_fail_quiz_sum": float(p_fail[quiz].sum()),
-        "mastery_sum": float(oracle["mastery_true"].sum()),
-    }
-
-
 def shard_metrics(parts: list[dict[str, Any]], *, learners_per_shard: int) -> dict[str, Any]:
     """`data_metrics`' fields from the shards' partials (the rank-based oracle AUC needs every
     quiz at once, so the sharded run leaves it out)."""
@@ -186,38 +147,24 @@ def shard_metrics(parts: list[dict[str, Any]], *, learners_per_shard: int) -> di
     return {k: v for k, v in metrics.items() if v is not None}
 
 
-def write_shards(
-    cfg: DataConfig, dask_cfg: DaskConfig, *, out_dir: Path, metrics_file: Path
+def write_events_local(
+    cfg: DataConfig, *, params_path: Path, out_dir: Path, metrics_file: Path
 ) -> dict[str, Any]:
-    """``engine: dask``: the simulator's learner shards written by the workers, straight to
-    ``events.parquet/part-*.parquet`` and ``oracle.parquet/part-*.parquet`` (same names, same
-    rows), never all events in one process (`data.simulator.simulate_shard`)."""
-    from data.simulator import shard_count
-    from features.engine import dask_client
-
-    if cfg.simulator is None:  # guarded in DataConfig; kept for the type checker
-        raise ConfigError("data.simulator: required when data.source is 'simulator'")
-    n_shards = shard_count(cfg.simulator, dask_cfg.learners_per_shard)
-    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
-        events_dir, oracle_dir = tmp / EVENTS_NAME, tmp / ORACLE_NAME
-        events_dir.mkdir(parents=True)
-        oracle_dir.mkdir()
-        with dask_client(dask_cfg) as client:
-            futures = client.map(
-                _write_shard,
-                range(n_shards),
-                sim=cfg.simulator,
-                pass_mark=cfg.pass_mark,
-                learners_per_shard=dask_cfg.learners_per_shard,
-                events_dir=str(events_dir),
-                oracle_dir=str(oracle_dir),
-                pure=False,
-            )
-            parts = client.gather(futures)
-        metrics = shard_metrics(parts, learners_per_shard=dask_cfg.learners_per_shard)
-        metrics_tmp.write_text(
-            json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        )
+    """The local engine's step: load (or simulate in one stream), validate, write; file
+    sources are read and validated part by part for a directory of Parquet files."""
+    logger.info("data source: %s%s", cfg.source, f" ({cfg.path})" if cfg.path else "")
+    if cfg.simulator is not None and cfg.source == "simulator":
+        check_fits_in_memory(cfg.simulator, f"{params_path}:data.simulator")
+    events, oracle = load_events(cfg)
+    metrics = data_metrics(events, oracle, pass_mark=cfg.pass_mark)
+    write_outputs(events, oracle, metrics, out_dir=out_dir, metrics_file=metrics_file)
+    logger.info(
+        "wrote %d events (%d learners, %d topics) to %s",
+        metrics["n_events"],
+        metrics["n_learners"],
+        metrics["n_topics"],
+        out_dir,
+    )
     return metrics
 
 
@@ -228,34 +175,14 @@ def main(
 ) -> dict[str, Any]:
     """Run the stage; returns the metrics written to `metrics_file`.
 
-    ``engine: dask`` with the simulator writes learner shards (`write_shards`); every other
-    case is the local path, unchanged (file sources are read and validated here, part by part
-    for a directory of Parquet files).
+    The engine writes them (`pipelines.engines`): ``engine: dask`` with the simulator writes
+    learner shards; every other case is `write_events_local`.
     """
     cfg = load_config(params_path)
-    engine = engine_config(load_params(params_path), str(params_path))
-    if engine.engine == "dask" and cfg.source == "simulator":
-        metrics = write_shards(
-            cfg, engine.dask, out_dir=Path(out_dir), metrics_file=Path(metrics_file)
-        )
-        logger.info(
-            "wrote %d events in %d shards to %s", metrics["n_events"], metrics["n_shards"], out_dir
-        )
-        return metrics
-    logger.info("data source: %s%s", cfg.source, f" ({cfg.path})" if cfg.path else "")
-    if cfg.simulator is not None and cfg.source == "simulator":
-        check_fits_in_memory(cfg.simulator, f"{params_path}:data.simulator")
-    events, oracle = load_events(cfg)
-    metrics = data_metrics(events, oracle, pass_mark=cfg.pass_mark)
-    write_outputs(events, oracle, metrics, out_dir=Path(out_dir), metrics_file=Path(metrics_file))
-    logger.info(
-        "wrote %d events (%d learners, %d topics) to %s",
-        metrics["n_events"],
-        metrics["n_learners"],
-        metrics["n_topics"],
-        out_dir,
+    engine = stage_engine(load_params(params_path), str(params_path))
+    return engine.write_events(
+        cfg, params_path=Path(params_path), out_dir=Path(out_dir), metrics_file=Path(metrics_file)
     )
-    return metrics
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from typing import Any
 from core.spec import SPEC_FILENAME, write_spec_text
 from features.build import build_examples, spec_from_config
 from features.config import FeatureConfig
-from features.engine import DaskConfig, engine_config
 from features.peer import compute_peer_table
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
 from pipelines.common import (
@@ -26,6 +25,7 @@ from pipelines.common import (
     load_section,
     stage_main,
 )
+from pipelines.engines import Engine, LocalEngine, stage_engine
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +65,11 @@ def split_metrics(splits: dict[str, Any], unseen: frozenset[str] | set[str]) -> 
     return metrics
 
 
-def run(
-    cfg: FeatureConfig,
-    *,
-    events_file: Path = EVENTS_FILE,
-    oracle_file: Path | None = ORACLE_FILE,
-    out_dir: Path = OUT_DIR,
-    metrics_file: Path = METRICS_FILE,
-) -> dict[str, Any]:
-    """Read events, build the splits and spec, write them atomically; return the metrics."""
+def write_features_local(
+    cfg: FeatureConfig, *, events_file: Path, oracle_file: Path | None, out_dir: Path
+) -> tuple[dict[str, Any], dict[str, Any], SplitPlan]:
+    """The local engine's step: read the events file, `make_features`, write the three splits
+    into ``out_dir``; returns (split metrics, spec, plan)."""
     import pandas as pd
 
     if Path(events_file).is_dir():
@@ -87,93 +83,44 @@ def run(
         else None
     )
     splits, spec, plan = make_features(events, oracle, cfg)
-    metrics = split_metrics(splits, plan.unseen)
-    metrics["n_features"] = len(spec["names"])
-    metrics["val_start"] = plan.val_start
-    metrics["test_start"] = plan.test_start
-    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
-        tmp.mkdir()
-        for name, part in splits.items():
-            part.to_parquet(tmp / f"{name}.parquet", index=False)
-        (tmp / SPEC_FILENAME).write_text(write_spec_text(spec))
-        metrics_tmp.write_text(
-            json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
-        )
-    logger.info("features written to %s: %s", out_dir, metrics)
-    return metrics
+    for name, part in splits.items():
+        part.to_parquet(out_dir / f"{name}.parquet", index=False)
+    return split_metrics(splits, plan.unseen), spec, plan
 
 
-def run_dask(
+def run(
     cfg: FeatureConfig,
-    dask_cfg: DaskConfig,
     *,
+    engine: Engine | None = None,
     events_file: Path = EVENTS_FILE,
     oracle_file: Path | None = ORACLE_FILE,
     out_dir: Path = OUT_DIR,
     metrics_file: Path = METRICS_FILE,
 ) -> dict[str, Any]:
-    """`run` on a Dask cluster (`features.dask_build`): the same splits, spec and metrics.
-
-    ``events_file`` may be one Parquet file or a directory of Parquet shards (the data stage's
-    output under ``engine: dask``). Splits stream into the same three files, one row group per
-    partition, so every later stage reads them unchanged.
-    """
-    from features.dask_build import (
-        build_examples_dask,
-        compute_peer_table_dask,
-        event_pieces,
-        events_frame,
-        iter_partitions,
-        split_plan_and_users,
-        write_splits,
-    )
-    from features.engine import dask_client
-
-    pieces = event_pieces(events_file, oracle_file)
-    with dask_client(dask_cfg) as client:
-        frame = events_frame(pieces)
-        plan, n_users = split_plan_and_users(frame, cfg)
-        peer = compute_peer_table_dask(
-            frame,
-            prior_weight=cfg.peer_prior_weight,
-            before=plan.val_start,
-            exclude_users=plan.unseen,
+    """Build the splits and spec with ``engine`` (default local), write them atomically;
+    return the metrics. Both engines write the same metrics, spec and rows."""
+    engine = engine or LocalEngine()
+    with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
+        tmp.mkdir()
+        metrics, spec, plan = engine.write_features(
+            cfg, events_file=events_file, oracle_file=oracle_file, out_dir=tmp
         )
-        spec = spec_from_config(cfg, peer)
-        examples = build_examples_dask(
-            frame,
-            cfg,
-            peer,
-            plan,
-            learners_per_partition=dask_cfg.learners_per_partition,
-            n_users=n_users,
+        metrics["n_features"] = len(spec["names"])
+        metrics["val_start"] = plan.val_start
+        metrics["test_start"] = plan.test_start
+        (tmp / SPEC_FILENAME).write_text(write_spec_text(spec))
+        metrics_tmp.write_text(
+            json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
         )
-        with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
-            tmp.mkdir()
-            window = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
-            metrics = write_splits(iter_partitions(client, examples, window), tmp, plan.unseen)
-            metrics["n_features"] = len(spec["names"])
-            metrics["val_start"] = plan.val_start
-            metrics["test_start"] = plan.test_start
-            (tmp / SPEC_FILENAME).write_text(write_spec_text(spec))
-            metrics_tmp.write_text(
-                json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
-            )
-    logger.info("features (dask) written to %s: %s", out_dir, metrics)
+    logger.info("features (%s engine) written to %s: %s", engine.name, out_dir, metrics)
     return metrics
 
 
 def main() -> None:
-    """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml).
-
-    ``engine: dask`` (params.yaml) runs `run_dask`; the default runs `run`, unchanged.
-    """
+    """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml); the engine
+    named in params.yaml builds the examples."""
     cfg = build_config(FeatureConfig, load_section(SECTION), SECTION)
-    engine = engine_config(load_params())
-    if engine.engine == "dask":
-        run_dask(cfg, engine.dask)
-        return
-    run(cfg)
+    run(cfg, engine=stage_engine(load_params()))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from features.engine import DaskConfig, engine_config
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
@@ -30,6 +29,7 @@ from pipelines.common import (
     load_section,
     stage_main,
 )
+from pipelines.engines import Engine, LocalEngine, stage_engine
 from serving.onnx_files import ENCODER_FILE
 from training.quests import (
     QuestsConfig,
@@ -99,14 +99,16 @@ def score_parts(scores_dir: Path) -> list[Path]:
 
 
 def _draw_part(
-    part: str,
-    out_file: str,
+    job: tuple[str, str],
+    *,
     index: dict[tuple[str, int], list[str]],
     cfg: QuestsConfig,
 ) -> tuple[int, int, dict[str, int]]:
-    """One score part: draw its learners' quests, write them; (learners, rows, topic counts)."""
+    """One score part (in, out file): draw its learners' quests, write them; (learners, rows,
+    topic counts)."""
     import pandas as pd
 
+    part, out_file = job
     scores = pd.read_parquet(part, columns=SCORE_READ_COLUMNS)
     quests = draw_quests(
         scores,
@@ -126,28 +128,14 @@ def draw_all(
     index: dict[tuple[str, int], list[str]],
     cfg: QuestsConfig,
     *,
-    engine: str,
-    dask_cfg: DaskConfig | None,
+    engine: Engine,
 ) -> tuple[int, int, dict[str, int]]:
-    """Draw every part (here, or one Dask task a part); (learners, rows, learners per topic)."""
-    from tqdm import tqdm
+    """Draw every part, one engine task a part; (learners, rows, learners per topic)."""
+    import functools
 
     jobs = [(str(p), str(out_dir / p.name)) for p in parts]
-    if engine == "dask":
-        import dask
-
-        from features.engine import dask_client
-
-        with dask_client(dask_cfg or DaskConfig()) as client:
-            tasks = [dask.delayed(_draw_part)(p, o, index, cfg) for p, o in jobs]
-            futures = client.compute(tasks)
-            from distributed import as_completed
-
-            results = []
-            for fut in tqdm(as_completed(futures), total=len(futures), desc="quests", unit="part"):
-                results.append(fut.result())
-    else:
-        results = [_draw_part(p, o, index, cfg) for p, o in tqdm(jobs, desc="quests", unit="part")]
+    draw = functools.partial(_draw_part, index=index, cfg=cfg)
+    results = engine.map(draw, jobs, desc="quests")
     learners = sum(r[0] for r in results)
     rows = sum(r[1] for r in results)
     counts: dict[str, int] = {}
@@ -161,20 +149,20 @@ def run(
     *,
     source: Any,
     generator_topics: Sequence[str],
-    engine: str = "local",
-    dask_cfg: DaskConfig | None = None,
+    engine: Engine | None = None,
     scores_dir: Path = SCORES_DIR,
     out_dir: Path = OUT_DIR,
     metrics_file: Path = METRICS_FILE,
     plot_file: Path = PLOT_FILE,
 ) -> dict[str, Any]:
     """Build the bank for the scored topics the generator serves, draw every learner's quest,
-    write bank, parts, metrics and plot (atomically)."""
+    write bank, parts, metrics and plot (atomically); ``engine`` (default local) draws."""
     import pandas as pd
     from tqdm import tqdm
 
     from serving.topics import canonical_topic
 
+    engine = engine or LocalEngine()
     parts = score_parts(scores_dir)
     scored = sorted(pd.read_parquet(parts[0], columns=["topic_id"])["topic_id"].unique())
     # scored topics the generator serves under the same name (the simulator's are Ludora's; a
@@ -199,15 +187,13 @@ def run(
         bank.to_parquet(tmp / BANK_FILE, index=False)
         index = bank_index(bank)
         with Timer() as draw_t:
-            n_learners, n_rows, counts = draw_all(
-                parts, tmp, index, cfg, engine=engine, dask_cfg=dask_cfg
-            )
+            n_learners, n_rows, counts = draw_all(parts, tmp, index, cfg, engine=engine)
         per_topic = {t: {str(g): len(index.get((t, g), [])) for g in cfg.grades} for t in topics}
         short = sorted(
             t for t in topics if len(index.get((t, cfg.default_grade), [])) < cfg.bank_size
         )
         metrics = {
-            "engine": engine,
+            "engine": engine.name,
             "n_learners": n_learners,
             "n_rows": n_rows,
             "n_bank_problems": len(bank),
@@ -239,7 +225,7 @@ def run(
         len(bank),
         bank_t.seconds,
         draw_t.seconds,
-        engine,
+        engine.name,
     )
     return metrics
 
@@ -247,9 +233,9 @@ def run(
 def main() -> None:
     """Entry point of `python -m pipelines.quests` (paths fixed by dvc.yaml)."""
     cfg = build_config(QuestsConfig, load_section(SECTION), SECTION)
-    engine = engine_config(load_params())
+    engine = stage_engine(load_params())
     source, topics = open_source(shipped_variant(VARIANTS_DIR, QUANTIZE_METRICS))
-    run(cfg, source=source, generator_topics=topics, engine=engine.engine, dask_cfg=engine.dask)
+    run(cfg, source=source, generator_topics=topics, engine=engine)
 
 
 if __name__ == "__main__":

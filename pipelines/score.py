@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from features.engine import DaskConfig, engine_config
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
@@ -25,6 +23,7 @@ from pipelines.common import (
     load_section,
     stage_main,
 )
+from pipelines.engines import Engine, LocalEngine, stage_engine
 from training.scoring import (
     EVENT_COLUMNS,
     ExportedModel,
@@ -58,7 +57,7 @@ def part_name(i: int) -> str:
 def _read_events(events_file: Path) -> Any:
     import pandas as pd
 
-    from features.dask_build import parquet_files
+    from features.dask_io import parquet_files
 
     files = parquet_files(events_file)
     frames = [pd.read_parquet(f, columns=list(EVENT_COLUMNS)) for f in files]
@@ -93,80 +92,26 @@ def score_local(
     return as_of, counts, list(wrapped.labels)
 
 
-def _score_part(
-    part: Any,
-    i: int,
-    out_dir: str,
-    model: ExportedModel,
-    as_of: int,
-    active_days: int,
-    topics: Sequence[str],
-) -> dict[str, dict[str, int]]:
-    """One Dask partition (whole learner histories): score, write its part, return counts."""
-    wrapped = load_model(model.model_dir, model.sha256)
-    scores = score_learners(part, wrapped, as_of=as_of, active_days=active_days, topics=topics)
-    scores = scores.sort_values(["user_id", "topic_id"], kind="stable").reset_index(drop=True)
-    scores.to_parquet(Path(out_dir) / part_name(i), index=False)
-    return level_counts(scores)
-
-
-def score_dask(
-    cfg: ScoreConfig,
-    dask_cfg: DaskConfig,
-    model: ExportedModel,
-    events_file: Path,
-    out_dir: Path,
-) -> tuple[int, dict[str, dict[str, int]], list[str]]:
-    """Score on the cluster: events shuffled by learner, one part written per partition."""
-    import dask
-
-    from features.dask_build import by_learner, event_pieces, events_frame
-    from features.engine import dask_client
-
-    wrapped = load_model(model.model_dir, model.sha256)
-    topics = model_topics(wrapped)
-    with dask_client(dask_cfg) as _client:
-        frame = events_frame(event_pieces(events_file), columns=list(EVENT_COLUMNS))
-        ts = frame["timestamp"]
-        first, latest = (int(x) for x in dask.compute(ts.min(), ts.max()))
-        as_of = parse_as_of(cfg.as_of, latest=latest)
-        check_as_of(as_of, first=first, latest=latest, active_days=cfg.active_days)
-        shuffled = by_learner(frame, dask_cfg.learners_per_partition)
-        tasks = [
-            dask.delayed(_score_part)(part, i, str(out_dir), model, as_of, cfg.active_days, topics)
-            for i, part in enumerate(shuffled.to_delayed())
-        ]
-        counts: dict[str, dict[str, int]] = {}
-        for c in dask.compute(*tasks):
-            merge_counts(counts, c)
-    return as_of, counts, list(wrapped.labels)
-
-
 def run(
     cfg: ScoreConfig,
     *,
-    engine: str = "local",
-    dask_cfg: DaskConfig | None = None,
+    engine: Engine | None = None,
     events_file: Path = EVENTS_FILE,
     model_dir: Path = MODEL_DIR,
     out_dir: Path = OUT_DIR,
     metrics_file: Path = METRICS_FILE,
     plot_file: Path = PLOT_FILE,
 ) -> dict[str, Any]:
-    """Score with the chosen engine and write parts, metrics and plot (atomically)."""
+    """Score with ``engine`` (default local) and write parts, metrics and plot (atomically)."""
     import pandas as pd
 
+    engine = engine or LocalEngine()
     model = exported_model(model_dir)
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir()
-        if engine == "dask":
-            as_of, counts, labels = score_dask(
-                cfg, dask_cfg or DaskConfig(), model, events_file, tmp
-            )
-        else:
-            as_of, counts, labels = score_local(cfg, model, events_file, tmp)
+        as_of, counts, labels = engine.score(cfg, model, events_file=events_file, out_dir=tmp)
         metrics, plot = score_summary(
-            counts, labels=labels, as_of=as_of, model=model, engine=engine
+            counts, labels=labels, as_of=as_of, model=model, engine=engine.name
         )
         metrics_tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         with atomic_path(plot_file) as plot_tmp:
@@ -187,8 +132,7 @@ def run(
 def main() -> None:
     """Entry point of `python -m pipelines.score` (paths fixed by dvc.yaml)."""
     cfg = build_config(ScoreConfig, load_section(SECTION), SECTION)
-    engine = engine_config(load_params())
-    run(cfg, engine=engine.engine, dask_cfg=engine.dask)
+    run(cfg, engine=stage_engine(load_params()))
 
 
 if __name__ == "__main__":

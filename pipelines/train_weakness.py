@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from features.engine import engine_config
 from pipelines import tracking
 from pipelines.common import (
     REPO_ROOT,
@@ -29,6 +28,7 @@ from pipelines.common import (
     setup_mlflow,
     stage_main,
 )
+from pipelines.engines import stage_engine
 from training.weakness import Split, WeaknessConfig, as_dict, load_split
 
 if TYPE_CHECKING:
@@ -307,18 +307,9 @@ def main() -> None:
         "plots_dir": PLOTS_DIR,
         "events_file": EVENTS_FILE,
     }
-    engine = engine_config(all_params)
-    if engine.engine != "dask":
-        run(**kwargs)
-        return
     # engine: dask: the final fit is DaskLGBMClassifier on the cluster (docs/scale.md)
-    import functools
-
-    from features.engine import dask_client
-    from training.weakness_dask import train_booster_dask
-
-    with dask_client(engine.dask) as client:
-        run(**kwargs, train_fn=functools.partial(train_booster_dask, client))
+    with stage_engine(all_params).final_fit() as train_fn:
+        run(**kwargs, train_fn=train_fn)
 
 
 if __name__ == "__main__":

@@ -308,6 +308,29 @@ def class_weights(y: np.ndarray, imbalance: str) -> tuple[np.ndarray | None, flo
     raise ConfigError(f"train_weakness.imbalance: {imbalance!r} not one of none/balanced/...")
 
 
+def fit_setup(
+    y_train: np.ndarray,
+    *,
+    params: Mapping[str, Any],
+    feature_names: Sequence[str],
+    imbalance: str,
+    seed: int,
+    num_threads: int,
+    monotone: Mapping[str, int] | None = None,
+    monotone_method: str = "intermediate",
+) -> tuple[dict[str, Any], np.ndarray | None, list[str]]:
+    """(LightGBM params, sample weights, feature names) of the final fit, shared by the local
+    and the Dask fit so both engines train with the same settings."""
+    weight, spw = class_weights(y_train, imbalance)
+    full = lgb_params(params, seed=seed, num_threads=num_threads, scale_pos_weight=spw)
+    names = [str(n) for n in feature_names]
+    constraints = monotone_vector(monotone or {}, names)
+    if any(constraints):
+        full["monotone_constraints"] = constraints
+        full["monotone_constraints_method"] = monotone_method
+    return full, weight, names
+
+
 def train_booster(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
@@ -330,13 +353,16 @@ def train_booster(
 
     X_tr, y_tr = train
     X_va, y_va = val
-    weight, spw = class_weights(y_tr, imbalance)
-    full = lgb_params(params, seed=seed, num_threads=num_threads, scale_pos_weight=spw)
-    names = [str(n) for n in feature_names]
-    constraints = monotone_vector(monotone or {}, names)
-    if any(constraints):
-        full["monotone_constraints"] = constraints
-        full["monotone_constraints_method"] = monotone_method
+    full, weight, names = fit_setup(
+        y_tr,
+        params=params,
+        feature_names=feature_names,
+        imbalance=imbalance,
+        seed=seed,
+        num_threads=num_threads,
+        monotone=monotone,
+        monotone_method=monotone_method,
+    )
     dtrain = lgb.Dataset(
         X_tr, label=y_tr, weight=weight, feature_name=names, free_raw_data=True, params=full
     )

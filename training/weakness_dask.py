@@ -19,12 +19,11 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from training.weakness import class_weights, lgb_params, monotone_vector
+from training.weakness import fit_setup
 
 if TYPE_CHECKING:
     import lightgbm as lgb
@@ -66,19 +65,16 @@ def train_booster_dask(
     train: tuple[np.ndarray, np.ndarray],
     val: tuple[np.ndarray, np.ndarray],
     *,
-    params: Mapping[str, Any],
-    feature_names: Sequence[str],
-    imbalance: str,
-    seed: int,
-    num_threads: int,
     num_boost_round: int,
     early_stopping_rounds: int,
-    monotone: Mapping[str, int] | None = None,
-    monotone_method: str = "intermediate",
     n_partitions: int | None = None,
+    **settings: Any,
 ) -> lgb.Booster:
     """`training.weakness.train_booster`'s contract on a Dask cluster (see the module doc).
 
+    ``settings``: the other keywords of `train_booster` (params, feature names, imbalance,
+    seed, threads, monotone constraints), turned into LightGBM's parameters by the same
+    `training.weakness.fit_setup`, so both engines fit with the same settings.
     ``n_partitions``: chunks of the train rows (default: one per worker); ``num_threads`` is
     per worker.
     """
@@ -87,13 +83,7 @@ def train_booster_dask(
 
     X_tr, y_tr = train
     X_va, y_va = val
-    weight, spw = class_weights(y_tr, imbalance)
-    full = lgb_params(params, seed=seed, num_threads=num_threads, scale_pos_weight=spw)
-    names = [str(n) for n in feature_names]
-    constraints = monotone_vector(monotone or {}, names)
-    if any(constraints):
-        full["monotone_constraints"] = constraints
-        full["monotone_constraints_method"] = monotone_method
+    full, weight, names = fit_setup(y_tr, **settings)
     full.pop("first_metric_only", None)  # metrics are not evaluated during the Dask fit
     full.pop("metric", None)
     full.pop("num_threads", None)  # lightgbm.dask uses each worker's own thread count

@@ -21,22 +21,15 @@ from features.config import FeatureConfig
 from features.dask_build import (
     build_examples_dask,
     by_learner,
-    compute_peer_table_dask,
-    event_pieces,
-    events_frame,
-    exact_partial_sums,
-    in_set,
-    iter_partitions,
     kth_smallest,
     learner_layout,
     order_statistics,
-    pairwise_total,
     plan_split_dask,
     quantile_index,
-    read_piece,
     split_plan_and_users,
-    write_splits,
 )
+from features.dask_io import event_pieces, events_frame, iter_partitions, read_piece, write_splits
+from features.dask_peer import compute_peer_table_dask, exact_partial_sums, in_set, pairwise_total
 from features.split import plan_split
 from pipelines.features import make_features
 from tests.fixtures.cluster import shared_client
@@ -205,18 +198,21 @@ def test_no_leakage_on_both_engines(client: Any, data: dict[str, Any], tmp_path:
 def test_stage_engines_write_the_same_metrics_and_spec(
     client: Any, data: dict[str, Any], tmp_path: Path
 ) -> None:
-    """`pipelines.features.run` vs `run_dask` (the stage's two engines) on the same files."""
+    """`pipelines.features.run` on its two engines, on the same files."""
     import json
 
     from features.engine import DaskConfig
-    from pipelines.features import run, run_dask
+    from pipelines.dask_engine import DaskEngine
+    from pipelines.features import run
 
     root = data["root"]
     files = {"events_file": root / "events.parquet", "oracle_file": root / "oracle.parquet"}
     m_local = run(CFG, **files, out_dir=tmp_path / "l", metrics_file=tmp_path / "l.json")
-    m_dask = run_dask(
+    m_dask = run(
         CFG,
-        DaskConfig(scheduler_address=client.scheduler.address, learners_per_partition=20),
+        engine=DaskEngine(
+            DaskConfig(scheduler_address=client.scheduler.address, learners_per_partition=20)
+        ),
         **files,
         out_dir=tmp_path / "d",
         metrics_file=tmp_path / "d.json",

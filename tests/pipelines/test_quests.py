@@ -17,6 +17,8 @@ import pytest
 
 from features.engine import DaskConfig
 from pipelines.common import ConfigError, build_config
+from pipelines.dask_engine import DaskEngine
+from pipelines.engines import Engine, LocalEngine
 from pipelines.quests import run
 from serving.topics import SUPPORTED_TOPICS, equation_fits_topic
 from tests.fixtures.cluster import shared_client
@@ -51,15 +53,14 @@ def scores_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _run(scores_dir: Path, out: Path, engine: str, cfg: QuestsConfig = CFG) -> Any:
-    dask_cfg = None
+    chosen: Engine = LocalEngine()
     if engine == "dask":
-        dask_cfg = DaskConfig(scheduler_address=shared_client().scheduler.address)
+        chosen = DaskEngine(DaskConfig(scheduler_address=shared_client().scheduler.address))
     metrics = run(
         cfg,
         source=template_source,
         generator_topics=SUPPORTED_TOPICS,
-        engine=engine,
-        dask_cfg=dask_cfg,
+        engine=chosen,
         scores_dir=scores_dir,
         out_dir=out / "quests",
         metrics_file=out / "quests.json",

@@ -18,6 +18,8 @@ import pytest
 from data.simulator import simulate
 from features.config import FeatureConfig
 from features.engine import DaskConfig
+from pipelines.dask_engine import DaskEngine
+from pipelines.engines import Engine, LocalEngine
 from pipelines.features import make_features
 from pipelines.score import run
 from tests.fixtures.cluster import shared_client
@@ -66,15 +68,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 def _run(setup: dict[str, Any], out: Path, cfg: ScoreConfig, engine: str, **kw: Any) -> Any:
-    dask_cfg = None
+    chosen: Engine = LocalEngine()
     if engine == "dask":
-        dask_cfg = DaskConfig(
-            scheduler_address=shared_client().scheduler.address, learners_per_partition=13
+        chosen = DaskEngine(
+            DaskConfig(
+                scheduler_address=shared_client().scheduler.address, learners_per_partition=13
+            )
         )
     metrics = run(
         cfg,
-        engine=engine,
-        dask_cfg=dask_cfg,
+        engine=chosen,
         events_file=kw.get("events_file", setup["root"] / "events.parquet"),
         model_dir=setup["model_dir"],
         out_dir=out / "scores",
