@@ -9,6 +9,8 @@ from typing import Any
 
 import typer
 
+from pipelines import paths
+
 
 class _App(typer.Typer):
     """Typer whose expected errors (bad params, files, inputs) print one line and exit 1.
@@ -213,10 +215,10 @@ def export_backend_cmd(
         False, "--force", help="Move an existing foreign DIR aside (DIR.replaced-<time>)."
     ),
     features_test: str = typer.Option(
-        "outputs/features/test.parquet", help="Weakness parity rows (the test split)."
+        paths.FEATURES_TEST, help="Weakness parity rows (the test split)."
     ),
     prompts: str = typer.Option(
-        "outputs/text/test.jsonl", help="Generator parity prompts (JSONL 'prompt' field)."
+        paths.TEXT_TEST, help="Generator parity prompts (JSONL 'prompt' field)."
     ),
     max_prompts: int | None = typer.Option(None, min=1, help="Parity prompts (default: all)."),
     fused_attention: bool = typer.Option(

@@ -17,6 +17,7 @@ import numpy as np
 from data.params import Range, check_value
 from data.simulator import check_fits_in_memory
 from data.sources import DataConfig, load_events
+from pipelines import paths
 from pipelines.common import (
     PARAMS_FILE,
     REPO_ROOT,
@@ -32,8 +33,8 @@ from pipelines.engines import stage_engine
 logger = logging.getLogger(__name__)
 
 SECTION = "data"
-OUT_DIR = REPO_ROOT / "outputs" / "events"
-METRICS_FILE = REPO_ROOT / "metrics" / "data.json"
+OUT_DIR = REPO_ROOT / paths.EVENTS
+METRICS_FILE = REPO_ROOT / paths.DATA_METRICS
 EVENTS_NAME = "events.parquet"
 ORACLE_NAME = "oracle.parquet"
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from data.params import Range
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -26,10 +27,10 @@ from serving.limits import DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
 
-MODEL_DIR = REPO_ROOT / "outputs" / "models" / "generator"
-TEST_FILE = REPO_ROOT / "outputs" / "text" / "test.jsonl"
-ONNX_DIR = REPO_ROOT / "outputs" / "onnx" / "generator"
-METRICS_FILE = REPO_ROOT / "metrics" / "generator_export.json"
+MODEL_DIR = REPO_ROOT / paths.GENERATOR_MODEL
+TEST_FILE = REPO_ROOT / paths.TEXT_TEST
+ONNX_DIR = REPO_ROOT / paths.GENERATOR_ONNX
+METRICS_FILE = REPO_ROOT / paths.GENERATOR_EXPORT_METRICS
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from core.io import read_json
 from data.params import Range
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -33,11 +34,11 @@ from serving.manifest import file_entry
 logger = logging.getLogger(__name__)
 
 SECTION = "export_weakness"
-MODEL_DIR = REPO_ROOT / "outputs" / "models" / "weakness"
-TEST_FILE = REPO_ROOT / "outputs" / "features" / "test.parquet"
-OUT_DIR = REPO_ROOT / "outputs" / "onnx" / "weakness"
-METRICS_FILE = REPO_ROOT / "metrics" / "weakness_export.json"
-TRAIN_METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
+MODEL_DIR = REPO_ROOT / paths.WEAKNESS_MODEL
+TEST_FILE = REPO_ROOT / paths.FEATURES_TEST
+OUT_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
+METRICS_FILE = REPO_ROOT / paths.WEAKNESS_EXPORT_METRICS
+TRAIN_METRICS_FILE = REPO_ROOT / paths.WEAKNESS_METRICS
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from features.build import build_examples, spec_from_config
 from features.config import FeatureConfig
 from features.peer import compute_peer_table
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
@@ -30,10 +31,10 @@ from pipelines.engines import Engine, LocalEngine, stage_engine
 logger = logging.getLogger(__name__)
 
 SECTION = "features"
-EVENTS_FILE = REPO_ROOT / "outputs" / "events" / "events.parquet"
-ORACLE_FILE = REPO_ROOT / "outputs" / "events" / "oracle.parquet"
-OUT_DIR = REPO_ROOT / "outputs" / "features"
-METRICS_FILE = REPO_ROOT / "metrics" / "features.json"
+EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
+ORACLE_FILE = REPO_ROOT / paths.ORACLE_FILE
+OUT_DIR = REPO_ROOT / paths.FEATURES
+METRICS_FILE = REPO_ROOT / paths.FEATURES_METRICS
 
 
 def make_features(

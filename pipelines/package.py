@@ -26,6 +26,7 @@ from typing import Annotated, Any
 
 from core.io import read_json
 from data.params import OneOf
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_write_json,
@@ -66,14 +67,15 @@ __all__ = [
 
 MODELS = ("weakness", "generator")
 ARTIFACTS_ROOT = main_repo_root(REPO_ROOT) / "artifacts"
-WEAKNESS_DIR = REPO_ROOT / "outputs/onnx/weakness"
-GENERATOR_FP32_DIR = REPO_ROOT / "outputs/onnx/generator"
-VARIANTS_DIR = REPO_ROOT / "outputs/onnx/generator_variants"
-QUANTIZE_METRICS = REPO_ROOT / "metrics/quantize.json"
-GENERATOR_TRAINING_CONFIG = REPO_ROOT / "outputs/models/generator/training_config.json"
-TEXT_TEST = REPO_ROOT / "outputs/text/test.jsonl"
-FEATURES_TEST = REPO_ROOT / "outputs/features/test.parquet"
-METRICS_FILE = REPO_ROOT / "metrics/package.json"
+WEAKNESS_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
+GENERATOR_DRAFT = REPO_ROOT / paths.GENERATOR_DRAFT
+VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
+QUANTIZE_METRICS = REPO_ROOT / paths.QUANTIZE_METRICS
+GENERATOR_TRAINING_CONFIG = REPO_ROOT / paths.GENERATOR_TRAINING_CONFIG
+TEXT_TEST = REPO_ROOT / paths.TEXT_TEST
+TEXT_UNSEEN = REPO_ROOT / paths.TEXT_UNSEEN
+FEATURES_TEST = REPO_ROOT / paths.FEATURES_TEST
+METRICS_FILE = REPO_ROOT / paths.PACKAGE_METRICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,14 +128,14 @@ def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> C
     return generator_candidate(
         VARIANTS_DIR,
         read_json(QUANTIZE_METRICS),
-        draft=read_json(GENERATOR_FP32_DIR / "manifest.draft.json"),
+        draft=read_json(GENERATOR_DRAFT),
         training_config=read_json(GENERATOR_TRAINING_CONFIG),
         floors=gates["generator"].get("floors", {}),
         eval_data={
-            "file": "outputs/text/test.jsonl",
+            "file": paths.TEXT_TEST,
             "sha256": _file_sha(TEXT_TEST),
             # the open-vocabulary requests quantize scores too
-            "unseen_sha256": _file_sha(TEXT_TEST.with_name("test_unseen.jsonl")),
+            "unseen_sha256": _file_sha(TEXT_UNSEEN),
             "sample": params_hash(sample),
         },
     )

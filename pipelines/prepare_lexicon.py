@@ -21,12 +21,13 @@ from data.lexicon.classify import build_table
 from data.lexicon.school import SCHOOL_NOUNS, apply_school_nouns, load_school_nouns
 from data.lexicon.table import write_table
 from data.lexicon.wordnet import REQUIRED_FILES, WordNetNouns, default_wordnet_dir
+from pipelines import paths
 from pipelines.common import REPO_ROOT, stage_main
 
 logger = logging.getLogger(__name__)
 
-OUT_TABLE = Path("outputs/lexicon/nouns.tsv")
-OUT_METRICS = Path("metrics/lexicon.json")
+OUT_TABLE = REPO_ROOT / paths.LEXICON_TABLE
+OUT_METRICS = REPO_ROOT / paths.LEXICON_METRICS
 
 
 def run(
@@ -60,8 +61,8 @@ def main() -> None:
     """Entry point for ``python -m pipelines.prepare_lexicon``."""
     run(
         wordnet_dir=default_wordnet_dir(),
-        table_path=REPO_ROOT / OUT_TABLE,
-        metrics_path=REPO_ROOT / OUT_METRICS,
+        table_path=OUT_TABLE,
+        metrics_path=OUT_METRICS,
     )
 
 

@@ -24,6 +24,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator
 
 from data.params import FieldProblem, OneOf, Range
+from pipelines import paths
 from pipelines.common import (
     PARAMS_FILE,
     REPO_ROOT,
@@ -40,12 +41,12 @@ from pipelines.common import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_DIR = REPO_ROOT / "outputs" / "text"
-METRICS_FILE = REPO_ROOT / "metrics" / "text.json"
+TEXT_DIR = REPO_ROOT / paths.TEXT
+METRICS_FILE = REPO_ROOT / paths.TEXT_METRICS
 SOURCES = ("skeletons", "templates", "gsm8k", "svamp", "mawps")
-LEXICON_FILE = REPO_ROOT / "outputs" / "lexicon" / "nouns.tsv"  # stage prepare_lexicon
+LEXICON_FILE = REPO_ROOT / paths.LEXICON_TABLE  # stage prepare_lexicon
 SPLITS = ("train", "val", "test")
-UNSEEN_FILE = "test_unseen.jsonl"
+UNSEEN_FILE = paths.UNSEEN_FILE
 UNSEEN_FIELDS = ("id", "topic", "keywords", "prompt_prefix", "prompt", "keyword_sources")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from data.params import OneOf, Range
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -34,13 +35,13 @@ from training.text_metrics import served_metrics, served_samples_page
 
 logger = logging.getLogger(__name__)
 
-FP32_DIR = REPO_ROOT / "outputs/onnx/generator"
-TEXT_DIR = REPO_ROOT / "outputs/text"
-UNSEEN_FILE = "test_unseen.jsonl"
-VARIANTS_DIR = REPO_ROOT / "outputs/onnx/generator_variants"
-METRICS_FILE = REPO_ROOT / "metrics/quantize.json"
-PLOT_FILE = REPO_ROOT / "plots/quantize/variants.json"
-SAMPLES_FILE = REPO_ROOT / "metrics/generator_samples.md"
+FP32_DIR = REPO_ROOT / paths.GENERATOR_ONNX
+TEXT_DIR = REPO_ROOT / paths.TEXT
+UNSEEN_FILE = paths.UNSEEN_FILE
+VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
+METRICS_FILE = REPO_ROOT / paths.QUANTIZE_METRICS
+PLOT_FILE = REPO_ROOT / paths.QUANTIZE_PLOT
+SAMPLES_FILE = REPO_ROOT / paths.GENERATOR_SAMPLES
 
 VARIANTS = ("dynamic_int8", "static_int8")
 QUANTIZABLE_OPS = ("MatMul", "Gather", "Conv", "Attention")

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
@@ -44,12 +45,12 @@ from training.quests import (
 logger = logging.getLogger(__name__)
 
 SECTION = "quests"
-SCORES_DIR = REPO_ROOT / "outputs" / "scores"
-VARIANTS_DIR = REPO_ROOT / "outputs" / "onnx" / "generator_variants"
-QUANTIZE_METRICS = REPO_ROOT / "metrics" / "quantize.json"
-OUT_DIR = REPO_ROOT / "outputs" / "quests"
-METRICS_FILE = REPO_ROOT / "metrics" / "quests.json"
-PLOT_FILE = REPO_ROOT / "plots" / "quests" / "topics.csv"
+SCORES_DIR = REPO_ROOT / paths.SCORES
+VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
+QUANTIZE_METRICS = REPO_ROOT / paths.QUANTIZE_METRICS
+OUT_DIR = REPO_ROOT / paths.QUESTS
+METRICS_FILE = REPO_ROOT / paths.QUESTS_METRICS
+PLOT_FILE = REPO_ROOT / paths.QUESTS_PLOT
 BANK_FILE = "bank.parquet"
 SCORE_READ_COLUMNS = ["user_id", "topic_id", "weakness_probability", "action_level"]
 

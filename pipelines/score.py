@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
@@ -42,11 +43,11 @@ from training.scoring import (
 logger = logging.getLogger(__name__)
 
 SECTION = "score"
-EVENTS_FILE = REPO_ROOT / "outputs" / "events" / "events.parquet"
-MODEL_DIR = REPO_ROOT / "outputs" / "onnx" / "weakness"
-OUT_DIR = REPO_ROOT / "outputs" / "scores"
-METRICS_FILE = REPO_ROOT / "metrics" / "score.json"
-PLOT_FILE = REPO_ROOT / "plots" / "score" / "levels.csv"
+EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
+MODEL_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
+OUT_DIR = REPO_ROOT / paths.SCORES
+METRICS_FILE = REPO_ROOT / paths.SCORE_METRICS
+PLOT_FILE = REPO_ROOT / paths.SCORE_PLOT
 
 
 def part_name(i: int) -> str:

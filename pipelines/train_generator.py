@@ -21,7 +21,7 @@ from typing import Annotated, Any
 from pydantic import BeforeValidator
 
 from data.params import FieldProblem, Range, range_problem
-from pipelines import tracking
+from pipelines import paths, tracking
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -38,12 +38,12 @@ from pipelines.common import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_DIR = REPO_ROOT / "outputs" / "text"
-TOKENIZER_DIR = TEXT_DIR / "tokenizer"
-MODEL_DIR = REPO_ROOT / "outputs" / "models" / "generator"
-METRICS_FILE = REPO_ROOT / "metrics" / "generator.json"
-PLOTS_DIR = REPO_ROOT / "plots" / "generator"
-UNSEEN_FILE = "test_unseen.jsonl"
+TEXT_DIR = REPO_ROOT / paths.TEXT
+TOKENIZER_DIR = REPO_ROOT / paths.TOKENIZER
+MODEL_DIR = REPO_ROOT / paths.GENERATOR_MODEL
+METRICS_FILE = REPO_ROOT / paths.GENERATOR_METRICS
+PLOTS_DIR = (REPO_ROOT / paths.GENERATOR_LOSS_PLOT).parent  # loss.csv
+UNSEEN_FILE = paths.UNSEEN_FILE
 
 # T5Config keys a scratch model may set from params (anything else is a typo) and the ranges
 # of those that have one: one table, checked by the `model` field's validator.

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipelines import tracking
+from pipelines import paths, tracking
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
@@ -37,21 +37,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SECTION = "train_weakness"
-FEATURES_DIR = REPO_ROOT / "outputs" / "features"
-EVENTS_FILE = REPO_ROOT / "outputs" / "events" / "events.parquet"
-MODEL_DIR = REPO_ROOT / "outputs" / "models" / "weakness"
-METRICS_FILE = REPO_ROOT / "metrics" / "weakness.json"
-PLOTS_DIR = REPO_ROOT / "plots" / "weakness"
+FEATURES_DIR = REPO_ROOT / paths.FEATURES
+EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
+MODEL_DIR = REPO_ROOT / paths.WEAKNESS_MODEL
+METRICS_FILE = REPO_ROOT / paths.WEAKNESS_METRICS
+PLOTS_DIR = REPO_ROOT / paths.WEAKNESS_PLOTS
 # test rows per summary view kept for the export's ONNX parity check (parity_rows.npz)
 PARITY_VIEW_ROWS = 5000
-# plot name -> file; each is declared under `plots:` in dvc.yaml with its x/y columns.
-PLOT_FILES = {
-    "roc": "roc.csv",
-    "pr": "pr.csv",
-    "calibration_before": "calibration_before.csv",
-    "calibration_after": "calibration_after.csv",
-    "importance": "importance.csv",
-}
+# plot name -> file under PLOTS_DIR; each is declared under `plots:` in dvc.yaml with its x/y.
+PLOT_FILES = paths.WEAKNESS_PLOT_FILES
+VIEW_PLOTS = Path(paths.WEAKNESS_VIEW_PLOTS).relative_to(paths.WEAKNESS_PLOTS)
 
 
 def load_feature_spec(path: Path | str) -> dict[str, Any]:
@@ -278,7 +273,7 @@ def run(
         atomic_write_json(metrics_file, metrics)
         for path in write_plots(result.plots, plots_dir):
             mlflow.log_artifact(str(path), "plots")
-        for path in write_view_plots(result.plots.get("views", []), plots_dir / "views"):
+        for path in write_view_plots(result.plots.get("views", []), plots_dir / VIEW_PLOTS):
             mlflow.log_artifact(str(path), "plots/views")
         mlflow.log_artifact(str(model_dir / "model.txt"), "model")
         mlflow.log_artifact(str(model_dir / "thresholds.json"), "model")

@@ -1,4 +1,5 @@
-"""dvc.yaml cannot drift from the code: each stage lists exactly the repo .py files it runs.
+"""dvc.yaml cannot drift from the code: each stage lists exactly the repo .py files it runs,
+and exactly the paths pipelines/paths.py declares for it, in data-flow order.
 
 The closure of a stage is computed from the code itself: its ``python -m <module>`` file, then
 every repo module it imports (``import``/``from`` at any depth, function-local ones included;
@@ -14,9 +15,12 @@ import ast
 import functools
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+
+from pipelines import paths
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -144,3 +148,48 @@ def test_a_removed_dep_is_caught(tmp_path: Path) -> None:
     missing, unused = stage_drift(copy)["data"]
     assert "core/schema.py" in missing
     assert unused == ["training/weakness.py"]
+
+
+# ----------------------------------------------------------------------------- declared paths
+# Deps under these folders are made by other stages; pipelines/paths.py declares them (source
+# files tracked by git, like data/word_problems/requests/*.json, belong to their readers).
+_STAGE_MADE = ("outputs/", "metrics/", "plots/")
+
+
+def _names(entries: list[Any]) -> set[str]:
+    """``- path`` or ``- path: {options}`` entries of a dvc.yaml section -> the paths."""
+    return {str(next(iter(e))) if isinstance(e, dict) else str(e) for e in entries}
+
+
+def test_dvc_yaml_stages_are_the_declared_ones_in_flow_order() -> None:
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert list(stages) == list(paths.STAGES)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_dvc_yaml_paths_are_the_declared_ones(stage: str) -> None:
+    """Each stage's deps made by other stages, outs, metrics and plots equal pipelines/paths.py."""
+    spec = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]
+    declared = paths.STAGES[stage]
+    deps = {d for d in _names(spec.get("deps", [])) if d.startswith(_STAGE_MADE)}
+    assert deps == set(declared.inputs), f"{stage}: deps"
+    assert _names(spec.get("outs", [])) == set(declared.outs), f"{stage}: outs"
+    assert _names(spec.get("metrics", [])) == set(declared.metrics), f"{stage}: metrics"
+    assert _names(spec.get("plots", [])) == set(declared.plots), f"{stage}: plots"
+
+
+def test_every_input_is_written_by_an_earlier_stage() -> None:
+    """Flow order: a stage reads only what a stage listed before it writes (a file or a folder)."""
+    written: list[str] = []
+    for name, files in paths.STAGES.items():
+        for path in files.inputs:
+            assert any(path == w or path.startswith(f"{w}/") for w in written), (name, path)
+        written += [*files.outs, *files.metrics, *files.plots]
+
+
+def test_source_deps_exist() -> None:
+    """The deps that no stage writes are files of the repository, not typos."""
+    for name, spec in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"].items():
+        for dep in _names(spec.get("deps", [])):
+            if not dep.startswith(_STAGE_MADE):
+                assert (REPO / dep).exists(), (name, dep)
