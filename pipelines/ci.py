@@ -32,7 +32,7 @@ import typer
 import yaml
 
 from pipelines.ci_report import base_ref, collect_diffs, render_report, write_report
-from pipelines.common import REPO_ROOT, git_commit, load_params, main_repo_root
+from pipelines.common import REPO_ROOT, git_commit, load_params, main_repo_root, stage_config
 from training.packaging.transfer import (
     CONTENT_TAG,
     DVC_TAG,
@@ -194,7 +194,6 @@ def check_release_params(root: Path, params: Mapping[str, Any], smoke_file: Path
 
 def evaluator_for(model: str) -> Any:
     """The promotion evaluator of ``ludora-ml promote`` for ``model`` (same held-out data)."""
-    from pipelines.common import build_config, load_section
     from pipelines.package import FEATURES_TEST, TEXT_TEST
     from training.packaging import promotion as pr
 
@@ -204,7 +203,7 @@ def evaluator_for(model: str) -> Any:
     from pipelines.quantize_generator import QuantizeConfig
     from training.rubric_sample import load_requests
 
-    q = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
+    q = stage_config(QuantizeConfig, "quantize_generator")
     return pr.generator_evaluator(
         pr.generator_reevaluator(
             TEXT_TEST,

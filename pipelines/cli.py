@@ -77,7 +77,7 @@ def promote_cmd(
 ) -> None:
     """Promote a packaged version to `champion` if it passes floors and beats (or holds) it."""
     from pipelines.ci import evaluator_for
-    from pipelines.common import build_config, load_section, setup_mlflow
+    from pipelines.common import setup_mlflow, stage_config
     from pipelines.gates import load_gates
     from pipelines.package import ARTIFACTS_ROOT, PackageConfig
     from training.packaging import promotion as pr
@@ -87,7 +87,7 @@ def promote_cmd(
             f"--model must be one of {sorted(pr.REGISTRY_NAMES)}, got {model!r}"
         )
     gates = load_gates()
-    setup_mlflow(build_config(PackageConfig, load_section("package"), "package").experiment)
+    setup_mlflow(stage_config(PackageConfig, "package").experiment)
     evaluate = evaluator_for(model)
     try:
         decision = pr.promote(
@@ -109,7 +109,7 @@ def promote_cmd(
 @app.command("rollback")
 def rollback_cmd(model: str = typer.Option(..., help="weakness or generator.")) -> None:
     """Move `champion` back to the previous champion (history kept in the registry)."""
-    from pipelines.common import build_config, load_section, setup_mlflow
+    from pipelines.common import setup_mlflow, stage_config
     from pipelines.package import ARTIFACTS_ROOT, PackageConfig
     from training.packaging import promotion as pr
 
@@ -117,7 +117,7 @@ def rollback_cmd(model: str = typer.Option(..., help="weakness or generator.")) 
         raise typer.BadParameter(
             f"--model must be one of {sorted(pr.REGISTRY_NAMES)}, got {model!r}"
         )
-    setup_mlflow(build_config(PackageConfig, load_section("package"), "package").experiment)
+    setup_mlflow(stage_config(PackageConfig, "package").experiment)
     try:
         old, new = pr.rollback(model, artifacts_root=ARTIFACTS_ROOT)
     except pr.PromotionError as exc:
@@ -141,20 +141,15 @@ def eval_kt_cmd(
 
     from data.sources import read_kt_tsv, require_input_file
     from features.config import FeatureConfig
-    from pipelines.common import (
-        atomic_write_json,
-        build_config,
-        load_section,
-        require_file_target,
-    )
+    from pipelines.common import atomic_write_json, require_file_target, stage_config
     from training.kt_eval import eval_kt
     from training.weakness import WeaknessConfig
 
     if out is not None:
         # checked before the run: --out must never replace (delete) a directory
         require_file_target(out)
-    cfg = build_config(WeaknessConfig, load_section("train_weakness"), "train_weakness")
-    feat_cfg = build_config(FeatureConfig, load_section("features"), "features")
+    cfg = stage_config(WeaknessConfig, "train_weakness")
+    feat_cfg = stage_config(FeatureConfig, "features")
     # Both files are read and checked before any training (one-line errors naming the file);
     # eval_kt then reads them from this cache.
     events = {

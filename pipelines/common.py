@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 # Atomic writes live at the bottom of the stack too (core/atomic.py); re-exported here.
 from core.atomic import (  # noqa: F401
@@ -45,6 +45,8 @@ from data.params import (  # noqa: F401
 )
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PARAMS_FILE = REPO_ROOT / "params.yaml"
@@ -162,6 +164,15 @@ def load_section(section: str, path: Path | str | None = None) -> dict[str, Any]
     if section not in params or not isinstance(params[section], dict):
         raise ConfigError(f"{path}: section '{section}' missing or not a mapping")
     return dict(params[section])
+
+
+def stage_config(cls: type[T], section: str) -> T:
+    """A stage's validated config: its ``params.yaml`` section built into the frozen ``cls``.
+
+    The one way a stage turns its section into a typed config, so that a bad value is refused
+    with the same one-line error (naming the section) whichever stage reads it.
+    """
+    return build_config(cls, load_section(section), section)
 
 
 # ----------------------------------------------------------------------------- entry points

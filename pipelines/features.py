@@ -21,9 +21,8 @@ from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
-    build_config,
     load_params,
-    load_section,
+    stage_config,
     stage_main,
 )
 from pipelines.engines import Engine, LocalEngine, stage_engine
@@ -120,7 +119,7 @@ def run(
 def main() -> None:
     """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml); the engine
     named in params.yaml builds the examples."""
-    cfg = build_config(FeatureConfig, load_section(SECTION), SECTION)
+    cfg = stage_config(FeatureConfig, SECTION)
     run(cfg, engine=stage_engine(load_params()))
 
 

@@ -30,12 +30,12 @@ from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_write_json,
-    build_config,
     load_section,
     main_repo_root,
     params_hash,
     require,
     setup_mlflow,
+    stage_config,
     stage_main,
 )
 from pipelines.gates import load_gates
@@ -57,11 +57,13 @@ __all__ = [
     "WEAKNESS_FILES",
     "Candidate",
     "PackageConfig",
+    "PackageInputs",
     "generator_candidate",
     "main",
     "package_and_register",
     "package_candidate",
     "register_version",
+    "run",
     "weakness_candidate",
 ]
 
@@ -90,6 +92,20 @@ class PackageConfig:
         require(bool(self.experiment.strip()), "package.experiment", "must not be empty")
 
 
+@dataclasses.dataclass(frozen=True)
+class PackageInputs:
+    """The files the stage reads from earlier stages (declared in ``pipelines/paths.py``)."""
+
+    weakness_dir: Path
+    variants_dir: Path
+    generator_draft: Path
+    generator_training_config: Path
+    quantize_metrics: Path
+    features_test: Path
+    text_test: Path
+    text_unseen: Path
+
+
 def register_version(artifact_dir: Path, *, experiment: str) -> str:
     """Register one packaged version in the MLflow registry (experiment ``experiment``)."""
     setup_mlflow(experiment)
@@ -116,47 +132,80 @@ def _file_sha(path: Path) -> str | None:
     return sha256_file(path) if path.is_file() else None
 
 
-def _candidate(model: str, gates: dict[str, Any], quantize: dict[str, Any]) -> Candidate:
+def _candidate(
+    model: str, gates: dict[str, Any], quantize: dict[str, Any], inputs: PackageInputs
+) -> Candidate:
     if model == "weakness":
-        cand = weakness_candidate(WEAKNESS_DIR, auc_floor=float(gates["weakness"]["auc_floor"]))
-        cand.fields["eval_data"]["sha256"] = _file_sha(FEATURES_TEST)
+        cand = weakness_candidate(
+            inputs.weakness_dir, auc_floor=float(gates["weakness"]["auc_floor"])
+        )
+        cand.fields["eval_data"]["sha256"] = _file_sha(inputs.features_test)
         return cand
     keys = ("eval_samples", "unseen_eval_samples", "seed")
     sample = {k: quantize.get(k) for k in keys}
     # the length quantize evaluated at: serving's default request length (no params key)
     sample["max_new_tokens"] = DEFAULT_MAX_LENGTH
     return generator_candidate(
-        VARIANTS_DIR,
-        read_json(QUANTIZE_METRICS),
-        draft=read_json(GENERATOR_DRAFT),
-        training_config=read_json(GENERATOR_TRAINING_CONFIG),
+        inputs.variants_dir,
+        read_json(inputs.quantize_metrics),
+        draft=read_json(inputs.generator_draft),
+        training_config=read_json(inputs.generator_training_config),
         floors=gates["generator"].get("floors", {}),
         eval_data={
             "file": paths.TEXT_TEST,
-            "sha256": _file_sha(TEXT_TEST),
+            "sha256": _file_sha(inputs.text_test),
             # the open-vocabulary requests quantize scores too
-            "unseen_sha256": _file_sha(TEXT_UNSEEN),
+            "unseen_sha256": _file_sha(inputs.text_unseen),
             "sample": params_hash(sample),
         },
     )
 
 
-def main() -> None:
-    """Build both candidates, package what passed, register, write metrics/package.json."""
-    cfg = build_config(PackageConfig, load_section("package"), "package")
-    gates, quantize = load_gates(), load_section("quantize_generator")
+def run(
+    cfg: PackageConfig,
+    gates: dict[str, Any],
+    quantize: dict[str, Any],
+    *,
+    inputs: PackageInputs,
+    artifacts_root: Path,
+    metrics_file: Path,
+) -> dict[str, Any]:
+    """Build both candidates, package what passed, register, write the report to metrics_file."""
     if cfg.register:
         setup_mlflow(cfg.experiment)
     report: dict[str, Any] = {}
     for model in cfg.models:
-        cand = _candidate(model, gates, quantize)
-        result = package_and_register(cand, ARTIFACTS_ROOT, register=cfg.register)
+        cand = _candidate(model, gates, quantize, inputs)
+        result = package_and_register(cand, artifacts_root, register=cfg.register)
         result["gates"] = cand.fields.get("gates", [])
         result["variant"] = cand.fields.get("variant")
         if model == "weakness":  # why fp32 ships: no operator int8 quantization acts on
             result["quantization"] = cand.fields.get("quantization")
         report[model] = result
-    atomic_write_json(METRICS_FILE, report)
+    atomic_write_json(metrics_file, report)
+    return report
+
+
+def main() -> None:
+    """Entry point of `python -m pipelines.package` (paths declared in paths.py)."""
+    inputs = PackageInputs(
+        weakness_dir=WEAKNESS_DIR,
+        variants_dir=VARIANTS_DIR,
+        generator_draft=GENERATOR_DRAFT,
+        generator_training_config=GENERATOR_TRAINING_CONFIG,
+        quantize_metrics=QUANTIZE_METRICS,
+        features_test=FEATURES_TEST,
+        text_test=TEXT_TEST,
+        text_unseen=TEXT_UNSEEN,
+    )
+    run(
+        stage_config(PackageConfig, "package"),
+        load_gates(),
+        load_section("quantize_generator"),
+        inputs=inputs,
+        artifacts_root=ARTIFACTS_ROOT,
+        metrics_file=METRICS_FILE,
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from pipelines.common import (
     atomic_write_text,
     build_config,
     load_section,
+    stage_config,
     stage_main,
 )
 from pipelines.gates import GeneratorGates
@@ -216,18 +217,24 @@ def plot_rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def main() -> None:
-    """Load params and splits, quantize, evaluate, write variants, metrics and plot data."""
-    cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
-    gates = build_config(
-        GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"
-    )
+def run(
+    cfg: QuantizeConfig,
+    gates: GeneratorGates,
+    *,
+    fp32_dir: Path,
+    text_dir: Path,
+    variants_dir: Path,
+    metrics_file: Path,
+    plot_file: Path,
+    samples_file: Path,
+) -> dict[str, Any]:
+    """Read the splits, quantize, evaluate, write variants, metrics, samples page and plot data."""
     from data.word_problems.corpus import read_jsonl
     from training.rubric_sample import load_requests
 
-    train = read_jsonl(TEXT_DIR / "train.jsonl", required=["prompt", "problem"])
-    test = read_jsonl(TEXT_DIR / "test.jsonl", required=["prompt", "target", "keywords"])
-    unseen_file = TEXT_DIR / UNSEEN_FILE
+    train = read_jsonl(text_dir / "train.jsonl", required=["prompt", "problem"])
+    test = read_jsonl(text_dir / "test.jsonl", required=["prompt", "target", "keywords"])
+    unseen_file = text_dir / UNSEEN_FILE
     unseen: list[dict[str, Any]] = []
     if unseen_file.is_file():
         unseen = read_jsonl(unseen_file, required=["id", "prompt", "topic", "keywords"])
@@ -239,9 +246,9 @@ def main() -> None:
     records = eval_records(cfg, test, unseen)
     metric_fn = text_metric_fn([str(r["problem"]) for r in train])
     samples_page = ""
-    with atomic_path(VARIANTS_DIR) as tmp:
+    with atomic_path(variants_dir) as tmp:
         result = run_quantization(
-            fp32_dir=FP32_DIR,
+            fp32_dir=fp32_dir,
             out_dir=tmp,
             calib_prompts=calib,
             eval_records=records,
@@ -267,11 +274,26 @@ def main() -> None:
             # what the HTTP policy returns is what gates.generator.floors can hold to account
             shipped = result["variants"][result["shipped"]]
             shipped["metrics"] = {**shipped["metrics"], **result["served"]}
-    atomic_write_json(METRICS_FILE, result)
+    atomic_write_json(metrics_file, result)
     if samples_page:
-        atomic_write_text(SAMPLES_FILE, samples_page)
-    atomic_write_json(PLOT_FILE, plot_rows(result))
+        atomic_write_text(samples_file, samples_page)
+    atomic_write_json(plot_file, plot_rows(result))
     logger.info("shipped variant: %s", result["shipped"])
+    return result
+
+
+def main() -> None:
+    """Entry point of `python -m pipelines.quantize_generator` (paths declared in paths.py)."""
+    run(
+        stage_config(QuantizeConfig, "quantize_generator"),
+        build_config(GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"),
+        fp32_dir=FP32_DIR,
+        text_dir=TEXT_DIR,
+        variants_dir=VARIANTS_DIR,
+        metrics_file=METRICS_FILE,
+        plot_file=PLOT_FILE,
+        samples_file=SAMPLES_FILE,
+    )
 
 
 if __name__ == "__main__":

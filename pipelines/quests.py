@@ -25,9 +25,8 @@ from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
     atomic_path,
-    build_config,
     load_params,
-    load_section,
+    stage_config,
     stage_main,
 )
 from pipelines.engines import Engine, LocalEngine, stage_engine
@@ -233,7 +232,7 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.quests` (paths fixed by dvc.yaml)."""
-    cfg = build_config(QuestsConfig, load_section(SECTION), SECTION)
+    cfg = stage_config(QuestsConfig, SECTION)
     engine = stage_engine(load_params())
     source, topics = open_source(shipped_variant(VARIANTS_DIR, QUANTIZE_METRICS))
     run(cfg, source=source, generator_topics=topics, engine=engine)

@@ -19,9 +19,8 @@ from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
     atomic_path,
-    build_config,
     load_params,
-    load_section,
+    stage_config,
     stage_main,
 )
 from pipelines.engines import Engine, LocalEngine, stage_engine
@@ -132,7 +131,7 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.score` (paths fixed by dvc.yaml)."""
-    cfg = build_config(ScoreConfig, load_section(SECTION), SECTION)
+    cfg = stage_config(ScoreConfig, SECTION)
     run(cfg, engine=stage_engine(load_params()))
 
 

@@ -20,12 +20,11 @@ from pipelines.common import (
     REPO_ROOT,
     atomic_path,
     atomic_write_json,
-    build_config,
     git_commit,
     load_params,
-    load_section,
     params_hash,
     setup_mlflow,
+    stage_config,
     stage_main,
 )
 from pipelines.engines import stage_engine
@@ -290,7 +289,7 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.train_weakness`."""
-    cfg = build_config(WeaknessConfig, load_section(SECTION), SECTION)
+    cfg = stage_config(WeaknessConfig, SECTION)
     # MLflow records the whole resolved params file, not only this section.
     all_params = load_params()
     kwargs: dict[str, Any] = {

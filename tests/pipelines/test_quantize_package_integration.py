@@ -52,6 +52,7 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
         for k, v in params["gates"]["generator"]["max_drop"].items()
         if k in ("rouge_l", "keyword_coverage", "answer_consistency")
     }
+    monkeypatch.setattr(common, "load_section", lambda s: params[s])  # stage_config's reader
     monkeypatch.setattr(qz, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_gates", lambda: check_gates(params["gates"]))
