@@ -175,6 +175,24 @@ def stage_config(cls: type[T], section: str) -> T:
     return build_config(cls, load_section(section), section)
 
 
+def write_json(path: Path, obj: Any) -> None:
+    """JSON as the stages' model files and metrics are written (sorted keys, indented).
+
+    For a path inside a folder the caller is already writing atomically (``atomic_path``,
+    ``atomic_outputs``); NaN stays allowed here, unlike :func:`atomic_write_json`, so that
+    these files keep the bytes they always had.
+    """
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_write_csv(path: Path, rows: Any, columns: list[str] | None = None) -> None:
+    """A plot table (rows of dicts or tuples) as CSV without the index, written atomically."""
+    import pandas as pd
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows, columns=columns).to_csv(tmp, index=False)
+
+
 # ----------------------------------------------------------------------------- entry points
 
 DEBUG_ENV = "LUDORA_DEBUG"

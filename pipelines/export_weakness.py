@@ -27,6 +27,7 @@ from pipelines.common import (
     params_hash,
     require,
     stage_main,
+    write_json,
 )
 from pipelines.gates import ViewGates
 from serving.manifest import file_entry
@@ -258,7 +259,7 @@ def run(
             ("thresholds.json", thresholds),
             ("feature_spec.json", spec),
         ):
-            (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+            write_json(tmp / name, obj)
         files = {p.name: file_entry(p) for p in sorted(tmp.iterdir())}
         manifest = {
             "model": "weakness",

@@ -24,10 +24,11 @@ from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
-    atomic_path,
+    atomic_write_csv,
     load_params,
     stage_config,
     stage_main,
+    write_json,
 )
 from pipelines.engines import Engine, LocalEngine, stage_engine
 from serving.onnx_files import ENCODER_FILE
@@ -213,11 +214,8 @@ def run(
                 "default_grade": cfg.default_grade,
             },
         }
-        metrics_tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        with atomic_path(plot_file) as plot_tmp:
-            pd.DataFrame(sorted(counts.items()), columns=["topic_id", "learners"]).to_csv(
-                plot_tmp, index=False
-            )
+        write_json(metrics_tmp, metrics)
+        atomic_write_csv(plot_file, sorted(counts.items()), ["topic_id", "learners"])
     logger.info(
         "quests: %d learners, %d rows from a %d-problem bank (bank %.1f s, draw %.1f s, %s)",
         n_learners,

@@ -9,7 +9,6 @@ the exported model `outputs/onnx/weakness/`; writes `outputs/scores/part-*.parqu
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,11 @@ from pipelines import paths
 from pipelines.common import (
     REPO_ROOT,
     atomic_outputs,
-    atomic_path,
+    atomic_write_csv,
     load_params,
     stage_config,
     stage_main,
+    write_json,
 )
 from pipelines.engines import Engine, LocalEngine, stage_engine
 from training.scoring import (
@@ -103,8 +103,6 @@ def run(
     plot_file: Path = PLOT_FILE,
 ) -> dict[str, Any]:
     """Score with ``engine`` (default local) and write parts, metrics and plot (atomically)."""
-    import pandas as pd
-
     engine = engine or LocalEngine()
     model = exported_model(model_dir)
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
@@ -113,11 +111,8 @@ def run(
         metrics, plot = score_summary(
             counts, labels=labels, as_of=as_of, model=model, engine=engine.name
         )
-        metrics_tmp.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-        with atomic_path(plot_file) as plot_tmp:
-            pd.DataFrame(plot, columns=["topic_id", "level", "learners"]).to_csv(
-                plot_tmp, index=False
-            )
+        write_json(metrics_tmp, metrics)
+        atomic_write_csv(plot_file, plot, ["topic_id", "level", "learners"])
     logger.info(
         "score: %d rows (%d learners) as of %d with %s -> %s",
         metrics["n_rows"],

@@ -19,6 +19,7 @@ from pipelines import paths, tracking
 from pipelines.common import (
     REPO_ROOT,
     atomic_path,
+    atomic_write_csv,
     atomic_write_json,
     git_commit,
     load_params,
@@ -26,6 +27,7 @@ from pipelines.common import (
     setup_mlflow,
     stage_config,
     stage_main,
+    write_json,
 )
 from pipelines.engines import stage_engine
 from training.weakness import Split, WeaknessConfig, as_dict, load_split
@@ -80,7 +82,6 @@ def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def write_plots(plots: Mapping[str, list[dict[str, Any]]], plots_dir: Path) -> list[Path]:
     """Write the plot tables as CSV (one file each, atomically); returns the paths."""
-    import pandas as pd
 
     tables = {
         "roc": plots["roc"],
@@ -89,13 +90,12 @@ def write_plots(plots: Mapping[str, list[dict[str, Any]]], plots_dir: Path) -> l
         "calibration_after": [r for r in plots["calibration"] if r["stage"] == "after"],
         "importance": plots["importance"],
     }
-    paths = []
+    written = []
     for name, rows in tables.items():
         path = plots_dir / PLOT_FILES[name]
-        with atomic_path(path) as tmp:
-            pd.DataFrame(rows).to_csv(tmp, index=False)
-        paths.append(path)
-    return paths
+        atomic_write_csv(path, rows)
+        written.append(path)
+    return written
 
 
 def build_view_data(
@@ -268,7 +268,7 @@ def run(
                 ("thresholds.json", thresholds),
                 ("training_summary.json", summary),
             ):
-                (tmp / name).write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+                write_json(tmp / name, obj)
         atomic_write_json(metrics_file, metrics)
         for path in write_plots(result.plots, plots_dir):
             mlflow.log_artifact(str(path), "plots")
