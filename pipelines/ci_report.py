@@ -14,11 +14,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipelines import paths
 from pipelines.common import atomic_write_text
 from training.packaging.transfer import dvc_exe, run_cmd
 
 RUBRIC_PATHS = ("eval/rubric", "docs/generator_eval.md")
-HEADLINE_FILES = ("metrics/weakness.json", "metrics/generator.json", "metrics/quantize.json")
+HEADLINE_FILES = (paths.WEAKNESS_METRICS, paths.GENERATOR_METRICS, paths.QUANTIZE_METRICS)
 
 
 def _git(root: Path, *args: str) -> str:

@@ -193,3 +193,23 @@ def test_source_deps_exist() -> None:
         for dep in _names(spec.get("deps", [])):
             if not dep.startswith(_STAGE_MADE):
                 assert (REPO / dep).exists(), (name, dep)
+
+
+def test_pipeline_modules_spell_no_declared_path_again() -> None:
+    """A path pipelines/paths.py declares (or a file under one) is never a literal elsewhere."""
+    declared = {v for v in vars(paths).values() if isinstance(v, str) and v.startswith(_STAGE_MADE)}
+    found = []
+    for file in sorted((REPO / "pipelines").glob("*.py")):
+        if file.name == "paths.py":
+            continue
+        literals = [
+            n
+            for n in ast.walk(ast.parse(file.read_text()))
+            if isinstance(n, ast.Constant) and isinstance(n.value, str)
+        ]
+        found += [
+            f"pipelines/{file.name}:{n.lineno}: {n.value!r}"
+            for n in literals
+            if any(n.value == d or n.value.startswith(f"{d}/") for d in declared)
+        ]
+    assert not found, "use pipelines.paths: " + "; ".join(found)
