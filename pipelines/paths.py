@@ -12,6 +12,9 @@ here. Inner packages never import this module (it is pipeline wiring).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+
+from pipelines.common import REPO_ROOT
 
 # ----------------------------------------------------------------------------- weakness branch
 EVENTS = "outputs/events"
@@ -78,6 +81,11 @@ PACKAGE_METRICS = "metrics/package.json"
 QUESTS = "outputs/quests"
 QUESTS_METRICS = "metrics/quests.json"
 QUESTS_PLOT = "plots/quests/topics.csv"
+
+
+def at(path: str) -> Path:
+    """A declared path in this checkout (what a stage's ``main()`` hands to its ``run()``)."""
+    return REPO_ROOT / path
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from typing import Any
 
 from pipelines import paths
 from pipelines.common import (
-    REPO_ROOT,
     atomic_outputs,
     atomic_write_csv,
     load_params,
@@ -45,12 +44,8 @@ from training.quests import (
 logger = logging.getLogger(__name__)
 
 SECTION = "quests"
-SCORES_DIR = REPO_ROOT / paths.SCORES
-VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
-QUANTIZE_METRICS = REPO_ROOT / paths.QUANTIZE_METRICS
-OUT_DIR = REPO_ROOT / paths.QUESTS
-METRICS_FILE = REPO_ROOT / paths.QUESTS_METRICS
-PLOT_FILE = REPO_ROOT / paths.QUESTS_PLOT
+VARIANTS_DIR = paths.at(paths.VARIANTS)
+QUANTIZE_METRICS = paths.at(paths.QUANTIZE_METRICS)
 BANK_FILE = "bank.parquet"
 SCORE_READ_COLUMNS = ["user_id", "topic_id", "weakness_probability", "action_level"]
 
@@ -151,10 +146,10 @@ def run(
     source: Any,
     generator_topics: Sequence[str],
     engine: Engine | None = None,
-    scores_dir: Path = SCORES_DIR,
-    out_dir: Path = OUT_DIR,
-    metrics_file: Path = METRICS_FILE,
-    plot_file: Path = PLOT_FILE,
+    scores_dir: Path,
+    out_dir: Path,
+    metrics_file: Path,
+    plot_file: Path,
 ) -> dict[str, Any]:
     """Build the bank for the scored topics the generator serves, draw every learner's quest,
     write bank, parts, metrics and plot (atomically); ``engine`` (default local) draws."""
@@ -229,11 +224,20 @@ def run(
 
 
 def main() -> None:
-    """Entry point of `python -m pipelines.quests` (paths fixed by dvc.yaml)."""
+    """Entry point of `python -m pipelines.quests` (paths declared in paths.py)."""
     cfg = stage_config(QuestsConfig, SECTION)
     engine = stage_engine(load_params())
     source, topics = open_source(shipped_variant(VARIANTS_DIR, QUANTIZE_METRICS))
-    run(cfg, source=source, generator_topics=topics, engine=engine)
+    run(
+        cfg,
+        source=source,
+        generator_topics=topics,
+        engine=engine,
+        scores_dir=paths.at(paths.SCORES),
+        out_dir=paths.at(paths.QUESTS),
+        metrics_file=paths.at(paths.QUESTS_METRICS),
+        plot_file=paths.at(paths.QUESTS_PLOT),
+    )
 
 
 if __name__ == "__main__":

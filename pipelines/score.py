@@ -15,7 +15,6 @@ from typing import Any
 
 from pipelines import paths
 from pipelines.common import (
-    REPO_ROOT,
     atomic_outputs,
     atomic_write_csv,
     load_params,
@@ -42,11 +41,6 @@ from training.scoring import (
 logger = logging.getLogger(__name__)
 
 SECTION = "score"
-EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
-MODEL_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
-OUT_DIR = REPO_ROOT / paths.SCORES
-METRICS_FILE = REPO_ROOT / paths.SCORE_METRICS
-PLOT_FILE = REPO_ROOT / paths.SCORE_PLOT
 
 
 def part_name(i: int) -> str:
@@ -96,11 +90,11 @@ def run(
     cfg: ScoreConfig,
     *,
     engine: Engine | None = None,
-    events_file: Path = EVENTS_FILE,
-    model_dir: Path = MODEL_DIR,
-    out_dir: Path = OUT_DIR,
-    metrics_file: Path = METRICS_FILE,
-    plot_file: Path = PLOT_FILE,
+    events_file: Path,
+    model_dir: Path,
+    out_dir: Path,
+    metrics_file: Path,
+    plot_file: Path,
 ) -> dict[str, Any]:
     """Score with ``engine`` (default local) and write parts, metrics and plot (atomically)."""
     engine = engine or LocalEngine()
@@ -125,9 +119,16 @@ def run(
 
 
 def main() -> None:
-    """Entry point of `python -m pipelines.score` (paths fixed by dvc.yaml)."""
-    cfg = stage_config(ScoreConfig, SECTION)
-    run(cfg, engine=stage_engine(load_params()))
+    """Entry point of `python -m pipelines.score` (paths declared in paths.py)."""
+    run(
+        stage_config(ScoreConfig, SECTION),
+        engine=stage_engine(load_params()),
+        events_file=paths.at(paths.EVENTS_FILE),
+        model_dir=paths.at(paths.WEAKNESS_ONNX),
+        out_dir=paths.at(paths.SCORES),
+        metrics_file=paths.at(paths.SCORE_METRICS),
+        plot_file=paths.at(paths.SCORE_PLOT),
+    )
 
 
 if __name__ == "__main__":
