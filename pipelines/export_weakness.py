@@ -18,7 +18,6 @@ from core.io import read_json
 from data.params import Range
 from pipelines import paths
 from pipelines.common import (
-    REPO_ROOT,
     atomic_path,
     atomic_write_json,
     build_config,
@@ -35,11 +34,6 @@ from serving.manifest import file_entry
 logger = logging.getLogger(__name__)
 
 SECTION = "export_weakness"
-MODEL_DIR = REPO_ROOT / paths.WEAKNESS_MODEL
-TEST_FILE = REPO_ROOT / paths.FEATURES_TEST
-OUT_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
-METRICS_FILE = REPO_ROOT / paths.WEAKNESS_EXPORT_METRICS
-TRAIN_METRICS_FILE = REPO_ROOT / paths.WEAKNESS_METRICS
 
 
 @dataclass(frozen=True)
@@ -327,11 +321,11 @@ def main() -> None:
     run(
         cfg=cfg,
         section=section,
-        model_dir=MODEL_DIR,
-        test_file=TEST_FILE,
-        out_dir=OUT_DIR,
-        metrics_file=METRICS_FILE,
-        train_metrics_file=TRAIN_METRICS_FILE,
+        model_dir=paths.at(paths.WEAKNESS_MODEL),
+        test_file=paths.at(paths.FEATURES_TEST),
+        out_dir=paths.at(paths.WEAKNESS_ONNX),
+        metrics_file=paths.at(paths.WEAKNESS_EXPORT_METRICS),
+        train_metrics_file=paths.at(paths.WEAKNESS_METRICS),
         gates_views=gates_views,
     )
 

@@ -38,14 +38,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SECTION = "train_weakness"
-FEATURES_DIR = REPO_ROOT / paths.FEATURES
-EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
-MODEL_DIR = REPO_ROOT / paths.WEAKNESS_MODEL
-METRICS_FILE = REPO_ROOT / paths.WEAKNESS_METRICS
-PLOTS_DIR = REPO_ROOT / paths.WEAKNESS_PLOTS
 # test rows per summary view kept for the export's ONNX parity check (parity_rows.npz)
 PARITY_VIEW_ROWS = 5000
-# plot name -> file under PLOTS_DIR; each is declared under `plots:` in dvc.yaml with its x/y.
+# plot name -> file in the plots folder; each is declared under `plots:` in dvc.yaml with x/y.
 PLOT_FILES = paths.WEAKNESS_PLOT_FILES
 VIEW_PLOTS = Path(paths.WEAKNESS_VIEW_PLOTS).relative_to(paths.WEAKNESS_PLOTS)
 
@@ -295,11 +290,11 @@ def main() -> None:
     kwargs: dict[str, Any] = {
         "cfg": cfg,
         "all_params": all_params,
-        "features_dir": FEATURES_DIR,
-        "model_dir": MODEL_DIR,
-        "metrics_file": METRICS_FILE,
-        "plots_dir": PLOTS_DIR,
-        "events_file": EVENTS_FILE,
+        "features_dir": paths.at(paths.FEATURES),
+        "model_dir": paths.at(paths.WEAKNESS_MODEL),
+        "metrics_file": paths.at(paths.WEAKNESS_METRICS),
+        "plots_dir": paths.at(paths.WEAKNESS_PLOTS),
+        "events_file": paths.at(paths.EVENTS_FILE),
     }
     # engine: dask: the final fit is DaskLGBMClassifier on the cluster (docs/scale.md)
     with stage_engine(all_params).final_fit() as train_fn:
