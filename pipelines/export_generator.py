@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from data.params import Range
 from pipelines import paths
 from pipelines.common import (
-    REPO_ROOT,
     atomic_path,
     atomic_write_json,
     build_config,
@@ -26,11 +25,6 @@ from pipelines.common import (
 from serving.limits import DEFAULT_MAX_LENGTH
 
 logger = logging.getLogger(__name__)
-
-MODEL_DIR = REPO_ROOT / paths.GENERATOR_MODEL
-TEST_FILE = REPO_ROOT / paths.TEXT_TEST
-ONNX_DIR = REPO_ROOT / paths.GENERATOR_ONNX
-METRICS_FILE = REPO_ROOT / paths.GENERATOR_EXPORT_METRICS
 
 
 @dataclass(frozen=True)
@@ -48,10 +42,10 @@ class ExportGeneratorConfig:
 def run(
     cfg: ExportGeneratorConfig,
     *,
-    model_dir: Path = MODEL_DIR,
-    test_file: Path = TEST_FILE,
-    onnx_dir: Path = ONNX_DIR,
-    metrics_file: Path = METRICS_FILE,
+    model_dir: Path,
+    test_file: Path,
+    onnx_dir: Path,
+    metrics_file: Path,
     max_new_tokens: int = DEFAULT_MAX_LENGTH,
 ) -> dict[str, Any]:
     """Export, gate, and publish; returns the metrics written.
@@ -129,10 +123,15 @@ def _max_source_len(model_dir: Path) -> int:
 
 
 def main() -> None:
-    """DVC entry point."""
+    """Entry point of `python -m pipelines.export_generator` (paths declared in paths.py)."""
     section = load_section("export_generator")
-    cfg = build_config(ExportGeneratorConfig, section, "params.yaml:export_generator")
-    run(cfg)
+    run(
+        build_config(ExportGeneratorConfig, section, "params.yaml:export_generator"),
+        model_dir=paths.at(paths.GENERATOR_MODEL),
+        test_file=paths.at(paths.TEXT_TEST),
+        onnx_dir=paths.at(paths.GENERATOR_ONNX),
+        metrics_file=paths.at(paths.GENERATOR_EXPORT_METRICS),
+    )
 
 
 if __name__ == "__main__":
