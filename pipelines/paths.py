@@ -1,7 +1,7 @@
 """Every file a stage reads from another stage or writes, declared once.
 
 Paths are POSIX strings relative to the repository root, spelled exactly as ``dvc.yaml`` spells
-them: stages join them to ``REPO_ROOT`` and never write a path of their own, and
+them: stages join them to the checkout (:func:`at`) and never spell a path of their own, and
 ``tests/test_dvc_deps.py`` checks that each stage's ``deps`` (those made by other stages),
 ``outs``, ``metrics`` and ``plots`` in ``dvc.yaml`` are the ones :data:`STAGES` declares, and that
 ``dvc.yaml`` lists the stages in data-flow order. Source files tracked by git (the school nouns,
