@@ -163,7 +163,7 @@ def test_a_teachers_name_outside_the_pool_gets_its_pronouns(lexicon: Lexicon) ->
 )
 def test_scene_phrases(word: str, classes: tuple[str, ...], phrase: str | None) -> None:
     from serving.lexicon import NounInfo
-    from serving.story import setting_phrase
+    from serving.scenes import setting_phrase
 
     assert setting_phrase(NounInfo(word, word, classes[0], frozenset(classes), False)) == phrase
 
@@ -200,7 +200,7 @@ def test_a_multi_word_keyword_is_written_whole_where_the_skeleton_names_its_head
 
 def test_a_scene_never_opens_a_problem_written_about_nouns_of_its_own() -> None:
     from serving.lexicon import NounInfo
-    from serving.story import allows_setting
+    from serving.scenes import allows_setting
 
     stand = NounInfo("lemonade stand", "stand", "store", frozenset({"store"}), False)
     goats = "A bag of food for the goats costs $<num>. <name> buys <num> bags. How much?"
