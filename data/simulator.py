@@ -22,11 +22,11 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
+from data.memory_budget import check_fits_in_memory as check_fits_in_memory  # re-exported
 from data.params import ConfigError, Range, require
 from serving.ids import id_problem, id_rule_text
 
@@ -171,65 +171,6 @@ def _session_plan(
     n_acts = (1 + rng.binomial(2 * (aps - 1), 0.5, (n, k_max))).astype(np.int16)
     n_acts[~np.isfinite(planned)] = 0
     return planned, n_sessions, n_acts
-
-
-# Peak memory of the local simulator and data stage, per nominal event (learners x sessions x
-# activities, before join dates and dropout thin them): about 160 bytes traced in `simulate`
-# per event actually produced (~0.6 of nominal at the default params), plus validation and the
-# Parquet write. 250 leaves room without refusing what fits.
-BYTES_PER_NOMINAL_EVENT = 250
-
-
-def nominal_events(cfg: SimulatorConfig) -> float:
-    """Upper estimate of the events ``cfg`` produces (every learner active every day)."""
-    return cfg.n_learners * cfg.days / 7.0 * cfg.sessions_per_week * cfg.activities_per_session
-
-
-def available_memory() -> int | None:
-    """Bytes this process may still use: MemAvailable, capped by a cgroup limit; None if unknown."""
-    import os
-
-    found: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
-        if limit.isdigit():
-            found.append(int(limit) - used)
-    except (OSError, ValueError):
-        pass
-    if not found:
-        try:
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (OSError, ValueError, AttributeError):
-            return None
-    return max(0, min(found))
-
-
-def check_fits_in_memory(cfg: SimulatorConfig, where: str, available: int | None = None) -> None:
-    """Refuse, before simulating, a simulation the machine cannot hold (one line, not a
-    MemoryError traceback minutes later)."""
-    available = available_memory() if available is None else available
-    if available is None:
-        return
-    events = nominal_events(cfg)
-    need = events * BYTES_PER_NOMINAL_EVENT
-    if need <= available:
-        return
-    per_learner = need / cfg.n_learners
-    fits = int(available // per_learner)
-    gib = 1024**3
-    raise ConfigError(
-        f"{where}.n_learners: {cfg.n_learners} learners over {cfg.days} days would simulate up "
-        f"to {events:.3g} events needing about {need / gib:.1f} GiB of memory, "
-        f"{available / gib:.1f} GiB available; allowed here: at most {fits} learners (or fewer "
-        "days / sessions), or engine: dask, which writes learner shards"
-    )
 
 
 def simulate(cfg: SimulatorConfig, *, pass_mark: float) -> tuple[pd.DataFrame, pd.DataFrame]:
