@@ -7,6 +7,11 @@ pre-rendered with :func:`count` so the text is grammatical ("1 apple", "3 apples
 always computed by ``serving.arithmetic.evaluate`` from the equation, so every record is
 consistent by construction (and the tests check it again).
 
+The declarative part (noun vocabularies, grade wordings, every topic's shapes) lives in
+``templates.yaml`` next to this module, so a teacher can edit a sentence without touching code;
+the samplers stay here as code. The file is read and checked once, at import: a bad file stops
+the import with one line naming the file, the entry and the field (:class:`TemplateDataError`).
+
 ``prompt_prefix`` selects the difficulty: ``"For a grade N class:"`` (N = 2..5, or another
 wording of :data:`PREFIX_STYLES`) scales the numbers; the empty prefix draws a level at random.
 """
@@ -17,10 +22,16 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import yaml
+
+from data.params import ConfigError, build_config
 from serving.arithmetic import evaluate
 from serving.numbers import format_number
 from serving.roles import NAMES  # one list of first names for templates and typed roles
+
+TEMPLATE_FILE = Path(__file__).with_name("templates.yaml")
 
 # ----------------------------------------------------------------------------- vocabulary
 
@@ -33,125 +44,7 @@ class Noun:
     many: str
 
 
-def _n(one: str, many: str | None = None) -> Noun:
-    return Noun(one, many or one + "s")
-
-
-OBJECTS: tuple[Noun, ...] = (
-    _n("apple"),
-    _n("orange"),
-    _n("pencil"),
-    _n("sticker"),
-    _n("marble"),
-    _n("book"),
-    _n("cookie"),
-    _n("card"),
-    _n("balloon"),
-    _n("shell"),
-    _n("crayon"),
-    _n("cupcake"),
-    _n("stamp"),
-    _n("flower"),
-    _n("egg"),
-    _n("banana"),
-    _n("strawberry", "strawberries"),
-    _n("button"),
-    _n("toy car"),
-    _n("seashell"),
-    _n("lemon"),
-    _n("muffin"),
-    _n("bead"),
-    _n("ribbon"),
-)
-CONTAINERS: tuple[Noun, ...] = (
-    _n("basket"),
-    _n("box", "boxes"),
-    _n("bag"),
-    _n("jar"),
-    _n("crate"),
-    _n("packet"),
-    _n("tray"),
-    _n("tin"),
-)
-ITEMS: tuple[Noun, ...] = (
-    _n("pen"),
-    _n("notebook"),
-    _n("sandwich", "sandwiches"),
-    _n("ball"),
-    _n("kite"),
-    _n("hat"),
-    _n("comic"),
-    _n("puzzle"),
-    _n("yo-yo"),
-    _n("lunch box", "lunch boxes"),
-    _n("scarf", "scarves"),
-    _n("ruler"),
-)
-VEHICLES: tuple[str, ...] = ("car", "train", "bus", "truck", "boat", "plane", "tractor")
-# Word lists that give the fixed-context shapes a variable keyword, so one (topic, keyword set)
-# combination never stands for a whole shape (held-out combinations must leave shapes in train).
-WORDS: dict[str, tuple[str, ...]] = {
-    "place": ("garden", "field", "playground", "yard", "park", "patio", "lawn", "farm"),
-    "sq": ("tile", "photo", "window", "napkin", "card", "board"),
-    "cover": ("rug", "carpet", "mat", "blanket"),
-    "mat": ("ribbon", "rope", "string", "wire", "tape", "yarn"),
-    "dry": ("flour", "rice", "sugar", "sand", "potatoes", "salt"),
-    "vessel": ("jug", "tank", "bucket", "barrel", "bowl"),
-    "liquid": ("water", "juice", "milk", "lemonade", "soup"),
-    "long": ("plank", "pipe", "log", "pole", "rail"),
-    "pkg": ("parcel", "suitcase", "sack", "crate", "backpack"),
-    "instrument": ("piano", "violin", "guitar", "drums", "flute", "trumpet"),
-    "subject": ("maths", "art", "music", "science", "history", "spelling"),
-    "hobby": ("reading", "drawing", "swimming", "painting", "cycling", "gardening"),
-    "race": ("bike", "car", "horse", "running", "swimming", "boat"),
-    "show": ("film", "cartoon", "match", "play", "concert", "documentary"),
-    "sport": ("football", "tennis", "chess", "basketball", "hockey", "netball"),
-    "veg": ("tomatoes", "carrots", "beans", "roses", "tulips", "peppers"),
-    "event": ("show", "concert", "match", "museum", "zoo", "circus"),
-    "reading": ("book", "comic", "magazine", "novel", "story"),
-}
-CUPS: tuple[Noun, ...] = (
-    _n("bottle"),
-    _n("cup"),
-    _n("glass", "glasses"),
-    _n("carton"),
-    _n("flask"),
-)
-# Nouns counted by a number in some shapes: slot "<number>_<key>" renders count(number, noun).
-COUNTED: dict[str, Noun] = {
-    "hour": _n("hour"),
-    "day": _n("day"),
-    "minute": _n("minute"),
-    "week": _n("week"),
-    "friend": _n("friend"),
-    "litre": _n("litre"),
-    "page": _n("page"),
-    "night": _n("night"),
-    "group": _n("group"),
-    "child": _n("child", "children"),
-    "piece": _n("piece"),
-}
-# How teachers word the grade: each wording of grade N means difficulty level N - 2. Drawn at
-# random so a request's wording does not decide the sentence shape ("For grade 3:" and "For my
-# grade 4 students:" got broken text when only "For a grade N class:" was trained).
-PREFIX_STYLES: tuple[str, ...] = (
-    "For a grade {g} class:",
-    "For grade {g}:",
-    "For my grade {g} students:",
-    "Grade {g} pupils:",
-)
-GRADES: tuple[int, ...] = (2, 3, 4, 5)
-PREFIXES: tuple[str, ...] = ("", *(s.format(g=g) for s in PREFIX_STYLES for g in GRADES))
-N_LEVELS = 4
-
-
-def level_of_prefix(prefix: str, rng: random.Random) -> int:
-    """Difficulty level 0..3 of a prefix (grade 2..5, any wording); the empty prefix draws one."""
-    for style in PREFIX_STYLES:
-        for level, grade in enumerate(GRADES):
-            if prefix == style.format(g=grade):
-                return level
-    return rng.randrange(N_LEVELS)
+N_LEVELS = 4  # difficulty levels the samplers scale over (one a grade of GRADES)
 
 
 def count(n: float, noun: Noun) -> str:
@@ -307,653 +200,22 @@ class Topic:
     shapes: tuple[Shape, ...]
 
 
-S = Shape
-TOPICS: tuple[Topic, ...] = (
-    Topic(
-        "addition",
-        _addition,
-        (
-            S(
-                "{name} has {a_obj}. {name2} gives {him} {b_obj} more as a present. "
-                "How many {objs} does {name} have now?",
-                "{a} + {b}",
-                ("objs", "present"),
-            ),
-            S(
-                "One {cont} holds {a_obj} and another {cont} holds {b_obj}. "
-                "How many {objs} are there altogether?",
-                "{a} + {b}",
-                ("objs", "cont"),
-            ),
-            S(
-                "{name} picked {a_obj} on Monday and {b_obj} on Tuesday. "
-                "How many {objs} did {he} pick in total?",
-                "{a} + {b}",
-                ("objs", "Monday"),
-            ),
-            S(
-                "A {cont} holds {a_obj}. {name} puts {b_obj} more into the {cont}. "
-                "How many {objs} are in the {cont} now?",
-                "{a} + {b}",
-                ("objs", "cont"),
-            ),
-            S(
-                "{name} collected {a_obj}, {name2} collected {b_obj} and {name3} collected "
-                "{c_obj} for the school fair. How many {objs} did they collect altogether?",
-                "{a} + {b} + {c}",
-                ("objs", "fair"),
-            ),
-            S(
-                "{name} has {a_obj} and buys {b_obj} more at the shop. "
-                "How many {objs} does {he} have in total?",
-                "{a} + {b}",
-                ("objs", "shop"),
-            ),
-            S(
-                "The class {cont} had {a_obj}. The teacher added {b_obj}. "
-                "What is the total number of {objs} in the {cont}?",
-                "{a} + {b}",
-                ("objs", "cont"),
-            ),
-        ),
-    ),
-    Topic(
-        "subtraction",
-        _subtraction,
-        (
-            S(
-                "{name} had {a_obj}. {He} gave {b_obj} to {his} friend {name2}. "
-                "How many {objs} does {name} have left?",
-                "{a} - {b}",
-                ("objs", "friend"),
-            ),
-            S(
-                "A {cont} held {a_obj}. {name} took out {b_obj}. "
-                "How many {objs} are left in the {cont}?",
-                "{a} - {b}",
-                ("objs", "cont"),
-            ),
-            S(
-                "{name} bought {a_obj} and lost {b_obj} on the way home. "
-                "How many {objs} does {he} still have?",
-                "{a} - {b}",
-                ("objs", "home"),
-            ),
-            S(
-                "{name} has {a_obj} and {name2} has {b_obj}. What is the difference between "
-                "the number of {objs} {name} has and the number {name2} has?",
-                "{a} - {b}",
-                ("objs", "difference"),
-            ),
-            S(
-                "{name} needs {a_obj} for a project. {He} already has {b_obj}. "
-                "How many more {objs} does {he} need?",
-                "{a} - {b}",
-                ("objs", "project"),
-            ),
-            S(
-                "A shop had {a_obj} in stock and sold {b_obj} in the morning. "
-                "How many {objs} are left?",
-                "{a} - {b}",
-                ("objs", "shop"),
-            ),
-            S(
-                "{name} had {a_obj}. {He} gave {b_obj} to one friend and {c_obj} to another "
-                "friend. How many {objs} does {he} have left?",
-                "{a} - {b} - {c}",
-                ("objs", "friend"),
-            ),
-        ),
-    ),
-    Topic(
-        "multiplication",
-        _multiplication,
-        (
-            S(
-                "{name} has {a_cont}. Each {cont} holds {b_obj}. "
-                "How many {objs} does {he} have in total?",
-                "{a} * {b}",
-                ("objs", "conts"),
-            ),
-            S(
-                "A shop sells {objs} in {conts} of {b}. {name} buys {a_cont}. "
-                "How many {objs} does {he} buy?",
-                "{b} * {a}",
-                ("objs", "conts", "shop"),
-            ),
-            S(
-                "Each of the {a} children in a class brings {b_obj}. "
-                "How many {objs} do the children bring altogether?",
-                "{a} * {b}",
-                ("objs", "class"),
-            ),
-            S(
-                "{name} puts {b_obj} in each of {a_cont}. "
-                "How many {objs} are there in all the {conts}?",
-                "{b} * {a}",
-                ("objs", "conts"),
-            ),
-            S(
-                "A {cont} holds {b_obj}. How many {objs} are there in {a_cont}?",
-                "{b} * {a}",
-                ("objs", "cont"),
-            ),
-            S(
-                "{name} reads {b_page} every day for {a_day}. "
-                "How many pages does {he} read in all?",
-                "{b} * {a}",
-                ("pages", "days"),
-            ),
-            S(
-                "There are {a} rows of {objs} with {b_obj} in each row. How many {objs} are there?",
-                "{a} * {b}",
-                ("objs", "rows"),
-            ),
-        ),
-    ),
-    Topic(
-        "division",
-        _division,
-        (
-            S(
-                "{name} has {a_obj} and shares them equally among {b_friend}. "
-                "How many {objs} does each friend get?",
-                "{a} / {b}",
-                ("objs", "friends"),
-            ),
-            S(
-                "{a} {objs} are packed into {conts} of {b}. How many {conts} are needed?",
-                "{a} / {b}",
-                ("objs", "conts"),
-            ),
-            S(
-                "A teacher divides {a_obj} equally among {b_group}. "
-                "How many {objs} does each group get?",
-                "{a} / {b}",
-                ("objs", "groups"),
-            ),
-            S(
-                "{name} puts {a_obj} equally into {b_cont}. How many {objs} are in each {cont}?",
-                "{a} / {b}",
-                ("objs", "cont"),
-            ),
-            S(
-                "There are {a} children in a class. The teacher makes teams of {b}. "
-                "How many teams are there?",
-                "{a} / {b}",
-                ("children", "teams"),
-            ),
-            S(
-                "{name} walks {a} km in {b_day}, the same distance each day. "
-                "How many km does {he} walk each day?",
-                "{a} / {b}",
-                ("km", "days"),
-            ),
-            S(
-                "{name} cuts a piece of {mat} {a} cm long into {b} equal pieces. "
-                "How long is each piece in cm?",
-                "{a} / {b}",
-                ("mat", "pieces"),
-            ),
-        ),
-    ),
-    Topic(
-        "fractions",
-        _fractions,
-        (
-            S(
-                "{name} has {a_obj}. {He} gives {n}/{d} of them to {his} sister. "
-                "How many {objs} does {he} give away?",
-                "{a} * {n} / {d}",
-                ("objs", "sister"),
-            ),
-            S(
-                "A {cont} holds {a_obj}. {n}/{d} of them are used today. How many {objs} are used?",
-                "{a} * {n} / {d}",
-                ("objs", "cont"),
-            ),
-            S(
-                "There are {a_child} in a class and {n}/{d} of them walk to school. "
-                "How many children walk to school?",
-                "{a} * {n} / {d}",
-                ("children", "school"),
-            ),
-            S(
-                "{name} read {n}/{d} of a {reading} with {a_page}. How many pages did {he} read?",
-                "{n} / {d} * {a}",
-                ("reading", "pages"),
-            ),
-            S(
-                "{name} has {a_obj} and gives {b_obj} to {name2}. "
-                "What fraction of the {objs} does {he} give to {name2}?",
-                "{b} / {a}",
-                ("objs", "fraction"),
-            ),
-            S(
-                "A {long} is {a} m long. {name} cuts off {n}/{d} of it. "
-                "How many metres does {he} cut off?",
-                "{n} / {d} * {a}",
-                ("long", "metres"),
-            ),
-            S(
-                "A garden has {a} plants and {n}/{d} of them are {veg}. "
-                "How many of the plants are {veg}?",
-                "{a} * {n} / {d}",
-                ("plants", "veg"),
-            ),
-        ),
-    ),
-    Topic(
-        "percentages",
-        _percentages,
-        (
-            S(
-                "A shop has {a_obj}. {p}% of them are sold on Monday. "
-                "How many {objs} are sold on Monday?",
-                "{a} * {p} / 100",
-                ("objs", "shop"),
-            ),
-            S(
-                "There are {a} students in a school and {p}% of them play {sport}. "
-                "How many students play {sport}?",
-                "{a} * {p} / 100",
-                ("students", "sport"),
-            ),
-            S(
-                "A {item} costs ${a}. It is on sale with {p}% off. "
-                "How many dollars is the discount?",
-                "{a} * {p} / 100",
-                ("item", "discount"),
-            ),
-            S(
-                "{name} scored {p}% on {a_subject} test with {a} questions. "
-                "How many questions did {he} answer correctly?",
-                "{p} / 100 * {a}",
-                ("subject", "questions"),
-            ),
-            S(
-                "{name} has {a_obj}. {name2} takes {b_obj}. "
-                "What percentage of the {objs} does {name2} take?",
-                "{b} / {a} * 100",
-                ("objs", "percentage"),
-            ),
-            S(
-                "A {item} costs ${a}. Its price goes up by {p}%. What is the new price in dollars?",
-                "{a} * (100 + {p}) / 100",
-                ("item", "price"),
-            ),
-            S(
-                "A {item} costs ${a} and is sold at {p}% off. What is the sale price in dollars?",
-                "{a} * (100 - {p}) / 100",
-                ("item", "sale"),
-            ),
-        ),
-    ),
-    Topic(
-        "speed",
-        _speed,
-        (
-            S(
-                "A {veh} travels at {s} km per hour for {t_hour}. How many km does it travel?",
-                "{s} * {t}",
-                ("veh", "km"),
-            ),
-            S(
-                "A {veh} travels {d} km in {t_hour}. What is its average speed in km per hour?",
-                "{d} / {t}",
-                ("veh", "speed"),
-            ),
-            S(
-                "{name} rides a bike at {s} km per hour. How many hours does it take {him} "
-                "to ride {d} km?",
-                "{d} / {s}",
-                ("bike", "hours"),
-            ),
-            S(
-                "A {veh} goes {d} km in {t_hour}. At the same speed, how far does it go "
-                "in {t2_hour}?",
-                "{d} / {t} * {t2}",
-                ("veh", "speed"),
-            ),
-            S(
-                "A machine makes {s_obj} every minute. How many {objs} does it make "
-                "in {t2_minute}?",
-                "{s} * {t2}",
-                ("machine", "objs"),
-            ),
-            S(
-                "A tap fills a tank at {s_litre} per minute. How many minutes does it take "
-                "to fill a tank of {d_litre}?",
-                "{d} / {s}",
-                ("tap", "litres"),
-            ),
-            S(
-                "{name} runs round a track at {s} metres per second. How many metres does {he} "
-                "run in {t2} seconds?",
-                "{s} * {t2}",
-                ("track", "seconds"),
-            ),
-        ),
-    ),
-    Topic(
-        "money",
-        _money,
-        (
-            S(
-                "A {item} costs ${p}. How many dollars do {a_item} cost?",
-                "{p} * {a}",
-                ("items", "dollars"),
-            ),
-            S(
-                "{name} buys a {item} for ${p} and a {item2} for ${q}. "
-                "How many dollars does {he} spend in total?",
-                "{p} + {q}",
-                ("item", "item2"),
-            ),
-            S(
-                "{name} has ${m}. {He} buys {a_item} that cost ${p} each. "
-                "How much money does {he} have left?",
-                "{m} - {a} * {p}",
-                ("items", "money"),
-            ),
-            S(
-                "{name} puts ${p} into {his} savings every week. How many weeks does it take "
-                "{him} to save ${pw}?",
-                "{pw} / {p}",
-                ("savings", "weeks"),
-            ),
-            S(
-                "Tickets for the {event} cost ${p} for adults and ${q} for children. "
-                "How many dollars do {a} adult tickets and {b} child tickets cost?",
-                "{a} * {p} + {b} * {q}",
-                ("tickets", "event"),
-            ),
-            S(
-                "{name} and {name2} share a prize of ${e} equally. How many dollars does each "
-                "of them get?",
-                "{e} / 2",
-                ("prize", "dollars"),
-            ),
-            S(
-                "A {item} costs ${p} and a {item2} costs ${q}. "
-                "How much more does the {item} cost than the {item2}?",
-                "{p} - {q}",
-                ("item", "item2"),
-            ),
-        ),
-    ),
-    Topic(
-        "measurement",
-        _measurement,
-        (
-            S(
-                "A piece of {mat} is {a} cm long. {name} cuts off {b} cm. "
-                "How long is the {mat} now in cm?",
-                "{a} - {b}",
-                ("mat", "cm"),
-            ),
-            S(
-                "{name} has {k} bags of {dry} that each weigh {q} kg. "
-                "What is the total mass of the {dry} in kg?",
-                "{k} * {q}",
-                ("dry", "kg"),
-            ),
-            S(
-                "A {vessel} holds {a_litre} of {liquid}. {name} pours out {b_litre}. "
-                "How many litres are left in the {vessel}?",
-                "{a} - {b}",
-                ("vessel", "liquid"),
-            ),
-            S(
-                "A {long} is {kq} m long. It is cut into {k} equal pieces. "
-                "How long is each piece in m?",
-                "{kq} / {k}",
-                ("long", "pieces"),
-            ),
-            S(
-                "{name} is {a} cm tall and {name2} is {b} cm taller. What is the height of "
-                "{name2} in cm?",
-                "{a} + {b}",
-                ("height", "cm"),
-            ),
-            S(
-                "One {pkg} weighs {a} kg and another {pkg} weighs {b} kg. "
-                "How many kg do the two together weigh?",
-                "{a} + {b}",
-                ("pkg", "kg"),
-            ),
-            S(
-                "A {cup} holds {q} ml of {liquid}. How many ml of {liquid} do {k} {cups} hold?",
-                "{q} * {k}",
-                ("cups", "liquid"),
-            ),
-        ),
-    ),
-    Topic(
-        "area and perimeter",
-        _area,
-        (
-            S(
-                "A rectangular {place} is {l} m long and {w} m wide. "
-                "What is its area in square metres?",
-                "{l} * {w}",
-                ("place", "area"),
-            ),
-            S(
-                "A rectangular {place} is {l} m long and {w} m wide. What is its perimeter in m?",
-                "2 * ({l} + {w})",
-                ("place", "perimeter"),
-            ),
-            S(
-                "A square {sq} has 4 sides that are each {s} cm long. What is its perimeter in cm?",
-                "4 * {s}",
-                ("sq", "perimeter"),
-            ),
-            S(
-                "A square {sq} has sides of {s} cm. What is the area of the {sq} in square cm?",
-                "{s} ^ 2",
-                ("sq", "area"),
-            ),
-            S(
-                "A rectangular {place} has an area of {A} square metres and is {l} m long. "
-                "How wide is the {place} in m?",
-                "{A} / {l}",
-                ("place", "area"),
-            ),
-            S(
-                "A {place} is {l} m long and {w} m wide. A fence is put all the way "
-                "around it. How many metres of fence are needed?",
-                "2 * ({l} + {w})",
-                ("place", "fence"),
-            ),
-            S(
-                "A {cover} is {l} m long and {w} m wide. How many square metres of floor "
-                "does it cover?",
-                "{l} * {w}",
-                ("cover", "floor"),
-            ),
-        ),
-    ),
-    Topic(
-        "time",
-        _time,
-        (
-            S(
-                "{name} practises the {instrument} for {m} minutes every day. "
-                "How many minutes does {he} practise in {d_day}?",
-                "{m} * {d}",
-                ("instrument", "minutes"),
-            ),
-            S(
-                "{A_subject} lesson lasts {a} minutes and the break after it lasts {b} minutes. "
-                "How many minutes do the lesson and the break last together?",
-                "{a} + {b}",
-                ("subject", "break"),
-            ),
-            S(
-                "{name} spent {a} minutes on homework and {b} minutes {hobby}. "
-                "How many more minutes did {he} spend on homework than {hobby}?",
-                "{a} - {b}",
-                ("homework", "hobby"),
-            ),
-            S(
-                "A {veh} journey takes {a} minutes. The {veh} has already travelled for "
-                "{b} minutes. How many minutes of the journey are left?",
-                "{a} - {b}",
-                ("veh", "journey"),
-            ),
-            S(
-                "{name} gets {h_hour} of sleep every night. How many hours does {he} sleep "
-                "in {d_night}?",
-                "{h} * {d}",
-                ("sleep", "nights"),
-            ),
-            S(
-                "A {race} race has {k} laps and each lap takes {m} minutes. "
-                "How many minutes does the race take?",
-                "{k} * {m}",
-                ("race", "laps"),
-            ),
-            S(
-                "A {show} is {a} minutes long. {name} has watched {b} minutes of it. "
-                "How many minutes of the {show} are left to watch?",
-                "{a} - {b}",
-                ("show", "minutes"),
-            ),
-        ),
-    ),
-)
-# The operation mixes real corpora are labelled with (data.word_problems.adapters), written as
-# short shapes too, so every supported topic has clean examples with or without those corpora.
-TOPICS += (
-    Topic(
-        "addition and subtraction",
-        _add_sub,
-        (
-            S(
-                "{name} had {a_obj}. {He} bought {b_obj} more and then gave {c_obj} to "
-                "{his} friend {name2}. How many {objs} does {name} have now?",
-                "{a} + {b} - {c}",
-                ("objs", "friend"),
-            ),
-            S(
-                "A {cont} held {a_obj}. {name} added {b_obj} and took out {c_obj}. "
-                "How many {objs} are in the {cont} now?",
-                "{a} + {b} - {c}",
-                ("objs", "cont"),
-            ),
-            S(
-                "A shop had {a_obj}. It sold {c_obj} in the morning and got {b_obj} more in the "
-                "afternoon. How many {objs} does the shop have now?",
-                "{a} - {c} + {b}",
-                ("objs", "shop"),
-            ),
-            S(
-                "{name} picked {a_obj} in the garden and {name2} picked {b_obj}. They ate "
-                "{c_obj}. How many {objs} are left?",
-                "{a} + {b} - {c}",
-                ("objs", "garden"),
-            ),
-            S(
-                "There were {a} children on a bus. At the first stop {b} more got on and {c} "
-                "got off. How many children are on the bus now?",
-                "{a} + {b} - {c}",
-                ("children", "bus"),
-            ),
-            S(
-                "{name} has {a_obj} in one {cont} and {b_obj} in another {cont}. {He} gives "
-                "away {c_obj}. How many {objs} does {he} have left?",
-                "{a} + {b} - {c}",
-                ("objs", "cont"),
-            ),
-        ),
-    ),
-    Topic(
-        "multiplication and division",
-        _mul_div,
-        (
-            S(
-                "{name} has {a_cont} with {b_obj} in each {cont}. {He} shares all the {objs} "
-                "equally among {c_friend}. How many {objs} does each friend get?",
-                "{a} * {b} / {c}",
-                ("objs", "conts"),
-            ),
-            S(
-                "A teacher buys {a_cont} of {objs} with {b} in each {cont} and splits them "
-                "equally into {c_group}. How many {objs} does each group get?",
-                "{a} * {b} / {c}",
-                ("objs", "groups"),
-            ),
-            S(
-                "A machine makes {b_obj} every minute for {a_minute}. The {objs} are packed "
-                "into {conts} of {c}. How many {conts} are filled?",
-                "{b} * {a} / {c}",
-                ("objs", "machine"),
-            ),
-            S(
-                "{name} reads {b_page} a day for {a_day}. {He} writes one summary for every "
-                "{c} pages. How many summaries does {he} write?",
-                "{b} * {a} / {c}",
-                ("pages", "days"),
-            ),
-            S(
-                "There are {ab} {objs} shared equally among {a_cont}. {name} takes the "
-                "{objs} from {c_cont}. How many {objs} does {name} take?",
-                "{ab} / {a} * {c}",
-                ("objs", "conts"),
-            ),
-            S(
-                "Each of {a_child} brings {b_obj} to school. The teacher puts all the {objs} "
-                "equally into {c_cont}. How many {objs} are in each {cont}?",
-                "{a} * {b} / {c}",
-                ("objs", "cont"),
-            ),
-        ),
-    ),
-    Topic(
-        "mixed operations",
-        _mixed,
-        (
-            S(
-                "{name} buys {a_cont} with {b_obj} in each {cont} and already has {c_obj}. "
-                "How many {objs} does {he} have in total?",
-                "{a} * {b} + {c}",
-                ("objs", "conts"),
-            ),
-            S(
-                "{name} has {a_cont} with {b_obj} in each {cont}. {He} gives {c_obj} to "
-                "{name2}. How many {objs} does {name} have left?",
-                "{a} * {b} - {c}",
-                ("objs", "cont"),
-            ),
-            S(
-                "A {item} costs ${a} and a {item2} costs ${d}. How many dollars do {b} {items} "
-                "and one {item2} cost?",
-                "{b} * {a} + {d}",
-                ("items", "item2"),
-            ),
-            S(
-                "There are {a} rows of {objs} with {b_obj} in each row, and {c_obj} more on a "
-                "table. How many {objs} are there altogether?",
-                "{a} * {b} + {c}",
-                ("objs", "rows"),
-            ),
-            S(
-                "{name} had ${m} and bought {a_item} that cost ${b} each. {name2} gave {him} "
-                "${c}. How much money does {name} have now?",
-                "{m} + {c} - {a} * {b}",
-                ("items", "money"),
-            ),
-            S(
-                "A {cont} holds {b_obj}. {name} fills {a_cont} and eats {c_obj}. "
-                "How many {objs} are left?",
-                "{a} * {b} - {c}",
-                ("objs", "cont"),
-            ),
-        ),
-    ),
-)
-TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
+SAMPLERS: dict[str, Sampler] = {
+    "addition": _addition,
+    "subtraction": _subtraction,
+    "multiplication": _multiplication,
+    "division": _division,
+    "fractions": _fractions,
+    "percentages": _percentages,
+    "speed": _speed,
+    "money": _money,
+    "measurement": _measurement,
+    "area": _area,
+    "time": _time,
+    "add_sub": _add_sub,
+    "mul_div": _mul_div,
+    "mixed": _mixed,
+}
 
 
 # ----------------------------------------------------------------------------- generation
@@ -976,12 +238,18 @@ class TemplateProblem:
     slot_equation: str = ""
 
 
-def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
-    """Every value a shape may use: names, pronouns, nouns, numbers and counted nouns."""
+def _slots(
+    rng: random.Random, numbers: dict[str, float], data: TemplateData | None = None
+) -> dict[str, str]:
+    """Every value a shape may use: names, pronouns, nouns, numbers and counted nouns.
+
+    ``data`` defaults to the embedded file's (:data:`DATA`); the loader passes the file it checks.
+    """
+    d = DATA if data is None else data
     (name, he, him, his), n2, n3 = rng.sample(NAMES, 3)
-    obj = rng.choice(OBJECTS)
-    cont = rng.choice(CONTAINERS)
-    item, item2 = rng.sample(ITEMS, 2)
+    obj = rng.choice(d.objects)
+    cont = rng.choice(d.containers)
+    item, item2 = rng.sample(d.items, 2)
     slots = {
         "name": name,
         "name2": n2[0],
@@ -997,15 +265,15 @@ def _slots(rng: random.Random, numbers: dict[str, float]) -> dict[str, str]:
         "item": item.one,
         "items": item.many,
         "item2": item2.one,
-        "veh": rng.choice(VEHICLES),
-        **{key: rng.choice(words) for key, words in WORDS.items()},
+        "veh": rng.choice(d.vehicles),
+        **{key: rng.choice(words) for key, words in d.words.items()},
     }
     article = "an" if slots["subject"][0] in "aeiou" else "a"  # "an art test"
     slots["a_subject"] = f"{article} {slots['subject']}"
     slots["A_subject"] = f"{article.capitalize()} {slots['subject']}"
-    cup = rng.choice(CUPS)
+    cup = rng.choice(d.cups)
     slots["cup"], slots["cups"] = cup.one, cup.many
-    nouns = {"obj": obj, "cont": cont, "item": item, **COUNTED}
+    nouns = {"obj": obj, "cont": cont, "item": item, **d.counted}
     for key, value in numbers.items():
         slots[key] = fmt(value)
         for noun_key, noun in nouns.items():
@@ -1022,7 +290,10 @@ def render(shape: Shape, slots: dict[str, str]) -> tuple[str, str, tuple[str, ..
 
 
 def render_skeleton(
-    shape: Shape, slots: dict[str, str], numbers: dict[str, float]
+    shape: Shape,
+    slots: dict[str, str],
+    numbers: dict[str, float],
+    counted: dict[str, Noun] | None = None,
 ) -> tuple[str, str]:
     """(skeleton, slot equation) of a shape: every sampled quantity of the text is ``<num>``
     (a counted noun in the plural: the realizer makes "1 apples" singular), and the equation
@@ -1032,6 +303,7 @@ def render_skeleton(
     Built from the shape, not by matching values, so equal values ("2 m long and 2 m wide",
     perimeter ``2 * (2 + 2)``) never mix a quantity up with a constant. Raises ValueError for a
     shape whose equation uses a quantity the text does not state, or states one twice.
+    ``counted`` defaults to :data:`COUNTED` (the loader passes the file's own while checking it).
     """
     import string
 
@@ -1039,7 +311,7 @@ def render_skeleton(
     from serving.numbers import NUM_TOKEN
 
     plurals = {"obj": slots["objs"], "cont": slots["conts"], "item": slots["items"]}
-    plurals.update({k: noun.many for k, noun in COUNTED.items()})
+    plurals.update({k: noun.many for k, noun in (COUNTED if counted is None else counted).items()})
     masked = dict(slots)
     place: dict[str, int] = {}
     pos = 0
@@ -1063,6 +335,150 @@ def render_skeleton(
     except KeyError as exc:
         raise ValueError(f"equation uses {exc} not stated in {shape.text!r}") from exc
     return skeleton, slot_equation
+
+
+# ----------------------------------------------------------------------------- the data file
+
+
+class TemplateDataError(ValueError):
+    """A template data file that cannot be used: one line naming the file, entry and field."""
+
+
+@dataclass(frozen=True)
+class _TopicEntry:
+    """A topic as the file writes it: the sampler by its name in :data:`SAMPLERS`."""
+
+    name: str
+    sampler: str
+    shapes: tuple[Shape, ...]
+
+
+# A noun is written as its singular (regular plural, +s) or as {one, many} (irregular).
+_NounEntry = str | Noun
+
+
+@dataclass(frozen=True)
+class _TemplateFile:
+    """Schema of ``templates.yaml`` (unknown or missing keys are errors)."""
+
+    prefix_styles: tuple[str, ...]
+    grades: tuple[int, ...]
+    objects: tuple[_NounEntry, ...]
+    containers: tuple[_NounEntry, ...]
+    items: tuple[_NounEntry, ...]
+    vehicles: tuple[str, ...]
+    words: dict[str, tuple[str, ...]]
+    cups: tuple[_NounEntry, ...]
+    counted: dict[str, _NounEntry]
+    topics: tuple[_TopicEntry, ...]
+
+
+@dataclass(frozen=True)
+class TemplateData:
+    """The declarative part of the corpus, as the generator uses it."""
+
+    prefix_styles: tuple[str, ...]
+    grades: tuple[int, ...]
+    objects: tuple[Noun, ...]
+    containers: tuple[Noun, ...]
+    items: tuple[Noun, ...]
+    vehicles: tuple[str, ...]
+    words: dict[str, tuple[str, ...]]
+    cups: tuple[Noun, ...]
+    counted: dict[str, Noun]
+    topics: tuple[Topic, ...]
+
+
+def _noun(entry: _NounEntry) -> Noun:
+    return Noun(entry, entry + "s") if isinstance(entry, str) else entry
+
+
+def _check_shape(shape: Shape, sampler: Sampler, data: TemplateData, where: str) -> None:
+    """Render a shape once with throw-away slots: a bad placeholder fails at load, not mid-run."""
+    rng = random.Random(0)
+    numbers = sampler(rng, 0)
+    slots = _slots(rng, numbers, data)
+    for field, template in (("text", shape.text), ("equation", shape.equation)):
+        try:
+            template.format(**slots)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise TemplateDataError(
+                f"{where}.{field}: unknown placeholder or bad braces: {exc}"
+            ) from None
+    try:
+        render_skeleton(shape, slots, numbers, data.counted)
+    except ValueError as exc:
+        raise TemplateDataError(f"{where}.equation: {exc}") from None
+
+
+def load_template_data(path: Path = TEMPLATE_FILE) -> TemplateData:
+    """Read and check a template data file; :class:`TemplateDataError` (one line) when invalid."""
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise TemplateDataError(f"{path}: cannot read: {exc}".replace("\n", " ")) from None
+    try:
+        raw = build_config(_TemplateFile, doc, "")
+    except ConfigError as exc:
+        raise TemplateDataError(f"{path}: {str(exc).lstrip('.')}") from None
+    if len(raw.grades) != N_LEVELS:
+        raise TemplateDataError(
+            f"{path}: grades: {N_LEVELS} grades needed (one a sampler level), got {raw.grades}"
+        )
+    topics: list[Topic] = []
+    for i, entry in enumerate(raw.topics):
+        where = f"{path}: topics[{i}]"
+        if entry.sampler not in SAMPLERS:
+            raise TemplateDataError(
+                f"{where}.sampler: unknown sampler {entry.sampler!r}; allowed: {list(SAMPLERS)}"
+            )
+        if not entry.shapes:
+            raise TemplateDataError(f"{where}.shapes: at least one shape needed")
+        if entry.name in (t.name for t in topics):
+            raise TemplateDataError(f"{where}.name: topic {entry.name!r} appears twice")
+        topics.append(Topic(entry.name, SAMPLERS[entry.sampler], entry.shapes))
+    data = TemplateData(
+        prefix_styles=raw.prefix_styles,
+        grades=raw.grades,
+        objects=tuple(map(_noun, raw.objects)),
+        containers=tuple(map(_noun, raw.containers)),
+        items=tuple(map(_noun, raw.items)),
+        vehicles=raw.vehicles,
+        words=dict(raw.words),
+        cups=tuple(map(_noun, raw.cups)),
+        counted={k: _noun(v) for k, v in raw.counted.items()},
+        topics=tuple(topics),
+    )
+    if "subject" not in data.words:
+        raise TemplateDataError(f"{path}: words: missing 'subject' (its article is rendered)")
+    for i, topic in enumerate(data.topics):
+        for j, shape in enumerate(topic.shapes):
+            _check_shape(shape, topic.sampler, data, f"{path}: topics[{i}].shapes[{j}]")
+    return data
+
+
+DATA = load_template_data()
+PREFIX_STYLES: tuple[str, ...] = DATA.prefix_styles
+GRADES: tuple[int, ...] = DATA.grades
+PREFIXES: tuple[str, ...] = ("", *(s.format(g=g) for s in PREFIX_STYLES for g in GRADES))
+OBJECTS: tuple[Noun, ...] = DATA.objects
+CONTAINERS: tuple[Noun, ...] = DATA.containers
+ITEMS: tuple[Noun, ...] = DATA.items
+VEHICLES: tuple[str, ...] = DATA.vehicles
+WORDS: dict[str, tuple[str, ...]] = DATA.words
+CUPS: tuple[Noun, ...] = DATA.cups
+COUNTED: dict[str, Noun] = DATA.counted
+TOPICS: tuple[Topic, ...] = DATA.topics
+TOPIC_NAMES: tuple[str, ...] = tuple(t.name for t in TOPICS)
+
+
+def level_of_prefix(prefix: str, rng: random.Random) -> int:
+    """Difficulty level 0..3 of a prefix (grade 2..5, any wording); the empty prefix draws one."""
+    for style in PREFIX_STYLES:
+        for level, grade in enumerate(GRADES):
+            if prefix == style.format(g=grade):
+                return level
+    return rng.randrange(N_LEVELS)
 
 
 def generate_templates(

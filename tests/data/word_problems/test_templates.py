@@ -158,3 +158,43 @@ def test_equal_values_never_mix_a_quantity_with_a_constant() -> None:
     square = next(s for s in area.shapes if "4 sides" in s.text)
     skeleton, slot_equation = render_skeleton(square, slots, numbers)
     assert "4 sides" in skeleton and slot_equation == "4 * n2"
+
+
+def _broken_file(tmp_path, edit):
+    """A copy of the embedded template file with one edit applied."""
+    import yaml
+
+    from data.word_problems.templates import TEMPLATE_FILE
+
+    doc = yaml.safe_load(TEMPLATE_FILE.read_text(encoding="utf-8"))
+    edit(doc)
+    path = tmp_path / "templates.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["topics"][2]["shapes"][1].pop("equation"), "topics[2].shapes[1]: missing"),
+        (lambda d: d["topics"][0]["shapes"][0].update(equation=5), "shapes[0].equation: must be"),
+        (lambda d: d["topics"][1].update(sampler="nope"), "topics[1].sampler: unknown sampler"),
+        (lambda d: d["topics"][3]["shapes"][0].update(text="{nope} ?"), "shapes[0].text: unknown"),
+        (lambda d: d["topics"][0]["shapes"][0].update(colour=1), "shapes[0].colour: unknown key"),
+        (lambda d: d.update(grades=[2, 3]), "grades: 4 grades needed"),
+    ],
+)
+def test_a_bad_template_file_is_one_line_naming_file_entry_and_field(tmp_path, edit, message):
+    from data.word_problems.templates import TemplateDataError, load_template_data
+
+    path = _broken_file(tmp_path, edit)
+    with pytest.raises(TemplateDataError) as err:
+        load_template_data(path)
+    text = str(err.value)
+    assert text.startswith(f"{path}: ") and message in text and "\n" not in text
+
+
+def test_the_embedded_template_file_loads_as_the_module_uses_it():
+    from data.word_problems.templates import DATA, TOPICS, load_template_data
+
+    assert load_template_data() == DATA and DATA.topics == TOPICS
