@@ -700,6 +700,14 @@ def fill_numbers(
                     _trivial(value, kind, level, equation, question)
                     or _lopsided(value, values, equation)
                     or (skill and not practises(rendered, values, skill))
+                    # "10 seed trays of 28 seeds" is mental arithmetic, not grade 5's
+                    or (
+                        level >= 3
+                        and any(
+                            s.factor and v in (10.0, 100.0)
+                            for s, v in zip(slots, values, strict=True)
+                        )
+                    )
                 )
             )
         ):

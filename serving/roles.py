@@ -219,6 +219,11 @@ ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in ROLES)
 # kept: a pool noun beside it is drawn from here, so seed trays hold seeds, not sandwiches, and
 # cookies go into jars, not egg boxes. Keys are singular heads or whole phrases.
 CONTENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    # a container named for what it holds holds that: "6 water bottles of juice" is no bottle
+    "water bottle": _pool("water/water"),
+    "milk bottle": _pool("milk/milk"),
+    "juice bottle": _pool("juice/juice"),
+    "goody bag": _pool("sweet", "sticker"),
     "egg box": _pool("egg"),
     "egg carton": _pool("egg"),
     "carton": _pool("egg"),

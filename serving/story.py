@@ -247,6 +247,9 @@ _FOODS = frozenset(
 _EATEN = re.compile(r"\b(?:eat|eats|ate|eaten|bake|bakes|baked|cook|cooks|cooked)\b", re.I)
 
 
+_DRINKS = frozenset({"water", "milk", "juice", "lemonade"})
+
+
 def _paired_pools(
     forms: Mapping[str, tuple[str, str]], skeleton: str = ""
 ) -> dict[str, Sequence[tuple[str, str]]]:
@@ -255,10 +258,12 @@ def _paired_pools(
     long as nobody eats or bakes them), the holders of a thing (eggs go in egg boxes)."""
     out: dict[str, Sequence[tuple[str, str]]] = {}
     for key, (sing, _plural) in forms.items():
-        role = key.rstrip("23456789")
-        if role == "cont":
+        role = key.rstrip("0123456789")
+        if role in ("cont", "literal"):
             inside = contents_of(sing)
-            if inside:
+            if inside and {p[0] for p in inside} <= _DRINKS:
+                out.setdefault("liquid", inside)  # water bottles hold water
+            elif inside:
                 out.setdefault("thing", inside)
                 foods = [p for p in inside if p[0].rsplit(" ", 1)[-1] in _FOODS]
                 if foods:
@@ -291,7 +296,13 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
-    paired = _paired_pools(forms, skeleton)
+    # a keyword the skeleton names in its own words holds what it is named for, too
+    literal = {
+        f"literal{i}": noun_forms(b.keyword)
+        for i, b in enumerate(bindings)
+        if b.role == "literal" and " " in b.keyword.strip()
+    }
+    paired = _paired_pools({**forms, **literal}, skeleton)
     # the scene's own nouns: the skeleton's words first ("a pet <animal>", "At the zoo"), then
     # the keywords ("toy shop", "motorway")
     words = re.findall(r"[a-z]+", literal_text(skeleton).lower())

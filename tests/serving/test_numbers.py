@@ -274,3 +274,13 @@ def test_named_denominators_and_times_tables(seed: int) -> None:
         seed=seed,
     )
     assert {2, 5, 10} & set(numbers_in(tables)[:2])
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_no_times_ten_for_the_older_grades(seed: int) -> None:
+    """ "10 seed trays of 28 seeds" is mental arithmetic, not grade 5's (raters)."""
+    text = "<name> has <num> trays. Each tray holds <num> seeds. How many seeds?"
+    filled = fill_numbers(
+        text, "n1 * n2", topic="multiplication", prompt_prefix="Grade 5:", seed=seed
+    )
+    assert not {10, 100} & set(numbers_in(filled))

@@ -93,7 +93,7 @@ def test_literal_keywords_and_names(lexicon: Lexicon) -> None:
 
 
 def test_a_keyword_never_renames_one_of_the_skeletons_own_kinds(lexicon: Lexicon) -> None:
-    """"Liam has piano practice ... Each soccer practice lasts 30 minutes" is two practices of
+    """ "Liam has piano practice ... Each soccer practice lasts 30 minutes" is two practices of
     one: a multi-word keyword is written at its head's place only where the skeleton names no
     kind of its own there; a described head ("a new recipe") still takes it."""
     own = (
@@ -268,3 +268,15 @@ def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> 
     assert role_options(tents.classes, True) == ["big"]
     assert "thing" in role_options(toys.classes, True)
     assert role_options(stand.classes, True) == ["store"]
+
+
+def test_a_container_keyword_holds_what_it_is_named_for(lexicon: Lexicon) -> None:
+    """ "6 water bottles of juice" was rated contradictory: a keyword the skeleton names in its
+    own words (a bottle, widened to "water bottle") still picks the contents it is named for."""
+    from serving.story import cast_story
+
+    sk = "<name> buys <num> bottles of <liquid> for the trip. How many litres of <liquid>?"
+    for seed in range(6):
+        story = render_story(sk, describe(lexicon, ["water bottles"]), seed=seed)
+        assert "water bottles of water" in story.text, story.text
+    assert cast_story(sk, describe(lexicon, ["water bottles"])).forms["liquid"][0] == "water"
