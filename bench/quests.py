@@ -28,8 +28,7 @@ def main() -> None:
     import pandas as pd
 
     from features.engine import DaskConfig
-    from pipelines.dask_engine import DaskEngine
-    from pipelines.engines import Engine, LocalEngine
+    from pipelines.engines import DaskEngine, Engine, LocalEngine
     from pipelines.quests import (
         QUANTIZE_METRICS,
         VARIANTS_DIR,

@@ -101,7 +101,7 @@ def simulate_shards(client: Any, n_events: int, root: Path, per_shard: int) -> d
     """~``n_events`` events as learner shards under ``root/{events,oracle}`` (on the cluster)."""
     from data.simulator import SimulatorConfig, shard_count
     from pipelines.common import load_section
-    from pipelines.dask_engine import write_shard
+    from pipelines.dask_data import write_shard
 
     sim = dict(load_section("data")["simulator"])
     n_learners = max(10, math.ceil(n_events / EVENTS_PER_LEARNER))
@@ -166,7 +166,7 @@ def run_size(
     from features.build import compute_features
     from features.config import FeatureConfig
     from features.engine import DaskConfig
-    from pipelines.dask_engine import DaskEngine
+    from pipelines.engines import DaskEngine
     from pipelines.features import make_features, run
 
     sim = simulate_shards(client, n_events, root, per_shard=per_partition)
@@ -256,8 +256,7 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
 
     from export.weakness_onnx import convert_booster
     from features.engine import DaskConfig
-    from pipelines.dask_engine import DaskEngine
-    from pipelines.engines import LocalEngine
+    from pipelines.engines import DaskEngine, LocalEngine
     from pipelines.score import run
     from training.scoring import ScoreConfig
 

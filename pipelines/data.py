@@ -28,6 +28,7 @@ from pipelines.common import (
     resolve_input_path,
     stage_main,
 )
+from pipelines.dask_data import write_events_dask
 from pipelines.engines import stage_engine
 
 logger = logging.getLogger(__name__)
@@ -181,8 +182,13 @@ def main(
     """
     cfg = load_config(params_path)
     engine = stage_engine(load_params(params_path), str(params_path))
-    return engine.write_events(
-        cfg, params_path=Path(params_path), out_dir=Path(out_dir), metrics_file=Path(metrics_file)
+    return engine.run(
+        write_events_local,
+        write_events_dask,
+        cfg,
+        params_path=Path(params_path),
+        out_dir=Path(out_dir),
+        metrics_file=Path(metrics_file),
     )
 
 

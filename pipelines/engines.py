@@ -1,43 +1,28 @@
 """The seam between the stages and the engine that runs them (``engine: local | dask``).
 
-A stage does its own I/O and metrics and calls its engine for the one step that runs
-differently: writing the events, building the examples, the final weakness fit, scoring, or
-mapping a function over parts. `LocalEngine` runs the stage's own numpy / pandas code in this
-process; `pipelines.dask_engine.DaskEngine` runs the same kernels on a Dask cluster and holds
-every Dask-specific line, so no stage branches on the engine's name and the local engine never
-imports Dask. Both write the same outputs (the stage tests compare them on a real
-LocalCluster).
-
-The local steps stay in their stage modules (they are those stages' code, tested there) and are
-imported when called, so a stage module can import this one without a cycle.
+A stage does its own I/O and metrics and hands its engine the one step that runs differently,
+as two implementations: ``engine.run(local_step, dask_step, *args)``. `LocalEngine` calls the
+local one in this process; `DaskEngine` calls the Dask one with itself (its cluster settings and
+`map`), so no stage branches on the engine's name. Each stage's Dask steps live in a module of
+their own (`pipelines.dask_data`, `dask_features`, `dask_fit`, `dask_score`) that imports Dask only
+inside its functions: a stage's import closure, which `tests/test_dvc_deps.py` holds equal to its
+``dvc.yaml`` deps, takes in its own steps and never another stage's, so a change to one stage's
+code does not rerun the others. Both engines write the same outputs (the stage tests compare
+them on a real LocalCluster).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar
 
-from features.engine import engine_config
-
-if TYPE_CHECKING:
-    from contextlib import AbstractContextManager
-
-    from data.sources import DataConfig
-    from features.config import FeatureConfig
-    from features.split import SplitPlan
-    from training.scoring import ExportedModel, ScoreConfig
+from features.engine import DaskConfig, dask_client, engine_config
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
-# what `score` returns: (as_of, learners per level per topic, the model's level labels)
-ScoreResult = tuple[int, dict[str, dict[str, int]], list[str]]
-# what `write_features` returns: (split metrics, feature spec, split plan)
-FeaturesResult = tuple[dict[str, Any], dict[str, Any], "SplitPlan"]
 
 
 class Engine(Protocol):
@@ -45,27 +30,8 @@ class Engine(Protocol):
 
     name: str
 
-    def write_events(
-        self, cfg: DataConfig, *, params_path: Path, out_dir: Path, metrics_file: Path
-    ) -> dict[str, Any]:
-        """Stage `data`: load or simulate, validate, write events + oracle and the metrics."""
-        ...
-
-    def write_features(
-        self, cfg: FeatureConfig, *, events_file: Path, oracle_file: Path | None, out_dir: Path
-    ) -> FeaturesResult:
-        """Stage `features`: write ``{train,val,test}.parquet`` into ``out_dir`` (a temp dir)."""
-        ...
-
-    def final_fit(self) -> AbstractContextManager[Callable[..., Any] | None]:
-        """Stage `train_weakness`: the final fit's ``train_fn`` (None: `train_booster`), valid
-        while the context is open."""
-        ...
-
-    def score(
-        self, cfg: ScoreConfig, model: ExportedModel, *, events_file: Path, out_dir: Path
-    ) -> ScoreResult:
-        """Stage `score`: write ``part-*.parquet`` into ``out_dir`` (a temp dir)."""
+    def run(self, local: Callable[..., R], dask: Callable[..., R], *args: Any, **kw: Any) -> R:
+        """The stage's step on this engine: ``local(*args, **kw)`` or ``dask(self, ...)``."""
         ...
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str) -> list[R]:
@@ -78,38 +44,9 @@ class LocalEngine:
 
     name = "local"
 
-    def write_events(
-        self, cfg: DataConfig, *, params_path: Path, out_dir: Path, metrics_file: Path
-    ) -> dict[str, Any]:
-        """The data stage's local path (`pipelines.data.write_events_local`)."""
-        from pipelines.data import write_events_local
-
-        return write_events_local(
-            cfg, params_path=params_path, out_dir=out_dir, metrics_file=metrics_file
-        )
-
-    def write_features(
-        self, cfg: FeatureConfig, *, events_file: Path, oracle_file: Path | None, out_dir: Path
-    ) -> FeaturesResult:
-        """The features stage's local path (`pipelines.features.write_features_local`)."""
-        from pipelines.features import write_features_local
-
-        return write_features_local(
-            cfg, events_file=events_file, oracle_file=oracle_file, out_dir=out_dir
-        )
-
-    @contextmanager
-    def final_fit(self) -> Iterator[Callable[..., Any] | None]:
-        """None: `training.weakness_tuning.fit_weakness` uses the local `train_booster`."""
-        yield None
-
-    def score(
-        self, cfg: ScoreConfig, model: ExportedModel, *, events_file: Path, out_dir: Path
-    ) -> ScoreResult:
-        """The score stage's local path (`pipelines.score.score_local`)."""
-        from pipelines.score import score_local
-
-        return score_local(cfg, model, events_file, out_dir)
+    def run(self, local: Callable[..., R], dask: Callable[..., R], *args: Any, **kw: Any) -> R:
+        """The local step."""
+        return local(*args, **kw)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str) -> list[R]:
         """One item after the other, with a progress bar."""
@@ -118,11 +55,36 @@ class LocalEngine:
         return [fn(item) for item in tqdm(items, desc=desc, unit="part")]
 
 
+class DaskEngine:
+    """``engine: dask`` on the cluster ``cfg`` describes (one client per step)."""
+
+    name = "dask"
+
+    def __init__(self, cfg: DaskConfig | None = None) -> None:
+        self.cfg = cfg or DaskConfig()
+
+    def run(self, local: Callable[..., R], dask: Callable[..., R], *args: Any, **kw: Any) -> R:
+        """The Dask step, given this engine (its settings, `client`, `map`)."""
+        return dask(self, *args, **kw)
+
+    def client(self) -> Any:
+        """A context manager with this engine's client (`features.engine.dask_client`)."""
+        return dask_client(self.cfg)
+
+    def map(self, fn: Callable[[T], R], items: Sequence[T], *, desc: str) -> list[R]:
+        """One task per item (never cached: the tasks write files), progress as they finish,
+        results gathered in the items' order."""
+        from distributed import as_completed
+        from tqdm import tqdm
+
+        with self.client() as client:
+            futures = client.map(fn, items, pure=False)
+            for _ in tqdm(as_completed(futures), total=len(futures), desc=desc, unit="part"):
+                pass
+            return list(client.gather(futures))
+
+
 def stage_engine(params: Mapping[str, Any], where: str = "params.yaml") -> Engine:
     """The engine ``params.yaml`` names (`features.engine.engine_config` validates it)."""
     cfg = engine_config(params, where)
-    if cfg.engine == "dask":
-        from pipelines.dask_engine import DaskEngine
-
-        return DaskEngine(cfg.dask)
-    return LocalEngine()
+    return DaskEngine(cfg.dask) if cfg.engine == "dask" else LocalEngine()

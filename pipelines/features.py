@@ -25,6 +25,7 @@ from pipelines.common import (
     stage_config,
     stage_main,
 )
+from pipelines.dask_features import write_features_dask
 from pipelines.engines import Engine, LocalEngine, stage_engine
 
 logger = logging.getLogger(__name__)
@@ -102,8 +103,13 @@ def run(
     engine = engine or LocalEngine()
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir()
-        metrics, spec, plan = engine.write_features(
-            cfg, events_file=events_file, oracle_file=oracle_file, out_dir=tmp
+        metrics, spec, plan = engine.run(
+            write_features_local,
+            write_features_dask,
+            cfg,
+            events_file=events_file,
+            oracle_file=oracle_file,
+            out_dir=tmp,
         )
         metrics["n_features"] = len(spec["names"])
         metrics["val_start"] = plan.val_start

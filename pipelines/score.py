@@ -22,6 +22,7 @@ from pipelines.common import (
     stage_main,
     write_json,
 )
+from pipelines.dask_score import score_dask
 from pipelines.engines import Engine, LocalEngine, stage_engine
 from training.scoring import (
     EVENT_COLUMNS,
@@ -101,7 +102,9 @@ def run(
     model = exported_model(model_dir)
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir()
-        as_of, counts, labels = engine.score(cfg, model, events_file=events_file, out_dir=tmp)
+        as_of, counts, labels = engine.run(
+            score_local, score_dask, cfg, model, events_file=events_file, out_dir=tmp
+        )
         metrics, plot = score_summary(
             counts, labels=labels, as_of=as_of, model=model, engine=engine.name
         )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,7 @@ from pipelines.common import (
     stage_main,
     write_json,
 )
+from pipelines.dask_fit import final_fit_dask
 from pipelines.engines import stage_engine
 from training.weakness import Split, WeaknessConfig, as_dict, load_split
 
@@ -282,6 +284,12 @@ def run(
     return metrics
 
 
+@contextmanager
+def _local_fit() -> Iterator[Callable[..., Any] | None]:
+    """The local engine's final fit: None, so `fit_weakness` uses `train_booster` itself."""
+    yield None
+
+
 def main() -> None:
     """Entry point of `python -m pipelines.train_weakness`."""
     cfg = stage_config(WeaknessConfig, SECTION)
@@ -297,7 +305,7 @@ def main() -> None:
         "events_file": paths.at(paths.EVENTS_FILE),
     }
     # engine: dask: the final fit is DaskLGBMClassifier on the cluster (docs/scale.md)
-    with stage_engine(all_params).final_fit() as train_fn:
+    with stage_engine(all_params).run(_local_fit, final_fit_dask) as train_fn:
         run(**kwargs, train_fn=train_fn)
 
 

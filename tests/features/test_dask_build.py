@@ -202,7 +202,7 @@ def test_stage_engines_write_the_same_metrics_and_spec(
     import json
 
     from features.engine import DaskConfig
-    from pipelines.dask_engine import DaskEngine
+    from pipelines.engines import DaskEngine
     from pipelines.features import run
 
     root = data["root"]

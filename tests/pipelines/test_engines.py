@@ -7,9 +7,13 @@ import pytest
 
 from data.params import ConfigError
 from features.engine import DaskConfig
-from pipelines.dask_engine import DaskEngine
-from pipelines.engines import LocalEngine, stage_engine
+from pipelines.dask_fit import final_fit_dask
+from pipelines.engines import DaskEngine, LocalEngine, stage_engine
 from tests.fixtures.cluster import shared_client
+
+
+def _no_local_fit() -> None:
+    raise AssertionError("the Dask engine took the local step")
 
 
 def _square_minus(x: int) -> int:
@@ -25,8 +29,21 @@ def test_params_pick_the_engine() -> None:
         stage_engine({"engine": "spark"})
 
 
+def test_run_takes_the_step_of_its_engine() -> None:
+    def local(x: int) -> str:
+        return f"local {x}"
+
+    def dask(engine: DaskEngine, x: int) -> str:
+        return f"{engine.name} {x} on {engine.cfg.n_workers}"
+
+    assert LocalEngine().run(local, dask, 3) == "local 3"
+    assert DaskEngine(DaskConfig(n_workers=2)).run(local, dask, 3) == "dask 3 on 2"
+
+
 def test_local_final_fit_is_the_default_fit() -> None:
-    with LocalEngine().final_fit() as train_fn:
+    from pipelines.train_weakness import _local_fit
+
+    with LocalEngine().run(_local_fit, final_fit_dask) as train_fn:
         assert train_fn is None
 
 
@@ -36,5 +53,5 @@ def test_map_keeps_the_items_order_on_both_engines() -> None:
     assert LocalEngine().map(_square_minus, items, desc="t") == want
     engine = DaskEngine(DaskConfig(scheduler_address=shared_client().scheduler.address))
     assert engine.map(_square_minus, items, desc="t") == want
-    with engine.final_fit() as train_fn:
+    with engine.run(_no_local_fit, final_fit_dask) as train_fn:
         assert callable(train_fn)

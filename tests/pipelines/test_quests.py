@@ -17,8 +17,7 @@ import pytest
 
 from features.engine import DaskConfig
 from pipelines.common import ConfigError, build_config
-from pipelines.dask_engine import DaskEngine
-from pipelines.engines import Engine, LocalEngine
+from pipelines.engines import DaskEngine, Engine, LocalEngine
 from pipelines.quests import run
 from serving.topics import SUPPORTED_TOPICS, equation_fits_topic
 from tests.fixtures.cluster import shared_client

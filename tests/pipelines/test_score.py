@@ -18,8 +18,7 @@ import pytest
 from data.simulator import simulate
 from features.config import FeatureConfig
 from features.engine import DaskConfig
-from pipelines.dask_engine import DaskEngine
-from pipelines.engines import Engine, LocalEngine
+from pipelines.engines import DaskEngine, Engine, LocalEngine
 from pipelines.features import make_features
 from pipelines.score import run
 from tests.fixtures.cluster import shared_client
