@@ -133,8 +133,8 @@ class SkeletonBank:
         keyword in their own words first; else as many as any can, and the response names the
         rest (``keywords_unused``), rather than a free decode that writes a muddle. Among
         those, a prefix for grade 4 and up keeps to the skeletons of two steps or more when
-        there are any, and one for grade 1 (``serving.numbers.steps_for``)."""
-        from serving.numbers import steps_for
+        there are any, and one for grade 1 (``serving.grade.steps_for``)."""
+        from serving.grade import steps_for
         from serving.roles import scene_pools
         from serving.story import SETTING, bind, scene_misfits
 

@@ -192,7 +192,7 @@ class GeneratorModel(ArtifactIdentity):
             unused: tuple[tuple[str, str], ...] = ()
             story_defects: tuple[str, ...] = ()
             if nouns is not None:
-                from serving.story import check_story
+                from serving.story_checks import check_story
 
                 checks = check_story(rendered, nouns)
                 unused = checks.keywords_unused

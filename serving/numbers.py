@@ -24,8 +24,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, evaluate, quotients
-from serving.prompt import grade_of, render_slots
+from serving.grade import (
+    asked_denominators,
+    asked_skill,
+    asked_tables,
+    level_of,
+    practises,
+)
+from serving.prompt import render_slots
 from serving.topics import canonical_topic
+from serving.units import MEASURE_RANGES, UNIT_RANGES, _unit, is_unit_word
 
 NUM_TOKEN = "<num>"
 """The number slot of a training target and of decoded text (a tokenizer added token)."""
@@ -33,7 +41,6 @@ NUM_TOKEN = "<num>"
 MAX_TRIES = 400
 MAX_SEARCH_SLOTS = 12  # more slots is a degenerate decode (a loop of <num>): one draw, no search
 MAX_ANSWER = 1e6
-N_LEVELS = 5  # grade 2 or below .. grade 6 (or grade 5 asking for harder numbers)
 
 # Literal numbers of the text (as serving.arithmetic.numbers_in reads them) and number slots, in
 # text order: together they are what the equation's n<i> count.
@@ -96,150 +103,6 @@ PRICE_HI = (5, 10, 20, 50, 80)
 MINUTES_HI = (30, 45, 60, 90, 120)  # how long an activity without a size of its own lasts
 FACTOR_LO = (2, 2, 3, 4, 6)  # smallest factor or divisor by level
 COUNT_LO = (2, 3, 8, 15, 40)  # smallest plain count by level
-# A counted unit sets its own range (level 0..4 upper bounds; lower bound first).
-UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int, int]]] = {
-    "hour": (1, (3, 4, 6, 8, 9)),
-    "day": (2, (5, 7, 10, 14, 21)),
-    "night": (2, (4, 6, 8, 10, 14)),
-    "week": (2, (4, 6, 8, 12, 16)),
-    "second": (5, (20, 30, 45, 60, 90)),
-    "year": (2, (6, 8, 10, 12, 15)),
-    "month": (2, (6, 9, 12, 12, 12)),
-    "goal": (1, (4, 6, 8, 10, 12)),  # a football team scores a handful, not 134
-}
-
-
-_HARDER = re.compile(r"\b(harder|hard|bigger|larger|challenging|challenge|stretch)\b", re.I)
-_EASIER = re.compile(r"\b(easier|easy|simple|smaller)\b", re.I)
-
-
-def level_of(prompt_prefix: str, rng: random.Random) -> int:
-    """Difficulty level 0..4 from the grade the prefix names (grade 2 -> 0 .. grade 6+ -> 4),
-    one up for "harder / bigger numbers" and one down for "easy" (a teacher's own words);
-    without a grade, one drawn from ``rng`` (as the templates do for the empty prefix)."""
-    level = _grade_level(prompt_prefix, rng)
-    if _HARDER.search(prompt_prefix or ""):
-        level += 1
-    elif _EASIER.search(prompt_prefix or ""):
-        level -= 1
-    return min(max(level, 0), N_LEVELS - 1)
-
-
-def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
-    grade = grade_of(prompt_prefix or "")
-    if grade is None:
-        return rng.randrange(N_LEVELS - 1)  # a problem for "primary school": not grade 6's
-    # raters found sums below 40 too easy for grade 3 and single facts too easy for grade 4:
-    # grade 1 draws level 0, grade 5 and up the hardest
-    return min(max(grade - 1, 0), N_LEVELS - 1)
-
-
-def steps_for(prompt_prefix: str) -> tuple[int, int | None]:
-    """(fewest, most) operations a problem for this prefix should take: at least two from
-    grade 4 (a single "9 x 4" or "90 / 9" is too easy there, raters said), at most one for
-    grade 1 or an easy grade 2 ("16 + 11 - 8" is not an easy one for grade 1), else any. The
-    skeleton bank keeps to it when it has such a skeleton for the request's keywords."""
-    grade = grade_of(prompt_prefix or "")
-    if grade is None:
-        return 1, None
-    if _HARDER.search(prompt_prefix or ""):
-        grade += 1
-    elif _EASIER.search(prompt_prefix or ""):
-        grade -= 1
-    if grade >= 4:
-        return 2, None
-    return (1, 1) if grade <= 1 else (1, None)
-
-
-_DENOMINATOR_WORDS = {
-    "halves": 2,
-    "thirds": 3,
-    "quarters": 4,
-    "fifths": 5,
-    "sixths": 6,
-    "eighths": 8,
-    "tenths": 10,
-    "twelfths": 12,
-}
-_TABLES = re.compile(r"\btimes[- ]tables?\s+((?:\d+\s*(?:,|and|&)?\s*)+)", re.I)
-
-
-def asked_denominators(prompt_prefix: str) -> tuple[int, ...]:
-    """The denominators a prefix names ("halves and quarters" -> (2, 4)); () for none."""
-    words = re.findall(r"[a-z]+", (prompt_prefix or "").lower())
-    return tuple(sorted({_DENOMINATOR_WORDS[w] for w in words if w in _DENOMINATOR_WORDS}))
-
-
-def asked_tables(prompt_prefix: str) -> tuple[int, ...]:
-    """The times tables a prefix names ("times tables 2, 5 and 10" -> (2, 5, 10)); ()."""
-    m = _TABLES.search(prompt_prefix or "")
-    if m is None:
-        return ()
-    return tuple(sorted({int(d) for d in re.findall(r"\d+", m.group(1)) if 1 < int(d) <= 12}))
-
-
-_BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
-_CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
-_THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
-_DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
-_MULTI_DIGIT = re.compile(r"\b(?:multi-digit|long)\s+(?:multiplication|division)\b", re.I)
-_PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
-
-
-@dataclass(frozen=True)
-class Skill:
-    """What a prefix asks the numbers to practise, beyond the grade: "subtraction with
-    borrowing", "numbers in the thousands", "2-digit by 1-digit". Raters marked a problem
-    down when the prefix asked for a skill its numbers did not need."""
-
-    borrow: bool = False  # a subtraction with a column to regroup (52 - 27, not 99 - 79)
-    carry: bool = False  # an addition with a column that carries
-    thousands: bool = False  # the largest number of the text is at least 1000
-    digits: tuple[int, int] | None = None  # a product or quotient of these digit counts
-    multi_digit: bool = False  # a product or quotient of two numbers of 2+ digits, or 3 by 1
-
-    def __bool__(self) -> bool:
-        return self != Skill()
-
-
-def asked_skill(prompt_prefix: str) -> Skill:
-    """The :class:`Skill` a prefix names (``Skill()`` for none)."""
-    p = prompt_prefix or ""
-    by = _DIGITS_BY.search(p)
-    # "regrouping" alone is either: the prefix's operation word says which
-    subtracting = bool(re.search(r"\bsubtract|\btake[- ]away|\bminus", p, re.I))
-    return Skill(
-        borrow=bool(_BORROW.search(p)) and (subtracting or "borrow" in p.lower()),
-        carry=bool(_CARRY.search(p)) and not subtracting,
-        thousands=bool(_THOUSANDS.search(p)),
-        digits=(int(by.group(1)), int(by.group(2))) if by else None,
-        multi_digit=bool(_MULTI_DIGIT.search(p)),
-    )
-
-
-def _regroups(a: int, b: int, op: str) -> bool:
-    """Whether ``a op b`` (``-`` or ``+``) needs a column regrouped, as written in columns."""
-    while b:
-        x, y = a % 10, b % 10
-        if (op == "-" and x < y) or (op == "+" and x + y >= 10):
-            return True
-        a, b = a // 10, b // 10
-    return False
-
-
-def practises(rendered: str, values: Sequence[float], skill: Skill) -> bool:
-    """Whether an equation with its numbers filled (``rendered``) needs the asked ``skill``."""
-    pairs = [(int(a), op, int(b)) for a, op, b in _PAIR.findall(rendered)]
-    if skill.borrow and not any(op == "-" and a > b and _regroups(a, b, "-") for a, op, b in pairs):
-        return False
-    if skill.carry and not any(op == "+" and _regroups(a, b, "+") for a, op, b in pairs):
-        return False
-    if skill.thousands and max(values, default=0) < 1000:
-        return False
-    mult = [(len(str(a)), len(str(b))) for a, op, b in pairs if op in "*/"]
-    if skill.digits and not any(sorted(d) == sorted(skill.digits) for d in mult):
-        return False
-    return not skill.multi_digit or any(min(d) >= 2 or max(d) >= 3 for d in mult)
 
 
 def format_number(x: float) -> str:
@@ -248,46 +111,6 @@ def format_number(x: float) -> str:
     if float(x).is_integer():
         return str(int(x))
     return f"{x:.2f}"
-
-
-# Measures whose size depends on the unit, not the topic (a jug holds 250 ml, not 11 ml; a
-# playground is not 3 m across): lower bound and upper bound by level, and a step.
-MEASURE_RANGES: dict[
-    str, tuple[tuple[int, int, int, int, int], tuple[int, int, int, int, int], int]
-] = {
-    "ml": ((50, 100, 100, 200, 250), (250, 500, 1000, 2000, 2500), 50),
-    "g": ((50, 100, 100, 200, 250), (250, 500, 1000, 2000, 2500), 50),
-    "cm": ((5, 10, 10, 20, 20), (30, 60, 120, 300, 400), 1),
-    "m": ((3, 5, 8, 10, 10), (12, 25, 60, 120, 200), 1),
-    "km": ((2, 5, 10, 20, 20), (20, 60, 200, 500, 600), 1),
-    "kg": ((2, 3, 5, 5, 5), (10, 25, 60, 150, 200), 1),
-}
-_MEASURE_ALIASES = {
-    "millilitre": "ml",
-    "milliliter": "ml",
-    "gram": "g",
-    "grams": "g",
-    "centimetre": "cm",
-    "centimeter": "cm",
-    "metre": "m",
-    "meter": "m",
-    "kilometre": "km",
-    "kilometer": "km",
-    "kilogram": "kg",
-    "kilo": "kg",
-}
-
-
-def _unit(word: str) -> str:
-    w = word.lower()
-    w = w[:-1] if w.endswith("s") and (w[:-1] in UNIT_RANGES or w[:-1] in _MEASURE_ALIASES) else w
-    return _MEASURE_ALIASES.get(w, w)
-
-
-def is_unit_word(word: str) -> bool:
-    """Whether ``word`` is a unit numbers are counted or measured in ("days", "km", "minutes")."""
-    unit = _unit(word)
-    return unit in UNIT_RANGES or unit in MEASURE_RANGES or unit.startswith("minute")
 
 
 @dataclass(frozen=True)

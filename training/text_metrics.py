@@ -154,7 +154,7 @@ def judge_unseen(
     consistency = check_consistency(problem, equation)
     typed: dict[str, Any] = {}
     if nouns is not None:
-        from serving.story import check_story
+        from serving.story_checks import check_story
 
         checks = check_story(rendered, nouns)
         typed = {

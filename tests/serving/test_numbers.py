@@ -9,7 +9,8 @@ import pytest
 
 from serving.arithmetic import evaluate, numbers_in
 from serving.consistency import check_consistency
-from serving.numbers import NUM_TOKEN, fill_numbers, level_of
+from serving.grade import level_of
+from serving.numbers import NUM_TOKEN, fill_numbers
 from serving.prompt import render_slots
 from serving.realize import render_output
 
@@ -165,7 +166,7 @@ def test_every_division_on_the_way_is_whole(seed: int) -> None:
 
 
 def test_school_years_and_steps_by_grade() -> None:
-    from serving.numbers import steps_for
+    from serving.grade import steps_for
     from serving.prompt import canonical_prefix, grade_of
 
     assert grade_of("Year 5, harder numbers please:") == 4
@@ -226,7 +227,7 @@ def test_a_price_is_what_one_of_the_sentences_things_costs(seed: int) -> None:
 def test_the_prefix_skill_is_practised(seed: int) -> None:
     """A teacher asking for borrowing, thousands or 2-digit by 1-digit gets numbers that need
     it: raters marked "99 - 79" down for "subtraction with borrowing"."""
-    from serving.numbers import _regroups, asked_skill
+    from serving.grade import _regroups, asked_skill
 
     borrow = fill_numbers(
         "<name> has <num> pages. She reads <num> pages. How many pages are left?",

@@ -1,0 +1,152 @@
+"""What a request's prefix asks of the numbers: the grade's level, how many steps, the skill.
+
+Teachers write the grade and often a skill into the prefix ("Year 2 class, subtraction with
+borrowing:", "Grade 4, 2-digit by 1-digit:", "Grade 2, halves and quarters:", "times tables 2,
+5 and 10"). Blind raters marked a problem down whenever its numbers ignored them: sums below 40
+for grade 3, single facts for grade 4, "99 - 79" for borrowing, tenths for halves and quarters.
+``serving.numbers`` draws the values and asks this module which draws fit; the skeleton bank
+(``serving.constrain``) asks how many operations. Stdlib only (serving-reachable).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from serving.prompt import grade_of
+
+N_LEVELS = 5  # grade 1 or below .. grade 5 and up (grade N draws level N - 1)
+
+_HARDER = re.compile(r"\b(harder|hard|bigger|larger|challenging|challenge|stretch)\b", re.I)
+_EASIER = re.compile(r"\b(easier|easy|simple|smaller)\b", re.I)
+
+
+def level_of(prompt_prefix: str, rng: random.Random) -> int:
+    """Difficulty level 0..4 from the grade the prefix names (grade 2 -> 0 .. grade 6+ -> 4),
+    one up for "harder / bigger numbers" and one down for "easy" (a teacher's own words);
+    without a grade, one drawn from ``rng`` (as the templates do for the empty prefix)."""
+    level = _grade_level(prompt_prefix, rng)
+    if _HARDER.search(prompt_prefix or ""):
+        level += 1
+    elif _EASIER.search(prompt_prefix or ""):
+        level -= 1
+    return min(max(level, 0), N_LEVELS - 1)
+
+
+def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
+    grade = grade_of(prompt_prefix or "")
+    if grade is None:
+        return rng.randrange(N_LEVELS - 1)  # a problem for "primary school": not grade 6's
+    # raters found sums below 40 too easy for grade 3 and single facts too easy for grade 4:
+    # grade 1 draws level 0, grade 5 and up the hardest
+    return min(max(grade - 1, 0), N_LEVELS - 1)
+
+
+def steps_for(prompt_prefix: str) -> tuple[int, int | None]:
+    """(fewest, most) operations a problem for this prefix should take: at least two from
+    grade 4 (a single "9 x 4" or "90 / 9" is too easy there, raters said), at most one for
+    grade 1 or an easy grade 2 ("16 + 11 - 8" is not an easy one for grade 1), else any. The
+    skeleton bank keeps to it when it has such a skeleton for the request's keywords."""
+    grade = grade_of(prompt_prefix or "")
+    if grade is None:
+        return 1, None
+    if _HARDER.search(prompt_prefix or ""):
+        grade += 1
+    elif _EASIER.search(prompt_prefix or ""):
+        grade -= 1
+    if grade >= 4:
+        return 2, None
+    return (1, 1) if grade <= 1 else (1, None)
+
+
+_DENOMINATOR_WORDS = {
+    "halves": 2,
+    "thirds": 3,
+    "quarters": 4,
+    "fifths": 5,
+    "sixths": 6,
+    "eighths": 8,
+    "tenths": 10,
+    "twelfths": 12,
+}
+_TABLES = re.compile(r"\btimes[- ]tables?\s+((?:\d+\s*(?:,|and|&)?\s*)+)", re.I)
+
+
+def asked_denominators(prompt_prefix: str) -> tuple[int, ...]:
+    """The denominators a prefix names ("halves and quarters" -> (2, 4)); () for none."""
+    words = re.findall(r"[a-z]+", (prompt_prefix or "").lower())
+    return tuple(sorted({_DENOMINATOR_WORDS[w] for w in words if w in _DENOMINATOR_WORDS}))
+
+
+def asked_tables(prompt_prefix: str) -> tuple[int, ...]:
+    """The times tables a prefix names ("times tables 2, 5 and 10" -> (2, 5, 10)); ()."""
+    m = _TABLES.search(prompt_prefix or "")
+    if m is None:
+        return ()
+    return tuple(sorted({int(d) for d in re.findall(r"\d+", m.group(1)) if 1 < int(d) <= 12}))
+
+
+_BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
+_CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
+_THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
+_DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
+_MULTI_DIGIT = re.compile(r"\b(?:multi-digit|long)\s+(?:multiplication|division)\b", re.I)
+_PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
+
+
+@dataclass(frozen=True)
+class Skill:
+    """What a prefix asks the numbers to practise, beyond the grade: "subtraction with
+    borrowing", "numbers in the thousands", "2-digit by 1-digit". Raters marked a problem
+    down when the prefix asked for a skill its numbers did not need."""
+
+    borrow: bool = False  # a subtraction with a column to regroup (52 - 27, not 99 - 79)
+    carry: bool = False  # an addition with a column that carries
+    thousands: bool = False  # the largest number of the text is at least 1000
+    digits: tuple[int, int] | None = None  # a product or quotient of these digit counts
+    multi_digit: bool = False  # a product or quotient of two numbers of 2+ digits, or 3 by 1
+
+    def __bool__(self) -> bool:
+        return self != Skill()
+
+
+def asked_skill(prompt_prefix: str) -> Skill:
+    """The :class:`Skill` a prefix names (``Skill()`` for none)."""
+    p = prompt_prefix or ""
+    by = _DIGITS_BY.search(p)
+    # "regrouping" alone is either: the prefix's operation word says which
+    subtracting = bool(re.search(r"\bsubtract|\btake[- ]away|\bminus", p, re.I))
+    return Skill(
+        borrow=bool(_BORROW.search(p)) and (subtracting or "borrow" in p.lower()),
+        carry=bool(_CARRY.search(p)) and not subtracting,
+        thousands=bool(_THOUSANDS.search(p)),
+        digits=(int(by.group(1)), int(by.group(2))) if by else None,
+        multi_digit=bool(_MULTI_DIGIT.search(p)),
+    )
+
+
+def _regroups(a: int, b: int, op: str) -> bool:
+    """Whether ``a op b`` (``-`` or ``+``) needs a column regrouped, as written in columns."""
+    while b:
+        x, y = a % 10, b % 10
+        if (op == "-" and x < y) or (op == "+" and x + y >= 10):
+            return True
+        a, b = a // 10, b // 10
+    return False
+
+
+def practises(rendered: str, values: Sequence[float], skill: Skill) -> bool:
+    """Whether an equation with its numbers filled (``rendered``) needs the asked ``skill``."""
+    pairs = [(int(a), op, int(b)) for a, op, b in _PAIR.findall(rendered)]
+    if skill.borrow and not any(op == "-" and a > b and _regroups(a, b, "-") for a, op, b in pairs):
+        return False
+    if skill.carry and not any(op == "+" and _regroups(a, b, "+") for a, op, b in pairs):
+        return False
+    if skill.thousands and max(values, default=0) < 1000:
+        return False
+    mult = [(len(str(a)), len(str(b))) for a, op, b in pairs if op in "*/"]
+    if skill.digits and not any(sorted(d) == sorted(skill.digits) for d in mult):
+        return False
+    return not skill.multi_digit or any(min(d) >= 2 or max(d) >= 3 for d in mult)
