@@ -51,6 +51,12 @@ def convert_booster(
         zipmap=False,
         target_opset=target_opset,
     )
+    # onnxmltools lists the opsets in set order, which follows Python's hash seed: one order
+    # (by domain), so the same booster always exports the same bytes
+    ordered = sorted((o.domain, o.version) for o in model.opset_import)
+    del model.opset_import[:]
+    for domain, version in ordered:
+        model.opset_import.add(domain=domain, version=version)
     n_fixed = round_thresholds_down(model, booster)
     logger.info("rounded %d split thresholds down to float32 for exact LightGBM parity", n_fixed)
     outputs = [o.name for o in model.graph.output]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -103,3 +104,36 @@ def test_spec_width_mismatch_rejected(booster_and_test) -> None:
     booster, _ = booster_and_test
     with pytest.raises(ValueError, match="feature spec lists 4 features"):
         convert_booster(booster, {"input_name": "features", "names": NAMES[:4]}, target_opset=15)
+
+
+def test_the_same_booster_exports_the_same_bytes(booster_and_test, tmp_path) -> None:
+    """onnxmltools does not list the opsets in a stable order ("" then "ai.onnx.ml" in one
+    process, the other way round in another; seen after a refactor of a stage's imports, which
+    packaged the same model as a new version). Opsets come sorted by domain, and fresh
+    interpreters that import differently give the same bytes."""
+    import os
+    import subprocess
+    import sys
+
+    booster, _ = booster_and_test
+    model = convert_booster(booster, SPEC, target_opset=15)
+    assert [o.domain for o in model.opset_import] == sorted(o.domain for o in model.opset_import)
+    path = tmp_path / "model.txt"
+    booster.save_model(str(path))
+    code = (
+        "{first}import json, sys, lightgbm as lgb\n"
+        "from export.weakness_onnx import convert_booster\n"
+        f"b = lgb.Booster(model_file={str(path)!r})\n"
+        f"spec = json.loads({json.dumps(json.dumps(SPEC))})\n"
+        "sys.stdout.buffer.write(convert_booster(b, spec, target_opset=15).SerializeToString())\n"
+    )
+    blobs = {
+        subprocess.run(
+            [sys.executable, "-c", code.replace("{first}", first)],
+            capture_output=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for first, seed in (("", "1"), ("import onnxruntime\n", "2"), ("import skl2onnx\n", "3"))
+    }
+    assert len(blobs) == 1
