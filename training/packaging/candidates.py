@@ -17,10 +17,10 @@ from typing import Any
 from core.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
-from serving.onnx_files import SEQ2SEQ_FILES
+from serving.onnx_files import SEQ2SEQ_FILES, WEAKNESS_MODEL_FILE
 from serving.roles import TYPED_FILES
 
-WEAKNESS_FILES = ("model.onnx", "calibration.json", "thresholds.json", "feature_spec.json")
+WEAKNESS_FILES = (WEAKNESS_MODEL_FILE, "calibration.json", "thresholds.json", "feature_spec.json")
 GENERATOR_FILES = (
     *SEQ2SEQ_FILES,
     "tokenizer.json",
