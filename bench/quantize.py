@@ -86,6 +86,7 @@ def main() -> None:
     from pipelines.quantize_generator import QuantizeConfig, build_variants
     from quantize import generator as qg
     from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.onnx_files import ENCODER_FILE
 
     cfg = build_config(QuantizeConfig, load_section("quantize_generator"), "quantize_generator")
     test_file = ROOT / "outputs/text/test.jsonl"
@@ -101,7 +102,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-quantize-"))
     src = args.model_dir
     source = "exported model"
-    if args.arch is not None or not (src / "encoder_model.onnx").is_file():
+    if args.arch is not None or not (src / ENCODER_FILE).is_file():
         src = random_model(work / "random", prompts, args.arch)
         source = f"random-weight T5 (train_generator.model + {args.arch or {}})"
     names = list(build_variants(cfg, src, work, calib, args.max_new_tokens))

@@ -258,6 +258,7 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
     from features.engine import DaskConfig
     from pipelines.engines import DaskEngine, LocalEngine
     from pipelines.score import run
+    from serving.onnx_files import WEAKNESS_MODEL_FILE
     from training.scoring import ScoreConfig
 
     spec = json.loads((root / "features" / "feature_spec.json").read_text())
@@ -270,7 +271,7 @@ def scoring(client: Any, root: Path, per_partition: int) -> dict[str, Any]:
     booster = lgb.train(params, ds, num_boost_round=50)
     model = root / "onnx"
     model.mkdir()
-    onnx.save(convert_booster(booster, spec, target_opset=15), str(model / "model.onnx"))
+    onnx.save(convert_booster(booster, spec, target_opset=15), str(model / WEAKNESS_MODEL_FILE))
     (model / "feature_spec.json").write_text(json.dumps(spec))
     (model / "calibration.json").write_text(json.dumps({"method": "platt", "a": 1.0, "b": 0.0}))
     (model / "thresholds.json").write_text(

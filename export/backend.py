@@ -37,7 +37,6 @@ from export.generation_graph import (
     GenerationSettings,
     build_loop_model,
     check_generation_parity,
-    one_file_session,
     save_generation_model,
 )
 from export.weakness_backend import (
@@ -49,7 +48,8 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
-from serving.onnx_files import ONE_FILE_NAME
+from serving.one_file import one_file_session
+from serving.onnx_files import ONE_FILE_NAME, WEAKNESS_MODEL_FILE
 from serving.roles import SKELETONS_FILE, TYPED_FILES
 
 logger = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ def export_weakness(
     validate_calibration(calibration)
     levels = _artifact_json(artifact_dir / "thresholds.json")
     model = build_backend_weakness(
-        onnx.load(str(artifact_dir / "model.onnx")),
+        onnx.load(str(artifact_dir / WEAKNESS_MODEL_FILE)),
         spec=spec,
         calibration=calibration,
         thresholds=levels["thresholds"],

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from export.parity import ParityError
+from serving.one_file import SEQUENCES_OUTPUT
 from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
 
 if TYPE_CHECKING:
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
-SEQUENCES_OUTPUT = "sequences"
 
 # What each graph input and output means (copied into the backend manifest).
 LOOP_IO_DOC: dict[str, dict[str, str]] = {

@@ -62,7 +62,14 @@ from export.greedy_nodes import (
 from export.lean_step import (
     _build_lean_loop,
 )
-from serving.constrain import TRIE_NEXT, TRIE_TOKENS, trie_feeds
+from serving.constrain import TRIE_NEXT, TRIE_TOKENS
+from serving.one_file import (
+    OneFileDecoder,
+    max_length_feed,
+    one_file_session,
+    run_greedy,
+    strip_sequence,
+)
 from serving.roles import SKELETONS_FILE
 
 if TYPE_CHECKING:
@@ -70,7 +77,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# the builders' public names, importable from here as before the split into modules
+# the builders' public names, importable from here as before the split into modules (the
+# runners of the built graph live in serving.one_file, the drop-in's decoder)
 __all__ = [
     "LOOP_IO_DOC",
     "MS_DOMAIN",
@@ -323,62 +331,6 @@ def save_generation_model(model: onnx.ModelProto, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-# ---------------------------------------------------------------------------------- running
-
-
-def one_file_session(path: Path | str | bytes, *, threads: int = 1) -> Any:
-    """A CPU InferenceSession of the one-file model (``threads`` intra-op threads)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    src = path if isinstance(path, bytes) else str(path)
-    opts.log_severity_level = 3  # the optional inputs' defaults would warn at every load
-    return ort.InferenceSession(src, sess_options=opts, providers=["CPUExecutionProvider"])
-
-
-def strip_sequence(row: Sequence[int], *, eos_token_id: int) -> list[int]:
-    """A ``sequences`` row in the Python loop's convention: no start token, cut before eos."""
-    out: list[int] = []
-    for tok in list(row)[1:]:
-        if int(tok) == eos_token_id:
-            break
-        out.append(int(tok))
-    return out
-
-
-def max_length_feed(session: Any, max_new_tokens: int) -> np.ndarray:
-    """``max_length`` in the dtype the graph declares (int64 for the loop, int32 for beams)."""
-    declared = {i.name: i.type for i in session.get_overridable_initializers()}
-    declared.update({i.name: i.type for i in session.get_inputs()})
-    dtype = np.int32 if declared.get("max_length") == "tensor(int32)" else np.int64
-    return np.array([max_new_tokens], dtype=dtype)
-
-
-def run_greedy(
-    session: Any,
-    input_ids: Sequence[int],
-    *,
-    max_new_tokens: int,
-    eos_token_id: int,
-    trie: Any = None,
-) -> list[int]:
-    """Greedy ids of one prompt from the one-file graph (Python-loop convention), constrained
-    to ``trie``'s sequences when given and the graph takes one."""
-    ids = np.asarray([list(input_ids)], dtype=np.int64)
-    (seq,) = session.run(
-        [SEQUENCES_OUTPUT],
-        {
-            "input_ids": ids,
-            "attention_mask": np.ones_like(ids),
-            "max_length": max_length_feed(session, max_new_tokens),
-            **trie_feeds(session, trie),
-        },
-    )
-    return strip_sequence(seq[0], eos_token_id=eos_token_id)
-
-
 @dataclass(frozen=True)
 class GenerationParityReport:
     """Outcome of the one-file vs Python-loop gate."""
@@ -408,21 +360,24 @@ def check_generation_parity(
 ) -> GenerationParityReport:
     """Greedy ids of the one-file graph == ``reference.generate`` (the Python loop) on EVERY prompt.
 
-    ``reference`` is a ``serving.decode_loop.OnnxSeq2SeqGenerator`` over the same export.
-    ``tries`` (one ``serving.constrain.Trie`` or None per prompt) constrains both decoders to
-    the skeleton bank, as the HTTP app and the drop-in do for a typed-role model. Raises
-    :class:`GenerationParityError` naming the first differing prompts and both id lists.
+    ``reference`` is a ``serving.decode_loop.OnnxSeq2SeqGenerator`` over the same export; the
+    session runs as the drop-in runs it (``serving.one_file.OneFileDecoder``), both through the
+    one ``serving.decoding.TokenDecoder`` call. ``tries`` (one ``serving.constrain.Trie`` or None
+    per prompt) constrains both decoders to the skeleton bank, as the HTTP app and the drop-in
+    do for a typed-role model. Raises :class:`GenerationParityError` naming the first differing
+    prompts and both id lists.
     """
     if not input_ids:
         raise ValueError("check_generation_parity: no prompts")
-    eos = int(reference.eos_token_id)
+    one_file = OneFileDecoder(session, None, eos_token_id=int(reference.eos_token_id))
     bad: list[int] = []
     lines: list[str] = []
     for i, ids in enumerate(input_ids):
         trie = tries[i] if tries is not None else None
-        constraint = {"allowed": trie.allowed} if trie is not None else {}
-        want = reference.generate(list(ids), max_new_tokens=max_new_tokens, **constraint)
-        got = run_greedy(session, ids, max_new_tokens=max_new_tokens, eos_token_id=eos, trie=trie)
+        want, got = (
+            decoder.generate(list(ids), max_new_tokens=max_new_tokens, trie=trie)
+            for decoder in (reference, one_file)
+        )
         if got != want:
             bad.append(i)
             if len(lines) < 5:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from export.parity import ParityError
-from serving.onnx_files import SEQ2SEQ_FILES
+from serving.onnx_files import MERGED_DECODER_FILE, SEQ2SEQ_FILES
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def export_onnx(model: Any, model_dir: Path, out_dir: Path, *, opset: int) -> li
         task="text2text-generation-with-past",
         do_validation=False,  # our own gate below compares generations, not just one forward
     )
-    for extra in ("decoder_model_merged.onnx", "decoder_model_merged.onnx_data"):
+    for extra in (MERGED_DECODER_FILE, f"{MERGED_DECODER_FILE}_data"):
         (out_dir / extra).unlink(missing_ok=True)
     for name in ONNX_FILES:
         if not (out_dir / name).is_file():

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from serving.onnx_files import WEAKNESS_BACKEND_FILE
 from serving.weakness_post import validate_calibration, validate_thresholds
 
 if TYPE_CHECKING:
     import onnx
 
-WEAKNESS_FILE = "lightgbm_weakness_predictor.onnx"
+WEAKNESS_FILE = WEAKNESS_BACKEND_FILE
 VIEW_INPUT = "view_index"
 PROBABILITY = "weakness_probability"
 MIN_OPSET = 15

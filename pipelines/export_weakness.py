@@ -30,6 +30,7 @@ from pipelines.common import (
 )
 from pipelines.gates import ViewGates
 from serving.manifest import file_entry
+from serving.onnx_files import WEAKNESS_MODEL_FILE
 
 logger = logging.getLogger(__name__)
 
@@ -247,7 +248,7 @@ def run(
     io = io_description(model)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        (tmp / "model.onnx").write_bytes(blob)
+        (tmp / WEAKNESS_MODEL_FILE).write_bytes(blob)
         for name, obj in (
             ("calibration.json", calibration),
             ("thresholds.json", thresholds),

@@ -26,12 +26,13 @@ from typing import Any
 
 from quantize.gates import all_passed, changed_share, drop_gates, gate
 from quantize.runner import ONNX_FILES
+from serving.onnx_files import MERGED_DECODER_FILE
 from serving.roles import TYPED_FILES  # a typed-role model's lexicon, plans, skeletons
 
 logger = logging.getLogger(__name__)
 
 SUPPORT_FILES = ("tokenizer.json", "generation_config.json", "config.json", *TYPED_FILES)
-MERGED_DECODER = "decoder_model_merged.onnx"
+MERGED_DECODER = MERGED_DECODER_FILE
 MERGED_NOTE = (
     "decoder_model_merged.onnx not used: its If subgraphs are left unquantized by ONNX Runtime; "
     "the separate decoder_model.onnx / decoder_with_past_model.onnx are quantized instead"

@@ -12,9 +12,10 @@ question endpoints from the same directory. All read only the exported directory
 
 The request -> features path is the HTTP app's own (``serving.weakness``: history, views,
 ``core.online.request_features`` with the feature spec stored in the graph's metadata), so
-both answer the same probability. Generation is greedy inside the graph (deterministic): one
-run per request, its output rendered by ``serving.realize.render_output`` and checked by the HTTP
-app's own consistency and keyword checks.
+both answer the same probability. Generation is the HTTP app's own too
+(``serving.generator.GeneratorModel``: prompt, skeleton constraint, rendering, checks) over the
+one-file graph as its ``serving.decoding.TokenDecoder``: greedy inside the graph
+(deterministic), one attempt per request, the seed drawing only the rendered values.
 """
 
 from __future__ import annotations
@@ -26,13 +27,14 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.io import read_json
-from serving.onnx_files import ONE_FILE_NAME
+from serving.onnx_files import ONE_FILE_NAME, WEAKNESS_BACKEND_FILE
 from serving.schemas import (
+    KeywordUnused,
     PracticeSetInput,
     PracticeSetOutput,
     QuestionOutput,
@@ -42,13 +44,16 @@ from serving.schemas import (
     WordProblemOutput,
 )
 
+if TYPE_CHECKING:
+    from serving.generator import GeneratorModel
+
 logger = logging.getLogger(__name__)
 
 DIR_ENV = "LUDORA_BACKEND_DIR"
 DEFAULT_DIR = "onnx_placeholder_models"
 FORMAT = "ludora-backend-export"
 MANIFEST = "manifest.json"
-WEAKNESS_FILE = "lightgbm_weakness_predictor.onnx"
+WEAKNESS_FILE = WEAKNESS_BACKEND_FILE
 GENERATOR_FILE = ONE_FILE_NAME
 TOKENIZER_DIR = "tokenizer"
 
@@ -75,22 +80,13 @@ def verify_backend_dir(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _session(path: Path, threads: int) -> Any:
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3  # the optional inputs' defaults trigger an "initializer" warning
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
-
-
 def _weakness_model(root: Path, manifest: Mapping[str, Any], threads: int) -> Any:
     """A ``serving.weakness.WeaknessModel`` whose session is the calibrated backend graph."""
+    from serving.one_file import one_file_session
     from serving.settings import ServingSettings
     from serving.weakness import WeaknessModel
 
-    session = _session(root / WEAKNESS_FILE, threads)
+    session = one_file_session(root / WEAKNESS_FILE, threads=threads)
     meta = session.get_modelmeta().custom_metadata_map
     views = json.loads(meta.get("calibration_views", "[]"))
     index = {v: i for i, v in enumerate(views)}
@@ -123,80 +119,60 @@ def _weakness_model(root: Path, manifest: Mapping[str, Any], threads: int) -> An
     )
 
 
+def _generator_model(root: Path, manifest: Mapping[str, Any], threads: int) -> GeneratorModel:
+    """The HTTP app's generator service over the one-file graph: greedy and one attempt per
+    request, as the drop-in has always answered (a greedy retry of a keyword-slot prompt would
+    decode the same ids; only the rendered values would change)."""
+    from tokenizers import Tokenizer
+
+    from serving.generator import GeneratorModel, typed_parts
+    from serving.one_file import OneFileDecoder, one_file_session
+    from serving.settings import ServingSettings
+
+    section = manifest["generator"]
+    generation = section["generation"]
+    decoder = OneFileDecoder(
+        one_file_session(root / GENERATOR_FILE, threads=threads),
+        Tokenizer.from_file(str(root / TOKENIZER_DIR / "tokenizer.json")),
+        eos_token_id=int(generation["eos_token_id"]),
+        default_max_new_tokens=int(generation.get("max_new_tokens") or 64),
+    )
+    source = section["source"]
+    return GeneratorModel(
+        artifact_dir=root,
+        manifest={"name": "generator", **{k: source.get(k) for k in ("version", "variant")}},
+        engine=decoder,
+        settings=ServingSettings.from_env().model_copy(update={"generator_max_attempts": 1}),
+        sample=False,
+        # a typed-role generator's lexicon, role plans and skeleton bank sit in tokenizer/
+        **typed_parts(root / TOKENIZER_DIR, decoder),
+    )
+
+
 @dataclass
 class Backend:
-    """Sessions and tokenizer of one exported directory, opened once."""
+    """The two services of one exported directory, their sessions opened once."""
 
     root: Path
     manifest: dict[str, Any]
     weakness: Any
-    generator: Any
-    tokenizer: Any
-    lexicon: Any = None  # a typed-role generator's noun lexicon (tokenizer/nouns.tsv)
-    planner: Any = None  # ... and its trained role plans (tokenizer/plans.json)
-    bank: Any = None  # ... and its skeleton bank (tokenizer/skeletons.json), fed as a trie
+    generator: GeneratorModel
 
     @property
     def generator_version(self) -> str:
         return str(self.manifest["generator"]["source"].get("version"))
 
-    def encode(self, prompt: str) -> np.ndarray:
-        eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
-        ids = list(self.tokenizer.encode(prompt).ids)
-        if not ids or ids[-1] != eos:
-            ids.append(eos)
-        return np.asarray([ids], dtype=np.int64)
-
-    def sequences(self, prompt: str, max_length: int, trie: Any = None) -> list[str]:
-        """Decoded greedy text(s) of one generator run (constrained to ``trie``'s skeletons,
-        ``serving.constrain``, when given and the graph takes one)."""
-        from serving.constrain import trie_feeds
-
-        ids = self.encode(prompt)
-        feeds = {
-            "input_ids": ids,
-            "attention_mask": np.ones_like(ids),
-            "max_length": np.array([max_length], np.int64),
-            **trie_feeds(self.generator, trie),
-        }
-        (seq,) = self.generator.run(["sequences"], feeds)
-        eos = int(self.manifest["generator"]["generation"]["eos_token_id"])
-        texts = []
-        for row in seq.tolist():
-            # Drop the decoder start token and cut at eos even if the tokenizer does not mark
-            # them special: the same ids the Python loop returns.
-            ids = row[1:]
-            ids = ids[: ids.index(eos)] if eos in ids else ids
-            texts.append(str(self.tokenizer.decode(ids, skip_special_tokens=True)).strip())
-        return texts
-
 
 @functools.lru_cache(maxsize=4)
 def _open(root: str, threads: int) -> Backend:
-    from tokenizers import Tokenizer
-
     path = Path(root)
     manifest = verify_backend_dir(path)
     backend = Backend(
         root=path,
         manifest=manifest,
         weakness=_weakness_model(path, manifest, threads),
-        generator=_session(path / GENERATOR_FILE, threads),
-        tokenizer=Tokenizer.from_file(str(path / TOKENIZER_DIR / "tokenizer.json")),
+        generator=_generator_model(path, manifest, threads),
     )
-    from serving.lexicon import LEXICON_FILE
-
-    lexicon = path / TOKENIZER_DIR / LEXICON_FILE
-    if lexicon.is_file():  # a typed-role generator: prompts name roles, roles bind by class
-        from serving.constrain import load_bank
-        from serving.lexicon import Lexicon
-        from serving.planner import load_planner
-
-        backend.lexicon = Lexicon.load(lexicon)
-        backend.planner = load_planner(path / TOKENIZER_DIR)
-        backend.bank = load_bank(
-            path / TOKENIZER_DIR, lambda text: backend.encode(text)[0].tolist()
-        )
     logger.info("opened backend export %s", path)
     return backend
 
@@ -217,86 +193,29 @@ def predict_user_weakness(
     return (backend or load_backend()).weakness.predict(data)
 
 
-def render(
-    text: str,
-    keywords: Sequence[str],
-    *,
-    topic: str = "",
-    prompt_prefix: str = "",
-    seed: int = 0,
-    nouns: Sequence[Any] | None = None,
-) -> dict[str, Any]:
-    """Output fields of one decoded text: the HTTP app's rendering and checks (``seed`` draws
-    the values of the text's ``<num>`` slots)."""
-    from serving.consistency import check_consistency
-    from serving.keywords import missing_keywords
-    from serving.story import render_any
-
-    rendered = render_any(
-        text, list(keywords), topic=topic, prompt_prefix=prompt_prefix, seed=seed, nouns=nouns
-    )
-    problem, equation = rendered.problem_text, rendered.equation_text
-    result = check_consistency(problem, equation)
-    unused = [{"keyword": k, "reason": r} for k, r in rendered.keywords_unused]
-    used = [k for k in keywords if k not in {u["keyword"] for u in unused}]
-    return {
-        "generated_problem_text": problem,
-        "equation": equation if result.ok else None,
-        "answer": result.value if result.ok else None,
-        "consistent": result.ok,
-        "missing_keywords": list(missing_keywords(problem, used)),
-        "keywords_unused": unused,
-    }
-
-
 def generate_ai_word_problem(
     data: WordProblemInput, *, backend: Backend | None = None
 ) -> WordProblemOutput:
-    """The seed's word-problem service: one greedy run of the one-file graph (for a typed-role
-    model, constrained to the bank's skeletons that host the keywords, as the HTTP app's
-    decoding is), rendered."""
-    from serving.errors import RequestError
-    from serving.prompt import PromptError, format_prompt
-
+    """The seed's word-problem service: the HTTP app's generation (for a typed-role model,
+    constrained to the bank's skeletons that host the keywords) over one greedy run of the
+    one-file graph, rendered and checked."""
     b = backend or load_backend()
-    nouns = None
-    if b.lexicon is not None:
-        from serving.lexicon import describe
-
-        nouns = describe(b.lexicon, list(data.keywords))
-    from serving.roles import plan_roles
-
-    try:
-        prompt = format_prompt(
-            data.topic,
-            list(data.keywords),
-            data.prompt_prefix,
-            roles=None
-            if nouns is None
-            else b.planner.plan(data.topic, nouns)
-            if b.planner is not None
-            else plan_roles(nouns),
-        )
-    except PromptError as exc:
-        raise RequestError(str(exc).split(":", 1)[0] or "body", str(exc)) from exc
-    seed = int(data.seed or 0)
-    # the HTTP app's constraint: only skeletons of the bank that host the keywords
-    trie = (
-        b.bank.trie(data.topic, nouns, data.max_length, data.prompt_prefix)
-        if nouns is not None and b.bank is not None
-        else None
+    res = b.generator.generate(
+        topic=data.topic,
+        keywords=list(data.keywords),
+        prompt_prefix=data.prompt_prefix,
+        max_length=data.max_length,
+        seed=int(data.seed or 0),  # greedy decoding: the seed draws only the number values
     )
     return WordProblemOutput(
-        **render(
-            b.sequences(prompt, data.max_length, trie)[0],
-            data.keywords,
-            topic=data.topic,
-            prompt_prefix=data.prompt_prefix,
-            seed=seed,
-            nouns=nouns,
-        ),
-        attempts=1,
-        seed=seed,  # greedy decoding: the seed draws only the number values
+        generated_problem_text=res.generated_problem_text,
+        equation=res.equation,
+        answer=res.answer,
+        consistent=res.consistent,
+        missing_keywords=list(res.missing_keywords),
+        keywords_unused=[KeywordUnused(keyword=k, reason=r) for k, r in res.keywords_unused],
+        attempts=res.attempts,
+        seed=res.seed,
         model_version=b.generator_version,
     )
 

@@ -14,22 +14,28 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnxruntime as ort
 
+from serving.decoding import (
+    check_sampling_args,
+    decode_ids,
+    encode_prompt,
+    prompt_array,
+)
 from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FILE
+
+if TYPE_CHECKING:
+    from serving.constrain import Trie
 
 logger = logging.getLogger(__name__)
 
 TOKENIZER_FILE = "tokenizer.json"
 GENERATION_CONFIG_FILE = "generation_config.json"
-
-MAX_NEW_TOKENS_LIMIT = 512
-MAX_INPUT_TOKENS = 1024
 
 _OPT_LEVELS = {
     "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
@@ -37,24 +43,6 @@ _OPT_LEVELS = {
     "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
     "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
 }
-
-
-def _check_sampling_args(
-    *, max_new_tokens: int, temperature: float, top_k: int, top_p: float
-) -> None:
-    """ValueError naming the argument and its allowed range."""
-    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int | np.integer):
-        raise ValueError(f"max_new_tokens: expected an integer, got {max_new_tokens!r}")
-    if not 1 <= max_new_tokens <= MAX_NEW_TOKENS_LIMIT:
-        raise ValueError(
-            f"max_new_tokens: must be in [1, {MAX_NEW_TOKENS_LIMIT}], got {max_new_tokens}"
-        )
-    if not (isinstance(temperature, int | float) and np.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature: must be a finite number > 0, got {temperature!r}")
-    if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 0:
-        raise ValueError(f"top_k: must be an integer >= 0 (0 = off), got {top_k!r}")
-    if not (isinstance(top_p, int | float) and 0.0 < top_p <= 1.0):
-        raise ValueError(f"top_p: must be in (0, 1], got {top_p!r}")
 
 
 def filter_logits(logits: np.ndarray, *, top_k: int, top_p: float) -> np.ndarray:
@@ -82,7 +70,8 @@ def filter_logits(logits: np.ndarray, *, top_k: int, top_p: float) -> np.ndarray
 
 
 class OnnxSeq2SeqGenerator:
-    """Greedy / sampled generation over plain onnxruntime sessions of an exported T5.
+    """Greedy / sampled generation over plain onnxruntime sessions of an exported T5 (the
+    HTTP app's ``serving.decoding.TokenDecoder``).
 
     ``model_dir`` holds the ONNX files (names overridable, e.g. for quantized variants),
     ``generation_config.json`` (decoder start / eos / pad ids) and optionally ``tokenizer.json``.
@@ -184,31 +173,18 @@ class OnnxSeq2SeqGenerator:
         """Prompt -> ids ending with one eos (same rule as training's ``encode_text``)."""
         if self.tokenizer is None:
             raise FileNotFoundError(f"{self.model_dir / TOKENIZER_FILE}: tokenizer not found")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise ValueError("prompt: must be a non-empty string")
-        ids = list(self.tokenizer.encode(prompt).ids)
-        if not ids or ids[-1] != self.eos_token_id:
-            ids.append(self.eos_token_id)
-        return ids
+        return encode_prompt(self.tokenizer, prompt, self.eos_token_id)
 
     def decode(self, ids: Sequence[int]) -> str:
         """Token ids -> text without special tokens."""
         if self.tokenizer is None:
             raise FileNotFoundError(f"{self.model_dir / TOKENIZER_FILE}: tokenizer not found")
-        return str(self.tokenizer.decode(list(ids), skip_special_tokens=True)).strip()
+        return decode_ids(self.tokenizer, ids)
 
     # ------------------------------------------------------------------ model steps
 
     def _as_input(self, input_ids: Sequence[int] | str) -> np.ndarray:
-        ids = self.encode(input_ids) if isinstance(input_ids, str) else list(input_ids)
-        if not ids:
-            raise ValueError("input_ids: must not be empty")
-        if len(ids) > MAX_INPUT_TOKENS:
-            raise ValueError(f"input_ids: at most {MAX_INPUT_TOKENS} tokens, got {len(ids)}")
-        arr = np.asarray(ids, dtype=np.int64)
-        if arr.ndim != 1:
-            raise ValueError("input_ids: expected a flat sequence of token ids")
-        return arr[None, :]
+        return prompt_array(self.encode(input_ids) if isinstance(input_ids, str) else input_ids)
 
     def _encode(self, input_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = np.ones_like(input_ids, dtype=np.int64)
@@ -254,23 +230,22 @@ class OnnxSeq2SeqGenerator:
         top_p: float = 1.0,
         seed: int | None = None,
         use_cache: bool = True,
-        allowed: Callable[[Sequence[int]], np.ndarray | None] | None = None,
+        trie: Trie | None = None,
     ) -> list[int]:
         """Generated token ids (without the decoder start token, stopping before eos).
 
         Greedy by default; ``do_sample`` draws from the temperature / top-k / top-p filtered
         distribution with ``numpy.random.default_rng(seed)``, so a seed reproduces a sample.
         ``use_cache=False`` re-runs the full decoder over all tokens each step (benchmark only).
-        ``allowed(generated_ids)`` (``serving.constrain``) lists the ids the next step may draw
-        (eos included), or None for no constraint.
+        ``trie`` (``serving.constrain``) confines the output to its sequences: each step draws
+        only among ``trie.allowed(generated_ids)`` (eos included) while that is not None.
         """
         n_new = self.default_max_new_tokens if max_new_tokens is None else max_new_tokens
-        _check_sampling_args(
-            max_new_tokens=n_new, temperature=temperature, top_k=top_k, top_p=top_p
-        )
+        check_sampling_args(max_new_tokens=n_new, temperature=temperature, top_k=top_k, top_p=top_p)
         if use_cache and self.decoder_with_past is None:
             raise ValueError("use_cache: this model was opened without decoder_with_past")
         rng = np.random.default_rng(seed) if do_sample else None
+        allowed = trie.allowed if trie is not None else None
         prompt_ids = self._as_input(input_ids)
         banned = self.banned_ids(prompt_ids[0])
         hidden, mask = self._encode(prompt_ids)

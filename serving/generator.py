@@ -1,4 +1,7 @@
-"""The word-problem generator at serving time: prompt -> ONNX loop -> render -> checks.
+"""The word-problem generator at serving time: prompt -> decoder -> render -> checks.
+
+One policy for both decoders of ``serving.decoding.TokenDecoder``: the HTTP app's three-file
+Python loop (sampled) and the backend drop-in's one-file graph (greedy, ``serving.backend``).
 
 Every decoded string goes through ``serving.story.render_any`` (``serving.realize.render_output``
 for a keyword-slot model; roles, names and numbers rendered for a typed-role one), the one
@@ -20,10 +23,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from serving import limits
 from serving.consistency import check_consistency
+from serving.decoding import TokenDecoder
 from serving.errors import ArtifactError, RequestError
 from serving.grammar import grammar_defects
 from serving.keywords import missing_keywords
@@ -35,12 +39,6 @@ from serving.story import render_any
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "generator"
-
-
-class TextEngine(Protocol):
-    """What the service needs from a generation loop (``serving.decode_loop`` provides it)."""
-
-    def generate_text(self, prompt: str, **kwargs: Any) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,12 @@ def derive_seed(base: int, attempt: int) -> int:
 
 
 class GeneratorModel(ArtifactIdentity):
-    """A verified generator artifact whose ONNX sessions are opened once and reused."""
+    """A verified generator artifact whose ONNX sessions are opened once and reused.
+
+    The one generation policy of the HTTP app and the backend's drop-in: ``engine`` is the
+    three-file Python loop (sampled, ``sample=True``) or the one-file graph (greedy,
+    ``sample=False``); prompts, the skeleton constraint, retries and checks are the same.
+    """
 
     model_name = MODEL_NAME
 
@@ -86,16 +89,18 @@ class GeneratorModel(ArtifactIdentity):
         *,
         artifact_dir: Path,
         manifest: Mapping[str, Any],
-        engine: TextEngine,
+        engine: TokenDecoder,
         settings: ServingSettings,
         lexicon: Any = None,
         planner: Any = None,
         bank: Any = None,
+        sample: bool = True,
     ) -> None:
         self.artifact_dir = artifact_dir
         self.manifest = dict(manifest)
         self.engine = engine
         self.settings = settings
+        self.sample = sample  # False: greedy ids; the seed then draws only the rendered values
         self.lexicon = lexicon  # a typed-role model's noun lexicon (serving.lexicon), else None
         self.planner = planner  # ... and its trained role plans (serving.planner)
         self.bank = bank  # ... and its skeleton bank for constrained decoding (serving.constrain)
@@ -149,8 +154,9 @@ class GeneratorModel(ArtifactIdentity):
         if nouns is not None and self.bank is not None:
             trie = self.bank.trie(topic, nouns, max_length, prompt_prefix)
             if trie is not None:  # decode only skeletons that can host every keyword
-                constraint = {"allowed": trie.allowed}
+                constraint = {"trie": trie}
         temp = self.settings.temperature if temperature is None else float(temperature)
+        unused: tuple[tuple[str, str], ...] = ()
         reason = "not_run"
         problem = ""
         attempts = 0
@@ -162,16 +168,18 @@ class GeneratorModel(ArtifactIdentity):
             attempt_seed = derive_seed(base, attempt)
             if nouns is not None and attempt > 0:
                 prompt = prompt_for(attempt)
+            sampling: dict[str, Any] = {}
+            if self.sample:
+                sampling = {
+                    "do_sample": True,
+                    "temperature": temp,
+                    "top_k": self.settings.top_k,
+                    "top_p": self.settings.top_p,
+                    "seed": attempt_seed,
+                }
             try:
                 text = self.engine.generate_text(
-                    prompt,
-                    max_new_tokens=int(max_length),
-                    do_sample=True,
-                    temperature=temp,
-                    top_k=self.settings.top_k,
-                    top_p=self.settings.top_p,
-                    seed=attempt_seed,
-                    **constraint,
+                    prompt, max_new_tokens=int(max_length), **sampling, **constraint
                 )
             except ValueError as exc:  # e.g. the prompt tokenises beyond the encoder limit
                 raise RequestError("body", f"cannot generate for this input: {exc}") from exc
@@ -184,12 +192,12 @@ class GeneratorModel(ArtifactIdentity):
                 nouns=nouns,
             )
             problem, equation = rendered.problem_text, rendered.equation_text
+            unused = tuple(rendered.keywords_unused)
             result = check_consistency(problem, equation)
             reason = result.reason
             if not result.ok:
                 logger.debug("attempt %d inconsistent (%s): %r", attempts, reason, text)
                 continue
-            unused: tuple[tuple[str, str], ...] = ()
             story_defects: tuple[str, ...] = ()
             if nouns is not None:
                 from serving.story_checks import check_story
@@ -236,6 +244,8 @@ class GeneratorModel(ArtifactIdentity):
             )
         if best is not None:
             return dataclasses.replace(best, attempts=attempts)
+        # the last sample, saying which keywords its story could not use and which it dropped
+        used = [k for k in keywords if k not in {u[0] for u in unused}]
         return GenerationResult(
             generated_problem_text=problem,
             equation=None,
@@ -244,8 +254,9 @@ class GeneratorModel(ArtifactIdentity):
             attempts=attempts,
             seed=base,
             reason=reason,
-            missing_keywords=tuple(missing_keywords(problem, keywords)),
-            grammar_defects=tuple(grammar_defects(problem, list(keywords))) if problem else (),
+            missing_keywords=tuple(missing_keywords(problem, used)),
+            grammar_defects=tuple(grammar_defects(problem, used)) if problem else (),
+            keywords_unused=unused,
         )
 
 

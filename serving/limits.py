@@ -53,7 +53,7 @@ MAX_LENGTH_RANGE: Final = (MIN_COMPLETE_LENGTH, 128)  # max_length: new tokens p
 # re-evaluation (pipelines.package, pipelines.ci). Training writes at most
 # train_generator.max_target_len tokens (the longest target it is taught): its greedy evaluation
 # and the checkpoint's generation_config default are that number (TrainGeneratorConfig.
-# max_new_tokens). serving.decode_loop.MAX_NEW_TOKENS_LIMIT is a hard cap, not a setting.
+# max_new_tokens). serving.decoding.MAX_NEW_TOKENS_LIMIT is a hard cap, not a setting.
 DEFAULT_MAX_LENGTH: Final = 64
 SEED_RANGE: Final = (0, 2**31 - 1)
 TEMPERATURE_RANGE: Final = (0.05, 2.0)

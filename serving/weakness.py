@@ -22,6 +22,7 @@ import numpy as np
 from core.io import read_json
 from core.summary import UNASSIGNED_TOPIC, summary_events, view_of
 from serving.errors import ArtifactError, RequestError
+from serving.onnx_files import WEAKNESS_MODEL_FILE
 from serving.schemas import TopicWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
@@ -356,20 +357,20 @@ def open_weakness(
         raise ArtifactError(f"{artifact_dir / 'thresholds.json'}: expected an object")
     validate_thresholds(levels.get("thresholds", []), levels.get("labels", []))
     session = ort.InferenceSession(
-        str(artifact_dir / "model.onnx"),
+        str(artifact_dir / WEAKNESS_MODEL_FILE),
         sess_options=settings.ort_session_options(),
         providers=["CPUExecutionProvider"],
     )
     inp = session.get_inputs()[0]
     if inp.name != spec["input_name"]:
         raise ArtifactError(
-            f"{artifact_dir / 'model.onnx'}: input {inp.name!r} differs from the feature spec's "
-            f"input_name {spec['input_name']!r}"
+            f"{artifact_dir / WEAKNESS_MODEL_FILE}: input {inp.name!r} differs from the "
+            f"feature spec's input_name {spec['input_name']!r}"
         )
     width = inp.shape[1] if len(inp.shape) == 2 else None
     if isinstance(width, int) and width != len(spec["names"]):
         raise ArtifactError(
-            f"{artifact_dir / 'model.onnx'}: input width {width} differs from the "
+            f"{artifact_dir / WEAKNESS_MODEL_FILE}: input width {width} differs from the "
             f"{len(spec['names'])} features of feature_spec.json"
         )
     logger.info("loaded weakness v%s from %s", manifest.get("version"), artifact_dir)

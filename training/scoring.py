@@ -28,6 +28,7 @@ import numpy as np
 
 from data.params import ConfigError, Range
 from serving.limits import TIMESTAMP_RANGE
+from serving.onnx_files import WEAKNESS_MODEL_FILE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -149,12 +150,12 @@ def exported_model(model_dir: Path | str) -> ExportedModel:
     from serving.manifest import sha256_file
 
     model_dir = Path(model_dir)
-    for name in ("model.onnx", "feature_spec.json", "calibration.json", "thresholds.json"):
+    for name in (WEAKNESS_MODEL_FILE, "feature_spec.json", "calibration.json", "thresholds.json"):
         if not (model_dir / name).is_file():
             raise FileNotFoundError(
                 f"{model_dir / name}: exported weakness model file missing (run export_weakness)"
             )
-    return ExportedModel(str(model_dir), sha256_file(model_dir / "model.onnx"))
+    return ExportedModel(str(model_dir), sha256_file(model_dir / WEAKNESS_MODEL_FILE))
 
 
 @functools.cache

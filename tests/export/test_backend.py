@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from serving.backend import (
     predict_user_weakness,
     verify_backend_dir,
 )
+from serving.onnx_files import ONE_FILE_NAME, WEAKNESS_BACKEND_FILE
 from serving.schemas import WeaknessPredictionInput, WordProblemInput
 from serving.settings import ServingSettings
 from tests.fixtures.store import NOW, write_manifest
@@ -92,8 +94,8 @@ def test_export_writes_the_four_items_with_gates(exported: tuple[Path, dict]) ->
     assert {p.name for p in to.iterdir()} == OWN_ENTRIES
     assert verify_backend_dir(to)["files"] == manifest["files"]
     assert set(manifest["files"]) >= {
-        "lightgbm_weakness_predictor.onnx",
-        "t5_small_word_problem.onnx",
+        WEAKNESS_BACKEND_FILE,
+        ONE_FILE_NAME,
         "tokenizer/tokenizer.json",
         "tokenizer/tokenizer_config.json",
     }
@@ -103,10 +105,7 @@ def test_export_writes_the_four_items_with_gates(exported: tuple[Path, dict]) ->
     assert w["parity"]["n_rows"] == 120
     assert g["parity"]["n_equal"] == g["parity"]["n_prompts"] == 8
     assert "sequences" in g["outputs"] and "max_length" in g["inputs"]
-    meta = {
-        p.key: p.value
-        for p in onnx.load(str(to / "lightgbm_weakness_predictor.onnx")).metadata_props
-    }
+    meta = {p.key: p.value for p in onnx.load(str(to / WEAKNESS_BACKEND_FILE)).metadata_props}
     assert json.loads(meta["feature_names"]) == tiny_spec()["names"]
     assert json.loads(meta["action_thresholds"]) == [0.3, 0.5, 0.7]
     assert json.loads(meta["action_labels"]) == ["none", "review", "practice", "intervene"]
@@ -140,32 +139,59 @@ def test_seed_weakness_function_equals_http_service(
             assert a.suggested_action_level == b.suggested_action_level
 
 
-def test_seed_word_problem_function_runs_the_one_file_loop(
-    store: Path, exported: tuple[Path, dict]
+def test_http_app_and_drop_in_generate_through_one_interface(
+    store: Path, exported: tuple[Path, dict], data: tuple[Path, Path]
 ) -> None:
+    """The HTTP app's decoder (three ONNX files, Python loop) and the drop-in's (the one-file
+    graph) are both a ``TokenDecoder``: equal greedy ids on the evaluation prompts; and the one
+    ``GeneratorModel`` policy over either gives the same greedy result."""
     from serving.decode_loop import OnnxSeq2SeqGenerator
-    from serving.prompt import format_prompt
+    from serving.decoding import TokenDecoder
+    from serving.generator import GeneratorModel, load_generator
+    from serving.one_file import OneFileDecoder
 
+    settings = ServingSettings(artifact_root=store)
+    http = load_generator("champion", settings)
     backend = load_backend(exported[0])
-    python_loop = OnnxSeq2SeqGenerator(store / "generator" / "1")
-    prompt = format_prompt("fractions", ["apples", "coins"], "")
-    assert backend.sequences(prompt, 12)[0] == python_loop.generate_text(prompt, max_new_tokens=12)
-    out = generate_ai_word_problem(
-        WordProblemInput(topic="fractions", keywords=["apples", "coins"], max_length=32),
-        backend=backend,
+    assert isinstance(http.engine, OnnxSeq2SeqGenerator)
+    assert isinstance(backend.generator.engine, OneFileDecoder)
+    decoders: list[TokenDecoder] = [http.engine, backend.generator.engine]
+    prompts = [json.loads(line)["prompt"] for line in data[1].read_text().splitlines()]
+    for prompt in prompts:
+        loop_ids, graph_ids = (d.generate(d.encode(prompt), max_new_tokens=12) for d in decoders)
+        assert loop_ids == graph_ids, prompt
+    greedy_http = GeneratorModel(
+        artifact_dir=http.artifact_dir,
+        manifest=http.manifest,
+        engine=http.engine,
+        settings=settings.model_copy(update={"generator_max_attempts": 1}),
+        sample=False,
     )
-    assert out.model_version == "1" and out.attempts == 1
-    assert out.consistent == (out.equation is not None)
+    for topic, keywords in (("fractions", ["apples", "coins"]), ("addition", ["Tom", "apples"])):
+        request = {"topic": topic, "keywords": keywords, "max_length": 32, "seed": 3}
+        want = greedy_http.generate(**request)  # type: ignore[arg-type]
+        assert backend.generator.generate(**request) == want  # type: ignore[arg-type]
+        out = generate_ai_word_problem(WordProblemInput.model_validate(request), backend=backend)
+        assert (out.generated_problem_text, out.equation, out.answer, out.seed) == (
+            want.generated_problem_text,
+            want.equation,
+            want.answer,
+            3,
+        )
+        assert out.model_version == "1" and out.attempts == 1
+        assert out.consistent == (out.equation is not None)
+    with pytest.raises(ValueError, match="do_sample"):  # the graph's loop has no sampler
+        backend.generator.engine.generate([5, 1], do_sample=True)
 
 
 def test_tampered_export_is_refused(exported: tuple[Path, dict], tmp_path: Path) -> None:
     copy = tmp_path / "copy"
     shutil.copytree(exported[0], copy)
-    path = copy / "t5_small_word_problem.onnx"
+    path = copy / ONE_FILE_NAME
     data = bytearray(path.read_bytes())
     data[-10] ^= 0xFF
     path.write_bytes(bytes(data))
-    with pytest.raises(BackendDirError, match=r"t5_small_word_problem\.onnx: sha256"):
+    with pytest.raises(BackendDirError, match=rf"{re.escape(ONE_FILE_NAME)}: sha256"):
         load_backend(copy)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,8 @@ from export.generation_graph import (
     strip_sequence,
 )
 from serving.constrain import takes_trie
-from serving.onnx_files import ONE_FILE_NAME
+from serving.one_file import OneFileDecoder
+from serving.onnx_files import DECODER_FILE, ENCODER_FILE, ONE_FILE_NAME, SEQ2SEQ_FILES
 
 pytestmark = pytest.mark.slow
 
@@ -124,8 +126,8 @@ def test_parity_error_names_the_prompt(tiny, reference) -> None:  # type: ignore
     class Off:
         eos_token_id = 1
 
-        def generate(self, ids, max_new_tokens):  # type: ignore[no-untyped-def]
-            return [*reference.generate(ids, max_new_tokens=max_new_tokens), 5]
+        def generate(self, ids, max_new_tokens, trie=None):  # type: ignore[no-untyped-def]
+            return [*reference.generate(ids, max_new_tokens=max_new_tokens, trie=trie), 5]
 
     session = one_file_session(tiny[1])
     with pytest.raises(GenerationParityError, match=r"#0 'first'.*python loop"):
@@ -139,18 +141,18 @@ def test_unexpected_graph_is_a_named_error(export_dir: Path, tmp_path: Path) -> 
 
     import onnx
 
-    for name in ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx"):
+    for name in SEQ2SEQ_FILES:
         shutil.copy(export_dir / name, tmp_path / name)
-    enc = onnx.load(str(tmp_path / "encoder_model.onnx"))
+    enc = onnx.load(str(tmp_path / ENCODER_FILE))
     enc.graph.output[0].name = "hidden"  # not optimum's last_hidden_state
-    onnx.save(enc, str(tmp_path / "encoder_model.onnx"))
+    onnx.save(enc, str(tmp_path / ENCODER_FILE))
     settings = GenerationSettings(0, 1, 0, 8)
     with pytest.raises(GenerationGraphError, match="last_hidden_state"):
         build_loop_model(tmp_path, settings)
     with pytest.raises(GenerationGraphError, match="last_hidden_state"):
         build_beam_search_model(tmp_path, settings)
-    (tmp_path / "decoder_model.onnx").unlink()
-    with pytest.raises(FileNotFoundError, match=r"decoder_model\.onnx"):
+    (tmp_path / DECODER_FILE).unlink()
+    with pytest.raises(FileNotFoundError, match=re.escape(DECODER_FILE)):
         build_loop_model(tmp_path, settings)
 
 
@@ -256,12 +258,13 @@ def test_the_bank_constraint_gives_the_python_loops_ids(
     banked_dir: Path, export_dir: Path, builder: str
 ) -> None:
     """With a trie of a few sequences, both decoders write one of them, the same one; without
-    trie feeds the graph decodes freely, as the Python loop does without ``allowed``."""
+    trie feeds the graph decodes freely, as the Python loop does without a trie."""
     from serving.constrain import Trie
     from serving.decode_loop import OnnxSeq2SeqGenerator
 
     reference = OnnxSeq2SeqGenerator(banked_dir)
     session = one_file_session(_build(banked_dir, builder))
+    one_file = OneFileDecoder(session, None, eos_token_id=reference.eos_token_id)
     assert takes_trie(session)
     assert not takes_trie(one_file_session(_build(export_dir, builder)))  # no bank, no inputs
     rng = np.random.default_rng(7)
@@ -273,8 +276,8 @@ def test_the_bank_constraint_gives_the_python_loops_ids(
         ]
         seqs.append([*seqs[0][:2], 5, eos])  # a shared prefix that branches
         trie = Trie(seqs)
-        want = reference.generate(p, max_new_tokens=12, allowed=trie.allowed)
-        got = run_greedy(session, p, max_new_tokens=12, eos_token_id=eos, trie=trie)
+        want = reference.generate(p, max_new_tokens=12, trie=trie)
+        got = one_file.generate(p, max_new_tokens=12, trie=trie)
         assert got == want
         assert [*got, eos] in seqs
         free = run_greedy(session, p, max_new_tokens=12, eos_token_id=eos)

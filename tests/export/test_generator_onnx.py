@@ -12,6 +12,12 @@ import pytest
 
 from export import generator_onnx as gx
 from export.parity import ParityError
+from serving.onnx_files import (
+    DECODER_FILE,
+    DECODER_WITH_PAST_FILE,
+    ENCODER_FILE,
+    MERGED_DECODER_FILE,
+)
 from tests.fixtures.generator import one_thread, save_checkpoint_dir
 from tests.fixtures.text import make_records
 
@@ -24,7 +30,7 @@ def perturb_decoders(onnx_dir: Path, scale: float = 0.5, seed: int = 0) -> None:
     from onnx import numpy_helper
 
     rng = np.random.default_rng(seed)
-    for name in ("decoder_model.onnx", "decoder_with_past_model.onnx"):
+    for name in (DECODER_FILE, DECODER_WITH_PAST_FILE):
         model = onnx.load(str(onnx_dir / name))
         inits = [i for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
         target = max(inits, key=lambda i: int(np.prod(i.dims)))
@@ -61,11 +67,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_export_writes_the_two_decoders_tokenizer_and_config(exported: dict[str, Any]) -> None:
     files = set(exported["files"])
     assert {*gx.ONNX_FILES, *gx.COPIED_FILES} <= files
-    assert "decoder_model_merged.onnx" not in files
+    assert MERGED_DECODER_FILE not in files
 
 
 def test_describe_reads_past_inputs_from_the_graph(exported: dict[str, Any]) -> None:
-    spec = gx.describe_onnx(exported["root"] / "onnx" / "decoder_with_past_model.onnx")
+    spec = gx.describe_onnx(exported["root"] / "onnx" / DECODER_WITH_PAST_FILE)
     names = [i["name"] for i in spec["inputs"]]
     assert "input_ids" in names and "encoder_attention_mask" in names
     past = [i for i in spec["inputs"] if i["name"].startswith("past_key_values.")]
@@ -86,7 +92,7 @@ def test_manifest_draft_carries_generation_settings(exported: dict[str, Any]) ->
     gen = draft["generation"]
     assert (gen["decoder_start_token_id"], gen["eos_token_id"], gen["pad_token_id"]) == (0, 1, 0)
     assert gen["num_decoder_layers"] == 1 and gen["num_heads"] == 2
-    assert draft["sizes_bytes"]["encoder_model.onnx"] > 0
+    assert draft["sizes_bytes"][ENCODER_FILE] > 0
     json.dumps(draft)  # serialisable as is
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from serving.decode_loop import OnnxSeq2SeqGenerator, filter_logits
+from serving.onnx_files import ENCODER_FILE
 from tests.fixtures.generator import save_checkpoint_dir
 from tests.fixtures.imports import loaded_modules
 from tests.fixtures.text import make_records
@@ -106,7 +108,7 @@ def test_invalid_arguments_raise_naming_the_argument(
 def test_constructor_and_inputs_are_validated(two_layer: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="graph_optimization_level"):
         OnnxSeq2SeqGenerator(two_layer["root"] / "onnx", graph_optimization_level="max")
-    with pytest.raises(FileNotFoundError, match=r"encoder_model\.onnx"):
+    with pytest.raises(FileNotFoundError, match=re.escape(ENCODER_FILE)):
         OnnxSeq2SeqGenerator(tmp_path)
     with pytest.raises(ValueError, match="input_ids"):
         two_layer["gen"].generate([])

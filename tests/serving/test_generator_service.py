@@ -238,3 +238,30 @@ def test_typed_rejects_a_question_about_people_and_items_never_introduced(tmp_pa
     eng = ScriptedEngine([TYPED_DRIFT, TYPED_GOOD])
     res = _typed_model(eng, tmp_path).generate(topic="subtraction", keywords=["cookies"], seed=4)
     assert res.attempts == 2 and res.story_defects == ()
+
+
+def test_typed_inconsistent_fallback_names_the_unused_keyword(tmp_path: Path) -> None:
+    """No consistent sample: the last one says which keyword its story could not use, and
+    counts missing keywords among the others (the drop-in's answer too)."""
+    eng = ScriptedEngine([TYPED_NO_CONT.split(" |||")[0]])  # no equation
+    res = _typed_model(eng, tmp_path, attempts=1).generate(
+        topic="subtraction", keywords=["cookies", "jar"], seed=3
+    )
+    assert not res.consistent and res.equation is None
+    assert [k for k, _ in res.keywords_unused] == ["jar"] and res.missing_keywords == ()
+
+
+def test_greedy_policy_passes_no_sampling_arguments() -> None:
+    """``sample=False`` (the drop-in's one-file graph): the decoder is asked for greedy ids."""
+    eng = ScriptedEngine([GOOD])
+    model = GeneratorModel(
+        artifact_dir=Path("."),
+        manifest={"version": 4},
+        engine=eng,
+        settings=ServingSettings(generator_max_attempts=1),
+        sample=False,
+    )
+    res = model.generate(topic="addition", keywords=["apples"], seed=1, max_length=32)
+    assert res.consistent and eng.calls == [
+        {"prompt": eng.calls[0]["prompt"], "max_new_tokens": 32}
+    ]

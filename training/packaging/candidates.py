@@ -17,10 +17,10 @@ from typing import Any
 from core.io import read_json
 from quantize.gates import all_passed, gate
 from serving.manifest import describe_onnx_io
-from serving.onnx_files import SEQ2SEQ_FILES
+from serving.onnx_files import SEQ2SEQ_FILES, WEAKNESS_MODEL_FILE
 from serving.roles import TYPED_FILES
 
-WEAKNESS_FILES = ("model.onnx", "calibration.json", "thresholds.json", "feature_spec.json")
+WEAKNESS_FILES = (WEAKNESS_MODEL_FILE, "calibration.json", "thresholds.json", "feature_spec.json")
 GENERATOR_FILES = (
     *SEQ2SEQ_FILES,
     "tokenizer.json",
@@ -103,7 +103,7 @@ def weakness_candidate(onnx_dir: Path, *, auc_floor: float) -> Candidate:
     """The exported weakness model, gated by the AUC floor and the export's parity gates."""
     draft = read_json(onnx_dir / "manifest.draft.json")
     files = tuple(n for n in WEAKNESS_FILES if (onnx_dir / n).is_file())
-    for required in ("model.onnx", "feature_spec.json"):
+    for required in (WEAKNESS_MODEL_FILE, "feature_spec.json"):
         if required not in files:
             raise FileNotFoundError(f"{onnx_dir / required}: required weakness file missing")
     onnx_test = (draft.get("metrics") or {}).get("onnx_test") or {}
@@ -121,7 +121,7 @@ def weakness_candidate(onnx_dir: Path, *, auc_floor: float) -> Candidate:
         "feature_input_name": spec.get("input_name"),
         "probability_output": onnx_meta.get("probability_output", "probabilities"),
         "probability_column": onnx_meta.get("probability_column", 1),
-        "quantization": weakness_quantization_note(onnx_dir / "model.onnx"),
+        "quantization": weakness_quantization_note(onnx_dir / WEAKNESS_MODEL_FILE),
         "mlflow_run_id": draft.get("mlflow_run_id"),
         "git_commit": draft.get("git_commit"),
         "params_hash": draft.get("params_hash"),

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from serving.manifest import ManifestError, list_versions, load_manifest, verify_artifact
+from serving.onnx_files import WEAKNESS_MODEL_FILE
 from training.packaging import registry as reg
 from training.packaging.registry import REGISTRY_NAMES, PromotionError
 from training.packaging.store import model_lock
@@ -292,7 +293,7 @@ def weakness_metrics(artifact_dir: Path, test_file: Path) -> dict[str, float]:
         raise PromotionError(f"{test_file}: missing column(s) {missing}")
     x = df[names].to_numpy(dtype=np.float32)
     sess = ort.InferenceSession(
-        str(artifact_dir / "model.onnx"), providers=["CPUExecutionProvider"]
+        str(artifact_dir / WEAKNESS_MODEL_FILE), providers=["CPUExecutionProvider"]
     )
     input_name = manifest.get("feature_input_name") or sess.get_inputs()[0].name
     out_name = manifest.get("probability_output", "probabilities")
