@@ -131,11 +131,12 @@ class SkeletonBank:
         or opens with them as the scene, ``serving.story.setting_phrase``): every keyword when
         some skeleton can, in a role of the maths before a scene, and skeletons that name a
         keyword in their own words first; else as many as any can, and the response names the
-        rest (``keywords_unused``), rather than a free decode that writes a muddle. Among
+        rest (``keywords_unused``), rather than a free decode that writes a muddle; never one
+        with a keyword-only role (``serving.roles.KEYWORD_ONLY``) no keyword plays. Among
         those, a prefix for grade 4 and up keeps to the skeletons of two steps or more when
         there are any, and one for grade 1 (``serving.grade.steps_for``)."""
         from serving.grade import steps_for
-        from serving.roles import scene_pools
+        from serving.roles import KEYWORD_ONLY, Instance, instances, scene_pools
         from serving.story import SETTING, bind, scene_misfits
 
         targets = list(self.targets.get(topic, ()))
@@ -149,6 +150,9 @@ class SkeletonBank:
         for t in targets:
             skeleton = t.partition(TARGET_SEP)[0]
             bindings, unused = bind(skeleton, nouns)
+            bound = {Instance(b.role, b.index).key for b in bindings}
+            if any(i.role in KEYWORD_ONLY and i.key not in bound for i in instances(skeleton)):
+                continue  # written around a keyword this request does not have
             misfits = scene_misfits(skeleton, scene, bindings)
             # a keyword in a role of the maths beats the same keyword as the scene, and a
             # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")

@@ -92,6 +92,7 @@ _BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
 _CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
 _THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
 _DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
+_DECIMALS = re.compile(r"\bdecimals?\b", re.I)
 _MULTI_DIGIT = re.compile(r"\b(?:multi-digit|long)\s+(?:multiplication|division)\b", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
 
@@ -107,6 +108,7 @@ class Skill:
     thousands: bool = False  # the largest number of the text is at least 1000
     digits: tuple[int, int] | None = None  # a product or quotient of these digit counts
     multi_digit: bool = False  # a product or quotient of two numbers of 2+ digits, or 3 by 1
+    decimals: bool = False  # a price or a measure with a decimal point ($2.45, 3.5 km)
 
     def __bool__(self) -> bool:
         return self != Skill()
@@ -124,6 +126,7 @@ def asked_skill(prompt_prefix: str) -> Skill:
         thousands=bool(_THOUSANDS.search(p)),
         digits=(int(by.group(1)), int(by.group(2))) if by else None,
         multi_digit=bool(_MULTI_DIGIT.search(p)),
+        decimals=bool(_DECIMALS.search(p)),
     )
 
 
@@ -139,6 +142,8 @@ def _regroups(a: int, b: int, op: str) -> bool:
 
 def practises(rendered: str, values: Sequence[float], skill: Skill) -> bool:
     """Whether an equation with its numbers filled (``rendered``) needs the asked ``skill``."""
+    if skill.decimals and all(float(v).is_integer() for v in values):
+        return False
     pairs = [(int(a), op, int(b)) for a, op, b in _PAIR.findall(rendered)]
     if skill.borrow and not any(op == "-" and a > b and _regroups(a, b, "-") for a, op, b in pairs):
         return False

@@ -107,6 +107,9 @@ STALLS = frozenset(["stand", "stall", "kiosk", "booth", "cart"])
 _SMALL_KINDS = ("toy ", "model ", "paper ", "lego ", "mini ", "doll's ", "dolls ")
 
 
+_OCCASIONS = frozenset({"event", "time"})
+
+
 class Lexicon:
     """lemma -> (primary class, classes, mass noun)."""
 
@@ -153,12 +156,24 @@ class Lexicon:
                 return cand, self.table[cand]
         return None
 
+    def _named_occasion(self, kw: str) -> bool:
+        """Whether a capitalised word is a festival or a day the table knows
+        ("Diwali", "Easter", "Ramadan") rather than a person: "Diwali has 157 diya lamps" was
+        rated nonsense. A word the name pool gives pronouns to ("Florence") stays a name."""
+        from serving.roles import NAME_PRONOUNS
+
+        found = self._entry(kw)
+        if found is None or kw.lower() in NAME_PRONOUNS:
+            return False
+        return bool(found[1][1] & _OCCASIONS) and "person" not in found[1][1]
+
     @functools.lru_cache(maxsize=4096)  # noqa: B019 (one lexicon per process, kept for its life)
     def lookup(self, keyword: str) -> NounInfo:
         """What ``keyword`` is (see the module doc for the rules)."""
         kw = " ".join(keyword.split())
-        if (_is_name(kw) and self._entry(kw) is None) or (
-            _is_name(kw) and singular_of_plural(kw.lower()) is None
+        if _is_name(kw) and (
+            self._entry(kw) is None
+            or (singular_of_plural(kw.lower()) is None and not self._named_occasion(kw))
         ):
             return NounInfo(kw, "", "name", frozenset({"person"}), False, proper=True)
         found = self._entry(kw)

@@ -281,12 +281,44 @@ def _draw(
     return float(value)
 
 
+# "Grade 5, decimals": prices to the cent and measures to a tenth or a quarter, added to a
+# whole draw; a count, a factor or a divisor stays whole (3.5 boxes is no problem)
+_CENTS = (0.25, 0.5, 0.75, 0.2, 0.4, 0.6, 0.8, 0.45, 0.95, 0.15)
+_TENTHS = (0.5, 0.2, 0.4, 0.6, 0.8, 0.25, 0.75)
+_DECIMAL_MEASURES = frozenset({"measure:m", "measure:km", "measure:kg"})
+_MONEY_KINDS = frozenset({"price", "money", "note"})
+
+
+def _with_decimals(slot: _Slot, value: float, rng: random.Random) -> float:
+    """``value`` with a decimal part where a teacher asking for decimals would write one."""
+    if slot.kind in ("price", "money"):
+        return value + rng.choice(_CENTS)
+    if slot.kind in _DECIMAL_MEASURES and not slot.factor:
+        return value + rng.choice(_TENTHS)
+    return value
+
+
+def _format_slot(slot: _Slot, value: float) -> str:
+    """Money to the cent ($2.50), any other decimal as short as it is (3.5 km)."""
+    text = format_number(value)
+    if "." in text and slot.kind not in _MONEY_KINDS:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _asks_count(question: str) -> bool:
+    """Whether a question asks how many of a countable thing ("How many boxes"), whose answer
+    is whole whatever the prefix asks (not "How many km")."""
+    m = _ASKED_UNIT.search(question)
+    return bool(m) and not is_unit_word(m.group(1))
+
+
 def _fill_text(text: str, slots: list[_Slot], values: list[float]) -> str:
     out = []
     pos = 0
     for slot, value in zip(slots, values, strict=True):
         out.append(text[pos : slot.start])
-        out.append(format_number(value))
+        out.append(_format_slot(slot, value))
         pos = slot.end
     out.append(text[pos:])
     return "".join(out)
@@ -467,6 +499,8 @@ def fill_numbers(
     question = _SENTENCE_END.split(text.strip())[-1]
     # "How many comics can she buy?" is a count even in a money problem: 11.70 comics is wrong
     cents = cents and not _HOW_MANY.search(_SENTENCE_END.split(text.strip())[-1])
+    # decimals asked for: an answer to the cent is whole enough, unless it counts things
+    cents = cents or (skill.decimals and not _asks_count(question))
     # a fraction or a percentage of something is a part by design ("5 / 6 * 12")
     whole_parts = kind != "whole" or name in ("fractions", "percentages")
     plan, answer_size = (
@@ -494,6 +528,8 @@ def fill_numbers(
             else _draw(s, ranges, lv, rng, den, part, size if sized else None)
             for s, size in zip(slots, plan, strict=True)
         ]
+        if skill.decimals and attempt % 4 != 3:
+            values = [_with_decimals(s, v, rng) for s, v in zip(slots, values, strict=True)]
         filled = _fill_text(text, slots, values)
         if equation is None:
             return filled

@@ -212,6 +212,35 @@ ROLES: tuple[Role, ...] = (
         _pool("table", "bench/benches", "tent"),
         "a large thing that is set up, hired or filled with people (tent, table, bench)",
     ),
+    # Keyword-only roles (no pool): a noun the skeleton is written around, which only a
+    # teacher's keyword can be. "13 frogs on the lily pads" and "a delivery van carries 40
+    # parcels" host a second keyword that no everyday noun could stand in for: "13 frogs on the
+    # stickers" is what a pool noun would write. ``serving.constrain`` offers such a skeleton
+    # only to a request whose keyword plays the role.
+    Role(
+        "spot",
+        frozenset({"plant", "object", "container", "large"}),
+        None,
+        (),
+        "where animals sit, perch or gather: a keyword only (lily pads, a bird feeder)",
+        frozenset({"person", "event", "place", "food", "clothing", "toy"}),
+    ),
+    Role(
+        "cargo",
+        frozenset({"object", "food", "toy", "container", "clothing"}),
+        True,
+        (),
+        "what a vehicle carries or delivers: a keyword only (parcels, crates)",
+        frozenset({"person", "place", "event", "animal"}),
+    ),
+    Role(
+        "tile",
+        frozenset({"panel", "shape", "object"}),
+        True,
+        (),
+        "the pieces that cover a flat area: a keyword only (paving slabs, fabric squares)",
+        frozenset({"person", "place", "event", "large", "food", "container"}),
+    ),
 )
 ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}
 ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in ROLES)
@@ -568,10 +597,24 @@ WORD_LABEL = "word"  # a keyword no role takes: the problem may still write it (
 NAME_LABEL = "name"
 
 
+KEYWORD_ONLY = frozenset(r.name for r in ROLES if not r.pool)
+"""Roles only a keyword plays (no pool): a skeleton with one unbound is never decoded."""
+
+
+def fill_pool(role: str) -> tuple[tuple[str, str], ...]:
+    """The pool of ``role``; a keyword-only role borrows the thing's, for a text that must be
+    rendered all the same (a training record, a free decode)."""
+    return ROLE_BY_NAME[role].pool or ROLE_BY_NAME["thing"].pool
+
+
 def role_options(classes: frozenset[str] | set[str], countable: bool | None) -> list[str]:
-    """Roles a noun may fill, the most specific first (a bakery is a store before a place)."""
+    """Roles a noun may fill, the most specific first (a bakery is a store before a place),
+    keyword-only roles last: a noun is asked to be the spot or the cargo only when nothing
+    else fits."""
     fitting = [r for r in ROLES if fits(classes, countable, r.name)]
-    return [r.name for r in sorted(fitting, key=lambda r: (len(r.accepts), ROLES.index(r)))]
+    return [
+        r.name for r in sorted(fitting, key=lambda r: (not r.pool, len(r.accepts), ROLES.index(r)))
+    ]
 
 
 def plan_roles(nouns: Sequence[Any], attempt: int = 0) -> list[str]:

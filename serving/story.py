@@ -37,6 +37,7 @@ from serving.roles import (
     ROLE_TOKEN,
     Instance,
     contents_of,
+    fill_pool,
     fits,
     holders_of,
     instances,
@@ -95,6 +96,8 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
 
     if is_unit_word(sing.rsplit(" ", 1)[-1]):
         return None  # "7 days in a week" is not "7 school days in a week"
+    if sing.rsplit(" ", 1)[-1].lower() in _SHAPE_WORDS:
+        return None  # "A square has 4 equal sides" is geometry, not "A fabric square has ..."
     heads = {sing.rsplit(" ", 1)[-1], plural.rsplit(" ", 1)[-1]}
     alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
     site = None
@@ -108,6 +111,9 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
             # of piano practice"): "Each soccer practice" would make two practices of one
             return None
     return site
+
+
+_SHAPE_WORDS = frozenset({"square", "circle", "rectangle", "triangle", "hexagon", "pentagon"})
 
 
 def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
@@ -130,8 +136,29 @@ def _widen_heads(skeleton: str, bindings: Sequence[Binding]) -> str:
         whole = plural if m.group(0).lower() == plural.rsplit(" ", 1)[-1].lower() else sing
         if m.group(0)[:1].isupper():
             whole = whole[:1].upper() + whole[1:]
-        skeleton = skeleton[: m.start()] + whole + skeleton[m.end() :]
+        end = m.end()
+        if _named_for_contents(sing):
+            # "8 bottles of <liquid>" for "water bottles": the keyword already says what the
+            # bottles hold, so "8 water bottles", never "8 water bottles of water"
+            of_role = re.match(r" of <[a-z]+\d?(?::pl)?>", skeleton[end:])
+            end += of_role.end() if of_role else 0
+        skeleton = skeleton[: m.start()] + whole + skeleton[end:]
     return skeleton
+
+
+def _holds_drinks(container: str) -> bool:
+    """Whether ``container``'s everyday contents are drinks only (a water bottle, a jug)."""
+    inside = contents_of(noun_forms(container)[0])
+    return bool(inside) and {p[0] for p in inside} <= _DRINKS
+
+
+def _named_for_contents(container: str) -> bool:
+    """Whether a multi-word container is named for what it holds ("water bottle", "egg box"):
+    one of its everyday contents is its modifier."""
+    modifier = container.lower().rsplit(" ", 1)[0]
+    return " " in container.strip() and any(
+        noun_forms(one)[0].lower() == modifier for one, _many in contents_of(container)
+    )
 
 
 def _specificity(role: str) -> int:
@@ -169,9 +196,14 @@ def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[
             pending.append((kw, info))
     best: tuple[tuple[int, int], list[Binding]] = ((0, 0), [])
     options: list[list[Instance | None]] = []
-    for _kw, info in pending:
+    dry = not re.search(r"<liquid\d?>", skeleton)
+    for kw, info in pending:
         ok: list[Instance | None] = [
-            i for i in insts if fits(info.classes, None if info.proper else not info.mass, i.role)
+            i
+            for i in insts
+            if fits(info.classes, None if info.proper else not info.mass, i.role)
+            # "5 water bottles of stickers": a container for drinks holds only a liquid
+            and not (i.role == "cont" and dry and _holds_drinks(kw))
         ]
         options.append([*ok, None])
     for choice in itertools.product(*options) if pending else [()]:
@@ -314,10 +346,10 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
             continue
         pool = [
             p
-            for p in paired.get(inst.role) or scene.get(inst.role) or ROLE_BY_NAME[inst.role].pool
+            for p in paired.get(inst.role) or scene.get(inst.role) or fill_pool(inst.role)
             if p[0].rsplit(" ", 1)[-1] not in used_heads
         ]
-        one, many = rng.choice(pool or list(ROLE_BY_NAME[inst.role].pool))
+        one, many = rng.choice(pool or list(fill_pool(inst.role)))
         used_heads.add(one.rsplit(" ", 1)[-1])
         forms[inst.key] = (one, many)
     people = list(NAMES)

@@ -94,4 +94,22 @@ def apply_school_nouns(
         if old is None or old.primary != primary_of(classes):
             changed += 1
         by_lemma[noun] = NounEntry(noun, primary_of(classes), tuple(sorted(set(classes))), mass)
+    for lemma, old in list(by_lemma.items()):
+        head = lemma.rsplit(" ", 1)[-1]
+        if " " not in lemma or lemma in school or head not in school:
+            continue
+        if set(old.classes) <= _VAGUE:
+            # WordNet files many compounds under an act ("car boot sale" is a sale as a
+            # transaction, "kitchen scale" a relation): the classroom's head noun says more
+            classes, countable = school[head]
+            mass = old.mass if countable == "either" else countable == "mass"
+            by_lemma[lemma] = NounEntry(
+                lemma, primary_of(classes), tuple(sorted(set(classes))), mass
+            )
+            changed += old.primary != primary_of(classes)
     return sorted(by_lemma.values(), key=lambda e: e.lemma), changed
+
+
+# Classes that say little of what a compound is in a word problem: a compound with only these
+# takes its curated head noun's classes.
+_VAGUE = frozenset({"abstract"})

@@ -24,7 +24,16 @@ from data.word_problems.templates import GRADES, PREFIX_STYLES
 from serving.arithmetic import evaluate
 from serving.lexicon import Lexicon, describe
 from serving.prompt import format_prompt, join_target
-from serving.roles import NAME_LABEL, NAMES, ROLE_BY_NAME, WORD_LABEL, instances, names_used
+from serving.roles import (
+    KEYWORD_ONLY,
+    NAME_LABEL,
+    NAMES,
+    ROLE_BY_NAME,
+    WORD_LABEL,
+    fill_pool,
+    instances,
+    names_used,
+)
 from serving.story import bind, literal_text, render_typed_output
 
 KEYWORD_COUNT_WEIGHTS = (0.35, 0.45, 0.2)  # 1, 2, 3 keywords
@@ -136,12 +145,15 @@ def skeleton_records(
         k = rng.choices((1, 2, 3), weights=KEYWORD_COUNT_WEIGHTS)[0]
         keywords: list[str] = []
         labels: dict[str, str] = {}  # keyword -> the role the prompt asks it to play
-        for inst in rng.sample(insts, min(k, len(insts))):
+        # a keyword-only role (serving.roles.KEYWORD_ONLY) always gets a keyword: the bank
+        # decodes such a skeleton only for a request whose keyword plays it
+        must = [i for i in insts if i.role in KEYWORD_ONLY]
+        rest = [i for i in insts if i.role not in KEYWORD_ONLY]
+        chosen = must + rng.sample(rest, max(0, min(k - len(must), len(rest))))
+        for inst in chosen:
             for _try in range(6):
-                word = rng.choice(
-                    cands.get(inst.role) or [p[0] for p in ROLE_BY_NAME[inst.role].pool]
-                )
-                if rng.random() < 0.5:
+                word = rng.choice(cands.get(inst.role) or [p[0] for p in fill_pool(inst.role)])
+                if ROLE_BY_NAME[inst.role].pool and rng.random() < 0.5:
                     word = ROLE_BY_NAME[inst.role].pool[
                         rng.randrange(len(ROLE_BY_NAME[inst.role].pool))
                     ][0 if rng.random() < 0.5 else 1]
@@ -150,6 +162,8 @@ def skeleton_records(
                     keywords.append(word)
                     labels[word] = inst.role
                     break
+        if any(inst.role not in labels.values() for inst in must):
+            continue
         literals = [w for w in literal_keywords(text, lexicon) if w not in labels]
         if literals and (not keywords or rng.random() < literal_share):
             word = rng.choice(literals)

@@ -80,3 +80,15 @@ def test_older_grades_keep_to_skeletons_of_two_steps() -> None:
     assert set(bank.compatible("addition", nouns)) == {one, two}
     # a grade with no two-step skeleton for the keywords keeps what there is
     assert _bank(one).compatible("addition", nouns, prompt_prefix="Grade 6:") == [one]
+
+
+FROGS = _target("There were <num> <animal:pl> on the <spot:pl>. <num> more came. How many now?")
+
+
+def test_a_keyword_only_role_is_decoded_only_when_a_keyword_plays_it() -> None:
+    """ "13 frogs on the stickers" is what a pool noun would write where a skeleton is built
+    around a second keyword: without a keyword for its spot the skeleton is never offered."""
+    bank = _bank(FROGS, ANIMALS)
+    assert bank.compatible("addition", [_noun("frogs", "animal")]) == [ANIMALS]
+    pads = [_noun("frogs", "animal"), _noun("lily pads", "plant")]
+    assert bank.compatible("addition", pads) == [FROGS]

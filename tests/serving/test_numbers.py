@@ -285,3 +285,29 @@ def test_no_times_ten_for_the_older_grades(seed: int) -> None:
         text, "n1 * n2", topic="multiplication", prompt_prefix="Grade 5:", seed=seed
     )
     assert not {10, 100} & set(numbers_in(filled))
+
+
+def test_decimals_asked_for_are_practised() -> None:
+    """ "Grade 5, decimals:" was rated down when every price was whole: prices go to the cent,
+    measures to a tenth, and a question that counts things keeps a whole answer."""
+    from serving.grade import asked_skill
+
+    assert asked_skill("Grade 6, decimals:").decimals and not asked_skill("Grade 6:").decimals
+    text = "<name> has $<num>. <He> buys a book for $<num>. How much money does <he> have left?"
+    for seed in range(8):
+        filled = fill_numbers(
+            text, "n1 - n2", topic="money", prompt_prefix="Grade 5, decimals:", seed=seed
+        )
+        assert re.search(r"\$\d+\.\d\d\b", filled), filled
+    rope = "A rope is <num> m long. <name> cuts off <num> m. How many metres are left?"
+    filled = fill_numbers(
+        rope, "n1 - n2", topic="measurement", prompt_prefix="Grade 5, decimals:", seed=1
+    )
+    assert re.search(r"\b\d+\.\d\b", filled) and not re.search(r"\.\d0\b", filled), filled
+    pens = "Pens cost $<num> each. <name> has $<num>. How many pens can <he> buy?"
+    for seed in range(8):
+        filled = fill_numbers(
+            pens, "n2 / n1", topic="money", prompt_prefix="Grade 5, decimals:", seed=seed
+        )
+        a, b = (float(x) for x in re.findall(r"\$(\d+(?:\.\d+)?)", filled))
+        assert (b / a) == pytest.approx(round(b / a)), filled

@@ -255,7 +255,7 @@ def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -
 
 def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> None:
     """A tent is set up, not packed in crates; a lemonade stand sells, nobody travels to it."""
-    from serving.roles import role_options
+    from serving.roles import KEYWORD_ONLY, role_options
 
     rows = {
         "tent": ("object", "object", "c"),
@@ -265,18 +265,53 @@ def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> 
     path = tmp_path / "nouns.tsv"
     path.write_text("".join(f"{k}\t{p}\t{c}\t{m}\n" for k, (p, c, m) in rows.items()))
     tents, toys, stand = describe(Lexicon.load(path), ["tents", "toy cars", "lemonade stand"])
-    assert role_options(tents.classes, True) == ["big"]
+
+    def pooled(options: list[str]) -> list[str]:  # keyword-only roles come last, if at all
+        return [o for o in options if o not in KEYWORD_ONLY]
+
+    assert pooled(role_options(tents.classes, True)) == ["big"]
+    assert role_options(tents.classes, True)[0] == "big"
     assert "thing" in role_options(toys.classes, True)
-    assert role_options(stand.classes, True) == ["store"]
+    assert pooled(role_options(stand.classes, True)) == ["store"]
 
 
 def test_a_container_keyword_holds_what_it_is_named_for(lexicon: Lexicon) -> None:
-    """ "6 water bottles of juice" was rated contradictory: a keyword the skeleton names in its
-    own words (a bottle, widened to "water bottle") still picks the contents it is named for."""
+    """ "6 water bottles of juice" was rated contradictory, and "6 water bottles of water"
+    redundant: a keyword the skeleton names in its own words (a bottle, widened to "water
+    bottle") picks the contents it is named for and is not told what it holds twice."""
     from serving.story import cast_story
 
     sk = "<name> buys <num> bottles of <liquid> for the trip. How many litres of <liquid>?"
     for seed in range(6):
         story = render_story(sk, describe(lexicon, ["water bottles"]), seed=seed)
-        assert "water bottles of water" in story.text, story.text
+        assert "buys <num> water bottles for the trip" in story.text, story.text
+        assert story.text.endswith("How many litres of water?"), story.text
     assert cast_story(sk, describe(lexicon, ["water bottles"])).forms["liquid"][0] == "water"
+    # a container not named for its contents keeps them: "bottles of juice" for "glass bottles"
+    story = render_story(sk, describe(lexicon, ["glass bottles"]), seed=0)
+    assert "glass bottles of " in story.text, story.text
+
+
+def test_a_shape_word_stays_geometry_and_a_drinks_container_holds_drinks(
+    lexicon: Lexicon,
+) -> None:
+    """ "A fabric square has 4 equal sides" and "5 water bottles of stickers" were rated
+    nonsense: a shape word is not widened to a keyword, a drinks container never holds things."""
+    square = "A square has 4 equal sides. Each side of a <panel> is <num> cm. How long is it?"
+    story = render_story(square, describe(lexicon, ["fabric squares"]), seed=0)
+    assert story.text.startswith("A square has 4 equal sides"), story.text
+    dry = "<name> buys <num> <cont:pl> of <thing:pl>. How many <thing:pl> are there?"
+    bindings, unused = bind(dry, describe(lexicon, ["water bottles"]))
+    assert not [b for b in bindings if b.role == "cont"] and unused
+
+
+def test_a_festival_typed_with_a_capital_is_no_person(tmp_path: Path) -> None:
+    """ "Diwali has 157 diya lamps": a capitalised festival the lexicon knows is an occasion
+    ("At Diwali, ..."); a name stays a name even where WordNet has the word ("Grace")."""
+    from serving.scenes import setting_phrase
+
+    path = tmp_path / "nouns.tsv"
+    path.write_text("diwali\tevent\tevent,time\tc\ngrace\tabstract\tabstract\tc\n")
+    diwali, grace = describe(Lexicon.load(path), ["Diwali", "Grace"])
+    assert not diwali.proper and setting_phrase(diwali) == "At Diwali"
+    assert grace.proper

@@ -144,3 +144,17 @@ def test_bad_table_names_file_and_line(tmp_path: Path) -> None:
     bad.write_text("jar\tcontainer\tcontainer\tc\nbroken line\n", encoding="utf-8")
     with pytest.raises(LexiconError, match=r"nouns.tsv:2"):
         Lexicon.load(bad)
+
+
+def test_a_vague_compound_takes_its_curated_head() -> None:
+    """WordNet files "car boot sale" as a transaction (abstract): a compound with only a vague
+    class takes its classroom head noun's classes; a concrete compound keeps WordNet's."""
+    entries = [
+        NounEntry("car boot sale", "abstract", ("abstract",), False),
+        NounEntry("cubic foot", "unit", ("unit",), False),
+        NounEntry("sale", "abstract", ("abstract",), False),
+    ]
+    school = {"sale": (("event",), "count"), "foot": (("body_part",), "count")}
+    out = {e.lemma: e for e in apply_school_nouns(entries, school)[0]}
+    assert out["car boot sale"].classes == ("event",)
+    assert out["cubic foot"].classes == ("unit",)

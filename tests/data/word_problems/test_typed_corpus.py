@@ -67,3 +67,14 @@ def test_literal_keywords_are_words_of_the_text(tmp_path: Path) -> None:
     path.write_text(ROWS, encoding="utf-8")
     sk = "<name> pays with a $20 note. How much change does <he> get from the <store>?"
     assert literal_keywords(sk, Lexicon.load(path)) == ["change"]
+
+
+def test_keyword_only_roles_always_get_a_keyword(records: list[dict]) -> None:
+    """A skeleton built around a keyword (``serving.roles.KEYWORD_ONLY``) is trained only with
+    a keyword in that role, as the bank serves it."""
+    from serving.roles import KEYWORD_ONLY, instances
+
+    held = [r for r in records if any(i.role in KEYWORD_ONLY for i in instances(r["skeleton"]))]
+    for rec in held:
+        only = {i.role for i in instances(rec["skeleton"]) if i.role in KEYWORD_ONLY}
+        assert only <= set(rec["roles"]), rec
