@@ -451,6 +451,11 @@ def render_story(
     )
     text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
     for b in bindings:
+        kw = b.keyword.strip()
+        if b.role not in ("name", "literal") and kw[:1].isupper() and not by_kw[kw].proper:
+            # a festival is named, not counted: "For Diwali", never "For the Diwali"
+            text = re.sub(rf"\b(?:the|a|an) ({re.escape(kw)})\b", r"\1", text, flags=re.I)
+    for b in bindings:
         if b.role == SETTING:
             text = open_with(text, setting_phrase(by_kw[b.keyword]) or "", skeleton)
     return Story(text, tuple(bindings), tuple(unused))
