@@ -162,6 +162,9 @@ def _sentence_at(text: str, pos: int) -> str:
     return text[start : end.start() if end else len(text)]
 
 
+_ROW_OF_TILES = re.compile(r"\s*<tile\d?(?::pl)?>\s+(?:long|wide|in each row|on each side)")
+
+
 def _measures(after: str, kind: str, word: str) -> str:
     """The ``serving.sizes`` unit a slot's value is a size in ('' when none applies): a speed,
     a length in m or cm (a factor too: "each side is 4 m long"), a duration in minutes."""
@@ -174,6 +177,8 @@ def _measures(after: str, kind: str, word: str) -> str:
         return "cm2" if square.group(1).lower().startswith("c") else "m2"
     if _unit(word) in ("m", "cm") and kind in ("measure:m", "measure:cm", "factor", "count"):
         return _unit(word)
+    if _ROW_OF_TILES.match(after):  # "is 72 fabric squares long": a row a child can lay
+        return "tiles"
     if kind == "unit:hour":
         return "h"
     if kind in ("measure:km", "measure:kg"):

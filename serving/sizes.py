@@ -348,6 +348,7 @@ _ROLE_DEFAULTS: dict[str, dict[str, Range]] = {
     "area": {"m": (4, 30)},
     "panel": {"cm": (8, 40)},
     "strip": {"cm": (20, 200), "m": (1, 10)},
+    "tile": {"tiles": (3, 16)},  # a patio 72 paving slabs long is a car park
 }
 
 
@@ -374,7 +375,7 @@ def _table() -> dict[str, dict[str, Range]]:
 
 SIZES: Mapping[str, Mapping[str, Range]] = _table()
 OVERRIDES = frozenset(_SLOW_SPEED)
-UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg", "$")
+UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg", "$", "tiles")
 
 
 def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:
