@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LEAN_MAX_POSITIONS = 1024  # longest decoder row the lean step's position-bias table covers
+ATTENTION_TOTAL = "gqa_total"  # int32 [steps, 1]: row i = i + 1, keys at step i (its own included)
+ATTENTION_PAST = "gqa_past"  # int32 [steps, batch]: row i = i, each row's past length at step i
 
 
 class QuantWeight(NamedTuple):
@@ -191,7 +193,7 @@ def lean_step_body(
     :func:`position_bias_table`). Reads ``b_tok``, ``b_self_*`` and the outer ``cross_*`` /
     ``cross_mask_bias``; writes ``b_logits`` and ``b_self_*_out``.
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import helper, numpy_helper
 
     w = _lean_weights(with_past, n_layers, quantized=fused_attention)
     heads, hs, inner = w["heads"], w["head_size"], w["inner"]
@@ -260,20 +262,24 @@ def lean_step_body(
         return op("Reshape", [op("MatMul", [probs, v]), merge_shape])
 
     table = position_bias_table(with_past, length=length)
-    # every step, the first included, runs in the Loop: the past length is the iteration count
-    start = op("Sub", [c([length - 1], np.int64), "b_iter"])
-    self_bias = op("Slice", [c(table, np.float32), start, c([length], np.int64), c([3], np.int64)])
     h = op("Gather", [keep(w["embed"]), "b_tok"])
     if fused_attention:
-        # GroupQueryAttention's lengths (int32): keys so far, this step's included, and per row
-        # the past length (every row has decoded as many tokens; the outer ``ids_shape`` is
-        # [batch])
-        past = op("Cast", ["b_iter"], to=TensorProto.INT32)
-        lengths = (op("Add", [past, c(1, np.int32)]), op("Expand", [past, "ids_shape"]))
+        # GroupQueryAttention's lengths: one row each of the tables built before the loop
+        # (:func:`_attention_length_nodes`), one Gather each instead of Cast, Add and Expand
+        total = op("Gather", [ATTENTION_TOTAL, "b_iter"])
+        lengths = (total, op("Gather", [ATTENTION_PAST, "b_iter"]))
+        # the same bias slice read backwards from the total length (no Sub a step): with
+        # rev[..., j] = table[..., length - j], rev[..., total:0:-1] = table[..., -total:]
+        rev = np.concatenate([np.zeros_like(table[..., :1]), table[..., ::-1]], axis=3)
+        bias = [c(rev, np.float32), total, c([0], np.int32), c([3], np.int32), c([-1], np.int32)]
+        self_bias = op("Slice", bias)
         _fused_layers(
             h, self_bias, lengths, w, n_layers, op=op, keep=keep, name=name, nodes=nodes, mha=mha
         )
         return nodes, inits
+    # every step, the first included, runs in the Loop: the past length is the iteration count
+    start = op("Sub", [c([length - 1], np.int64), "b_iter"])
+    self_bias = op("Slice", [c(table, np.float32), start, c([length], np.int64), c([3], np.int64)])
     for i in range(n_layers):
         x = rms(h, w[f"{i}.ln0"])
         q = heads_of(op("MatMul", [x, keep(w[f"{i}.self.q"])]))
@@ -295,6 +301,27 @@ def lean_step_body(
         x = op("Mul", [x, c(np.float32(w["scale"]), np.float32)])
     op("MatMul", [x, keep(w["lm_head"])], "b_logits")
     return nodes, inits
+
+
+def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
+    """Main-graph nodes of the fused step's GroupQueryAttention length tables (int32, one row
+    a step: ``ATTENTION_TOTAL`` and ``ATTENTION_PAST``), from the Loop's ``trips`` and the
+    outer ``ids_shape`` ([batch]; every row has decoded as many tokens at a step)."""
+    from onnx import TensorProto, helper
+
+    axis1 = const("gqa_axis1", [1], np.int64)
+    return [
+        helper.make_node(
+            "Range",
+            [const("gqa_zero", 0, np.int64), "trips", const("gqa_one", 1, np.int64)],
+            ["gqa_steps"],
+        ),
+        helper.make_node("Cast", ["gqa_steps"], ["gqa_steps32"], to=TensorProto.INT32),
+        helper.make_node("Unsqueeze", ["gqa_steps32", axis1], ["gqa_col"]),
+        helper.make_node("Add", ["gqa_col", const("gqa_one32", 1, np.int32)], [ATTENTION_TOTAL]),
+        helper.make_node("Concat", [axis1, "ids_shape"], ["gqa_past_shape"], axis=0),
+        helper.make_node("Expand", ["gqa_col", "gqa_past_shape"], [ATTENTION_PAST]),
+    ]
 
 
 def _fused_layers(
@@ -529,6 +556,7 @@ def _build_lean_loop(
         ),
         helper.make_node("Squeeze", ["trips2", const("axis0", [0], np.int64)], ["trips"]),
         helper.make_node("Constant", [], ["cond0"], value=numpy_helper.from_array(np.array(True))),
+        *(_attention_length_nodes(const) if fused_attention else []),
     ]
     past_info = [
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])
