@@ -20,6 +20,7 @@ CTranslate2 is a bench-only dependency (``pip install -e '.[bench]'``).
 
     nice -n 10 .venv/bin/python bench/generator.py [--prompts 24] [--batches 1 8 32]
         [--shape none|default|t5-small|both] [--repeats 3] [--threads 1] [--out FILE]
+        [--saved-graph before_fp32=FILE before_int8=FILE]
 """
 
 from __future__ import annotations
@@ -349,9 +350,17 @@ def ct2_batch(ckpt: Path, workdir: Path, n: int, threads: int) -> dict[str, Batc
 
 
 def headline_paths(
-    ckpt: Path, onnx_dir: Path, int8_dir: Path, workdir: Path, n: int, threads: int
+    ckpt: Path,
+    onnx_dir: Path,
+    int8_dir: Path,
+    workdir: Path,
+    n: int,
+    threads: int,
+    saved: dict[str, Path] | None = None,
 ) -> tuple[dict[str, Batch_fn], dict[str, str]]:
-    """(path -> batch function, path -> the Python loop it is compared with)."""
+    """(path -> batch function, path -> the Python loop it is compared with). ``saved``:
+    one-file graphs built earlier (e.g. by another commit), timed beside this code's, each
+    compared with the Python loop of the precision its name ends with (``_fp32`` / ``_int8``)."""
     from export.generation_graph import (
         GenerationSettings,
         build_loop_model,
@@ -378,6 +387,9 @@ def headline_paths(
             name = f"one_file_{tag}" + (f"_{kind}" if kind else "")
             paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
             ref[name] = f"python_loop_{tag}"
+    for name, f in (saved or {}).items():
+        paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
+        ref[name] = f"python_loop_{name.rsplit('_', 1)[1]}"
     ct2 = ct2_batch(ckpt, workdir, n, threads)
     paths.update(ct2)
     ref.update({k: f"python_loop_{k.rsplit('_', 1)[1]}" for k in ct2})
@@ -410,7 +422,16 @@ def bench_headline(
     n = args.max_new_tokens
     out: dict[str, Any] = {"threads": args.threads, "max_new_tokens": n, "sets": {}}
     with tempfile.TemporaryDirectory() as tmp:
-        paths, ref = headline_paths(ckpt, onnx_dir, int8_dir, Path(tmp), n, args.threads)
+        saved = dict(x.split("=", 1) for x in args.saved_graph)
+        paths, ref = headline_paths(
+            ckpt,
+            onnx_dir,
+            int8_dir,
+            Path(tmp),
+            n,
+            args.threads,
+            {k: Path(v) for k, v in saved.items()},
+        )
         single = {k: (lambda ids, fn=fn: fn([ids])[0]) for k, fn in paths.items()}
         for set_name, pool in sets.items():
             # latency on the first --prompts; throughput and ids on the whole pool
@@ -498,6 +519,13 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    ap.add_argument(
+        "--saved-graph",
+        nargs="*",
+        default=[],
+        metavar="NAME_fp32|NAME_int8=FILE",
+        help="also time a one-file graph built earlier (before / after in one run)",
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     import onnxruntime as ort

@@ -78,8 +78,9 @@ class BackendExportConfig:
     max_new_tokens: int | None = None  # None: the artifact's generation_config
     weakness_atol: float = 1e-6
     # Try the fused step first (ORT contrib ops: SkipSimplifiedLayerNormalization, one q/k/v
-    # MatMul, MultiHeadAttention; 39 kernels a step against the exact step's 59, docs/
-    # benchmarks.md), falling back to the exact lean step when its ids differ (the gate).
+    # MatMul, GroupQueryAttention / MultiHeadAttention; 37 kernels a step against the exact
+    # step's 59, docs/benchmarks.md), falling back to the exact lean step when its ids differ
+    # (the gate).
     fused_attention: bool = True
 
 

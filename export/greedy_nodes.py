@@ -158,7 +158,9 @@ def _loop_body_io(
         helper.make_tensor_value_info("b_fin_out", TensorProto.BOOL, ["batch", 1]),
         *past_out,
         *(state_out if trie else []),
-        helper.make_tensor_value_info("b_scan", TensorProto.INT64, ["batch", 1]),
+        # the scan output is the carried token itself (a graph may list one value as two
+        # outputs): no Identity kernel a step
+        helper.make_tensor_value_info("b_next", TensorProto.INT64, ["batch", 1]),
     ]
     return inputs, outputs
 
@@ -253,5 +255,4 @@ def _greedy_tail(
             "Constant", [], ["b_one"], value=numpy_helper.from_array(np.array(1, np.int64))
         ),
         helper.make_node("Less", ["b_all_fin", "b_one"], ["b_cond_out"]),
-        helper.make_node("Identity", ["b_next"], ["b_scan"]),
     ]
