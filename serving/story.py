@@ -443,7 +443,13 @@ def render_story(
             return plural if m.group("pl") else sing
         return sing if cue == "sing" else plural
 
-    text = ROLE_TOKEN.sub(role_sub, _widen_heads(" ".join(skeleton.split()), bindings))
+    text = _widen_heads(" ".join(skeleton.split()), bindings)
+    for b in bindings:
+        if b.role == "cont" and _named_for_contents(noun_forms(b.keyword)[0]):
+            # "8 egg boxes" says what they hold: never "8 egg boxes of eggs"
+            key = Instance(b.role, b.index).key
+            text = re.sub(rf"(<{key}(?::pl)?>) of <[a-z]+\d?(?::pl)?>", r"\1", text)
+    text = ROLE_TOKEN.sub(role_sub, text)
     text = NAME_TOKEN.sub(lambda m: chosen[int(m.group("inst") or 1)][0], text)
     pron_at = {"he": 1, "him": 2, "his": 3}
     text = PRONOUN_TOKEN.sub(

@@ -315,3 +315,16 @@ def test_a_festival_typed_with_a_capital_is_no_person(tmp_path: Path) -> None:
     diwali, grace = describe(Lexicon.load(path), ["Diwali", "Grace"])
     assert not diwali.proper and setting_phrase(diwali) == "At Diwali"
     assert grace.proper
+
+
+def test_a_container_bound_as_a_role_is_not_told_what_it_holds_twice(tmp_path: Path) -> None:
+    """ "8 egg boxes of eggs" read as padding: a container keyword named for its contents says
+    them, whichever role it plays; "lunch boxes of sandwiches" keeps its contents."""
+    path = tmp_path / "nouns.tsv"
+    path.write_text("egg box\tcontainer\tcontainer\tc\nlunch box\tcontainer\tcontainer\tc\n")
+    lex = Lexicon.load(path)
+    sk = "The shop sells <num> <cont:pl> of <food:pl>, with <num> <food:pl> in each. How many?"
+    eggs = render_story(sk, describe(lex, ["egg boxes"]), seed=1).text
+    assert "egg boxes, with" in eggs and "of eggs" not in eggs, eggs
+    lunch = render_story(sk, describe(lex, ["lunch boxes"]), seed=1).text
+    assert "lunch boxes of " in lunch, lunch
