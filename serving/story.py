@@ -124,7 +124,11 @@ def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
     )
 
 
-def _widen_heads(skeleton: str, bindings: Sequence[Binding]) -> str:
+def _widen_heads(
+    skeleton: str,
+    bindings: Sequence[Binding],
+    forms: Mapping[str, tuple[str, str]] | None = None,
+) -> str:
     """The skeleton with each multi-word keyword bound by its head written whole there."""
     for b in bindings:
         if b.role != "literal" or names_literally(skeleton, b.keyword):
@@ -137,11 +141,15 @@ def _widen_heads(skeleton: str, bindings: Sequence[Binding]) -> str:
         if m.group(0)[:1].isupper():
             whole = whole[:1].upper() + whole[1:]
         end = m.end()
-        if _named_for_contents(sing):
-            # "8 bottles of <liquid>" for "water bottles": the keyword already says what the
-            # bottles hold, so "8 water bottles", never "8 water bottles of water"
-            of_role = re.match(r" of <[a-z]+\d?(?::pl)?>", skeleton[end:])
-            end += of_role.end() if of_role else 0
+        of_role = re.match(r" of <([a-z]+\d?)(?::pl)?>", skeleton[end:])
+        modifier = sing.lower().rsplit(" ", 1)[0]
+        if of_role and (
+            _named_for_contents(sing)
+            or (forms or {}).get(of_role.group(1), ("", ""))[0].lower() == modifier
+        ):
+            # "8 bottles of <liquid>" for "water bottles", "trays of <food>" for "muffin
+            # trays": the keyword says what they hold, never "8 water bottles of water"
+            end += of_role.end()
         skeleton = skeleton[: m.start()] + whole + skeleton[end:]
     return skeleton
 
@@ -443,12 +451,19 @@ def render_story(
             return plural if m.group("pl") else sing
         return sing if cue == "sing" else plural
 
-    text = _widen_heads(" ".join(skeleton.split()), bindings)
+    text = _widen_heads(" ".join(skeleton.split()), bindings, forms)
     for b in bindings:
-        if b.role == "cont" and _named_for_contents(noun_forms(b.keyword)[0]):
-            # "8 egg boxes" says what they hold: never "8 egg boxes of eggs"
-            key = Instance(b.role, b.index).key
-            text = re.sub(rf"(<{key}(?::pl)?>) of <[a-z]+\d?(?::pl)?>", r"\1", text)
+        if b.role != "cont" or " " not in b.keyword.strip():
+            continue
+        # "8 egg boxes" and "4 muffin trays" say what they hold: never "of eggs", "of muffins"
+        modifier = noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[0]
+
+        def says_it(m: re.Match[str], modifier: str = modifier) -> str:
+            inner = forms.get(m.group(2), ("", ""))[0].lower()
+            return m.group(1) if inner == modifier else m.group(0)
+
+        key = Instance(b.role, b.index).key
+        text = re.sub(rf"(<{key}(?::pl)?>) of <([a-z]+\d?)(?::pl)?>", says_it, text)
     text = ROLE_TOKEN.sub(role_sub, text)
     text = NAME_TOKEN.sub(lambda m: chosen[int(m.group("inst") or 1)][0], text)
     pron_at = {"he": 1, "him": 2, "his": 3}

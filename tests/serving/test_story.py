@@ -320,6 +320,10 @@ def test_a_festival_typed_with_a_capital_is_no_person(tmp_path: Path) -> None:
 def test_a_container_bound_as_a_role_is_not_told_what_it_holds_twice(tmp_path: Path) -> None:
     """ "8 egg boxes of eggs" read as padding: a container keyword named for its contents says
     them, whichever role it plays; "lunch boxes of sandwiches" keeps its contents."""
+    from dataclasses import replace
+
+    from serving.story import cast_story
+
     path = tmp_path / "nouns.tsv"
     path.write_text("egg box\tcontainer\tcontainer\tc\nlunch box\tcontainer\tcontainer\tc\n")
     lex = Lexicon.load(path)
@@ -328,3 +332,9 @@ def test_a_container_bound_as_a_role_is_not_told_what_it_holds_twice(tmp_path: P
     assert "egg boxes, with" in eggs and "of eggs" not in eggs, eggs
     lunch = render_story(sk, describe(lex, ["lunch boxes"]), seed=1).text
     assert "lunch boxes of " in lunch, lunch
+    # a keyword widened from the skeleton's own word, whose modifier is what the role holds
+    trays = "A baker bakes <num> trays of <food:pl>, <num> on each tray. How many <food:pl>?"
+    cast = cast_story(trays, describe(lex, ["muffin trays"]))
+    forms = {**cast.forms, "food": ("muffin", "muffins")}
+    text = render_story(trays, describe(lex, ["muffin trays"]), cast=replace(cast, forms=forms))
+    assert "bakes <num> muffin trays, <num> on each tray" in text.text, text.text
