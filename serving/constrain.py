@@ -151,8 +151,14 @@ class SkeletonBank:
             skeleton = t.partition(TARGET_SEP)[0]
             bindings, unused = bind(skeleton, nouns)
             bound = {Instance(b.role, b.index).key for b in bindings}
-            if any(i.role in KEYWORD_ONLY and i.key not in bound for i in instances(skeleton)):
-                continue  # written around a keyword this request does not have
+            only = [i for i in instances(skeleton) if i.role in KEYWORD_ONLY]
+            if only and (
+                any(i.key not in bound for i in only)
+                # built for a pair ("a delivery van's parcels"): "A car carries 8 rain gauges"
+                # was rated nonsense for a request with the cargo alone
+                or sum(b.role not in KEYWORD_ONLY for b in bindings) == 0
+            ):
+                continue  # written around keywords this request does not have
             misfits = scene_misfits(skeleton, scene, bindings)
             # a keyword in a role of the maths beats the same keyword as the scene, and a
             # skeleton written for the keyword ("A spider has 8 legs", "A snail crawls ... cm")

@@ -144,9 +144,11 @@ class Lexicon:
         low = word.lower().strip()
         head, _, last = low.rpartition(" ")
         sing = singular_of_plural(last)
-        if sing is not None:
-            cand = f"{head} {sing}" if head else sing
-            if cand in self.table:
+        # inflect reads "smoothies" as "smoothy" (WordNet: a smooth talker); try "smoothie"
+        ie = last[:-1] if last.endswith("ies") else None
+        for one in (sing, ie):
+            cand = f"{head} {one}" if head and one else one
+            if cand is not None and cand in self.table:
                 return cand, self.table[cand]
         if low in self.table:
             return low, self.table[low]
