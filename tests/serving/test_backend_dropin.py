@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from serving.settings import ServingSettings
+from tests.fixtures.http_probe import run_isolated
 from tests.fixtures.store import NOW
 from tests.serving._backend_pkg import write_backend_package
 
@@ -69,23 +70,14 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_package(python: str, package: Path, export_dir: Path) -> dict[str, Any]:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": f"{package}{os.pathsep}{REPO}",
         "LUDORA_BACKEND_DIR": str(export_dir),
         "CHECK_NOW": str(NOW),
-        "OMP_NUM_THREADS": "1",
     }
-    proc = subprocess.run(
-        [python, str(package / "check.py"), json.dumps(REQUESTS)],
-        cwd=package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = run_isolated(
+        [python, str(package / "check.py"), json.dumps(REQUESTS)], cwd=package, env=env
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
     return dict(json.loads(line[len("RESULT ") :]))
 
 

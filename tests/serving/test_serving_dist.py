@@ -33,7 +33,7 @@ from export.serving_dist import (
     build_wheel,
     read_requirements,
 )
-from tests.fixtures.http_probe import PROBE_HELPERS
+from tests.fixtures.http_probe import PROBE_HELPERS, run_isolated
 from tests.fixtures.imports import absolute_imports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,9 +159,6 @@ def run_probe(
     probe.write_text(PROBE)
     out = probe_dir / f"result-{pkg}-{os.getpid()}-{time.monotonic_ns()}.json"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "OMP_NUM_THREADS": "1",
         # this repo's packages (not .venv, which lives in the repo too)
         "REPO_PACKAGE_DIRS": os.pathsep.join(str(p.parent) for p in REPO.glob("*/__init__.py")),
         "HEAVY": ",".join(HEAVY),
@@ -169,15 +166,11 @@ def run_probe(
     }
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run(
+    run_isolated(
         [python, str(probe), pkg, str(store), str(out), json.dumps(_requests())],
         cwd=probe_dir,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(json.loads(out.read_text()))
 
 
