@@ -20,7 +20,7 @@ import json
 import numbers
 import typing
 from collections.abc import Iterable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 T = TypeVar("T")
 
@@ -92,16 +92,23 @@ def range_problem(
     return None
 
 
+class RangeFlags(TypedDict, total=False):
+    """The keyword options of a range besides its bounds, as :func:`range_problem` takes them
+    (``require_range`` and ``Range`` pass them on unchanged, so they are declared once)."""
+
+    lo_open: bool
+    hi_open: bool
+    integer: bool
+    note: str
+
+
 def require_range(
     value: object,
     where: str,
     *,
     lo: float | None = None,
     hi: float | None = None,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-    note: str = "",
+    **flags: Unpack[RangeFlags],
 ) -> None:
     """Raise ConfigError unless ``value`` is a number in the given range (used in __post_init__).
 
@@ -109,9 +116,7 @@ def require_range(
     ``train_generator.epochs: must be an integer in [1, 1000], got 0``; ``note`` (e.g.
     ``"0 = off"``) is added in parentheses after the range.
     """
-    problem = range_problem(
-        value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, integer=integer, note=note
-    )
+    problem = range_problem(value, lo=lo, hi=hi, **flags)
     if problem:
         raise ConfigError(f"{where}: {problem}")
 
@@ -129,15 +134,7 @@ class FieldProblem(ValueError):
         self.at = at
 
 
-def Range(
-    lo: float | None = None,
-    hi: float | None = None,
-    *,
-    lo_open: bool = False,
-    hi_open: bool = False,
-    integer: bool = False,
-    note: str = "",
-) -> Any:
+def Range(lo: float | None = None, hi: float | None = None, **flags: Unpack[RangeFlags]) -> Any:
     """Annotated metadata: the field must be a number in the range (message as require_range).
 
     Runs before pydantic's type check, so the message quotes the value as written in params and
@@ -146,9 +143,7 @@ def Range(
     from pydantic import BeforeValidator
 
     def check(value: Any) -> Any:
-        problem = range_problem(
-            value, lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open, integer=integer, note=note
-        )
+        problem = range_problem(value, lo=lo, hi=hi, **flags)
         if problem:
             raise FieldProblem(problem)
         return value

@@ -188,21 +188,22 @@ def _load_models(rt: Runtime) -> None:
     from serving.weakness import load_weakness
 
     if rt.weakness is None and rt.weakness_ref is not None:
-        try:
-            rt.weakness = load_weakness(rt.weakness_ref, rt.settings)
-        except Exception as exc:
-            logger.error(  # one line; the traceback only when debugging
-                "weakness model %r failed to load: %s", rt.weakness_ref, exc, exc_info=_debug()
-            )
-            rt.errors["weakness"] = str(exc)
+        rt.weakness = _load_or_record(rt, "weakness", rt.weakness_ref, load_weakness)
     if rt.generator is None and rt.generator_ref is not None:
-        try:
-            rt.generator = load_generator(rt.generator_ref, rt.settings)
-        except Exception as exc:
-            logger.error(  # one line; the traceback only when debugging
-                "generator model %r failed to load: %s", rt.generator_ref, exc, exc_info=_debug()
-            )
-            rt.errors["generator"] = str(exc)
+        rt.generator = _load_or_record(rt, "generator", rt.generator_ref, load_generator)
+
+
+def _load_or_record(rt: Runtime, name: str, ref: str, load: Callable[..., Any]) -> Any:
+    """``load(ref, settings)``, or None with the error in ``rt.errors[name]``: one model that
+    fails to load must not keep the app (and the other model) from starting."""
+    try:
+        return load(ref, rt.settings)
+    except Exception as exc:
+        logger.error(  # one line; the traceback only when debugging
+            "%s model %r failed to load: %s", name, ref, exc, exc_info=_debug()
+        )
+        rt.errors[name] = str(exc)
+        return None
 
 
 def _safe(value: Any) -> Any:

@@ -12,14 +12,17 @@ Topics come from the equation's operations (and SVAMP's ``Type``).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
 
@@ -182,49 +185,83 @@ def gsm8k_equation(question: str, solution: str, answer: float | None = None) ->
     return best if best is not None else last
 
 
+class _Skip(Exception):
+    """A row the reader passes over, counted under ``reason`` in the report."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason, self.detail = reason, detail
+
+
+def _read(
+    path: Path | str,
+    name: str,
+    rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
+    parse: Callable[[Path, int, Any], RawProblem],
+    max_rows: int | None,
+) -> tuple[list[RawProblem], ReadReport]:
+    """The loop every corpus reader shares: ``rows(path)`` yields (row number, raw row) and
+    raises CorpusError for a file it cannot read at all; ``parse`` turns one row into a problem
+    or raises: ``_Skip`` or a bad value / equation skips the row (counted by reason, logged),
+    CorpusError stops the read. The first ``max_rows`` rows are read."""
+    path = Path(path)
+    if not path.is_file():
+        raise CorpusError(f"{path}: {name} file not found")
+    report = ReadReport(str(path))
+    out: list[RawProblem] = []
+    with contextlib.closing(rows(path)) as it:
+        for row, raw in it:
+            if max_rows is not None and report.rows >= max_rows:
+                break
+            report.rows += 1
+            try:
+                out.append(parse(path, row, raw))
+            except _Skip as skip:
+                report.skip(row, skip.reason, skip.detail)
+            except CorpusError:
+                raise
+            except (TypeError, ValueError, EquationError) as exc:
+                report.skip(row, _reason(exc), str(exc))
+            else:
+                report.kept += 1
+    report.log()
+    return out, report
+
+
+def _jsonl_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+    """The non-blank lines of a JSONL file, numbered from 1."""
+    with path.open(encoding="utf-8") as fh:
+        for row, line in enumerate(fh, start=1):
+            if line.strip():
+                yield row, line
+
+
+def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
+    """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{path}: row {row}: not JSON ({exc.msg})") from exc
+    if not isinstance(obj, dict):
+        raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
+    question, solution = obj.get("question"), obj.get("answer")
+    if not isinstance(question, str) or not isinstance(solution, str):
+        raise _Skip("missing_field", "question/answer")
+    final = solution.rpartition("####")[2].strip().replace(",", "")
+    answer = float(final)
+    equation = gsm8k_equation(question, solution, answer)
+    _consistent(equation, answer)
+    problem = " ".join(question.split())
+    return RawProblem(
+        problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row
+    )
+
+
 def read_gsm8k(
     path: Path | str, *, max_rows: int | None = None
 ) -> tuple[list[RawProblem], ReadReport]:
     """GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: GSM8K file not found")
-    report = ReadReport(str(path))
-    out: list[RawProblem] = []
-    with path.open(encoding="utf-8") as fh:
-        for row, line in enumerate(fh, start=1):
-            if max_rows is not None and report.rows >= max_rows:
-                break
-            if not line.strip():
-                continue
-            report.rows += 1
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}: row {row}: not JSON ({exc.msg})") from exc
-            if not isinstance(obj, dict):
-                raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
-            question, solution = obj.get("question"), obj.get("answer")
-            if not isinstance(question, str) or not isinstance(solution, str):
-                report.skip(row, "missing_field", "question/answer")
-                continue
-            final = solution.rpartition("####")[2].strip().replace(",", "")
-            try:
-                answer = float(final)
-                equation = gsm8k_equation(question, solution, answer)
-                _consistent(equation, answer)
-            except (ValueError, EquationError) as exc:
-                report.skip(row, _reason(exc), str(exc))
-                continue
-            problem = " ".join(question.split())
-            out.append(
-                RawProblem(
-                    problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row
-                )
-            )
-            report.kept += 1
-    report.log()
-    return out, report
+    return _read(path, "GSM8K", _jsonl_lines, _gsm8k_problem, max_rows)
 
 
 # ----------------------------------------------------------------------------- SVAMP
@@ -245,45 +282,37 @@ def _join_body_question(body: str, question: str) -> str:
     return f"{body}. {question}"
 
 
-def read_svamp(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: SVAMP file not found")
+def _svamp_rows(path: Path) -> Generator[tuple[int, Any], None, None]:
+    """The items of SVAMP's JSON list, numbered from 1 (CorpusError for any other file)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise CorpusError(f"{path}: not JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(data, list):
         raise CorpusError(f"{path}: expected a JSON list of problems, got {type(data).__name__}")
-    report = ReadReport(str(path))
-    out: list[RawProblem] = []
-    for row, obj in enumerate(data, start=1):
-        if max_rows is not None and report.rows >= max_rows:
-            break
-        report.rows += 1
-        if not isinstance(obj, dict):
-            report.skip(row, "not_an_object")
-            continue
-        body, question, eq, ans = (obj.get(k) for k in ("Body", "Question", "Equation", "Answer"))
-        if not isinstance(body, str) or not isinstance(question, str) or not isinstance(eq, str):
-            report.skip(row, "missing_field", "Body/Question/Equation")
-            continue
-        try:
-            answer = float(ans)  # type: ignore[arg-type]
-            equation = _clean_spaces(_normalise_numbers(eq))
-            _consistent(equation, answer)
-        except (TypeError, ValueError, EquationError) as exc:
-            report.skip(row, _reason(exc), str(exc))
-            continue
-        problem = _join_body_question(body, question)
-        topic = SVAMP_TYPES.get(str(obj.get("Type", ""))) or topic_from_equation(equation, problem)
-        out.append(RawProblem(problem, equation, answer, topic, "svamp", row))
-        report.kept += 1
-    report.log()
-    return out, report
+    yield from enumerate(data, start=1)
+
+
+def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
+    """One SVAMP item; its ``Type`` names the topic when SVAMP_TYPES knows it."""
+    if not isinstance(obj, dict):
+        raise _Skip("not_an_object")
+    body, question, eq, ans = (obj.get(k) for k in ("Body", "Question", "Equation", "Answer"))
+    if not isinstance(body, str) or not isinstance(question, str) or not isinstance(eq, str):
+        raise _Skip("missing_field", "Body/Question/Equation")
+    answer = float(ans)  # type: ignore[arg-type]
+    equation = _clean_spaces(_normalise_numbers(eq))
+    _consistent(equation, answer)
+    problem = _join_body_question(body, question)
+    topic = SVAMP_TYPES.get(str(obj.get("Type", ""))) or topic_from_equation(equation, problem)
+    return RawProblem(problem, equation, answer, topic, "svamp", row)
+
+
+def read_svamp(
+    path: Path | str, *, max_rows: int | None = None
+) -> tuple[list[RawProblem], ReadReport]:
+    """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
+    return _read(path, "SVAMP", _svamp_rows, _svamp_problem, max_rows)
 
 
 # ----------------------------------------------------------------------------- MAWPS
@@ -329,54 +358,47 @@ def _detokenize(text: str) -> str:
     return text
 
 
-def read_mawps(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation."""
-    path = Path(path)
-    if not path.is_file():
-        raise CorpusError(f"{path}: MAWPS file not found")
-    report = ReadReport(str(path))
-    out: list[RawProblem] = []
+def _mawps_rows(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]:
+    """The CSV records, numbered as file lines (row 1 is the header; CorpusError when a
+    column of MAWPS_COLUMNS is missing)."""
     with path.open(encoding="utf-8", newline="") as fh:
         reader = csv.DictReader(fh)
         missing = [c for c in MAWPS_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise CorpusError(f"{path}: missing column(s) {missing}; found {reader.fieldnames}")
-        for row, rec in enumerate(reader, start=2):  # row 1 is the header
-            if max_rows is not None and report.rows >= max_rows:
-                break
-            report.rows += 1
-            try:
-                values = [fmt_number(float(v)) for v in (rec["Numbers"] or "").split()]
+        yield from enumerate(reader, start=2)
 
-                def unmask(m: re.Match[str], values: list[str] = values) -> str:
-                    idx = int(m.group(1))
-                    if idx >= len(values):
-                        raise EquationError(f"number{idx} has no value in Numbers")
-                    return values[idx]
 
-                problem = _detokenize(_MASK.sub(unmask, rec["Question"] or ""))
-                tokens = [_MASK.sub(unmask, t) for t in (rec["Equation"] or "").split()]
-                equation = _clean_spaces(prefix_to_infix(tokens))
-                answer = float(rec["Answer"])
-                _consistent(equation, answer)
-                if not set(equation_numbers(equation)) <= set(numbers_in(problem)) | {1.0, 2.0}:
-                    raise EquationError("equation uses numbers absent from the text")
-            except (TypeError, ValueError, EquationError) as exc:
-                report.skip(row, _reason(exc), str(exc))
-                continue
-            if not problem:
-                report.skip(row, "empty_question")
-                continue
-            out.append(
-                RawProblem(
-                    problem, equation, answer, topic_from_equation(equation, problem), "mawps", row
-                )
-            )
-            report.kept += 1
-    report.log()
-    return out, report
+def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
+    """One MAWPS record: ``numberK`` masks filled from ``Numbers``, the prefix equation made
+    infix; every number of the equation but 1 and 2 must stand in the text."""
+    values = [fmt_number(float(v)) for v in (rec["Numbers"] or "").split()]
+
+    def unmask(m: re.Match[str]) -> str:
+        idx = int(m.group(1))
+        if idx >= len(values):
+            raise EquationError(f"number{idx} has no value in Numbers")
+        return values[idx]
+
+    problem = _detokenize(_MASK.sub(unmask, rec["Question"] or ""))
+    tokens = [_MASK.sub(unmask, t) for t in (rec["Equation"] or "").split()]
+    equation = _clean_spaces(prefix_to_infix(tokens))
+    answer = float(rec["Answer"])
+    _consistent(equation, answer)
+    if not set(equation_numbers(equation)) <= set(numbers_in(problem)) | {1.0, 2.0}:
+        raise EquationError("equation uses numbers absent from the text")
+    if not problem:
+        raise _Skip("empty_question")
+    return RawProblem(
+        problem, equation, answer, topic_from_equation(equation, problem), "mawps", row
+    )
+
+
+def read_mawps(
+    path: Path | str, *, max_rows: int | None = None
+) -> tuple[list[RawProblem], ReadReport]:
+    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation."""
+    return _read(path, "MAWPS", _mawps_rows, _mawps_problem, max_rows)
 
 
 READERS = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}

@@ -275,15 +275,11 @@ def _wait_paused(marker: Path, proc) -> None:  # type: ignore[no-untyped-def]
 
 
 def _state(tmp_path: Path) -> tuple[int | None, int | None]:
-    import json
+    from tests.fixtures.events import data_stage_state
 
-    import pandas as pd
-
-    events = tmp_path / "out" / "events" / "events.parquet"
-    metrics = tmp_path / "metrics" / "data.json"
-    n_events = len(pd.read_parquet(events)) if events.exists() else None
-    n_metrics = json.loads(metrics.read_text())["n_events"] if metrics.exists() else None
-    return n_events, n_metrics
+    return data_stage_state(
+        tmp_path / "out" / "events" / "events.parquet", tmp_path / "metrics" / "data.json"
+    )
 
 
 @pytest.mark.parametrize("pause_at", ["events", "data.json"])

@@ -8,7 +8,6 @@ runs the command unless they are `persist: true`; the stage then replaces them a
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -84,13 +83,11 @@ def _dvc(proj: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]
 
 
 def _state(proj: Path) -> tuple[int | None, int | None]:
-    import pandas as pd
+    from tests.fixtures.events import data_stage_state
 
-    events = proj / "outputs" / "events" / "events.parquet"
-    metrics = proj / "metrics" / "data.json"
-    n_events = len(pd.read_parquet(events)) if events.exists() else None
-    n_metrics = json.loads(metrics.read_text())["n_events"] if metrics.exists() else None
-    return n_events, n_metrics
+    return data_stage_state(
+        proj / "outputs" / "events" / "events.parquet", proj / "metrics" / "data.json"
+    )
 
 
 def _leftovers(proj: Path) -> list[str]:

@@ -7,7 +7,6 @@ GenAI or Model training per browser (a toggle kept in local storage, default Gen
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.weakness import write_two_feature_splits
 from tests.pipelines._mlflow_server import mlflow_server
 
 pytestmark = pytest.mark.slow
@@ -54,10 +54,7 @@ def _text(dom: str) -> str:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 def test_ui_shows_runs_datasets_and_logged_model(tmp_path: Path, monkeypatch) -> None:
-    import lightgbm as lgb
     import mlflow
-    import numpy as np
-    import pandas as pd
 
     from pipelines import tracking
     from pipelines.common import setup_mlflow
@@ -65,18 +62,7 @@ def test_ui_shows_runs_datasets_and_logged_model(tmp_path: Path, monkeypatch) ->
     uri = fresh_tracking_uri(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     features = tmp_path / "outputs" / "features"
-    features.mkdir(parents=True)
-    (features / "feature_spec.json").write_text(json.dumps({"names": ["a", "b"]}))
-    rng = np.random.default_rng(0)
-    x = rng.random((80, 2)).astype(np.float32)
-    y = (x[:, 0] > 0.5).astype(int)
-    for split in ("train", "val", "test"):
-        pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y}).to_parquet(
-            features / f"{split}.parquet"
-        )
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "num_leaves": 3}, lgb.Dataset(x, label=y), 3
-    )
+    booster = write_two_feature_splits(features)
     setup_mlflow("weakness", root=tmp_path)
     with mlflow.start_run(run_name="train_weakness") as run:
         mlflow.log_metrics({"auc": 0.97})

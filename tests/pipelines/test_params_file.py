@@ -60,10 +60,9 @@ def test_the_repo_params_file_loads_and_names_only_known_sections() -> None:
     assert {"data", "gates", "score"} <= set(params)
 
 
-def test_a_stage_reports_a_syntax_error_as_one_line(tmp_path: Path) -> None:
-    params = tmp_path / "params.yaml"
-    params.write_text(CASES[0][1])
-    proc = subprocess.run(
+def _run_stage(params: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the data stage on ``params`` in a fresh interpreter, as a user would (no debug)."""
+    return subprocess.run(
         [sys.executable, "-c", STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")],
         cwd=REPO,
         env={**os.environ, "LUDORA_DEBUG": ""},
@@ -71,6 +70,12 @@ def test_a_stage_reports_a_syntax_error_as_one_line(tmp_path: Path) -> None:
         text=True,
         timeout=120,
     )
+
+
+def test_a_stage_reports_a_syntax_error_as_one_line(tmp_path: Path) -> None:
+    params = tmp_path / "params.yaml"
+    params.write_text(CASES[0][1])
+    proc = _run_stage(params, tmp_path)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
@@ -105,14 +110,7 @@ def test_a_simulation_too_big_for_memory_is_refused_before_it_starts(tmp_path: P
         )
     )
     started = time.monotonic()
-    proc = subprocess.run(
-        [sys.executable, "-c", STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")],
-        cwd=REPO,
-        env={**os.environ, "LUDORA_DEBUG": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _run_stage(params, tmp_path)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, proc.stderr

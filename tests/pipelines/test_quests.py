@@ -8,6 +8,7 @@ from the rule-based templates (a real source whose problems verify). The Dask ru
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,14 +52,23 @@ def scores_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _run(scores_dir: Path, out: Path, engine: str, cfg: QuestsConfig = CFG) -> Any:
+def _run(
+    scores_dir: Path,
+    out: Path,
+    engine: str,
+    cfg: QuestsConfig = CFG,
+    *,
+    source: Any = template_source,
+    topics: Sequence[str] = SUPPORTED_TOPICS,
+) -> Any:
+    """Run the stage into ``out``; return its metrics, the quests of all parts and the bank."""
     chosen: Engine = LocalEngine()
     if engine == "dask":
         chosen = DaskEngine(DaskConfig(scheduler_address=shared_client().scheduler.address))
     metrics = run(
         cfg,
-        source=template_source,
-        generator_topics=SUPPORTED_TOPICS,
+        source=source,
+        generator_topics=topics,
         engine=chosen,
         scores_dir=scores_dir,
         out_dir=out / "quests",
@@ -158,21 +168,9 @@ def test_a_barely_trained_generator_leaves_short_banks_not_a_crash(
     model_dir = artifact_store(tmp_path_factory.mktemp("store")) / "generator" / "1"
     source, topics = open_source(model_dir)
     cfg = QuestsConfig(topics_per_learner=2, problems_per_topic=1, bank_size=2, tries_per_problem=1)
-    metrics = run(
-        cfg,
-        source=source,
-        generator_topics=topics,
-        scores_dir=scores_dir,
-        out_dir=tmp_path / "quests",
-        metrics_file=tmp_path / "quests.json",
-        plot_file=tmp_path / "topics.csv",
-    )
-    bank = pd.read_parquet(tmp_path / "quests" / "bank.parquet")
+    metrics, quests, bank = _run(scores_dir, tmp_path, "local", cfg, source=source, topics=topics)
     sizes = {t: g["4"] for t, g in metrics["bank_per_topic"].items()}
     assert metrics["n_bank_problems"] == len(bank) == sum(sizes.values())
     assert metrics["bank_short_topics"] == sorted(t for t, n in sizes.items() if n < 2)
-    quests = pd.concat(
-        [pd.read_parquet(p) for p in sorted((tmp_path / "quests").glob("part-*.parquet"))]
-    )
     assert metrics["n_rows"] == len(quests)
     assert set(quests["problem_id"]) <= set(bank["problem_id"])

@@ -12,6 +12,7 @@ import pytest
 from pipelines import tracking
 from pipelines.common import setup_mlflow
 from tests.fixtures.store import fresh_tracking_uri
+from tests.fixtures.weakness import write_two_feature_splits
 
 pytestmark = pytest.mark.slow
 
@@ -33,27 +34,13 @@ def test_experiments_are_typed_as_model_training(store: str) -> None:
 
 
 def test_weakness_run_shows_datasets_and_a_logged_model(store: str, tmp_path: Path) -> None:
-    import lightgbm as lgb
     import mlflow
     from mlflow import MlflowClient
 
     features = tmp_path / "outputs" / "features"
-    features.mkdir(parents=True)
+    booster = write_two_feature_splits(features)
     (tmp_path / "outputs" / "events").mkdir()
     (tmp_path / "outputs" / "events" / "events.parquet").write_bytes(b"events")
-    (features / "feature_spec.json").write_text(json.dumps({"names": ["a", "b"]}))
-    rng = np.random.default_rng(0)
-    x = rng.random((60, 2)).astype(np.float32)
-    y = (x[:, 0] > 0.5).astype(int)
-    for split in ("train", "val", "test"):
-        pd.DataFrame({"a": x[:, 0], "b": x[:, 1], "label": y}).to_parquet(
-            features / f"{split}.parquet"
-        )
-    booster = lgb.train(
-        {"objective": "binary", "verbose": -1, "num_leaves": 3, "min_data_in_leaf": 5},
-        lgb.Dataset(x, label=y),
-        num_boost_round=3,
-    )
     setup_mlflow("weakness-t")
     with mlflow.start_run() as run:
         tracking.log_weakness_training(features, booster, ["a", "b"], root=tmp_path)
@@ -77,7 +64,8 @@ def test_weakness_run_shows_datasets_and_a_logged_model(store: str, tmp_path: Pa
     assert [m.name for m in models] == ["weakness-booster"]
     assert models[0].source_run_id == run.info.run_id
     loaded = mlflow.lightgbm.load_model(models[0].model_uri)
-    assert np.allclose(loaded.predict(x[:5]), booster.predict(x[:5]))
+    x = pd.read_parquet(features / "test.parquet", columns=["a", "b"]).to_numpy()[:5]
+    assert np.allclose(loaded.predict(x), booster.predict(x))
 
 
 def test_torch_model_is_logged(store: str) -> None:

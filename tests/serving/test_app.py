@@ -110,37 +110,30 @@ def _loc(r: httpx.Response) -> list[list[Any]]:
     return [e["loc"] for e in r.json()["detail"]]
 
 
-@pytest.mark.parametrize(
-    ("patch", "field"),
-    [
-        ({"average_score_per_topic": {"fractions": 1.5}}, "average_score_per_topic"),
-        (
-            {"recent_quiz_scores": {"fractions": [0.1] * (limits.MAX_SCORES_PER_TOPIC + 1)}},
-            "recent_quiz_scores",
-        ),
-        ({"recent_quiz_scores": [2.0]}, "recent_quiz_scores"),
-        ({"time_spent_per_topic_minutes": {"fractions": -1}}, "time_spent_per_topic_minutes"),
-        ({"recent_attempts": {"x": [{"score": 0.5}]}}, "recent_attempts"),
-        (
-            {"recent_attempts": {"x": [{"score": 0.5, "timestamp": NOW, "activity": "chess"}]}},
-            "recent_attempts",
-        ),
-        (
-            {"average_score_per_topic": {f"t{i}": 0.5 for i in range(limits.MAX_TOPICS + 1)}},
-            "average_score_per_topic",
-        ),
-        ({"user_id": ""}, "user_id"),
-        ({"user_id": "x" * (limits.MAX_USER_ID_LEN + 1)}, "user_id"),
-        ({"now": -5}, "now"),
-        ({"average_score_per_topic": {"__unassigned__": 0.5}}, "average_score_per_topic"),
-        ({"favourite_colour": "blue"}, "favourite_colour"),
-    ],
-)
-def test_weakness_422_names_the_field(
-    client: httpx.Client, patch: dict[str, Any], field: str
-) -> None:
-    locs = _loc(client.post(f"{API}/predict-weakness", json={**WEAK, **patch}))
-    assert any(len(loc) > 1 and loc[1] == field for loc in locs), locs
+# One bad field per case, and the field its 422 must name (test_422_names_the_field).
+WEAKNESS_422: list[tuple[dict[str, Any], str]] = [
+    ({"average_score_per_topic": {"fractions": 1.5}}, "average_score_per_topic"),
+    (
+        {"recent_quiz_scores": {"fractions": [0.1] * (limits.MAX_SCORES_PER_TOPIC + 1)}},
+        "recent_quiz_scores",
+    ),
+    ({"recent_quiz_scores": [2.0]}, "recent_quiz_scores"),
+    ({"time_spent_per_topic_minutes": {"fractions": -1}}, "time_spent_per_topic_minutes"),
+    ({"recent_attempts": {"x": [{"score": 0.5}]}}, "recent_attempts"),
+    (
+        {"recent_attempts": {"x": [{"score": 0.5, "timestamp": NOW, "activity": "chess"}]}},
+        "recent_attempts",
+    ),
+    (
+        {"average_score_per_topic": {f"t{i}": 0.5 for i in range(limits.MAX_TOPICS + 1)}},
+        "average_score_per_topic",
+    ),
+    ({"user_id": ""}, "user_id"),
+    ({"user_id": "x" * (limits.MAX_USER_ID_LEN + 1)}, "user_id"),
+    ({"now": -5}, "now"),
+    ({"average_score_per_topic": {"__unassigned__": 0.5}}, "average_score_per_topic"),
+    ({"favourite_colour": "blue"}, "favourite_colour"),
+]
 
 
 def test_weakness_cross_field_errors_name_the_field(client: httpx.Client) -> None:
@@ -158,27 +151,31 @@ def test_weakness_cross_field_errors_name_the_field(client: httpx.Client) -> Non
     assert r.status_code == 422 and r.json()["detail"][0]["loc"][1] == "recent_attempts"
 
 
+WORD_PROBLEM_422: list[tuple[dict[str, Any], str]] = [
+    ({"max_length": limits.MAX_LENGTH_RANGE[1] + 1}, "max_length"),
+    ({"max_length": 0}, "max_length"),
+    ({"keywords": ["a"] * (limits.MAX_KEYWORDS + 1)}, "keywords"),
+    ({"keywords": ["k" * (limits.MAX_KEYWORD_LEN + 1)]}, "keywords"),
+    ({"keywords": ["apples, pears"]}, "keywords"),
+    ({"keywords": []}, "keywords"),
+    ({"topic": ""}, "topic"),
+    ({"topic": "a:b"}, "topic"),
+    ({"prompt_prefix": "p" * (limits.MAX_PREFIX_LEN + 1)}, "prompt_prefix"),
+    ({"seed": -1}, "seed"),
+    ({"temperature": 0.0}, "temperature"),
+    ({"temperature": "hot"}, "temperature"),
+]
+
+
 @pytest.mark.parametrize(
-    ("patch", "field"),
-    [
-        ({"max_length": limits.MAX_LENGTH_RANGE[1] + 1}, "max_length"),
-        ({"max_length": 0}, "max_length"),
-        ({"keywords": ["a"] * (limits.MAX_KEYWORDS + 1)}, "keywords"),
-        ({"keywords": ["k" * (limits.MAX_KEYWORD_LEN + 1)]}, "keywords"),
-        ({"keywords": ["apples, pears"]}, "keywords"),
-        ({"keywords": []}, "keywords"),
-        ({"topic": ""}, "topic"),
-        ({"topic": "a:b"}, "topic"),
-        ({"prompt_prefix": "p" * (limits.MAX_PREFIX_LEN + 1)}, "prompt_prefix"),
-        ({"seed": -1}, "seed"),
-        ({"temperature": 0.0}, "temperature"),
-        ({"temperature": "hot"}, "temperature"),
-    ],
+    ("route", "body", "patch", "field"),
+    [("predict-weakness", WEAK, *case) for case in WEAKNESS_422]
+    + [("word-problem", WORD, *case) for case in WORD_PROBLEM_422],
 )
-def test_word_problem_422_names_the_field(
-    client: httpx.Client, patch: dict[str, Any], field: str
+def test_422_names_the_field(
+    client: httpx.Client, route: str, body: dict[str, Any], patch: dict[str, Any], field: str
 ) -> None:
-    locs = _loc(client.post(f"{API}/word-problem", json={**WORD, **patch}))
+    locs = _loc(client.post(f"{API}/{route}", json={**body, **patch}))
     assert any(len(loc) > 1 and loc[1] == field for loc in locs), locs
 
 

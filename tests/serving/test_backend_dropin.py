@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from serving.settings import ServingSettings
+from tests.fixtures.http_probe import run_isolated, serving_venv
 from tests.fixtures.store import NOW
 from tests.serving._backend_pkg import write_backend_package
 
@@ -69,23 +69,14 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_package(python: str, package: Path, export_dir: Path) -> dict[str, Any]:
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
         "PYTHONPATH": f"{package}{os.pathsep}{REPO}",
         "LUDORA_BACKEND_DIR": str(export_dir),
         "CHECK_NOW": str(NOW),
-        "OMP_NUM_THREADS": "1",
     }
-    proc = subprocess.run(
-        [python, str(package / "check.py"), json.dumps(REQUESTS)],
-        cwd=package,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    stdout = run_isolated(
+        [python, str(package / "check.py"), json.dumps(REQUESTS)], cwd=package, env=env
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
+    line = next(x for x in stdout.splitlines() if x.startswith("RESULT "))
     return dict(json.loads(line[len("RESULT ") :]))
 
 
@@ -141,18 +132,8 @@ def test_backend_package_in_this_venv(store: Path, export_dir: Path, package: Pa
 def test_backend_package_in_a_light_venv(
     store: Path, export_dir: Path, package: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    venv = tmp_path_factory.mktemp("light") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = subprocess.run(
-        [str(venv / "bin/pip"), "install", "-q", "-r", str(REPO / "requirements-serving.txt")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if pip.returncode != 0 and "No matching distribution" in pip.stderr:
-        pytest.skip(f"pip could not install requirements-serving.txt offline: {pip.stderr[-300:]}")
-    assert pip.returncode == 0, pip.stderr[-2000:]
-    light = run_package(str(venv / "bin/python"), package, export_dir)
+    python = serving_venv(tmp_path_factory.mktemp("light") / "venv")
+    light = run_package(str(python), package, export_dir)
     assert light["heavy_modules"] == []
     _check(light, store)
     assert light == {**run_package(sys.executable, package, export_dir), "heavy_modules": []}

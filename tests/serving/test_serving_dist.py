@@ -33,7 +33,7 @@ from export.serving_dist import (
     build_wheel,
     read_requirements,
 )
-from tests.fixtures.http_probe import PROBE_HELPERS
+from tests.fixtures.http_probe import PROBE_HELPERS, run_isolated, serving_venv
 from tests.fixtures.imports import absolute_imports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,9 +159,6 @@ def run_probe(
     probe.write_text(PROBE)
     out = probe_dir / f"result-{pkg}-{os.getpid()}-{time.monotonic_ns()}.json"
     env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "OMP_NUM_THREADS": "1",
         # this repo's packages (not .venv, which lives in the repo too)
         "REPO_PACKAGE_DIRS": os.pathsep.join(str(p.parent) for p in REPO.glob("*/__init__.py")),
         "HEAVY": ",".join(HEAVY),
@@ -169,15 +166,11 @@ def run_probe(
     }
     if pythonpath:
         env["PYTHONPATH"] = pythonpath
-    proc = subprocess.run(
+    run_isolated(
         [python, str(probe), pkg, str(store), str(out), json.dumps(_requests())],
         cwd=probe_dir,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
     )
-    assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(json.loads(out.read_text()))
 
 
@@ -375,17 +368,7 @@ def test_wheel_installs_and_serves_in_a_light_venv(
     wheel: Path, store: Path, expected: dict[str, Any], tmp_path: Path
 ) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    pip = [str(venv / "bin/python"), "-m", "pip", "--disable-pip-version-check"]
-    req = subprocess.run(
-        [*pip, "install", "-q", "-r", str(REPO / "requirements-serving.txt")],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if req.returncode != 0 and "No matching distribution" in req.stderr:
-        pytest.skip(f"pip could not install requirements-serving.txt offline: {req.stderr[-300:]}")
-    assert req.returncode == 0, req.stderr[-2000:]
+    pip = [str(serving_venv(venv)), "-m", "pip", "--disable-pip-version-check"]
     # --no-index: the wheel's pinned Requires-Dist must be met by requirements-serving.txt alone
     t0 = time.perf_counter()
     inst = subprocess.run(
