@@ -107,7 +107,7 @@ STALLS = frozenset(["stand", "stall", "kiosk", "booth", "cart"])
 _SMALL_KINDS = ("toy ", "model ", "paper ", "lego ", "mini ", "doll's ", "dolls ")
 
 
-_OCCASIONS = frozenset({"event", "time"})
+_OCCASIONS = frozenset({"event", "time", "place"})
 
 
 class Lexicon:
@@ -159,8 +159,8 @@ class Lexicon:
         return None
 
     def _named_occasion(self, kw: str) -> bool:
-        """Whether a capitalised word is a festival or a day the table knows
-        ("Diwali", "Easter", "Ramadan") rather than a person: "Diwali has 157 diya lamps" was
+        """Whether a capitalised word is a festival, a day or a place the table knows
+        ("Diwali", "Easter", "Edinburgh") rather than a person: "Diwali has 157 diya lamps" was
         rated nonsense. A word the name pool gives pronouns to ("Florence") stays a name."""
         from serving.roles import NAME_PRONOUNS
 

@@ -129,6 +129,9 @@ def singular_of_plural(word: str) -> str | None:
         sing = engine.singular_noun(word)
         if sing and sing != word and engine.plural_noun(sing) == word:
             return str(sing)
+    sing = _ENGINE.singular_noun(word)
+    if sing and word == f"{sing}s" and sing.endswith("o"):
+        return str(sing)  # inflect pluralises "nacho" as "nachoes": "nachos" is plural too
     return None
 
 

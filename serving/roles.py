@@ -510,14 +510,16 @@ _SHE = (
     "Charlotte Ellie Zoe Zoey Anna Hannah Sarah Leah Lucy Katie Amy Laura Julia Nora Layla "
     "Fatima Amira Maryam Aaliyah Nia Imani Mei Yuki Sakura Ananya Diya Saanvi Ines Lucia Elena "
     "Maria Rosa Carmen Abigail Madison Avery Ella Scarlett Victoria Grace Naomi Beth Megan Holly "
-    "Jasmine Kayla Molly Tia Sara Lara Nina Eva Emilia Esme Imogen Martha"
+    "Jasmine Kayla Molly Tia Sara Lara Nina Eva Emilia Esme Imogen Martha Sydney Chelsea Georgia "
+    "Savannah Brooklyn India Asia Sierra Adelaide Regina Lourdes"
 )
 _HE = (
     "Leo Oliver George Harry Jack Charlie Jacob Oscar James William Henry Alfie Freddie Archie "
     "Theo Arthur Thomas Joshua Ethan Isaac Max Finn Mason Logan Elijah Daniel Samuel Joseph "
     "Adam Ali Ahmed Hamza Yusuf Ibrahim Musa Kwame Kofi Jamal Raj Arjun Rohan Aarav Hiro Kenta "
     "Wei Jun Carlos Javier Pablo Luis Marco Luca Matteo Felix Hugo Ryan Dylan Tyler Nathan "
-    "Aiden Caleb Owen Luke Sam Ben Tom Alex Jake Peter Paul David Michael Chris Kai Zain Omar"
+    "Aiden Caleb Owen Luke Sam Ben Tom Alex Jake Peter Paul David Michael Chris Kai Zain Omar "
+    "Jordan Austin Dallas Devon Lincoln Orlando Kent Denver Cairo"
 )
 NAME_PRONOUNS: dict[str, tuple[str, str, str]] = {
     **{n.lower(): ("she", "her", "her") for n in _SHE.split()},

@@ -127,6 +127,8 @@ def setting_phrase(info: NounInfo) -> str | None:
     if kw[:1].isupper() and " " not in kw and classes & {"event", "time"} and head not in _WEEKDAYS:
         # a festival is named, not counted: "At Diwali", "During Ramadan"
         return f"At {kw}" if "event" in classes else f"During {kw}"
+    if kw[:1].isupper() and " " not in kw and classes & {"place"}:
+        return f"In {kw}"  # a town or a country: "In Edinburgh"
     if "route" in classes:
         return f"On the {kw}"
     if "event" in classes:

@@ -334,7 +334,10 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
             continue
         info = by_kw[b.keyword]
         key = Instance(b.role, b.index).key
-        forms[key] = _role_forms(b.keyword, info.mass)
+        kw = " ".join(b.keyword.split())
+        # a place or a festival typed with a capital is named as typed: "Paris", not "Pari"
+        proper = kw[:1].isupper() and " " not in kw
+        forms[key] = (kw, kw) if proper else _role_forms(b.keyword, info.mass)
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])

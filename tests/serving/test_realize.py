@@ -205,3 +205,13 @@ def test_mass_nouns_are_never_pluralised(noun: str) -> None:
     assert noun_forms(noun) == (noun, noun)
     text = realize("The class is learning about <k1s> . Tom likes <k1> .", [noun])
     assert text == f"The class is learning about {noun}. Tom likes {noun}."
+
+
+def test_plurals_in_o_that_inflect_spells_with_es() -> None:
+    """ "nachoss" was rated a misspelt keyword: "nachos" is a plural though inflect writes
+    "nachoes"; "potatoes" and "bus" keep their forms."""
+    from serving.realize import noun_forms
+
+    assert noun_forms("nachos") == ("nacho", "nachos")
+    assert noun_forms("potatoes") == ("potato", "potatoes")
+    assert noun_forms("bus") == ("bus", "buses")

@@ -338,3 +338,20 @@ def test_a_container_bound_as_a_role_is_not_told_what_it_holds_twice(tmp_path: P
     forms = {**cast.forms, "food": ("muffin", "muffins")}
     text = render_story(trays, describe(lex, ["muffin trays"]), cast=replace(cast, forms=forms))
     assert "bakes <num> muffin trays, <num> on each tray" in text.text, text.text
+
+
+def test_a_town_typed_with_a_capital_is_a_place_named_as_typed(tmp_path: Path) -> None:
+    """ "Edinburgh" travelled as a person and "Paris" came out as "the Pari": a capitalised
+    place the lexicon knows is a place, opens a problem as "In Edinburgh" and keeps its
+    spelling; a child's name that is also a place ("Jordan") stays a name."""
+    from serving.scenes import setting_phrase
+
+    path = tmp_path / "nouns.tsv"
+    rows = ("edinburgh", "paris", "jordan")
+    path.write_text("".join(f"{w}\tplace\tplace\tc\n" for w in rows))
+    lex = Lexicon.load(path)
+    edinburgh, paris, jordan = describe(lex, ["Edinburgh", "Paris", "Jordan"])
+    assert not edinburgh.proper and setting_phrase(edinburgh) == "In Edinburgh"
+    assert jordan.proper
+    sk = "The trip from the <place> to the beach is <num> km. How far is it?"
+    assert render_story(sk, [paris], seed=0).text.startswith("The trip from Paris to"), sk
