@@ -96,8 +96,10 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
 
     if is_unit_word(sing.rsplit(" ", 1)[-1]):
         return None  # "7 days in a week" is not "7 school days in a week"
-    if sing.rsplit(" ", 1)[-1].lower() in _SHAPE_WORDS:
-        return None  # "A square has 4 equal sides" is geometry, not "A fabric square has ..."
+    if sing.rsplit(" ", 1)[-1].lower() in _SHAPE_WORDS | _GENERIC_HEADS:
+        # "A square has 4 equal sides" is geometry, not "A fabric square has ..."; "the piece
+        # he cuts off" of a ribbon is no "chess piece"
+        return None
     heads = {sing.rsplit(" ", 1)[-1], plural.rsplit(" ", 1)[-1]}
     alternatives = "|".join(re.escape(h) for h in sorted(heads, key=len, reverse=True))
     site = None
@@ -106,14 +108,26 @@ def _head_site(skeleton: str, keyword: str) -> re.Match[str] | None:
         word = prev.group(1).lower() if prev else ""
         if not word or word in _DETERMINERS or word.endswith("'s") or word[:1].isdigit():
             site = site or m
-        elif len(re.findall(rf"\b{re.escape(word)}\s+(?:{alternatives})\b", skeleton, re.I)) > 1:
-            # the skeleton names its own kind, twice ("piano practice ... Each practice ...
-            # of piano practice"): "Each soccer practice" would make two practices of one
+        elif word not in _ADJECTIVES or (
+            len(re.findall(rf"\b{re.escape(word)}\s+(?:{alternatives})\b", skeleton, re.I)) > 1
+        ):
+            # the skeleton names its own kind ("The kitchen floor is ... The floor", "piano
+            # practice ... Each practice"): "The bedroom floor" or "Each soccer practice" at
+            # the other site would make two of one (rated unsolvable)
             return None
     return site
 
 
 _SHAPE_WORDS = frozenset({"square", "circle", "rectangle", "triangle", "hexagon", "pentagon"})
+_GENERIC_HEADS = frozenset({"piece", "part", "side", "end", "half", "bit", "row", "line", "way"})
+# words before a head that describe it rather than name its kind ("the same floor", "a new box")
+_ADJECTIVES = frozenset(
+    {"same", "other", "first", "second", "third", "last", "next", "new", "old", "big", "small"}
+    | {"large", "little", "long", "short", "wide", "empty", "full", "whole", "rectangular"}
+    | {"square", "round", "red", "blue", "green", "yellow", "white", "black", "brown", "pink"}
+    | {"purple", "orange", "grey", "gray", "equal", "different", "favourite", "favorite"}
+    | {"more", "fewer", "many", "few", "all", "both", "some", "two", "three", "four", "five"}
+)
 
 
 def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:

@@ -355,3 +355,20 @@ def test_a_town_typed_with_a_capital_is_a_place_named_as_typed(tmp_path: Path) -
     assert jordan.proper
     sk = "The trip from the <place> to the beach is <num> km. How far is it?"
     assert render_story(sk, [paris], seed=0).text.startswith("The trip from Paris to"), sk
+
+
+def test_a_keyword_never_renames_a_kind_the_skeleton_names_or_a_generic_word(
+    lexicon: Lexicon,
+) -> None:
+    """ "covers the kitchen floor ... The bedroom floor is 34 tiles long" and "How long is the
+    chess piece he cuts off?" (of a ribbon) were rated unsolvable: a head the skeleton names
+    with a kind of its own, or a generic word, is not widened to the keyword."""
+    from serving.story import _head_site
+
+    floor = "<name> tiles the kitchen floor. The floor is <num> tiles long. How many tiles?"
+    assert _head_site(floor, "bedroom floor") is None
+    ribbon = "A ribbon is <num> m long. How long is the piece <he> cuts off?"
+    assert _head_site(ribbon, "chess pieces") is None
+    assert _head_site("A recipe needs <num> eggs. How many eggs?", "cake recipe") is not None
+    same = "The floor is <num> m wide. Is the same floor <num> m long?"
+    assert _head_site(same, "bedroom floor") is not None
