@@ -237,14 +237,19 @@ def test_generation_never_writes_a_slot_the_prompt_has_no_keyword_for() -> None:
 
     tok = make_tokenizer(make_records(16))
     tok.add_tokens(list(ADDED_TOKENS))
-    torch.manual_seed(0)
-    model = tiny_model(tok, seed=3, initializer_factor=4.0)
     prompts = [format_prompt("addition", ["apples"] * n) for n in (1, 2, 3) for _ in range(6)]
     prompts = [f"{p} {i}" for i, p in enumerate(prompts)]
+    ids = torch.tensor([g.encode_text(tok, prompts[0], 64)])
+    # a random model that, unguarded, writes a slot the first prompt has no keyword for (which
+    # random model does depends on the vocabulary: the first seed that does is taken)
+    for seed in range(3, 40):
+        torch.manual_seed(0)
+        model = tiny_model(tok, seed=seed, initializer_factor=4.0)
+        free = tok.decode(model.generate(input_ids=ids, max_new_tokens=12, do_sample=False)[0])
+        if re.search(r"<k[2-8]s?>", free):
+            break
+    assert re.search(r"<k[2-8]s?>", free)  # the guard is what keeps them out
     out = g.generate_texts(model, tok, prompts, max_source_len=64, max_new_tokens=12, batch_size=4)
     for p, text in zip(prompts, out, strict=True):
         n = p.count("<k")
         assert not [m for m in re.findall(r"<k(\d)s?>", text) if int(m) > n], (p, text)
-    ids = torch.tensor([g.encode_text(tok, prompts[0], 64)])
-    free = tok.decode(model.generate(input_ids=ids, max_new_tokens=12, do_sample=False)[0])
-    assert re.search(r"<k[2-8]s?>", free)  # the guard is what keeps them out
