@@ -315,7 +315,7 @@ def _asks_count(question: str) -> bool:
     """Whether a question asks how many of a countable thing ("How many boxes"), whose answer
     is whole whatever the prefix asks (not "How many km")."""
     m = _ASKED_UNIT.search(question)
-    return bool(m) and not is_unit_word(m.group(1))
+    return m is not None and not is_unit_word(m.group(1))
 
 
 def _fill_text(text: str, slots: list[_Slot], values: list[float]) -> str:
