@@ -50,6 +50,12 @@ class NounInfo:
     def known(self) -> bool:
         return self.primary != "unknown"
 
+    @property
+    def typed_capitalised(self) -> bool:
+        """A common-class noun typed with a capital (a festival, a town: "Diwali", "Paris"):
+        named as typed, without an article, never inflected."""
+        return not self.proper and self.keyword[:1].isupper()
+
     def to_json(self) -> list[Any]:
         """``[primary, "cls/cls", mass, proper]``: what a corpus record stores per keyword."""
         return [self.primary, "/".join(sorted(self.classes)), self.mass, self.proper]
@@ -158,27 +164,30 @@ class Lexicon:
                 return cand, self.table[cand]
         return None
 
-    def _named_occasion(self, kw: str) -> bool:
-        """Whether a capitalised word is a festival, a day or a place the table knows
-        ("Diwali", "Easter", "Edinburgh") rather than a person: "Diwali has 157 diya lamps" was
-        rated nonsense. A word the name pool gives pronouns to ("Florence") stays a name."""
+    @staticmethod
+    def _named_occasion(kw: str, classes: frozenset[str]) -> bool:
+        """Whether a capitalised word the table files under ``classes`` is a festival, a day or
+        a place ("Diwali", "Easter", "Edinburgh") rather than a person: "Diwali has 157 diya
+        lamps" was rated nonsense. A word the name pool gives pronouns to ("Florence") stays a
+        name."""
         from serving.roles import NAME_PRONOUNS
 
-        found = self._entry(kw)
-        if found is None or kw.lower() in NAME_PRONOUNS:
+        if kw.lower() in NAME_PRONOUNS:
             return False
-        return bool(found[1][1] & _OCCASIONS) and "person" not in found[1][1]
+        return bool(classes & _OCCASIONS) and "person" not in classes
 
     @functools.lru_cache(maxsize=4096)  # noqa: B019 (one lexicon per process, kept for its life)
     def lookup(self, keyword: str) -> NounInfo:
         """What ``keyword`` is (see the module doc for the rules)."""
         kw = " ".join(keyword.split())
+        found = self._entry(kw)
         if _is_name(kw) and (
-            self._entry(kw) is None
-            or (singular_of_plural(kw.lower()) is None and not self._named_occasion(kw))
+            found is None
+            or (
+                singular_of_plural(kw.lower()) is None and not self._named_occasion(kw, found[1][1])
+            )
         ):
             return NounInfo(kw, "", "name", frozenset({"person"}), False, proper=True)
-        found = self._entry(kw)
         if found is None and " " in kw:
             found = self._entry(kw.rsplit(" ", 1)[1])
         if found is not None:

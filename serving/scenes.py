@@ -124,10 +124,11 @@ def setting_phrase(info: NounInfo) -> str | None:
     kw = " ".join(info.keyword.split())
     head = noun_forms(kw)[0].lower().rsplit(" ", 1)[-1]
     classes = info.classes
-    if kw[:1].isupper() and " " not in kw and classes & {"event", "time"} and head not in _WEEKDAYS:
+    named = info.typed_capitalised and " " not in kw
+    if named and classes & {"event", "time"} and head not in _WEEKDAYS:
         # a festival is named, not counted: "At Diwali", "During Ramadan"
         return f"At {kw}" if "event" in classes else f"During {kw}"
-    if kw[:1].isupper() and " " not in kw and classes & {"place"}:
+    if named and "place" in classes:
         return f"In {kw}"  # a town or a country: "In Edinburgh"
     if "route" in classes:
         return f"On the {kw}"

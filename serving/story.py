@@ -156,16 +156,21 @@ def _widen_heads(
             whole = whole[:1].upper() + whole[1:]
         end = m.end()
         of_role = re.match(r" of <([a-z]+\d?)(?::pl)?>", skeleton[end:])
-        modifier = sing.lower().rsplit(" ", 1)[0]
         if of_role and (
-            _named_for_contents(sing)
-            or (forms or {}).get(of_role.group(1), ("", ""))[0].lower() == modifier
+            _named_for_contents(sing) or _says_contents(sing, of_role.group(1), forms or {})
         ):
             # "8 bottles of <liquid>" for "water bottles", "trays of <food>" for "muffin
             # trays": the keyword says what they hold, never "8 water bottles of water"
             end += of_role.end()
         skeleton = skeleton[: m.start()] + whole + skeleton[end:]
     return skeleton
+
+
+def _says_contents(container: str, inner: str, forms: Mapping[str, tuple[str, str]]) -> bool:
+    """Whether a multi-word container's modifier is the noun cast as role ``inner`` (what the
+    skeleton writes it holds): "muffin trays" of muffins, "egg boxes" of eggs."""
+    modifier = noun_forms(container)[0].lower().rsplit(" ", 1)[0]
+    return forms.get(inner, ("", ""))[0].lower() == modifier
 
 
 def _holds_drinks(container: str) -> bool:
@@ -220,12 +225,13 @@ def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[
     options: list[list[Instance | None]] = []
     dry = not re.search(r"<liquid\d?>", skeleton)
     for kw, info in pending:
+        # "5 water bottles of stickers": a container for drinks holds only a liquid
+        no_cont = dry and _holds_drinks(kw)
         ok: list[Instance | None] = [
             i
             for i in insts
             if fits(info.classes, None if info.proper else not info.mass, i.role)
-            # "5 water bottles of stickers": a container for drinks holds only a liquid
-            and not (i.role == "cont" and dry and _holds_drinks(kw))
+            and not (i.role == "cont" and no_cont)
         ]
         options.append([*ok, None])
     for choice in itertools.product(*options) if pending else [()]:
@@ -348,10 +354,9 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
             continue
         info = by_kw[b.keyword]
         key = Instance(b.role, b.index).key
-        kw = " ".join(b.keyword.split())
         # a place or a festival typed with a capital is named as typed: "Paris", not "Pari"
-        proper = kw[:1].isupper() and " " not in kw
-        forms[key] = (kw, kw) if proper else _role_forms(b.keyword, info.mass)
+        named = info.typed_capitalised and " " not in info.keyword
+        forms[key] = (info.keyword, info.keyword) if named else _role_forms(b.keyword, info.mass)
         used_heads.add(noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[-1])
     for kw in keywords:
         used_heads.add(noun_forms(kw)[0].lower().rsplit(" ", 1)[-1])
@@ -472,12 +477,10 @@ def render_story(
     for b in bindings:
         if b.role != "cont" or " " not in b.keyword.strip():
             continue
-        # "8 egg boxes" and "4 muffin trays" say what they hold: never "of eggs", "of muffins"
-        modifier = noun_forms(b.keyword)[0].lower().rsplit(" ", 1)[0]
 
-        def says_it(m: re.Match[str], modifier: str = modifier) -> str:
-            inner = forms.get(m.group(2), ("", ""))[0].lower()
-            return m.group(1) if inner == modifier else m.group(0)
+        # "8 egg boxes" and "4 muffin trays" say what they hold: never "of eggs", "of muffins"
+        def says_it(m: re.Match[str], keyword: str = b.keyword) -> str:
+            return m.group(1) if _says_contents(keyword, m.group(2), forms) else m.group(0)
 
         key = Instance(b.role, b.index).key
         text = re.sub(rf"(<{key}(?::pl)?>) of <([a-z]+\d?)(?::pl)?>", says_it, text)
@@ -489,10 +492,10 @@ def render_story(
     )
     text = _capitalize_sentences(_fix_unit_counts(_fix_articles(fix_spacing(text))))
     for b in bindings:
-        kw = b.keyword.strip()
-        if b.role not in ("name", "literal") and kw[:1].isupper() and not by_kw[kw].proper:
+        if b.role not in ("name", "literal") and by_kw[b.keyword].typed_capitalised:
             # a festival is named, not counted: "For Diwali", never "For the Diwali"
-            text = re.sub(rf"\b(?:the|a|an) ({re.escape(kw)})\b", r"\1", text, flags=re.I)
+            kw = re.escape(b.keyword)
+            text = re.sub(rf"\b(?:the|a|an) ({kw})\b", r"\1", text, flags=re.I)
     for b in bindings:
         if b.role == SETTING:
             text = open_with(text, setting_phrase(by_kw[b.keyword]) or "", skeleton)
