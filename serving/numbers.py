@@ -31,6 +31,7 @@ from serving.grade import (
     level_of,
     practises,
 )
+from serving.measures import KMH, MS, measures
 from serving.prompt import render_slots
 from serving.topics import canonical_topic
 from serving.units import MEASURE_RANGES, UNIT_RANGES, _unit, is_unit_word
@@ -141,9 +142,6 @@ def _factor_slots(equation: str | None) -> set[int]:
     return out
 
 
-_KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h", re.I)
-_MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
-_SQUARE = re.compile(r"\s*square\s+(centimet(?:re|er)s?|cm|met(?:re|er)s?|m)\b", re.I)
 _SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 # "pays with $<num>", "hands the cashier $<num>": a note or a round amount, not $79
 _PAYS_WITH = re.compile(
@@ -155,37 +153,16 @@ _DISCOUNT = re.compile(r"\b(?:discount|off|sale|reduced|cheaper|saves?)\b", re.I
 NOTES = (5, 10, 20, 50, 100)
 
 
+def _sentence_before(text: str, pos: int) -> str:
+    """The sentence of ``text`` that holds position ``pos``, up to ``pos``."""
+    return text[max((m.end() for m in _SENTENCE_END.finditer(text, 0, pos)), default=0) : pos]
+
+
 def _sentence_at(text: str, pos: int) -> str:
     """The sentence of ``text`` that holds position ``pos``."""
     start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, pos)), default=0)
     end = _SENTENCE_END.search(text, pos)
     return text[start : end.start() if end else len(text)]
-
-
-_ROW_OF_TILES = re.compile(r"\s*<tile\d?(?::pl)?>\s+(?:long|wide|in each row|on each side)")
-
-
-def _measures(after: str, kind: str, word: str) -> str:
-    """The ``serving.sizes`` unit a slot's value is a size in ('' when none applies): a speed,
-    a length in m or cm (a factor too: "each side is 4 m long"), a duration in minutes."""
-    if _KMH.match(after):
-        return "km/h"
-    if _MS.match(after):
-        return "m/s"
-    square = _SQUARE.match(after)
-    if square:  # an area: the square of the side's range
-        return "cm2" if square.group(1).lower().startswith("c") else "m2"
-    if _unit(word) in ("m", "cm") and kind in ("measure:m", "measure:cm", "factor", "count"):
-        return _unit(word)
-    if _ROW_OF_TILES.match(after):  # "is 72 fabric squares long": a row a child can lay
-        return "tiles"
-    if kind == "unit:hour":
-        return "h"
-    if kind in ("measure:km", "measure:kg"):
-        return kind[8:]
-    if kind == "price":  # what one of the sentence's things costs
-        return "$"
-    return "min" if kind == "minute" else ""
 
 
 def _slots(text: str, equation: str | None) -> list[_Slot]:
@@ -230,7 +207,7 @@ def _slots(text: str, equation: str | None) -> list[_Slot]:
                 index,
                 kind,
                 index in factors,
-                _measures(after, kind, word),
+                measures(after, kind, word, _sentence_before(text, m.start())),
                 sentence,
             )
         )
@@ -248,9 +225,21 @@ def _draw(
 ) -> float:
     """One value for ``slot`` at level ``lv``; ``den`` is this draw's fraction denominator;
     ``size`` the plausible range of what it measures (``serving.sizes``), when known."""
+    if size is not None and slot.kind in ("count", "factor"):
+        # how many of a noun: the grade's range where the noun allows it ("an easy one":
+        # 6 pencils in each of 3 cases, not 15 in 12), else the noun's (teams are 2-16)
+        hi = rng_.factor[lv] if slot.kind == "factor" else rng_.count[lv]
+        lo = 2 if part else FACTOR_LO[lv] if slot.kind == "factor" else COUNT_LO[lv]
+        lo, hi = max(lo, size[0]), min(max(hi, lo + 1), size[1])
+        if lo <= hi:
+            return float(rng.randint(lo, hi))
     if size is not None:
         # "in 1 hour" makes a product or a division trivial: a factor is at least 2 if it can be
         lo = max(size[0], 2) if slot.factor and max(size) >= 2 else size[0]
+        unit = slot.kind[8:] if slot.kind.startswith("measure:") else slot.measures
+        step = MEASURE_RANGES[unit][2] if unit in MEASURE_RANGES else 1
+        if step > 1 and max(size) >= step:  # "450 grams of flour", not 437
+            return float(rng.randint(-(-lo // step), max(size) // step) * step)
         return float(rng.randint(lo, max(size)))
     kind = slot.kind
     if kind == "percent":
@@ -368,8 +357,10 @@ def _size_plan(
             merged.setdefault(unit, r)
 
     def lookup(sentence: int, unit: str) -> tuple[int, int] | None:
+        if "|" in unit:  # alternatives, the first known wins: "people|n:friends"
+            return next(filter(None, (lookup(sentence, u) for u in unit.split("|"))), None)
         here = sizes[sentence] if sentence < len(sizes) else {}
-        if unit.endswith("2"):
+        if unit in ("m2", "cm2"):
             side = here.get(unit[:-1]) or merged.get(unit[:-1])
             return (side[0] * side[0], side[1] * side[1]) if side else None
         return here.get(unit) or merged.get(unit)
@@ -378,7 +369,7 @@ def _size_plan(
     answer: tuple[int, int] | None = None
     rate = ""
     if not _FASTER.search(question):
-        rate = "km/h" if _KMH.search(question) else "m/s" if _MS.search(question) else ""
+        rate = "km/h" if KMH.search(question) else "m/s" if MS.search(question) else ""
         answer = merged.get(rate) if rate else None
         if not rate and _HOW_MANY_KM.search(question):
             answer = merged.get("km")  # "How many km wide is the lake?"
@@ -440,7 +431,11 @@ def _evaluate_with(
 
 
 def _whole_dividend(
-    text: str, slots: list[_Slot], values: list[float], equation: str
+    text: str,
+    slots: list[_Slot],
+    values: list[float],
+    equation: str,
+    sizes: Sequence[tuple[int, int] | None] = (),
 ) -> list[float] | None:
     """``values`` with one plain count rounded to a multiple of what divides it, when the
     equation is that count over a whole number ("<a> children, tents for <b>, in <c> rows":
@@ -458,7 +453,11 @@ def _whole_dividend(
         if not math.isclose(divisor, round(divisor), rel_tol=1e-9) or round(divisor) < 2:
             continue
         d = round(divisor)
-        out = [*values[:i], float(d * max(2, round(values[i] / d))), *values[i + 1 :]]
+        dividend = d * max(2, round(values[i] / d))
+        size = sizes[i] if i < len(sizes) else None
+        if size is not None and not size[0] <= dividend <= size[1]:
+            continue  # 480 children on a camping trip divide out, and no teacher sets it
+        out = [*values[:i], float(dividend), *values[i + 1 :]]
         value = _evaluate_with(text, slots, out, equation)
         if value is not None and math.isclose(value, unit * out[i]):
             return out
@@ -546,7 +545,7 @@ def fill_numbers(
         except EquationError:
             return filled  # unparsable: no draw can help
         if kind == "whole" and not _acceptable(value, cents=cents, kind=kind):
-            repaired = _whole_dividend(text, slots, values, equation)
+            repaired = _whole_dividend(text, slots, values, equation, plan if sized else ())
             if repaired is not None:
                 values = repaired
                 filled = _fill_text(text, slots, values)

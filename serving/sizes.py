@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from serving.quantities import COUNT, CROWD, GRAMS, HOLDS, KG_AMOUNT, ML
+
 Range = tuple[int, int]
 
 _AREA_M = {
@@ -349,7 +351,12 @@ _ROLE_DEFAULTS: dict[str, dict[str, Range]] = {
     "panel": {"cm": (8, 40)},
     "strip": {"cm": (20, 200), "m": (1, 10)},
     "tile": {"tiles": (3, 16)},  # a patio 72 paving slabs long is a car park
+    "cont": {"n": (1, 12), "holds": (4, 30)},  # a container a child carries or fills
+    "big": {"n": (2, 30)},
+    "vehicle": {"n": (1, 12)},
 }
+# a food or a substance without an entry: a family's shopping, a recipe's amount
+_AMOUNT_BY_CLASS = {"kg": (1, 10), "g": (50, 800), "ml": (100, 1000)}
 
 
 def _table() -> dict[str, dict[str, Range]]:
@@ -367,7 +374,19 @@ def _table() -> dict[str, dict[str, Range]]:
         out.setdefault(noun, {}).update(units)
     for noun, (kmh, ms) in (*_SPEED.items(), *_SLOW_SPEED.items()):
         out.setdefault(noun, {}).update({"km/h": kmh, "m/s": ms})
-    for unit, table in (("min", _MINUTES), ("h", _HOURS), ("km", _KM), ("kg", _KG), ("$", _PRICE)):
+    for unit, table in (
+        ("min", _MINUTES),
+        ("h", _HOURS),
+        ("km", _KM),
+        ("kg", KG_AMOUNT),
+        ("kg", _KG),
+        ("$", _PRICE),
+        ("n", COUNT),
+        ("holds", HOLDS),
+        ("people", CROWD),
+        ("g", GRAMS),
+        ("ml", ML),
+    ):
         for noun, r in table.items():
             out.setdefault(noun, {})[unit] = r
     return out
@@ -375,7 +394,26 @@ def _table() -> dict[str, dict[str, Range]]:
 
 SIZES: Mapping[str, Mapping[str, Range]] = _table()
 OVERRIDES = frozenset(_SLOW_SPEED)
-UNITS = ("m", "cm", "km/h", "m/s", "min", "h", "km", "kg", "$", "tiles")
+UNITS = (
+    "m",
+    "cm",
+    "km/h",
+    "m/s",
+    "min",
+    "h",
+    "km",
+    "kg",
+    "$",
+    "tiles",
+    "n",
+    "holds",
+    "people",
+    "g",
+    "ml",
+)
+# units measured per noun of the sentence (``serving.story.size_hints`` keys them "n:<noun>"):
+# how many trays and how many cookies are different counts of one sentence
+PER_NOUN = frozenset({"n", "holds"})
 
 
 def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) -> dict[str, Range]:
@@ -395,6 +433,8 @@ def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) 
             kmh, ms = _SPEED_BY_CLASS[c]
             out.update({"km/h": kmh, "m/s": ms, "h": _HOURS_BY_CLASS[c]})
             break
+    if cls & {"food", "substance", "liquid"}:
+        out.update(_AMOUNT_BY_CLASS)
     if found:
         out.update(found)
     return out

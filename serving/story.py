@@ -406,7 +406,7 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
     """Per sentence of ``skeleton``, the plausible sizes of what its nouns measure
     (``serving.sizes``): the skeleton's own words ("A football pitch is <num> m wide"), then
     each role's keyword or pool noun."""
-    from serving.sizes import OVERRIDES, size_of
+    from serving.sizes import OVERRIDES, PER_NOUN, size_of
 
     classes = {
         Instance(b.role, b.index).key: by.classes
@@ -428,7 +428,17 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
         for i, word in enumerate(words):
             for phrase in (" ".join(words[i : i + 2]), word):
                 for unit, r in size_of(phrase).items():
-                    sizes.setdefault(unit, r)
+                    if unit in PER_NOUN:  # "<num> teams", "Each team has <num> players"
+                        sizes.setdefault(f"{unit}:{word}", r)
+                    elif unit in overridden:
+                        continue
+                    elif unit in sizes:
+                        # two of its own words ("the floor of the bedroom"): the narrower
+                        lo, hi = max(sizes[unit][0], r[0]), min(sizes[unit][1], r[1])
+                        if lo <= hi:
+                            sizes[unit] = (lo, hi)
+                    else:
+                        sizes[unit] = r
         by_role: dict[str, Any] = {}
         for m in ROLE_TOKEN.finditer(sentence):
             key = m.group("role") + (m.group("inst") or "")
@@ -436,6 +446,9 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
             for unit, r in size_of(
                 sing, role=m.group("role"), classes=classes.get(key, ())
             ).items():
+                if unit in PER_NOUN:  # "<num> <cont:pl>", "Each <big> has room for <num>"
+                    sizes[f"{unit}:{key}"] = r
+                    continue
                 if unit in _SHARED_UNITS and unit in by_role and unit not in words_set:
                     # two nouns weighed or priced in one sentence ("the puppy weighs <num> kg
                     # and the kitten <num> kg"): the numbers of the sentence fit both

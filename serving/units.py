@@ -17,7 +17,7 @@ UNIT_RANGES: dict[str, tuple[int, tuple[int, int, int, int, int]]] = {
     "second": (5, (20, 30, 45, 60, 90)),
     "year": (2, (6, 8, 10, 12, 15)),
     "month": (2, (6, 9, 12, 12, 12)),
-    "goal": (1, (4, 6, 8, 10, 12)),  # a football team scores a handful, not 134
+    "goal": (1, (3, 4, 4, 5, 6)),  # a team scores a handful in a match, not 134 (nor 7 a half)
 }
 
 

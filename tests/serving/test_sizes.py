@@ -89,3 +89,79 @@ def test_journeys_last_believable_hours_and_lakes_are_not_seas(seed: int) -> Non
     )
     speed, hours = (int(x) for x in re.findall(r"\d+", _told(jam, "n1 * n2", [], "speed", seed)))
     assert 10 <= speed <= 30 and hours <= 2
+
+
+def _numbers(text: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", text)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_how_many_of_a_noun_one_problem_counts_is_believable(seed: int) -> None:
+    tent = _noun("tents", "large", "object")
+    trip = _noun("camping trip", "event")
+    camp = (
+        "There are <num> <people:pl> at the <event> . Each <big> has room for <num> of them, "
+        "and the <big:pl> are set out in <num> equal rows. How many <big:pl> are in each row?"
+    )
+    people, room, _rows = _numbers(
+        _told(camp, "n1 / n2 / n3", [tent, trip], "multiplication and division", seed)
+    )
+    # a camping trip has tens of campers, a tent sleeps a handful: 468 and 18 were drawn before
+    assert 8 <= people <= 40 and 2 <= room <= 8
+
+    cookies = [_noun("cookies", "food"), _noun("trays", "container")]
+    trays = (
+        "<name> buys <num> <cont:pl> of <food:pl> with <num> <food:pl> in each <cont> . "
+        "<he> shares them equally among <num> <people:pl> . How many <food:pl> does each get?"
+    )
+    n_trays, per_tray, _ = _numbers(_told(trays, "n1 * n2 / n3", cookies, "division", seed))
+    assert 1 <= n_trays <= 6 and 6 <= per_tray <= 24
+
+    teams = (
+        "<num> teams take part in a tournament. Each team has <num> players. "
+        "How many players are there?"
+    )
+    n_teams, players = _numbers(_told(teams, "n1 * n2", [], "multiplication", seed))
+    assert 2 <= n_teams <= 16 and 5 <= players <= 15
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_amounts_and_the_floor_of_a_named_room(seed: int) -> None:
+    flour = (
+        "<name> is baking a cake. The recipe needs <num> grams of flour, and <he> has only "
+        "<num> grams. How many more grams of flour does <he> need?"
+    )
+    need, have = _numbers(_told(flour, "n1 - n2", [], "measurement", seed))
+    assert 100 <= need <= 600 and need % 50 == 0 and have % 50 == 0  # not 1750 g, not 437 g
+
+    fruit = (
+        "<name> has <num> kg of <stuff> . <he> uses <num> kg and puts the rest into bags of "
+        "<num> kg. How many bags does <he> fill?"
+    )
+    stuff = [NounInfo("fruit", "fruit", "food", frozenset({"food"}), True)]
+    kg = _numbers(_told(fruit, "(n1 - n2) / n3", stuff, "mixed operations", seed))
+    assert kg[0] <= 10  # a picnic's fruit, not 52 kg
+
+    # the skeleton's own words narrow each other: a bedroom's floor is not 9 m long
+    room = (
+        "The floor of <name> 's bedroom is <num> m long and <num> m wide. "
+        "What is the area of the floor in square metres?"
+    )
+    assert all(3 <= x <= 6 for x in _numbers(_told(room, "n1 * n2", [], "area", seed)))
+
+
+def test_an_easy_grade_keeps_small_counts_the_noun_allows() -> None:
+    sk = "<name> buys <num> <cont:pl> of <thing:pl> with <num> <thing:pl> in each <cont> ."
+    nouns = [_noun("pencils", "object"), _noun("pencil cases", "container")]
+    for seed in range(10):
+        cast = cast_story(sk + " How many <thing:pl> ?", nouns, seed=seed)
+        text = fill_numbers(
+            sk + " How many <thing:pl> ?",
+            "n1 * n2",
+            topic="multiplication",
+            prompt_prefix="An easy one for grade 3:",
+            seed=seed,
+            sizes=size_hints(sk, cast, nouns),
+        )
+        cases, per_case = _numbers(text)
+        assert cases <= 12 and per_case <= 12, text  # the grade's range inside the noun's
