@@ -1,7 +1,8 @@
 """Every file a stage reads from another stage or writes, declared once.
 
 Paths are POSIX strings relative to the repository root, spelled exactly as ``dvc.yaml`` spells
-them: stages join them to the checkout (:func:`at`) and never spell a path of their own, and
+them: a stage's ``main()`` receives its own joined to the checkout (:func:`stage_args`, from
+``StageFiles.args``) and never spells a path of its own, and
 ``tests/test_dvc_deps.py`` checks that each stage's ``deps`` (those made by other stages),
 ``outs``, ``metrics`` and ``plots`` in ``dvc.yaml`` are the ones :data:`STAGES` declares, and that
 ``dvc.yaml`` lists the stages in data-flow order. Source files tracked by git (the school nouns,
