@@ -31,6 +31,7 @@ from typing import Any
 import typer
 import yaml
 
+from pipelines import paths
 from pipelines.ci_report import base_ref, collect_diffs, render_report, write_report
 from pipelines.common import REPO_ROOT, git_commit, load_params, main_repo_root, stage_config
 from training.packaging.transfer import (
@@ -194,11 +195,11 @@ def check_release_params(root: Path, params: Mapping[str, Any], smoke_file: Path
 
 def evaluator_for(model: str) -> Any:
     """The promotion evaluator of ``ludora-ml promote`` for ``model`` (same held-out data)."""
-    from pipelines.package import FEATURES_TEST, TEXT_TEST
     from training.packaging import promotion as pr
 
+    held_out = paths.stage_args("package")  # what the package stage gated the candidates on
     if model == "weakness":
-        return pr.weakness_evaluator(FEATURES_TEST)
+        return pr.weakness_evaluator(held_out["features_test"])
     from pipelines.common import REPO_ROOT
     from pipelines.quantize_generator import QuantizeConfig
     from training.rubric_sample import load_requests
@@ -206,8 +207,8 @@ def evaluator_for(model: str) -> Any:
     q = stage_config(QuantizeConfig, "quantize_generator")
     return pr.generator_evaluator(
         pr.generator_reevaluator(
-            TEXT_TEST,
-            TEXT_TEST.with_name("train.jsonl"),
+            held_out["text_test"],
+            held_out["text_test"].with_name("train.jsonl"),
             eval_samples=q.eval_samples,
             seed=q.seed,
             max_new_tokens=q.max_new_tokens,
@@ -263,7 +264,7 @@ def run_flow(
     env: Mapping[str, str] | None = None,
 ) -> list[Any]:
     """Pull, reproduce, push, promote (release) or compare (smoke), report. Returns decisions."""
-    from pipelines.package import ARTIFACTS_ROOT, METRICS_FILE
+    from pipelines.package import ARTIFACTS_ROOT
     from training.packaging import promotion as pr
 
     root = REPO_ROOT
@@ -317,7 +318,7 @@ def run_flow(
             env={**env, "MLFLOW_TRACKING_URI": job_uri},
             stream=True,
         )
-    package_report = json.loads(METRICS_FILE.read_text())
+    package_report = json.loads(paths.stage_args("package")["metrics_file"].read_text())
     params = load_params(root / "params.yaml")
     decisions = []
     with tracking(stores.tracking_uri):

@@ -20,7 +20,6 @@ from data.sources import DataConfig, load_events
 from pipelines import paths
 from pipelines.common import (
     PARAMS_FILE,
-    REPO_ROOT,
     ConfigError,
     atomic_outputs,
     build_config,
@@ -34,8 +33,6 @@ from pipelines.engines import stage_engine
 logger = logging.getLogger(__name__)
 
 SECTION = "data"
-OUT_DIR = REPO_ROOT / paths.EVENTS
-METRICS_FILE = REPO_ROOT / paths.DATA_METRICS
 EVENTS_NAME = "events.parquet"
 ORACLE_NAME = "oracle.parquet"
 
@@ -170,11 +167,7 @@ def write_events_local(
     return metrics
 
 
-def main(
-    params_path: Path | str = PARAMS_FILE,
-    out_dir: Path | str = OUT_DIR,
-    metrics_file: Path | str = METRICS_FILE,
-) -> dict[str, Any]:
+def run(params_path: Path | str, out_dir: Path | str, metrics_file: Path | str) -> dict[str, Any]:
     """Run the stage; returns the metrics written to `metrics_file`.
 
     The engine writes them (`pipelines.engines`): ``engine: dask`` with the simulator writes
@@ -190,6 +183,11 @@ def main(
         out_dir=Path(out_dir),
         metrics_file=Path(metrics_file),
     )
+
+
+def main(params_path: Path | str = PARAMS_FILE) -> dict[str, Any]:
+    """Entry point of `python -m pipelines.data` (paths declared in paths.py)."""
+    return run(params_path, **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

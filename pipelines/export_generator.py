@@ -127,10 +127,8 @@ def main() -> None:
     section = load_section("export_generator")
     run(
         build_config(ExportGeneratorConfig, section, "params.yaml:export_generator"),
-        model_dir=paths.at(paths.GENERATOR_MODEL),
-        test_file=paths.at(paths.TEXT_TEST),
-        onnx_dir=paths.at(paths.GENERATOR_ONNX),
-        metrics_file=paths.at(paths.GENERATOR_EXPORT_METRICS),
+        max_new_tokens=DEFAULT_MAX_LENGTH,  # serving's default request length
+        **paths.stage_args("export_generator"),
     )
 
 

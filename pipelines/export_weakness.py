@@ -319,16 +319,7 @@ def main() -> None:
         if views_section is None
         else build_config(ViewGates, views_section, "gates.weakness.views")
     )
-    run(
-        cfg=cfg,
-        section=section,
-        model_dir=paths.at(paths.WEAKNESS_MODEL),
-        test_file=paths.at(paths.FEATURES_TEST),
-        out_dir=paths.at(paths.WEAKNESS_ONNX),
-        metrics_file=paths.at(paths.WEAKNESS_EXPORT_METRICS),
-        train_metrics_file=paths.at(paths.WEAKNESS_METRICS),
-        gates_views=gates_views,
-    )
+    run(cfg=cfg, section=section, gates_views=gates_views, **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

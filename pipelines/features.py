@@ -18,23 +18,13 @@ from features.config import FeatureConfig
 from features.peer import compute_peer_table
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
 from pipelines import paths
-from pipelines.common import (
-    REPO_ROOT,
-    atomic_outputs,
-    load_params,
-    stage_config,
-    stage_main,
-)
+from pipelines.common import atomic_outputs, load_params, stage_config, stage_main
 from pipelines.dask_features import write_features_dask
 from pipelines.engines import Engine, LocalEngine, stage_engine
 
 logger = logging.getLogger(__name__)
 
 SECTION = "features"
-EVENTS_FILE = REPO_ROOT / paths.EVENTS_FILE
-ORACLE_FILE = REPO_ROOT / paths.ORACLE_FILE
-OUT_DIR = REPO_ROOT / paths.FEATURES
-METRICS_FILE = REPO_ROOT / paths.FEATURES_METRICS
 
 
 def make_features(
@@ -93,10 +83,10 @@ def run(
     cfg: FeatureConfig,
     *,
     engine: Engine | None = None,
-    events_file: Path = EVENTS_FILE,
-    oracle_file: Path | None = ORACLE_FILE,
-    out_dir: Path = OUT_DIR,
-    metrics_file: Path = METRICS_FILE,
+    events_file: Path,
+    oracle_file: Path | None,
+    out_dir: Path,
+    metrics_file: Path,
 ) -> dict[str, Any]:
     """Build the splits and spec with ``engine`` (default local), write them atomically;
     return the metrics. Both engines write the same metrics, spec and rows."""
@@ -123,10 +113,10 @@ def run(
 
 
 def main() -> None:
-    """Entry point of `python -m pipelines.features` (paths fixed by dvc.yaml); the engine
+    """Entry point of `python -m pipelines.features` (paths declared in paths.py); the engine
     named in params.yaml builds the examples."""
     cfg = stage_config(FeatureConfig, SECTION)
-    run(cfg, engine=stage_engine(load_params()))
+    run(cfg, engine=stage_engine(load_params()), **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

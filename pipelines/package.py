@@ -69,15 +69,6 @@ __all__ = [
 
 MODELS = ("weakness", "generator")
 ARTIFACTS_ROOT = main_repo_root(REPO_ROOT) / "artifacts"
-WEAKNESS_DIR = REPO_ROOT / paths.WEAKNESS_ONNX
-GENERATOR_DRAFT = REPO_ROOT / paths.GENERATOR_DRAFT
-VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
-QUANTIZE_METRICS = REPO_ROOT / paths.QUANTIZE_METRICS
-GENERATOR_TRAINING_CONFIG = REPO_ROOT / paths.GENERATOR_TRAINING_CONFIG
-TEXT_TEST = REPO_ROOT / paths.TEXT_TEST
-TEXT_UNSEEN = REPO_ROOT / paths.TEXT_UNSEEN
-FEATURES_TEST = REPO_ROOT / paths.FEATURES_TEST
-METRICS_FILE = REPO_ROOT / paths.PACKAGE_METRICS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,23 +179,15 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.package` (paths declared in paths.py)."""
-    inputs = PackageInputs(
-        weakness_dir=WEAKNESS_DIR,
-        variants_dir=VARIANTS_DIR,
-        generator_draft=GENERATOR_DRAFT,
-        generator_training_config=GENERATOR_TRAINING_CONFIG,
-        quantize_metrics=QUANTIZE_METRICS,
-        features_test=FEATURES_TEST,
-        text_test=TEXT_TEST,
-        text_unseen=TEXT_UNSEEN,
-    )
+    files = paths.stage_args("package")
+    metrics_file = files.pop("metrics_file")
     run(
         stage_config(PackageConfig, "package"),
         load_gates(),
         load_section("quantize_generator"),
-        inputs=inputs,
+        inputs=PackageInputs(**files),
         artifacts_root=ARTIFACTS_ROOT,
-        metrics_file=METRICS_FILE,
+        metrics_file=metrics_file,
     )
 
 

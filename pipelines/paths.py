@@ -1,7 +1,8 @@
 """Every file a stage reads from another stage or writes, declared once.
 
 Paths are POSIX strings relative to the repository root, spelled exactly as ``dvc.yaml`` spells
-them: stages join them to the checkout (:func:`at`) and never spell a path of their own, and
+them: a stage's ``main()`` receives its own joined to the checkout (:func:`stage_args`, from
+``StageFiles.args``) and never spells a path of its own, and
 ``tests/test_dvc_deps.py`` checks that each stage's ``deps`` (those made by other stages),
 ``outs``, ``metrics`` and ``plots`` in ``dvc.yaml`` are the ones :data:`STAGES` declares, and that
 ``dvc.yaml`` lists the stages in data-flow order. Source files tracked by git (the school nouns,
@@ -11,7 +12,8 @@ here. Inner packages never import this module (it is pipeline wiring).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pipelines.common import REPO_ROOT
@@ -64,7 +66,8 @@ TEXT_METRICS = "metrics/text.json"
 GENERATOR_MODEL = "outputs/models/generator"
 GENERATOR_TRAINING_CONFIG = f"{GENERATOR_MODEL}/training_config.json"
 GENERATOR_METRICS = "metrics/generator.json"
-GENERATOR_LOSS_PLOT = "plots/generator/loss.csv"
+GENERATOR_PLOTS = "plots/generator"
+GENERATOR_LOSS_PLOT = f"{GENERATOR_PLOTS}/loss.csv"
 
 GENERATOR_ONNX = "outputs/onnx/generator"
 GENERATOR_DRAFT = f"{GENERATOR_ONNX}/manifest.draft.json"
@@ -90,18 +93,40 @@ def at(path: str) -> Path:
 
 @dataclass(frozen=True)
 class StageFiles:
-    """What one stage reads from other stages and what it writes (``dvc.yaml``'s sections)."""
+    """What one stage reads from other stages and what it writes (``dvc.yaml``'s sections), and
+    how its ``run()`` receives them.
+
+    ``args`` maps a keyword of the stage's ``run()`` to one of the stage's declared paths, a file
+    inside a declared folder or the folder of declared files (``tests/test_dvc_deps.py`` checks
+    that each is one of those and that ``run()`` takes the keyword), so ``main()`` hands its paths
+    over with :func:`stage_args` and spells none of its own.
+    """
 
     inputs: tuple[str, ...] = ()
     outs: tuple[str, ...] = ()
     metrics: tuple[str, ...] = ()
     plots: tuple[str, ...] = ()
+    args: Mapping[str, str] = field(default_factory=dict)
 
 
 # In data-flow order: dvc.yaml lists its stages in this order.
 STAGES: dict[str, StageFiles] = {
-    "data": StageFiles(outs=(EVENTS,), metrics=(DATA_METRICS,)),
-    "features": StageFiles(inputs=(EVENTS,), outs=(FEATURES,), metrics=(FEATURES_METRICS,)),
+    "data": StageFiles(
+        outs=(EVENTS,),
+        metrics=(DATA_METRICS,),
+        args=dict(out_dir=EVENTS, metrics_file=DATA_METRICS),
+    ),
+    "features": StageFiles(
+        inputs=(EVENTS,),
+        outs=(FEATURES,),
+        metrics=(FEATURES_METRICS,),
+        args=dict(
+            events_file=EVENTS_FILE,
+            oracle_file=ORACLE_FILE,
+            out_dir=FEATURES,
+            metrics_file=FEATURES_METRICS,
+        ),
+    ),
     "train_weakness": StageFiles(
         inputs=(EVENTS_FILE, *FEATURE_SPLITS, FEATURE_SPEC),
         outs=(WEAKNESS_MODEL,),
@@ -110,36 +135,87 @@ STAGES: dict[str, StageFiles] = {
             *(f"{WEAKNESS_PLOTS}/{name}" for name in WEAKNESS_PLOT_FILES.values()),
             WEAKNESS_VIEW_PLOTS,
         ),
+        args=dict(
+            features_dir=FEATURES,
+            model_dir=WEAKNESS_MODEL,
+            metrics_file=WEAKNESS_METRICS,
+            plots_dir=WEAKNESS_PLOTS,
+            events_file=EVENTS_FILE,
+        ),
     ),
     "export_weakness": StageFiles(
         inputs=(WEAKNESS_MODEL, FEATURES_TEST, WEAKNESS_METRICS),
         outs=(WEAKNESS_ONNX,),
         metrics=(WEAKNESS_EXPORT_METRICS,),
+        args=dict(
+            model_dir=WEAKNESS_MODEL,
+            test_file=FEATURES_TEST,
+            out_dir=WEAKNESS_ONNX,
+            metrics_file=WEAKNESS_EXPORT_METRICS,
+            train_metrics_file=WEAKNESS_METRICS,
+        ),
     ),
     "score": StageFiles(
         inputs=(EVENTS, WEAKNESS_ONNX),
         outs=(SCORES,),
         metrics=(SCORE_METRICS,),
         plots=(SCORE_PLOT,),
+        args=dict(
+            events_file=EVENTS_FILE,
+            model_dir=WEAKNESS_ONNX,
+            out_dir=SCORES,
+            metrics_file=SCORE_METRICS,
+            plot_file=SCORE_PLOT,
+        ),
     ),
-    "prepare_lexicon": StageFiles(outs=(LEXICON,), metrics=(LEXICON_METRICS,)),
-    "prepare_text": StageFiles(inputs=(LEXICON_TABLE,), outs=(TEXT,), metrics=(TEXT_METRICS,)),
+    "prepare_lexicon": StageFiles(
+        outs=(LEXICON,),
+        metrics=(LEXICON_METRICS,),
+        args=dict(table_path=LEXICON_TABLE, metrics_path=LEXICON_METRICS),
+    ),
+    "prepare_text": StageFiles(
+        inputs=(LEXICON_TABLE,),
+        outs=(TEXT,),
+        metrics=(TEXT_METRICS,),
+        args=dict(text_dir=TEXT, metrics_path=TEXT_METRICS, lexicon_path=LEXICON_TABLE),
+    ),
     "train_generator": StageFiles(
         inputs=(*TEXT_SPLITS, TEXT_UNSEEN, TOKENIZER),
         outs=(GENERATOR_MODEL,),
         metrics=(GENERATOR_METRICS,),
         plots=(GENERATOR_LOSS_PLOT,),
+        args=dict(
+            text_dir=TEXT,
+            tokenizer_dir=TOKENIZER,
+            model_dir=GENERATOR_MODEL,
+            metrics_file=GENERATOR_METRICS,
+            plots_dir=GENERATOR_PLOTS,
+        ),
     ),
     "export_generator": StageFiles(
         inputs=(GENERATOR_MODEL, TEXT_TEST),
         outs=(GENERATOR_ONNX,),
         metrics=(GENERATOR_EXPORT_METRICS,),
+        args=dict(
+            model_dir=GENERATOR_MODEL,
+            test_file=TEXT_TEST,
+            onnx_dir=GENERATOR_ONNX,
+            metrics_file=GENERATOR_EXPORT_METRICS,
+        ),
     ),
     "quantize_generator": StageFiles(
         inputs=(GENERATOR_ONNX, TEXT_TRAIN, TEXT_TEST, TEXT_UNSEEN),
         outs=(VARIANTS, GENERATOR_SAMPLES),
         metrics=(QUANTIZE_METRICS,),
         plots=(QUANTIZE_PLOT,),
+        args=dict(
+            fp32_dir=GENERATOR_ONNX,
+            text_dir=TEXT,
+            variants_dir=VARIANTS,
+            metrics_file=QUANTIZE_METRICS,
+            plot_file=QUANTIZE_PLOT,
+            samples_file=GENERATOR_SAMPLES,
+        ),
     ),
     "package": StageFiles(
         inputs=(
@@ -153,11 +229,34 @@ STAGES: dict[str, StageFiles] = {
             TEXT_UNSEEN,
         ),
         metrics=(PACKAGE_METRICS,),
+        # run()'s PackageInputs fields are the inputs above, in that order
+        args=dict(
+            weakness_dir=WEAKNESS_ONNX,
+            variants_dir=VARIANTS,
+            generator_draft=GENERATOR_DRAFT,
+            generator_training_config=GENERATOR_TRAINING_CONFIG,
+            quantize_metrics=QUANTIZE_METRICS,
+            features_test=FEATURES_TEST,
+            text_test=TEXT_TEST,
+            text_unseen=TEXT_UNSEEN,
+            metrics_file=PACKAGE_METRICS,
+        ),
     ),
     "quests": StageFiles(
         inputs=(SCORES, VARIANTS, QUANTIZE_METRICS),
         outs=(QUESTS,),
         metrics=(QUESTS_METRICS,),
         plots=(QUESTS_PLOT,),
+        args=dict(
+            scores_dir=SCORES,
+            out_dir=QUESTS,
+            metrics_file=QUESTS_METRICS,
+            plot_file=QUESTS_PLOT,
+        ),
     ),
 }
+
+
+def stage_args(stage: str) -> dict[str, Path]:
+    """The paths ``stage``'s ``main()`` hands to its ``run()``: keyword -> path in this checkout."""
+    return {keyword: at(path) for keyword, path in STAGES[stage].args.items()}

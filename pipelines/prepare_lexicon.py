@@ -22,12 +22,9 @@ from data.lexicon.school import SCHOOL_NOUNS, apply_school_nouns, load_school_no
 from data.lexicon.table import write_table
 from data.lexicon.wordnet import REQUIRED_FILES, WordNetNouns, default_wordnet_dir
 from pipelines import paths
-from pipelines.common import REPO_ROOT, stage_main
+from pipelines.common import stage_main
 
 logger = logging.getLogger(__name__)
-
-OUT_TABLE = REPO_ROOT / paths.LEXICON_TABLE
-OUT_METRICS = REPO_ROOT / paths.LEXICON_METRICS
 
 
 def run(
@@ -59,11 +56,7 @@ def run(
 
 def main() -> None:
     """Entry point for ``python -m pipelines.prepare_lexicon``."""
-    run(
-        wordnet_dir=default_wordnet_dir(),
-        table_path=OUT_TABLE,
-        metrics_path=OUT_METRICS,
-    )
+    run(wordnet_dir=default_wordnet_dir(), **paths.stage_args("prepare_lexicon"))
 
 
 if __name__ == "__main__":

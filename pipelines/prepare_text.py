@@ -41,10 +41,7 @@ from pipelines.common import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_DIR = REPO_ROOT / paths.TEXT
-METRICS_FILE = REPO_ROOT / paths.TEXT_METRICS
 SOURCES = ("skeletons", "templates", "gsm8k", "svamp", "mawps")
-LEXICON_FILE = REPO_ROOT / paths.LEXICON_TABLE  # stage prepare_lexicon
 SPLITS = ("train", "val", "test")
 UNSEEN_FILE = paths.UNSEEN_FILE
 UNSEEN_FIELDS = ("id", "topic", "keywords", "prompt_prefix", "prompt", "keyword_sources")
@@ -441,18 +438,23 @@ def prepare_text(
     cfg: PrepareTextConfig,
     *,
     base_model: str,
-    text_dir: Path = TEXT_DIR,
-    metrics_path: Path = METRICS_FILE,
+    text_dir: Path,
+    metrics_path: Path,
     root: Path = REPO_ROOT,
-    lexicon_path: Path = LEXICON_FILE,
+    lexicon_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Build everything in a temporary directory, then swap it in and write the metrics."""
+    """Build everything in a temporary directory, then swap it in and write the metrics.
+
+    ``lexicon_path`` (stage ``prepare_lexicon``'s table) is read only by a typed corpus.
+    """
     from data.word_problems.corpus import write_jsonl
 
     lexicon = None
     if cfg.typed:
         from serving.lexicon import Lexicon
 
+        if lexicon_path is None:
+            raise ConfigError("prepare_text: a typed corpus needs the lexicon table (lexicon_path)")
         lexicon = Lexicon.load(lexicon_path)
     splits, reports = build_corpus(cfg, root=root, lexicon=lexicon)
     planner = None
@@ -467,7 +469,8 @@ def prepare_text(
             write_jsonl(tmp / f"{name}.jsonl", splits[name])
         write_unseen_jsonl(tmp / UNSEEN_FILE, unseen)
         tokenizer_kind = build_tokenizer(cfg, splits, base_model, tmp / "tokenizer")
-        if planner is not None:  # travel with the tokenizer into the model and its artifact
+        if planner is not None and lexicon_path is not None:  # (both only for a typed corpus)
+            # they travel with the tokenizer into the model and its artifact
             import shutil
 
             from data.word_problems.skeletons import load_bank, to_target
@@ -501,7 +504,12 @@ def prepare_text(
 def main(params_file: Path | str = PARAMS_FILE) -> None:
     """Entry point for ``python -m pipelines.prepare_text``."""
     cfg, base_model = load_config(params_file)
-    prepare_text(cfg, base_model=base_model, root=Path(params_file).resolve().parent)
+    prepare_text(
+        cfg,
+        base_model=base_model,
+        root=Path(params_file).resolve().parent,
+        **paths.stage_args("prepare_text"),
+    )
 
 
 if __name__ == "__main__":

@@ -36,13 +36,7 @@ from training.text_metrics import served_metrics, served_samples_page
 
 logger = logging.getLogger(__name__)
 
-FP32_DIR = REPO_ROOT / paths.GENERATOR_ONNX
-TEXT_DIR = REPO_ROOT / paths.TEXT
 UNSEEN_FILE = paths.UNSEEN_FILE
-VARIANTS_DIR = REPO_ROOT / paths.VARIANTS
-METRICS_FILE = REPO_ROOT / paths.QUANTIZE_METRICS
-PLOT_FILE = REPO_ROOT / paths.QUANTIZE_PLOT
-SAMPLES_FILE = REPO_ROOT / paths.GENERATOR_SAMPLES
 
 VARIANTS = ("dynamic_int8", "static_int8")
 QUANTIZABLE_OPS = ("MatMul", "Gather", "Conv", "Attention")
@@ -287,12 +281,7 @@ def main() -> None:
     run(
         stage_config(QuantizeConfig, "quantize_generator"),
         build_config(GeneratorGates, load_section("gates").get("generator", {}), "gates.generator"),
-        fp32_dir=FP32_DIR,
-        text_dir=TEXT_DIR,
-        variants_dir=VARIANTS_DIR,
-        metrics_file=METRICS_FILE,
-        plot_file=PLOT_FILE,
-        samples_file=SAMPLES_FILE,
+        **paths.stage_args("quantize_generator"),
     )
 
 

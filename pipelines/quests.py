@@ -233,10 +233,7 @@ def main() -> None:
         source=source,
         generator_topics=topics,
         engine=engine,
-        scores_dir=paths.at(paths.SCORES),
-        out_dir=paths.at(paths.QUESTS),
-        metrics_file=paths.at(paths.QUESTS_METRICS),
-        plot_file=paths.at(paths.QUESTS_PLOT),
+        **paths.stage_args(SECTION),
     )
 
 

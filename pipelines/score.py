@@ -126,11 +126,7 @@ def main() -> None:
     run(
         stage_config(ScoreConfig, SECTION),
         engine=stage_engine(load_params()),
-        events_file=paths.at(paths.EVENTS_FILE),
-        model_dir=paths.at(paths.WEAKNESS_ONNX),
-        out_dir=paths.at(paths.SCORES),
-        metrics_file=paths.at(paths.SCORE_METRICS),
-        plot_file=paths.at(paths.SCORE_PLOT),
+        **paths.stage_args(SECTION),
     )
 
 

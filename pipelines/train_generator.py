@@ -38,11 +38,6 @@ from pipelines.common import (
 
 logger = logging.getLogger(__name__)
 
-TEXT_DIR = REPO_ROOT / paths.TEXT
-TOKENIZER_DIR = REPO_ROOT / paths.TOKENIZER
-MODEL_DIR = REPO_ROOT / paths.GENERATOR_MODEL
-METRICS_FILE = REPO_ROOT / paths.GENERATOR_METRICS
-PLOTS_DIR = (REPO_ROOT / paths.GENERATOR_LOSS_PLOT).parent  # loss.csv
 UNSEEN_FILE = paths.UNSEEN_FILE
 
 # T5Config keys a scratch model may set from params (anything else is a typo) and the ranges
@@ -244,11 +239,11 @@ def samples_markdown(rows: list[dict[str, Any]], *, seed: int, n_requests: int) 
 def run(
     cfg: TrainGeneratorConfig,
     *,
-    text_dir: Path = TEXT_DIR,
-    tokenizer_dir: Path = TOKENIZER_DIR,
-    model_dir: Path = MODEL_DIR,
-    metrics_file: Path = METRICS_FILE,
-    plots_dir: Path = PLOTS_DIR,
+    text_dir: Path,
+    tokenizer_dir: Path,
+    model_dir: Path,
+    metrics_file: Path,
+    plots_dir: Path,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Train, evaluate and write every declared output; returns the metrics dict.
@@ -408,7 +403,7 @@ def main() -> None:
     """DVC entry point: params section -> config -> run with the declared paths."""
     section = load_section("train_generator")
     cfg = build_config(TrainGeneratorConfig, section, "params.yaml:train_generator")
-    run(cfg, params=section)
+    run(cfg, params=section, **paths.stage_args("train_generator"))
 
 
 if __name__ == "__main__":

@@ -295,18 +295,9 @@ def main() -> None:
     cfg = stage_config(WeaknessConfig, SECTION)
     # MLflow records the whole resolved params file, not only this section.
     all_params = load_params()
-    kwargs: dict[str, Any] = {
-        "cfg": cfg,
-        "all_params": all_params,
-        "features_dir": paths.at(paths.FEATURES),
-        "model_dir": paths.at(paths.WEAKNESS_MODEL),
-        "metrics_file": paths.at(paths.WEAKNESS_METRICS),
-        "plots_dir": paths.at(paths.WEAKNESS_PLOTS),
-        "events_file": paths.at(paths.EVENTS_FILE),
-    }
     # engine: dask: the final fit is DaskLGBMClassifier on the cluster (docs/scale.md)
     with stage_engine(all_params).run(_local_fit, final_fit_dask) as train_fn:
-        run(**kwargs, train_fn=train_fn)
+        run(cfg=cfg, all_params=all_params, train_fn=train_fn, **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ makes it re-run for nothing.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import functools
 import shutil
 from pathlib import Path
@@ -213,3 +214,27 @@ def test_pipeline_modules_spell_no_declared_path_again() -> None:
             if any(n.value == d or n.value.startswith(f"{d}/") for d in declared)
         ]
     assert not found, "use pipelines.paths: " + "; ".join(found)
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_run_arguments_come_from_the_declared_paths(stage: str) -> None:
+    """What ``main()`` hands to ``run()`` (``StageFiles.args``) is the stage's own: a declared
+    path, a file inside a declared folder or the folder of declared files; and ``run()`` (the
+    stage's function of its own name where there is no ``run``) takes each as a keyword."""
+    import importlib
+    import inspect
+
+    declared = paths.STAGES[stage]
+    own = (*declared.inputs, *declared.outs, *declared.metrics, *declared.plots)
+    for keyword, path in declared.args.items():
+        assert any(
+            path == p or path.startswith(f"{p}/") or p.startswith(f"{path}/") for p in own
+        ), f"{stage}: {keyword}={path!r} is none of the stage's declared paths"
+    module = importlib.import_module(f"pipelines.{stage}")
+    run = getattr(module, "run", None) or getattr(module, stage)
+    parameters = inspect.signature(run).parameters
+    if stage == "package":  # its inputs travel as one PackageInputs
+        fields = {f.name for f in dataclasses.fields(module.PackageInputs)}
+        parameters = {**parameters, **dict.fromkeys(fields)}
+    missing = set(declared.args) - set(parameters)
+    assert not missing, f"{stage}: run() takes no {sorted(missing)}"

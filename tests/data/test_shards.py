@@ -76,7 +76,7 @@ def read_events_file_whole(events: pd.DataFrame, tmp_path: Path) -> pd.DataFrame
 
 
 def test_data_stage_writes_shards_on_dask(tmp_path: Path) -> None:
-    from pipelines.data import main
+    from pipelines.data import run
 
     client = shared_client()
     params = {
@@ -87,7 +87,7 @@ def test_data_stage_writes_shards_on_dask(tmp_path: Path) -> None:
     }
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "events"
-    metrics = main(tmp_path / "params.yaml", out, tmp_path / "data.json")
+    metrics = run(tmp_path / "params.yaml", out, tmp_path / "data.json")
     parts = sorted((out / "events.parquet").glob("*.parquet"))
     assert [p.name for p in parts] == [f"part-{i:05d}.parquet" for i in range(3)]  # 80 / 30
     oracle = sorted((out / "oracle.parquet").glob("*.parquet"))

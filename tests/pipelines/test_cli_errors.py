@@ -16,16 +16,11 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.events import DATA_STAGE, EVENTS_CSV_HEADER
+
 REPO = Path(__file__).resolve().parents[2]
-HEADER = (
-    "user_id,topic_id,item_id,timestamp,activity,score,time_spent_s,hints_used,attempt,is_revisit"
-)
 ROW = "u1,t1,i1,1767571200,quiz,0.5,10,0,1,false"
 KT_HEADER = "user_id\titem_id\ttimestamp\tcorrect\tskill_id"
-STAGE = (
-    "import sys; from pipelines.common import run_stage; import pipelines.data as d; "
-    "run_stage(d.main, *sys.argv[1:])"
-)
 
 
 def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -59,7 +54,7 @@ def data_stage(tmp_path: Path, events: Path, **env: str) -> subprocess.Completed
         )
     )
     out, metrics = tmp_path / "out" / "events", tmp_path / "metrics" / "data.json"
-    return run(["-c", STAGE, str(params), str(out), str(metrics)], env=env)
+    return run(["-c", DATA_STAGE, str(params), str(out), str(metrics)], env=env)
 
 
 # (file name, bytes, expected parts of the message): unreadable files named for what they are.
@@ -69,20 +64,20 @@ BAD_FILES = [
     ("binary.csv", bytes(range(256)) * 4, ["binary file (NUL bytes), not CSV text"]),
     (
         "latin1.csv",
-        f"{HEADER}\nJos\xe9,t1,i1,1767571200,quiz,0.5,10,0,1,false\n".encode("latin-1"),
+        f"{EVENTS_CSV_HEADER}\nJos\xe9,t1,i1,1767571200,quiz,0.5,10,0,1,false\n".encode("latin-1"),
         ["not UTF-8 text", "save the file as UTF-8 CSV"],
     ),
     (
         "ragged.csv",
-        f"{HEADER}\n{ROW}\n{ROW},extra\n".encode(),
+        f"{EVENTS_CSV_HEADER}\n{ROW}\n{ROW},extra\n".encode(),
         ["line 3: 11 fields, but the header has 10"],
     ),
     (
         "dup.csv",
-        f"{HEADER},score\n{ROW},0.5\n".encode(),
+        f"{EVENTS_CSV_HEADER},score\n{ROW},0.5\n".encode(),
         ["header names ['score'] appear more than once"],
     ),
-    ("header_only.csv", f"{HEADER}\n".encode(), ["no rows"]),
+    ("header_only.csv", f"{EVENTS_CSV_HEADER}\n".encode(), ["no rows"]),
 ]
 
 
@@ -108,7 +103,7 @@ def test_debug_env_shows_the_traceback(tmp_path: Path) -> None:
 def test_header_spaces_are_stripped_like_the_kt_reader(tmp_path: Path) -> None:
     """` score` in the header is the score column."""
     events = tmp_path / "spaced.csv"
-    events.write_text(HEADER.replace(",", " , ") + "\n" + ROW + "\n")
+    events.write_text(EVENTS_CSV_HEADER.replace(",", " , ") + "\n" + ROW + "\n")
     proc = data_stage(tmp_path, events)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "out" / "events" / "events.parquet").is_file()
@@ -143,7 +138,7 @@ def test_params_error_is_one_line(tmp_path: Path) -> None:
             }
         )
     )
-    proc = run(["-c", STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")])
+    proc = run(["-c", DATA_STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")])
     assert_one_line_error(proc, "data.path: must be null when data.source is 'simulator'")
 
 

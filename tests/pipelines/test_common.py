@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipelines.common import ConfigError, require_range
+from tests.fixtures.events import DATA_STAGE, EVENTS_CSV_HEADER
 
 
 @pytest.mark.parametrize(
@@ -223,21 +224,12 @@ def test_interrupted_directory_swap_is_restored(tmp_path: Path) -> None:
     assert not old.exists()
 
 
-STAGE = (
-    "import sys; from pipelines.common import run_stage; import pipelines.data as d; "
-    "run_stage(d.main, *sys.argv[1:])"
-)
-HEADER = (
-    "user_id,topic_id,item_id,timestamp,activity,score,time_spent_s,hints_used,attempt,is_revisit"
-)
-
-
 def _stage_setup(tmp_path: Path, n_rows: int) -> list[str]:
     import yaml
 
     csv = tmp_path / f"events{n_rows}.csv"
     rows = [f"u{i % 3},t1,i{i},{1767571200 + 60 * i},quiz,0.5,10,0,1,false" for i in range(n_rows)]
-    csv.write_text("\n".join([HEADER, *rows]) + "\n")
+    csv.write_text("\n".join([EVENTS_CSV_HEADER, *rows]) + "\n")
     params = tmp_path / f"params{n_rows}.yaml"
     params.write_text(
         yaml.safe_dump(
@@ -255,7 +247,7 @@ def _start(args: list[str], pause_at: str):  # type: ignore[no-untyped-def]
     repo = Path(__file__).resolve().parents[2]
     env = {**os.environ, "LUDORA_PAUSE_BEFORE_RENAME": pause_at}
     return subprocess.Popen(
-        [sys.executable, "-c", STAGE, *args],
+        [sys.executable, "-c", DATA_STAGE, *args],
         cwd=repo,
         env=env,
         stdout=subprocess.PIPE,
@@ -292,7 +284,7 @@ def test_sigkill_at_the_worst_moment_never_leaves_outputs_and_metrics_disagreein
     from pipelines import data as stage
 
     first = _stage_setup(tmp_path, 4)
-    stage.main(*first)
+    stage.run(*first)
     assert _state(tmp_path) == (4, 4)
     second = _stage_setup(tmp_path, 7)
     proc = _start(second, pause_at)
@@ -315,7 +307,7 @@ def test_sigkill_at_the_worst_moment_never_leaves_outputs_and_metrics_disagreein
             break
         time.sleep(0.1)
     assert leftovers == []
-    stage.main(*second)
+    stage.run(*second)
     assert _state(tmp_path) == (7, 7)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["events"]
     assert sorted(p.name for p in (tmp_path / "metrics").iterdir()) == ["data.json"]
@@ -327,7 +319,7 @@ def test_sigterm_cleans_up_like_ctrl_c_and_keeps_the_old_pair(tmp_path: Path) ->
     from pipelines import data as stage
 
     first = _stage_setup(tmp_path, 4)
-    stage.main(*first)
+    stage.run(*first)
     second = _stage_setup(tmp_path, 7)
     proc = _start(second, "events")
     marker = Path(second[1]).with_name("events.paused")

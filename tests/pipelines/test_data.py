@@ -26,7 +26,7 @@ def write_params(tmp_path: Path, data: dict[str, Any], pass_mark: float = 0.6) -
 def test_simulator_stage_writes_outputs(tmp_path: Path) -> None:
     params = write_params(tmp_path, {"source": "simulator", "path": None, "simulator": TINY_SIM})
     out_dir, metrics_file = tmp_path / "out" / "events", tmp_path / "metrics" / "data.json"
-    returned = stage.main(params, out_dir=out_dir, metrics_file=metrics_file)
+    returned = stage.run(params, out_dir=out_dir, metrics_file=metrics_file)
     events = pd.read_parquet(out_dir / "events.parquet")
     oracle = pd.read_parquet(out_dir / "oracle.parquet")
     assert {c: str(t) for c, t in events.dtypes.items()} == pandas_dtypes()
@@ -53,7 +53,7 @@ def test_bad_csv_writes_nothing(tmp_path: Path) -> None:
     params = write_params(tmp_path, {"source": "events_file", "path": "bad.csv"})
     out_dir, metrics_file = tmp_path / "out" / "events", tmp_path / "metrics" / "data.json"
     with pytest.raises(EventValidationError, match=r"bad\.csv[\s\S]*'score'.*line 2"):
-        stage.main(params, out_dir=out_dir, metrics_file=metrics_file)
+        stage.run(params, out_dir=out_dir, metrics_file=metrics_file)
     assert not out_dir.exists()
     assert not metrics_file.exists()
 
@@ -61,13 +61,13 @@ def test_bad_csv_writes_nothing(tmp_path: Path) -> None:
 def test_bad_input_keeps_previous_outputs(tmp_path: Path) -> None:
     out_dir, metrics_file = tmp_path / "out" / "events", tmp_path / "metrics" / "data.json"
     good = write_params(tmp_path, {"source": "simulator", "path": None, "simulator": TINY_SIM})
-    stage.main(good, out_dir=out_dir, metrics_file=metrics_file)
+    stage.run(good, out_dir=out_dir, metrics_file=metrics_file)
     before = (out_dir / "events.parquet").read_bytes(), metrics_file.read_text()
     kt = tmp_path / "kt.tsv"
     kt.write_text("user_id\titem_id\ttimestamp\tcorrect\tskill_id\n1\t2\t0\t5\t3\n")
     bad = write_params(tmp_path, {"source": "kt_tsv", "path": str(kt)})
     with pytest.raises(EventValidationError, match="correct"):
-        stage.main(bad, out_dir=out_dir, metrics_file=metrics_file)
+        stage.run(bad, out_dir=out_dir, metrics_file=metrics_file)
     assert ((out_dir / "events.parquet").read_bytes(), metrics_file.read_text()) == before
 
 
@@ -75,7 +75,7 @@ def test_kt_source_metrics_have_no_oracle(tmp_path: Path) -> None:
     kt = tmp_path / "kt.tsv"
     kt.write_text("user_id\titem_id\ttimestamp\tcorrect\tskill_id\n1\t2\t0\t0\t3\n2\t2\t0\t1\t3\n")
     params = write_params(tmp_path, {"source": "kt_tsv", "path": "kt.tsv"})
-    metrics = stage.main(params, out_dir=tmp_path / "ev", metrics_file=tmp_path / "m.json")
+    metrics = stage.run(params, out_dir=tmp_path / "ev", metrics_file=tmp_path / "m.json")
     assert metrics["simulated"] is False and "oracle_auc" not in metrics
     assert metrics["quiz_fail_rate"] == 0.5
     oracle = pd.read_parquet(tmp_path / "ev" / "oracle.parquet")

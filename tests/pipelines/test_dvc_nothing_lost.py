@@ -27,7 +27,7 @@ STAGE_PY = (
     "import functools\n"
     "from pipelines.common import stage_main\n"
     "from pipelines import data\n"
-    "main = functools.partial(data.main, 'params.yaml', 'outputs/events', 'metrics/data.json')\n"
+    "main = functools.partial(data.run, 'params.yaml', 'outputs/events', 'metrics/data.json')\n"
     "main.__module__ = 'pipelines.data'\n"
     "stage_main(main)\n"
 )

@@ -82,6 +82,7 @@ def test_missing_events_is_one_clear_error(tmp_path: Path) -> None:
         run(
             FeatureConfig(),
             events_file=tmp_path,
+            oracle_file=None,
             out_dir=tmp_path / "f",
             metrics_file=tmp_path / "m.json",
         )

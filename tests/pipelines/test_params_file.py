@@ -15,12 +15,9 @@ from pathlib import Path
 import pytest
 
 from pipelines.common import SECTIONS, ConfigError, load_params
+from tests.fixtures.events import DATA_STAGE
 
 REPO = Path(__file__).resolve().parents[2]
-STAGE = (
-    "import sys; from pipelines.common import run_stage; import pipelines.data as d; "
-    "run_stage(d.main, *sys.argv[1:])"
-)
 GOOD = "data:\n  source: simulator\nfeatures:\n  pass_mark: 0.6\n"
 
 CASES = [
@@ -63,7 +60,14 @@ def test_the_repo_params_file_loads_and_names_only_known_sections() -> None:
 def _run_stage(params: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run the data stage on ``params`` in a fresh interpreter, as a user would (no debug)."""
     return subprocess.run(
-        [sys.executable, "-c", STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")],
+        [
+            sys.executable,
+            "-c",
+            DATA_STAGE,
+            str(params),
+            str(tmp_path / "o"),
+            str(tmp_path / "m.json"),
+        ],
         cwd=REPO,
         env={**os.environ, "LUDORA_DEBUG": ""},
         capture_output=True,

@@ -125,13 +125,13 @@ def test_a_flipped_byte_is_refused_without_evaluating_it(env):
     assert [r for r in refused.reasons if "model.onnx: sha256" in r]
 
 
-def test_cli_promote_exits_1_when_refused(env, monkeypatch):
+def test_cli_promote_exits_1_when_refused(env, monkeypatch, declare_stage_paths):
     import pipelines.package as pkg
     from pipelines.cli import app
 
     root, test_file, package = env
     monkeypatch.setattr(pkg, "ARTIFACTS_ROOT", root)
-    monkeypatch.setattr(pkg, "FEATURES_TEST", test_file)
+    declare_stage_paths("package", features_test=test_file)
     package(0.2)
     runner = CliRunner()
     ok = runner.invoke(app, ["promote", "--model", "weakness"])

@@ -16,7 +16,7 @@ from tests.fixtures.weakness import make_weakness_export
 pytestmark = pytest.mark.slow
 
 
-def test_stages_end_to_end(tmp_path, monkeypatch):
+def test_stages_end_to_end(tmp_path, monkeypatch, declare_stage_paths):
     import pipelines.package as pkg
     import pipelines.quantize_generator as qz
     from pipelines import common
@@ -56,33 +56,33 @@ def test_stages_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setattr(qz, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_section", lambda s: params[s])
     monkeypatch.setattr(pkg, "load_gates", lambda: check_gates(params["gates"]))
-    for name, value in {
-        "FP32_DIR": fp32,
-        "TEXT_DIR": text,
-        "VARIANTS_DIR": tmp_path / "variants",
-        "METRICS_FILE": tmp_path / "metrics/quantize.json",
-        "PLOT_FILE": tmp_path / "plots/quantize/variants.json",
-        "SAMPLES_FILE": tmp_path / "metrics/generator_samples.md",  # never the repo's page
-    }.items():
-        monkeypatch.setattr(qz, name, value)
+    declare_stage_paths(
+        "quantize_generator",
+        fp32_dir=fp32,
+        text_dir=text,
+        variants_dir=tmp_path / "variants",
+        metrics_file=tmp_path / "metrics/quantize.json",
+        plot_file=tmp_path / "plots/quantize/variants.json",
+        samples_file=tmp_path / "metrics/generator_samples.md",  # never the repo's page
+    )
     qz.main()
     quantize = json.loads((tmp_path / "metrics/quantize.json").read_text())
     assert set(quantize["variants"]) == {"fp32", "dynamic_int8"}
     assert quantize["shipped"] in quantize["variants"]
 
-    for name, value in {
-        "WEAKNESS_DIR": weak,
-        "VARIANTS_DIR": tmp_path / "variants",
-        "QUANTIZE_METRICS": tmp_path / "metrics/quantize.json",
-        "GENERATOR_DRAFT": fp32 / "manifest.draft.json",
-        "GENERATOR_TRAINING_CONFIG": tmp_path / "training_config.json",
-        "TEXT_TEST": text / "test.jsonl",
-        "TEXT_UNSEEN": text / "test_unseen.jsonl",
-        "FEATURES_TEST": tmp_path / "test.parquet",
-        "METRICS_FILE": tmp_path / "metrics/package.json",
-        "ARTIFACTS_ROOT": tmp_path / "artifacts",
-    }.items():
-        monkeypatch.setattr(pkg, name, value)
+    declare_stage_paths(
+        "package",
+        weakness_dir=weak,
+        variants_dir=tmp_path / "variants",
+        quantize_metrics=tmp_path / "metrics/quantize.json",
+        generator_draft=fp32 / "manifest.draft.json",
+        generator_training_config=tmp_path / "training_config.json",
+        text_test=text / "test.jsonl",
+        text_unseen=text / "test_unseen.jsonl",
+        features_test=tmp_path / "test.parquet",
+        metrics_file=tmp_path / "metrics/package.json",
+    )
+    monkeypatch.setattr(pkg, "ARTIFACTS_ROOT", tmp_path / "artifacts")
     pkg.main()
     report = json.loads((tmp_path / "metrics/package.json").read_text())
     assert (
