@@ -35,6 +35,28 @@ def level_of(prompt_prefix: str, rng: random.Random) -> int:
     return min(max(level, 0), N_LEVELS - 1)
 
 
+def stretched(prompt_prefix: str) -> bool:
+    """Whether the prefix asks for harder numbers than the top level already gives ("Grade 5,
+    harder numbers please", "Year 6, harder", "Grade 6"): the level cannot go up, so the
+    numbers must need more working (raters failed 24 x 11 and 8 raffle tickets at $4 there)."""
+    grade = grade_of(prompt_prefix or "")
+    if grade is None or _EASIER.search(prompt_prefix or ""):
+        return False
+    return grade > N_LEVELS or (grade == N_LEVELS and bool(_HARDER.search(prompt_prefix or "")))
+
+
+def stretch_skill(topic: str, *, priced: bool) -> Skill:
+    """What "harder" asks of a top grade's numbers in ``topic`` (a canonical topic name):
+    prices to the cent where the problem is ``priced`` (a raffle ticket costs $2.50, not $10),
+    else a product or a quotient of two 2-digit numbers; none where a bigger number would be an
+    implausible one (pages, goals, minutes)."""
+    if priced and topic in ("money", "mixed operations", "multiplication", "division"):
+        return Skill(decimals=True)
+    if topic in ("multiplication", "division", "multiplication and division", "mixed operations"):
+        return Skill(multi_digit=True)
+    return Skill()
+
+
 def _grade_level(prompt_prefix: str, rng: random.Random) -> int:
     grade = grade_of(prompt_prefix or "")
     if grade is None:

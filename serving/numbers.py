@@ -25,11 +25,14 @@ from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, evaluate, quotients
 from serving.grade import (
+    Skill,
     asked_denominators,
     asked_skill,
     asked_tables,
     level_of,
     practises,
+    stretch_skill,
+    stretched,
 )
 from serving.measures import KMH, MS, measures
 from serving.prompt import render_slots
@@ -346,6 +349,14 @@ _HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b"
 _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
 
 
+# a sentence pricing a pack of things: the price of one thing elsewhere does not bound it
+PACK_PRICE = (4, 20)
+_PACKED = re.compile(
+    r"\b(?:box|boxes|bag|bags|pack|packs|packet|packets|tray|trays|crate|crates|basket|baskets"
+    r"|jar|jars|carton|cartons|tin|tins|bunch|bunches)\b|<cont\d?(?::pl)?>"
+)
+
+
 def _size_plan(
     text: str, slots: list[_Slot], sizes: Sequence[Mapping[str, tuple[int, int]]], level: int
 ) -> tuple[list[tuple[int, int] | None], tuple[int, int] | None]:
@@ -363,9 +374,13 @@ def _size_plan(
         if unit in ("m2", "cm2"):
             side = here.get(unit[:-1]) or merged.get(unit[:-1])
             return (side[0] * side[0], side[1] * side[1]) if side else None
+        if unit == "$" and sentence < len(sentences) and _PACKED.search(sentences[sentence]):
+            # "sells each box for $<num>": a muffin's price is not a box's, nor is $2
+            return here.get(unit) or PACK_PRICE
         return here.get(unit) or merged.get(unit)
 
-    question = _SENTENCE_END.split(text.strip())[-1]
+    sentences = _SENTENCE_END.split(text.strip())
+    question = sentences[-1]
     answer: tuple[int, int] | None = None
     rate = ""
     if not _FASTER.search(question):
@@ -494,8 +509,10 @@ def fill_numbers(
     level = level_of(prompt_prefix, rng)
     denominators = asked_denominators(prompt_prefix)
     tables = asked_tables(prompt_prefix)
-    skill = asked_skill(prompt_prefix)
     name = canonical_topic(topic) or topic
+    skill = asked_skill(prompt_prefix) or (
+        stretch_skill(name, priced="$" in text) if stretched(prompt_prefix) else Skill()
+    )
     ranges = TOPIC_RANGES.get(name, DEFAULT_RANGE)
     cents = name == "money"
     slots = _slots(text, equation)

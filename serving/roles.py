@@ -23,6 +23,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from serving.role_pools import CONTENTS, HOLDERS, SCENE_POOLS
+from serving.role_pools import pool as _pool
+
 _V = TypeVar("_V")
 
 
@@ -37,17 +40,6 @@ class Role:
     pool: tuple[tuple[str, str], ...]
     gloss: str
     rejects: frozenset[str] = frozenset()  # classes that rule a noun out (liquids are not stuff)
-
-
-# Pools hold the most neutral nouns of a role: a pool noun meets a teacher's noun it was never
-# chosen for, so "a tin of robots", "robots at the bakery" and "a train trip to the school
-# hall" (each rated unusable) came from pools with specific nouns.
-def _pool(*words: str) -> tuple[tuple[str, str], ...]:
-    out = []
-    for w in words:
-        one, _, many = w.partition("/")
-        out.append((one, many or one + "s"))
-    return tuple(out)
 
 
 ROLES: tuple[Role, ...] = (
@@ -246,202 +238,6 @@ ROLES: tuple[Role, ...] = (
 )
 ROLE_BY_NAME: dict[str, Role] = {r.name: r for r in ROLES}
 ROLE_NAMES: tuple[str, ...] = tuple(r.name for r in ROLES)
-# What a container a teacher names usually holds, and where a thing a teacher names is usually
-# kept: a pool noun beside it is drawn from here, so seed trays hold seeds, not sandwiches, and
-# cookies go into jars, not egg boxes. Keys are singular heads or whole phrases.
-CONTENTS: dict[str, tuple[tuple[str, str], ...]] = {
-    # a container named for what it holds holds that: "6 water bottles of juice" is no bottle
-    "water bottle": _pool("water/water"),
-    "milk bottle": _pool("milk/milk"),
-    "juice bottle": _pool("juice/juice"),
-    "goody bag": _pool("sweet", "sticker"),
-    "egg box": _pool("egg"),
-    "egg carton": _pool("egg"),
-    "carton": _pool("egg"),
-    "seed tray": _pool("seed", "seedling"),
-    "flower pot": _pool("seed", "bulb"),
-    "plant pot": _pool("seed", "bulb"),
-    "pot": _pool("seed", "bulb"),
-    "pencil case": _pool("pencil", "pen", "crayon"),
-    "pencil pot": _pool("pencil", "pen"),
-    "pencil box": _pool("pencil", "crayon"),
-    "crayon box": _pool("crayon"),
-    "lunch box": _pool("sandwich/sandwiches", "apple"),
-    "lunchbox": _pool("sandwich/sandwiches", "apple"),
-    "lunch bag": _pool("sandwich/sandwiches", "apple"),
-    "picnic basket": _pool("sandwich/sandwiches", "apple"),
-    "vase": _pool("flower", "rose", "tulip"),
-    "fish tank": _pool("fish/fish"),
-    "tank": _pool("fish/fish"),
-    "bookshelf": _pool("book"),
-    "bookcase": _pool("book"),
-    "shelf": _pool("book"),
-    "school bag": _pool("book", "notebook"),
-    "schoolbag": _pool("book", "notebook"),
-    "backpack": _pool("book", "notebook"),
-    "piggy bank": _pool("coin"),
-    "money box": _pool("coin"),
-    "purse": _pool("coin"),
-    "wallet": _pool("coin"),
-    "treasure chest": _pool("coin", "jewel"),
-    "album": _pool("sticker", "photo"),
-    "sticker album": _pool("sticker"),
-    "photo album": _pool("photo"),
-    "cookie jar": _pool("cookie"),
-    "sweet jar": _pool("sweet"),
-    "jar": _pool("cookie", "sweet", "marble"),
-    "biscuit tin": _pool("biscuit"),
-    "tin": _pool("biscuit", "button"),
-    "button tin": _pool("button"),
-    "sewing box": _pool("button", "reel of thread/reels of thread"),
-    "fruit bowl": _pool("apple", "orange"),
-    "bowl": _pool("apple", "orange"),
-    "basket": _pool("apple", "egg"),
-    "toy box": _pool("toy", "teddy bear"),
-    "baking tray": _pool("cookie", "bun"),
-    "tray": _pool("cookie", "bun"),
-    "muffin tray": _pool("muffin"),
-    "muffin tin": _pool("muffin"),
-    "cupcake tray": _pool("cupcake"),
-    "goodie bag": _pool("sweet", "sticker"),
-    "party bag": _pool("sweet", "sticker"),
-    "gift bag": _pool("sweet", "sticker"),
-    "bucket": _pool("shell", "pebble"),
-    "sack": _pool("potato/potatoes"),
-    "crate": _pool("apple", "orange", "bottle"),
-    "suitcase": _pool("shirt", "T-shirt"),
-    "drawer": _pool("sock", "T-shirt"),
-    "wardrobe": _pool("shirt", "dress/dresses"),
-    "jewellery box": _pool("ring", "bead"),
-    "envelope": _pool("stamp", "card"),
-    "quiver": _pool("arrow"),
-    "fridge": _pool("yogurt", "bottle"),
-    "freezer": _pool("ice lolly/ice lollies"),
-    "cool box": _pool("bottle of water/bottles of water", "can of juice/cans of juice"),
-    "beehive": _pool("bee"),
-    "hive": _pool("bee"),
-    "nest": _pool("egg"),
-    "trophy cabinet": _pool("trophy/trophies", "medal"),
-    "display case": _pool("medal", "trophy/trophies"),
-}
-HOLDERS: dict[str, tuple[tuple[str, str], ...]] = {
-    "egg": _pool("egg box/egg boxes", "carton", "basket"),
-    "cookie": _pool("jar", "tin", "box/boxes"),
-    "biscuit": _pool("tin", "packet"),
-    "muffin": _pool("box/boxes", "tray"),
-    "cupcake": _pool("box/boxes", "tray"),
-    "sweet": _pool("jar", "bag"),
-    "marble": _pool("jar", "bag"),
-    "pencil": _pool("pencil case", "box/boxes", "pot"),
-    "crayon": _pool("box/boxes", "pot"),
-    "book": _pool("shelf/shelves", "box/boxes", "bag"),
-    "sticker": _pool("album", "sheet"),
-    "photo": _pool("album", "frame"),
-    "coin": _pool("piggy bank", "jar", "purse"),
-    "seed": _pool("packet", "seed tray", "pot"),
-    "flower": _pool("vase", "bunch/bunches"),
-    "fish": _pool("tank", "bowl"),
-    "apple": _pool("basket", "bag", "crate"),
-    "orange": _pool("basket", "bag", "crate"),
-    "sandwich": _pool("lunch box/lunch boxes", "plate"),
-    "shell": _pool("bucket", "jar"),
-    "toy": _pool("toy box/toy boxes", "box/boxes"),
-    "sock": _pool("drawer", "bag"),
-    "bottle": _pool("crate", "box/boxes"),
-}
-
-
-# What the nouns nobody asked for are, where a problem's scene or its own words say where it
-# happens: a toy shop sells toys, not sneakers; a greenhouse grows seedlings, not sandwiches;
-# a pet is a dog or a cat, not a sheep; a motorway carries cars, not horses. Keys are a scene
-# keyword (whole phrase, else its head) or a word of the skeleton ("pet", "zoo"); values map a
-# role to its pool there. A scene without an entry keeps the role's neutral pool.
-_PETS = _pool("dog", "cat", "rabbit", "kitten", "puppy/puppies", "tortoise")
-_FARM = _pool("cow", "sheep/sheep", "pig", "goat", "chicken", "horse")
-_ZOO = _pool("lion", "zebra", "giraffe", "penguin", "monkey", "elephant")
-_ROAD_MOVERS = _pool("car", "bus/buses", "coach/coaches", "van", "lorry/lorries")
-_TRAIL_MOVERS = _pool("cyclist", "runner", "hiker", "horse rider")
-_FRUIT = _pool("apple", "orange", "pear", "banana", "peach/peaches", "plum")
-SCENE_POOLS: dict[str, dict[str, tuple[tuple[str, str], ...]]] = {
-    "pet": {"animal": _PETS},
-    "pets": {"animal": _PETS},
-    "vet": {"animal": _PETS},
-    "puppy": {"animal": _PETS},
-    "kitten": {"animal": _PETS},
-    "pet shop": {"animal": _PETS, "thing": _pool("dog toy", "collar", "lead", "bag of pet food")},
-    "farm": {"animal": _FARM, "food": _pool("egg", "apple", "potato/potatoes", "carrot")},
-    "farm animal": {"animal": _FARM, "place": _pool("farm", "field")},
-    "farm animals": {"animal": _FARM, "place": _pool("farm", "field")},
-    "barn": {"animal": _FARM},
-    "zoo": {"animal": _ZOO},
-    "safari": {"animal": _ZOO},
-    "safari park": {"animal": _ZOO},
-    "motorway": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
-    "highway": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
-    "road": {"mover": _ROAD_MOVERS, "vehicle": _ROAD_MOVERS},
-    "trail": {"mover": _TRAIL_MOVERS},
-    "bike path": {"mover": _pool("cyclist")},
-    "cycle path": {"mover": _pool("cyclist")},
-    "greenhouse": {"thing": _pool("seedling", "plant pot", "tomato plant", "flower pot")},
-    "garden": {"thing": _pool("seed", "flower", "plant pot"), "food": _pool("tomato/tomatoes")},
-    "allotment": {"thing": _pool("seed", "seedling"), "food": _pool("potato/potatoes", "carrot")},
-    "orchard": {"food": _FRUIT, "thing": _FRUIT},
-    "toy shop": {"thing": _pool("toy car", "teddy bear", "kite", "board game", "yo-yo")},
-    "toy store": {"thing": _pool("toy car", "teddy bear", "kite", "board game", "yo-yo")},
-    "bookshop": {"thing": _pool("book", "comic", "notebook")},
-    "book shop": {"thing": _pool("book", "comic", "notebook")},
-    "library": {"thing": _pool("book", "comic", "magazine")},
-    "bakery": {"food": _pool("muffin", "bun", "cupcake", "loaf/loaves", "cookie")},
-    "cafe": {"food": _pool("muffin", "sandwich/sandwiches", "cookie", "cupcake")},
-    "lemonade stand": {"thing": _pool("cup of lemonade/cups of lemonade")},
-    "bake sale": {"food": _pool("cupcake", "cookie", "muffin", "brownie")},
-    "cake sale": {"food": _pool("cupcake", "cookie", "muffin", "brownie")},
-    "cinema": {"thing": _pool("ticket", "box of popcorn/boxes of popcorn")},
-    "theatre": {"thing": _pool("ticket", "programme")},
-    "concert": {"thing": _pool("ticket", "programme")},
-    "stationery shop": {"thing": _pool("pencil", "pen", "notebook", "ruler", "eraser")},
-    "stationery": {"thing": _pool("pencil", "pen", "notebook", "ruler", "eraser")},
-    "shoe shop": {
-        "thing": _pool("pair of shoes/pairs of shoes", "pair of trainers/pairs of trainers")
-    },
-    "sports shop": {
-        "thing": _pool("football", "tennis ball", "pair of trainers/pairs of trainers")
-    },
-    "florist": {"thing": _pool("rose", "tulip", "bunch of flowers/bunches of flowers")},
-    "flower shop": {"thing": _pool("rose", "tulip", "bunch of flowers/bunches of flowers")},
-    "market": {"food": _FRUIT},
-    "fruit stall": {"food": _FRUIT, "thing": _FRUIT},
-    "greengrocer": {"food": _FRUIT},
-    "supermarket": {"food": _pool("apple", "banana", "yogurt", "carton of milk/cartons of milk")},
-    "picnic": {
-        "food": _pool("sandwich/sandwiches", "apple", "sausage roll", "strawberry/strawberries")
-    },
-    "party": {"food": _pool("cupcake", "sandwich/sandwiches", "slice of pizza/slices of pizza")},
-    "birthday party": {
-        "food": _pool("cupcake", "slice of cake/slices of cake"),
-        "thing": _pool("balloon", "party hat", "party bag"),
-    },
-    "school fair": {"thing": _pool("raffle ticket", "badge", "balloon"), "food": _pool("cupcake")},
-    "fair": {"thing": _pool("ticket", "balloon"), "food": _pool("toffee apple", "cupcake")},
-    "beach": {"thing": _pool("shell", "pebble", "bucket")},
-    "seaside": {"thing": _pool("shell", "pebble")},
-    "camping trip": {"thing": _pool("tent peg", "torch/torches", "marshmallow")},
-    "campsite": {"thing": _pool("tent peg", "torch/torches", "marshmallow")},
-    "knitting club": {"thing": _pool("ball of wool/balls of wool", "knitting needle")},
-    "art class": {
-        "thing": _pool("paintbrush/paintbrushes", "crayon", "sheet of paper/sheets of paper")
-    },
-    "art room": {
-        "thing": _pool("paintbrush/paintbrushes", "crayon", "sheet of paper/sheets of paper")
-    },
-    "museum": {"thing": _pool("postcard", "ticket")},
-    "sports day": {"thing": _pool("medal", "ribbon", "bean bag")},
-    "football match": {"thing": _pool("ticket", "flag")},
-    "classroom": {"thing": _pool("pencil", "crayon", "book", "ruler")},
-    "kitchen": {"food": _pool("egg", "apple", "potato/potatoes")},
-    "aquarium": {"animal": _pool("fish/fish", "shark", "turtle", "jellyfish/jellyfish")},
-    "pond": {"animal": _pool("duck", "frog", "fish/fish")},
-}
 
 
 def scene_pools(words: Sequence[str]) -> dict[str, tuple[tuple[str, str], ...]]:

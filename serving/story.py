@@ -310,6 +310,8 @@ _EATEN = re.compile(r"\b(?:eat|eats|ate|eaten|bake|bakes|baked|cook|cooks|cooked
 
 
 _DRINKS = frozenset({"water", "milk", "juice", "lemonade"})
+_MONEY = frozenset({"coin", "jewel"})
+_BOUGHT = re.compile(r"\b(?:spen[dt]s?|buys?|bought|pays? for|paid for)\b[^.?!]*<thing", re.I)
 
 
 def _paired_pools(
@@ -323,6 +325,8 @@ def _paired_pools(
         role = key.rstrip("0123456789")
         if role in ("cont", "literal"):
             inside = contents_of(sing)
+            if inside and {p[0] for p in inside} <= _MONEY and _BOUGHT.search(skeleton):
+                continue  # a piggy bank holds coins, and nobody spends its money on coins
             if inside and {p[0] for p in inside} <= _DRINKS:
                 out.setdefault("liquid", inside)  # water bottles hold water
             elif inside:

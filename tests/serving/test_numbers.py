@@ -311,3 +311,44 @@ def test_decimals_asked_for_are_practised() -> None:
         )
         a, b = (float(x) for x in re.findall(r"\$(\d+(?:\.\d+)?)", filled))
         assert (b / a) == pytest.approx(round(b / a)), filled
+
+
+def test_harder_numbers_at_the_top_grade_need_more_working() -> None:
+    """ "Grade 5, harder numbers please" cannot go up a level: raters failed 24 x 11 and 8
+    raffle tickets at $4 for grade 6. A product gets two 2-digit factors, a price its cents."""
+    from serving.grade import stretch_skill, stretched
+
+    assert stretched("Grade 5, harder numbers please:") and stretched("Grade 6:")
+    assert not stretched("Grade 4, harder numbers:") and not stretched("Grade 5:")
+    assert not stretched("An easy one for grade 6:")
+    assert stretch_skill("multiplication", priced=False).multi_digit
+    assert stretch_skill("mixed operations", priced=True).decimals
+    assert not stretch_skill("subtraction", priced=False)  # a 4,000-page book is no harder
+    trays = "<name> has <num> seed trays. Each seed tray holds <num> seeds. How many seeds?"
+    for seed in range(8):
+        a, b = numbers_in(
+            fill_numbers(
+                trays,
+                "n1 * n2",
+                topic="multiplication",
+                prompt_prefix="Grade 5, harder numbers please:",
+                seed=seed,
+            )
+        )
+        assert min(a, b) >= 10, (a, b)
+    tickets = "<name> buys <num> tickets at $<num> each. <He> pays with $<num>. How much change?"
+    filled = fill_numbers(tickets, "n3 - n1 * n2", topic="money", prompt_prefix="Grade 6:", seed=2)
+    assert re.search(r"\$\d+\.\d\d\b", filled), filled
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_box_is_not_priced_like_one_muffin(seed: int) -> None:
+    from serving.sizes import size_of
+
+    text = (
+        "The bakery has <num> muffins. It packs them in boxes of <num> and sells each box for "
+        "$<num>. How much money does the bakery get?"
+    )
+    sizes = [size_of("muffin"), {}, {}]
+    filled = fill_numbers(text, "n1 / n2 * n3", topic="mixed operations", seed=seed, sizes=sizes)
+    assert numbers_in(filled)[2] >= 4, filled  # a muffin is $1-4; a box of them is not $2

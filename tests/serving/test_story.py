@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -372,3 +373,25 @@ def test_a_keyword_never_renames_a_kind_the_skeleton_names_or_a_generic_word(
     assert _head_site("A recipe needs <num> eggs. How many eggs?", "cake recipe") is not None
     same = "The floor is <num> m wide. Is the same floor <num> m long?"
     assert _head_site(same, "bedroom floor") is not None
+
+
+def test_a_park_race_has_no_car_and_a_piggy_banks_money_buys_no_coins() -> None:
+    from serving.lexicon import NounInfo
+    from serving.story import tell
+
+    park = [NounInfo("park", "park", "place", frozenset({"place"}), False)]
+    race = (
+        "At the <place> , a <mover> moves at <num> metres per second for <num> seconds. "
+        "How many metres does the <mover> move?"
+    )
+    for seed in range(10):
+        text = tell(race, "n1 * n2", park, topic="speed", seed=seed).text
+        assert not re.search(r"\b(?:car|bus|coach|van|lorry)\b", text), text
+    bank = [NounInfo("piggy bank", "piggy bank", "container", frozenset({"container"}), False)]
+    spend = (
+        "<name> had $ <num> in <his> piggy bank. <he> spent $ <num> on <thing:pl> . "
+        "How much money is left in <his> piggy bank?"
+    )
+    for seed in range(10):
+        text = tell(spend, "n1 - n2", bank, topic="subtraction", seed=seed).text
+        assert "coins" not in text, text
