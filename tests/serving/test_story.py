@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.lexicon import Lexicon, describe
+from serving.lexicon import Lexicon, NounInfo, describe
 from serving.roles import instances, role_tokens
 from serving.story import bind, render_story
 
@@ -375,23 +375,36 @@ def test_a_keyword_never_renames_a_kind_the_skeleton_names_or_a_generic_word(
     assert _head_site(same, "bedroom floor") is not None
 
 
-def test_a_park_race_has_no_car_and_a_piggy_banks_money_buys_no_coins() -> None:
-    from serving.lexicon import NounInfo
+_PARK = NounInfo("park", "park", "place", frozenset({"place"}), False)
+_BANK = NounInfo("piggy bank", "piggy bank", "container", frozenset({"container"}), False)
+
+
+@pytest.mark.parametrize(
+    ("noun", "skeleton", "equation", "topic", "never"),
+    [
+        (  # a car or a bus does not race a cyclist through a park
+            _PARK,
+            "At the <place> , a <mover> moves at <num> metres per second for <num> seconds. "
+            "How many metres does the <mover> move?",
+            "n1 * n2",
+            "speed",
+            r"\b(?:car|bus|coach|van|lorry)\b",
+        ),
+        (  # a piggy bank holds coins, and nobody spends its money on coins
+            _BANK,
+            "<name> had $ <num> in <his> piggy bank. <he> spent $ <num> on <thing:pl> . "
+            "How much money is left in <his> piggy bank?",
+            "n1 - n2",
+            "subtraction",
+            r"\bcoins\b",
+        ),
+    ],
+)
+def test_a_scene_keeps_out_what_does_not_belong(
+    noun: NounInfo, skeleton: str, equation: str, topic: str, never: str
+) -> None:
     from serving.story import tell
 
-    park = [NounInfo("park", "park", "place", frozenset({"place"}), False)]
-    race = (
-        "At the <place> , a <mover> moves at <num> metres per second for <num> seconds. "
-        "How many metres does the <mover> move?"
-    )
     for seed in range(10):
-        text = tell(race, "n1 * n2", park, topic="speed", seed=seed).text
-        assert not re.search(r"\b(?:car|bus|coach|van|lorry)\b", text), text
-    bank = [NounInfo("piggy bank", "piggy bank", "container", frozenset({"container"}), False)]
-    spend = (
-        "<name> had $ <num> in <his> piggy bank. <he> spent $ <num> on <thing:pl> . "
-        "How much money is left in <his> piggy bank?"
-    )
-    for seed in range(10):
-        text = tell(spend, "n1 - n2", bank, topic="subtraction", seed=seed).text
-        assert "coins" not in text, text
+        text = tell(skeleton, equation, [noun], topic=topic, seed=seed).text
+        assert not re.search(never, text), text
