@@ -13,12 +13,28 @@ written ("teams"), as ``serving.story.size_hints`` keys the ranges. Stdlib only
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from serving.units import _unit
 
 KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h", re.I)
 MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
 _SQUARE = re.compile(r"\s*square\s+(centimet(?:re|er)s?|cm|met(?:re|er)s?|m)\b", re.I)
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One ``<num>`` of the text: where it is and what it counts."""
+
+    start: int
+    end: int
+    index: int  # 0-based position among all numbers of the text (the equation's n<index+1>)
+    # percent | discount | numerator | denominator | price | money | note | unit:<u> | factor
+    # | count
+    kind: str
+    factor: bool = False  # next to '*' or after '/' in the equation
+    measures: str = ""  # what a plausible size bounds (serving.sizes.UNITS), '' for none
+    sentence: int = 0  # index of the sentence the slot is in
 
 
 def _words(text: str) -> list[str]:

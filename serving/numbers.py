@@ -34,8 +34,10 @@ from serving.grade import (
     stretch_skill,
     stretched,
 )
-from serving.measures import KMH, MS, measures
+from serving.measures import Slot as _Slot
+from serving.measures import measures
 from serving.prompt import render_slots
+from serving.sizes import plan_sizes
 from serving.topics import canonical_topic
 from serving.units import MEASURE_RANGES, UNIT_RANGES, _unit, is_unit_word
 
@@ -115,21 +117,6 @@ def format_number(x: float) -> str:
     if float(x).is_integer():
         return str(int(x))
     return f"{x:.2f}"
-
-
-@dataclass(frozen=True)
-class _Slot:
-    """One ``<num>`` of the text: where it is and what it counts."""
-
-    start: int
-    end: int
-    index: int  # 0-based position among all numbers of the text (the equation's n<index+1>)
-    # percent | discount | numerator | denominator | price | money | note | unit:<u> | factor
-    # | count
-    kind: str
-    factor: bool = False  # next to '*' or after '/' in the equation
-    measures: str = ""  # what a plausible size bounds (serving.sizes.UNITS), '' for none
-    sentence: int = 0  # index of the sentence the slot is in
 
 
 def _factor_slots(equation: str | None) -> set[int]:
@@ -345,65 +332,6 @@ def _acceptable(value: float, *, cents: bool, kind: str) -> bool:
 
 _HOW_MANY = re.compile(r"\bhow many\b", re.I)
 _ASKED_UNIT = re.compile(r"\bhow many\s+([A-Za-z]+)", re.I)
-_HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
-_FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
-
-
-# a sentence pricing a pack of things: the price of one thing elsewhere does not bound it
-PACK_PRICE = (4, 20)
-_PACKED = re.compile(
-    r"\b(?:box|boxes|bag|bags|pack|packs|packet|packets|tray|trays|crate|crates|basket|baskets"
-    r"|jar|jars|carton|cartons|tin|tins|bunch|bunches)\b|<cont\d?(?::pl)?>"
-)
-
-
-def _size_plan(
-    text: str, slots: list[_Slot], sizes: Sequence[Mapping[str, tuple[int, int]]], level: int
-) -> tuple[list[tuple[int, int] | None], tuple[int, int] | None]:
-    """Per slot, the plausible range it is drawn from (None: the topic's ranges), and the range
-    the answer must fall in when the question asks for a speed (None: any)."""
-    merged: dict[str, tuple[int, int]] = {}
-    for per_sentence in sizes:
-        for unit, r in per_sentence.items():
-            merged.setdefault(unit, r)
-
-    def lookup(sentence: int, unit: str) -> tuple[int, int] | None:
-        if "|" in unit:  # alternatives, the first known wins: "people|n:friends"
-            return next(filter(None, (lookup(sentence, u) for u in unit.split("|"))), None)
-        here = sizes[sentence] if sentence < len(sizes) else {}
-        if unit in ("m2", "cm2"):
-            side = here.get(unit[:-1]) or merged.get(unit[:-1])
-            return (side[0] * side[0], side[1] * side[1]) if side else None
-        if unit == "$" and sentence < len(sentences) and _PACKED.search(sentences[sentence]):
-            # "sells each box for $<num>": a muffin's price is not a box's, nor is $2
-            return here.get(unit) or PACK_PRICE
-        return here.get(unit) or merged.get(unit)
-
-    sentences = _SENTENCE_END.split(text.strip())
-    question = sentences[-1]
-    answer: tuple[int, int] | None = None
-    rate = ""
-    if not _FASTER.search(question):
-        rate = "km/h" if KMH.search(question) else "m/s" if MS.search(question) else ""
-        answer = merged.get(rate) if rate else None
-        if not rate and _HOW_MANY_KM.search(question):
-            answer = merged.get("km")  # "How many km wide is the lake?"
-    if not rate:
-        rate = next((s.measures for s in slots if s.measures in ("km/h", "m/s")), "")
-    speed = merged.get(rate) if rate else None
-    hours = merged.get("h")
-    plan: list[tuple[int, int] | None] = []
-    for s in slots:
-        size = lookup(s.sentence, s.measures) if s.measures else None
-        if speed is not None and s.kind == ("measure:km" if rate == "km/h" else "measure:m"):
-            # a distance beside a speed: as far as the mover goes in the times drawn
-            lo_t, his_t = UNIT_RANGES["hour" if rate == "km/h" else "second"]
-            hi_t = his_t[level]
-            if rate == "km/h" and hours is not None:
-                lo_t, hi_t = hours
-            size = (speed[0] * lo_t, speed[1] * hi_t)
-        plan.append(size)
-    return plan, answer
 
 
 def _whole_steps(rendered: str, *, cents: bool) -> bool:
@@ -525,7 +453,7 @@ def fill_numbers(
     # a fraction or a percentage of something is a part by design ("5 / 6 * 12")
     whole_parts = kind != "whole" or name in ("fractions", "percentages")
     plan, answer_size = (
-        _size_plan(text, slots, sizes, level) if sizes else ([None] * len(slots), None)
+        plan_sizes(text, slots, sizes, level) if sizes else ([None] * len(slots), None)
     )
     filled = text
     # "times tables 2, 5 and 10": one factor of the product is from the tables asked for

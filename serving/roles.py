@@ -436,3 +436,47 @@ def plan_roles(nouns: Sequence[Any], attempt: int = 0) -> list[str]:
         out.append(opts[rest % len(opts)])
         rest //= len(opts)
     return out
+
+
+_FOODS = frozenset(
+    {"egg", "sandwich", "apple", "orange", "cookie", "sweet", "biscuit", "bun", "muffin"}
+    | {"cupcake", "potato", "yogurt"}
+)
+
+
+_EATEN = re.compile(r"\b(?:eat|eats|ate|eaten|bake|bakes|baked|cook|cooks|cooked)\b", re.I)
+
+
+DRINKS = frozenset({"water", "milk", "juice", "lemonade"})
+_MONEY = frozenset({"coin", "jewel"})
+_BOUGHT = re.compile(r"\b(?:spen[dt]s?|buys?|bought|pays? for|paid for)\b[^.?!]*<thing", re.I)
+
+
+def paired_pools(
+    forms: Mapping[str, tuple[str, str]], skeleton: str = "", literal: str = ""
+) -> dict[str, Sequence[tuple[str, str]]]:
+    """Pools for the roles still to fill that go with a keyword already cast: the contents of
+    a container (seed trays hold seeds, even where the skeleton calls its contents food, as
+    long as nobody eats or bakes them), the holders of a thing (eggs go in egg boxes).
+    ``skeleton`` is the skeleton with its role tokens, ``literal`` its own words only."""
+    out: dict[str, Sequence[tuple[str, str]]] = {}
+    for key, (sing, _plural) in forms.items():
+        role = key.rstrip("0123456789")
+        if role in ("cont", "literal"):
+            inside = contents_of(sing)
+            if inside and {p[0] for p in inside} <= _MONEY and _BOUGHT.search(skeleton):
+                continue  # a piggy bank holds coins, and nobody spends its money on coins
+            if inside and {p[0] for p in inside} <= DRINKS:
+                out.setdefault("liquid", inside)  # water bottles hold water
+            elif inside:
+                out.setdefault("thing", inside)
+                foods = [p for p in inside if p[0].rsplit(" ", 1)[-1] in _FOODS]
+                if foods:
+                    out.setdefault("food", foods)
+                elif not _EATEN.search(literal):
+                    out.setdefault("food", inside)
+        elif role in ("thing", "food"):
+            holders = holders_of(sing)
+            if holders:
+                out.setdefault("cont", holders)
+    return out

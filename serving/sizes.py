@@ -19,9 +19,12 @@ Stdlib only (serving-reachable).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 
+from serving.measures import KMH, MS, Slot
 from serving.quantities import COUNT, CROWD, GRAMS, HOLDS, KG_AMOUNT, ML
+from serving.units import UNIT_RANGES
 
 Range = tuple[int, int]
 
@@ -438,3 +441,65 @@ def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) 
     if found:
         out.update(found)
     return out
+
+
+_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
+_HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
+_FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
+
+
+# a sentence pricing a pack of things: the price of one thing elsewhere does not bound it
+PACK_PRICE = (4, 20)
+_PACKED = re.compile(
+    r"\b(?:box|boxes|bag|bags|pack|packs|packet|packets|tray|trays|crate|crates|basket|baskets"
+    r"|jar|jars|carton|cartons|tin|tins|bunch|bunches)\b|<cont\d?(?::pl)?>"
+)
+
+
+def plan_sizes(
+    text: str, slots: Sequence[Slot], sizes: Sequence[Mapping[str, tuple[int, int]]], level: int
+) -> tuple[list[tuple[int, int] | None], tuple[int, int] | None]:
+    """Per slot, the plausible range it is drawn from (None: the topic's ranges), and the range
+    the answer must fall in when the question asks for a speed (None: any)."""
+    merged: dict[str, tuple[int, int]] = {}
+    for per_sentence in sizes:
+        for unit, r in per_sentence.items():
+            merged.setdefault(unit, r)
+
+    def lookup(sentence: int, unit: str) -> tuple[int, int] | None:
+        if "|" in unit:  # alternatives, the first known wins: "people|n:friends"
+            return next(filter(None, (lookup(sentence, u) for u in unit.split("|"))), None)
+        here = sizes[sentence] if sentence < len(sizes) else {}
+        if unit in ("m2", "cm2"):
+            side = here.get(unit[:-1]) or merged.get(unit[:-1])
+            return (side[0] * side[0], side[1] * side[1]) if side else None
+        if unit == "$" and sentence < len(sentences) and _PACKED.search(sentences[sentence]):
+            # "sells each box for $<num>": a muffin's price is not a box's, nor is $2
+            return here.get(unit) or PACK_PRICE
+        return here.get(unit) or merged.get(unit)
+
+    sentences = _SENTENCE_END.split(text.strip())
+    question = sentences[-1]
+    answer: tuple[int, int] | None = None
+    rate = ""
+    if not _FASTER.search(question):
+        rate = "km/h" if KMH.search(question) else "m/s" if MS.search(question) else ""
+        answer = merged.get(rate) if rate else None
+        if not rate and _HOW_MANY_KM.search(question):
+            answer = merged.get("km")  # "How many km wide is the lake?"
+    if not rate:
+        rate = next((s.measures for s in slots if s.measures in ("km/h", "m/s")), "")
+    speed = merged.get(rate) if rate else None
+    hours = merged.get("h")
+    plan: list[tuple[int, int] | None] = []
+    for s in slots:
+        size = lookup(s.sentence, s.measures) if s.measures else None
+        if speed is not None and s.kind == ("measure:km" if rate == "km/h" else "measure:m"):
+            # a distance beside a speed: as far as the mover goes in the times drawn
+            lo_t, his_t = UNIT_RANGES["hour" if rate == "km/h" else "second"]
+            hi_t = his_t[level]
+            if rate == "km/h" and hours is not None:
+                lo_t, hi_t = hours
+            size = (speed[0] * lo_t, speed[1] * hi_t)
+        plan.append(size)
+    return plan, answer

@@ -29,6 +29,7 @@ from serving.realize import (
     noun_forms,
 )
 from serving.roles import (
+    DRINKS,
     NAME_PRONOUNS,
     NAME_TOKEN,
     NAMES,
@@ -39,9 +40,9 @@ from serving.roles import (
     contents_of,
     fill_pool,
     fits,
-    holders_of,
     instances,
     names_used,
+    paired_pools,
     scene_pools,
 )
 from serving.scenes import SETTING, allows_setting, literal_text, open_with, setting_phrase
@@ -176,7 +177,7 @@ def _says_contents(container: str, inner: str, forms: Mapping[str, tuple[str, st
 def _holds_drinks(container: str) -> bool:
     """Whether ``container``'s everyday contents are drinks only (a water bottle, a jug)."""
     inside = contents_of(noun_forms(container)[0])
-    return bool(inside) and {p[0] for p in inside} <= _DRINKS
+    return bool(inside) and {p[0] for p in inside} <= DRINKS
 
 
 def _named_for_contents(container: str) -> bool:
@@ -300,49 +301,6 @@ class Cast:
     people: dict[int, tuple[str, str, str, str]]
 
 
-_FOODS = frozenset(
-    {"egg", "sandwich", "apple", "orange", "cookie", "sweet", "biscuit", "bun", "muffin"}
-    | {"cupcake", "potato", "yogurt"}
-)
-
-
-_EATEN = re.compile(r"\b(?:eat|eats|ate|eaten|bake|bakes|baked|cook|cooks|cooked)\b", re.I)
-
-
-_DRINKS = frozenset({"water", "milk", "juice", "lemonade"})
-_MONEY = frozenset({"coin", "jewel"})
-_BOUGHT = re.compile(r"\b(?:spen[dt]s?|buys?|bought|pays? for|paid for)\b[^.?!]*<thing", re.I)
-
-
-def _paired_pools(
-    forms: Mapping[str, tuple[str, str]], skeleton: str = ""
-) -> dict[str, Sequence[tuple[str, str]]]:
-    """Pools for the roles still to fill that go with a keyword already cast: the contents of
-    a container (seed trays hold seeds, even where the skeleton calls its contents food, as
-    long as nobody eats or bakes them), the holders of a thing (eggs go in egg boxes)."""
-    out: dict[str, Sequence[tuple[str, str]]] = {}
-    for key, (sing, _plural) in forms.items():
-        role = key.rstrip("0123456789")
-        if role in ("cont", "literal"):
-            inside = contents_of(sing)
-            if inside and {p[0] for p in inside} <= _MONEY and _BOUGHT.search(skeleton):
-                continue  # a piggy bank holds coins, and nobody spends its money on coins
-            if inside and {p[0] for p in inside} <= _DRINKS:
-                out.setdefault("liquid", inside)  # water bottles hold water
-            elif inside:
-                out.setdefault("thing", inside)
-                foods = [p for p in inside if p[0].rsplit(" ", 1)[-1] in _FOODS]
-                if foods:
-                    out.setdefault("food", foods)
-                elif not _EATEN.search(literal_text(skeleton)):
-                    out.setdefault("food", inside)
-        elif role in ("thing", "food"):
-            holders = holders_of(sing)
-            if holders:
-                out.setdefault("cont", holders)
-    return out
-
-
 def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Cast:
     """The cast of ``skeleton`` (numbers filled or still ``<num>``) for a request's ``nouns``:
     keywords in the roles :func:`bind` gives them, pool nouns (seeded) for the other roles,
@@ -370,7 +328,7 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
         for i, b in enumerate(bindings)
         if b.role == "literal" and " " in b.keyword.strip()
     }
-    paired = _paired_pools({**forms, **literal}, skeleton)
+    paired = paired_pools({**forms, **literal}, skeleton, literal_text(skeleton))
     # the scene's own nouns: the skeleton's words first ("a pet <animal>", "At the zoo"), then
     # the keywords ("toy shop", "motorway")
     words = re.findall(r"[a-z]+", literal_text(skeleton).lower())
