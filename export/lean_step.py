@@ -41,6 +41,7 @@ LEAN_MAX_POSITIONS = 1024  # longest decoder row the lean step's position-bias t
 ATTENTION_TOTAL = "gqa_total"  # int32 [steps, 1]: row i = i + 1, keys at step i (its own included)
 ATTENTION_PAST = "gqa_past"  # int32 [steps, batch]: row i = i, each row's past length at step i
 FIRST_QKV = "first_qkv"  # float32 [vocab, 3 * inner]: layer 0's packed q/k/v of each token
+FIRST_QKV_MAX_BYTES = 16 * 2**20  # a larger table (t5-small: 197 MB) is not worth its size
 
 
 class QuantWeight(NamedTuple):
@@ -297,7 +298,7 @@ def lean_step_body(
         bias = [c(rev, np.float32), total, c([0], np.int32), c([3], np.int32), c([-1], np.int32)]
         self_bias = op("Slice", bias)
         # layer 0's q/k/v depend on the token alone: one row of the outer table
-        first_qkv = op("Gather", [FIRST_QKV, "b_tok"])
+        first_qkv = op("Gather", [FIRST_QKV, "b_tok"]) if uses_first_qkv_table(w) else None
         _fused_layers(
             h,
             first_qkv,
@@ -364,6 +365,12 @@ def _qkv_weight(w: Mapping[str, Any], i: int) -> Any:
     )
 
 
+def uses_first_qkv_table(w: Mapping[str, Any]) -> bool:
+    """Whether the fused step reads layer 0's q/k/v from :func:`first_qkv_table` (its float32
+    ``vocab x 3 x inner`` values fit ``FIRST_QKV_MAX_BYTES``; 2.4 MB for the pipeline's model)."""
+    return len(w["embed"]) * 3 * int(w["inner"]) * 4 <= FIRST_QKV_MAX_BYTES
+
+
 def first_qkv_table(w: Mapping[str, Any], *, opset: int) -> np.ndarray:
     """Layer 0's packed q/k/v of every token, [vocab, 3 * inner]: the RMS norm of its embedding
     times the q/k/v weights, which depend on the token alone.
@@ -427,7 +434,7 @@ def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
 
 def _fused_layers(
     h: str,
-    first_qkv: str,
+    first_qkv: str | None,
     self_bias: str,
     lengths: tuple[str, str],
     w: Mapping[str, Any],
@@ -440,7 +447,8 @@ def _fused_layers(
     mha: Callable[[list[str], list[str]], str],
 ) -> str:
     """The fused step's decoder layers and lm head (from the embedded token ``h`` and layer 0's
-    packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row; returns the logits), on ORT
+    packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row, or None: computed from ``h``;
+    returns the logits), on ORT
     contrib ops with CPU kernels: each residual Add + RMS norm is one
     ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
     over the three weights side by side, self-attention ``GroupQueryAttention`` on that packed
@@ -484,10 +492,17 @@ def _fused_layers(
         )
         return out, total
 
-    qkv, x = first_qkv, ""
+    x = ""  # layer 0's norm: only when its q/k/v are not a row of the table
+    if first_qkv is None:
+        x = op(
+            "SimplifiedLayerNormalization",
+            [h, keep(w["0.ln0"])],
+            axis=-1,
+            epsilon=eps,
+            stash_type=1,
+        )
     for i in range(n_layers):
-        if i:
-            qkv = mm(x, _qkv_weight(w, i))
+        qkv = first_qkv if i == 0 and first_qkv is not None else mm(x, _qkv_weight(w, i))
         att = name("gqa")
         nodes.append(
             helper.make_node(
@@ -639,7 +654,7 @@ def _build_lean_loop(
         helper.make_node("Constant", [], ["cond0"], value=numpy_helper.from_array(np.array(True))),
         *(_attention_length_nodes(const) if fused_attention else []),
     ]
-    if fused_attention:  # outer scope: stored once, read by a Gather in either loop
+    if fused_attention and uses_first_qkv_table(w):  # outer scope: stored once for both loops
         const(FIRST_QKV, first_qkv_table(w, opset=opset), np.float32)
     past_info = [
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])

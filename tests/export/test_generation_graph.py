@@ -182,6 +182,30 @@ def test_fused_step_reads_layer0_qkv_from_a_token_table(export_dir: Path) -> Non
     assert np.array_equal(numpy_helper.to_array(stored[0]), table)
 
 
+def test_fused_step_without_the_table_computes_layer0_qkv(
+    export_dir: Path, reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A table over ``FIRST_QKV_MAX_BYTES`` is not stored: the step runs the norm and the
+    MatMul itself, with the same ids."""
+    import onnx
+
+    import export.lean_step as lean
+
+    monkeypatch.setattr(lean, "FIRST_QKV_MAX_BYTES", 0)
+    settings = GenerationSettings.from_config(
+        json.loads((export_dir / "generation_config.json").read_text())
+    )
+    model = build_loop_model(export_dir, settings, fused_attention=True)
+    assert lean.FIRST_QKV not in {i.name for i in model.graph.initializer}
+    path = tmp_path / ONE_FILE_NAME
+    save_generation_model(model, path)
+    assert 'op_type: "SimplifiedLayerNormalization"' in str(onnx.load(str(path)).graph)
+    report = check_generation_parity(
+        one_file_session(path), reference, _prompts(20, seed=4), max_new_tokens=12
+    )
+    assert report.n_equal == report.n_prompts
+
+
 def test_run_greedy_matches_generate_text_path(tiny, reference) -> None:  # type: ignore[no-untyped-def]
     session = one_file_session(tiny[1])
     ids = reference.encode("apple has two pear")
