@@ -448,8 +448,7 @@ def _fused_layers(
 ) -> str:
     """The fused step's decoder layers and lm head (from the embedded token ``h`` and layer 0's
     packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row, or None: computed from ``h``;
-    returns the logits), on ORT
-    contrib ops with CPU kernels: each residual Add + RMS norm is one
+    returns the logits), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
     ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
     over the three weights side by side, self-attention ``GroupQueryAttention`` on that packed
     q/k/v (as many key/value heads as query heads; the cache concatenated inside; ``lengths``:
