@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 LEAN_MAX_POSITIONS = 1024  # longest decoder row the lean step's position-bias table covers
 ATTENTION_TOTAL = "gqa_total"  # int32 [steps, 1]: row i = i + 1, keys at step i (its own included)
 ATTENTION_PAST = "gqa_past"  # int32 [steps, batch]: row i = i, each row's past length at step i
+FIRST_QKV = "first_qkv"  # float32 [vocab, 3 * inner]: layer 0's packed q/k/v of each token
+FIRST_QKV_MAX_BYTES = 16 * 2**20  # a larger table (t5-small: 197 MB) is not worth its size
 
 
 class QuantWeight(NamedTuple):
@@ -135,6 +137,48 @@ def _lean_weights(
     return w
 
 
+class _Builder:
+    """The nodes and initializers of a graph being written, each name unique (``prefix`` + hint
+    + a counter)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.nodes: list[Any] = []
+        self.inits: list[Any] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        """A fresh name."""
+        self.count += 1
+        return f"{self.prefix}{hint}_{self.count}"
+
+    def const(self, value: Any, dtype: Any) -> str:
+        """An initializer holding ``value`` as ``dtype``."""
+        from onnx import numpy_helper
+
+        n = self.name("c")
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
+        return n
+
+    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        """One node; returns its (only) output."""
+        from onnx import helper
+
+        out = out or self.name(op_type)
+        self.nodes.append(
+            helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs)
+        )
+        return out
+
+    def keep(self, value: np.ndarray) -> str:
+        """An initializer holding the weight ``value`` as it is."""
+        from onnx import numpy_helper
+
+        n = self.name("w")
+        self.inits.append(numpy_helper.from_array(value, n))
+        return n
+
+
 def position_bias_table(with_past: onnx.ModelProto, *, length: int) -> np.ndarray:
     """The self-attention bias row of query position ``length - 1`` over keys 0..length-1.
 
@@ -193,32 +237,12 @@ def lean_step_body(
     :func:`position_bias_table`). Reads ``b_tok``, ``b_self_*`` and the outer ``cross_*`` /
     ``cross_mask_bias``; writes ``b_logits`` and ``b_self_*_out``.
     """
-    from onnx import helper, numpy_helper
+    from onnx import helper
 
     w = _lean_weights(with_past, n_layers, quantized=fused_attention)
     heads, hs, inner = w["heads"], w["head_size"], w["inner"]
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    count = [0]
-
-    def name(hint: str) -> str:
-        count[0] += 1
-        return f"l/{hint}_{count[0]}"
-
-    def c(value: Any, dtype: Any) -> str:
-        n = name("c")
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
-        return n
-
-    def op(op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
-        out = out or name(op_type)
-        nodes.append(helper.make_node(op_type, inputs, [out], name=name(op_type), **attrs))
-        return out
-
-    def keep(value: np.ndarray) -> str:
-        n = name("w")
-        inits.append(numpy_helper.from_array(value, n))
-        return n
+    b = _Builder("l/")
+    nodes, inits, name, c, op, keep = b.nodes, b.inits, b.name, b.const, b.op, b.keep
 
     two, minus1, one_f = c(2.0, np.float32), c([-1], np.int64), c(1.0, np.float32)
     eps = c(np.float32(w["eps"]), np.float32)
@@ -273,8 +297,20 @@ def lean_step_body(
         rev = np.concatenate([np.zeros_like(table[..., :1]), table[..., ::-1]], axis=3)
         bias = [c(rev, np.float32), total, c([0], np.int32), c([3], np.int32), c([-1], np.int32)]
         self_bias = op("Slice", bias)
+        # layer 0's q/k/v depend on the token alone: one row of the outer table
+        first_qkv = op("Gather", [FIRST_QKV, "b_tok"]) if uses_first_qkv_table(w) else None
         _fused_layers(
-            h, self_bias, lengths, w, n_layers, op=op, keep=keep, name=name, nodes=nodes, mha=mha
+            h,
+            first_qkv,
+            self_bias,
+            lengths,
+            w,
+            n_layers,
+            op=op,
+            keep=keep,
+            name=name,
+            nodes=nodes,
+            mha=mha,
         )
         return nodes, inits
     # every step, the first included, runs in the Loop: the past length is the iteration count
@@ -303,6 +339,78 @@ def lean_step_body(
     return nodes, inits
 
 
+def _matmul(
+    op: Callable[..., str], keep: Callable[[np.ndarray], str], x: str, weight: Any, out: str | None
+) -> str:
+    """x @ weight; an int8 weight as the int8 variant's graph computes it once ORT has fused it
+    (x quantized per tensor on the fly: ``DynamicQuantizeMatMul``)."""
+    if isinstance(weight, QuantWeight):
+        args = [keep(weight.q), keep(weight.scale), keep(weight.zero_point)]
+        return op("DynamicQuantizeMatMul", [x, *args], out, domain=MS_DOMAIN)
+    return op("MatMul", [x, keep(weight)], out)
+
+
+def _qkv_weight(w: Mapping[str, Any], i: int) -> Any:
+    """Layer ``i``'s self-attention q/k/v weights side by side (one MatMul for the three)."""
+    parts = [w[f"{i}.self.{t}"] for t in "qkv"]
+    if not isinstance(parts[0], QuantWeight):
+        return np.concatenate(parts, axis=1)
+    cols = [p.q.shape[1] for p in parts]  # per-column scales: the columns side by side
+    return QuantWeight(
+        np.concatenate([p.q for p in parts], axis=1),
+        *(
+            np.concatenate([np.broadcast_to(p[j], (n,)) for p, n in zip(parts, cols, strict=True)])
+            for j in (1, 2)
+        ),
+    )
+
+
+def uses_first_qkv_table(w: Mapping[str, Any]) -> bool:
+    """Whether the fused step reads layer 0's q/k/v from :func:`first_qkv_table` (its float32
+    ``vocab x 3 x inner`` values fit ``FIRST_QKV_MAX_BYTES``; 2.4 MB for the pipeline's model)."""
+    return len(w["embed"]) * 3 * int(w["inner"]) * 4 <= FIRST_QKV_MAX_BYTES
+
+
+def first_qkv_table(w: Mapping[str, Any], *, opset: int) -> np.ndarray:
+    """Layer 0's packed q/k/v of every token, [vocab, 3 * inner]: the RMS norm of its embedding
+    times the q/k/v weights, which depend on the token alone.
+
+    The fused step reads one row a step (a ``Gather``) instead of running the norm and the
+    MatMul. Each row is computed by ORT's own kernels on a one-token input, the shape a step
+    has at batch 1, so the values are the ones the step would compute there (int8: quantized
+    per token; at batch > 1 the step's dynamic quantization would span the batch's rows).
+    """
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    b = _Builder("t/")
+    x = b.op(
+        "SimplifiedLayerNormalization",
+        ["h", b.keep(np.asarray(w["0.ln0"], np.float32))],
+        axis=-1,
+        epsilon=float(w["eps"]),
+        stash_type=1,
+    )
+    _matmul(b.op, b.keep, x, _qkv_weight(w, 0), "qkv")
+    embed = np.asarray(w["embed"], np.float32)
+    graph = helper.make_graph(
+        b.nodes,
+        "first q/k/v",
+        [helper.make_tensor_value_info("h", onnx.TensorProto.FLOAT, [1, 1, embed.shape[1]])],
+        [helper.make_tensor_value_info("qkv", onnx.TensorProto.FLOAT, None)],
+        initializer=b.inits,
+    )
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS_DOMAIN, 1)]
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    rows = [sess.run(["qkv"], {"h": embed[t][None, None]})[0][0, 0] for t in range(len(embed))]
+    return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
+
+
 def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
     """Main-graph nodes of the fused step's GroupQueryAttention length tables (int32, one row
     a step: ``ATTENTION_TOTAL`` and ``ATTENTION_PAST``), from the Loop's ``trips`` and the
@@ -326,6 +434,7 @@ def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
 
 def _fused_layers(
     h: str,
+    first_qkv: str | None,
     self_bias: str,
     lengths: tuple[str, str],
     w: Mapping[str, Any],
@@ -337,8 +446,9 @@ def _fused_layers(
     nodes: list[Any],
     mha: Callable[[list[str], list[str]], str],
 ) -> str:
-    """The fused step's decoder layers and lm head (from the embedded token ``h``; returns the
-    logits), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
+    """The fused step's decoder layers and lm head (from the embedded token ``h`` and layer 0's
+    packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row, or None: computed from ``h``;
+    returns the logits), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
     ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
     over the three weights side by side, self-attention ``GroupQueryAttention`` on that packed
     q/k/v (as many key/value heads as query heads; the cache concatenated inside; ``lengths``:
@@ -354,12 +464,8 @@ def _fused_layers(
     heads = int(w["heads"])
 
     def mm(x: str, weight: Any, out: str | None = None) -> str:
-        """x @ weight; an int8 weight as the int8 variant's graph computes it once ORT has
-        fused it (x quantized per tensor on the fly: ``DynamicQuantizeMatMul``)."""
-        if isinstance(weight, QuantWeight):
-            args = [keep(weight.q), keep(weight.scale), keep(weight.zero_point)]
-            return op("DynamicQuantizeMatMul", [x, *args], out, domain=MS_DOMAIN)
-        return op("MatMul", [x, keep(weight)], out)
+        """x @ weight (:func:`_matmul`)."""
+        return _matmul(op, keep, x, weight, out)
 
     # T5's lm-head scale (d_model ** -0.5 with tied embeddings) folded into the final norm's
     # weight: ORT would fuse a Mul before the lm head into a FusedMatMul, whose weight is not
@@ -385,34 +491,23 @@ def _fused_layers(
         )
         return out, total
 
-    x = op(
-        "SimplifiedLayerNormalization",
-        [h, keep(w["0.ln0"])],
-        axis=-1,
-        epsilon=eps,
-        stash_type=1,
-    )
+    x = ""  # layer 0's norm: only when its q/k/v are not a row of the table
+    if first_qkv is None:
+        x = op(
+            "SimplifiedLayerNormalization",
+            [h, keep(w["0.ln0"])],
+            axis=-1,
+            epsilon=eps,
+            stash_type=1,
+        )
     for i in range(n_layers):
-        parts = [w[f"{i}.self.{t}"] for t in "qkv"]
-        if isinstance(parts[0], QuantWeight):  # per-column scales: the columns side by side
-            cols = [p.q.shape[1] for p in parts]
-            qkv: Any = QuantWeight(
-                np.concatenate([p.q for p in parts], axis=1),
-                *(
-                    np.concatenate(
-                        [np.broadcast_to(p[j], (n,)) for p, n in zip(parts, cols, strict=True)]
-                    )
-                    for j in (1, 2)
-                ),
-            )
-        else:
-            qkv = np.concatenate(parts, axis=1)
+        qkv = first_qkv if i == 0 and first_qkv is not None else mm(x, _qkv_weight(w, i))
         att = name("gqa")
         nodes.append(
             helper.make_node(
                 "GroupQueryAttention",
                 [
-                    mm(x, qkv),
+                    qkv,
                     "",
                     "",
                     f"b_self_key_{i}",
@@ -558,6 +653,8 @@ def _build_lean_loop(
         helper.make_node("Constant", [], ["cond0"], value=numpy_helper.from_array(np.array(True))),
         *(_attention_length_nodes(const) if fused_attention else []),
     ]
+    if fused_attention and uses_first_qkv_table(w):  # outer scope: stored once for both loops
+        const(FIRST_QKV, first_qkv_table(w, opset=opset), np.float32)
     past_info = [
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, ["batch", heads, "past", hs])
         for n in self_names

@@ -24,7 +24,13 @@ from export.generation_graph import (
 )
 from serving.constrain import takes_trie
 from serving.one_file import OneFileDecoder
-from serving.onnx_files import DECODER_FILE, ENCODER_FILE, ONE_FILE_NAME, SEQ2SEQ_FILES
+from serving.onnx_files import (
+    DECODER_FILE,
+    DECODER_WITH_PAST_FILE,
+    ENCODER_FILE,
+    ONE_FILE_NAME,
+    SEQ2SEQ_FILES,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -154,6 +160,50 @@ def test_unexpected_graph_is_a_named_error(export_dir: Path, tmp_path: Path) -> 
     (tmp_path / DECODER_FILE).unlink()
     with pytest.raises(FileNotFoundError, match=re.escape(DECODER_FILE)):
         build_loop_model(tmp_path, settings)
+
+
+def test_fused_step_reads_layer0_qkv_from_a_token_table(export_dir: Path) -> None:
+    """The table's row is the RMS norm of the token's embedding times layer 0's q/k/v weights,
+    stored once in the main graph; the fused step gathers it instead of norm + MatMul."""
+    import onnx
+    from onnx import numpy_helper
+
+    from export.lean_step import FIRST_QKV, _lean_weights, _qkv_weight, first_qkv_table
+
+    with_past = onnx.load(str(export_dir / DECODER_WITH_PAST_FILE))
+    w = _lean_weights(with_past, 2)
+    table = first_qkv_table(w, opset=18)
+    emb = np.asarray(w["embed"], np.float64)
+    norm = emb / np.sqrt((emb**2).mean(axis=1, keepdims=True) + w["eps"]) * w["0.ln0"]
+    np.testing.assert_allclose(table, norm @ _qkv_weight(w, 0), rtol=1e-4, atol=1e-5)
+    model = onnx.load(str(_build(export_dir, "mha")))
+    stored = [i for i in model.graph.initializer if i.name == FIRST_QKV]
+    assert len(stored) == 1
+    assert np.array_equal(numpy_helper.to_array(stored[0]), table)
+
+
+def test_fused_step_without_the_table_computes_layer0_qkv(
+    export_dir: Path, reference, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A table over ``FIRST_QKV_MAX_BYTES`` is not stored: the step runs the norm and the
+    MatMul itself, with the same ids."""
+    import onnx
+
+    import export.lean_step as lean
+
+    monkeypatch.setattr(lean, "FIRST_QKV_MAX_BYTES", 0)
+    settings = GenerationSettings.from_config(
+        json.loads((export_dir / "generation_config.json").read_text())
+    )
+    model = build_loop_model(export_dir, settings, fused_attention=True)
+    assert lean.FIRST_QKV not in {i.name for i in model.graph.initializer}
+    path = tmp_path / ONE_FILE_NAME
+    save_generation_model(model, path)
+    assert 'op_type: "SimplifiedLayerNormalization"' in str(onnx.load(str(path)).graph)
+    report = check_generation_parity(
+        one_file_session(path), reference, _prompts(20, seed=4), max_new_tokens=12
+    )
+    assert report.n_equal == report.n_prompts
 
 
 def test_run_greedy_matches_generate_text_path(tiny, reference) -> None:  # type: ignore[no-untyped-def]
