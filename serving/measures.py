@@ -59,6 +59,11 @@ _IN_EACH = re.compile(
     r"<?([a-z]+\d?)>?",
     re.I,
 )
+# "<num> cookies in a <cont>", "<num> fish in the <cont>": what one container holds
+_IN_ONE = re.compile(
+    r"\s*(?:<[a-z]+\d?(?::pl)?>|[A-Za-z]+)\s+(?:in|inside)\s+(?:a|an|the|one|her|his|their)\s+"
+    r"<(cont\d?)>"
+)
 _LAST_NOUN = re.compile(r"<(?!num>|name|he\b|him\b|his\b)([a-z]+\d?)(?::pl)?>|\b([a-z]{3,})\b")
 _FUNCTION_WORDS = frozenset(_words("in on at of to for from by as more than each per times"))
 _NOT_HOLDERS = frozenset(_words("each every has have had the and with there are is was can"))
@@ -81,7 +86,7 @@ def counted(before: str, after: str) -> str:
         m = pattern.search(before)
         if m:
             return f"holds:{m.group(1).lower()}"
-    m = _IN_EACH.match(after)
+    m = _IN_EACH.match(after) or _IN_ONE.match(after)
     if m:
         return f"holds:{m.group(1).lower()}"
     verb = _HOLDS_BEFORE.search(before)

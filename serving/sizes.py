@@ -449,7 +449,7 @@ _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\
 
 
 # a sentence pricing a pack of things: the price of one thing elsewhere does not bound it
-PACK_PRICE = (4, 20)
+PACK_PRICE = (5, 15)  # a box of muffins is neither $2 nor $18
 _PACKED = re.compile(
     r"\b(?:box|boxes|bag|bags|pack|packs|packet|packets|tray|trays|crate|crates|basket|baskets"
     r"|jar|jars|carton|cartons|tin|tins|bunch|bunches)\b|<cont\d?(?::pl)?>"

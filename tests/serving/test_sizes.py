@@ -165,3 +165,14 @@ def test_an_easy_grade_keeps_small_counts_the_noun_allows() -> None:
         )
         cases, per_case = _numbers(text)
         assert cases <= 12 and per_case <= 12, text  # the grade's range inside the noun's
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_what_one_container_holds_bounds_its_contents(seed: int) -> None:
+    sk = (
+        "There were <num> <food:pl> in a <cont> . The children ate <num> of them. "
+        "How many <food:pl> are still in the <cont> ?"
+    )
+    nouns = [_noun("cookies", "food"), _noun("jar", "container")]
+    whole, _eaten = _numbers(_told(sk, "n1 - n2", nouns, "subtraction", seed))
+    assert whole <= 60  # a cookie jar, not 127 cookies
