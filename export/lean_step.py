@@ -1,26 +1,31 @@
 """The lean decoder step of the one-file generator: optimum's decoder-with-past arithmetic with
-constant shapes (exact), or on ORT's fused contrib ops (fused; fp32 or the dynamic int8
-variant's weights), and the main graph of the loop model built around it."""
+constant shapes (exact), or on ORT's fused contrib ops (fused, ``export.fused_step``; fp32 or
+the dynamic int8 variant's weights), and the main graph of the loop model built around it.
+What the step reads from optimum's graph is ``export.step_parts``."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from export.fused_step import (
+    ATTENTION_PAST,
+    ATTENTION_TOTAL,
+    FIRST_QKV,
+    _attention_length_nodes,
+    _fused_layers,
+    first_qkv_table,
+    uses_first_qkv_table,
+)
 from export.generation_common import (
     _PAST,
     MS_DOMAIN,
     SEQUENCES_OUTPUT,
-    GenerationGraphError,
     GenerationSettings,
-    _constant_value,
     _encoder_graph,
-    _kv_dims,
     _layers,
-    _producers,
 )
 from export.greedy_nodes import (
     _greedy_tail,
@@ -30,194 +35,19 @@ from export.greedy_nodes import (
     _start_token_nodes,
     _trie_state0_nodes,
 )
+from export.step_parts import (
+    QuantWeight,
+    _Builder,
+    _lean_weights,
+    _matmul_weight,
+    position_bias_table,
+)
 from serving.constrain import TRIE_TOKENS
 
 if TYPE_CHECKING:
     import onnx
 
-logger = logging.getLogger(__name__)
-
 LEAN_MAX_POSITIONS = 1024  # longest decoder row the lean step's position-bias table covers
-ATTENTION_TOTAL = "gqa_total"  # int32 [steps, 1]: row i = i + 1, keys at step i (its own included)
-ATTENTION_PAST = "gqa_past"  # int32 [steps, batch]: row i = i, each row's past length at step i
-FIRST_QKV = "first_qkv"  # float32 [vocab, 3 * inner]: layer 0's packed q/k/v of each token
-FIRST_QKV_MAX_BYTES = 16 * 2**20  # a larger table (t5-small: 197 MB) is not worth its size
-
-
-class QuantWeight(NamedTuple):
-    """A MatMul weight of the quantize stage's dynamic int8 variant (per output column)."""
-
-    q: np.ndarray  # int8 / uint8 [K, N]
-    scale: np.ndarray  # float32 [N] (or a scalar)
-    zero_point: np.ndarray  # same type as q
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self.q.shape)
-
-
-def _matmul_weight(g: onnx.GraphProto, node_name: str, *, quantized: bool) -> Any:
-    """The weight of optimum's MatMul ``node_name``: an fp32 array, or (``quantized``) the
-    :class:`QuantWeight` of its dynamic int8 form (``{node_name}_quant``, a MatMulInteger)."""
-    from onnx import numpy_helper
-
-    inits = {i.name: i for i in g.initializer}
-    nodes = {n.name: n for n in g.node}
-
-    def value(src: str) -> np.ndarray:
-        return numpy_helper.to_array(inits[src]) if src in inits else _constant_value(g, src)
-
-    node = nodes.get(node_name)
-    if node is not None:
-        weight = value(node.input[1])
-        if weight.dtype != np.float32:
-            raise GenerationGraphError(f"lean step: {node_name!r} weight is {weight.dtype}")
-        return np.asarray(weight)
-    quant = nodes.get(f"{node_name}_quant")
-    if quant is None or quant.op_type != "MatMulInteger":
-        raise GenerationGraphError(f"lean step: no node {node_name!r}")
-    if not quantized:
-        raise GenerationGraphError(f"lean step: {node_name!r} is int8 (the exact step is fp32)")
-    q_name = quant.input[1]
-    scale_name = q_name.removesuffix("_quantized") + "_scale"
-    return QuantWeight(value(q_name), value(scale_name), value(quant.input[3]))
-
-
-def _lean_weights(
-    with_past: onnx.ModelProto, n_layers: int, *, quantized: bool = False
-) -> dict[str, Any]:
-    """Weights of optimum's decoder-with-past by node name (fp32 MatMul graphs; with
-    ``quantized``, the dynamic int8 variant's MatMuls as :class:`QuantWeight`)."""
-    from onnx import numpy_helper
-
-    g = with_past.graph
-    inits = {i.name: i for i in g.initializer}
-    nodes = {n.name: n for n in g.node}
-
-    def weight(node_name: str, index: int = 1) -> Any:
-        if index == 1:
-            return _matmul_weight(g, node_name, quantized=quantized)
-        node = nodes.get(node_name)
-        if node is None:
-            raise GenerationGraphError(f"lean step: no node {node_name!r} (not an fp32 export)")
-        src = node.input[index]
-        value = numpy_helper.to_array(inits[src]) if src in inits else _constant_value(g, src)
-        deq = nodes.get(node.output[0].removesuffix("_quantized") + "_DequantizeLinear")
-        if quantized and deq is not None and node.op_type == "Gather":
-            # an int8 embedding table: the rows DequantizeLinear would give, computed once
-            scale, zp = (numpy_helper.to_array(inits[n]) for n in deq.input[1:3])
-            return ((value.astype(np.int32) - zp.astype(np.int32)) * scale).astype(np.float32)
-        if value.dtype != np.float32:
-            raise GenerationGraphError(f"lean step: {node_name!r} weight is {value.dtype}")
-        return np.asarray(value)
-
-    w: dict[str, Any] = {
-        "embed": weight("/decoder/shared/Gather", 0)
-        if "/decoder/shared/Gather" in nodes
-        else weight("/decoder/embed_tokens/Gather", 0),
-        "final_ln": weight("/decoder/final_layer_norm/Mul_1", 0),
-        "lm_head": weight("/lm_head/MatMul"),
-        "eps": float(_constant_value(g, nodes["/decoder/final_layer_norm/Add"].input[1])),
-    }
-    scale = nodes.get("/Mul")
-    w["scale"] = float(_constant_value(g, scale.input[1])) if scale is not None else None
-    for i in range(n_layers):
-        b = f"/decoder/block.{i}/layer"
-        for x in ("q", "k", "v", "o"):
-            w[f"{i}.self.{x}"] = weight(f"{b}.0/SelfAttention/{x}/MatMul")
-        for x in ("q", "o"):
-            w[f"{i}.cross.{x}"] = weight(f"{b}.1/EncDecAttention/{x}/MatMul")
-        w[f"{i}.wi"] = weight(f"{b}.2/DenseReluDense/wi/MatMul")
-        w[f"{i}.wo"] = weight(f"{b}.2/DenseReluDense/wo/MatMul")
-        for j in range(3):
-            w[f"{i}.ln{j}"] = weight(f"{b}.{j}/layer_norm/Mul_1", 0)
-    heads, head_size = _kv_dims(next(v for v in g.input if v.name.startswith("past_key_values")))
-    w["heads"], w["head_size"] = heads, head_size
-    w["inner"] = int(w["0.self.q"].shape[1])  # QuantWeight has a shape too
-    return w
-
-
-class _Builder:
-    """The nodes and initializers of a graph being written, each name unique (``prefix`` + hint
-    + a counter)."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
-        self.count = 0
-
-    def name(self, hint: str) -> str:
-        """A fresh name."""
-        self.count += 1
-        return f"{self.prefix}{hint}_{self.count}"
-
-    def const(self, value: Any, dtype: Any) -> str:
-        """An initializer holding ``value`` as ``dtype``."""
-        from onnx import numpy_helper
-
-        n = self.name("c")
-        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), n))
-        return n
-
-    def op(self, op_type: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
-        """One node; returns its (only) output."""
-        from onnx import helper
-
-        out = out or self.name(op_type)
-        self.nodes.append(
-            helper.make_node(op_type, inputs, [out], name=self.name(op_type), **attrs)
-        )
-        return out
-
-    def keep(self, value: np.ndarray) -> str:
-        """An initializer holding the weight ``value`` as it is."""
-        from onnx import numpy_helper
-
-        n = self.name("w")
-        self.inits.append(numpy_helper.from_array(value, n))
-        return n
-
-
-def position_bias_table(with_past: onnx.ModelProto, *, length: int) -> np.ndarray:
-    """The self-attention bias row of query position ``length - 1`` over keys 0..length-1.
-
-    Read from optimum's own graph (its bucket arithmetic and embedding), so the values are the
-    ones the Python loop adds: at past length P the step needs ``table[..., length-1-P:]``.
-    """
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    g = with_past.graph
-    prod = _producers(g)
-    soft = next(
-        (n for n in g.node if n.op_type == "Softmax" and "block.0/layer.0/" in n.name), None
-    )
-    if soft is None:
-        raise GenerationGraphError("lean step: no self-attention Softmax in block 0")
-    node = prod[soft.input[0]]
-    while node.op_type == "Cast":
-        node = prod[node.input[0]]
-    bias = [x for x in node.input if prod.get(x) is None or "MatMul" not in prod[x].op_type]
-    if node.op_type != "Add" or len(bias) != 1:
-        raise GenerationGraphError(f"lean step: unexpected scores node {node.name!r}")
-    model = onnx.ModelProto()
-    model.CopyFrom(with_past)
-    model.graph.output.append(helper.make_tensor_value_info(bias[0], onnx.TensorProto.FLOAT, None))
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds: dict[str, np.ndarray] = {
-        "input_ids": np.zeros((1, 1), np.int64),
-        "encoder_attention_mask": np.ones((1, 1), np.int64),
-    }
-    for v in g.input:
-        if v.name.startswith("past_key_values."):
-            _, kind = _PAST.match(v.name).groups()[:2]  # type: ignore[union-attr]
-            heads, head_size = _kv_dims(v)
-            past = length - 1 if kind == "decoder" else 1
-            feeds[v.name] = np.zeros((1, heads, past, head_size), np.float32)
-    (table,) = sess.run([bias[0]], feeds)
-    return np.ascontiguousarray(np.asarray(table, np.float32)[:1])  # [1, heads, 1, length]
 
 
 def lean_step_body(
@@ -337,206 +167,6 @@ def lean_step_body(
         x = op("Mul", [x, c(np.float32(w["scale"]), np.float32)])
     op("MatMul", [x, keep(w["lm_head"])], "b_logits")
     return nodes, inits
-
-
-def _matmul(
-    op: Callable[..., str], keep: Callable[[np.ndarray], str], x: str, weight: Any, out: str | None
-) -> str:
-    """x @ weight; an int8 weight as the int8 variant's graph computes it once ORT has fused it
-    (x quantized per tensor on the fly: ``DynamicQuantizeMatMul``)."""
-    if isinstance(weight, QuantWeight):
-        args = [keep(weight.q), keep(weight.scale), keep(weight.zero_point)]
-        return op("DynamicQuantizeMatMul", [x, *args], out, domain=MS_DOMAIN)
-    return op("MatMul", [x, keep(weight)], out)
-
-
-def _qkv_weight(w: Mapping[str, Any], i: int) -> Any:
-    """Layer ``i``'s self-attention q/k/v weights side by side (one MatMul for the three)."""
-    parts = [w[f"{i}.self.{t}"] for t in "qkv"]
-    if not isinstance(parts[0], QuantWeight):
-        return np.concatenate(parts, axis=1)
-    cols = [p.q.shape[1] for p in parts]  # per-column scales: the columns side by side
-    return QuantWeight(
-        np.concatenate([p.q for p in parts], axis=1),
-        *(
-            np.concatenate([np.broadcast_to(p[j], (n,)) for p, n in zip(parts, cols, strict=True)])
-            for j in (1, 2)
-        ),
-    )
-
-
-def uses_first_qkv_table(w: Mapping[str, Any]) -> bool:
-    """Whether the fused step reads layer 0's q/k/v from :func:`first_qkv_table` (its float32
-    ``vocab x 3 x inner`` values fit ``FIRST_QKV_MAX_BYTES``; 2.4 MB for the pipeline's model)."""
-    return len(w["embed"]) * 3 * int(w["inner"]) * 4 <= FIRST_QKV_MAX_BYTES
-
-
-def first_qkv_table(w: Mapping[str, Any], *, opset: int) -> np.ndarray:
-    """Layer 0's packed q/k/v of every token, [vocab, 3 * inner]: the RMS norm of its embedding
-    times the q/k/v weights, which depend on the token alone.
-
-    The fused step reads one row a step (a ``Gather``) instead of running the norm and the
-    MatMul. Each row is computed by ORT's own kernels on a one-token input, the shape a step
-    has at batch 1, so the values are the ones the step would compute there (int8: quantized
-    per token; at batch > 1 the step's dynamic quantization would span the batch's rows).
-    """
-    import onnx
-    import onnxruntime as ort
-    from onnx import helper
-
-    b = _Builder("t/")
-    x = b.op(
-        "SimplifiedLayerNormalization",
-        ["h", b.keep(np.asarray(w["0.ln0"], np.float32))],
-        axis=-1,
-        epsilon=float(w["eps"]),
-        stash_type=1,
-    )
-    _matmul(b.op, b.keep, x, _qkv_weight(w, 0), "qkv")
-    embed = np.asarray(w["embed"], np.float32)
-    graph = helper.make_graph(
-        b.nodes,
-        "first q/k/v",
-        [helper.make_tensor_value_info("h", onnx.TensorProto.FLOAT, [1, 1, embed.shape[1]])],
-        [helper.make_tensor_value_info("qkv", onnx.TensorProto.FLOAT, None)],
-        initializer=b.inits,
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", opset), helper.make_opsetid(MS_DOMAIN, 1)]
-    )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    rows = [sess.run(["qkv"], {"h": embed[t][None, None]})[0][0, 0] for t in range(len(embed))]
-    return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
-
-
-def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
-    """Main-graph nodes of the fused step's GroupQueryAttention length tables (int32, one row
-    a step: ``ATTENTION_TOTAL`` and ``ATTENTION_PAST``), from the Loop's ``trips`` and the
-    outer ``ids_shape`` ([batch]; every row has decoded as many tokens at a step)."""
-    from onnx import TensorProto, helper
-
-    axis1 = const("gqa_axis1", [1], np.int64)
-    return [
-        helper.make_node(
-            "Range",
-            [const("gqa_zero", 0, np.int64), "trips", const("gqa_one", 1, np.int64)],
-            ["gqa_steps"],
-        ),
-        helper.make_node("Cast", ["gqa_steps"], ["gqa_steps32"], to=TensorProto.INT32),
-        helper.make_node("Unsqueeze", ["gqa_steps32", axis1], ["gqa_col"]),
-        helper.make_node("Add", ["gqa_col", const("gqa_one32", 1, np.int32)], [ATTENTION_TOTAL]),
-        helper.make_node("Concat", [axis1, "ids_shape"], ["gqa_past_shape"], axis=0),
-        helper.make_node("Expand", ["gqa_col", "gqa_past_shape"], [ATTENTION_PAST]),
-    ]
-
-
-def _fused_layers(
-    h: str,
-    first_qkv: str | None,
-    self_bias: str,
-    lengths: tuple[str, str],
-    w: Mapping[str, Any],
-    n_layers: int,
-    *,
-    op: Callable[..., str],
-    keep: Callable[[np.ndarray], str],
-    name: Callable[[str], str],
-    nodes: list[Any],
-    mha: Callable[[list[str], list[str]], str],
-) -> str:
-    """The fused step's decoder layers and lm head (from the embedded token ``h`` and layer 0's
-    packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row, or None: computed from ``h``;
-    returns the logits), on ORT contrib ops with CPU kernels: each residual Add + RMS norm is one
-    ``SkipSimplifiedLayerNormalization`` (it returns the sum and its norm), q/k/v one MatMul
-    over the three weights side by side, self-attention ``GroupQueryAttention`` on that packed
-    q/k/v (as many key/value heads as query heads; the cache concatenated inside; ``lengths``:
-    its total and per-row past lengths), cross-attention ``MultiHeadAttention`` (T5: no
-    1/sqrt(d) scaling). GroupQueryAttention reads the packed q/k/v where MultiHeadAttention
-    needs a ``Split`` first, and its kernel costs less a step (8.2 vs 9.9 us with its q/k/v
-    MatMul and bias slice, at 4 x 24 heads, 44 steps). The same arithmetic as the exact
-    step up to the kernels' summation order, so ids can differ on a near-tie:
-    ``export.backend`` ships it only when the parity gate passes."""
-    from onnx import helper
-
-    eps = float(w["eps"])
-    heads = int(w["heads"])
-
-    def mm(x: str, weight: Any, out: str | None = None) -> str:
-        """x @ weight (:func:`_matmul`)."""
-        return _matmul(op, keep, x, weight, out)
-
-    # T5's lm-head scale (d_model ** -0.5 with tied embeddings) folded into the final norm's
-    # weight: ORT would fuse a Mul before the lm head into a FusedMatMul, whose weight is not
-    # pre-packed (the costliest kernel of the step)
-    # (not for an int8 lm head: x * scale is what its dynamic quantization reads)
-    final = np.asarray(w["final_ln"], np.float32)
-    fold = w["scale"] is not None and not isinstance(w["lm_head"], QuantWeight)
-    if fold:
-        final = final * np.float32(w["scale"])
-
-    def skip_norm(y: str, res: str, weight: np.ndarray) -> tuple[str, str]:
-        """(RMS norm of res + y times ``weight``, res + y)."""
-        out, total = name("sln"), name("sum")
-        nodes.append(
-            helper.make_node(
-                "SkipSimplifiedLayerNormalization",
-                [y, res, keep(weight)],
-                [out, "", "", total],
-                domain=MS_DOMAIN,
-                epsilon=eps,
-                name=name("SkipSLN"),
-            )
-        )
-        return out, total
-
-    x = ""  # layer 0's norm: only when its q/k/v are not a row of the table
-    if first_qkv is None:
-        x = op(
-            "SimplifiedLayerNormalization",
-            [h, keep(w["0.ln0"])],
-            axis=-1,
-            epsilon=eps,
-            stash_type=1,
-        )
-    for i in range(n_layers):
-        qkv = first_qkv if i == 0 and first_qkv is not None else mm(x, _qkv_weight(w, i))
-        att = name("gqa")
-        nodes.append(
-            helper.make_node(
-                "GroupQueryAttention",
-                [
-                    qkv,
-                    "",
-                    "",
-                    f"b_self_key_{i}",
-                    f"b_self_value_{i}",
-                    lengths[1],
-                    lengths[0],
-                    "",
-                    "",
-                    "",
-                    self_bias,
-                ],
-                [att, f"b_self_key_{i}_out", f"b_self_value_{i}_out"],
-                domain=MS_DOMAIN,
-                num_heads=heads,
-                kv_num_heads=heads,
-                scale=1.0,
-                name=name("GQA"),
-            )
-        )
-        x, h = skip_norm(mm(att, w[f"{i}.self.o"]), h, w[f"{i}.ln1"])
-        qf = mm(x, w[f"{i}.cross.q"])
-        att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
-        x, h = skip_norm(mm(att, w[f"{i}.cross.o"]), h, w[f"{i}.ln2"])
-        ff = mm(op("Relu", [mm(x, w[f"{i}.wi"])]), w[f"{i}.wo"])
-        last = i == n_layers - 1
-        x, h = skip_norm(ff, h, final if last else w[f"{i + 1}.ln0"])
-    if w["scale"] is not None and not fold:
-        x = op("Mul", [x, keep(np.asarray(w["scale"], np.float32))])
-    return mm(x, w["lm_head"], "b_logits")
 
 
 def _build_lean_loop(

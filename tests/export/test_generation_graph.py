@@ -168,7 +168,8 @@ def test_fused_step_reads_layer0_qkv_from_a_token_table(export_dir: Path) -> Non
     import onnx
     from onnx import numpy_helper
 
-    from export.lean_step import FIRST_QKV, _lean_weights, _qkv_weight, first_qkv_table
+    from export.fused_step import FIRST_QKV, _qkv_weight, first_qkv_table
+    from export.step_parts import _lean_weights
 
     with_past = onnx.load(str(export_dir / DECODER_WITH_PAST_FILE))
     w = _lean_weights(with_past, 2)
@@ -189,14 +190,14 @@ def test_fused_step_without_the_table_computes_layer0_qkv(
     MatMul itself, with the same ids."""
     import onnx
 
-    import export.lean_step as lean
+    import export.fused_step as fused
 
-    monkeypatch.setattr(lean, "FIRST_QKV_MAX_BYTES", 0)
+    monkeypatch.setattr(fused, "FIRST_QKV_MAX_BYTES", 0)
     settings = GenerationSettings.from_config(
         json.loads((export_dir / "generation_config.json").read_text())
     )
     model = build_loop_model(export_dir, settings, fused_attention=True)
-    assert lean.FIRST_QKV not in {i.name for i in model.graph.initializer}
+    assert fused.FIRST_QKV not in {i.name for i in model.graph.initializer}
     path = tmp_path / ONE_FILE_NAME
     save_generation_model(model, path)
     assert 'op_type: "SimplifiedLayerNormalization"' in str(onnx.load(str(path)).graph)
