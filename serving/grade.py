@@ -114,7 +114,8 @@ _BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
 _CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
 _THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
 _DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
-_DECIMALS = re.compile(r"\bdecimals?\b", re.I)
+# "pounds and pence", "dollars and cents": prices to the penny, as decimals are
+_DECIMALS = re.compile(r"\bdecimals?\b|\bpence\b|\bcents\b", re.I)
 _MULTI_DIGIT = re.compile(r"\b(?:multi-digit|long)\s+(?:multiplication|division)\b", re.I)
 _PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
 

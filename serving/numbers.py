@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, evaluate, quotients
+from serving.currency import SYMBOLS
 from serving.grade import (
     Skill,
     asked_denominators,
@@ -532,6 +533,6 @@ def format_answer(value: float, problem_text: str) -> str:
     if kind == "fraction" and 0 < value < 1:
         f = Fraction(value).limit_denominator(100)
         return f"{f.numerator}/{f.denominator}"
-    if "$" in problem_text and not float(value).is_integer():
+    if any(c in problem_text for c in SYMBOLS) and not float(value).is_integer():
         return f"{value:.2f}"
     return format_number(value)

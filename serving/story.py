@@ -516,6 +516,7 @@ def render_typed_output(
     for the topic and grade), then roles, names and pronouns (:func:`render_story`), then the
     equation's number slots. One post-processing for evaluation, serving and the drop-in;
     ``nouns`` are the request's keywords as the lexicon knows them, in request order."""
+    from serving.currency import asked_currency, in_currency
     from serving.prompt import TARGET_SEP, parse_target
     from serving.realize import RenderedProblem, leftover_tokens, unresolved_slots
 
@@ -531,6 +532,7 @@ def render_typed_output(
     )
     joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
     problem_text, equation = parse_target(joined)
+    problem_text = in_currency(problem_text, asked_currency(prompt_prefix))
     return RenderedProblem(
         problem_text=problem_text,
         equation_text=equation,
