@@ -60,30 +60,39 @@ _ON_EVENTS = frozenset(
     | {"climb", "drive"}
 )
 _IN_TIMES = frozenset({"morning", "afternoon", "evening"})
+# times named without an article: "At sunrise", "At dusk"
+_AT_TIMES = frozenset({"sunrise", "sunset", "dawn", "dusk", "midnight", "noon"})
 # times that can be a scene; a unit of time ("minutes", "hours") never is ("During the minutes")
-_SCENE_TIMES = _IN_TIMES | {
-    "night",
-    "weekend",
-    "day",
-    "break",
-    "lunchtime",
-    "playtime",
-    "holiday",
-    "holidays",
-    "summer",
-    "winter",
-    "spring",
-    "autumn",
-    "term",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-}
-_ON_PLACES = frozenset({"floor", "pitch", "court", "beach", "farm", "island", "track", "stage"})
+_SCENE_TIMES = (
+    _IN_TIMES
+    | {
+        "night",
+        "weekend",
+        "day",
+        "break",
+        "lunchtime",
+        "playtime",
+        "holiday",
+        "holidays",
+        "summer",
+        "winter",
+        "spring",
+        "autumn",
+        "term",
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    }
+    | _AT_TIMES
+)
+_ON_PLACES = frozenset(
+    {"floor", "pitch", "court", "beach", "farm", "island", "track", "stage", "lawn", "field"}
+)
+
 _IN_PLACES = frozenset(
     {
         "classroom",
@@ -149,6 +158,8 @@ def setting_phrase(info: NounInfo) -> str | None:
             return f"In the {kw}"
         if head == "night":
             return "At night"
+        if kw.lower() in _AT_TIMES:
+            return f"At {kw.lower()}"
         if head == "weekend":
             return f"At the {kw}"
         if head in _WEEKDAYS:

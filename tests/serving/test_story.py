@@ -158,6 +158,9 @@ def test_a_teachers_name_outside_the_pool_gets_its_pronouns(lexicon: Lexicon) ->
         ("evening", ("time",), "In the evening"),
         ("school day", ("time",), "During the school day"),
         ("motorway", ("place", "route"), "On the motorway"),
+        ("lawn", ("place", "surface"), "On the lawn"),
+        ("sunrise", ("time",), "At sunrise"),
+        ("newsagent", ("place", "store"), "At the newsagent"),
         ("minutes", ("time", "unit"), None),  # a unit of time is never a scene
         ("jar", ("container",), None),
     ],
