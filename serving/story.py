@@ -267,20 +267,37 @@ def bind(skeleton: str, nouns: Sequence[NounInfo]) -> tuple[list[Binding], list[
 _SCENE_FILLED = ("thing", "food", "stuff", "liquid", "animal", "mover")
 
 
+# places whose animals or goods are their own: farm animals do not live in a nature reserve
+_HABITATS = ("nature reserve", "zoo", "safari park", "farm", "pet shop", "aquarium", "jungle")
+# keywords that name a kind of their role rather than one noun ("farm animals", "pets")
+_KIND_HEADS = frozenset({"animals", "pets", "toys", "vegetables", "birds", "sweets", "snacks"})
+
+
 def scene_misfits(
     skeleton: str, scene: Mapping[str, Sequence[tuple[str, str]]], bindings: Sequence[Binding]
 ) -> int:
     """How many nouns nobody asked for this skeleton would draw from a pool that does not
     belong to the request's ``scene`` (``serving.roles.scene_pools`` of its keywords): a toy
     shop's keyword with a ``<stuff>`` left to fill ("A toy shop has 600 kg of flour") counts
-    one. Only scenes with pools of their own count; the bank prefers the skeletons with the
-    fewest."""
-    if not scene:
-        return 0
+    one. Only scenes with pools of their own count; so does a place of the skeleton's own
+    words the scene's places exclude (farm animals in a nature reserve), and, whatever the
+    scene, a pool noun beside a keyword naming a kind of its role ("farm animals and 18 cows").
+    The bank prefers the skeletons with the fewest."""
     bound = {Instance(b.role, b.index).key for b in bindings}
-    return sum(
+    skeleton_instances = instances(skeleton)
+    # "120 farm animals and 18 cows": a keyword naming a kind of its role beside a pool noun
+    # of the same role counts the pool noun twice
+    kinds = {b.role for b in bindings if b.keyword.lower().split()[-1] in _KIND_HEADS}
+    out = sum(1 for i in skeleton_instances if i.role in kinds and i.key not in bound)
+    if not scene:
+        return out
+    places = {one for one, _many in scene.get("place", ())}
+    if places:  # "A nature reserve had 120 farm animals": a place of the scene's own
+        words = literal_text(skeleton).lower()
+        out += sum(1 for h in _HABITATS if h not in places and re.search(rf"\b{h}\b", words))
+    return out + sum(
         1
-        for inst in instances(skeleton)
+        for inst in skeleton_instances
         if inst.key not in bound and inst.role in _SCENE_FILLED and inst.role not in scene
     )
 

@@ -257,6 +257,21 @@ def test_scene_misfits_count_pool_nouns_the_scene_does_not_own(tmp_path: Path) -
     assert scene_misfits(flour, scene_pools(["station"]), bind(flour, plain)[0]) == 0
 
 
+def test_farm_animals_stay_out_of_a_nature_reserve_and_are_not_counted_twice() -> None:
+    from serving.roles import scene_pools
+    from serving.story import scene_misfits
+
+    herd = [NounInfo("farm animals", "farm animal", "animal", frozenset({"animal"}), False)]
+    scene = scene_pools(["farm animals"])
+    reserve = "A nature reserve had <num> <animal:pl> . How many <animal:pl> live there now?"
+    field = "There were <num> <animal:pl> at the <place> . How many <animal:pl> are there now?"
+    both = "<name> saw <num> <animal:pl> and <num> <animal2:pl> . How many animals did <he> see?"
+    assert scene_misfits(reserve, scene, bind(reserve, herd)[0]) == 1
+    assert scene_misfits(field, scene, bind(field, herd)[0]) == 0
+    # "120 farm animals and 18 cows" counts the cows twice
+    assert scene_misfits(both, scene, bind(both, herd)[0]) == 1
+
+
 def test_large_things_and_stalls_keep_to_roles_they_can_play(tmp_path: Path) -> None:
     """A tent is set up, not packed in crates; a lemonade stand sells, nobody travels to it."""
     from serving.roles import KEYWORD_ONLY, role_options
