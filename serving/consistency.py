@@ -17,13 +17,13 @@ from collections import Counter
 from dataclasses import dataclass
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
+from serving.measures import SENTENCE_END
 
 IMPLICIT_CONSTANTS: tuple[float, ...] = (2.0, 100.0)
 REL_TOL = 1e-6
 ABS_TOL = 1e-6
 
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _PERIMETER = re.compile(r"\bperimeter\b|\bfence\b", re.I)
 _AREA = re.compile(r"\barea\b", re.I)
 _SQUARE_UNIT = re.compile(
@@ -41,7 +41,7 @@ def question_mismatch(problem: str, equation: str) -> str | None:
     product. The model once wrote "What is its perimeter in square metres?" over ``8 * 10``:
     every number used, a whole answer, and a problem no pupil can answer.
     """
-    question = _SENTENCE_END.split(problem.strip())[-1]
+    question = SENTENCE_END.split(problem.strip())[-1]
     perimeter = bool(_PERIMETER.search(question))
     square = bool(_SQUARE_UNIT.search(question))
     if perimeter and square:

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 from serving.units import _unit
 
+# where one sentence of a problem or a skeleton ends: the one split that numbers' slots, the
+# story's size hints and the consistency check all count sentences by
+SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 KMH = re.compile(r"\s*(?:km|kilomet(?:re|er)s?)\s*(?:per|an|a)\s+hour|\s*km/h", re.I)
 MS = re.compile(r"\s*(?:m|met(?:re|er)s?)\s*(?:per|a)\s+second|\s*m/s", re.I)
 _SQUARE = re.compile(r"\s*square\s+(centimet(?:re|er)s?|cm|met(?:re|er)s?|m)\b", re.I)
@@ -114,7 +117,7 @@ _ROW_OF_TILES = re.compile(r"\s*<tile\d?(?::pl)?>\s+(?:long|wide|in each row|on 
 def measures(after: str, kind: str, word: str, before: str = "") -> str:
     """The ``serving.sizes`` unit a slot's value is a size in ('' when none applies): a speed,
     a length in m or cm (a factor too: "each side is 4 m long"), a duration in minutes, an
-    amount in kg, g or ml, a count of a noun (``_counted``). ``before`` is the slot's sentence
+    amount in kg, g or ml, a count of a noun (:func:`counted`). ``before`` is the slot's sentence
     up to the slot."""
     if KMH.match(after):
         return "km/h"
@@ -137,6 +140,4 @@ def measures(after: str, kind: str, word: str, before: str = "") -> str:
         return "$"
     if kind == "minute":
         return "min"
-    if kind == "unit:goal":
-        return ""
     return counted(before, after) if kind in ("count", "factor") else ""

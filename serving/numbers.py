@@ -35,8 +35,8 @@ from serving.grade import (
     stretch_skill,
     stretched,
 )
+from serving.measures import SENTENCE_END, measures
 from serving.measures import Slot as _Slot
-from serving.measures import measures
 from serving.prompt import render_slots
 from serving.sizes import plan_sizes
 from serving.topics import canonical_topic
@@ -133,7 +133,6 @@ def _factor_slots(equation: str | None) -> set[int]:
     return out
 
 
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 # "pays with $<num>", "hands the cashier $<num>": a note or a round amount, not $79
 _PAYS_WITH = re.compile(
     r"\b(?:pays?|paid|paying|hands?(?: over)?|gives?)\b(?:\s+(?:the|a|an)\s+\w+)?"
@@ -144,22 +143,26 @@ _DISCOUNT = re.compile(r"\b(?:discount|off|sale|reduced|cheaper|saves?)\b", re.I
 NOTES = (5, 10, 20, 50, 100)
 
 
+def _sentence_start(text: str, pos: int) -> int:
+    """Where the sentence of ``text`` that holds position ``pos`` starts."""
+    return max((m.end() for m in SENTENCE_END.finditer(text, 0, pos)), default=0)
+
+
 def _sentence_before(text: str, pos: int) -> str:
     """The sentence of ``text`` that holds position ``pos``, up to ``pos``."""
-    return text[max((m.end() for m in _SENTENCE_END.finditer(text, 0, pos)), default=0) : pos]
+    return text[_sentence_start(text, pos) : pos]
 
 
 def _sentence_at(text: str, pos: int) -> str:
     """The sentence of ``text`` that holds position ``pos``."""
-    start = max((m.end() for m in _SENTENCE_END.finditer(text, 0, pos)), default=0)
-    end = _SENTENCE_END.search(text, pos)
-    return text[start : end.start() if end else len(text)]
+    end = SENTENCE_END.search(text, pos)
+    return text[_sentence_start(text, pos) : end.start() if end else len(text)]
 
 
 def _slots(text: str, equation: str | None) -> list[_Slot]:
     factors = _factor_slots(equation)
     items = [m for m in _ITEM.finditer(text) if m.group(0) == NUM_TOKEN or m.group(0)[0] != "<"]
-    ends = [m.start() for m in _SENTENCE_END.finditer(text)]
+    ends = [m.start() for m in SENTENCE_END.finditer(text)]
     out: list[_Slot] = []
     for index, m in enumerate(items):
         if m.group(0) != NUM_TOKEN:
@@ -219,9 +222,8 @@ def _draw(
     if size is not None and slot.kind in ("count", "factor"):
         # how many of a noun: the grade's range where the noun allows it ("an easy one":
         # 6 pencils in each of 3 cases, not 15 in 12), else the noun's (teams are 2-16)
-        hi = rng_.factor[lv] if slot.kind == "factor" else rng_.count[lv]
-        lo = 2 if part else FACTOR_LO[lv] if slot.kind == "factor" else COUNT_LO[lv]
-        lo, hi = max(lo, size[0]), min(max(hi, lo + 1), size[1])
+        lo, hi = _grade_range(slot.kind, rng_, lv, part)
+        lo, hi = max(lo, size[0]), min(hi, size[1])
         if lo <= hi:
             return float(rng.randint(lo, hi))
     if size is not None:
@@ -257,13 +259,21 @@ def _draw(
         return float(rng.randint(los[lv] // step_m, max(los[lv], his_m[lv]) // step_m) * step_m)
     if kind == "minute":  # an activity of a day: "331 minutes on the charity run" is not
         return float(rng.randint(5, max(5, min(rng_.count[lv], MINUTES_HI[lv]))))
-    hi = rng_.factor[lv] if kind == "factor" else rng_.count[lv]
     step = rng_.step if kind == "count" or rng_.step > 1 else 1
-    # older pupils get numbers that need working out, not single facts (3 x 9 is not grade 5)
-    lo = max(2 if part else FACTOR_LO[lv] if kind == "factor" else COUNT_LO[lv], step)
-    hi = max(hi, lo + 1)
+    lo, hi = _grade_range(kind, rng_, lv, part, floor=step)
     value = rng.randint(lo // step, max(lo, hi) // step) * step
     return float(value)
+
+
+def _grade_range(
+    kind: str, rng_: TopicRange, lv: int, part: bool, floor: int = 1
+) -> tuple[int, int]:
+    """The grade's (lo, hi) for a plain count or a factor at level ``lv``, lo at least
+    ``floor``: older pupils get numbers that need working out, not single facts (3 x 9 is not
+    grade 5); a part of a whole keeps small counts possible."""
+    hi = rng_.factor[lv] if kind == "factor" else rng_.count[lv]
+    lo = max(2 if part else FACTOR_LO[lv] if kind == "factor" else COUNT_LO[lv], floor)
+    return lo, max(hi, lo + 1)
 
 
 # "Grade 5, decimals": prices to the cent and measures to a tenth or a quarter, added to a
@@ -446,9 +456,9 @@ def fill_numbers(
     cents = name == "money"
     slots = _slots(text, equation)
     kind = _answer_kind(text)
-    question = _SENTENCE_END.split(text.strip())[-1]
+    question = SENTENCE_END.split(text.strip())[-1]
     # "How many comics can she buy?" is a count even in a money problem: 11.70 comics is wrong
-    cents = cents and not _HOW_MANY.search(_SENTENCE_END.split(text.strip())[-1])
+    cents = cents and not _HOW_MANY.search(SENTENCE_END.split(text.strip())[-1])
     # decimals asked for: an answer to the cent is whole enough, unless it counts things
     cents = cents or (skill.decimals and not _asks_count(question))
     # a fraction or a percentage of something is a part by design ("5 / 6 * 12")

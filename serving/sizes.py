@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 
-from serving.measures import KMH, MS, Slot
+from serving.measures import KMH, MS, SENTENCE_END, Slot
 from serving.quantities import COUNT, CROWD, GRAMS, HOLDS, KG_AMOUNT, ML
 from serving.units import UNIT_RANGES
 
@@ -443,7 +443,6 @@ def size_of(noun: str, *, role: str | None = None, classes: Iterable[str] = ()) 
     return out
 
 
-_SENTENCE_END = re.compile(r"(?<=[.?!])\s+")
 _HOW_MANY_KM = re.compile(r"\bhow (?:many|far)\b.*\b(?:km|kilomet(?:re|er)s?)\b", re.I)
 _FASTER = re.compile(r"\b(?:faster|slower|more|less|difference|further|farther)\b", re.I)
 
@@ -478,7 +477,7 @@ def plan_sizes(
             return here.get(unit) or PACK_PRICE
         return here.get(unit) or merged.get(unit)
 
-    sentences = _SENTENCE_END.split(text.strip())
+    sentences = SENTENCE_END.split(text.strip())
     question = sentences[-1]
     answer: tuple[int, int] | None = None
     rate = ""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.lexicon import NounInfo
+from serving.measures import SENTENCE_END
 from serving.realize import (
     _capitalize_sentences,
     _count_cue,
@@ -46,8 +47,6 @@ from serving.roles import (
     scene_pools,
 )
 from serving.scenes import SETTING, allows_setting, literal_text, open_with, setting_phrase
-
-_SENTENCE = re.compile(r"(?<=[.?!])\s+")
 
 
 @dataclass(frozen=True)
@@ -135,7 +134,7 @@ def _words_in_one_sentence(skeleton: str, phrase: str) -> bool:
     words = set(re.findall(r"[a-z]+", phrase.lower()))
     return any(
         words <= set(re.findall(r"[a-z]+", literal_text(sentence).lower()))
-        for sentence in _SENTENCE.split(skeleton)
+        for sentence in SENTENCE_END.split(skeleton)
     )
 
 
@@ -381,6 +380,15 @@ def cast_story(skeleton: str, nouns: Sequence[NounInfo], *, seed: int = 0) -> Ca
 _SHARED_UNITS = frozenset({"kg", "$"})
 
 
+def _narrower(kept: tuple[int, int] | None, other: tuple[int, int]) -> tuple[int, int]:
+    """Where two ranges of one unit overlap, their overlap; else ``kept`` as it is (``other``
+    when there is none yet): two nouns that disagree keep the first one's size."""
+    if kept is None:
+        return other
+    lo, hi = max(kept[0], other[0]), min(kept[1], other[1])
+    return (lo, hi) if lo <= hi else kept
+
+
 def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dict[str, Any]]:
     """Per sentence of ``skeleton``, the plausible sizes of what its nouns measure
     (``serving.sizes``): the skeleton's own words ("A football pitch is <num> m wide"), then
@@ -394,7 +402,7 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
         if by.keyword == b.keyword and b.role not in ("literal", "name", SETTING)
     }
     out: list[dict[str, Any]] = []
-    for sentence in _SENTENCE.split(" ".join(skeleton.split())):
+    for sentence in SENTENCE_END.split(" ".join(skeleton.split())):
         sizes: dict[str, Any] = {}
         # the skeleton's own words first: its author wrote them for this number ("at only
         # <num> km per hour because of the traffic", "A football pitch is <num> m wide")
@@ -411,13 +419,9 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
                         sizes.setdefault(f"{unit}:{word}", r)
                     elif unit in overridden:
                         continue
-                    elif unit in sizes:
-                        # two of its own words ("the floor of the bedroom"): the narrower
-                        lo, hi = max(sizes[unit][0], r[0]), min(sizes[unit][1], r[1])
-                        if lo <= hi:
-                            sizes[unit] = (lo, hi)
                     else:
-                        sizes[unit] = r
+                        # two of its own words ("the floor of the bedroom"): the narrower
+                        sizes[unit] = _narrower(sizes.get(unit), r)
         by_role: dict[str, Any] = {}
         for m in ROLE_TOKEN.finditer(sentence):
             key = m.group("role") + (m.group("inst") or "")
@@ -431,16 +435,12 @@ def size_hints(skeleton: str, cast: Cast, nouns: Sequence[NounInfo]) -> list[dic
                 if unit in _SHARED_UNITS and unit in by_role and unit not in words_set:
                     # two nouns weighed or priced in one sentence ("the puppy weighs <num> kg
                     # and the kitten <num> kg"): the numbers of the sentence fit both
-                    lo, hi = max(by_role[unit][0], r[0]), min(by_role[unit][1], r[1])
-                    if lo <= hi:
-                        sizes[unit] = by_role[unit] = (lo, hi)
+                    sizes[unit] = by_role[unit] = _narrower(by_role[unit], r)
                     continue
                 if unit in sizes and unit not in by_role and unit not in overridden:
                     # the skeleton's generic word and the role's own noun ("the floor of
                     # <Ann>'s <room>"): the bedroom's 3-6 m narrows the floor's 3-12 m
-                    lo, hi = max(sizes[unit][0], r[0]), min(sizes[unit][1], r[1])
-                    if lo <= hi:
-                        sizes[unit] = (lo, hi)
+                    sizes[unit] = _narrower(sizes[unit], r)
                 by_role.setdefault(unit, r)
                 sizes.setdefault(unit, r)
         out.append(sizes)

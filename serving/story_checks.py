@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from serving.lexicon import NounInfo
+from serving.measures import SENTENCE_END
 from serving.roles import NAME_TOKEN, PRONOUN_TOKEN, ROLE_TOKEN, Instance, fits
 from serving.scenes import SETTING
-from serving.story import _SENTENCE, Binding
+from serving.story import Binding
 
 _DIGIT = re.compile(r"\d")
 
@@ -34,7 +35,7 @@ def _entities(sentence: str) -> set[str]:
 def entity_consistent(skeleton: str) -> bool:
     """Every person and item of the question was introduced before it (a decoded skeleton,
     numbers filled or not): "How many <food:pl> does <name2> have?" needs both earlier."""
-    parts = [p for p in _SENTENCE.split(" ".join(skeleton.split())) if p]
+    parts = [p for p in SENTENCE_END.split(" ".join(skeleton.split())) if p]
     if len(parts) < 2:
         return False
     before: set[str] = set()
@@ -48,7 +49,7 @@ def keyword_natural(text: str, keyword: str) -> bool:
     sets the scene for it ("At the bake sale, ..."), never only in a filler sentence."""
     from serving.keywords import keyword_present
 
-    for sentence in _SENTENCE.split(text):
+    for sentence in SENTENCE_END.split(text):
         if keyword_present(keyword, sentence) and (
             _DIGIT.search(sentence) or sentence.rstrip().endswith("?") or "," in sentence
         ):
@@ -60,7 +61,7 @@ def _bound_naturally(skeleton: str, b: Binding) -> bool:
     """A role-bound keyword's first sentence carries a number, the question, or another
     person or thing of the story (the setting): never a sentence that only names it."""
     key = Instance(b.role, b.index).key
-    for sentence in _SENTENCE.split(" ".join(skeleton.split())):
+    for sentence in SENTENCE_END.split(" ".join(skeleton.split())):
         ents = _entities(sentence)
         if key in ents:
             return bool(
