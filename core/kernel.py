@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NotRequired, TypedDict, Unpack
 
 import numpy as np
 
@@ -238,6 +238,22 @@ def _chunk_carry(
     return inherited, t_from
 
 
+class KernelSettings(TypedDict):
+    """What `run_kernel` and `kernel_rows` compute for their queries (one definition, as the
+    first passes it on to the second unchanged).
+
+    ``windows``: the rolling window sizes (>= 1); ``rate``: decay per second (`decay_rate`);
+    ``pass_mark``: a score below it is a fail; ``n_cols`` <= len(kernel_columns(windows)) selects
+    the leading columns; query q lands on output row ``dest[q]`` (default q).
+    """
+
+    windows: Sequence[int]
+    rate: float
+    pass_mark: float
+    n_cols: int
+    dest: NotRequired[np.ndarray | None]
+
+
 def run_kernel(
     *,
     starts: np.ndarray,
@@ -248,22 +264,17 @@ def run_kernel(
     revisit: np.ndarray,
     contributes: np.ndarray,
     is_query: np.ndarray,
-    windows: Sequence[int],
-    rate: float,
-    pass_mark: float,
-    n_cols: int,
-    dest: np.ndarray | None = None,
+    **settings: Unpack[KernelSettings],
 ) -> np.ndarray:
     """Kernel rows (float64, (n_queries, n_cols), `kernel_columns` order) of the query rows.
 
     Rows are sorted by (group, timestamp); ``starts``: int64 group offsets (len n_groups + 1);
-    ``ts``: int64 seconds; score/time_spent/hints: float64; revisit/contributes/is_query: bool;
-    ``windows``: the rolling window sizes; ``rate``: decay per second (`decay_rate`);
-    ``n_cols`` <= len(kernel_columns(windows)) selects the leading columns. The q-th query row (in
-    row order) lands on output row ``dest[q]`` (default q; must be a permutation of the rows).
-    A query sees the contributing rows of its group with a timestamp strictly before its own.
-    The result is column-major (each column contiguous).
+    ``ts``: int64 seconds; score/time_spent/hints: float64; revisit/contributes/is_query: bool.
+    Query q is the q-th query row in row order (a ``dest`` must be a permutation of the query
+    rows). A query sees the contributing rows of its group with a timestamp strictly before its
+    own. The result is column-major (each column contiguous).
     """
+    dest = settings.get("dest")
     ts = np.asarray(ts, dtype=np.int64)
     n = ts.shape[0]
     starts = np.asarray(starts, dtype=np.int64)
@@ -295,11 +306,7 @@ def run_kernel(
         seen_begin=group_offsets[:-1].repeat(starts[1:] - starts[:-1])[q_rows],
         seen_end=seen[block_head[q_rows]],
         t_query=ts[q_rows],
-        windows=windows,
-        rate=rate,
-        pass_mark=pass_mark,
-        n_cols=n_cols,
-        dest=dest,
+        **settings,
     )
 
 
@@ -314,26 +321,24 @@ def kernel_rows(
     seen_begin: np.ndarray,
     seen_end: np.ndarray,
     t_query: np.ndarray,
-    windows: Sequence[int],
-    rate: float,
-    pass_mark: float,
-    n_cols: int,
-    dest: np.ndarray | None = None,
+    **settings: Unpack[KernelSettings],
 ) -> np.ndarray:
     """Kernel rows (float64, (n_queries, n_cols)) of queries over the events they have seen.
 
     The events are the contributing rows alone, sorted by (group, timestamp): group g is rows
     ``group_offsets[g]:group_offsets[g + 1]``. Query q (at ``t_query[q]``) has seen the events
     ``seen_begin[q]:seen_end[q]``: those of its group strictly before ``t_query[q]`` (an empty
-    range when none); queries come in event order. Query q lands on output row ``dest[q]``
-    (default q). Column types and meanings as in `run_kernel`.
+    range when none); queries come in event order. Column types as in `run_kernel`.
     """
-    sizes = [int(k) for k in windows]
+    if unknown := settings.keys() - KernelSettings.__annotations__.keys():
+        raise TypeError(f"kernel settings: unknown {sorted(unknown)}")
+    n_cols, pass_mark, dest = settings["n_cols"], settings["pass_mark"], settings.get("dest")
+    sizes = [int(k) for k in settings["windows"]]
     if not 0 < n_cols <= N_BASE + len(sizes) or min(sizes, default=1) < 1:
         raise ValueError(
             f"n_cols: must be in [1, {N_BASE + len(sizes)}], got {n_cols}; windows >= 1: {sizes}"
         )
-    rate, n_c, n_q = float(rate), ts.shape[0], t_query.shape[0]
+    rate, n_c, n_q = float(settings["rate"]), ts.shape[0], t_query.shape[0]
     if n_c == 0 or n_q == 0:
         return np.tile(_empty_row(n_cols, len(sizes)), (n_q, 1))
     lengths = group_offsets[1:] - group_offsets[:-1]
