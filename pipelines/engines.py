@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from features.engine import DaskConfig, dask_client, engine_config
+from pipelines.common import load_params, stage_config
 
 logger = logging.getLogger(__name__)
 
@@ -88,3 +89,9 @@ def stage_engine(params: Mapping[str, Any], where: str = "params.yaml") -> Engin
     """The engine ``params.yaml`` names (`features.engine.engine_config` validates it)."""
     cfg = engine_config(params, where)
     return DaskEngine(cfg.dask) if cfg.engine == "dask" else LocalEngine()
+
+
+def engine_stage(cls: type[T], section: str) -> tuple[T, Engine]:
+    """An engine stage's ``main()`` inputs: its typed config (``common.stage_config``) and the
+    engine ``params.yaml`` names, read in that order so a bad section is refused first."""
+    return stage_config(cls, section), stage_engine(load_params())

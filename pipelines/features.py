@@ -18,9 +18,9 @@ from features.config import FeatureConfig
 from features.peer import compute_peer_table
 from features.split import SPLITS, SplitPlan, plan_split, split_examples
 from pipelines import paths
-from pipelines.common import atomic_outputs, load_params, stage_config, stage_main
+from pipelines.common import atomic_outputs, stage_main
 from pipelines.dask_features import write_features_dask
-from pipelines.engines import Engine, LocalEngine, stage_engine
+from pipelines.engines import Engine, LocalEngine, engine_stage
 
 logger = logging.getLogger(__name__)
 
@@ -115,8 +115,8 @@ def run(
 def main() -> None:
     """Entry point of `python -m pipelines.features` (paths declared in paths.py); the engine
     named in params.yaml builds the examples."""
-    cfg = stage_config(FeatureConfig, SECTION)
-    run(cfg, engine=stage_engine(load_params()), **paths.stage_args(SECTION))
+    cfg, engine = engine_stage(FeatureConfig, SECTION)
+    run(cfg, engine=engine, **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

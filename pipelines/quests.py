@@ -21,15 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import paths
-from pipelines.common import (
-    atomic_outputs,
-    atomic_write_csv,
-    load_params,
-    stage_config,
-    stage_main,
-    write_json,
-)
-from pipelines.engines import Engine, LocalEngine, stage_engine
+from pipelines.common import atomic_outputs, atomic_write_csv, stage_main, write_json
+from pipelines.engines import Engine, LocalEngine, engine_stage
 from serving.onnx_files import ENCODER_FILE
 from training.quests import (
     QuestsConfig,
@@ -225,8 +218,7 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.quests` (paths declared in paths.py)."""
-    cfg = stage_config(QuestsConfig, SECTION)
-    engine = stage_engine(load_params())
+    cfg, engine = engine_stage(QuestsConfig, SECTION)
     source, topics = open_source(shipped_variant(VARIANTS_DIR, QUANTIZE_METRICS))
     run(
         cfg,

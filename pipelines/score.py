@@ -14,16 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from pipelines import paths
-from pipelines.common import (
-    atomic_outputs,
-    atomic_write_csv,
-    load_params,
-    stage_config,
-    stage_main,
-    write_json,
-)
+from pipelines.common import atomic_outputs, atomic_write_csv, stage_main, write_json
 from pipelines.dask_score import score_dask
-from pipelines.engines import Engine, LocalEngine, stage_engine
+from pipelines.engines import Engine, LocalEngine, engine_stage
 from training.scoring import (
     EVENT_COLUMNS,
     ExportedModel,
@@ -123,11 +116,8 @@ def run(
 
 def main() -> None:
     """Entry point of `python -m pipelines.score` (paths declared in paths.py)."""
-    run(
-        stage_config(ScoreConfig, SECTION),
-        engine=stage_engine(load_params()),
-        **paths.stage_args(SECTION),
-    )
+    cfg, engine = engine_stage(ScoreConfig, SECTION)
+    run(cfg, engine=engine, **paths.stage_args(SECTION))
 
 
 if __name__ == "__main__":

@@ -233,19 +233,16 @@ def _topics(b: Backend) -> tuple[str, ...]:
 def _source(b: Backend) -> Any:
     """``serving.practice.ProblemSource`` over the one-file graph (greedy text; the seed draws
     the numbers, so problems of one topic differ by their values)."""
-    from serving.practice import Candidate
+    from serving.practice import Candidate, ProblemRequest
 
-    def generate(
-        *,
-        topic: str,
-        keywords: Sequence[str],
-        prompt_prefix: str,
-        seed: int,
-        deadline: float | None,
-    ) -> Any:
+    def generate(request: ProblemRequest) -> Any:
+        seed = request.seed
         out = generate_ai_word_problem(
             WordProblemInput(
-                topic=topic, keywords=list(keywords), prompt_prefix=prompt_prefix, seed=seed
+                topic=request.topic,
+                keywords=list(request.keywords),
+                prompt_prefix=request.prompt_prefix,
+                seed=seed,
             ),
             backend=b,
         )

@@ -74,46 +74,47 @@ class Candidate:
     seed: int
 
 
-class ProblemSource(Protocol):
-    """One generated problem for (topic, keywords, prefix, seed); ``deadline``: monotonic s."""
+@dataclass(frozen=True)
+class ProblemRequest:
+    """What a :class:`ProblemSource` is asked for: one problem about ``topic`` with these
+    themes and prompt prefix, drawn with ``seed``; ``deadline``: monotonic s (None: no limit).
 
-    def __call__(
-        self,
-        *,
-        topic: str,
-        keywords: Sequence[str],
-        prompt_prefix: str,
-        seed: int,
-        deadline: float | None,
-    ) -> Candidate: ...
+    One value rather than keyword parameters, so that every source (the HTTP generator, the
+    drop-in's graph, the test templates) reads the same fields and none restates the list.
+    """
+
+    topic: str
+    keywords: Sequence[str]
+    prompt_prefix: str
+    seed: int
+    deadline: float | None
+
+
+class ProblemSource(Protocol):
+    """One generated problem for a :class:`ProblemRequest`."""
+
+    def __call__(self, request: ProblemRequest) -> Candidate: ...
 
 
 def service_source(generator: Any) -> ProblemSource:
     """A :class:`ProblemSource` over ``serving.generator.GeneratorModel.generate`` (the HTTP
     word-problem endpoint's own policy: seeded samples, retries, checks)."""
 
-    def generate(
-        *,
-        topic: str,
-        keywords: Sequence[str],
-        prompt_prefix: str,
-        seed: int,
-        deadline: float | None,
-    ) -> Candidate:
+    def generate(request: ProblemRequest) -> Candidate:
         res = generator.generate(
-            topic=topic,
-            keywords=list(keywords),
-            prompt_prefix=prompt_prefix,
+            topic=request.topic,
+            keywords=list(request.keywords),
+            prompt_prefix=request.prompt_prefix,
             max_length=limits.DEFAULT_MAX_LENGTH,
-            seed=seed,
-            deadline=deadline,
+            seed=request.seed,
+            deadline=request.deadline,
         )
         ok = res.consistent and res.answer is not None and res.equation
         return Candidate(
             text=res.generated_problem_text,
             equation=res.equation if ok else None,
             answer=res.answer if ok else None,
-            seed=seed,
+            seed=request.seed,
         )
 
     return generate
@@ -177,13 +178,14 @@ def verified_problems(
         if len(out) >= n or (deadline is not None and k > 0 and time.monotonic() >= deadline):
             break
         seed = problem_seed(base_seed, topic, grade, k)
-        cand = source(
+        request = ProblemRequest(
             topic=topic,
             keywords=themes_for(topic, keywords, k),
             prompt_prefix=prefix,
             seed=seed,
             deadline=deadline,
         )
+        cand = source(request)
         problem = verify(topic, cand)
         if problem is not None and problem.text not in seen:
             seen.add(problem.text)

@@ -8,7 +8,7 @@ import pytest
 from data.params import ConfigError
 from features.engine import DaskConfig
 from pipelines.dask_fit import final_fit_dask
-from pipelines.engines import DaskEngine, LocalEngine, stage_engine
+from pipelines.engines import DaskEngine, LocalEngine, engine_stage, stage_engine
 from tests.fixtures.cluster import shared_client
 
 
@@ -27,6 +27,17 @@ def test_params_pick_the_engine() -> None:
     assert dask.name == "dask" and dask.cfg.n_workers == 3
     with pytest.raises(ConfigError, match="engine"):
         stage_engine({"engine": "spark"})
+
+
+def test_engine_stage_is_the_section_config_and_the_named_engine() -> None:
+    from pipelines.common import load_params, stage_config
+    from training.scoring import ScoreConfig
+
+    cfg, engine = engine_stage(ScoreConfig, "score")
+    assert cfg == stage_config(ScoreConfig, "score")
+    assert engine.name == load_params().get("engine", "local")
+    with pytest.raises(ConfigError, match="'no_such_stage'"):
+        engine_stage(ScoreConfig, "no_such_stage")
 
 
 def test_run_takes_the_step_of_its_engine() -> None:

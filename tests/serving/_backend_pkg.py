@@ -72,7 +72,7 @@ import os
 
 import onnxruntime as ort
 
-from ai_models import PredictedWeakness, WeaknessPredictionInput, WeaknessPredictionOutput
+from ai_models import WeaknessPredictionInput, WeaknessPredictionOutput
 from serving import backend as ludora
 from serving.schemas import WeaknessPredictionInput as LudoraInput
 
@@ -84,17 +84,8 @@ NOW = int(os.environ["CHECK_NOW"])
 
 def predict_user_weakness(data: WeaknessPredictionInput) -> WeaknessPredictionOutput:
     out = ludora.predict_user_weakness(LudoraInput(**data.model_dump(), now=NOW))
-    return WeaknessPredictionOutput(
-        user_id=out.user_id,
-        predicted_weaknesses=[
-            PredictedWeakness(
-                topic_id=w.topic_id,
-                weakness_probability=w.weakness_probability,
-                suggested_action_level=w.suggested_action_level,
-            )
-            for w in out.predicted_weaknesses
-        ],
-    )
+    # the drop-in's answer read as the seed's own schema (its extra fields are dropped)
+    return WeaknessPredictionOutput.model_validate(out.model_dump())
 """
 
 GENERATOR_SERVICE = """
