@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
 
@@ -228,22 +228,58 @@ def _read(
     return out, report
 
 
-def _jsonl_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """The non-blank lines of a JSONL file, numbered from 1."""
+class Reader(Protocol):
+    """A corpus reader: the problems of one file (the first ``max_rows`` rows) and its report."""
+
+    def __call__(
+        self, path: Path | str, *, max_rows: int | None = None
+    ) -> tuple[list[RawProblem], ReadReport]: ...
+
+
+def _reader(
+    name: str,
+    rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
+    parse: Callable[[Path, int, Any], RawProblem],
+    doc: str,
+) -> Reader:
+    """The public reader of one format: :func:`_read` with the format's rows and row parser
+    (``doc`` says what the file holds)."""
+
+    def read(
+        path: Path | str, *, max_rows: int | None = None
+    ) -> tuple[list[RawProblem], ReadReport]:
+        return _read(path, name, rows, parse, max_rows)
+
+    read.__name__ = read.__qualname__ = f"read_{name.lower()}"
+    read.__doc__ = doc
+    return read
+
+
+def jsonl_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+    """The non-blank lines of a JSONL file, numbered from 1 (a corpus's rows, a text split's
+    records)."""
     with path.open(encoding="utf-8") as fh:
         for row, line in enumerate(fh, start=1):
             if line.strip():
                 yield row, line
 
 
-def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
-    """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
+def json_object(line: str, where: str, error: type[Exception]) -> dict[str, Any]:
+    """One JSONL line as an object. A line that is not JSON, or not an object, raises
+    ``error`` naming ``where`` (the file and row): every JSONL reader reports a bad line alike,
+    and each raises the error its own callers catch."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise CorpusError(f"{path}: row {row}: not JSON ({exc.msg})") from exc
+        raise error(f"{where}: not JSON ({exc.msg})") from exc
     if not isinstance(obj, dict):
-        raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
+        raise error(f"{where}: expected an object")
+    return obj
+
+
+def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
+    """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
+    obj = json_object(line, f"{path}: row {row}", CorpusError)
     question, solution = obj.get("question"), obj.get("answer")
     if not isinstance(question, str) or not isinstance(solution, str):
         raise _Skip("missing_field", "question/answer")
@@ -257,11 +293,12 @@ def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
     )
 
 
-def read_gsm8k(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``)."""
-    return _read(path, "GSM8K", _jsonl_lines, _gsm8k_problem, max_rows)
+read_gsm8k = _reader(
+    "GSM8K",
+    jsonl_lines,
+    _gsm8k_problem,
+    "GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``).",
+)
 
 
 # ----------------------------------------------------------------------------- SVAMP
@@ -308,11 +345,12 @@ def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
     return RawProblem(problem, equation, answer, topic, "svamp", row)
 
 
-def read_svamp(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
-    return _read(path, "SVAMP", _svamp_rows, _svamp_problem, max_rows)
+read_svamp = _reader(
+    "SVAMP",
+    _svamp_rows,
+    _svamp_problem,
+    "SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``).",
+)
 
 
 # ----------------------------------------------------------------------------- MAWPS
@@ -394,11 +432,12 @@ def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
     )
 
 
-def read_mawps(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation."""
-    return _read(path, "MAWPS", _mawps_rows, _mawps_problem, max_rows)
+read_mawps = _reader(
+    "MAWPS",
+    _mawps_rows,
+    _mawps_problem,
+    "MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation.",
+)
 
 
-READERS = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}
+READERS: dict[str, Reader] = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}
