@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
 
@@ -185,6 +185,16 @@ def gsm8k_equation(question: str, solution: str, answer: float | None = None) ->
     return best if best is not None else last
 
 
+class _Parsed(NamedTuple):
+    """One row as a corpus format reads it; ``topic`` None: the equation's (the shared loop
+    fills it in, with the source and the row)."""
+
+    problem: str
+    equation: str
+    answer: float
+    topic: str | None = None
+
+
 class _Skip(Exception):
     """A row the reader passes over, counted under ``reason`` in the report."""
 
@@ -197,13 +207,14 @@ def _read(
     path: Path | str,
     name: str,
     rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
-    parse: Callable[[Path, int, Any], RawProblem],
+    parse: Callable[[Path, int, Any], _Parsed],
     max_rows: int | None,
 ) -> tuple[list[RawProblem], ReadReport]:
     """The loop every corpus reader shares: ``rows(path)`` yields (row number, raw row) and
     raises CorpusError for a file it cannot read at all; ``parse`` turns one row into a problem
     or raises: ``_Skip`` or a bad value / equation skips the row (counted by reason, logged),
-    CorpusError stops the read. The first ``max_rows`` rows are read."""
+    CorpusError stops the read. The first ``max_rows`` rows are read. Each problem's source is
+    ``name`` in lower case, and its topic the equation's where the corpus names none."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: {name} file not found")
@@ -215,7 +226,13 @@ def _read(
                 break
             report.rows += 1
             try:
-                out.append(parse(path, row, raw))
+                parsed = parse(path, row, raw)
+                topic = parsed.topic or topic_from_equation(parsed.equation, parsed.problem)
+                out.append(
+                    RawProblem(
+                        parsed.problem, parsed.equation, parsed.answer, topic, name.lower(), row
+                    )
+                )
             except _Skip as skip:
                 report.skip(row, skip.reason, skip.detail)
             except CorpusError:
@@ -239,7 +256,7 @@ class Reader(Protocol):
 def _reader(
     name: str,
     rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
-    parse: Callable[[Path, int, Any], RawProblem],
+    parse: Callable[[Path, int, Any], _Parsed],
     doc: str,
 ) -> Reader:
     """The public reader of one format: :func:`_read` with the format's rows and row parser
@@ -277,7 +294,7 @@ def json_object(line: str, where: str, error: type[Exception]) -> dict[str, Any]
     return obj
 
 
-def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
+def _gsm8k_problem(path: Path, row: int, line: str) -> _Parsed:
     """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
     obj = json_object(line, f"{path}: row {row}", CorpusError)
     question, solution = obj.get("question"), obj.get("answer")
@@ -288,9 +305,7 @@ def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
     equation = gsm8k_equation(question, solution, answer)
     _consistent(equation, answer)
     problem = " ".join(question.split())
-    return RawProblem(
-        problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row
-    )
+    return _Parsed(problem, equation, answer)
 
 
 read_gsm8k = _reader(
@@ -330,7 +345,7 @@ def _svamp_rows(path: Path) -> Generator[tuple[int, Any], None, None]:
     yield from enumerate(data, start=1)
 
 
-def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
+def _svamp_problem(path: Path, row: int, obj: Any) -> _Parsed:
     """One SVAMP item; its ``Type`` names the topic when SVAMP_TYPES knows it."""
     if not isinstance(obj, dict):
         raise _Skip("not_an_object")
@@ -341,8 +356,7 @@ def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
     equation = _clean_spaces(_normalise_numbers(eq))
     _consistent(equation, answer)
     problem = _join_body_question(body, question)
-    topic = SVAMP_TYPES.get(str(obj.get("Type", ""))) or topic_from_equation(equation, problem)
-    return RawProblem(problem, equation, answer, topic, "svamp", row)
+    return _Parsed(problem, equation, answer, SVAMP_TYPES.get(str(obj.get("Type", ""))))
 
 
 read_svamp = _reader(
@@ -407,7 +421,7 @@ def _mawps_rows(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]
         yield from enumerate(reader, start=2)
 
 
-def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
+def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> _Parsed:
     """One MAWPS record: ``numberK`` masks filled from ``Numbers``, the prefix equation made
     infix; every number of the equation but 1 and 2 must stand in the text."""
     values = [fmt_number(float(v)) for v in (rec["Numbers"] or "").split()]
@@ -427,9 +441,7 @@ def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
         raise EquationError("equation uses numbers absent from the text")
     if not problem:
         raise _Skip("empty_question")
-    return RawProblem(
-        problem, equation, answer, topic_from_equation(equation, problem), "mawps", row
-    )
+    return _Parsed(problem, equation, answer)
 
 
 read_mawps = _reader(
