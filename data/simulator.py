@@ -37,6 +37,21 @@ logger = logging.getLogger(__name__)
 
 _QUIZ, _MINIGAME = 0, 1
 _DAY_S = 86_400.0
+# The simulated event columns, filled by event position: the one list of their names and types.
+_EVENT_DTYPES: dict[str, type[np.generic]] = {
+    "user": np.int32,
+    "topic": np.int32,
+    "item": np.int32,
+    "kind": np.int8,
+    "ts": np.int64,
+    "score": np.float64,
+    "time_spent": np.float64,
+    "hints": np.int16,
+    "attempt": np.int16,
+    "revisit": np.bool_,
+    "p_fail": np.float64,
+    "mastery": np.float64,
+}
 
 
 # Field constraints (data/params.Range): a bad value fails at load time naming
@@ -322,18 +337,7 @@ def _simulate(
     )
 
     # ---- outputs (indexed by event position)
-    out_user = np.empty(total, np.int32)
-    out_topic = np.empty(total, np.int32)
-    out_item = np.empty(total, np.int32)
-    out_kind = np.empty(total, np.int8)
-    out_ts = np.empty(total, np.int64)
-    out_score = np.empty(total, np.float64)
-    out_time = np.empty(total, np.float64)
-    out_hints = np.empty(total, np.int16)
-    out_attempt = np.empty(total, np.int16)
-    out_revisit = np.empty(total, np.bool_)
-    out_pfail = np.empty(total, np.float64)
-    out_mastery = np.empty(total, np.float64)
+    cols = {name: np.empty(total, dtype) for name, dtype in _EVENT_DTYPES.items()}
 
     # ---- state
     units = np.zeros((n_l, n_t))  # practice units per (learner, topic)
@@ -437,18 +441,18 @@ def _simulate(
             hints = np.minimum(rng.poisson(2.5 * weak * np.where(is_quiz, 1.0, 0.5)), 5)
 
             pos = offsets[u, k] + j
-            out_user[pos] = u
-            out_topic[pos] = t
-            out_item[pos] = item + kind * n_i
-            out_kind[pos] = kind
-            out_ts[pos] = np.floor(now_u).astype(np.int64)
-            out_score[pos] = score
-            out_time[pos] = spent
-            out_hints[pos] = hints
-            out_attempt[pos] = attempt
-            out_revisit[pos] = is_revisit
-            out_pfail[pos] = p_fail
-            out_mastery[pos] = p
+            cols["user"][pos] = u
+            cols["topic"][pos] = t
+            cols["item"][pos] = item + kind * n_i
+            cols["kind"][pos] = kind
+            cols["ts"][pos] = np.floor(now_u).astype(np.int64)
+            cols["score"][pos] = score
+            cols["time_spent"][pos] = spent
+            cols["hints"][pos] = hints
+            cols["attempt"][pos] = attempt
+            cols["revisit"][pos] = is_revisit
+            cols["p_fail"][pos] = p_fail
+            cols["mastery"][pos] = p
 
             # State update: practice (quizzes count more), recency, the learner's clock.
             units[u, t] += np.where(is_quiz, 1.0, 0.6)
@@ -462,22 +466,7 @@ def _simulate(
 
     # Free the simulation state before building the frames (peak memory at 10M events).
     del planned, offsets, counts, n_acts, seen, units, last, next_item
-    cols: dict[str, np.ndarray] = {
-        "user": inv_order[out_user],
-        "topic": out_topic,
-        "item": out_item,
-        "kind": out_kind,
-        "ts": out_ts,
-        "score": out_score,
-        "time_spent": out_time,
-        "hints": out_hints,
-        "attempt": out_attempt,
-        "revisit": out_revisit,
-        "p_fail": out_pfail,
-        "mastery": out_mastery,
-    }
-    del out_user, out_topic, out_item, out_kind, out_ts, out_score, out_time, out_hints
-    del out_attempt, out_revisit, out_pfail, out_mastery
+    cols["user"] = inv_order[cols["user"]]  # back to the learners' own numbering
     return _to_frames(
         cfg, start_s=start_s, cols=cols, first_user=first_user, total_users=total_users
     )

@@ -3,7 +3,7 @@
 Blind raters failed problems whose prices were in dollars when the prefix asked for pounds and
 pence. Skeletons write prices with ``$`` (the numbers are drawn for it, ``serving.numbers``);
 the told problem is written in the prefix's currency at the end, one rule for the HTTP app, the
-practice sets and the drop-in (``serving.story.render_typed_output``). Pounds and euros are
+practice sets and the drop-in (``serving.story.render_any``). Pounds and euros are
 written with the same amounts as dollars (a ticket costs 5-15 of any of them); rupees are not
 offered: their amounts would need ranges of their own. Stdlib only (serving-reachable).
 """

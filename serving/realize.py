@@ -413,6 +413,19 @@ def unresolved_slots(text: str) -> tuple[str, ...]:
     return tuple(m.group(0) for m in _SLOT.finditer(text))
 
 
+def split_decoded(decoded: str) -> tuple[str, str | None, str]:
+    """A decoded target as its renderers take it: (the problem's skeleton, its equation or None,
+    the tail to put back after the rendered problem: ``" <sep> <equation part>"`` or ``""``).
+
+    Both renderers (:func:`render_output`, ``serving.story.render_any``) draw the numbers for
+    the problem from its equation, then re-join the rendered problem with the tail, so
+    ``parse_target`` numbers the equation's slots over the text as it is served.
+    """
+    problem_raw, sep, rest = decoded.partition(TARGET_SEP)
+    equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
+    return problem_raw, equation_raw or None, f" {TARGET_SEP} {rest}" if sep else ""
+
+
 @dataclass(frozen=True)
 class RenderedProblem:
     """A decoded string made presentable: text, rendered equation and what is wrong with it.
@@ -451,14 +464,11 @@ def render_output(
     """
     from serving.numbers import fill_numbers
 
-    problem_raw, sep, rest = decoded.partition(TARGET_SEP)
-    equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
+    problem_raw, equation_raw, tail = split_decoded(decoded)
     filled = fill_numbers(
-        problem_raw, equation_raw or None, topic=topic, prompt_prefix=prompt_prefix, seed=seed
+        problem_raw, equation_raw, topic=topic, prompt_prefix=prompt_prefix, seed=seed
     )
-    problem = realize(filled, keywords)
-    joined = f"{problem} {TARGET_SEP} {rest}" if sep else problem
-    problem_text, equation = parse_target(joined)
+    problem_text, equation = parse_target(realize(filled, keywords) + tail)
     return RenderedProblem(
         problem_text=problem_text,
         equation_text=equation,

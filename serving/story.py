@@ -20,6 +20,7 @@ from typing import Any
 from serving.lexicon import NounInfo
 from serving.measures import SENTENCE_END
 from serving.realize import (
+    RenderedProblem,
     _capitalize_sentences,
     _count_cue,
     _fix_articles,
@@ -27,7 +28,11 @@ from serving.realize import (
     _prev_token,
     article_for,
     fix_spacing,
+    leftover_tokens,
     noun_forms,
+    render_output,
+    split_decoded,
+    unresolved_slots,
 )
 from serving.roles import (
     DRINKS,
@@ -520,47 +525,6 @@ def tell(
     return render_story(filled, nouns, seed=seed, cast=cast)
 
 
-def render_typed_output(
-    decoded: str,
-    keywords: Sequence[str],
-    *,
-    topic: str = "",
-    prompt_prefix: str = "",
-    seed: int = 0,
-    nouns: Sequence[NounInfo],
-) -> Any:
-    """``serving.realize.render_output`` for a typed-role model: number values first (seeded,
-    for the topic and grade), then roles, names and pronouns (:func:`render_story`), then the
-    equation's number slots. One post-processing for evaluation, serving and the drop-in;
-    ``nouns`` are the request's keywords as the lexicon knows them, in request order."""
-    from serving.currency import asked_currency, in_currency
-    from serving.prompt import TARGET_SEP, parse_target
-    from serving.realize import RenderedProblem, leftover_tokens, unresolved_slots
-
-    problem_raw, sep, rest = decoded.partition(TARGET_SEP)
-    equation_raw = rest.partition(TARGET_SEP)[0].strip() if sep else ""
-    story = tell(
-        problem_raw,
-        equation_raw or None,
-        nouns,
-        topic=topic,
-        prompt_prefix=prompt_prefix,
-        seed=seed,
-    )
-    joined = f"{story.text} {TARGET_SEP} {rest}" if sep else story.text
-    problem_text, equation = parse_target(joined)
-    problem_text = in_currency(problem_text, asked_currency(prompt_prefix))
-    return RenderedProblem(
-        problem_text=problem_text,
-        equation_text=equation,
-        complete=problem_text.endswith("?"),
-        unresolved_slots=unresolved_slots(problem_text) + leftover_tokens(problem_text),
-        bindings=story.bindings,
-        keywords_unused=story.unused,
-        skeleton=" ".join(problem_raw.split()),
-    )
-
-
 def render_any(
     decoded: str,
     keywords: Sequence[str],
@@ -570,12 +534,34 @@ def render_any(
     seed: int = 0,
     nouns: Sequence[NounInfo] | None = None,
 ) -> Any:
-    """The typed render when ``nouns`` are given (a typed-role model), else the keyword-slot
-    ``serving.realize.render_output``."""
-    from serving.realize import render_output
+    """The one post-processing of a decoded string, for evaluation, serving and the drop-in.
+
+    Without ``nouns``, a keyword-slot model's: ``serving.realize.render_output``. With them (a
+    typed-role model; the request's keywords as the lexicon knows them, in request order):
+    number values first (seeded, for the topic and grade), then roles, names and pronouns
+    (:func:`render_story`), then the equation's number slots."""
+    from serving.currency import asked_currency, in_currency
+    from serving.prompt import parse_target
 
     if nouns is None:
         return render_output(decoded, keywords, topic=topic, prompt_prefix=prompt_prefix, seed=seed)
-    return render_typed_output(
-        decoded, keywords, topic=topic, prompt_prefix=prompt_prefix, seed=seed, nouns=nouns
+    problem_raw, equation_raw, tail = split_decoded(decoded)
+    story = tell(
+        problem_raw,
+        equation_raw,
+        nouns,
+        topic=topic,
+        prompt_prefix=prompt_prefix,
+        seed=seed,
+    )
+    problem_text, equation = parse_target(story.text + tail)
+    problem_text = in_currency(problem_text, asked_currency(prompt_prefix))
+    return RenderedProblem(
+        problem_text=problem_text,
+        equation_text=equation,
+        complete=problem_text.endswith("?"),
+        unresolved_slots=unresolved_slots(problem_text) + leftover_tokens(problem_text),
+        bindings=story.bindings,
+        keywords_unused=story.unused,
+        skeleton=" ".join(problem_raw.split()),
     )

@@ -299,55 +299,55 @@ class TopicRule:
     cue: str | None = None
 
 
-_ALL = frozenset("+-*/^")
+_ALL = "+-*/^"
 _UNITS = (
     r"mm|cm|m|km|g|kg|ml|l|litres?|liters?|metres?|meters?|grams?|kilograms?|millilitres?|"
     r"inch(?:es)?|feet|foot|ounces?|pounds?|miles?"
 )
+
+
+def _rule(allowed: str, any_of: str | None = None, cue: str | None = None) -> TopicRule:
+    """A topic's rule from its operator characters. ``any_of`` defaults to ``allowed``: a topic
+    asks for at least one of the operators it allows (an equation with none is no sum of it)."""
+    return TopicRule(frozenset(allowed), frozenset(allowed if any_of is None else any_of), cue=cue)
+
+
 # Read off the sentence shapes of data/word_problems/templates.py, topic by topic, then loosened
 # where blind raters called a problem on topic that the rule refused: what is left of a journey
 # ("150 - 4 * 21" is speed), the rest of a class after a fraction ("30 - 30 * 1 / 3"), a fence
 # less its gate, and a division alone as "multiplication and division" (or a sum alone as
 # "addition and subtraction": the pair names the maths the class is on, not both at once).
 TOPIC_RULES: dict[str, TopicRule] = {
-    "addition": TopicRule(frozenset("+"), any_of=frozenset("+")),
-    "subtraction": TopicRule(frozenset("-"), any_of=frozenset("-")),
-    "multiplication": TopicRule(frozenset("*^"), any_of=frozenset("*^")),
-    "division": TopicRule(frozenset("/"), any_of=frozenset("/")),
+    "addition": _rule("+"),
+    "subtraction": _rule("-"),
+    "multiplication": _rule("*^"),
+    "division": _rule("/"),
     # a/b of a quantity: '/' (or '*' by a decimal fraction, checked below)
-    "fractions": TopicRule(
-        frozenset("*/+-"),
-        any_of=frozenset("*/"),
-        cue=r"\d+\s*/\s*\d+|fraction|half|halves|third|quarter",
-    ),
+    "fractions": _rule("*/+-", "*/", r"\d+\s*/\s*\d+|fraction|half|halves|third|quarter"),
     # p% of a: '*' or '/' with a 100 (or a decimal fraction, checked below)
-    "percentages": TopicRule(frozenset("*/+-"), any_of=frozenset("*/"), cue=r"%|percent"),
-    "speed": TopicRule(
-        frozenset("*/+-"),
-        any_of=frozenset("*/"),
-        cue=r"\bper\b|\bevery (?:minute|hour|second)\b|speed|\bkm\b|miles|mph",
+    "percentages": _rule("*/+-", "*/", r"%|percent"),
+    "speed": _rule(
+        "*/+-", "*/", r"\bper\b|\bevery (?:minute|hour|second)\b|speed|\bkm\b|miles|mph"
     ),
-    "money": TopicRule(
+    "money": _rule(
+        _ALL, cue=r"\$|£|€|\bdollars?\b|\bcents?\b|\bprice|\bcosts?\b|\bmoney\b|\bspen[dt]|\bsav"
+    ),
+    "measurement": _rule(
+        _ALL, cue=rf"\b(?:{_UNITS})\b|\btall\b|\blong\b|\bweigh|\bmass\b|\bheight"
+    ),
+    "area and perimeter": _rule(
+        "*+/^-",
+        "*/^",
+        r"\barea\b|\bperimeter\b|\bsquare\b|\brectang|\bsides?\b|\bwide\b|\bfence\b|triang",
+    ),
+    "time": _rule(
         _ALL,
-        any_of=_ALL,
-        cue=r"\$|£|€|\bdollars?\b|\bcents?\b|\bprice|\bcosts?\b|\bmoney\b|\bspen[dt]|\bsav",
-    ),
-    "measurement": TopicRule(
-        _ALL, any_of=_ALL, cue=rf"\b(?:{_UNITS})\b|\btall\b|\blong\b|\bweigh|\bmass\b|\bheight"
-    ),
-    "area and perimeter": TopicRule(
-        frozenset("*+/^-"),
-        any_of=frozenset("*/^"),
-        cue=r"\barea\b|\bperimeter\b|\bsquare\b|\brectang|\bsides?\b|\bwide\b|\bfence\b|triang",
-    ),
-    "time": TopicRule(
-        _ALL,
-        any_of=_ALL,
         cue=r"\b(?:minutes?|hours?|days?|weeks?|seconds?|nights?|months?|years?|laps?)\b|o'clock",
     ),
-    "addition and subtraction": TopicRule(frozenset("+-"), any_of=frozenset("+-")),
-    "multiplication and division": TopicRule(frozenset("*/"), any_of=frozenset("*/")),
-    "mixed operations": TopicRule(_ALL),
+    "addition and subtraction": _rule("+-"),
+    "multiplication and division": _rule("*/"),
+    # a mix of both kinds (checked below), so no one operator is asked for
+    "mixed operations": _rule(_ALL, any_of=""),
 }
 
 _TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?|\.\d+)|(\*\*|[-+*/^()×÷]))")

@@ -22,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from serving.arithmetic import EquationError, equation_numbers, evaluate, numbers_in
 
@@ -185,6 +185,16 @@ def gsm8k_equation(question: str, solution: str, answer: float | None = None) ->
     return best if best is not None else last
 
 
+class _Parsed(NamedTuple):
+    """One row as a corpus format reads it; ``topic`` None: the equation's (the shared loop
+    fills it in, with the source and the row)."""
+
+    problem: str
+    equation: str
+    answer: float
+    topic: str | None = None
+
+
 class _Skip(Exception):
     """A row the reader passes over, counted under ``reason`` in the report."""
 
@@ -197,13 +207,14 @@ def _read(
     path: Path | str,
     name: str,
     rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
-    parse: Callable[[Path, int, Any], RawProblem],
+    parse: Callable[[Path, int, Any], _Parsed],
     max_rows: int | None,
 ) -> tuple[list[RawProblem], ReadReport]:
     """The loop every corpus reader shares: ``rows(path)`` yields (row number, raw row) and
     raises CorpusError for a file it cannot read at all; ``parse`` turns one row into a problem
     or raises: ``_Skip`` or a bad value / equation skips the row (counted by reason, logged),
-    CorpusError stops the read. The first ``max_rows`` rows are read."""
+    CorpusError stops the read. The first ``max_rows`` rows are read. Each problem's source is
+    ``name`` in lower case, and its topic the equation's where the corpus names none."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: {name} file not found")
@@ -215,7 +226,13 @@ def _read(
                 break
             report.rows += 1
             try:
-                out.append(parse(path, row, raw))
+                parsed = parse(path, row, raw)
+                topic = parsed.topic or topic_from_equation(parsed.equation, parsed.problem)
+                out.append(
+                    RawProblem(
+                        parsed.problem, parsed.equation, parsed.answer, topic, name.lower(), row
+                    )
+                )
             except _Skip as skip:
                 report.skip(row, skip.reason, skip.detail)
             except CorpusError:
@@ -228,22 +245,58 @@ def _read(
     return out, report
 
 
-def _jsonl_lines(path: Path) -> Generator[tuple[int, str], None, None]:
-    """The non-blank lines of a JSONL file, numbered from 1."""
+class Reader(Protocol):
+    """A corpus reader: the problems of one file (the first ``max_rows`` rows) and its report."""
+
+    def __call__(
+        self, path: Path | str, *, max_rows: int | None = None
+    ) -> tuple[list[RawProblem], ReadReport]: ...
+
+
+def _reader(
+    name: str,
+    rows: Callable[[Path], Generator[tuple[int, Any], None, None]],
+    parse: Callable[[Path, int, Any], _Parsed],
+    doc: str,
+) -> Reader:
+    """The public reader of one format: :func:`_read` with the format's rows and row parser
+    (``doc`` says what the file holds)."""
+
+    def read(
+        path: Path | str, *, max_rows: int | None = None
+    ) -> tuple[list[RawProblem], ReadReport]:
+        return _read(path, name, rows, parse, max_rows)
+
+    read.__name__ = read.__qualname__ = f"read_{name.lower()}"
+    read.__doc__ = doc
+    return read
+
+
+def jsonl_lines(path: Path) -> Generator[tuple[int, str], None, None]:
+    """The non-blank lines of a JSONL file, numbered from 1 (a corpus's rows, a text split's
+    records)."""
     with path.open(encoding="utf-8") as fh:
         for row, line in enumerate(fh, start=1):
             if line.strip():
                 yield row, line
 
 
-def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
-    """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
+def json_object(line: str, where: str, error: type[Exception]) -> dict[str, Any]:
+    """One JSONL line as an object. A line that is not JSON, or not an object, raises
+    ``error`` naming ``where`` (the file and row): every JSONL reader reports a bad line alike,
+    and each raises the error its own callers catch."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise CorpusError(f"{path}: row {row}: not JSON ({exc.msg})") from exc
+        raise error(f"{where}: not JSON ({exc.msg})") from exc
     if not isinstance(obj, dict):
-        raise CorpusError(f"{path}: row {row}: expected an object with question/answer")
+        raise error(f"{where}: expected an object")
+    return obj
+
+
+def _gsm8k_problem(path: Path, row: int, line: str) -> _Parsed:
+    """One GSM8K line; a line that is not a JSON object stops the read (CorpusError)."""
+    obj = json_object(line, f"{path}: row {row}", CorpusError)
     question, solution = obj.get("question"), obj.get("answer")
     if not isinstance(question, str) or not isinstance(solution, str):
         raise _Skip("missing_field", "question/answer")
@@ -252,16 +305,15 @@ def _gsm8k_problem(path: Path, row: int, line: str) -> RawProblem:
     equation = gsm8k_equation(question, solution, answer)
     _consistent(equation, answer)
     problem = " ".join(question.split())
-    return RawProblem(
-        problem, equation, answer, topic_from_equation(equation, problem), "gsm8k", row
-    )
+    return _Parsed(problem, equation, answer)
 
 
-def read_gsm8k(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``)."""
-    return _read(path, "GSM8K", _jsonl_lines, _gsm8k_problem, max_rows)
+read_gsm8k = _reader(
+    "GSM8K",
+    jsonl_lines,
+    _gsm8k_problem,
+    "GSM8K JSONL (``question``, ``answer`` with annotations and ``#### 72``).",
+)
 
 
 # ----------------------------------------------------------------------------- SVAMP
@@ -293,7 +345,7 @@ def _svamp_rows(path: Path) -> Generator[tuple[int, Any], None, None]:
     yield from enumerate(data, start=1)
 
 
-def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
+def _svamp_problem(path: Path, row: int, obj: Any) -> _Parsed:
     """One SVAMP item; its ``Type`` names the topic when SVAMP_TYPES knows it."""
     if not isinstance(obj, dict):
         raise _Skip("not_an_object")
@@ -304,15 +356,15 @@ def _svamp_problem(path: Path, row: int, obj: Any) -> RawProblem:
     equation = _clean_spaces(_normalise_numbers(eq))
     _consistent(equation, answer)
     problem = _join_body_question(body, question)
-    topic = SVAMP_TYPES.get(str(obj.get("Type", ""))) or topic_from_equation(equation, problem)
-    return RawProblem(problem, equation, answer, topic, "svamp", row)
+    return _Parsed(problem, equation, answer, SVAMP_TYPES.get(str(obj.get("Type", ""))))
 
 
-def read_svamp(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``)."""
-    return _read(path, "SVAMP", _svamp_rows, _svamp_problem, max_rows)
+read_svamp = _reader(
+    "SVAMP",
+    _svamp_rows,
+    _svamp_problem,
+    "SVAMP JSON list (``Body``, ``Question``, ``Equation``, ``Answer``, ``Type``).",
+)
 
 
 # ----------------------------------------------------------------------------- MAWPS
@@ -369,7 +421,7 @@ def _mawps_rows(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]
         yield from enumerate(reader, start=2)
 
 
-def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
+def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> _Parsed:
     """One MAWPS record: ``numberK`` masks filled from ``Numbers``, the prefix equation made
     infix; every number of the equation but 1 and 2 must stand in the text."""
     values = [fmt_number(float(v)) for v in (rec["Numbers"] or "").split()]
@@ -389,16 +441,15 @@ def _mawps_problem(path: Path, row: int, rec: dict[str, Any]) -> RawProblem:
         raise EquationError("equation uses numbers absent from the text")
     if not problem:
         raise _Skip("empty_question")
-    return RawProblem(
-        problem, equation, answer, topic_from_equation(equation, problem), "mawps", row
-    )
+    return _Parsed(problem, equation, answer)
 
 
-def read_mawps(
-    path: Path | str, *, max_rows: int | None = None
-) -> tuple[list[RawProblem], ReadReport]:
-    """MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation."""
-    return _read(path, "MAWPS", _mawps_rows, _mawps_problem, max_rows)
+read_mawps = _reader(
+    "MAWPS",
+    _mawps_rows,
+    _mawps_problem,
+    "MAWPS CSV: masked ``number0..`` in ``Question``, values in ``Numbers``, prefix equation.",
+)
 
 
-READERS = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}
+READERS: dict[str, Reader] = {"gsm8k": read_gsm8k, "svamp": read_svamp, "mawps": read_mawps}

@@ -12,6 +12,7 @@ gives back before rendering them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from data.word_problems.adapters import READERS, RawProblem, ReadReport
+from data.word_problems.adapters import READERS, RawProblem, ReadReport, json_object, jsonl_lines
 from data.word_problems.keywords import document_frequency, extract_keywords, singular
 from data.word_problems.templates import generate_templates
 from serving.numbers import NUM_TOKEN
@@ -357,16 +358,9 @@ def read_jsonl(
     if not path.is_file():
         raise FileNotFoundError(f"{path}: text split not found (run the prepare_text stage)")
     out: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
-        for row, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{row}: invalid JSON ({exc.msg})") from exc
-            if not isinstance(rec, dict):
-                raise ValueError(f"{path}:{row}: expected an object")
+    with contextlib.closing(jsonl_lines(path)) as lines:
+        for row, line in lines:
+            rec = json_object(line, f"{path}:{row}", ValueError)
             missing = [k for k in required if k not in rec]
             if missing:
                 raise ValueError(f"{path}:{row}: missing field(s) {missing}")

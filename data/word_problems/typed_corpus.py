@@ -34,7 +34,7 @@ from serving.roles import (
     instances,
     names_used,
 )
-from serving.story import bind, literal_text, render_typed_output
+from serving.story import bind, literal_text, render_any
 
 KEYWORD_COUNT_WEIGHTS = (0.35, 0.45, 0.2)  # 1, 2, 3 keywords
 GRADES_TYPED = (1, *GRADES, 6)
@@ -180,7 +180,7 @@ def skeleton_records(
         nouns = describe(lexicon, keywords)
         prefix = _prefix(rng)
         target = join_target(text, slot_eq)
-        rendered = render_typed_output(
+        rendered = render_any(
             target,
             keywords,
             topic=topic,

@@ -33,9 +33,9 @@ def test_prices_and_money_words_are_written_in_it() -> None:
 
 
 def test_the_told_problem_is_in_the_prefix_currency() -> None:
-    from serving.story import render_typed_output
+    from serving.story import render_any
 
-    out = render_typed_output(
+    out = render_any(
         "<name> buys a book for $ <num> . How much change from $ <num> ? ||| n2 - n1",
         ["book"],
         topic="money",

@@ -11,6 +11,7 @@ from serving.realize import (
     noun_forms,
     realize,
     render_output,
+    split_decoded,
 )
 
 
@@ -215,3 +216,17 @@ def test_plurals_in_o_that_inflect_spells_with_es() -> None:
     assert noun_forms("nachos") == ("nacho", "nachos")
     assert noun_forms("potatoes") == ("potato", "potatoes")
     assert noun_forms("bus") == ("bus", "buses")
+
+
+@pytest.mark.parametrize(
+    ("decoded", "parts"),
+    [
+        ("Tom has <num> pens. ||| n1 + 2", ("Tom has <num> pens. ", "n1 + 2", " |||  n1 + 2")),
+        ("Tom has <num> pens. |||  ", ("Tom has <num> pens. ", None, " |||   ")),
+        ("Tom has pens.", ("Tom has pens.", None, "")),
+    ],
+)
+def test_split_decoded_keeps_the_tail_to_put_back(
+    decoded: str, parts: tuple[str, str | None, str]
+) -> None:
+    assert split_decoded(decoded) == parts

@@ -10,6 +10,8 @@ import pytest
 from data.word_problems.adapters import (
     CorpusError,
     gsm8k_equation,
+    json_object,
+    jsonl_lines,
     prefix_to_infix,
     read_gsm8k,
     read_mawps,
@@ -111,6 +113,23 @@ def test_gsm8k_bad_file(tmp_path: Path) -> None:
     bad.write_text('{"question": "q", "answer": "a"}\nnot json\n')
     with pytest.raises(CorpusError, match=r"bad.jsonl: row 2"):
         read_gsm8k(bad)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"), [("not json", "not JSON"), ("[1, 2]", "expected an object")]
+)
+def test_json_object_names_where_with_the_callers_error(line: str, reason: str) -> None:
+    with pytest.raises(CorpusError, match=f"^f.jsonl: row 3: {reason}"):
+        json_object(line, "f.jsonl: row 3", CorpusError)
+
+
+def test_jsonl_lines_numbers_from_one_and_skips_blanks(tmp_path: Path) -> None:
+    path = tmp_path / "f.jsonl"
+    path.write_text('{"a": 1}\n\n  \n{"b": 2}\n')
+    assert [(row, json_object(line, "", ValueError)) for row, line in jsonl_lines(path)] == [
+        (1, {"a": 1}),
+        (4, {"b": 2}),
+    ]
 
 
 def test_read_svamp(tmp_path: Path) -> None:
