@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from core.io import read_json
+from export.draft_loop import bank_sequences
 from export.generation_graph import (
     LOOP_IO_DOC,
     TRIE_INPUTS_DOC,
@@ -325,12 +326,25 @@ def export_generator(
         ids = [reference.encode(p) for p in prompts]
         tries = _bank_tries(artifact_dir, reference, records)
         n_new = cfg.max_new_tokens or settings.max_new_tokens
-        # Candidates in order (fused attention only when asked), the exact lean step last; the
-        # first whose greedy ids equal the Python loop's on every prompt ships.
+        # Candidates in order (fused attention only when asked; drafting from the skeleton
+        # bank where the weights allow it), the exact lean step last; the first whose greedy
+        # ids equal the Python loop's on every prompt ships.
         failures: list[str] = []
         constrained: dict[str, Any] = {}
-        for fused in (True, False) if cfg.fused_attention else (False,):
-            model = build_loop_model(artifact_dir, settings, doc=doc, fused_attention=fused)
+        candidates: list[tuple[str, bool, list[list[int]] | None]] = []
+        if cfg.fused_attention:
+            bank = bank_sequences(artifact_dir, eos=settings.eos_token_id)
+            if bank:
+                candidates.append(("draft loop", True, bank))
+            candidates.append(("fused attention", True, None))
+        candidates.append(("exact lean step", False, None))
+        for label, fused, draft in candidates:
+            model = build_loop_model(
+                artifact_dir, settings, doc=doc, fused_attention=fused, draft=draft
+            )
+            built = {p.key: p.value for p in model.metadata_props}.get("step", "")
+            if draft is not None and not built.endswith("+draft"):
+                continue  # int8 weights: no draft loop; the next candidate is the same graph
             save_generation_model(model, path)
             try:
                 session = one_file_session(path)
@@ -347,8 +361,8 @@ def export_generator(
                     raise BackendExportError(
                         "; ".join([*failures, f"exact lean step: {exc}"])
                     ) from exc
-                failures.append(f"fused attention: {exc}")
-                logger.warning("fused-attention graph failed the gate; trying the exact step")
+                failures.append(f"{label}: {exc}")
+                logger.warning("%s graph failed the gate; trying the next candidate", label)
                 continue
             break
         step = {p.key: p.value for p in model.metadata_props}.get("step")

@@ -125,6 +125,7 @@ def _fused_layers(
     name: Callable[[str], str],
     nodes: list[Any],
     mha: Callable[[list[str], list[str]], str],
+    cross_bias: str = "cross_mask_bias",
 ) -> str:
     """The fused step's decoder layers and lm head (from the embedded token ``h`` and layer 0's
     packed q/k/v ``first_qkv``, :func:`first_qkv_table`'s row, or None: computed from ``h``;
@@ -133,7 +134,8 @@ def _fused_layers(
     over the three weights side by side, self-attention ``GroupQueryAttention`` on that packed
     q/k/v (as many key/value heads as query heads; the cache concatenated inside; ``lengths``:
     its total and per-row past lengths), cross-attention ``MultiHeadAttention`` (T5: no
-    1/sqrt(d) scaling). GroupQueryAttention reads the packed q/k/v where MultiHeadAttention
+    1/sqrt(d) scaling; ``cross_bias``: its mask bias, one row per query token).
+    GroupQueryAttention reads the packed q/k/v where MultiHeadAttention
     needs a ``Split`` first, and its kernel costs less a step (8.2 vs 9.9 us with its q/k/v
     MatMul and bias slice, at 4 x 24 heads, 44 steps). The same arithmetic as the exact
     step up to the kernels' summation order, so ids can differ on a near-tie:
@@ -209,7 +211,7 @@ def _fused_layers(
         )
         x, h = skip_norm(mm(att, w[f"{i}.self.o"]), h, w[f"{i}.ln1"])
         qf = mm(x, w[f"{i}.cross.q"])
-        att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", "cross_mask_bias"], [])
+        att = mha([qf, f"cross_key_{i}", f"cross_value_{i}", "", "", cross_bias], [])
         x, h = skip_norm(mm(att, w[f"{i}.cross.o"]), h, w[f"{i}.ln2"])
         ff = mm(op("Relu", [mm(x, w[f"{i}.wi"])]), w[f"{i}.wo"])
         last = i == n_layers - 1

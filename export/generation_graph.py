@@ -62,7 +62,7 @@ from export.greedy_nodes import (
 from export.lean_step import (
     _build_lean_loop,
 )
-from serving.constrain import TRIE_NEXT, TRIE_TOKENS
+from serving.constrain import TRIE_DRAFT, TRIE_DRAFT_NEXT, TRIE_NEXT, TRIE_TOKENS
 from serving.one_file import (
     OneFileDecoder,
     max_length_feed,
@@ -106,6 +106,7 @@ def build_loop_model(
     doc: str = "",
     lean: bool = True,
     fused_attention: bool = False,
+    draft: Sequence[Sequence[int]] | None = None,
 ) -> onnx.ModelProto:
     """The one-file generator as a standard ONNX ``Loop`` (greedy; no contrib op).
 
@@ -117,7 +118,10 @@ def build_loop_model(
 
     ``lean`` (default) writes the body with ``export.lean_step`` (same arithmetic, constant
     shapes, ~2.3x fewer nodes per step; ``fused_attention``: on ORT's fused contrib ops, fp32 or
-    dynamic int8); graphs it cannot read fall back to optimum's body, logged.
+    dynamic int8); graphs it cannot read fall back to optimum's body, logged. ``draft`` (with
+    ``fused_attention``, fp32; token sequences such as the skeleton bank's,
+    ``export.draft_loop.bank_sequences``): a single prompt without a trie decodes by draft and
+    verify (``export.draft_loop``), the same ids in fewer steps.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -148,6 +152,7 @@ def build_loop_model(
                 guard=guard,
                 vocab=vocab,
                 trie=trie,
+                draft=draft if fused_attention else None,
             )
             return _assemble(
                 lean_nodes,
@@ -157,7 +162,9 @@ def build_loop_model(
                 opset=opset,
                 ir_version=decoder.ir_version,
                 contrib=fused_attention,
-                step="lean+mha" if fused_attention else "lean",
+                step=("lean+mha+draft" if _drafts(lean_inits) else "lean+mha")
+                if fused_attention
+                else "lean",
                 vocab=vocab,
                 doc=doc,
                 trie=trie,
@@ -264,6 +271,13 @@ def build_loop_model(
     )
 
 
+def _drafts(inits: Sequence[Any]) -> bool:
+    """Whether the built graph holds the draft loop (fp32 weights only)."""
+    from export.draft_loop import DRAFT_TABLE
+
+    return any(i.name == DRAFT_TABLE for i in inits)
+
+
 def _assemble(
     nodes: list[Any],
     inits: list[Any],
@@ -279,14 +293,21 @@ def _assemble(
     trie: bool = False,
 ) -> onnx.ModelProto:
     """The loop model's main graph, IO and metadata around ``nodes`` (with ``trie``, the two
-    optional trie inputs, whose defaults constrain nothing)."""
+    optional trie inputs, whose defaults constrain nothing, and for a graph with the draft loop
+    the trie's two optional draft inputs, whose defaults draft nothing)."""
     from onnx import TensorProto, helper, numpy_helper
 
     default = numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
-    trie_defaults = [
-        numpy_helper.from_array(np.full((1, 1), -1, np.int64), name)
-        for name in (TRIE_TOKENS, TRIE_NEXT)
-    ]
+    trie_names: tuple[str, ...] = (TRIE_TOKENS, TRIE_NEXT)
+    trie_defaults = [numpy_helper.from_array(np.full((1, 1), -1, np.int64), n) for n in trie_names]
+    if trie and _drafts(inits):
+        from export.draft_loop import DRAFT_TOKENS
+
+        trie_names += (TRIE_DRAFT, TRIE_DRAFT_NEXT)
+        trie_defaults += [
+            numpy_helper.from_array(np.full((1, DRAFT_TOKENS), -1, np.int64), name)
+            for name in (TRIE_DRAFT, TRIE_DRAFT_NEXT)
+        ]
     graph = helper.make_graph(
         nodes,
         "t5 word problem generation (greedy loop)",
@@ -297,8 +318,12 @@ def _assemble(
             ),
             helper.make_tensor_value_info("max_length", TensorProto.INT64, [1]),
             *(
-                helper.make_tensor_value_info(name, TensorProto.INT64, ["states", "branches"])
-                for name in ((TRIE_TOKENS, TRIE_NEXT) if trie else ())
+                helper.make_tensor_value_info(
+                    name,
+                    TensorProto.INT64,
+                    ["states", d.dims[1] if "draft" in name else "branches"],
+                )
+                for name, d in (zip(trie_names, trie_defaults, strict=True) if trie else ())
             ),
         ],
         [helper.make_tensor_value_info(SEQUENCES_OUTPUT, TensorProto.INT64, ["batch", "length"])],

@@ -42,7 +42,7 @@ from export.step_parts import (
     _matmul_weight,
     position_bias_table,
 )
-from serving.constrain import TRIE_TOKENS
+from serving.constrain import TRIE_DRAFT, TRIE_TOKENS
 
 if TYPE_CHECKING:
     import onnx
@@ -180,12 +180,15 @@ def _build_lean_loop(
     guard: Sequence[tuple[int, int]] = (),
     vocab: int = 0,
     trie: bool = False,
+    draft: Sequence[Sequence[int]] | None = None,
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """(nodes, initializers, value infos) of the lean one-file graph's main graph (with the
     keyword-slot penalty of ``guard`` added to every step's logits).
 
     Every decoder step, the first included, is the lean step (past length 0 at the first): no
-    optimum ``decoder_model`` in the file. The encoder runs once; the cross-attention keys and
+    optimum ``decoder_model`` in the file. With ``draft`` (token sequences to draft from; fused
+    fp32 weights), a single prompt decoded without a trie takes the draft loop.
+    The encoder runs once; the cross-attention keys and
     values are its output times optimum's own k / v weights (read from ``decoder_model``), as
     that graph computes them.
     """
@@ -326,19 +329,51 @@ def _build_lean_loop(
             prefix=prefix,
         )
 
-    if not trie:
-        nodes += loop(False, "")
-        return nodes, [*enc.initializer, *inits], list(enc.value_info)
-    # The trie's ~25 nodes a step are paid only by a request that sends a trie: a call with the
-    # default tables (no constraint) runs a loop without them. The body's weights are stored
-    # once per loop (a subgraph's initializers are its own; outer-scope weights would not be
-    # pre-packed for MatMul).
     seq = [helper.make_tensor_value_info("", TensorProto.INT64, ["batch", "length"])]
 
     def branch(prefix: str, with_trie: bool) -> Any:
         seq[0].name = prefix + SEQUENCES_OUTPUT
         return helper.make_graph(loop(with_trie, prefix), f"{prefix}greedy", [], list(seq))
 
+    drafting = draft is not None and not any(isinstance(v, QuantWeight) for v in w.values())
+    if not trie and not drafting:
+        nodes += loop(False, "")
+        return nodes, [*enc.initializer, *inits], list(enc.value_info)
+    unconstrained: list[Any] = loop(False, "")
+    constrained = branch("t/", True) if trie else None
+    if drafting:
+        assert draft is not None
+        choose = _draft_choices(
+            with_past,
+            w,
+            n_layers,
+            self_names,
+            draft,
+            const,
+            settings,
+            opset=opset,
+            penalty="slot_penalty" if guard else None,
+            vocab=vocab,
+        )
+        unconstrained = choose(branch("f/", False), trie=False)
+        if constrained is not None:
+            seq[0].name = f"c/{SEQUENCES_OUTPUT}"
+            constrained = helper.make_graph(
+                _renamed_output(choose(constrained, trie=True), "c/"),
+                "greedy within the trie",
+                [],
+                list(seq),
+            )
+    if not trie:
+        return [*nodes, *unconstrained], [*enc.initializer, *inits], list(enc.value_info)
+    # The trie's ~25 nodes a step are paid only by a request that sends a trie: a call with the
+    # default tables (no constraint) runs a loop without them. The body's weights are stored
+    # once per loop (a subgraph's initializers are its own; outer-scope weights would not be
+    # pre-packed for MatMul).
+    seq[0].name = f"u/{SEQUENCES_OUTPUT}"
+    plain = helper.make_graph(
+        _renamed_output(unconstrained, "u/"), "greedy without a trie", [], list(seq)
+    )
     nodes += [
         helper.make_node("GreaterOrEqual", [TRIE_TOKENS, "zero_i64"], ["trie_valid"]),
         helper.make_node("Cast", ["trie_valid"], ["trie_valid_i"], to=TensorProto.INT64),
@@ -348,8 +383,99 @@ def _build_lean_loop(
             "If",
             ["trie_given"],
             [SEQUENCES_OUTPUT],
-            then_branch=branch("t/", True),
-            else_branch=branch("f/", False),
+            then_branch=constrained,
+            else_branch=plain,
         ),
     ]
     return nodes, [*enc.initializer, *inits], list(enc.value_info)
+
+
+def _renamed_output(nodes: list[Any], prefix: str) -> list[Any]:
+    """``nodes`` with their ``SEQUENCES_OUTPUT`` renamed ``{prefix}sequences`` (an ``If``
+    branch's output needs a name of its own)."""
+    for node in nodes:
+        node.output[:] = [prefix + o if o == SEQUENCES_OUTPUT else o for o in node.output]
+    return nodes
+
+
+def _draft_choices(
+    with_past: onnx.ModelProto,
+    w: dict[str, Any],
+    n_layers: int,
+    self_names: Sequence[str],
+    draft: Sequence[Sequence[int]],
+    const: Any,
+    settings: GenerationSettings,
+    *,
+    opset: int,
+    penalty: str | None,
+    vocab: int,
+) -> Any:
+    """Stores the draft loop's outer tables (``export.draft_loop``: the n-gram drafts of the
+    ``draft`` sequences, the causal bias) and returns ``choose(plain, trie=...)``: the nodes
+    writing ``SEQUENCES_OUTPUT`` by the draft loop for one prompt and a ``max_length`` its bias
+    table covers (with ``trie``: when the request sent its draft tables too), else by the
+    ``plain`` loop (an ``If`` branch graph)."""
+    from onnx import TensorProto, helper
+
+    from export.draft_loop import (
+        DRAFT_BIAS,
+        DRAFT_MAX_LENGTH,
+        DRAFT_TABLE,
+        DRAFT_TOKENS,
+        causal_bias_table,
+        draft_loop_nodes,
+        draft_step_body,
+        draft_table,
+    )
+
+    positions = DRAFT_MAX_LENGTH + DRAFT_TOKENS + 1
+    start, eos = settings.decoder_start_token_id, settings.eos_token_id
+    const(DRAFT_TABLE, draft_table(draft, vocab=vocab, start=start), np.int64)
+    row = position_bias_table(with_past, length=positions)
+    const(DRAFT_BIAS, causal_bias_table(row, positions), np.float32)
+
+    one_row = const("one_row", [1], np.int64)
+    cap = const("draft_cap", [DRAFT_MAX_LENGTH], np.int64)
+
+    def choose(plain: onnx.GraphProto, *, trie: bool) -> list[Any]:
+        p = "sc/" if trie else "s/"
+        step = draft_step_body(
+            w, n_layers, vocab=vocab, eos=eos, penalty=penalty, opset=opset, trie=trie
+        )
+        drafted = draft_loop_nodes(
+            step,
+            self_names,
+            heads=int(w["heads"]),
+            head_size=int(w["head_size"]),
+            start=start,
+            eos=eos,
+            prefix=p,
+            trie=trie,
+        )
+        seq = helper.make_tensor_value_info(p + SEQUENCES_OUTPUT, TensorProto.INT64, [1, "n"])
+        take = [
+            helper.make_node("Equal", ["ids_shape", one_row], [p + "single"]),
+            helper.make_node("LessOrEqual", ["max_length", cap], [p + "fits"]),
+            helper.make_node("And", [p + "single", p + "fits"], [p + "take"]),
+        ]
+        if trie:  # and the request sent a path for every state of its trie
+            take += [
+                helper.make_node("Shape", [TRIE_DRAFT], [p + "draft_rows"], end=1),
+                helper.make_node("Shape", [TRIE_TOKENS], [p + "trie_rows"], end=1),
+                helper.make_node("Add", [p + "trie_rows", one_row], [p + "want_rows"]),
+                helper.make_node("Equal", [p + "draft_rows", p + "want_rows"], [p + "paths"]),
+                helper.make_node("And", [p + "take", p + "paths"], [p + "take_t"]),
+            ]
+        return [
+            *take,
+            helper.make_node(
+                "If",
+                [p + ("take_t" if trie else "take")],
+                [SEQUENCES_OUTPUT],
+                then_branch=helper.make_graph(drafted, "draft loop", [], [seq]),
+                else_branch=plain,
+            ),
+        ]
+
+    return choose

@@ -28,8 +28,11 @@ from serving.roles import SKELETONS_FILE
 
 TRIE_TOKENS = "trie_tokens"
 TRIE_NEXT = "trie_next"
+TRIE_DRAFT = "trie_draft"
+TRIE_DRAFT_NEXT = "trie_draft_next"
 """The one-file graph's optional trie inputs (``export.generation_graph``; a typed-role model's
-drop-in takes the request's trie there, so it decodes the bank's skeletons as the app does)."""
+drop-in takes the request's trie there, so it decodes the bank's skeletons as the app does),
+and the drafts a graph with the draft loop reads from it (:meth:`Trie.draft_tables`)."""
 
 
 _TAKES_TRIE: weakref.WeakKeyDictionary[Any, bool] = weakref.WeakKeyDictionary()
@@ -47,13 +50,33 @@ def takes_trie(session: Any) -> bool:
     return known
 
 
+_DRAFT_WIDTH: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+
+
+def draft_width(session: Any) -> int:
+    """How many tokens a step of a one-file graph's draft loop drafts from the trie (the width
+    of its ``trie_draft`` input); 0 for a graph without one. Asked once per session."""
+    known = _DRAFT_WIDTH.get(session)
+    if known is None:
+        inputs = {i.name: i for i in session.get_inputs()}
+        inputs.update({i.name: i for i in session.get_overridable_initializers()})
+        shape = inputs[TRIE_DRAFT].shape if TRIE_DRAFT in inputs else [0, 0]
+        known = _DRAFT_WIDTH[session] = int(shape[1]) if isinstance(shape[1], int) else 0
+    return known
+
+
 def trie_feeds(session: Any, trie: Trie | None) -> dict[str, np.ndarray]:
-    """The trie inputs of a graph that takes them (:meth:`Trie.tables`); empty for a graph
-    without them or no trie (the graph then decodes unconstrained)."""
+    """The trie inputs of a graph that takes them (:meth:`Trie.tables`, and
+    :meth:`Trie.draft_tables` for a graph with the draft loop); empty for a graph without them
+    or no trie (the graph then decodes unconstrained)."""
     if trie is None or not takes_trie(session):
         return {}
     tokens, nxt = trie.tables()
-    return {TRIE_TOKENS: tokens, TRIE_NEXT: nxt}
+    feeds = {TRIE_TOKENS: tokens, TRIE_NEXT: nxt}
+    width = draft_width(session)
+    if width:
+        feeds[TRIE_DRAFT], feeds[TRIE_DRAFT_NEXT] = trie.draft_tables(width)
+    return feeds
 
 
 class Trie:
@@ -62,10 +85,14 @@ class Trie:
     def __init__(self, sequences: Iterable[Sequence[int]]) -> None:
         self.root: dict[int, Any] = {}
         self.n = 0
+        self._through: dict[int, int] = {}  # id(node) -> sequences through it (drafts' guide)
+        self._tables: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        through = self._through
         for seq in sequences:
             node = self.root
             for t in seq:
                 node = node.setdefault(int(t), {})
+                through[id(node)] = through.get(id(node), 0) + 1
             self.n += 1
 
     def tables(self) -> tuple[np.ndarray, np.ndarray]:
@@ -73,21 +100,49 @@ class Trie:
         (``export.generation_graph``'s ``trie_tokens`` / ``trie_next`` inputs). State 0 is the
         root; row s lists the ids that may follow state s and the state each leads to, -1
         padded. A state with no row entry (a skeleton's end) constrains nothing, as
-        :meth:`allowed` returning None does."""
-        nodes: list[dict[int, Any]] = [self.root]
-        index = {id(self.root): 0}
-        for node in nodes:  # breadth first: grows while it is read
-            for child in node.values():
-                index[id(child)] = len(nodes)
-                nodes.append(child)
-        width = max(1, max(len(n) for n in nodes))
-        tokens = np.full((len(nodes), width), -1, np.int64)
-        nxt = np.full((len(nodes), width), -1, np.int64)
-        for s, node in enumerate(nodes):
-            for j, (tok, child) in enumerate(node.items()):
-                tokens[s, j] = tok
-                nxt[s, j] = index[id(child)]
-        return tokens, nxt
+        :meth:`allowed` returning None does. Made once per trie."""
+        if self._tables is None:
+            nodes: list[dict[int, Any]] = [self.root]
+            index = {id(self.root): 0}
+            for node in nodes:  # breadth first: grows while it is read
+                for child in node.values():
+                    index[id(child)] = len(nodes)
+                    nodes.append(child)
+            width = max(1, max(len(n) for n in nodes))
+            tokens = np.full((len(nodes), width), -1, np.int64)
+            nxt = np.full((len(nodes), width), -1, np.int64)
+            for s, node in enumerate(nodes):
+                for j, (tok, child) in enumerate(node.items()):
+                    tokens[s, j] = tok
+                    nxt[s, j] = index[id(child)]
+            through = np.array([self._through.get(id(n), 0) for n in nodes], np.int64)
+            self._tables = (tokens, nxt, through)
+        return self._tables[0], self._tables[1]
+
+    def draft_tables(self, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens, states) int64 [states + 1, width]: row s + 1 is the path of ``width`` tokens
+        from state s of :meth:`tables` along the branch most sequences take (ties: the first
+        listed), and the state after each; -1 past a skeleton's end, and in row 0, the state
+        -1 (no constraint: nothing to draft).
+
+        A draft only saves steps: the graph keeps a drafted token only where the model's own
+        constrained argmax is that token."""
+        tokens, nxt = self.tables()
+        assert self._tables is not None
+        through = self._tables[2]
+        n = len(tokens)
+        busiest = np.argmax(np.where(nxt >= 0, through[np.maximum(nxt, 0)], -1), axis=1)
+        rows = np.arange(n)
+        best_tok = np.concatenate([[-1], tokens[rows, busiest]])  # row 0: state -1
+        best_next = np.concatenate([[-1], nxt[rows, busiest]])
+        out_tok = np.empty((n + 1, width), np.int64)
+        out_state = np.empty((n + 1, width), np.int64)
+        cur = np.arange(n + 1)  # the row of each path's current state
+        for i in range(width):
+            out_tok[:, i] = best_tok[cur]
+            out_state[:, i] = best_next[cur]
+            cur = best_next[cur] + 1  # -1 (past the end) -> row 0, which drafts nothing
+        return out_tok, out_state
 
     def allowed(self, prefix: Sequence[int]) -> np.ndarray | None:
         """Ids that continue ``prefix``; None once ``prefix`` left the trie (no constraint)."""

@@ -1,0 +1,228 @@
+"""Draft-and-verify decoding in the one-file graph: the greedy ids of the one-token loop, in
+fewer steps, with and without the skeleton-bank trie; the tables it drafts from."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export.draft_loop import (
+    DRAFT_MAX_LENGTH,
+    DRAFT_SLOTS,
+    causal_bias_table,
+    context_weights,
+    draft_table,
+)
+from export.generation_graph import (
+    GenerationSettings,
+    build_loop_model,
+    check_generation_parity,
+    one_file_session,
+    save_generation_model,
+)
+from serving.constrain import TRIE_DRAFT, Trie, draft_width, trie_feeds
+from serving.one_file import OneFileDecoder
+
+
+def _slot(ctx: tuple[int, ...], vocab: int) -> int:
+    return int(np.dot(ctx, context_weights(vocab, len(ctx))) % DRAFT_SLOTS)
+
+
+def test_a_draft_follows_the_most_frequent_continuation() -> None:
+    seqs = [[5, 6, 7, 8, 1], [5, 6, 7, 8, 1], [5, 6, 9, 1]]
+    table = draft_table(seqs, vocab=20, start=0, context=2, tokens=3)
+    assert table[_slot((0, 0), 20)].tolist() == [5, 6, 7]  # 7 (twice) beats 9 (once)
+    assert table[_slot((6, 7), 20)].tolist() == [8, 1, 0]  # past the end: the start token
+    assert table[_slot((0, 5), 20)].tolist() == [6, 7, 8]
+
+
+def test_unseen_contexts_draft_the_start_token() -> None:
+    table = draft_table([[3, 4, 1]], vocab=10, start=0, context=2, tokens=2)
+    seen = {_slot(c, 10) for c in [(0, 0), (0, 3), (3, 4)]}
+    unseen = [s for s in range(DRAFT_SLOTS) if s not in seen][:50]
+    assert (table[unseen] == 0).all()
+
+
+def test_the_causal_bias_masks_later_keys_and_slides_the_row() -> None:
+    row = np.arange(8, dtype=np.float32).reshape(1, 1, 1, 8)  # key j of query 7: bias j
+    full = causal_bias_table(row, 8)
+    assert full[0, 0, 7].tolist() == list(range(8))
+    assert full[0, 0, 2, :3].tolist() == [5.0, 6.0, 7.0]  # same relative distances
+    assert (full[0, 0, 2, 3:] == np.finfo(np.float32).min).all()
+
+
+def test_trie_drafts_follow_the_busiest_branch() -> None:
+    trie = Trie([[5, 6, 1], [5, 7, 1], [5, 7, 2, 1]])
+    tokens, nxt = trie.tables()
+    drafts, states = trie.draft_tables(3)
+    assert drafts.shape == states.shape == (len(tokens) + 1, 3)
+    assert drafts[0].tolist() == [-1, -1, -1] and states[0].tolist() == [-1, -1, -1]
+    assert drafts[1].tolist() == [5, 7, 1]  # from the root: 7 leads to two sequences
+    # each drafted state is the one the trie's own tables give
+    s = 0
+    for tok, state in zip(drafts[1], states[1], strict=True):
+        j = tokens[s].tolist().index(tok)
+        assert nxt[s][j] == state
+        s = state
+    end = int(states[1][-1])  # a skeleton's end: nothing more to draft
+    assert drafts[end + 1].tolist() == [-1, -1, -1]
+
+
+@pytest.fixture(scope="module")
+def export_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.fixtures.generator import export_tiny_t5
+
+    return export_tiny_t5(tmp_path_factory.mktemp("tiny-t5-draft"))
+
+
+def _prompts(n: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [[*rng.integers(3, 64, size=int(rng.integers(2, 24))).tolist(), 1] for _ in range(n)]
+
+
+def _settings(src: Path) -> GenerationSettings:
+    return GenerationSettings.from_config(json.loads((src / "generation_config.json").read_text()))
+
+
+@pytest.fixture(scope="module")
+def reference(export_dir: Path):  # type: ignore[no-untyped-def]
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+
+    return OnnxSeq2SeqGenerator(export_dir)
+
+
+@pytest.fixture(scope="module")
+def outputs(reference) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    """What the random model writes for some prompts: sequences worth drafting from."""
+    return [
+        [*reference.generate(p, max_new_tokens=40), reference.eos_token_id]
+        for p in _prompts(40, seed=3)
+    ]
+
+
+@pytest.fixture(scope="module")
+def drafted(export_dir: Path, outputs: list[list[int]], tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    model = build_loop_model(export_dir, _settings(export_dir), fused_attention=True, draft=outputs)
+    assert {p.key: p.value for p in model.metadata_props}["step"] == "lean+mha+draft"
+    path = tmp_path_factory.mktemp("drafted") / "one_file.onnx"
+    save_generation_model(model, path)
+    shutil.copy(export_dir / "config.json", path.parent / "config.json")
+    return path
+
+
+def _steps(path: Path, ids: list[int], max_new_tokens: int, feeds: dict | None = None) -> int:  # type: ignore[type-arg]
+    """How many decoder steps a run took: its self-attention kernels (one a layer a step, in
+    either loop), by ORT's profile, over the layers."""
+    import onnxruntime as ort
+
+    from serving.one_file import max_length_feed
+
+    opts = ort.SessionOptions()
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(path.parent / "profile")
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    arr = np.asarray([ids], np.int64)
+    session.run(
+        None,
+        {
+            "input_ids": arr,
+            "attention_mask": np.ones_like(arr),
+            "max_length": max_length_feed(session, max_new_tokens),
+            **(feeds or {}),
+        },
+    )
+    events = json.loads(Path(session.end_profiling()).read_text())
+    kinds = Counter(
+        e["args"].get("op_name")
+        for e in events
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time")
+    )
+    config = json.loads((path.parent / "config.json").read_text())
+    layers = int(config.get("num_decoder_layers") or config["num_layers"])
+    return kinds["GroupQueryAttention"] // layers
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("max_new_tokens", [1, 8, 30])
+def test_drafted_ids_equal_the_python_loop(drafted: Path, reference, max_new_tokens: int) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(drafted)
+    prompts = [*_prompts(40, seed=3), *_prompts(20, seed=max_new_tokens)]
+    report = check_generation_parity(session, reference, prompts, max_new_tokens=max_new_tokens)
+    assert report.n_equal == report.n_prompts == 60
+
+
+@pytest.mark.slow
+def test_good_drafts_take_fewer_steps_than_tokens(drafted: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    ids = _prompts(40, seed=3)[0]
+    want = reference.generate(ids, max_new_tokens=30)
+    assert len(want) >= 10
+    assert _steps(drafted, ids, 30) <= (len(want) + 1) / 2  # the drafts were its own words
+
+
+@pytest.mark.slow
+def test_batches_and_long_requests_take_the_one_token_loop(drafted: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    from serving.one_file import max_length_feed, run_greedy, strip_sequence
+
+    session = one_file_session(drafted)
+    ids = _prompts(40, seed=3)[1]
+    want = reference.generate(ids, max_new_tokens=DRAFT_MAX_LENGTH + 20)
+    got = run_greedy(session, ids, max_new_tokens=DRAFT_MAX_LENGTH + 20, eos_token_id=1)
+    assert got == want
+    assert _steps(drafted, ids, DRAFT_MAX_LENGTH + 20) >= len(want)  # one token a step
+    batch = _prompts(3, seed=5)
+    width = max(len(p) for p in batch)
+    arr = np.zeros((len(batch), width), np.int64)
+    mask = np.zeros_like(arr)
+    for row, p in enumerate(batch):
+        arr[row, : len(p)], mask[row, : len(p)] = p, 1
+    feeds = {"input_ids": arr, "attention_mask": mask, "max_length": max_length_feed(session, 12)}
+    (seq,) = session.run(None, feeds)
+    for row, p in enumerate(batch):
+        assert strip_sequence(seq[row], eos_token_id=1) == reference.generate(p, max_new_tokens=12)
+
+
+@pytest.fixture(scope="module")
+def banked(export_dir: Path, outputs: list[list[int]], tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
+    """The tiny export as a typed-role model (a skeleton bank beside it: the graph takes the
+    request's trie), built with the draft loop."""
+    from serving.roles import SKELETONS_FILE
+
+    out = tmp_path_factory.mktemp("banked-draft")
+    for f in export_dir.iterdir():
+        if f.suffix in (".onnx", ".json"):
+            shutil.copy(f, out / f.name)
+    (out / SKELETONS_FILE).write_text("{}", encoding="utf-8")
+    model = build_loop_model(out, _settings(out), fused_attention=True, draft=outputs)
+    save_generation_model(model, out / "drafted.onnx")
+    return out / "drafted.onnx"
+
+
+@pytest.mark.slow
+def test_within_the_trie_the_ids_are_the_python_loops(banked: Path, reference) -> None:  # type: ignore[no-untyped-def]
+    session = one_file_session(banked)
+    assert draft_width(session) > 0
+    one_file = OneFileDecoder(session, None, eos_token_id=reference.eos_token_id)
+    rng = np.random.default_rng(7)
+    eos = reference.eos_token_id
+    fewer = 0
+    for p in _prompts(16, seed=11):
+        seqs = [
+            [*rng.integers(3, 64, size=int(rng.integers(4, 20))).tolist(), eos] for _ in range(4)
+        ]
+        seqs.append([*seqs[0][:2], 5, eos])  # a shared prefix that branches
+        trie = Trie(seqs)
+        want = reference.generate(p, max_new_tokens=24, trie=trie)
+        assert one_file.generate(p, max_new_tokens=24, trie=trie) == want
+        assert [*want, eos] in seqs
+        feeds = trie_feeds(session, trie)
+        assert TRIE_DRAFT in feeds
+        # without its draft tables the request decodes one token a step
+        plain = {k: v for k, v in feeds.items() if "draft" not in k}
+        assert _steps(banked, p, 24, plain) >= len(want)
+        fewer += _steps(banked, p, 24, feeds) < len(want)
+    assert fewer >= 12  # a skeleton's forced tokens are drafted and kept
