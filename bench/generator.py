@@ -361,6 +361,7 @@ def headline_paths(
     """(path -> batch function, path -> the Python loop it is compared with). ``saved``:
     one-file graphs built earlier (e.g. by another commit), timed beside this code's, each
     compared with the Python loop of the precision its name ends with (``_fp32`` / ``_int8``)."""
+    from export.draft_loop import bank_sequences
     from export.generation_graph import (
         GenerationSettings,
         build_loop_model,
@@ -380,10 +381,17 @@ def headline_paths(
         paths[f"python_loop_{tag}"] = lambda b, g=loop: [g.generate(x, max_new_tokens=n) for x in b]
         ref[f"python_loop_{tag}"] = f"python_loop_{tag}"
         # int8: only the fused step reads int8 weights (the exact step repeats fp32 MatMuls)
-        kinds = {"fused": True, "exact": False} if tag == "fp32" else {"": True}
-        for kind, fused in kinds.items():
+        # and it cannot draft (module docstring of export.draft_loop)
+        bank = bank_sequences(d, eos=eos)
+        kinds: dict[str, tuple[bool, Any]] = (
+            {"fused": (True, None), "exact": (False, None)} if tag == "fp32" else {"": (True, None)}
+        )
+        if tag == "fp32" and bank:
+            kinds = {"draft": (True, bank), **kinds}
+        for kind, (fused, draft) in kinds.items():
             f = workdir / f"one_file_{kind or 'default'}_{tag}.onnx"
-            save_generation_model(build_loop_model(d, settings, fused_attention=fused), f)
+            model = build_loop_model(d, settings, fused_attention=fused, draft=draft)
+            save_generation_model(model, f)
             name = f"one_file_{tag}" + (f"_{kind}" if kind else "")
             paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
             ref[name] = f"python_loop_{tag}"
@@ -468,6 +476,69 @@ def bench_headline(
     return out
 
 
+def bench_banked(onnx_dir: Path, int8_dir: Path, test_file: Path, args: Any) -> dict[str, Any]:
+    """Batch-1 latency within the skeleton bank, as the drop-in decodes a typed-role model's
+    request (its trie fed to the graph): the one-file graphs against the Python loop of the
+    same precision under the same trie, ids compared. CTranslate2 has no such constraint, so
+    it is not in this table."""
+    from export.draft_loop import bank_sequences
+    from export.generation_graph import (
+        GenerationSettings,
+        build_loop_model,
+        one_file_session,
+        save_generation_model,
+    )
+    from serving.constrain import request_tries
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.one_file import OneFileDecoder
+
+    settings = GenerationSettings.from_config(
+        json.loads((onnx_dir / "generation_config.json").read_text())
+    )
+    eos, n = settings.eos_token_id, args.max_new_tokens
+    records = [json.loads(x) for x in test_file.read_text().splitlines() if x.strip()]
+    records = records[: args.prompts]
+    loops = {
+        t: OnnxSeq2SeqGenerator(d, intra_op_num_threads=args.threads)
+        for t, d in (("fp32", onnx_dir), ("int8", int8_dir))
+    }
+    tries = request_tries(onnx_dir, loops["fp32"].encode, records)
+    if tries is None:
+        return {}
+    ids = [loops["fp32"].encode(r["prompt"]) for r in records]
+    at = {tuple(x): t for x, t in zip(ids, tries, strict=True)}
+    paths: dict[str, Path_fn] = {
+        f"python_loop_{t}": (lambda x, g=g: g.generate(x, max_new_tokens=n, trie=at[tuple(x)]))
+        for t, g in loops.items()
+    }
+    builds = {
+        "one_file_fp32_draft": (onnx_dir, bank_sequences(onnx_dir, eos=eos)),
+        "one_file_fp32_fused": (onnx_dir, None),
+        "one_file_int8": (int8_dir, None),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (d, draft) in builds.items():
+            f = Path(tmp) / f"{name}.onnx"
+            model = build_loop_model(d, settings, fused_attention=True, draft=draft)
+            save_generation_model(model, f)
+            dec = OneFileDecoder(one_file_session(f, threads=args.threads), None, eos_token_id=eos)
+            paths[name] = lambda x, dec=dec: dec.generate(x, max_new_tokens=n, trie=at[tuple(x)])
+        want = {t: [paths[f"python_loop_{t}"](x) for x in ids] for t in loops}
+        lat = interleaved(paths, ids, args.repeats)
+        base = lat["one_file_fp32_fused"]["median_ms"]
+        rows = {}
+        for k, fn in paths.items():
+            tag = "int8" if "int8" in k else "fp32"
+            same = sum(fn(x) == w for x, w in zip(ids, want[tag], strict=True))
+            rows[k] = {
+                **lat[k],
+                "vs_one_file_fp32_fused": round(base / lat[k]["median_ms"], 2),
+                "ids_equal": f"{same}/{len(ids)}",
+                "compared_with": f"python_loop_{tag}",
+            }
+    return {"prompts": len(ids), "results": rows}
+
+
 def markdown(headline: dict[str, Any], batches: list[int]) -> str:
     """The headline as the Markdown table of docs/benchmarks.md."""
     lines = []
@@ -547,8 +618,10 @@ def main() -> None:
             if not (int8 / ENCODER_FILE).is_file():
                 int8 = dynamic_int8(args.onnx_dir, Path(tmp) / "int8")
             report["headline"] = bench_headline(args.model_dir, args.onnx_dir, int8, sets, args)
+            report["within_bank"] = bench_banked(args.onnx_dir, int8, args.test_file, args)
         print(json.dumps(report["headline"], indent=2), flush=True)
         print(markdown(report["headline"], args.batches), flush=True)
+        print(json.dumps(report["within_bank"], indent=2), flush=True)
     probes = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -49,6 +49,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
+from serving.constrain import request_tries
 from serving.one_file import one_file_session
 from serving.onnx_files import ONE_FILE_NAME, WEAKNESS_MODEL_FILE
 from serving.roles import SKELETONS_FILE, TYPED_FILES
@@ -262,27 +263,6 @@ def read_prompts(path: Path, limit: int | None) -> list[str]:
     return [r["prompt"] for r in read_prompt_records(path, limit)]
 
 
-def _bank_tries(artifact_dir: Path, reference: Any, records: Sequence[Any]) -> list[Any] | None:
-    """Per record, the skeleton-bank trie the HTTP app decodes a typed-role model's request
-    under (``serving.constrain``); None for a model without a bank or records without topics."""
-    from serving.constrain import load_bank
-    from serving.generator import load_lexicon
-    from serving.lexicon import describe
-
-    bank = load_bank(artifact_dir, reference.encode)
-    lexicon = load_lexicon(artifact_dir)
-    if bank is None or lexicon is None or not all("topic" in r for r in records):
-        return None
-    return [
-        bank.trie(
-            r["topic"],
-            describe(lexicon, list(r.get("keywords", []))),
-            prompt_prefix=str(r.get("prompt_prefix") or ""),
-        )
-        for r in records
-    ]
-
-
 def write_tokenizer_dir(tokenizer_json: Path, settings: GenerationSettings, out: Path) -> None:
     """``tokenizer.json`` plus the config files ``AutoTokenizer.from_pretrained(out)`` reads."""
     from tokenizers import Tokenizer
@@ -324,7 +304,7 @@ def export_generator(
         prompts = [r["prompt"] for r in records]
         reference = OnnxSeq2SeqGenerator(artifact_dir, intra_op_num_threads=1)
         ids = [reference.encode(p) for p in prompts]
-        tries = _bank_tries(artifact_dir, reference, records)
+        tries = request_tries(artifact_dir, reference.encode, records)
         n_new = cfg.max_new_tokens or settings.max_new_tokens
         # Candidates in order (fused attention only when asked; drafting from the skeleton
         # bank where the weights allow it), the exact lean step last; the first whose greedy

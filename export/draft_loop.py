@@ -375,6 +375,10 @@ def bank_sequences(model_dir: Path, *, eos: int) -> list[list[int]] | None:
     from serving.decode_loop import TOKENIZER_FILE
     from serving.decoding import encode_prompt
 
+    from serving.roles import SKELETONS_FILE
+
+    if not (Path(model_dir) / SKELETONS_FILE).is_file():
+        return None
     tokenizer = Tokenizer.from_file(str(Path(model_dir) / TOKENIZER_FILE))
     bank = load_bank(Path(model_dir), lambda text: encode_prompt(tokenizer, text, eos))
     if bank is None:

@@ -41,6 +41,8 @@ UNSEEN_FILE = paths.UNSEEN_FILE
 VARIANTS = ("dynamic_int8", "static_int8")
 QUANTIZABLE_OPS = ("MatMul", "Gather", "Conv", "Attention")
 QType = Literal["qint8", "quint8"]
+SPEED_PATHS = ("drop_in", "python_loop")
+LATENCY_KEYS = {"drop_in": "drop_in_latency_ms_median", "python_loop": "latency_ms_median"}
 
 
 _Samples = Annotated[int, Range(1, 10_000, integer=True)]
@@ -77,6 +79,9 @@ class QuantizeConfig:
     # served outputs of each request set printed in metrics/generator_samples.md
     served_samples: Annotated[int, Range(0, 200, integer=True)]
     ship_rule: Annotated[str, OneOf(SHIP_RULES)]
+    # the latency fastest_passing ranks by: the backend's one-file graph (quantize.drop_in_speed)
+    # or the HTTP app's Python loop
+    speed_path: Annotated[str, OneOf(SPEED_PATHS)]
     speed_tolerance: Annotated[float, Range(0.0, 1.0)]
     seed: int
 
@@ -184,11 +189,27 @@ def run_quantization(
     variants = qg.summarize(
         evaluated, recipes, max_drop=gates.max_drop, max_changed_share=gates.max_changed_share
     )
-    shipped = choose_shipped(variants, cfg.ship_rule, cfg.speed_tolerance)
+    if cfg.speed_path == "drop_in":
+        from quantize.drop_in_speed import drop_in_latencies
+
+        drop_in = drop_in_latencies(
+            {name: out_dir / name for name in recipes},
+            eval_records,
+            max_new_tokens=max_new_tokens,
+            threads=cfg.threads,
+        )
+        for name, timing in drop_in.items():
+            ms = timing["latency_ms_median"]
+            variants[name]["drop_in_latency_ms_median"] = None if ms is None else round(ms, 3)
+            variants[name]["drop_in_step"] = timing["step"]
+    shipped = choose_shipped(
+        variants, cfg.ship_rule, cfg.speed_tolerance, LATENCY_KEYS[cfg.speed_path]
+    )
     return {
         "variants": variants,
         "shipped": shipped,
         "ship_rule": cfg.ship_rule,
+        "speed_path": cfg.speed_path,
         "speed_tolerance": cfg.speed_tolerance,
         "n_eval_prompts": len(eval_records),
         "n_calibration_prompts": len(calib_prompts) if "static_int8" in cfg.variants else 0,

@@ -64,11 +64,17 @@ def all_passed(gates: Sequence[Mapping[str, Any]]) -> bool:
 
 
 def choose_shipped(
-    variants: Mapping[str, Mapping[str, Any]], rule: str, speed_tolerance: float = 0.0
+    variants: Mapping[str, Mapping[str, Any]],
+    rule: str,
+    speed_tolerance: float = 0.0,
+    latency: str = "latency_ms_median",
 ) -> str | None:
     """Pick the shipped variant among those whose ``passed`` is true, by ``rule``.
 
-    ``fastest_passing``: lowest ``latency_ms_median``, where latencies within ``speed_tolerance``
+    ``fastest_passing``: lowest ``latency`` (a key of each variant's record: the Python loop's
+    ``latency_ms_median`` or the drop-in's ``drop_in_latency_ms_median``; missing or None:
+    never the fastest), where latencies
+    within ``speed_tolerance``
     (relative) of the fastest count as a tie, because timing noise on a shared machine must not
     decide; ties go to the smaller model, then to the name. ``smallest_passing``: lowest
     ``size_mb``; ``fp32``: fp32 if it passed. Returns None when nothing passed.
@@ -81,9 +87,9 @@ def choose_shipped(
     if rule == "fp32":
         return "fp32" if "fp32" in passing else None
     if rule == "fastest_passing":
-        best = min(v["latency_ms_median"] for v in passing.values())
-        tied = [
-            k for k, v in passing.items() if v["latency_ms_median"] <= best * (1 + speed_tolerance)
-        ]
-        return min(tied, key=lambda k: (passing[k]["size_mb"], passing[k]["latency_ms_median"], k))
+        # a variant without that latency (no drop-in graph) is never the fastest
+        ms = {k: v.get(latency) or float("inf") for k, v in passing.items()}
+        best = min(ms.values())
+        tied = [k for k in passing if ms[k] <= best * (1 + speed_tolerance)]
+        return min(tied, key=lambda k: (passing[k]["size_mb"], ms[k], k))
     return min(passing, key=lambda k: (passing[k]["size_mb"], passing[k]["latency_ms_median"], k))

@@ -79,3 +79,24 @@ def test_degenerate_detects_repetition(text, looped):
     from quantize.generator import degenerate
 
     assert degenerate(text) is looped
+
+
+def test_fastest_passing_ranks_by_the_named_latency():
+    """The drop-in's latency can rank the variants the other way round from the Python loop's
+    (fp32 drafts in the one-file graph; int8 cannot)."""
+    variants = {
+        "fp32": {
+            "passed": True,
+            "size_mb": 6.0,
+            "latency_ms_median": 9.4,
+            "drop_in_latency_ms_median": 2.8,
+        },
+        "dynamic_int8": {
+            "passed": True,
+            "size_mb": 3.0,
+            "latency_ms_median": 9.1,
+            "drop_in_latency_ms_median": 4.2,
+        },
+    }
+    assert choose_shipped(variants, "fastest_passing", 0.15) == "dynamic_int8"  # a tie: smaller
+    assert choose_shipped(variants, "fastest_passing", 0.15, "drop_in_latency_ms_median") == "fp32"

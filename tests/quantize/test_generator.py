@@ -73,6 +73,22 @@ def test_every_variant_is_recorded_with_numbers(quantized):
     assert [r["variant"] for r in plot_rows(result)] == list(variants)
 
 
+def test_variants_are_timed_as_the_drop_in_runs_them(quantized):
+    """``speed_path: drop_in``: each variant's one-file graph timed; the static int8 variant
+    has no lean step (no drop-in) and is never the fastest; the shipped one is ranked by it."""
+    _, result = quantized
+    variants = result["variants"]
+    assert result["speed_path"] == "drop_in"
+    assert variants["fp32"]["drop_in_latency_ms_median"] > 0
+    assert variants["fp32"]["drop_in_step"] == "lean+mha"  # no skeleton bank: nothing to draft
+    assert variants["dynamic_int8"]["drop_in_latency_ms_median"] > 0
+    assert variants["static_int8"]["drop_in_latency_ms_median"] is None
+    passing = {k: v for k, v in variants.items() if v["passed"] and k != "static_int8"}
+    fastest = min(v["drop_in_latency_ms_median"] for v in passing.values())
+    shipped = variants[result["shipped"]]
+    assert shipped["drop_in_latency_ms_median"] <= fastest * (1 + result["speed_tolerance"])
+
+
 def test_exclusions_and_merged_decoder_are_recorded(quantized):
     out, result = quantized
     excluded = result["variants"]["static_int8"]["recipe"]["excluded_nodes"]
