@@ -374,7 +374,6 @@ def bank_sequences(model_dir: Path, *, eos: int) -> list[list[int]] | None:
     from serving.constrain import load_bank
     from serving.decode_loop import TOKENIZER_FILE
     from serving.decoding import encode_prompt
-
     from serving.roles import SKELETONS_FILE
 
     if not (Path(model_dir) / SKELETONS_FILE).is_file():
