@@ -349,6 +349,25 @@ def ct2_batch(ckpt: Path, workdir: Path, n: int, threads: int) -> dict[str, Batc
     return out
 
 
+def _generation_settings(onnx_dir: Path) -> Any:
+    """The export's generation settings (start, eos and pad ids, max_new_tokens)."""
+    from export.generation_graph import GenerationSettings
+
+    return GenerationSettings.from_config(
+        json.loads((onnx_dir / "generation_config.json").read_text())
+    )
+
+
+def _one_file(
+    d: Path, settings: Any, path: Path, *, threads: int, fused: bool = True, draft: Any = None
+) -> Any:
+    """A session on the one-file graph built from export ``d`` (saved at ``path``)."""
+    from export.generation_graph import build_loop_model, one_file_session, save_generation_model
+
+    save_generation_model(build_loop_model(d, settings, fused_attention=fused, draft=draft), path)
+    return one_file_session(path, threads=threads)
+
+
 def headline_paths(
     ckpt: Path,
     onnx_dir: Path,
@@ -362,17 +381,10 @@ def headline_paths(
     one-file graphs built earlier (e.g. by another commit), timed beside this code's, each
     compared with the Python loop of the precision its name ends with (``_fp32`` / ``_int8``)."""
     from export.draft_loop import bank_sequences
-    from export.generation_graph import (
-        GenerationSettings,
-        build_loop_model,
-        one_file_session,
-        save_generation_model,
-    )
+    from export.generation_graph import one_file_session
     from serving.decode_loop import OnnxSeq2SeqGenerator
 
-    settings = GenerationSettings.from_config(
-        json.loads((onnx_dir / "generation_config.json").read_text())
-    )
+    settings = _generation_settings(onnx_dir)
     eos, pad = settings.eos_token_id, settings.pad_token_id
     paths: dict[str, Batch_fn] = {}
     ref: dict[str, str] = {}
@@ -390,10 +402,9 @@ def headline_paths(
             kinds = {"draft": (True, bank), **kinds}
         for kind, (fused, draft) in kinds.items():
             f = workdir / f"one_file_{kind or 'default'}_{tag}.onnx"
-            model = build_loop_model(d, settings, fused_attention=fused, draft=draft)
-            save_generation_model(model, f)
+            sess = _one_file(d, settings, f, threads=threads, fused=fused, draft=draft)
             name = f"one_file_{tag}" + (f"_{kind}" if kind else "")
-            paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
+            paths[name] = one_file_batch(sess, eos, n, pad)
             ref[name] = f"python_loop_{tag}"
     for name, f in (saved or {}).items():
         paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
@@ -482,19 +493,11 @@ def bench_banked(onnx_dir: Path, int8_dir: Path, test_file: Path, args: Any) -> 
     same precision under the same trie, ids compared. CTranslate2 has no such constraint, so
     it is not in this table."""
     from export.draft_loop import bank_sequences
-    from export.generation_graph import (
-        GenerationSettings,
-        build_loop_model,
-        one_file_session,
-        save_generation_model,
-    )
     from serving.constrain import request_tries
     from serving.decode_loop import OnnxSeq2SeqGenerator
     from serving.one_file import OneFileDecoder
 
-    settings = GenerationSettings.from_config(
-        json.loads((onnx_dir / "generation_config.json").read_text())
-    )
+    settings = _generation_settings(onnx_dir)
     eos, n = settings.eos_token_id, args.max_new_tokens
     records = [json.loads(x) for x in test_file.read_text().splitlines() if x.strip()]
     records = records[: args.prompts]
@@ -518,10 +521,10 @@ def bench_banked(onnx_dir: Path, int8_dir: Path, test_file: Path, args: Any) -> 
     }
     with tempfile.TemporaryDirectory() as tmp:
         for name, (d, draft) in builds.items():
-            f = Path(tmp) / f"{name}.onnx"
-            model = build_loop_model(d, settings, fused_attention=True, draft=draft)
-            save_generation_model(model, f)
-            dec = OneFileDecoder(one_file_session(f, threads=args.threads), None, eos_token_id=eos)
+            sess = _one_file(
+                d, settings, Path(tmp) / f"{name}.onnx", threads=args.threads, draft=draft
+            )
+            dec = OneFileDecoder(sess, None, eos_token_id=eos)
             paths[name] = lambda x, dec=dec: dec.generate(x, max_new_tokens=n, trie=at[tuple(x)])
         want = {t: [paths[f"python_loop_{t}"](x) for x in ids] for t in loops}
         lat = interleaved(paths, ids, args.repeats)

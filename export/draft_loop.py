@@ -23,6 +23,7 @@ tokens would not be the one-token loop's.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from export.fused_step import FIRST_QKV, _fused_layers, uses_first_qkv_table
-from export.generation_common import MS_DOMAIN, SEQUENCES_OUTPUT, _reduce_node
+from export.generation_common import SEQUENCES_OUTPUT, _reduce_node
 from export.greedy_nodes import _trie_nodes
 from export.step_parts import QuantWeight, _Builder
 from serving.constrain import TRIE_DRAFT, TRIE_DRAFT_NEXT
@@ -164,25 +165,6 @@ def draft_step_body(
     bias = op("Slice", [DRAFT_BIAS, starts, ends, c([2, 3], np.int32)])
     h = op("Gather", [b.keep(np.asarray(w["embed"], np.float32)), tok])
     first_qkv = op("Gather", [FIRST_QKV, tok]) if uses_first_qkv_table(w) else None
-    heads = int(w["heads"])
-
-    def mha(inputs: list[str], cache_outputs: list[str]) -> str:
-        """ORT's fused ``com.microsoft.MultiHeadAttention`` (T5: no 1/sqrt(d) scaling)."""
-        from onnx import helper
-
-        att = b.name("mha")
-        b.nodes.append(
-            helper.make_node(
-                "MultiHeadAttention",
-                inputs,
-                [att, *cache_outputs],
-                domain=MS_DOMAIN,
-                num_heads=heads,
-                scale=1.0,
-                name=b.name("MHA"),
-            )
-        )
-        return att
 
     logits = _fused_layers(
         h,
@@ -195,7 +177,7 @@ def draft_step_body(
         keep=b.keep,
         name=b.name,
         nodes=b.nodes,
-        mha=mha,
+        mha=functools.partial(b.mha, heads=int(w["heads"])),
         cross_bias=DRAFT_CROSS_BIAS,
     )
     if penalty:

@@ -5,6 +5,7 @@ What the step reads from optimum's graph is ``export.step_parts``."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -67,7 +68,6 @@ def lean_step_body(
     :func:`position_bias_table`). Reads ``b_tok``, ``b_self_*`` and the outer ``cross_*`` /
     ``cross_mask_bias``; writes ``b_logits`` and ``b_self_*_out``.
     """
-    from onnx import helper
 
     w = _lean_weights(with_past, n_layers, quantized=fused_attention)
     heads, hs, inner = w["heads"], w["head_size"], w["inner"]
@@ -94,21 +94,7 @@ def lean_step_body(
     def heads_of(x: str) -> str:  # [B, 1, inner] -> [B, N, 1, hs]
         return op("Reshape", [x, split_shape])
 
-    def mha(inputs: list[str], cache_outputs: list[str]) -> str:
-        """ORT's fused ``com.microsoft.MultiHeadAttention`` (T5: no 1/sqrt(d) scaling)."""
-        att = name("mha")
-        nodes.append(
-            helper.make_node(
-                "MultiHeadAttention",
-                inputs,
-                [att, *cache_outputs],
-                domain=MS_DOMAIN,
-                num_heads=heads,
-                scale=1.0,
-                name=name("MHA"),
-            )
-        )
-        return att
+    mha = functools.partial(b.mha, heads=heads)
 
     def attend(q: str, k: str, v: str, bias: str) -> str:
         scores = op("MatMul", [q, op("Transpose", [k], perm=[0, 1, 3, 2])])

@@ -149,6 +149,27 @@ class _Builder:
         )
         return out
 
+    def mha(self, inputs: list[str], cache_outputs: list[str], *, heads: int) -> str:
+        """ORT's fused ``com.microsoft.MultiHeadAttention`` over ``inputs`` (T5: no 1/sqrt(d)
+        scaling); returns its attention output."""
+        from onnx import helper
+
+        from export.generation_common import MS_DOMAIN
+
+        att = self.name("mha")
+        self.nodes.append(
+            helper.make_node(
+                "MultiHeadAttention",
+                inputs,
+                [att, *cache_outputs],
+                domain=MS_DOMAIN,
+                num_heads=heads,
+                scale=1.0,
+                name=self.name("MHA"),
+            )
+        )
+        return att
+
     def keep(self, value: np.ndarray) -> str:
         """An initializer holding the weight ``value`` as it is."""
         from onnx import numpy_helper

@@ -27,6 +27,7 @@ from export.generation_graph import (
 )
 from serving.constrain import TRIE_DRAFT, Trie, draft_width, trie_feeds
 from serving.one_file import OneFileDecoder
+from tests.fixtures.generator import branching_sequences
 
 
 def _slot(ctx: tuple[int, ...], vocab: int) -> int:
@@ -190,13 +191,9 @@ def test_batches_and_long_requests_take_the_one_token_loop(drafted: Path, refere
 def banked(export_dir: Path, outputs: list[list[int]], tmp_path_factory) -> Path:  # type: ignore[no-untyped-def]
     """The tiny export as a typed-role model (a skeleton bank beside it: the graph takes the
     request's trie), built with the draft loop."""
-    from serving.roles import SKELETONS_FILE
+    from tests.fixtures.generator import with_empty_bank
 
-    out = tmp_path_factory.mktemp("banked-draft")
-    for f in export_dir.iterdir():
-        if f.suffix in (".onnx", ".json"):
-            shutil.copy(f, out / f.name)
-    (out / SKELETONS_FILE).write_text("{}", encoding="utf-8")
+    out = with_empty_bank(export_dir, tmp_path_factory.mktemp("banked-draft"))
     model = build_loop_model(out, _settings(out), fused_attention=True, draft=outputs)
     save_generation_model(model, out / "drafted.onnx")
     return out / "drafted.onnx"
@@ -211,10 +208,7 @@ def test_within_the_trie_the_ids_are_the_python_loops(banked: Path, reference) -
     eos = reference.eos_token_id
     fewer = 0
     for p in _prompts(16, seed=11):
-        seqs = [
-            [*rng.integers(3, 64, size=int(rng.integers(4, 20))).tolist(), eos] for _ in range(4)
-        ]
-        seqs.append([*seqs[0][:2], 5, eos])  # a shared prefix that branches
+        seqs = branching_sequences(rng, eos, low=4, high=20)
         trie = Trie(seqs)
         want = reference.generate(p, max_new_tokens=24, trie=trie)
         assert one_file.generate(p, max_new_tokens=24, trie=trie) == want

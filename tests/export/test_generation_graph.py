@@ -31,6 +31,7 @@ from serving.onnx_files import (
     ONE_FILE_NAME,
     SEQ2SEQ_FILES,
 )
+from tests.fixtures.generator import branching_sequences
 
 pytestmark = pytest.mark.slow
 
@@ -292,16 +293,9 @@ def test_keyword_slots_without_a_keyword_are_never_generated(
 def banked_dir(export_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny export as a typed-role model: a skeleton bank beside it, so the one-file graph
     takes the bank's trie per request."""
-    import shutil
+    from tests.fixtures.generator import with_empty_bank
 
-    from serving.roles import SKELETONS_FILE
-
-    out = tmp_path_factory.mktemp("banked")
-    for f in export_dir.iterdir():
-        if f.suffix in (".onnx", ".json") and ONE_FILE_NAME not in f.name:
-            shutil.copy(f, out / f.name)
-    (out / SKELETONS_FILE).write_text("{}", encoding="utf-8")
-    return out
+    return with_empty_bank(export_dir, tmp_path_factory.mktemp("banked"))
 
 
 @pytest.mark.parametrize("builder", ["loop", "loop_optimum_body"])
@@ -322,10 +316,7 @@ def test_the_bank_constraint_gives_the_python_loops_ids(
     eos = reference.eos_token_id
     constrained_differs = 0
     for p in _prompts(20, seed=11):
-        seqs = [
-            [*rng.integers(3, 64, size=int(rng.integers(1, 9))).tolist(), eos] for _ in range(4)
-        ]
-        seqs.append([*seqs[0][:2], 5, eos])  # a shared prefix that branches
+        seqs = branching_sequences(rng, eos, low=1, high=9)
         trie = Trie(seqs)
         want = reference.generate(p, max_new_tokens=12, trie=trie)
         got = one_file.generate(p, max_new_tokens=12, trie=trie)
