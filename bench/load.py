@@ -130,6 +130,11 @@ def main() -> None:
     ap.add_argument("--max-seconds", type=float, default=20.0, help="per endpoint and concurrency")
     ap.add_argument("--concurrency", default="1,8,32")
     ap.add_argument("--server-concurrency", type=int, default=2, help="inference slots")
+    ap.add_argument(
+        "--generator",
+        default=None,
+        help="generator version or alias to serve (default: the champion); a before / after pair",
+    )
     args = ap.parse_args()
     import httpx
     import psutil
@@ -137,6 +142,7 @@ def main() -> None:
     levels = [int(c) for c in args.concurrency.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         root, wref, gref, source = _artifacts(Path(tmp))
+        gref = args.generator or gref
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         env = {
