@@ -493,8 +493,8 @@ def bench_banked(onnx_dir: Path, int8_dir: Path, test_file: Path, args: Any) -> 
     same precision under the same trie, ids compared. CTranslate2 has no such constraint, so
     it is not in this table."""
     from export.draft_loop import bank_sequences
-    from serving.constrain import request_tries
     from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.generator import request_tries
     from serving.one_file import OneFileDecoder
 
     settings = _generation_settings(onnx_dir)

@@ -49,7 +49,7 @@ from export.weakness_backend import (
     run_backend_weakness,
 )
 from serving.backend import FORMAT, MANIFEST, TOKENIZER_DIR
-from serving.constrain import request_tries
+from serving.generator import request_tries
 from serving.one_file import one_file_session
 from serving.onnx_files import ONE_FILE_NAME, WEAKNESS_MODEL_FILE
 from serving.roles import SKELETONS_FILE, TYPED_FILES

@@ -44,8 +44,8 @@ def drop_in_latencies(
         one_file_session,
         save_generation_model,
     )
-    from serving.constrain import request_tries
     from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.generator import request_tries
     from serving.one_file import OneFileDecoder
 
     runs: dict[str, Any] = {}

@@ -256,26 +256,3 @@ def load_bank(model_dir: Path, encode: Callable[[str], list[int]]) -> SkeletonBa
     """The skeleton bank of a typed-role model directory, None without ``skeletons.json``."""
     path = Path(model_dir) / SKELETONS_FILE
     return SkeletonBank.load(path, encode) if path.is_file() else None
-
-
-def request_tries(
-    model_dir: Path, encode: Callable[[str], list[int]], records: Sequence[Mapping[str, Any]]
-) -> list[Trie | None] | None:
-    """Per record (topic, keywords, prompt_prefix), the skeleton-bank trie the HTTP app decodes
-    that request of a typed-role model under; None for a model without a bank or lexicon, or
-    records without topics. What the drop-in's gate and timings decode with."""
-    from serving.generator import load_lexicon
-    from serving.lexicon import describe
-
-    bank = load_bank(model_dir, encode)
-    lexicon = load_lexicon(model_dir)
-    if bank is None or lexicon is None or not all("topic" in r for r in records):
-        return None
-    return [
-        bank.trie(
-            str(r["topic"]),
-            describe(lexicon, list(r.get("keywords", []))),
-            prompt_prefix=str(r.get("prompt_prefix") or ""),
-        )
-        for r in records
-    ]

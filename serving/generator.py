@@ -20,10 +20,10 @@ import dataclasses
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serving import limits
 from serving.consistency import check_consistency
@@ -35,6 +35,9 @@ from serving.prompt import PromptError, format_prompt
 from serving.settings import ServingSettings
 from serving.store import ArtifactIdentity, open_verified_artifact
 from serving.story import render_any
+
+if TYPE_CHECKING:
+    from serving.constrain import Trie
 
 logger = logging.getLogger(__name__)
 
@@ -326,3 +329,26 @@ def load_lexicon(model_dir: Path) -> Any:
         return Lexicon.load(path)
     except LexiconError as exc:
         raise ArtifactError(str(exc)) from exc
+
+
+def request_tries(
+    model_dir: Path, encode: Callable[[str], list[int]], records: Sequence[Mapping[str, Any]]
+) -> list[Trie | None] | None:
+    """Per record (topic, keywords, prompt_prefix), the skeleton-bank trie the HTTP app decodes
+    that request of a typed-role model under; None for a model without a bank or lexicon, or
+    records without topics. What the drop-in's gate and timings decode with."""
+    from serving.constrain import load_bank
+    from serving.lexicon import describe
+
+    bank = load_bank(model_dir, encode)
+    lexicon = load_lexicon(model_dir)
+    if bank is None or lexicon is None or not all("topic" in r for r in records):
+        return None
+    return [
+        bank.trie(
+            str(r["topic"]),
+            describe(lexicon, list(r.get("keywords", []))),
+            prompt_prefix=str(r.get("prompt_prefix") or ""),
+        )
+        for r in records
+    ]
