@@ -27,7 +27,7 @@ from export.generation_graph import (
 )
 from serving.constrain import TRIE_DRAFT, Trie, draft_width, trie_feeds
 from serving.one_file import OneFileDecoder
-from tests.fixtures.generator import branching_sequences
+from tests.fixtures.generator import constrained_runs
 
 
 def _slot(ctx: tuple[int, ...], vocab: int) -> int:
@@ -204,15 +204,11 @@ def test_within_the_trie_the_ids_are_the_python_loops(banked: Path, reference) -
     session = one_file_session(banked)
     assert draft_width(session) > 0
     one_file = OneFileDecoder(session, None, eos_token_id=reference.eos_token_id)
-    rng = np.random.default_rng(7)
-    eos = reference.eos_token_id
     fewer = 0
-    for p in _prompts(16, seed=11):
-        seqs = branching_sequences(rng, eos, low=4, high=20)
-        trie = Trie(seqs)
-        want = reference.generate(p, max_new_tokens=24, trie=trie)
-        assert one_file.generate(p, max_new_tokens=24, trie=trie) == want
-        assert [*want, eos] in seqs
+    runs = constrained_runs(
+        reference, one_file, _prompts(16, seed=11), seed=7, low=4, high=20, max_new_tokens=24
+    )
+    for p, trie, want in runs:
         feeds = trie_feeds(session, trie)
         assert TRIE_DRAFT in feeds
         # without its draft tables the request decodes one token a step

@@ -31,7 +31,7 @@ from serving.onnx_files import (
     ONE_FILE_NAME,
     SEQ2SEQ_FILES,
 )
-from tests.fixtures.generator import branching_sequences
+from tests.fixtures.generator import constrained_runs
 
 pytestmark = pytest.mark.slow
 
@@ -304,7 +304,6 @@ def test_the_bank_constraint_gives_the_python_loops_ids(
 ) -> None:
     """With a trie of a few sequences, both decoders write one of them, the same one; without
     trie feeds the graph decodes freely, as the Python loop does without a trie."""
-    from serving.constrain import Trie
     from serving.decode_loop import OnnxSeq2SeqGenerator
 
     reference = OnnxSeq2SeqGenerator(banked_dir)
@@ -312,16 +311,12 @@ def test_the_bank_constraint_gives_the_python_loops_ids(
     one_file = OneFileDecoder(session, None, eos_token_id=reference.eos_token_id)
     assert takes_trie(session)
     assert not takes_trie(one_file_session(_build(export_dir, builder)))  # no bank, no inputs
-    rng = np.random.default_rng(7)
     eos = reference.eos_token_id
     constrained_differs = 0
-    for p in _prompts(20, seed=11):
-        seqs = branching_sequences(rng, eos, low=1, high=9)
-        trie = Trie(seqs)
-        want = reference.generate(p, max_new_tokens=12, trie=trie)
-        got = one_file.generate(p, max_new_tokens=12, trie=trie)
-        assert got == want
-        assert [*got, eos] in seqs
+    runs = constrained_runs(
+        reference, one_file, _prompts(20, seed=11), seed=7, low=1, high=9, max_new_tokens=12
+    )
+    for p, _, got in runs:
         free = run_greedy(session, p, max_new_tokens=12, eos_token_id=eos)
         assert free == reference.generate(p, max_new_tokens=12)
         constrained_differs += free != got
