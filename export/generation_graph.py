@@ -132,6 +132,13 @@ def build_loop_model(
             f"opset {opset} < 15: the loop graph needs Squeeze axes inputs and Shape(start, end)"
         )
     _check_encoder_io(encoder)
+    if any(n.op_type == "QuantizeLinear" for n in with_past.graph.node):
+        # measured with ONNX Runtime 1.32: a Loop around a QDQ body aborts the process at load
+        # (a C++ assertion, no exception), so no file is written that a backend cannot open
+        raise GenerationGraphError(
+            f"{onnx_dir}: a static int8 (QDQ) export has no one-file form (ONNX Runtime aborts "
+            "loading its decoder inside a Loop); export the fp32 or dynamic int8 variant"
+        )
     presents = [o.name for o in decoder.graph.output if o.name != "logits"]
     n_layers = _layers(presents, _PRESENT)
     eos = settings.eos_token_id

@@ -83,10 +83,32 @@ def test_variants_are_timed_as_the_drop_in_runs_them(quantized):
     assert variants["fp32"]["drop_in_step"] == "lean+mha"  # no skeleton bank: nothing to draft
     assert variants["dynamic_int8"]["drop_in_latency_ms_median"] > 0
     assert variants["static_int8"]["drop_in_latency_ms_median"] is None
+    assert variants["static_int8"]["drop_in_step"] == "none"
     passing = {k: v for k, v in variants.items() if v["passed"] and k != "static_int8"}
     fastest = min(v["drop_in_latency_ms_median"] for v in passing.values())
     shipped = variants[result["shipped"]]
     assert shipped["drop_in_latency_ms_median"] <= fastest * (1 + result["speed_tolerance"])
+
+
+def test_a_static_int8_export_has_no_one_file_form(quantized):
+    """ONNX Runtime aborts the process loading a Loop around a QDQ decoder, so the builder
+    refuses it with a named error instead of writing a file a backend cannot open."""
+    import json
+
+    from export.generation_graph import (
+        GenerationGraphError,
+        GenerationSettings,
+        build_loop_model,
+    )
+
+    out, _ = quantized
+    d = out / "static_int8"
+    settings = GenerationSettings.from_config(
+        json.loads((d / "generation_config.json").read_text())
+    )
+    with pytest.raises(GenerationGraphError, match=r"static int8 \(QDQ\).*fp32 or dynamic int8"):
+        build_loop_model(d, settings, fused_attention=True)
+    assert build_loop_model(out / "dynamic_int8", settings, fused_attention=True).graph.node
 
 
 def test_exclusions_and_merged_decoder_are_recorded(quantized):
