@@ -1,15 +1,18 @@
-"""Draft-and-verify greedy decoding for the one-file generator (speculative decoding with an
-n-gram draft), for a single prompt decoded without the skeleton-bank trie.
+"""Draft-and-verify greedy decoding for the one-file generator (speculative decoding), for a
+single prompt, decoded freely or within the request's skeleton-bank trie.
 
 Why: at batch 1 a decoding step of this small model costs its ~36 kernels' dispatch, not their
 arithmetic (``docs/benchmarks.md``), so checking five tokens in one step costs little more than
-producing one. The targets are the authored skeletons: given the last ``DRAFT_CONTEXT`` tokens,
-the bank's most frequent continuation is right about two times in three. A step therefore
+producing one. The targets are the authored skeletons, so their next tokens are easy to guess.
+A step therefore
 
-1. looks up ``DRAFT_TOKENS`` drafted tokens by the last ``DRAFT_CONTEXT`` tokens (one row of
-   :func:`draft_table`, a hashed n-gram table built from the skeleton bank at export);
+1. drafts ``DRAFT_TOKENS`` tokens: freely, by the last ``DRAFT_CONTEXT`` tokens (one row of
+   :func:`draft_table`, a hashed n-gram table built from the skeleton bank at export); within
+   a trie, along its busiest branch from the current state (the request's own tables,
+   ``serving.constrain.Trie.draft_tables``);
 2. runs the fused decoder step (``export.fused_step``) on the pending token and the drafts at
-   once, with a causal relative-position bias (:func:`causal_bias_table`);
+   once, with a causal relative-position bias (:func:`causal_bias_table`; within a trie each
+   position masked by its own state);
 3. keeps the argmax tokens up to and including the first one that differs from its draft:
    every kept token is the argmax after exactly the tokens before it, i.e. what the one-token
    loop would have produced, so the ids are greedy's (the export gate checks every prompt);
