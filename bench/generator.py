@@ -182,12 +182,12 @@ def headline_paths(
         ref[f"python_loop_{tag}"] = f"python_loop_{tag}"
         # int8: only the fused step reads int8 weights (the exact step repeats fp32 MatMuls)
         # and it cannot draft (module docstring of export.draft_loop)
-        bank = bank_sequences(d, eos=eos)
-        kinds: dict[str, tuple[bool, Any]] = (
-            {"fused": (True, None), "exact": (False, None)} if tag == "fp32" else {"": (True, None)}
-        )
-        if tag == "fp32" and bank:
-            kinds = {"draft": (True, bank), **kinds}
+        kinds: dict[str, tuple[bool, Any]] = {"": (True, None)}
+        if tag == "fp32":
+            bank = bank_sequences(d, eos=eos)
+            kinds = {"fused": (True, None), "exact": (False, None)}
+            if bank:
+                kinds = {"draft": (True, bank), **kinds}
         for kind, (fused, draft) in kinds.items():
             f = workdir / f"one_file_{kind or 'default'}_{tag}.onnx"
             sess = _one_file(d, settings, f, threads=threads, fused=fused, draft=draft)

@@ -318,13 +318,16 @@ def export_generator(
                 candidates.append(("draft loop", True, bank))
             candidates.append(("fused attention", True, None))
         candidates.append(("exact lean step", False, None))
-        for label, fused, draft in candidates:
+        while candidates:
+            label, fused, draft = candidates.pop(0)
             model = build_loop_model(
                 artifact_dir, settings, doc=doc, fused_attention=fused, draft=draft
             )
             built = {p.key: p.value for p in model.metadata_props}.get("step", "")
             if draft is not None and not built.endswith("+draft"):
-                continue  # int8 weights: no draft loop; the next candidate is the same graph
+                # int8 weights cannot draft: the graph built is the next candidate's, the fused
+                # step, so it is gated as that one (not built twice)
+                label, fused, _ = candidates.pop(0)
             save_generation_model(model, path)
             try:
                 session = one_file_session(path)

@@ -80,16 +80,13 @@ def draft_table(
     best = {ctx: c.most_common(1)[0][0] for ctx, c in follow.items()}
     weights = [int(x) for x in context_weights(vocab, context)]
     table = np.full((slots, tokens), start, np.int64)
-    owner: dict[int, tuple[int, tuple[int, ...]]] = {}
+    owner: dict[int, tuple[int, tuple[int, ...]]] = {}  # slot -> its context's rank
     for ctx, counts in follow.items():
         slot = sum(t * x for t, x in zip(ctx, weights, strict=True)) % slots
-        seen = (sum(counts.values()), ctx)
-        if slot in owner and (owner[slot][0], tuple(-t for t in owner[slot][1])) >= (
-            seen[0],
-            tuple(-t for t in ctx),
-        ):
-            continue  # a more frequent context (ties: the smaller ids) keeps the slot
-        owner[slot] = seen
+        rank = (sum(counts.values()), tuple(-t for t in ctx))  # more frequent, then smaller ids
+        if slot in owner and owner[slot] >= rank:
+            continue  # a higher-ranked context keeps the slot
+        owner[slot] = rank
         chain, cur = [], list(ctx)
         for _ in range(tokens):
             nxt = best.get(tuple(cur[-context:]))

@@ -305,16 +305,16 @@ def _assemble(
     from onnx import TensorProto, helper, numpy_helper
 
     default = numpy_helper.from_array(np.array([settings.max_new_tokens], np.int64), "max_length")
-    trie_names: tuple[str, ...] = (TRIE_TOKENS, TRIE_NEXT)
-    trie_defaults = [numpy_helper.from_array(np.full((1, 1), -1, np.int64), n) for n in trie_names]
+    # optional trie inputs: name -> width (the trie's branches; the draft loop's drafted tokens)
+    trie_inputs: dict[str, int | str] = {TRIE_TOKENS: "branches", TRIE_NEXT: "branches"}
     if trie and _drafts(inits):
         from export.draft_loop import DRAFT_TOKENS
 
-        trie_names += (TRIE_DRAFT, TRIE_DRAFT_NEXT)
-        trie_defaults += [
-            numpy_helper.from_array(np.full((1, DRAFT_TOKENS), -1, np.int64), name)
-            for name in (TRIE_DRAFT, TRIE_DRAFT_NEXT)
-        ]
+        trie_inputs.update({TRIE_DRAFT: DRAFT_TOKENS, TRIE_DRAFT_NEXT: DRAFT_TOKENS})
+    trie_defaults = [  # -1: no constraint, nothing drafted
+        numpy_helper.from_array(np.full((1, 1 if isinstance(w, str) else w), -1, np.int64), n)
+        for n, w in trie_inputs.items()
+    ]
     graph = helper.make_graph(
         nodes,
         "t5 word problem generation (greedy loop)",
@@ -325,12 +325,8 @@ def _assemble(
             ),
             helper.make_tensor_value_info("max_length", TensorProto.INT64, [1]),
             *(
-                helper.make_tensor_value_info(
-                    name,
-                    TensorProto.INT64,
-                    ["states", d.dims[1] if "draft" in name else "branches"],
-                )
-                for name, d in (zip(trie_names, trie_defaults, strict=True) if trie else ())
+                helper.make_tensor_value_info(name, TensorProto.INT64, ["states", width])
+                for name, width in (trie_inputs.items() if trie else ())
             ),
         ],
         [helper.make_tensor_value_info(SEQUENCES_OUTPUT, TensorProto.INT64, ["batch", "length"])],

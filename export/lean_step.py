@@ -325,9 +325,13 @@ def _build_lean_loop(
     if not trie and not drafting:
         nodes += loop(False, "")
         return nodes, [*enc.initializer, *inits], list(enc.value_info)
-    unconstrained: list[Any] = loop(False, "")
-    constrained = branch("t/", True) if trie else None
-    if drafting:
+    # The trie's ~25 nodes a step are paid only by a request that sends a trie: a call with the
+    # default tables (no constraint) runs a loop without them. The body's weights are stored
+    # once per loop (a subgraph's initializers are its own; outer-scope weights would not be
+    # pre-packed for MatMul).
+    if not drafting:
+        constrained, plain = branch("t/", True), branch("f/", False)
+    else:
         assert draft is not None
         choose = _draft_choices(
             with_past,
@@ -341,25 +345,16 @@ def _build_lean_loop(
             penalty="slot_penalty" if guard else None,
             vocab=vocab,
         )
-        unconstrained = choose(branch("f/", False), trie=False)
-        if constrained is not None:
-            seq[0].name = f"c/{SEQUENCES_OUTPUT}"
-            constrained = helper.make_graph(
-                _renamed_output(choose(constrained, trie=True), "c/"),
-                "greedy within the trie",
-                [],
-                list(seq),
-            )
-    if not trie:
-        return [*nodes, *unconstrained], [*enc.initializer, *inits], list(enc.value_info)
-    # The trie's ~25 nodes a step are paid only by a request that sends a trie: a call with the
-    # default tables (no constraint) runs a loop without them. The body's weights are stored
-    # once per loop (a subgraph's initializers are its own; outer-scope weights would not be
-    # pre-packed for MatMul).
-    seq[0].name = f"u/{SEQUENCES_OUTPUT}"
-    plain = helper.make_graph(
-        _renamed_output(unconstrained, "u/"), "greedy without a trie", [], list(seq)
-    )
+        free = choose(branch("f/", False), trie=False)
+        if not trie:
+            return [*nodes, *free], [*enc.initializer, *inits], list(enc.value_info)
+
+        def graph(prefix: str, branch_nodes: list[Any], doc: str) -> Any:
+            seq[0].name = prefix + SEQUENCES_OUTPUT
+            return helper.make_graph(_renamed_output(branch_nodes, prefix), doc, [], list(seq))
+
+        constrained = graph("c/", choose(branch("t/", True), trie=True), "greedy within the trie")
+        plain = graph("u/", free, "greedy without a trie")
     nodes += [
         helper.make_node("GreaterOrEqual", [TRIE_TOKENS, "zero_i64"], ["trie_valid"]),
         helper.make_node("Cast", ["trie_valid"], ["trie_valid_i"], to=TensorProto.INT64),

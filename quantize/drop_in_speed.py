@@ -35,6 +35,7 @@ def drop_in_latencies(
     times the Python loop."""
     import json
 
+    from tokenizers import Tokenizer
     from tqdm import tqdm
 
     from export.draft_loop import bank_sequences
@@ -45,7 +46,7 @@ def drop_in_latencies(
         one_file_session,
         save_generation_model,
     )
-    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.decode_loop import TOKENIZER_FILE
     from serving.generator import request_tries
     from serving.one_file import OneFileDecoder
 
@@ -68,12 +69,13 @@ def drop_in_latencies(
             steps[name] = {p.key: p.value for p in model.metadata_props}.get("step", "")
             path = Path(tmp) / f"{name}.onnx"
             save_generation_model(model, path)
-            reference = OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
-            tries = request_tries(d, reference.encode, records) or [None] * len(records)
             decoder = OneFileDecoder(
-                one_file_session(path, threads=threads), None, eos_token_id=eos
+                one_file_session(path, threads=threads),
+                Tokenizer.from_file(str(d / TOKENIZER_FILE)),
+                eos_token_id=eos,
             )
-            ids = [reference.encode(str(r["prompt"])) for r in records]
+            tries = request_tries(d, decoder.encode, records) or [None] * len(records)
+            ids = [decoder.encode(str(r["prompt"])) for r in records]
             runs[name] = (decoder, ids, tries)
         times: dict[str, list[float]] = {n: [] for n in runs}
         for decoder, ids, tries in runs.values():  # warm-up, not timed
