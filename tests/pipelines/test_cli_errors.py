@@ -6,7 +6,6 @@ Real subprocesses (the console entry and a stage main through ``run_stage``): th
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -16,34 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.fixtures.commands import assert_one_line_error, run_python
 from tests.fixtures.events import DATA_STAGE, EVENTS_CSV_HEADER
 
 REPO = Path(__file__).resolve().parents[2]
 ROW = "u1,t1,i1,1767571200,quiz,0.5,10,0,1,false"
 KT_HEADER = "user_id\titem_id\ttimestamp\tcorrect\tskill_id"
-
-
-def run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "LUDORA_DEBUG": "", **(env or {})}
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess[str], *parts: str) -> str:
-    """Exit 1, no traceback, exactly one `error:` line on stderr holding every part."""
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, proc.stderr[-3000:]
-    for part in parts:
-        assert part in errors[0], errors[0]
-    return errors[0]
 
 
 def data_stage(tmp_path: Path, events: Path, **env: str) -> subprocess.CompletedProcess[str]:
@@ -54,7 +31,7 @@ def data_stage(tmp_path: Path, events: Path, **env: str) -> subprocess.Completed
         )
     )
     out, metrics = tmp_path / "out" / "events", tmp_path / "metrics" / "data.json"
-    return run(["-c", DATA_STAGE, str(params), str(out), str(metrics)], env=env)
+    return run_python(["-c", DATA_STAGE, str(params), str(out), str(metrics)], env=env)
 
 
 # (file name, bytes, expected parts of the message): unreadable files named for what they are.
@@ -138,7 +115,9 @@ def test_params_error_is_one_line(tmp_path: Path) -> None:
             }
         )
     )
-    proc = run(["-c", DATA_STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")])
+    proc = run_python(
+        ["-c", DATA_STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")]
+    )
     assert_one_line_error(proc, "data.path: must be null when data.source is 'simulator'")
 
 
@@ -157,7 +136,7 @@ def mixed(prefix: str, n_users: int) -> list[tuple[str, int]]:
 
 
 def eval_kt(train: Path, test: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return run(
+    return run_python(
         ["-m", "pipelines.cli", "eval-kt", "--train", str(train), "--test", str(test), *extra]
     )
 
@@ -230,7 +209,7 @@ def test_bad_params_value_in_cli_is_one_line(tmp_path: Path) -> None:
         "from training.weakness import WeaknessConfig;"
         "run_stage(build_config, WeaknessConfig, {'base': {'num_leaves': -5}}, 'train_weakness')"
     )
-    proc = run(["-c", code])
+    proc = run_python(["-c", code])
     assert_one_line_error(
         proc, "train_weakness.base.num_leaves: must be an integer in [2, 131072], got -5"
     )
@@ -242,7 +221,7 @@ def test_bad_params_value_in_cli_is_one_line(tmp_path: Path) -> None:
 def test_rollback_on_a_new_registry_says_no_previous_champion(tmp_path: Path) -> None:
     """One line instead of an 87-line MlflowException."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run(
+    proc = run_python(
         ["-m", "pipelines.cli", "rollback", "--model", "weakness"], env={"MLFLOW_TRACKING_URI": uri}
     )
     assert proc.returncode == 1, proc.stderr[-3000:]
@@ -253,7 +232,7 @@ def test_rollback_on_a_new_registry_says_no_previous_champion(tmp_path: Path) ->
 
 def test_serve_with_a_missing_model_fails_at_start(tmp_path: Path) -> None:
     """Exit 1 at start, not a server answering 503."""
-    proc = run(
+    proc = run_python(
         [
             "-m",
             "pipelines.cli",
@@ -319,7 +298,7 @@ def test_serve_without_flags_serves_the_champions(tmp_path: Path) -> None:
 
 def test_bad_serving_setting_is_one_line_naming_the_variable(tmp_path: Path) -> None:
     """serving.settings (pydantic-settings): LUDORA_SERVE_* errors name the variable and range."""
-    proc = run(
+    proc = run_python(
         ["-m", "pipelines.cli", "serve", "--artifact-root", str(tmp_path)],
         env={"LUDORA_SERVE_TOP_P": "2"},
     )
@@ -332,7 +311,7 @@ def test_cli_debug_flag_shows_the_traceback(tmp_path: Path) -> None:
     train = kt_file(tmp_path / "train.tsv", mixed("a", 4))
     test = tmp_path / "test.tsv"
     test.write_bytes(b"")
-    proc = run(
+    proc = run_python(
         ["-m", "pipelines.cli", "--debug", "eval-kt", "--train", str(train), "--test", str(test)]
     )
     assert proc.returncode != 0

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import yaml
 
 from pipelines.common import ConfigError
 from pipelines.gates import GENERATOR_METRICS, WEAKNESS_METRICS, load_gates
+from tests.fixtures.commands import run_python
 
 REPO = Path(__file__).resolve().parents[2]
 BASE = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -164,14 +162,7 @@ def test_the_package_stage_and_promote_read_gates_through_the_check(tmp_path: Pa
         "import sys; from pipelines.common import run_stage; from pipelines.gates import "
         "load_gates; run_stage(load_gates, sys.argv[1])"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        cwd=REPO,
-        env={**os.environ, "LUDORA_DEBUG": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_python(["-c", code, str(path)], timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     assert proc.stderr.strip().splitlines() == [
         f"error: {path}:gates.weakness.auc_floor: must be a number in [0.5, 1), got None"

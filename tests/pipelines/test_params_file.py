@@ -7,14 +7,13 @@ repeated key or a misspelt section was accepted silently (YAML keeps the last va
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from pipelines.common import SECTIONS, ConfigError, load_params
+from tests.fixtures.commands import assert_one_line_error, run_python
 from tests.fixtures.events import DATA_STAGE
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,19 +58,8 @@ def test_the_repo_params_file_loads_and_names_only_known_sections() -> None:
 
 def _run_stage(params: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Run the data stage on ``params`` in a fresh interpreter, as a user would (no debug)."""
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            DATA_STAGE,
-            str(params),
-            str(tmp_path / "o"),
-            str(tmp_path / "m.json"),
-        ],
-        cwd=REPO,
-        env={**os.environ, "LUDORA_DEBUG": ""},
-        capture_output=True,
-        text=True,
+    return run_python(
+        ["-c", DATA_STAGE, str(params), str(tmp_path / "o"), str(tmp_path / "m.json")],
         timeout=120,
     )
 
@@ -79,12 +67,9 @@ def _run_stage(params: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]
 def test_a_stage_reports_a_syntax_error_as_one_line(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     params.write_text(CASES[0][1])
-    proc = _run_stage(params, tmp_path)
-    assert proc.returncode == 1
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and f"{params}:3:" in errors[0], proc.stderr
-    assert "flow sequence started at line 2" in errors[0]
+    assert_one_line_error(
+        _run_stage(params, tmp_path), f"{params}:3:", "flow sequence started at line 2"
+    )
     assert not (tmp_path / "o").exists()
 
 
@@ -114,12 +99,11 @@ def test_a_simulation_too_big_for_memory_is_refused_before_it_starts(tmp_path: P
         )
     )
     started = time.monotonic()
-    proc = _run_stage(params, tmp_path)
-    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, proc.stderr
-    assert "data.simulator.n_learners: 10000000 learners" in errors[0]
-    assert "GiB available; allowed here: at most" in errors[0]
+    assert_one_line_error(
+        _run_stage(params, tmp_path),
+        "data.simulator.n_learners: 10000000 learners",
+        "GiB available; allowed here: at most",
+    )
     assert time.monotonic() - started < 60  # refused up front, not after simulating
 
 
@@ -154,15 +138,7 @@ def test_cli_commands_report_a_params_syntax_error_as_one_line(
         "c.PARAMS_FILE = Path(sys.argv[1]); from pipelines.cli import app; "
         "app(sys.argv[2:], prog_name='ludora-ml')"
     )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(params), *command],
-        cwd=tmp_path,
-        env={**os.environ, "LUDORA_DEBUG": "", "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=240,
+    proc = run_python(
+        ["-c", code, str(params), *command], cwd=tmp_path, env={"PYTHONPATH": str(REPO)}
     )
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and f"{params}:" in errors[0] and "invalid YAML" in errors[0], errors
+    assert_one_line_error(proc, f"{params}:", "invalid YAML")

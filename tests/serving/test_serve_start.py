@@ -6,36 +6,18 @@ Real processes (`python -m serving serve`): a port in use used to print uvicorn'
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.commands import assert_one_line_error, run_python
 from tests.pipelines._mlflow_server import free_port
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _serve(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "serving", "serve", *args],
-        cwd=REPO,
-        env={**os.environ, "LUDORA_DEBUG": ""},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def _one_line(proc: subprocess.CompletedProcess[str]) -> str:
-    assert proc.returncode == 1, proc.stderr[-2000:]
-    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, proc.stderr[-2000:]
-    return errors[0]
+    return run_python(["-m", "serving", "serve", *args], timeout=120)
 
 
 def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
@@ -43,20 +25,20 @@ def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
         held.bind(("127.0.0.1", 0))
         held.listen(1)
         port = held.getsockname()[1]
-        line = _one_line(_serve("--port", str(port), "--artifact-root", str(tmp_path)))
+        line = assert_one_line_error(_serve("--port", str(port), "--artifact-root", str(tmp_path)))
     assert f"--port {port}: 127.0.0.1:{port} is already in use" in line
 
 
 @pytest.mark.parametrize("host", ["256.1.1.1", "no such host.invalid"])
 def test_a_bad_host_is_one_line(tmp_path: Path, host: str) -> None:
-    line = _one_line(
+    line = assert_one_line_error(
         _serve("--host", host, "--port", str(free_port()), "--artifact-root", str(tmp_path))
     )
     assert f"--host {host!r}" in line
 
 
 def test_an_empty_model_reference_is_refused(tmp_path: Path) -> None:
-    line = _one_line(
+    line = assert_one_line_error(
         _serve("--weakness", "", "--port", str(free_port()), "--artifact-root", str(tmp_path))
     )
     assert "weakness model '' failed to load: weakness: empty model reference" in line
