@@ -178,6 +178,17 @@ def answers(result: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in ("ready", "weakness", "word_problem")}
 
 
+def assert_served_alone(result: dict[str, Any], site: Path, expected: dict[str, Any]) -> None:
+    """The package installed in ``site`` served by itself: no module of this repo and nothing
+    heavy loaded, the backend's own ``core`` / ``data`` / ``features`` / ``serving`` still what
+    those names import, and the same answers as this repo's ``serving``."""
+    assert result["repo_modules"] == []
+    assert result["backend_marks"] == BACKEND_MARKS
+    assert result["heavy_modules"] == []
+    assert Path(result["package_file"]).resolve().is_relative_to(site)
+    assert answers(result) == expected
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wheel(tmp_path_factory.mktemp("wheel"))
@@ -355,11 +366,7 @@ def test_wheel_serves_beside_a_backends_colliding_packages(
         pythonpath=f"{backend}{os.pathsep}{site}",
         backend=True,
     )
-    assert result["repo_modules"] == []
-    assert result["backend_marks"] == BACKEND_MARKS
-    assert result["heavy_modules"] == []
-    assert Path(result["package_file"]).resolve().is_relative_to(site)
-    assert answers(result) == expected
+    assert_served_alone(result, site, expected)
 
 
 @pytest.mark.slow
@@ -397,10 +404,6 @@ def test_wheel_installs_and_serves_in_a_light_venv(
     result = run_probe(
         str(venv / "bin/python"), PACKAGE, store, tmp_path, pythonpath=None, backend=True
     )
-    assert result["repo_modules"] == []
-    assert result["backend_marks"] == BACKEND_MARKS
-    assert result["heavy_modules"] == []
-    assert Path(result["package_file"]).resolve().is_relative_to(site)
-    assert answers(result) == expected
+    assert_served_alone(result, site, expected)
     size = wheel.stat().st_size
     sys.stderr.write(f"ludora-serving wheel: {size} bytes, pip install {install_s:.1f} s\n")
