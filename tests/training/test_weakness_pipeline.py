@@ -13,18 +13,6 @@ from tests.fixtures.weakness import TINY_PARAMS, write_features_dir
 from training.weakness import WeaknessConfig
 
 
-@pytest.fixture
-def mlflow_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A throwaway tracking store whose `weakness` experiment keeps artifacts under tmp_path."""
-    import mlflow
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("weakness", artifact_location=(tmp_path / "mlart").as_uri())
-    return uri
-
-
 @pytest.mark.slow
 def test_train_then_export_end_to_end(tmp_path: Path, mlflow_tmp: str) -> None:
     import mlflow

@@ -179,11 +179,9 @@ def test_attempts_without_average_is_refused() -> None:
 
 
 @pytest.mark.slow
-def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_and_export_with_views(tmp_path: Path, mlflow_tmp: str) -> None:
     """Tiny simulated events -> features -> train_weakness with views -> export with view gates."""
     import json
-
-    import mlflow
 
     from data.simulator import simulate
     from pipelines import export_weakness, train_weakness
@@ -191,10 +189,6 @@ def test_train_and_export_with_views(tmp_path: Path, monkeypatch: pytest.MonkeyP
     from pipelines.features import make_features
     from training.weakness import WeaknessConfig
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    mlflow.set_tracking_uri(uri)
-    mlflow.create_experiment("weakness", artifact_location=(tmp_path / "mlart").as_uri())
     sim = sim_config(
         seed=5, n_learners=120, n_topics=4, days=60, activities_per_session=4, quiz_share=0.4
     )
