@@ -11,8 +11,10 @@ That renaming is the build's one exception to "the sources as they are" (:data:`
 import statements naming ``serving`` or ``core`` are rewritten to the new names
 (``from serving.x`` -> ``from ludora_serving.x``, ``from core.kernel`` ->
 ``from ludora_serving._core.kernel``), at the positions ``ast`` reports; comments and docstrings
-keep the repository names. Nothing else is edited and nothing else is carried: no other package of
-this repository is needed, since serving imports only itself and ``core``.
+keep the repository names. The data files these packages read beside their modules
+(:data:`DATA_FILES`) are carried byte for byte. Nothing else is edited and nothing else is
+carried: no other package of this repository is needed, since serving imports only itself and
+``core``.
 
 The build fails with one line (file:line) when a carried module imports another package of this
 repository, a third-party package outside ``requirements-serving.txt``, or an import this renaming
@@ -50,6 +52,9 @@ PACKAGE = "ludora_serving"
 # The packages the wheel carries, whole, and their import names in it: the one rewrite the build
 # makes. Every module of these packages is checked against requirements-serving.txt.
 RENAMED: Mapping[str, str] = {"serving": PACKAGE, "core": f"{PACKAGE}._core"}
+# The data files a carried package reads beside its modules (``Path(__file__).with_name(...)``),
+# carried as they are: without them the installed package would fail on first use.
+DATA_FILES = ("*.json",)
 # Imported directly by serving but installed by a requirement (fastapi depends on starlette).
 TRANSITIVE_IMPORTS: Mapping[str, str] = {"starlette": "fastapi"}
 # Reproducible zip entries (the zip format's earliest date).
@@ -223,6 +228,17 @@ def vendored_sources(repo: Path = REPO) -> dict[str, tuple[str, str]]:
     return dict(sorted(out.items()))
 
 
+def data_files(repo: Path = REPO) -> dict[str, str]:
+    """Wheel path -> repo-relative source path of every data file (:data:`DATA_FILES`) of the
+    packages in :data:`RENAMED`, carried byte for byte."""
+    out: dict[str, str] = {}
+    for top, target in RENAMED.items():
+        for pattern in DATA_FILES:
+            for path in (repo / top).glob(pattern):
+                out["/".join([*target.split("."), path.name])] = path.relative_to(repo).as_posix()
+    return dict(sorted(out.items()))
+
+
 def _check_rewritten(rel: Path, text: str, repo_pkgs: set[str]) -> None:
     """Belt and braces: the rewritten module compiles and names no repo package any more."""
     tree = ast.parse(text, str(rel))
@@ -272,7 +288,9 @@ def wheel_files(repo: Path = REPO) -> dict[str, bytes]:
     version, python = project["version"], project["requires-python"]
     reqs = read_requirements(repo / "requirements-serving.txt")
     sources = vendored_sources(repo)
+    data = data_files(repo)
     files = {path: text.encode() for path, (_, text) in sources.items()}
+    files.update({path: (repo / src).read_bytes() for path, src in data.items()})
     files[f"{PACKAGE}/py.typed"] = b""
     # Provenance: which repo files, at which commit, this wheel was cut from.
     provenance = {
@@ -281,7 +299,7 @@ def wheel_files(repo: Path = REPO) -> dict[str, bytes]:
         "git_commit": _git_commit(repo),
         "sources": {
             src: hashlib.sha256((repo / src).read_bytes()).hexdigest()
-            for src, _ in sources.values()
+            for src in [*(src for src, _ in sources.values()), *data.values()]
         },
     }
     files[f"{PACKAGE}/_build.json"] = (json.dumps(provenance, indent=2) + "\n").encode()

@@ -1,198 +1,187 @@
 """How many and how much a noun of a word problem plausibly comes in (declared data).
 
-The count and amount tables of ``serving.sizes``: how many of a noun one problem counts, how
-many one of it holds, how many people come to an event, and the kilograms, grams and
-millilitres of a food or a drink. Raters threw out "14 pizzas for the family dinner", "468
-students at the camping trip", "1750 grams of flour for a cake". Stdlib only.
+Raters threw out "14 pizzas for the family dinner", "468 students at the camping trip", "1750
+grams of flour for a cake". The ranges a teacher finds believable for a noun are data, not code:
+``noun_ranges.json`` beside this module declares them, one table per thing measured, each with a
+``_why`` note saying what it bounds and which rated problem it keeps out. This module reads that
+file once, on first use (not at import: nothing is read until a problem is rendered), checks
+every table and caches them; ``serving.sizes`` merges them into its noun -> unit -> range lookup.
+
+Two kinds of table: ``ranges`` map a key (a noun; a class, a role or a unit where the note says)
+to one range in the table's unit, ``ranges_by_unit`` map it to a range per unit (a ribbon in cm
+and in m, a car in km/h and m/s). A range is ``[low, high]``, whole numbers, ``0 < low <= high``.
+
+The count and amount tables keep their names here: ``COUNT`` (how many of a noun one problem
+counts), ``HOLDS`` (how many one of it holds), ``CROWD`` (how many people come to an event),
+``KG_AMOUNT``, ``GRAMS`` and ``ML`` (the kilograms, grams and millilitres of a food or a drink).
+Stdlib only (serving-reachable).
 """
 
 from __future__ import annotations
 
-Range = tuple[int, int]
+import functools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-# how many of a noun one word problem counts: a family buys 2-8 pizzas, not 14; a tournament has
-# 2-16 teams, not 21; a child carries 1-6 trays of cookies, not 17 (the unit ``n``)
-COUNT: dict[str, Range] = {
-    "tray": (1, 6),
-    "baking tray": (1, 6),
-    "pizza": (1, 6),
-    "seed tray": (2, 30),
-    "cake": (1, 6),
-    "pie": (1, 6),
-    "watermelon": (1, 6),
-    "pumpkin": (1, 8),
-    "loaf": (1, 10),
-    "team": (2, 16),
-    "group": (2, 10),
-    "tent": (2, 20),
-    "bus": (1, 12),
-    "coach": (1, 8),
-    "minibus": (1, 6),
-    "box": (1, 12),
-    "friend": (2, 12),
-    "table": (2, 30),
-    "class": (2, 12),
-    "bicycle": (1, 30),
-    "shelf": (2, 12),
-    "bookshelf": (1, 10),
-    "cage": (1, 12),
-    "hutch": (1, 6),
-    "pot": (2, 30),
-    "bag": (1, 20),
-    "jar": (1, 12),
-    "basket": (1, 12),
-    "crate": (1, 20),
-    "pack": (1, 20),
-    "lap": (2, 30),
+NOUN_RANGES = Path(__file__).with_name("noun_ranges.json")
+Range = tuple[int, int]
+# every unit a range can be in, in the order serving.sizes documents them
+UNITS = (
+    "m",
+    "cm",
+    "km/h",
+    "m/s",
+    "min",
+    "h",
+    "km",
+    "kg",
+    "$",
+    "tiles",
+    "n",
+    "holds",
+    "people",
+    "g",
+    "ml",
+)
+# the public names of the count and amount tables -> their table in ``ranges``
+_PUBLIC = {
+    "COUNT": "count",
+    "HOLDS": "holds",
+    "CROWD": "crowd",
+    "KG_AMOUNT": "kg_amount",
+    "GRAMS": "grams",
+    "ML": "ml",
 }
-# how many one of a noun holds, seats or takes: a tent sleeps 2-8, a tray holds 6-24 cookies, a
-# team has 5-15 players (the unit ``holds``: "Each <tent> has room for <num>", "boxes of <num>")
-HOLDS: dict[str, Range] = {
-    "tray": (6, 24),
-    "baking tray": (6, 24),
-    "seed tray": (6, 40),
-    "box": (4, 24),
-    "egg box": (6, 12),
-    "egg carton": (6, 12),
-    "carton": (6, 12),
-    "bag": (4, 30),
-    "jar": (10, 60),
-    "basket": (4, 30),
-    "tent": (2, 8),
-    "bus": (20, 60),
-    "school bus": (20, 60),
-    "coach": (30, 60),
-    "minibus": (8, 16),
-    "car": (2, 5),
-    "taxi": (2, 5),
-    "van": (4, 12),
-    "boat": (2, 12),
-    "canoe": (1, 3),
-    "kayak": (1, 2),
-    "table": (4, 10),
-    "bench": (2, 6),
-    "team": (5, 15),
-    "group": (3, 10),
-    "shelf": (10, 40),
-    "bookshelf": (20, 80),
-    "tin": (6, 30),
-    "crate": (6, 40),
-    "bucket": (5, 30),
-    "pack": (4, 20),
-    "packet": (4, 30),
-    "vase": (3, 15),
-    "row": (4, 20),
-    "plate": (1, 8),
-    "pot": (1, 6),
-    "plant pot": (1, 6),
-    "flower pot": (1, 6),
-    "cage": (1, 6),
-    "hutch": (1, 4),
-    "tank": (2, 20),
-    "fish tank": (2, 20),
-    "pen": (2, 20),
-    "stable": (2, 10),
-    "classroom": (15, 32),
-    "class": (15, 32),
-    "lift": (4, 12),
-    "cable car": (4, 10),
-    "carriage": (20, 80),
-    "pizza": (4, 12),
-    "cake": (6, 16),
-    "pie": (4, 10),
-    "chocolate bar": (6, 24),
-    "sandwich": (2, 4),
+# the schema's tables: section -> its tables (exactly these; serving.sizes reads the others)
+_TABLES = {
+    "ranges": (
+        *_PUBLIC.values(),
+        "area_m",
+        "panel_cm",
+        "person_cm",
+        "minutes",
+        "hours",
+        "km",
+        "kg",
+        "price",
+        "hours_by_class",
+        "amount_by_class",
+    ),
+    "ranges_by_unit": ("strip", "speed", "slow_speed", "speed_by_class", "role_defaults"),
 }
-# how many people come to an event or a place (the unit ``people``): a camping trip has 8-40
-# campers, not 468; a family dinner 4-12 guests
-CROWD: dict[str, Range] = {
-    "camping trip": (8, 40),
-    "camp": (8, 60),
-    "school trip": (15, 120),
-    "class trip": (15, 35),
-    "field trip": (15, 60),
-    "picnic": (4, 30),
-    "family dinner": (4, 12),
-    "dinner": (4, 12),
-    "birthday party": (5, 25),
-    "party": (5, 30),
-    "class party": (15, 35),
-    "sleepover": (3, 8),
-    "tea party": (3, 12),
-    "barbecue": (5, 30),
-    "wedding": (40, 200),
-    "school fair": (50, 400),
-    "fair": (50, 400),
-    "sports day": (50, 400),
-    "school concert": (50, 400),
-    "school play": (50, 300),
-    "assembly": (50, 500),
-    "school assembly": (50, 500),
-    "classroom": (15, 32),
-    "class": (15, 32),
-    "book club": (4, 20),
-    "club": (6, 40),
-    "after-school club": (6, 30),
-    "workshop": (6, 30),
-    "lesson": (6, 32),
-}
-# how heavy an amount a family buys or uses of a food or a substance is, in kg
-KG_AMOUNT: dict[str, Range] = {
-    "fruit": (1, 10),
-    "apple": (1, 8),
-    "potato": (1, 10),
-    "flour": (1, 5),
-    "rice": (1, 10),
-    "sugar": (1, 5),
-    "pasta": (1, 5),
-    "grape": (1, 5),
-    "cherry": (1, 3),
-    "strawberry": (1, 4),
-    "carrot": (1, 5),
-    "orange": (1, 8),
-    "banana": (1, 6),
-    "tomato": (1, 6),
-    "cheese": (1, 3),
-    "meat": (1, 5),
-    "sand": (5, 40),
-    "soil": (5, 40),
-    "compost": (5, 40),
-    "bird seed": (1, 10),
-    "dog food": (2, 15),
-    "pet food": (2, 15),
-    "clay": (1, 10),
-}
-# grams of an ingredient a recipe or a bag holds: a cake needs 100-600 g of flour, not 1750
-GRAMS: dict[str, Range] = {
-    "flour": (100, 600),
-    "sugar": (50, 400),
-    "butter": (50, 300),
-    "chocolate": (50, 400),
-    "cheese": (50, 400),
-    "rice": (100, 800),
-    "pasta": (100, 800),
-    "oat": (50, 400),
-    "nut": (50, 300),
-    "raisin": (50, 300),
-    "cereal": (30, 500),
-    "cocoa": (20, 100),
-    "sweet": (50, 500),
-    "popcorn": (50, 300),
-}
-# millilitres a vessel holds or a recipe uses: a cup is 150-350 ml, a jug 500-2000
-ML: dict[str, Range] = {
-    "cup": (150, 350),
-    "mug": (200, 400),
-    "glass": (150, 350),
-    "bottle": (250, 1500),
-    "water bottle": (300, 1000),
-    "jug": (500, 2000),
-    "bowl": (200, 800),
-    "carton": (200, 1000),
-    "can": (250, 500),
-    "milk": (100, 1000),
-    "juice": (100, 1000),
-    "water": (100, 2000),
-    "lemonade": (200, 2000),
-    "smoothie": (200, 500),
-}
+
+if TYPE_CHECKING:  # served by __getattr__, on first use
+    COUNT: Mapping[str, Range]
+    HOLDS: Mapping[str, Range]
+    CROWD: Mapping[str, Range]
+    KG_AMOUNT: Mapping[str, Range]
+    GRAMS: Mapping[str, Range]
+    ML: Mapping[str, Range]
+
+
+class NounRangesError(ValueError):
+    """A malformed noun-range file: the message names the file, the key and the problem."""
+
+
+@dataclass(frozen=True)
+class RangeTables:
+    """The checked tables of a noun-range file, in the file's order (later entries win where
+    ``serving.sizes`` merges them, so order is kept)."""
+
+    ranges: Mapping[str, Mapping[str, Range]]  # table -> key -> range
+    ranges_by_unit: Mapping[str, Mapping[str, Mapping[str, Range]]]  # table -> key -> unit -> range
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object as a dict; a key written twice is an error (json keeps the last silently)."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise NounRangesError(f"key {key!r} appears twice")
+        out[key] = value
+    return out
+
+
+def _object(value: Any, where: str, *, keys: tuple[str, ...] = ()) -> dict[str, Any]:
+    """``value`` as a JSON object (with exactly ``keys``, when given)."""
+    if not isinstance(value, dict):
+        raise NounRangesError(f"{where}: expected an object, got {type(value).__name__}")
+    if keys and sorted(value) != sorted(keys):
+        raise NounRangesError(f"{where}: keys must be {sorted(keys)}, got {sorted(value)}")
+    return value
+
+
+def _why(value: Any, where: str) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise NounRangesError(f"{where}._why: say why these ranges (a non-empty string)")
+
+
+def _key(key: str, where: str) -> str:
+    if not key or key != " ".join(key.lower().split()):
+        raise NounRangesError(f"{where}: key {key!r} must be lower case, single-spaced, non-empty")
+    return key
+
+
+def _range(value: Any, where: str) -> Range:
+    ok = (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        and 0 < value[0] <= value[1]
+    )
+    if not ok:
+        raise NounRangesError(f"{where}: expected [low, high], whole, 0 < low <= high: {value!r}")
+    return (value[0], value[1])
+
+
+def _unit_ranges(value: Any, where: str) -> dict[str, Range]:
+    units = _object(value, where)
+    if not units:
+        raise NounRangesError(f"{where}: expected at least one unit")
+    for unit in units:
+        if unit not in UNITS:
+            raise NounRangesError(f"{where}: unit {unit!r} is none of {', '.join(UNITS)}")
+    return {u: _range(r, f"{where}.{u}") for u, r in units.items()}
+
+
+def parse_tables(raw: Any, where: str) -> RangeTables:
+    """The checked tables of a decoded noun-range file (``where`` names it in errors)."""
+    top = _object(raw, where, keys=("_why", *_TABLES))
+    _why(top["_why"], where)
+    parsed: dict[str, dict[str, dict[str, Any]]] = {}
+    for section, names in _TABLES.items():
+        parse = _range if section == "ranges" else _unit_ranges
+        parsed[section] = {}
+        for name, table in _object(top[section], f"{where}: {section}", keys=names).items():
+            at = f"{where}: {section}.{name}"
+            table = _object(table, at, keys=("_why", "entries"))
+            _why(table["_why"], at)
+            parsed[section][name] = {
+                _key(k, at): parse(v, f"{at}.{k}")
+                for k, v in _object(table["entries"], f"{at}.entries").items()
+            }
+    return RangeTables(parsed["ranges"], parsed["ranges_by_unit"])
+
+
+@functools.cache
+def load_tables(path: Path = NOUN_RANGES) -> RangeTables:
+    """The tables of ``path``, read and checked once (:class:`NounRangesError` on a bad file)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise NounRangesError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    try:
+        raw = json.loads(text, object_pairs_hook=_no_duplicates)
+    except ValueError as exc:  # not JSON, or a key written twice (NounRangesError)
+        raise NounRangesError(f"{path}: {exc}") from None
+    return parse_tables(raw, str(path))
+
+
+def __getattr__(name: str) -> Mapping[str, Range]:
+    """``COUNT``, ``HOLDS`` ...: their tables, loaded on first use."""
+    if name in _PUBLIC:
+        return load_tables().ranges[_PUBLIC[name]]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

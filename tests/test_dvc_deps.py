@@ -7,6 +7,11 @@ every repo module it imports (``import``/``from`` at any depth, function-local o
 ``__init__.py`` counts only when it holds code. A stage that misses a file would be skipped
 by ``dvc repro`` after that file changed (a stale model); a listed file it does not use
 makes it re-run for nothing.
+
+Data files follow their modules: a module that reads a file beside itself
+(``Path(__file__).with_name("noun_ranges.json")``) makes that file a dep of every stage whose
+closure holds the module, so editing the data re-runs the stage as editing the code does. Other
+non-.py deps (inputs a stage opens by path) are the stage's own and not checked here.
 """
 
 from __future__ import annotations
@@ -98,8 +103,38 @@ def import_closure(module: str, root: Path = REPO) -> set[str]:
     return {p.relative_to(root).as_posix() for p in seen}
 
 
+def _is_file_path(node: ast.expr) -> bool:
+    """``Path(__file__)``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "Path"
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == "__file__"
+    )
+
+
+def beside_files(module: str, root: Path = REPO) -> set[str]:
+    """Repo-relative paths of the data files (or folders) the repo module ``module`` (a path)
+    reads beside itself: each ``Path(__file__).with_name("<literal>")``."""
+    folder = Path(module).parent
+    return {
+        (folder / node.args[0].value).as_posix()
+        for node in ast.walk(ast.parse((root / module).read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "with_name"
+        and _is_file_path(node.func.value)
+        and len(node.args) == 1
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    }
+
+
 def stage_drift(dvc_yaml: Path, root: Path = REPO) -> dict[str, tuple[list[str], list[str]]]:
-    """stage -> (repo .py files it imports but dvc.yaml misses, listed .py files it never uses)."""
+    """stage -> (repo .py files it imports and data files they read beside themselves that
+    dvc.yaml misses, listed .py files it never uses)."""
     stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
     out: dict[str, tuple[list[str], list[str]]] = {}
     for name, stage in stages.items():
@@ -107,8 +142,10 @@ def stage_drift(dvc_yaml: Path, root: Path = REPO) -> dict[str, tuple[list[str],
         if cmd[:2] != ["python", "-m"]:
             continue
         used = import_closure(cmd[2], root)
-        listed = {str(d) for d in stage.get("deps", []) if str(d).endswith(".py")}
-        out[name] = (sorted(used - listed), sorted(listed - used))
+        data = {f for module in used for f in beside_files(module, root)}
+        deps = {str(d) for d in stage.get("deps", [])}
+        listed = {d for d in deps if d.endswith(".py")}
+        out[name] = (sorted((used - listed) | (data - deps)), sorted(listed - used))
     return out
 
 
@@ -149,6 +186,20 @@ def test_a_removed_dep_is_caught(tmp_path: Path) -> None:
     missing, unused = stage_drift(copy)["data"]
     assert "core/schema.py" in missing
     assert unused == ["training/weakness.py"]
+
+
+def test_data_beside_a_module_is_found_and_a_removed_one_caught(tmp_path: Path) -> None:
+    """A data file a module reads beside itself is a dep of each stage importing the module."""
+    assert beside_files("serving/quantities.py") == {"serving/noun_ranges.json"}
+    assert beside_files("data/word_problems/templates.py") == {"data/word_problems/templates.yaml"}
+    assert beside_files("serving/sizes.py") == set()
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    deps = stages["quests"]["deps"]
+    assert "serving/noun_ranges.json" in deps
+    stages["quests"]["deps"] = [d for d in deps if d != "serving/noun_ranges.json"]
+    copy = tmp_path / "dvc.yaml"
+    copy.write_text(yaml.safe_dump({"stages": stages}))
+    assert stage_drift(copy)["quests"] == (["serving/noun_ranges.json"], [])
 
 
 # ----------------------------------------------------------------------------- declared paths

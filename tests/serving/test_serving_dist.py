@@ -236,6 +236,12 @@ def test_wheel_holds_only_ludora_serving(wheel: Path) -> None:
         assert f"{PACKAGE}/{src.name}" in names, src.name
     for src in (REPO / "core").glob("*.py"):
         assert f"{PACKAGE}/_core/{src.name}" in names, src.name
+    # and the data files beside them, byte for byte (serving/noun_ranges.json)
+    data = [*(REPO / "serving").glob("*.json"), *(REPO / "core").glob("*.json")]
+    assert REPO / "serving" / "noun_ranges.json" in data
+    for src in data:
+        inside = "" if src.parent.name == "serving" else "_core/"
+        assert blobs[f"{PACKAGE}/{inside}{src.name}"] == src.read_bytes(), src.name
     assert {n.split("/")[1] for n in names if n.startswith(f"{PACKAGE}/") and n.count("/") > 1} == {
         "_core"
     }
@@ -286,6 +292,19 @@ def test_the_only_edit_is_the_listed_rename(wheel: Path) -> None:
                         assert pattern.sub(lambda m: back[m.group(0)], new) == old, (src, new)
                         renamed.add(top)
     assert renamed == set(RENAMED)  # both packages' imports were renamed somewhere
+
+
+def test_the_carried_modules_read_their_data_files(wheel: Path, tmp_path: Path) -> None:
+    """Unpacked alone, the wheel's modules find their data beside them (the served probe below
+    renders no sizes with its tiny generator, so this asks for the tables directly)."""
+    from serving.sizes import SIZES
+
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(site)
+    code = f"import json; from {PACKAGE}.sizes import SIZES; print(json.dumps(SIZES))"
+    out = run_isolated([sys.executable, "-c", code], cwd=tmp_path, env={"PYTHONPATH": str(site)})
+    assert json.loads(out) == json.loads(json.dumps(SIZES))
 
 
 def test_build_is_reproducible(wheel: Path, tmp_path: Path) -> None:
