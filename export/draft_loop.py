@@ -6,10 +6,13 @@ arithmetic (``docs/benchmarks.md``), so checking five tokens in one step costs l
 producing one. The targets are the authored skeletons, so their next tokens are easy to guess.
 A step therefore
 
-1. drafts ``DRAFT_TOKENS`` tokens: freely, by the last ``DRAFT_CONTEXT`` tokens (one row of
-   :func:`draft_table`, a hashed n-gram table built from the skeleton bank at export); within
-   a trie, along its busiest branch from the current state (the request's own tables,
-   ``serving.constrain.Trie.draft_tables``);
+1. drafts ``DRAFT_TOKENS`` tokens. Freely: while the row so far is a prefix of some skeleton
+   of the whole bank, along that bank trie's busiest branch from it (:func:`bank_tables`, built
+   at export; the output is one of the bank's skeletons for most prompts, and once its prefix
+   names the skeleton the drafts are its rest); after it left the bank, by its last
+   ``draft_context(vocab)`` tokens (one row of :func:`draft_table`, a hashed n-gram table of
+   the bank). Within a request's trie, along its busiest branch from the current state (the
+   request's own tables, ``serving.constrain.Trie.draft_tables``);
 2. runs the fused decoder step (``export.fused_step``) on the pending token and the drafts at
    once, with a causal relative-position bias (:func:`causal_bias_table`; within a trie each
    position masked by its own state);
@@ -40,13 +43,62 @@ from export.greedy_nodes import _trie_nodes
 from export.step_parts import QuantWeight, _Builder
 from serving.constrain import TRIE_DRAFT, TRIE_DRAFT_NEXT
 
-DRAFT_CONTEXT = 3  # tokens a draft is looked up by
+DRAFT_CONTEXT = 5  # tokens an n-gram draft is looked up by (fewer for a vocabulary too large)
 DRAFT_TOKENS = 4  # tokens drafted a step (the step checks this many + the pending one)
 DRAFT_SLOTS = 1 << 16  # rows of the hashed draft table (12,772 contexts in the pipeline's bank)
 DRAFT_MAX_LENGTH = 128  # longest max_length the draft loop serves (its bias table's bound)
 DRAFT_TABLE = "draft_table"  # int64 [DRAFT_SLOTS, DRAFT_TOKENS], outer scope
+BANK_DRAFT = "bank_draft"  # int64 [states + 1, DRAFT_TOKENS]: the bank trie's busiest paths
+BANK_DRAFT_NEXT = "bank_draft_next"  # int64 [states + 1, DRAFT_TOKENS]: the states on them
+BANK_EDGE_KEY = "bank_edge_key"  # int64 [edge slots]: state * vocab + token, hashed
+BANK_EDGE_STATE = "bank_edge_state"  # int64 [edge slots]: the state that edge leads to
 DRAFT_BIAS = "draft_causal_bias"  # float32 [1, heads, P, P], outer scope
 DRAFT_CROSS_BIAS = "draft_cross_bias"  # the cross-attention mask bias, one row per token
+
+
+def draft_context(vocab: int, context: int = DRAFT_CONTEXT) -> int:
+    """The n-gram context for ``vocab``: ``context`` tokens, or fewer where a key of that many
+    (``vocab ** context`` values) would overflow the graph's int64 arithmetic. A wrapped key
+    would only draft badly (the ids stay greedy's), but slowly."""
+    while context > 1 and vocab**context > np.iinfo(np.int64).max:
+        context -= 1
+    return context
+
+
+def bank_tables(
+    sequences: Iterable[Sequence[int]],
+    *,
+    vocab: int,
+    tokens: int = DRAFT_TOKENS,
+    slots: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(drafts, states, edge keys, edge states): the whole bank's trie as the free draft loop
+    reads it. ``drafts`` / ``states`` are ``serving.constrain.Trie.draft_tables`` (row s + 1:
+    the busiest path from state s; row 0, state -1, drafts nothing). The edges are hashed:
+    slot ``(s * vocab + t) % slots`` holds the key and the state token t leads to from s,
+    -1 where empty; where two edges share a slot the more travelled keeps it, and the other
+    is reached as if the row had left the bank (n-gram drafts: slower, never other ids).
+    ``slots`` defaults to a power of two at least four times the edges (few collisions)."""
+    from serving.constrain import Trie
+
+    trie = Trie(sequences)
+    drafts, states = trie.draft_tables(tokens)
+    toks, nxt = trie.tables()
+    src, col = np.nonzero(nxt >= 0)
+    keys = src * vocab + toks[src, col]
+    dest = nxt[src, col]
+    if slots is None:
+        slots = 1 << max(4, int(4 * len(keys) - 1).bit_length())
+    through = trie.through()[dest]
+    # per slot, its most travelled edge (then the smaller key): the first after this sort
+    order = np.lexsort((keys, -through))
+    slot = keys[order] % slots
+    _, first = np.unique(slot, return_index=True)
+    key_table = np.full(slots, -1, np.int64)
+    state_table = np.full(slots, -1, np.int64)
+    key_table[slot[first]] = keys[order][first]
+    state_table[slot[first]] = dest[order][first]
+    return drafts, states, key_table, state_table
 
 
 def context_weights(vocab: int, context: int = DRAFT_CONTEXT) -> np.ndarray:
@@ -118,6 +170,7 @@ def draft_step_body(
     penalty: str | None,
     opset: int,
     trie: bool = False,
+    bank_slots: int = 0,
     tokens: int = DRAFT_TOKENS,
     context: int = DRAFT_CONTEXT,
     slots: int = DRAFT_SLOTS,
@@ -132,11 +185,18 @@ def draft_step_body(
     it (``serving.constrain.TRIE_DRAFT``: its most travelled branch, with the states it
     passes), each position is masked by its state as the one-token loop masks a step
     (``export.greedy_nodes._trie_nodes``, positions as rows), and ``d_state_next`` is the state
-    after the last kept token."""
+    after the last kept token.
+
+    With ``bank_slots`` (free decoding only: the edge slots of :func:`bank_tables`),
+    ``d_state`` is the state of the whole bank's trie after the row so far, -1 once it left
+    the bank: the drafts are that trie's busiest path from it, else the n-gram table's;
+    ``d_state_next`` follows the kept tokens (the drafted states, then the last one's edge)."""
     from onnx import TensorProto
 
     if any(isinstance(v, QuantWeight) for v in w.values()):
         raise ValueError("draft step: fp32 weights only (module docstring)")
+    if trie and bank_slots:
+        raise ValueError("draft step: a request's trie or the bank's, not both")
     q = tokens + 1
     b = _Builder("d/")
     c, op = b.const, b.op
@@ -154,6 +214,17 @@ def draft_step_body(
         weights = c(context_weights(vocab, context), np.int64)
         key = op("ReduceSum", [op("Mul", [ctx, weights]), one_axis], keepdims=0)
         drafts = op("Gather", [DRAFT_TABLE, op("Mod", [key, c([slots], np.int64)])], axis=0)
+        if bank_slots:  # in the bank: its trie's path instead
+            row = op("Add", ["d_state", c([1], np.int64)])
+            ahead = op("Reshape", [op("Gather", [BANK_DRAFT_NEXT, row], axis=0), c([-1], np.int64)])
+            drafts = op(
+                "Where",
+                [
+                    op("Less", ["d_state", c([0], np.int64)]),
+                    drafts,
+                    op("Gather", [BANK_DRAFT, row], axis=0),
+                ],
+            )
     pending = op("Slice", ["d_out", c([-1], np.int64), big, one_axis])
     tok = op("Concat", [pending, drafts], axis=1)  # [1, q]
     # lengths and the causal bias of the q positions after the cache's d_len
@@ -205,6 +276,15 @@ def draft_step_body(
     op("Add", ["d_len", op("Cast", [kept], to=TensorProto.INT32)], "d_len_next")
     if trie:
         op("Gather", ["d_ns", accepted], "d_state_next", axis=0)
+    elif bank_slots:
+        # the state after the accepted drafts (a drafted one), then the last kept token's edge
+        state = op("Gather", [op("Concat", ["d_state", ahead], axis=0), accepted], axis=0)
+        last = op("Gather", [op("Reshape", [pred, c([-1], np.int64)]), accepted], axis=0)
+        edge = op("Add", [op("Mul", [state, c([vocab], np.int64)]), last])
+        slot = op("Mod", [edge, c([bank_slots], np.int64)])
+        found = op("Equal", [op("Gather", [BANK_EDGE_KEY, slot], axis=0), edge])
+        to = op("Gather", [BANK_EDGE_STATE, slot], axis=0)
+        op("Where", [found, to, c([-1], np.int64)], "d_state_next")
     for i in range(n_layers):
         for kv in ("key", "value"):
             name = f"self_{kv}_{i}"
@@ -242,6 +322,7 @@ def draft_loop_nodes(
     eos: int,
     prefix: str,
     trie: bool = False,
+    bank: bool = False,
     context: int = DRAFT_CONTEXT,
     tokens: int = DRAFT_TOKENS,
 ) -> list[Any]:
@@ -249,10 +330,12 @@ def draft_loop_nodes(
     input is one prompt: ``{prefix}sequences`` = start token + the greedy ids, cut at the first
     eos and at ``max_length`` (the ids the one-token loop writes for that prompt). Reads the
     main graph's ``trips``, ``cond0``, ``max_length``, the empty caches ``self_names`` and
-    the outer tables (with ``trie``: ``trie_state0``, the root, and the request's tables)."""
+    the outer tables (with ``trie``: ``trie_state0``, the root, and the request's tables; with
+    ``bank``, a step drafting from the bank's trie: its root)."""
     from onnx import TensorProto, helper, numpy_helper
 
     p = prefix
+    stateful = trie or bank
     nodes, inits = step
     past = [
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, [1, heads, "past", head_size])
@@ -267,7 +350,11 @@ def draft_loop_nodes(
             helper.make_tensor_value_info("d_out", TensorProto.INT64, [1, "row"]),
             helper.make_tensor_value_info("d_len", TensorProto.INT32, [1]),
             *past,
-            *([helper.make_tensor_value_info("d_state", TensorProto.INT64, [1])] if trie else []),
+            *(
+                [helper.make_tensor_value_info("d_state", TensorProto.INT64, [1])]
+                if stateful
+                else []
+            ),
         ],
         [
             helper.make_tensor_value_info("d_cond_out", TensorProto.BOOL, []),
@@ -281,7 +368,7 @@ def draft_loop_nodes(
             ),
             *(
                 [helper.make_tensor_value_info("d_state_next", TensorProto.INT64, [1])]
-                if trie
+                if stateful
                 else []
             ),
         ],
@@ -305,6 +392,7 @@ def draft_loop_nodes(
     len0 = const("len0", [0], np.int32)
     axis1 = const("axis1", [1], np.int64)
     big = const("big", [np.iinfo(np.int64).max], np.int64)
+    state0 = ["trie_state0"] if trie else [const("root", [0], np.int64)] if bank else []
     nodes_out += [
         helper.make_node("Cast", ["max_length"], ["d_max"], to=TensorProto.INT32),
         # MultiHeadAttention takes a bias row per query token (no broadcast over them)
@@ -315,12 +403,12 @@ def draft_loop_nodes(
         ),
         helper.make_node(
             "Loop",
-            ["trips", "cond0", row0, len0, *self_names, *(["trie_state0"] if trie else [])],
+            ["trips", "cond0", row0, len0, *self_names, *state0],
             [
                 p + "row",
                 p + "len",
                 *(f"{p}final_{n}" for n in self_names),
-                *([p + "state"] if trie else []),
+                *([p + "state"] if stateful else []),
             ],
             body=body,
         ),

@@ -392,19 +392,25 @@ def _draft_choices(
     penalty: str | None,
     vocab: int,
 ) -> Any:
-    """Stores the draft loop's outer tables (``export.draft_loop``: the n-gram drafts of the
-    ``draft`` sequences, the causal bias) and returns ``choose(plain, trie=...)``: the nodes
-    writing ``SEQUENCES_OUTPUT`` by the draft loop for one prompt and a ``max_length`` its bias
-    table covers (with ``trie``: when the request sent its draft tables too), else by the
-    ``plain`` loop (an ``If`` branch graph)."""
+    """Stores the draft loop's outer tables (``export.draft_loop``: the n-gram drafts and the
+    trie of the ``draft`` sequences, the causal bias) and returns ``choose(plain, trie=...)``:
+    the nodes writing ``SEQUENCES_OUTPUT`` by the draft loop for one prompt and a
+    ``max_length`` its bias table covers (with ``trie``: when the request sent its draft
+    tables too), else by the ``plain`` loop (an ``If`` branch graph)."""
     from onnx import TensorProto, helper
 
     from export.draft_loop import (
+        BANK_DRAFT,
+        BANK_DRAFT_NEXT,
+        BANK_EDGE_KEY,
+        BANK_EDGE_STATE,
         DRAFT_BIAS,
         DRAFT_MAX_LENGTH,
         DRAFT_TABLE,
         DRAFT_TOKENS,
+        bank_tables,
         causal_bias_table,
+        draft_context,
         draft_loop_nodes,
         draft_step_body,
         draft_table,
@@ -412,7 +418,14 @@ def _draft_choices(
 
     positions = DRAFT_MAX_LENGTH + DRAFT_TOKENS + 1
     start, eos = settings.decoder_start_token_id, settings.eos_token_id
-    const(DRAFT_TABLE, draft_table(draft, vocab=vocab, start=start), np.int64)
+    context = draft_context(vocab)
+    const(DRAFT_TABLE, draft_table(draft, vocab=vocab, start=start, context=context), np.int64)
+    tables = bank_tables(draft, vocab=vocab)
+    for name, table in zip(
+        (BANK_DRAFT, BANK_DRAFT_NEXT, BANK_EDGE_KEY, BANK_EDGE_STATE), tables, strict=True
+    ):
+        const(name, table, np.int64)
+    bank_slots = len(tables[2])
     row = position_bias_table(with_past, length=positions)
     const(DRAFT_BIAS, causal_bias_table(row, positions), np.float32)
 
@@ -422,7 +435,15 @@ def _draft_choices(
     def choose(plain: onnx.GraphProto, *, trie: bool) -> list[Any]:
         p = "sc/" if trie else "s/"
         step = draft_step_body(
-            w, n_layers, vocab=vocab, eos=eos, penalty=penalty, opset=opset, trie=trie
+            w,
+            n_layers,
+            vocab=vocab,
+            eos=eos,
+            penalty=penalty,
+            opset=opset,
+            trie=trie,
+            bank_slots=0 if trie else bank_slots,
+            context=context,
         )
         drafted = draft_loop_nodes(
             step,
@@ -433,6 +454,8 @@ def _draft_choices(
             eos=eos,
             prefix=p,
             trie=trie,
+            bank=not trie,
+            context=context,
         )
         seq = helper.make_tensor_value_info(p + SEQUENCES_OUTPUT, TensorProto.INT64, [1, "n"])
         take = [

@@ -119,6 +119,13 @@ class Trie:
             self._tables = (tokens, nxt, through)
         return self._tables[0], self._tables[1]
 
+    def through(self) -> np.ndarray:
+        """int64 [states]: how many sequences pass through each state of :meth:`tables` (0 for
+        the root, which is no branch to choose); drafts follow the most travelled branch."""
+        self.tables()
+        assert self._tables is not None
+        return self._tables[2]
+
     def draft_tables(self, width: int) -> tuple[np.ndarray, np.ndarray]:
         """(tokens, states) int64 [states + 1, width]: row s + 1 is the path of ``width`` tokens
         from state s of :meth:`tables` along the branch most sequences take (ties: the first
@@ -128,8 +135,7 @@ class Trie:
         A draft only saves steps: the graph keeps a drafted token only where the model's own
         constrained argmax is that token."""
         tokens, nxt = self.tables()
-        assert self._tables is not None
-        through = self._tables[2]
+        through = self.through()
         n = len(tokens)
         busiest = np.argmax(np.where(nxt >= 0, through[np.maximum(nxt, 0)], -1), axis=1)
         rows = np.arange(n)

@@ -14,8 +14,11 @@ import pytest
 from export.draft_loop import (
     DRAFT_MAX_LENGTH,
     DRAFT_SLOTS,
+    DRAFT_TOKENS,
+    bank_tables,
     causal_bias_table,
     context_weights,
+    draft_context,
     draft_table,
 )
 from export.generation_graph import (
@@ -47,6 +50,37 @@ def test_unseen_contexts_draft_the_start_token() -> None:
     seen = {_slot(c, 10) for c in [(0, 0), (0, 3), (3, 4)]}
     unseen = [s for s in range(DRAFT_SLOTS) if s not in seen][:50]
     assert (table[unseen] == 0).all()
+
+
+def test_the_context_shrinks_where_its_key_would_overflow_int64() -> None:
+    assert draft_context(2000) == 5  # 2000 ** 5 keys fit
+    assert draft_context(32128) == 4  # t5-small's vocabulary: 32128 ** 5 would not
+    assert draft_context(10**7) == 2
+    for vocab in (2000, 32128, 10**7):
+        ctx = draft_context(vocab)
+        assert int(np.dot([vocab - 1] * ctx, context_weights(vocab, ctx))) == vocab**ctx - 1
+
+
+def test_bank_edges_lead_where_the_trie_does() -> None:
+    seqs = [[5, 6, 1], [5, 7, 1], [5, 7, 2, 1]]
+    drafts, states, keys, dest = bank_tables(seqs, vocab=10, tokens=3)
+    trie = Trie(seqs)
+    assert (drafts == trie.draft_tables(3)[0]).all() and (states == trie.draft_tables(3)[1]).all()
+    toks, nxt = trie.tables()
+    edges = {
+        (s, int(t)): int(n)
+        for s in range(len(toks))
+        for t, n in zip(toks[s], nxt[s], strict=True)
+        if n >= 0
+    }
+    for (s, t), n in edges.items():  # few edges, many slots: every edge has its own
+        key = s * 10 + t
+        assert keys[key % len(keys)] == key and dest[key % len(keys)] == n
+    assert (keys >= 0).sum() == len(edges) and len(keys) >= 4 * len(edges)
+    assert (dest[keys < 0] == -1).all()
+    # one slot for all: the most travelled edge keeps it (5 from the root: three sequences)
+    _, _, keys1, dest1 = bank_tables(seqs, vocab=10, tokens=3, slots=1)
+    assert keys1.tolist() == [0 * 10 + 5] and dest1.tolist() == [edges[(0, 5)]]
 
 
 def test_the_causal_bias_masks_later_keys_and_slides_the_row() -> None:
@@ -163,6 +197,77 @@ def test_good_drafts_take_fewer_steps_than_tokens(drafted: Path, reference) -> N
     want = reference.generate(ids, max_new_tokens=30)
     assert len(want) >= 10
     assert _steps(drafted, ids, 30) <= (len(want) + 1) / 2  # the drafts were its own words
+
+
+def _oracle_steps(
+    seq: list[int],
+    bank: list[list[int]],
+    *,
+    vocab: int,
+    start: int,
+    limit: int,
+    trie: list[list[int]] | None = None,
+) -> int:
+    """Steps the free draft loop takes to write ``seq`` (eos included where it stopped), up to
+    ``limit`` tokens: the bank trie's drafts while the row is in it, the n-gram table's
+    after, by the export's own tables (the trie's of ``trie``, where given)."""
+    ctx = draft_context(vocab)
+    table = draft_table(bank, vocab=vocab, start=start, context=ctx)
+    drafts, states, keys, dest = bank_tables(bank if trie is None else trie, vocab=vocab)
+    weights = context_weights(vocab, ctx)
+    row, n, steps, state = [start] * ctx, 0, 0, 0
+    while n < len(seq) and n < limit:
+        if state >= 0:
+            guess, ahead = drafts[state + 1], [state, *states[state + 1]]
+        else:
+            guess, ahead = table[int(np.dot(row[-ctx:], weights)) % DRAFT_SLOTS], [-1] * 5
+        acc = 0
+        while acc < DRAFT_TOKENS and n + acc < len(seq) and guess[acc] == seq[n + acc]:
+            acc += 1
+        kept = seq[n : n + acc + 1]
+        edge = int(ahead[acc]) * vocab + kept[-1]
+        state = int(dest[edge % len(keys)]) if keys[edge % len(keys)] == edge else -1
+        row, n, steps = row + kept, n + len(kept), steps + 1
+    return steps
+
+
+@pytest.fixture(scope="module")
+def decoyed(export_dir: Path, outputs: list[list[int]], tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The model's outputs plus decoys: sequences of another start that share each of the
+    outputs' 5-grams but continue it otherwise, three times each, so the n-gram table drafts the
+    decoys' continuation and only the bank's trie (which knows the whole row) drafts the
+    output's. (The outputs' own 5-grams are unique: the n-grams alone would draft them well.)"""
+    eos = 1
+    decoys = [
+        [2, 2, *seq[k : k + 5], (seq[k + 5] + 1) % 60 + 3, eos]
+        for seq in outputs
+        for k in range(len(seq) - 6)
+    ]
+    bank = [*outputs, *decoys, *decoys, *decoys]
+    model = build_loop_model(export_dir, _settings(export_dir), fused_attention=True, draft=bank)
+    path = tmp_path_factory.mktemp("decoyed") / "one_file.onnx"
+    save_generation_model(model, path)
+    shutil.copy(export_dir / "config.json", path.parent / "config.json")
+    return path, bank
+
+
+@pytest.mark.slow
+def test_free_drafts_follow_the_bank_trie_then_the_ngrams(decoyed, reference) -> None:  # type: ignore[no-untyped-def]
+    """Step counts equal the oracle's: the loop tracks its state in the bank's trie exactly.
+    A lost state costs only steps, never ids, so the ids alone cannot tell."""
+    path, bank = decoyed
+    vocab = int(json.loads((path.parent / "config.json").read_text())["vocab_size"])
+    start, eos = reference.decoder_start_token_id, reference.eos_token_id
+    no_trie = [[-1]]  # a bank whose trie drafts nothing: n-grams only
+    fewer = 0
+    for p in [*_prompts(40, seed=3)[:6], *_prompts(4, seed=21)]:  # in the bank, then not
+        want = reference.generate(p, max_new_tokens=40)
+        want += [eos] if len(want) < 40 else []
+        oracle = _oracle_steps(want, bank, vocab=vocab, start=start, limit=40)
+        assert _steps(path, p, 40) == oracle
+        ngrams = _oracle_steps(want, bank, vocab=vocab, start=start, limit=40, trie=no_trie)
+        fewer += oracle < ngrams
+    assert fewer >= 4  # in the bank the decoys mislead the n-grams, not the trie
 
 
 @pytest.mark.slow
