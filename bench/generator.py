@@ -227,7 +227,12 @@ def bench_headline(
     """Latency (batch 1, interleaved) and throughput (``args.batches``) of every headline path
     on each prompt set; ids compared with the Python loop of the same precision."""
     n = args.max_new_tokens
-    out: dict[str, Any] = {"threads": args.threads, "max_new_tokens": n, "sets": {}}
+    out: dict[str, Any] = {
+        "machine": machine(),
+        "threads": args.threads,
+        "max_new_tokens": n,
+        "sets": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         saved = dict(x.split("=", 1) for x in args.saved_graph)
         paths, ref = headline_paths(
@@ -330,9 +335,39 @@ def bench_banked(onnx_dir: Path, int8_dir: Path, test_file: Path, args: Any) -> 
     return {"prompts": len(ids), "results": rows}
 
 
+def machine() -> dict[str, Any]:
+    """The CPU the ratios were measured on. They depend on it: CTranslate2's int8 GEMM uses
+    VNNI where the CPU has it (AVX-512 VNNI or AVX-VNNI), which an AVX2-only CPU lacks."""
+    import os
+    import platform
+
+    import onnxruntime as ort
+
+    model, flags = platform.processor() or platform.machine(), set()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+    isa = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
+    out = {"cpu": model, "cores": os.cpu_count(), "isa": [f for f in isa if f in flags]}
+    out["onnxruntime"] = ort.__version__
+    try:
+        import ctranslate2
+
+        out["ctranslate2"] = ctranslate2.__version__
+    except ImportError:
+        pass
+    return out
+
+
 def markdown(headline: dict[str, Any], batches: list[int]) -> str:
     """The headline as the Markdown table of docs/benchmarks.md."""
-    lines = []
+    m = headline.get("machine", {})
+    lines = [f"machine: {m.get('cpu')}, {m.get('cores')} cores, {' '.join(m.get('isa', []))}"]
     sizes = " | ".join(f"problems/s b{b}" for b in batches)
     for set_name, block in headline["sets"].items():
         lines += [
