@@ -322,7 +322,6 @@ def draft_loop_nodes(
     eos: int,
     prefix: str,
     trie: bool = False,
-    bank: bool = False,
     context: int = DRAFT_CONTEXT,
     tokens: int = DRAFT_TOKENS,
 ) -> list[Any]:
@@ -330,13 +329,14 @@ def draft_loop_nodes(
     input is one prompt: ``{prefix}sequences`` = start token + the greedy ids, cut at the first
     eos and at ``max_length`` (the ids the one-token loop writes for that prompt). Reads the
     main graph's ``trips``, ``cond0``, ``max_length``, the empty caches ``self_names`` and
-    the outer tables (with ``trie``: ``trie_state0``, the root, and the request's tables; with
-    ``bank``, a step drafting from the bank's trie: its root)."""
+    the outer tables (with ``trie``: ``trie_state0``, the root, and the request's tables). A
+    step that keeps a state without a request's trie (it drafts from the bank's) starts at the
+    bank trie's root."""
     from onnx import TensorProto, helper, numpy_helper
 
     p = prefix
-    stateful = trie or bank
     nodes, inits = step
+    stateful = any("d_state" in node.input for node in nodes)  # the step's own inputs say
     past = [
         helper.make_tensor_value_info(f"b_{n}", TensorProto.FLOAT, [1, heads, "past", head_size])
         for n in self_names
@@ -392,7 +392,7 @@ def draft_loop_nodes(
     len0 = const("len0", [0], np.int32)
     axis1 = const("axis1", [1], np.int64)
     big = const("big", [np.iinfo(np.int64).max], np.int64)
-    state0 = ["trie_state0"] if trie else [const("root", [0], np.int64)] if bank else []
+    state0 = ["trie_state0"] if trie else [const("root", [0], np.int64)] if stateful else []
     nodes_out += [
         helper.make_node("Cast", ["max_length"], ["d_max"], to=TensorProto.INT32),
         # MultiHeadAttention takes a bias row per query token (no broadcast over them)

@@ -454,7 +454,6 @@ def _draft_choices(
             eos=eos,
             prefix=p,
             trie=trie,
-            bank=not trie,
             context=context,
         )
         seq = helper.make_tensor_value_info(p + SEQUENCES_OUTPUT, TensorProto.INT64, [1, "n"])

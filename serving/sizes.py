@@ -79,12 +79,19 @@ def _sizes() -> Mapping[str, Mapping[str, Range]]:
     return out
 
 
+@functools.cache
+def _overrides() -> frozenset[str]:
+    """The words that set the sizes of their whole sentence (the slow-speed table's nouns)."""
+    return frozenset(load_tables().ranges_by_unit["slow_speed"])
+
+
 def __getattr__(name: str) -> object:
-    """``SIZES`` and ``OVERRIDES``, built from the declared tables on first use."""
+    """``SIZES`` and ``OVERRIDES``, built from the declared tables on first use (once: each
+    rendered problem imports them)."""
     if name == "SIZES":
         return _sizes()
     if name == "OVERRIDES":
-        return frozenset(load_tables().ranges_by_unit["slow_speed"])
+        return _overrides()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

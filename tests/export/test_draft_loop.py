@@ -220,7 +220,8 @@ def _oracle_steps(
         if state >= 0:
             guess, ahead = drafts[state + 1], [state, *states[state + 1]]
         else:
-            guess, ahead = table[int(np.dot(row[-ctx:], weights)) % DRAFT_SLOTS], [-1] * 5
+            guess = table[int(np.dot(row[-ctx:], weights)) % DRAFT_SLOTS]
+            ahead = [-1] * (DRAFT_TOKENS + 1)
         acc = 0
         while acc < DRAFT_TOKENS and n + acc < len(seq) and guess[acc] == seq[n + acc]:
             acc += 1
