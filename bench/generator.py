@@ -13,6 +13,10 @@ into prompts as serving does: lexicon classes, role plan). Greedy, one intra-op 
 - ids of every path compared with serving's Python loop of the same precision (fp32 paths with
   the fp32 loop, int8 with the int8 loop), and the target tokens per problem.
 
+The shipped graphs compute the lm head on the tokens the model's skeleton bank writes only
+(``serving.constrain.unwritten_ids``); CTranslate2 runs both as it comes (the full vocabulary)
+and with a vocabulary map of those tokens (``ct2_vmap_*``, its own narrower output layer).
+
 Shape probe (``--shape t5-small|default|both``, second table; ``bench/generator_probe.py``): a
 random-weight T5 on random prompts, every path decoding the full ``--max-new-tokens`` (the older
 table of docs/benchmarks.md), with PyTorch ``generate`` and ORT's ``BeamSearch`` op as well.
@@ -110,30 +114,44 @@ def one_file_batch(sess: Any, eos: int, n: int, pad: int) -> Batch_fn:
     return run
 
 
-def ct2_batch(ckpt: Path, workdir: Path, n: int, threads: int) -> dict[str, Batch_fn]:
-    """CTranslate2 fp32 and int8 translators of the checkpoint over a batch of ids."""
+def ct2_batch(
+    ckpt: Path, workdir: Path, n: int, threads: int, written: list[int] | None = None
+) -> dict[str, Batch_fn]:
+    """CTranslate2 fp32 and int8 translators of the checkpoint over a batch of ids; with
+    ``written`` (the token ids the shipped graphs' lm head computes), also each with a
+    vocabulary map of those tokens (``ct2_vmap_*``: CTranslate2's own narrower output layer,
+    the like-for-like peer of the narrowed graph)."""
     import ctranslate2
     from tokenizers import Tokenizer
 
     tok = Tokenizer.from_file(str(ckpt / "tokenizer.json"))
+    vmap = None
+    if written:
+        vmap = workdir / "vmap.txt"  # a line without source tokens applies to every input
+        vmap.write_text("\t" + " ".join(tok.id_to_token(i) for i in written) + "\n")
     out: dict[str, Batch_fn] = {}
     for quant, tag in (("float32", "fp32"), ("int8", "int8")):
-        target = workdir / f"ct2_{quant}"
-        ctranslate2.converters.TransformersConverter(str(ckpt)).convert(
-            str(target), quantization=quant, force=True
-        )
-        tr = ctranslate2.Translator(
-            str(target), device="cpu", inter_threads=1, intra_threads=threads
-        )
-
-        def run(batch: list[list[int]], tr: Any = tr) -> list[list[int]]:
-            src = [[tok.id_to_token(i) for i in ids] for ids in batch]
-            res = tr.translate_batch(
-                src, beam_size=1, max_decoding_length=n, max_batch_size=len(batch)
+        for mapped in (False, True) if vmap else (False,):
+            target = workdir / f"ct2_{quant}{'_vmap' if mapped else ''}"
+            ctranslate2.converters.TransformersConverter(str(ckpt)).convert(
+                str(target), vmap=str(vmap) if mapped else None, quantization=quant, force=True
             )
-            return [[int(tok.token_to_id(t)) for t in r.hypotheses[0]] for r in res]
+            tr = ctranslate2.Translator(
+                str(target), device="cpu", inter_threads=1, intra_threads=threads
+            )
 
-        out[f"ct2_{tag}"] = run
+            def run(batch: list[list[int]], tr: Any = tr, mapped: bool = mapped) -> list[list[int]]:
+                src = [[tok.id_to_token(i) for i in ids] for ids in batch]
+                res = tr.translate_batch(
+                    src,
+                    beam_size=1,
+                    max_decoding_length=n,
+                    max_batch_size=len(batch),
+                    use_vmap=mapped,
+                )
+                return [[int(tok.token_to_id(t)) for t in r.hypotheses[0]] for r in res]
+
+            out[f"ct2_{'vmap_' if mapped else ''}{tag}"] = run
     return out
 
 
@@ -197,7 +215,11 @@ def headline_paths(
     for name, f in (saved or {}).items():
         paths[name] = one_file_batch(one_file_session(f, threads=threads), eos, n, pad)
         ref[name] = f"python_loop_{name.rsplit('_', 1)[1]}"
-    ct2 = ct2_batch(ckpt, workdir, n, threads)
+    import numpy as np
+
+    gen = OnnxSeq2SeqGenerator(onnx_dir)
+    written = np.setdiff1d(np.arange(gen.vocab), gen.unwritten).tolist()
+    ct2 = ct2_batch(ckpt, workdir, n, threads, written if gen.unwritten.size else None)
     paths.update(ct2)
     ref.update({k: f"python_loop_{k.rsplit('_', 1)[1]}" for k in ct2})
     return paths, ref
@@ -251,6 +273,9 @@ def bench_headline(
             want = {k: [single[k](p) for p in prompts] for k in {*ref.values()}}
             lat = interleaved(single, prompts[: args.prompts], args.repeats)
             base = lat["ct2_fp32"]["median_ms"], lat["ct2_int8"]["median_ms"]
+            mapped = {
+                k: lat[k]["median_ms"] for k in ("ct2_vmap_fp32", "ct2_vmap_int8") if k in lat
+            }
             rows: dict[str, Any] = {}
             for k, fn in paths.items():
                 same = {}
@@ -263,6 +288,7 @@ def bench_headline(
                     **lat[k],
                     "vs_ct2_fp32": round(base[0] / lat[k]["median_ms"], 2),
                     "vs_ct2_int8": round(base[1] / lat[k]["median_ms"], 2),
+                    **{f"vs_{m}": round(v / lat[k]["median_ms"], 2) for m, v in mapped.items()},
                     "ids_equal": {f"batch_{b}": f"{v}/{len(prompts)}" for b, v in same.items()},
                     "compared_with": ref[k],
                 }
@@ -370,19 +396,26 @@ def markdown(headline: dict[str, Any], batches: list[int]) -> str:
     lines = [f"machine: {m.get('cpu')}, {m.get('cores')} cores, {' '.join(m.get('isa', []))}"]
     sizes = " | ".join(f"problems/s b{b}" for b in batches)
     for set_name, block in headline["sets"].items():
+        peers = [
+            p
+            for p in ("ct2_fp32", "ct2_int8", "ct2_vmap_fp32", "ct2_vmap_int8")
+            if f"vs_{p}" in next(iter(block["results"].values()))
+        ]
         lines += [
             f"\n{set_name} (latency: {block['latency_prompts']} prompts, throughput and ids: "
             f"{block['throughput_prompts']})\n",
-            f"| path | ms / problem (b1) | tokens / problem | vs CT2 fp32 | vs CT2 int8 | {sizes} "
-            "| ids equal (b1 / largest) |",
-            "|---|---|---|---|---|" + "---|" * len(batches) + "---|",
+            "| path | ms / problem (b1) | tokens / problem | "
+            + " | ".join(f"vs {p.replace('ct2_', 'CT2 ').replace('_', ' ')}" for p in peers)
+            + f" | {sizes} | ids equal (b1 / largest) |",
+            "|---|---|---|" + "---|" * len(peers) + "---|" * len(batches) + "---|",
         ]
         for k, r in block["results"].items():
             tput = " | ".join(str(r["problems_per_s"][f"batch_{b}"]) for b in batches)
             ids = list(r["ids_equal"].values())
+            vs = " | ".join(f"{r[f'vs_{p}']}x" for p in peers)
             lines.append(
-                f"| {k} | {r['median_ms']} | {r['mean_tokens']} | {r['vs_ct2_fp32']}x "
-                f"| {r['vs_ct2_int8']}x | {tput} | {ids[0]} / {ids[-1]} |"
+                f"| {k} | {r['median_ms']} | {r['mean_tokens']} | {vs} | {tput} "
+                f"| {ids[0]} / {ids[-1]} |"
             )
     return "\n".join(lines)
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from export.fused_step import FIRST_QKV, _fused_layers, uses_first_qkv_table
 from export.generation_common import SEQUENCES_OUTPUT, _reduce_node
-from export.greedy_nodes import _trie_nodes
+from export.greedy_nodes import VOCAB_COLUMNS, _trie_nodes
 from export.step_parts import QuantWeight, _Builder
 from serving.constrain import TRIE_DRAFT, TRIE_DRAFT_NEXT
 
@@ -174,6 +174,7 @@ def draft_step_body(
     tokens: int = DRAFT_TOKENS,
     context: int = DRAFT_CONTEXT,
     slots: int = DRAFT_SLOTS,
+    narrowed: bool = False,
 ) -> tuple[list[Any], list[Any]]:
     """(nodes, initializers) of one draft-and-verify step (module docstring), for the body of
     :func:`draft_loop_nodes`. Reads ``d_out`` (the row so far, ``context`` start tokens first),
@@ -190,7 +191,10 @@ def draft_step_body(
     With ``bank_slots`` (free decoding only: the edge slots of :func:`bank_tables`),
     ``d_state`` is the state of the whole bank's trie after the row so far, -1 once it left
     the bank: the drafts are that trie's busiest path from it, else the n-gram table's;
-    ``d_state_next`` follows the kept tokens (the drafted states, then the last one's edge)."""
+    ``d_state_next`` follows the kept tokens (the drafted states, then the last one's edge).
+
+    ``narrowed``: ``w``'s lm head has the written tokens' columns only
+    (``export.greedy_nodes.written_columns``); the argmax is read back as token ids."""
     from onnx import TensorProto
 
     if any(isinstance(v, QuantWeight) for v in w.values()):
@@ -254,18 +258,22 @@ def draft_step_body(
     if penalty:
         logits = op("Add", [logits, penalty])
     if trie:
-        from onnx import helper
-
         rows = op("Reshape", [logits, c([q, 1, -1], np.int64)])  # positions as rows
         pre, post, masked = _trie_nodes(
-            "dt_", rows, states, "d_pred", "d_ns", _named(b), opset=opset
+            "dt_", rows, states, "d_pred", "d_ns", _named(b), opset=opset, narrowed=narrowed
         )
         b.nodes += pre
-        b.nodes.append(helper.make_node("ArgMax", [masked], ["d_pred"], axis=-1, keepdims=0))
+        if narrowed:  # the argmax column, then its token
+            best = op("ArgMax", [masked], axis=-1, keepdims=0)
+            op("Gather", [VOCAB_COLUMNS, best], "d_pred", axis=0)
+        else:
+            op("ArgMax", [masked], "d_pred", axis=-1, keepdims=0)
         b.nodes += post
         pred = op("Reshape", ["d_pred", c([1, -1], np.int64)])  # [1, q]
     else:
         pred = op("ArgMax", [logits], axis=-1, keepdims=0)  # [1, q]
+        if narrowed:
+            pred = op("Gather", [VOCAB_COLUMNS, pred], axis=0)
     # accepted drafts = leading drafts equal to the argmax before them; kept = those + 1
     head = op("Slice", [pred, c([0], np.int64), c([tokens], np.int64), one_axis])
     same = op("Cast", [op("Equal", [drafts, head])], to=TensorProto.INT32)  # int32

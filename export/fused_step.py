@@ -91,6 +91,29 @@ def first_qkv_table(w: Mapping[str, Any], *, opset: int) -> np.ndarray:
     return np.ascontiguousarray(np.stack(rows), dtype=np.float32)
 
 
+def narrowed_weights(w: Mapping[str, Any], columns: np.ndarray | None) -> dict[str, Any]:
+    """``w`` with its lm head cut to ``columns`` (``export.greedy_nodes.written_columns``; an
+    int8 head's per-column scales and zero points with it), or ``w`` as it is for None.
+
+    The fused step's logits are then those columns only: at batch 32 the lm head and its
+    ArgMax cost ~480 us of a ~2 ms step over the pipeline's 2,110 tokens, ~240 us over the
+    951 columns (``docs/benchmarks.md``)."""
+    out = dict(w)
+    if columns is None:
+        return out
+    head = w["lm_head"]
+    if isinstance(head, QuantWeight):
+        width = head.q.shape[1]
+
+        def cut(a: np.ndarray) -> np.ndarray:
+            return np.ascontiguousarray(a[..., columns]) if a.size == width else a
+
+        out["lm_head"] = QuantWeight(cut(head.q), cut(head.scale), cut(head.zero_point))
+    else:
+        out["lm_head"] = np.ascontiguousarray(np.asarray(head)[:, columns])
+    return out
+
+
 def _attention_length_nodes(const: Callable[[str, Any, Any], str]) -> list[Any]:
     """Main-graph nodes of the fused step's GroupQueryAttention length tables (int32, one row
     a step: ``ATTENTION_TOTAL`` and ``ATTENTION_PAST``), from the Loop's ``trips`` and the

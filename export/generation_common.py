@@ -85,6 +85,23 @@ def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int], ...]:
     return slot_guard(Tokenizer.from_file(str(path)).token_to_id)
 
 
+def dir_unwritten(onnx_dir: Path, *, vocab: int, eos: int) -> np.ndarray:
+    """``serving.constrain.unwritten_ids`` of the model in ``onnx_dir`` (none without a
+    tokenizer or a skeleton bank): the one-file graph leaves out the tokens
+    ``serving.decode_loop`` bans."""
+    path = Path(onnx_dir) / "tokenizer.json"
+    if not path.is_file():
+        return np.zeros(0, dtype=np.int64)
+    from tokenizers import Tokenizer
+
+    from serving.constrain import load_bank, unwritten_ids
+    from serving.decoding import encode_prompt
+
+    tokenizer = Tokenizer.from_file(str(path))
+    bank = load_bank(Path(onnx_dir), lambda text: encode_prompt(tokenizer, text, eos))
+    return unwritten_ids(bank, vocab)
+
+
 def _reduce_node(
     op: str, x: str, out: str, *, axis: int, const: Callable[[str, Any, Any], str], opset: int
 ) -> Any:

@@ -48,6 +48,7 @@ from export.generation_common import (
     _rename,
     _vocab,
     dir_slot_guard,
+    dir_unwritten,
 )
 from export.greedy_nodes import (
     TRIE_INPUTS_DOC,
@@ -145,6 +146,7 @@ def build_loop_model(
     inits: list[Any] = []
     vocab = _vocab(next(o for o in decoder.graph.output if o.name == "logits"))
     guard = dir_slot_guard(onnx_dir)
+    unwritten = dir_unwritten(onnx_dir, vocab=vocab, eos=eos)
     # a typed-role model ships its skeleton bank: the graph takes the bank's trie per request
     trie = (Path(onnx_dir) / SKELETONS_FILE).is_file()
     if lean:
@@ -160,6 +162,7 @@ def build_loop_model(
                 vocab=vocab,
                 trie=trie,
                 draft=draft if fused_attention else None,
+                unwritten=unwritten,
             )
             return _assemble(
                 lean_nodes,
@@ -186,10 +189,10 @@ def build_loop_model(
     # ---- encoder + first step (main graph)
     enc, dec = _encoder_and_first_step(encoder, decoder, _LOOP)
     nodes: list[Any] = [*enc.node]
-    penalty = "slot_penalty" if guard else None
-    if guard:
-        nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
-    first_logits = "first_logits_g" if guard else "first_logits"
+    penalty = "slot_penalty" if guard or unwritten.size else None
+    if penalty:
+        nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset, unwritten=unwritten)
+    first_logits = "first_logits_g" if penalty else "first_logits"
     trie_pre: list[Any] = []
     trie_post: list[Any] = []
     if trie:
@@ -202,7 +205,7 @@ def build_loop_model(
         *dec.node,
         *(
             [helper.make_node("Add", ["first_logits", "slot_penalty"], ["first_logits_g"])]
-            if guard
+            if penalty
             else []
         ),
         *trie_pre,

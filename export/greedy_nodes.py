@@ -22,23 +22,53 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+VOCAB_COLUMNS = "vocab_columns"  # int64 [columns]: the token id of each narrowed logit column
+VOCAB_COLUMN_OF = "vocab_column_of"  # int64 [vocab]: each token's column (0 where it has none)
+
+
+def written_columns(unwritten: Sequence[int] | np.ndarray, vocab: int) -> np.ndarray:
+    """The token ids a narrowed lm head computes (``serving.constrain.unwritten_ids``), sorted:
+    every written token, and token 0 (the pad, never written: penalised like the unwritten), so
+    that column 0 can take the trie mask's padding as the full vocabulary's token 0 does."""
+    keep = np.setdiff1d(np.arange(vocab, dtype=np.int64), np.asarray(unwritten, np.int64))
+    return np.union1d(np.zeros(1, np.int64), keep)
+
+
+def column_of(columns: np.ndarray, vocab: int) -> np.ndarray:
+    """Each token's column in ``columns`` (0 for a token without one): :data:`VOCAB_COLUMN_OF`."""
+    out = np.zeros(vocab, np.int64)
+    out[columns] = np.arange(len(columns), dtype=np.int64)
+    return out
+
+
 def _slot_penalty_nodes(
     const: Callable[[str, Any, Any], str],
     guard: Sequence[tuple[int, int]],
     *,
     vocab: int,
     opset: int,
+    unwritten: Sequence[int] | np.ndarray = (),
+    columns: np.ndarray | None = None,
 ) -> list[Any]:
-    """Nodes computing ``slot_banned`` [batch, vocab] (1.0 where the row's prompt lacks the
-    keyword marker of that slot token, else 0.0) and ``slot_penalty`` [batch, 1, vocab]
-    (-1e9 there, added to the logits before ArgMax): ``serving.realize.banned_slot_ids``."""
+    """Nodes computing ``slot_penalty`` [batch, 1, width] (1 for every row without a
+    ``guard``), added to the logits before ArgMax: -1e9 on each slot token whose keyword
+    marker the row's prompt lacks (``serving.realize.banned_slot_ids``) and on each
+    ``unwritten`` token (``serving.constrain.unwritten_ids``), else 0. Its width is the
+    vocabulary's, or ``columns``' for a narrowed lm head (:func:`written_columns`)."""
     from onnx import TensorProto, helper
 
+    cols = np.arange(vocab) if columns is None else np.asarray(columns, np.int64)
+    never = np.zeros(vocab, np.float32)
+    never[np.asarray(unwritten, np.int64)] = -1e9
+    if not guard:
+        const("slot_penalty", never[cols][None, None, :], np.float32)
+        return []
     slot_map = np.zeros((len(guard), vocab), np.float32)
     for j, pair in enumerate(guard):
         for t in pair:
             if 0 <= t < vocab:
                 slot_map[j, t] = 1.0
+    slot_map = slot_map[:, cols]
     markers = np.array([sing for sing, _ in guard], np.int64)  # a prompt marks keyword i by <ki>
     return [
         helper.make_node("Unsqueeze", ["input_ids", const("sg_axis2", [2], np.int64)], ["sg_ids"]),
@@ -50,8 +80,9 @@ def _slot_penalty_nodes(
             "MatMul", ["sg_absent", const("sg_map", slot_map, np.float32)], ["slot_banned"]
         ),
         helper.make_node("Mul", ["slot_banned", const("sg_big", -1e9, np.float32)], ["sg_pen"]),
+        helper.make_node("Add", ["sg_pen", const("sg_never", never[cols], np.float32)], ["sg_all"]),
         helper.make_node(
-            "Unsqueeze", ["sg_pen", const("sg_axis1u", [1], np.int64)], ["slot_penalty"]
+            "Unsqueeze", ["sg_all", const("sg_axis1u", [1], np.int64)], ["slot_penalty"]
         ),
     ]
 
@@ -64,14 +95,24 @@ TRIE_INPUTS_DOC = {
 
 
 def _trie_nodes(
-    p: str, logits: str, state: str, next_raw: str, state_out: str, const: Any, *, opset: int
+    p: str,
+    logits: str,
+    state: str,
+    next_raw: str,
+    state_out: str,
+    const: Any,
+    *,
+    opset: int,
+    narrowed: bool = False,
 ) -> tuple[list[Any], list[Any], str]:
     """(nodes before ArgMax, nodes after it, masked logits name): the skeleton-bank constraint
     of ``serving.constrain`` inside the graph. ``state`` [batch] is each row's trie state (-1:
     left the trie or no constraint); only the tokens its row lists keep their logits, then the
     chosen token's next state is carried. A state whose row lists nothing (the default tables,
     or the end of a skeleton) constrains nothing, as the Python loop's ``allowed`` returning
-    None does, so the ids equal ``decode_loop.generate(allowed=...)``'s."""
+    None does, so the ids equal ``decode_loop.generate(allowed=...)``'s. ``narrowed``: the
+    logits are the narrowed lm head's columns (:func:`written_columns`); a listed token is
+    masked at its column (an unwritten one at column 0, whose penalty keeps it out)."""
     from onnx import TensorProto, helper
 
     def n(op: str, inputs: list[str], out: str, **attrs: Any) -> Any:
@@ -97,7 +138,13 @@ def _trie_nodes(
         n("Squeeze", [logits, const(f"{p}ax1", [1], np.int64)], "l2"),  # [B, V]
         n("Mul", [p + "l2", const(f"{p}zf", 0.0, np.float32)], "zeros"),
         n("Add", [p + "zeros", f"{p}drop"], "base"),
-        n("ScatterElements", [p + "base", p + "tokc", p + "upd"], "mask", axis=1),
+        *([n("Gather", [VOCAB_COLUMN_OF, p + "tokc"], "tokcol", axis=0)] if narrowed else []),
+        n(
+            "ScatterElements",
+            [p + "base", p + ("tokcol" if narrowed else "tokc"), p + "upd"],
+            "mask",
+            axis=1,
+        ),
         n("Unsqueeze", [p + "active", f"{p}ax1"], "active2"),
         n("Where", [p + "active2", p + "mask", f"{p}keep"], "mask_on"),
         n("Unsqueeze", [p + "mask_on", f"{p}ax1"], "mask3"),
@@ -226,11 +273,17 @@ def _i64_tensor(values: Sequence[int]) -> Any:
 
 
 def _greedy_tail(
-    eos_name: str, penalty: str | None = None, *, opset: int, trie_const: Any = None
+    eos_name: str,
+    penalty: str | None = None,
+    *,
+    opset: int,
+    trie_const: Any = None,
+    narrowed: bool = False,
 ) -> list[Any]:
     """Loop-body nodes after the logits: the keyword-slot penalty (an outer-scope tensor, when
     given), the skeleton-bank constraint (with ``trie_const``, the builder's constant maker:
-    :func:`_trie_nodes`), argmax, eos filler, finished flags, continue flag."""
+    :func:`_trie_nodes`), argmax (``narrowed``: of the lm head's columns, then their token
+    ids, :data:`VOCAB_COLUMNS`), eos filler, finished flags, continue flag."""
     from onnx import TensorProto, helper, numpy_helper
 
     guard = [helper.make_node("Add", ["b_logits", penalty], ["b_logits_g"])] if penalty else []
@@ -239,12 +292,25 @@ def _greedy_tail(
     post: list[Any] = []
     if trie_const is not None:
         pre, post, logits = _trie_nodes(
-            "bt_", logits, "b_state", "b_next_raw", "b_state_out", trie_const, opset=opset
+            "bt_",
+            logits,
+            "b_state",
+            "b_next_raw",
+            "b_state_out",
+            trie_const,
+            opset=opset,
+            narrowed=narrowed,
         )
+    pick = [helper.make_node("ArgMax", [logits], ["b_next_raw"], axis=-1, keepdims=0)]
+    if narrowed:
+        pick = [
+            helper.make_node("ArgMax", [logits], ["b_next_col"], axis=-1, keepdims=0),
+            helper.make_node("Gather", [VOCAB_COLUMNS, "b_next_col"], ["b_next_raw"], axis=0),
+        ]
     return [
         *guard,
         *pre,
-        helper.make_node("ArgMax", [logits], ["b_next_raw"], axis=-1, keepdims=0),
+        *pick,
         *post,
         helper.make_node("Where", ["b_fin", eos_name, "b_next_raw"], ["b_next"]),
         # a finished row's token is eos, so "finished" is "this token is eos"

@@ -18,6 +18,7 @@ from export.fused_step import (
     _attention_length_nodes,
     _fused_layers,
     first_qkv_table,
+    narrowed_weights,
     uses_first_qkv_table,
 )
 from export.generation_common import (
@@ -29,12 +30,16 @@ from export.generation_common import (
     _layers,
 )
 from export.greedy_nodes import (
+    VOCAB_COLUMN_OF,
+    VOCAB_COLUMNS,
     _greedy_tail,
     _loop_body_io,
     _loop_nodes,
     _slot_penalty_nodes,
     _start_token_nodes,
     _trie_state0_nodes,
+    column_of,
+    written_columns,
 )
 from export.step_parts import (
     QuantWeight,
@@ -58,8 +63,10 @@ def lean_step_body(
     opset: int,
     length: int = LEAN_MAX_POSITIONS,
     fused_attention: bool = False,
+    columns: np.ndarray | None = None,
 ) -> tuple[list[Any], list[Any]]:
-    """(nodes, initializers) of one greedy step with constant shapes, for the loop body.
+    """(nodes, initializers) of one greedy step with constant shapes, for the loop body
+    (``columns``, fused only: the lm head's, ``export.fused_step.narrowed_weights``).
 
     The same arithmetic as optimum's decoder-with-past, node for node (RMS norm written as
     T5's Pow/ReduceMean/Add/Sqrt/Div/Mul, scores = q . k^T + bias, Softmax, probs . v), minus
@@ -70,6 +77,10 @@ def lean_step_body(
     """
 
     w = _lean_weights(with_past, n_layers, quantized=fused_attention)
+    if fused_attention:
+        w = narrowed_weights(w, columns)
+    elif columns is not None:
+        raise ValueError("lean step: a narrowed lm head needs the fused step")
     heads, hs, inner = w["heads"], w["head_size"], w["inner"]
     b = _Builder("l/")
     nodes, inits, name, c, op, keep = b.nodes, b.inits, b.name, b.const, b.op, b.keep
@@ -167,9 +178,12 @@ def _build_lean_loop(
     vocab: int = 0,
     trie: bool = False,
     draft: Sequence[Sequence[int]] | None = None,
+    unwritten: Sequence[int] | np.ndarray = (),
 ) -> tuple[list[Any], list[Any], list[Any]]:
     """(nodes, initializers, value infos) of the lean one-file graph's main graph (with the
-    keyword-slot penalty of ``guard`` added to every step's logits).
+    keyword-slot penalty of ``guard`` and of the ``unwritten`` tokens added to every step's
+    logits; the fused step computes the lm head on the written tokens' columns only,
+    ``export.greedy_nodes.written_columns``).
 
     Every decoder step, the first included, is the lean step (past length 0 at the first): no
     optimum ``decoder_model`` in the file. With ``draft`` (token sequences to draft from; fused
@@ -182,10 +196,15 @@ def _build_lean_loop(
 
     pasts = [i.name for i in with_past.graph.input if i.name.startswith("past_key_values.")]
     n_layers = _layers(pasts, _PAST)
+    unwritten = np.asarray(unwritten, np.int64)
+    columns = written_columns(unwritten, vocab) if fused_attention and unwritten.size else None
+    narrowed = columns is not None
     step_nodes, step_inits = lean_step_body(
-        with_past, n_layers, opset=opset, fused_attention=fused_attention
+        with_past, n_layers, opset=opset, fused_attention=fused_attention, columns=columns
     )
     w = _lean_weights(with_past, n_layers, quantized=fused_attention)
+    if fused_attention:
+        w = narrowed_weights(w, columns)
     heads, hs = w["heads"], w["head_size"]
     inits: list[Any] = []
 
@@ -195,8 +214,14 @@ def _build_lean_loop(
 
     enc = _encoder_graph(encoder, input_ids="input_ids", attention_mask="attention_mask")
     nodes: list[Any] = [*enc.node]
-    if guard:
-        nodes += _slot_penalty_nodes(const, guard, vocab=vocab, opset=opset)
+    penalty = "slot_penalty" if guard or unwritten.size else None
+    if penalty:
+        nodes += _slot_penalty_nodes(
+            const, guard, vocab=vocab, opset=opset, unwritten=unwritten, columns=columns
+        )
+    if columns is not None:
+        const(VOCAB_COLUMNS, columns, np.int64)
+        const(VOCAB_COLUMN_OF, column_of(columns, vocab), np.int64)
     kv_shape = const("kv_split", [0, -1, heads, hs], np.int64)
     for i in range(n_layers):
         for kv in ("k", "v"):
@@ -295,9 +320,10 @@ def _build_lean_loop(
                 *step_nodes,
                 *_greedy_tail(
                     "b_eos",
-                    "slot_penalty" if guard else None,
+                    penalty,
                     opset=opset,
                     trie_const=const if with_trie else None,
+                    narrowed=narrowed,
                 ),
             ],
             "greedy step (lean)",
@@ -342,8 +368,9 @@ def _build_lean_loop(
             const,
             settings,
             opset=opset,
-            penalty="slot_penalty" if guard else None,
+            penalty=penalty,
             vocab=vocab,
+            narrowed=narrowed,
         )
         free = choose(branch("f/", False), trie=False)
         if not trie:
@@ -391,6 +418,7 @@ def _draft_choices(
     opset: int,
     penalty: str | None,
     vocab: int,
+    narrowed: bool = False,
 ) -> Any:
     """Stores the draft loop's outer tables (``export.draft_loop``: the n-gram drafts and the
     trie of the ``draft`` sequences, the causal bias) and returns ``choose(plain, trie=...)``:
@@ -444,6 +472,7 @@ def _draft_choices(
             trie=trie,
             bank_slots=0 if trie else bank_slots,
             context=context,
+            narrowed=narrowed,
         )
         drafted = draft_loop_nodes(
             step,

@@ -181,6 +181,12 @@ class SkeletonBank:
             self._ids[target] = self.encode(target)
         return self._ids[target]
 
+    def written_ids(self) -> np.ndarray:
+        """Every token id the bank's targets hold (eos included: ``encode`` appends it),
+        sorted: the decoder's output vocabulary (:func:`unwritten_ids`)."""
+        ids = {t for targets in self.targets.values() for x in targets for t in self.ids(x)}
+        return np.asarray(sorted(ids), dtype=np.int64)
+
     def compatible(
         self,
         topic: str,
@@ -256,6 +262,22 @@ _OPERATOR = re.compile(r"[-+*/]")
 def operations(target: str) -> int:
     """How many operations the equation of a decoder target takes ("n1 * n2 - n3": 2)."""
     return len(_OPERATOR.findall(target.partition(TARGET_SEP)[2]))
+
+
+def unwritten_ids(bank: SkeletonBank | None, vocab: int) -> np.ndarray:
+    """The token ids below ``vocab`` a typed-role model's decoder never writes: those no target
+    of its bank holds (none without a bank).
+
+    Why: the tokenizer is shared with the prompts, whose topics, keyword classes and prefixes
+    hold words (1,160 of the pipeline's 2,110 tokens) that no skeleton writes; a decoder that
+    wrote one would have left every skeleton. Both runtimes leave them out, so their greedy ids
+    agree: the Python loop bans them as it bans a keyword slot the prompt lacks, and the
+    one-file graph computes the lm head on the written tokens' columns only (a narrower
+    output layer, as CTranslate2's vocabulary map does). A bank without targets bans none."""
+    written = bank.written_ids() if bank is not None else np.zeros(0, dtype=np.int64)
+    if not written.size:  # no targets: nothing is known not to be written
+        return written
+    return np.setdiff1d(np.arange(vocab, dtype=np.int64), written)
 
 
 def load_bank(model_dir: Path, encode: Callable[[str], list[int]]) -> SkeletonBank | None:

@@ -142,14 +142,19 @@ class OnnxSeq2SeqGenerator:
         self.tokenizer: Any = None
         # keyword slots a prompt lacks are never decoded (serving.realize.banned_slot_ids)
         self.slot_guard: tuple[tuple[int, int], ...] = ()
+        # nor are the tokens no skeleton of a typed-role model's bank holds
+        # (serving.constrain.unwritten_ids: the one-file graph's narrower lm head)
+        self.unwritten = np.zeros(0, dtype=np.int64)
         tok_path = self.model_dir / TOKENIZER_FILE
         if tok_path.is_file():
             from tokenizers import Tokenizer
 
+            from serving.constrain import load_bank, unwritten_ids
             from serving.realize import slot_guard
 
             self.tokenizer = Tokenizer.from_file(str(tok_path))
             self.slot_guard = slot_guard(self.tokenizer.token_to_id)
+            self.unwritten = unwritten_ids(load_bank(self.model_dir, self.encode), self.vocab)
         logger.info(
             "opened generator %s (%d past tensors, cache %s)",
             self.model_dir,
@@ -206,12 +211,23 @@ class OnnxSeq2SeqGenerator:
         )
         return dict(zip(self._decoder_outputs, outs, strict=True))
 
+    @property
+    def vocab(self) -> int:
+        """The decoder's output vocabulary size (its logits' last dimension)."""
+        dim = self.decoder.get_outputs()[self._decoder_outputs.index("logits")].shape[-1]
+        if isinstance(dim, int):
+            return dim
+        if self.tokenizer is None:
+            raise ValueError(f"{self.model_dir}: logits of unknown width and no tokenizer")
+        return int(self.tokenizer.get_vocab_size())
+
     def banned_ids(self, input_ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Token ids this prompt must never generate: the keyword slots it has no keyword for."""
+        """Token ids this prompt must never generate: the keyword slots it has no keyword for,
+        and the tokens the model's skeleton bank never writes (``self.unwritten``)."""
         from serving.realize import banned_slot_ids
 
         ids = banned_slot_ids((int(i) for i in np.asarray(input_ids).ravel()), self.slot_guard)
-        return np.asarray(ids, dtype=np.int64)
+        return np.union1d(np.asarray(ids, dtype=np.int64), self.unwritten)
 
     def first_step_logits(self, input_ids: Sequence[int] | str) -> np.ndarray:
         """Logits (vocab,) of the first generated position, for the export parity gate."""

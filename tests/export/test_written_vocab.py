@@ -1,0 +1,143 @@
+"""The decoder's output vocabulary: a typed-role model's decoder writes only the tokens its
+skeleton bank holds. The Python loop bans the others; the one-file graph computes its lm head on
+the written tokens' columns only. Their greedy ids must still agree, free, in a batch and within
+a trie, or the HTTP app and the drop-in would write different problems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from export.greedy_nodes import column_of, written_columns
+from serving.constrain import SkeletonBank, Trie, unwritten_ids
+from serving.roles import SKELETONS_FILE
+from tests.fixtures.text import EXPORT_WORDS
+
+# the bank's targets: a third of the tiny tokenizer's words (numbers, apples, pears, "+")
+TARGETS = {
+    "addition": [
+        "one apple has two more pear",
+        "how many apple , three + four",
+        "five pear | | | one + two",
+    ]
+}
+
+
+def test_the_written_tokens_are_those_the_targets_hold() -> None:
+    ids = {"a": 3, "b": 4, "c": 6}
+    bank = SkeletonBank({"t": ["a b", "b c"]}, lambda s: [ids[w] for w in s.split()] + [1])
+    assert bank.written_ids().tolist() == [1, 3, 4, 6]  # eos, which encode appends, included
+    assert unwritten_ids(bank, 8).tolist() == [0, 2, 5, 7]
+    assert unwritten_ids(None, 8).size == 0
+    # a bank without targets knows of no token it never writes
+    assert unwritten_ids(SkeletonBank({}, lambda s: [1]), 8).size == 0
+
+
+def test_the_narrowed_columns_keep_the_pad_and_map_back() -> None:
+    cols = written_columns([0, 2, 5], 7)
+    assert cols.tolist() == [0, 1, 3, 4, 6]  # token 0 keeps column 0 (the trie mask's padding)
+    assert column_of(cols, 7).tolist() == [0, 1, 0, 2, 3, 0, 4]
+
+
+@pytest.fixture(scope="module")
+def dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(the tiny export without a bank, the same export with :data:`TARGETS` as its bank)."""
+    from tests.fixtures.generator import export_tiny_t5, with_empty_bank
+
+    plain = export_tiny_t5(tmp_path_factory.mktemp("tiny-t5-vocab"))
+    banked = with_empty_bank(plain, tmp_path_factory.mktemp("tiny-t5-vocab-bank"))
+    (banked / SKELETONS_FILE).write_text(json.dumps(TARGETS), encoding="utf-8")
+    return plain, banked
+
+
+def _prompts(n: int, seed: int) -> list[list[int]]:
+    rng = np.random.default_rng(seed)
+    return [[*rng.integers(3, 40, size=int(rng.integers(2, 16))).tolist(), 1] for _ in range(n)]
+
+
+def test_the_python_loop_writes_only_the_banks_tokens(dirs: tuple[Path, Path]) -> None:
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+
+    plain, banked = (OnnxSeq2SeqGenerator(d) for d in dirs)
+    assert len(EXPORT_WORDS) > 20 and 0 < banked.unwritten.size < banked.vocab
+    assert plain.unwritten.size == 0
+    never = set(banked.unwritten.tolist())
+    free = [plain.generate(p, max_new_tokens=12) for p in _prompts(24, seed=5)]
+    # the random model writes unwritten tokens when let: the ban changes its outputs
+    assert sum(bool(never & set(ids)) for ids in free) >= 12
+    for p in _prompts(24, seed=5):
+        assert not never & set(banked.generate(p, max_new_tokens=12))
+
+
+def _batch(session, prompts: list[list[int]], n: int) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    from serving.one_file import SEQUENCES_OUTPUT, max_length_feed, strip_sequence
+
+    width = max(len(p) for p in prompts)
+    ids = np.zeros((len(prompts), width), np.int64)
+    mask = np.zeros_like(ids)
+    for r, p in enumerate(prompts):
+        ids[r, : len(p)], mask[r, : len(p)] = p, 1
+    feeds = {"input_ids": ids, "attention_mask": mask, "max_length": max_length_feed(session, n)}
+    (seq,) = session.run([SEQUENCES_OUTPUT], feeds)
+    return [strip_sequence(row, eos_token_id=1) for row in seq]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_one_file_graph_writes_the_python_loops_ids(
+    dirs: tuple[Path, Path], tmp_path: Path, fused: bool
+) -> None:
+    from export.draft_loop import bank_sequences
+    from export.generation_graph import (
+        GenerationSettings,
+        build_loop_model,
+        one_file_session,
+        save_generation_model,
+    )
+    from serving.decode_loop import OnnxSeq2SeqGenerator
+    from serving.one_file import OneFileDecoder
+
+    banked = dirs[1]
+    reference = OnnxSeq2SeqGenerator(banked)
+    settings = GenerationSettings.from_config(
+        json.loads((banked / "generation_config.json").read_text())
+    )
+    draft = bank_sequences(banked, eos=1) if fused else None
+    model = build_loop_model(banked, settings, fused_attention=fused, draft=draft)
+    # every loop's lm head: the vocabulary's width, or (fused) the written tokens' and the pad's
+    widths = set()
+    for g in _graphs(model.graph):
+        weights = {i.name: i for i in g.initializer}
+        for node in g.node:
+            if node.op_type == "MatMul" and node.output[0] == "b_logits":
+                widths.add(numpy_helper.to_array(weights[node.input[1]]).shape[1])
+    narrow = reference.vocab - reference.unwritten.size + 1
+    assert widths == {narrow if fused else reference.vocab}
+    path = tmp_path / "one_file.onnx"
+    save_generation_model(model, path)
+    session = one_file_session(path)
+    prompts = _prompts(12, seed=9)
+    want = [reference.generate(p, max_new_tokens=12) for p in prompts]
+    assert [_batch(session, [p], 12)[0] for p in prompts] == want  # one prompt (drafted)
+    assert _batch(session, prompts, 12) == want  # a batch: the one-token loop
+    # within a trie of the bank's targets
+    trie = Trie(reference.encode(t) for t in TARGETS["addition"])
+    one_file = OneFileDecoder(session, None, eos_token_id=1)
+    for p in prompts[:6]:
+        assert one_file.generate(p, max_new_tokens=12, trie=trie) == reference.generate(
+            p, max_new_tokens=12, trie=trie
+        )
+
+
+def _graphs(g: onnx.GraphProto):  # type: ignore[no-untyped-def]
+    """``g`` and every subgraph in it."""
+    yield g
+    for node in g.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from _graphs(a.g)
