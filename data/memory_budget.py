@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from data.params import ConfigError
 
-if TYPE_CHECKING:
-    from data.simulator import SimulatorConfig
+
+class SimulatorScale(Protocol):
+    """What the budget reads of a ``data.simulator.SimulatorConfig`` (a protocol, so that
+    this module, which the simulator's stage calls first, does not import the simulator)."""
+
+    @property
+    def n_learners(self) -> int: ...
+
+    @property
+    def days(self) -> int: ...
+
+    @property
+    def sessions_per_week(self) -> float: ...
+
+    @property
+    def activities_per_session(self) -> int: ...
 
 
 # Peak memory of the local simulator and data stage, per nominal event (learners x sessions x
@@ -23,7 +37,7 @@ if TYPE_CHECKING:
 BYTES_PER_NOMINAL_EVENT = 250
 
 
-def nominal_events(cfg: SimulatorConfig) -> float:
+def nominal_events(cfg: SimulatorScale) -> float:
     """Upper estimate of the events ``cfg`` produces (every learner active every day)."""
     return cfg.n_learners * cfg.days / 7.0 * cfg.sessions_per_week * cfg.activities_per_session
 
@@ -52,7 +66,7 @@ def available_memory() -> int | None:
     return max(0, min(found))
 
 
-def check_fits_in_memory(cfg: SimulatorConfig, where: str, available: int | None = None) -> None:
+def check_fits_in_memory(cfg: SimulatorScale, where: str, available: int | None = None) -> None:
     """Refuse, before simulating, a simulation the machine cannot hold (one line, not a
     MemoryError traceback minutes later)."""
     available = available_memory() if available is None else available

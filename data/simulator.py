@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 
-from data.memory_budget import check_fits_in_memory as check_fits_in_memory  # re-exported
 from data.params import ConfigError, Range, require
 from serving.ids import id_problem, id_rule_text
 

@@ -56,25 +56,49 @@ def write_shard(
     }
 
 
+def shard_metrics(parts: list[dict[str, Any]], *, learners_per_shard: int) -> dict[str, Any]:
+    """`data_metrics`' fields from the shards' partials (the rank-based oracle AUC needs every
+    quiz at once, so the sharded run leaves it out)."""
+    n = sum(p["n_events"] for p in parts)
+    n_quiz = sum(p["n_quizzes"] for p in parts)
+    starts = [p["time_start"] for p in parts if p["time_start"] is not None]
+    ends = [p["time_end"] for p in parts if p["time_end"] is not None]
+    metrics: dict[str, Any] = {
+        "n_events": n,
+        "n_learners": sum(p["n_learners"] for p in parts),  # shards hold disjoint learners
+        "n_topics": len(set().union(*(p["topics"] for p in parts))),
+        "n_quizzes": n_quiz,
+        "quiz_fail_rate": sum(p["quiz_fails"] for p in parts) / n_quiz if n_quiz else None,
+        "fail_rate_all": sum(p["fails"] for p in parts) / n,
+        "time_start": min(starts),
+        "time_end": max(ends),
+        "time_span_days": (max(ends) - min(starts)) / 86_400.0,
+        "revisit_rate": sum(p["revisits"] for p in parts) / n,
+        "simulated": True,
+        "n_shards": len(parts),
+        "learners_per_shard": learners_per_shard,
+    }
+    if n_quiz:
+        metrics["oracle_mean_p_fail_quiz"] = sum(p["p_fail_quiz_sum"] for p in parts) / n_quiz
+    metrics["mean_mastery_true"] = sum(p["mastery_sum"] for p in parts) / n
+    return {k: v for k, v in metrics.items() if v is not None}
+
+
 def write_events_dask(
     engine: DaskEngine, cfg: DataConfig, *, params_path: Path, out_dir: Path, metrics_file: Path
 ) -> dict[str, Any]:
     """The simulator's learner shards written by the workers, straight to
     ``events.parquet/part-*.parquet`` and ``oracle.parquet/part-*.parquet`` (same names,
     same rows), never all events in one process (`data.simulator.simulate_shard`). File
-    sources take the local path (read and validated part by part)."""
+    sources never come here: the stage reads them locally, part by part."""
     import functools
 
     from data.simulator import shard_count
     from pipelines.common import ConfigError, atomic_outputs
-    from pipelines.data import EVENTS_NAME, ORACLE_NAME, shard_metrics, write_events_local
+    from pipelines.paths import EVENTS_NAME, ORACLE_NAME
 
-    if cfg.source != "simulator":
-        return write_events_local(
-            cfg, params_path=params_path, out_dir=out_dir, metrics_file=metrics_file
-        )
-    if cfg.simulator is None:  # guarded in DataConfig; kept for the type checker
-        raise ConfigError("data.simulator: required when data.source is 'simulator'")
+    if cfg.simulator is None or cfg.source != "simulator":  # the stage routes file sources
+        raise ConfigError("data.simulator: the Dask engine writes the simulator's shards only")
     per_shard = engine.cfg.learners_per_shard
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         events_dir, oracle_dir = tmp / EVENTS_NAME, tmp / ORACLE_NAME

@@ -24,8 +24,7 @@ def _score_part(
     topics: Sequence[str],
 ) -> dict[str, dict[str, int]]:
     """One Dask partition (whole learner histories): score, write its part, return counts."""
-    from pipelines.score import part_name
-    from training.scoring import level_counts, load_model, score_learners
+    from training.scoring import level_counts, load_model, part_name, score_learners
 
     wrapped = load_model(model.model_dir, model.sha256)
     scores = score_learners(part, wrapped, as_of=as_of, active_days=active_days, topics=topics)

@@ -14,8 +14,8 @@ from typing import Annotated, Any
 
 import numpy as np
 
+from data.memory_budget import check_fits_in_memory
 from data.params import Range, check_value
-from data.simulator import check_fits_in_memory
 from data.sources import DataConfig, load_events
 from pipelines import paths
 from pipelines.common import (
@@ -28,13 +28,11 @@ from pipelines.common import (
     stage_main,
 )
 from pipelines.dask_data import write_events_dask
-from pipelines.engines import stage_engine
+from pipelines.engines import LocalEngine, stage_engine
 
 logger = logging.getLogger(__name__)
 
 SECTION = "data"
-EVENTS_NAME = "events.parquet"
-ORACLE_NAME = "oracle.parquet"
 
 
 def load_config(params_path: Path | str = PARAMS_FILE) -> DataConfig:
@@ -112,38 +110,10 @@ def write_outputs(
     """Write the events directory (as a whole) and the metrics; they never disagree after a kill."""
     with atomic_outputs(out_dir, metrics_file) as (tmp, metrics_tmp):
         tmp.mkdir(parents=True)
-        events.to_parquet(tmp / EVENTS_NAME, index=False)
-        oracle.to_parquet(tmp / ORACLE_NAME, index=False)
+        events.to_parquet(tmp / paths.EVENTS_NAME, index=False)
+        oracle.to_parquet(tmp / paths.ORACLE_NAME, index=False)
         text = json.dumps(metrics, indent=2, sort_keys=True, allow_nan=False) + "\n"
         metrics_tmp.write_text(text)
-
-
-def shard_metrics(parts: list[dict[str, Any]], *, learners_per_shard: int) -> dict[str, Any]:
-    """`data_metrics`' fields from the shards' partials (the rank-based oracle AUC needs every
-    quiz at once, so the sharded run leaves it out)."""
-    n = sum(p["n_events"] for p in parts)
-    n_quiz = sum(p["n_quizzes"] for p in parts)
-    starts = [p["time_start"] for p in parts if p["time_start"] is not None]
-    ends = [p["time_end"] for p in parts if p["time_end"] is not None]
-    metrics: dict[str, Any] = {
-        "n_events": n,
-        "n_learners": sum(p["n_learners"] for p in parts),  # shards hold disjoint learners
-        "n_topics": len(set().union(*(p["topics"] for p in parts))),
-        "n_quizzes": n_quiz,
-        "quiz_fail_rate": sum(p["quiz_fails"] for p in parts) / n_quiz if n_quiz else None,
-        "fail_rate_all": sum(p["fails"] for p in parts) / n,
-        "time_start": min(starts),
-        "time_end": max(ends),
-        "time_span_days": (max(ends) - min(starts)) / 86_400.0,
-        "revisit_rate": sum(p["revisits"] for p in parts) / n,
-        "simulated": True,
-        "n_shards": len(parts),
-        "learners_per_shard": learners_per_shard,
-    }
-    if n_quiz:
-        metrics["oracle_mean_p_fail_quiz"] = sum(p["p_fail_quiz_sum"] for p in parts) / n_quiz
-    metrics["mean_mastery_true"] = sum(p["mastery_sum"] for p in parts) / n
-    return {k: v for k, v in metrics.items() if v is not None}
 
 
 def write_events_local(
@@ -171,10 +141,13 @@ def run(params_path: Path | str, out_dir: Path | str, metrics_file: Path | str) 
     """Run the stage; returns the metrics written to `metrics_file`.
 
     The engine writes them (`pipelines.engines`): ``engine: dask`` with the simulator writes
-    learner shards; every other case is `write_events_local`.
+    learner shards; every other case is `write_events_local` (a file source is read and
+    validated part by part whatever the engine).
     """
     cfg = load_config(params_path)
     engine = stage_engine(load_params(params_path), str(params_path))
+    if cfg.source != "simulator":
+        engine = LocalEngine()
     return engine.run(
         write_events_local,
         write_events_dask,

@@ -20,8 +20,10 @@ from pipelines.common import REPO_ROOT
 
 # ----------------------------------------------------------------------------- weakness branch
 EVENTS = "outputs/events"
-EVENTS_FILE = f"{EVENTS}/events.parquet"
-ORACLE_FILE = f"{EVENTS}/oracle.parquet"
+EVENTS_NAME = "events.parquet"  # inside the data stage's output directory
+ORACLE_NAME = "oracle.parquet"
+EVENTS_FILE = f"{EVENTS}/{EVENTS_NAME}"
+ORACLE_FILE = f"{EVENTS}/{ORACLE_NAME}"
 DATA_METRICS = "metrics/data.json"
 
 FEATURES = "outputs/features"

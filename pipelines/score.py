@@ -28,6 +28,7 @@ from training.scoring import (
     merge_counts,
     model_topics,
     parse_as_of,
+    part_name,
     score_learners,
     score_summary,
 )
@@ -35,11 +36,6 @@ from training.scoring import (
 logger = logging.getLogger(__name__)
 
 SECTION = "score"
-
-
-def part_name(i: int) -> str:
-    """File name of the i-th score part."""
-    return f"part-{i:05d}.parquet"
 
 
 def _read_events(events_file: Path) -> Any:

@@ -71,6 +71,11 @@ class ScoreConfig:
             parse_as_of(self.as_of, latest=0)
 
 
+def part_name(i: int) -> str:
+    """File name of the i-th score part (both engines write the same parts)."""
+    return f"part-{i:05d}.parquet"
+
+
 def _iso(ts: int) -> str:
     import datetime as dt
 

@@ -108,8 +108,9 @@ def test_a_simulation_too_big_for_memory_is_refused_before_it_starts(tmp_path: P
 
 
 def test_the_memory_estimate_lets_the_default_simulation_through() -> None:
+    from data.memory_budget import check_fits_in_memory
     from data.params import build_config
-    from data.simulator import SimulatorConfig, check_fits_in_memory
+    from data.simulator import SimulatorConfig
 
     sim = load_params(REPO / "params.yaml")["data"]["simulator"]
     cfg = build_config(SimulatorConfig, sim, "data.simulator")
