@@ -82,6 +82,26 @@ def test_kt_source_metrics_have_no_oracle(tmp_path: Path) -> None:
     assert oracle["p_fail_true"].isna().all()
 
 
+def test_a_file_source_is_read_locally_under_the_dask_engine(tmp_path: Path) -> None:
+    """The Dask engine shards the simulator only: a file source takes the local step (part by
+    part), whatever the engine, and writes what ``engine: local`` writes."""
+    kt = tmp_path / "kt.tsv"
+    kt.write_text("user_id\titem_id\ttimestamp\tcorrect\tskill_id\n1\t2\t0\t0\t3\n2\t2\t0\t1\t3\n")
+    data = {"source": "kt_tsv", "path": "kt.tsv"}
+    written = {}
+    for engine in ("local", "dask"):
+        params = tmp_path / "params.yaml"
+        params.write_text(
+            yaml.safe_dump(
+                {"data": data, "features": {"pass_mark": 0.6}, "engine": engine, "dask": {}}
+            )
+        )
+        out = tmp_path / engine
+        metrics = stage.run(params, out_dir=out / "ev", metrics_file=out / "m.json")
+        written[engine] = metrics, (out / "ev" / "events.parquet").read_bytes()
+    assert written["dask"] == written["local"]
+
+
 def test_config_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.path"):
         stage.load_config(write_params(tmp_path, {"source": "kt_tsv", "path": None}))
