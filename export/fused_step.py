@@ -106,9 +106,12 @@ def narrowed_weights(w: Mapping[str, Any], columns: np.ndarray | None) -> dict[s
         width = head.q.shape[1]
 
         def cut(a: np.ndarray) -> np.ndarray:
+            """A per-column scale or zero point cut with the columns; a per-tensor one kept."""
+            a = np.asarray(a)
             return np.ascontiguousarray(a[..., columns]) if a.size == width else a
 
-        out["lm_head"] = QuantWeight(cut(head.q), cut(head.scale), cut(head.zero_point))
+        q = np.ascontiguousarray(head.q[:, columns])
+        out["lm_head"] = QuantWeight(q, cut(head.scale), cut(head.zero_point))
     else:
         out["lm_head"] = np.ascontiguousarray(np.asarray(head)[:, columns])
     return out

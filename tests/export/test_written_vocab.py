@@ -44,6 +44,24 @@ def test_the_narrowed_columns_keep_the_pad_and_map_back() -> None:
     assert column_of(cols, 7).tolist() == [0, 1, 0, 2, 3, 0, 4]
 
 
+def test_an_int8_lm_head_is_cut_with_its_per_column_scales() -> None:
+    from export.fused_step import narrowed_weights
+    from export.step_parts import QuantWeight
+
+    q = np.arange(12, dtype=np.int8).reshape(2, 6)
+    cols = np.array([0, 2, 5])
+    per_column = QuantWeight(q, np.linspace(0.1, 0.6, 6, dtype=np.float32), np.zeros(6, np.int8))
+    cut = narrowed_weights({"lm_head": per_column}, cols)["lm_head"]
+    assert cut.q.tolist() == [[0, 2, 5], [6, 8, 11]]
+    assert cut.scale.tolist() == pytest.approx([0.1, 0.3, 0.6])
+    assert cut.zero_point.shape == (3,)
+    per_tensor = QuantWeight(q, np.float32(0.5), np.int8(3))
+    cut = narrowed_weights({"lm_head": per_tensor}, cols)["lm_head"]
+    assert cut.q.shape == (2, 3) and float(cut.scale) == 0.5 and int(cut.zero_point) == 3
+    plain = {"lm_head": q.astype(np.float32)}
+    assert narrowed_weights(plain, None)["lm_head"] is plain["lm_head"]
+
+
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(the tiny export without a bank, the same export with :data:`TARGETS` as its bank)."""
@@ -87,10 +105,28 @@ def _batch(session, prompts: list[list[int]], n: int) -> list[list[int]]:  # typ
     return [strip_sequence(row, eos_token_id=1) for row in seq]
 
 
+@pytest.fixture(scope="module")
+def int8_dir(dirs: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The banked export as the quantize stage's dynamic int8 variant (per-column scales)."""
+    from quantize.generator import make_dynamic
+
+    out = tmp_path_factory.mktemp("tiny-t5-vocab-int8")
+    make_dynamic(
+        dirs[1],
+        out,
+        weight_type="qint8",
+        per_channel=True,
+        reduce_range=False,
+        op_types=["MatMul", "Gather"],
+        exclude_patterns=[],
+    )
+    return out
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("fused", [True, False, "int8"])
 def test_the_one_file_graph_writes_the_python_loops_ids(
-    dirs: tuple[Path, Path], tmp_path: Path, fused: bool
+    dirs: tuple[Path, Path], int8_dir: Path, tmp_path: Path, fused: bool | str
 ) -> None:
     from export.draft_loop import bank_sequences
     from export.generation_graph import (
@@ -102,19 +138,19 @@ def test_the_one_file_graph_writes_the_python_loops_ids(
     from serving.decode_loop import OnnxSeq2SeqGenerator
     from serving.one_file import OneFileDecoder
 
-    banked = dirs[1]
+    banked = int8_dir if fused == "int8" else dirs[1]
     reference = OnnxSeq2SeqGenerator(banked)
     settings = GenerationSettings.from_config(
         json.loads((banked / "generation_config.json").read_text())
     )
-    draft = bank_sequences(banked, eos=1) if fused else None
-    model = build_loop_model(banked, settings, fused_attention=fused, draft=draft)
+    draft = bank_sequences(banked, eos=1) if fused is True else None  # int8 cannot draft
+    model = build_loop_model(banked, settings, fused_attention=bool(fused), draft=draft)
     # every loop's lm head: the vocabulary's width, or (fused) the written tokens' and the pad's
     widths = set()
     for g in _graphs(model.graph):
         weights = {i.name: i for i in g.initializer}
         for node in g.node:
-            if node.op_type == "MatMul" and node.output[0] == "b_logits":
+            if node.op_type in ("MatMul", "DynamicQuantizeMatMul") and node.output[0] == "b_logits":
                 widths.add(numpy_helper.to_array(weights[node.input[1]]).shape[1])
     narrow = reference.vocab - reference.unwritten.size + 1
     assert widths == {narrow if fused else reference.vocab}
@@ -123,8 +159,9 @@ def test_the_one_file_graph_writes_the_python_loops_ids(
     session = one_file_session(path)
     prompts = _prompts(12, seed=9)
     want = [reference.generate(p, max_new_tokens=12) for p in prompts]
-    assert [_batch(session, [p], 12)[0] for p in prompts] == want  # one prompt (drafted)
-    assert _batch(session, prompts, 12) == want  # a batch: the one-token loop
+    assert [_batch(session, [p], 12)[0] for p in prompts] == want  # one prompt (fp32: drafted)
+    if fused != "int8":  # int8 quantizes a batch's activations together: other ids at b > 1
+        assert _batch(session, prompts, 12) == want  # a batch: the one-token loop
     # within a trie of the bank's targets
     trie = Trie(reference.encode(t) for t in TARGETS["addition"])
     one_file = OneFileDecoder(session, None, eos_token_id=1)
