@@ -44,3 +44,73 @@ def test_a_bottom_floor_imports_nothing_above_it(package: str) -> None:
 def test_the_check_sees_imports() -> None:
     assert any(line.endswith("imports core.kernel") for line in repo_imports("core"))
     assert any(line.endswith("imports core.online") for line in repo_imports("serving"))
+
+
+def module_graph() -> dict[str, set[str]]:
+    """Module -> the repository modules it imports (every import, function-local and
+    type-checking ones included; ``from pkg import mod`` counts as importing ``pkg.mod``)."""
+    modules = {
+        ".".join(p.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__"): p
+        for package in PACKAGES
+        if package != "tests"
+        for p in (REPO / package).rglob("*.py")
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                targets = [
+                    f"{node.module}.{a.name}"
+                    if f"{node.module}.{a.name}" in modules
+                    else node.module
+                    for a in node.names
+                ]
+            else:
+                continue
+            edges.update(t for t in targets if t in modules and t != name)
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The groups of two or more modules that import each other, directly or round a chain
+    (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_two_modules_import_each_other() -> None:
+    """An import circle ties two modules into one unit that neither can be read, tested or
+    moved without (the house's rooms, docs/design.md); a lazy import only hides it."""
+    graph = module_graph()
+    assert "pipelines.paths" in graph["pipelines.data"]  # ``from pipelines import paths``
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert circles(graph) == []
