@@ -50,9 +50,9 @@ def _slot_penalty_nodes(
     unwritten: Sequence[int] | np.ndarray = (),
     columns: np.ndarray | None = None,
 ) -> list[Any]:
-    """Nodes computing ``slot_penalty`` [batch, 1, width] (1 for every row without a
-    ``guard``), added to the logits before ArgMax: -1e9 on each slot token whose keyword
-    marker the row's prompt lacks (``serving.realize.banned_slot_ids``) and on each
+    """Nodes computing ``slot_penalty`` [batch, 1, width] ([1, 1, width], one row for all,
+    without a ``guard``), added to the logits before ArgMax: -1e9 on each slot token whose
+    keyword marker the row's prompt lacks (``serving.realize.banned_slot_ids``) and on each
     ``unwritten`` token (``serving.constrain.unwritten_ids``), else 0. Its width is the
     vocabulary's, or ``columns``' for a narrowed lm head (:func:`written_columns`)."""
     from onnx import TensorProto, helper
