@@ -269,11 +269,12 @@ def unwritten_ids(bank: SkeletonBank | None, vocab: int) -> np.ndarray:
     of its bank holds (none without a bank).
 
     Why: the tokenizer is shared with the prompts, whose topics, keyword classes and prefixes
-    hold words (1,160 of the pipeline's 2,110 tokens) that no skeleton writes; a decoder that
-    wrote one would have left every skeleton. Both runtimes leave them out, so their greedy ids
-    agree: the Python loop bans them as it bans a keyword slot the prompt lacks, and the
-    one-file graph computes the lm head on the written tokens' columns only (a narrower
-    output layer, as CTranslate2's vocabulary map does). A bank without targets bans none."""
+    hold words that no skeleton writes (with the pad, 1,161 of the pipeline's 2,110 tokens);
+    a decoder that wrote one would have left every skeleton. Both runtimes leave them out, so
+    their greedy ids agree: the Python loop bans them as it bans a keyword slot the prompt
+    lacks, and the one-file graph computes the lm head on the written tokens' columns only (a
+    narrower output layer, as CTranslate2's vocabulary map does). A bank without targets bans
+    none."""
     written = bank.written_ids() if bank is not None else np.zeros(0, dtype=np.int64)
     if not written.size:  # no targets: nothing is known not to be written
         return written
