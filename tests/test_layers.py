@@ -55,23 +55,14 @@ def module_graph() -> dict[str, set[str]]:
         if package != "tests"
         for p in (REPO / package).rglob("*.py")
     }
-    graph: dict[str, set[str]] = {}
-    for name, path in modules.items():
-        edges = graph.setdefault(name, set())
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Import):
-                targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-                targets = [
-                    f"{node.module}.{a.name}"
-                    if f"{node.module}.{a.name}" in modules
-                    else node.module
-                    for a in node.names
-                ]
-            else:
-                continue
-            edges.update(t for t in targets if t in modules and t != name)
-    return graph
+    return {
+        name: {
+            m
+            for _, m in absolute_imports(ast.parse(path.read_text(), str(path)), names=True)
+            if m in modules and m != name
+        }
+        for name, path in modules.items()
+    }
 
 
 def circles(graph: dict[str, set[str]]) -> list[list[str]]:
