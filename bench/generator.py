@@ -194,8 +194,9 @@ def headline_paths(
     eos, pad = settings.eos_token_id, settings.pad_token_id
     paths: dict[str, Batch_fn] = {}
     ref: dict[str, str] = {}
+    loops = {}
     for tag, d in (("fp32", onnx_dir), ("int8", int8_dir)):
-        loop = OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
+        loop = loops[tag] = OnnxSeq2SeqGenerator(d, intra_op_num_threads=threads)
         paths[f"python_loop_{tag}"] = lambda b, g=loop: [g.generate(x, max_new_tokens=n) for x in b]
         ref[f"python_loop_{tag}"] = f"python_loop_{tag}"
         # int8: only the fused step reads int8 weights (the exact step repeats fp32 MatMuls)
@@ -217,7 +218,7 @@ def headline_paths(
         ref[name] = f"python_loop_{name.rsplit('_', 1)[1]}"
     import numpy as np
 
-    gen = OnnxSeq2SeqGenerator(onnx_dir)
+    gen = loops["fp32"]  # the vocabulary map: the tokens its skeleton bank writes
     written = np.setdiff1d(np.arange(gen.vocab), gen.unwritten).tolist()
     ct2 = ct2_batch(ckpt, workdir, n, threads, written if gen.unwritten.size else None)
     paths.update(ct2)

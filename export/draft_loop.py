@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from export.fused_step import FIRST_QKV, _fused_layers, uses_first_qkv_table
-from export.generation_common import SEQUENCES_OUTPUT, _reduce_node
+from export.generation_common import SEQUENCES_OUTPUT, _reduce_node, dir_bank
 from export.greedy_nodes import VOCAB_COLUMNS, _trie_nodes
 from export.step_parts import QuantWeight, _Builder
 from serving.constrain import TRIE_DRAFT, TRIE_DRAFT_NEXT
@@ -257,23 +257,24 @@ def draft_step_body(
     )
     if penalty:
         logits = op("Add", [logits, penalty])
+
+    def argmax_token(x: str, out: str | None = None) -> str:
+        """The token of each row's largest logit (narrowed: its column's token id)."""
+        if not narrowed:
+            return op("ArgMax", [x], out, axis=-1, keepdims=0)
+        return op("Gather", [VOCAB_COLUMNS, op("ArgMax", [x], axis=-1, keepdims=0)], out, axis=0)
+
     if trie:
         rows = op("Reshape", [logits, c([q, 1, -1], np.int64)])  # positions as rows
         pre, post, masked = _trie_nodes(
             "dt_", rows, states, "d_pred", "d_ns", _named(b), opset=opset, narrowed=narrowed
         )
         b.nodes += pre
-        if narrowed:  # the argmax column, then its token
-            best = op("ArgMax", [masked], axis=-1, keepdims=0)
-            op("Gather", [VOCAB_COLUMNS, best], "d_pred", axis=0)
-        else:
-            op("ArgMax", [masked], "d_pred", axis=-1, keepdims=0)
+        argmax_token(masked, "d_pred")
         b.nodes += post
         pred = op("Reshape", ["d_pred", c([1, -1], np.int64)])  # [1, q]
     else:
-        pred = op("ArgMax", [logits], axis=-1, keepdims=0)  # [1, q]
-        if narrowed:
-            pred = op("Gather", [VOCAB_COLUMNS, pred], axis=0)
+        pred = argmax_token(logits)  # [1, q]
     # accepted drafts = leading drafts equal to the argmax before them; kept = those + 1
     head = op("Slice", [pred, c([0], np.int64), c([tokens], np.int64), one_axis])
     same = op("Cast", [op("Equal", [drafts, head])], to=TensorProto.INT32)  # int32
@@ -447,17 +448,7 @@ def draft_loop_nodes(
 def bank_sequences(model_dir: Path, *, eos: int) -> list[list[int]] | None:
     """A typed-role model's skeleton bank as token ids (its decoder targets encoded as the trie
     encodes them), to draft from; None for a model without one."""
-    from tokenizers import Tokenizer
-
-    from serving.constrain import load_bank
-    from serving.decode_loop import TOKENIZER_FILE
-    from serving.decoding import encode_prompt
-    from serving.roles import SKELETONS_FILE
-
-    if not (Path(model_dir) / SKELETONS_FILE).is_file():
-        return None
-    tokenizer = Tokenizer.from_file(str(Path(model_dir) / TOKENIZER_FILE))
-    bank = load_bank(Path(model_dir), lambda text: encode_prompt(tokenizer, text, eos))
+    bank = dir_bank(model_dir, eos=eos)
     if bank is None:
         return None
     return [bank.ids(t) for topic in sorted(bank.targets) for t in bank.targets[topic]]

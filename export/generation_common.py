@@ -20,6 +20,8 @@ from serving.onnx_files import DECODER_FILE, DECODER_WITH_PAST_FILE, ENCODER_FIL
 if TYPE_CHECKING:
     import onnx
 
+    from serving.constrain import SkeletonBank
+
 logger = logging.getLogger(__name__)
 
 MS_DOMAIN = "com.microsoft"
@@ -85,21 +87,33 @@ def dir_slot_guard(onnx_dir: Path) -> tuple[tuple[int, int], ...]:
     return slot_guard(Tokenizer.from_file(str(path)).token_to_id)
 
 
+def dir_bank(model_dir: Path, *, eos: int) -> SkeletonBank | None:
+    """The skeleton bank of a typed-role model directory, its targets encoded as serving and
+    the trie encode them (the directory's tokenizer, eos appended); None without
+    ``skeletons.json``."""
+    from tokenizers import Tokenizer
+
+    from serving.constrain import load_bank
+    from serving.decode_loop import TOKENIZER_FILE
+    from serving.decoding import encode_prompt
+    from serving.roles import SKELETONS_FILE
+
+    if not (Path(model_dir) / SKELETONS_FILE).is_file():
+        return None
+    tokenizer = Tokenizer.from_file(str(Path(model_dir) / TOKENIZER_FILE))
+    return load_bank(Path(model_dir), lambda text: encode_prompt(tokenizer, text, eos))
+
+
 def dir_unwritten(onnx_dir: Path, *, vocab: int, eos: int) -> np.ndarray:
     """``serving.constrain.unwritten_ids`` of the model in ``onnx_dir`` (none without a
     tokenizer or a skeleton bank): the one-file graph leaves out the tokens
     ``serving.decode_loop`` bans."""
-    path = Path(onnx_dir) / "tokenizer.json"
-    if not path.is_file():
+    from serving.constrain import unwritten_ids
+    from serving.decode_loop import TOKENIZER_FILE
+
+    if not (Path(onnx_dir) / TOKENIZER_FILE).is_file():
         return np.zeros(0, dtype=np.int64)
-    from tokenizers import Tokenizer
-
-    from serving.constrain import load_bank, unwritten_ids
-    from serving.decoding import encode_prompt
-
-    tokenizer = Tokenizer.from_file(str(path))
-    bank = load_bank(Path(onnx_dir), lambda text: encode_prompt(tokenizer, text, eos))
-    return unwritten_ids(bank, vocab)
+    return unwritten_ids(dir_bank(onnx_dir, eos=eos), vocab)
 
 
 def _reduce_node(
