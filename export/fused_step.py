@@ -97,7 +97,7 @@ def narrowed_weights(w: Mapping[str, Any], columns: np.ndarray | None) -> dict[s
 
     The fused step's logits are then those columns only: at batch 32 the lm head and its
     ArgMax cost ~480 us of a ~2 ms step over the pipeline's 2,110 tokens, ~240 us over the
-    951 columns (``docs/benchmarks.md``)."""
+    950 columns (``docs/benchmarks.md``)."""
     out = dict(w)
     if columns is None:
         return out
