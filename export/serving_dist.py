@@ -42,6 +42,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 from core.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -65,29 +67,34 @@ class ServingDistError(ValueError):
     """The light distribution cannot be built as it is; the message names file, line and fix."""
 
 
-@dataclass(frozen=True)
-class Requirement:
-    """One ``name==version`` line of requirements-serving.txt and its import name."""
+def import_name(req: Requirement) -> str:
+    """The top-level import name a requirement installs (``pydantic-settings`` ->
+    ``pydantic_settings``), as the import check of the carried modules spells it."""
+    return req.name.lower().replace("-", "_")
 
-    name: str
-    version: str
 
-    @property
-    def import_name(self) -> str:
-        return self.name.lower().replace("-", "_")
+def _pinned(req: Requirement) -> bool:
+    return [spec.operator for spec in req.specifier] == ["=="]
 
 
 def read_requirements(path: Path) -> list[Requirement]:
-    """The pinned lines of ``requirements-serving.txt`` (comments and blanks skipped)."""
+    """The pinned lines of ``requirements-serving.txt`` (comments and blanks skipped), parsed
+    by ``packaging`` (PEP 508), each an exact ``name==version`` pin: the wheel's Requires-Dist
+    must install what the tests ran against."""
+    from packaging.requirements import InvalidRequirement
+
     reqs = []
     for n, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
         if not line:
             continue
-        m = re.fullmatch(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([A-Za-z0-9.+!-]+)", line)
-        if m is None:
+        try:
+            req: Requirement | None = Requirement(line)
+        except InvalidRequirement:
+            req = None
+        if req is None or req.extras or req.marker or req.url or not _pinned(req):
             raise ServingDistError(f"{path}:{n}: expected 'name==version', got {line!r}")
-        reqs.append(Requirement(m.group(1), m.group(2)))
+        reqs.append(req)
     return reqs
 
 
@@ -209,7 +216,7 @@ def vendored_sources(repo: Path = REPO) -> dict[str, tuple[str, str]]:
     distribution cannot carry."""
     repo_pkgs = _repo_packages(repo)
     reqs = read_requirements(repo / "requirements-serving.txt")
-    allowed = {r.import_name for r in reqs} | set(TRANSITIVE_IMPORTS)
+    allowed = {import_name(r) for r in reqs} | set(TRANSITIVE_IMPORTS)
     allowed.add("__future__")
     out: dict[str, tuple[str, str]] = {}
     for top in RENAMED:
@@ -272,7 +279,7 @@ def _metadata(version: str, python: str, reqs: list[Requirement]) -> str:
         "Summary: Ludora's light serving runtime (weakness predictor, word-problem generator); "
         f"import name {PACKAGE}",
         f"Requires-Python: {python}",
-        *(f"Requires-Dist: {r.name}=={r.version}" for r in reqs),
+        *(f"Requires-Dist: {r}" for r in reqs),
     ]
     return "\n".join(lines) + "\n"
 

@@ -31,6 +31,7 @@ from export.serving_dist import (
     RENAMED,
     ServingDistError,
     build_wheel,
+    import_name,
     read_requirements,
 )
 from tests.fixtures.http_probe import PROBE_HELPERS, run_isolated, serving_venv
@@ -253,15 +254,13 @@ def test_wheel_holds_only_ludora_serving(wheel: Path) -> None:
             assert digest == "sha256=" + sha.decode() and int(size) == len(blobs[path]), path
     reqs = read_requirements(REPO / "requirements-serving.txt")
     fields = [line.split(": ", 1) for line in meta.splitlines()]
-    assert [v for k, v in fields if k == "Requires-Dist"] == [
-        f"{r.name}=={r.version}" for r in reqs
-    ]
+    assert [v for k, v in fields if k == "Requires-Dist"] == [str(r) for r in reqs]
     assert [v for k, v in fields if k == "Name"] == ["ludora-serving"]
 
 
 def test_no_vendored_module_imports_a_repo_package(wheel: Path) -> None:
     repo_pkgs = {p.parent.name for p in REPO.glob("*/__init__.py")}
-    allowed = {r.import_name for r in read_requirements(REPO / "requirements-serving.txt")}
+    allowed = {import_name(r) for r in read_requirements(REPO / "requirements-serving.txt")}
     allowed |= {"starlette", PACKAGE}
     seen: set[str] = set()
     with zipfile.ZipFile(wheel) as zf:
@@ -426,3 +425,22 @@ def test_wheel_installs_and_serves_in_a_light_venv(
     assert_served_alone(result, site, expected)
     size = wheel.stat().st_size
     sys.stderr.write(f"ludora-serving wheel: {size} bytes, pip install {install_s:.1f} s\n")
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["numpy>=2", "numpy", "numpy==2.4.6,<3", "numpy[extra]==2.4.6", "numpy==2.4.6; os_name=='nt'"],
+)
+def test_requirements_must_be_exact_pins(tmp_path: Path, line: str) -> None:
+    path = tmp_path / "requirements-serving.txt"
+    path.write_text(f"# pins\ntokenizers==0.22.2\n{line}\n")
+    with pytest.raises(ServingDistError, match=r"requirements-serving.txt:3: expected 'name==ver"):
+        read_requirements(path)
+
+
+def test_requirements_give_pins_and_import_names(tmp_path: Path) -> None:
+    path = tmp_path / "requirements-serving.txt"
+    path.write_text("pydantic-settings==2.16.3  # settings\n\nnumpy==2.4.6\n")
+    reqs = read_requirements(path)
+    assert [str(r) for r in reqs] == ["pydantic-settings==2.16.3", "numpy==2.4.6"]
+    assert [import_name(r) for r in reqs] == ["pydantic_settings", "numpy"]
