@@ -16,31 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from export.generation_common import (
-    _BEAM,
-    _PAST,
-    _PRESENT,
-    LOOP_IO_DOC,
-    MS_DOMAIN,
-    SEQUENCES_OUTPUT,
-    GenerationGraphError,
-    GenerationSettings,
-    _cast,
-    _check_encoder_io,
-    _encoder_and_first_step,
-    _int32_input,
-    _kv_dims,
-    _kv_name,
-    _layers,
-    _load_three,
-    _one_file_model,
-    _prefixed,
-    _reduce_node,
-    _rename,
-    _static_dims,
-    _vocab,
-    dir_slot_guard,
-)
+# export's graph helpers, named through their module: the product's internals, borrowed here
+from export import generation_common as common
 from export.greedy_nodes import (
     _slot_penalty_nodes,
 )
@@ -52,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 BEAM_IO_DOC: dict[str, dict[str, str]] = {
     "inputs": {
-        **LOOP_IO_DOC["inputs"],
+        **common.LOOP_IO_DOC["inputs"],
         "max_length": "int32 [1], optional: most NEW tokens (default: max_new_tokens)",
         "min_length": "int32 [1], optional: eos forbidden before this many decoder tokens "
         "(counting the start token; default 0 = off)",
@@ -62,7 +39,9 @@ BEAM_IO_DOC: dict[str, dict[str, str]] = {
         "repetition_penalty": "float [1], optional: 1.0 = off (default)",
     },
     "outputs": {
-        SEQUENCES_OUTPUT: "int64 [batch * num_return_sequences, 1 + max_length]: as the loop's",
+        common.SEQUENCES_OUTPUT: (
+            "int64 [batch * num_return_sequences, 1 + max_length]: as the loop's"
+        ),
     },
 }
 
@@ -71,27 +50,27 @@ def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx
     """Encoder + first decoder step in ORT's (old) T5 encoder-subgraph convention."""
     from onnx import TensorProto, helper
 
-    _check_encoder_io(encoder)
+    common._check_encoder_io(encoder)
     dec_in = {i.name for i in decoder.graph.input}
     if dec_in != {"input_ids", "encoder_attention_mask", "encoder_hidden_states"}:
-        raise GenerationGraphError(f"decoder: unexpected inputs {sorted(dec_in)}")
+        raise common.GenerationGraphError(f"decoder: unexpected inputs {sorted(dec_in)}")
     presents = [o.name for o in decoder.graph.output if o.name != "logits"]
-    n_layers = _layers(presents, _PRESENT)
+    n_layers = common._layers(presents, common._PRESENT)
 
-    enc, dec = _encoder_and_first_step(encoder, decoder, _BEAM)
+    enc, dec = common._encoder_and_first_step(encoder, decoder, common._BEAM)
     dec_out = {o.name: o for o in dec.output}
     outputs = [dec_out["logits"], next(iter(enc.output))]
     for kind in ("self", "cross"):
         for i in range(n_layers):
             outputs += [dec_out[f"present_key_{kind}_{i}"], dec_out[f"present_value_{kind}_{i}"]]
-    heads, head_size = _kv_dims(outputs[2])
+    heads, head_size = common._kv_dims(outputs[2])
     for o in outputs[2:]:
-        _static_dims(o, {1: heads, 3: head_size})
-    _static_dims(outputs[0], {1: 1})
+        common._static_dims(o, {1: heads, 3: head_size})
+    common._static_dims(outputs[0], {1: 1})
     nodes = [
-        _cast("encoder_input_ids", "e/ids64", TensorProto.INT64),
-        _cast("encoder_attention_mask", "e/mask64", TensorProto.INT64),
-        _cast("decoder_input_ids", "d/ids64", TensorProto.INT64),
+        common._cast("encoder_input_ids", "e/ids64", TensorProto.INT64),
+        common._cast("encoder_attention_mask", "e/mask64", TensorProto.INT64),
+        common._cast("decoder_input_ids", "d/ids64", TensorProto.INT64),
         *enc.node,
         *dec.node,
     ]
@@ -99,9 +78,9 @@ def encoder_subgraph(encoder: onnx.ModelProto, decoder: onnx.ModelProto) -> onnx
         nodes,
         "t5 encoder and decoder init",
         [
-            _int32_input("encoder_input_ids", ["batch", "encode_sequence_length"]),
-            _int32_input("encoder_attention_mask", ["batch", "encode_sequence_length"]),
-            _int32_input("decoder_input_ids", ["batch", 1]),
+            common._int32_input("encoder_input_ids", ["batch", "encode_sequence_length"]),
+            common._int32_input("encoder_attention_mask", ["batch", "encode_sequence_length"]),
+            common._int32_input("decoder_input_ids", ["batch", 1]),
         ],
         outputs,
         initializer=[*enc.initializer, *dec.initializer],
@@ -113,29 +92,31 @@ def decoder_subgraph(decoder_with_past: onnx.ModelProto) -> onnx.GraphProto:
     """optimum's decoder-with-past in ORT's T5 decoder-subgraph convention."""
     from onnx import TensorProto, helper
 
-    g = _prefixed(decoder_with_past.graph, "p/")
+    g = common._prefixed(decoder_with_past.graph, "p/")
     in_names = [i.name[2:] for i in g.input]
     pasts = [n for n in in_names if n.startswith("past_key_values.")]
     if set(in_names) - set(pasts) != {"input_ids", "encoder_attention_mask"}:
-        raise GenerationGraphError(f"decoder_with_past: unexpected inputs {in_names}")
-    n_layers = _layers(pasts, _PAST)
+        raise common.GenerationGraphError(f"decoder_with_past: unexpected inputs {in_names}")
+    n_layers = common._layers(pasts, common._PAST)
     mapping = {
         "p/input_ids": "p/ids64",
         "p/encoder_attention_mask": "p/mask64",
         "p/logits": "logits",
     }
     for name in pasts:
-        match = _PAST.match(name)
+        match = common._PAST.match(name)
         if match is None:  # pragma: no cover - filtered by _layers
-            raise GenerationGraphError(f"decoder_with_past: unexpected input {name!r}")
-        mapping[f"p/{name}"] = _kv_name("past", match)
+            raise common.GenerationGraphError(f"decoder_with_past: unexpected input {name!r}")
+        mapping[f"p/{name}"] = common._kv_name("past", match)
     for o in g.output:
-        match = _PRESENT.match(o.name[2:])
+        match = common._PRESENT.match(o.name[2:])
         if match:
             if match.group(2) != "decoder":
-                raise GenerationGraphError(f"decoder_with_past: unexpected output {o.name[2:]}")
-            mapping[o.name] = _kv_name("present", match)
-    _rename(g, mapping)
+                raise common.GenerationGraphError(
+                    f"decoder_with_past: unexpected output {o.name[2:]}"
+                )
+            mapping[o.name] = common._kv_name("present", match)
+    common._rename(g, mapping)
     by_in = {i.name: i for i in g.input}
     by_out = {o.name: o for o in g.output}
     past_inputs = []
@@ -145,13 +126,13 @@ def decoder_subgraph(decoder_with_past: onnx.ModelProto) -> onnx.GraphProto:
     outputs = [by_out["logits"]]
     for i in range(n_layers):
         outputs += [by_out[f"present_key_self_{i}"], by_out[f"present_value_self_{i}"]]
-    heads, head_size = _kv_dims(past_inputs[0])
+    heads, head_size = common._kv_dims(past_inputs[0])
     for v in [*past_inputs, *outputs[1:]]:
-        _static_dims(v, {1: heads, 3: head_size})
-    _static_dims(outputs[0], {1: 1})
+        common._static_dims(v, {1: heads, 3: head_size})
+    common._static_dims(outputs[0], {1: 1})
     nodes = [
-        _cast("input_ids", "p/ids64", TensorProto.INT64),
-        _cast("encoder_attention_mask", "p/mask64", TensorProto.INT64),
+        common._cast("input_ids", "p/ids64", TensorProto.INT64),
+        common._cast("encoder_attention_mask", "p/mask64", TensorProto.INT64),
         *g.node,
     ]
     return helper.make_graph(
@@ -159,8 +140,8 @@ def decoder_subgraph(decoder_with_past: onnx.ModelProto) -> onnx.GraphProto:
         "t5 decoder",
         [
             # dim 1 == 1 tells ORT to feed only the last token (not the whole sequence).
-            _int32_input("input_ids", ["batch", 1]),
-            _int32_input("encoder_attention_mask", ["batch", "encode_sequence_length"]),
+            common._int32_input("input_ids", ["batch", 1]),
+            common._int32_input("encoder_attention_mask", ["batch", "encode_sequence_length"]),
             *past_inputs,
         ],
         outputs,
@@ -170,17 +151,17 @@ def decoder_subgraph(decoder_with_past: onnx.ModelProto) -> onnx.GraphProto:
 
 
 def build_beam_search_model(
-    onnx_dir: Path, settings: GenerationSettings, *, doc: str = ""
+    onnx_dir: Path, settings: common.GenerationSettings, *, doc: str = ""
 ) -> onnx.ModelProto:
     """The one-file generator model from an optimum export directory (three ONNX files)."""
     from onnx import TensorProto, helper, numpy_helper
 
-    encoder, decoder, with_past = _load_three(onnx_dir)
+    encoder, decoder, with_past = common._load_three(onnx_dir)
     opsets = {(o.domain or ""): o.version for o in decoder.opset_import}
     enc_g = encoder_subgraph(encoder, decoder)
     dec_g = decoder_subgraph(with_past)
-    vocab = _vocab(dec_g.output[0])
-    guard = dir_slot_guard(onnx_dir)
+    vocab = common._vocab(dec_g.output[0])
+    guard = common.dir_slot_guard(onnx_dir)
     guard_inits: list[Any] = []
 
     def const(name: str, value: Any, dtype: Any) -> str:
@@ -193,11 +174,11 @@ def build_beam_search_model(
     if guard:
         guard_nodes = [
             *_slot_penalty_nodes(const, guard, vocab=vocab, opset=opsets[""]),
-            _reduce_node(
+            common._reduce_node(
                 "ReduceMin", "slot_banned", "sg_banned_all", axis=0, const=const, opset=opsets[""]
             ),
             helper.make_node("Sub", ["sg_one", "sg_banned_all"], ["sg_allowed"]),
-            _cast("sg_allowed", "sg_vocab_mask", TensorProto.INT32),
+            common._cast("sg_allowed", "sg_vocab_mask", TensorProto.INT32),
         ]
 
     node = helper.make_node(
@@ -216,7 +197,7 @@ def build_beam_search_model(
         ],
         outputs=["sequences32"],
         name="BeamSearch_t5",
-        domain=MS_DOMAIN,
+        domain=common.MS_DOMAIN,
         eos_token_id=settings.eos_token_id,
         # Finished rows are filled with pad_token_id and the op drops the eos itself: with the
         # real pad (0, also T5's start token and a token a model may emit) the end of a row
@@ -244,8 +225,8 @@ def build_beam_search_model(
     ]
     nodes = [
         *guard_nodes,
-        _cast("input_ids", "input_ids32", TensorProto.INT32),
-        _cast("attention_mask", "attention_mask32", TensorProto.INT32),
+        common._cast("input_ids", "input_ids32", TensorProto.INT32),
+        common._cast("attention_mask", "attention_mask32", TensorProto.INT32),
         # The op counts the decoder start token in max_length; the graph input does not.
         helper.make_node("Add", ["max_length", "one_i32"], ["row_length"], name="add_start"),
         # With max_length 2 (one new token) ORT 1.32's T5 loop runs the decoder once more on
@@ -257,7 +238,7 @@ def build_beam_search_model(
         helper.make_node(
             "Slice", ["sequences2d", "zero_i32", "row_length", "one_i32"], ["sequences_cut"]
         ),
-        _cast("sequences_cut", SEQUENCES_OUTPUT, TensorProto.INT64),
+        common._cast("sequences_cut", common.SEQUENCES_OUTPUT, TensorProto.INT64),
     ]
     inputs = [
         helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
@@ -272,15 +253,15 @@ def build_beam_search_model(
     ]
     outputs = [
         helper.make_tensor_value_info(
-            SEQUENCES_OUTPUT, TensorProto.INT64, ["batch_x_sequences", "total_length"]
+            common.SEQUENCES_OUTPUT, TensorProto.INT64, ["batch_x_sequences", "total_length"]
         )
     ]
     graph = helper.make_graph(
         nodes, "t5 word problem generation", inputs, outputs, initializer=[*defaults, *guard_inits]
     )
-    model = _one_file_model(
+    model = common._one_file_model(
         graph,
-        [helper.make_opsetid("", opsets[""]), helper.make_opsetid(MS_DOMAIN, 1)],
+        [helper.make_opsetid("", opsets[""]), helper.make_opsetid(common.MS_DOMAIN, 1)],
         ir_version=decoder.ir_version,
         doc=doc or "T5 word-problem generator: BeamSearch (num_beams=1: greedy)",
         settings=settings,
