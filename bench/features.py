@@ -31,6 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import add_out, emit  # noqa: E402  (after the repo is on sys.path)
+
 logger = logging.getLogger("bench.features")
 
 
@@ -327,6 +329,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--baseline", type=int, default=None, help=argparse.SUPPRESS)
+    add_out(parser)
     args = parser.parse_args()
     if args.one is not None:
         print(json.dumps(run_one(args.one, args.seed)))
@@ -350,7 +353,7 @@ def main() -> None:
         span = math.log(hi["n_events"] / lo["n_events"])
         for key in ("build_s", "build_cpu_s", "build_cold_s", "build_cold_cpu_s"):
             results[f"scaling_exponent[{key}]"] = math.log(hi[key] / lo[key]) / span
-    print(json.dumps(results, indent=2))
+    emit(results, args.out)
 
 
 def _child(extra: list[str]) -> dict[str, Any]:

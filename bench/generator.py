@@ -50,6 +50,7 @@ from bench.generator_probe import (  # noqa: E402  (after the repo is on sys.pat
     interleaved,
     random_setup,
 )
+from bench.report import add_out, write_report  # noqa: E402
 from serving.onnx_files import ENCODER_FILE  # noqa: E402
 
 logger = logging.getLogger("bench.generator")
@@ -449,7 +450,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=None, help="also write the JSON report here")
+    add_out(ap)
     ap.add_argument(
         "--saved-graph",
         nargs="*",
@@ -502,8 +503,7 @@ def main() -> None:
     if probes:
         report["shape_probe"] = probes
         print(json.dumps(probes, indent=2))
-    if args.out is not None:
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -28,6 +27,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.report import add_out, emit  # noqa: E402  (after the repo is on sys.path)
+
 API = "/api/v1/ai"
 NOW = 1_767_225_600
 
@@ -135,6 +137,7 @@ def main() -> None:
         default=None,
         help="generator version or alias to serve (default: the champion); a before / after pair",
     )
+    add_out(ap)
     args = ap.parse_args()
     import httpx
     import psutil
@@ -219,7 +222,7 @@ def main() -> None:
         "rss_growth_pct": round(100 * (rss_end - rss_start) / rss_start, 1),
         "errors_total": n_errors,
     }
-    print(json.dumps(report, indent=2))
+    emit(report, args.out)
     if n_errors:
         raise SystemExit(1)
 

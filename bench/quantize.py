@@ -24,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import add_out, write_report  # noqa: E402  (after the repo is on sys.path)
+
 logger = logging.getLogger("bench.quantize")
 
 
@@ -70,9 +72,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model-dir", type=Path, default=ROOT / "outputs/onnx/generator")
     parser.add_argument("--prompts", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", "--rounds", type=int, default=3, help="timed passes")
     parser.add_argument("--max-new-tokens", type=int, default=48)
-    parser.add_argument("--json", type=Path, default=None, help="also write results here")
+    add_out(parser)
     parser.add_argument(
         "--arch",
         type=json.loads,
@@ -111,7 +113,7 @@ def main() -> None:
     per_token: dict[str, list[float]] = {n: [] for n in names}
     for g in gens.values():
         g.generate(evals[0], max_new_tokens=args.max_new_tokens)  # warm-up
-    for _ in range(args.rounds):
+    for _ in range(args.repeats):
         for p in evals:
             for n in names:  # interleaved: the same moment of machine load for every variant
                 t0 = time.perf_counter()
@@ -123,7 +125,7 @@ def main() -> None:
     base_prompt = statistics.median(per_prompt["fp32"])
     base_token = statistics.median(per_token["fp32"])
     rows = []
-    print(f"source: {source} ({src}); {len(evals)} prompts x {args.rounds} rounds, 1 thread")
+    print(f"source: {source} ({src}); {len(evals)} prompts x {args.repeats} rounds, 1 thread")
     print(
         f"{'variant':<14}{'size MB':>9}{'size %':>8}{'ms/prompt':>11}{'speedup':>9}"
         f"{'ms/token':>10}{'speedup/tok':>12}"
@@ -145,9 +147,7 @@ def main() -> None:
             f"{n:<14}{size:>9.2f}{100 * size / base_size:>7.1f}%{mp:>11.1f}"
             f"{base_prompt / mp:>8.2f}x{mt:>10.2f}{base_token / mt:>11.2f}x"
         )
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"source": source, "rows": rows}, indent=2))
+    write_report({"source": source, "rows": rows}, args.out)
 
 
 if __name__ == "__main__":

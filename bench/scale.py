@@ -42,6 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.report import add_out, emit  # noqa: E402  (after the repo is on sys.path)
+
 logger = logging.getLogger("bench.scale")
 EVENTS_PER_LEARNER = 240  # default simulator params: 961,610 events from 4,000 learners
 
@@ -322,7 +324,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="4GiB")
     parser.add_argument("--learners-per-partition", type=int, default=20_000)
-    parser.add_argument("--out", default=None, help="write the JSON summary here too")
+    add_out(parser)
     parser.add_argument(
         "--data-dir", default=None, help="where the shards go (default: a temp dir); removed"
     )
@@ -389,10 +391,7 @@ def main() -> None:
         client.close()
         cluster.close()
         shutil.rmtree(tmp, ignore_errors=True)
-    text = json.dumps(results, indent=2)
-    if args.out:
-        Path(args.out).write_text(text + "\n")
-    print(text)
+    emit(results, args.out)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ when both exist, else a tiny artifact and booster built in a temp dir.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import statistics
@@ -31,6 +30,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from bench.report import add_out, emit  # noqa: E402  (after the repo is on sys.path)
 
 logger = logging.getLogger("bench.serving")
 N_TOPICS = 20
@@ -150,6 +151,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=300)
     ap.add_argument("--ref", default="champion", help="weakness artifact ref under artifacts/")
+    add_out(ap)
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -191,7 +193,7 @@ def main() -> None:
         "max_abs_prob_diff": float(f"{max_diff:.3g}"),
         "target_ratio": 10,
     }
-    print(json.dumps(result, indent=2))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":
