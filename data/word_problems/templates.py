@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
+from pydantic import BeforeValidator
 
-from data.params import ConfigError, build_config
+from data.params import ConfigError, FieldProblem, build_config
 from serving.arithmetic import evaluate
 from serving.numbers import format_number
 from serving.roles import NAMES  # one list of first names for templates and typed roles
@@ -42,6 +44,24 @@ class Noun:
 
     one: str
     many: str
+
+
+def _noun_from_word(value: object) -> object:
+    """A bare word in the data file is a noun with the regular plural (+s).
+
+    A mapping is passed on, so pydantic validates ``{one, many}`` (an irregular plural written
+    out) as the dataclass it is, naming a missing or unknown key; anything else is neither form.
+    """
+    if isinstance(value, str):
+        return Noun(value, value + "s")
+    if isinstance(value, Mapping | Noun):
+        return value
+    raise FieldProblem(f"must be a word or a mapping {{one, many}}, got {value!r}")
+
+
+# A noun as the data file writes it: ``"jar"`` or ``{one: "box", many: "boxes"}``. Module-level
+# (not inline in the hints) because pydantic resolves the postponed annotations by name.
+NounEntry = Annotated[Noun, BeforeValidator(_noun_from_word)]
 
 
 N_LEVELS = 4  # difficulty levels the samplers scale over (one a grade of GRADES)
@@ -191,12 +211,23 @@ def _mixed(rng: random.Random, lv: int) -> dict[str, float]:
     }
 
 
+def _sampler_by_name(name: object) -> Sampler:
+    """The sampler the data file names: samplers are code, so the file refers to them by name."""
+    if isinstance(name, str) and name in SAMPLERS:
+        return SAMPLERS[name]
+    raise FieldProblem(f"unknown sampler {name!r}; allowed: {list(SAMPLERS)}")
+
+
+# A sampler as the data file writes it, its name in SAMPLERS; code passes the function itself.
+SamplerByName = Annotated[Sampler, BeforeValidator(_sampler_by_name)]
+
+
 @dataclass(frozen=True)
 class Topic:
     """A school-maths topic: its sampler and its sentence shapes."""
 
     name: str
-    sampler: Sampler
+    sampler: SamplerByName
     shapes: tuple[Shape, ...]
 
 
@@ -345,52 +376,24 @@ class TemplateDataError(ValueError):
 
 
 @dataclass(frozen=True)
-class _TopicEntry:
-    """A topic as the file writes it: the sampler by its name in :data:`SAMPLERS`."""
-
-    name: str
-    sampler: str
-    shapes: tuple[Shape, ...]
-
-
-# A noun is written as its singular (regular plural, +s) or as {one, many} (irregular).
-_NounEntry = str | Noun
-
-
-@dataclass(frozen=True)
-class _TemplateFile:
-    """Schema of ``templates.yaml`` (unknown or missing keys are errors)."""
-
-    prefix_styles: tuple[str, ...]
-    grades: tuple[int, ...]
-    objects: tuple[_NounEntry, ...]
-    containers: tuple[_NounEntry, ...]
-    items: tuple[_NounEntry, ...]
-    vehicles: tuple[str, ...]
-    words: dict[str, tuple[str, ...]]
-    cups: tuple[_NounEntry, ...]
-    counted: dict[str, _NounEntry]
-    topics: tuple[_TopicEntry, ...]
-
-
-@dataclass(frozen=True)
 class TemplateData:
-    """The declarative part of the corpus, as the generator uses it."""
+    """The declarative part of the corpus, as the generator uses it.
+
+    Also the schema of ``templates.yaml`` (unknown or missing keys are errors): the file's
+    shorthands, a bare word for a regular noun and a sampler by its name, are resolved by the
+    field types while the file is validated, so the schema is written once and cannot drift.
+    """
 
     prefix_styles: tuple[str, ...]
     grades: tuple[int, ...]
-    objects: tuple[Noun, ...]
-    containers: tuple[Noun, ...]
-    items: tuple[Noun, ...]
+    objects: tuple[NounEntry, ...]
+    containers: tuple[NounEntry, ...]
+    items: tuple[NounEntry, ...]
     vehicles: tuple[str, ...]
     words: dict[str, tuple[str, ...]]
-    cups: tuple[Noun, ...]
-    counted: dict[str, Noun]
+    cups: tuple[NounEntry, ...]
+    counted: dict[str, NounEntry]
     topics: tuple[Topic, ...]
-
-
-def _noun(entry: _NounEntry) -> Noun:
-    return Noun(entry, entry + "s") if isinstance(entry, str) else entry
 
 
 def _check_shape(shape: Shape, sampler: Sampler, data: TemplateData, where: str) -> None:
@@ -418,37 +421,19 @@ def load_template_data(path: Path = TEMPLATE_FILE) -> TemplateData:
     except (OSError, yaml.YAMLError) as exc:
         raise TemplateDataError(f"{path}: cannot read: {exc}".replace("\n", " ")) from None
     try:
-        raw = build_config(_TemplateFile, doc, "")
+        data = build_config(TemplateData, doc, "")
     except ConfigError as exc:
         raise TemplateDataError(f"{path}: {str(exc).lstrip('.')}") from None
-    if len(raw.grades) != N_LEVELS:
+    if len(data.grades) != N_LEVELS:
         raise TemplateDataError(
-            f"{path}: grades: {N_LEVELS} grades needed (one a sampler level), got {raw.grades}"
+            f"{path}: grades: {N_LEVELS} grades needed (one a sampler level), got {data.grades}"
         )
-    topics: list[Topic] = []
-    for i, entry in enumerate(raw.topics):
+    for i, topic in enumerate(data.topics):
         where = f"{path}: topics[{i}]"
-        if entry.sampler not in SAMPLERS:
-            raise TemplateDataError(
-                f"{where}.sampler: unknown sampler {entry.sampler!r}; allowed: {list(SAMPLERS)}"
-            )
-        if not entry.shapes:
+        if not topic.shapes:
             raise TemplateDataError(f"{where}.shapes: at least one shape needed")
-        if entry.name in (t.name for t in topics):
-            raise TemplateDataError(f"{where}.name: topic {entry.name!r} appears twice")
-        topics.append(Topic(entry.name, SAMPLERS[entry.sampler], entry.shapes))
-    data = TemplateData(
-        prefix_styles=raw.prefix_styles,
-        grades=raw.grades,
-        objects=tuple(map(_noun, raw.objects)),
-        containers=tuple(map(_noun, raw.containers)),
-        items=tuple(map(_noun, raw.items)),
-        vehicles=raw.vehicles,
-        words=dict(raw.words),
-        cups=tuple(map(_noun, raw.cups)),
-        counted={k: _noun(v) for k, v in raw.counted.items()},
-        topics=tuple(topics),
-    )
+        if topic.name in (t.name for t in data.topics[:i]):
+            raise TemplateDataError(f"{where}.name: topic {topic.name!r} appears twice")
     if "subject" not in data.words:
         raise TemplateDataError(f"{path}: words: missing 'subject' (its article is rendered)")
     for i, topic in enumerate(data.topics):

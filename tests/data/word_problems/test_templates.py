@@ -182,6 +182,8 @@ def _broken_file(tmp_path, edit):
         (lambda d: d["topics"][3]["shapes"][0].update(text="{nope} ?"), "shapes[0].text: unknown"),
         (lambda d: d["topics"][0]["shapes"][0].update(colour=1), "shapes[0].colour: unknown key"),
         (lambda d: d.update(grades=[2, 3]), "grades: 4 grades needed"),
+        (lambda d: d["objects"].__setitem__(2, 5), "objects[2]: must be a word or a mapping"),
+        (lambda d: d["containers"].__setitem__(1, {"one": "box"}), "containers[1]: missing"),
     ],
 )
 def test_a_bad_template_file_is_one_line_naming_file_entry_and_field(tmp_path, edit, message):
