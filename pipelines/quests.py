@@ -99,14 +99,7 @@ def _draw_part(
 
     part, out_file = job
     scores = pd.read_parquet(part, columns=SCORE_READ_COLUMNS)
-    quests = draw_quests(
-        scores,
-        index,
-        topics_per_learner=cfg.topics_per_learner,
-        problems_per_topic=cfg.problems_per_topic,
-        grade=cfg.default_grade,
-        seed=cfg.seed,
-    )
+    quests = draw_quests(scores, index, cfg)
     quests.to_parquet(out_file, index=False)
     return int(scores["user_id"].nunique()), len(quests), topic_learners(quests)
 
@@ -165,12 +158,8 @@ def run(
         with Timer() as bank_t:
             bank = build_bank(
                 source,
-                topics=topics,
-                grades=cfg.grades,
-                bank_size=cfg.bank_size,
-                seed=cfg.seed,
-                keywords=cfg.keywords,
-                tries_per_problem=cfg.tries_per_problem,
+                topics,
+                cfg,
                 progress=lambda it: tqdm(list(it), desc="bank", unit="topic-grade"),
             )
         bank.to_parquet(tmp / BANK_FILE, index=False)

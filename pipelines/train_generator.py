@@ -293,21 +293,8 @@ def run(
         def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
             mlflow.log_metrics({"epoch_train_loss": train_loss, "val_loss": val_loss}, step=epoch)
 
-        hist = g.train(
-            model,
-            train_enc,
-            val_enc,
-            epochs=cfg.epochs,
-            batch_size=cfg.batch_size,
-            learning_rate=cfg.learning_rate,
-            weight_decay=cfg.weight_decay,
-            warmup_ratio=cfg.warmup_ratio,
-            max_grad_norm=cfg.max_grad_norm,
-            patience=cfg.patience,
-            seed=cfg.seed,
-            pad_id=pad_id,
-            on_epoch=on_epoch,
-        )
+        schedule = g.Schedule.of(cfg)
+        hist = g.train(model, train_enc, val_enc, schedule, pad_id=pad_id, on_epoch=on_epoch)
         test_loss = g.evaluate_loss(model, test_enc, batch_size=cfg.eval_batch_size, pad_id=pad_id)
         t0 = time.perf_counter()
         gen = {

@@ -12,7 +12,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -213,26 +213,46 @@ def evaluate_loss(model: Any, data: EncodedSplit, *, batch_size: int, pad_id: in
     return total / count
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """The optimisation settings of one :func:`train` run, as one value.
+
+    The stage's config carries these under the same names, flat among its other keys (params.yaml
+    keeps one flat ``train_generator`` section); :meth:`of` lifts them out, so the stage never
+    restates them one keyword at a time. Ranges are not checked here: the config that holds the
+    values validated them once (this layer never imports the stage).
+    """
+
+    epochs: int
+    batch_size: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    max_grad_norm: float
+    patience: int  # epochs without a better val loss before stopping; 0 = never stop early
+    seed: int  # batch order
+
+    @classmethod
+    def of(cls, source: object) -> Schedule:
+        """The schedule read off ``source``'s attributes of this class's field names (the
+        stage's validated config, say); an attribute it lacks raises ``AttributeError``, so a
+        renamed config key fails at the call, not as a silent default."""
+        return cls(**{f.name: getattr(source, f.name) for f in fields(cls)})
+
+
 def train(
     model: Any,
     train_data: EncodedSplit,
     val_data: EncodedSplit,
+    schedule: Schedule,
     *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    weight_decay: float,
-    warmup_ratio: float,
-    max_grad_norm: float,
-    patience: int,
-    seed: int,
     pad_id: int,
     on_epoch: Callable[[int, float, float], None] | None = None,
 ) -> TrainHistory:
     """AdamW with linear warm-up/decay; keeps the weights of the best validation epoch.
 
-    Stops after ``patience`` epochs without improvement (0 disables early stopping). The model
-    is left holding the best weights, in eval mode.
+    Stops after ``schedule.patience`` epochs without improvement (0 disables early stopping).
+    The model is left holding the best weights, in eval mode.
     """
     import copy
 
@@ -241,10 +261,11 @@ def train(
 
     if len(train_data) == 0 or len(val_data) == 0:
         raise ValueError("train: train and val splits must not be empty")
-    gen = torch.Generator().manual_seed(seed)
+    epochs, batch_size, patience = schedule.epochs, schedule.batch_size, schedule.patience
+    gen = torch.Generator().manual_seed(schedule.seed)
     steps_per_epoch = math.ceil(len(train_data) / batch_size)
     total_steps = steps_per_epoch * epochs
-    warmup = int(warmup_ratio * total_steps)
+    warmup = int(schedule.warmup_ratio * total_steps)
 
     def lr_lambda(step: int) -> float:
         if step < warmup:
@@ -254,8 +275,11 @@ def train(
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optim = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0}],
-        lr=learning_rate,
+        [
+            {"params": decay, "weight_decay": schedule.weight_decay},
+            {"params": no_decay, "weight_decay": 0},
+        ],
+        lr=schedule.learning_rate,
     )
     sched = torch.optim.lr_scheduler.LambdaLR(optim, lr_lambda)
     hist = TrainHistory()
@@ -280,7 +304,7 @@ def train(
             optim.zero_grad(set_to_none=True)
             loss.backward()
             t_backward = time.perf_counter()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), schedule.max_grad_norm)
             optim.step()
             sched.step()
             t_end = time.perf_counter()

@@ -90,40 +90,41 @@ def problem_id(topic: str, grade: int, index: int) -> str:
 
 def build_bank(
     source: Any,
-    *,
     topics: Sequence[str],
-    grades: Sequence[int],
-    bank_size: int,
-    seed: int,
-    keywords: Sequence[str] = (),
-    tries_per_problem: int = 3,
+    cfg: QuestsConfig,
+    *,
     progress: Callable[[Iterable[Any]], Iterable[Any]] | None = None,
 ) -> pd.DataFrame:
-    """Up to ``bank_size`` verified problems per (topic, grade) from ``source`` (a
-    ``serving.practice.ProblemSource``); columns :data:`BANK_COLUMNS`, sorted by problem_id."""
+    """Up to ``cfg.bank_size`` verified problems per (topic, grade of ``cfg.grades``) from
+    ``source`` (a ``serving.practice.ProblemSource``); columns :data:`BANK_COLUMNS`, sorted by
+    problem_id.
+
+    Takes the validated section whole, so the bank sees exactly the values whose combination
+    ``QuestsConfig`` checked (grades, keywords, sizes), not a caller's copy of each.
+    """
     import pandas as pd
 
     from serving.practice import verified_problems
 
-    pairs = [(t, g) for t in topics for g in grades]
+    pairs = [(t, g) for t in topics for g in cfg.grades]
     rows: list[dict[str, Any]] = []
     for topic, grade in progress(pairs) if progress else pairs:
         problems = verified_problems(
             source,
             topic=topic,
-            n=bank_size,
-            keywords=keywords,
+            n=cfg.bank_size,
+            keywords=cfg.keywords,
             grade=grade,
-            base_seed=seed,
-            max_tries=tries_per_problem * bank_size,
+            base_seed=cfg.seed,
+            max_tries=cfg.tries_per_problem * cfg.bank_size,
         )
-        if len(problems) < bank_size:
+        if len(problems) < cfg.bank_size:
             logger.warning(
                 "bank %s grade %d: %d of %d problems verified",
                 topic,
                 grade,
                 len(problems),
-                bank_size,
+                cfg.bank_size,
             )
         for i, p in enumerate(problems):
             rows.append(
@@ -160,21 +161,21 @@ def _pick(seed: int, user: str, topic: str, n_bank: int, k: int) -> np.ndarray:
 def draw_quests(
     scores: pd.DataFrame,
     index: Mapping[tuple[str, int], Sequence[str]],
-    *,
-    topics_per_learner: int,
-    problems_per_topic: int,
-    grade: int,
-    seed: int,
+    cfg: QuestsConfig,
 ) -> pd.DataFrame:
-    """Each learner's quest: the ``topics_per_learner`` most likely failed topics that have a
-    bank at ``grade`` (ties by topic id), ``problems_per_topic`` distinct problems each.
+    """Each learner's quest: the ``cfg.topics_per_learner`` most likely failed topics that have
+    a bank at ``cfg.default_grade`` (ties by topic id), ``cfg.problems_per_topic`` distinct
+    problems each, picked with ``cfg.seed``.
 
     ``scores``: rows of the score stage (``user_id, topic_id, weakness_probability,
     action_level``); the rows of a learner must all be in this frame. Columns
-    :data:`QUEST_COLUMNS`, sorted by (user_id, rank, slot).
+    :data:`QUEST_COLUMNS`, sorted by (user_id, rank, slot). The section comes whole, as to
+    :func:`build_bank`: the draw reads the same checked values the bank was built from (its
+    ``default_grade`` is one of the bank's ``grades``), never a caller's copy of them.
     """
     import pandas as pd
 
+    grade, seed = cfg.default_grade, cfg.seed
     banked = {t for (t, g), ids in index.items() if g == grade and ids}
     sub = scores.loc[scores["topic_id"].isin(banked)]
     sub = sub.sort_values(
@@ -183,7 +184,7 @@ def draw_quests(
         kind="stable",
     )
     sub = sub.assign(rank=sub.groupby("user_id", sort=False).cumcount() + 1)
-    sub = sub.loc[sub["rank"] <= topics_per_learner]
+    sub = sub.loc[sub["rank"] <= cfg.topics_per_learner]
     cols: dict[str, list[Any]] = {c: [] for c in QUEST_COLUMNS}
     for user, rank, topic, p, level in zip(
         sub["user_id"],
@@ -194,7 +195,7 @@ def draw_quests(
         strict=True,
     ):
         ids = index[(topic, grade)]
-        for slot, j in enumerate(_pick(seed, user, topic, len(ids), problems_per_topic)):
+        for slot, j in enumerate(_pick(seed, user, topic, len(ids), cfg.problems_per_topic)):
             cols["user_id"].append(user)
             cols["rank"].append(int(rank))
             cols["topic_id"].append(topic)

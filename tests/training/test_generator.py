@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import re
+from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from pipelines.common import ConfigError, build_config
+from pipelines.common import ConfigError, build_config, load_section
 from pipelines.train_generator import TrainGeneratorConfig, loss_csv, read_pairs
 from tests.fixtures.generator import (
     TINY_T5,
@@ -37,6 +39,18 @@ from training import generator as g
 def test_config_rejects_out_of_range(values: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=rf"train_generator\.{field}"):
         build_config(TrainGeneratorConfig, values, "params.yaml:train_generator")
+
+
+def test_the_schedule_is_read_off_the_stage_config_by_its_keys() -> None:
+    """The stage hands ``train`` its validated section through ``Schedule.of``: every field of
+    the schedule is a params.yaml key, read with its validated value; a missing one is an
+    error, not a default."""
+    section = load_section("train_generator")
+    schedule = g.Schedule.of(build_config(TrainGeneratorConfig, section, "train_generator"))
+    assert asdict(schedule) == {k: section[k] for k in asdict(schedule)}
+    lacking = SimpleNamespace(**{k: v for k, v in asdict(schedule).items() if k != "patience"})
+    with pytest.raises(AttributeError, match="patience"):
+        g.Schedule.of(lacking)
 
 
 def test_encode_text_ends_with_one_eos_and_truncates() -> None:
