@@ -26,26 +26,28 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-BANK_COLUMNS: tuple[str, ...] = (
-    "problem_id",
-    "topic_id",
-    "grade",
-    "text",
-    "equation",
-    "answer",
-    "answer_text",
-    "seed",
-)
-QUEST_COLUMNS: tuple[str, ...] = (
-    "user_id",
-    "rank",  # 1 = the learner's weakest topic with a bank
-    "topic_id",
-    "weakness_probability",
-    "action_level",
-    "grade",
-    "slot",  # the problem's position within the topic
-    "problem_id",
-)
+# The two tables the stage writes (docs/data_schema.md), column -> pandas dtype: one contract
+# for the column order and the types a backend reads ("str": pandas' string dtype).
+BANK_COLUMNS: dict[str, str] = {
+    "problem_id": "str",
+    "topic_id": "str",
+    "grade": "int64",
+    "text": "str",
+    "equation": "str",
+    "answer": "float64",
+    "answer_text": "str",
+    "seed": "int64",
+}
+QUEST_COLUMNS: dict[str, str] = {
+    "user_id": "str",
+    "rank": "int64",  # 1 = the learner's weakest topic with a bank
+    "topic_id": "str",
+    "weakness_probability": "float64",
+    "action_level": "str",
+    "grade": "int64",
+    "slot": "int64",  # the problem's position within the topic
+    "problem_id": "str",
+}
 _Grade = Annotated[int, Range(limits.GRADE_RANGE[0], limits.GRADE_RANGE[1], integer=True)]
 
 
@@ -139,8 +141,7 @@ def build_bank(
                     "seed": int(p.seed),
                 }
             )
-    bank = pd.DataFrame(rows, columns=list(BANK_COLUMNS))
-    return bank.astype({"grade": "int64", "seed": "int64", "answer": "float64"})
+    return pd.DataFrame(rows, columns=list(BANK_COLUMNS)).astype(BANK_COLUMNS)
 
 
 def bank_index(bank: pd.DataFrame) -> dict[tuple[str, int], list[str]]:
@@ -204,8 +205,7 @@ def draw_quests(
             cols["grade"].append(int(grade))
             cols["slot"].append(slot)
             cols["problem_id"].append(ids[int(j)])
-    out = pd.DataFrame(cols, columns=list(QUEST_COLUMNS))
-    return out.astype({"rank": "int64", "grade": "int64", "slot": "int64"})
+    return pd.DataFrame(cols, columns=list(QUEST_COLUMNS)).astype(QUEST_COLUMNS)
 
 
 def topic_learners(quests: pd.DataFrame) -> dict[str, int]:

@@ -23,7 +23,7 @@ from pipelines.quests import run
 from serving.topics import SUPPORTED_TOPICS, equation_fits_topic
 from tests.fixtures.cluster import shared_client
 from tests.fixtures.practice import template_source
-from training.quests import QUEST_COLUMNS, QuestsConfig
+from training.quests import BANK_COLUMNS, QUEST_COLUMNS, QuestsConfig
 
 TOPICS = ["addition", "fractions", "money", "speed", "chess"]  # chess: no generator topic
 CFG = QuestsConfig(topics_per_learner=2, problems_per_topic=2, bank_size=4, grades=(3, 4))
@@ -99,7 +99,9 @@ def test_engines_write_the_same_bank_and_quests(scores_dir: Path, tmp_path: Path
 
 def test_each_learner_gets_their_weakest_banked_topics(scores_dir: Path, tmp_path: Path) -> None:
     metrics, quests, bank = _run(scores_dir, tmp_path, "local")
-    assert list(quests.columns) == list(QUEST_COLUMNS)
+    # the written tables hold the declared columns, in order, with the declared types
+    assert [(c, str(t)) for c, t in quests.dtypes.items()] == list(QUEST_COLUMNS.items())
+    assert [(c, str(t)) for c, t in bank.dtypes.items()] == list(BANK_COLUMNS.items())
     assert metrics["topics_without_generator"] == ["chess"]
     assert set(bank["topic_id"]) == set(TOPICS) - {"chess"} and set(bank["grade"]) == {3, 4}
     for _, b in bank.iterrows():
