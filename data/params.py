@@ -203,22 +203,35 @@ def _types_in(hint: Any) -> list[type]:
     return out
 
 
+def _is_tag(part: Any) -> bool:
+    """A step of pydantic's error location that is not a params key (a union / validator tag)."""
+    return isinstance(part, str) and ("[" in part or part in ("function-after", "tagged-union"))
+
+
 def _loc_text(where: str, loc: tuple[Any, ...]) -> str:
     text = where
     for part in loc:
         if isinstance(part, int):
             text += f"[{part}]"
-        elif "[" in str(part) or part in ("function-after", "tagged-union"):
-            continue  # pydantic's union / validator tags are not params keys
-        else:
+        elif not _is_tag(part):
             text += f".{part}"
     return text
 
 
 def _hint_at(cls: Any, loc: tuple[Any, ...]) -> Any:
-    """The type hint of the field ``loc`` leads to (None when it leaves the dataclasses)."""
+    """The type hint of the field ``loc`` leads to (None when it leaves the dataclasses).
+
+    A list position (``topics[1]``) or a mapping's key (``counted.hour``) leads to the item's
+    type, so an unknown key inside a list item still lists what that item allows."""
     node = cls
     for part in loc:
+        if _is_tag(part):
+            continue
+        if typing.get_origin(node) in (dict, Mapping):
+            node = typing.get_args(node)[1]  # a key of the mapping: its value type
+            continue
+        if isinstance(part, int):
+            continue  # a position: _types_in looks inside tuple[X, ...] / list[X]
         dcs = _types_in(node)
         if not dcs:
             return None
@@ -270,6 +283,8 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
     kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
     key = _loc_text(where, loc)
     ctx = first.get("ctx") or {}
+    # where="" and an error at the root (a missing top-level key) have no key to name
+    at = f"{_loc_text(where, loc[:-1])}: " if _loc_text(where, loc[:-1]) else ""
     error = ctx.get("error")
     if isinstance(error, ConfigError):
         line = str(error)  # a __post_init__ rule: already names its dotted key
@@ -278,7 +293,7 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
     elif isinstance(error, ValueError) and kind == "value_error":
         line = f"{key}: {error}"
     elif kind == "missing":
-        line = f"{_loc_text(where, loc[:-1])}: missing required key '{loc[-1]}'"
+        line = f"{at}missing required key '{loc[-1]}'"
     elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
         allowed = _fields_at(cls, loc[:-1]) if cls is not None else []
         line = f"{key}: unknown key; allowed: {allowed}"
