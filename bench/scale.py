@@ -19,7 +19,7 @@ The scaling exponent is log(t_big / t_small) / log(n_big / n_small) (1 = linear)
 
     nice -n 10 .venv/bin/python bench/scale.py --sizes 1000000,10000000 --workers 2
     nice -n 19 .venv/bin/python bench/scale.py --sizes 1e6,1e7,1e8 --learners-per-partition 5000 \
-        --data-dir /work/bench_data --out scale.json   # local engine skipped above 20M events
+        --data-dir BIG_DISK_DIR --out scale.json   # local engine skipped above 20M events
 """
 
 from __future__ import annotations

@@ -9,6 +9,8 @@ function-local ones included (docs/design.md, "Layers").
 from __future__ import annotations
 
 import ast
+import functools
+import re
 from pathlib import Path
 
 import pytest
@@ -105,3 +107,50 @@ def test_no_two_modules_import_each_other() -> None:
     assert "pipelines.paths" in graph["pipelines.data"]  # ``from pipelines import paths``
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert circles(graph) == []
+
+
+def design_rows() -> list[set[str]]:
+    """The rows of docs/design.md's layer picture, top first: package names (``data/``) that
+    start a line of its code block; an arrow line (``   v``) ends a row."""
+    text = (REPO / "docs" / "design.md").read_text()
+    block = text.split("## Layers", 1)[1].split("```", 2)[1]
+    rows: list[set[str]] = [set()]
+    for line in block.splitlines():
+        if line.strip() == "v":
+            rows.append(set())
+        elif re.match(r"[a-z_]+/\s", line):
+            rows[-1].add(line.split("/", 1)[0])
+    return [row for row in rows if row]
+
+
+def import_floors(graph: dict[str, set[str]]) -> dict[str, int]:
+    """Package -> its floor: 1 for a package that imports no other, else one above the highest
+    package it imports (the longest chain of imports below it)."""
+    uses: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        top = module.split(".")[0]
+        uses.setdefault(top, set()).update(m.split(".")[0] for m in imported)
+
+    @functools.cache
+    def floor(package: str) -> int:
+        return 1 + max((floor(p) for p in uses.get(package, ()) if p != package), default=0)
+
+    return {package: floor(package) for package in uses}
+
+
+def test_the_design_picture_is_the_import_order() -> None:
+    """docs/design.md draws the layers as rows; each package must stand exactly one row above
+    the highest package it imports, and packages of one row must not import each other: the
+    picture a newcomer reads is then the house the imports build, not a wish."""
+    floors = import_floors(module_graph())
+    by_floor: dict[int, set[str]] = {}
+    for package, floor in floors.items():
+        by_floor.setdefault(floor, set()).add(package)
+    drawn = [row & set(floors) for row in design_rows()]  # bench/ is scripts, not a package
+    assert [row for row in drawn if row] == [by_floor[f] for f in sorted(by_floor, reverse=True)]
+    assert import_floors({"a.x": {"b.y"}, "b.y": {"c.z"}, "c.z": set(), "d.w": {"c.z"}}) == {
+        "a": 3,
+        "b": 2,
+        "c": 1,
+        "d": 2,
+    }
