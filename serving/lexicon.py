@@ -114,51 +114,14 @@ STALLS = frozenset(["stand", "stall", "kiosk", "booth", "cart"])
 
 _SMALL_KINDS = ("toy ", "model ", "paper ", "lego ", "mini ", "doll's ", "dolls ")
 
-UNITS = frozenset(
-    {
-        "bag",
-        "box",
-        "packet",
-        "pack",
-        "bottle",
-        "jar",
-        "carton",
-        "can",
-        "tin",
-        "cup",
-        "glass",
-        "mug",
-        "bowl",
-        "plate",
-        "bucket",
-        "pot",
-        "tub",
-        "sack",
-        "crate",
-        "basket",
-        "punnet",
-        "tray",
-        "jug",
-        "flask",
-        "pouch",
-        "tube",
-        "bunch",
-        "bundle",
-        "roll",
-        "sheet",
-        "bar",
-        "slice",
-        "loaf",
-        "piece",
-        "stick",
-        "ball",
-        "pair",
-        "set",
-        "stack",
-        "pile",
-        "reel",
-    }
-)
+# fmt: off
+UNITS = frozenset([
+    "bag", "box", "packet", "pack", "bottle", "jar", "carton", "can", "tin", "cup", "glass",
+    "mug", "bowl", "plate", "bucket", "pot", "tub", "sack", "crate", "basket", "punnet", "tray",
+    "jug", "flask", "pouch", "tube", "bunch", "bundle", "roll", "sheet", "bar", "slice", "loaf",
+    "piece", "stick", "ball", "pair", "set", "stack", "pile", "reel",
+])
+# fmt: on
 """The counted words of a keyword "<unit>s of <stuff>" ("bags of flour", "pots of glue", "boxes
 of crayons"): such a keyword names things a child can buy, carry, pack and share, one bag at a
 time, whatever the stuff is. Read by the stuff alone, "pots of glue" was a mass ("10 kg of pots
