@@ -152,6 +152,17 @@ def _candidate(
     )
 
 
+def shown_path(path: str | Path, root: Path | None = None) -> str:
+    """A packaged version's path as the report records it: relative to the checkout when it is
+    inside it (``artifacts/generator/1``), so a committed metrics file names no machine's
+    folders and reads the same on every clone; as it is when the store lives elsewhere."""
+    root = main_repo_root() if root is None else root
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def run(
     cfg: PackageConfig,
     gates: dict[str, Any],
@@ -168,6 +179,8 @@ def run(
     for model in cfg.models:
         cand = _candidate(model, gates, quantize, inputs)
         result = package_and_register(cand, artifacts_root, register=cfg.register)
+        if result.get("path"):
+            result["path"] = shown_path(result["path"])
         result["gates"] = cand.fields.get("gates", [])
         result["variant"] = cand.fields.get("variant")
         if model == "weakness":  # why fp32 ships: no operator int8 quantization acts on

@@ -201,8 +201,10 @@ class SkeletonBank:
         rest (``keywords_unused``), rather than a free decode that writes a muddle; never one
         with a keyword-only role (``serving.roles.KEYWORD_ONLY``) no keyword plays. Among
         those, a prefix for grade 4 and up keeps to the skeletons of two steps or more when
-        there are any, and one for grade 1 (``serving.grade.steps_for``)."""
-        from serving.grade import steps_for
+        there are any, and one for grade 1 (``serving.grade.steps_for``); a prefix that asks for
+        a perimeter or an area keeps to the skeletons that measure it, when there are any
+        (``serving.grade.asked_measure``)."""
+        from serving.grade import asked_measure, measure_asked_by, steps_for
         from serving.roles import KEYWORD_ONLY, Instance, instances, scene_pools
         from serving.story import SETTING, bind, scene_misfits
 
@@ -240,8 +242,11 @@ class SkeletonBank:
         least, most = steps_for(prompt_prefix)
         fitting = [
             t for t in best if operations(t) >= least and (most is None or operations(t) <= most)
-        ]
-        return fitting or best
+        ] or best
+        measure = asked_measure(prompt_prefix)
+        if measure is not None:  # "perimeter of rectangles": a fence, not a tiled floor
+            fitting = [t for t in fitting if measure_asked_by(t) == measure] or fitting
+        return fitting
 
     def trie(
         self,

@@ -113,6 +113,9 @@ def asked_tables(prompt_prefix: str) -> tuple[int, ...]:
 _BORROW = re.compile(r"\b(?:borrow\w*|regroup\w*|exchang\w*)", re.I)
 _CARRY = re.compile(r"\b(?:carry\w*|regroup\w*)", re.I)
 _THOUSANDS = re.compile(r"\b(?:thousands?|4-digit|four-digit)\b", re.I)
+_HUNDREDS = re.compile(r"\b(?:hundreds|3-digit|three-digit|three digit)\b", re.I)
+_ACROSS_ZEROS = re.compile(r"\bacross\s+(?:the\s+)?zeros?\b", re.I)
+_UNIT_FRACTIONS = re.compile(r"\bunit\s+fractions?\b", re.I)
 _DIGITS_BY = re.compile(r"\b(\d)-digit\s+(?:by|x|times)\s+(\d)-digit\b", re.I)
 # "pounds and pence", "dollars and cents": prices to the penny, as decimals are
 _DECIMALS = re.compile(r"\bdecimals?\b|\bpence\b|\bcents\b", re.I)
@@ -123,8 +126,10 @@ _PAIR = re.compile(r"(?<![\d.])(\d+)\s*([-+*/])\s*(\d+)(?![\d.])")
 @dataclass(frozen=True)
 class Skill:
     """What a prefix asks the numbers to practise, beyond the grade: "subtraction with
-    borrowing", "numbers in the thousands", "2-digit by 1-digit". Raters marked a problem
-    down when the prefix asked for a skill its numbers did not need."""
+    borrowing", "numbers in the thousands", "2-digit by 1-digit", "adding three-digit numbers",
+    "subtracting across zeros", "unit fractions". Raters marked a problem down when the prefix
+    asked for a skill its numbers did not need (73 + 33 for three-digit numbers, 161 - 115
+    across zeros, 5/6 for unit fractions)."""
 
     borrow: bool = False  # a subtraction with a column to regroup (52 - 27, not 99 - 79)
     carry: bool = False  # an addition with a column that carries
@@ -132,6 +137,9 @@ class Skill:
     digits: tuple[int, int] | None = None  # a product or quotient of these digit counts
     multi_digit: bool = False  # a product or quotient of two numbers of 2+ digits, or 3 by 1
     decimals: bool = False  # a price or a measure with a decimal point ($2.45, 3.5 km)
+    hundreds: bool = False  # the numbers of a sum or difference have three digits or more
+    across_zeros: bool = False  # a subtraction borrowing through a zero (403 - 158)
+    unit_fractions: bool = False  # "unit fractions": a fraction of an amount is 1/n of it
 
     def __bool__(self) -> bool:
         return self != Skill()
@@ -150,6 +158,10 @@ def asked_skill(prompt_prefix: str) -> Skill:
         digits=(int(by.group(1)), int(by.group(2))) if by else None,
         multi_digit=bool(_MULTI_DIGIT.search(p)),
         decimals=bool(_DECIMALS.search(p)),
+        # "3-digit by 1-digit" names a product's digits, not numbers in the hundreds
+        hundreds=bool(_HUNDREDS.search(p)) and not by and not _THOUSANDS.search(p),
+        across_zeros=bool(_ACROSS_ZEROS.search(p)),
+        unit_fractions=bool(_UNIT_FRACTIONS.search(p)),
     )
 
 
@@ -158,6 +170,16 @@ def _regroups(a: int, b: int, op: str) -> bool:
     while b:
         x, y = a % 10, b % 10
         if (op == "-" and x < y) or (op == "+" and x + y >= 10):
+            return True
+        a, b = a // 10, b // 10
+    return False
+
+
+def _across_zero(a: int, b: int) -> bool:
+    """Whether ``a - b`` in columns borrows through a zero: a column that must borrow while
+    the column to its left is a 0 of ``a`` (403 - 158: the units borrow from the tens' 0)."""
+    while b and a >= 10:
+        if a % 10 < b % 10 and (a // 10) % 10 == 0:
             return True
         a, b = a // 10, b // 10
     return False
@@ -174,7 +196,47 @@ def practises(rendered: str, values: Sequence[float], skill: Skill) -> bool:
         return False
     if skill.thousands and max(values, default=0) < 1000:
         return False
+    sums = [(a, b) for a, op, b in pairs if op in "+-"]
+    if skill.hundreds and not (
+        any(min(a, b) >= 100 for a, b in sums) if sums else max(values, default=0) >= 100
+    ):
+        return False
+    if skill.across_zeros and not any(
+        op == "-" and a > b and _across_zero(a, b) for a, op, b in pairs
+    ):
+        return False
     mult = [(len(str(a)), len(str(b))) for a, op, b in pairs if op in "*/"]
     if skill.digits and not any(sorted(d) == sorted(skill.digits) for d in mult):
         return False
     return not skill.multi_digit or any(min(d) >= 2 or max(d) >= 3 for d in mult)
+
+
+_PERIMETER = re.compile(r"\bperimeters?\b|\baround\b|\bborders?\b|\bfenc\w*|\bedges?\b", re.I)
+_AREA = re.compile(
+    r"\bareas?\b|\bsquare\s+(?:metres|centimetres|cm|m)\b|\bcover\w*|\btiles?\b", re.I
+)
+_TOKEN = re.compile(r"<[^<>]+>")
+
+
+def asked_measure(prompt_prefix: str) -> str | None:
+    """ "perimeter" or "area" when the prefix asks for one and not the other ("Year 4,
+    perimeter of rectangles:"), else None. Raters failed a tiled floor's area for a prefix
+    that asked for perimeters: the skeleton bank keeps to the measure asked for when it can
+    (``serving.constrain.SkeletonBank.compatible``)."""
+    p = prompt_prefix or ""
+    perimeter = bool(re.search(r"\bperimeters?\b", p, re.I))
+    area = bool(re.search(r"\bareas?\b", p, re.I))
+    if perimeter == area:
+        return None
+    return "perimeter" if perimeter else "area"
+
+
+def measure_asked_by(skeleton: str) -> str | None:
+    """What a skeleton's problem measures, read from its own words: "perimeter" (a fence, a
+    border, all the way around), "area" (square metres, tiles, a cover), else None (both, or
+    neither: a length, a count). Role tokens are not words of it ("<area>" names a place)."""
+    words = _TOKEN.sub(" ", skeleton)
+    perimeter, area = bool(_PERIMETER.search(words)), bool(_AREA.search(words))
+    if perimeter == area:
+        return None
+    return "perimeter" if perimeter else "area"

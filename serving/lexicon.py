@@ -6,8 +6,10 @@ one line per noun lemma, ``lemma <TAB> primary class <TAB> classes <TAB> c|m``. 
 
 Lookup rules: the keyword as typed (lower case), then its singular (inflect); a multi-word keyword
 not in the table is classified by its head noun ("egg cartons" -> "carton") and kept whole in the
-text; a capitalised single word the table does not know is a person's name ("Maya"); anything
-else is unknown (no class, so no role accepts it: the response lists it as unused, with why).
+text, and one of the form "<unit>s of <stuff>" ("bags of flour") is a countable object
+(:data:`UNITS`); a capitalised single word the table does not know is a person's name ("Maya");
+anything else is unknown (no class, so no role accepts it: the response lists it as unused,
+with why).
 """
 
 from __future__ import annotations
@@ -112,6 +114,19 @@ STALLS = frozenset(["stand", "stall", "kiosk", "booth", "cart"])
 
 _SMALL_KINDS = ("toy ", "model ", "paper ", "lego ", "mini ", "doll's ", "dolls ")
 
+# fmt: off
+UNITS = frozenset([
+    "bag", "box", "packet", "pack", "bottle", "jar", "carton", "can", "tin", "cup", "glass",
+    "mug", "bowl", "plate", "bucket", "pot", "tub", "sack", "crate", "basket", "punnet", "tray",
+    "jug", "flask", "pouch", "tube", "bunch", "bundle", "roll", "sheet", "bar", "slice", "loaf",
+    "piece", "stick", "ball", "pair", "set", "stack", "pile", "reel",
+])
+# fmt: on
+"""The counted words of a keyword "<unit>s of <stuff>" ("bags of flour", "pots of glue", "boxes
+of crayons"): such a keyword names things a child can buy, carry, pack and share, one bag at a
+time, whatever the stuff is. Read by the stuff alone, "pots of glue" was a mass ("10 kg of pots
+of glue") and "bags of flour" filled a bag ("17 bags of bags of flour")."""
+
 
 _OCCASIONS = frozenset({"event", "time", "place"})
 
@@ -180,6 +195,10 @@ class Lexicon:
     def lookup(self, keyword: str) -> NounInfo:
         """What ``keyword`` is (see the module doc for the rules)."""
         kw = " ".join(keyword.split())
+        counted, of, stuff = kw.lower().partition(" of ")
+        unit = singular_of_plural(counted) or counted
+        if of and stuff and unit in UNITS:
+            return NounInfo(kw, f"{unit} of {stuff}", "object", frozenset({"object"}), False)
         found = self._entry(kw)
         if _is_name(kw) and (
             found is None

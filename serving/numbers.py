@@ -418,6 +418,27 @@ def _whole_dividend(
     return None
 
 
+def _skill_value(slot: _Slot, skill: Skill, rng: random.Random, attempt: int) -> float | None:
+    """The value an asked skill draws for ``slot``, None where it leaves the slot to the grade.
+
+    "Unit fractions": every numerator is 1. "Numbers in the thousands", "three-digit numbers"
+    and "across zeros": the plain counts are drawn that large on every other attempt (the
+    others keep the grade's sizes, so a skeleton whose counts cannot grow still gets numbers),
+    across zeros half of them with a 0 in the tens (403, 700) to borrow through; the rest keep
+    their sizes. :func:`serving.grade.practises` then keeps the draws that need the skill."""
+    if skill.unit_fractions and slot.kind == "numerator":
+        return 1.0
+    if slot.kind != "count" or slot.factor or attempt % 2:
+        return None
+    if skill.thousands:
+        return float(rng.randint(1000, 9999))
+    if skill.across_zeros and rng.random() < 0.5:
+        return float(rng.randint(1, 9) * 100 + rng.randint(0, 9))
+    if skill.hundreds or skill.across_zeros:
+        return float(rng.randint(100, 999))
+    return None
+
+
 def fill_numbers(
     text: str,
     equation: str | None,
@@ -482,10 +503,8 @@ def fill_numbers(
         values = [
             float(rng.choice(tables))
             if tables and s.kind == "factor" and s.index == factor_slot
-            # "numbers in the thousands": the plain counts are, the rest keep their sizes
-            else float(rng.randint(1000, 9999))
-            if skill.thousands and s.kind == "count" and not s.factor and attempt % 2 == 0
-            else _draw(s, ranges, lv, rng, den, part, size if sized else None)
+            else _skill_value(s, skill, rng, attempt)
+            or _draw(s, ranges, lv, rng, den, part, size if sized else None)
             for s, size in zip(slots, plan, strict=True)
         ]
         if skill.decimals and attempt % 4 != 3:

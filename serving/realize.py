@@ -146,13 +146,19 @@ def _same_case(word: str, like: str) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def noun_forms(keyword: str) -> tuple[str, str]:
-    """(singular, plural) of a keyword, via inflect; a multi-word keyword inflects its last word.
+    """(singular, plural) of a keyword, via inflect; a multi-word keyword inflects its last word,
+    and one of the form "X of Y" its X ("bags of flour" -> ("bag of flour", "bags of flour")).
 
     A keyword given in the plural maps to its singular ("boxes" -> ("box", "boxes")); singular
     words ending in -s stay singular ("bus" -> ("bus", "buses")); invariant nouns give the same
     word twice ("sheep", "news", "series"). The keyword's case is kept ("Apples" -> "Apple").
     """
     kw = _clean_keyword(keyword)
+    counted, of, content = kw.partition(" of ")
+    if of and counted and content:
+        # "bags of flour", "a cup of tea": the bag is counted, not the flour
+        one, many = noun_forms(counted)
+        return f"{one} of {content}", f"{many} of {content}"
     head, _, last = kw.rpartition(" ")
     prefix = f"{head} " if head else ""
     low = last.lower()
@@ -167,9 +173,10 @@ def noun_forms(keyword: str) -> tuple[str, str]:
 def _match_forms(keyword: str) -> tuple[str, str, tuple[str, ...]]:
     """(singular, plural, extra plural spellings accepted when matching)."""
     sing, plural = noun_forms(keyword)
-    head, _, last = sing.rpartition(" ")
+    counted, of, content = sing.partition(" of ")
+    head, _, last = counted.rpartition(" ")
     prefix = f"{head} " if head else ""
-    classical = prefix + str(_CLASSICAL.plural_noun(last))
+    classical = prefix + str(_CLASSICAL.plural_noun(last)) + (f" of {content}" if of else "")
     # The keyword as typed counts too (a plural-looking singular the user meant as plural).
     extra = tuple(sorted({classical, _clean_keyword(keyword)} - {sing, plural}))
     return sing, plural, extra

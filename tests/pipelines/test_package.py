@@ -156,3 +156,13 @@ def test_per_view_gate_names_become_valid_mlflow_tags(export_dir, tmp_path, monk
     assert tags["gate.export.view_auc_floor.averages"] == "0.8 (pass)"
     m = json.loads((tmp_path / "a/weakness/1/manifest.json").read_text())
     assert "export.view_auc_floor[averages]" in {g["name"] for g in m["gates"]}  # name kept
+
+
+def test_the_report_names_a_version_inside_the_checkout_relatively(tmp_path):
+    from pipelines.package import shown_path
+
+    root = tmp_path / "repo"
+    assert shown_path(root / "artifacts" / "generator" / "3", root) == "artifacts/generator/3"
+    assert shown_path(tmp_path / "store" / "weakness" / "1", root) == str(
+        tmp_path / "store" / "weakness" / "1"
+    )

@@ -92,3 +92,18 @@ def test_a_keyword_only_role_is_decoded_only_when_a_keyword_plays_it() -> None:
     assert bank.compatible("addition", [_noun("frogs", "animal")]) == [ANIMALS]
     pads = [_noun("frogs", "animal"), _noun("lily pads", "plant")]
     assert bank.compatible("addition", pads) == [FROGS]
+
+
+PERIMETER = _target("<name> puts a fence all the way around a <num> m by <num> m yard. How far?")
+AREA = _target("<name> covers a floor <num> m long and <num> m wide with tiles. How many?")
+
+
+def test_a_prefix_that_asks_for_a_perimeter_gets_one() -> None:
+    """A tiled floor's area was rated off topic for "Year 4, perimeter of rectangles"."""
+    bank = _bank(PERIMETER, AREA, SCENE_FREE)
+    nouns = [_noun("Maya", "person")]
+    assert bank.compatible("addition", nouns, prompt_prefix="Year 4, perimeter:") == [PERIMETER]
+    assert bank.compatible("addition", nouns, prompt_prefix="Grade 3, area of rooms:") == [AREA]
+    assert len(bank.compatible("addition", nouns, prompt_prefix="Area and perimeter:")) == 3
+    # a bank without the measure asked for keeps what it has
+    assert _bank(AREA).compatible("addition", nouns, prompt_prefix="perimeter:") == [AREA]

@@ -11,7 +11,14 @@ import pytest
 
 from serving.arithmetic import evaluate, numbers_in
 from serving.consistency import check_consistency
-from serving.grade import _regroups, asked_skill, level_of, stretch_skill, stretched
+from serving.grade import (
+    _across_zero,
+    _regroups,
+    asked_skill,
+    level_of,
+    stretch_skill,
+    stretched,
+)
 from serving.numbers import NUM_TOKEN, fill_numbers
 from serving.prompt import render_slots
 from serving.realize import render_output
@@ -156,6 +163,22 @@ def test_skills_asked_for_in_the_prefix_are_read() -> None:
     assert stretch_skill("multiplication", priced=False).multi_digit
     assert stretch_skill("mixed operations", priced=True).decimals
     assert not stretch_skill("subtraction", priced=False)  # a 4,000-page book is no harder
+    three = asked_skill("Grade 3, adding three-digit numbers with regrouping:")
+    assert three.hundreds and three.carry and asked_skill("Year 4, 3-digit subtraction:").hundreds
+    assert not asked_skill("Grade 4, 3-digit by 1-digit:").hundreds  # a product's digits
+    assert asked_skill("For my grade 4 class, subtracting across zeros:").across_zeros
+    assert asked_skill("Grade 3, unit fractions:").unit_fractions
+    assert not asked_skill("Grade 3, fractions:").unit_fractions
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "through_zero"),
+    [(403, 158, True), (700, 204, True), (1005, 327, True), (161, 115, False), (452, 128, False)],
+)
+def test_a_subtraction_across_zeros_borrows_through_a_zero(
+    a: int, b: int, through_zero: bool
+) -> None:
+    assert _across_zero(a, b) is through_zero
 
 
 def _whole(value: float) -> bool:
@@ -352,6 +375,32 @@ DRAWS: dict[str, Draw] = {
         "Grade 6:",
         range(2, 3),
         lambda _, text: bool(re.search(r"\$\d+\.\d\d\b", text)),
+    ),
+    # raters failed 73 + 33 for "adding three-digit numbers", 161 - 115 for "subtracting across
+    # zeros" and 5/6 of a bag for "unit fractions"
+    "three-digit-numbers-are-added": Draw(
+        "<name> has <num> stamps. <He> buys <num> more. How many stamps does <he> have now?",
+        "n1 + n2",
+        "addition",
+        "Grade 3, adding three-digit numbers with regrouping:",
+        range(8),
+        lambda n, _: len(n) == 2 and min(n) >= 100,
+    ),
+    "a-take-away-across-zeros": Draw(
+        "<name> had <num> stickers. <He> used <num> of them. How many stickers are left?",
+        "n1 - n2",
+        "subtraction",
+        "Grade 4, subtracting across zeros:",
+        range(8),
+        lambda n, _: len(n) == 2 and _across_zero(int(n[0]), int(n[1])),
+    ),
+    "a-unit-fraction-of-an-amount": Draw(
+        "<name> has <num> apples. <He> eats <num>/<num> of them. How many apples does <he> eat?",
+        "n1 * n2 / n3",
+        "fractions",
+        "Grade 3, unit fractions:",
+        range(8),
+        lambda n, _: len(n) == 3 and n[1] == 1 and n[0] % n[2] == 0,
     ),
 }
 

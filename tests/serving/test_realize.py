@@ -46,6 +46,10 @@ from serving.realize import (
         ("news", ("news", "news")),
         ("series", ("series", "series")),
         ("physics", ("physics", "physics")),
+        # "X of Y" counts its X: the bag, not the flour
+        ("bags of flour", ("bag of flour", "bags of flour")),
+        ("box of crayons", ("box of crayons", "boxes of crayons")),
+        ("glasses of milk", ("glass of milk", "glasses of milk")),
         # case as typed
         ("Apples", ("Apple", "Apples")),
         ("  yo-yos ", ("yo-yo", "yo-yos")),

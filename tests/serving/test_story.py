@@ -426,3 +426,15 @@ def test_a_scene_keeps_out_what_does_not_belong(
     for seed in range(10):
         text = tell(skeleton, equation, [noun], topic=topic, seed=seed).text
         assert not re.search(never, text), text
+
+
+def test_units_of_stuff_are_counted_things(lexicon: Lexicon) -> None:
+    """ "10 kg of pots of glue" and "17 bags of bags of flour" were written when the stuff
+    alone was read: a bag of flour is a thing a child counts, buys and shares."""
+    flour, crayons, cream = describe(lexicon, ["bags of flour", "box of crayons", "cream of jar"])
+    assert (flour.primary, flour.classes, flour.mass) == ("object", frozenset({"object"}), False)
+    assert flour.lemma == "bag of flour" and crayons.lemma == "box of crayons"
+    assert cream.lemma == "jar"  # not a unit of anything: read by its head noun, as before
+    shared = "<name> has <num> <thing:pl>. <name> gives <num> of them away. How many are left?"
+    story = render_story(shared, [flour], seed=1)
+    assert "bags of flour." in story.text and story.unused == ()
