@@ -438,3 +438,14 @@ def test_units_of_stuff_are_counted_things(lexicon: Lexicon) -> None:
     shared = "<name> has <num> <thing:pl>. <name> gives <num> of them away. How many are left?"
     story = render_story(shared, [flour], seed=1)
     assert "bags of flour." in story.text and story.unused == ()
+
+
+def test_festivals_wordnet_lacks_are_occasions_not_children(lexicon: Lexicon) -> None:
+    """ "Holi bought 11 balloons" and "Navratri's family" were written when a capitalised word
+    the table lacks was read as a child's name."""
+    holi, chaturthi, maya = describe(lexicon, ["Holi", "Ganesh Chaturthi", "Maya"])
+    assert (holi.primary, holi.classes, holi.proper) == ("event", {"event", "time"}, False)
+    assert chaturthi.primary == "event" and maya.proper
+    sk = "<name> has 12 <thing:pl>. How many <thing:pl> does <name> have?"
+    story = render_story(sk, describe(lexicon, ["Holi"]), seed=0)
+    assert story.text.startswith("At Holi, ") and not re.search(r"Holi (?:has|have)", story.text)
