@@ -283,8 +283,6 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
     kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
     key = _loc_text(where, loc)
     ctx = first.get("ctx") or {}
-    # where="" and an error at the root (a missing top-level key) have no key to name
-    at = f"{_loc_text(where, loc[:-1])}: " if _loc_text(where, loc[:-1]) else ""
     error = ctx.get("error")
     if isinstance(error, ConfigError):
         line = str(error)  # a __post_init__ rule: already names its dotted key
@@ -293,7 +291,9 @@ def format_error(exc: Any, where: str, cls: Any = None) -> str:
     elif isinstance(error, ValueError) and kind == "value_error":
         line = f"{key}: {error}"
     elif kind == "missing":
-        line = f"{at}missing required key '{loc[-1]}'"
+        # where="" and a key missing at the root leave no key to name before it
+        parent = _loc_text(where, loc[:-1])
+        line = f"{parent + ': ' if parent else ''}missing required key '{loc[-1]}'"
     elif kind in ("extra_forbidden", "unexpected_keyword_argument"):
         allowed = _fields_at(cls, loc[:-1]) if cls is not None else []
         line = f"{key}: unknown key; allowed: {allowed}"

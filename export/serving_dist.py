@@ -42,7 +42,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 
 from core.atomic import atomic_path
 
@@ -81,8 +81,6 @@ def read_requirements(path: Path) -> list[Requirement]:
     """The pinned lines of ``requirements-serving.txt`` (comments and blanks skipped), parsed
     by ``packaging`` (PEP 508), each an exact ``name==version`` pin: the wheel's Requires-Dist
     must install what the tests ran against."""
-    from packaging.requirements import InvalidRequirement
-
     reqs = []
     for n, raw in enumerate(path.read_text().splitlines(), 1):
         line = raw.split("#", 1)[0].strip()
